@@ -1,0 +1,314 @@
+//! Text or file → a typed [`Config`], or every problem in it.
+//!
+//! Loading is syntax + schema: JSON5 grammar, known keys, value types, and the
+//! seed-article shapes (`agentId` alias, flat `agents.bindings`). Meaning
+//! (unknown agents, shared workspaces…) is checked by [`super::validate`],
+//! so `chela route` can still work on a config that loads but is invalid.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+
+use super::de::{from_node, Sink};
+use super::diagnostic::Diagnostic;
+use super::schema::Config;
+use super::source::{self, Node};
+
+/// Larger files are refused before parsing (a config is kilobytes; this
+/// leaves room for 100k generated bindings).
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A config that loaded, with its source tree (for positions) and warnings.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub source: Node,
+    pub file: Option<String>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    /// Fills in the file name on diagnostics found later (validation).
+    pub fn attach_file(&self, mut d: Diagnostic) -> Diagnostic {
+        d.file = self.file.clone();
+        d
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is {size} bytes; the limit is {MAX_CONFIG_BYTES}")]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error("{} problem(s) in {}", .diagnostics.iter().filter(|d| d.is_error()).count(), .file.as_deref().unwrap_or("config"))]
+    Invalid {
+        file: Option<String>,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl ConfigError {
+    /// All problems, for printing one per line.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        match self {
+            ConfigError::Invalid { diagnostics, .. } => diagnostics.clone(),
+            other => vec![Diagnostic {
+                severity: super::Severity::Error,
+                file: None,
+                line: 0,
+                column: 0,
+                path: String::new(),
+                message: other.to_string(),
+                help: None,
+            }],
+        }
+    }
+}
+
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
+    let meta = std::fs::metadata(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_str(&text, Some(&path.display().to_string()))
+}
+
+/// Parses and type-checks config text. `file` names it in diagnostics.
+pub fn load_str(text: &str, file: Option<&str>) -> Result<Loaded, ConfigError> {
+    let with_file = |mut d: Diagnostic| {
+        d.file = file.map(str::to_string);
+        d
+    };
+    let parsed = match source::parse(text) {
+        Ok(p) => p,
+        Err(e) => {
+            let d = Diagnostic::error("", e.span, format!("invalid JSON5: {}", e.message));
+            return Err(ConfigError::Invalid {
+                file: file.map(str::to_string),
+                diagnostics: vec![with_file(d)],
+            });
+        }
+    };
+    let mut warnings: Vec<Diagnostic> = parsed
+        .duplicates
+        .iter()
+        .map(|dup| {
+            Diagnostic::warning(
+                dup.key.clone(),
+                dup.second,
+                format!("duplicate key `{}`; this one wins", dup.key),
+            )
+            .with_help(format!("the first one is at {}", dup.first))
+        })
+        .collect();
+
+    let root = parsed.root;
+    let sink = Sink::default();
+    let config: Option<Config> = from_node(&root, "", &sink);
+    let mut diagnostics = sink.diagnostics.into_inner();
+    diagnostics.extend(seed_shape_problems(&root));
+    let (errors, more_warnings): (Vec<_>, Vec<_>) =
+        diagnostics.into_iter().partition(Diagnostic::is_error);
+    warnings.extend(more_warnings);
+    match config {
+        Some(config) if errors.is_empty() => Ok(Loaded {
+            config: apply_aliases(config),
+            source: root,
+            file: file.map(str::to_string),
+            warnings: warnings.into_iter().map(with_file).collect(),
+        }),
+        _ => {
+            let mut all: Vec<Diagnostic> =
+                errors.into_iter().chain(warnings).map(with_file).collect();
+            all.sort_by_key(|d| (d.line, d.column));
+            Err(ConfigError::Invalid {
+                file: file.map(str::to_string),
+                diagnostics: all,
+            })
+        }
+    }
+}
+
+/// `agents.list[].agentId` → `id`.
+fn apply_aliases(mut config: Config) -> Config {
+    if let Some(list) = config.agents.as_mut().and_then(|a| a.list.as_mut()) {
+        for agent in list {
+            if agent.id.is_none() {
+                agent.id = agent.agent_id.clone();
+            }
+        }
+    }
+    config
+}
+
+/// The seed article's shapes: warn on `agentId`, reject flat `agents.bindings`.
+fn seed_shape_problems(root: &Node) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let Some(agents) = root.get("agents") else {
+        return out;
+    };
+    if let Some(super::source::Value::Array(list)) = agents.get("list").map(|n| &n.value) {
+        for (i, agent) in list.iter().enumerate() {
+            let path = format!("agents.list[{i}]");
+            match (agent.member("id"), agent.member("agentId")) {
+                (None, Some(m)) => out.push(
+                    Diagnostic::warning(
+                        format!("{path}.agentId"),
+                        m.key_span,
+                        "`agentId` is accepted as an alias of `id`",
+                    )
+                    .with_help("rename it to `id`"),
+                ),
+                (Some(_), Some(m)) => out.push(Diagnostic::error(
+                    format!("{path}.agentId"),
+                    m.key_span,
+                    "both `id` and its alias `agentId` are set; keep only `id`",
+                )),
+                _ => {}
+            }
+        }
+    }
+    if let Some(m) = agents.member("bindings") {
+        out.push(
+            Diagnostic::error(
+                "agents.bindings",
+                m.key_span,
+                "`agents.bindings` is not a config key; bindings live at the top level as `bindings`",
+            )
+            .with_help(format!("use this instead:\nbindings: {}", equivalent_bindings(&m.value.to_json()))),
+        );
+    }
+    out
+}
+
+/// Translates the seed article's `[{agentId, channel, groupId|peerId, accountId}]`.
+fn equivalent_bindings(flat: &Json) -> String {
+    let items: Vec<Json> =
+        flat.as_array()
+            .map(|a| {
+                a.iter()
+                .map(|b| {
+                    let get = |k: &str| b.get(k).cloned();
+                    let mut m = serde_json::Map::new();
+                    if let Some(c) = get("channel") {
+                        m.insert("channel".into(), c);
+                    }
+                    if let Some(a) = get("accountId") {
+                        m.insert("accountId".into(), a);
+                    }
+                    if let Some(g) = get("groupId") {
+                        m.insert("peer".into(), serde_json::json!({"kind": "group", "id": g}));
+                    } else if let Some(p) = get("peerId") {
+                        m.insert("peer".into(), serde_json::json!({"kind": "direct", "id": p}));
+                    }
+                    for k in ["guildId", "teamId", "roles"] {
+                        if let Some(v) = get(k) {
+                            m.insert(k.into(), v);
+                        }
+                    }
+                    serde_json::json!({"agentId": get("agentId").unwrap_or(Json::Null), "match": m})
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+    serde_json::to_string_pretty(&Json::Array(items)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openclaw_shaped_file_loads() {
+        let text = r#"{
+          // OpenClaw config with sections chela does not interpret yet
+          meta: {lastTouchedVersion: "2026.9.6"},
+          agents: {
+            defaults: {workspace: "~/.openclaw/workspace", model: {primary: "anthropic/claude-sonnet-4-5"}},
+            list: [{id: "main", default: true}, {id: "work", workspace: "~/w", tools: {deny: ["exec"]}}],
+          },
+          bindings: [{agentId: "work", match: {channel: "slack", teamId: "T1"}}],
+          channels: {telegram: {botToken: "x", dmPolicy: "pairing", accounts: {ops: {botToken: "y"}}}},
+          session: {dmScope: "per-channel-peer", identityLinks: {alice: ["telegram:1"]}},
+          tools: {profile: "coding", agentToAgent: {enabled: false}},
+          gateway: {port: 18789, bind: "loopback", auth: {mode: "token"}},
+        }"#;
+        let loaded = load_str(text, Some("openclaw.json")).expect("loads");
+        assert_eq!(loaded.config.bindings.as_ref().unwrap().len(), 1);
+        let tg = &loaded.config.channels.as_ref().unwrap()["telegram"];
+        assert!(tg.top.settings.contains_key("botToken"));
+        assert!(tg.accounts.as_ref().unwrap().contains_key("ops"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_position() {
+        let text = "{\n agents: {list: [{id: 'a', worspace: '/x'}, {id: 3}]},\n bindings: [null, {agentId: 'a', match: {channel: 'x', peer: {kind: 'dm', id: 'p'}, acount: 'b'}}],\n sesion: {},\n}";
+        let err = load_str(text, Some("c.json5")).unwrap_err();
+        let d = err.diagnostics();
+        let paths: Vec<&str> = d.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "agents.list[0].worspace",
+                "agents.list[1].id",
+                "bindings[0]",
+                "bindings[1].match.acount",
+                "sesion"
+            ],
+            "{d:#?}"
+        );
+        assert!(d
+            .iter()
+            .all(|d| d.file.as_deref() == Some("c.json5") && d.line > 0));
+        assert_eq!(d[0].help.as_deref(), Some("did you mean `workspace`?"));
+        assert_eq!(d[4].help.as_deref(), Some("did you mean `session`?"));
+    }
+
+    #[test]
+    fn agent_id_alias_warns_and_flat_bindings_are_rejected_with_equivalent() {
+        let ok = load_str("{agents: {list: [{agentId: 'work'}]}}", None).unwrap();
+        assert_eq!(
+            ok.config.agents.unwrap().list.unwrap()[0].id.as_deref(),
+            Some("work")
+        );
+        assert!(ok
+            .warnings
+            .iter()
+            .any(|w| w.path == "agents.list[0].agentId"));
+
+        let err = load_str("{agents: {list: [{id: 'w'}], bindings: [{agentId: 'w', channel: 'whatsapp', groupId: '123@g.us'}]}}", None)
+            .unwrap_err();
+        let d = err.diagnostics();
+        let flat = d
+            .iter()
+            .find(|d| d.path == "agents.bindings")
+            .expect("flat bindings reported");
+        let help = flat.help.as_deref().unwrap();
+        assert!(
+            help.contains("\"kind\": \"group\"") && help.contains("123@g.us"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_is_one_diagnostic_with_position() {
+        let err = load_str("{\n  agents: {\n    list: [,]\n  }\n}", Some("bad.json")).unwrap_err();
+        let d = err.diagnostics();
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].line, d[0].column), (3, 12));
+    }
+}

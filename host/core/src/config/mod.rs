@@ -1,0 +1,14 @@
+//! Configuration: reading `chela.json` (JSON5, OpenClaw's schema), finding it
+//! on disk, and validating what it means.
+
+pub mod de;
+pub mod diagnostic;
+pub mod load;
+pub mod paths;
+pub mod schema;
+pub mod source;
+pub mod validate;
+
+pub use diagnostic::{Diagnostic, Severity};
+pub use load::{load_file, load_str, ConfigError, Loaded};
+pub use schema::Config;

@@ -1,0 +1,682 @@
+//! The config file's shape: OpenClaw's schema (camelCase outside, Rust names inside).
+//!
+//! Every struct rejects unknown keys. Sections OpenClaw defines but chela does
+//! not interpret yet (`models`, `hooks`, `cron`, …) are accepted as opaque JSON
+//! so an existing `openclaw.json` loads unchanged; `chela config validate`
+//! notes them. Channel accounts keep adapter-specific settings (tokens, base
+//! URLs) in `settings`, which the channel plugin validates when configured.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value as Json;
+
+use super::de::{lenient, lenient_vec};
+
+/// Root of `chela.json` / `openclaw.json`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    #[serde(rename = "$schema", default)]
+    pub schema: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub agents: Option<Agents>,
+    /// `None` when the key is absent; `Some(vec![])` for `bindings: []`.
+    #[serde(default, deserialize_with = "lenient_opt_vec")]
+    pub bindings: Option<Vec<Binding>>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub session: Option<SessionConfig>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub tools: Option<ToolsConfig>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub channels: Option<IndexMap<String, ChannelConfig>>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub broadcast: Option<Broadcast>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub gateway: Option<GatewayConfig>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub plugins: Option<PluginsConfig>,
+    // OpenClaw sections chela accepts but does not interpret (yet).
+    #[serde(default)]
+    pub meta: Option<Json>,
+    #[serde(default)]
+    pub wizard: Option<Json>,
+    #[serde(default)]
+    pub auth: Option<Json>,
+    #[serde(default)]
+    pub env: Option<Json>,
+    #[serde(default)]
+    pub models: Option<Json>,
+    #[serde(default)]
+    pub messages: Option<Json>,
+    #[serde(default)]
+    pub commands: Option<Json>,
+    #[serde(default)]
+    pub hooks: Option<Json>,
+    #[serde(default)]
+    pub skills: Option<Json>,
+    #[serde(default)]
+    pub logging: Option<Json>,
+    #[serde(default)]
+    pub update: Option<Json>,
+    #[serde(default)]
+    pub browser: Option<Json>,
+    #[serde(default)]
+    pub ui: Option<Json>,
+    #[serde(default)]
+    pub diagnostics: Option<Json>,
+    #[serde(default)]
+    pub cron: Option<Json>,
+    #[serde(default)]
+    pub talk: Option<Json>,
+    #[serde(default)]
+    pub web: Option<Json>,
+    #[serde(default)]
+    pub discovery: Option<Json>,
+    #[serde(default)]
+    pub canvas_host: Option<Json>,
+    #[serde(default)]
+    pub node_host: Option<Json>,
+    #[serde(default)]
+    pub approvals: Option<Json>,
+    #[serde(default)]
+    pub acp: Option<Json>,
+    #[serde(default)]
+    pub memory: Option<Json>,
+    #[serde(default)]
+    pub secrets: Option<Json>,
+}
+
+/// Top-level keys accepted only for OpenClaw compatibility (not interpreted).
+pub const OPAQUE_SECTIONS: &[&str] = &[
+    "meta",
+    "wizard",
+    "auth",
+    "env",
+    "models",
+    "messages",
+    "commands",
+    "hooks",
+    "skills",
+    "logging",
+    "update",
+    "browser",
+    "ui",
+    "diagnostics",
+    "cron",
+    "talk",
+    "web",
+    "discovery",
+    "canvasHost",
+    "nodeHost",
+    "approvals",
+    "acp",
+    "memory",
+    "secrets",
+];
+
+fn lenient_opt_vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    lenient_vec(d).map(Some)
+}
+
+/// `agents`: the roster in either of OpenClaw's shapes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Agents {
+    #[serde(default, deserialize_with = "lenient")]
+    pub defaults: Option<AgentDefaults>,
+    /// The classic list shape (`agents.list[]`).
+    #[serde(default, deserialize_with = "lenient_opt_vec")]
+    pub list: Option<Vec<AgentConfig>>,
+    /// The newer map shape (`agents.entries.<id>`).
+    #[serde(default, deserialize_with = "lenient")]
+    pub entries: Option<IndexMap<String, AgentConfig>>,
+    /// `"explicit"`: no implicit default agent (OpenClaw's E4 ownership model).
+    #[serde(default)]
+    pub ownership: Option<String>,
+    /// Seed-article shape, rejected by validation with the equivalent `bindings`.
+    #[serde(default)]
+    pub bindings: Option<Json>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentDefaults {
+    pub workspace: Option<String>,
+    pub model: Option<ModelRef>,
+    pub sandbox: Option<SandboxConfig>,
+    pub bootstrap_max_chars: Option<u64>,
+    pub bootstrap_total_max_chars: Option<u64>,
+    pub skip_bootstrap: Option<bool>,
+    pub system_agent: Option<SystemAgent>,
+    pub subagents: Option<Json>,
+    pub models: Option<Json>,
+    pub image_model: Option<Json>,
+    pub heartbeat: Option<Json>,
+    pub user_timezone: Option<String>,
+    pub time_format: Option<String>,
+    pub context_tokens: Option<u64>,
+    pub thinking_default: Option<String>,
+    pub verbose_default: Option<String>,
+    pub elevated_default: Option<String>,
+    pub block_streaming_default: Option<String>,
+    pub timeout_seconds: Option<u64>,
+    pub media_max_mb: Option<f64>,
+    pub typing_interval_seconds: Option<u64>,
+    pub typing_mode: Option<String>,
+    pub max_concurrent: Option<u64>,
+    pub compaction: Option<Json>,
+    pub memory_search: Option<Json>,
+    pub context_pruning: Option<Json>,
+    pub human_delay: Option<Json>,
+    pub cli_backends: Option<Json>,
+    pub repo_root: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SystemAgent {
+    pub agent_id: Option<String>,
+}
+
+/// One agent ("brain").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Required in `agents.list[]`; the map key is the id in `agents.entries`.
+    pub id: Option<String>,
+    /// Seed-article alias of `id` (accepted with a warning).
+    pub agent_id: Option<String>,
+    pub default: Option<bool>,
+    pub name: Option<String>,
+    pub workspace: Option<String>,
+    pub cwd: Option<String>,
+    pub agent_dir: Option<String>,
+    pub model: Option<ModelRef>,
+    pub skills: Option<Vec<String>>,
+    pub identity: Option<Identity>,
+    pub group_chat: Option<GroupChat>,
+    pub subagents: Option<Subagents>,
+    pub sandbox: Option<SandboxConfig>,
+    pub tools: Option<AgentToolsConfig>,
+    pub memory_search: Option<Json>,
+    pub human_delay: Option<Json>,
+    pub heartbeat: Option<Json>,
+    pub status_updates: Option<Json>,
+    pub params: Option<Json>,
+    pub runtime: Option<Json>,
+    pub thinking_default: Option<String>,
+}
+
+/// `"provider/model"` or `{primary, fallbacks}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ModelRef {
+    Name(String),
+    Detailed(ModelChoice),
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelChoice {
+    pub primary: Option<String>,
+    pub fallbacks: Option<Vec<String>>,
+}
+
+impl ModelRef {
+    pub fn primary(&self) -> Option<&str> {
+        match self {
+            ModelRef::Name(s) => Some(s),
+            ModelRef::Detailed(c) => c.primary.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Identity {
+    pub name: Option<String>,
+    pub theme: Option<String>,
+    pub emoji: Option<String>,
+    pub avatar: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupChat {
+    pub mention_patterns: Option<Vec<String>>,
+    pub history_limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Subagents {
+    /// Agent ids this agent may spawn; `"*"` = any.
+    pub allow_agents: Option<Vec<String>>,
+    pub model: Option<ModelRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxMode {
+    #[default]
+    Off,
+    NonMain,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxScope {
+    #[default]
+    Session,
+    Agent,
+    Shared,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkspaceAccess {
+    #[default]
+    None,
+    Ro,
+    Rw,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SandboxConfig {
+    pub mode: Option<SandboxMode>,
+    pub scope: Option<SandboxScope>,
+    pub per_session: Option<bool>,
+    pub workspace_access: Option<WorkspaceAccess>,
+    pub workspace_root: Option<String>,
+    pub session_tools_visibility: Option<String>,
+    pub docker: Option<Json>,
+    pub browser: Option<Json>,
+    pub prune: Option<Json>,
+}
+
+/// An allow/deny pair (`tools.sandbox.tools`, `tools.subagents.tools`, …).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToolList {
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub also_allow: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProviderToolPolicy {
+    pub profile: Option<String>,
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub also_allow: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToolsWrapper {
+    pub tools: Option<ToolList>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubagentTools {
+    pub tools: Option<ToolList>,
+    pub model: Option<ModelRef>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentToAgent {
+    pub enabled: Option<bool>,
+    pub allow: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Elevated {
+    pub enabled: Option<bool>,
+    /// `{<provider>: [sender ids]}`; ids may be numbers.
+    pub allow_from: Option<IndexMap<String, Vec<IdValue>>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionsTools {
+    pub visibility: Option<String>,
+}
+
+/// Global `tools`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToolsConfig {
+    pub profile: Option<String>,
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub also_allow: Option<Vec<String>>,
+    pub by_provider: Option<IndexMap<String, ProviderToolPolicy>>,
+    pub agent_to_agent: Option<AgentToAgent>,
+    pub elevated: Option<Elevated>,
+    pub sandbox: Option<ToolsWrapper>,
+    pub subagents: Option<SubagentTools>,
+    pub sessions: Option<SessionsTools>,
+    pub exec: Option<Json>,
+    pub web: Option<Json>,
+    pub media: Option<Json>,
+    pub links: Option<Json>,
+    pub message: Option<Json>,
+}
+
+/// `agents.list[].tools`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentToolsConfig {
+    pub profile: Option<String>,
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub also_allow: Option<Vec<String>>,
+    pub by_provider: Option<IndexMap<String, ProviderToolPolicy>>,
+    pub elevated: Option<Elevated>,
+    pub sandbox: Option<ToolsWrapper>,
+    pub agent_to_agent: Option<AgentToAgent>,
+    pub exec: Option<Json>,
+}
+
+/// A string id that configs sometimes write as a number (Telegram chat ids).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct IdValue(pub String);
+
+impl<'de> Deserialize<'de> for IdValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = IdValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<IdValue, E> {
+                Ok(IdValue(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<IdValue, E> {
+                Ok(IdValue(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<IdValue, E> {
+                Ok(IdValue(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<IdValue, E> {
+                Ok(IdValue(super::source::Number::Float(v).to_js_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One routing rule: which agent gets messages that match.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Binding {
+    /// `"route"` (default) or `"acp"`; ACP bindings take no part in routing.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub agent_id: Option<String>,
+    pub comment: Option<String>,
+    #[serde(rename = "match")]
+    pub matcher: BindingMatch,
+    /// Per-binding session scoping, applied only when this binding matches.
+    pub session: Option<BindingSession>,
+    pub acp: Option<Json>,
+}
+
+impl Binding {
+    pub fn is_route(&self) -> bool {
+        self.kind.as_deref().is_none_or(|k| k == "route")
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BindingMatch {
+    pub channel: Option<String>,
+    pub account_id: Option<String>,
+    pub peer: Option<PeerMatch>,
+    pub guild_id: Option<IdValue>,
+    pub team_id: Option<IdValue>,
+    pub roles: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PeerMatch {
+    pub kind: Option<String>,
+    pub id: Option<IdValue>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BindingSession {
+    pub dm_scope: Option<DmScope>,
+    pub group_scope: Option<GroupScope>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DmScope {
+    #[default]
+    Main,
+    PerPeer,
+    PerChannelPeer,
+    PerAccountChannelPeer,
+}
+
+impl DmScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DmScope::Main => "main",
+            DmScope::PerPeer => "per-peer",
+            DmScope::PerChannelPeer => "per-channel-peer",
+            DmScope::PerAccountChannelPeer => "per-account-channel-peer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "main" => DmScope::Main,
+            "per-peer" => DmScope::PerPeer,
+            "per-channel-peer" => DmScope::PerChannelPeer,
+            "per-account-channel-peer" => DmScope::PerAccountChannelPeer,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupScope {
+    Main,
+    #[default]
+    PerGroup,
+}
+
+impl GroupScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupScope::Main => "main",
+            GroupScope::PerGroup => "per-group",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "main" => Some(GroupScope::Main),
+            "per-group" => Some(GroupScope::PerGroup),
+            _ => None,
+        }
+    }
+}
+
+/// `session.*`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionConfig {
+    pub scope: Option<String>,
+    pub dm_scope: Option<DmScope>,
+    pub group_scope: Option<GroupScope>,
+    /// Canonical name → ids (`"telegram:123"` or bare ids); order matters.
+    pub identity_links: Option<IndexMap<String, Json>>,
+    pub main_key: Option<String>,
+    pub reset: Option<ResetConfig>,
+    pub reset_by_type: Option<IndexMap<String, ResetConfig>>,
+    pub reset_by_channel: Option<IndexMap<String, ResetConfig>>,
+    pub reset_triggers: Option<Vec<String>>,
+    pub idle_minutes: Option<u64>,
+    pub store: Option<String>,
+    pub send_policy: Option<Json>,
+    pub agent_to_agent: Option<SessionAgentToAgent>,
+    pub thread_bindings: Option<Json>,
+    pub maintenance: Option<Json>,
+    pub typing_interval_seconds: Option<u64>,
+    pub typing_mode: Option<String>,
+    pub parent_fork_max_tokens: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResetConfig {
+    pub mode: Option<String>,
+    pub at_hour: Option<u8>,
+    pub idle_minutes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionAgentToAgent {
+    pub max_ping_pong_turns: Option<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DmPolicy {
+    Pairing,
+    Allowlist,
+    Open,
+    Disabled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupPolicy {
+    Open,
+    Allowlist,
+    Disabled,
+}
+
+/// Settings of one channel account (also the top level of a single-account channel).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelAccount {
+    pub enabled: Option<bool>,
+    pub name: Option<String>,
+    pub dm_policy: Option<DmPolicy>,
+    pub allow_from: Option<Vec<IdValue>>,
+    pub group_policy: Option<GroupPolicy>,
+    pub group_allow_from: Option<Vec<IdValue>>,
+    pub groups: Option<IndexMap<String, Json>>,
+    pub auth_dir: Option<String>,
+    /// Adapter-specific settings (tokens, base URLs…), checked by the channel plugin.
+    #[serde(flatten)]
+    pub settings: IndexMap<String, Json>,
+}
+
+/// `channels.<id>`: one account at the top level, or several under `accounts`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelConfig {
+    pub accounts: Option<IndexMap<String, ChannelAccount>>,
+    #[serde(flatten)]
+    pub top: ChannelAccount,
+}
+
+/// `broadcast`: `{strategy?, "<peerId>": ["agentA", …]}` (WhatsApp).
+#[derive(Debug, Clone, Default)]
+pub struct Broadcast {
+    pub strategy: Option<String>,
+    pub groups: IndexMap<String, Vec<String>>,
+}
+
+impl<'de> Deserialize<'de> for Broadcast {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let raw: IndexMap<String, Json> = IndexMap::deserialize(d)?;
+        let mut out = Broadcast::default();
+        for (k, v) in raw {
+            if k == "strategy" {
+                match v.as_str() {
+                    Some(s @ ("parallel" | "sequential")) => out.strategy = Some(s.to_string()),
+                    _ => {
+                        return Err(D::Error::custom(
+                            "broadcast.strategy must be \"parallel\" or \"sequential\"",
+                        ))
+                    }
+                }
+            } else {
+                let list = v
+                    .as_array()
+                    .and_then(|a| {
+                        a.iter()
+                            .map(|x| x.as_str().map(str::to_string))
+                            .collect::<Option<Vec<_>>>()
+                    })
+                    .ok_or_else(|| {
+                        D::Error::custom(format!("broadcast[{k:?}] must be a list of agent ids"))
+                    })?;
+                out.groups.insert(k, list);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub port: Option<u16>,
+    pub bind: Option<String>,
+    pub custom_bind_host: Option<String>,
+    pub mode: Option<String>,
+    pub auth: Option<GatewayAuth>,
+    pub reload: Option<Json>,
+    pub http: Option<Json>,
+    pub tailscale: Option<Json>,
+    pub control_ui: Option<Json>,
+    pub remote: Option<Json>,
+    pub trusted_proxies: Option<Json>,
+    pub tls: Option<Json>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayAuth {
+    pub mode: Option<String>,
+    pub token: Option<String>,
+    pub password: Option<String>,
+    pub rate_limit: Option<Json>,
+}
+
+/// `plugins` (chela): where plugins live and per-plugin limits/grants.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginsConfig {
+    pub dirs: Option<Vec<String>>,
+    pub entries: Option<IndexMap<String, Json>>,
+    /// OpenClaw's plugin keys, accepted for compatibility.
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub load: Option<Json>,
+    pub slots: Option<Json>,
+    pub installs: Option<Json>,
+    pub enabled: Option<bool>,
+}

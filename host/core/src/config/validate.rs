@@ -1,0 +1,336 @@
+//! What a config *means*, checked: problems that parse fine but would route
+//! wrongly or collide at run time. Every problem is collected.
+//!
+//! Notably, a binding naming an agent that is not configured is an error:
+//! OpenClaw silently routed such messages to the default agent (its issue
+//! #13423); chela refuses to load such a config.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use super::diagnostic::{suggest, Diagnostic};
+use super::load::Loaded;
+use super::paths::{agent_dir, agent_workspace, Environment};
+use super::source::{Node, Span};
+use crate::ids::{
+    is_valid_agent_id, js_trim, normalize_account_id, normalize_agent_id, normalize_channel,
+    normalize_chat_type,
+};
+use crate::roster::{Roster, RosterShape};
+
+/// Finds the position of a dotted/indexed path (`bindings[3].match.peer`) in the source.
+pub fn locate(root: &Node, path: &str) -> Span {
+    let mut node = root;
+    let mut best = root.span;
+    for segment in path.split('.') {
+        let (key, indexes) = match segment.find('[') {
+            Some(i) => (&segment[..i], &segment[i..]),
+            None => (segment, ""),
+        };
+        if !key.is_empty() {
+            match node.member(key) {
+                Some(m) => {
+                    best = m.key_span;
+                    node = &m.value;
+                }
+                None => return best,
+            }
+        }
+        for idx in indexes.split('[').filter(|s| !s.is_empty()) {
+            let idx = idx.trim_end_matches(']');
+            let next = match (&node.value, idx.parse::<usize>()) {
+                (super::source::Value::Array(items), Ok(i)) => items.get(i),
+                _ => node.get(idx.trim_matches('"')),
+            };
+            match next {
+                Some(n) => {
+                    node = n;
+                    best = n.span;
+                }
+                None => return best,
+            }
+        }
+    }
+    best
+}
+
+/// Checks the meaning of a loaded config. Returns errors and warnings.
+pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
+    let cfg = &loaded.config;
+    let root = &loaded.source;
+    let roster = Roster::from_config(cfg);
+    let mut out = Vec::new();
+    let err = |path: String, msg: String| Diagnostic::error(path.clone(), locate(root, &path), msg);
+    let warn =
+        |path: String, msg: String| Diagnostic::warning(path.clone(), locate(root, &path), msg);
+
+    let agents = cfg.agents.as_ref();
+    let list_path = |i: usize| format!("agents.list[{i}]");
+    if agents.is_some_and(|a| a.list.is_some() && a.entries.is_some()) {
+        out.push(err(
+            "agents.entries".into(),
+            "both `agents.list` and `agents.entries` are set; use one roster shape".into(),
+        ));
+    }
+
+    // Agent ids: valid, unique after normalisation, one default.
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let ids: Vec<(String, String)> = match agents {
+        Some(a) if a.entries.is_some() => a
+            .entries
+            .iter()
+            .flatten()
+            .map(|(k, _)| (format!("agents.entries[{k:?}]"), k.clone()))
+            .collect(),
+        Some(a) => a
+            .list
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, v)| v.id.clone().map(|id| (format!("{}.id", list_path(i)), id)))
+            .collect(),
+        None => Vec::new(),
+    };
+    for (i, agent) in agents
+        .and_then(|a| a.list.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if agent.id.is_none() {
+            out.push(err(
+                list_path(i),
+                "agent entry has no `id`; it is ignored".into(),
+            ));
+        }
+    }
+    for (path, raw) in &ids {
+        let norm = normalize_agent_id(Some(raw));
+        if js_trim(raw).is_empty() {
+            out.push(err(path.clone(), "agent id is empty".into()));
+            continue;
+        }
+        if !is_valid_agent_id(raw) {
+            out.push(warn(
+                path.clone(),
+                format!("agent id `{raw}` is used as `{norm}`"),
+            ));
+        }
+        if let Some(first) = seen.get(&norm) {
+            out.push(err(
+                path.clone(),
+                format!("duplicate agent id `{norm}` (also at `{first}`)"),
+            ));
+        } else {
+            seen.insert(norm, path.clone());
+        }
+    }
+    let defaults: Vec<usize> = agents
+        .and_then(|a| a.list.as_ref())
+        .map(|l| {
+            l.iter()
+                .enumerate()
+                .filter(|(_, a)| a.default == Some(true))
+                .map(|(i, _)| i)
+                .collect()
+        })
+        .unwrap_or_default();
+    if defaults.len() > 1 {
+        out.push(warn(
+            format!("{}.default", list_path(defaults[1])),
+            format!(
+                "{} agents are marked `default: true`; the first (`{}`) is the default",
+                defaults.len(),
+                roster.default_agent()
+            ),
+        ));
+    }
+
+    // Workspaces and agent dirs must not be shared.
+    let mut workspaces: HashMap<PathBuf, String> = HashMap::new();
+    let mut agent_dirs: HashMap<PathBuf, String> = HashMap::new();
+    for (path, raw) in &ids {
+        let id = normalize_agent_id(Some(raw));
+        let agent_path = path.trim_end_matches(".id").to_string();
+        let ws = agent_workspace(cfg, &roster, &id, env);
+        if let Some(other) = workspaces.insert(ws.clone(), id.clone()) {
+            if other != id {
+                out.push(err(
+                    format!("{agent_path}.workspace"),
+                    format!(
+                        "agents `{other}` and `{id}` share the workspace {}",
+                        ws.display()
+                    ),
+                ));
+            }
+        }
+        let dir = agent_dir(cfg, &id, env);
+        if let Some(other) = agent_dirs.insert(dir.clone(), id.clone()) {
+            if other != id {
+                out.push(err(
+                    format!("{agent_path}.agentDir"),
+                    format!("agents `{other}` and `{id}` share the agentDir {} (auth and sessions would collide)", dir.display()),
+                ));
+            }
+        }
+    }
+
+    // Bindings: a known agent, a channel, a peer that can match.
+    let known: Vec<String> = roster.entries.iter().map(|e| e.id.clone()).collect();
+    let configured = roster.shape != RosterShape::Unconfigured;
+    for (i, b) in cfg.bindings.iter().flatten().enumerate() {
+        let path = format!("bindings[{i}]");
+        match b.agent_id.as_deref().map(js_trim) {
+            None | Some("") => out.push(err(path.clone(), "binding has no `agentId`".into())),
+            Some(agent)
+                if configured
+                    && roster.find(agent).is_none()
+                    && normalize_agent_id(Some(agent)) != "main" =>
+            {
+                let mut d = err(
+                    format!("{path}.agentId"),
+                    format!("binding names agent `{agent}`, which is not configured"),
+                );
+                if let Some(s) = suggest(agent, known.iter().map(String::as_str)) {
+                    d = d.with_help(format!("did you mean `{s}`?"));
+                } else {
+                    d = d.with_help(format!("configured agents: {}", known.join(", ")));
+                }
+                out.push(d);
+            }
+            _ => {}
+        }
+        let channel = normalize_channel(b.matcher.channel.as_deref().unwrap_or(""));
+        if channel.is_empty() {
+            out.push(err(
+                format!("{path}.match"),
+                "`match.channel` is empty: this binding can never match".into(),
+            ));
+        }
+        if let Some(kind) = b.kind.as_deref() {
+            if kind != "route" && kind != "acp" {
+                out.push(err(
+                    format!("{path}.type"),
+                    format!("unknown binding type `{kind}` (expected `route` or `acp`)"),
+                ));
+            }
+        }
+        if let Some(peer) = &b.matcher.peer {
+            let kind = peer.kind.as_deref().unwrap_or("");
+            if normalize_chat_type(kind).is_none() {
+                out.push(
+                    err(
+                        format!("{path}.match.peer.kind"),
+                        format!("unknown peer kind `{kind}`: this binding can never match"),
+                    )
+                    .with_help("use `direct`, `group` or `channel`"),
+                );
+            }
+            if peer.id.as_ref().is_none_or(|id| js_trim(&id.0).is_empty()) {
+                out.push(err(
+                    format!("{path}.match.peer.id"),
+                    "peer id is empty: this binding can never match".into(),
+                ));
+            }
+        }
+        if b.matcher.roles.as_ref().is_some_and(|r| !r.is_empty()) && b.matcher.guild_id.is_none() {
+            out.push(warn(
+                format!("{path}.match.roles"),
+                "`roles` without `guildId` only narrows the account tier".into(),
+            ));
+        }
+        // A named account that the channel does not configure (OpenClaw #14354).
+        if let (Some(acct), Some(ch)) = (
+            b.matcher.account_id.as_deref(),
+            cfg.channels.as_ref().and_then(|c| c.get(&channel)),
+        ) {
+            let acct = js_trim(acct);
+            if let (false, Some(accounts)) = (acct == "*" || acct.is_empty(), &ch.accounts) {
+                let want = normalize_account_id(Some(acct));
+                if !accounts
+                    .keys()
+                    .any(|k| normalize_account_id(Some(k)) == want)
+                {
+                    out.push(warn(
+                        format!("{path}.match.accountId"),
+                        format!(
+                            "account `{acct}` is not under `channels.{channel}.accounts` ({})",
+                            accounts.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    // Broadcast lists name agents too.
+    if let Some(bc) = &cfg.broadcast {
+        for (peer, agents) in &bc.groups {
+            for (j, a) in agents.iter().enumerate() {
+                if configured && roster.find(a).is_none() {
+                    out.push(err(
+                        format!("broadcast[{peer:?}][{j}]"),
+                        format!("broadcast names agent `{a}`, which is not configured"),
+                    ));
+                }
+            }
+        }
+    }
+    out.into_iter().map(|d| loaded.attach_file(d)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    fn problems(text: &str) -> Vec<Diagnostic> {
+        let loaded = load_str(text, Some("t.json5")).expect("loads");
+        validate(
+            &loaded,
+            &Environment {
+                home: "/h".into(),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn unknown_binding_agent_is_an_error_with_suggestion() {
+        let d = problems("{agents: {list: [{id: 'work'}, {id: 'home'}]},\n bindings: [{agentId: 'wrok', match: {channel: 'slack'}}]}");
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert!(d[0].is_error());
+        assert_eq!(d[0].path, "bindings[0].agentId");
+        assert_eq!((d[0].line, d[0].column), (2, 14));
+        assert_eq!(d[0].help.as_deref(), Some("did you mean `work`?"));
+    }
+
+    #[test]
+    fn semantic_problems_are_all_reported() {
+        let d = problems(
+            "{agents: {list: [{id: 'a', default: true, workspace: '/w'}, {id: 'A'}, {id: 'b', default: true, workspace: '/w'}]},
+              bindings: [{agentId: 'a', match: {channel: ' ', peer: {kind: 'thread', id: ''}}}]}",
+        );
+        let msgs: Vec<String> = d
+            .iter()
+            .map(|d| format!("{:?} {} {}", d.severity, d.path, d.message))
+            .collect();
+        let has = |needle: &str| msgs.iter().any(|m| m.contains(needle));
+        assert!(has("duplicate agent id `a`"), "{msgs:#?}");
+        assert!(has("share the workspace /w"), "{msgs:#?}");
+        assert!(has("Warning agents.list[2].default"), "{msgs:#?}");
+        assert!(has("`match.channel` is empty"), "{msgs:#?}");
+        assert!(has("unknown peer kind `thread`"), "{msgs:#?}");
+        assert!(has("peer id is empty"), "{msgs:#?}");
+    }
+
+    #[test]
+    fn valid_config_has_no_errors() {
+        let d = problems(
+            "{agents: {list: [{id: 'home', default: true}, {id: 'work'}]},
+              bindings: [{agentId: 'work', match: {channel: 'whatsapp', accountId: 'biz'}}, {agentId: 'main', match: {channel: 'x'}}],
+              channels: {whatsapp: {accounts: {biz: {}, personal: {}}}}}",
+        );
+        assert!(d.iter().all(|d| !d.is_error()), "{d:#?}");
+    }
+}

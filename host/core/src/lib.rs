@@ -1,0 +1,13 @@
+//! chela's pure core: the one place the rules of configuration, routing,
+//! session keys and tool policy live.
+//!
+//! Invariant: this crate knows nothing of tokio, hyper or wasmtime and does no
+//! I/O of its own beyond reading a config file when asked. Everything else in
+//! chela (CLI, gateway, plugin runtime) calls into it; none re-implements it.
+
+pub mod config;
+pub mod ids;
+pub mod policy;
+pub mod roster;
+pub mod routing;
+pub mod session_key;

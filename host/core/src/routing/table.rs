@@ -1,0 +1,422 @@
+//! The compiled routing snapshot and the tier walk.
+//!
+//! Each route binding lands in exactly one bucket of one index: the index of
+//! its (channel, account) — or the channel's any-account index for
+//! `accountId: "*"` — and, inside it, the first bucket that applies (peer,
+//! peer wildcard, guild+roles, guild, team, rest). A request consults the
+//! account index and the any-account index per tier and takes the candidate
+//! earlier in source order, which equals OpenClaw's merged candidate list.
+
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
+use serde_json::Value as Json;
+
+use super::input::NormPeer;
+use super::{LastRoutePolicy, MatchedBy, Route, RouteInput, RouteResult};
+use crate::config::schema::{BindingSession, Config, DmScope, GroupScope};
+use crate::ids::{
+    js_trim, normalize_account_id, normalize_binding_id, normalize_channel, normalize_chat_type,
+    ChatType,
+};
+use crate::roster::Roster;
+use crate::session_key::{build_main_session_key, build_peer_session_key, PeerKeyParts};
+
+/// What a binding requires of the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PeerConstraint {
+    Any,
+    Exact(ChatType, String),
+    Wildcard(ChatType),
+}
+
+/// One route binding, normalised once when the snapshot loads.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledBinding {
+    /// Index in the config's `bindings` array.
+    pub source_index: usize,
+    pub agent_id: Option<String>,
+    pub peer: PeerConstraint,
+    pub guild: Option<String>,
+    pub team: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub session: Option<BindingSession>,
+}
+
+/// Why a binding that was a candidate did not match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    PeerKind { wanted: &'static str },
+    PeerId { wanted: String },
+    NoPeer,
+    Guild { wanted: String },
+    Team { wanted: String },
+    Roles { wanted: Vec<String> },
+}
+
+impl CompiledBinding {
+    /// AND semantics: every field the binding sets must match.
+    pub(crate) fn check(&self, peer: Option<&NormPeer>, scope: &Scope<'_>) -> Result<(), Mismatch> {
+        match &self.peer {
+            PeerConstraint::Any => {}
+            PeerConstraint::Exact(kind, _) | PeerConstraint::Wildcard(kind) => {
+                let Some(p) = peer else {
+                    return Err(Mismatch::NoPeer);
+                };
+                if !p.class.is_some_and(|c| kind.matches(c)) {
+                    return Err(Mismatch::PeerKind {
+                        wanted: kind.as_str(),
+                    });
+                }
+            }
+        }
+        if let PeerConstraint::Exact(_, id) = &self.peer {
+            if peer.is_some_and(|p| &p.id != id) {
+                return Err(Mismatch::PeerId { wanted: id.clone() });
+            }
+        }
+        if let Some(g) = &self.guild {
+            if g != scope.guild {
+                return Err(Mismatch::Guild { wanted: g.clone() });
+            }
+        }
+        if let Some(t) = &self.team {
+            if t != scope.team {
+                return Err(Mismatch::Team { wanted: t.clone() });
+            }
+        }
+        if let Some(roles) = &self.roles {
+            if !roles.iter().any(|r| scope.roles.contains(r)) {
+                return Err(Mismatch::Roles {
+                    wanted: roles.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The non-peer parts of a request that bindings are checked against.
+pub(crate) struct Scope<'a> {
+    pub guild: &'a str,
+    pub team: &'a str,
+    pub roles: &'a [String],
+}
+
+/// Tier buckets of one (channel, account) or of a channel's any-account list.
+/// Values are positions in `RouteTable::bindings` (ascending = source order).
+#[derive(Debug, Default)]
+struct TierIndex {
+    peer_direct: HashMap<String, Vec<u32>>,
+    /// `group` and `channel` peers share a bucket: they match each other.
+    peer_room: HashMap<String, Vec<u32>>,
+    wildcard: Vec<u32>,
+    guild_roles: HashMap<String, Vec<u32>>,
+    guild: HashMap<String, Vec<u32>>,
+    team: HashMap<String, Vec<u32>>,
+    rest: Vec<u32>,
+}
+
+impl TierIndex {
+    fn insert(&mut self, pos: u32, b: &CompiledBinding) {
+        let push = |map: &mut HashMap<String, Vec<u32>>, key: &str| {
+            map.entry(key.to_string()).or_default().push(pos)
+        };
+        match &b.peer {
+            PeerConstraint::Exact(ChatType::Direct, id) => push(&mut self.peer_direct, id),
+            PeerConstraint::Exact(_, id) => push(&mut self.peer_room, id),
+            PeerConstraint::Wildcard(_) => self.wildcard.push(pos),
+            PeerConstraint::Any => match (&b.guild, &b.roles, &b.team) {
+                (Some(g), Some(_), _) => push(&mut self.guild_roles, g),
+                (Some(g), None, _) => push(&mut self.guild, g),
+                (None, _, Some(t)) => push(&mut self.team, t),
+                (None, _, None) => self.rest.push(pos),
+            },
+        }
+    }
+
+    /// Candidates of one tier, in source order.
+    fn candidates(&self, tier: MatchedBy, peer: Option<&NormPeer>, scope: &Scope<'_>) -> &[u32] {
+        let by_id = |p: &NormPeer| -> &[u32] {
+            let map = match p.class {
+                Some(ChatType::Direct) => &self.peer_direct,
+                Some(_) => &self.peer_room,
+                None => return &[],
+            };
+            map.get(p.id.as_str()).map(Vec::as_slice).unwrap_or(&[])
+        };
+        match tier {
+            MatchedBy::Peer | MatchedBy::ParentPeer => peer.map(by_id).unwrap_or(&[]),
+            MatchedBy::PeerWildcard => &self.wildcard,
+            MatchedBy::GuildRoles => self
+                .guild_roles
+                .get(scope.guild)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+            MatchedBy::Guild => self
+                .guild
+                .get(scope.guild)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+            MatchedBy::Team => self.team.get(scope.team).map(Vec::as_slice).unwrap_or(&[]),
+            MatchedBy::Account | MatchedBy::Channel => &self.rest,
+            MatchedBy::Default => &[],
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ChannelIndex {
+    by_account: HashMap<String, TierIndex>,
+    any_account: TierIndex,
+}
+
+/// Session settings routing needs from `session.*`.
+#[derive(Debug, Clone, Default)]
+struct SessionDefaults {
+    dm_scope: DmScope,
+    group_scope: GroupScope,
+    main_key: Option<String>,
+    identity_links: Option<IndexMap<String, Json>>,
+}
+
+/// Observer of the tier walk (`explain` records; `resolve` uses the no-op).
+pub(crate) trait Trace {
+    fn tier_skipped(&mut self, _tier: MatchedBy, _why: &'static str) {}
+    fn candidate(
+        &mut self,
+        _tier: MatchedBy,
+        _binding: &CompiledBinding,
+        _verdict: Result<(), Mismatch>,
+    ) {
+    }
+}
+
+pub(crate) struct NoTrace;
+impl Trace for NoTrace {}
+
+/// A config snapshot compiled for routing. Immutable; rebuild on reload.
+#[derive(Debug)]
+pub struct RouteTable {
+    pub(crate) roster: Roster,
+    pub(crate) bindings: Vec<CompiledBinding>,
+    channels: HashMap<String, ChannelIndex>,
+    session: SessionDefaults,
+}
+
+impl RouteTable {
+    pub fn build(cfg: &Config) -> RouteTable {
+        let mut bindings = Vec::new();
+        let mut channels: HashMap<String, ChannelIndex> = HashMap::new();
+        for (source_index, b) in cfg.bindings.iter().flatten().enumerate() {
+            if !b.is_route() {
+                continue;
+            }
+            let channel = normalize_channel(b.matcher.channel.as_deref().unwrap_or(""));
+            if channel.is_empty() {
+                continue;
+            }
+            let peer = match &b.matcher.peer {
+                None => PeerConstraint::Any,
+                Some(p) => {
+                    let kind = normalize_chat_type(p.kind.as_deref().unwrap_or(""));
+                    let id =
+                        normalize_binding_id(p.id.as_ref().map(|v| v.0.as_str()).unwrap_or(""));
+                    match kind {
+                        // A peer that can never match drops the binding (validation reports it).
+                        None => continue,
+                        Some(_) if id.is_empty() => continue,
+                        Some(k) if id == "*" => PeerConstraint::Wildcard(k),
+                        Some(k) => PeerConstraint::Exact(k, id),
+                    }
+                }
+            };
+            let non_empty = |v: &Option<crate::config::schema::IdValue>| {
+                v.as_ref()
+                    .map(|v| normalize_binding_id(&v.0))
+                    .filter(|s| !s.is_empty())
+            };
+            let compiled = CompiledBinding {
+                source_index,
+                agent_id: b.agent_id.clone(),
+                peer,
+                guild: non_empty(&b.matcher.guild_id),
+                team: non_empty(&b.matcher.team_id),
+                roles: b.matcher.roles.clone().filter(|r| !r.is_empty()),
+                session: b.session.clone(),
+            };
+            let pos = u32::try_from(bindings.len()).unwrap_or(u32::MAX);
+            let account = js_trim(b.matcher.account_id.as_deref().unwrap_or(""));
+            let index = channels.entry(channel).or_default();
+            let tiers = if account == "*" {
+                &mut index.any_account
+            } else {
+                index
+                    .by_account
+                    .entry(normalize_account_id(Some(account)))
+                    .or_default()
+            };
+            tiers.insert(pos, &compiled);
+            bindings.push(compiled);
+        }
+        let s = cfg.session.as_ref();
+        let session = SessionDefaults {
+            dm_scope: s.and_then(|s| s.dm_scope).unwrap_or_default(),
+            group_scope: s.and_then(|s| s.group_scope).unwrap_or_default(),
+            main_key: s.and_then(|s| s.main_key.clone()),
+            identity_links: s.and_then(|s| s.identity_links.clone()),
+        };
+        RouteTable {
+            roster: Roster::from_config(cfg),
+            bindings,
+            channels,
+            session,
+        }
+    }
+
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    /// Routes one message.
+    pub fn resolve(&self, input: &RouteInput) -> RouteResult {
+        self.walk(input, &mut NoTrace)
+    }
+
+    pub(crate) fn walk<T: Trace>(&self, input: &RouteInput, trace: &mut T) -> RouteResult {
+        let channel = normalize_channel(&input.channel);
+        let account = normalize_account_id(input.account_id.as_deref());
+        let peer = input.peer.as_ref().map(NormPeer::from);
+        let parent = input
+            .parent_peer
+            .as_ref()
+            .map(NormPeer::from)
+            .filter(|p| !p.id.is_empty());
+        let guild = input
+            .guild_id
+            .as_deref()
+            .map(normalize_binding_id)
+            .unwrap_or_default();
+        let team = input
+            .team_id
+            .as_deref()
+            .map(normalize_binding_id)
+            .unwrap_or_default();
+        let scope = Scope {
+            guild: &guild,
+            team: &team,
+            roles: &input.member_role_ids,
+        };
+
+        let index = self.channels.get(&channel);
+        let account_tiers = index.and_then(|i| i.by_account.get(&account));
+        let any_tiers = index.map(|i| &i.any_account);
+
+        let mut matched = None;
+        for tier in MatchedBy::TIERS {
+            let tier_peer = match tier {
+                MatchedBy::Peer | MatchedBy::PeerWildcard if peer.is_none() => {
+                    trace.tier_skipped(tier, "the message has no peer");
+                    continue;
+                }
+                MatchedBy::ParentPeer if parent.is_none() => {
+                    trace.tier_skipped(tier, "the message has no parent peer");
+                    continue;
+                }
+                MatchedBy::GuildRoles if guild.is_empty() || input.member_role_ids.is_empty() => {
+                    trace.tier_skipped(tier, "the message has no guild id or no member roles");
+                    continue;
+                }
+                MatchedBy::Guild if guild.is_empty() => {
+                    trace.tier_skipped(tier, "the message has no guild id");
+                    continue;
+                }
+                MatchedBy::Team if team.is_empty() => {
+                    trace.tier_skipped(tier, "the message has no team id");
+                    continue;
+                }
+                MatchedBy::ParentPeer => parent.as_ref(),
+                _ => peer.as_ref(),
+            };
+            // Account-specific and any-account candidates, merged by source order.
+            let first = |tiers: Option<&TierIndex>, trace: &mut T| -> Option<u32> {
+                let list = tiers?.candidates(tier, tier_peer, &scope);
+                list.iter().copied().find(|&pos| {
+                    let b = &self.bindings[pos as usize];
+                    let verdict = b.check(tier_peer, &scope);
+                    let ok = verdict.is_ok();
+                    trace.candidate(tier, b, verdict);
+                    ok
+                })
+            };
+            let found = match tier {
+                MatchedBy::Account => first(account_tiers, trace),
+                MatchedBy::Channel => first(any_tiers, trace),
+                _ => {
+                    let a = first(account_tiers, trace);
+                    let b = first(any_tiers, trace);
+                    match (a, b) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    }
+                }
+            };
+            if let Some(pos) = found {
+                matched = Some((tier, &self.bindings[pos as usize]));
+                break;
+            }
+        }
+
+        let (matched_by, binding, agent_id) = match matched {
+            Some((tier, b)) => (tier, Some(b), self.roster.pick(b.agent_id.as_deref())?),
+            None => (
+                MatchedBy::Default,
+                None,
+                self.roster
+                    .default_owner(input.default_agent_id.as_deref(), &channel, &account)?,
+            ),
+        };
+        let bs = binding.and_then(|b| b.session.as_ref());
+        let dm_scope = bs
+            .and_then(|s| s.dm_scope)
+            .or(input.dm_scope)
+            .unwrap_or(self.session.dm_scope);
+        let group_scope = bs
+            .and_then(|s| s.group_scope)
+            .or(input.group_scope)
+            .unwrap_or(self.session.group_scope);
+        let main_key = self.session.main_key.as_deref();
+        let main_session_key = build_main_session_key(&agent_id, main_key);
+        let session_key = match &peer {
+            None => main_session_key.clone(),
+            Some(p) => build_peer_session_key(&PeerKeyParts {
+                agent_id: &agent_id,
+                channel: &channel,
+                account_id: Some(&account),
+                peer_kind: Some(&p.key_kind),
+                peer_id: &p.id,
+                dm_scope,
+                group_scope,
+                identity_links: self.session.identity_links.as_ref(),
+                main_key,
+            }),
+        };
+        let last_route_policy = if session_key == main_session_key {
+            LastRoutePolicy::Main
+        } else {
+            LastRoutePolicy::Session
+        };
+        Ok(Route {
+            agent_id,
+            channel,
+            account_id: account,
+            dm_scope,
+            group_scope,
+            session_key,
+            main_session_key,
+            last_route_policy,
+            matched_by,
+            binding_index: binding.map(|b| b.source_index),
+        })
+    }
+}

@@ -1,0 +1,462 @@
+//! Session keys: which conversation a message belongs to (reference spec §4).
+//!
+//! `agent:<agentId>:<mainKey>` is an agent's main session; DMs, groups,
+//! channels and threads get their own keys depending on `dmScope` and
+//! `groupScope`. Keys are lowercased for stable comparison, except opaque
+//! case-sensitive room ids (Signal groups, Matrix rooms). Legacy `dm` keys
+//! are read as direct chats; new keys are written with `direct`.
+
+use indexmap::IndexMap;
+use serde_json::Value as Json;
+
+use crate::config::schema::{DmScope, GroupScope};
+use crate::ids::{js_trim, normalize_account_id, normalize_agent_id, normalize_main_key, ChatType};
+
+/// `agent:<id>:<mainKey>`.
+pub fn build_main_session_key(agent_id: &str, main_key: Option<&str>) -> String {
+    format!(
+        "agent:{}:{}",
+        normalize_agent_id(Some(agent_id)),
+        normalize_main_key(main_key)
+    )
+}
+
+/// What a peer session key is built from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerKeyParts<'a> {
+    pub agent_id: &'a str,
+    pub channel: &'a str,
+    pub account_id: Option<&'a str>,
+    /// Runtime peer kind as given; missing or `direct` means a direct message.
+    pub peer_kind: Option<&'a str>,
+    pub peer_id: &'a str,
+    pub dm_scope: DmScope,
+    pub group_scope: GroupScope,
+    pub identity_links: Option<&'a IndexMap<String, Json>>,
+    pub main_key: Option<&'a str>,
+}
+
+fn channel_or_unknown(channel: &str) -> String {
+    let ch = js_trim(channel).to_lowercase();
+    if ch.is_empty() {
+        "unknown".into()
+    } else {
+        ch
+    }
+}
+
+/// Whether an id keeps its case in keys (opaque, case-sensitive room ids).
+fn preserves_case(channel: &str, kind: &str, id: &str) -> bool {
+    match (channel, kind) {
+        ("signal", "group") => !id.contains(':'),
+        ("matrix", "group" | "channel") => true,
+        _ => false,
+    }
+}
+
+/// The canonical name an identity link gives this DM peer, if any (§4.4).
+pub fn resolve_linked_peer_id(
+    links: Option<&IndexMap<String, Json>>,
+    channel: &str,
+    peer_id: &str,
+) -> Option<String> {
+    let links = links?;
+    let peer = js_trim(peer_id);
+    if peer.is_empty() {
+        return None;
+    }
+    let bare = peer.to_lowercase();
+    let scoped =
+        js_trim(&format!("{}:{}", js_trim(channel).to_lowercase(), peer_id)).to_lowercase();
+    for (canonical, ids) in links {
+        let name = js_trim(canonical);
+        if name.is_empty() {
+            continue;
+        }
+        let Some(ids) = ids.as_array() else { continue };
+        for id in ids {
+            let Some(id) = id.as_str() else { continue };
+            let id = js_trim(id).to_lowercase();
+            if id == bare || id == scoped {
+                return Some(name.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// The session key of a message from a peer (direct, group or channel).
+pub fn build_peer_session_key(parts: &PeerKeyParts<'_>) -> String {
+    let agent = normalize_agent_id(Some(parts.agent_id));
+    let main = || build_main_session_key(parts.agent_id, parts.main_key);
+    let ch = channel_or_unknown(parts.channel);
+    let is_direct = parts
+        .peer_kind
+        .is_none_or(|k| js_trim(k).eq_ignore_ascii_case("direct"));
+    if is_direct {
+        if parts.dm_scope == DmScope::Main {
+            return main();
+        }
+        let mut peer = js_trim(parts.peer_id).to_string();
+        if let Some(linked) = resolve_linked_peer_id(parts.identity_links, parts.channel, &peer) {
+            peer = linked;
+        }
+        let peer = match peer.to_lowercase() {
+            p if p.is_empty() => "unknown".to_string(),
+            p => p,
+        };
+        return match parts.dm_scope {
+            DmScope::Main => main(),
+            DmScope::PerPeer => format!("agent:{agent}:direct:{peer}"),
+            DmScope::PerChannelPeer => format!("agent:{agent}:{ch}:direct:{peer}"),
+            DmScope::PerAccountChannelPeer => {
+                format!(
+                    "agent:{agent}:{ch}:{}:direct:{peer}",
+                    normalize_account_id(parts.account_id)
+                )
+            }
+        };
+    }
+    if parts.group_scope == GroupScope::Main {
+        return main();
+    }
+    let kind = js_trim(parts.peer_kind.unwrap_or("")).to_lowercase();
+    let id = js_trim(parts.peer_id);
+    let id = if id.is_empty() {
+        "unknown".to_string()
+    } else if preserves_case(&ch, &kind, id) {
+        id.to_string()
+    } else {
+        id.to_lowercase()
+    };
+    format!("agent:{agent}:{ch}:{kind}:{id}")
+}
+
+/// Appends `:thread:<id>` to a base key (when `use_suffix` and the id is not blank).
+pub fn build_thread_session_key(base: &str, thread_id: Option<&str>, use_suffix: bool) -> String {
+    match thread_id.map(js_trim) {
+        Some(t) if !t.is_empty() && use_suffix => format!("{base}:thread:{}", t.to_lowercase()),
+        _ => base.to_string(),
+    }
+}
+
+/// The key under which a group's recent messages are buffered.
+pub fn build_group_history_key(
+    channel: &str,
+    account_id: Option<&str>,
+    peer_kind: &str,
+    peer_id: &str,
+) -> String {
+    let ch = channel_or_unknown(channel);
+    let kind = js_trim(peer_kind).to_lowercase();
+    let id = js_trim(peer_id);
+    let id = if id.is_empty() {
+        "unknown".to_string()
+    } else if preserves_case(&ch, &kind, id) {
+        id.to_string()
+    } else {
+        id.to_lowercase()
+    };
+    format!("{ch}:{}:{kind}:{id}", normalize_account_id(account_id))
+}
+
+/// An agent session key split into the agent id and the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedSessionKey {
+    pub agent_id: String,
+    pub rest: String,
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len()
+        && s.is_char_boundary(prefix.len())
+        && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// Lowercases the part after `agent:<id>:`, keeping Signal group and Matrix room ids.
+fn normalize_rest(rest: &str) -> String {
+    if starts_with_ignore_case(rest, "signal:group:") {
+        let tail = &rest["signal:group:".len()..];
+        let (id, after) = match tail.find(':') {
+            Some(i) => (&tail[..i], &tail[i..]),
+            None => (tail, ""),
+        };
+        return format!("signal:group:{id}{}", after.to_lowercase());
+    }
+    for prefix in ["matrix:channel:", "matrix:group:"] {
+        if starts_with_ignore_case(rest, prefix) {
+            let tail = &rest[prefix.len()..];
+            return format!("{prefix}{}", lowercase_thread_markers(tail));
+        }
+    }
+    rest.to_lowercase()
+}
+
+fn lowercase_thread_markers(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if starts_with_ignore_case(&s[i..], ":thread:") {
+            out.push_str(":thread:");
+            i += ":thread:".len();
+        } else {
+            let c = s[i..].chars().next().unwrap_or(' ');
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// `agent:<id>:<rest>` → parts; `None` for anything else (empty segments around the id included).
+pub fn parse_agent_session_key(key: &str) -> Option<ParsedSessionKey> {
+    let raw = js_trim(key);
+    if !starts_with_ignore_case(raw, "agent:") {
+        return None;
+    }
+    let after = &raw["agent:".len()..];
+    let colon = after.find(':')?;
+    let (agent, rest) = (&after[..colon], &after[colon + 1..]);
+    if agent.is_empty() || rest.is_empty() || rest.starts_with(':') {
+        return None;
+    }
+    Some(ParsedSessionKey {
+        agent_id: agent.to_lowercase(),
+        rest: normalize_rest(rest),
+    })
+}
+
+/// The broad shape of a stored key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyShape {
+    Missing,
+    Agent,
+    MalformedAgent,
+    LegacyOrAlias,
+}
+
+pub fn classify_session_key_shape(key: Option<&str>) -> KeyShape {
+    let raw = js_trim(key.unwrap_or(""));
+    if raw.is_empty() {
+        KeyShape::Missing
+    } else if parse_agent_session_key(raw).is_some() {
+        KeyShape::Agent
+    } else if starts_with_ignore_case(raw, "agent:") {
+        KeyShape::MalformedAgent
+    } else {
+        KeyShape::LegacyOrAlias
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionKeyError {
+    #[error(
+        "Session key does not contain an agent id; resolve it with the configured default agent."
+    )]
+    NoAgentId,
+    #[error("Malformed agent session key; refusing default-agent resolution.")]
+    Malformed,
+}
+
+/// The agent a key belongs to; a key without one needs an explicit default.
+pub fn resolve_agent_id_from_session_key(
+    key: Option<&str>,
+    default_agent: Option<&str>,
+) -> Result<String, SessionKeyError> {
+    let raw = js_trim(key.unwrap_or(""));
+    if let Some(parsed) = parse_agent_session_key(raw) {
+        return Ok(normalize_agent_id(Some(&parsed.agent_id)));
+    }
+    if starts_with_ignore_case(raw, "agent:") {
+        return Err(SessionKeyError::Malformed);
+    }
+    match default_agent.map(js_trim) {
+        Some(d) if !d.is_empty() => Ok(normalize_agent_id(Some(d))),
+        _ => Err(SessionKeyError::NoAgentId),
+    }
+}
+
+/// A key from a request (maybe short, like `main`) → the key stored for `agent_id`.
+pub fn to_agent_store_session_key(
+    agent_id: &str,
+    request_key: Option<&str>,
+    main_key: Option<&str>,
+) -> String {
+    let raw = js_trim(request_key.unwrap_or(""));
+    if raw.is_empty() || raw.eq_ignore_ascii_case(crate::ids::DEFAULT_MAIN_KEY) {
+        return build_main_session_key(agent_id, main_key);
+    }
+    if let Some(parsed) = parse_agent_session_key(raw) {
+        return format!("agent:{}:{}", parsed.agent_id, parsed.rest);
+    }
+    if starts_with_ignore_case(raw, "agent:") {
+        return raw.to_lowercase();
+    }
+    format!(
+        "agent:{}:{}",
+        normalize_agent_id(Some(agent_id)),
+        raw.to_lowercase()
+    )
+}
+
+/// The agent-relative part of a key (`agent:x:main` → `main`).
+pub fn to_agent_request_session_key(key: Option<&str>) -> Option<String> {
+    let raw = js_trim(key.unwrap_or(""));
+    if raw.is_empty() {
+        return None;
+    }
+    Some(
+        parse_agent_session_key(raw)
+            .map(|p| p.rest)
+            .unwrap_or_else(|| raw.to_string()),
+    )
+}
+
+/// How deeply nested a sub-agent session is (number of `subagent` segments).
+pub fn subagent_depth(key: Option<&str>) -> usize {
+    js_trim(key.unwrap_or(""))
+        .to_lowercase()
+        .split(':')
+        .filter(|s| *s == "subagent")
+        .count()
+}
+
+/// `main` when the session is the agent's main session, else `session`.
+pub fn derive_last_route_policy(session_key: &str, main_session_key: &str) -> &'static str {
+    if session_key == main_session_key {
+        "main"
+    } else {
+        "session"
+    }
+}
+
+/// A key split at its last `:thread:` marker (case-insensitive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadSuffix {
+    pub base: String,
+    pub thread_id: Option<String>,
+}
+
+pub fn parse_thread_session_suffix(key: &str) -> ThreadSuffix {
+    let lower = key.to_ascii_lowercase();
+    match lower.rfind(":thread:") {
+        Some(i) if i + ":thread:".len() < key.len() => ThreadSuffix {
+            base: key[..i].to_string(),
+            thread_id: Some(key[i + ":thread:".len()..].to_string()),
+        },
+        _ => ThreadSuffix {
+            base: key.to_string(),
+            thread_id: None,
+        },
+    }
+}
+
+/// The chat type a stored key implies, when its shape says so unambiguously.
+pub fn derive_chat_type_from_key(key: &str) -> Option<ChatType> {
+    let raw = js_trim(key).to_lowercase();
+    if raw.is_empty() {
+        return None;
+    }
+    let rest = if raw.starts_with("agent:") {
+        parse_agent_session_key(&raw)?.rest
+    } else {
+        raw
+    };
+    if rest.starts_with("agent:") {
+        return None;
+    }
+    let base = parse_thread_session_suffix(&rest).base;
+    let tokens: Vec<&str> = base.split(':').collect();
+    let marker = |t: &str| match t {
+        "direct" | "dm" => Some(ChatType::Direct),
+        "group" => Some(ChatType::Group),
+        "channel" => Some(ChatType::Channel),
+        _ => None,
+    };
+    // `<kind>:<id>`, `<channel>:<kind>:<id>` or `<channel>:<account>:<kind>:<id>`.
+    for (i, token) in tokens.iter().enumerate().take(3) {
+        let Some(kind) = marker(token) else {
+            if token.is_empty() {
+                break;
+            }
+            continue;
+        };
+        let tail = &tokens[i + 1..];
+        if tail.first().is_none_or(|t| t.is_empty()) {
+            return None;
+        }
+        let tail_has_marker = tail.iter().any(|t| marker(t).is_some());
+        // A bare group/channel key may carry anything in its id (`group:dm:user`).
+        let bare_room = i == 0 && kind != ChatType::Direct;
+        if tail_has_marker && !bare_room {
+            return None;
+        }
+        return Some(kind);
+    }
+    // Legacy shapes: WhatsApp group JIDs and Discord `guild-<id>:channel-<id>`.
+    if base.ends_with("@g.us") {
+        return Some(ChatType::Group);
+    }
+    if tokens
+        .windows(2)
+        .any(|w| w[0].starts_with("guild-") && w[1].starts_with("channel-"))
+    {
+        return Some(ChatType::Channel);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dm_scopes() {
+        let mut p = PeerKeyParts {
+            agent_id: "main",
+            channel: "telegram",
+            account_id: Some("tasks"),
+            peer_kind: Some("direct"),
+            peer_id: "7550356539",
+            ..Default::default()
+        };
+        assert_eq!(build_peer_session_key(&p), "agent:main:main");
+        p.dm_scope = DmScope::PerPeer;
+        assert_eq!(build_peer_session_key(&p), "agent:main:direct:7550356539");
+        p.dm_scope = DmScope::PerChannelPeer;
+        assert_eq!(
+            build_peer_session_key(&p),
+            "agent:main:telegram:direct:7550356539"
+        );
+        p.dm_scope = DmScope::PerAccountChannelPeer;
+        assert_eq!(
+            build_peer_session_key(&p),
+            "agent:main:telegram:tasks:direct:7550356539"
+        );
+    }
+
+    #[test]
+    fn legacy_dm_keys_read_as_direct() {
+        assert_eq!(
+            derive_chat_type_from_key("agent:main:whatsapp:dm:+1555"),
+            Some(ChatType::Direct)
+        );
+        assert_eq!(
+            derive_chat_type_from_key("agent:main:slack:channel:c1:thread:17.1"),
+            Some(ChatType::Channel)
+        );
+    }
+
+    #[test]
+    fn signal_group_keeps_case() {
+        let p = PeerKeyParts {
+            agent_id: "arjun",
+            channel: "signal",
+            peer_kind: Some("group"),
+            peer_id: "AbC=",
+            ..Default::default()
+        };
+        assert_eq!(build_peer_session_key(&p), "agent:arjun:signal:group:AbC=");
+    }
+}

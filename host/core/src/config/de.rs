@@ -459,7 +459,10 @@ mod tests {
         let parsed = parse("{items: [{id: 'a', count: 2}], name: 'n'}").unwrap();
         let sink = Sink::default();
         let doc: Doc = from_node(&parsed.root, "", &sink).expect("clean");
-        assert_eq!(doc.items[0].count, Some(2));
+        assert_eq!(
+            (doc.items[0].id.as_str(), doc.items[0].count),
+            ("a", Some(2))
+        );
         assert_eq!(doc.name.as_deref(), Some("n"));
     }
 }

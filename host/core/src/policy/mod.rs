@@ -1,1 +1,16 @@
-//! Tool policy.
+//! Tool policy: which tools an agent's session may use (reference spec §10).
+//!
+//! The output, [`EffectiveTools`], is what the plugin runtime links: a tool
+//! that is not allowed here is never instantiated for that agent nor shown to
+//! its model. Everything that decides it lives in this module.
+
+mod catalog;
+mod matcher;
+mod pipeline;
+
+pub use catalog::{normalize_tool_name, profile_allow, ToolCatalog, CORE_TOOLS, GROUPS};
+pub use matcher::ToolMatcher;
+pub use pipeline::{
+    agent_to_agent_allowed, effective_tools, elevated_allowed, is_sandboxed, may_spawn,
+    workspace_access, EffectiveTools, SessionKind, ToolDecision,
+};

@@ -1,0 +1,594 @@
+//! The staged tool-policy pipeline (reference spec §10.5): profile →
+//! provider profile → global → global provider → agent → agent provider →
+//! group → sandbox → sub-agent. A tool is available only if every stage
+//! allows it, so a later stage can remove but never re-grant. Each removed
+//! tool records the first stage that removed it (`chela tools` prints it).
+
+use super::catalog::{
+    normalize_tool_name, profile_allow, ToolCatalog, CHANNEL_TOOLS, SANDBOX_DEFAULT_ALLOW,
+    SANDBOX_DEFAULT_DENY, SUBAGENT_DEFAULT_DENY,
+};
+use super::matcher::ToolMatcher;
+use crate::config::schema::{
+    AgentConfig, Config, ProviderToolPolicy, SandboxMode, ToolList, WorkspaceAccess,
+};
+use crate::ids::normalize_agent_id;
+
+/// The kind of session the tools are for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionKind {
+    /// The agent's main session (DMs under `dmScope: main`).
+    Main,
+    /// A group or channel chat; `groups.<id>.tools` of the channel apply.
+    Group { channel: String, group_id: String },
+    /// Any session that runs sandboxed (forces the sandbox stage).
+    Sandboxed,
+    /// A sub-agent spawned by this agent.
+    Subagent,
+}
+
+impl SessionKind {
+    pub fn label(&self) -> String {
+        match self {
+            SessionKind::Main => "main".into(),
+            SessionKind::Group { channel, group_id } => format!("group {channel}:{group_id}"),
+            SessionKind::Sandboxed => "sandboxed".into(),
+            SessionKind::Subagent => "sub-agent".into(),
+        }
+    }
+}
+
+/// One tool's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolDecision {
+    pub name: String,
+    pub allowed: bool,
+    /// The first stage that removed it, e.g. `agents.list[work].tools.deny`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed_by: Option<String>,
+}
+
+/// The tools an agent's session may use, and why the others are missing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EffectiveTools {
+    pub agent_id: String,
+    pub session: String,
+    pub sandboxed: bool,
+    pub tools: Vec<ToolDecision>,
+    /// Stages that were dropped or adjusted, with why.
+    pub notes: Vec<String>,
+}
+
+impl EffectiveTools {
+    pub fn allowed(&self) -> impl Iterator<Item = &str> {
+        self.tools
+            .iter()
+            .filter(|t| t.allowed)
+            .map(|t| t.name.as_str())
+    }
+
+    pub fn allows(&self, name: &str) -> bool {
+        let name = normalize_tool_name(name);
+        self.tools.iter().any(|t| t.allowed && t.name == name)
+    }
+
+    /// A sub-agent gets the intersection of its parent's tools and its own, never more.
+    pub fn intersect_with_parent(mut self, parent: &EffectiveTools) -> EffectiveTools {
+        for t in &mut self.tools {
+            if t.allowed && !parent.allows(&t.name) {
+                t.allowed = false;
+                t.removed_by = Some(format!(
+                    "parent agent `{}` does not have it",
+                    parent.agent_id
+                ));
+            }
+        }
+        self
+    }
+}
+
+struct Stage {
+    label: String,
+    matcher: ToolMatcher,
+}
+
+fn strings(v: &Option<Vec<String>>) -> Vec<String> {
+    v.clone().unwrap_or_default()
+}
+
+fn agent_entry<'a>(cfg: &'a Config, agent_id: &str) -> Option<(String, &'a AgentConfig)> {
+    let agents = cfg.agents.as_ref()?;
+    if let Some(entries) = &agents.entries {
+        return entries
+            .iter()
+            .find(|(k, _)| normalize_agent_id(Some(k)) == agent_id)
+            .map(|(k, v)| (format!("agents.entries.{k}"), v));
+    }
+    agents
+        .list
+        .as_ref()?
+        .iter()
+        .enumerate()
+        .find(|(_, a)| {
+            a.id.as_deref()
+                .is_some_and(|id| normalize_agent_id(Some(id)) == agent_id)
+        })
+        .map(|(i, a)| (format!("agents.list[{i}]"), a))
+}
+
+/// The `provider` and `provider/model` of an agent's primary model.
+fn model_keys(cfg: &Config, agent: Option<&AgentConfig>) -> Vec<String> {
+    let model = agent
+        .and_then(|a| a.model.as_ref())
+        .or_else(|| cfg.agents.as_ref()?.defaults.as_ref()?.model.as_ref())
+        .and_then(|m| m.primary())
+        .map(str::to_lowercase);
+    match model {
+        Some(m) => match m.split_once('/') {
+            Some((provider, _)) => vec![m.clone(), provider.to_string()],
+            None => vec![m],
+        },
+        None => Vec::new(),
+    }
+}
+
+/// `byProvider[provider/model]`, else `byProvider[provider]` (keys lowercased).
+fn by_provider<'a>(
+    map: Option<&'a indexmap::IndexMap<String, ProviderToolPolicy>>,
+    keys: &[String],
+) -> Option<(String, &'a ProviderToolPolicy)> {
+    let map = map?;
+    keys.iter().find_map(|k| {
+        map.iter()
+            .find(|(mk, _)| mk.to_lowercase() == *k)
+            .map(|(mk, v)| (mk.clone(), v))
+    })
+}
+
+/// Whether an agent's session of this kind runs sandboxed (§11).
+pub fn is_sandboxed(cfg: &Config, agent_id: &str, kind: &SessionKind) -> bool {
+    let id = normalize_agent_id(Some(agent_id));
+    let agent = agent_entry(cfg, &id).map(|(_, a)| a);
+    let mode = agent
+        .and_then(|a| a.sandbox.as_ref()?.mode)
+        .or_else(|| {
+            cfg.agents
+                .as_ref()?
+                .defaults
+                .as_ref()?
+                .sandbox
+                .as_ref()?
+                .mode
+        })
+        .unwrap_or_default();
+    match (mode, kind) {
+        (_, SessionKind::Sandboxed) => true,
+        (SandboxMode::Off, _) => false,
+        (SandboxMode::All, _) => true,
+        (SandboxMode::NonMain, SessionKind::Main) => false,
+        (SandboxMode::NonMain, _) => true,
+    }
+}
+
+/// The workspace access of an agent's sandbox (`none` unless configured).
+pub fn workspace_access(cfg: &Config, agent_id: &str) -> WorkspaceAccess {
+    let id = normalize_agent_id(Some(agent_id));
+    agent_entry(cfg, &id)
+        .and_then(|(_, a)| a.sandbox.as_ref()?.workspace_access)
+        .or_else(|| {
+            cfg.agents
+                .as_ref()?
+                .defaults
+                .as_ref()?
+                .sandbox
+                .as_ref()?
+                .workspace_access
+        })
+        .unwrap_or_default()
+}
+
+/// `groups.<id>.tools` (or `groups["*"].tools`) of the channel, all accounts merged.
+fn group_tools(cfg: &Config, channel: &str, group_id: &str) -> Option<(String, ToolList)> {
+    let ch = cfg.channels.as_ref()?.get(channel)?;
+    let accounts = ch.accounts.iter().flat_map(|a| a.values());
+    for groups in std::iter::once(&ch.top)
+        .chain(accounts)
+        .filter_map(|a| a.groups.as_ref())
+    {
+        for key in [group_id, "*"] {
+            if let Some(tools) = groups.get(key).and_then(|g| g.get("tools")) {
+                let list: Option<ToolList> = serde_json::from_value::<ToolList>(tools.clone()).ok();
+                if let Some(list) = list {
+                    return Some((format!("channels.{channel}.groups.{key}.tools"), list));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Computes the effective tool set of `agent_id` for a session of `kind`.
+pub fn effective_tools(
+    cfg: &Config,
+    agent_id: &str,
+    kind: &SessionKind,
+    catalog: &ToolCatalog,
+) -> EffectiveTools {
+    let id = normalize_agent_id(Some(agent_id));
+    let entry = agent_entry(cfg, &id);
+    let agent = entry.as_ref().map(|(_, a)| *a);
+    let agent_path = entry
+        .as_ref()
+        .map(|(p, _)| p.clone())
+        .unwrap_or_else(|| format!("agent `{id}`"));
+    let global = cfg.tools.clone().unwrap_or_default();
+    let agent_tools = agent.and_then(|a| a.tools.clone()).unwrap_or_default();
+    let keys = model_keys(cfg, agent);
+    let mut notes = Vec::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    let mut push = |label: String, allow: Vec<String>, deny: Vec<String>| {
+        if !allow.is_empty() || !deny.is_empty() {
+            stages.push(Stage {
+                label,
+                matcher: ToolMatcher::new(&allow, &deny, catalog),
+            });
+        }
+    };
+
+    // 1. Profile (the agent's replaces the global one), widened by alsoAllow.
+    let (profile, profile_label) = match (&agent_tools.profile, &global.profile) {
+        (Some(p), _) => (Some(p.clone()), format!("{agent_path}.tools.profile ({p})")),
+        (None, Some(p)) => (Some(p.clone()), format!("tools.profile ({p})")),
+        _ => (None, String::new()),
+    };
+    if let Some(base) = profile.as_deref().and_then(profile_allow) {
+        let mut allow: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+        allow.extend(strings(&agent_tools.also_allow));
+        allow.extend(strings(&global.also_allow));
+        push(profile_label, allow, Vec::new());
+    }
+    // 2. Provider profile (the agent's value wins).
+    let provider_profile = by_provider(agent_tools.by_provider.as_ref(), &keys)
+        .and_then(|(k, p)| {
+            p.profile.clone().map(|pr| {
+                (
+                    format!("{agent_path}.tools.byProvider.{k}.profile ({pr})"),
+                    pr,
+                )
+            })
+        })
+        .or_else(|| {
+            by_provider(global.by_provider.as_ref(), &keys).and_then(|(k, p)| {
+                p.profile
+                    .clone()
+                    .map(|pr| (format!("tools.byProvider.{k}.profile ({pr})"), pr))
+            })
+        });
+    if let Some((label, pr)) = provider_profile {
+        if let Some(base) = profile_allow(&pr) {
+            push(
+                label,
+                base.iter().map(|s| s.to_string()).collect(),
+                Vec::new(),
+            );
+        }
+    }
+    // 3–6. Global, global provider, agent, agent provider allow/deny.
+    let mut list_stage = |label: String,
+                          allow: Vec<String>,
+                          deny: Vec<String>,
+                          notes: &mut Vec<String>| {
+        let m = ToolMatcher::new(&allow, &deny, catalog);
+        let m = if m.allowlist_names_no_core_tool(catalog) {
+            notes.push(format!(
+                "{label}: allowlist names no built-in tool; ignored so core tools stay available"
+            ));
+            m.without_allowlist()
+        } else {
+            m
+        };
+        if !allow.is_empty() || !deny.is_empty() {
+            stages.push(Stage { label, matcher: m });
+        }
+    };
+    list_stage(
+        "tools.allow/deny".into(),
+        strings(&global.allow),
+        strings(&global.deny),
+        &mut notes,
+    );
+    if let Some((k, p)) = by_provider(global.by_provider.as_ref(), &keys) {
+        list_stage(
+            format!("tools.byProvider.{k}"),
+            strings(&p.allow),
+            strings(&p.deny),
+            &mut notes,
+        );
+    }
+    list_stage(
+        format!("{agent_path}.tools.allow/deny"),
+        strings(&agent_tools.allow),
+        strings(&agent_tools.deny),
+        &mut notes,
+    );
+    if let Some((k, p)) = by_provider(agent_tools.by_provider.as_ref(), &keys) {
+        list_stage(
+            format!("{agent_path}.tools.byProvider.{k}"),
+            strings(&p.allow),
+            strings(&p.deny),
+            &mut notes,
+        );
+    }
+    // 7. Group policy.
+    if let SessionKind::Group { channel, group_id } = kind {
+        if let Some((label, list)) = group_tools(cfg, channel, group_id) {
+            list_stage(label, strings(&list.allow), strings(&list.deny), &mut notes);
+        }
+    }
+    // 8. Sandbox policy, and the workspace mount's access.
+    let sandboxed = is_sandboxed(cfg, &id, kind);
+    if sandboxed {
+        let agent_sb = agent_tools.sandbox.as_ref().and_then(|s| s.tools.clone());
+        let global_sb = global.sandbox.as_ref().and_then(|s| s.tools.clone());
+        let (label, allow, deny) = match (agent_sb, global_sb) {
+            (Some(l), _) => (
+                format!("{agent_path}.tools.sandbox.tools"),
+                strings(&l.allow),
+                strings(&l.deny),
+            ),
+            (None, Some(l)) => (
+                "tools.sandbox.tools".to_string(),
+                strings(&l.allow),
+                strings(&l.deny),
+            ),
+            (None, None) => (
+                "sandbox defaults".to_string(),
+                SANDBOX_DEFAULT_ALLOW
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                SANDBOX_DEFAULT_DENY
+                    .iter()
+                    .chain(CHANNEL_TOOLS)
+                    .map(|s| s.to_string())
+                    .collect(),
+            ),
+        };
+        let m = ToolMatcher::new(&allow, &deny, catalog);
+        stages.push(Stage { label, matcher: m });
+        if workspace_access(cfg, &id) == WorkspaceAccess::Ro {
+            let deny = ["write", "edit", "apply_patch"].map(String::from).to_vec();
+            stages.push(Stage {
+                label: "sandbox.workspaceAccess ro".into(),
+                matcher: ToolMatcher::new(&[], &deny, catalog),
+            });
+        }
+    }
+    // 9. Sub-agent policy.
+    if *kind == SessionKind::Subagent {
+        let sub = global
+            .subagents
+            .as_ref()
+            .and_then(|s| s.tools.clone())
+            .unwrap_or_default();
+        let mut deny: Vec<String> = SUBAGENT_DEFAULT_DENY
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        deny.extend(strings(&sub.deny));
+        stages.push(Stage {
+            label: "sub-agent policy".into(),
+            matcher: ToolMatcher::new(&strings(&sub.allow), &deny, catalog),
+        });
+    }
+
+    let tools = catalog
+        .names()
+        .map(|name| {
+            let removed_by = stages
+                .iter()
+                .find(|s| !s.matcher.allows(name))
+                .map(|s| s.label.clone());
+            ToolDecision {
+                name: name.to_string(),
+                allowed: removed_by.is_none(),
+                removed_by,
+            }
+        })
+        .collect();
+    EffectiveTools {
+        agent_id: id,
+        session: kind.label(),
+        sandboxed,
+        tools,
+        notes,
+    }
+}
+
+/// `tools.agentToAgent`: both requester and target must match `allow` (default off).
+pub fn agent_to_agent_allowed(cfg: &Config, requester: &str, target: &str) -> bool {
+    let Some(a2a) = cfg.tools.as_ref().and_then(|t| t.agent_to_agent.as_ref()) else {
+        return false;
+    };
+    if a2a.enabled != Some(true) {
+        return false;
+    }
+    let allow = strings(&a2a.allow);
+    let matcher = ToolMatcher::new(&allow, &[], &ToolCatalog::core());
+    let (r, t) = (
+        normalize_agent_id(Some(requester)),
+        normalize_agent_id(Some(target)),
+    );
+    !allow.is_empty() && matcher.allows(&r) && matcher.allows(&t)
+}
+
+/// `agents.list[].subagents.allowAgents`: may `parent` spawn `target`?
+pub fn may_spawn(cfg: &Config, parent: &str, target: &str) -> bool {
+    let (p, t) = (
+        normalize_agent_id(Some(parent)),
+        normalize_agent_id(Some(target)),
+    );
+    if p == t {
+        return true;
+    }
+    agent_entry(cfg, &p)
+        .and_then(|(_, a)| a.subagents.as_ref()?.allow_agents.clone())
+        .is_some_and(|allow| {
+            allow
+                .iter()
+                .any(|a| a == "*" || normalize_agent_id(Some(a)) == t)
+        })
+}
+
+/// `tools.elevated`: the global baseline and the agent's setting must both allow `sender` on `provider`.
+pub fn elevated_allowed(cfg: &Config, agent_id: &str, provider: &str, sender: &str) -> bool {
+    let id = normalize_agent_id(Some(agent_id));
+    let permits = |e: Option<&crate::config::schema::Elevated>, default_enabled: bool| -> bool {
+        let Some(e) = e else { return default_enabled };
+        if !e.enabled.unwrap_or(default_enabled) {
+            return false;
+        }
+        match &e.allow_from {
+            None => default_enabled,
+            Some(map) => map
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(provider))
+                .flat_map(|(_, ids)| ids)
+                .any(|v| v.0 == "*" || v.0 == sender),
+        }
+    };
+    let global = cfg.tools.as_ref().and_then(|t| t.elevated.as_ref());
+    let agent = agent_entry(cfg, &id).and_then(|(_, a)| a.tools.as_ref()?.elevated.as_ref());
+    global.is_some() && permits(global, false) && permits(agent, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    fn cfg(text: &str) -> Config {
+        load_str(text, None).expect("config loads").config
+    }
+
+    fn tools(c: &Config, agent: &str, kind: SessionKind) -> EffectiveTools {
+        effective_tools(c, agent, &kind, &ToolCatalog::core())
+    }
+
+    #[test]
+    fn agent_deny_removes_with_provenance() {
+        let c = cfg("{agents: {list: [{id: 'work', tools: {deny: ['bash']}}]}}");
+        let t = tools(&c, "work", SessionKind::Main);
+        assert!(!t.allows("exec"));
+        let exec = t.tools.iter().find(|d| d.name == "exec").unwrap();
+        assert_eq!(
+            exec.removed_by.as_deref(),
+            Some("agents.list[0].tools.allow/deny")
+        );
+        assert!(t.allows("read"));
+    }
+
+    #[test]
+    fn later_stages_cannot_regrant() {
+        let c = cfg("{tools: {profile: 'minimal'}, agents: {list: [{id: 'a', tools: {allow: ['exec', 'session_status']}}]}}");
+        let t = tools(&c, "a", SessionKind::Main);
+        assert!(
+            !t.allows("exec"),
+            "profile removed exec; the agent allowlist cannot bring it back"
+        );
+        assert!(t.allows("session_status"));
+        assert_eq!(t.allowed().count(), 1);
+    }
+
+    #[test]
+    fn agent_profile_replaces_global_and_also_allow_widens() {
+        let c = cfg("{tools: {profile: 'minimal'}, agents: {list: [{id: 'a', tools: {profile: 'coding', alsoAllow: ['web_fetch']}}]}}");
+        let t = tools(&c, "a", SessionKind::Main);
+        for name in ["read", "exec", "memory_get", "image", "web_fetch"] {
+            assert!(t.allows(name), "{name}");
+        }
+        assert!(!t.allows("browser"));
+    }
+
+    #[test]
+    fn sandbox_and_read_only_workspace() {
+        let c = cfg("{agents: {defaults: {sandbox: {mode: 'non-main', workspaceAccess: 'ro'}}, list: [{id: 'a'}]}}");
+        let main = tools(&c, "a", SessionKind::Main);
+        assert!(!main.sandboxed && main.allows("write") && main.allows("browser"));
+        let group = tools(
+            &c,
+            "a",
+            SessionKind::Group {
+                channel: "slack".into(),
+                group_id: "c1".into(),
+            },
+        );
+        assert!(group.sandboxed);
+        assert!(!group.allows("browser") && !group.allows("slack"));
+        assert!(!group.allows("write") && group.allows("read") && group.allows("exec"));
+    }
+
+    #[test]
+    fn group_tools_apply_to_group_sessions() {
+        let c = cfg("{channels: {slack: {groups: {'C1': {tools: {deny: ['exec']}}}}}}");
+        let g = tools(
+            &c,
+            "main",
+            SessionKind::Group {
+                channel: "slack".into(),
+                group_id: "C1".into(),
+            },
+        );
+        assert!(!g.allows("exec"));
+        assert!(tools(&c, "main", SessionKind::Main).allows("exec"));
+    }
+
+    #[test]
+    fn subagents_get_the_intersection_with_their_parent() {
+        let c = cfg("{agents: {list: [{id: 'p', tools: {deny: ['exec']}}, {id: 'c'}]}}");
+        let parent = tools(&c, "p", SessionKind::Main);
+        let child = tools(&c, "c", SessionKind::Subagent).intersect_with_parent(&parent);
+        assert!(
+            !child.allows("exec"),
+            "denied to the parent, so never to its sub-agent"
+        );
+        assert!(!child.allows("sessions_spawn"), "sub-agent default deny");
+        assert!(child.allows("read"));
+    }
+
+    #[test]
+    fn plugin_only_allowlist_is_dropped_with_a_note() {
+        let c = cfg("{tools: {allow: ['weather']}}");
+        let cat = ToolCatalog::core().with_plugin("wx", &["weather"]);
+        let t = effective_tools(&c, "main", &SessionKind::Main, &cat);
+        assert!(t.allows("read") && t.allows("weather"));
+        assert_eq!(t.notes.len(), 1);
+    }
+
+    #[test]
+    fn agent_to_agent_needs_both_sides() {
+        let c = cfg("{tools: {agentToAgent: {enabled: true, allow: ['work', 'home']}}}");
+        assert!(agent_to_agent_allowed(&c, "work", "home"));
+        assert!(!agent_to_agent_allowed(&c, "work", "ops"));
+        assert!(
+            !agent_to_agent_allowed(&cfg("{}"), "work", "home"),
+            "off by default"
+        );
+    }
+
+    #[test]
+    fn elevated_needs_global_and_agent() {
+        let c = cfg("{tools: {elevated: {enabled: true, allowFrom: {whatsapp: ['+1']}}}, agents: {list: [{id: 'a'}, {id: 'b', tools: {elevated: {enabled: false}}}]}}");
+        assert!(elevated_allowed(&c, "a", "whatsapp", "+1"));
+        assert!(!elevated_allowed(&c, "a", "whatsapp", "+2"));
+        assert!(!elevated_allowed(&c, "b", "whatsapp", "+1"));
+    }
+
+    #[test]
+    fn spawn_needs_allow_agents() {
+        let c = cfg("{agents: {list: [{id: 'a', subagents: {allowAgents: ['b']}}, {id: 'b'}, {id: 'c', subagents: {allowAgents: ['*']}}]}}");
+        assert!(may_spawn(&c, "a", "b") && !may_spawn(&c, "b", "a") && may_spawn(&c, "c", "a"));
+    }
+}

@@ -6,16 +6,13 @@ use std::path::PathBuf;
 
 use chela_core::config::load_str;
 use chela_core::config::schema::{DmScope, GroupScope};
-use chela_core::routing::{PeerRef, RouteInput, RouteTable};
+use chela_core::routing::{RouteInput, RouteTable};
 use chela_core::session_key as sk;
 use serde_json::{json, Value};
 
 fn shared(file: &str) -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance")
-        .join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
@@ -29,65 +26,21 @@ fn id_string(v: &Value) -> Option<String> {
     }
 }
 
-fn peer(v: Option<&Value>) -> Option<PeerRef> {
-    let v = v?.as_object()?;
-    Some(PeerRef {
-        kind: v
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-        id: v.get("id").and_then(id_string).unwrap_or_default(),
-    })
-}
-
-fn route_input(v: &Value) -> RouteInput {
-    let s = |k: &str| v.get(k).and_then(id_string);
-    RouteInput {
-        channel: s("channel").unwrap_or_default(),
-        account_id: s("accountId"),
-        peer: peer(v.get("peer")),
-        parent_peer: peer(v.get("parentPeer")),
-        guild_id: s("guildId"),
-        team_id: s("teamId"),
-        member_role_ids: v
-            .get("memberRoleIds")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(id_string).collect())
-            .unwrap_or_default(),
-        dm_scope: v
-            .get("dmScope")
-            .and_then(Value::as_str)
-            .and_then(DmScope::parse),
-        group_scope: v
-            .get("groupScope")
-            .and_then(Value::as_str)
-            .and_then(GroupScope::parse),
-        default_agent_id: s("defaultAgentId"),
-    }
-}
-
 /// Routes one vector; returns its outcome in the vectors' shape.
 fn run_route_vector(vector: &Value) -> Value {
     let text = serde_json::to_string(&vector["config"]).expect("config serializes");
     let loaded = match load_str(&text, None) {
         Ok(l) => l,
-        Err(e) => {
-            return json!({"configError": e.diagnostics().iter().map(|d| d.to_string()).collect::<Vec<_>>()})
-        }
+        Err(e) => return json!({"configError": e.diagnostics().iter().map(|d| d.to_string()).collect::<Vec<_>>()}),
     };
     let table = RouteTable::build(&loaded.config);
-    match table.resolve(&route_input(&vector["input"])) {
-        Ok(r) => json!({
-            "agentId": r.agent_id, "channel": r.channel, "accountId": r.account_id,
-            "dmScope": r.dm_scope, "groupScope": r.group_scope, "sessionKey": r.session_key,
-            "mainSessionKey": r.main_session_key, "lastRoutePolicy": r.last_route_policy,
-            "matchedBy": r.matched_by,
-        }),
-        Err(e) => {
-            let (name, code) = e.name_and_code();
-            json!({"error": {"name": name, "code": code}})
-        }
+    let input = match RouteInput::from_json(&vector["input"]) {
+        Ok(i) => i,
+        Err(e) => return json!({"inputError": e}),
+    };
+    match table.resolve(&input) {
+        Ok(r) => r.to_vector_json(),
+        Err(e) => e.to_vector_json(),
     }
 }
 
@@ -100,18 +53,12 @@ fn check_route_file(file: &str) {
         let expect = &v["expect"];
         let ok = match expect.get("error") {
             Some(err) => got.get("error").is_some_and(|g| {
-                g["name"] == err["name"]
-                    && g["code"] == err.get("code").cloned().unwrap_or(Value::Null)
+                g["name"] == err["name"] && g["code"] == err.get("code").cloned().unwrap_or(Value::Null)
             }),
-            None => expect
-                .as_object()
-                .is_some_and(|e| e.iter().all(|(k, want)| &got[k] == want)),
+            None => expect.as_object().is_some_and(|e| e.iter().all(|(k, want)| &got[k] == want)),
         };
         if !ok {
-            failures.push(format!(
-                "{}\n    expect {}\n    got    {}",
-                v["name"], expect, got
-            ));
+            failures.push(format!("{}\n    expect {}\n    got    {}", v["name"], expect, got));
         }
     }
     assert!(
@@ -159,44 +106,28 @@ fn run_helper(name: &str, args: &[Value]) -> Result<Value, String> {
             json!(chela_core::ids::normalize_agent_id(arg_str(a0)))
         }
         "normalizeAccountId" => json!(chela_core::ids::normalize_account_id(arg_str(a0))),
-        "normalizeOptionalAccountId" => {
-            opt(chela_core::ids::normalize_optional_account_id(arg_str(a0)))
-        }
+        "normalizeOptionalAccountId" => opt(chela_core::ids::normalize_optional_account_id(arg_str(a0))),
         "normalizeMainKey" => json!(chela_core::ids::normalize_main_key(arg_str(a0))),
         "buildAgentMainSessionKey" => {
-            json!(sk::build_main_session_key(
-                field(&o, "agentId").unwrap_or(""),
-                field(&o, "mainKey")
-            ))
+            json!(sk::build_main_session_key(field(&o, "agentId").unwrap_or(""), field(&o, "mainKey")))
         }
         "buildAgentPeerSessionKey" | "buildAgentSessionKey" => {
             let (kind, id) = if name == "buildAgentSessionKey" {
                 let p = o.get("peer").cloned().unwrap_or(Value::Null);
-                (
-                    p.get("kind").and_then(Value::as_str).map(str::to_string),
-                    p.get("id").and_then(id_string),
-                )
+                (p.get("kind").and_then(Value::as_str).map(str::to_string), p.get("id").and_then(id_string))
             } else {
-                (
-                    field(&o, "peerKind").map(str::to_string),
-                    o.get("peerId").and_then(id_string),
-                )
+                (field(&o, "peerKind").map(str::to_string), o.get("peerId").and_then(id_string))
             };
-            let links: Option<indexmap::IndexMap<String, Value>> = o
-                .get("identityLinks")
-                .and_then(|l| serde_json::from_value(l.clone()).ok());
+            let links: Option<indexmap::IndexMap<String, Value>> =
+                o.get("identityLinks").and_then(|l| serde_json::from_value(l.clone()).ok());
             let parts = sk::PeerKeyParts {
                 agent_id: field(&o, "agentId").unwrap_or(""),
                 channel: field(&o, "channel").unwrap_or(""),
                 account_id: field(&o, "accountId"),
                 peer_kind: kind.as_deref(),
                 peer_id: id.as_deref().unwrap_or(""),
-                dm_scope: field(&o, "dmScope")
-                    .and_then(DmScope::parse)
-                    .unwrap_or_default(),
-                group_scope: field(&o, "groupScope")
-                    .and_then(GroupScope::parse)
-                    .unwrap_or_default(),
+                dm_scope: field(&o, "dmScope").and_then(DmScope::parse).unwrap_or_default(),
+                group_scope: field(&o, "groupScope").and_then(GroupScope::parse).unwrap_or_default(),
                 identity_links: links.as_ref(),
                 main_key: field(&o, "mainKey"),
             };
@@ -238,10 +169,7 @@ fn run_helper(name: &str, args: &[Value]) -> Result<Value, String> {
         },
         "classifySessionKeyShape" => json!(sk::classify_session_key_shape(arg_str(a0))),
         "resolveAgentIdFromSessionKey" => {
-            json!(
-                sk::resolve_agent_id_from_session_key(arg_str(a0), arg_str(args.get(1)))
-                    .map_err(|e| e.to_string())?
-            )
+            json!(sk::resolve_agent_id_from_session_key(arg_str(a0), arg_str(args.get(1))).map_err(|e| e.to_string())?)
         }
         "toAgentStoreSessionKey" => {
             json!(sk::to_agent_store_session_key(
@@ -252,12 +180,10 @@ fn run_helper(name: &str, args: &[Value]) -> Result<Value, String> {
         }
         "toAgentRequestSessionKey" => opt(sk::to_agent_request_session_key(arg_str(a0))),
         "getSubagentDepth" => json!(sk::subagent_depth(arg_str(a0))),
-        "deriveSessionChatTypeFromKey" => {
-            match sk::derive_chat_type_from_key(arg_str(a0).unwrap_or("")) {
-                Some(t) => json!(t.as_str()),
-                None => json!("unknown"),
-            }
-        }
+        "deriveSessionChatTypeFromKey" => match sk::derive_chat_type_from_key(arg_str(a0).unwrap_or("")) {
+            Some(t) => json!(t.as_str()),
+            None => json!("unknown"),
+        },
         "deriveLastRoutePolicy" => json!(sk::derive_last_route_policy(
             field(&o, "sessionKey").unwrap_or(""),
             field(&o, "mainSessionKey").unwrap_or("")

@@ -1,1 +1,104 @@
-fn main() {}
+//! `chela`: the command-line entry point. A thin edge over `chela-core`:
+//! parse flags, find and load the config, call the core, print the result.
+//! Errors become one clear message and a non-zero exit code here.
+
+mod agents;
+mod context;
+mod output;
+mod route;
+mod tools;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// chela — a multi-agent AI gateway (OpenClaw-compatible configuration).
+#[derive(Parser, Debug)]
+#[command(name = "chela", version, about)]
+pub struct Cli {
+    /// Config file (default: $CHELA_CONFIG_PATH, else <stateDir>/chela.json).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// Use ~/.chela-NAME as the state dir (unless CHELA_STATE_DIR is set).
+    #[arg(long, global = true, value_name = "NAME")]
+    profile: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check the config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// List, add, delete, bind and unbind agents.
+    #[command(subcommand)]
+    Agents(agents::AgentsCommand),
+    /// Show which agent a message would go to, and why.
+    Route(route::RouteArgs),
+    /// Show the tools an agent may use, and which stage removed the others.
+    Tools(tools::ToolsArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Report every problem in the config (exit 1 if there are errors).
+    Validate(JsonFlag),
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct JsonFlag {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHELA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Restores the default SIGPIPE action so `chela … | head` ends quietly
+/// instead of panicking on a closed stdout (Rust ignores SIGPIPE by default).
+fn reset_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+fn main() -> ExitCode {
+    reset_sigpipe();
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let ctx = context::Context::from_cli(cli.config.clone(), cli.profile.clone());
+    let result = match cli.command {
+        Command::Config(ConfigCommand::Validate(flag)) => validate::run(&ctx, flag.json),
+        Command::Agents(cmd) => agents::run(&ctx, cmd),
+        Command::Route(args) => route::run(&ctx, &args),
+        Command::Tools(args) => tools::run(&ctx, &args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

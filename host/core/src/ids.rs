@@ -17,13 +17,7 @@ pub fn is_js_whitespace(c: char) -> bool {
     matches!(
         c,
         '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200A}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202F}'
-                | '\u{205F}'
-                | '\u{3000}'
-                | '\u{FEFF}'
+            ..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}' | '\u{FEFF}'
     )
 }
 
@@ -99,11 +93,7 @@ pub fn normalize_optional_account_id(value: Option<&str>) -> Option<String> {
     if t.is_empty() || is_prototype_key(&t.to_lowercase()) {
         return None;
     }
-    let s = if is_canonical_id(t) {
-        t.to_ascii_lowercase()
-    } else {
-        sanitize(t)
-    };
+    let s = if is_canonical_id(t) { t.to_ascii_lowercase() } else { sanitize(t) };
     if s.is_empty() || is_prototype_key(&s) {
         None
     } else {
@@ -177,10 +167,7 @@ mod tests {
     #[test]
     fn agent_ids() {
         assert_eq!(normalize_agent_id(Some("Bot Main")), "bot-main");
-        assert_eq!(
-            normalize_agent_id(Some("../../../etc/passwd")),
-            "etc-passwd"
-        );
+        assert_eq!(normalize_agent_id(Some("../../../etc/passwd")), "etc-passwd");
         assert_eq!(normalize_agent_id(Some("")), "main");
         assert_eq!(normalize_agent_id(Some("\u{FEFF} Work\u{A0}")), "work");
         assert_eq!(normalize_agent_id(Some("Über")), "ber");

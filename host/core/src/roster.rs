@@ -46,10 +46,7 @@ impl OwnerError {
     pub fn name_and_code(&self) -> (&'static str, Option<&'static str>) {
         match self {
             OwnerError::NoAgents => ("Error", None),
-            _ => (
-                "AgentSelectionRequiredError",
-                Some("AGENT_SELECTION_REQUIRED"),
-            ),
+            _ => ("AgentSelectionRequiredError", Some("AGENT_SELECTION_REQUIRED")),
         }
     }
 }
@@ -74,12 +71,7 @@ impl Roster {
             .and_then(|s| s.agent_id.clone());
         let (shape, entries) = match agents {
             Some(a) if a.entries.is_some() => {
-                let entries = a
-                    .entries
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| entry(k, v.default.unwrap_or(false)))
-                    .collect();
+                let entries = a.entries.iter().flatten().map(|(k, v)| entry(k, v.default.unwrap_or(false))).collect();
                 (RosterShape::Entries, entries)
             }
             Some(a) if a.list.is_some() => {
@@ -96,12 +88,7 @@ impl Roster {
             }
             _ => (RosterShape::Unconfigured, Vec::new()),
         };
-        Roster {
-            shape,
-            entries,
-            explicit_ownership,
-            system_agent,
-        }
+        Roster { shape, entries, explicit_ownership, system_agent }
     }
 
     pub fn find(&self, id: &str) -> Option<&RosterEntry> {
@@ -128,11 +115,7 @@ impl Roster {
     pub fn pick(&self, agent_id: Option<&str>) -> Result<String, OwnerError> {
         let trimmed = js_trim(agent_id.unwrap_or(""));
         if trimmed.is_empty() {
-            if let Some(system) = self
-                .system_agent
-                .as_deref()
-                .filter(|d| !js_trim(d).is_empty())
-            {
+            if let Some(system) = self.system_agent.as_deref().filter(|d| !js_trim(d).is_empty()) {
                 return self.pick(Some(system));
             }
             return match self.shape {
@@ -166,17 +149,10 @@ impl Roster {
         if let Some(d) = caller_default.filter(|d| !js_trim(d).is_empty()) {
             return self.pick(Some(d));
         }
-        if let Some(system) = self
-            .system_agent
-            .as_deref()
-            .filter(|d| !js_trim(d).is_empty())
-        {
+        if let Some(system) = self.system_agent.as_deref().filter(|d| !js_trim(d).is_empty()) {
             return self.pick(Some(system));
         }
-        let ambiguous = || OwnerError::NoAccountOwner {
-            channel: channel.to_string(),
-            account: account.to_string(),
-        };
+        let ambiguous = || OwnerError::NoAccountOwner { channel: channel.to_string(), account: account.to_string() };
         match self.shape {
             RosterShape::Unconfigured => Ok(DEFAULT_AGENT_ID.to_string()),
             RosterShape::List if !self.explicit_ownership => self.default_agent_for_list(),
@@ -212,9 +188,5 @@ impl Roster {
 }
 
 fn entry(raw: &str, default: bool) -> RosterEntry {
-    RosterEntry {
-        raw_id: raw.to_string(),
-        id: normalize_agent_id(Some(raw)),
-        default,
-    }
+    RosterEntry { raw_id: raw.to_string(), id: normalize_agent_id(Some(raw)), default }
 }

@@ -14,11 +14,7 @@ use crate::ids::{js_trim, normalize_account_id, normalize_agent_id, normalize_ma
 
 /// `agent:<id>:<mainKey>`.
 pub fn build_main_session_key(agent_id: &str, main_key: Option<&str>) -> String {
-    format!(
-        "agent:{}:{}",
-        normalize_agent_id(Some(agent_id)),
-        normalize_main_key(main_key)
-    )
+    format!("agent:{}:{}", normalize_agent_id(Some(agent_id)), normalize_main_key(main_key))
 }
 
 /// What a peer session key is built from.
@@ -55,19 +51,14 @@ fn preserves_case(channel: &str, kind: &str, id: &str) -> bool {
 }
 
 /// The canonical name an identity link gives this DM peer, if any (§4.4).
-pub fn resolve_linked_peer_id(
-    links: Option<&IndexMap<String, Json>>,
-    channel: &str,
-    peer_id: &str,
-) -> Option<String> {
+pub fn resolve_linked_peer_id(links: Option<&IndexMap<String, Json>>, channel: &str, peer_id: &str) -> Option<String> {
     let links = links?;
     let peer = js_trim(peer_id);
     if peer.is_empty() {
         return None;
     }
     let bare = peer.to_lowercase();
-    let scoped =
-        js_trim(&format!("{}:{}", js_trim(channel).to_lowercase(), peer_id)).to_lowercase();
+    let scoped = js_trim(&format!("{}:{}", js_trim(channel).to_lowercase(), peer_id)).to_lowercase();
     for (canonical, ids) in links {
         let name = js_trim(canonical);
         if name.is_empty() {
@@ -90,9 +81,7 @@ pub fn build_peer_session_key(parts: &PeerKeyParts<'_>) -> String {
     let agent = normalize_agent_id(Some(parts.agent_id));
     let main = || build_main_session_key(parts.agent_id, parts.main_key);
     let ch = channel_or_unknown(parts.channel);
-    let is_direct = parts
-        .peer_kind
-        .is_none_or(|k| js_trim(k).eq_ignore_ascii_case("direct"));
+    let is_direct = parts.peer_kind.is_none_or(|k| js_trim(k).eq_ignore_ascii_case("direct"));
     if is_direct {
         if parts.dm_scope == DmScope::Main {
             return main();
@@ -110,10 +99,7 @@ pub fn build_peer_session_key(parts: &PeerKeyParts<'_>) -> String {
             DmScope::PerPeer => format!("agent:{agent}:direct:{peer}"),
             DmScope::PerChannelPeer => format!("agent:{agent}:{ch}:direct:{peer}"),
             DmScope::PerAccountChannelPeer => {
-                format!(
-                    "agent:{agent}:{ch}:{}:direct:{peer}",
-                    normalize_account_id(parts.account_id)
-                )
+                format!("agent:{agent}:{ch}:{}:direct:{peer}", normalize_account_id(parts.account_id))
             }
         };
     }
@@ -141,12 +127,7 @@ pub fn build_thread_session_key(base: &str, thread_id: Option<&str>, use_suffix:
 }
 
 /// The key under which a group's recent messages are buffered.
-pub fn build_group_history_key(
-    channel: &str,
-    account_id: Option<&str>,
-    peer_kind: &str,
-    peer_id: &str,
-) -> String {
+pub fn build_group_history_key(channel: &str, account_id: Option<&str>, peer_kind: &str, peer_id: &str) -> String {
     let ch = channel_or_unknown(channel);
     let kind = js_trim(peer_kind).to_lowercase();
     let id = js_trim(peer_id);
@@ -168,9 +149,7 @@ pub struct ParsedSessionKey {
 }
 
 fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
-    s.len() >= prefix.len()
-        && s.is_char_boundary(prefix.len())
-        && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+    s.len() >= prefix.len() && s.is_char_boundary(prefix.len()) && s[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 /// Lowercases the part after `agent:<id>:`, keeping Signal group and Matrix room ids.
@@ -220,10 +199,7 @@ pub fn parse_agent_session_key(key: &str) -> Option<ParsedSessionKey> {
     if agent.is_empty() || rest.is_empty() || rest.starts_with(':') {
         return None;
     }
-    Some(ParsedSessionKey {
-        agent_id: agent.to_lowercase(),
-        rest: normalize_rest(rest),
-    })
+    Some(ParsedSessionKey { agent_id: agent.to_lowercase(), rest: normalize_rest(rest) })
 }
 
 /// The broad shape of a stored key.
@@ -251,9 +227,7 @@ pub fn classify_session_key_shape(key: Option<&str>) -> KeyShape {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionKeyError {
-    #[error(
-        "Session key does not contain an agent id; resolve it with the configured default agent."
-    )]
+    #[error("Session key does not contain an agent id; resolve it with the configured default agent.")]
     NoAgentId,
     #[error("Malformed agent session key; refusing default-agent resolution.")]
     Malformed,
@@ -278,11 +252,7 @@ pub fn resolve_agent_id_from_session_key(
 }
 
 /// A key from a request (maybe short, like `main`) → the key stored for `agent_id`.
-pub fn to_agent_store_session_key(
-    agent_id: &str,
-    request_key: Option<&str>,
-    main_key: Option<&str>,
-) -> String {
+pub fn to_agent_store_session_key(agent_id: &str, request_key: Option<&str>, main_key: Option<&str>) -> String {
     let raw = js_trim(request_key.unwrap_or(""));
     if raw.is_empty() || raw.eq_ignore_ascii_case(crate::ids::DEFAULT_MAIN_KEY) {
         return build_main_session_key(agent_id, main_key);
@@ -293,11 +263,7 @@ pub fn to_agent_store_session_key(
     if starts_with_ignore_case(raw, "agent:") {
         return raw.to_lowercase();
     }
-    format!(
-        "agent:{}:{}",
-        normalize_agent_id(Some(agent_id)),
-        raw.to_lowercase()
-    )
+    format!("agent:{}:{}", normalize_agent_id(Some(agent_id)), raw.to_lowercase())
 }
 
 /// The agent-relative part of a key (`agent:x:main` → `main`).
@@ -306,20 +272,12 @@ pub fn to_agent_request_session_key(key: Option<&str>) -> Option<String> {
     if raw.is_empty() {
         return None;
     }
-    Some(
-        parse_agent_session_key(raw)
-            .map(|p| p.rest)
-            .unwrap_or_else(|| raw.to_string()),
-    )
+    Some(parse_agent_session_key(raw).map(|p| p.rest).unwrap_or_else(|| raw.to_string()))
 }
 
 /// How deeply nested a sub-agent session is (number of `subagent` segments).
 pub fn subagent_depth(key: Option<&str>) -> usize {
-    js_trim(key.unwrap_or(""))
-        .to_lowercase()
-        .split(':')
-        .filter(|s| *s == "subagent")
-        .count()
+    js_trim(key.unwrap_or("")).to_lowercase().split(':').filter(|s| *s == "subagent").count()
 }
 
 /// `main` when the session is the agent's main session, else `session`.
@@ -341,14 +299,10 @@ pub struct ThreadSuffix {
 pub fn parse_thread_session_suffix(key: &str) -> ThreadSuffix {
     let lower = key.to_ascii_lowercase();
     match lower.rfind(":thread:") {
-        Some(i) if i + ":thread:".len() < key.len() => ThreadSuffix {
-            base: key[..i].to_string(),
-            thread_id: Some(key[i + ":thread:".len()..].to_string()),
-        },
-        _ => ThreadSuffix {
-            base: key.to_string(),
-            thread_id: None,
-        },
+        Some(i) if i + ":thread:".len() < key.len() => {
+            ThreadSuffix { base: key[..i].to_string(), thread_id: Some(key[i + ":thread:".len()..].to_string()) }
+        }
+        _ => ThreadSuffix { base: key.to_string(), thread_id: None },
     }
 }
 
@@ -358,11 +312,7 @@ pub fn derive_chat_type_from_key(key: &str) -> Option<ChatType> {
     if raw.is_empty() {
         return None;
     }
-    let rest = if raw.starts_with("agent:") {
-        parse_agent_session_key(&raw)?.rest
-    } else {
-        raw
-    };
+    let rest = if raw.starts_with("agent:") { parse_agent_session_key(&raw)?.rest } else { raw };
     if rest.starts_with("agent:") {
         return None;
     }
@@ -398,10 +348,7 @@ pub fn derive_chat_type_from_key(key: &str) -> Option<ChatType> {
     if base.ends_with("@g.us") {
         return Some(ChatType::Group);
     }
-    if tokens
-        .windows(2)
-        .any(|w| w[0].starts_with("guild-") && w[1].starts_with("channel-"))
-    {
+    if tokens.windows(2).any(|w| w[0].starts_with("guild-") && w[1].starts_with("channel-")) {
         return Some(ChatType::Channel);
     }
     None
@@ -425,27 +372,15 @@ mod tests {
         p.dm_scope = DmScope::PerPeer;
         assert_eq!(build_peer_session_key(&p), "agent:main:direct:7550356539");
         p.dm_scope = DmScope::PerChannelPeer;
-        assert_eq!(
-            build_peer_session_key(&p),
-            "agent:main:telegram:direct:7550356539"
-        );
+        assert_eq!(build_peer_session_key(&p), "agent:main:telegram:direct:7550356539");
         p.dm_scope = DmScope::PerAccountChannelPeer;
-        assert_eq!(
-            build_peer_session_key(&p),
-            "agent:main:telegram:tasks:direct:7550356539"
-        );
+        assert_eq!(build_peer_session_key(&p), "agent:main:telegram:tasks:direct:7550356539");
     }
 
     #[test]
     fn legacy_dm_keys_read_as_direct() {
-        assert_eq!(
-            derive_chat_type_from_key("agent:main:whatsapp:dm:+1555"),
-            Some(ChatType::Direct)
-        );
-        assert_eq!(
-            derive_chat_type_from_key("agent:main:slack:channel:c1:thread:17.1"),
-            Some(ChatType::Channel)
-        );
+        assert_eq!(derive_chat_type_from_key("agent:main:whatsapp:dm:+1555"), Some(ChatType::Direct));
+        assert_eq!(derive_chat_type_from_key("agent:main:slack:channel:c1:thread:17.1"), Some(ChatType::Channel));
     }
 
     #[test]

@@ -28,20 +28,14 @@ impl Sink {
     }
 
     fn error_count(&self) -> usize {
-        self.diagnostics
-            .borrow()
-            .iter()
-            .filter(|d| d.is_error())
-            .count()
+        self.diagnostics.borrow().iter().filter(|d| d.is_error()).count()
     }
 
     fn has_error_under(&self, path: &str) -> bool {
         self.diagnostics.borrow().iter().any(|d| {
             d.is_error()
                 && (d.path == path
-                    || d.path
-                        .strip_prefix(path)
-                        .is_some_and(|r| r.starts_with('.') || r.starts_with('[')))
+                    || d.path.strip_prefix(path).is_some_and(|r| r.starts_with('.') || r.starts_with('[')))
         })
     }
 }
@@ -77,11 +71,7 @@ impl de::Error for DeError {
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
-        let list = expected
-            .iter()
-            .map(|v| format!("`{v}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = expected.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ");
         let mut msg = format!("unknown value `{variant}`, expected one of {list}");
         if let Some(s) = suggest(variant, expected.iter().copied()) {
             msg.push_str(&format!(" (did you mean `{s}`?)"));
@@ -92,17 +82,9 @@ impl de::Error for DeError {
 
 /// Deserializes `T` from `node`, recording problems in `sink`. `None` when any
 /// error was recorded for this subtree.
-pub fn from_node<'de, T: de::Deserialize<'de>>(
-    node: &'de Node,
-    path: &str,
-    sink: &'de Sink,
-) -> Option<T> {
+pub fn from_node<'de, T: de::Deserialize<'de>>(node: &'de Node, path: &str, sink: &'de Sink) -> Option<T> {
     let before = sink.error_count();
-    let de = NodeDeserializer {
-        node,
-        path: path.to_string(),
-        sink,
-    };
+    let de = NodeDeserializer { node, path: path.to_string(), sink };
     let result = T::deserialize(de).ok();
     if sink.error_count() > before {
         None
@@ -145,21 +127,14 @@ fn report(sink: &Sink, e: &DeError, path: &str, span: Span) {
         DeError::MissingField(name) => {
             let field_path = join_key(path, name);
             if !sink.has_error_under(&field_path) {
-                sink.push(Diagnostic::error(
-                    path,
-                    span,
-                    format!("missing required field `{name}`"),
-                ));
+                sink.push(Diagnostic::error(path, span, format!("missing required field `{name}`")));
             }
         }
     }
 }
 
 pub fn join_key(path: &str, key: &str) -> String {
-    let simple = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '$');
+    let simple = !key.is_empty() && key.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '$');
     match (path.is_empty(), simple) {
         (true, true) => key.to_string(),
         (false, true) => format!("{path}.{key}"),
@@ -181,28 +156,15 @@ impl<'a> NodeDeserializer<'a> {
     }
 
     fn invalid(&self, expected: &str) -> DeError {
-        self.fail(DeError::Message(format!(
-            "expected {expected}, found {}",
-            self.node.type_name()
-        )))
+        self.fail(DeError::Message(format!("expected {expected}, found {}", self.node.type_name())))
     }
 
     fn map(&self, members: Vec<&'a Member>) -> Map<'a> {
-        Map {
-            members,
-            index: 0,
-            path: self.path.clone(),
-            sink: self.sink,
-        }
+        Map { members, index: 0, path: self.path.clone(), sink: self.sink }
     }
 
     fn seq(&self, items: &'a [Node]) -> Seq<'a> {
-        Seq {
-            items,
-            index: 0,
-            path: self.path.clone(),
-            sink: self.sink,
-        }
+        Seq { items, index: 0, path: self.path.clone(), sink: self.sink }
     }
 }
 
@@ -257,9 +219,7 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match &self.node.value {
-            Value::Object(members) => visitor
-                .visit_map(self.map(members.iter().collect()))
-                .map_err(|e| self.fail(e)),
+            Value::Object(members) => visitor.visit_map(self.map(members.iter().collect())).map_err(|e| self.fail(e)),
             _ => Err(self.invalid("an object")),
         }
     }
@@ -298,18 +258,12 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         match &self.node.value {
-            Value::String(s) => visitor
-                .visit_enum(s.as_str().into_deserializer())
-                .map_err(|e| self.fail(e)),
+            Value::String(s) => visitor.visit_enum(s.as_str().into_deserializer()).map_err(|e| self.fail(e)),
             _ => Err(self.invalid("a string")),
         }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_newtype_struct(self)
     }
 
@@ -333,21 +287,13 @@ struct Seq<'a> {
 impl<'de> SeqAccess<'de> for Seq<'de> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
         let Some(node) = self.items.get(self.index) else {
             return Ok(None);
         };
         let path = format!("{}[{}]", self.path, self.index);
         self.index += 1;
-        seed.deserialize(NodeDeserializer {
-            node,
-            path,
-            sink: self.sink,
-        })
-        .map(Some)
+        seed.deserialize(NodeDeserializer { node, path, sink: self.sink }).map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -365,15 +311,11 @@ struct Map<'a> {
 impl<'de> MapAccess<'de> for Map<'de> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
         let Some(m) = self.members.get(self.index) else {
             return Ok(None);
         };
-        seed.deserialize(m.key.as_str().into_deserializer())
-            .map(Some)
+        seed.deserialize(m.key.as_str().into_deserializer()).map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
@@ -382,11 +324,7 @@ impl<'de> MapAccess<'de> for Map<'de> {
         };
         self.index += 1;
         let path = join_key(&self.path, &m.key);
-        seed.deserialize(NodeDeserializer {
-            node: &m.value,
-            path,
-            sink: self.sink,
-        })
+        seed.deserialize(NodeDeserializer { node: &m.value, path, sink: self.sink })
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -418,16 +356,14 @@ mod tests {
 
     #[test]
     fn collects_every_problem_with_paths_and_positions() {
-        let text = "{\n items: [\n  {id: 'a', cuont: 1},\n  {id: 2},\n  {count: 'x', id: 'c'},\n ],\n name: 5,\n nmae: 'x'\n}";
+        let text =
+            "{\n items: [\n  {id: 'a', cuont: 1},\n  {id: 2},\n  {count: 'x', id: 'c'},\n ],\n name: 5,\n nmae: 'x'\n}";
         let parsed = parse(text).unwrap();
         let sink = Sink::default();
         let doc: Option<Doc> = from_node(&parsed.root, "", &sink);
         assert!(doc.is_none());
         let diags = sink.diagnostics.into_inner();
-        let got: Vec<(String, u32, u32)> = diags
-            .iter()
-            .map(|d| (d.path.clone(), d.line, d.column))
-            .collect();
+        let got: Vec<(String, u32, u32)> = diags.iter().map(|d| (d.path.clone(), d.line, d.column)).collect();
         assert_eq!(
             got,
             vec![
@@ -459,10 +395,7 @@ mod tests {
         let parsed = parse("{items: [{id: 'a', count: 2}], name: 'n'}").unwrap();
         let sink = Sink::default();
         let doc: Doc = from_node(&parsed.root, "", &sink).expect("clean");
-        assert_eq!(
-            (doc.items[0].id.as_str(), doc.items[0].count),
-            ("a", Some(2))
-        );
+        assert_eq!((doc.items[0].id.as_str(), doc.items[0].count), ("a", Some(2)));
         assert_eq!(doc.name.as_deref(), Some("n"));
     }
 }

@@ -38,12 +38,7 @@ impl Diagnostic {
         Self::new(Severity::Warning, path, span, message)
     }
 
-    fn new(
-        severity: Severity,
-        path: impl Into<String>,
-        span: Span,
-        message: impl Into<String>,
-    ) -> Self {
+    fn new(severity: Severity, path: impl Into<String>, span: Span, message: impl Into<String>) -> Self {
         Diagnostic {
             severity,
             file: None,
@@ -109,33 +104,16 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(
-            suggest("worspace", ["workspace", "agentDir", "model"]),
-            Some("workspace")
-        );
-        assert_eq!(
-            suggest("agentdir", ["workspace", "agentDir"]),
-            Some("agentDir")
-        );
+        assert_eq!(suggest("worspace", ["workspace", "agentDir", "model"]), Some("workspace"));
+        assert_eq!(suggest("agentdir", ["workspace", "agentDir"]), Some("agentDir"));
         assert_eq!(suggest("zzzz", ["workspace", "agentDir"]), None);
     }
 
     #[test]
     fn display_names_file_line_column_and_path() {
-        let mut d = Diagnostic::error(
-            "agents.list[0].id",
-            Span {
-                offset: 0,
-                line: 3,
-                column: 7,
-            },
-            "bad",
-        )
-        .with_help("fix it");
+        let mut d =
+            Diagnostic::error("agents.list[0].id", Span { offset: 0, line: 3, column: 7 }, "bad").with_help("fix it");
         d.file = Some("chela.json".into());
-        assert_eq!(
-            d.to_string(),
-            "chela.json:3:7: error at `agents.list[0].id`: bad\n  help: fix it"
-        );
+        assert_eq!(d.to_string(), "chela.json:3:7: error at `agents.list[0].id`: bad\n  help: fix it");
     }
 }

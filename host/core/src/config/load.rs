@@ -38,17 +38,11 @@ impl Loaded {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is {size} bytes; the limit is {MAX_CONFIG_BYTES}")]
     TooLarge { path: PathBuf, size: u64 },
     #[error("{} problem(s) in {}", .diagnostics.iter().filter(|d| d.is_error()).count(), .file.as_deref().unwrap_or("config"))]
-    Invalid {
-        file: Option<String>,
-        diagnostics: Vec<Diagnostic>,
-    },
+    Invalid { file: Option<String>, diagnostics: Vec<Diagnostic> },
 }
 
 impl ConfigError {
@@ -70,20 +64,11 @@ impl ConfigError {
 }
 
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
-    let meta = std::fs::metadata(path).map_err(|source| ConfigError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let meta = std::fs::metadata(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
     if meta.len() > MAX_CONFIG_BYTES {
-        return Err(ConfigError::TooLarge {
-            path: path.to_path_buf(),
-            size: meta.len(),
-        });
+        return Err(ConfigError::TooLarge { path: path.to_path_buf(), size: meta.len() });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
     load_str(&text, Some(&path.display().to_string()))
 }
 
@@ -97,22 +82,15 @@ pub fn load_str(text: &str, file: Option<&str>) -> Result<Loaded, ConfigError> {
         Ok(p) => p,
         Err(e) => {
             let d = Diagnostic::error("", e.span, format!("invalid JSON5: {}", e.message));
-            return Err(ConfigError::Invalid {
-                file: file.map(str::to_string),
-                diagnostics: vec![with_file(d)],
-            });
+            return Err(ConfigError::Invalid { file: file.map(str::to_string), diagnostics: vec![with_file(d)] });
         }
     };
     let mut warnings: Vec<Diagnostic> = parsed
         .duplicates
         .iter()
         .map(|dup| {
-            Diagnostic::warning(
-                dup.key.clone(),
-                dup.second,
-                format!("duplicate key `{}`; this one wins", dup.key),
-            )
-            .with_help(format!("the first one is at {}", dup.first))
+            Diagnostic::warning(dup.key.clone(), dup.second, format!("duplicate key `{}`; this one wins", dup.key))
+                .with_help(format!("the first one is at {}", dup.first))
         })
         .collect();
 
@@ -121,8 +99,7 @@ pub fn load_str(text: &str, file: Option<&str>) -> Result<Loaded, ConfigError> {
     let config: Option<Config> = from_node(&root, "", &sink);
     let mut diagnostics = sink.diagnostics.into_inner();
     diagnostics.extend(seed_shape_problems(&root));
-    let (errors, more_warnings): (Vec<_>, Vec<_>) =
-        diagnostics.into_iter().partition(Diagnostic::is_error);
+    let (errors, more_warnings): (Vec<_>, Vec<_>) = diagnostics.into_iter().partition(Diagnostic::is_error);
     warnings.extend(more_warnings);
     match config {
         Some(config) if errors.is_empty() => Ok(Loaded {
@@ -132,13 +109,9 @@ pub fn load_str(text: &str, file: Option<&str>) -> Result<Loaded, ConfigError> {
             warnings: warnings.into_iter().map(with_file).collect(),
         }),
         _ => {
-            let mut all: Vec<Diagnostic> =
-                errors.into_iter().chain(warnings).map(with_file).collect();
+            let mut all: Vec<Diagnostic> = errors.into_iter().chain(warnings).map(with_file).collect();
             all.sort_by_key(|d| (d.line, d.column));
-            Err(ConfigError::Invalid {
-                file: file.map(str::to_string),
-                diagnostics: all,
-            })
+            Err(ConfigError::Invalid { file: file.map(str::to_string), diagnostics: all })
         }
     }
 }
@@ -197,10 +170,10 @@ fn seed_shape_problems(root: &Node) -> Vec<Diagnostic> {
 
 /// Translates the seed article's `[{agentId, channel, groupId|peerId, accountId}]`.
 fn equivalent_bindings(flat: &Json) -> String {
-    let items: Vec<Json> =
-        flat.as_array()
-            .map(|a| {
-                a.iter()
+    let items: Vec<Json> = flat
+        .as_array()
+        .map(|a| {
+            a.iter()
                 .map(|b| {
                     let get = |k: &str| b.get(k).cloned();
                     let mut m = serde_json::Map::new();
@@ -223,8 +196,8 @@ fn equivalent_bindings(flat: &Json) -> String {
                     serde_json::json!({"agentId": get("agentId").unwrap_or(Json::Null), "match": m})
                 })
                 .collect()
-            })
-            .unwrap_or_default();
+        })
+        .unwrap_or_default();
     serde_json::to_string_pretty(&Json::Array(items)).unwrap_or_default()
 }
 
@@ -262,18 +235,10 @@ mod tests {
         let paths: Vec<&str> = d.iter().map(|d| d.path.as_str()).collect();
         assert_eq!(
             paths,
-            vec![
-                "agents.list[0].worspace",
-                "agents.list[1].id",
-                "bindings[0]",
-                "bindings[1].match.acount",
-                "sesion"
-            ],
+            vec!["agents.list[0].worspace", "agents.list[1].id", "bindings[0]", "bindings[1].match.acount", "sesion"],
             "{d:#?}"
         );
-        assert!(d
-            .iter()
-            .all(|d| d.file.as_deref() == Some("c.json5") && d.line > 0));
+        assert!(d.iter().all(|d| d.file.as_deref() == Some("c.json5") && d.line > 0));
         assert_eq!(d[0].help.as_deref(), Some("did you mean `workspace`?"));
         assert_eq!(d[4].help.as_deref(), Some("did you mean `session`?"));
     }
@@ -281,27 +246,18 @@ mod tests {
     #[test]
     fn agent_id_alias_warns_and_flat_bindings_are_rejected_with_equivalent() {
         let ok = load_str("{agents: {list: [{agentId: 'work'}]}}", None).unwrap();
-        assert_eq!(
-            ok.config.agents.unwrap().list.unwrap()[0].id.as_deref(),
-            Some("work")
-        );
-        assert!(ok
-            .warnings
-            .iter()
-            .any(|w| w.path == "agents.list[0].agentId"));
+        assert_eq!(ok.config.agents.unwrap().list.unwrap()[0].id.as_deref(), Some("work"));
+        assert!(ok.warnings.iter().any(|w| w.path == "agents.list[0].agentId"));
 
-        let err = load_str("{agents: {list: [{id: 'w'}], bindings: [{agentId: 'w', channel: 'whatsapp', groupId: '123@g.us'}]}}", None)
-            .unwrap_err();
+        let err = load_str(
+            "{agents: {list: [{id: 'w'}], bindings: [{agentId: 'w', channel: 'whatsapp', groupId: '123@g.us'}]}}",
+            None,
+        )
+        .unwrap_err();
         let d = err.diagnostics();
-        let flat = d
-            .iter()
-            .find(|d| d.path == "agents.bindings")
-            .expect("flat bindings reported");
+        let flat = d.iter().find(|d| d.path == "agents.bindings").expect("flat bindings reported");
         let help = flat.help.as_deref().unwrap();
-        assert!(
-            help.contains("\"kind\": \"group\"") && help.contains("123@g.us"),
-            "{help}"
-        );
+        assert!(help.contains("\"kind\": \"group\"") && help.contains("123@g.us"), "{help}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod de;
 pub mod diagnostic;
+pub mod edit;
 pub mod load;
 pub mod paths;
 pub mod schema;

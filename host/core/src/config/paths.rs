@@ -99,37 +99,20 @@ pub fn expand_tilde(path: &str, home: &Path) -> PathBuf {
 fn agent_entry<'a>(cfg: &'a Config, agent_id: &str) -> Option<&'a super::schema::AgentConfig> {
     let agents = cfg.agents.as_ref()?;
     if let Some(entries) = &agents.entries {
-        return entries
-            .iter()
-            .find(|(k, _)| normalize_agent_id(Some(k)) == agent_id)
-            .map(|(_, v)| v);
+        return entries.iter().find(|(k, _)| normalize_agent_id(Some(k)) == agent_id).map(|(_, v)| v);
     }
-    agents
-        .list
-        .as_ref()?
-        .iter()
-        .find(|a| normalize_agent_id(a.id.as_deref()) == agent_id)
+    agents.list.as_ref()?.iter().find(|a| normalize_agent_id(a.id.as_deref()) == agent_id)
 }
 
 /// The agent's workspace: its own `workspace`, else (default agent)
 /// `agents.defaults.workspace` or the default workspace, else `<stateDir>/workspace-<id>`.
-pub fn agent_workspace(
-    cfg: &Config,
-    roster: &Roster,
-    agent_id: &str,
-    env: &Environment,
-) -> PathBuf {
+pub fn agent_workspace(cfg: &Config, roster: &Roster, agent_id: &str, env: &Environment) -> PathBuf {
     let id = normalize_agent_id(Some(agent_id));
     if let Some(ws) = agent_entry(cfg, &id).and_then(|a| a.workspace.as_deref()) {
         return expand_tilde(ws, &env.home);
     }
     if id == roster.default_agent() {
-        if let Some(ws) = cfg
-            .agents
-            .as_ref()
-            .and_then(|a| a.defaults.as_ref())
-            .and_then(|d| d.workspace.as_deref())
-        {
+        if let Some(ws) = cfg.agents.as_ref().and_then(|a| a.defaults.as_ref()).and_then(|d| d.workspace.as_deref()) {
             return expand_tilde(ws, &env.home);
         }
         return env.default_workspace();
@@ -148,10 +131,7 @@ pub fn agent_dir(cfg: &Config, agent_id: &str, env: &Environment) -> PathBuf {
 
 /// `<stateDir>/agents/<id>/sessions`.
 pub fn sessions_dir(agent_id: &str, env: &Environment) -> PathBuf {
-    env.state_dir()
-        .join("agents")
-        .join(normalize_agent_id(Some(agent_id)))
-        .join("sessions")
+    env.state_dir().join("agents").join(normalize_agent_id(Some(agent_id))).join("sessions")
 }
 
 #[cfg(test)]
@@ -160,37 +140,19 @@ mod tests {
     use crate::config::load_str;
 
     fn env() -> Environment {
-        Environment {
-            home: PathBuf::from("/home/u"),
-            ..Default::default()
-        }
+        Environment { home: PathBuf::from("/home/u"), ..Default::default() }
     }
 
     #[test]
     fn state_dir_and_profiles() {
         assert_eq!(env().state_dir(), PathBuf::from("/home/u/.chela"));
-        let e = Environment {
-            profile: Some("work".into()),
-            ..env()
-        };
+        let e = Environment { profile: Some("work".into()), ..env() };
         assert_eq!(e.state_dir(), PathBuf::from("/home/u/.chela-work"));
-        assert_eq!(
-            e.default_workspace(),
-            PathBuf::from("/home/u/.chela/workspace-work")
-        );
-        let e = Environment {
-            state_dir: Some("~/s".into()),
-            ..env()
-        };
+        assert_eq!(e.default_workspace(), PathBuf::from("/home/u/.chela/workspace-work"));
+        let e = Environment { state_dir: Some("~/s".into()), ..env() };
         assert_eq!(e.state_dir(), PathBuf::from("/home/u/s"));
-        assert_eq!(
-            e.config_path(|_| false),
-            PathBuf::from("/home/u/s/chela.json")
-        );
-        assert_eq!(
-            e.config_path(|p| p.ends_with("openclaw.json")),
-            PathBuf::from("/home/u/s/openclaw.json")
-        );
+        assert_eq!(e.config_path(|_| false), PathBuf::from("/home/u/s/chela.json"));
+        assert_eq!(e.config_path(|p| p.ends_with("openclaw.json")), PathBuf::from("/home/u/s/openclaw.json"));
     }
 
     #[test]
@@ -203,22 +165,10 @@ mod tests {
         .config;
         let roster = Roster::from_config(&cfg);
         let e = env();
-        assert_eq!(
-            agent_workspace(&cfg, &roster, "home", &e),
-            PathBuf::from("/home/u/main-ws")
-        );
-        assert_eq!(
-            agent_workspace(&cfg, &roster, "work", &e),
-            PathBuf::from("/home/u/.chela/workspace-work")
-        );
-        assert_eq!(
-            agent_workspace(&cfg, &roster, "x", &e),
-            PathBuf::from("/home/u/x")
-        );
-        assert_eq!(
-            agent_dir(&cfg, "work", &e),
-            PathBuf::from("/home/u/.chela/agents/work/agent")
-        );
+        assert_eq!(agent_workspace(&cfg, &roster, "home", &e), PathBuf::from("/home/u/main-ws"));
+        assert_eq!(agent_workspace(&cfg, &roster, "work", &e), PathBuf::from("/home/u/.chela/workspace-work"));
+        assert_eq!(agent_workspace(&cfg, &roster, "x", &e), PathBuf::from("/home/u/x"));
+        assert_eq!(agent_dir(&cfg, "work", &e), PathBuf::from("/home/u/.chela/agents/work/agent"));
         assert_eq!(agent_dir(&cfg, "X", &e), PathBuf::from("/d/x"));
     }
 }

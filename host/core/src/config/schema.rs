@@ -114,9 +114,7 @@ pub const OPAQUE_SECTIONS: &[&str] = &[
     "secrets",
 ];
 
-fn lenient_opt_vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Vec<T>>, D::Error> {
+fn lenient_opt_vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Vec<T>>, D::Error> {
     lenient_vec(d).map(Some)
 }
 
@@ -616,23 +614,13 @@ impl<'de> Deserialize<'de> for Broadcast {
             if k == "strategy" {
                 match v.as_str() {
                     Some(s @ ("parallel" | "sequential")) => out.strategy = Some(s.to_string()),
-                    _ => {
-                        return Err(D::Error::custom(
-                            "broadcast.strategy must be \"parallel\" or \"sequential\"",
-                        ))
-                    }
+                    _ => return Err(D::Error::custom("broadcast.strategy must be \"parallel\" or \"sequential\"")),
                 }
             } else {
                 let list = v
                     .as_array()
-                    .and_then(|a| {
-                        a.iter()
-                            .map(|x| x.as_str().map(str::to_string))
-                            .collect::<Option<Vec<_>>>()
-                    })
-                    .ok_or_else(|| {
-                        D::Error::custom(format!("broadcast[{k:?}] must be a list of agent ids"))
-                    })?;
+                    .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+                    .ok_or_else(|| D::Error::custom(format!("broadcast[{k:?}] must be a list of agent ids")))?;
                 out.groups.insert(k, list);
             }
         }

@@ -80,6 +80,8 @@ pub struct Member {
 pub struct Node {
     pub value: Value,
     pub span: Span,
+    /// Byte offset just past the value (after the closing bracket of a container).
+    pub end: usize,
 }
 
 impl Node {
@@ -98,11 +100,7 @@ impl Node {
     /// The member of an object by key (the last one wins, as in JSON5.parse).
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.value {
-            Value::Object(members) => members
-                .iter()
-                .rev()
-                .find(|m| m.key == key)
-                .map(|m| &m.value),
+            Value::Object(members) => members.iter().rev().find(|m| m.key == key).map(|m| &m.value),
             _ => None,
         }
     }
@@ -129,9 +127,7 @@ impl Node {
             Value::Bool(b) => J::Bool(*b),
             Value::Number(Number::Int(i)) => J::from(*i),
             Value::Number(Number::UInt(u)) => J::from(*u),
-            Value::Number(Number::Float(f)) => serde_json::Number::from_f64(*f)
-                .map(J::Number)
-                .unwrap_or(J::Null),
+            Value::Number(Number::Float(f)) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
             Value::String(s) => J::String(s.clone()),
             Value::Array(items) => J::Array(items.iter().map(Node::to_json).collect()),
             Value::Object(members) => {
@@ -169,23 +165,14 @@ pub struct Parsed {
 
 /// Parses a whole JSON5 document.
 pub fn parse(text: &str) -> Result<Parsed, SyntaxError> {
-    let mut p = Parser {
-        src: text,
-        pos: 0,
-        line: 1,
-        col: 1,
-        duplicates: Vec::new(),
-    };
+    let mut p = Parser { src: text, pos: 0, line: 1, col: 1, duplicates: Vec::new() };
     p.skip_trivia()?;
     let root = p.parse_value()?;
     p.skip_trivia()?;
     if p.pos < p.src.len() {
         return Err(p.error_here("unexpected text after the end of the document"));
     }
-    Ok(Parsed {
-        root,
-        duplicates: p.duplicates,
-    })
+    Ok(Parsed { root, duplicates: p.duplicates })
 }
 
 struct Parser<'a> {
@@ -198,28 +185,15 @@ struct Parser<'a> {
 
 /// An open container on the explicit stack (containers are not parsed recursively).
 enum Frame {
-    Array {
-        span: Span,
-        items: Vec<Node>,
-    },
-    Object {
-        span: Span,
-        members: Vec<Member>,
-        pending: Option<(String, Span)>,
-    },
+    Array { span: Span, items: Vec<Node> },
+    Object { span: Span, members: Vec<Member>, pending: Option<(String, Span)> },
 }
 
 fn is_js_space(c: char) -> bool {
     matches!(
         c,
         '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200A}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202F}'
-                | '\u{205F}'
-                | '\u{3000}'
-                | '\u{FEFF}'
+            ..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}' | '\u{FEFF}'
     )
 }
 
@@ -233,18 +207,11 @@ fn is_ident_part(c: char) -> bool {
 
 impl<'a> Parser<'a> {
     fn span(&self) -> Span {
-        Span {
-            offset: self.pos,
-            line: self.line,
-            column: self.col,
-        }
+        Span { offset: self.pos, line: self.line, column: self.col }
     }
 
     fn error_here(&self, message: impl Into<String>) -> SyntaxError {
-        SyntaxError {
-            message: message.into(),
-            span: self.span(),
-        }
+        SyntaxError { message: message.into(), span: self.span() }
     }
 
     fn peek(&self) -> Option<char> {
@@ -297,10 +264,7 @@ impl<'a> Parser<'a> {
                     loop {
                         match self.bump() {
                             None => {
-                                return Err(SyntaxError {
-                                    message: "unterminated block comment".into(),
-                                    span: start,
-                                })
+                                return Err(SyntaxError { message: "unterminated block comment".into(), span: start })
                             }
                             Some('*') if self.peek() == Some('/') => {
                                 self.bump();
@@ -331,19 +295,14 @@ impl<'a> Parser<'a> {
                             span: start,
                         });
                     }
-                    stack.push(Frame::Object {
-                        span: start,
-                        members: Vec::new(),
-                        pending: None,
-                    });
+                    stack.push(Frame::Object { span: start, members: Vec::new(), pending: None });
                     self.skip_trivia()?;
                     if self.peek() == Some('}') {
                         self.bump();
                         match stack.pop() {
-                            Some(Frame::Object { span, members, .. }) => Some(Node {
-                                value: Value::Object(members),
-                                span,
-                            }),
+                            Some(Frame::Object { span, members, .. }) => {
+                                Some(Node { value: Value::Object(members), span, end: self.pos })
+                            }
                             _ => unreachable_frame(start)?,
                         }
                     } else {
@@ -363,18 +322,14 @@ impl<'a> Parser<'a> {
                             span: start,
                         });
                     }
-                    stack.push(Frame::Array {
-                        span: start,
-                        items: Vec::new(),
-                    });
+                    stack.push(Frame::Array { span: start, items: Vec::new() });
                     self.skip_trivia()?;
                     if self.peek() == Some(']') {
                         self.bump();
                         match stack.pop() {
-                            Some(Frame::Array { span, items }) => Some(Node {
-                                value: Value::Array(items),
-                                span,
-                            }),
+                            Some(Frame::Array { span, items }) => {
+                                Some(Node { value: Value::Array(items), span, end: self.pos })
+                            }
                             _ => unreachable_frame(start)?,
                         }
                     } else {
@@ -400,19 +355,17 @@ impl<'a> Parser<'a> {
                                 self.skip_trivia()?;
                                 if self.peek() == Some(']') {
                                     self.bump();
-                                    done = close(&mut stack);
+                                    done = close(&mut stack, self.pos);
                                 }
                             }
                             Some(']') => {
                                 self.bump();
-                                done = close(&mut stack);
+                                done = close(&mut stack, self.pos);
                             }
                             _ => return Err(self.error_here("expected `,` or `]` in array")),
                         }
                     }
-                    Frame::Object {
-                        members, pending, ..
-                    } => {
+                    Frame::Object { members, pending, .. } => {
                         let (key, key_span) = pending.take().unwrap_or_default();
                         if let Some(prev) = members.iter().find(|m| m.key == key) {
                             self.duplicates.push(DuplicateKey {
@@ -421,11 +374,7 @@ impl<'a> Parser<'a> {
                                 second: key_span,
                             });
                         }
-                        members.push(Member {
-                            key,
-                            key_span,
-                            value: node,
-                        });
+                        members.push(Member { key, key_span, value: node });
                         self.skip_trivia()?;
                         match self.peek() {
                             Some(',') => {
@@ -433,7 +382,7 @@ impl<'a> Parser<'a> {
                                 self.skip_trivia()?;
                                 if self.peek() == Some('}') {
                                     self.bump();
-                                    done = close(&mut stack);
+                                    done = close(&mut stack, self.pos);
                                 } else {
                                     let (k, ks) = self.parse_key()?;
                                     self.expect_colon()?;
@@ -444,7 +393,7 @@ impl<'a> Parser<'a> {
                             }
                             Some('}') => {
                                 self.bump();
-                                done = close(&mut stack);
+                                done = close(&mut stack, self.pos);
                             }
                             _ => return Err(self.error_here("expected `,` or `}` in object")),
                         }
@@ -536,19 +485,13 @@ impl<'a> Parser<'a> {
         let mut out = String::new();
         loop {
             let Some(c) = self.bump() else {
-                return Err(SyntaxError {
-                    message: "unterminated string".into(),
-                    span: start,
-                });
+                return Err(SyntaxError { message: "unterminated string".into(), span: start });
             };
             match c {
                 c if c == quote => return Ok(out),
                 '\\' => {
                     let Some(e) = self.bump() else {
-                        return Err(SyntaxError {
-                            message: "unterminated string".into(),
-                            span: start,
-                        });
+                        return Err(SyntaxError { message: "unterminated string".into(), span: start });
                     };
                     match e {
                         'b' => out.push('\u{8}'),
@@ -587,9 +530,7 @@ impl<'a> Parser<'a> {
         let span = self.span();
         let value = match self.peek() {
             Some(q @ ('"' | '\'')) => Value::String(self.parse_string(q)?),
-            Some(c) if c == '-' || c == '+' || c == '.' || c.is_ascii_digit() => {
-                Value::Number(self.parse_number()?)
-            }
+            Some(c) if c == '-' || c == '+' || c == '.' || c.is_ascii_digit() => Value::Number(self.parse_number()?),
             Some(c) if is_ident_start(c) => {
                 let word = self.parse_identifier()?;
                 match word.as_str() {
@@ -609,7 +550,7 @@ impl<'a> Parser<'a> {
             Some(c) => return Err(self.error_here(format!("unexpected character `{c}`"))),
             None => return Err(self.error_here("unexpected end of input")),
         };
-        Ok(Node { value, span })
+        Ok(Node { value, span, end: self.pos })
     }
 
     fn parse_number(&mut self) -> Result<Number, SyntaxError> {
@@ -624,11 +565,7 @@ impl<'a> Parser<'a> {
             for _ in 0..8 {
                 self.bump();
             }
-            return Ok(Number::Float(if negative {
-                f64::NEG_INFINITY
-            } else {
-                f64::INFINITY
-            }));
+            return Ok(Number::Float(if negative { f64::NEG_INFINITY } else { f64::INFINITY }));
         }
         if rest.starts_with("NaN") {
             for _ in 0..3 {
@@ -645,14 +582,11 @@ impl<'a> Parser<'a> {
             }
             let digits = &self.src[digits_start..self.pos];
             return match u64::from_str_radix(digits, 16) {
-                Ok(v) if negative => Ok(i64::try_from(v)
-                    .map(|i| Number::Int(-i))
-                    .unwrap_or(Number::Float(-(v as f64)))),
+                Ok(v) if negative => {
+                    Ok(i64::try_from(v).map(|i| Number::Int(-i)).unwrap_or(Number::Float(-(v as f64))))
+                }
                 Ok(v) => Ok(Number::UInt(v)),
-                Err(_) => Err(SyntaxError {
-                    message: "invalid hexadecimal number".into(),
-                    span: start,
-                }),
+                Err(_) => Err(SyntaxError { message: "invalid hexadecimal number".into(), span: start }),
             };
         }
         let body_start = self.pos;
@@ -667,19 +601,13 @@ impl<'a> Parser<'a> {
             self.bump();
         }
         let body = &self.src[body_start..self.pos];
-        let bad = || SyntaxError {
-            message: format!("invalid number `{body}`"),
-            span: start,
-        };
+        let bad = || SyntaxError { message: format!("invalid number `{body}`"), span: start };
         if body.is_empty() || body == "." {
             return Err(bad());
         }
         if !is_float {
             if body.len() > 1 && body.starts_with('0') {
-                return Err(SyntaxError {
-                    message: "numbers may not have leading zeros".into(),
-                    span: start,
-                });
+                return Err(SyntaxError { message: "numbers may not have leading zeros".into(), span: start });
             }
             if negative {
                 if let Ok(v) = format!("-{body}").parse::<i64>() {
@@ -692,39 +620,22 @@ impl<'a> Parser<'a> {
                 });
             }
         }
-        let text = if body.ends_with('.') {
-            format!("{body}0")
-        } else {
-            body.to_string()
-        };
-        let text = if text.starts_with('.') {
-            format!("0{text}")
-        } else {
-            text
-        };
+        let text = if body.ends_with('.') { format!("{body}0") } else { body.to_string() };
+        let text = if text.starts_with('.') { format!("0{text}") } else { text };
         let v: f64 = text.parse().map_err(|_| bad())?;
         Ok(Number::Float(if negative { -v } else { v }))
     }
 }
 
-fn close(stack: &mut Vec<Frame>) -> Option<Node> {
+fn close(stack: &mut Vec<Frame>, end: usize) -> Option<Node> {
     match stack.pop()? {
-        Frame::Array { span, items } => Some(Node {
-            value: Value::Array(items),
-            span,
-        }),
-        Frame::Object { span, members, .. } => Some(Node {
-            value: Value::Object(members),
-            span,
-        }),
+        Frame::Array { span, items } => Some(Node { value: Value::Array(items), span, end }),
+        Frame::Object { span, members, .. } => Some(Node { value: Value::Object(members), span, end }),
     }
 }
 
 fn unreachable_frame(span: Span) -> Result<Option<Node>, SyntaxError> {
-    Err(SyntaxError {
-        message: "internal parser error: container stack out of step".into(),
-        span,
-    })
+    Err(SyntaxError { message: "internal parser error: container stack out of step".into(), span })
 }
 
 #[cfg(test)]
@@ -737,9 +648,7 @@ mod tests {
 
     #[test]
     fn reads_json5_features() {
-        let got = v(
-            "// c\n{a: 1, 'b': \"x\\ny\", c: [+1, .5, 5., 0x1F, -Infinity,], /* d */ $e_1: null,}",
-        );
+        let got = v("// c\n{a: 1, 'b': \"x\\ny\", c: [+1, .5, 5., 0x1F, -Infinity,], /* d */ $e_1: null,}");
         assert_eq!(got["a"], 1);
         assert_eq!(got["b"], "x\ny");
         assert_eq!(got["c"][0], 1);

@@ -13,8 +13,7 @@ use super::load::Loaded;
 use super::paths::{agent_dir, agent_workspace, Environment};
 use super::source::{Node, Span};
 use crate::ids::{
-    is_valid_agent_id, js_trim, normalize_account_id, normalize_agent_id, normalize_channel,
-    normalize_chat_type,
+    is_valid_agent_id, js_trim, normalize_account_id, normalize_agent_id, normalize_channel, normalize_chat_type,
 };
 use crate::roster::{Roster, RosterShape};
 
@@ -61,8 +60,7 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
     let roster = Roster::from_config(cfg);
     let mut out = Vec::new();
     let err = |path: String, msg: String| Diagnostic::error(path.clone(), locate(root, &path), msg);
-    let warn =
-        |path: String, msg: String| Diagnostic::warning(path.clone(), locate(root, &path), msg);
+    let warn = |path: String, msg: String| Diagnostic::warning(path.clone(), locate(root, &path), msg);
 
     let agents = cfg.agents.as_ref();
     let list_path = |i: usize| format!("agents.list[{i}]");
@@ -76,12 +74,9 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
     // Agent ids: valid, unique after normalisation, one default.
     let mut seen: HashMap<String, String> = HashMap::new();
     let ids: Vec<(String, String)> = match agents {
-        Some(a) if a.entries.is_some() => a
-            .entries
-            .iter()
-            .flatten()
-            .map(|(k, _)| (format!("agents.entries[{k:?}]"), k.clone()))
-            .collect(),
+        Some(a) if a.entries.is_some() => {
+            a.entries.iter().flatten().map(|(k, _)| (format!("agents.entries[{k:?}]"), k.clone())).collect()
+        }
         Some(a) => a
             .list
             .iter()
@@ -91,17 +86,9 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
             .collect(),
         None => Vec::new(),
     };
-    for (i, agent) in agents
-        .and_then(|a| a.list.as_ref())
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, agent) in agents.and_then(|a| a.list.as_ref()).into_iter().flatten().enumerate() {
         if agent.id.is_none() {
-            out.push(err(
-                list_path(i),
-                "agent entry has no `id`; it is ignored".into(),
-            ));
+            out.push(err(list_path(i), "agent entry has no `id`; it is ignored".into()));
         }
     }
     for (path, raw) in &ids {
@@ -111,29 +98,17 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
             continue;
         }
         if !is_valid_agent_id(raw) {
-            out.push(warn(
-                path.clone(),
-                format!("agent id `{raw}` is used as `{norm}`"),
-            ));
+            out.push(warn(path.clone(), format!("agent id `{raw}` is used as `{norm}`")));
         }
         if let Some(first) = seen.get(&norm) {
-            out.push(err(
-                path.clone(),
-                format!("duplicate agent id `{norm}` (also at `{first}`)"),
-            ));
+            out.push(err(path.clone(), format!("duplicate agent id `{norm}` (also at `{first}`)")));
         } else {
             seen.insert(norm, path.clone());
         }
     }
     let defaults: Vec<usize> = agents
         .and_then(|a| a.list.as_ref())
-        .map(|l| {
-            l.iter()
-                .enumerate()
-                .filter(|(_, a)| a.default == Some(true))
-                .map(|(i, _)| i)
-                .collect()
-        })
+        .map(|l| l.iter().enumerate().filter(|(_, a)| a.default == Some(true)).map(|(i, _)| i).collect())
         .unwrap_or_default();
     if defaults.len() > 1 {
         out.push(warn(
@@ -157,10 +132,7 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
             if other != id {
                 out.push(err(
                     format!("{agent_path}.workspace"),
-                    format!(
-                        "agents `{other}` and `{id}` share the workspace {}",
-                        ws.display()
-                    ),
+                    format!("agents `{other}` and `{id}` share the workspace {}", ws.display()),
                 ));
             }
         }
@@ -169,7 +141,10 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
             if other != id {
                 out.push(err(
                     format!("{agent_path}.agentDir"),
-                    format!("agents `{other}` and `{id}` share the agentDir {} (auth and sessions would collide)", dir.display()),
+                    format!(
+                        "agents `{other}` and `{id}` share the agentDir {} (auth and sessions would collide)",
+                        dir.display()
+                    ),
                 ));
             }
         }
@@ -182,15 +157,9 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
         let path = format!("bindings[{i}]");
         match b.agent_id.as_deref().map(js_trim) {
             None | Some("") => out.push(err(path.clone(), "binding has no `agentId`".into())),
-            Some(agent)
-                if configured
-                    && roster.find(agent).is_none()
-                    && normalize_agent_id(Some(agent)) != "main" =>
-            {
-                let mut d = err(
-                    format!("{path}.agentId"),
-                    format!("binding names agent `{agent}`, which is not configured"),
-                );
+            Some(agent) if configured && roster.find(agent).is_none() && normalize_agent_id(Some(agent)) != "main" => {
+                let mut d =
+                    err(format!("{path}.agentId"), format!("binding names agent `{agent}`, which is not configured"));
                 if let Some(s) = suggest(agent, known.iter().map(String::as_str)) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 } else {
@@ -202,10 +171,7 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
         }
         let channel = normalize_channel(b.matcher.channel.as_deref().unwrap_or(""));
         if channel.is_empty() {
-            out.push(err(
-                format!("{path}.match"),
-                "`match.channel` is empty: this binding can never match".into(),
-            ));
+            out.push(err(format!("{path}.match"), "`match.channel` is empty: this binding can never match".into()));
         }
         if let Some(kind) = b.kind.as_deref() {
             if kind != "route" && kind != "acp" {
@@ -227,10 +193,7 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
                 );
             }
             if peer.id.as_ref().is_none_or(|id| js_trim(&id.0).is_empty()) {
-                out.push(err(
-                    format!("{path}.match.peer.id"),
-                    "peer id is empty: this binding can never match".into(),
-                ));
+                out.push(err(format!("{path}.match.peer.id"), "peer id is empty: this binding can never match".into()));
             }
         }
         if b.matcher.roles.as_ref().is_some_and(|r| !r.is_empty()) && b.matcher.guild_id.is_none() {
@@ -240,17 +203,13 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
             ));
         }
         // A named account that the channel does not configure (OpenClaw #14354).
-        if let (Some(acct), Some(ch)) = (
-            b.matcher.account_id.as_deref(),
-            cfg.channels.as_ref().and_then(|c| c.get(&channel)),
-        ) {
+        if let (Some(acct), Some(ch)) =
+            (b.matcher.account_id.as_deref(), cfg.channels.as_ref().and_then(|c| c.get(&channel)))
+        {
             let acct = js_trim(acct);
             if let (false, Some(accounts)) = (acct == "*" || acct.is_empty(), &ch.accounts) {
                 let want = normalize_account_id(Some(acct));
-                if !accounts
-                    .keys()
-                    .any(|k| normalize_account_id(Some(k)) == want)
-                {
+                if !accounts.keys().any(|k| normalize_account_id(Some(k)) == want) {
                     out.push(warn(
                         format!("{path}.match.accountId"),
                         format!(
@@ -286,13 +245,7 @@ mod tests {
 
     fn problems(text: &str) -> Vec<Diagnostic> {
         let loaded = load_str(text, Some("t.json5")).expect("loads");
-        validate(
-            &loaded,
-            &Environment {
-                home: "/h".into(),
-                ..Default::default()
-            },
-        )
+        validate(&loaded, &Environment { home: "/h".into(), ..Default::default() })
     }
 
     #[test]
@@ -311,10 +264,7 @@ mod tests {
             "{agents: {list: [{id: 'a', default: true, workspace: '/w'}, {id: 'A'}, {id: 'b', default: true, workspace: '/w'}]},
               bindings: [{agentId: 'a', match: {channel: ' ', peer: {kind: 'thread', id: ''}}}]}",
         );
-        let msgs: Vec<String> = d
-            .iter()
-            .map(|d| format!("{:?} {} {}", d.severity, d.path, d.message))
-            .collect();
+        let msgs: Vec<String> = d.iter().map(|d| format!("{:?} {} {}", d.severity, d.path, d.message)).collect();
         let has = |needle: &str| msgs.iter().any(|m| m.contains(needle));
         assert!(has("duplicate agent id `a`"), "{msgs:#?}");
         assert!(has("share the workspace /w"), "{msgs:#?}");

@@ -35,16 +35,7 @@ pub const CORE_TOOLS: &[&str] = &[
 pub const GROUPS: &[(&str, &[&str])] = &[
     ("group:fs", &["read", "write", "edit", "apply_patch"]),
     ("group:runtime", &["exec", "process"]),
-    (
-        "group:sessions",
-        &[
-            "sessions_list",
-            "sessions_history",
-            "sessions_send",
-            "sessions_spawn",
-            "session_status",
-        ],
-    ),
+    ("group:sessions", &["sessions_list", "sessions_history", "sessions_send", "sessions_spawn", "session_status"]),
     ("group:memory", &["memory_search", "memory_get"]),
     ("group:web", &["web_search", "web_fetch"]),
     ("group:ui", &["browser", "canvas"]),
@@ -78,9 +69,7 @@ impl Default for ToolCatalog {
 
 impl ToolCatalog {
     pub fn core() -> ToolCatalog {
-        ToolCatalog {
-            tools: CORE_TOOLS.iter().map(|t| (t.to_string(), None)).collect(),
-        }
+        ToolCatalog { tools: CORE_TOOLS.iter().map(|t| (t.to_string(), None)).collect() }
     }
 
     /// Adds the tools of one plugin (its id also works as a group name).
@@ -110,29 +99,13 @@ impl ToolCatalog {
         }
         match n.as_str() {
             "group:openclaw" | "group:chela" => {
-                return self
-                    .tools
-                    .iter()
-                    .filter(|(_, p)| p.is_none())
-                    .map(|(t, _)| t.clone())
-                    .collect()
+                return self.tools.iter().filter(|(_, p)| p.is_none()).map(|(t, _)| t.clone()).collect()
             }
-            "group:plugins" => {
-                return self
-                    .tools
-                    .iter()
-                    .filter(|(_, p)| p.is_some())
-                    .map(|(t, _)| t.clone())
-                    .collect()
-            }
+            "group:plugins" => return self.tools.iter().filter(|(_, p)| p.is_some()).map(|(t, _)| t.clone()).collect(),
             _ => {}
         }
-        let by_plugin: Vec<String> = self
-            .tools
-            .iter()
-            .filter(|(_, p)| p.as_deref() == Some(n.as_str()))
-            .map(|(t, _)| t.clone())
-            .collect();
+        let by_plugin: Vec<String> =
+            self.tools.iter().filter(|(_, p)| p.as_deref() == Some(n.as_str())).map(|(t, _)| t.clone()).collect();
         if by_plugin.is_empty() {
             vec![n]
         } else {
@@ -145,20 +118,10 @@ impl ToolCatalog {
 pub fn profile_allow(profile: &str) -> Option<&'static [&'static str]> {
     match crate::ids::js_trim(profile).to_lowercase().as_str() {
         "minimal" => Some(&["session_status"]),
-        "coding" => Some(&[
-            "group:fs",
-            "group:runtime",
-            "group:sessions",
-            "group:memory",
-            "image",
-        ]),
-        "messaging" => Some(&[
-            "group:messaging",
-            "sessions_list",
-            "sessions_history",
-            "sessions_send",
-            "session_status",
-        ]),
+        "coding" => Some(&["group:fs", "group:runtime", "group:sessions", "group:memory", "image"]),
+        "messaging" => {
+            Some(&["group:messaging", "sessions_list", "sessions_history", "sessions_send", "session_status"])
+        }
         _ => None,
     }
 }
@@ -186,15 +149,7 @@ pub const SANDBOX_DEFAULT_ALLOW: &[&str] = &[
 pub const SANDBOX_DEFAULT_DENY: &[&str] = &["browser", "canvas", "nodes", "cron", "gateway"];
 
 /// Channel ids whose tools a sandbox denies by default.
-pub const CHANNEL_TOOLS: &[&str] = &[
-    "telegram",
-    "slack",
-    "discord",
-    "whatsapp",
-    "whatsapp_login",
-    "signal",
-    "matrix",
-];
+pub const CHANNEL_TOOLS: &[&str] = &["telegram", "slack", "discord", "whatsapp", "whatsapp_login", "signal", "matrix"];
 
 /// Denied to sub-agents by default.
 pub const SUBAGENT_DEFAULT_DENY: &[&str] = &[

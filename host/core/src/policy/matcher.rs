@@ -35,10 +35,7 @@ fn glob_match(parts: &[String], name: &str) -> bool {
     if parts.len() == 1 {
         return first == name;
     }
-    if !name.starts_with(first.as_str())
-        || name.len() < first.len() + last.len()
-        || !name.ends_with(last.as_str())
-    {
+    if !name.starts_with(first.as_str()) || name.len() < first.len() + last.len() || !name.ends_with(last.as_str()) {
         return false;
     }
     let mut rest = &name[first.len()..name.len() - last.len()];
@@ -61,15 +58,9 @@ pub struct ToolMatcher {
 impl ToolMatcher {
     pub fn new(allow: &[String], deny: &[String], catalog: &ToolCatalog) -> ToolMatcher {
         let compile = |list: &[String]| -> Vec<Pattern> {
-            list.iter()
-                .flat_map(|e| catalog.expand(e))
-                .map(Pattern::compile)
-                .collect()
+            list.iter().flat_map(|e| catalog.expand(e)).map(Pattern::compile).collect()
         };
-        ToolMatcher {
-            allow: compile(allow),
-            deny: compile(deny),
-        }
+        ToolMatcher { allow: compile(allow), deny: compile(deny) }
     }
 
     pub fn denies(&self, name: &str) -> bool {
@@ -91,10 +82,7 @@ impl ToolMatcher {
     /// unknown names): OpenClaw drops such a list so core tools stay available.
     pub fn allowlist_names_no_core_tool(&self, catalog: &ToolCatalog) -> bool {
         !self.allow.is_empty()
-            && !catalog
-                .names()
-                .filter(|n| catalog.is_core(n))
-                .any(|n| self.allow.iter().any(|p| p.matches(n)))
+            && !catalog.names().filter(|n| catalog.is_core(n)).any(|n| self.allow.iter().any(|p| p.matches(n)))
     }
 
     pub fn without_allowlist(mut self) -> ToolMatcher {
@@ -117,20 +105,14 @@ mod tests {
         let p = m(&[], &["exec"]);
         assert!(!p.allows("exec"));
         assert!(p.allows("read"));
-        assert!(
-            !m(&["exec"], &["bash"]).allows("exec"),
-            "aliases normalise in deny lists too"
-        );
+        assert!(!m(&["exec"], &["bash"]).allows("exec"), "aliases normalise in deny lists too");
     }
 
     #[test]
     fn groups_globs_and_apply_patch() {
         let p = m(&["group:fs", "sessions_*"], &[]);
         assert!(p.allows("edit") && p.allows("sessions_send") && !p.allows("exec"));
-        assert!(
-            m(&["bash"], &[]).allows("apply_patch"),
-            "apply_patch follows exec"
-        );
+        assert!(m(&["bash"], &[]).allows("apply_patch"), "apply_patch follows exec");
         assert!(!m(&["bash"], &["apply-patch"]).allows("apply_patch"));
         assert!(m(&["*"], &[]).allows("anything"));
         assert!(glob_match(&["a".into(), "c".into(), "e".into()], "abcde"));

@@ -5,13 +5,11 @@
 //! tool records the first stage that removed it (`chela tools` prints it).
 
 use super::catalog::{
-    normalize_tool_name, profile_allow, ToolCatalog, CHANNEL_TOOLS, SANDBOX_DEFAULT_ALLOW,
-    SANDBOX_DEFAULT_DENY, SUBAGENT_DEFAULT_DENY,
+    normalize_tool_name, profile_allow, ToolCatalog, CHANNEL_TOOLS, SANDBOX_DEFAULT_ALLOW, SANDBOX_DEFAULT_DENY,
+    SUBAGENT_DEFAULT_DENY,
 };
 use super::matcher::ToolMatcher;
-use crate::config::schema::{
-    AgentConfig, Config, ProviderToolPolicy, SandboxMode, ToolList, WorkspaceAccess,
-};
+use crate::config::schema::{AgentConfig, Config, ProviderToolPolicy, SandboxMode, ToolList, WorkspaceAccess};
 use crate::ids::normalize_agent_id;
 
 /// The kind of session the tools are for.
@@ -63,10 +61,7 @@ pub struct EffectiveTools {
 
 impl EffectiveTools {
     pub fn allowed(&self) -> impl Iterator<Item = &str> {
-        self.tools
-            .iter()
-            .filter(|t| t.allowed)
-            .map(|t| t.name.as_str())
+        self.tools.iter().filter(|t| t.allowed).map(|t| t.name.as_str())
     }
 
     pub fn allows(&self, name: &str) -> bool {
@@ -79,10 +74,7 @@ impl EffectiveTools {
         for t in &mut self.tools {
             if t.allowed && !parent.allows(&t.name) {
                 t.allowed = false;
-                t.removed_by = Some(format!(
-                    "parent agent `{}` does not have it",
-                    parent.agent_id
-                ));
+                t.removed_by = Some(format!("parent agent `{}` does not have it", parent.agent_id));
             }
         }
         self
@@ -111,10 +103,7 @@ fn agent_entry<'a>(cfg: &'a Config, agent_id: &str) -> Option<(String, &'a Agent
         .as_ref()?
         .iter()
         .enumerate()
-        .find(|(_, a)| {
-            a.id.as_deref()
-                .is_some_and(|id| normalize_agent_id(Some(id)) == agent_id)
-        })
+        .find(|(_, a)| a.id.as_deref().is_some_and(|id| normalize_agent_id(Some(id)) == agent_id))
         .map(|(i, a)| (format!("agents.list[{i}]"), a))
 }
 
@@ -140,11 +129,7 @@ fn by_provider<'a>(
     keys: &[String],
 ) -> Option<(String, &'a ProviderToolPolicy)> {
     let map = map?;
-    keys.iter().find_map(|k| {
-        map.iter()
-            .find(|(mk, _)| mk.to_lowercase() == *k)
-            .map(|(mk, v)| (mk.clone(), v))
-    })
+    keys.iter().find_map(|k| map.iter().find(|(mk, _)| mk.to_lowercase() == *k).map(|(mk, v)| (mk.clone(), v)))
 }
 
 /// Whether an agent's session of this kind runs sandboxed (§11).
@@ -153,15 +138,7 @@ pub fn is_sandboxed(cfg: &Config, agent_id: &str, kind: &SessionKind) -> bool {
     let agent = agent_entry(cfg, &id).map(|(_, a)| a);
     let mode = agent
         .and_then(|a| a.sandbox.as_ref()?.mode)
-        .or_else(|| {
-            cfg.agents
-                .as_ref()?
-                .defaults
-                .as_ref()?
-                .sandbox
-                .as_ref()?
-                .mode
-        })
+        .or_else(|| cfg.agents.as_ref()?.defaults.as_ref()?.sandbox.as_ref()?.mode)
         .unwrap_or_default();
     match (mode, kind) {
         (_, SessionKind::Sandboxed) => true,
@@ -177,15 +154,7 @@ pub fn workspace_access(cfg: &Config, agent_id: &str) -> WorkspaceAccess {
     let id = normalize_agent_id(Some(agent_id));
     agent_entry(cfg, &id)
         .and_then(|(_, a)| a.sandbox.as_ref()?.workspace_access)
-        .or_else(|| {
-            cfg.agents
-                .as_ref()?
-                .defaults
-                .as_ref()?
-                .sandbox
-                .as_ref()?
-                .workspace_access
-        })
+        .or_else(|| cfg.agents.as_ref()?.defaults.as_ref()?.sandbox.as_ref()?.workspace_access)
         .unwrap_or_default()
 }
 
@@ -193,10 +162,7 @@ pub fn workspace_access(cfg: &Config, agent_id: &str) -> WorkspaceAccess {
 fn group_tools(cfg: &Config, channel: &str, group_id: &str) -> Option<(String, ToolList)> {
     let ch = cfg.channels.as_ref()?.get(channel)?;
     let accounts = ch.accounts.iter().flat_map(|a| a.values());
-    for groups in std::iter::once(&ch.top)
-        .chain(accounts)
-        .filter_map(|a| a.groups.as_ref())
-    {
+    for groups in std::iter::once(&ch.top).chain(accounts).filter_map(|a| a.groups.as_ref()) {
         for key in [group_id, "*"] {
             if let Some(tools) = groups.get(key).and_then(|g| g.get("tools")) {
                 let list: Option<ToolList> = serde_json::from_value::<ToolList>(tools.clone()).ok();
@@ -210,19 +176,11 @@ fn group_tools(cfg: &Config, channel: &str, group_id: &str) -> Option<(String, T
 }
 
 /// Computes the effective tool set of `agent_id` for a session of `kind`.
-pub fn effective_tools(
-    cfg: &Config,
-    agent_id: &str,
-    kind: &SessionKind,
-    catalog: &ToolCatalog,
-) -> EffectiveTools {
+pub fn effective_tools(cfg: &Config, agent_id: &str, kind: &SessionKind, catalog: &ToolCatalog) -> EffectiveTools {
     let id = normalize_agent_id(Some(agent_id));
     let entry = agent_entry(cfg, &id);
     let agent = entry.as_ref().map(|(_, a)| *a);
-    let agent_path = entry
-        .as_ref()
-        .map(|(p, _)| p.clone())
-        .unwrap_or_else(|| format!("agent `{id}`"));
+    let agent_path = entry.as_ref().map(|(p, _)| p.clone()).unwrap_or_else(|| format!("agent `{id}`"));
     let global = cfg.tools.clone().unwrap_or_default();
     let agent_tools = agent.and_then(|a| a.tools.clone()).unwrap_or_default();
     let keys = model_keys(cfg, agent);
@@ -230,10 +188,7 @@ pub fn effective_tools(
     let mut stages: Vec<Stage> = Vec::new();
     let mut push = |label: String, allow: Vec<String>, deny: Vec<String>| {
         if !allow.is_empty() || !deny.is_empty() {
-            stages.push(Stage {
-                label,
-                matcher: ToolMatcher::new(&allow, &deny, catalog),
-            });
+            stages.push(Stage { label, matcher: ToolMatcher::new(&allow, &deny, catalog) });
         }
     };
 
@@ -252,39 +207,22 @@ pub fn effective_tools(
     // 2. Provider profile (the agent's value wins).
     let provider_profile = by_provider(agent_tools.by_provider.as_ref(), &keys)
         .and_then(|(k, p)| {
-            p.profile.clone().map(|pr| {
-                (
-                    format!("{agent_path}.tools.byProvider.{k}.profile ({pr})"),
-                    pr,
-                )
-            })
+            p.profile.clone().map(|pr| (format!("{agent_path}.tools.byProvider.{k}.profile ({pr})"), pr))
         })
         .or_else(|| {
-            by_provider(global.by_provider.as_ref(), &keys).and_then(|(k, p)| {
-                p.profile
-                    .clone()
-                    .map(|pr| (format!("tools.byProvider.{k}.profile ({pr})"), pr))
-            })
+            by_provider(global.by_provider.as_ref(), &keys)
+                .and_then(|(k, p)| p.profile.clone().map(|pr| (format!("tools.byProvider.{k}.profile ({pr})"), pr)))
         });
     if let Some((label, pr)) = provider_profile {
         if let Some(base) = profile_allow(&pr) {
-            push(
-                label,
-                base.iter().map(|s| s.to_string()).collect(),
-                Vec::new(),
-            );
+            push(label, base.iter().map(|s| s.to_string()).collect(), Vec::new());
         }
     }
     // 3–6. Global, global provider, agent, agent provider allow/deny.
-    let mut list_stage = |label: String,
-                          allow: Vec<String>,
-                          deny: Vec<String>,
-                          notes: &mut Vec<String>| {
+    let mut list_stage = |label: String, allow: Vec<String>, deny: Vec<String>, notes: &mut Vec<String>| {
         let m = ToolMatcher::new(&allow, &deny, catalog);
         let m = if m.allowlist_names_no_core_tool(catalog) {
-            notes.push(format!(
-                "{label}: allowlist names no built-in tool; ignored so core tools stay available"
-            ));
+            notes.push(format!("{label}: allowlist names no built-in tool; ignored so core tools stay available"));
             m.without_allowlist()
         } else {
             m
@@ -293,19 +231,9 @@ pub fn effective_tools(
             stages.push(Stage { label, matcher: m });
         }
     };
-    list_stage(
-        "tools.allow/deny".into(),
-        strings(&global.allow),
-        strings(&global.deny),
-        &mut notes,
-    );
+    list_stage("tools.allow/deny".into(), strings(&global.allow), strings(&global.deny), &mut notes);
     if let Some((k, p)) = by_provider(global.by_provider.as_ref(), &keys) {
-        list_stage(
-            format!("tools.byProvider.{k}"),
-            strings(&p.allow),
-            strings(&p.deny),
-            &mut notes,
-        );
+        list_stage(format!("tools.byProvider.{k}"), strings(&p.allow), strings(&p.deny), &mut notes);
     }
     list_stage(
         format!("{agent_path}.tools.allow/deny"),
@@ -314,12 +242,7 @@ pub fn effective_tools(
         &mut notes,
     );
     if let Some((k, p)) = by_provider(agent_tools.by_provider.as_ref(), &keys) {
-        list_stage(
-            format!("{agent_path}.tools.byProvider.{k}"),
-            strings(&p.allow),
-            strings(&p.deny),
-            &mut notes,
-        );
+        list_stage(format!("{agent_path}.tools.byProvider.{k}"), strings(&p.allow), strings(&p.deny), &mut notes);
     }
     // 7. Group policy.
     if let SessionKind::Group { channel, group_id } = kind {
@@ -333,27 +256,12 @@ pub fn effective_tools(
         let agent_sb = agent_tools.sandbox.as_ref().and_then(|s| s.tools.clone());
         let global_sb = global.sandbox.as_ref().and_then(|s| s.tools.clone());
         let (label, allow, deny) = match (agent_sb, global_sb) {
-            (Some(l), _) => (
-                format!("{agent_path}.tools.sandbox.tools"),
-                strings(&l.allow),
-                strings(&l.deny),
-            ),
-            (None, Some(l)) => (
-                "tools.sandbox.tools".to_string(),
-                strings(&l.allow),
-                strings(&l.deny),
-            ),
+            (Some(l), _) => (format!("{agent_path}.tools.sandbox.tools"), strings(&l.allow), strings(&l.deny)),
+            (None, Some(l)) => ("tools.sandbox.tools".to_string(), strings(&l.allow), strings(&l.deny)),
             (None, None) => (
                 "sandbox defaults".to_string(),
-                SANDBOX_DEFAULT_ALLOW
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-                SANDBOX_DEFAULT_DENY
-                    .iter()
-                    .chain(CHANNEL_TOOLS)
-                    .map(|s| s.to_string())
-                    .collect(),
+                SANDBOX_DEFAULT_ALLOW.iter().map(|s| s.to_string()).collect(),
+                SANDBOX_DEFAULT_DENY.iter().chain(CHANNEL_TOOLS).map(|s| s.to_string()).collect(),
             ),
         };
         let m = ToolMatcher::new(&allow, &deny, catalog);
@@ -368,15 +276,8 @@ pub fn effective_tools(
     }
     // 9. Sub-agent policy.
     if *kind == SessionKind::Subagent {
-        let sub = global
-            .subagents
-            .as_ref()
-            .and_then(|s| s.tools.clone())
-            .unwrap_or_default();
-        let mut deny: Vec<String> = SUBAGENT_DEFAULT_DENY
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let sub = global.subagents.as_ref().and_then(|s| s.tools.clone()).unwrap_or_default();
+        let mut deny: Vec<String> = SUBAGENT_DEFAULT_DENY.iter().map(|s| s.to_string()).collect();
         deny.extend(strings(&sub.deny));
         stages.push(Stage {
             label: "sub-agent policy".into(),
@@ -387,24 +288,11 @@ pub fn effective_tools(
     let tools = catalog
         .names()
         .map(|name| {
-            let removed_by = stages
-                .iter()
-                .find(|s| !s.matcher.allows(name))
-                .map(|s| s.label.clone());
-            ToolDecision {
-                name: name.to_string(),
-                allowed: removed_by.is_none(),
-                removed_by,
-            }
+            let removed_by = stages.iter().find(|s| !s.matcher.allows(name)).map(|s| s.label.clone());
+            ToolDecision { name: name.to_string(), allowed: removed_by.is_none(), removed_by }
         })
         .collect();
-    EffectiveTools {
-        agent_id: id,
-        session: kind.label(),
-        sandboxed,
-        tools,
-        notes,
-    }
+    EffectiveTools { agent_id: id, session: kind.label(), sandboxed, tools, notes }
 }
 
 /// `tools.agentToAgent`: both requester and target must match `allow` (default off).
@@ -417,29 +305,19 @@ pub fn agent_to_agent_allowed(cfg: &Config, requester: &str, target: &str) -> bo
     }
     let allow = strings(&a2a.allow);
     let matcher = ToolMatcher::new(&allow, &[], &ToolCatalog::core());
-    let (r, t) = (
-        normalize_agent_id(Some(requester)),
-        normalize_agent_id(Some(target)),
-    );
+    let (r, t) = (normalize_agent_id(Some(requester)), normalize_agent_id(Some(target)));
     !allow.is_empty() && matcher.allows(&r) && matcher.allows(&t)
 }
 
 /// `agents.list[].subagents.allowAgents`: may `parent` spawn `target`?
 pub fn may_spawn(cfg: &Config, parent: &str, target: &str) -> bool {
-    let (p, t) = (
-        normalize_agent_id(Some(parent)),
-        normalize_agent_id(Some(target)),
-    );
+    let (p, t) = (normalize_agent_id(Some(parent)), normalize_agent_id(Some(target)));
     if p == t {
         return true;
     }
     agent_entry(cfg, &p)
         .and_then(|(_, a)| a.subagents.as_ref()?.allow_agents.clone())
-        .is_some_and(|allow| {
-            allow
-                .iter()
-                .any(|a| a == "*" || normalize_agent_id(Some(a)) == t)
-        })
+        .is_some_and(|allow| allow.iter().any(|a| a == "*" || normalize_agent_id(Some(a)) == t))
 }
 
 /// `tools.elevated`: the global baseline and the agent's setting must both allow `sender` on `provider`.
@@ -483,21 +361,17 @@ mod tests {
         let t = tools(&c, "work", SessionKind::Main);
         assert!(!t.allows("exec"));
         let exec = t.tools.iter().find(|d| d.name == "exec").unwrap();
-        assert_eq!(
-            exec.removed_by.as_deref(),
-            Some("agents.list[0].tools.allow/deny")
-        );
+        assert_eq!(exec.removed_by.as_deref(), Some("agents.list[0].tools.allow/deny"));
         assert!(t.allows("read"));
     }
 
     #[test]
     fn later_stages_cannot_regrant() {
-        let c = cfg("{tools: {profile: 'minimal'}, agents: {list: [{id: 'a', tools: {allow: ['exec', 'session_status']}}]}}");
-        let t = tools(&c, "a", SessionKind::Main);
-        assert!(
-            !t.allows("exec"),
-            "profile removed exec; the agent allowlist cannot bring it back"
+        let c = cfg(
+            "{tools: {profile: 'minimal'}, agents: {list: [{id: 'a', tools: {allow: ['exec', 'session_status']}}]}}",
         );
+        let t = tools(&c, "a", SessionKind::Main);
+        assert!(!t.allows("exec"), "profile removed exec; the agent allowlist cannot bring it back");
         assert!(t.allows("session_status"));
         assert_eq!(t.allowed().count(), 1);
     }
@@ -517,14 +391,7 @@ mod tests {
         let c = cfg("{agents: {defaults: {sandbox: {mode: 'non-main', workspaceAccess: 'ro'}}, list: [{id: 'a'}]}}");
         let main = tools(&c, "a", SessionKind::Main);
         assert!(!main.sandboxed && main.allows("write") && main.allows("browser"));
-        let group = tools(
-            &c,
-            "a",
-            SessionKind::Group {
-                channel: "slack".into(),
-                group_id: "c1".into(),
-            },
-        );
+        let group = tools(&c, "a", SessionKind::Group { channel: "slack".into(), group_id: "c1".into() });
         assert!(group.sandboxed);
         assert!(!group.allows("browser") && !group.allows("slack"));
         assert!(!group.allows("write") && group.allows("read") && group.allows("exec"));
@@ -533,14 +400,7 @@ mod tests {
     #[test]
     fn group_tools_apply_to_group_sessions() {
         let c = cfg("{channels: {slack: {groups: {'C1': {tools: {deny: ['exec']}}}}}}");
-        let g = tools(
-            &c,
-            "main",
-            SessionKind::Group {
-                channel: "slack".into(),
-                group_id: "C1".into(),
-            },
-        );
+        let g = tools(&c, "main", SessionKind::Group { channel: "slack".into(), group_id: "C1".into() });
         assert!(!g.allows("exec"));
         assert!(tools(&c, "main", SessionKind::Main).allows("exec"));
     }
@@ -550,10 +410,7 @@ mod tests {
         let c = cfg("{agents: {list: [{id: 'p', tools: {deny: ['exec']}}, {id: 'c'}]}}");
         let parent = tools(&c, "p", SessionKind::Main);
         let child = tools(&c, "c", SessionKind::Subagent).intersect_with_parent(&parent);
-        assert!(
-            !child.allows("exec"),
-            "denied to the parent, so never to its sub-agent"
-        );
+        assert!(!child.allows("exec"), "denied to the parent, so never to its sub-agent");
         assert!(!child.allows("sessions_spawn"), "sub-agent default deny");
         assert!(child.allows("read"));
     }
@@ -572,10 +429,7 @@ mod tests {
         let c = cfg("{tools: {agentToAgent: {enabled: true, allow: ['work', 'home']}}}");
         assert!(agent_to_agent_allowed(&c, "work", "home"));
         assert!(!agent_to_agent_allowed(&c, "work", "ops"));
-        assert!(
-            !agent_to_agent_allowed(&cfg("{}"), "work", "home"),
-            "off by default"
-        );
+        assert!(!agent_to_agent_allowed(&cfg("{}"), "work", "home"), "off by default");
     }
 
     #[test]

@@ -43,23 +43,22 @@ pub struct Explanation {
     pub result: RouteResult,
     /// Binding tiers in precedence order, up to and including the one that matched.
     pub tiers: Vec<TierTrace>,
+    /// Bindings that also match but lose to a more specific tier: `(tier, index)`.
+    pub shadowed: Vec<(MatchedBy, usize)>,
     /// Bindings of this channel that name a different account: `(index, account pattern)`.
     pub other_accounts: Vec<(usize, String)>,
 }
 
 struct Recorder {
     tiers: Vec<TierTrace>,
+    matched: bool,
+    shadowed: Vec<(MatchedBy, usize)>,
 }
 
 impl Recorder {
     fn tier(&mut self, tier: MatchedBy) -> &mut TierTrace {
         if self.tiers.last().is_none_or(|t| t.tier != tier) {
-            self.tiers.push(TierTrace {
-                tier,
-                outcome: TierOutcome::Checked {
-                    candidates: Vec::new(),
-                },
-            });
+            self.tiers.push(TierTrace { tier, outcome: TierOutcome::Checked { candidates: Vec::new() } });
         }
         let last = self.tiers.len() - 1;
         &mut self.tiers[last]
@@ -68,21 +67,22 @@ impl Recorder {
 
 impl Trace for Recorder {
     fn tier_skipped(&mut self, tier: MatchedBy, why: &'static str) {
-        self.tier(tier).outcome = TierOutcome::Skipped {
-            reason: why.to_string(),
-        };
+        if self.matched {
+            return;
+        }
+        self.tier(tier).outcome = TierOutcome::Skipped { reason: why.to_string() };
     }
 
-    fn candidate(
-        &mut self,
-        tier: MatchedBy,
-        binding: &CompiledBinding,
-        verdict: Result<(), Mismatch>,
-    ) {
-        let entry = CandidateVerdict {
-            binding_index: binding.source_index,
-            rejected_because: verdict.err().map(describe),
-        };
+    fn candidate(&mut self, tier: MatchedBy, binding: &CompiledBinding, verdict: Result<(), Mismatch>) {
+        if self.matched {
+            if verdict.is_ok() {
+                self.shadowed.push((tier, binding.source_index));
+            }
+            return;
+        }
+        self.matched = verdict.is_ok();
+        let entry =
+            CandidateVerdict { binding_index: binding.source_index, rejected_because: verdict.err().map(describe) };
         if let TierOutcome::Checked { candidates } = &mut self.tier(tier).outcome {
             candidates.push(entry);
         }
@@ -103,8 +103,8 @@ fn describe(m: Mismatch) -> String {
 impl RouteTable {
     /// Routes `input` and records why each tier did or did not match.
     pub fn explain(&self, cfg: &Config, input: &RouteInput) -> Explanation {
-        let mut rec = Recorder { tiers: Vec::new() };
-        let result = self.walk(input, &mut rec);
+        let mut rec = Recorder { tiers: Vec::new(), matched: false, shadowed: Vec::new() };
+        let result = self.walk(input, &mut rec, true);
         // Tiers with no candidates at all still appear, so the reader sees every step.
         let mut tiers = Vec::new();
         let last = result.as_ref().ok().map(|r| r.matched_by);
@@ -114,12 +114,7 @@ impl RouteTable {
                 .iter()
                 .find(|t| t.tier == tier)
                 .cloned()
-                .unwrap_or(TierTrace {
-                    tier,
-                    outcome: TierOutcome::Checked {
-                        candidates: Vec::new(),
-                    },
-                });
+                .unwrap_or(TierTrace { tier, outcome: TierOutcome::Checked { candidates: Vec::new() } });
             tiers.push(trace);
             if Some(tier) == last {
                 break;
@@ -132,24 +127,13 @@ impl RouteTable {
             .iter()
             .flatten()
             .enumerate()
-            .filter(|(_, b)| {
-                b.is_route()
-                    && normalize_channel(b.matcher.channel.as_deref().unwrap_or("")) == channel
-            })
+            .filter(|(_, b)| b.is_route() && normalize_channel(b.matcher.channel.as_deref().unwrap_or("")) == channel)
             .filter_map(|(i, b)| {
                 let pattern = js_trim(b.matcher.account_id.as_deref().unwrap_or("")).to_string();
-                let key = if pattern.is_empty() {
-                    "default".to_string()
-                } else {
-                    pattern.clone()
-                };
+                let key = if pattern.is_empty() { "default".to_string() } else { pattern.clone() };
                 (pattern != "*" && normalize_account_id(Some(&key)) != account).then_some((i, key))
             })
             .collect();
-        Explanation {
-            result,
-            tiers,
-            other_accounts,
-        }
+        Explanation { result, tiers, shadowed: rec.shadowed, other_accounts }
     }
 }

@@ -77,6 +77,15 @@ pub enum LastRoutePolicy {
     Session,
 }
 
+impl LastRoutePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LastRoutePolicy::Main => "main",
+            LastRoutePolicy::Session => "session",
+        }
+    }
+}
+
 /// The outcome of routing one message.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -16,8 +16,7 @@ use super::input::NormPeer;
 use super::{LastRoutePolicy, MatchedBy, Route, RouteInput, RouteResult};
 use crate::config::schema::{BindingSession, Config, DmScope, GroupScope};
 use crate::ids::{
-    js_trim, normalize_account_id, normalize_binding_id, normalize_channel, normalize_chat_type,
-    ChatType,
+    js_trim, normalize_account_id, normalize_binding_id, normalize_channel, normalize_chat_type, ChatType,
 };
 use crate::roster::Roster;
 use crate::session_key::{build_main_session_key, build_peer_session_key, PeerKeyParts};
@@ -64,9 +63,7 @@ impl CompiledBinding {
                     return Err(Mismatch::NoPeer);
                 };
                 if !p.class.is_some_and(|c| kind.matches(c)) {
-                    return Err(Mismatch::PeerKind {
-                        wanted: kind.as_str(),
-                    });
+                    return Err(Mismatch::PeerKind { wanted: kind.as_str() });
                 }
             }
         }
@@ -87,9 +84,7 @@ impl CompiledBinding {
         }
         if let Some(roles) = &self.roles {
             if !roles.iter().any(|r| scope.roles.contains(r)) {
-                return Err(Mismatch::Roles {
-                    wanted: roles.clone(),
-                });
+                return Err(Mismatch::Roles { wanted: roles.clone() });
             }
         }
         Ok(())
@@ -119,9 +114,7 @@ struct TierIndex {
 
 impl TierIndex {
     fn insert(&mut self, pos: u32, b: &CompiledBinding) {
-        let push = |map: &mut HashMap<String, Vec<u32>>, key: &str| {
-            map.entry(key.to_string()).or_default().push(pos)
-        };
+        let push = |map: &mut HashMap<String, Vec<u32>>, key: &str| map.entry(key.to_string()).or_default().push(pos);
         match &b.peer {
             PeerConstraint::Exact(ChatType::Direct, id) => push(&mut self.peer_direct, id),
             PeerConstraint::Exact(_, id) => push(&mut self.peer_room, id),
@@ -148,16 +141,8 @@ impl TierIndex {
         match tier {
             MatchedBy::Peer | MatchedBy::ParentPeer => peer.map(by_id).unwrap_or(&[]),
             MatchedBy::PeerWildcard => &self.wildcard,
-            MatchedBy::GuildRoles => self
-                .guild_roles
-                .get(scope.guild)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]),
-            MatchedBy::Guild => self
-                .guild
-                .get(scope.guild)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]),
+            MatchedBy::GuildRoles => self.guild_roles.get(scope.guild).map(Vec::as_slice).unwrap_or(&[]),
+            MatchedBy::Guild => self.guild.get(scope.guild).map(Vec::as_slice).unwrap_or(&[]),
             MatchedBy::Team => self.team.get(scope.team).map(Vec::as_slice).unwrap_or(&[]),
             MatchedBy::Account | MatchedBy::Channel => &self.rest,
             MatchedBy::Default => &[],
@@ -183,13 +168,7 @@ struct SessionDefaults {
 /// Observer of the tier walk (`explain` records; `resolve` uses the no-op).
 pub(crate) trait Trace {
     fn tier_skipped(&mut self, _tier: MatchedBy, _why: &'static str) {}
-    fn candidate(
-        &mut self,
-        _tier: MatchedBy,
-        _binding: &CompiledBinding,
-        _verdict: Result<(), Mismatch>,
-    ) {
-    }
+    fn candidate(&mut self, _tier: MatchedBy, _binding: &CompiledBinding, _verdict: Result<(), Mismatch>) {}
 }
 
 pub(crate) struct NoTrace;
@@ -220,8 +199,7 @@ impl RouteTable {
                 None => PeerConstraint::Any,
                 Some(p) => {
                     let kind = normalize_chat_type(p.kind.as_deref().unwrap_or(""));
-                    let id =
-                        normalize_binding_id(p.id.as_ref().map(|v| v.0.as_str()).unwrap_or(""));
+                    let id = normalize_binding_id(p.id.as_ref().map(|v| v.0.as_str()).unwrap_or(""));
                     match kind {
                         // A peer that can never match drops the binding (validation reports it).
                         None => continue,
@@ -232,9 +210,7 @@ impl RouteTable {
                 }
             };
             let non_empty = |v: &Option<crate::config::schema::IdValue>| {
-                v.as_ref()
-                    .map(|v| normalize_binding_id(&v.0))
-                    .filter(|s| !s.is_empty())
+                v.as_ref().map(|v| normalize_binding_id(&v.0)).filter(|s| !s.is_empty())
             };
             let compiled = CompiledBinding {
                 source_index,
@@ -251,10 +227,7 @@ impl RouteTable {
             let tiers = if account == "*" {
                 &mut index.any_account
             } else {
-                index
-                    .by_account
-                    .entry(normalize_account_id(Some(account)))
-                    .or_default()
+                index.by_account.entry(normalize_account_id(Some(account))).or_default()
             };
             tiers.insert(pos, &compiled);
             bindings.push(compiled);
@@ -266,12 +239,7 @@ impl RouteTable {
             main_key: s.and_then(|s| s.main_key.clone()),
             identity_links: s.and_then(|s| s.identity_links.clone()),
         };
-        RouteTable {
-            roster: Roster::from_config(cfg),
-            bindings,
-            channels,
-            session,
-        }
+        RouteTable { roster: Roster::from_config(cfg), bindings, channels, session }
     }
 
     pub fn roster(&self) -> &Roster {
@@ -280,33 +248,19 @@ impl RouteTable {
 
     /// Routes one message.
     pub fn resolve(&self, input: &RouteInput) -> RouteResult {
-        self.walk(input, &mut NoTrace)
+        self.walk(input, &mut NoTrace, false)
     }
 
-    pub(crate) fn walk<T: Trace>(&self, input: &RouteInput, trace: &mut T) -> RouteResult {
+    /// The tier walk. With `exhaustive`, every candidate of every tier is
+    /// checked and traced (for `explain`); the first match still decides.
+    pub(crate) fn walk<T: Trace>(&self, input: &RouteInput, trace: &mut T, exhaustive: bool) -> RouteResult {
         let channel = normalize_channel(&input.channel);
         let account = normalize_account_id(input.account_id.as_deref());
         let peer = input.peer.as_ref().map(NormPeer::from);
-        let parent = input
-            .parent_peer
-            .as_ref()
-            .map(NormPeer::from)
-            .filter(|p| !p.id.is_empty());
-        let guild = input
-            .guild_id
-            .as_deref()
-            .map(normalize_binding_id)
-            .unwrap_or_default();
-        let team = input
-            .team_id
-            .as_deref()
-            .map(normalize_binding_id)
-            .unwrap_or_default();
-        let scope = Scope {
-            guild: &guild,
-            team: &team,
-            roles: &input.member_role_ids,
-        };
+        let parent = input.parent_peer.as_ref().map(NormPeer::from).filter(|p| !p.id.is_empty());
+        let guild = input.guild_id.as_deref().map(normalize_binding_id).unwrap_or_default();
+        let team = input.team_id.as_deref().map(normalize_binding_id).unwrap_or_default();
+        let scope = Scope { guild: &guild, team: &team, roles: &input.member_role_ids };
 
         let index = self.channels.get(&channel);
         let account_tiers = index.and_then(|i| i.by_account.get(&account));
@@ -341,13 +295,20 @@ impl RouteTable {
             // Account-specific and any-account candidates, merged by source order.
             let first = |tiers: Option<&TierIndex>, trace: &mut T| -> Option<u32> {
                 let list = tiers?.candidates(tier, tier_peer, &scope);
-                list.iter().copied().find(|&pos| {
+                let mut found = None;
+                for &pos in list {
                     let b = &self.bindings[pos as usize];
                     let verdict = b.check(tier_peer, &scope);
                     let ok = verdict.is_ok();
                     trace.candidate(tier, b, verdict);
-                    ok
-                })
+                    if ok && found.is_none() {
+                        found = Some(pos);
+                        if !exhaustive {
+                            break;
+                        }
+                    }
+                }
+                found
             };
             let found = match tier {
                 MatchedBy::Account => first(account_tiers, trace),
@@ -362,8 +323,10 @@ impl RouteTable {
                 }
             };
             if let Some(pos) = found {
-                matched = Some((tier, &self.bindings[pos as usize]));
-                break;
+                matched = matched.or(Some((tier, &self.bindings[pos as usize])));
+                if !exhaustive {
+                    break;
+                }
             }
         }
 
@@ -372,19 +335,12 @@ impl RouteTable {
             None => (
                 MatchedBy::Default,
                 None,
-                self.roster
-                    .default_owner(input.default_agent_id.as_deref(), &channel, &account)?,
+                self.roster.default_owner(input.default_agent_id.as_deref(), &channel, &account)?,
             ),
         };
         let bs = binding.and_then(|b| b.session.as_ref());
-        let dm_scope = bs
-            .and_then(|s| s.dm_scope)
-            .or(input.dm_scope)
-            .unwrap_or(self.session.dm_scope);
-        let group_scope = bs
-            .and_then(|s| s.group_scope)
-            .or(input.group_scope)
-            .unwrap_or(self.session.group_scope);
+        let dm_scope = bs.and_then(|s| s.dm_scope).or(input.dm_scope).unwrap_or(self.session.dm_scope);
+        let group_scope = bs.and_then(|s| s.group_scope).or(input.group_scope).unwrap_or(self.session.group_scope);
         let main_key = self.session.main_key.as_deref();
         let main_session_key = build_main_session_key(&agent_id, main_key);
         let session_key = match &peer {
@@ -401,11 +357,8 @@ impl RouteTable {
                 main_key,
             }),
         };
-        let last_route_policy = if session_key == main_session_key {
-            LastRoutePolicy::Main
-        } else {
-            LastRoutePolicy::Session
-        };
+        let last_route_policy =
+            if session_key == main_session_key { LastRoutePolicy::Main } else { LastRoutePolicy::Session };
         Ok(Route {
             agent_id,
             channel,

@@ -1,0 +1,100 @@
+//! Where the config is and how to read it, for every command.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use chela_core::config::paths::Environment;
+use chela_core::config::{load_str, ConfigError, Diagnostic, Loaded};
+
+use crate::output::print_diagnostics;
+
+pub struct Context {
+    pub env: Environment,
+    pub config_path: PathBuf,
+}
+
+impl Context {
+    pub fn from_cli(config: Option<PathBuf>, profile: Option<String>) -> Context {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+        let mut env = Environment::from_vars(home, |k| std::env::var(k).ok());
+        if profile.is_some() {
+            env.profile = profile;
+        }
+        let config_path = config.unwrap_or_else(|| env.config_path(Path::exists));
+        Context { env, config_path }
+    }
+
+    /// Loads the config; a load failure prints every problem and is an error.
+    /// A missing file is an empty config (everything has defaults).
+    pub fn load(&self) -> Result<Loaded> {
+        match self.read_text()? {
+            None => load_str("{}", None).map_err(|e| anyhow::anyhow!("{e}")),
+            Some(text) => self.parse(&text),
+        }
+    }
+
+    pub fn parse(&self, text: &str) -> Result<Loaded> {
+        let name = self.config_path.display().to_string();
+        match load_str(text, Some(&name)) {
+            Ok(loaded) => {
+                print_diagnostics(&loaded.warnings);
+                Ok(loaded)
+            }
+            Err(e) => {
+                print_diagnostics(&e.diagnostics());
+                Err(anyhow::anyhow!("{e}"))
+            }
+        }
+    }
+
+    /// The config text, or `None` when the file does not exist yet.
+    pub fn read_text(&self) -> Result<Option<String>> {
+        match std::fs::metadata(&self.config_path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", self.config_path.display())),
+            Ok(meta) if meta.len() > chela_core::config::load::MAX_CONFIG_BYTES => {
+                Err(anyhow::anyhow!("{}", ConfigError::TooLarge { path: self.config_path.clone(), size: meta.len() }))
+            }
+            Ok(_) => std::fs::read_to_string(&self.config_path)
+                .map(Some)
+                .with_context(|| format!("cannot read {}", self.config_path.display())),
+        }
+    }
+
+    /// Replaces the config file: write a temp file, fsync, rename; the previous
+    /// version is kept as `<file>.bak`. A crash leaves either version, never half.
+    pub fn write_config(&self, old: Option<&str>, new: &str) -> Result<()> {
+        let path = &self.config_path;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        if let Some(old) = old {
+            let bak = with_suffix(path, ".bak");
+            std::fs::write(&bak, old).with_context(|| format!("cannot write backup {}", bak.display()))?;
+        }
+        let tmp = with_suffix(path, ".tmp");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+            f.write_all(new.as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+        Ok(())
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Errors in `after` that were not in `before` (compared by path and message).
+pub fn new_errors(before: &[Diagnostic], after: &[Diagnostic]) -> Vec<Diagnostic> {
+    after
+        .iter()
+        .filter(|d| d.is_error() && !before.iter().any(|b| b.is_error() && b.path == d.path && b.message == d.message))
+        .cloned()
+        .collect()
+}

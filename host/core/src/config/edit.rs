@@ -1,0 +1,202 @@
+//! Edits to config *text* that keep the user's comments and layout.
+//!
+//! `chela agents add/delete/bind/unbind` change a few entries of a file the
+//! user wrote by hand. Re-serialising the whole config would drop every
+//! comment, so these functions splice the source instead, using the node
+//! positions from [`super::source`]. Each returns new text; callers re-load
+//! it before writing, so an edit can never produce a file that does not load.
+
+use super::source::{self, Node, Value};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EditError {
+    #[error("the config text does not parse: {0}")]
+    Syntax(String),
+    #[error("`{0}` is not {1}")]
+    WrongType(String, &'static str),
+    #[error("`{path}` has no element {index}")]
+    NoSuchElement { path: String, index: usize },
+}
+
+fn parse(text: &str) -> Result<Node, EditError> {
+    source::parse(text).map(|p| p.root).map_err(|e| EditError::Syntax(e.to_string()))
+}
+
+/// Leading whitespace of the line that contains `offset`.
+fn indent_at(text: &str, offset: usize) -> String {
+    let line_start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    text[line_start..].chars().take_while(|c| *c == ' ' || *c == '\t').collect()
+}
+
+fn splice(text: &str, start: usize, end: usize, with: &str) -> String {
+    let mut out = String::with_capacity(text.len() + with.len());
+    out.push_str(&text[..start]);
+    out.push_str(with);
+    out.push_str(&text[end..]);
+    out
+}
+
+/// Re-indents a multi-line snippet to sit at `indent`.
+fn indented(snippet: &str, indent: &str) -> String {
+    snippet
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == 0 { l.to_string() } else { format!("{indent}{l}") })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Adds `key: value` to the object `obj` (value is JSON5 text).
+fn insert_member(text: &str, obj: &Node, key: &str, value: &str) -> Result<String, EditError> {
+    let Value::Object(members) = &obj.value else { return Err(EditError::WrongType(key.into(), "an object")) };
+    let key_text = if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') && !key.is_empty() {
+        key.to_string()
+    } else {
+        serde_json::to_string(key).unwrap_or_default()
+    };
+    match members.last() {
+        Some(last) => {
+            let indent = indent_at(text, last.key_span.offset);
+            let with = format!(",\n{indent}{key_text}: {}", indented(value, &indent));
+            Ok(splice(text, last.value.end, last.value.end, &with))
+        }
+        None => {
+            let outer = indent_at(text, obj.span.offset);
+            let indent = format!("{outer}  ");
+            let with = format!("\n{indent}{key_text}: {}\n{outer}", indented(value, &indent));
+            Ok(splice(text, obj.span.offset + 1, obj.end - 1, &with))
+        }
+    }
+}
+
+/// Appends `element` (JSON5 text) to the array at `path` (object keys),
+/// creating the missing objects and the array on the way.
+pub fn append_to_array(text: &str, path: &[&str], element: &str) -> Result<String, EditError> {
+    let root = parse(text)?;
+    let mut node = &root;
+    for (depth, key) in path.iter().enumerate() {
+        match node.get(key) {
+            Some(child) => node = child,
+            None => {
+                // Build the rest of the path as nested text and insert it here.
+                let mut value = format!("[\n  {}\n]", indented(element, "  "));
+                for k in path[depth + 1..].iter().rev() {
+                    value = format!("{{\n  {k}: {}\n}}", indented(&value, "  "));
+                }
+                return insert_member(text, node, key, &value);
+            }
+        }
+    }
+    let Value::Array(items) = &node.value else { return Err(EditError::WrongType(path.join("."), "an array")) };
+    match items.last() {
+        Some(last) => {
+            let indent = indent_at(text, last.span.offset);
+            Ok(splice(text, last.end, last.end, &format!(",\n{indent}{}", indented(element, &indent))))
+        }
+        None => {
+            let outer = indent_at(text, node.span.offset);
+            let indent = format!("{outer}  ");
+            Ok(splice(
+                text,
+                node.span.offset + 1,
+                node.end - 1,
+                &format!("\n{indent}{}\n{outer}", indented(element, &indent)),
+            ))
+        }
+    }
+}
+
+fn array_at<'a>(root: &'a Node, path: &[&str]) -> Option<&'a Node> {
+    let mut node = root;
+    for key in path {
+        node = node.get(key)?;
+    }
+    matches!(node.value, Value::Array(_)).then_some(node)
+}
+
+/// Removes the elements at `indexes` of the array at `path` (separators too).
+pub fn remove_array_elements(text: &str, path: &[&str], indexes: &[usize]) -> Result<String, EditError> {
+    let mut sorted = indexes.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut text = text.to_string();
+    for &index in sorted.iter().rev() {
+        let root = parse(&text)?;
+        let not_array = || EditError::WrongType(path.join("."), "an array");
+        let node = array_at(&root, path).ok_or_else(not_array)?;
+        let Value::Array(items) = &node.value else { return Err(not_array()) };
+        let Some(item) = items.get(index) else {
+            return Err(EditError::NoSuchElement { path: path.join("."), index });
+        };
+        text = if items.len() == 1 {
+            splice(&text, node.span.offset, node.end, "[]")
+        } else if let Some(next) = items.get(index + 1) {
+            splice(&text, item.span.offset, next.span.offset, "")
+        } else {
+            splice(&text, items[index - 1].end, item.end, "")
+        };
+    }
+    Ok(text)
+}
+
+/// Sets `key` of the object at `path` (an array index may appear as a number
+/// segment) to `value`, replacing an existing value or adding the member.
+pub fn set_member(text: &str, path: &[&str], key: &str, value: &str) -> Result<String, EditError> {
+    let root = parse(text)?;
+    let mut node = &root;
+    for seg in path {
+        node = match (&node.value, seg.parse::<usize>()) {
+            (Value::Array(items), Ok(i)) => {
+                items.get(i).ok_or(EditError::NoSuchElement { path: path.join("."), index: i })?
+            }
+            _ => node.get(seg).ok_or_else(|| EditError::WrongType(path.join("."), "present"))?,
+        };
+    }
+    match node.get(key) {
+        Some(existing) => Ok(splice(text, existing.span.offset, existing.end, value)),
+        None => insert_member(text, node, key, value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loads(text: &str) -> serde_json::Value {
+        source::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}")).root.to_json()
+    }
+
+    #[test]
+    fn append_keeps_comments_and_creates_paths() {
+        let text = "{\n  // my agents\n  agents: {\n    list: [\n      {id: 'a'}, // first\n    ],\n  },\n}\n";
+        let out = append_to_array(text, &["agents", "list"], "{ id: \"b\" }").unwrap();
+        assert!(out.contains("// my agents") && out.contains("// first"), "{out}");
+        assert_eq!(loads(&out)["agents"]["list"][1]["id"], "b");
+
+        let out = append_to_array(&out, &["bindings"], "{ agentId: \"b\", match: { channel: \"slack\" } }").unwrap();
+        assert_eq!(loads(&out)["bindings"][0]["match"]["channel"], "slack");
+
+        let out = append_to_array("{}", &["agents", "list"], "{ id: \"x\" }").unwrap();
+        assert_eq!(loads(&out)["agents"]["list"][0]["id"], "x");
+        let out = append_to_array("{agents: {list: []}}", &["agents", "list"], "{ id: \"x\" }").unwrap();
+        assert_eq!(loads(&out)["agents"]["list"][0]["id"], "x");
+    }
+
+    #[test]
+    fn remove_handles_first_middle_last_and_only() {
+        let text = "{b: [1, 2, 3, 4,]}";
+        assert_eq!(loads(&remove_array_elements(text, &["b"], &[0, 3]).unwrap())["b"], serde_json::json!([2, 3]));
+        assert_eq!(loads(&remove_array_elements(text, &["b"], &[1, 2]).unwrap())["b"], serde_json::json!([1, 4]));
+        assert_eq!(loads(&remove_array_elements("{b: [1]}", &["b"], &[0]).unwrap())["b"], serde_json::json!([]));
+        assert!(remove_array_elements(text, &["b"], &[9]).is_err());
+    }
+
+    #[test]
+    fn set_member_replaces_or_adds() {
+        let text = "{bindings: [{agentId: 'a', match: {channel: 'tg'}}]}";
+        let out = set_member(text, &["bindings", "0", "match"], "accountId", "\"ops\"").unwrap();
+        assert_eq!(loads(&out)["bindings"][0]["match"]["accountId"], "ops");
+        let out = set_member(&out, &["bindings", "0", "match"], "accountId", "\"x\"").unwrap();
+        assert_eq!(loads(&out)["bindings"][0]["match"]["accountId"], "x");
+    }
+}

@@ -1,0 +1,249 @@
+//! Black-box tests of the `chela` binary: real files in a temp dir, the real
+//! process, exit codes and output as a user sees them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        Sandbox { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Runs chela with HOME and the state dir inside the sandbox, no stdin.
+    fn chela(&self, config: &Path, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_chela"))
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env("HOME", self.dir.path())
+            .env("CHELA_STATE_DIR", self.path("state"))
+            .env_remove("CHELA_CONFIG_PATH")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("chela runs")
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", text(o)))
+}
+
+fn repo(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+}
+
+#[test]
+fn example_config_is_valid() {
+    let s = Sandbox::new();
+    let out = s.chela(&repo("examples/multi-agent.json5"), &["config", "validate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("valid"));
+}
+
+#[test]
+fn validate_reports_every_problem_with_location() {
+    let s = Sandbox::new();
+    let cfg = s.write(
+        "c.json5",
+        r#"{
+  agents: {
+    list: [
+      { id: "work", worspace: "/w" },
+      { id: "home", default: 3 },
+    ],
+  },
+  bindings: [
+    { agentId: "wrok", match: { channel: "slack" } },
+  ],
+}"#,
+    );
+    let out = s.chela(&cfg, &["config", "validate"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("c.json5:4:21: error at `agents.list[0].worspace`: unknown key `worspace`"), "{t}");
+    assert!(t.contains("did you mean `workspace`?"), "{t}");
+    assert!(t.contains("c.json5:5:30: error at `agents.list[1].default`"), "{t}");
+
+    // Fix the schema errors: now the semantic one (unknown agent) shows.
+    let cfg = s.write(
+        "d.json5",
+        "{agents: {list: [{id: 'work'}, {id: 'home'}]},\n bindings: [{agentId: 'wrok', match: {channel: 'slack'}}]}",
+    );
+    let out = s.chela(&cfg, &["config", "validate", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["diagnostics"][0]["path"], "bindings[0].agentId");
+    assert_eq!(v["diagnostics"][0]["help"], "did you mean `work`?");
+}
+
+#[test]
+fn malformed_json5_is_a_positioned_error_not_a_panic() {
+    let s = Sandbox::new();
+    for (name, body) in [("a", "{ agents: { list: [ { id: 'x' } "), ("b", "{ a: 'x\n' }"), ("c", "\u{0}\u{1}garbage")] {
+        let cfg = s.write(&format!("{name}.json5"), body);
+        let out = s.chela(&cfg, &["config", "validate"]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out));
+        assert!(text(&out).contains("invalid JSON5"), "{name}: {}", text(&out));
+        assert!(!text(&out).contains("panicked"), "{name}: {}", text(&out));
+    }
+}
+
+#[test]
+fn route_explains_the_peer_binding_winning_over_an_earlier_account_binding() {
+    let s = Sandbox::new();
+    let out = s.chela(
+        &repo("examples/multi-agent.json5"),
+        &["route", "--channel", "whatsapp", "--account", "biz", "--peer", "direct:+15550001111"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("agent:   personal  (matched by binding.peer)"), "{t}");
+    assert!(t.contains("bindings[2] MATCHED"), "{t}");
+    // The account-wide rule listed first also matches, but is less specific.
+    let shadow = t.split("also matching, but less specific").nth(1).expect("shadowed section");
+    assert!(shadow.contains("binding.account") && shadow.contains("bindings[0]"), "{t}");
+
+    let out = s.chela(
+        &repo("examples/multi-agent.json5"),
+        &["route", "--channel", "whatsapp", "--account", "biz", "--peer", "direct:+15550009999", "--json"],
+    );
+    let v = json(&out);
+    assert_eq!(v["agentId"], "work");
+    assert_eq!(v["matchedBy"], "binding.account");
+    assert_eq!(v["binding"]["index"], 0);
+}
+
+#[test]
+fn route_cli_agrees_with_the_conformance_vectors() {
+    let s = Sandbox::new();
+    let vectors: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(repo("../shared/conformance/route-vectors.json")).unwrap()).unwrap();
+    let mut failures = Vec::new();
+    for (i, v) in vectors.iter().enumerate() {
+        let cfg = s.write(&format!("v{i}.json"), &v["config"].to_string());
+        let out = s.chela(&cfg, &["route", "--input", &v["input"].to_string(), "--json"]);
+        let got = json(&out);
+        let expect = &v["expect"];
+        let ok = match expect.get("error") {
+            Some(e) => got["error"]["code"] == e["code"] && out.status.code() == Some(1),
+            None => expect.as_object().unwrap().iter().all(|(k, want)| &got[k] == want) && out.status.success(),
+        };
+        if !ok {
+            failures.push(format!("{}: expect {expect} got {got}", v["name"]));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn route_works_on_a_semantically_invalid_config() {
+    let s = Sandbox::new();
+    let cfg = s.write("c.json5", "{agents: {list: [{id: 'a'}, {id: 'b'}]}, bindings: [{agentId: 'ghost', match: {channel: 'slack'}}]}");
+    let out = s.chela(&cfg, &["route", "--channel", "slack", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let t = String::from_utf8_lossy(&out.stderr);
+    assert!(t.contains("warning") && t.contains("ghost"), "{t}");
+    assert_eq!(json(&out)["error"]["code"], "AGENT_SELECTION_REQUIRED");
+}
+
+#[test]
+fn agents_add_bind_unbind_delete_round_trip() {
+    let s = Sandbox::new();
+    let cfg = s.write("chela.json5", "// my gateway\n{\n  agents: {\n    list: [\n      { id: \"main\", default: true }, // keep me\n    ],\n  },\n}\n");
+    let ws = s.path("ws-ops");
+    let out = s.chela(&cfg, &["agents", "add", "Ops Team", "--workspace", ws.to_str().unwrap(), "--bind", "telegram", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(json(&out)["agentId"], "ops-team");
+    let body = std::fs::read_to_string(&cfg).unwrap();
+    assert!(body.contains("// my gateway") && body.contains("// keep me"), "comments kept:\n{body}");
+    assert!(ws.join("SOUL.md").exists() && ws.join("AGENTS.md").exists() && ws.join("USER.md").exists());
+    assert!(s.path("chela.json5.bak").exists());
+
+    // main is reserved; a duplicate is refused; neither touches the file.
+    let before = std::fs::read_to_string(&cfg).unwrap();
+    assert!(!s.chela(&cfg, &["agents", "add", "main"]).status.success());
+    assert!(!s.chela(&cfg, &["agents", "add", "ops team"]).status.success());
+    assert_eq!(before, std::fs::read_to_string(&cfg).unwrap());
+
+    // Binding an account upgrades the channel-wide binding in place.
+    let out = s.chela(&cfg, &["agents", "bind", "--agent", "ops-team", "--bind", "telegram:alerts"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let list = json(&s.chela(&cfg, &["agents", "list", "--bindings", "--json"]));
+    let ops = list["agents"].as_array().unwrap().iter().find(|a| a["id"] == "ops-team").unwrap().clone();
+    assert_eq!(ops["bindingCount"], 1);
+    assert!(ops["bindings"][0]["text"].as_str().unwrap().contains("alerts"));
+    let routed = json(&s.chela(&cfg, &["route", "--channel", "telegram", "--account", "alerts", "--json"]));
+    assert_eq!(routed["agentId"], "ops-team");
+
+    // Delete needs --force without a terminal, and then moves dirs to the trash.
+    let out = s.chela(&cfg, &["agents", "delete", "ops-team"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("--force"));
+    let out = s.chela(&cfg, &["agents", "delete", "ops-team", "--force", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json(&out);
+    assert_eq!(v["removedBindings"], 1);
+    assert!(!ws.exists(), "workspace moved to the trash");
+    assert!(s.path("state/trash").read_dir().unwrap().next().is_some());
+    let list = json(&s.chela(&cfg, &["agents", "list", "--json"]));
+    assert_eq!(list["agents"].as_array().unwrap().len(), 1);
+    assert!(std::fs::read_to_string(&cfg).unwrap().contains("// keep me"));
+}
+
+#[test]
+fn tools_shows_the_stage_that_removed_a_tool() {
+    let s = Sandbox::new();
+    let cfg = s.write("c.json5", "{agents: {list: [{id: 'a'}, {id: 'b', tools: {deny: ['bash']}}]}}");
+    let v = json(&s.chela(&cfg, &["tools", "--agent", "b", "--json"]));
+    let exec = v["tools"].as_array().unwrap().iter().find(|t| t["name"] == "exec").unwrap().clone();
+    assert_eq!(exec["allowed"], false);
+    assert_eq!(exec["removedBy"], "agents.list[1].tools.allow/deny");
+    let v = json(&s.chela(&cfg, &["tools", "--agent", "a", "--json"]));
+    assert!(v["tools"].as_array().unwrap().iter().any(|t| t["name"] == "exec" && t["allowed"] == true));
+    assert!(!s.chela(&cfg, &["tools", "--agent", "nobody"]).status.success());
+}
+
+#[test]
+fn huge_configs_load_or_fail_clearly() {
+    let s = Sandbox::new();
+    // 100k bindings (about 9 MB): loads, validates and routes.
+    let mut body = String::from("{agents: {list: [{id: 'main'}, {id: 'x'}]}, bindings: [\n");
+    for i in 0..100_000 {
+        body.push_str(&format!("{{agentId: 'x', match: {{channel: 'telegram', peer: {{kind: 'direct', id: 'u{i}'}}}}}},\n"));
+    }
+    body.push_str("]}");
+    let cfg = s.write("big.json5", &body);
+    let v = json(&s.chela(&cfg, &["route", "--channel", "telegram", "--peer", "direct:u99999", "--json"]));
+    assert_eq!(v["agentId"], "x");
+    assert_eq!(v["binding"]["index"], 99_999);
+
+    // Over the size limit: a clear error, not an attempt to parse.
+    let huge = s.path("huge.json5");
+    let f = std::fs::File::create(&huge).unwrap();
+    f.set_len(65 * 1024 * 1024).unwrap();
+    let out = s.chela(&huge, &["config", "validate"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("limit"), "{}", text(&out));
+}

@@ -1,1 +1,152 @@
-fn main() {}
+//! Build orchestration: `cargo xtask <demo|test|fuzz|bench>`.
+//!
+//! `test` is the project's single test command (README, CI): format check,
+//! clippy, every test in the workspace (unit, conformance vectors, CLI),
+//! benchmark smoke runs, and bounded fuzzing. It installs what it needs
+//! (cargo-fuzz) so a fresh clone passes with nothing set up by hand.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+const USAGE: &str = "usage: cargo xtask <demo|test|fuzz [SECONDS]|bench>
+  demo   show chela on examples/multi-agent.json5 (agents, routing, tools)
+  test   fmt check, clippy, all tests, bench smoke, bounded fuzzing (what CI runs)
+  fuzz   run each fuzz target for SECONDS (default 30)
+  bench  run the criterion benchmarks";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn run(what: &str, cmd: &mut Command) -> Result<(), String> {
+    let start = Instant::now();
+    eprintln!("\n==> {what}");
+    let status = cmd.current_dir(root()).status().map_err(|e| format!("{what}: cannot start: {e}"))?;
+    eprintln!(
+        "<== {what}: {} in {:.1}s",
+        if status.success() { "ok" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn demo() -> Result<(), String> {
+    run("build chela", cargo().args(["build", "--quiet", "-p", "chela"]))?;
+    let bin = root().join("target/debug/chela");
+    let config = root().join("examples/multi-agent.json5");
+    let state = root().join("target/demo-state");
+    let chela = |title: &str, args: &[&str]| -> Result<(), String> {
+        println!("\n$ chela {}\n# {title}", args.join(" "));
+        let status = Command::new(&bin)
+            .current_dir(root())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("CHELA_STATE_DIR", &state)
+            .status()
+            .map_err(|e| e.to_string())?;
+        // `route` exits 1 when no agent can be chosen; the demo shows that too.
+        if status.code().is_some_and(|c| c > 1) {
+            return Err(format!("chela {} failed", args.join(" ")));
+        }
+        Ok(())
+    };
+    chela("every problem in the config, or that it is valid", &["config", "validate"])?;
+    chela("three isolated agents and their routing rules", &["agents", "list", "--bindings"])?;
+    chela(
+        "family writes to the business number: the peer binding wins over the earlier account binding",
+        &["route", "--channel", "whatsapp", "--account", "biz", "--peer", "direct:+15550001111"],
+    )?;
+    chela(
+        "a Discord member with the support role in the company guild",
+        &["route", "--channel", "discord", "--guild", "1122334455", "--roles", "998877", "--peer", "channel:42"],
+    )?;
+    chela(
+        "a Telegram DM to the default bot: no binding, so the default agent",
+        &["route", "--channel", "telegram", "--peer", "direct:111111111"],
+    )?;
+    chela(
+        "what the sandboxed support agent may use in a group",
+        &["tools", "--agent", "support", "--session", "group:telegram:-1001"],
+    )?;
+    println!(
+        "\nTry your own: {} --config {} route --channel slack --team T0ACME --peer channel:C0GENERAL",
+        bin.display(),
+        config.display()
+    );
+    println!("The gateway (`chela gateway`) is not built yet; see the status table in README.md.");
+    Ok(())
+}
+
+fn has_cargo_fuzz() -> bool {
+    cargo().args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success())
+}
+
+fn fuzz(seconds: u64) -> Result<(), String> {
+    if !has_cargo_fuzz() {
+        run("install cargo-fuzz", cargo().args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let fuzz_dir = root().join("host/core/fuzz");
+    for target in ["config_load", "resolve"] {
+        let corpus = fuzz_dir.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus).map_err(|e| e.to_string())?;
+        if target == "config_load" {
+            // Seed with the example config so mutations start from real shapes.
+            let _ = std::fs::copy(root().join("examples/multi-agent.json5"), corpus.join("example.json5"));
+        }
+        // The only toolchain here is stable; RUSTC_BOOTSTRAP lets it take
+        // the sanitizer flags cargo-fuzz passes (no nightly download needed).
+        run(
+            &format!("fuzz {target} for {seconds}s"),
+            cargo()
+                .current_dir(&fuzz_dir)
+                .env("RUSTC_BOOTSTRAP", "1")
+                .args(["fuzz", "run", "--fuzz-dir", fuzz_dir.to_str().unwrap_or("."), target])
+                .arg(&corpus)
+                .args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=4096"]),
+        )?;
+    }
+    Ok(())
+}
+
+fn test() -> Result<(), String> {
+    run("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run("tests", cargo().args(["test", "--workspace"]))?;
+    run("benchmarks run once", cargo().args(["bench", "-p", "chela-core", "--bench", "resolve", "--", "--test"]))?;
+    let seconds = std::env::var("CHELA_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    if seconds > 0 {
+        fuzz(seconds)?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => demo(),
+        Some("test") => test(),
+        Some("fuzz") => fuzz(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30)),
+        Some("bench") => run("benchmarks", cargo().args(["bench", "-p", "chela-core"])),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -139,7 +139,8 @@ fn route_explains_the_peer_binding_winning_over_an_earlier_account_binding() {
 fn route_cli_agrees_with_the_conformance_vectors() {
     let s = Sandbox::new();
     let vectors: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(repo("../shared/conformance/route-vectors.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(repo("../shared/conformance/route-vectors.json")).unwrap())
+            .unwrap();
     let mut failures = Vec::new();
     for (i, v) in vectors.iter().enumerate() {
         let cfg = s.write(&format!("v{i}.json"), &v["config"].to_string());
@@ -160,7 +161,10 @@ fn route_cli_agrees_with_the_conformance_vectors() {
 #[test]
 fn route_works_on_a_semantically_invalid_config() {
     let s = Sandbox::new();
-    let cfg = s.write("c.json5", "{agents: {list: [{id: 'a'}, {id: 'b'}]}, bindings: [{agentId: 'ghost', match: {channel: 'slack'}}]}");
+    let cfg = s.write(
+        "c.json5",
+        "{agents: {list: [{id: 'a'}, {id: 'b'}]}, bindings: [{agentId: 'ghost', match: {channel: 'slack'}}]}",
+    );
     let out = s.chela(&cfg, &["route", "--channel", "slack", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let t = String::from_utf8_lossy(&out.stderr);
@@ -173,7 +177,10 @@ fn agents_add_bind_unbind_delete_round_trip() {
     let s = Sandbox::new();
     let cfg = s.write("chela.json5", "// my gateway\n{\n  agents: {\n    list: [\n      { id: \"main\", default: true }, // keep me\n    ],\n  },\n}\n");
     let ws = s.path("ws-ops");
-    let out = s.chela(&cfg, &["agents", "add", "Ops Team", "--workspace", ws.to_str().unwrap(), "--bind", "telegram", "--json"]);
+    let out = s.chela(
+        &cfg,
+        &["agents", "add", "Ops Team", "--workspace", ws.to_str().unwrap(), "--bind", "telegram", "--json"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(json(&out)["agentId"], "ops-team");
     let body = std::fs::read_to_string(&cfg).unwrap();
@@ -231,7 +238,9 @@ fn huge_configs_load_or_fail_clearly() {
     // 100k bindings (about 9 MB): loads, validates and routes.
     let mut body = String::from("{agents: {list: [{id: 'main'}, {id: 'x'}]}, bindings: [\n");
     for i in 0..100_000 {
-        body.push_str(&format!("{{agentId: 'x', match: {{channel: 'telegram', peer: {{kind: 'direct', id: 'u{i}'}}}}}},\n"));
+        body.push_str(&format!(
+            "{{agentId: 'x', match: {{channel: 'telegram', peer: {{kind: 'direct', id: 'u{i}'}}}}}},\n"
+        ));
     }
     body.push_str("]}");
     let cfg = s.write("big.json5", &body);

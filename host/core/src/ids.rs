@@ -176,6 +176,14 @@ mod tests {
     }
 
     #[test]
+    fn agent_id_normalisation_is_not_idempotent_like_openclaw() {
+        // Truncation after stripping may leave a trailing `-`; a second pass strips it.
+        let once = normalize_agent_id(Some(&format!("_{}-x", "a".repeat(62))));
+        assert_eq!(once, format!("_{}-", "a".repeat(62)));
+        assert_eq!(normalize_agent_id(Some(&once)), format!("_{}", "a".repeat(62)));
+    }
+
+    #[test]
     fn account_ids() {
         assert_eq!(normalize_account_id(Some(" Bot Main ")), "bot-main");
         assert_eq!(normalize_account_id(Some("__proto__")), "default");

@@ -71,8 +71,9 @@ fuzz_target!(|case: Case| {
             ..Default::default()
         };
         if let Ok(route) = table.resolve(&input) {
-            assert_eq!(normalize_agent_id(Some(&route.agent_id)), route.agent_id, "{route:?}");
-            let prefix = format!("agent:{}:", route.agent_id);
+            // Keys belong to the normalised agent id. (OpenClaw's normaliser is not
+            // idempotent for ids that truncation leaves ending in `-`; see ids.rs.)
+            let prefix = format!("agent:{}:", normalize_agent_id(Some(&route.agent_id)));
             assert!(route.main_session_key.starts_with(&prefix), "{route:?}");
             assert!(route.session_key.starts_with(&prefix), "{route:?}");
         }

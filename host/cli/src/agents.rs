@@ -19,7 +19,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use crate::context::{new_errors, Context};
-use crate::output::{one_line, print_diagnostics, print_json};
+use crate::output::{binding_source, print_diagnostics, print_json};
 
 #[derive(Subcommand, Debug)]
 pub enum AgentsCommand {
@@ -88,15 +88,6 @@ pub fn run(ctx: &Context, cmd: AgentsCommand) -> Result<ExitCode> {
     }
 }
 
-fn binding_source(loaded: &Loaded, text: &str, index: usize) -> String {
-    match loaded.source.get("bindings").map(|b| &b.value) {
-        Some(chela_core::config::source::Value::Array(items)) => {
-            items.get(index).and_then(|n| text.get(n.span.offset..n.end)).map(one_line).unwrap_or_default()
-        }
-        _ => String::new(),
-    }
-}
-
 /// `(index, binding)` pairs naming `agent`.
 fn bindings_of<'a>(cfg: &'a Config, agent: &str) -> Vec<(usize, &'a chela_core::config::schema::Binding)> {
     cfg.bindings
@@ -114,21 +105,10 @@ fn list(ctx: &Context, with_bindings: bool, json: bool) -> Result<ExitCode> {
     let roster = Roster::from_config(cfg);
     let default = roster.default_agent();
     let model_of = |id: &str| -> Option<String> {
-        let agents = cfg.agents.as_ref()?;
-        let own = agents
-            .list
-            .iter()
-            .flatten()
-            .find(|a| normalize_agent_id(a.id.as_deref()) == id)
-            .and_then(|a| a.model.as_ref())
-            .or_else(|| {
-                agents.entries.iter().flatten().find(|(k, _)| normalize_agent_id(Some(k)) == id)?.1.model.as_ref()
-            });
-        own.or(agents.defaults.as_ref()?.model.as_ref()).and_then(|m| m.primary()).map(str::to_string)
+        let own = cfg.agent(id).and_then(|(_, a)| a.model.as_ref());
+        own.or(cfg.agent_defaults()?.model.as_ref()).and_then(|m| m.primary()).map(str::to_string)
     };
-    let name_of = |id: &str| -> Option<String> {
-        cfg.agents.as_ref()?.list.iter().flatten().find(|a| normalize_agent_id(a.id.as_deref()) == id)?.name.clone()
-    };
+    let name_of = |id: &str| cfg.agent(id).and_then(|(_, a)| a.name.clone());
     let rows: Vec<serde_json::Value> = roster
         .ids()
         .iter()

@@ -20,3 +20,13 @@ pub fn one_line(text: &str) -> String {
     let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
     collapsed.replace(", }", " }").replace(", ]", " ]").replace(",}", "}").replace(",]", "]")
 }
+
+/// A binding as the user wrote it (from the config text), on one line.
+pub fn binding_source(loaded: &chela_core::config::Loaded, text: &str, index: usize) -> String {
+    match loaded.source.get("bindings").map(|b| &b.value) {
+        Some(chela_core::config::source::Value::Array(items)) => {
+            items.get(index).and_then(|n| text.get(n.span.offset..n.end)).map(one_line).unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}

@@ -6,13 +6,12 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
-use chela_core::config::source::Node;
 use chela_core::config::validate::validate;
 use chela_core::config::Severity;
 use chela_core::routing::{Explanation, PeerRef, RouteInput, RouteTable, TierOutcome};
 
 use crate::context::Context;
-use crate::output::{one_line, print_diagnostics, print_json};
+use crate::output::{binding_source, print_diagnostics, print_json};
 
 #[derive(clap::Args, Debug)]
 pub struct RouteArgs {
@@ -69,16 +68,6 @@ fn input_from(args: &RouteArgs) -> Result<RouteInput> {
     })
 }
 
-/// The binding as the user wrote it, on one line.
-fn binding_text(source: &Node, text: &str, index: usize) -> String {
-    match source.get("bindings").map(|b| &b.value) {
-        Some(chela_core::config::source::Value::Array(items)) => {
-            items.get(index).and_then(|n| text.get(n.span.offset..n.end)).map(one_line).unwrap_or_default()
-        }
-        _ => String::new(),
-    }
-}
-
 pub fn run(ctx: &Context, args: &RouteArgs) -> Result<ExitCode> {
     let input = input_from(args)?;
     let text = ctx.read_text()?.unwrap_or_else(|| "{}".to_string());
@@ -97,7 +86,7 @@ pub fn run(ctx: &Context, args: &RouteArgs) -> Result<ExitCode> {
     print_diagnostics(&problems);
     let table = RouteTable::build(&loaded.config);
     let explanation = table.explain(&loaded.config, &input);
-    let describe = |i: usize| binding_text(&loaded.source, &text, i);
+    let describe = |i: usize| binding_source(&loaded, &text, i);
     if args.json {
         print_json(&json_output(&explanation, &describe));
     } else {

@@ -50,6 +50,19 @@ fn preserves_case(channel: &str, kind: &str, id: &str) -> bool {
     }
 }
 
+/// The peer id as written into keys: `unknown` when blank, case kept for
+/// opaque room ids, else lowercased.
+fn key_peer_id(channel: &str, kind: &str, id: &str) -> String {
+    let id = js_trim(id);
+    if id.is_empty() {
+        "unknown".to_string()
+    } else if preserves_case(channel, kind, id) {
+        id.to_string()
+    } else {
+        id.to_lowercase()
+    }
+}
+
 /// The canonical name an identity link gives this DM peer, if any (§4.4).
 pub fn resolve_linked_peer_id(links: Option<&IndexMap<String, Json>>, channel: &str, peer_id: &str) -> Option<String> {
     let links = links?;
@@ -107,15 +120,7 @@ pub fn build_peer_session_key(parts: &PeerKeyParts<'_>) -> String {
         return main();
     }
     let kind = js_trim(parts.peer_kind.unwrap_or("")).to_lowercase();
-    let id = js_trim(parts.peer_id);
-    let id = if id.is_empty() {
-        "unknown".to_string()
-    } else if preserves_case(&ch, &kind, id) {
-        id.to_string()
-    } else {
-        id.to_lowercase()
-    };
-    format!("agent:{agent}:{ch}:{kind}:{id}")
+    format!("agent:{agent}:{ch}:{kind}:{}", key_peer_id(&ch, &kind, parts.peer_id))
 }
 
 /// Appends `:thread:<id>` to a base key (when `use_suffix` and the id is not blank).
@@ -130,15 +135,7 @@ pub fn build_thread_session_key(base: &str, thread_id: Option<&str>, use_suffix:
 pub fn build_group_history_key(channel: &str, account_id: Option<&str>, peer_kind: &str, peer_id: &str) -> String {
     let ch = channel_or_unknown(channel);
     let kind = js_trim(peer_kind).to_lowercase();
-    let id = js_trim(peer_id);
-    let id = if id.is_empty() {
-        "unknown".to_string()
-    } else if preserves_case(&ch, &kind, id) {
-        id.to_string()
-    } else {
-        id.to_lowercase()
-    };
-    format!("{ch}:{}:{kind}:{id}", normalize_account_id(account_id))
+    format!("{ch}:{}:{kind}:{}", normalize_account_id(account_id), key_peer_id(&ch, &kind, peer_id))
 }
 
 /// An agent session key split into the agent id and the rest.

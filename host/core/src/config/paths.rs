@@ -96,23 +96,15 @@ pub fn expand_tilde(path: &str, home: &Path) -> PathBuf {
     }
 }
 
-fn agent_entry<'a>(cfg: &'a Config, agent_id: &str) -> Option<&'a super::schema::AgentConfig> {
-    let agents = cfg.agents.as_ref()?;
-    if let Some(entries) = &agents.entries {
-        return entries.iter().find(|(k, _)| normalize_agent_id(Some(k)) == agent_id).map(|(_, v)| v);
-    }
-    agents.list.as_ref()?.iter().find(|a| normalize_agent_id(a.id.as_deref()) == agent_id)
-}
-
 /// The agent's workspace: its own `workspace`, else (default agent)
 /// `agents.defaults.workspace` or the default workspace, else `<stateDir>/workspace-<id>`.
 pub fn agent_workspace(cfg: &Config, roster: &Roster, agent_id: &str, env: &Environment) -> PathBuf {
     let id = normalize_agent_id(Some(agent_id));
-    if let Some(ws) = agent_entry(cfg, &id).and_then(|a| a.workspace.as_deref()) {
+    if let Some(ws) = cfg.agent(&id).and_then(|(_, a)| a.workspace.as_deref()) {
         return expand_tilde(ws, &env.home);
     }
     if id == roster.default_agent() {
-        if let Some(ws) = cfg.agents.as_ref().and_then(|a| a.defaults.as_ref()).and_then(|d| d.workspace.as_deref()) {
+        if let Some(ws) = cfg.agent_defaults().and_then(|d| d.workspace.as_deref()) {
             return expand_tilde(ws, &env.home);
         }
         return env.default_workspace();
@@ -123,7 +115,7 @@ pub fn agent_workspace(cfg: &Config, roster: &Roster, agent_id: &str, env: &Envi
 /// The agent's state dir: its own `agentDir`, else `<stateDir>/agents/<id>/agent`.
 pub fn agent_dir(cfg: &Config, agent_id: &str, env: &Environment) -> PathBuf {
     let id = normalize_agent_id(Some(agent_id));
-    match agent_entry(cfg, &id).and_then(|a| a.agent_dir.as_deref()) {
+    match cfg.agent(&id).and_then(|(_, a)| a.agent_dir.as_deref()) {
         Some(dir) => expand_tilde(dir, &env.home),
         None => env.state_dir().join("agents").join(&id).join("agent"),
     }

@@ -86,6 +86,34 @@ pub struct Config {
     pub secrets: Option<Json>,
 }
 
+impl Config {
+    /// The config entry of an agent (either roster shape) and its field path
+    /// (`agents.list[2]` or `agents.entries.work`), by canonical id.
+    pub fn agent(&self, agent_id: &str) -> Option<(String, &AgentConfig)> {
+        use crate::ids::normalize_agent_id;
+        let id = normalize_agent_id(Some(agent_id));
+        let agents = self.agents.as_ref()?;
+        if let Some(entries) = &agents.entries {
+            return entries
+                .iter()
+                .find(|(k, _)| normalize_agent_id(Some(k)) == id)
+                .map(|(k, v)| (format!("agents.entries.{k}"), v));
+        }
+        agents
+            .list
+            .as_ref()?
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.id.as_deref().is_some_and(|x| normalize_agent_id(Some(x)) == id))
+            .map(|(i, a)| (format!("agents.list[{i}]"), a))
+    }
+
+    /// `agents.defaults`, when set.
+    pub fn agent_defaults(&self) -> Option<&AgentDefaults> {
+        self.agents.as_ref()?.defaults.as_ref()
+    }
+}
+
 /// Top-level keys accepted only for OpenClaw compatibility (not interpreted).
 pub const OPAQUE_SECTIONS: &[&str] = &[
     "meta",

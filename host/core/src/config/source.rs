@@ -14,6 +14,8 @@
 
 use std::fmt;
 
+use crate::ids::is_js_whitespace;
+
 /// Containers nested deeper than this are rejected; real configs use < 10.
 pub const MAX_DEPTH: usize = 128;
 
@@ -189,14 +191,6 @@ enum Frame {
     Object { span: Span, members: Vec<Member>, pending: Option<(String, Span)> },
 }
 
-fn is_js_space(c: char) -> bool {
-    matches!(
-        c,
-        '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}' | '\u{FEFF}'
-    )
-}
-
 fn is_ident_start(c: char) -> bool {
     c == '$' || c == '_' || c.is_alphabetic()
 }
@@ -246,7 +240,7 @@ impl<'a> Parser<'a> {
     fn skip_trivia(&mut self) -> Result<(), SyntaxError> {
         loop {
             match self.peek() {
-                Some(c) if is_js_space(c) => {
+                Some(c) if is_js_whitespace(c) => {
                     self.bump();
                 }
                 Some('/') if self.peek2() == Some('/') => {

@@ -90,28 +90,11 @@ fn strings(v: &Option<Vec<String>>) -> Vec<String> {
     v.clone().unwrap_or_default()
 }
 
-fn agent_entry<'a>(cfg: &'a Config, agent_id: &str) -> Option<(String, &'a AgentConfig)> {
-    let agents = cfg.agents.as_ref()?;
-    if let Some(entries) = &agents.entries {
-        return entries
-            .iter()
-            .find(|(k, _)| normalize_agent_id(Some(k)) == agent_id)
-            .map(|(k, v)| (format!("agents.entries.{k}"), v));
-    }
-    agents
-        .list
-        .as_ref()?
-        .iter()
-        .enumerate()
-        .find(|(_, a)| a.id.as_deref().is_some_and(|id| normalize_agent_id(Some(id)) == agent_id))
-        .map(|(i, a)| (format!("agents.list[{i}]"), a))
-}
-
 /// The `provider` and `provider/model` of an agent's primary model.
 fn model_keys(cfg: &Config, agent: Option<&AgentConfig>) -> Vec<String> {
     let model = agent
         .and_then(|a| a.model.as_ref())
-        .or_else(|| cfg.agents.as_ref()?.defaults.as_ref()?.model.as_ref())
+        .or_else(|| cfg.agent_defaults()?.model.as_ref())
         .and_then(|m| m.primary())
         .map(str::to_lowercase);
     match model {
@@ -135,10 +118,10 @@ fn by_provider<'a>(
 /// Whether an agent's session of this kind runs sandboxed (§11).
 pub fn is_sandboxed(cfg: &Config, agent_id: &str, kind: &SessionKind) -> bool {
     let id = normalize_agent_id(Some(agent_id));
-    let agent = agent_entry(cfg, &id).map(|(_, a)| a);
+    let agent = cfg.agent(&id).map(|(_, a)| a);
     let mode = agent
         .and_then(|a| a.sandbox.as_ref()?.mode)
-        .or_else(|| cfg.agents.as_ref()?.defaults.as_ref()?.sandbox.as_ref()?.mode)
+        .or_else(|| cfg.agent_defaults()?.sandbox.as_ref()?.mode)
         .unwrap_or_default();
     match (mode, kind) {
         (_, SessionKind::Sandboxed) => true,
@@ -152,9 +135,9 @@ pub fn is_sandboxed(cfg: &Config, agent_id: &str, kind: &SessionKind) -> bool {
 /// The workspace access of an agent's sandbox (`none` unless configured).
 pub fn workspace_access(cfg: &Config, agent_id: &str) -> WorkspaceAccess {
     let id = normalize_agent_id(Some(agent_id));
-    agent_entry(cfg, &id)
+    cfg.agent(&id)
         .and_then(|(_, a)| a.sandbox.as_ref()?.workspace_access)
-        .or_else(|| cfg.agents.as_ref()?.defaults.as_ref()?.sandbox.as_ref()?.workspace_access)
+        .or_else(|| cfg.agent_defaults()?.sandbox.as_ref()?.workspace_access)
         .unwrap_or_default()
 }
 
@@ -178,7 +161,7 @@ fn group_tools(cfg: &Config, channel: &str, group_id: &str) -> Option<(String, T
 /// Computes the effective tool set of `agent_id` for a session of `kind`.
 pub fn effective_tools(cfg: &Config, agent_id: &str, kind: &SessionKind, catalog: &ToolCatalog) -> EffectiveTools {
     let id = normalize_agent_id(Some(agent_id));
-    let entry = agent_entry(cfg, &id);
+    let entry = cfg.agent(&id);
     let agent = entry.as_ref().map(|(_, a)| *a);
     let agent_path = entry.as_ref().map(|(p, _)| p.clone()).unwrap_or_else(|| format!("agent `{id}`"));
     let global = cfg.tools.clone().unwrap_or_default();
@@ -315,7 +298,7 @@ pub fn may_spawn(cfg: &Config, parent: &str, target: &str) -> bool {
     if p == t {
         return true;
     }
-    agent_entry(cfg, &p)
+    cfg.agent(&p)
         .and_then(|(_, a)| a.subagents.as_ref()?.allow_agents.clone())
         .is_some_and(|allow| allow.iter().any(|a| a == "*" || normalize_agent_id(Some(a)) == t))
 }
@@ -338,7 +321,7 @@ pub fn elevated_allowed(cfg: &Config, agent_id: &str, provider: &str, sender: &s
         }
     };
     let global = cfg.tools.as_ref().and_then(|t| t.elevated.as_ref());
-    let agent = agent_entry(cfg, &id).and_then(|(_, a)| a.tools.as_ref()?.elevated.as_ref());
+    let agent = cfg.agent(&id).and_then(|(_, a)| a.tools.as_ref()?.elevated.as_ref());
     global.is_some() && permits(global, false) && permits(agent, true)
 }
 

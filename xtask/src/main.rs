@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|fuzz [SECONDS]|bench>
-  demo   show chela on examples/multi-agent.json5 (agents, routing, tools)
-  test   fmt check, clippy, all tests, bench smoke, bounded fuzzing (what CI runs)
+const USAGE: &str = "usage: cargo xtask <demo|test|build-plugins|fuzz [SECONDS]|bench>
+  demo           show chela on examples/multi-agent.json5 (agents, routing, tools)
+  test           build plugins, fmt check, clippy, all tests, bench smoke, bounded fuzzing (what CI runs)
+  build-plugins  build plugins/ and test fixtures for wasm32-wasip2 (installs the target if missing)
   fuzz   run each fuzz target for SECONDS (default 30)
   bench  run the criterion benchmarks";
 
@@ -87,6 +88,34 @@ fn demo() -> Result<(), String> {
     Ok(())
 }
 
+/// Builds every guest crate (plugins/, the SDK, test fixtures) in release,
+/// once, into the shared target dir (`target/wasm32-wasip2/release/*.wasm`).
+fn build_plugins() -> Result<(), String> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2"))
+        .unwrap_or(false);
+    if !installed {
+        run("rustup target add wasm32-wasip2", Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))?;
+    }
+    let target_dir = root().join("target");
+    run(
+        "build plugins (wasm32-wasip2, release)",
+        cargo()
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+                "plugins/Cargo.toml",
+                "--target-dir",
+            ])
+            .arg(&target_dir),
+    )
+}
+
 fn has_cargo_fuzz() -> bool {
     cargo().args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success())
 }
@@ -120,6 +149,11 @@ fn fuzz(seconds: u64) -> Result<(), String> {
 
 fn test() -> Result<(), String> {
     run("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(
+        "cargo fmt --check (guest crates)",
+        cargo().args(["fmt", "--all", "--manifest-path", "plugins/Cargo.toml", "--", "--check"]),
+    )?;
+    build_plugins()?;
     run("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run("tests", cargo().args(["test", "--workspace"]))?;
     run("benchmarks run once", cargo().args(["bench", "-p", "chela-core", "--bench", "resolve", "--", "--test"]))?;
@@ -135,6 +169,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(),
+        Some("build-plugins") => build_plugins(),
         Some("fuzz") => fuzz(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30)),
         Some("bench") => run("benchmarks", cargo().args(["bench", "-p", "chela-core"])),
         _ => {

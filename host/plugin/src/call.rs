@@ -1,0 +1,151 @@
+//! Running one call in a fresh instance under the limits: memory cap
+//! (`StoreLimits`), wall-clock deadline (epoch ticks; the guest yields to
+//! tokio every tick), and failure accounting that disables a plugin which
+//! keeps trapping. A trap, timeout or out-of-memory fails only that call.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::{Store, UpdateDeadline};
+
+use crate::bindings::chela::plugin::types::{InvokeContext, ToolError, ToolInfo};
+use crate::bindings::ToolPluginPre;
+use crate::capability::secrets::SecretStore;
+use crate::capability::GrantSet;
+use crate::engine::{PluginEngine, TICK};
+use crate::loader::{LoadedPlugin, PluginStatus};
+use crate::state::PluginState;
+
+/// Why a call produced no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("plugin `{plugin}` is disabled: {reason}")]
+    Disabled { plugin: String, reason: String },
+    #[error("plugin `{plugin}` did not finish within {limit:?}")]
+    Timeout { plugin: String, limit: Duration },
+    #[error("plugin `{plugin}` exceeded its memory limit of {limit} bytes")]
+    OutOfMemory { plugin: String, limit: usize },
+    #[error("plugin `{plugin}` trapped: {message}")]
+    Trap { plugin: String, message: String },
+    #[error("cannot start plugin `{plugin}`: {message}")]
+    Setup { plugin: String, message: String },
+}
+
+/// A finished call: the value, the plugin's log lines, and how long it took.
+#[derive(Debug, Clone)]
+pub struct CallOutcome<T> {
+    pub value: T,
+    pub logs: Vec<String>,
+    pub elapsed: Duration,
+}
+
+/// A tool's answer: text for the model, or the tool's own typed error.
+pub type ToolResult = Result<String, ToolFailure>;
+
+/// `tool-error` from the WIT, host side.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind", content = "message")]
+pub enum ToolFailure {
+    InvalidArguments(String),
+    Denied(String),
+    Failed(String),
+}
+
+impl From<ToolError> for ToolFailure {
+    fn from(e: ToolError) -> Self {
+        match e {
+            ToolError::InvalidArguments(m) => ToolFailure::InvalidArguments(m),
+            ToolError::Denied(m) => ToolFailure::Denied(m),
+            ToolError::Failed(m) => ToolFailure::Failed(m),
+        }
+    }
+}
+
+/// What to run in the instance.
+pub(crate) enum Op {
+    Describe,
+    Invoke(InvokeContext, String),
+}
+
+pub(crate) enum OpValue {
+    Describe(ToolInfo),
+    Invoke(ToolResult),
+}
+
+const DEADLINE: &str = "chela: call deadline exceeded";
+
+/// Instantiates `pre` for `agent_id` with `grants` and runs `op` under the limits.
+pub(crate) async fn run(
+    engine: &PluginEngine,
+    pre: &ToolPluginPre<PluginState>,
+    plugin_id: &str,
+    agent_id: &str,
+    grants: &GrantSet,
+    secrets: Arc<SecretStore>,
+    op: Op,
+) -> Result<CallOutcome<OpValue>, CallError> {
+    let limits = *engine.limits();
+    let setup = |message: String| CallError::Setup { plugin: plugin_id.to_string(), message };
+    let state = PluginState::new(plugin_id, agent_id, grants, secrets, limits.memory_bytes).map_err(setup)?;
+    let mut store = Store::new(engine.engine(), state);
+    store.limiter(|s| &mut s.limits);
+    let start = Instant::now();
+    let deadline = start + limits.call_timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Err(wasmtime::Error::msg(DEADLINE))
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    let work = async {
+        let instance = pre.instantiate_async(&mut store).await?;
+        let tool = instance.chela_plugin_tool();
+        Ok::<_, wasmtime::Error>(match op {
+            Op::Describe => OpValue::Describe(tool.call_describe(&mut store).await?),
+            Op::Invoke(cx, args) => {
+                OpValue::Invoke(tool.call_invoke(&mut store, &cx, &args).await?.map_err(Into::into))
+            }
+        })
+    };
+    // The epoch callback ends a running guest; the outer timeout also covers
+    // a guest parked in a host call.
+    let result = tokio::time::timeout(limits.call_timeout + 5 * TICK, work).await;
+    let elapsed = start.elapsed();
+    match result {
+        Err(_) => Err(CallError::Timeout { plugin: plugin_id.to_string(), limit: limits.call_timeout }),
+        Ok(Ok(value)) => Ok(CallOutcome { value, logs: std::mem::take(&mut store.data_mut().logs), elapsed }),
+        Ok(Err(e)) => {
+            let text = format!("{e:#}");
+            Err(if text.contains(DEADLINE) {
+                CallError::Timeout { plugin: plugin_id.to_string(), limit: limits.call_timeout }
+            } else if store.data().limits.refused {
+                CallError::OutOfMemory { plugin: plugin_id.to_string(), limit: limits.memory_bytes }
+            } else {
+                CallError::Trap { plugin: plugin_id.to_string(), message: first_line(&text) }
+            })
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).chars().take(500).collect()
+}
+
+/// Counts a failure against `plugin`; disables it after too many in a row.
+pub(crate) fn record(plugin: &LoadedPlugin, outcome: &Result<CallOutcome<OpValue>, CallError>, max: u32) {
+    match outcome {
+        Ok(_) => plugin.failures.store(0, Ordering::Relaxed),
+        Err(CallError::Disabled { .. } | CallError::Setup { .. }) => {}
+        Err(e) => {
+            let n = plugin.failures.fetch_add(1, Ordering::Relaxed) + 1;
+            if n >= max {
+                let reason = format!("{n} failed calls in a row; last: {e}");
+                tracing::error!(plugin = %plugin.id, %reason, "plugin disabled");
+                *plugin.status.write().unwrap_or_else(|p| p.into_inner()) = PluginStatus::Disabled(reason);
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! `chela:plugin/kv`: small persistent state per scope (plugin × account or
+//! plugin × agent), one JSON file per scope under the state dir, replaced
+//! atomically on every change. Shared by all instances of the scope.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::bindings::chela::plugin::kv;
+use crate::state::PluginState;
+
+pub const MAX_KEY_BYTES: usize = 256;
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+pub const MAX_KEYS: usize = 1024;
+
+type Data = BTreeMap<String, Vec<u8>>;
+
+/// One scope's state, loaded once per process.
+#[derive(Debug, Clone)]
+pub struct KvScope {
+    path: PathBuf,
+    data: Arc<Mutex<Data>>,
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Arc<Mutex<Data>>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<Data>>>>> = OnceLock::new();
+    OPEN.get_or_init(Default::default)
+}
+
+fn load(path: &Path) -> Data {
+    let Ok(text) = std::fs::read_to_string(path) else { return Data::new() };
+    let Ok(map) = serde_json::from_str::<BTreeMap<String, String>>(&text) else {
+        tracing::warn!(path = %path.display(), "unreadable kv file; starting empty (the old file is kept as .corrupt)");
+        let _ = std::fs::rename(path, path.with_extension("corrupt"));
+        return Data::new();
+    };
+    map.into_iter().filter_map(|(k, v)| Some((k, hex::decode(v).ok()?))).collect()
+}
+
+impl KvScope {
+    /// Opens the scope stored in `dir/kv.json`.
+    pub fn open(dir: &Path) -> KvScope {
+        let path = dir.join("kv.json");
+        let mut open = registry().lock().unwrap_or_else(|p| p.into_inner());
+        let data = open.entry(path.clone()).or_insert_with(|| Arc::new(Mutex::new(load(&path)))).clone();
+        KvScope { path, data }
+    }
+
+    fn persist(&self, data: &Data) -> Result<(), String> {
+        let text: BTreeMap<&String, String> = data.iter().map(|(k, v)| (k, hex::encode(v))).collect();
+        let body = serde_json::to_vec(&text).map_err(|e| e.to_string())?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let tmp = self.path.with_extension("json.tmp");
+        std::fs::write(&tmp, body).map_err(|e| format!("cannot write state: {e}"))?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| format!("cannot write state: {e}"))
+    }
+
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+    }
+
+    pub fn set(&self, key: String, value: Vec<u8>) -> Result<(), String> {
+        if key.is_empty() || key.len() > MAX_KEY_BYTES {
+            return Err(format!("keys must be 1 to {MAX_KEY_BYTES} bytes"));
+        }
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(format!("values are limited to {MAX_VALUE_BYTES} bytes"));
+        }
+        let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        if !data.contains_key(&key) && data.len() >= MAX_KEYS {
+            return Err(format!("this scope already holds {MAX_KEYS} keys"));
+        }
+        let previous = data.insert(key.clone(), value);
+        if let Err(e) = self.persist(&data) {
+            // Keep memory and disk in step: undo on a failed write.
+            match previous {
+                Some(v) => data.insert(key, v),
+                None => data.remove(&key),
+            };
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    pub fn delete(&self, key: &str) -> Result<(), String> {
+        let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(previous) = data.remove(key) {
+            if let Err(e) = self.persist(&data) {
+                data.insert(key.to_string(), previous);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        data.keys().filter(|k| k.starts_with(prefix)).cloned().collect()
+    }
+}
+
+fn scope(s: &PluginState) -> Result<&KvScope, String> {
+    s.kv.as_ref().ok_or_else(|| "key-value state is not configured for this plugin".to_string())
+}
+
+impl kv::Host for PluginState {
+    async fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        scope(self).ok()?.get(&key)
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), String> {
+        scope(self)?.set(key, value)
+    }
+
+    async fn delete(&mut self, key: String) -> Result<(), String> {
+        scope(self)?.delete(&key)
+    }
+
+    async fn list_keys(&mut self, prefix: String) -> Vec<String> {
+        scope(self).map(|s| s.keys(&prefix)).unwrap_or_default()
+    }
+}
+
+pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    kv::add_to_linker::<_, HasSelf<PluginState>>(linker, |s| s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn persists_across_reopen_and_enforces_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = KvScope::open(dir.path());
+        a.set("offset".into(), b"42".to_vec()).unwrap();
+        // A second handle to the same scope shares state.
+        assert_eq!(KvScope::open(dir.path()).get("offset").as_deref(), Some(&b"42"[..]));
+        // A fresh process would read the file.
+        assert_eq!(load(&dir.path().join("kv.json")).get("offset").map(Vec::as_slice), Some(&b"42"[..]));
+        assert!(a.set(String::new(), vec![]).is_err());
+        assert!(a.set("big".into(), vec![0; MAX_VALUE_BYTES + 1]).is_err());
+        a.delete("offset").unwrap();
+        assert!(a.get("offset").is_none());
+        assert!(a.keys("").is_empty());
+    }
+}

@@ -1,0 +1,177 @@
+//! Host capabilities: what a plugin may be linked with.
+//!
+//! Each capability is one module with the same small lifecycle (as Spin's
+//! factors): `add_to_linker` once per grant shape, and per-instance state
+//! prepared from the agent's grants in [`crate::state`]. Adding a
+//! capability means adding one module and one enum variant.
+
+pub mod http;
+pub mod kv;
+pub mod log;
+pub mod secrets;
+pub mod workspace;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use wasmtime::component::Linker;
+
+use crate::state::PluginState;
+
+/// A capability a plugin can import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Capability {
+    Log,
+    Kv,
+    Secrets,
+    Http,
+    Process,
+    Sessions,
+    Websocket,
+}
+
+impl Capability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Log => "log",
+            Capability::Kv => "kv",
+            Capability::Secrets => "secrets",
+            Capability::Http => "http",
+            Capability::Process => "process",
+            Capability::Sessions => "sessions",
+            Capability::Websocket => "websocket",
+        }
+    }
+
+    /// Whether this host can link it yet (process, sessions and websocket
+    /// arrive with the agent runtime and channel issues).
+    pub fn provided(self) -> bool {
+        matches!(self, Capability::Log | Capability::Kv | Capability::Secrets | Capability::Http)
+    }
+
+    /// The capability a component import needs. `Ok(None)`: always linked
+    /// (WASI basics, shared types). `Err`: an import this host does not know.
+    pub fn for_import(name: &str) -> Result<Option<Capability>, String> {
+        let bare = name.split('@').next().unwrap_or(name);
+        Ok(Some(match bare {
+            "chela:plugin/log" => Capability::Log,
+            "chela:plugin/kv" => Capability::Kv,
+            "chela:plugin/secrets" => Capability::Secrets,
+            "chela:plugin/process" => Capability::Process,
+            "chela:plugin/sessions" => Capability::Sessions,
+            "chela:plugin/websocket" => Capability::Websocket,
+            "chela:plugin/types" => return Ok(None),
+            b if b.starts_with("wasi:http/") => Capability::Http,
+            // The filesystem has no preopens unless the workspace is granted;
+            // sockets are denied by the WASI context. Both may be imported.
+            b if ["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/", "wasi:sockets/"]
+                .iter()
+                .any(|p| b.starts_with(p)) =>
+            {
+                return Ok(None)
+            }
+            _ => return Err(format!("unknown import `{name}`")),
+        }))
+    }
+}
+
+/// Access to the agent's workspace directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkspaceAccess {
+    None,
+    ReadOnly,
+    ReadWrite,
+}
+
+/// What one agent's plugin instances may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantSet {
+    pub capabilities: BTreeSet<Capability>,
+    pub workspace: Option<(PathBuf, WorkspaceAccess)>,
+    /// `host` or `host:port` entries outbound HTTP may reach.
+    pub http_hosts: Vec<String>,
+    /// Where this scope's key-value state is persisted.
+    pub kv_dir: Option<PathBuf>,
+}
+
+impl GrantSet {
+    /// Log only: the least a plugin instance gets.
+    pub fn minimal() -> GrantSet {
+        GrantSet {
+            capabilities: BTreeSet::from([Capability::Log]),
+            workspace: None,
+            http_hosts: Vec::new(),
+            kv_dir: None,
+        }
+    }
+
+    pub fn with(mut self, c: Capability) -> GrantSet {
+        self.capabilities.insert(c);
+        self
+    }
+
+    pub fn holds(&self, c: Capability) -> bool {
+        self.capabilities.contains(&c)
+    }
+
+    /// The part of the grant that shapes the linker (the rest is per-store data).
+    pub fn link_shape(&self) -> BTreeSet<Capability> {
+        self.capabilities.iter().copied().filter(|c| c.provided()).collect()
+    }
+}
+
+/// Builds a linker holding WASI basics plus exactly the capabilities in `shape`.
+pub fn linker_for(engine: &wasmtime::Engine, shape: &BTreeSet<Capability>) -> wasmtime::Result<Linker<PluginState>> {
+    let mut linker = Linker::<PluginState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    crate::bindings::chela::plugin::types::add_to_linker::<_, wasmtime::component::HasSelf<PluginState>>(
+        &mut linker,
+        |s| s,
+    )?;
+    for c in shape {
+        match c {
+            Capability::Log => log::add_to_linker(&mut linker)?,
+            Capability::Kv => kv::add_to_linker(&mut linker)?,
+            Capability::Secrets => secrets::add_to_linker(&mut linker)?,
+            Capability::Http => http::add_to_linker(&mut linker)?,
+            Capability::Process | Capability::Sessions | Capability::Websocket => {}
+        }
+    }
+    Ok(linker)
+}
+
+/// Defines the imports of capabilities this host does not provide yet as
+/// functions that trap, so such a plugin can still be described (and listed
+/// as unavailable). Only our own `chela:plugin/*` interfaces are stubbed:
+/// WASI imports keep wasmtime's semver matching.
+pub fn stub_unprovided(
+    linker: &mut Linker<PluginState>,
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::types::ComponentItem;
+    use wasmtime::component::ResourceType;
+    let ty = component.component_type();
+    for (name, item) in ty.imports(engine) {
+        if !matches!(Capability::for_import(name), Ok(Some(c)) if !c.provided()) {
+            continue;
+        }
+        let ComponentItem::ComponentInstance(instance) = item.ty else { continue };
+        let mut li = linker.instance(name)?;
+        for (export, export_item) in instance.exports(engine) {
+            match export_item.ty {
+                ComponentItem::ComponentFunc(_) => {
+                    let full = format!("{name}#{export}");
+                    li.func_new(export, move |_, _, _, _| {
+                        Err(wasmtime::Error::msg(format!("`{full}` is not provided by this host")))
+                    })?;
+                }
+                ComponentItem::Resource(_) => li.resource(export, ResourceType::host::<()>(), |_, _| Ok(()))?,
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}

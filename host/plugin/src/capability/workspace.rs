@@ -1,0 +1,25 @@
+//! The agent's workspace as a WASI preopen at `/workspace`, read-only or
+//! read-write. It is the only directory a plugin instance can see; WASI's
+//! capability-based resolution refuses `..` and symlinks that leave it.
+
+use std::path::Path;
+
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use super::WorkspaceAccess;
+
+pub const GUEST_PATH: &str = "/workspace";
+
+pub fn preopen(builder: &mut WasiCtxBuilder, dir: &Path, access: WorkspaceAccess) -> Result<(), String> {
+    let perms = match access {
+        WorkspaceAccess::None => return Ok(()),
+        WorkspaceAccess::ReadOnly => FsPerms::ReadOnly,
+        WorkspaceAccess::ReadWrite => FsPerms::ReadWrite,
+    };
+    // An agent's workspace is created on first use, as the agent runtime does.
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create workspace {}: {e}", dir.display()))?;
+    builder
+        .preopened_dir(dir, GUEST_PATH, perms)
+        .map(|_| ())
+        .map_err(|e| format!("cannot open workspace {}: {e}", dir.display()))
+}

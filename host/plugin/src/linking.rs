@@ -1,0 +1,224 @@
+//! Capability linking: for one agent (and session kind), which tool plugins
+//! it gets and with exactly which capabilities.
+//!
+//! The core's tool policy decides which tool *names* the agent may use; this
+//! module maps that to grants (workspace access, process, sessions, HTTP
+//! hosts) and pre-links each allowed tool against a linker that holds only
+//! those grants. A denied tool is never instantiated and never listed; a tool
+//! that imports a capability the agent lacks is unavailable, with a reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chela_core::config::paths::{agent_workspace, Environment};
+use chela_core::config::schema::{Config, WorkspaceAccess as SandboxAccess};
+use chela_core::policy::{effective_tools, is_sandboxed, workspace_access, EffectiveTools, SessionKind, ToolCatalog};
+use chela_core::roster::Roster;
+
+use crate::bindings::ToolPluginPre;
+use crate::call::{self, CallError, CallOutcome, Op, OpValue, ToolResult};
+use crate::capability::secrets::SecretStore;
+use crate::capability::{Capability, GrantSet, WorkspaceAccess};
+use crate::loader::{LoadedPlugin, PluginStatus, Plugins, ToolDescriptor};
+use crate::state::PluginState;
+
+/// A tool an agent can call, pre-linked with that agent's grants.
+pub struct LinkedTool {
+    pub descriptor: ToolDescriptor,
+    pub plugin: Arc<LoadedPlugin>,
+    pub grants: GrantSet,
+    agent_id: String,
+    pre: ToolPluginPre<PluginState>,
+    secrets: Arc<SecretStore>,
+}
+
+/// A tool plugin that is loaded but not available to this agent, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unavailable {
+    pub tool: String,
+    pub plugin: String,
+    pub reason: String,
+}
+
+/// The tools of one agent's session.
+pub struct AgentTools {
+    pub agent_id: String,
+    pub policy: EffectiveTools,
+    pub tools: Vec<LinkedTool>,
+    pub unavailable: Vec<Unavailable>,
+}
+
+impl AgentTools {
+    pub fn get(&self, name: &str) -> Option<&LinkedTool> {
+        let name = chela_core::policy::normalize_tool_name(name);
+        self.tools.iter().find(|t| t.descriptor.name == name)
+    }
+
+    /// What the model is shown: only the tools it may call.
+    pub fn descriptors(&self) -> Vec<&ToolDescriptor> {
+        self.tools.iter().map(|t| &t.descriptor).collect()
+    }
+}
+
+/// Per-plugin settings from `plugins.entries.<id>` (`allowHosts`, `enabled`).
+fn plugin_entry<'a>(cfg: &'a Config, plugin_id: &str) -> Option<&'a serde_json::Value> {
+    cfg.plugins.as_ref()?.entries.as_ref()?.get(plugin_id)
+}
+
+/// The grants an agent's session holds, from its effective tool policy.
+pub fn agent_grants(
+    cfg: &Config,
+    env: &Environment,
+    agent_id: &str,
+    policy: &EffectiveTools,
+    kind: &SessionKind,
+) -> GrantSet {
+    let mut grants = GrantSet::minimal().with(Capability::Kv).with(Capability::Secrets).with(Capability::Http);
+    if policy.allows("exec") {
+        grants = grants.with(Capability::Process);
+    }
+    if policy.allowed().any(|t| t.starts_with("sessions_") || t == "session_status") {
+        grants = grants.with(Capability::Sessions);
+    }
+    let mut access = if ["write", "edit", "apply_patch"].iter().any(|t| policy.allows(t)) {
+        WorkspaceAccess::ReadWrite
+    } else if policy.allows("read") {
+        WorkspaceAccess::ReadOnly
+    } else {
+        WorkspaceAccess::None
+    };
+    if is_sandboxed(cfg, agent_id, kind) {
+        // The sandbox can only narrow what policy gave (fail closed).
+        access = access.min(match workspace_access(cfg, agent_id) {
+            SandboxAccess::Rw => WorkspaceAccess::ReadWrite,
+            SandboxAccess::Ro => WorkspaceAccess::ReadOnly,
+            SandboxAccess::None => WorkspaceAccess::None,
+        });
+    }
+    if access != WorkspaceAccess::None {
+        let roster = Roster::from_config(cfg);
+        grants.workspace = Some((agent_workspace(cfg, &roster, agent_id, env), access));
+    }
+    grants
+}
+
+impl Plugins {
+    /// Links the tool plugins for `agent_id`'s sessions of `kind`.
+    /// `secrets` gives each plugin its secret scope.
+    pub fn link_agent(
+        &self,
+        cfg: &Config,
+        env: &Environment,
+        agent_id: &str,
+        kind: &SessionKind,
+        secrets: &dyn Fn(&str) -> Arc<SecretStore>,
+    ) -> AgentTools {
+        let plugins: Vec<Arc<LoadedPlugin>> = self.all().into_iter().filter(|p| p.tool.is_some()).collect();
+        let catalog = plugins.iter().fold(ToolCatalog::core(), |c, p| {
+            let name = p.tool.as_ref().map(|t| t.name.as_str()).unwrap_or_default();
+            c.with_plugin(&p.id, &[name])
+        });
+        let policy = effective_tools(cfg, agent_id, kind, &catalog);
+        let agent_id = policy.agent_id.clone();
+        let base = agent_grants(cfg, env, &agent_id, &policy, kind);
+        let mut tools: Vec<LinkedTool> = Vec::new();
+        let mut unavailable = Vec::new();
+        let mut taken: BTreeMap<String, String> = BTreeMap::new();
+        for p in plugins {
+            let Some(desc) = p.tool.clone() else { continue };
+            let no = |reason: String| Unavailable { tool: desc.name.clone(), plugin: p.id.clone(), reason };
+            if let Some(entry) = plugin_entry(cfg, &p.id) {
+                if entry.get("enabled").and_then(|v| v.as_bool()) == Some(false) {
+                    unavailable.push(no(format!("disabled in config (plugins.entries.{}.enabled)", p.id)));
+                    continue;
+                }
+            }
+            if let PluginStatus::Disabled(why) = p.status() {
+                unavailable.push(no(format!("plugin disabled: {why}")));
+                continue;
+            }
+            if let Some(decision) = policy.tools.iter().find(|t| t.name == desc.name).filter(|t| !t.allowed) {
+                let stage = decision.removed_by.clone().unwrap_or_else(|| "tool policy".into());
+                unavailable.push(no(format!("denied by {stage}")));
+                continue;
+            }
+            if let Some(owner) = taken.get(&desc.name) {
+                unavailable.push(no(format!("tool name `{}` is already provided by plugin `{owner}`", desc.name)));
+                continue;
+            }
+            let missing: Vec<String> = p
+                .manifest
+                .imports
+                .iter()
+                .filter_map(|(import, cap)| cap.filter(|c| !base.holds(*c) || !c.provided()).map(|c| (import, c)))
+                .map(|(import, c)| {
+                    let why = if c.provided() {
+                        format!("agent `{agent_id}` does not hold it")
+                    } else {
+                        "this host does not provide it yet".to_string()
+                    };
+                    format!("capability `{}` (import `{import}`): {why}", c.as_str())
+                })
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if !missing.is_empty() {
+                unavailable.push(no(format!("needs {}", missing.join("; "))));
+                continue;
+            }
+            let mut grants = base.clone();
+            grants.http_hosts = plugin_entry(cfg, &p.id)
+                .and_then(|e| e.get("allowHosts"))
+                .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+                .unwrap_or_else(|| desc.http_hosts.clone());
+            grants.kv_dir =
+                Some(env.state_dir().join("plugins").join("kv").join(&p.id).join(format!("agent-{agent_id}")));
+            // Link only what this plugin imports: the linker never holds more than it needs.
+            grants.capabilities.retain(|c| *c == Capability::Log || p.manifest.needs.contains(c));
+            match self.pre_for(&p, &grants.link_shape()) {
+                Ok(pre) => {
+                    taken.insert(desc.name.clone(), p.id.clone());
+                    tools.push(LinkedTool {
+                        descriptor: desc,
+                        plugin: p.clone(),
+                        grants,
+                        agent_id: agent_id.clone(),
+                        pre,
+                        secrets: secrets(&p.id),
+                    })
+                }
+                Err(e) => unavailable.push(no(e)),
+            }
+        }
+        AgentTools { agent_id, policy, tools, unavailable }
+    }
+}
+
+impl LinkedTool {
+    /// Calls the tool in a fresh instance with this agent's grants.
+    pub async fn invoke(
+        &self,
+        plugins: &Plugins,
+        session_key: &str,
+        call_id: &str,
+        arguments: &str,
+    ) -> Result<CallOutcome<ToolResult>, CallError> {
+        if let PluginStatus::Disabled(reason) = self.plugin.status() {
+            return Err(CallError::Disabled { plugin: self.plugin.id.clone(), reason });
+        }
+        let engine = plugins.engine();
+        let cx = Plugins::context(&self.agent_id, session_key, call_id);
+        let op = Op::Invoke(cx, arguments.to_string());
+        let out =
+            call::run(engine, &self.pre, &self.plugin.id, &self.agent_id, &self.grants, self.secrets.clone(), op).await;
+        call::record(&self.plugin, &out, engine.limits().max_consecutive_failures);
+        let out = out?;
+        match out.value {
+            OpValue::Invoke(value) => Ok(CallOutcome { value, logs: out.logs, elapsed: out.elapsed }),
+            OpValue::Describe(_) => {
+                Err(CallError::Setup { plugin: self.plugin.id.clone(), message: "unexpected describe result".into() })
+            }
+        }
+    }
+}

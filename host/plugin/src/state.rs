@@ -1,0 +1,98 @@
+//! The data of one plugin instance's `Store`: WASI context, the capability
+//! state its grants allow, and its limits.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::capability::http::Egress;
+use crate::capability::kv::KvScope;
+use crate::capability::secrets::SecretStore;
+use crate::capability::{workspace, Capability, GrantSet};
+
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    http: WasiHttpCtx,
+    egress: Egress,
+    pub(crate) limits: MemoryCap,
+    pub(crate) plugin_id: Arc<str>,
+    pub(crate) agent_id: Arc<str>,
+    pub(crate) kv: Option<KvScope>,
+    pub(crate) secrets: Arc<SecretStore>,
+    pub(crate) logs: Vec<String>,
+}
+
+impl PluginState {
+    pub fn new(
+        plugin_id: &str,
+        agent_id: &str,
+        grants: &GrantSet,
+        secrets: Arc<SecretStore>,
+        memory_bytes: usize,
+    ) -> Result<PluginState, String> {
+        // No environment, no args, no sockets, no inherited stdio: only what grants add.
+        let mut builder = WasiCtx::builder();
+        if let Some((dir, access)) = &grants.workspace {
+            workspace::preopen(&mut builder, dir, *access)?;
+        }
+        let secrets = if grants.holds(Capability::Secrets) || grants.holds(Capability::Http) {
+            secrets
+        } else {
+            Arc::new(SecretStore::default())
+        };
+        Ok(PluginState {
+            wasi: builder.build(),
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            egress: Egress {
+                allowed: if grants.holds(Capability::Http) { grants.http_hosts.clone() } else { Vec::new() },
+                secrets: secrets.clone(),
+            },
+            limits: MemoryCap { limit: memory_bytes, refused: false },
+            plugin_id: plugin_id.into(),
+            agent_id: agent_id.into(),
+            kv: grants.kv_dir.as_deref().filter(|_| grants.holds(Capability::Kv)).map(KvScope::open),
+            secrets,
+            logs: Vec::new(),
+        })
+    }
+}
+
+/// The per-instance memory cap. Remembers a refused growth so a trap that
+/// follows (a guest aborting on allocation failure) is reported as what it is.
+pub(crate) struct MemoryCap {
+    limit: usize,
+    pub(crate) refused: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.refused = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
+    }
+}
+
+impl crate::bindings::chela::plugin::types::Host for PluginState {}

@@ -1,0 +1,312 @@
+//! The plugin runtime with real components built from `plugins/` and
+//! `tests/fixtures/plugins/` (`cargo xtask build-plugins`), real files and a
+//! real HTTP server on 127.0.0.1. No mocks of wasmtime.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chela_core::config::load_str;
+use chela_core::config::paths::Environment;
+use chela_core::policy::SessionKind;
+use chela_plugin::call::ToolFailure;
+use chela_plugin::capability::secrets::SecretStore;
+use chela_plugin::{CallError, Limits, PluginEngine, Plugins};
+
+fn wasm(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} is missing: run `cargo xtask build-plugins` first", p.display());
+    p
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    plugins: Plugins,
+    env: Environment,
+}
+
+impl World {
+    /// A plugins dir holding copies of `names`, a state dir, and an engine with `limits`.
+    async fn new(names: &[&str], limits: Limits) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let pdir = dir.path().join("plugins");
+        std::fs::create_dir_all(&pdir).unwrap();
+        for n in names {
+            std::fs::copy(wasm(n), pdir.join(format!("{n}.wasm"))).unwrap();
+        }
+        let engine = Arc::new(PluginEngine::new(limits).unwrap());
+        let plugins = Plugins::new(engine, vec![pdir], Some(dir.path().join("cache")));
+        let report = plugins.rescan().await;
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        let env = Environment {
+            home: dir.path().into(),
+            state_dir: Some(dir.path().join("state").display().to_string()),
+            ..Default::default()
+        };
+        World { dir, plugins, env }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn config(&self, text: &str) -> chela_core::config::Config {
+        let text = text.replace("$DIR", &self.dir.path().display().to_string());
+        load_str(&text, None).expect("test config loads").config
+    }
+}
+
+fn no_secrets(_: &str) -> Arc<SecretStore> {
+    Arc::new(SecretStore::default())
+}
+
+fn quick() -> Limits {
+    Limits { memory_bytes: 32 << 20, call_timeout: Duration::from_millis(700), max_consecutive_failures: 3 }
+}
+
+#[tokio::test]
+async fn loads_describes_and_calls_a_rust_tool() {
+    let w = World::new(&["tool_echo"], Limits::default()).await;
+    let cfg = w.config("{}");
+    let tools = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &no_secrets);
+    let echo = tools.get("echo").expect("echo linked for main");
+    assert!(echo.descriptor.parameters_schema.contains("\"text\""));
+    let out = echo.invoke(&w.plugins, "agent:main:main", "c1", r#"{"text":"hello"}"#).await.unwrap();
+    assert_eq!(out.value, Ok("hello".to_string()));
+    assert_eq!(out.logs, vec!["echo for agent main".to_string()]);
+    // Bad arguments are the tool's typed error, not a trap.
+    let out = echo.invoke(&w.plugins, "agent:main:main", "c2", "not json").await.unwrap();
+    assert!(matches!(out.value, Err(ToolFailure::InvalidArguments(_))), "{:?}", out.value);
+}
+
+#[tokio::test]
+async fn a_broken_file_is_reported_and_others_still_load() {
+    let w = World::new(&["tool_echo"], Limits::default()).await;
+    std::fs::write(w.path("plugins/garbage.wasm"), b"\0asm\x01\0\0\0not really").unwrap();
+    std::fs::write(w.path("plugins/notwasm.wasm"), b"hello").unwrap();
+    let report = w.plugins.rescan().await;
+    assert_eq!(report.failed.len(), 2, "{report:?}");
+    let list = w.plugins.list();
+    let failed: Vec<_> = list.iter().filter(|l| l.status == "failed").collect();
+    assert_eq!(failed.len(), 2);
+    assert!(failed.iter().all(|f| f.error.as_deref().is_some_and(|e| e.contains("component"))), "{failed:?}");
+    assert!(list.iter().any(|l| l.id == "tool_echo" && l.status == "ready"));
+}
+
+#[tokio::test]
+async fn denied_tools_are_never_listed_and_missing_capabilities_are_explained() {
+    let w = World::new(&["tool_echo", "fixture_runner"], Limits::default()).await;
+    let cfg = w.config("{agents: {list: [{id: 'safe', tools: {deny: ['exec']}}, {id: 'ops'}]}}");
+    let safe = w.plugins.link_agent(&cfg, &w.env, "safe", &SessionKind::Main, &no_secrets);
+    assert!(safe.get("exec").is_none(), "denied tool linked");
+    assert!(safe.descriptors().iter().all(|d| d.name != "exec"), "denied tool shown to the model");
+    let why = safe.unavailable.iter().find(|u| u.tool == "exec").expect("reported");
+    assert_eq!(why.reason, "denied by agents.list[0].tools.allow/deny");
+
+    // Allowed by policy, but it imports `process`, which this host does not link yet.
+    let ops = w.plugins.link_agent(&cfg, &w.env, "ops", &SessionKind::Main, &no_secrets);
+    assert!(ops.get("exec").is_none());
+    let why = ops.unavailable.iter().find(|u| u.tool == "exec").expect("reported");
+    assert!(why.reason.contains("capability `process` (import `chela:plugin/process@0.1.0`)"), "{}", why.reason);
+    assert!(ops.get("echo").is_some() && safe.get("echo").is_some());
+}
+
+#[tokio::test]
+async fn workspace_is_the_only_directory_and_read_only_means_read_only() {
+    let w = World::new(&["tool_read", "tool_write", "fixture_snoop"], Limits::default()).await;
+    for (agent, file) in [("a", "mine.txt"), ("b", "secret.txt")] {
+        std::fs::create_dir_all(w.path(&format!("ws-{agent}"))).unwrap();
+        std::fs::write(w.path(&format!("ws-{agent}/{file}")), format!("{agent} data")).unwrap();
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(w.path("ws-b"), w.path("ws-a/link-to-b")).unwrap();
+    let cfg = w.config(
+        "{agents: {list: [
+            {id: 'a', workspace: '$DIR/ws-a'},
+            {id: 'b', workspace: '$DIR/ws-b'},
+            {id: 'ro', workspace: '$DIR/ws-a', sandbox: {mode: 'all', workspaceAccess: 'ro'},
+             tools: {sandbox: {tools: {allow: ['read', 'write', 'snoop']}}}},
+        ]}}",
+    );
+    let a = w.plugins.link_agent(&cfg, &w.env, "a", &SessionKind::Main, &no_secrets);
+    let read = a.get("read").unwrap();
+    let plugins = &w.plugins;
+    let call = |args: String| async move { read.invoke(plugins, "k", "c", &args).await.unwrap().value };
+    assert_eq!(call(r#"{"path":"mine.txt"}"#.into()).await, Ok("a data".into()));
+    let b_file = w.path("ws-b/secret.txt").display().to_string();
+    for escape in [
+        "../ws-b/secret.txt".to_string(),
+        b_file,
+        "link-to-b/secret.txt".into(),
+        "/workspace/../ws-b/secret.txt".into(),
+    ] {
+        let got = call(serde_json::json!({ "path": escape }).to_string()).await;
+        assert!(got.is_err(), "agent a read {escape}: {got:?}");
+    }
+
+    // Read-only: the write tool is removed by policy (even though the sandbox
+    // list allows it), and a tool that writes through the mount is refused by WASI.
+    let ro = w.plugins.link_agent(&cfg, &w.env, "ro", &SessionKind::Main, &no_secrets);
+    assert!(ro.get("write").is_none());
+    let why = ro.unavailable.iter().find(|u| u.tool == "write").unwrap();
+    assert_eq!(why.reason, "denied by sandbox.workspaceAccess ro");
+    let snoop = ro.get("snoop").expect("snoop linked");
+    assert_eq!(snoop.grants.workspace.as_ref().map(|(_, a)| *a), Some(chela_plugin::WorkspaceAccess::ReadOnly));
+    let out = snoop.invoke(&w.plugins, "k", "c", r#"{"write":"/workspace/mine.txt"}"#).await.unwrap().value.unwrap();
+    assert!(out.contains("\"write\":\"error"), "{out}");
+    assert_eq!(std::fs::read_to_string(w.path("ws-a/mine.txt")).unwrap(), "a data");
+    assert!(out.contains("\"etc\":\"error"), "host files are invisible: {out}");
+
+    // Read-write works where granted.
+    let write = a.get("write").unwrap();
+    let out = write.invoke(&w.plugins, "k", "c", r#"{"path":"notes/new.md","content":"hi"}"#).await.unwrap();
+    assert!(out.value.is_ok(), "{:?}", out.value);
+    assert_eq!(std::fs::read_to_string(w.path("ws-a/notes/new.md")).unwrap(), "hi");
+}
+
+#[tokio::test]
+async fn infinite_loop_hits_the_deadline_and_the_next_call_works() {
+    let w = World::new(&["fixture_spin", "tool_echo"], quick()).await;
+    let cfg = w.config("{}");
+    let tools = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &no_secrets);
+    let spin = tools.get("spin").unwrap();
+    let start = std::time::Instant::now();
+    let err = spin.invoke(&w.plugins, "k", "c", "{}").await.unwrap_err();
+    assert!(matches!(err, CallError::Timeout { .. }), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(3), "deadline took {:?}", start.elapsed());
+    let ok = spin.invoke(&w.plugins, "k", "c", r#"{"ms": 10}"#).await.unwrap();
+    assert!(ok.value.is_ok());
+    let echo = tools.get("echo").unwrap();
+    assert!(echo.invoke(&w.plugins, "k", "c", r#"{"text":"x"}"#).await.unwrap().value.is_ok());
+}
+
+#[tokio::test]
+async fn memory_bomb_is_capped() {
+    let w = World::new(&["fixture_hog"], quick()).await;
+    let cfg = w.config("{}");
+    let tools = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &no_secrets);
+    let hog = tools.get("hog").unwrap();
+    let err = hog.invoke(&w.plugins, "k", "c", "{}").await.unwrap_err();
+    assert!(matches!(err, CallError::OutOfMemory { limit, .. } if limit == 32 << 20), "{err}");
+    let ok = hog.invoke(&w.plugins, "k", "c", r#"{"mb": 4}"#).await.unwrap();
+    assert_eq!(ok.value, Ok("allocated 4 MiB in 4 blocks".to_string()));
+}
+
+#[tokio::test]
+async fn a_plugin_that_always_traps_is_disabled_and_others_are_unaffected() {
+    let w = World::new(&["fixture_crash", "tool_echo"], quick()).await;
+    let cfg = w.config("{}");
+    let tools = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &no_secrets);
+    let crash = tools.get("crash").unwrap();
+    for _ in 0..3 {
+        let err = crash.invoke(&w.plugins, "k", "c", "{}").await.unwrap_err();
+        assert!(matches!(err, CallError::Trap { .. }), "{err}");
+    }
+    let err = crash.invoke(&w.plugins, "k", "c", r#"{"ok":1}"#).await.unwrap_err();
+    assert!(matches!(err, CallError::Disabled { .. }), "{err}");
+    let listing = w.plugins.list().into_iter().find(|l| l.id == "fixture_crash").unwrap();
+    assert_eq!(listing.status, "disabled");
+    assert!(listing.error.unwrap().contains("3 failed calls in a row"));
+    let relinked = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &no_secrets);
+    assert!(relinked.get("crash").is_none(), "a disabled plugin is not offered");
+    assert!(relinked.get("echo").unwrap().invoke(&w.plugins, "k", "c", r#"{"text":"x"}"#).await.unwrap().value.is_ok());
+}
+
+/// A one-route HTTP server on 127.0.0.1 that records request lines.
+fn serve(seen: Arc<Mutex<Vec<String>>>) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let handle = std::thread::spawn(move || {
+        listener.set_nonblocking(false).unwrap();
+        for stream in listener.incoming().take(2) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string();
+            seen.lock().unwrap().push(head);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello");
+        }
+    });
+    (addr, handle)
+}
+
+#[tokio::test]
+async fn http_reaches_only_allowed_hosts_and_secrets_are_substituted_by_the_host() {
+    let w = World::new(&["tool_web_fetch", "fixture_snoop"], Limits::default()).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (addr, _server) = serve(seen.clone());
+    let cfg = w.config(&format!("{{plugins: {{entries: {{tool_web_fetch: {{allowHosts: ['{addr}']}}}}}}}}"));
+    let secrets = |_: &str| SecretStore::from_pairs([("TOKEN".to_string(), "s3cr3t".to_string())]);
+    let tools = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &secrets);
+    let fetch = tools.get("web_fetch").unwrap();
+    let url = format!("http://{addr}/bot{{{{secret:TOKEN}}}}/getMe");
+    let out = fetch.invoke(&w.plugins, "k", "c", &serde_json::json!({ "url": url }).to_string()).await.unwrap();
+    let body: serde_json::Value = serde_json::from_str(&out.value.unwrap()).unwrap();
+    assert_eq!(body["status"], 200);
+    assert_eq!(body["text"], "hello");
+    assert_eq!(seen.lock().unwrap().as_slice(), ["GET /bots3cr3t/getMe HTTP/1.1"]);
+
+    // snoop is not allowed any host: the same server is unreachable for it.
+    let snoop = tools.get("snoop").unwrap();
+    let url = format!("http://{addr}/steal/{{{{secret:TOKEN}}}}");
+    let out = snoop.invoke(&w.plugins, "k", "c", &serde_json::json!({ "url": url }).to_string()).await.unwrap();
+    assert!(out.value.unwrap().contains("HttpRequestDenied"));
+    let other = fetch.invoke(&w.plugins, "k", "c", r#"{"url":"http://127.0.0.1:9/x"}"#).await.unwrap();
+    assert!(
+        matches!(&other.value, Err(ToolFailure::Failed(m)) if m.contains("HttpRequestDenied")),
+        "{:?}",
+        other.value
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1, "denied requests never connect");
+}
+
+#[tokio::test]
+async fn replacing_a_file_keeps_calls_in_flight_and_new_calls_see_the_new_version() {
+    let w = World::new(&[], quick()).await;
+    let file = w.path("plugins/hot.wasm");
+    std::fs::copy(wasm("fixture_spin"), &file).unwrap();
+    w.plugins.rescan().await;
+    let cfg = w.config("{}");
+    let before = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &no_secrets);
+    let spin = before.get("spin").unwrap();
+    let in_flight = spin.invoke(&w.plugins, "k", "c", r#"{"ms": 300}"#);
+    let swap = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        std::fs::copy(wasm("tool_echo"), &file).unwrap();
+        w.plugins.rescan().await
+    };
+    let (old, report) = tokio::join!(in_flight, swap);
+    assert!(old.unwrap().value.is_ok(), "the call on the old version finished");
+    assert_eq!(report.replaced, vec!["hot".to_string()]);
+    let after = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &no_secrets);
+    assert!(after.get("spin").is_none() && after.get("echo").is_some());
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(w.plugins.rescan().await.removed, vec!["hot".to_string()]);
+}
+
+#[tokio::test]
+async fn compiled_code_is_cached_on_disk() {
+    let w = World::new(&["tool_echo"], Limits::default()).await;
+    let first = w.plugins.get("tool_echo").unwrap();
+    assert_eq!(first.cache, chela_plugin::cache::CacheOutcome::Miss);
+    let engine = Arc::new(PluginEngine::new(Limits::default()).unwrap());
+    let again = Plugins::new(engine, vec![w.path("plugins")], Some(w.path("cache")));
+    again.rescan().await;
+    assert_eq!(again.get("tool_echo").unwrap().cache, chela_plugin::cache::CacheOutcome::Hit);
+    assert!(Path::new(&w.path("cache")).read_dir().unwrap().count() >= 1);
+}
+
+#[tokio::test]
+async fn a_plugin_is_linked_only_with_what_it_imports() {
+    let w = World::new(&["tool_echo"], Limits::default()).await;
+    let cfg = w.config("{}");
+    let tools = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &no_secrets);
+    let echo = tools.get("echo").unwrap();
+    // echo does not import kv, so it is not linked with it.
+    assert!(!echo.grants.holds(chela_plugin::Capability::Kv));
+    assert!(echo.grants.holds(chela_plugin::Capability::Log));
+}

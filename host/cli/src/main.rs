@@ -5,6 +5,7 @@
 mod agents;
 mod context;
 mod output;
+mod plugins;
 mod route;
 mod tools;
 mod validate;
@@ -48,6 +49,9 @@ enum Command {
     Route(route::RouteArgs),
     /// Show the tools an agent may use, and which stage removed the others.
     Tools(tools::ToolsArgs),
+    /// List and inspect WebAssembly plugins.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Command::Agents(cmd) => agents::run(&ctx, cmd),
         Command::Route(args) => route::run(&ctx, &args),
         Command::Tools(args) => tools::run(&ctx, &args),
+        Command::Plugins(cmd) => plugins::run(&ctx, cmd),
     };
     match result {
         Ok(code) => code,

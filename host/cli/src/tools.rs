@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use chela_core::policy::{effective_tools, SessionKind, ToolCatalog};
+use chela_core::policy::SessionKind;
 use chela_core::roster::RosterShape;
 
 use crate::context::Context;
@@ -47,10 +47,27 @@ pub fn run(ctx: &Context, args: &ToolsArgs) -> Result<ExitCode> {
         None => roster.default_agent(),
     };
     let kind = parse_session(&args.session)?;
-    // Plugin tools join the catalog once the plugin runtime lands; built-ins for now.
-    let tools = effective_tools(&loaded.config, &agent, &kind, &ToolCatalog::core());
+    let rt = crate::plugins::runtime()?;
+    let plugins = rt.block_on(crate::plugins::load(ctx, &loaded.config))?;
+    let secrets = |_: &str| std::sync::Arc::new(chela_plugin::capability::secrets::SecretStore::default());
+    let linked = plugins.link_agent(&loaded.config, &ctx.env, &agent, &kind, &secrets);
+    let tools = linked.policy.clone();
+    let plugin_tools: Vec<serde_json::Value> = linked
+        .tools
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "name": t.descriptor.name, "plugin": t.plugin.id,
+                "capabilities": t.grants.capabilities.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                "workspace": t.grants.workspace.as_ref().map(|(_, a)| a),
+                "httpHosts": t.grants.http_hosts,
+            })
+        })
+        .collect();
     if args.json {
-        print_json(&serde_json::to_value(&tools)?);
+        let mut v = serde_json::to_value(&tools)?;
+        v["plugins"] = serde_json::json!({"linked": plugin_tools, "unavailable": linked.unavailable});
+        print_json(&v);
         return Ok(ExitCode::SUCCESS);
     }
     println!(
@@ -69,6 +86,23 @@ pub fn run(ctx: &Context, args: &ToolsArgs) -> Result<ExitCode> {
     }
     for n in &tools.notes {
         println!("note: {n}");
+    }
+    if !plugin_tools.is_empty() || !linked.unavailable.is_empty() {
+        println!("plugin tools:");
+        for t in &linked.tools {
+            let mut caps: Vec<String> = t.grants.capabilities.iter().map(|c| c.as_str().to_string()).collect();
+            if let Some((dir, access)) = &t.grants.workspace {
+                caps.push(format!(
+                    "workspace {} ({})",
+                    dir.display(),
+                    serde_json::to_value(access)?.as_str().unwrap_or("?")
+                ));
+            }
+            println!("  {:<18} linked from `{}` with {}", t.descriptor.name, t.plugin.id, caps.join(", "));
+        }
+        for u in &linked.unavailable {
+            println!("  {:<18} unavailable (`{}`): {}", u.tool, u.plugin, u.reason);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -256,3 +256,56 @@ fn huge_configs_load_or_fail_clearly() {
     assert!(!out.status.success());
     assert!(text(&out).contains("limit"), "{}", text(&out));
 }
+
+fn guest(name: &str) -> PathBuf {
+    let p = repo(&format!("target/wasm32-wasip2/release/{name}.wasm"));
+    assert!(p.exists(), "{} is missing: run `cargo xtask build-plugins` first", p.display());
+    p
+}
+
+#[test]
+fn plugins_inspect_list_and_tools_explain_availability() {
+    let s = Sandbox::new();
+    let dir = s.path("state/plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    for n in ["tool_echo", "tool_write", "fixture_runner"] {
+        std::fs::copy(guest(n), dir.join(format!("{n}.wasm"))).unwrap();
+    }
+    std::fs::write(dir.join("broken.wasm"), "not wasm").unwrap();
+    let cfg =
+        s.write("c.json5", "{agents: {list: [{id: 'main'}, {id: 'locked', tools: {deny: ['group:fs', 'echo']}}]}}");
+
+    let v = json(&s.chela(&cfg, &["plugins", "inspect", guest("fixture_runner").to_str().unwrap(), "--json"]));
+    assert_eq!(v["tool"]["name"], "exec");
+    assert!(v["manifest"]["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i[0] == "chela:plugin/process@0.1.0" && i[1] == "process"));
+
+    let out = s.chela(&cfg, &["plugins", "list", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "a failed plugin makes list exit 1");
+    let v = json(&out);
+    let by_id = |id: &str| v["plugins"].as_array().unwrap().iter().find(|p| p["id"] == id).cloned().unwrap();
+    assert_eq!(by_id("tool_echo")["status"], "ready");
+    assert_eq!(by_id("broken")["status"], "failed");
+    assert!(by_id("broken")["error"].as_str().unwrap().contains("not a WebAssembly component"));
+
+    let v = json(&s.chela(&cfg, &["tools", "--agent", "main", "--json"]));
+    let linked: Vec<&str> =
+        v["plugins"]["linked"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(linked, ["echo", "write"]);
+    let exec = v["plugins"]["unavailable"].as_array().unwrap().iter().find(|u| u["tool"] == "exec").unwrap().clone();
+    assert!(exec["reason"].as_str().unwrap().contains("capability `process`"), "{exec}");
+
+    let v = json(&s.chela(&cfg, &["tools", "--agent", "locked", "--json"]));
+    assert!(v["plugins"]["linked"].as_array().unwrap().is_empty(), "{v}");
+    let reasons: Vec<String> = v["plugins"]["unavailable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| format!("{}: {}", u["tool"], u["reason"]))
+        .collect();
+    assert!(reasons.iter().any(|r| r.starts_with("\"echo\": \"denied by agents.list[1]")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.starts_with("\"write\": \"denied by agents.list[1]")), "{reasons:?}");
+}

@@ -15,10 +15,11 @@
 //! `.wasm` into the gateway's plugins dir. Only the capabilities the plugin
 //! actually calls end up as imports; the host grants them per agent.
 
-/// Generated bindings for the `tool-plugin` world (`wit/`).
+/// Generated bindings for the `tool-plugin-all` world (`wit/`); a component
+/// built with them imports only the interfaces its code calls.
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "tool-plugin",
+        world: "tool-plugin-all",
         path: "../wit",
         pub_export_macro: true,
         default_bindings_module: "chela_sdk::bindings",

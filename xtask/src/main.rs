@@ -113,6 +113,59 @@ fn build_plugins() -> Result<(), String> {
                 "--target-dir",
             ])
             .arg(&target_dir),
+    )?;
+    build_python_plugins()
+}
+
+/// componentize-py from PyPI (a venv under target/); the wheel carries CPython.
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+/// Whether `out` exists and is newer than every file in `sources`.
+fn up_to_date(out: &Path, sources: &[PathBuf]) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(built) = modified(out) else { return false };
+    sources.iter().all(|s| modified(s).is_some_and(|m| m < built))
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect()).unwrap_or_default()
+}
+
+fn build_python_plugins() -> Result<(), String> {
+    let venv = root().join("target/py-venv");
+    let tool = venv.join("bin/componentize-py");
+    if !tool.exists() {
+        run("python3 -m venv target/py-venv", Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(
+            &format!("pip install {COMPONENTIZE_PY}"),
+            Command::new(venv.join("bin/pip")).args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                COMPONENTIZE_PY,
+            ]),
+        )?;
+    }
+    let out = root().join("target/polyglot");
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let src = root().join("plugins/tool-word-count-py");
+    let wasm = out.join("tool_word_count_py.wasm");
+    let mut sources = files_in(&root().join("wit"));
+    sources.extend(files_in(&src));
+    if up_to_date(&wasm, &sources) {
+        eprintln!("==> python plugin up to date: {}", wasm.display());
+        return Ok(());
+    }
+    run(
+        "componentize-py tool-word-count-py",
+        Command::new(&tool)
+            .arg("-d")
+            .arg(root().join("wit"))
+            .args(["-w", "tool-plugin", "componentize", "-p"])
+            .arg(&src)
+            .arg("app")
+            .arg("-o")
+            .arg(&wasm),
     )
 }
 

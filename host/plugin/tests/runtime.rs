@@ -15,10 +15,12 @@ use chela_plugin::call::ToolFailure;
 use chela_plugin::capability::secrets::SecretStore;
 use chela_plugin::{CallError, Limits, PluginEngine, Plugins};
 
+/// A built guest: Rust ones in target/wasm32-wasip2/release, others in target/polyglot.
 fn wasm(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/wasm32-wasip2/release")
-        .join(format!("{name}.wasm"));
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    let rust = target.join("wasm32-wasip2/release").join(format!("{name}.wasm"));
+    let other = target.join("polyglot").join(format!("{name}.wasm"));
+    let p = if rust.exists() { rust } else { other };
     assert!(p.exists(), "{} is missing: run `cargo xtask build-plugins` first", p.display());
     p
 }
@@ -309,4 +311,27 @@ async fn a_plugin_is_linked_only_with_what_it_imports() {
     // echo does not import kv, so it is not linked with it.
     assert!(!echo.grants.holds(chela_plugin::Capability::Kv));
     assert!(echo.grants.holds(chela_plugin::Capability::Log));
+}
+
+#[tokio::test]
+async fn a_python_tool_runs_through_the_same_host_path() {
+    // componentize-py output: 18 MB with CPython inside; the same linking,
+    // policy and limits apply as for Rust components.
+    let limits = Limits { memory_bytes: 128 << 20, call_timeout: Duration::from_secs(20), max_consecutive_failures: 3 };
+    let w = World::new(&["tool_word_count_py"], limits).await;
+    let plugin = w.plugins.get("tool_word_count_py").unwrap();
+    let needs: Vec<&str> = plugin.manifest.needs.iter().map(|c| c.as_str()).collect();
+    assert_eq!(needs, ["log", "kv", "secrets"], "world tool-plugin imports only these");
+    let cfg = w.config("{agents: {list: [{id: 'main'}, {id: 'quiet', tools: {deny: ['word_count']}}]}}");
+    let tools = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &no_secrets);
+    let wc = tools.get("word_count").expect("python tool linked");
+    let out = wc.invoke(&w.plugins, "k", "c", r#"{"text":"one two\nthree"}"#).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out.value.unwrap()).unwrap();
+    assert_eq!(v, serde_json::json!({"words": 3, "lines": 2, "chars": 13}));
+    assert_eq!(out.logs, vec!["word_count for agent main".to_string()]);
+    let bad = wc.invoke(&w.plugins, "k", "c", r#"{"text": 5}"#).await.unwrap();
+    assert!(matches!(bad.value, Err(ToolFailure::InvalidArguments(_))), "{:?}", bad.value);
+    let quiet = w.plugins.link_agent(&cfg, &w.env, "quiet", &SessionKind::Main, &no_secrets);
+    assert!(quiet.get("word_count").is_none());
+    assert!(quiet.unavailable.iter().any(|u| u.tool == "word_count" && u.reason.starts_with("denied by")));
 }

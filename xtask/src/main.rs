@@ -23,7 +23,10 @@ fn root() -> PathBuf {
 fn run(what: &str, cmd: &mut Command) -> Result<(), String> {
     let start = Instant::now();
     eprintln!("\n==> {what}");
-    let status = cmd.current_dir(root()).status().map_err(|e| format!("{what}: cannot start: {e}"))?;
+    if cmd.get_current_dir().is_none() {
+        cmd.current_dir(root());
+    }
+    let status = cmd.status().map_err(|e| format!("{what}: cannot start: {e}"))?;
     eprintln!(
         "<== {what}: {} in {:.1}s",
         if status.success() { "ok" } else { "FAILED" },
@@ -114,7 +117,28 @@ fn build_plugins() -> Result<(), String> {
             ])
             .arg(&target_dir),
     )?;
-    build_python_plugins()
+    build_python_plugins()?;
+    build_js_plugins()
+}
+
+/// componentize-js from npm (installed into the plugin's node_modules).
+fn build_js_plugins() -> Result<(), String> {
+    let src = root().join("plugins/tool-slugify-js");
+    let wasm = root().join("target/polyglot/tool_slugify_js.wasm");
+    if !src.join("node_modules/.bin/componentize-js").exists() {
+        run(
+            "npm install (componentize-js)",
+            Command::new("npm").current_dir(&src).args(["install", "--no-fund", "--no-audit"]),
+        )?;
+    }
+    let mut sources = files_in(&root().join("wit"));
+    sources.extend(files_in(&src));
+    if up_to_date(&wasm, &sources) {
+        eprintln!("==> javascript plugin up to date: {}", wasm.display());
+        return Ok(());
+    }
+    std::fs::create_dir_all(root().join("target/polyglot")).map_err(|e| e.to_string())?;
+    run("componentize-js tool-slugify-js", Command::new("npm").current_dir(&src).args(["run", "--silent", "build"]))
 }
 
 /// componentize-py from PyPI (a venv under target/); the wheel carries CPython.

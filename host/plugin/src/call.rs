@@ -130,8 +130,24 @@ pub(crate) async fn run(
     }
 }
 
+/// The trap's cause without wasmtime's backtrace frame list, cut to 500 chars.
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).chars().take(500).collect()
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    // wasmtime puts "error while executing at wasm backtrace:" and frames first,
+    // then the cause ("Caused by:" / the trap message) last.
+    let cause = lines
+        .iter()
+        .rev()
+        .find(|l| !l.starts_with(|c: char| c.is_ascii_digit()) && !l.starts_with("Caused by") && !l.starts_with("at "))
+        .copied()
+        .unwrap_or(s);
+    let frames =
+        lines.iter().filter(|l| l.starts_with(|c: char| c.is_ascii_digit())).take(3).copied().collect::<Vec<_>>();
+    let mut out = cause.to_string();
+    if !frames.is_empty() {
+        out.push_str(&format!(" (in {})", frames.join("; ")));
+    }
+    out.chars().take(500).collect()
 }
 
 /// Counts a failure against `plugin`; disables it after too many in a row.

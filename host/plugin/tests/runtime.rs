@@ -335,3 +335,17 @@ async fn a_python_tool_runs_through_the_same_host_path() {
     assert!(quiet.get("word_count").is_none());
     assert!(quiet.unavailable.iter().any(|u| u.tool == "word_count" && u.reason.starts_with("denied by")));
 }
+
+#[tokio::test]
+async fn a_javascript_tool_runs_through_the_same_host_path() {
+    let limits = Limits { memory_bytes: 128 << 20, call_timeout: Duration::from_secs(20), max_consecutive_failures: 3 };
+    let w = World::new(&["tool_slugify_js"], limits).await;
+    let cfg = w.config("{}");
+    let tools = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &no_secrets);
+    let slugify = tools.get("slugify").expect("javascript tool linked");
+    let out = slugify.invoke(&w.plugins, "k", "c", r#"{"text":"Héllo, Wörld: 2026!"}"#).await.unwrap();
+    assert_eq!(out.value, Ok("hello-world-2026".to_string()));
+    assert_eq!(out.logs, vec!["slugify for agent main".to_string()]);
+    let bad = slugify.invoke(&w.plugins, "k", "c", "[]").await.unwrap();
+    assert_eq!(bad.value, Err(ToolFailure::InvalidArguments("`text` (a string) is required".into())));
+}

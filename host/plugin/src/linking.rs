@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chela_core::config::paths::{agent_workspace, Environment};
-use chela_core::config::schema::{Config, WorkspaceAccess as SandboxAccess};
-use chela_core::policy::{effective_tools, is_sandboxed, workspace_access, EffectiveTools, SessionKind, ToolCatalog};
+use chela_core::config::schema::Config;
+use chela_core::policy::{effective_tools, reach, EffectiveTools, SessionKind, ToolCatalog};
 use chela_core::roster::Roster;
 
 use crate::bindings::ToolPluginPre;
@@ -66,39 +66,19 @@ fn plugin_entry<'a>(cfg: &'a Config, plugin_id: &str) -> Option<&'a serde_json::
     cfg.plugins.as_ref()?.entries.as_ref()?.get(plugin_id)
 }
 
-/// The grants an agent's session holds, from its effective tool policy.
-pub fn agent_grants(
-    cfg: &Config,
-    env: &Environment,
-    agent_id: &str,
-    policy: &EffectiveTools,
-    kind: &SessionKind,
-) -> GrantSet {
+/// The grants an agent's session holds: the core's `reach` of its tool policy.
+pub fn agent_grants(cfg: &Config, env: &Environment, policy: &EffectiveTools, kind: &SessionKind) -> GrantSet {
+    let r = reach(cfg, policy, kind);
     let mut grants = GrantSet::minimal().with(Capability::Kv).with(Capability::Secrets).with(Capability::Http);
-    if policy.allows("exec") {
+    if r.processes {
         grants = grants.with(Capability::Process);
     }
-    if policy.allowed().any(|t| t.starts_with("sessions_") || t == "session_status") {
+    if r.sessions {
         grants = grants.with(Capability::Sessions);
     }
-    let mut access = if ["write", "edit", "apply_patch"].iter().any(|t| policy.allows(t)) {
-        WorkspaceAccess::ReadWrite
-    } else if policy.allows("read") {
-        WorkspaceAccess::ReadOnly
-    } else {
-        WorkspaceAccess::None
-    };
-    if is_sandboxed(cfg, agent_id, kind) {
-        // The sandbox can only narrow what policy gave (fail closed).
-        access = access.min(match workspace_access(cfg, agent_id) {
-            SandboxAccess::Rw => WorkspaceAccess::ReadWrite,
-            SandboxAccess::Ro => WorkspaceAccess::ReadOnly,
-            SandboxAccess::None => WorkspaceAccess::None,
-        });
-    }
-    if access != WorkspaceAccess::None {
+    if r.workspace != WorkspaceAccess::None {
         let roster = Roster::from_config(cfg);
-        grants.workspace = Some((agent_workspace(cfg, &roster, agent_id, env), access));
+        grants.workspace = Some((agent_workspace(cfg, &roster, &policy.agent_id, env), r.workspace));
     }
     grants
 }
@@ -121,7 +101,7 @@ impl Plugins {
         });
         let policy = effective_tools(cfg, agent_id, kind, &catalog);
         let agent_id = policy.agent_id.clone();
-        let base = agent_grants(cfg, env, &agent_id, &policy, kind);
+        let base = agent_grants(cfg, env, &policy, kind);
         let mut tools: Vec<LinkedTool> = Vec::new();
         let mut unavailable = Vec::new();
         let mut taken: BTreeMap<String, String> = BTreeMap::new();

@@ -157,7 +157,7 @@ async fn workspace_is_the_only_directory_and_read_only_means_read_only() {
     let why = ro.unavailable.iter().find(|u| u.tool == "write").unwrap();
     assert_eq!(why.reason, "denied by sandbox.workspaceAccess ro");
     let snoop = ro.get("snoop").expect("snoop linked");
-    assert_eq!(snoop.grants.workspace.as_ref().map(|(_, a)| *a), Some(chela_plugin::WorkspaceAccess::ReadOnly));
+    assert_eq!(snoop.grants.workspace.as_ref().map(|(_, a)| *a), Some(chela_plugin::WorkspaceAccess::Ro));
     let out = snoop.invoke(&w.plugins, "k", "c", r#"{"write":"/workspace/mine.txt"}"#).await.unwrap().value.unwrap();
     assert!(out.contains("\"write\":\"error"), "{out}");
     assert_eq!(std::fs::read_to_string(w.path("ws-a/mine.txt")).unwrap(), "a data");

@@ -301,7 +301,8 @@ pub enum SandboxScope {
     Shared,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+/// Ordered: `None < Ro < Rw` (narrowing is `min`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkspaceAccess {
     #[default]

@@ -278,6 +278,35 @@ pub fn effective_tools(cfg: &Config, agent_id: &str, kind: &SessionKind, catalog
     EffectiveTools { agent_id: id, session: kind.label(), sandboxed, tools, notes }
 }
 
+/// What an agent's session may reach beyond tool names: its workspace
+/// (read-write if it may `write`/`edit`/`apply_patch`, read-only if only
+/// `read`; a sandbox's `workspaceAccess` can only narrow it), running
+/// processes (`exec`), and its sessions (`sessions_*`, `session_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reach {
+    pub workspace: WorkspaceAccess,
+    pub processes: bool,
+    pub sessions: bool,
+}
+
+pub fn reach(cfg: &Config, tools: &EffectiveTools, kind: &SessionKind) -> Reach {
+    let mut workspace = if ["write", "edit", "apply_patch"].iter().any(|t| tools.allows(t)) {
+        WorkspaceAccess::Rw
+    } else if tools.allows("read") {
+        WorkspaceAccess::Ro
+    } else {
+        WorkspaceAccess::None
+    };
+    if is_sandboxed(cfg, &tools.agent_id, kind) {
+        workspace = workspace.min(workspace_access(cfg, &tools.agent_id));
+    }
+    Reach {
+        workspace,
+        processes: tools.allows("exec"),
+        sessions: tools.allowed().any(|t| t.starts_with("sessions_") || t == "session_status"),
+    }
+}
+
 /// `tools.agentToAgent`: both requester and target must match `allow` (default off).
 pub fn agent_to_agent_allowed(cfg: &Config, requester: &str, target: &str) -> bool {
     let Some(a2a) = cfg.tools.as_ref().and_then(|t| t.agent_to_agent.as_ref()) else {
@@ -405,6 +434,17 @@ mod tests {
         let t = effective_tools(&c, "main", &SessionKind::Main, &cat);
         assert!(t.allows("read") && t.allows("weather"));
         assert_eq!(t.notes.len(), 1);
+    }
+
+    #[test]
+    fn reach_follows_tools_and_the_sandbox_only_narrows() {
+        let c = cfg("{agents: {list: [{id: 'w'}, {id: 'r', tools: {deny: ['write', 'edit', 'apply_patch', 'exec']}},
+                     {id: 's', sandbox: {mode: 'all', workspaceAccess: 'ro'}}]}}");
+        let r = |a: &str| reach(&c, &tools(&c, a, SessionKind::Main), &SessionKind::Main);
+        assert_eq!(r("w"), Reach { workspace: WorkspaceAccess::Rw, processes: true, sessions: true });
+        assert_eq!(r("r").workspace, WorkspaceAccess::Ro);
+        assert!(!r("r").processes);
+        assert_eq!(r("s").workspace, WorkspaceAccess::Ro);
     }
 
     #[test]

@@ -16,6 +16,8 @@ use std::path::PathBuf;
 
 use wasmtime::component::Linker;
 
+pub use chela_core::config::schema::WorkspaceAccess;
+
 use crate::state::PluginState;
 
 /// A capability a plugin can import.
@@ -74,15 +76,6 @@ impl Capability {
             _ => return Err(format!("unknown import `{name}`")),
         }))
     }
-}
-
-/// Access to the agent's workspace directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WorkspaceAccess {
-    None,
-    ReadOnly,
-    ReadWrite,
 }
 
 /// What one agent's plugin instances may use.

@@ -13,8 +13,8 @@ pub const GUEST_PATH: &str = "/workspace";
 pub fn preopen(builder: &mut WasiCtxBuilder, dir: &Path, access: WorkspaceAccess) -> Result<(), String> {
     let perms = match access {
         WorkspaceAccess::None => return Ok(()),
-        WorkspaceAccess::ReadOnly => FsPerms::ReadOnly,
-        WorkspaceAccess::ReadWrite => FsPerms::ReadWrite,
+        WorkspaceAccess::Ro => FsPerms::ReadOnly,
+        WorkspaceAccess::Rw => FsPerms::ReadWrite,
     };
     // An agent's workspace is created on first use, as the agent runtime does.
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create workspace {}: {e}", dir.display()))?;

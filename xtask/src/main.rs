@@ -82,11 +82,29 @@ fn demo() -> Result<(), String> {
         "what the sandboxed support agent may use in a group",
         &["tools", "--agent", "support", "--session", "group:telegram:-1001"],
     )?;
+    // The plugin side: first-party tools dropped into the state dir's plugins folder.
+    build_plugins()?;
+    let plugins_dir = state.join("plugins");
+    std::fs::create_dir_all(&plugins_dir).map_err(|e| e.to_string())?;
+    let built = [
+        ("target/wasm32-wasip2/release", ["tool_echo", "tool_read", "tool_write", "tool_web_fetch"].as_slice()),
+        ("target/polyglot", ["tool_word_count_py", "tool_slugify_js"].as_slice()),
+    ];
+    for (dir, names) in built {
+        for n in names {
+            let from = root().join(dir).join(format!("{n}.wasm"));
+            std::fs::copy(&from, plugins_dir.join(format!("{n}.wasm")))
+                .map_err(|e| format!("{}: {e}", from.display()))?;
+        }
+    }
+    chela("WebAssembly plugins in the state dir (Rust, Python, JavaScript)", &["plugins", "list"])?;
+    chela("the work agent's tools: plugin tools linked with exactly its grants", &["tools", "--agent", "work"])?;
     println!(
         "\nTry your own: {} --config {} route --channel slack --team T0ACME --peer channel:C0GENERAL",
         bin.display(),
         config.display()
     );
+    println!("Plugins: {} (drop more .wasm components there).", plugins_dir.display());
     println!("The gateway (`chela gateway`) is not built yet; see the status table in README.md.");
     Ok(())
 }

@@ -170,6 +170,27 @@ impl Plugins {
         report
     }
 
+    /// Rescans every `every` until the returned task is aborted: dropping a
+    /// `.wasm` into a plugin dir is enough. Polling rather than inotify on
+    /// purpose: it works the same on every file system (network mounts,
+    /// container volumes, editors that replace files by rename), and costs a
+    /// directory read and one `stat` per file per tick; unchanged files are
+    /// skipped by modification time, unchanged contents by digest.
+    pub fn watch(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let plugins = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let r = plugins.rescan().await;
+                if !(r.loaded.is_empty() && r.replaced.is_empty() && r.removed.is_empty()) {
+                    tracing::info!(loaded = ?r.loaded, replaced = ?r.replaced, removed = ?r.removed, "plugins changed");
+                }
+            }
+        })
+    }
+
     /// Loads (or replaces) one file.
     pub async fn load_file(&self, path: &Path) -> Result<Arc<LoadedPlugin>, String> {
         let result = self.load_inner(path).await;

@@ -349,3 +349,24 @@ async fn a_javascript_tool_runs_through_the_same_host_path() {
     let bad = slugify.invoke(&w.plugins, "k", "c", "[]").await.unwrap();
     assert_eq!(bad.value, Err(ToolFailure::InvalidArguments("`text` (a string) is required".into())));
 }
+
+#[tokio::test]
+async fn dropping_a_file_into_a_watched_dir_is_enough() {
+    let w = World::new(&[], Limits::default()).await;
+    let plugins = Arc::new(Plugins::new(
+        Arc::new(PluginEngine::new(Limits::default()).unwrap()),
+        vec![w.path("plugins")],
+        Some(w.path("cache")),
+    ));
+    let watcher = plugins.watch(Duration::from_millis(50));
+    std::fs::copy(wasm("tool_echo"), w.path("plugins/dropped.wasm")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while plugins.get("dropped").is_none() {
+        assert!(std::time::Instant::now() < deadline, "the watcher never picked the file up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let tools = plugins.link_agent(&w.config("{}"), &w.env, "main", &SessionKind::Main, &no_secrets);
+    let out = tools.get("echo").unwrap().invoke(&plugins, "k", "c", r#"{"text":"picked up"}"#).await.unwrap();
+    assert_eq!(out.value, Ok("picked up".to_string()));
+    watcher.abort();
+}

@@ -78,7 +78,13 @@ pub fn agent_grants(cfg: &Config, env: &Environment, policy: &EffectiveTools, ki
     }
     if r.workspace != WorkspaceAccess::None {
         let roster = Roster::from_config(cfg);
-        grants.workspace = Some((agent_workspace(cfg, &roster, &policy.agent_id, env), r.workspace));
+        let dir = agent_workspace(cfg, &roster, &policy.agent_id, env);
+        // Created once here, at link time, not on every call: an agent's
+        // workspace exists from its first session on (as the agent runtime does).
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::warn!(agent = %policy.agent_id, dir = %dir.display(), error = %e, "cannot create workspace");
+        }
+        grants.workspace = Some((dir, r.workspace));
     }
     grants
 }

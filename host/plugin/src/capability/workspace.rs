@@ -16,8 +16,6 @@ pub fn preopen(builder: &mut WasiCtxBuilder, dir: &Path, access: WorkspaceAccess
         WorkspaceAccess::Ro => FsPerms::ReadOnly,
         WorkspaceAccess::Rw => FsPerms::ReadWrite,
     };
-    // An agent's workspace is created on first use, as the agent runtime does.
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create workspace {}: {e}", dir.display()))?;
     builder
         .preopened_dir(dir, GUEST_PATH, perms)
         .map(|_| ())

@@ -11,6 +11,6 @@ mod pipeline;
 pub use catalog::{normalize_tool_name, profile_allow, ToolCatalog, CORE_TOOLS, GROUPS};
 pub use matcher::ToolMatcher;
 pub use pipeline::{
-    agent_to_agent_allowed, effective_tools, elevated_allowed, is_sandboxed, may_spawn, reach, workspace_access,
-    EffectiveTools, Reach, SessionKind, ToolDecision,
+    agent_to_agent_allowed, effective_tools, elevated_allowed, is_sandboxed, may_spawn, reach, session_kind_for_key,
+    workspace_access, EffectiveTools, Reach, SessionKind, ToolDecision,
 };

@@ -11,6 +11,7 @@ use super::catalog::{
 use super::matcher::ToolMatcher;
 use crate::config::schema::{AgentConfig, Config, ProviderToolPolicy, SandboxMode, ToolList, WorkspaceAccess};
 use crate::ids::normalize_agent_id;
+use crate::session_key::parse_agent_session_key;
 
 /// The kind of session the tools are for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,20 +116,45 @@ fn by_provider<'a>(
     keys.iter().find_map(|k| map.iter().find(|(mk, _)| mk.to_lowercase() == *k).map(|(mk, v)| (mk.clone(), v)))
 }
 
-/// Whether an agent's session of this kind runs sandboxed (§11).
-pub fn is_sandboxed(cfg: &Config, agent_id: &str, kind: &SessionKind) -> bool {
+/// The agent's `sandbox.mode` (its own, else the defaults', else off).
+fn sandbox_mode(cfg: &Config, agent_id: &str) -> SandboxMode {
     let id = normalize_agent_id(Some(agent_id));
     let agent = cfg.agent(&id).map(|(_, a)| a);
-    let mode = agent
+    agent
         .and_then(|a| a.sandbox.as_ref()?.mode)
         .or_else(|| cfg.agent_defaults()?.sandbox.as_ref()?.mode)
-        .unwrap_or_default();
-    match (mode, kind) {
+        .unwrap_or_default()
+}
+
+/// Whether an agent's session of this kind runs sandboxed (§11).
+pub fn is_sandboxed(cfg: &Config, agent_id: &str, kind: &SessionKind) -> bool {
+    match (sandbox_mode(cfg, agent_id), kind) {
         (_, SessionKind::Sandboxed) => true,
         (SandboxMode::Off, _) => false,
         (SandboxMode::All, _) => true,
         (SandboxMode::NonMain, SessionKind::Main) => false,
         (SandboxMode::NonMain, _) => true,
+    }
+}
+
+/// The kind of session a routed message runs in, from its session key: the
+/// main key is `Main`; `…:<channel>:[<account>:]group|channel:<id>…` is a
+/// group of that channel; any other (per-peer DM) session is non-main, so it
+/// runs sandboxed whenever the agent's sandbox mode is not `off`.
+pub fn session_kind_for_key(cfg: &Config, agent_id: &str, session_key: &str, main_session_key: &str) -> SessionKind {
+    if session_key == main_session_key {
+        return SessionKind::Main;
+    }
+    let rest = parse_agent_session_key(session_key).map(|p| p.rest).unwrap_or_else(|| session_key.to_string());
+    let tokens: Vec<&str> = rest.split(':').collect();
+    if let Some(i) = tokens.iter().position(|t| *t == "group" || *t == "channel") {
+        if let (true, Some(id)) = (i >= 1, tokens.get(i + 1)) {
+            return SessionKind::Group { channel: tokens[0].to_string(), group_id: id.to_string() };
+        }
+    }
+    match sandbox_mode(cfg, agent_id) {
+        SandboxMode::Off => SessionKind::Main,
+        _ => SessionKind::Sandboxed,
     }
 }
 
@@ -467,5 +493,23 @@ mod tests {
     fn spawn_needs_allow_agents() {
         let c = cfg("{agents: {list: [{id: 'a', subagents: {allowAgents: ['b']}}, {id: 'b'}, {id: 'c', subagents: {allowAgents: ['*']}}]}}");
         assert!(may_spawn(&c, "a", "b") && !may_spawn(&c, "b", "a") && may_spawn(&c, "c", "a"));
+    }
+
+    #[test]
+    fn session_kind_follows_the_key_and_sandbox_mode() {
+        let c = cfg("{agents: {list: [{id: 'a'}, {id: 'b', sandbox: {mode: 'non-main'}}]}}");
+        let kind = |agent: &str, key: &str| session_kind_for_key(&c, agent, key, &format!("agent:{agent}:main"));
+        assert_eq!(kind("a", "agent:a:main"), SessionKind::Main);
+        assert_eq!(
+            kind("a", "agent:a:telegram:group:-1001:topic:7"),
+            SessionKind::Group { channel: "telegram".into(), group_id: "-1001".into() }
+        );
+        assert_eq!(
+            kind("a", "agent:a:slack:work:channel:c0general"),
+            SessionKind::Group { channel: "slack".into(), group_id: "c0general".into() }
+        );
+        assert_eq!(kind("a", "agent:a:whatsapp:direct:+1555"), SessionKind::Main);
+        assert_eq!(kind("b", "agent:b:whatsapp:direct:+1555"), SessionKind::Sandboxed);
+        assert_eq!(kind("b", "agent:b:main"), SessionKind::Main);
     }
 }

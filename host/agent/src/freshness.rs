@@ -1,0 +1,112 @@
+//! When a session expires (reference §5): checked on the next inbound
+//! message. Daily mode resets at `atHour` (default 04:00, gateway local
+//! time); idle mode after `idleMinutes`; with both, whichever comes first.
+//! Without any `session.reset*` config OpenClaw resets daily at 04:00.
+
+use chela_core::config::schema::{Config, ResetConfig};
+use chrono::{DateTime, Duration, Local, TimeZone};
+
+/// The reset policy that applies to one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetPolicy {
+    pub daily_at_hour: Option<u8>,
+    pub idle_minutes: Option<u64>,
+}
+
+impl ResetPolicy {
+    fn from_config(r: &ResetConfig) -> ResetPolicy {
+        let idle = r.idle_minutes.filter(|m| *m > 0);
+        match r.mode.as_deref() {
+            Some("idle") => ResetPolicy { daily_at_hour: None, idle_minutes: idle },
+            _ => ResetPolicy { daily_at_hour: Some(r.at_hour.unwrap_or(4).min(23)), idle_minutes: idle },
+        }
+    }
+}
+
+/// `resetByChannel[channel]` > `resetByType[direct|group|thread]` > `reset` >
+/// legacy `idleMinutes` (idle only) > daily at 04:00.
+pub fn policy_for(cfg: &Config, channel: Option<&str>, chat_type: &str) -> ResetPolicy {
+    let s = cfg.session.as_ref();
+    let by_channel = channel.and_then(|c| s?.reset_by_channel.as_ref()?.get(c));
+    let by_type = s.and_then(|s| {
+        let t = s.reset_by_type.as_ref()?;
+        t.get(chat_type).or_else(|| if chat_type == "direct" { t.get("dm") } else { None })
+    });
+    if let Some(r) = by_channel.or(by_type).or_else(|| s?.reset.as_ref()) {
+        return ResetPolicy::from_config(r);
+    }
+    match s.and_then(|s| s.idle_minutes) {
+        Some(m) if m > 0 => ResetPolicy { daily_at_hour: None, idle_minutes: Some(m) },
+        _ => ResetPolicy { daily_at_hour: Some(4), idle_minutes: None },
+    }
+}
+
+/// Whether a session last active at `last_ms` has expired at `now`.
+pub fn is_stale<Tz: TimeZone>(policy: ResetPolicy, last_ms: i64, now: &DateTime<Tz>) -> bool {
+    let now_ms = now.timestamp_millis();
+    if let Some(m) = policy.idle_minutes {
+        if now_ms - last_ms >= (m as i64) * 60_000 {
+            return true;
+        }
+    }
+    if let Some(h) = policy.daily_at_hour {
+        let today = now.date_naive().and_hms_opt(u32::from(h), 0, 0);
+        let boundary = today.and_then(|t| now.timezone().from_local_datetime(&t).earliest());
+        if let Some(b) = boundary {
+            let b = if b.timestamp_millis() > now_ms { b - Duration::days(1) } else { b };
+            return last_ms < b.timestamp_millis();
+        }
+    }
+    false
+}
+
+pub fn is_stale_now(policy: ResetPolicy, last_ms: i64) -> bool {
+    is_stale(policy, last_ms, &Local::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chela_core::config::load_str;
+    use chrono::Utc;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn daily_boundary_and_idle_whichever_first() {
+        let daily = ResetPolicy { daily_at_hour: Some(4), idle_minutes: None };
+        let now = at("2026-11-21T10:00:00Z");
+        assert!(is_stale(daily, at("2026-11-21T03:59:00Z").timestamp_millis(), &now));
+        assert!(!is_stale(daily, at("2026-11-21T04:01:00Z").timestamp_millis(), &now));
+        let early = at("2026-11-21T02:00:00Z");
+        assert!(!is_stale(daily, at("2026-11-20T05:00:00Z").timestamp_millis(), &early));
+        let both = ResetPolicy { daily_at_hour: Some(4), idle_minutes: Some(30) };
+        assert!(is_stale(both, at("2026-11-21T09:00:00Z").timestamp_millis(), &now));
+        assert!(!is_stale(both, at("2026-11-21T09:45:00Z").timestamp_millis(), &now));
+    }
+
+    #[test]
+    fn most_specific_reset_config_wins() {
+        let c = load_str(
+            "{session: {reset: {mode: 'daily', atHour: 6}, resetByType: {group: {mode: 'idle', idleMinutes: 10}}, resetByChannel: {slack: {mode: 'idle', idleMinutes: 99}}}}",
+            None,
+        )
+        .unwrap()
+        .config;
+        assert_eq!(
+            policy_for(&c, Some("telegram"), "direct"),
+            ResetPolicy { daily_at_hour: Some(6), idle_minutes: None }
+        );
+        assert_eq!(
+            policy_for(&c, Some("telegram"), "group"),
+            ResetPolicy { daily_at_hour: None, idle_minutes: Some(10) }
+        );
+        assert_eq!(policy_for(&c, Some("slack"), "group"), ResetPolicy { daily_at_hour: None, idle_minutes: Some(99) });
+        let legacy = load_str("{session: {idleMinutes: 5}}", None).unwrap().config;
+        assert_eq!(policy_for(&legacy, None, "direct"), ResetPolicy { daily_at_hour: None, idle_minutes: Some(5) });
+        let none = load_str("{}", None).unwrap().config;
+        assert_eq!(policy_for(&none, None, "direct"), ResetPolicy { daily_at_hour: Some(4), idle_minutes: None });
+    }
+}

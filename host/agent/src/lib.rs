@@ -1,0 +1,18 @@
+//! chela's agent runtime: sessions, persona prompts, model providers and the
+//! run loop that calls an agent's capability-linked tools.
+//!
+//! Invariants: an agent's turn reads and writes only that agent's store,
+//! workspace and agentDir; a tool runs only if it is in the agent's linked
+//! set for that session; turns of one session key never overlap.
+
+mod clock;
+pub mod freshness;
+pub mod model;
+pub mod persona;
+pub mod queue;
+pub mod runtime;
+pub mod store;
+
+pub use model::{Provider, Providers};
+pub use runtime::{AgentRuntime, Inbound, RunError, RunLimits, TurnOutcome};
+pub use store::{DeliveryContext, FileStore, Origin, SessionEntry, SessionStore};

@@ -1,0 +1,95 @@
+//! Model providers: one request/response shape for every provider, so the
+//! run loop does not care which model answers. Providers are host-native
+//! (not plugins): they hold the agent's credentials, which never enter wasm.
+
+pub mod offline;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::persona::Identity;
+use crate::store::{Content, Message, Usage};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A tool as the model is shown it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub parameters: Value,
+}
+
+pub struct ModelRequest {
+    /// The model id after `provider/`.
+    pub model: String,
+    pub system: String,
+    pub messages: Vec<Message>,
+    pub tools: Vec<ToolSpec>,
+    pub identity: Identity,
+    /// The agent's state dir (credentials, the offline provider's script).
+    pub agent_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelReply {
+    pub content: Vec<Content>,
+    pub usage: Usage,
+    /// `stop`, `toolUse`, `length` (pi's names).
+    pub stop_reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("model provider `{provider}` is not available: {why}")]
+    Unavailable { provider: String, why: String },
+    #[error("model provider `{provider}` is rate limited")]
+    RateLimited { provider: String, retry_after_ms: Option<u64> },
+    #[error("model provider `{provider}` failed: {message}")]
+    Failed { provider: String, message: String },
+    #[error("{path}: {message}")]
+    Script { path: String, message: String },
+}
+
+/// A model provider.
+pub trait Provider: Send + Sync {
+    fn id(&self) -> &str;
+    fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelReply, ProviderError>>;
+}
+
+/// `provider/model` → (`provider`, `model`).
+pub fn split_model(name: &str) -> Result<(&str, &str), String> {
+    match name.split_once('/') {
+        Some((p, m)) if !p.is_empty() && !m.is_empty() => Ok((p, m)),
+        _ => Err(format!("model `{name}` must be written `provider/model` (for example `offline/persona`)")),
+    }
+}
+
+/// The providers this process can use, by id.
+#[derive(Clone)]
+pub struct Providers {
+    by_id: HashMap<String, Arc<dyn Provider>>,
+}
+
+impl Providers {
+    /// The built-in ones: `offline`.
+    pub fn builtin() -> Providers {
+        let mut p = Providers { by_id: HashMap::new() };
+        p.insert(Arc::new(offline::Offline));
+        p
+    }
+
+    pub fn insert(&mut self, provider: Arc<dyn Provider>) {
+        self.by_id.insert(provider.id().to_string(), provider);
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<dyn Provider>> {
+        self.by_id.get(id)
+    }
+}

@@ -1,0 +1,243 @@
+//! The built-in offline model: no key, no network, deterministic. It answers
+//! in the agent's persona (name, and the first line of SOUL.md), counts the
+//! conversation's turns (so session continuity is visible), and calls tools
+//! when asked: `/tool NAME {json}` in a message, or rules from a script file
+//! `<agentDir>/offline-script.json5`:
+//!
+//! ```json5
+//! { rules: [ { when: "count words", tool: "word_count", arguments: { text: "{{message}}" },
+//!              reply: "Counted: {{result}}" } ] }
+//! ```
+//! `when` matches case-insensitively as a substring (`"*"`: any message);
+//! `{{message}}` is the user's text, `{{result}}` the tool's answer.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{BoxFuture, ModelReply, ModelRequest, Provider, ProviderError};
+use crate::store::{Content, Message, Usage};
+
+pub struct Offline;
+
+pub const SCRIPT_FILE: &str = "offline-script.json5";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Script {
+    #[serde(default)]
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rule {
+    when: String,
+    #[serde(default)]
+    tool: Option<String>,
+    #[serde(default)]
+    arguments: Option<Value>,
+    #[serde(default)]
+    reply: Option<String>,
+}
+
+impl Rule {
+    fn matches(&self, text: &str) -> bool {
+        self.when == "*" || text.to_lowercase().contains(&self.when.to_lowercase())
+    }
+}
+
+fn load_script(agent_dir: &Path) -> Result<Script, ProviderError> {
+    let path = agent_dir.join(SCRIPT_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(Script::default()) };
+    let err = |message: String| ProviderError::Script { path: path.display().to_string(), message };
+    let parsed = chela_core::config::source::parse(&text).map_err(|e| err(e.to_string()))?;
+    serde_json::from_value(parsed.root.to_json()).map_err(|e| err(e.to_string()))
+}
+
+/// Replaces `{{message}}` inside every string of `v`.
+fn fill(v: &Value, message: &str) -> Value {
+    match v {
+        Value::String(s) => Value::String(s.replace("{{message}}", message)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| fill(x, message)).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), fill(x, message))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The first line of SOUL.md as injected into the system prompt.
+fn soul_line(system: &str) -> Option<&str> {
+    let rest = &system[system.find("## SOUL.md\n")? + "## SOUL.md\n".len()..];
+    rest.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('['))
+}
+
+fn text(t: String) -> Vec<Content> {
+    vec![Content::Text { text: t }]
+}
+
+impl Offline {
+    fn answer(&self, req: &ModelRequest) -> Result<ModelReply, ProviderError> {
+        let script = load_script(&req.agent_dir)?;
+        let last_user = req.messages.iter().rev().find(|m| matches!(m, Message::User { .. }));
+        let said = last_user.map(Message::text).unwrap_or_default();
+        let who = match &req.identity.emoji {
+            Some(e) => format!("{e} {}", req.identity.name),
+            None => req.identity.name.clone(),
+        };
+        let reply = |content: Vec<Content>, stop: &str| ModelReply {
+            usage: Usage {
+                input: (req.system.len() + req.messages.iter().map(|m| m.text().len()).sum::<usize>()) as u64 / 4,
+                output: content
+                    .iter()
+                    .map(|c| if let Content::Text { text } = c { text.len() as u64 / 4 } else { 8 })
+                    .sum(),
+                ..Usage::default()
+            },
+            content,
+            stop_reason: stop.to_string(),
+        };
+        let has_tool = |name: &str| req.tools.iter().any(|t| t.name == name);
+
+        // After tool results: report them (through the rule's reply if it has one).
+        if let Some(Message::ToolResult { .. }) = req.messages.last() {
+            let results: Vec<(String, String, bool)> = req
+                .messages
+                .iter()
+                .rev()
+                .take_while(|m| matches!(m, Message::ToolResult { .. }))
+                .filter_map(|m| match m {
+                    Message::ToolResult { tool_name, is_error, .. } => Some((tool_name.clone(), m.text(), *is_error)),
+                    _ => None,
+                })
+                .collect();
+            let rule_reply =
+                script.rules.iter().find(|r| r.matches(&said) && r.tool.is_some()).and_then(|r| r.reply.clone());
+            let body = results
+                .iter()
+                .rev()
+                .map(|(name, out, err)| match (&rule_reply, err) {
+                    (Some(t), false) => t.replace("{{result}}", out).replace("{{message}}", &said),
+                    (_, true) => format!("{who}: the tool `{name}` failed: {out}"),
+                    (None, false) => format!("{who}: `{name}` says: {out}"),
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            return Ok(reply(text(body), "stop"));
+        }
+
+        let call = |name: &str, arguments: Value| {
+            if !has_tool(name) {
+                return reply(text(format!("{who}: I have no tool `{name}` in this session.")), "stop");
+            }
+            let id = format!("call_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+            reply(vec![Content::ToolCall { id, name: name.to_string(), arguments }], "toolUse")
+        };
+
+        if let Some(rest) = said.trim().strip_prefix("/tool ") {
+            let (name, args) = rest.trim().split_once(char::is_whitespace).unwrap_or((rest.trim(), "{}"));
+            return Ok(match chela_core::config::source::parse(args).map(|p| p.root.to_json()) {
+                Ok(v @ Value::Object(_)) => call(name, v),
+                _ => reply(text(format!("{who}: usage: /tool NAME {{\"json\": \"arguments\"}}")), "stop"),
+            });
+        }
+        if let Some(rule) = script.rules.iter().find(|r| r.matches(&said)) {
+            if let Some(tool) = &rule.tool {
+                let args = rule.arguments.as_ref().map(|a| fill(a, &said)).unwrap_or_else(|| serde_json::json!({}));
+                return Ok(call(tool, args));
+            }
+            if let Some(t) = &rule.reply {
+                return Ok(reply(text(t.replace("{{message}}", &said)), "stop"));
+            }
+        }
+        let turn = req.messages.iter().filter(|m| matches!(m, Message::User { .. })).count();
+        let mut out = format!("{who} (agent `{}`) here.", req.identity.agent_id);
+        if let Some(soul) = soul_line(&req.system) {
+            out.push_str(&format!(" {soul}"));
+        }
+        out.push_str(&format!(" You said: “{said}” (message {turn} of this conversation)."));
+        Ok(reply(text(out), "stop"))
+    }
+}
+
+impl Provider for Offline {
+    fn id(&self) -> &str {
+        "offline"
+    }
+
+    fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelReply, ProviderError>> {
+        Box::pin(async move { self.answer(request) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ToolSpec;
+    use crate::persona::Identity;
+
+    fn request(dir: &Path, messages: Vec<Message>, tools: &[&str]) -> ModelRequest {
+        ModelRequest {
+            model: "persona".into(),
+            system: "# Workspace Files (injected)\n## SOUL.md\nCalm and precise.\n".into(),
+            messages,
+            tools: tools
+                .iter()
+                .map(|n| ToolSpec { name: n.to_string(), description: String::new(), parameters: Value::Null })
+                .collect(),
+            identity: Identity { agent_id: "work".into(), name: "Atlas".into(), emoji: None },
+            agent_dir: dir.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn persona_reply_counts_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let msgs = vec![Message::user("a", 1), Message::user("hello", 2)];
+        let r = Offline.answer(&request(dir.path(), msgs, &[])).unwrap();
+        assert_eq!(
+            Message::Assistant {
+                content: r.content,
+                timestamp: 0,
+                provider: String::new(),
+                model: String::new(),
+                usage: r.usage,
+                stop_reason: r.stop_reason
+            }
+            .text(),
+            "Atlas (agent `work`) here. Calm and precise. You said: “hello” (message 2 of this conversation)."
+        );
+    }
+
+    #[test]
+    fn script_calls_tools_only_when_the_agent_has_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(SCRIPT_FILE),
+            "{rules: [{when: 'count', tool: 'word_count', arguments: {text: '{{message}}'}, reply: 'Counted: {{result}}'}]}",
+        )
+        .unwrap();
+        let r =
+            Offline.answer(&request(dir.path(), vec![Message::user("count these words", 1)], &["word_count"])).unwrap();
+        assert_eq!(r.stop_reason, "toolUse");
+        let Content::ToolCall { name, arguments, .. } = &r.content[0] else { panic!("{r:?}") };
+        assert_eq!((name.as_str(), arguments["text"].as_str()), ("word_count", Some("count these words")));
+        let denied = Offline.answer(&request(dir.path(), vec![Message::user("count", 1)], &[])).unwrap();
+        assert!(matches!(&denied.content[0], Content::Text { text } if text.contains("no tool `word_count`")));
+        let after = vec![
+            Message::user("count these words", 1),
+            Message::ToolResult {
+                tool_call_id: "c".into(),
+                tool_name: "word_count".into(),
+                content: vec![Content::Text { text: "3".into() }],
+                is_error: false,
+                timestamp: 2,
+            },
+        ];
+        let r = Offline.answer(&request(dir.path(), after, &["word_count"])).unwrap();
+        assert_eq!(r.content, vec![Content::Text { text: "Counted: 3".into() }]);
+        std::fs::write(dir.path().join(SCRIPT_FILE), "{rules: [{when: 1}]}").unwrap();
+        let err = Offline.answer(&request(dir.path(), vec![Message::user("x", 1)], &[])).unwrap_err();
+        assert!(err.to_string().contains(SCRIPT_FILE), "{err}");
+    }
+}

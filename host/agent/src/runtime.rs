@@ -1,0 +1,453 @@
+//! The run loop: one inbound message → one agent turn.
+//!
+//! prompt (persona, re-read every turn) → model → tool calls through the
+//! agent's capability-linked tools → results → model … bounded in rounds and
+//! time; every message is appended to the transcript as it happens, so a
+//! crash loses at most the step in progress. Turns of one session key run in
+//! arrival order ([`SessionQueues`]); other sessions run in parallel.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use chela_core::config::paths::{agent_dir, agent_workspace, expand_tilde, sessions_dir, Environment};
+use chela_core::config::schema::Config;
+use chela_core::ids::normalize_agent_id;
+use chela_core::policy::session_kind_for_key;
+use chela_core::roster::Roster;
+use chela_plugin::capability::secrets::SecretStore;
+use chela_plugin::Plugins;
+use serde_json::Value;
+
+use crate::clock;
+use crate::freshness;
+use crate::model::{split_model, ModelReply, ModelRequest, ProviderError, Providers, ToolSpec};
+use crate::persona::{self, Budget, Identity, PromptInput};
+use crate::queue::{QueueFull, SessionQueues};
+use crate::store::transcript::message_entry;
+use crate::store::{Content, DeliveryContext, FileStore, Message, Origin, SessionStore, StoreError};
+
+/// The model an agent uses when none is configured: works with no key and no network.
+pub const DEFAULT_MODEL: &str = "offline/persona";
+
+#[derive(Debug, Clone, Copy)]
+pub struct RunLimits {
+    /// Model calls per turn (each may ask for tools).
+    pub max_rounds: usize,
+    /// Wall-clock bound on one turn, queue wait excluded.
+    pub turn_timeout: Duration,
+    /// Turns per session key, running plus waiting.
+    pub queue_limit: usize,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits { max_rounds: 8, turn_timeout: Duration::from_secs(300), queue_limit: 32 }
+    }
+}
+
+/// One message for an agent, already routed.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub agent_id: String,
+    pub session_key: String,
+    pub main_session_key: String,
+    pub text: String,
+    /// Chat type for reset policy and the index (`direct`, `group`, `channel`).
+    pub chat_type: String,
+    pub origin: Origin,
+    pub delivery: Option<DeliveryContext>,
+}
+
+/// A tool call made during a turn.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolCallSummary {
+    pub name: String,
+    pub ok: bool,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnOutcome {
+    pub agent_id: String,
+    pub session_key: String,
+    pub session_id: String,
+    pub reply: String,
+    pub model: String,
+    pub tool_calls: Vec<ToolCallSummary>,
+    /// The session was reset by this message (trigger or expiry).
+    pub reset: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("unknown agent `{0}`")]
+    UnknownAgent(String),
+    #[error(transparent)]
+    QueueFull(#[from] QueueFull),
+    #[error("session store: {0}")]
+    Store(#[from] StoreError),
+    #[error("no model could answer for agent `{agent}`: {}", .tried.join("; "))]
+    Model { agent: String, tried: Vec<String> },
+    #[error("the turn did not finish within {0:?}")]
+    Timeout(Duration),
+    #[error("the session queue was closed")]
+    Closed,
+}
+
+pub type SecretsFor = dyn Fn(&str) -> Arc<SecretStore> + Send + Sync;
+
+pub struct AgentRuntime {
+    env: Environment,
+    config: RwLock<Arc<Config>>,
+    plugins: Arc<Plugins>,
+    providers: Providers,
+    secrets: Arc<SecretsFor>,
+    stores: Mutex<HashMap<PathBuf, Arc<FileStore>>>,
+    queues: SessionQueues,
+    limits: RunLimits,
+}
+
+impl AgentRuntime {
+    pub fn new(
+        config: Arc<Config>,
+        env: Environment,
+        plugins: Arc<Plugins>,
+        providers: Providers,
+        secrets: Arc<SecretsFor>,
+        limits: RunLimits,
+    ) -> AgentRuntime {
+        AgentRuntime {
+            env,
+            config: RwLock::new(config),
+            plugins,
+            providers,
+            secrets,
+            stores: Mutex::default(),
+            queues: SessionQueues::new(limits.queue_limit),
+            limits,
+        }
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Applies a new config to the turns that start from now on.
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    pub fn plugins(&self) -> &Arc<Plugins> {
+        &self.plugins
+    }
+
+    pub fn queue_depths(&self) -> Vec<(String, usize)> {
+        self.queues.depths()
+    }
+
+    /// The session store of an agent (`session.store` with `{agentId}`, else
+    /// `<stateDir>/agents/<id>/sessions`), opened once.
+    pub fn store(&self, agent_id: &str) -> Result<Arc<dyn SessionStore>, StoreError> {
+        let dir = store_dir(&self.config(), &self.env, agent_id);
+        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = stores.get(&dir) {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(FileStore::open(&dir)?);
+        stores.insert(dir, s.clone());
+        Ok(s)
+    }
+
+    /// Runs one turn for a routed message. Waits for the session's earlier turns.
+    pub async fn run(&self, inbound: Inbound) -> Result<TurnOutcome, RunError> {
+        let cfg = self.config();
+        let agent_id = normalize_agent_id(Some(&inbound.agent_id));
+        if Roster::from_config(&cfg).find(&agent_id).is_none() {
+            return Err(RunError::UnknownAgent(inbound.agent_id));
+        }
+        let permit = self.queues.enter(&inbound.session_key)?.await.ok_or(RunError::Closed)?;
+        let limit = self.limits.turn_timeout;
+        let out = tokio::time::timeout(limit, self.turn(&cfg, &agent_id, inbound)).await;
+        drop(permit);
+        out.map_err(|_| RunError::Timeout(limit))?
+    }
+
+    async fn turn(&self, cfg: &Config, agent_id: &str, inbound: Inbound) -> Result<TurnOutcome, RunError> {
+        let store = self.store(agent_id)?;
+        let key = inbound.session_key.as_str();
+        let roster = Roster::from_config(cfg);
+        let workspace = agent_workspace(cfg, &roster, agent_id, &self.env);
+        let cwd = workspace.display().to_string();
+        let now = clock::now_ms();
+
+        // Resets: an explicit trigger, or expiry checked on this message.
+        let (text, mut reset) = strip_reset_trigger(cfg, &inbound.text);
+        if reset {
+            store.reset(key)?;
+        } else if let Some(old) = store.get(key)? {
+            let policy =
+                freshness::policy_for(cfg, inbound.delivery.as_ref().map(|d| d.channel.as_str()), &inbound.chat_type);
+            if freshness::is_stale_now(policy, old.last_interaction_at.unwrap_or(old.updated_at)) {
+                tracing::info!(session = key, "session expired; starting a new one");
+                store.reset(key)?;
+                reset = true;
+            }
+        }
+        let entry = store.upsert(key, &mut |e| {
+            e.updated_at = now;
+            e.last_interaction_at = Some(now);
+            e.chat_type = Some(inbound.chat_type.clone());
+            e.origin = Some(inbound.origin.clone());
+            if let Some(d) = &inbound.delivery {
+                e.last_channel = Some(d.channel.clone());
+                e.last_to = Some(d.to.clone());
+                e.last_account_id = Some(d.account_id.clone());
+                e.last_thread_id = d.thread_id.clone();
+                e.delivery_context = Some(d.clone());
+            }
+        })?;
+        let (model_names, identity) = agent_profile(cfg, agent_id);
+        let model_label = model_names.first().cloned().unwrap_or_default();
+        if text.trim().is_empty() {
+            let reply = format!("New session started with {}.", identity.name);
+            return Ok(TurnOutcome {
+                agent_id: agent_id.to_string(),
+                session_key: key.to_string(),
+                session_id: entry.session_id,
+                reply,
+                model: model_label,
+                tool_calls: Vec::new(),
+                reset,
+            });
+        }
+
+        let transcript = store.transcript(&entry)?;
+        let mut messages = transcript.messages;
+        let mut parent = transcript.last_id;
+        let append = |m: &Message, parent: &mut Option<String>| -> Result<(), StoreError> {
+            let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+            store.append(&entry, &cwd, &[message_entry(&id, parent.as_deref(), &clock::iso_now(), m)])?;
+            *parent = Some(id);
+            Ok(())
+        };
+
+        // Tools: this agent's policy for this kind of session, linked now (a
+        // plugin dropped in a moment ago is already here).
+        let kind = session_kind_for_key(cfg, agent_id, key, &inbound.main_session_key);
+        let secrets = self.secrets.clone();
+        let tools = self.plugins.link_agent(cfg, &self.env, agent_id, &kind, &move |p| secrets(p));
+        let specs: Vec<ToolSpec> = tools
+            .descriptors()
+            .into_iter()
+            .map(|d| ToolSpec {
+                name: d.name.clone(),
+                description: d.description.clone(),
+                parameters: serde_json::from_str(&d.parameters_schema).unwrap_or(Value::Null),
+            })
+            .collect();
+        let tool_names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        let agent_cfg = cfg.agent(agent_id).map(|(_, a)| a);
+        let defaults = cfg.agent_defaults();
+        let budget = Budget {
+            per_file: defaults
+                .and_then(|d| d.bootstrap_max_chars)
+                .map(|n| n as usize)
+                .unwrap_or(Budget::default().per_file),
+            total: defaults
+                .and_then(|d| d.bootstrap_total_max_chars)
+                .map(|n| n as usize)
+                .unwrap_or(Budget::default().total),
+        };
+        let system = persona::system_prompt(&PromptInput {
+            identity: &identity,
+            workspace: &workspace,
+            shared_skills: &self.env.state_dir().join("skills"),
+            skill_filter: agent_cfg.and_then(|a| a.skills.as_deref()),
+            tool_names: &tool_names,
+            budget,
+            minimal: key.contains(":subagent:") || key.contains(":cron:"),
+            now: &chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        });
+
+        let user = Message::user(&text, now);
+        append(&user, &mut parent)?;
+        messages.push(user);
+
+        let agent_dir = agent_dir(cfg, agent_id, &self.env);
+        let mut calls = Vec::new();
+        let mut used_model = model_label;
+        let mut input_tokens = 0;
+        let mut output_tokens = 0;
+        let mut reply_text = String::new();
+        for round in 0..self.limits.max_rounds {
+            let request = ModelRequest {
+                model: String::new(),
+                system: system.clone(),
+                messages: messages.clone(),
+                tools: specs.clone(),
+                identity: identity.clone(),
+                agent_dir: agent_dir.clone(),
+            };
+            let (name, answer) = self.complete(agent_id, &model_names, request).await?;
+            used_model = name.clone();
+            input_tokens += answer.usage.input;
+            output_tokens += answer.usage.output;
+            let (provider, model) = split_model(&name).unwrap_or(("", ""));
+            let assistant = Message::Assistant {
+                content: answer.content,
+                timestamp: clock::now_ms(),
+                provider: provider.to_string(),
+                model: model.to_string(),
+                usage: answer.usage,
+                stop_reason: answer.stop_reason,
+            };
+            append(&assistant, &mut parent)?;
+            let wanted: Vec<(String, String, Value)> =
+                assistant.tool_calls().into_iter().map(|(i, n, a)| (i.to_string(), n.to_string(), a.clone())).collect();
+            reply_text = assistant.text();
+            messages.push(assistant);
+            if wanted.is_empty() {
+                break;
+            }
+            if round + 1 == self.limits.max_rounds {
+                reply_text = format!("(stopped: more than {} model rounds in one turn)", self.limits.max_rounds);
+                break;
+            }
+            for (call_id, name, arguments) in wanted {
+                let started = Instant::now();
+                let (out, is_error) = match tools.get(&name) {
+                    // Only linked tools can run: a denied tool is not in `tools`.
+                    None => (format!("tool `{name}` is not available to agent `{agent_id}`"), true),
+                    Some(t) => match t.invoke(&self.plugins, key, &call_id, &arguments.to_string()).await {
+                        Ok(o) => match o.value {
+                            Ok(v) => (v, false),
+                            Err(e) => (serde_json::to_string(&e).unwrap_or_default(), true),
+                        },
+                        Err(e) => (e.to_string(), true),
+                    },
+                };
+                calls.push(ToolCallSummary {
+                    name: name.clone(),
+                    ok: !is_error,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                });
+                let result = Message::ToolResult {
+                    tool_call_id: call_id,
+                    tool_name: name,
+                    content: vec![Content::Text { text: out }],
+                    is_error,
+                    timestamp: clock::now_ms(),
+                };
+                append(&result, &mut parent)?;
+                messages.push(result);
+            }
+        }
+        let done = store.upsert(key, &mut |e| {
+            e.updated_at = clock::now_ms();
+            e.input_tokens = Some(e.input_tokens.unwrap_or(0) + input_tokens);
+            e.output_tokens = Some(e.output_tokens.unwrap_or(0) + output_tokens);
+            e.total_tokens = Some(e.input_tokens.unwrap_or(0) + e.output_tokens.unwrap_or(0));
+        })?;
+        Ok(TurnOutcome {
+            agent_id: agent_id.to_string(),
+            session_key: key.to_string(),
+            session_id: done.session_id,
+            reply: reply_text,
+            model: used_model,
+            tool_calls: calls,
+            reset,
+        })
+    }
+
+    /// Tries the primary model, then the fallbacks, on provider errors.
+    async fn complete(
+        &self,
+        agent_id: &str,
+        models: &[String],
+        mut request: ModelRequest,
+    ) -> Result<(String, ModelReply), RunError> {
+        let mut tried = Vec::new();
+        for name in models {
+            let (provider, model) = match split_model(name) {
+                Ok(pm) => pm,
+                Err(e) => {
+                    tried.push(e);
+                    continue;
+                }
+            };
+            let Some(p) = self.providers.get(provider) else {
+                tried.push(
+                    ProviderError::Unavailable {
+                        provider: provider.into(),
+                        why: "not configured in this gateway".into(),
+                    }
+                    .to_string(),
+                );
+                continue;
+            };
+            request.model = model.to_string();
+            match p.complete(&request).await {
+                Ok(reply) => return Ok((name.clone(), reply)),
+                Err(e) => {
+                    tracing::warn!(agent = agent_id, model = %name, error = %e, "model failed; trying the next");
+                    tried.push(format!("{name}: {e}"));
+                }
+            }
+        }
+        Err(RunError::Model { agent: agent_id.to_string(), tried })
+    }
+}
+
+/// `/new` or `/reset` (or `session.resetTriggers`) at the start of a message:
+/// the rest of the message, and whether it was a trigger.
+fn strip_reset_trigger(cfg: &Config, text: &str) -> (String, bool) {
+    let defaults = ["/new".to_string(), "/reset".to_string()];
+    let triggers = cfg.session.as_ref().and_then(|s| s.reset_triggers.as_deref()).unwrap_or(&defaults);
+    let t = text.trim_start();
+    for trig in triggers {
+        if let Some(rest) = t.strip_prefix(trig.as_str()) {
+            if rest.is_empty() || rest.starts_with(char::is_whitespace) {
+                return (rest.trim().to_string(), true);
+            }
+        }
+    }
+    (text.to_string(), false)
+}
+
+/// The agent's models (primary, then fallbacks) and identity.
+fn agent_profile(cfg: &Config, agent_id: &str) -> (Vec<String>, Identity) {
+    let agent = cfg.agent(agent_id).map(|(_, a)| a);
+    let model = agent.and_then(|a| a.model.as_ref()).or_else(|| cfg.agent_defaults()?.model.as_ref());
+    let mut models: Vec<String> = Vec::new();
+    if let Some(m) = model {
+        models.extend(m.primary().map(str::to_string));
+        if let chela_core::config::schema::ModelRef::Detailed(d) = m {
+            models.extend(d.fallbacks.iter().flatten().cloned());
+        }
+    }
+    if models.is_empty() {
+        models.push(DEFAULT_MODEL.to_string());
+    }
+    let ident = agent.and_then(|a| a.identity.as_ref());
+    let name = ident
+        .and_then(|i| i.name.clone())
+        .or_else(|| agent.and_then(|a| a.name.clone()))
+        .unwrap_or_else(|| agent_id.to_string());
+    (models, Identity { agent_id: agent_id.to_string(), name, emoji: ident.and_then(|i| i.emoji.clone()) })
+}
+
+/// Where an agent's sessions live.
+pub fn store_dir(cfg: &Config, env: &Environment, agent_id: &str) -> PathBuf {
+    let id = normalize_agent_id(Some(agent_id));
+    match cfg.session.as_ref().and_then(|s| s.store.as_deref()) {
+        Some(t) => {
+            let file = expand_tilde(&t.replace("{agentId}", &id), &env.home);
+            file.parent().map(PathBuf::from).unwrap_or(file)
+        }
+        None => sessions_dir(&id, env),
+    }
+}

@@ -1,0 +1,135 @@
+//! Sessions: the index (`sessions.json`: session key → [`SessionEntry`]) and
+//! the transcripts, behind [`SessionStore`] so a shared backend (PostgreSQL,
+//! design §11) can replace the embedded [`file::FileStore`].
+
+pub mod file;
+pub mod transcript;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub use file::FileStore;
+pub use transcript::{Content, Message, Transcript, Usage};
+
+/// One `sessions.json` entry. Fields chela does not use are kept as they
+/// were (`extra`), so an OpenClaw store survives being written by chela.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionEntry {
+    pub session_id: String,
+    pub updated_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+    /// Where replies for this session go (newer OpenClaw; `last*` below for older readers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_context: Option<DeliveryContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_thread_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_started_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_interaction_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_tokens: Option<u64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Who and where a session's messages come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Origin {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+}
+
+/// The route a reply takes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryContext {
+    pub channel: String,
+    pub to: String,
+    pub account_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+}
+
+impl SessionEntry {
+    pub fn new(now_ms: i64) -> SessionEntry {
+        SessionEntry {
+            session_id: uuid::Uuid::new_v4().to_string(),
+            updated_at: now_ms,
+            session_file: None,
+            chat_type: None,
+            origin: None,
+            delivery_context: None,
+            last_channel: None,
+            last_to: None,
+            last_account_id: None,
+            last_thread_id: None,
+            session_started_at: Some(now_ms),
+            last_interaction_at: None,
+            input_tokens: None,
+            output_tokens: None,
+            total_tokens: None,
+            extra: Map::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// The index exists but is not a JSON object of entries; it is left as it is.
+    #[error("{path}:{line}:{column}: session index is not valid JSON ({message}); fix or move it, chela will not overwrite it")]
+    CorruptIndex { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("{path}: session `{key}` has an unreadable entry: {message}")]
+    BadEntry { path: PathBuf, key: String, message: String },
+}
+
+/// A session store. Methods are synchronous and short (a file append, an
+/// index rewrite); the run loop calls them off the async threads.
+pub trait SessionStore: Send + Sync {
+    /// The entry of `key`, if any.
+    fn get(&self, key: &str) -> Result<Option<SessionEntry>, StoreError>;
+    /// Every readable entry, most recently updated first.
+    fn list(&self) -> Result<Vec<(String, SessionEntry)>, StoreError>;
+    /// Creates the entry if missing (new session id), lets `edit` change it,
+    /// stores it and returns it.
+    fn upsert(&self, key: &str, edit: &mut dyn FnMut(&mut SessionEntry)) -> Result<SessionEntry, StoreError>;
+    /// Starts a new session for `key` (new id); the old transcript is archived.
+    fn reset(&self, key: &str) -> Result<SessionEntry, StoreError>;
+    /// Appends whole lines to the entry's transcript (created with its header if new).
+    fn append(&self, entry: &SessionEntry, cwd: &str, lines: &[Value]) -> Result<(), StoreError>;
+    /// Reads the entry's transcript (a torn last line is skipped, with a warning).
+    fn transcript(&self, entry: &SessionEntry) -> Result<Transcript, StoreError>;
+}

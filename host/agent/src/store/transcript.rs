@@ -1,0 +1,217 @@
+//! The lines of a `<sessionId>.jsonl` transcript, in the pi session format
+//! (version 3) that OpenClaw writes, so existing tooling can read ours.
+//!
+//! Line 1 is a `session` header; later lines are entries chained by
+//! `id`/`parentId`. Only `message` entries feed the model; other entry types
+//! (`model_change`, `compaction`, `custom`, …) are kept on disk untouched.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One message of a conversation, as the transcript stores it and as the
+/// run loop hands it to a model provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Message {
+    User {
+        content: Vec<Content>,
+        timestamp: i64,
+    },
+    Assistant {
+        content: Vec<Content>,
+        timestamp: i64,
+        provider: String,
+        model: String,
+        #[serde(default)]
+        usage: Usage,
+        #[serde(default)]
+        stop_reason: String,
+    },
+    ToolResult {
+        tool_call_id: String,
+        tool_name: String,
+        content: Vec<Content>,
+        #[serde(default)]
+        is_error: bool,
+        timestamp: i64,
+    },
+}
+
+/// A content block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Content {
+    Text {
+        text: String,
+    },
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: Value,
+    },
+    Thinking {
+        thinking: String,
+    },
+    /// Blocks this runtime does not interpret (images, …): skipped for the model.
+    #[serde(other)]
+    Other,
+}
+
+/// Token counts as providers report them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+}
+
+impl Message {
+    pub fn user(text: &str, timestamp: i64) -> Message {
+        Message::User { content: vec![Content::Text { text: text.to_string() }], timestamp }
+    }
+
+    pub fn content(&self) -> &[Content] {
+        match self {
+            Message::User { content, .. }
+            | Message::Assistant { content, .. }
+            | Message::ToolResult { content, .. } => content,
+        }
+    }
+
+    /// The text blocks joined (what a person would read).
+    pub fn text(&self) -> String {
+        let parts: Vec<&str> = self
+            .content()
+            .iter()
+            .filter_map(|c| match c {
+                Content::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        parts.join("\n")
+    }
+
+    /// The tool calls an assistant message asks for.
+    pub fn tool_calls(&self) -> Vec<(&str, &str, &Value)> {
+        self.content()
+            .iter()
+            .filter_map(|c| match c {
+                Content::ToolCall { id, name, arguments } => Some((id.as_str(), name.as_str(), arguments)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The header line (`{"type":"session","version":3,…}`).
+pub fn header(session_id: &str, cwd: &str, timestamp: &str) -> Value {
+    serde_json::json!({"type": "session", "version": 3, "id": session_id, "timestamp": timestamp, "cwd": cwd})
+}
+
+/// A `message` entry line.
+pub fn message_entry(id: &str, parent_id: Option<&str>, timestamp: &str, message: &Message) -> Value {
+    serde_json::json!({
+        "type": "message",
+        "id": id,
+        "parentId": parent_id,
+        "timestamp": timestamp,
+        "message": message,
+    })
+}
+
+/// What a transcript file holds, as read back.
+#[derive(Debug, Default)]
+pub struct Transcript {
+    /// Every well-formed line, in order (headers and all entry types).
+    pub lines: Vec<Value>,
+    /// The conversation: the `message` entries this runtime understands.
+    pub messages: Vec<Message>,
+    /// The id of the last entry (the parent of the next one).
+    pub last_id: Option<String>,
+    /// Lines that could not be read (a torn last line after a crash), by 1-based number.
+    pub skipped: Vec<usize>,
+}
+
+impl Transcript {
+    /// Parses a transcript; unreadable lines are skipped, never fatal.
+    pub fn parse(text: &str) -> Transcript {
+        let mut t = Transcript::default();
+        for (i, raw) in text.split('\n').enumerate() {
+            if raw.trim().is_empty() {
+                continue;
+            }
+            let Ok(line) = serde_json::from_str::<Value>(raw) else {
+                t.skipped.push(i + 1);
+                continue;
+            };
+            if let Some(id) = line.get("id").and_then(Value::as_str) {
+                if line.get("type").and_then(Value::as_str) != Some("session") {
+                    t.last_id = Some(id.to_string());
+                }
+            }
+            if line.get("type").and_then(Value::as_str) == Some("message") {
+                match line.get("message").cloned().map(serde_json::from_value::<Message>) {
+                    Some(Ok(m)) => t.messages.push(m),
+                    _ => t.skipped.push(i + 1),
+                }
+            }
+            t.lines.push(line);
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_in_pi_shape() {
+        let m = Message::Assistant {
+            content: vec![
+                Content::Text { text: "hi".into() },
+                Content::ToolCall { id: "c1".into(), name: "read".into(), arguments: serde_json::json!({"path": "a"}) },
+            ],
+            timestamp: 5,
+            provider: "offline".into(),
+            model: "persona".into(),
+            usage: Usage { input: 3, output: 4, ..Usage::default() },
+            stop_reason: "toolUse".into(),
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["role"], "assistant");
+        assert_eq!(v["stopReason"], "toolUse");
+        assert_eq!(v["content"][1]["type"], "toolCall");
+        assert_eq!(serde_json::from_value::<Message>(v).unwrap(), m);
+        let r = Message::ToolResult {
+            tool_call_id: "c1".into(),
+            tool_name: "read".into(),
+            content: vec![Content::Text { text: "x".into() }],
+            is_error: false,
+            timestamp: 6,
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!((v["role"].as_str(), v["toolCallId"].as_str()), (Some("toolResult"), Some("c1")));
+    }
+
+    #[test]
+    fn torn_last_line_is_skipped_and_unknown_blocks_kept() {
+        let text = concat!(
+            r#"{"type":"session","version":3,"id":"s","timestamp":"t","cwd":"/w"}"#,
+            "\n",
+            r#"{"type":"message","id":"a1","parentId":null,"timestamp":"t","message":{"role":"user","content":[{"type":"image","data":"…"},{"type":"text","text":"hi"}],"timestamp":1}}"#,
+            "\n",
+            r#"{"type":"custom","id":"a2","parentId":"a1","timestamp":"t","data":{}}"#,
+            "\n",
+            r#"{"type":"message","id":"a3","parentId":"a2","timest"#
+        );
+        let t = Transcript::parse(text);
+        assert_eq!(t.lines.len(), 3);
+        assert_eq!(t.messages.len(), 1);
+        assert_eq!(t.messages[0].text(), "hi");
+        assert_eq!(t.last_id.as_deref(), Some("a2"));
+        assert_eq!(t.skipped, vec![4]);
+    }
+}

@@ -1,0 +1,188 @@
+//! Agent turns end to end: real config, real tool components (built from
+//! `plugins/` by `cargo xtask build-plugins`), real files, the offline model.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chela_agent::store::{Message, SessionStore};
+use chela_agent::{AgentRuntime, Inbound, Origin, Providers, RunLimits};
+use chela_core::config::load_str;
+use chela_core::config::paths::Environment;
+use chela_plugin::capability::secrets::SecretStore;
+use chela_plugin::{Limits, PluginEngine, Plugins};
+
+fn wasm(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} is missing: run `cargo xtask build-plugins` first", p.display());
+    p
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    runtime: AgentRuntime,
+}
+
+const CONFIG: &str = r#"{
+  agents: { list: [
+    { id: "work", default: true, workspace: "$DIR/ws-work", identity: { name: "Atlas" }, tools: { allow: ["read", "write"] } },
+    { id: "support", workspace: "$DIR/ws-support", identity: { name: "Sage", emoji: "🛟" }, tools: { deny: ["write"] } },
+  ] },
+}"#;
+
+impl World {
+    async fn new(config: &str) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let pdir = dir.path().join("plugins");
+        std::fs::create_dir_all(&pdir).unwrap();
+        for n in ["tool_read", "tool_write"] {
+            std::fs::copy(wasm(n), pdir.join(format!("{n}.wasm"))).unwrap();
+        }
+        let engine = Arc::new(PluginEngine::new(Limits::default()).unwrap());
+        let plugins = Arc::new(Plugins::new(engine, vec![pdir], Some(dir.path().join("cache"))));
+        assert!(plugins.rescan().await.failed.is_empty());
+        let env = Environment {
+            home: dir.path().into(),
+            state_dir: Some(dir.path().join("state").display().to_string()),
+            ..Default::default()
+        };
+        let text = config.replace("$DIR", &dir.path().display().to_string());
+        let cfg = Arc::new(load_str(&text, None).expect("config loads").config);
+        let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
+        let runtime = AgentRuntime::new(cfg, env, plugins, Providers::builtin(), secrets, RunLimits::default());
+        World { dir, runtime }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    async fn say(&self, agent: &str, peer: &str, text: &str) -> chela_agent::TurnOutcome {
+        self.runtime.run(inbound(agent, peer, text)).await.expect("turn runs")
+    }
+}
+
+fn inbound(agent: &str, peer: &str, text: &str) -> Inbound {
+    Inbound {
+        agent_id: agent.into(),
+        session_key: format!("agent:{agent}:telegram:direct:{peer}"),
+        main_session_key: format!("agent:{agent}:main"),
+        text: text.into(),
+        chat_type: "direct".into(),
+        origin: Origin {
+            provider: Some("telegram".into()),
+            from: Some(format!("telegram:{peer}")),
+            ..Origin::default()
+        },
+        delivery: None,
+    }
+}
+
+fn transcript(store: &dyn SessionStore, key: &str) -> Vec<Message> {
+    let entry = store.get(key).unwrap().expect("session exists");
+    store.transcript(&entry).unwrap().messages
+}
+
+#[tokio::test]
+async fn an_allowed_tool_runs_a_denied_one_cannot() {
+    let w = World::new(CONFIG).await;
+    let args = r#"/tool write {"path": "note.txt", "content": "from the model"}"#;
+    let out = w.say("work", "1", args).await;
+    assert_eq!(out.tool_calls.len(), 1, "{out:?}");
+    assert!(out.tool_calls[0].ok && out.reply.contains("wrote 14 bytes to note.txt"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(w.path("ws-work/note.txt")).unwrap(), "from the model");
+
+    let out = w.say("support", "1", args).await;
+    assert!(out.tool_calls.is_empty(), "the model never saw `write`: {out:?}");
+    assert!(out.reply.contains("no tool `write`"), "{}", out.reply);
+    assert!(!w.path("ws-support/note.txt").exists());
+
+    // The transcript is pi-shaped: user, assistant(toolCall), toolResult, assistant(text).
+    let store = w.runtime.store("work").unwrap();
+    let roles: Vec<&str> = transcript(store.as_ref(), "agent:work:telegram:direct:1")
+        .iter()
+        .map(|m| match m {
+            Message::User { .. } => "user",
+            Message::Assistant { .. } => "assistant",
+            Message::ToolResult { .. } => "toolResult",
+        })
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "toolResult", "assistant"]);
+    let session_dir = w.path("state/agents/work/sessions");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(session_dir.join("sessions.json")).unwrap()).unwrap();
+    let entry = &index["agent:work:telegram:direct:1"];
+    assert_eq!(entry["origin"]["provider"], "telegram");
+    assert!(entry["totalTokens"].as_u64().is_some_and(|t| t > 0));
+    let first = std::fs::read_to_string(session_dir.join(format!("{}.jsonl", out_session(&index)))).unwrap();
+    assert!(first.lines().next().unwrap().contains(r#""type":"session","version":3"#));
+}
+
+fn out_session(index: &serde_json::Value) -> String {
+    index["agent:work:telegram:direct:1"]["sessionId"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn persona_is_reread_every_turn_and_sessions_continue_until_reset() {
+    let w = World::new(CONFIG).await;
+    std::fs::create_dir_all(w.path("ws-support")).unwrap();
+    std::fs::write(w.path("ws-support/SOUL.md"), "Patient and kind.\n").unwrap();
+    let a = w.say("support", "7", "hello").await;
+    assert!(a.reply.starts_with("🛟 Sage (agent `support`) here. Patient and kind."), "{}", a.reply);
+    assert!(a.reply.contains("message 1 of this conversation"));
+    std::fs::write(w.path("ws-support/SOUL.md"), "Terse.\n").unwrap();
+    let b = w.say("support", "7", "again").await;
+    assert!(b.reply.contains(" Terse. ") && b.reply.contains("message 2 of"), "{}", b.reply);
+    assert_eq!(a.session_id, b.session_id);
+    // Another sender is another session of the same agent.
+    let other = w.say("support", "8", "hi").await;
+    assert!(other.reply.contains("message 1 of") && other.session_id != a.session_id);
+
+    let r = w.say("support", "7", "/new what now").await;
+    assert!(r.reset && r.session_id != a.session_id);
+    assert!(r.reply.contains("“what now” (message 1 of"), "{}", r.reply);
+    let archived = std::fs::read_dir(w.path("state/agents/support/sessions"))
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with(&format!("{}.jsonl.reset.", a.session_id)));
+    assert!(archived, "the old transcript is archived, not deleted");
+    let bare = w.say("support", "7", "/reset").await;
+    assert!(bare.reset && bare.reply == "New session started with Sage.", "{}", bare.reply);
+}
+
+#[tokio::test]
+async fn turns_of_one_session_never_interleave() {
+    let w = World::new(CONFIG).await;
+    let rt = &w.runtime;
+    let (a, b, c, d) = tokio::join!(
+        rt.run(inbound("work", "9", "one")),
+        rt.run(inbound("work", "9", "two")),
+        rt.run(inbound("work", "9", "three")),
+        rt.run(inbound("work", "9", "four")),
+    );
+    for (n, r) in [a, b, c, d].into_iter().enumerate() {
+        assert!(r.unwrap().reply.contains(&format!("message {} of", n + 1)));
+    }
+    let store = rt.store("work").unwrap();
+    let texts: Vec<String> =
+        transcript(store.as_ref(), "agent:work:telegram:direct:9").iter().map(Message::text).collect();
+    let users: Vec<&str> = texts.iter().step_by(2).map(String::as_str).collect();
+    assert_eq!(users, ["one", "two", "three", "four"]);
+    assert!(texts.iter().skip(1).step_by(2).all(|t| t.starts_with("Atlas")));
+}
+
+#[tokio::test]
+async fn unknown_agent_and_bad_model_are_clear_errors() {
+    let w = World::new(CONFIG).await;
+    let err = w.runtime.run(inbound("nobody", "1", "hi")).await.unwrap_err();
+    assert_eq!(err.to_string(), "unknown agent `nobody`");
+    let w = World::new(
+        r#"{agents: {list: [{id: "a", workspace: "$DIR/a", model: {primary: "anthropic/claude", fallbacks: ["offline/persona"]}}, {id: "b", model: "nope"}]}}"#,
+    )
+    .await;
+    let ok = w.runtime.run(inbound("a", "1", "hi")).await.unwrap();
+    assert_eq!(ok.model, "offline/persona", "fell back after the unavailable provider");
+    let err = w.runtime.run(inbound("b", "1", "hi")).await.unwrap_err().to_string();
+    assert!(err.contains("model `nope` must be written `provider/model`"), "{err}");
+}

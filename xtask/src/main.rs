@@ -88,7 +88,7 @@ fn demo() -> Result<(), String> {
     std::fs::create_dir_all(&plugins_dir).map_err(|e| e.to_string())?;
     let built = [
         ("target/wasm32-wasip2/release", ["tool_echo", "tool_read", "tool_write", "tool_web_fetch"].as_slice()),
-        ("target/polyglot", ["tool_word_count_py", "tool_slugify_js"].as_slice()),
+        ("target/polyglot", ["tool_word_count_py", "tool_slugify_js", "channel_webhook_js"].as_slice()),
     ];
     for (dir, names) in built {
         for n in names {
@@ -139,24 +139,35 @@ fn build_plugins() -> Result<(), String> {
     build_js_plugins()
 }
 
-/// componentize-js from npm (installed into the plugin's node_modules).
+/// The JavaScript plugins: one npm workspace (`plugins/package.json`), one
+/// componentize-js install from npm, one build per plugin that changed.
+const JS_PLUGINS: [(&str, &str); 2] =
+    [("tool-slugify-js", "tool_slugify_js"), ("channel-webhook-js", "channel_webhook_js")];
+
 fn build_js_plugins() -> Result<(), String> {
-    let src = root().join("plugins/tool-slugify-js");
-    let wasm = root().join("target/polyglot/tool_slugify_js.wasm");
-    if !src.join("node_modules/.bin/componentize-js").exists() {
+    let plugins = root().join("plugins");
+    if !plugins.join("node_modules/.bin/componentize-js").exists() {
         run(
             "npm install (componentize-js)",
-            Command::new("npm").current_dir(&src).args(["install", "--no-fund", "--no-audit"]),
+            Command::new("npm").current_dir(&plugins).args(["install", "--no-fund", "--no-audit"]),
         )?;
     }
-    let mut sources = files_in(&root().join("wit"));
-    sources.extend(files_in(&src));
-    if up_to_date(&wasm, &sources) {
-        eprintln!("==> javascript plugin up to date: {}", wasm.display());
-        return Ok(());
-    }
     std::fs::create_dir_all(root().join("target/polyglot")).map_err(|e| e.to_string())?;
-    run("componentize-js tool-slugify-js", Command::new("npm").current_dir(&src).args(["run", "--silent", "build"]))
+    for (dir, out) in JS_PLUGINS {
+        let src = plugins.join(dir);
+        let wasm = root().join(format!("target/polyglot/{out}.wasm"));
+        let mut sources = files_in(&root().join("wit"));
+        sources.extend(files_in(&src));
+        if up_to_date(&wasm, &sources) {
+            eprintln!("==> javascript plugin up to date: {}", wasm.display());
+            continue;
+        }
+        run(
+            &format!("componentize-js {dir}"),
+            Command::new("npm").current_dir(&src).args(["run", "--silent", "build"]),
+        )?;
+    }
+    Ok(())
 }
 
 /// componentize-py from PyPI (a venv under target/); the wheel carries CPython.

@@ -4,9 +4,11 @@
 
 mod agents;
 mod context;
+mod gateway;
 mod output;
 mod plugins;
 mod route;
+mod sessions;
 mod tools;
 mod validate;
 
@@ -52,6 +54,13 @@ enum Command {
     /// List and inspect WebAssembly plugins.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Run the gateway (webhooks, channel adapters, agents, control API).
+    Gateway(gateway::GatewayArgs),
+    /// Send a message to an agent (through a running gateway, else directly).
+    Send(sessions::SendArgs),
+    /// List sessions and show transcripts.
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +107,9 @@ fn main() -> ExitCode {
         Command::Route(args) => route::run(&ctx, &args),
         Command::Tools(args) => tools::run(&ctx, &args),
         Command::Plugins(cmd) => plugins::run(&ctx, cmd),
+        Command::Gateway(args) => gateway::run(&ctx, &args),
+        Command::Send(args) => sessions::send(&ctx, &args),
+        Command::Sessions(cmd) => sessions::run(&ctx, cmd),
     };
     match result {
         Ok(code) => code,

@@ -44,10 +44,15 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
+/// The plugins of the configured dirs, not yet scanned (the gateway scans).
+pub fn load_lazy(ctx: &Context, cfg: &Config) -> Result<Plugins> {
+    let engine = Arc::new(PluginEngine::new(Limits::default())?);
+    Ok(Plugins::new(engine, dirs(ctx, cfg), Some(ctx.env.state_dir().join("cache").join("plugins"))))
+}
+
 /// Loads every plugin of the configured dirs.
 pub async fn load(ctx: &Context, cfg: &Config) -> Result<Plugins> {
-    let engine = Arc::new(PluginEngine::new(Limits::default())?);
-    let plugins = Plugins::new(engine, dirs(ctx, cfg), Some(ctx.env.state_dir().join("cache").join("plugins")));
+    let plugins = load_lazy(ctx, cfg)?;
     plugins.rescan().await;
     Ok(plugins)
 }

@@ -5,6 +5,7 @@
 //! I/O of its own beyond reading a config file when asked. Everything else in
 //! chela (CLI, gateway, plugin runtime) calls into it; none re-implements it.
 
+pub mod access;
 pub mod config;
 pub mod ids;
 pub mod policy;

@@ -7,3 +7,20 @@ wasmtime::component::bindgen!({
     imports: { default: async },
     exports: { default: async },
 });
+
+/// The channel world, sharing the capability interfaces (and their host
+/// implementations) with the tool world.
+pub mod channel {
+    wasmtime::component::bindgen!({
+        world: "channel-plugin",
+        path: "../../wit",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "chela:plugin/types": super::chela::plugin::types,
+            "chela:plugin/log": super::chela::plugin::log,
+            "chela:plugin/kv": super::chela::plugin::kv,
+            "chela:plugin/secrets": super::chela::plugin::secrets,
+        },
+    });
+}

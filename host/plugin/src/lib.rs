@@ -10,6 +10,7 @@ mod bindings;
 pub mod cache;
 pub mod call;
 pub mod capability;
+pub mod channel;
 pub mod engine;
 pub mod inspect;
 pub mod linking;

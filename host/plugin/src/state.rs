@@ -24,6 +24,8 @@ pub struct PluginState {
     pub(crate) kv: Option<KvScope>,
     pub(crate) secrets: Arc<SecretStore>,
     pub(crate) logs: Vec<String>,
+    /// When the current call must end (long-lived channel instances set it per call).
+    pub(crate) deadline: Option<std::time::Instant>,
 }
 
 impl PluginState {
@@ -52,13 +54,22 @@ impl PluginState {
                 allowed: if grants.holds(Capability::Http) { grants.http_hosts.clone() } else { Vec::new() },
                 secrets: secrets.clone(),
             },
-            limits: MemoryCap { limit: memory_bytes, refused: false },
+            limits: MemoryCap { limit: memory_bytes, refused: false, size: 0 },
             plugin_id: plugin_id.into(),
             agent_id: agent_id.into(),
             kv: grants.kv_dir.as_deref().filter(|_| grants.holds(Capability::Kv)).map(KvScope::open),
             secrets,
             logs: Vec::new(),
+            deadline: None,
         })
+    }
+
+    /// Points the instance's key-value state and secrets at one account
+    /// (a channel instance serves all accounts of its channel, one call at a time).
+    pub(crate) fn enter_scope(&mut self, kv: Option<KvScope>, secrets: Arc<SecretStore>) {
+        self.kv = kv;
+        self.egress.secrets = secrets.clone();
+        self.secrets = secrets;
     }
 }
 
@@ -67,14 +78,17 @@ impl PluginState {
 pub(crate) struct MemoryCap {
     limit: usize,
     pub(crate) refused: bool,
+    /// Linear memory the instance holds now (bytes).
+    pub(crate) size: usize,
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.refused = true;
             return Ok(false);
         }
+        self.size = self.size.saturating_sub(current) + desired;
         Ok(true)
     }
 

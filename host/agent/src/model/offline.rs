@@ -66,10 +66,30 @@ fn fill(v: &Value, message: &str) -> Value {
     }
 }
 
-/// The first line of SOUL.md as injected into the system prompt.
-fn soul_line(system: &str) -> Option<&str> {
+/// The opening sentence of SOUL.md as injected into the system prompt
+/// (its own headings skipped; the section ends at the next injected file).
+fn soul_line(system: &str) -> Option<String> {
     let rest = &system[system.find("## SOUL.md\n")? + "## SOUL.md\n".len()..];
-    rest.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('['))
+    let end = crate::persona::BOOTSTRAP_FILES
+        .iter()
+        .map(|f| format!("\n## {f}\n"))
+        .chain(["\n# Current Date".to_string()])
+        .filter_map(|marker| rest.find(&marker))
+        .min()
+        .unwrap_or(rest.len());
+    // The first paragraph's first sentence.
+    let paragraph: Vec<&str> = rest[..end]
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| l.is_empty() || l.starts_with('#') || l.starts_with('['))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let text = paragraph.join(" ");
+    let sentence = match text.find(". ") {
+        Some(i) => &text[..=i],
+        None => text.as_str(),
+    };
+    (!sentence.is_empty()).then(|| sentence.to_string())
 }
 
 fn text(t: String) -> Vec<Content> {

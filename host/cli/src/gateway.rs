@@ -1,0 +1,102 @@
+//! `chela gateway`: run the gateway in the foreground until SIGINT/SIGTERM.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use chela_agent::Providers;
+use chela_gateway::{Gateway, GatewayOptions};
+
+use crate::context::Context;
+
+pub const DEFAULT_PORT: u16 = 18789;
+
+#[derive(clap::Args, Debug)]
+pub struct GatewayArgs {
+    /// Port (default: gateway.port, else 18789).
+    #[arg(long)]
+    port: Option<u16>,
+    /// loopback (default), lan (all interfaces) or custom (gateway.customBindHost).
+    #[arg(long)]
+    bind: Option<String>,
+}
+
+/// The address the config (and flags) ask for.
+pub fn listen_addr(ctx_cfg: &chela_core::config::Config, port: Option<u16>, bind: Option<&str>) -> Result<SocketAddr> {
+    let g = ctx_cfg.gateway.as_ref();
+    let port = port.or_else(|| g.and_then(|g| g.port)).unwrap_or(DEFAULT_PORT);
+    let bind = bind.map(str::to_string).or_else(|| g.and_then(|g| g.bind.clone())).unwrap_or_else(|| "loopback".into());
+    let ip: IpAddr = match bind.as_str() {
+        "loopback" => Ipv4Addr::LOCALHOST.into(),
+        "lan" => Ipv4Addr::UNSPECIFIED.into(),
+        "custom" => g
+            .and_then(|g| g.custom_bind_host.as_deref())
+            .context("gateway.bind is `custom` but gateway.customBindHost is not set")?
+            .parse()
+            .context("gateway.customBindHost is not an IP address")?,
+        other => bail!("--bind must be loopback, lan or custom; got `{other}`"),
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// The control API token: `gateway.auth.token`, else `CHELA_GATEWAY_TOKEN`.
+pub fn auth_token(cfg: &chela_core::config::Config) -> Option<String> {
+    cfg.gateway
+        .as_ref()
+        .and_then(|g| g.auth.as_ref()?.token.clone())
+        .or_else(|| std::env::var("CHELA_GATEWAY_TOKEN").ok())
+        .filter(|t| !t.is_empty())
+}
+
+pub fn run(ctx: &Context, args: &GatewayArgs) -> Result<ExitCode> {
+    let loaded = ctx.load()?;
+    let cfg = loaded.config;
+    let mut options = GatewayOptions::loopback(0);
+    options.addr = listen_addr(&cfg, args.port, args.bind.as_deref())?;
+    options.auth_token = auth_token(&cfg);
+    let rt = crate::plugins::runtime()?;
+    rt.block_on(async {
+        let plugins = Arc::new(crate::plugins::load_lazy(ctx, &cfg)?);
+        let vars = Arc::new(|k: &str| std::env::var(k).ok());
+        let gw = Gateway::new(Arc::new(cfg), ctx.env.clone(), plugins, Providers::builtin(), options, vars).await?;
+        let running = gw.serve().await?;
+        let _reload = gw.watch_config(ctx.config_path.clone(), Duration::from_secs(1));
+        eprintln!("chela gateway listening on http://{}", running.addr);
+        eprintln!("  config:  {}", ctx.config_path.display());
+        eprintln!("  plugins: {}", gw.plugin_dirs_hint().display());
+        for (c, why) in gw.missing_channels() {
+            eprintln!("  channel `{c}` not running: {why}");
+        }
+        shutdown_signal().await;
+        eprintln!("shutting down: finishing turns in flight…");
+        if !running.shutdown().await {
+            eprintln!("some turns did not finish within the grace period");
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,213 @@
+//! `chela send` and `chela sessions`: through a running gateway's control
+//! API when one answers on the configured port, else directly on the files.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use chela_agent::store::SessionStore;
+use chela_agent::{AgentRuntime, FileStore, Inbound, Origin, Providers, RunLimits};
+use chela_core::ids::normalize_agent_id;
+use chela_core::roster::Roster;
+use chela_core::session_key::{build_main_session_key, parse_agent_session_key};
+use serde_json::{json, Value};
+
+use crate::context::Context;
+use crate::output::print_json;
+
+#[derive(clap::Args, Debug)]
+pub struct SendArgs {
+    /// The agent to talk to.
+    #[arg(long)]
+    agent: String,
+    /// Session key (default: the agent's main session).
+    #[arg(long)]
+    session: Option<String>,
+    /// The message.
+    message: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum SessionsCommand {
+    /// Sessions of one agent, or of all.
+    List {
+        #[arg(long, conflicts_with = "all_agents")]
+        agent: Option<String>,
+        #[arg(long)]
+        all_agents: bool,
+        /// Only sessions active in the last MIN minutes.
+        #[arg(long, value_name = "MIN")]
+        active: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One session's transcript.
+    Show {
+        key: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A control API call to a gateway on loopback; `None` when none is listening.
+fn control(
+    ctx_cfg: &chela_core::config::Config,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Option<Value>> {
+    let addr = crate::gateway::listen_addr(ctx_cfg, None, Some("loopback"))?;
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
+        return Ok(None);
+    };
+    s.set_read_timeout(Some(Duration::from_secs(600)))?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let auth =
+        crate::gateway::auth_token(ctx_cfg).map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let status: u16 = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let text = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    let v: Value = serde_json::from_str(text).unwrap_or(Value::String(text.to_string()));
+    if status != 200 {
+        bail!("gateway at {addr} answered {status}: {}", v.get("error").and_then(Value::as_str).unwrap_or(text));
+    }
+    Ok(Some(v))
+}
+
+pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
+    let loaded = ctx.load()?;
+    let cfg = loaded.config;
+    let agent = normalize_agent_id(Some(&args.agent));
+    let mut body = json!({"agentId": agent, "text": args.message});
+    if let Some(s) = &args.session {
+        body["sessionKey"] = json!(s);
+    }
+    let outcome = match control(&cfg, "POST", "/api/v1/send", Some(&body))? {
+        Some(v) => v,
+        None => {
+            if Roster::from_config(&cfg).find(&agent).is_none() {
+                bail!("unknown agent `{}` (see `chela agents list`)", args.agent);
+            }
+            let rt = crate::plugins::runtime()?;
+            rt.block_on(async {
+                let plugins = Arc::new(crate::plugins::load(ctx, &cfg).await?);
+                let main_key = build_main_session_key(&agent, cfg.session.as_ref().and_then(|s| s.main_key.as_deref()));
+                let cfg = Arc::new(cfg.clone());
+                let secrets_cfg = cfg.clone();
+                let vars = |k: &str| std::env::var(k).ok();
+                let secrets: Arc<chela_agent::runtime::SecretsFor> =
+                    Arc::new(move |p: &str| chela_gateway::tool_secrets(&secrets_cfg, &vars, p));
+                let runtime = AgentRuntime::new(
+                    cfg,
+                    ctx.env.clone(),
+                    plugins,
+                    Providers::builtin(),
+                    secrets,
+                    RunLimits::default(),
+                );
+                let turn = runtime
+                    .run(Inbound {
+                        agent_id: agent.clone(),
+                        session_key: args.session.clone().unwrap_or_else(|| main_key.clone()),
+                        main_session_key: main_key,
+                        text: args.message.clone(),
+                        chat_type: "direct".into(),
+                        origin: Origin { provider: Some("cli".into()), ..Origin::default() },
+                        delivery: None,
+                    })
+                    .await?;
+                Ok::<_, anyhow::Error>(serde_json::to_value(turn)?)
+            })?
+        }
+    };
+    if args.json {
+        print_json(&outcome);
+    } else {
+        println!("{}", outcome["reply"].as_str().unwrap_or_default());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(ctx: &Context, cmd: SessionsCommand) -> Result<ExitCode> {
+    let loaded = ctx.load()?;
+    let cfg = loaded.config;
+    let roster = Roster::from_config(&cfg);
+    let store = |agent: &str| -> Result<FileStore> {
+        let dir = chela_agent::runtime::store_dir(&cfg, &ctx.env, agent);
+        FileStore::open(&dir).with_context(|| format!("sessions of agent `{agent}`"))
+    };
+    match cmd {
+        SessionsCommand::List { agent, all_agents, active, json } => {
+            let agents = match (&agent, all_agents) {
+                (Some(a), _) => vec![normalize_agent_id(Some(a))],
+                (None, true) => roster.ids(),
+                (None, false) => vec![roster.default_agent()],
+            };
+            let now = chrono_now_ms();
+            let mut rows = Vec::new();
+            for a in agents {
+                for (key, e) in store(&a)?.list()? {
+                    if active.is_some_and(|m| now - e.updated_at > (m as i64) * 60_000) {
+                        continue;
+                    }
+                    rows.push(json!({"agentId": a, "key": key, "sessionId": e.session_id, "updatedAt": e.updated_at,
+                        "chatType": e.chat_type, "totalTokens": e.total_tokens}));
+                }
+            }
+            if json {
+                print_json(&json!({ "sessions": rows }));
+            } else if rows.is_empty() {
+                println!("no sessions");
+            } else {
+                for r in rows {
+                    let age = (now - r["updatedAt"].as_i64().unwrap_or(now)) / 60_000;
+                    println!(
+                        "{:<10} {:<50} {:>6} min ago  {}",
+                        r["agentId"].as_str().unwrap_or(""),
+                        r["key"].as_str().unwrap_or(""),
+                        age,
+                        r["sessionId"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        SessionsCommand::Show { key, json } => {
+            let Some(parsed) = parse_agent_session_key(&key) else {
+                bail!("`{key}` is not an agent session key (agent:<id>:…)");
+            };
+            let s = store(&parsed.agent_id)?;
+            let Some(entry) = s.get(&key)? else { bail!("agent `{}` has no session `{key}`", parsed.agent_id) };
+            let t = s.transcript(&entry)?;
+            if json {
+                print_json(&json!({"key": key, "entry": entry, "messages": t.messages}));
+            } else {
+                for m in &t.messages {
+                    let role = match m {
+                        chela_agent::store::Message::User { .. } => "user",
+                        chela_agent::store::Message::Assistant { .. } => "assistant",
+                        chela_agent::store::Message::ToolResult { .. } => "tool",
+                    };
+                    let calls: Vec<String> = m.tool_calls().iter().map(|(_, n, a)| format!("{n}({a})")).collect();
+                    let text = if calls.is_empty() { m.text() } else { format!("calls {}", calls.join(", ")) };
+                    println!("{role:>9}: {text}");
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

@@ -1,0 +1,200 @@
+//! Who may reach an agent through a channel account (reference §7): DM
+//! policy before routing, group policy and mention gating around it. Pure:
+//! approved pairings are passed in by the caller that stores them.
+
+use serde_json::Value as Json;
+
+use crate::config::schema::{ChannelAccount, Config, DmPolicy, GroupPolicy, IdValue};
+use crate::ids::normalize_agent_id;
+
+/// What to do with a direct message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DmVerdict {
+    Allow,
+    /// Unknown sender under `dmPolicy: "pairing"`: offer a pairing code, do not route.
+    Pairing,
+    Deny(String),
+}
+
+/// What to do with a group message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupVerdict {
+    Deny(String),
+    /// Allowed; when `require_mention`, only a message that mentions the
+    /// agent gets a reply.
+    Allow {
+        require_mention: bool,
+    },
+}
+
+/// The account's settings with the channel's top level as fallback.
+struct Scoped<'a> {
+    account: Option<&'a ChannelAccount>,
+    top: Option<&'a ChannelAccount>,
+}
+
+impl<'a> Scoped<'a> {
+    fn new(cfg: &'a Config, channel: &str, account_id: &str) -> Scoped<'a> {
+        let ch = cfg.channels.as_ref().and_then(|c| c.get(channel));
+        Scoped { account: ch.and_then(|c| c.accounts.as_ref()?.get(account_id)), top: ch.map(|c| &c.top) }
+    }
+
+    fn pick<T>(&self, f: impl Fn(&'a ChannelAccount) -> Option<T>) -> Option<T> {
+        self.account.and_then(&f).or_else(|| self.top.and_then(&f))
+    }
+}
+
+/// `allowFrom` entries match the sender id as given, or with a `<channel>:`
+/// prefix; case-insensitive; `"*"` matches everyone.
+fn listed(list: &[IdValue], approved: &[String], channel: &str, sender: &str) -> bool {
+    let sender = sender.trim().to_lowercase();
+    let prefixed = format!("{}:{sender}", channel.to_lowercase());
+    list.iter().map(|v| v.0.as_str()).chain(approved.iter().map(String::as_str)).any(|e| {
+        let e = e.trim().to_lowercase();
+        e == "*" || e == sender || e == prefixed
+    })
+}
+
+/// DM access for `sender` on one channel account. `approved`: senders
+/// approved through pairing.
+pub fn dm_access(cfg: &Config, channel: &str, account_id: &str, sender: &str, approved: &[String]) -> DmVerdict {
+    let s = Scoped::new(cfg, channel, account_id);
+    let policy = s.pick(|a| a.dm_policy).unwrap_or(DmPolicy::Pairing);
+    let allow = s.pick(|a| a.allow_from.as_deref()).unwrap_or(&[]);
+    let known = listed(allow, approved, channel, sender);
+    match policy {
+        DmPolicy::Disabled => DmVerdict::Deny(format!("direct messages are disabled on {channel}/{account_id}")),
+        // `open` is public only with "*" in allowFrom; otherwise it is an allowlist.
+        DmPolicy::Open | DmPolicy::Allowlist if known => DmVerdict::Allow,
+        DmPolicy::Open | DmPolicy::Allowlist => {
+            DmVerdict::Deny(format!("sender `{sender}` is not in allowFrom of {channel}/{account_id}"))
+        }
+        DmPolicy::Pairing if known => DmVerdict::Allow,
+        DmPolicy::Pairing => DmVerdict::Pairing,
+    }
+}
+
+/// Group access for a message in `group_id` from `sender`.
+pub fn group_access(cfg: &Config, channel: &str, account_id: &str, group_id: &str, sender: &str) -> GroupVerdict {
+    let s = Scoped::new(cfg, channel, account_id);
+    let policy = s.pick(|a| a.group_policy).unwrap_or(GroupPolicy::Allowlist);
+    let groups = s.pick(|a| a.groups.as_ref());
+    let entry = |id: &str| groups.and_then(|g| g.iter().find(|(k, _)| k.eq_ignore_ascii_case(id)).map(|(_, v)| v));
+    let own = entry(group_id);
+    let any = entry("*");
+    match policy {
+        GroupPolicy::Disabled => return GroupVerdict::Deny(format!("groups are disabled on {channel}/{account_id}")),
+        GroupPolicy::Allowlist if own.is_none() && any.is_none() => {
+            return GroupVerdict::Deny(format!("group `{group_id}` is not in groups of {channel}/{account_id}"))
+        }
+        _ => {}
+    }
+    if let Some(list) = s.pick(|a| a.group_allow_from.as_deref()) {
+        if !listed(list, &[], channel, sender) {
+            return GroupVerdict::Deny(format!("sender `{sender}` is not in groupAllowFrom of {channel}/{account_id}"));
+        }
+    }
+    let flag = |v: Option<&Json>| v.and_then(|g| g.get("requireMention")).and_then(Json::as_bool);
+    GroupVerdict::Allow { require_mention: flag(own).or(flag(any)).unwrap_or(true) }
+}
+
+/// The routed agent's mention patterns (reference §7.4): its own
+/// `groupChat.mentionPatterns`, else `messages.groupChat.mentionPatterns`,
+/// else derived from its identity name and emoji.
+pub fn mention_patterns(cfg: &Config, agent_id: &str) -> Vec<String> {
+    let id = normalize_agent_id(Some(agent_id));
+    let agent = cfg.agent(&id).map(|(_, a)| a);
+    if let Some(p) = agent.and_then(|a| a.group_chat.as_ref()?.mention_patterns.clone()) {
+        return p;
+    }
+    let global = cfg.messages.as_ref().and_then(|m| m.get("groupChat")?.get("mentionPatterns")?.as_array().cloned());
+    if let Some(list) = global {
+        return list.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+    }
+    let mut out = Vec::new();
+    let ident = agent.and_then(|a| a.identity.as_ref());
+    if let Some(name) = ident.and_then(|i| i.name.as_deref()) {
+        let words: Vec<String> = name.split_whitespace().map(regex::escape).collect();
+        if !words.is_empty() {
+            out.push(format!(r"\b@?{}\b", words.join(r"\s+")));
+        }
+    }
+    if let Some(emoji) = ident.and_then(|i| i.emoji.as_deref()).filter(|e| !e.trim().is_empty()) {
+        out.push(regex::escape(emoji.trim()));
+    }
+    out
+}
+
+/// Whether `text` matches any pattern (case-insensitive regexes; a pattern
+/// that does not compile is skipped).
+pub fn is_mentioned(patterns: &[String], text: &str) -> bool {
+    patterns.iter().any(|p| {
+        let p = p.replace('\u{8}', r"\b");
+        regex::RegexBuilder::new(&p).case_insensitive(true).build().is_ok_and(|re| re.is_match(text))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    fn cfg(text: &str) -> Config {
+        load_str(text, None).expect("config loads").config
+    }
+
+    #[test]
+    fn dm_policy_per_account_with_channel_fallback() {
+        let c = cfg(r#"{channels: {whatsapp: {dmPolicy: "allowlist", allowFrom: ["+1555"],
+            accounts: {biz: {dmPolicy: "open", allowFrom: ["*"]}, personal: {}, shut: {dmPolicy: "disabled"}, pair: {dmPolicy: "pairing"}, half: {dmPolicy: "open"}}}}}"#);
+        assert_eq!(dm_access(&c, "whatsapp", "biz", "+1999", &[]), DmVerdict::Allow);
+        assert_eq!(dm_access(&c, "whatsapp", "personal", "+1555", &[]), DmVerdict::Allow);
+        assert_eq!(
+            dm_access(&c, "whatsapp", "personal", "whatsapp:+1555", &[]),
+            DmVerdict::Deny("sender `whatsapp:+1555` is not in allowFrom of whatsapp/personal".into())
+        );
+        assert!(matches!(dm_access(&c, "whatsapp", "personal", "+1999", &[]), DmVerdict::Deny(_)));
+        assert!(matches!(dm_access(&c, "whatsapp", "shut", "+1555", &[]), DmVerdict::Deny(_)));
+        assert_eq!(dm_access(&c, "whatsapp", "pair", "+1999", &[]), DmVerdict::Pairing);
+        assert_eq!(dm_access(&c, "whatsapp", "pair", "+1999", &["+1999".into()]), DmVerdict::Allow);
+        assert!(
+            matches!(dm_access(&c, "whatsapp", "half", "+1999", &[]), DmVerdict::Deny(_)),
+            "open without * is an allowlist"
+        );
+        assert_eq!(
+            dm_access(&cfg("{}"), "telegram", "default", "1", &[]),
+            DmVerdict::Pairing,
+            "pairing is the default"
+        );
+    }
+
+    #[test]
+    fn group_policy_and_mention_requirement() {
+        let c = cfg(
+            r#"{channels: {slack: {groupPolicy: "allowlist", groups: {C1: {requireMention: false}, "*": {requireMention: true}}},
+            discord: {groupPolicy: "open"}, telegram: {groupPolicy: "disabled"}, whatsapp: {groups: {G1: {}}, groupAllowFrom: ["+1"]}}}"#,
+        );
+        assert_eq!(group_access(&c, "slack", "default", "C1", "u"), GroupVerdict::Allow { require_mention: false });
+        assert_eq!(group_access(&c, "slack", "default", "C9", "u"), GroupVerdict::Allow { require_mention: true });
+        assert_eq!(group_access(&c, "discord", "default", "x", "u"), GroupVerdict::Allow { require_mention: true });
+        assert!(matches!(group_access(&c, "telegram", "default", "x", "u"), GroupVerdict::Deny(_)));
+        assert!(matches!(group_access(&c, "whatsapp", "default", "G2", "+1"), GroupVerdict::Deny(_)));
+        assert!(matches!(group_access(&c, "whatsapp", "default", "G1", "+2"), GroupVerdict::Deny(_)));
+        assert_eq!(group_access(&c, "whatsapp", "default", "G1", "+1"), GroupVerdict::Allow { require_mention: true });
+    }
+
+    #[test]
+    fn mention_patterns_own_then_global_then_identity() {
+        let c = cfg(
+            r#"{agents: {list: [{id: "a", groupChat: {mentionPatterns: ["@atlas"]}}, {id: "b", identity: {name: "Big Sage", emoji: "🛟"}}, {id: "c", groupChat: {mentionPatterns: []}}]}}"#,
+        );
+        assert_eq!(mention_patterns(&c, "a"), ["@atlas"]);
+        let b = mention_patterns(&c, "b");
+        assert!(
+            is_mentioned(&b, "hey big   sage, help") && is_mentioned(&b, "🛟 please") && !is_mentioned(&b, "bigsage")
+        );
+        assert!(mention_patterns(&c, "c").is_empty());
+        let g = cfg(r#"{messages: {groupChat: {mentionPatterns: ["(unclosed", "bot"]}}, agents: {list: [{id: "d"}]}}"#);
+        assert!(is_mentioned(&mention_patterns(&g, "d"), "hi BOT"));
+    }
+}

@@ -1,0 +1,236 @@
+//! The control API (`/api/v1/…`, JSON; bearer token when one is set): what
+//! `chela send`, `chela sessions` and scripts use against a running gateway.
+//! Repeated auth failures from one address are answered 429 with Retry-After.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use chela_agent::store::SessionStore;
+use chela_agent::{Inbound, Origin};
+use chela_core::config::paths::agent_workspace;
+use chela_core::routing::RouteInput;
+use chela_core::session_key::build_main_session_key;
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use serde::Deserialize;
+
+use crate::server::{error, json, Reply};
+use crate::Gateway;
+
+/// Auth failures allowed per address per window before 429.
+const MAX_AUTH_FAILURES: u32 = 10;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+fn failures() -> &'static Mutex<HashMap<IpAddr, (u32, Instant)>> {
+    static F: OnceLock<Mutex<HashMap<IpAddr, (u32, Instant)>>> = OnceLock::new();
+    F.get_or_init(Default::default)
+}
+
+/// Compares without an early exit on the first differing byte.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn authorize(gw: &Gateway, req: &Request<Incoming>, peer: SocketAddr) -> Result<(), Box<Reply>> {
+    let Some(token) = gw.options.auth_token.as_deref() else { return Ok(()) };
+    let now = Instant::now();
+    let mut f = failures().lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((n, since)) = f.get(&peer.ip()) {
+        let left = FAILURE_WINDOW.saturating_sub(now.duration_since(*since));
+        if *n >= MAX_AUTH_FAILURES && !left.is_zero() {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too many failed authentications; try later");
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&left.as_secs().max(1).to_string()) {
+                r.headers_mut().insert("retry-after", v);
+            }
+            return Err(Box::new(r));
+        }
+    }
+    let presented = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if same(presented.as_bytes(), token.as_bytes()) {
+        f.remove(&peer.ip());
+        return Ok(());
+    }
+    let e = f.entry(peer.ip()).or_insert((0, now));
+    if now.duration_since(e.1) > FAILURE_WINDOW {
+        *e = (0, now);
+    }
+    e.0 += 1;
+    Err(Box::new(error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")))
+}
+
+fn query(req: &Request<Incoming>, name: &str) -> Option<String> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            (b'+', _) => out.push(b' '),
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SendBody {
+    agent_id: String,
+    text: String,
+    #[serde(default)]
+    session_key: Option<String>,
+}
+
+pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
+    if let Err(r) = authorize(&gw, &req, peer) {
+        return *r;
+    }
+    let path = req.uri().path().to_string();
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET, "/api/v1/agents") => agents(&gw),
+        (Method::GET, "/api/v1/plugins") => json(StatusCode::OK, &serde_json::json!(gw.plugins.list())),
+        (Method::GET, "/api/v1/sessions") => sessions(&gw, query(&req, "agentId")),
+        (Method::GET, "/api/v1/sessions/history") => history(&gw, query(&req, "agentId"), query(&req, "key")),
+        (Method::POST, "/api/v1/send") => send(gw, req).await,
+        (Method::POST, "/api/v1/route") => route(gw, req).await,
+        (m, p) => error(StatusCode::NOT_FOUND, &format!("no control API route {m} {p}")),
+    }
+}
+
+fn agents(gw: &Gateway) -> Reply {
+    let cfg = gw.config();
+    let table = gw.table();
+    let roster = table.roster();
+    let list: Vec<serde_json::Value> = roster
+        .ids()
+        .into_iter()
+        .map(|id| {
+            let bindings = cfg
+                .bindings
+                .iter()
+                .flatten()
+                .filter(|b| {
+                    b.agent_id.as_deref().map(|a| chela_core::ids::normalize_agent_id(Some(a))) == Some(id.clone())
+                })
+                .count();
+            let name = cfg.agent(&id).and_then(|(_, a)| a.name.clone());
+            serde_json::json!({
+                "id": id,
+                "name": name,
+                "default": roster.default_agent() == id,
+                "workspace": agent_workspace(&cfg, roster, &id, &gw.env),
+                "bindings": bindings,
+            })
+        })
+        .collect();
+    json(StatusCode::OK, &serde_json::json!({ "agents": list }))
+}
+
+fn sessions(gw: &Gateway, agent: Option<String>) -> Reply {
+    let ids = match agent {
+        Some(a) => vec![chela_core::ids::normalize_agent_id(Some(&a))],
+        None => gw.table().roster().ids(),
+    };
+    let mut out = Vec::new();
+    for id in ids {
+        let store = match gw.runtime.store(&id) {
+            Ok(s) => s,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        };
+        match store.list() {
+            Ok(list) => {
+                out.extend(list.into_iter().map(|(key, e)| serde_json::json!({"agentId": id, "key": key, "entry": e})))
+            }
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        }
+    }
+    json(StatusCode::OK, &serde_json::json!({ "sessions": out }))
+}
+
+fn history(gw: &Gateway, agent: Option<String>, key: Option<String>) -> Reply {
+    let (Some(agent), Some(key)) = (agent, key) else {
+        return error(StatusCode::BAD_REQUEST, "agentId and key are required");
+    };
+    let store: Arc<dyn SessionStore> = match gw.runtime.store(&agent) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    match store.get(&key) {
+        Ok(Some(entry)) => match store.transcript(&entry) {
+            Ok(t) => json(
+                StatusCode::OK,
+                &serde_json::json!({"key": key, "sessionId": entry.session_id, "messages": t.messages}),
+            ),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        },
+        Ok(None) => error(StatusCode::NOT_FOUND, &format!("agent `{agent}` has no session `{key}`")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn body_json<T: serde::de::DeserializeOwned>(gw: &Gateway, req: Request<Incoming>) -> Result<T, Reply> {
+    let body = crate::server::read_body(gw, req.into_body()).await?;
+    serde_json::from_slice(&body).map_err(|e| error(StatusCode::BAD_REQUEST, &format!("request body: {e}")))
+}
+
+async fn send(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
+    let body: SendBody = match body_json(&gw, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let cfg = gw.config();
+    let agent = chela_core::ids::normalize_agent_id(Some(&body.agent_id));
+    let main_key = cfg.session.as_ref().and_then(|s| s.main_key.as_deref());
+    let main = build_main_session_key(&agent, main_key);
+    let inbound = Inbound {
+        agent_id: agent,
+        session_key: body.session_key.unwrap_or_else(|| main.clone()),
+        main_session_key: main,
+        text: body.text,
+        chat_type: "direct".into(),
+        origin: Origin { provider: Some("api".into()), label: Some("control API".into()), ..Origin::default() },
+        delivery: None,
+    };
+    let _turn = gw.inflight.enter();
+    match gw.runtime.run(inbound).await {
+        Ok(t) => json(StatusCode::OK, &serde_json::json!(t)),
+        Err(chela_agent::RunError::UnknownAgent(a)) => error(StatusCode::NOT_FOUND, &format!("unknown agent `{a}`")),
+        Err(e @ chela_agent::RunError::QueueFull(_)) => error(StatusCode::TOO_MANY_REQUESTS, &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn route(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
+    let v: serde_json::Value = match body_json(&gw, req).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let input = match RouteInput::from_json(&v) {
+        Ok(i) => i,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+    };
+    match gw.table().resolve(&input) {
+        Ok(r) => json(StatusCode::OK, &serde_json::json!(r)),
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+    }
+}

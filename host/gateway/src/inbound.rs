@@ -1,0 +1,184 @@
+//! The inbound pipeline (design §10): adapter event → DM policy → routing →
+//! group policy and mention gating → the session's queue and the agent's
+//! turn → the reply, through the same channel, account, peer and thread.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chela_agent::{DeliveryContext, Inbound, Origin};
+use chela_core::access::{dm_access, group_access, is_mentioned, mention_patterns, DmVerdict, GroupVerdict};
+use chela_core::routing::{PeerRef, RouteInput};
+use chela_core::session_key::build_thread_session_key;
+use chela_plugin::channel::{ChannelRuntime, Delivery, InboundEvent, OutboundMessage, PeerKind};
+
+use crate::Gateway;
+
+/// Delivery attempts when the platform asks to retry later.
+const MAX_DELIVERY_ATTEMPTS: u32 = 4;
+/// The longest retry-after we wait for before giving up on a reply.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+pub fn kind_str(k: PeerKind) -> &'static str {
+    match k {
+        PeerKind::Direct => "direct",
+        PeerKind::Group => "group",
+        PeerKind::Channel => "channel",
+    }
+}
+
+fn route_input(ev: &InboundEvent) -> RouteInput {
+    RouteInput {
+        channel: ev.channel.clone(),
+        account_id: Some(ev.account_id.clone()),
+        peer: Some(PeerRef::new(kind_str(ev.peer.kind), ev.peer.id.clone())),
+        parent_peer: ev.parent_peer.as_ref().map(|p| PeerRef::new(kind_str(p.kind), p.id.clone())),
+        guild_id: ev.guild_id.clone(),
+        team_id: ev.team_id.clone(),
+        member_role_ids: ev.member_role_ids.clone(),
+        ..RouteInput::default()
+    }
+}
+
+/// What became of one inbound event (for logs, metrics and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Replied { agent_id: String, session_key: String, platform_ids: Vec<String> },
+    Dropped(String),
+    Failed(String),
+}
+
+impl Gateway {
+    /// Runs one event through the pipeline. Never panics; every exit is an [`Outcome`].
+    pub async fn handle_event(self: &Arc<Self>, channel: Arc<ChannelRuntime>, ev: InboundEvent) -> Outcome {
+        let _turn = self.inflight.enter();
+        let cfg = self.config();
+        let (ch, account) = (ev.channel.clone(), ev.account_id.clone());
+        if ch != channel.channel_id() || !channel.has_account(&account) {
+            return self.drop_event(&ch, &account, "adapter reported another channel or account");
+        }
+        // DM access runs before routing: unknown senders never reach an agent.
+        if ev.peer.kind == PeerKind::Direct {
+            match dm_access(&cfg, &ch, &account, &ev.sender_id, &[]) {
+                DmVerdict::Allow => {}
+                DmVerdict::Pairing => {
+                    return self.drop_event(&ch, &account, "pairing required (pairing is not built yet)")
+                }
+                DmVerdict::Deny(why) => return self.drop_event(&ch, &account, &why),
+            }
+        }
+        let route = match self.table().resolve(&route_input(&ev)) {
+            Ok(r) => r,
+            Err(e) => return self.fail(&ch, &account, "route", format!("no agent for the message: {e}")),
+        };
+        self.metrics
+            .inc("chela_routes_total", &[("matched_by", route.matched_by.as_str()), ("agent", &route.agent_id)]);
+        if ev.peer.kind != PeerKind::Direct {
+            match group_access(&cfg, &ch, &account, &ev.peer.id, &ev.sender_id) {
+                GroupVerdict::Deny(why) => return self.drop_event(&ch, &account, &why),
+                GroupVerdict::Allow { require_mention: true }
+                    if !ev.mentions_bot && !is_mentioned(&mention_patterns(&cfg, &route.agent_id), &ev.text) =>
+                {
+                    return self.drop_event(&ch, &account, "group message without a mention");
+                }
+                GroupVerdict::Allow { .. } => {}
+            }
+        }
+        self.metrics
+            .inc("chela_messages_in_total", &[("channel", &ch), ("account", &account), ("agent", &route.agent_id)]);
+        let session_key = build_thread_session_key(&route.session_key, ev.thread_id.as_deref(), true);
+        let inbound = Inbound {
+            agent_id: route.agent_id.clone(),
+            session_key: session_key.clone(),
+            main_session_key: route.main_session_key.clone(),
+            text: ev.text.clone(),
+            chat_type: kind_str(ev.peer.kind).to_string(),
+            origin: Origin {
+                label: ev.sender_name.clone(),
+                provider: Some(ch.clone()),
+                chat_type: Some(kind_str(ev.peer.kind).to_string()),
+                from: Some(format!("{ch}:{}", ev.sender_id)),
+                to: Some(format!("{ch}:{}", ev.peer.id)),
+                account_id: Some(account.clone()),
+                thread_id: ev.thread_id.clone(),
+            },
+            delivery: Some(DeliveryContext {
+                channel: ch.clone(),
+                to: ev.peer.id.clone(),
+                account_id: account.clone(),
+                thread_id: ev.thread_id.clone(),
+            }),
+        };
+        let turn = match self.runtime.run(inbound).await {
+            Ok(t) => t,
+            Err(e) => return self.fail(&ch, &account, "agent", e.to_string()),
+        };
+        for call in &turn.tool_calls {
+            self.metrics.inc(
+                "chela_tool_calls_total",
+                &[("agent", &turn.agent_id), ("tool", &call.name), ("ok", if call.ok { "true" } else { "false" })],
+            );
+        }
+        if turn.reply.trim().is_empty() {
+            return Outcome::Dropped("the agent chose not to reply".into());
+        }
+        // The reply goes back exactly where the message came from.
+        let reply = OutboundMessage {
+            account_id: account.clone(),
+            peer: ev.peer.clone(),
+            thread_id: ev.thread_id.clone(),
+            reply_to_message_id: Some(ev.message_id.clone()),
+            text: turn.reply.clone(),
+        };
+        match deliver(&channel, reply).await {
+            Ok(ids) => {
+                self.metrics.inc(
+                    "chela_messages_out_total",
+                    &[("channel", &ch), ("account", &account), ("agent", &turn.agent_id)],
+                );
+                Outcome::Replied { agent_id: turn.agent_id, session_key, platform_ids: ids }
+            }
+            Err(e) => self.fail(&ch, &account, "deliver", e),
+        }
+    }
+
+    fn drop_event(&self, channel: &str, account: &str, why: &str) -> Outcome {
+        tracing::info!(channel, account, reason = why, "inbound message dropped");
+        let reason = why.split(':').next().unwrap_or(why);
+        let class = if reason.contains("pairing") {
+            "pairing"
+        } else if reason.contains("mention") {
+            "no_mention"
+        } else if reason.contains("group") {
+            "group_policy"
+        } else {
+            "dm_policy"
+        };
+        self.metrics.inc("chela_dropped_total", &[("channel", channel), ("account", account), ("reason", class)]);
+        Outcome::Dropped(why.to_string())
+    }
+
+    fn fail(&self, channel: &str, account: &str, stage: &'static str, message: String) -> Outcome {
+        tracing::warn!(channel, account, stage, error = %message, "inbound message failed");
+        self.metrics.inc("chela_errors_total", &[("stage", stage)]);
+        Outcome::Failed(message)
+    }
+}
+
+/// Sends, honouring the platform's retry-after a few times.
+async fn deliver(channel: &ChannelRuntime, reply: OutboundMessage) -> Result<Vec<String>, String> {
+    for attempt in 1..=MAX_DELIVERY_ATTEMPTS {
+        match channel.send(reply.clone()).await.map_err(|e| e.to_string())? {
+            Delivery::Sent(ids) => return Ok(ids),
+            Delivery::Failed(why) => return Err(format!("delivery failed: {why}")),
+            Delivery::RetryAfter(ms) => {
+                let wait = Duration::from_millis(ms);
+                if attempt == MAX_DELIVERY_ATTEMPTS || wait > MAX_RETRY_WAIT {
+                    return Err(format!("rate limited; gave up after {attempt} attempts (retry after {ms} ms)"));
+                }
+                tracing::info!(channel = channel.channel_id(), ms, "rate limited; retrying the reply");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+    Err("delivery failed".into())
+}

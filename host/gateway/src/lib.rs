@@ -1,0 +1,401 @@
+//! chela's gateway: one process, one port. It serves channel webhooks and
+//! the control API, runs the channel adapters and the inbound pipeline, and
+//! keeps plugins current (a dropped `.wasm` is picked up while running).
+//!
+//! Invariants: DM access runs before routing; a reply leaves through the
+//! account, peer and thread its message came from; a non-loopback listener
+//! never starts without an auth token.
+
+mod control;
+mod inbound;
+pub mod metrics;
+mod server;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chela_agent::{AgentRuntime, Providers, RunLimits};
+use chela_core::config::paths::Environment;
+use chela_core::config::schema::Config;
+use chela_core::routing::RouteTable;
+use chela_plugin::capability::secrets::SecretStore;
+use chela_plugin::channel::{ChannelRuntime, EnvVars};
+use chela_plugin::{PluginKind, Plugins};
+use tokio::sync::{watch, Notify};
+
+pub use inbound::Outcome;
+pub use metrics::Metrics;
+
+/// Where and how to listen.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    pub addr: SocketAddr,
+    /// Bearer token for the control API (required off loopback).
+    pub auth_token: Option<String>,
+    /// How often plugin dirs are rescanned.
+    pub plugin_scan: Duration,
+    /// Largest request body accepted (webhooks, control API).
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for turns in flight.
+    pub grace: Duration,
+}
+
+impl GatewayOptions {
+    pub fn loopback(port: u16) -> GatewayOptions {
+        GatewayOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            auth_token: None,
+            plugin_scan: Duration::from_secs(2),
+            max_body_bytes: 1 << 20,
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("refusing to listen on {0} without an auth token: set gateway.auth.token or CHELA_GATEWAY_TOKEN")]
+    NoAuthOffLoopback(SocketAddr),
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: SocketAddr, error: std::io::Error },
+}
+
+/// Counts work in flight so shutdown can wait for it.
+#[derive(Default)]
+pub(crate) struct Inflight {
+    n: AtomicUsize,
+    idle: Notify,
+}
+
+pub(crate) struct InflightGuard<'a>(&'a Inflight);
+
+impl Inflight {
+    pub(crate) fn enter(&self) -> InflightGuard<'_> {
+        self.n.fetch_add(1, Ordering::SeqCst);
+        InflightGuard(self)
+    }
+
+    async fn wait_idle(&self, grace: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let notified = self.idle.notified();
+            if self.n.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.n.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// The config in force; shared with the closures that read it (plugin secrets).
+type ConfigCell = Arc<RwLock<Arc<Config>>>;
+
+pub struct Gateway {
+    config: ConfigCell,
+    table: RwLock<Arc<RouteTable>>,
+    env: Environment,
+    runtime: Arc<AgentRuntime>,
+    plugins: Arc<Plugins>,
+    channels: RwLock<HashMap<String, Arc<ChannelRuntime>>>,
+    channel_errors: RwLock<HashMap<String, String>>,
+    pub metrics: Metrics,
+    inflight: Inflight,
+    options: GatewayOptions,
+    vars: Arc<EnvVars>,
+}
+
+/// Secrets of tool plugins: `plugins.entries.<id>.secrets` (`"${VAR}"` reads the environment).
+pub fn tool_secrets(cfg: &Config, vars: &EnvVars, plugin_id: &str) -> Arc<SecretStore> {
+    let entry = cfg.plugins.as_ref().and_then(|p| p.entries.as_ref()?.get(plugin_id)?.get("secrets").cloned());
+    let pairs = entry.and_then(|v| v.as_object().cloned()).unwrap_or_default().into_iter().filter_map(|(k, v)| {
+        let v = v.as_str()?.to_string();
+        let v = match v.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+            Some(var) => vars(var)?,
+            None => v,
+        };
+        Some((k, v))
+    });
+    SecretStore::from_pairs(pairs)
+}
+
+/// A running gateway: its address, and the handle that stops it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Graceful stop: no new connections, turns in flight finish (up to the
+    /// grace period), then background loops end.
+    pub async fn shutdown(self) -> bool {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+        let drained = self.gateway.inflight.wait_idle(self.gateway.options.grace).await;
+        for t in self.background {
+            t.abort();
+        }
+        drained
+    }
+}
+
+impl Gateway {
+    /// Loads plugins, starts channel adapters and returns the gateway (not yet listening).
+    pub async fn new(
+        config: Arc<Config>,
+        env: Environment,
+        plugins: Arc<Plugins>,
+        providers: Providers,
+        options: GatewayOptions,
+        vars: Arc<EnvVars>,
+    ) -> Result<Arc<Gateway>, GatewayError> {
+        if !options.addr.ip().is_loopback() && options.auth_token.is_none() {
+            return Err(GatewayError::NoAuthOffLoopback(options.addr));
+        }
+        let report = plugins.rescan().await;
+        for (path, e) in &report.failed {
+            tracing::warn!(path = %path.display(), error = %e, "plugin not loaded");
+        }
+        let cell: ConfigCell = Arc::new(RwLock::new(config.clone()));
+        let (secrets_cfg, secret_vars) = (cell.clone(), vars.clone());
+        let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(move |plugin: &str| {
+            let cfg = secrets_cfg.read().unwrap_or_else(|p| p.into_inner()).clone();
+            tool_secrets(&cfg, &*secret_vars, plugin)
+        });
+        let runtime = Arc::new(AgentRuntime::new(
+            config.clone(),
+            env.clone(),
+            plugins.clone(),
+            providers,
+            secrets,
+            RunLimits::default(),
+        ));
+        let gw = Arc::new(Gateway {
+            table: RwLock::new(Arc::new(RouteTable::build(&config))),
+            config: cell,
+            env,
+            runtime,
+            plugins,
+            channels: RwLock::default(),
+            channel_errors: RwLock::default(),
+            metrics: Metrics::default(),
+            inflight: Inflight::default(),
+            options,
+            vars,
+        });
+        gw.sync_channels().await;
+        Ok(gw)
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn runtime(&self) -> &Arc<AgentRuntime> {
+        &self.runtime
+    }
+
+    pub fn plugins(&self) -> &Arc<Plugins> {
+        &self.plugins
+    }
+
+    pub fn channel(&self, id: &str) -> Option<Arc<ChannelRuntime>> {
+        self.channels.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// Applies a new config to everything that starts from now on: routing,
+    /// agents, sessions, tools. Turns in flight finish on the config they
+    /// started with. Changed `channels.*` restart the channel adapters.
+    pub async fn apply_config(self: &Arc<Self>, config: Arc<Config>) {
+        let old = self.config();
+        let channels_changed = format!("{:?}", old.channels) != format!("{:?}", config.channels);
+        *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(RouteTable::build(&config));
+        self.runtime.set_config(config.clone());
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+        if channels_changed {
+            self.channels.write().unwrap_or_else(|p| p.into_inner()).clear();
+            self.sync_channels().await;
+        }
+        tracing::info!(channels_restarted = channels_changed, "config applied");
+    }
+
+    /// Watches the config file; a valid change is applied, an invalid one is
+    /// logged with every problem and the last good config stays (the same
+    /// checks as `chela config validate`).
+    pub fn watch_config(self: &Arc<Self>, path: PathBuf, every: Duration) -> tokio::task::JoinHandle<()> {
+        let gw = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            let mut last = stamp(&path);
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let now = stamp(&path);
+                if now == last {
+                    continue;
+                }
+                last = now;
+                let Some(gw) = gw.upgrade() else { return };
+                match load_checked(&path, &gw.env) {
+                    Ok(cfg) => gw.apply_config(Arc::new(cfg)).await,
+                    Err(problems) => {
+                        for p in &problems {
+                            tracing::error!(problem = %p, "config change not applied");
+                        }
+                        gw.metrics.inc("chela_errors_total", &[("stage", "config_reload")]);
+                    }
+                }
+            }
+        })
+    }
+
+    /// Channels in the config without a running adapter, with the reason.
+    pub fn missing_channels(&self) -> Vec<(String, String)> {
+        let cfg = self.config();
+        let running = self.channels.read().unwrap_or_else(|p| p.into_inner());
+        let errors = self.channel_errors.read().unwrap_or_else(|p| p.into_inner());
+        cfg.channels
+            .iter()
+            .flat_map(|c| c.keys())
+            .filter(|c| !running.contains_key(c.as_str()))
+            .map(|c| {
+                let why =
+                    errors.get(c.as_str()).cloned().unwrap_or_else(|| "no channel plugin for it is loaded".into());
+                (c.clone(), why)
+            })
+            .collect()
+    }
+
+    /// Starts adapters for new or changed channel plugins, stops removed ones.
+    async fn sync_channels(self: &Arc<Self>) {
+        let cfg = self.config();
+        let loaded: Vec<_> =
+            self.plugins.all().into_iter().filter(|p| p.manifest.kind == PluginKind::Channel).collect();
+        let current: HashMap<String, Arc<ChannelRuntime>> =
+            self.channels.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut next: HashMap<String, Arc<ChannelRuntime>> = HashMap::new();
+        for plugin in loaded {
+            if let Some(rt) = current.values().find(|rt| rt.plugin.digest == plugin.digest) {
+                next.insert(rt.channel_id().to_string(), rt.clone());
+                continue;
+            }
+            match ChannelRuntime::start(&self.plugins, plugin.clone(), &cfg, &self.env, &*self.vars).await {
+                Ok(rt) => {
+                    tracing::info!(channel = rt.channel_id(), plugin = %plugin.id, accounts = ?rt.account_ids(), "channel adapter started");
+                    self.channel_errors.write().unwrap_or_else(|p| p.into_inner()).remove(rt.channel_id());
+                    let rt = Arc::new(rt);
+                    if rt.info.needs_polling {
+                        for account in rt.account_ids() {
+                            tokio::spawn(poll_loop(Arc::downgrade(self), rt.clone(), account));
+                        }
+                    }
+                    next.insert(rt.channel_id().to_string(), rt);
+                }
+                Err(e) => {
+                    tracing::error!(plugin = %plugin.id, error = %e, "channel adapter not started");
+                    self.channel_errors
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(plugin.id.clone(), e.to_string());
+                }
+            }
+        }
+        *self.channels.write().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+
+    /// Binds and serves until [`Running::shutdown`].
+    pub async fn serve(self: &Arc<Self>) -> Result<Running, GatewayError> {
+        let addr = self.options.addr;
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| GatewayError::Bind { addr, error })?;
+        let local = listener.local_addr().map_err(|error| GatewayError::Bind { addr, error })?;
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(server::accept_loop(self.clone(), listener, stopped));
+        let watcher = tokio::spawn(plugin_loop(Arc::downgrade(self), self.options.plugin_scan));
+        tracing::info!(%local, "gateway listening");
+        Ok(Running { addr: local, gateway: self.clone(), stop, server, background: vec![watcher] })
+    }
+
+    pub fn plugin_dirs_hint(&self) -> PathBuf {
+        self.env.state_dir().join("plugins")
+    }
+}
+
+/// Loads and validates a config file: the config, or every error found.
+pub fn load_checked(path: &std::path::Path, env: &Environment) -> Result<Config, Vec<String>> {
+    use chela_core::config::{load_file, validate::validate, Severity};
+    let loaded = load_file(path).map_err(|e| e.diagnostics().iter().map(|d| d.to_string()).collect::<Vec<_>>())?;
+    let errors: Vec<String> = validate(&loaded, env)
+        .into_iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| loaded.attach_file(d).to_string())
+        .collect();
+    if errors.is_empty() {
+        Ok(loaded.config)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Rescans plugin dirs; new tools are linked on the next turn, channel
+/// plugins are (re)started here.
+async fn plugin_loop(gw: std::sync::Weak<Gateway>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(gw) = gw.upgrade() else { return };
+        let r = gw.plugins.rescan().await;
+        if !(r.loaded.is_empty() && r.replaced.is_empty() && r.removed.is_empty()) {
+            tracing::info!(loaded = ?r.loaded, replaced = ?r.replaced, removed = ?r.removed, "plugins changed");
+            gw.sync_channels().await;
+        }
+    }
+}
+
+/// Long polling for one account of an adapter that asks for it.
+async fn poll_loop(gw: std::sync::Weak<Gateway>, channel: Arc<ChannelRuntime>, account: String) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let Some(g) = gw.upgrade() else { return };
+        if g.channel(channel.channel_id()).is_none_or(|c| !Arc::ptr_eq(&c, &channel)) {
+            return; // replaced or removed
+        }
+        match channel.poll(&account).await {
+            Ok(events) if events.is_empty() => tokio::time::sleep(Duration::from_millis(200)).await,
+            Ok(events) => {
+                backoff = Duration::from_millis(500);
+                for ev in events {
+                    let (g, ch) = (g.clone(), channel.clone());
+                    tokio::spawn(async move { g.handle_event(ch, ev).await });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(channel = channel.channel_id(), account, error = %e, "poll failed");
+                g.metrics.inc("chela_errors_total", &[("stage", "poll")]);
+                drop(g);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}

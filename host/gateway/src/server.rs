@@ -1,0 +1,195 @@
+//! The HTTP side: one listener, routes for health, metrics, channel
+//! webhooks and the control API. Bodies are size-limited; a webhook is
+//! answered as soon as the adapter has verified it, and its messages are
+//! processed after (platforms such as Slack want an answer within 3 s).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::sync::watch;
+
+use crate::metrics::Gauge;
+use crate::Gateway;
+use chela_plugin::channel::HttpRequest;
+
+pub(crate) type Reply = Response<Full<Bytes>>;
+
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    r
+}
+
+pub(crate) fn error(status: StatusCode, message: &str) -> Reply {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+pub(crate) fn text(status: StatusCode, body: String, content_type: &'static str) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static(content_type));
+    r
+}
+
+pub(crate) async fn accept_loop(gw: Arc<Gateway>, listener: tokio::net::TcpListener, mut stop: watch::Receiver<bool>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                let gw = gw.clone();
+                let mut stop = stop.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| {
+                        let gw = gw.clone();
+                        async move { Ok::<_, Infallible>(dispatch(gw, req, peer).await) }
+                    });
+                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = stop.changed() => {
+                            // Finish the request in progress, then close.
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+    while connections.join_next().await.is_some() {}
+}
+
+pub(crate) async fn read_body(gw: &Gateway, body: Incoming) -> Result<Bytes, Reply> {
+    match Limited::new(body, gw.options.max_body_bytes).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(_) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body larger than {} bytes", gw.options.max_body_bytes),
+        )),
+    }
+}
+
+async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::SocketAddr) -> Reply {
+    let path = req.uri().path().to_string();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        (&Method::GET, "/readyz") => readyz(&gw),
+        (&Method::GET, "/metrics") => text(StatusCode::OK, metrics(&gw).await, "text/plain; version=0.0.4"),
+        (_, p) if p.starts_with("/channels/") => webhook(gw, req).await,
+        (_, p) if p.starts_with("/api/") => crate::control::handle(gw, req, peer).await,
+        _ => error(StatusCode::NOT_FOUND, &format!("no route for {} {path}", req.method())),
+    }
+}
+
+fn readyz(gw: &Gateway) -> Reply {
+    let failed: Vec<serde_json::Value> = gw
+        .plugins
+        .list()
+        .into_iter()
+        .filter(|p| p.status != "ready")
+        .map(|p| serde_json::json!({"id": p.id, "status": p.status, "error": p.error}))
+        .collect();
+    let missing: Vec<serde_json::Value> =
+        gw.missing_channels().into_iter().map(|(c, why)| serde_json::json!({"channel": c, "reason": why})).collect();
+    let ready = missing.is_empty();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json(status, &serde_json::json!({"ready": ready, "channelsMissing": missing, "pluginsNotReady": failed}))
+}
+
+async fn metrics(gw: &Gateway) -> String {
+    let mut gauges = Vec::new();
+    let mut per_agent: std::collections::BTreeMap<String, usize> = Default::default();
+    for (key, depth) in gw.runtime.queue_depths() {
+        let agent = chela_core::session_key::parse_agent_session_key(&key).map(|p| p.agent_id).unwrap_or_default();
+        *per_agent.entry(agent).or_default() += depth;
+    }
+    for (agent, depth) in per_agent {
+        gauges.push(Gauge {
+            name: "chela_session_queue_depth",
+            help: "Turns running or waiting, per agent.",
+            labels: vec![("agent", agent)],
+            value: depth as f64,
+        });
+    }
+    let channels: Vec<_> = gw.channels.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+    for ch in channels {
+        let bytes = ch.memory_bytes().await;
+        gauges.push(Gauge {
+            name: "chela_channel_instance_memory_bytes",
+            help: "Linear memory of each live channel adapter instance.",
+            labels: vec![("channel", ch.channel_id().to_string())],
+            value: bytes as f64,
+        });
+    }
+    gauges.push(Gauge {
+        name: "chela_plugins_loaded",
+        help: "Plugins loaded.",
+        labels: vec![],
+        value: gw.plugins.all().len() as f64,
+    });
+    gw.metrics.render(&gauges)
+}
+
+/// `/channels/<channel>/<account>/<rest>`: raw request to the adapter.
+async fn webhook(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
+    let (path, query) = (req.uri().path().to_string(), req.uri().query().map(str::to_string));
+    let mut parts = path.trim_start_matches("/channels/").splitn(3, '/');
+    let (channel_id, account) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default().to_string());
+    let mut tail = format!("/{}", parts.next().unwrap_or_default());
+    if let Some(q) = query {
+        tail.push('?');
+        tail.push_str(&q);
+    }
+    let Some(channel) = gw.channel(channel_id) else {
+        return error(StatusCode::NOT_FOUND, &format!("no channel adapter `{channel_id}` is running"));
+    };
+    if !channel.has_account(&account) {
+        return error(StatusCode::NOT_FOUND, &format!("channel `{channel_id}` has no account `{account}`"));
+    }
+    let method = req.method().to_string();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let body = match read_body(&gw, req.into_body()).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let request = HttpRequest { method, path_with_query: tail, headers, body: body.to_vec() };
+    let outcome = match channel.handle_webhook(&account, request).await {
+        Ok(o) => o,
+        Err(e) => {
+            gw.metrics.inc("chela_errors_total", &[("stage", "webhook")]);
+            return error(StatusCode::BAD_GATEWAY, &e.to_string());
+        }
+    };
+    for ev in outcome.events {
+        let (gw, ch) = (gw.clone(), channel.clone());
+        tokio::spawn(async move {
+            let out = gw.handle_event(ch, ev).await;
+            tracing::debug!(?out, "inbound handled");
+        });
+    }
+    let mut r = Response::new(Full::new(Bytes::from(outcome.response.body)));
+    *r.status_mut() = StatusCode::from_u16(outcome.response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in outcome.response.headers {
+        if let (Ok(k), Ok(v)) =
+            (hyper::header::HeaderName::from_bytes(k.as_bytes()), hyper::header::HeaderValue::from_str(&v))
+        {
+            r.headers_mut().append(k, v);
+        }
+    }
+    r
+}

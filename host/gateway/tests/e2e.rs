@@ -1,0 +1,354 @@
+//! The gateway end to end, over real HTTP on 127.0.0.1: a message enters
+//! through the JavaScript webhook channel component, is routed to an agent
+//! whose (offline, scripted) model calls the Python `word_count` component,
+//! and the reply leaves through the same channel account and chat. Plugins
+//! are the real components built from `plugins/` (`cargo xtask build-plugins`).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chela_agent::Providers;
+use chela_core::config::load_str;
+use chela_core::config::paths::Environment;
+use chela_gateway::{Gateway, GatewayOptions, Running};
+use chela_plugin::{Limits, PluginEngine, Plugins};
+use serde_json::{json, Value};
+
+fn wasm(name: &str) -> PathBuf {
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    let rust = target.join("wasm32-wasip2/release").join(format!("{name}.wasm"));
+    let p = if rust.exists() { rust } else { target.join("polyglot").join(format!("{name}.wasm")) };
+    assert!(p.exists(), "{} is missing: run `cargo xtask build-plugins` first", p.display());
+    p
+}
+
+/// One HTTP/1.1 exchange (`Connection: close`): status and body.
+fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+const CONFIG: &str = r#"{
+  agents: { list: [
+    { id: "work", default: true, workspace: "$DIR/ws-work", agentDir: "$DIR/agent-work", identity: { name: "Atlas" },
+      tools: { allow: ["word_count", "echo"] } },
+    { id: "support", workspace: "$DIR/ws-support", agentDir: "$DIR/agent-support", identity: { name: "Sage" },
+      tools: { deny: ["word_count", "echo"] } },
+  ] },
+  bindings: [
+    { agentId: "work", match: { channel: "webhook", accountId: "inbox" } },
+    { agentId: "support", match: { channel: "webhook", accountId: "inbox", peer: { kind: "direct", id: "bob" } } },
+    { agentId: "support", match: { channel: "webhook", accountId: "help" } },
+  ],
+  channels: { webhook: {
+    dmPolicy: "allowlist", allowFrom: ["alice", "bob"],
+    groupPolicy: "allowlist", groups: { "team-room": { requireMention: true } },
+    accounts: { inbox: { webhookToken: "inbox-secret" }, help: { webhookToken: "${HELP_TOKEN}" } },
+  } },
+}"#;
+
+const SCRIPT: &str = r#"{ rules: [ { when: "count", tool: "word_count", arguments: { text: "{{message}}" }, reply: "Counted: {{result}}" } ] }"#;
+
+struct Gw {
+    dir: tempfile::TempDir,
+    running: Option<Running>,
+}
+
+impl Gw {
+    async fn start(plugins: &[&str], token: Option<&str>) -> Gw {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let pdir = root.join("state/plugins");
+        std::fs::create_dir_all(&pdir).unwrap();
+        for p in plugins {
+            std::fs::copy(wasm(p), pdir.join(format!("{p}.wasm"))).unwrap();
+        }
+        for a in ["agent-work", "agent-support"] {
+            std::fs::create_dir_all(root.join(a)).unwrap();
+            std::fs::write(root.join(a).join("offline-script.json5"), SCRIPT).unwrap();
+        }
+        let text = CONFIG.replace("$DIR", &root.display().to_string());
+        let cfg = Arc::new(load_str(&text, None).expect("config loads").config);
+        let env = Environment {
+            home: root.into(),
+            state_dir: Some(root.join("state").display().to_string()),
+            ..Default::default()
+        };
+        // Compiled components are cached next to the build output, so the
+        // big Python/JS guests compile once per checkout, not once per test.
+        let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-plugin-cache");
+        let engine = Arc::new(PluginEngine::new(Limits::default()).unwrap());
+        let plugins = Arc::new(Plugins::new(engine, vec![pdir], Some(cache)));
+        let mut options = GatewayOptions::loopback(0);
+        options.plugin_scan = Duration::from_millis(100);
+        options.auth_token = token.map(str::to_string);
+        let vars = Arc::new(|k: &str| (k == "HELP_TOKEN").then(|| "help-secret".to_string()));
+        let gw = Gateway::new(cfg, env, plugins, Providers::builtin(), options, vars).await.expect("gateway starts");
+        let running = gw.serve().await.expect("listens");
+        Gw { dir, running: Some(running) }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.running.as_ref().unwrap().addr
+    }
+
+    fn gateway(&self) -> &Arc<Gateway> {
+        &self.running.as_ref().unwrap().gateway
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    async fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Value) -> (u16, Value) {
+        let (addr, method, path) = (self.addr(), method.to_string(), path.to_string());
+        let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let body = if body.is_null() { String::new() } else { body.to_string() };
+        let (status, text) = tokio::task::spawn_blocking(move || {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            http(addr, &method, &path, &h, &body)
+        })
+        .await
+        .unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn post_message(&self, account: &str, token: &str, msg: Value) -> (u16, Value) {
+        let auth = format!("Bearer {token}");
+        self.call("POST", &format!("/channels/webhook/{account}/messages"), &[("authorization", &auth)], msg).await
+    }
+
+    /// Waits until the account's outbox holds more than `after` replies.
+    async fn replies(&self, account: &str, token: &str, after: usize) -> Vec<Value> {
+        let auth = format!("Bearer {token}");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (status, body) = self
+                .call(
+                    "GET",
+                    &format!("/channels/webhook/{account}/outbox?after=0"),
+                    &[("authorization", &auth)],
+                    Value::Null,
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let msgs = body["messages"].as_array().cloned().unwrap_or_default();
+            if msgs.len() > after {
+                return msgs;
+            }
+            assert!(Instant::now() < deadline, "no reply in the outbox of {account}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> u64 {
+        self.gateway().metrics.get(name, labels)
+    }
+}
+
+fn dm(id: &str, from: &str, text: &str) -> Value {
+    json!({"id": id, "chat": {"type": "direct", "id": from}, "from": {"id": from, "name": from}, "text": text})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_channel_to_agent_to_python_tool_and_back() {
+    let gw = Gw::start(&["channel_webhook_js", "tool_word_count_py"], None).await;
+    let (s, b) = gw.post_message("inbox", "inbox-secret", dm("m1", "alice", "count these three")).await;
+    assert_eq!((s, &b["accepted"]), (202, &json!("m1")), "{b}");
+    let out = gw.replies("inbox", "inbox-secret", 0).await;
+    assert_eq!(out.len(), 1);
+    let reply = &out[0];
+    assert_eq!(reply["chat"], json!({"type": "direct", "id": "alice"}));
+    assert_eq!(reply["replyTo"], "m1");
+    let text = reply["text"].as_str().unwrap();
+    assert!(text.starts_with("Counted: "), "{text}");
+    let counted: Value = serde_json::from_str(&text["Counted: ".len()..]).unwrap();
+    assert_eq!(counted["words"], 3, "the Python tool counted the words: {text}");
+    assert_eq!(gw.counter("chela_tool_calls_total", &[("agent", "work"), ("tool", "word_count"), ("ok", "true")]), 1);
+
+    // bob is bound to `support`, which is denied word_count: its model never sees it.
+    gw.post_message("inbox", "inbox-secret", dm("m2", "bob", "count mine")).await;
+    let out = gw.replies("inbox", "inbox-secret", 1).await;
+    assert_eq!(out[1]["chat"]["id"], "bob");
+    assert_eq!(out[1]["text"], "Sage: I have no tool `word_count` in this session.");
+
+    // The session is in the agent's own store, under the key routing built.
+    let index = std::fs::read_to_string(gw.path("state/agents/work/sessions/sessions.json")).unwrap();
+    let index: Value = serde_json::from_str(&index).unwrap();
+    assert_eq!(
+        index["agent:work:main"]["deliveryContext"],
+        json!({"channel": "webhook", "to": "alice", "accountId": "inbox"})
+    );
+    assert!(
+        !gw.path("state/agents/support/sessions/sessions.json").exists() || {
+            let s = std::fs::read_to_string(gw.path("state/agents/support/sessions/sessions.json")).unwrap();
+            !s.contains("alice")
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_rejects_bad_input_and_routes_nothing() {
+    let gw = Gw::start(&["channel_webhook_js"], None).await;
+    let routed =
+        || gw.counter("chela_messages_in_total", &[("channel", "webhook"), ("account", "inbox"), ("agent", "work")]);
+    let (s, _) = gw.post_message("inbox", "wrong", dm("x1", "alice", "hi")).await;
+    assert_eq!(s, 401);
+    // The other account's token is no key to this one.
+    let (s, _) = gw.post_message("inbox", "help-secret", dm("x2", "alice", "hi")).await;
+    assert_eq!(s, 401);
+    let (s, b) = gw.post_message("inbox", "inbox-secret", json!({"id": "x3", "text": "no chat"})).await;
+    assert_eq!(s, 400, "{b}");
+    assert!(b["error"].as_str().unwrap().contains("from.id") || b["error"].as_str().unwrap().contains("chat"), "{b}");
+    let (s, _) = gw
+        .call(
+            "POST",
+            "/channels/webhook/inbox/messages",
+            &[("authorization", "Bearer inbox-secret")],
+            Value::String("{not json".into()),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = gw.post_message("nope", "inbox-secret", dm("x4", "alice", "hi")).await;
+    assert_eq!(s, 404);
+    // A stranger's DM is dropped before routing (dmPolicy allowlist).
+    let (s, _) = gw.post_message("inbox", "inbox-secret", dm("x5", "mallory", "hi")).await;
+    assert_eq!(s, 202);
+    // A group message without a mention is not answered; with one it is.
+    let group = |id: &str, text: &str| json!({"id": id, "chat": {"type": "group", "id": "team-room"}, "from": {"id": "alice"}, "text": text});
+    gw.post_message("inbox", "inbox-secret", group("g1", "just chatting")).await;
+    gw.post_message("inbox", "inbox-secret", group("g2", "hey atlas, status?")).await;
+    // Duplicate delivery: accepted once.
+    let (s1, _) = gw.post_message("help", "help-secret", dm("d1", "alice", "once")).await;
+    let (s2, b2) = gw.post_message("help", "help-secret", dm("d1", "alice", "once")).await;
+    assert_eq!((s1, s2, &b2["duplicate"]), (202, 200, &json!("d1")));
+    let help = gw.replies("help", "help-secret", 0).await;
+    let inbox = gw.replies("inbox", "inbox-secret", 0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let inbox_after = gw.replies("inbox", "inbox-secret", 0).await;
+    assert_eq!(help.len(), 1, "the duplicate was processed once");
+    assert_eq!(inbox_after.len(), 1, "only the mentioned group message got a reply: {inbox_after:?}");
+    assert_eq!(inbox[0]["chat"], json!({"type": "group", "id": "team-room"}));
+    assert_eq!(routed(), 1);
+    assert_eq!(
+        gw.counter("chela_dropped_total", &[("channel", "webhook"), ("account", "inbox"), ("reason", "dm_policy")]),
+        1
+    );
+    assert_eq!(
+        gw.counter("chela_dropped_total", &[("channel", "webhook"), ("account", "inbox"), ("reason", "no_mention")]),
+        1
+    );
+    let (_, metrics) = gw.call("GET", "/metrics", &[], Value::Null).await;
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(
+        metrics.contains(r#"chela_messages_in_total{channel="webhook",account="inbox",agent="work"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("chela_channel_instance_memory_bytes{channel=\"webhook\"}"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_dropped_into_a_running_gateway_is_used_by_allowed_agents_only() {
+    let gw = Gw::start(&["channel_webhook_js"], None).await;
+    let ask = |agent: &'static str| {
+        let gw = &gw;
+        async move {
+            let (s, b) = gw
+                .call(
+                    "POST",
+                    "/api/v1/send",
+                    &[],
+                    json!({"agentId": agent, "text": "/tool echo {\"text\": \"hello\"}"}),
+                )
+                .await;
+            assert_eq!(s, 200, "{b}");
+            b
+        }
+    };
+    let before = ask("work").await;
+    assert_eq!(before["reply"], "Atlas: I have no tool `echo` in this session.");
+    std::fs::copy(wasm("tool_echo"), gw.path("state/plugins/tool_echo.wasm")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let b = ask("work").await;
+        if b["toolCalls"].as_array().is_some_and(|c| !c.is_empty()) {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "the dropped plugin was not picked up: {b}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(after["reply"].as_str().unwrap().contains("hello"), "{after}");
+    let denied = ask("support").await;
+    assert_eq!(denied["reply"], "Sage: I have no tool `echo` in this session.");
+    assert_eq!(denied["toolCalls"], json!([]));
+    let (_, sessions) = gw.call("GET", "/api/v1/sessions?agentId=work", &[], Value::Null).await;
+    assert_eq!(sessions["sessions"][0]["key"], "agent:work:main");
+    let (_, hist) =
+        gw.call("GET", "/api/v1/sessions/history?agentId=work&key=agent%3Awork%3Amain", &[], Value::Null).await;
+    assert!(hist["messages"].as_array().is_some_and(|m| m.len() >= 5), "{hist}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_api_auth_health_and_graceful_shutdown() {
+    let mut gw = Gw::start(&["channel_webhook_js"], Some("ctl-token")).await;
+    let (s, _) = gw.call("GET", "/healthz", &[], Value::Null).await;
+    assert_eq!(s, 200);
+    let (s, b) = gw.call("GET", "/readyz", &[], Value::Null).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, _) = gw.call("GET", "/api/v1/agents", &[], Value::Null).await;
+    assert_eq!(s, 401);
+    let (s, b) = gw.call("GET", "/api/v1/agents", &[("authorization", "Bearer ctl-token")], Value::Null).await;
+    assert_eq!((s, b["agents"].as_array().map(Vec::len)), (200, Some(2)), "{b}");
+    let (s, b) = gw
+        .call(
+            "POST",
+            "/api/v1/route",
+            &[("authorization", "Bearer ctl-token")],
+            json!({"channel": "webhook", "accountId": "inbox", "peer": {"kind": "direct", "id": "bob"}}),
+        )
+        .await;
+    assert_eq!((s, &b["agentId"], &b["matchedBy"]), (200, &json!("support"), &json!("binding.peer")), "{b}");
+    for _ in 0..10 {
+        gw.call("GET", "/api/v1/agents", &[("authorization", "Bearer guess")], Value::Null).await;
+    }
+    let (s, _) = gw.call("GET", "/api/v1/agents", &[("authorization", "Bearer ctl-token")], Value::Null).await;
+    assert_eq!(s, 429, "locked out after repeated failures");
+    let addr = gw.addr();
+    assert!(gw.running.take().unwrap().shutdown().await, "drained");
+    assert!(TcpStream::connect(addr).is_err(), "no longer listening");
+}
+
+#[tokio::test]
+async fn refuses_a_public_listener_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Arc::new(load_str("{}", None).unwrap().config);
+    let env = Environment {
+        home: dir.path().into(),
+        state_dir: Some(dir.path().display().to_string()),
+        ..Default::default()
+    };
+    let plugins = Arc::new(Plugins::new(Arc::new(PluginEngine::new(Limits::default()).unwrap()), vec![], None));
+    let mut options = GatewayOptions::loopback(0);
+    options.addr = "0.0.0.0:0".parse().unwrap();
+    let err = Gateway::new(cfg, env, plugins, Providers::builtin(), options, Arc::new(|_: &str| None))
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("without an auth token"), "{err}");
+}

@@ -1,0 +1,424 @@
+//! Channel adapters: one long-lived instance per channel plugin, serving
+//! all accounts of that channel one call at a time.
+//!
+//! Unlike tools (a fresh instance per call), an adapter keeps state between
+//! calls (connections, caches), so its instance lives on. Each call is scoped
+//! to one account: the instance sees that account's key-value state and
+//! secrets only. Every call has a deadline; a trap or timeout drops the
+//! instance, and the next call starts a fresh one and re-configures the
+//! accounts (durable state, such as a polling offset, lives in kv).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chela_core::config::paths::Environment;
+use chela_core::config::schema::Config;
+use serde_json::Value;
+use wasmtime::{Store, UpdateDeadline};
+
+use crate::bindings::channel::{ChannelPlugin, ChannelPluginPre};
+use crate::capability::kv::KvScope;
+use crate::capability::secrets::SecretStore;
+use crate::capability::{linker_for, Capability, GrantSet};
+use crate::engine::{PluginEngine, TICK};
+use crate::loader::{LoadedPlugin, PluginStatus, Plugins};
+use crate::state::PluginState;
+
+pub use crate::bindings::channel::exports::chela::plugin::channel_adapter::{ChannelInfo, WebhookOutcome};
+pub use crate::bindings::chela::plugin::types::{
+    Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage, Peer, PeerKind,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    #[error("channel plugin `{plugin}` is disabled: {reason}")]
+    Disabled { plugin: String, reason: String },
+    #[error("channel plugin `{plugin}` did not finish within {limit:?}")]
+    Timeout { plugin: String, limit: Duration },
+    #[error("channel plugin `{plugin}` trapped: {message}")]
+    Trap { plugin: String, message: String },
+    #[error("cannot start channel plugin `{plugin}`: {message}")]
+    Setup { plugin: String, message: String },
+    #[error("channel `{channel}` has no account `{account}` configured")]
+    UnknownAccount { channel: String, account: String },
+    #[error("channel `{channel}` rejected the settings of account `{account}`: {message}")]
+    BadSettings { channel: String, account: String, message: String },
+    #[error("channel plugin `{plugin}`: {message}")]
+    Adapter { plugin: String, message: String },
+}
+
+/// Reads an environment variable (`${VAR}` in settings); a closure so tests need no process env.
+pub type EnvVars = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// One configured account of a channel, as the adapter is given it.
+#[derive(Debug, Clone)]
+pub struct AccountSetup {
+    pub account_id: String,
+    /// `channels.<ch>.accounts.<id>` (or the channel's top level) without
+    /// the secrets, as JSON.
+    pub settings: Value,
+    /// The secrets taken out of the settings, by setting name.
+    pub secrets: Arc<SecretStore>,
+    pub kv_dir: PathBuf,
+}
+
+/// Setting names that hold credentials: they go to the secrets store and
+/// never into the plugin (the adapter refers to them as `{{secret:NAME}}`).
+pub fn is_secret_setting(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["token", "secret", "password", "apikey"].iter().any(|s| n.ends_with(s))
+}
+
+/// A setting value, with `${VAR}` read from the environment.
+fn resolve_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
+    match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+        Some(var) => env(var).unwrap_or_default(),
+        None => value.to_string(),
+    }
+}
+
+/// The accounts of `channel` in the config: `accounts.<id>` merged over the
+/// channel's top-level settings, or the top level alone as account `default`.
+/// Disabled accounts are left out.
+pub fn account_setups(
+    cfg: &Config,
+    env: &Environment,
+    channel: &str,
+    plugin_id: &str,
+    vars: &EnvVars,
+) -> Vec<AccountSetup> {
+    let Some(ch) = cfg.channels.as_ref().and_then(|c| c.get(channel)) else { return Vec::new() };
+    let mut raw: Vec<(String, serde_json::Map<String, Value>)> = Vec::new();
+    let top: serde_json::Map<String, Value> = ch.top.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    match &ch.accounts {
+        Some(accounts) if !accounts.is_empty() => {
+            for (id, a) in accounts {
+                if a.enabled == Some(false) {
+                    continue;
+                }
+                let mut merged = top.clone();
+                merged.extend(a.settings.iter().map(|(k, v)| (k.clone(), v.clone())));
+                raw.push((id.clone(), merged));
+            }
+        }
+        _ if ch.top.enabled != Some(false) => raw.push(("default".to_string(), top)),
+        _ => {}
+    }
+    raw.into_iter()
+        .map(|(account_id, mut settings)| {
+            let mut secrets = Vec::new();
+            settings.retain(|k, v| match (is_secret_setting(k), v.as_str()) {
+                (true, Some(s)) => {
+                    secrets.push((k.clone(), resolve_env(s, vars)));
+                    false
+                }
+                _ => true,
+            });
+            let kv_dir =
+                env.state_dir().join("plugins").join("kv").join(plugin_id).join(format!("account-{account_id}"));
+            AccountSetup {
+                account_id,
+                settings: Value::Object(settings),
+                secrets: SecretStore::from_pairs(secrets),
+                kv_dir,
+            }
+        })
+        .collect()
+}
+
+/// Hosts of URL settings the user configured (`apiRoot`, `baseUrl`, …): an
+/// adapter may reach the base URL its account is pointed at.
+fn configured_hosts(accounts: &[AccountSetup]) -> Vec<String> {
+    let mut hosts = BTreeSet::new();
+    for a in accounts {
+        let Some(map) = a.settings.as_object() else { continue };
+        for v in map.values().filter_map(Value::as_str) {
+            let Some(rest) = v.strip_prefix("http://").or_else(|| v.strip_prefix("https://")) else { continue };
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            if !authority.is_empty() {
+                hosts.insert(authority.to_string());
+            }
+        }
+    }
+    hosts.into_iter().collect()
+}
+
+struct Live {
+    store: Store<PluginState>,
+    bindings: ChannelPlugin,
+}
+
+/// A running channel adapter.
+pub struct ChannelRuntime {
+    pub plugin: Arc<LoadedPlugin>,
+    pub info: ChannelInfo,
+    engine: Arc<PluginEngine>,
+    pre: ChannelPluginPre<PluginState>,
+    grants: GrantSet,
+    accounts: BTreeMap<String, AccountSetup>,
+    live: tokio::sync::Mutex<Option<Live>>,
+}
+
+enum Op {
+    Describe,
+    Configure(String, String),
+    Webhook(String, HttpRequest),
+    Poll(String),
+    Send(OutboundMessage),
+}
+
+enum OpValue {
+    Describe(ChannelInfo),
+    Configure(Result<(), String>),
+    Webhook(WebhookOutcome),
+    Poll(Result<Vec<InboundEvent>, String>),
+    Send(Delivery),
+}
+
+const DEADLINE: &str = "chela: call deadline exceeded";
+
+impl ChannelRuntime {
+    /// Links `plugin` (a channel component), describes it and configures
+    /// every account of its channel from `cfg`.
+    pub async fn start(
+        plugins: &Plugins,
+        plugin: Arc<LoadedPlugin>,
+        cfg: &Config,
+        env: &Environment,
+        vars: &EnvVars,
+    ) -> Result<ChannelRuntime, ChannelError> {
+        let pid = plugin.id.clone();
+        let setup = |message: String| ChannelError::Setup { plugin: pid.clone(), message };
+        let shape: BTreeSet<Capability> = plugin.manifest.needs.iter().copied().filter(|c| c.provided()).collect();
+        if let Some(c) = plugin.manifest.needs.iter().find(|c| !c.provided()) {
+            return Err(setup(format!("needs capability `{}`, which this host does not provide yet", c.as_str())));
+        }
+        let engine = plugins.engine().clone();
+        let linker = linker_for(engine.engine(), &shape).map_err(|e| setup(format!("{e:#}")))?;
+        let pre = linker.instantiate_pre(&plugin.component).map_err(|e| setup(format!("cannot link: {e:#}")))?;
+        let pre = ChannelPluginPre::new(pre).map_err(|e| setup(format!("{e:#}")))?;
+        let mut rt = ChannelRuntime {
+            info: ChannelInfo {
+                id: String::new(),
+                version: String::new(),
+                text_limit: 0,
+                supports_threads: false,
+                http_hosts: Vec::new(),
+                needs_polling: false,
+            },
+            engine,
+            pre,
+            grants: GrantSet { capabilities: shape, ..GrantSet::minimal() },
+            accounts: BTreeMap::new(),
+            live: tokio::sync::Mutex::new(None),
+            plugin,
+        };
+        let OpValue::Describe(info) = rt.call(None, Op::Describe).await? else {
+            return Err(setup("describe returned something else".into()));
+        };
+        if info.id.is_empty() {
+            return Err(setup("describe returned an empty channel id".into()));
+        }
+        let accounts = account_setups(cfg, env, &info.id, &rt.plugin.id, vars);
+        let configured = cfg
+            .plugins
+            .as_ref()
+            .and_then(|p| p.entries.as_ref()?.get(&rt.plugin.id)?.get("allowHosts").cloned())
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok());
+        rt.grants.http_hosts = configured.unwrap_or_else(|| {
+            let mut h = info.http_hosts.clone();
+            h.extend(configured_hosts(&accounts));
+            h
+        });
+        rt.info = info;
+        rt.accounts = accounts.into_iter().map(|a| (a.account_id.clone(), a)).collect();
+        // A fresh instance for serving, configured with every account.
+        *rt.live.lock().await = None;
+        let mut live = rt.live.lock().await;
+        rt.ensure(&mut live).await?;
+        drop(live);
+        Ok(rt)
+    }
+
+    pub fn channel_id(&self) -> &str {
+        &self.info.id
+    }
+
+    pub fn account_ids(&self) -> Vec<String> {
+        self.accounts.keys().cloned().collect()
+    }
+
+    pub fn has_account(&self, account: &str) -> bool {
+        self.accounts.contains_key(account)
+    }
+
+    /// Linear memory of the live instance, in bytes (0 when not running).
+    pub async fn memory_bytes(&self) -> usize {
+        self.live.lock().await.as_ref().map(|l| l.store.data().limits.size).unwrap_or(0)
+    }
+
+    /// A request to `/channels/<channel>/<account>/…`.
+    pub async fn handle_webhook(&self, account: &str, request: HttpRequest) -> Result<WebhookOutcome, ChannelError> {
+        self.known(account)?;
+        match self.call(Some(account), Op::Webhook(account.to_string(), request)).await? {
+            OpValue::Webhook(o) => Ok(o),
+            _ => Err(self.adapter("handle-webhook returned something else")),
+        }
+    }
+
+    pub async fn poll(&self, account: &str) -> Result<Vec<InboundEvent>, ChannelError> {
+        self.known(account)?;
+        match self.call(Some(account), Op::Poll(account.to_string())).await? {
+            OpValue::Poll(r) => r.map_err(|m| self.adapter(&m)),
+            _ => Err(self.adapter("poll returned something else")),
+        }
+    }
+
+    /// Delivers a reply through the account it names (never another one).
+    pub async fn send(&self, message: OutboundMessage) -> Result<Delivery, ChannelError> {
+        let account = message.account_id.clone();
+        self.known(&account)?;
+        match self.call(Some(&account), Op::Send(message)).await? {
+            OpValue::Send(d) => Ok(d),
+            _ => Err(self.adapter("send returned something else")),
+        }
+    }
+
+    fn adapter(&self, message: &str) -> ChannelError {
+        ChannelError::Adapter { plugin: self.plugin.id.clone(), message: message.to_string() }
+    }
+
+    fn known(&self, account: &str) -> Result<(), ChannelError> {
+        if self.accounts.contains_key(account) {
+            Ok(())
+        } else {
+            Err(ChannelError::UnknownAccount { channel: self.info.id.clone(), account: account.to_string() })
+        }
+    }
+
+    /// Starts the instance if needed and configures every account on it.
+    async fn ensure(&self, live: &mut Option<Live>) -> Result<(), ChannelError> {
+        if live.is_some() {
+            return Ok(());
+        }
+        let mut fresh = self.instantiate().await?;
+        for a in self.accounts.values() {
+            let op = Op::Configure(a.account_id.clone(), a.settings.to_string());
+            match self.run(&mut fresh, Some(a), op).await? {
+                OpValue::Configure(Ok(())) => {}
+                OpValue::Configure(Err(message)) => {
+                    return Err(ChannelError::BadSettings {
+                        channel: self.info.id.clone(),
+                        account: a.account_id.clone(),
+                        message,
+                    })
+                }
+                _ => return Err(self.adapter("configure-account returned something else")),
+            }
+        }
+        *live = Some(fresh);
+        Ok(())
+    }
+
+    async fn instantiate(&self) -> Result<Live, ChannelError> {
+        let limits = *self.engine.limits();
+        let setup = |message: String| ChannelError::Setup { plugin: self.plugin.id.clone(), message };
+        let state =
+            PluginState::new(&self.plugin.id, "-", &self.grants, Arc::new(SecretStore::default()), limits.memory_bytes)
+                .map_err(setup)?;
+        let mut store = Store::new(self.engine.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_callback(|cx| match cx.data().deadline {
+            Some(d) if Instant::now() >= d => Err(wasmtime::Error::msg(DEADLINE)),
+            _ => Ok(UpdateDeadline::Yield(1)),
+        });
+        store.data_mut().deadline = Some(Instant::now() + limits.call_timeout);
+        store.set_epoch_deadline(1);
+        let bindings = self.pre.instantiate_async(&mut store).await.map_err(|e| setup(format!("{e:#}")))?;
+        Ok(Live { store, bindings })
+    }
+
+    /// One call on the live instance (started if needed), scoped to `account`.
+    async fn call(&self, account: Option<&str>, op: Op) -> Result<OpValue, ChannelError> {
+        if let PluginStatus::Disabled(reason) = self.plugin.status() {
+            return Err(ChannelError::Disabled { plugin: self.plugin.id.clone(), reason });
+        }
+        let mut guard = self.live.lock().await;
+        let setup = account.and_then(|a| self.accounts.get(a));
+        let result = match op {
+            Op::Describe => {
+                let mut live = self.instantiate().await?;
+                self.run(&mut live, None, Op::Describe).await
+            }
+            op => {
+                self.ensure(&mut guard).await?;
+                match guard.as_mut() {
+                    Some(live) => self.run(live, setup, op).await,
+                    None => Err(self.adapter("instance not running")),
+                }
+            }
+        };
+        let max = self.engine.limits().max_consecutive_failures;
+        match &result {
+            Ok(_) => self.plugin.failures.store(0, Ordering::Relaxed),
+            Err(ChannelError::Timeout { .. } | ChannelError::Trap { .. }) => {
+                // The instance may be in any state now: start over next time.
+                *guard = None;
+                let n = self.plugin.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if n >= max {
+                    let reason = format!(
+                        "{n} failed calls in a row; last: {}",
+                        result.as_ref().err().map(|e| e.to_string()).unwrap_or_default()
+                    );
+                    tracing::error!(plugin = %self.plugin.id, %reason, "channel plugin disabled");
+                    *self.plugin.status.write().unwrap_or_else(|p| p.into_inner()) = PluginStatus::Disabled(reason);
+                }
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn run(&self, live: &mut Live, account: Option<&AccountSetup>, op: Op) -> Result<OpValue, ChannelError> {
+        let limits = *self.engine.limits();
+        let plugin = self.plugin.id.clone();
+        let Live { store, bindings } = live;
+        match account {
+            Some(a) => store.data_mut().enter_scope(Some(KvScope::open(&a.kv_dir)), a.secrets.clone()),
+            None => store.data_mut().enter_scope(None, Arc::new(SecretStore::default())),
+        }
+        store.data_mut().deadline = Some(Instant::now() + limits.call_timeout);
+        store.set_epoch_deadline(1);
+        let adapter = bindings.chela_plugin_channel_adapter();
+        let work = async {
+            Ok::<_, wasmtime::Error>(match op {
+                Op::Describe => OpValue::Describe(adapter.call_describe(&mut *store).await?),
+                Op::Configure(a, s) => OpValue::Configure(adapter.call_configure_account(&mut *store, &a, &s).await?),
+                Op::Webhook(a, r) => OpValue::Webhook(adapter.call_handle_webhook(&mut *store, &a, &r).await?),
+                Op::Poll(a) => OpValue::Poll(adapter.call_poll(&mut *store, &a).await?),
+                Op::Send(m) => OpValue::Send(adapter.call_send(&mut *store, &m).await?),
+            })
+        };
+        let out = tokio::time::timeout(limits.call_timeout + 5 * TICK, work).await;
+        store.data_mut().deadline = None;
+        store.data_mut().logs.clear();
+        match out {
+            Err(_) => Err(ChannelError::Timeout { plugin, limit: limits.call_timeout }),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let text = format!("{e:#}");
+                if text.contains(DEADLINE) {
+                    Err(ChannelError::Timeout { plugin, limit: limits.call_timeout })
+                } else {
+                    Err(ChannelError::Trap {
+                        plugin,
+                        message: text.lines().last().unwrap_or_default().chars().take(500).collect(),
+                    })
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+// `webhook`: a generic JSON-webhook channel, written in JavaScript.
+//
+// A chela channel plugin (componentize-js, world `channel-plugin`), built by
+// `cargo xtask build-plugins` into target/polyglot/channel_webhook_js.wasm.
+// Any system that can POST JSON can talk to chela's agents through it:
+//
+//   POST /channels/webhook/<account>/messages   (Authorization: Bearer <webhookToken>)
+//     {"id": "m-1", "chat": {"type": "direct", "id": "alice"}, "from": {"id": "alice", "name": "Alice"},
+//      "text": "hello", "threadId"?: "t1", "parentChat"?: {...}, "replyTo"?: "m-0",
+//      "guildId"?: "...", "teamId"?: "...", "roles"?: ["..."], "mentionsBot"?: false}
+//     → 202 {"accepted": "m-1"}; the same id again → 200 {"duplicate": "m-1"}
+//   GET /channels/webhook/<account>/outbox?after=N   (same token)
+//     → 200 {"messages": [{"seq", "chat", "threadId", "replyTo", "text"}], "next": N}
+//
+// The token is the account's `webhookToken` setting: the host keeps it as a
+// secret and this code only ever asks the host whether a presented token
+// matches it (constant time). Replies wait in the account's outbox (the
+// host's key-value state, kept per account) until fetched.
+import { log } from 'chela:plugin/log@0.1.0';
+import { get, set } from 'chela:plugin/kv@0.1.0';
+import { exists, matches } from 'chela:plugin/secrets@0.1.0';
+
+const OUTBOX_SLOTS = 256; // replies kept per account (a ring)
+const SEEN_IDS = 256; // message ids remembered for de-duplication
+const KINDS = ['direct', 'group', 'channel'];
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function respond(status, body) {
+  return { status, headers: [['content-type', 'application/json']], body: enc.encode(JSON.stringify(body)) };
+}
+
+function readJson(key, fallback) {
+  const raw = get(key);
+  if (raw === undefined) return fallback;
+  try { return JSON.parse(dec.decode(raw)); } catch { return fallback; }
+}
+
+function writeJson(key, value) {
+  set(key, enc.encode(JSON.stringify(value)));
+}
+
+function header(request, name) {
+  const h = request.headers.find(([k]) => k.toLowerCase() === name);
+  return h ? h[1] : undefined;
+}
+
+function authorized(request) {
+  if (!exists('webhookToken')) return false; // no token configured: fail closed
+  const auth = header(request, 'authorization') || '';
+  const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+  return token.length > 0 && matches('webhookToken', token);
+}
+
+function peer(value, field) {
+  if (typeof value !== 'object' || value === null) throw `\`${field}\` must be an object {type, id}`;
+  if (!KINDS.includes(value.type)) throw `\`${field}.type\` must be one of ${KINDS.join(', ')}`;
+  if (typeof value.id !== 'string' || value.id === '') throw `\`${field}.id\` must be a non-empty string`;
+  return { kind: value.type, id: value.id };
+}
+
+const optString = (v, field) => {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw `\`${field}\` must be a string`;
+  return v;
+};
+
+// Validates a posted message and turns it into an inbound event.
+function toEvent(accountId, m, raw) {
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw 'the body must be a JSON object';
+  if (typeof m.id !== 'string' || m.id === '') throw '`id` must be a non-empty string';
+  if (typeof m.text !== 'string') throw '`text` must be a string';
+  if (typeof m.from !== 'object' || m.from === null || typeof m.from.id !== 'string') throw '`from.id` must be a string';
+  const roles = m.roles ?? [];
+  if (!Array.isArray(roles) || roles.some((r) => typeof r !== 'string')) throw '`roles` must be a list of strings';
+  return {
+    channel: 'webhook',
+    accountId,
+    peer: peer(m.chat, 'chat'),
+    parentPeer: m.parentChat === undefined ? undefined : peer(m.parentChat, 'parentChat'),
+    guildId: optString(m.guildId, 'guildId'),
+    teamId: optString(m.teamId, 'teamId'),
+    memberRoleIds: roles,
+    threadId: optString(m.threadId, 'threadId'),
+    senderId: m.from.id,
+    senderName: optString(m.from.name, 'from.name'),
+    messageId: m.id,
+    text: m.text,
+    mentionsBot: m.mentionsBot === true,
+    replyToMessageId: optString(m.replyTo, 'replyTo'),
+    raw,
+  };
+}
+
+function receive(accountId, request) {
+  let body;
+  const raw = dec.decode(request.body);
+  try { body = JSON.parse(raw); } catch (e) { return { response: respond(400, { error: `body is not JSON: ${e}` }), events: [] }; }
+  let event;
+  try { event = toEvent(accountId, body, raw); } catch (e) { return { response: respond(400, { error: String(e) }), events: [] }; }
+  const seen = readJson('seen', []);
+  if (seen.includes(event.messageId)) {
+    return { response: respond(200, { duplicate: event.messageId }), events: [] };
+  }
+  seen.push(event.messageId);
+  writeJson('seen', seen.slice(-SEEN_IDS));
+  return { response: respond(202, { accepted: event.messageId }), events: [event] };
+}
+
+function outbox(request) {
+  const query = request.pathWithQuery.split('?')[1] || '';
+  const param = query.split('&').map((p) => p.split('=')).find(([k]) => k === 'after');
+  const after = param ? Number(param[1]) : 0;
+  if (!Number.isInteger(after) || after < 0) return respond(400, { error: '`after` must be a non-negative integer' });
+  const next = readJson('outbox-seq', 0);
+  const messages = [];
+  for (let seq = Math.max(after + 1, next - OUTBOX_SLOTS + 1); seq <= next; seq++) {
+    const m = readJson(`outbox/${seq % OUTBOX_SLOTS}`, null);
+    if (m && m.seq === seq) messages.push(m);
+  }
+  return respond(200, { messages, next });
+}
+
+export const channelAdapter = {
+  describe() {
+    return { id: 'webhook', version: '0.1.0', textLimit: 4000, supportsThreads: true, httpHosts: [], needsPolling: false };
+  },
+
+  configureAccount(accountId, settings) {
+    const s = JSON.parse(settings);
+    const unknown = Object.keys(s).filter((k) => !['name', 'dmPolicy', 'allowFrom', 'groupPolicy', 'groupAllowFrom', 'groups', 'authDir'].includes(k));
+    if (unknown.length > 0) throw `unknown setting(s) for the webhook channel: ${unknown.join(', ')} (the token is \`webhookToken\`)`;
+    if (!exists('webhookToken')) log('warn', `webhook account ${accountId} has no webhookToken: every request will be refused`);
+  },
+
+  handleWebhook(accountId, request) {
+    if (!authorized(request)) return { response: respond(401, { error: 'missing or wrong bearer token' }), events: [] };
+    const path = request.pathWithQuery.split('?')[0];
+    if (request.method === 'POST' && (path === '/messages' || path === '/messages/')) return receive(accountId, request);
+    if (request.method === 'GET' && path === '/outbox') return { response: outbox(request), events: [] };
+    return { response: respond(404, { error: `no route ${request.method} ${path}` }), events: [] };
+  },
+
+  poll(accountId) {
+    return [];
+  },
+
+  send(message) {
+    const seq = readJson('outbox-seq', 0) + 1;
+    const chat = { type: message.peer.kind, id: message.peer.id };
+    writeJson(`outbox/${seq % OUTBOX_SLOTS}`, { seq, chat, threadId: message.threadId, replyTo: message.replyToMessageId, text: message.text });
+    writeJson('outbox-seq', seq);
+    return { tag: 'sent', val: [String(seq)] };
+  },
+};

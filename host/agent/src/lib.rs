@@ -11,6 +11,7 @@ pub mod model;
 pub mod persona;
 pub mod queue;
 pub mod runtime;
+pub mod sessions_access;
 pub mod store;
 
 pub use model::{Provider, Providers};

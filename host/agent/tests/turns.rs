@@ -21,7 +21,7 @@ fn wasm(name: &str) -> PathBuf {
 
 struct World {
     dir: tempfile::TempDir,
-    runtime: AgentRuntime,
+    runtime: Arc<AgentRuntime>,
 }
 
 const CONFIG: &str = r#"{
@@ -33,10 +33,14 @@ const CONFIG: &str = r#"{
 
 impl World {
     async fn new(config: &str) -> World {
+        World::with_plugins(config, &["tool_read", "tool_write"]).await
+    }
+
+    async fn with_plugins(config: &str, names: &[&str]) -> World {
         let dir = tempfile::tempdir().unwrap();
         let pdir = dir.path().join("plugins");
         std::fs::create_dir_all(&pdir).unwrap();
-        for n in ["tool_read", "tool_write"] {
+        for n in names {
             std::fs::copy(wasm(n), pdir.join(format!("{n}.wasm"))).unwrap();
         }
         let engine = Arc::new(PluginEngine::new(Limits::default()).unwrap());
@@ -50,7 +54,9 @@ impl World {
         let text = config.replace("$DIR", &dir.path().display().to_string());
         let cfg = Arc::new(load_str(&text, None).expect("config loads").config);
         let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
-        let runtime = AgentRuntime::new(cfg, env, plugins, Providers::builtin(), secrets, RunLimits::default());
+        let runtime =
+            Arc::new(AgentRuntime::new(cfg, env, plugins, Providers::builtin(), secrets, RunLimits::default()));
+        chela_agent::sessions_access::connect(&runtime);
         World { dir, runtime }
     }
 
@@ -154,7 +160,7 @@ async fn persona_is_reread_every_turn_and_sessions_continue_until_reset() {
 #[tokio::test]
 async fn turns_of_one_session_never_interleave() {
     let w = World::new(CONFIG).await;
-    let rt = &w.runtime;
+    let rt = w.runtime.as_ref();
     let (a, b, c, d) = tokio::join!(
         rt.run(inbound("work", "9", "one")),
         rt.run(inbound("work", "9", "two")),
@@ -185,4 +191,56 @@ async fn unknown_agent_and_bad_model_are_clear_errors() {
     assert_eq!(ok.model, "offline/persona", "fell back after the unavailable provider");
     let err = w.runtime.run(inbound("b", "1", "hi")).await.unwrap_err().to_string();
     assert!(err.contains("model `nope` must be written `provider/model`"), "{err}");
+}
+
+const SESSIONS: &str = r#"{
+  tools: { sessions: { visibility: "all" }, agentToAgent: { enabled: true, allow: ["work", "support"] } },
+  agents: { list: [
+    { id: "work", default: true, workspace: "$DIR/ws-work", identity: { name: "Atlas" } },
+    { id: "support", workspace: "$DIR/ws-support", identity: { name: "Sage" } },
+    { id: "ops", workspace: "$DIR/ws-ops", identity: { name: "Ops" } },
+  ] },
+}"#;
+
+#[tokio::test]
+async fn sessions_tools_see_and_message_only_what_policy_allows() {
+    let w = World::with_plugins(SESSIONS, &["tool_sessions_list", "tool_sessions_history", "tool_sessions_send"]).await;
+    w.say("support", "5", "my printer is on fire").await;
+    w.say("ops", "6", "secret ops chatter").await;
+
+    let listed = w.say("work", "1", "/tool sessions_list {}").await;
+    assert!(listed.tool_calls.iter().all(|c| c.ok), "{listed:?}");
+    assert!(listed.reply.contains("agent:support:telegram:direct:5"), "{}", listed.reply);
+    assert!(!listed.reply.contains("agent:ops:"), "ops is not allowed agent-to-agent: {}", listed.reply);
+
+    let hist = w.say("work", "1", r#"/tool sessions_history {"key": "agent:support:telegram:direct:5"}"#).await;
+    assert!(hist.reply.contains("my printer is on fire"), "{}", hist.reply);
+    let denied = w.say("work", "1", r#"/tool sessions_history {"key": "agent:ops:telegram:direct:6"}"#).await;
+    assert!(denied.reply.contains("failed") && denied.reply.contains("not visible"), "{}", denied.reply);
+
+    let sent = w
+        .say(
+            "work",
+            "1",
+            r#"/tool sessions_send {"key": "agent:support:telegram:direct:5", "text": "escalated by Atlas"}"#,
+        )
+        .await;
+    assert!(sent.reply.contains("queued for agent:support:telegram:direct:5"), "{}", sent.reply);
+    let store = w.runtime.store("support").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let texts: Vec<String> =
+            transcript(store.as_ref(), "agent:support:telegram:direct:5").iter().map(Message::text).collect();
+        if texts.iter().any(|t| t.contains("You said: “escalated by Atlas”")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "support never answered: {texts:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let to_ops =
+        w.say("work", "1", r#"/tool sessions_send {"key": "agent:ops:telegram:direct:6", "text": "hi"}"#).await;
+    assert!(to_ops.reply.contains("may not message agent `ops`"), "{}", to_ops.reply);
+    // ops itself (not in agentToAgent.allow) sees only its own sessions.
+    let ops = w.say("ops", "6", "/tool sessions_list {}").await;
+    assert!(!ops.reply.contains("agent:support:") && !ops.reply.contains("agent:work:"), "{}", ops.reply);
 }

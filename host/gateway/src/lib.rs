@@ -186,6 +186,7 @@ impl Gateway {
             secrets,
             RunLimits::default(),
         ));
+        chela_agent::sessions_access::connect(&runtime);
         let gw = Arc::new(Gateway {
             table: RwLock::new(Arc::new(RouteTable::build(&config))),
             config: cell,

@@ -1,8 +1,10 @@
 //! Host-side bindings of `wit/` (`chela:plugin@0.1.0`), async on both sides
 //! so a guest waiting on the host never blocks a runtime thread.
 
+// `tool-plugin-all`: the exports of every tool world are the same; the
+// imports it names give host traits for every capability.
 wasmtime::component::bindgen!({
-    world: "tool-plugin",
+    world: "tool-plugin-all",
     path: "../../wit",
     imports: { default: async },
     exports: { default: async },
@@ -12,7 +14,7 @@ wasmtime::component::bindgen!({
 /// implementations) with the tool world.
 pub mod channel {
     wasmtime::component::bindgen!({
-        world: "channel-plugin",
+        world: "socket-channel-plugin",
         path: "../../wit",
         imports: { default: async },
         exports: { default: async },
@@ -21,6 +23,7 @@ pub mod channel {
             "chela:plugin/log": super::chela::plugin::log,
             "chela:plugin/kv": super::chela::plugin::kv,
             "chela:plugin/secrets": super::chela::plugin::secrets,
+            "chela:plugin/websocket": super::chela::plugin::websocket,
         },
     });
 }

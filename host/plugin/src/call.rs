@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::bindings::chela::plugin::types::{InvokeContext, ToolError, ToolInfo};
-use crate::bindings::ToolPluginPre;
+use crate::bindings::ToolPluginAllPre;
 use crate::capability::secrets::SecretStore;
+use crate::capability::sessions::SessionsAccess;
 use crate::capability::GrantSet;
 use crate::engine::{PluginEngine, TICK};
 use crate::loader::{LoadedPlugin, PluginStatus};
@@ -75,19 +76,34 @@ pub(crate) enum OpValue {
 
 const DEADLINE: &str = "chela: call deadline exceeded";
 
-/// Instantiates `pre` for `agent_id` with `grants` and runs `op` under the limits.
+/// Whom a call runs for and with what: the agent, its grants, and the
+/// host services behind them.
+pub(crate) struct CallScope<'a> {
+    pub agent_id: &'a str,
+    pub grants: &'a GrantSet,
+    pub secrets: Arc<SecretStore>,
+    pub sessions: Option<Arc<dyn SessionsAccess>>,
+}
+
+/// Instantiates `pre` for the scope's agent with its grants and runs `op` under the limits.
 pub(crate) async fn run(
     engine: &PluginEngine,
-    pre: &ToolPluginPre<PluginState>,
+    pre: &ToolPluginAllPre<PluginState>,
     plugin_id: &str,
-    agent_id: &str,
-    grants: &GrantSet,
-    secrets: Arc<SecretStore>,
+    scope: CallScope<'_>,
     op: Op,
 ) -> Result<CallOutcome<OpValue>, CallError> {
     let limits = *engine.limits();
     let setup = |message: String| CallError::Setup { plugin: plugin_id.to_string(), message };
-    let state = PluginState::new(plugin_id, agent_id, grants, secrets, limits.memory_bytes).map_err(setup)?;
+    let grants = scope.grants;
+    let mut state =
+        PluginState::new(plugin_id, scope.agent_id, grants, scope.secrets, limits.memory_bytes).map_err(setup)?;
+    if let Op::Invoke(cx, _) = &op {
+        state.session_key = cx.session_key.clone();
+    }
+    if grants.holds(crate::capability::Capability::Sessions) {
+        state.sessions = scope.sessions;
+    }
     let mut store = Store::new(engine.engine(), state);
     store.limiter(|s| &mut s.limits);
     let start = Instant::now();

@@ -19,7 +19,7 @@ use chela_core::config::schema::Config;
 use serde_json::Value;
 use wasmtime::{Store, UpdateDeadline};
 
-use crate::bindings::channel::{ChannelPlugin, ChannelPluginPre};
+use crate::bindings::channel::{SocketChannelPlugin, SocketChannelPluginPre};
 use crate::capability::kv::KvScope;
 use crate::capability::secrets::SecretStore;
 use crate::capability::{linker_for, Capability, GrantSet};
@@ -148,7 +148,7 @@ fn configured_hosts(accounts: &[AccountSetup]) -> Vec<String> {
 
 struct Live {
     store: Store<PluginState>,
-    bindings: ChannelPlugin,
+    bindings: SocketChannelPlugin,
 }
 
 /// A running channel adapter.
@@ -156,7 +156,7 @@ pub struct ChannelRuntime {
     pub plugin: Arc<LoadedPlugin>,
     pub info: ChannelInfo,
     engine: Arc<PluginEngine>,
-    pre: ChannelPluginPre<PluginState>,
+    pre: SocketChannelPluginPre<PluginState>,
     grants: GrantSet,
     accounts: BTreeMap<String, AccountSetup>,
     live: tokio::sync::Mutex<Option<Live>>,
@@ -199,7 +199,7 @@ impl ChannelRuntime {
         let engine = plugins.engine().clone();
         let linker = linker_for(engine.engine(), &shape).map_err(|e| setup(format!("{e:#}")))?;
         let pre = linker.instantiate_pre(&plugin.component).map_err(|e| setup(format!("cannot link: {e:#}")))?;
-        let pre = ChannelPluginPre::new(pre).map_err(|e| setup(format!("{e:#}")))?;
+        let pre = SocketChannelPluginPre::new(pre).map_err(|e| setup(format!("{e:#}")))?;
         let mut rt = ChannelRuntime {
             info: ChannelInfo {
                 id: String::new(),

@@ -15,7 +15,7 @@ use chela_core::config::schema::Config;
 use chela_core::policy::{effective_tools, reach, EffectiveTools, SessionKind, ToolCatalog};
 use chela_core::roster::Roster;
 
-use crate::bindings::ToolPluginPre;
+use crate::bindings::ToolPluginAllPre;
 use crate::call::{self, CallError, CallOutcome, Op, OpValue, ToolResult};
 use crate::capability::secrets::SecretStore;
 use crate::capability::{Capability, GrantSet, WorkspaceAccess};
@@ -28,7 +28,7 @@ pub struct LinkedTool {
     pub plugin: Arc<LoadedPlugin>,
     pub grants: GrantSet,
     agent_id: String,
-    pre: ToolPluginPre<PluginState>,
+    pre: ToolPluginAllPre<PluginState>,
     secrets: Arc<SecretStore>,
 }
 
@@ -196,8 +196,13 @@ impl LinkedTool {
         let engine = plugins.engine();
         let cx = Plugins::context(&self.agent_id, session_key, call_id);
         let op = Op::Invoke(cx, arguments.to_string());
-        let out =
-            call::run(engine, &self.pre, &self.plugin.id, &self.agent_id, &self.grants, self.secrets.clone(), op).await;
+        let scope = call::CallScope {
+            agent_id: &self.agent_id,
+            grants: &self.grants,
+            secrets: self.secrets.clone(),
+            sessions: plugins.sessions_access(),
+        };
+        let out = call::run(engine, &self.pre, &self.plugin.id, scope, op).await;
         call::record(&self.plugin, &out, engine.limits().max_consecutive_failures);
         let out = out?;
         match out.value {

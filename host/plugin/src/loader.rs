@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use wasmtime::component::Component;
 
 use crate::bindings::chela::plugin::types::{InvokeContext, ToolInfo};
-use crate::bindings::ToolPluginPre;
+use crate::bindings::ToolPluginAllPre;
 use crate::cache::{digest, CacheOutcome, CompileCache};
 use crate::capability::{linker_for, Capability, GrantSet};
 use crate::engine::PluginEngine;
@@ -98,7 +98,7 @@ pub struct ScanReport {
 }
 
 /// Pre-linked instances by `(component digest, linked capabilities)`.
-type PreLinkCache = HashMap<(String, BTreeSet<Capability>), ToolPluginPre<PluginState>>;
+type PreLinkCache = HashMap<(String, BTreeSet<Capability>), ToolPluginAllPre<PluginState>>;
 
 /// All plugins of the process, by id, plus the pre-link cache.
 pub struct Plugins {
@@ -108,6 +108,8 @@ pub struct Plugins {
     loaded: RwLock<BTreeMap<String, Arc<LoadedPlugin>>>,
     failed: RwLock<BTreeMap<PathBuf, String>>,
     pre: Mutex<PreLinkCache>,
+    /// The agent runtime's answer to `sessions` calls (set once it exists).
+    sessions: RwLock<Option<Arc<dyn crate::capability::sessions::SessionsAccess>>>,
 }
 
 impl Plugins {
@@ -119,7 +121,17 @@ impl Plugins {
             loaded: RwLock::default(),
             failed: RwLock::default(),
             pre: Mutex::default(),
+            sessions: RwLock::default(),
         }
+    }
+
+    /// Connects the `sessions` capability to the agent runtime.
+    pub fn set_sessions_access(&self, access: Arc<dyn crate::capability::sessions::SessionsAccess>) {
+        *self.sessions.write().unwrap_or_else(|p| p.into_inner()) = Some(access);
+    }
+
+    pub(crate) fn sessions_access(&self) -> Option<Arc<dyn crate::capability::sessions::SessionsAccess>> {
+        self.sessions.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn engine(&self) -> &Arc<PluginEngine> {
@@ -261,11 +273,12 @@ impl Plugins {
         crate::capability::stub_unprovided(&mut linker, self.engine.engine(), component)
             .map_err(|e| format!("{e:#}"))?;
         let pre = linker.instantiate_pre(component).map_err(|e| format!("cannot link: {e:#}"))?;
-        let pre = ToolPluginPre::new(pre).map_err(|e| format!("{e:#}"))?;
+        let pre = ToolPluginAllPre::new(pre).map_err(|e| format!("{e:#}"))?;
         let _ = digest;
         let grants = GrantSet { capabilities: shape, ..GrantSet::minimal() };
         let secrets = Arc::new(crate::capability::secrets::SecretStore::default());
-        let out = crate::call::run(&self.engine, &pre, id, "-", &grants, secrets, crate::call::Op::Describe)
+        let scope = crate::call::CallScope { agent_id: "-", grants: &grants, secrets, sessions: None };
+        let out = crate::call::run(&self.engine, &pre, id, scope, crate::call::Op::Describe)
             .await
             .map_err(|e| format!("describe failed: {e}"))?;
         let crate::call::OpValue::Describe(info) = out.value else {
@@ -329,14 +342,14 @@ impl Plugins {
         &self,
         plugin: &LoadedPlugin,
         shape: &BTreeSet<Capability>,
-    ) -> Result<ToolPluginPre<PluginState>, String> {
+    ) -> Result<ToolPluginAllPre<PluginState>, String> {
         let key = (plugin.digest.clone(), shape.clone());
         if let Some(pre) = self.pre.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(pre.clone());
         }
         let linker = linker_for(self.engine.engine(), shape).map_err(|e| format!("{e:#}"))?;
         let pre = linker.instantiate_pre(&plugin.component).map_err(|e| format!("cannot link: {e:#}"))?;
-        let pre = ToolPluginPre::new(pre).map_err(|e| format!("{e:#}"))?;
+        let pre = ToolPluginAllPre::new(pre).map_err(|e| format!("{e:#}"))?;
         self.pre.lock().unwrap_or_else(|p| p.into_inner()).insert(key, pre.clone());
         Ok(pre)
     }

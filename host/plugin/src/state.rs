@@ -11,6 +11,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::capability::http::Egress;
 use crate::capability::kv::KvScope;
 use crate::capability::secrets::SecretStore;
+use crate::capability::sessions::SessionsAccess;
 use crate::capability::{workspace, Capability, GrantSet};
 
 pub struct PluginState {
@@ -26,6 +27,9 @@ pub struct PluginState {
     pub(crate) logs: Vec<String>,
     /// When the current call must end (long-lived channel instances set it per call).
     pub(crate) deadline: Option<std::time::Instant>,
+    /// The session a tool call runs for, and the host's answer to `sessions` calls.
+    pub(crate) session_key: String,
+    pub(crate) sessions: Option<Arc<dyn SessionsAccess>>,
 }
 
 impl PluginState {
@@ -61,6 +65,8 @@ impl PluginState {
             secrets,
             logs: Vec::new(),
             deadline: None,
+            session_key: String::new(),
+            sessions: None,
         })
     }
 

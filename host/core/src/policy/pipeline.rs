@@ -158,6 +158,42 @@ pub fn session_kind_for_key(cfg: &Config, agent_id: &str, session_key: &str, mai
     }
 }
 
+/// Whether the `sessions_*` tools of `caller_key` (agent `caller_agent`) may
+/// see `target_key` (reference §10.7): `tools.sessions.visibility` is `self`,
+/// `tree` (default: itself and the sessions it spawned), `agent` (all of the
+/// caller agent's) or `all` (also other agents', where agent-to-agent allows
+/// both). A sandboxed session sees at most its tree unless
+/// `sandbox.sessionToolsVisibility` is `all`.
+pub fn session_visible(
+    cfg: &Config,
+    caller_agent: &str,
+    caller_key: &str,
+    sandboxed: bool,
+    target_key: &str,
+    target_spawned_by: Option<&str>,
+) -> bool {
+    let caller = normalize_agent_id(Some(caller_agent));
+    let target_agent = parse_agent_session_key(target_key).map(|p| p.agent_id);
+    let same_agent = target_agent.as_deref() == Some(caller.as_str());
+    let in_tree = target_key == caller_key || target_spawned_by == Some(caller_key);
+    let visibility =
+        cfg.tools.as_ref().and_then(|t| t.sessions.as_ref()?.visibility.clone()).unwrap_or_else(|| "tree".to_string());
+    let sandbox_all = cfg
+        .agent(&caller)
+        .and_then(|(_, a)| a.sandbox.as_ref()?.session_tools_visibility.clone())
+        .or_else(|| cfg.agent_defaults()?.sandbox.as_ref()?.session_tools_visibility.clone())
+        .is_some_and(|v| v == "all");
+    if sandboxed && !sandbox_all && !in_tree {
+        return false;
+    }
+    match visibility.as_str() {
+        "self" => target_key == caller_key,
+        "agent" => same_agent,
+        "all" => same_agent || target_agent.is_some_and(|t| agent_to_agent_allowed(cfg, &caller, &t)),
+        _ => in_tree,
+    }
+}
+
 /// The workspace access of an agent's sandbox (`none` unless configured).
 pub fn workspace_access(cfg: &Config, agent_id: &str) -> WorkspaceAccess {
     let id = normalize_agent_id(Some(agent_id));
@@ -511,5 +547,23 @@ mod tests {
         assert_eq!(kind("a", "agent:a:whatsapp:direct:+1555"), SessionKind::Main);
         assert_eq!(kind("b", "agent:b:whatsapp:direct:+1555"), SessionKind::Sandboxed);
         assert_eq!(kind("b", "agent:b:main"), SessionKind::Main);
+    }
+
+    #[test]
+    fn session_visibility_levels() {
+        let tree = cfg("{agents: {list: [{id: 'a'}, {id: 'b'}]}}");
+        let me = "agent:a:main";
+        assert!(session_visible(&tree, "a", me, false, me, None));
+        assert!(session_visible(&tree, "a", me, false, "agent:a:subagent:x", Some(me)));
+        assert!(!session_visible(&tree, "a", me, false, "agent:a:telegram:direct:1", None));
+        let agent = cfg("{tools: {sessions: {visibility: 'agent'}}, agents: {list: [{id: 'a'}, {id: 'b'}]}}");
+        assert!(session_visible(&agent, "a", me, false, "agent:a:telegram:direct:1", None));
+        assert!(!session_visible(&agent, "a", me, true, "agent:a:telegram:direct:1", None), "sandboxed: tree only");
+        assert!(!session_visible(&agent, "a", me, false, "agent:b:main", None));
+        let all = cfg("{tools: {sessions: {visibility: 'all'}, agentToAgent: {enabled: true, allow: ['a', 'b']}}, agents: {list: [{id: 'a'}, {id: 'b'}, {id: 'c'}]}}");
+        assert!(session_visible(&all, "a", me, false, "agent:b:main", None));
+        assert!(!session_visible(&all, "a", me, false, "agent:c:main", None), "c is not allowed agent-to-agent");
+        let off = cfg("{tools: {sessions: {visibility: 'all'}}, agents: {list: [{id: 'a'}, {id: 'b'}]}}");
+        assert!(!session_visible(&off, "a", me, false, "agent:b:main", None), "agentToAgent is off by default");
     }
 }

@@ -9,6 +9,7 @@ pub mod http;
 pub mod kv;
 pub mod log;
 pub mod secrets;
+pub mod sessions;
 pub mod workspace;
 
 use std::collections::BTreeSet;
@@ -46,10 +47,9 @@ impl Capability {
         }
     }
 
-    /// Whether this host can link it yet (process, sessions and websocket
-    /// arrive with the agent runtime and channel issues).
+    /// Whether this host can link it yet.
     pub fn provided(self) -> bool {
-        matches!(self, Capability::Log | Capability::Kv | Capability::Secrets | Capability::Http)
+        !matches!(self, Capability::Process | Capability::Websocket)
     }
 
     /// The capability a component import needs. `Ok(None)`: always linked
@@ -129,7 +129,8 @@ pub fn linker_for(engine: &wasmtime::Engine, shape: &BTreeSet<Capability>) -> wa
             Capability::Kv => kv::add_to_linker(&mut linker)?,
             Capability::Secrets => secrets::add_to_linker(&mut linker)?,
             Capability::Http => http::add_to_linker(&mut linker)?,
-            Capability::Process | Capability::Sessions | Capability::Websocket => {}
+            Capability::Sessions => sessions::add_to_linker(&mut linker)?,
+            Capability::Process | Capability::Websocket => {}
         }
     }
     Ok(linker)

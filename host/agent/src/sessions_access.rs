@@ -1,0 +1,166 @@
+//! The host side of the `sessions` capability: what a `sessions_*` tool may
+//! see and do, decided for the calling session by the core's visibility and
+//! agent-to-agent rules, answered from the agents' stores.
+
+use std::sync::{Arc, Weak};
+
+use chela_core::policy::{agent_to_agent_allowed, is_sandboxed, session_kind_for_key, session_visible};
+use chela_core::session_key::{build_main_session_key, parse_agent_session_key};
+use chela_plugin::capability::sessions::{BoxFuture, Caller, SessionSummary, SessionsAccess, TranscriptEntry};
+
+use crate::runtime::{AgentRuntime, Inbound};
+use crate::store::{Message, Origin, SessionEntry};
+
+pub struct SessionsBridge {
+    runtime: Weak<AgentRuntime>,
+}
+
+/// Connects `runtime`'s stores to the `sessions` capability of its plugins.
+pub fn connect(runtime: &Arc<AgentRuntime>) {
+    runtime.plugins().set_sessions_access(Arc::new(SessionsBridge { runtime: Arc::downgrade(runtime) }));
+}
+
+impl SessionsBridge {
+    fn runtime(&self) -> Result<Arc<AgentRuntime>, String> {
+        self.runtime.upgrade().ok_or_else(|| "the agent runtime is shutting down".to_string())
+    }
+
+    /// The entry of `key` if the caller may see it.
+    fn visible(&self, rt: &AgentRuntime, caller: &Caller, key: &str) -> Result<SessionEntry, String> {
+        let cfg = rt.config();
+        let target = parse_agent_session_key(key).ok_or_else(|| format!("`{key}` is not a session key"))?;
+        let store = rt.store(&target.agent_id).map_err(|e| e.to_string())?;
+        let entry = store.get(key).map_err(|e| e.to_string())?;
+        let spawned_by = entry.as_ref().and_then(|e| e.extra.get("spawnedBy")?.as_str().map(str::to_string));
+        if !session_visible(
+            &cfg,
+            &caller.agent_id,
+            &caller.session_key,
+            sandboxed(rt, caller),
+            key,
+            spawned_by.as_deref(),
+        ) {
+            return Err(format!("session `{key}` is not visible from `{}`", caller.session_key));
+        }
+        entry.ok_or_else(|| format!("no session `{key}`"))
+    }
+}
+
+fn sandboxed(rt: &AgentRuntime, caller: &Caller) -> bool {
+    let cfg = rt.config();
+    let main = build_main_session_key(&caller.agent_id, cfg.session.as_ref().and_then(|s| s.main_key.as_deref()));
+    is_sandboxed(&cfg, &caller.agent_id, &session_kind_for_key(&cfg, &caller.agent_id, &caller.session_key, &main))
+}
+
+fn role(m: &Message) -> &'static str {
+    match m {
+        Message::User { .. } => "user",
+        Message::Assistant { .. } => "assistant",
+        Message::ToolResult { .. } => "toolResult",
+    }
+}
+
+fn at(m: &Message) -> u64 {
+    match m {
+        Message::User { timestamp, .. }
+        | Message::Assistant { timestamp, .. }
+        | Message::ToolResult { timestamp, .. } => (*timestamp).max(0) as u64,
+    }
+}
+
+impl SessionsAccess for SessionsBridge {
+    fn list<'a>(
+        &'a self,
+        caller: &'a Caller,
+        active: Option<u32>,
+    ) -> BoxFuture<'a, Result<Vec<SessionSummary>, String>> {
+        Box::pin(async move {
+            let rt = self.runtime()?;
+            let cfg = rt.config();
+            let sandboxed = sandboxed(&rt, caller);
+            let now = crate::clock::now_ms();
+            let mut out = Vec::new();
+            for agent in chela_core::roster::Roster::from_config(&cfg).ids() {
+                let store = rt.store(&agent).map_err(|e| e.to_string())?;
+                for (key, e) in store.list().map_err(|e| e.to_string())? {
+                    let spawned_by = e.extra.get("spawnedBy").and_then(|v| v.as_str());
+                    if !session_visible(&cfg, &caller.agent_id, &caller.session_key, sandboxed, &key, spawned_by) {
+                        continue;
+                    }
+                    if active.is_some_and(|m| now - e.updated_at > i64::from(m) * 60_000) {
+                        continue;
+                    }
+                    let count = store.transcript(&e).map(|t| t.messages.len()).unwrap_or(0);
+                    out.push(SessionSummary {
+                        key,
+                        agent_id: agent.clone(),
+                        updated_at_ms: e.updated_at.max(0) as u64,
+                        message_count: count as u32,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn history<'a>(
+        &'a self,
+        caller: &'a Caller,
+        key: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<TranscriptEntry>, String>> {
+        Box::pin(async move {
+            let rt = self.runtime()?;
+            let entry = self.visible(&rt, caller, key)?;
+            let agent = parse_agent_session_key(key).map(|p| p.agent_id).unwrap_or_default();
+            let t = rt.store(&agent).and_then(|s| s.transcript(&entry)).map_err(|e| e.to_string())?;
+            let skip = t.messages.len().saturating_sub(limit as usize);
+            Ok(t.messages
+                .iter()
+                .skip(skip)
+                .map(|m| TranscriptEntry { role: role(m).into(), text: m.text(), at_ms: at(m) })
+                .collect())
+        })
+    }
+
+    fn send<'a>(&'a self, caller: &'a Caller, key: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let rt = self.runtime()?;
+            let cfg = rt.config();
+            let target = parse_agent_session_key(key).ok_or_else(|| format!("`{key}` is not a session key"))?;
+            if target.agent_id != caller.agent_id && !agent_to_agent_allowed(&cfg, &caller.agent_id, &target.agent_id) {
+                return Err(format!(
+                    "agent `{}` may not message agent `{}` (tools.agentToAgent)",
+                    caller.agent_id, target.agent_id
+                ));
+            }
+            if key == caller.session_key {
+                return Err("a session cannot send to itself".into());
+            }
+            self.visible(&rt, caller, key)?;
+            let main =
+                build_main_session_key(&target.agent_id, cfg.session.as_ref().and_then(|s| s.main_key.as_deref()));
+            let inbound = Inbound {
+                agent_id: target.agent_id.clone(),
+                session_key: key.to_string(),
+                main_session_key: main,
+                text: text.to_string(),
+                chat_type: "direct".into(),
+                origin: Origin {
+                    provider: Some("agent".into()),
+                    from: Some(caller.session_key.clone()),
+                    label: Some(format!("agent {}", caller.agent_id)),
+                    ..Origin::default()
+                },
+                delivery: None,
+            };
+            // Queued behind the target session's own turns; the caller does not wait for it.
+            tokio::spawn(async move {
+                if let Err(e) = rt.run(inbound).await {
+                    tracing::warn!(error = %e, "sessions.send turn failed");
+                }
+            });
+            Ok(())
+        })
+    }
+}

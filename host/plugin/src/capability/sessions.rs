@@ -1,0 +1,67 @@
+//! `chela:plugin/sessions`: the calling agent's sessions, for the
+//! `sessions_*` tools. The host side is a [`SessionsAccess`] the agent
+//! runtime provides (this crate knows no session store); it decides
+//! visibility and agent-to-agent policy for the calling session, which the
+//! host sets — a plugin cannot claim to be another caller.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::bindings::chela::plugin::sessions;
+pub use crate::bindings::chela::plugin::sessions::{SessionSummary, TranscriptEntry};
+use crate::state::PluginState;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Who is asking: the agent and session the tool call runs for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub agent_id: String,
+    pub session_key: String,
+}
+
+/// What the host answers `sessions` calls with.
+pub trait SessionsAccess: Send + Sync {
+    fn list<'a>(
+        &'a self,
+        caller: &'a Caller,
+        active_within_minutes: Option<u32>,
+    ) -> BoxFuture<'a, Result<Vec<SessionSummary>, String>>;
+    fn history<'a>(
+        &'a self,
+        caller: &'a Caller,
+        key: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<TranscriptEntry>, String>>;
+    fn send<'a>(&'a self, caller: &'a Caller, key: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), String>>;
+}
+
+impl PluginState {
+    fn sessions_call(&self) -> Result<(std::sync::Arc<dyn SessionsAccess>, Caller), String> {
+        let access = self.sessions.clone().ok_or("the sessions capability is not available here")?;
+        Ok((access, Caller { agent_id: self.agent_id.to_string(), session_key: self.session_key.clone() }))
+    }
+}
+
+impl sessions::Host for PluginState {
+    async fn list_sessions(&mut self, active_within_minutes: Option<u32>) -> Result<Vec<SessionSummary>, String> {
+        let (access, caller) = self.sessions_call()?;
+        access.list(&caller, active_within_minutes).await
+    }
+
+    async fn history(&mut self, key: String, limit: u32) -> Result<Vec<TranscriptEntry>, String> {
+        let (access, caller) = self.sessions_call()?;
+        access.history(&caller, &key, limit).await
+    }
+
+    async fn send(&mut self, key: String, text: String) -> Result<(), String> {
+        let (access, caller) = self.sessions_call()?;
+        access.send(&caller, &key, &text).await
+    }
+}
+
+pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    sessions::add_to_linker::<_, HasSelf<PluginState>>(linker, |s| s)
+}

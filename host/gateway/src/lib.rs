@@ -295,6 +295,7 @@ impl Gateway {
         let current: HashMap<String, Arc<ChannelRuntime>> =
             self.channels.read().unwrap_or_else(|p| p.into_inner()).clone();
         let mut next: HashMap<String, Arc<ChannelRuntime>> = HashMap::new();
+        let mut started = Vec::new();
         for plugin in loaded {
             if let Some(rt) = current.values().find(|rt| rt.plugin.digest == plugin.digest) {
                 next.insert(rt.channel_id().to_string(), rt.clone());
@@ -306,9 +307,7 @@ impl Gateway {
                     self.channel_errors.write().unwrap_or_else(|p| p.into_inner()).remove(rt.channel_id());
                     let rt = Arc::new(rt);
                     if rt.info.needs_polling {
-                        for account in rt.account_ids() {
-                            tokio::spawn(poll_loop(Arc::downgrade(self), rt.clone(), account));
-                        }
+                        started.push(rt.clone());
                     }
                     next.insert(rt.channel_id().to_string(), rt);
                 }
@@ -322,6 +321,12 @@ impl Gateway {
             }
         }
         *self.channels.write().unwrap_or_else(|p| p.into_inner()) = next;
+        // Pollers start once their adapter is the current one (they stop when it is replaced).
+        for rt in started {
+            for account in rt.account_ids() {
+                tokio::spawn(poll_loop(Arc::downgrade(self), rt.clone(), account));
+            }
+        }
     }
 
     /// Binds and serves until [`Running::shutdown`].

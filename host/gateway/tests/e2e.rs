@@ -352,3 +352,75 @@ async fn refuses_a_public_listener_without_a_token() {
         .expect("refused");
     assert!(err.to_string().contains("without an auth token"), "{err}");
 }
+
+/// A channel adapter over the host's WebSocket capability: the platform is a
+/// WebSocket server on loopback that checks the bearer token the host
+/// substituted, pushes a message, and receives the reply on the same socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_channel_polls_routes_and_replies_over_the_socket() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mut replies) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut auth = String::new();
+                let check = |req: &Request, resp: Response| {
+                    auth = req
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    Ok(resp)
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, check).await else { return };
+                if auth != "Bearer relay-secret" {
+                    let _ = ws.close(None).await;
+                    return;
+                }
+                let hello = json!({"id": "w1", "from": "carol", "text": "hello over the socket"});
+                ws.send(Message::text(hello.to_string())).await.unwrap();
+                while let Some(Ok(Message::Text(t))) = ws.next().await {
+                    let _ = tx.send((auth.clone(), t.to_string()));
+                }
+            });
+        }
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let pdir = root.join("state/plugins");
+    std::fs::create_dir_all(&pdir).unwrap();
+    std::fs::copy(wasm("fixture_ws_channel"), pdir.join("fixture_ws_channel.wasm")).unwrap();
+    let text = format!(
+        r#"{{ agents: {{ list: [{{ id: "support", workspace: "{}/ws", identity: {{ name: "Sage" }} }}] }},
+            channels: {{ wsrelay: {{ dmPolicy: "open", allowFrom: ["*"],
+              accounts: {{ main: {{ url: "ws://127.0.0.1:{port}/socket", relayToken: "relay-secret" }} }} }} }} }}"#,
+        root.display()
+    );
+    let cfg = Arc::new(load_str(&text, None).expect("config loads").config);
+    let env = Environment {
+        home: root.into(),
+        state_dir: Some(root.join("state").display().to_string()),
+        ..Default::default()
+    };
+    let plugins = Arc::new(Plugins::new(Arc::new(PluginEngine::new(Limits::default()).unwrap()), vec![pdir], None));
+    let gw =
+        Gateway::new(cfg, env, plugins, Providers::builtin(), GatewayOptions::loopback(0), Arc::new(|_: &str| None))
+            .await
+            .expect("gateway starts");
+    assert!(gw.missing_channels().is_empty(), "{:?}", gw.missing_channels());
+    let running = gw.serve().await.unwrap();
+    let (auth, frame) = tokio::time::timeout(Duration::from_secs(30), replies.recv()).await.expect("a reply").unwrap();
+    assert_eq!(auth, "Bearer relay-secret");
+    let reply: Value = serde_json::from_str(&frame).unwrap();
+    assert_eq!((reply["to"].as_str(), reply["replyTo"].as_str()), (Some("carol"), Some("w1")));
+    assert!(reply["text"].as_str().unwrap().contains("“hello over the socket”"), "{reply}");
+    assert!(running.shutdown().await);
+}

@@ -129,14 +129,16 @@ pub fn account_setups(
         .collect()
 }
 
-/// Hosts of URL settings the user configured (`apiRoot`, `baseUrl`, …): an
-/// adapter may reach the base URL its account is pointed at.
+/// Hosts of URL settings the user configured (`apiRoot`, `baseUrl`,
+/// `gatewayUrl`, …): an adapter may reach the base URL its account is pointed at.
 fn configured_hosts(accounts: &[AccountSetup]) -> Vec<String> {
     let mut hosts = BTreeSet::new();
     for a in accounts {
         let Some(map) = a.settings.as_object() else { continue };
         for v in map.values().filter_map(Value::as_str) {
-            let Some(rest) = v.strip_prefix("http://").or_else(|| v.strip_prefix("https://")) else { continue };
+            let Some(rest) = ["http://", "https://", "ws://", "wss://"].iter().find_map(|p| v.strip_prefix(p)) else {
+                continue;
+            };
             let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
             if !authority.is_empty() {
                 hosts.insert(authority.to_string());

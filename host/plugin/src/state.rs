@@ -30,6 +30,8 @@ pub struct PluginState {
     /// The session a tool call runs for, and the host's answer to `sessions` calls.
     pub(crate) session_key: String,
     pub(crate) sessions: Option<Arc<dyn SessionsAccess>>,
+    /// WebSocket connections this instance holds.
+    pub(crate) ws_open: usize,
 }
 
 impl PluginState {
@@ -45,7 +47,8 @@ impl PluginState {
         if let Some((dir, access)) = &grants.workspace {
             workspace::preopen(&mut builder, dir, *access)?;
         }
-        let secrets = if grants.holds(Capability::Secrets) || grants.holds(Capability::Http) {
+        let secrets = if [Capability::Secrets, Capability::Http, Capability::Websocket].iter().any(|c| grants.holds(*c))
+        {
             secrets
         } else {
             Arc::new(SecretStore::default())
@@ -55,7 +58,11 @@ impl PluginState {
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             egress: Egress {
-                allowed: if grants.holds(Capability::Http) { grants.http_hosts.clone() } else { Vec::new() },
+                allowed: if grants.holds(Capability::Http) || grants.holds(Capability::Websocket) {
+                    grants.http_hosts.clone()
+                } else {
+                    Vec::new()
+                },
                 secrets: secrets.clone(),
             },
             limits: MemoryCap { limit: memory_bytes, refused: false, size: 0 },
@@ -67,6 +74,7 @@ impl PluginState {
             deadline: None,
             session_key: String::new(),
             sessions: None,
+            ws_open: 0,
         })
     }
 
@@ -100,6 +108,16 @@ impl ResourceLimiter for MemoryCap {
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
+    }
+}
+
+impl PluginState {
+    pub(crate) fn egress(&self) -> &Egress {
+        &self.egress
+    }
+
+    pub(crate) fn table_mut(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 }
 

@@ -10,6 +10,7 @@ pub mod kv;
 pub mod log;
 pub mod secrets;
 pub mod sessions;
+pub mod websocket;
 pub mod workspace;
 
 use std::collections::BTreeSet;
@@ -49,7 +50,7 @@ impl Capability {
 
     /// Whether this host can link it yet.
     pub fn provided(self) -> bool {
-        !matches!(self, Capability::Process | Capability::Websocket)
+        !matches!(self, Capability::Process)
     }
 
     /// The capability a component import needs. `Ok(None)`: always linked
@@ -130,7 +131,8 @@ pub fn linker_for(engine: &wasmtime::Engine, shape: &BTreeSet<Capability>) -> wa
             Capability::Secrets => secrets::add_to_linker(&mut linker)?,
             Capability::Http => http::add_to_linker(&mut linker)?,
             Capability::Sessions => sessions::add_to_linker(&mut linker)?,
-            Capability::Process | Capability::Websocket => {}
+            Capability::Websocket => websocket::add_to_linker(&mut linker)?,
+            Capability::Process => {}
         }
     }
     Ok(linker)

@@ -1,0 +1,146 @@
+//! `chela:plugin/websocket`: a WebSocket client for adapters that hold a
+//! socket (Discord's gateway, Slack Socket Mode). WASI has none, so the host
+//! owns the connection: the URL's host must be allowed (the same allowlist
+//! as HTTP), header values may carry `{{secret:NAME}}` (substituted here, so
+//! the token never enters the guest), messages are size-limited, and an
+//! instance holds only a few connections.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wasmtime::component::{HasSelf, Linker, Resource};
+
+use crate::bindings::chela::plugin::websocket::{self, Message};
+use crate::state::PluginState;
+
+/// Largest message either way.
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// Connections one instance may hold at once.
+pub const MAX_CONNECTIONS: usize = 4;
+/// Longest a single `receive` waits.
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// A host-side connection, owned by the instance's resource table.
+pub struct WsConnection {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    closed: bool,
+}
+
+fn authority(url: &str) -> Result<&str, String> {
+    let rest = url
+        .strip_prefix("wss://")
+        .or_else(|| url.strip_prefix("ws://"))
+        .ok_or_else(|| format!("`{url}` is not a ws:// or wss:// URL"))?;
+    Ok(rest.split(['/', '?', '#']).next().unwrap_or_default())
+}
+
+impl PluginState {
+    fn connection(&mut self, r: &Resource<WsConnection>) -> Result<&mut WsConnection, String> {
+        self.table_mut().get_mut(r).map_err(|e| e.to_string())
+    }
+}
+
+impl websocket::HostConnection for PluginState {
+    async fn connect(&mut self, url: String, headers: Vec<(String, String)>) -> Result<Resource<WsConnection>, String> {
+        let host = authority(&url)?.to_string();
+        if !self.egress().allows(&host) {
+            return Err(format!("{host} is not an allowed host"));
+        }
+        if self.ws_open >= MAX_CONNECTIONS {
+            return Err(format!("at most {MAX_CONNECTIONS} WebSocket connections per plugin instance"));
+        }
+        let url = self.egress().substitute(&url)?;
+        let mut request = url.as_str().into_client_request().map_err(|e| format!("bad WebSocket URL: {e}"))?;
+        for (k, v) in headers {
+            let v = self.egress().substitute(&v)?;
+            let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| format!("header `{k}`: {e}"))?;
+            let value = v.parse().map_err(|_| format!("header `{k}` has an invalid value"))?;
+            request.headers_mut().insert(name, value);
+        }
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE_BYTES))
+            .max_frame_size(Some(MAX_MESSAGE_BYTES));
+        let (stream, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+            .await
+            .map_err(|e| format!("cannot connect to {host}: {e}"))?;
+        self.ws_open += 1;
+        self.table_mut().push(WsConnection { stream, closed: false }).map_err(|e| e.to_string())
+    }
+
+    async fn send(&mut self, this: Resource<WsConnection>, msg: Message) -> Result<(), String> {
+        let conn = self.connection(&this)?;
+        let frame = match msg {
+            Message::Text(t) if t.len() <= MAX_MESSAGE_BYTES => Frame::text(t),
+            Message::Binary(b) if b.len() <= MAX_MESSAGE_BYTES => Frame::binary(b),
+            Message::Close((code, reason)) => {
+                Frame::Close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.into() }))
+            }
+            _ => return Err(format!("message larger than {MAX_MESSAGE_BYTES} bytes")),
+        };
+        conn.stream.send(frame).await.map_err(|e| e.to_string())
+    }
+
+    async fn receive(&mut self, this: Resource<WsConnection>, timeout_ms: u32) -> Result<Option<Message>, String> {
+        let wait = Duration::from_millis(u64::from(timeout_ms)).min(MAX_WAIT);
+        let conn = self.connection(&this)?;
+        if conn.closed {
+            return Err("the connection is closed".into());
+        }
+        loop {
+            let next = match tokio::time::timeout(wait, conn.stream.next()).await {
+                Err(_) => return Ok(None),
+                Ok(n) => n,
+            };
+            return match next {
+                None => {
+                    conn.closed = true;
+                    Ok(Some(Message::Close((1006, "connection lost".into()))))
+                }
+                Some(Err(e)) => {
+                    conn.closed = true;
+                    Err(e.to_string())
+                }
+                Some(Ok(Frame::Text(t))) => Ok(Some(Message::Text(t.to_string()))),
+                Some(Ok(Frame::Binary(b))) => Ok(Some(Message::Binary(b.to_vec()))),
+                Some(Ok(Frame::Close(frame))) => {
+                    conn.closed = true;
+                    let (code, reason) =
+                        frame.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new()));
+                    Ok(Some(Message::Close((code, reason))))
+                }
+                // Pings are answered by the library; pongs and raw frames are not messages.
+                Some(Ok(_)) => continue,
+            };
+        }
+    }
+
+    async fn close(&mut self, this: Resource<WsConnection>, code: u16, reason: String) {
+        if let Ok(conn) = self.connection(&this) {
+            if !conn.closed {
+                conn.closed = true;
+                let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+                let _ = tokio::time::timeout(Duration::from_secs(2), conn.stream.close(Some(frame))).await;
+            }
+        }
+    }
+
+    async fn drop(&mut self, this: Resource<WsConnection>) -> wasmtime::Result<()> {
+        let conn = self.table_mut().delete(this)?;
+        self.ws_open = self.ws_open.saturating_sub(1);
+        drop(conn);
+        Ok(())
+    }
+}
+
+impl websocket::Host for PluginState {}
+
+pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    websocket::add_to_linker::<_, HasSelf<PluginState>>(linker, |s| s)
+}

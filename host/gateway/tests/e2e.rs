@@ -370,6 +370,8 @@ async fn websocket_channel_polls_routes_and_replies_over_the_socket() {
             let tx = tx.clone();
             tokio::spawn(async move {
                 let mut auth = String::new();
+                // The callback's error type is tungstenite's own (a whole HTTP response).
+                #[allow(clippy::result_large_err)]
                 let check = |req: &Request, resp: Response| {
                     auth = req
                         .headers()

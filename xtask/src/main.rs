@@ -260,6 +260,7 @@ fn test() -> Result<(), String> {
         cargo().args(["fmt", "--all", "--manifest-path", "plugins/Cargo.toml", "--", "--check"]),
     )?;
     build_plugins()?;
+    ensure_bubblewrap();
     run("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run("tests", cargo().args(["test", "--workspace"]))?;
     run("benchmarks run once", cargo().args(["bench", "-p", "chela-core", "--bench", "resolve", "--", "--test"]))?;
@@ -268,6 +269,29 @@ fn test() -> Result<(), String> {
         fuzz(seconds)?;
     }
     Ok(())
+}
+
+/// Sandboxed `exec` runs under bubblewrap (Debian package `bubblewrap`).
+/// Installed when missing and apt can; otherwise the sandbox tests check
+/// that exec fails closed instead.
+fn ensure_bubblewrap() {
+    if Path::new("/usr/bin/bwrap").exists() {
+        return;
+    }
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let apt = |args: &[&str]| {
+        let mut c = if root { Command::new("apt-get") } else { Command::new("sudo") };
+        if !root {
+            c.args(["-n", "apt-get"]);
+        }
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&format!("apt-get {}", args.join(" ")), &mut c)
+    };
+    if apt(&["install", "-y", "-q", "bubblewrap"]).is_err()
+        && (apt(&["update", "-q"]).is_err() || apt(&["install", "-y", "-q", "bubblewrap"]).is_err())
+    {
+        eprintln!("warning: bubblewrap could not be installed; sandboxed exec will refuse to run (tests check that)");
+    }
 }
 
 fn main() -> ExitCode {

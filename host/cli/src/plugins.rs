@@ -133,9 +133,7 @@ fn inspect(ctx: &Context, rt: &tokio::runtime::Runtime, file: &Path, json: bool)
     }
     println!("imports:");
     for (name, cap) in &m.imports {
-        let cap = cap.map(|c| {
-            format!("capability `{}`{}", c.as_str(), if c.provided() { "" } else { " (not provided by this host yet)" })
-        });
+        let cap = cap.map(|c| format!("capability `{}`", c.as_str()));
         println!("  {name:<44} {}", cap.unwrap_or_else(|| "always linked".into()));
     }
     Ok(ExitCode::SUCCESS)

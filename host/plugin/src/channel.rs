@@ -194,10 +194,13 @@ impl ChannelRuntime {
     ) -> Result<ChannelRuntime, ChannelError> {
         let pid = plugin.id.clone();
         let setup = |message: String| ChannelError::Setup { plugin: pid.clone(), message };
-        let shape: BTreeSet<Capability> = plugin.manifest.needs.iter().copied().filter(|c| c.provided()).collect();
-        if let Some(c) = plugin.manifest.needs.iter().find(|c| !c.provided()) {
-            return Err(setup(format!("needs capability `{}`, which this host does not provide yet", c.as_str())));
+        // A channel adapter may import log, kv, secrets, HTTP and websocket;
+        // never the agent capabilities (process, sessions).
+        if let Some(c) = plugin.manifest.needs.iter().find(|c| matches!(c, Capability::Process | Capability::Sessions))
+        {
+            return Err(setup(format!("imports capability `{}`, which channel plugins are not granted", c.as_str())));
         }
+        let shape: BTreeSet<Capability> = plugin.manifest.needs.clone();
         let engine = plugins.engine().clone();
         let linker = linker_for(engine.engine(), &shape).map_err(|e| setup(format!("{e:#}")))?;
         let pre = linker.instantiate_pre(&plugin.component).map_err(|e| setup(format!("cannot link: {e:#}")))?;

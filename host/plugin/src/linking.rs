@@ -17,6 +17,7 @@ use chela_core::roster::Roster;
 
 use crate::bindings::ToolPluginAllPre;
 use crate::call::{self, CallError, CallOutcome, Op, OpValue, ToolResult};
+use crate::capability::process::ProcessGrant;
 use crate::capability::secrets::SecretStore;
 use crate::capability::{Capability, GrantSet, WorkspaceAccess};
 use crate::loader::{LoadedPlugin, PluginStatus, Plugins, ToolDescriptor};
@@ -70,21 +71,27 @@ fn plugin_entry<'a>(cfg: &'a Config, plugin_id: &str) -> Option<&'a serde_json::
 pub fn agent_grants(cfg: &Config, env: &Environment, policy: &EffectiveTools, kind: &SessionKind) -> GrantSet {
     let r = reach(cfg, policy, kind);
     let mut grants = GrantSet::minimal().with(Capability::Kv).with(Capability::Secrets).with(Capability::Http);
-    if r.processes {
-        grants = grants.with(Capability::Process);
-    }
     if r.sessions {
         grants = grants.with(Capability::Sessions);
     }
+    let roster = Roster::from_config(cfg);
+    let workspace = agent_workspace(cfg, &roster, &policy.agent_id, env);
     if r.workspace != WorkspaceAccess::None {
-        let roster = Roster::from_config(cfg);
-        let dir = agent_workspace(cfg, &roster, &policy.agent_id, env);
         // Created once here, at link time, not on every call: an agent's
         // workspace exists from its first session on (as the agent runtime does).
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            tracing::warn!(agent = %policy.agent_id, dir = %dir.display(), error = %e, "cannot create workspace");
+        if let Err(e) = std::fs::create_dir_all(&workspace) {
+            tracing::warn!(agent = %policy.agent_id, dir = %workspace.display(), error = %e, "cannot create workspace");
         }
-        grants.workspace = Some((dir, r.workspace));
+        grants.workspace = Some((workspace.clone(), r.workspace));
+    }
+    if r.processes {
+        grants = grants.with(Capability::Process);
+        // Without workspace access, commands get a scratch dir of their own.
+        let (root, writable) = match r.workspace {
+            WorkspaceAccess::None => (env.state_dir().join("sandboxes").join(&policy.agent_id), true),
+            access => (workspace, access == WorkspaceAccess::Rw),
+        };
+        grants.process = Some(ProcessGrant { root, writable, sandboxed: r.sandboxed, network: r.network });
     }
     grants
 }
@@ -137,14 +144,9 @@ impl Plugins {
                 .manifest
                 .imports
                 .iter()
-                .filter_map(|(import, cap)| cap.filter(|c| !base.holds(*c) || !c.provided()).map(|c| (import, c)))
+                .filter_map(|(import, cap)| cap.filter(|c| !base.holds(*c)).map(|c| (import, c)))
                 .map(|(import, c)| {
-                    let why = if c.provided() {
-                        format!("agent `{agent_id}` does not hold it")
-                    } else {
-                        "this host does not provide it yet".to_string()
-                    };
-                    format!("capability `{}` (import `{import}`): {why}", c.as_str())
+                    format!("capability `{}` (import `{import}`): agent `{agent_id}` does not hold it", c.as_str())
                 })
                 .collect::<BTreeSet<_>>()
                 .into_iter()

@@ -259,8 +259,8 @@ impl Plugins {
     }
 
     /// Calls `describe` with only the plugin's own needs linked and nothing
-    /// granted (no workspace, no hosts, no secrets). Capabilities this host
-    /// cannot link yet become traps: describe must not need them.
+    /// granted (no workspace, no hosts, no secrets, no process or sessions
+    /// access): describe must not need them.
     async fn describe_tool(
         &self,
         id: &str,
@@ -268,10 +268,8 @@ impl Plugins {
         component: &Component,
         manifest: &PluginManifest,
     ) -> Result<ToolDescriptor, String> {
-        let shape: BTreeSet<Capability> = manifest.needs.iter().copied().filter(|c| c.provided()).collect();
-        let mut linker = linker_for(self.engine.engine(), &shape).map_err(|e| format!("{e:#}"))?;
-        crate::capability::stub_unprovided(&mut linker, self.engine.engine(), component)
-            .map_err(|e| format!("{e:#}"))?;
+        let shape: BTreeSet<Capability> = manifest.needs.clone();
+        let linker = linker_for(self.engine.engine(), &shape).map_err(|e| format!("{e:#}"))?;
         let pre = linker.instantiate_pre(component).map_err(|e| format!("cannot link: {e:#}"))?;
         let pre = ToolPluginAllPre::new(pre).map_err(|e| format!("{e:#}"))?;
         let _ = digest;

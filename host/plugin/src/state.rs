@@ -10,6 +10,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capability::http::Egress;
 use crate::capability::kv::KvScope;
+use crate::capability::process::ProcessGrant;
 use crate::capability::secrets::SecretStore;
 use crate::capability::sessions::SessionsAccess;
 use crate::capability::{workspace, Capability, GrantSet};
@@ -32,6 +33,7 @@ pub struct PluginState {
     pub(crate) sessions: Option<Arc<dyn SessionsAccess>>,
     /// WebSocket connections this instance holds.
     pub(crate) ws_open: usize,
+    pub(crate) process: Option<ProcessGrant>,
 }
 
 impl PluginState {
@@ -75,6 +77,7 @@ impl PluginState {
             session_key: String::new(),
             sessions: None,
             ws_open: 0,
+            process: grants.process.clone().filter(|_| grants.holds(Capability::Process)),
         })
     }
 

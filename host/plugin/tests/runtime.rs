@@ -101,20 +101,99 @@ async fn a_broken_file_is_reported_and_others_still_load() {
 
 #[tokio::test]
 async fn denied_tools_are_never_listed_and_missing_capabilities_are_explained() {
-    let w = World::new(&["tool_echo", "fixture_runner"], Limits::default()).await;
-    let cfg = w.config("{agents: {list: [{id: 'safe', tools: {deny: ['exec']}}, {id: 'ops'}]}}");
+    let w = World::new(&["tool_echo", "tool_exec", "fixture_runner"], Limits::default()).await;
+    let cfg = w.config(
+        "{agents: {list: [{id: 'safe', workspace: '$DIR/ws-safe', tools: {deny: ['exec']}},
+                          {id: 'ops', workspace: '$DIR/ws-ops'}]}}",
+    );
     let safe = w.plugins.link_agent(&cfg, &w.env, "safe", &SessionKind::Main, &no_secrets);
     assert!(safe.get("exec").is_none(), "denied tool linked");
     assert!(safe.descriptors().iter().all(|d| d.name != "exec"), "denied tool shown to the model");
     let why = safe.unavailable.iter().find(|u| u.tool == "exec").expect("reported");
     assert_eq!(why.reason, "denied by agents.list[0].tools.allow/deny");
+    // Another plugin that imports `process` does not get it either: the agent does not hold it.
+    assert!(safe.get("runner").is_none());
+    let why = safe.unavailable.iter().find(|u| u.tool == "runner").expect("reported");
+    assert!(
+        why.reason
+            .contains("capability `process` (import `chela:plugin/process@0.1.0`): agent `safe` does not hold it"),
+        "{}",
+        why.reason
+    );
 
-    // Allowed by policy, but it imports `process`, which this host does not link yet.
     let ops = w.plugins.link_agent(&cfg, &w.env, "ops", &SessionKind::Main, &no_secrets);
-    assert!(ops.get("exec").is_none());
-    let why = ops.unavailable.iter().find(|u| u.tool == "exec").expect("reported");
-    assert!(why.reason.contains("capability `process` (import `chela:plugin/process@0.1.0`)"), "{}", why.reason);
+    let runner = ops.get("runner").expect("ops holds `process`");
+    let out = runner.invoke(&w.plugins, "agent:ops:main", "c1", r#"{"program": "pwd"}"#).await.unwrap();
+    let ws = std::fs::canonicalize(w.path("ws-ops")).unwrap();
+    assert_eq!(out.value.unwrap().trim(), ws.display().to_string(), "runs in the agent's workspace");
     assert!(ops.get("echo").is_some() && safe.get("echo").is_some());
+}
+
+/// `exec` on the host (sandbox off): in the workspace, with limits.
+#[tokio::test]
+async fn exec_runs_in_the_workspace_with_a_deadline_and_an_output_cap() {
+    let w = World::new(&["tool_exec"], Limits::default()).await;
+    let cfg = w.config("{agents: {list: [{id: 'dev', workspace: '$DIR/ws-dev'}]}}");
+    let dev = w.plugins.link_agent(&cfg, &w.env, "dev", &SessionKind::Main, &no_secrets);
+    let exec = dev.get("exec").expect("exec linked");
+    let plugins = &w.plugins;
+    let run = |args: serde_json::Value| async move {
+        let out = exec.invoke(plugins, "agent:dev:main", "c", &args.to_string()).await.unwrap();
+        serde_json::from_str::<serde_json::Value>(&out.value.unwrap()).unwrap()
+    };
+    let r = run(serde_json::json!({"command": "echo hi > f.txt && cat f.txt && echo oops >&2; exit 3"})).await;
+    assert_eq!(
+        (r["exitCode"].as_i64(), r["stdout"].as_str(), r["stderr"].as_str()),
+        (Some(3), Some("hi\n"), Some("oops\n"))
+    );
+    assert_eq!(std::fs::read_to_string(w.path("ws-dev/f.txt")).unwrap(), "hi\n");
+    let r = run(serde_json::json!({"command": "sleep 5", "timeoutMs": 200})).await;
+    assert_eq!((r["timedOut"].as_bool(), r["exitCode"].as_i64()), (Some(true), None));
+    let r = run(serde_json::json!({"command": "head -c 3000000 /dev/zero"})).await;
+    assert_eq!(r["truncated"], true);
+    assert_eq!(r["stdout"].as_str().unwrap().len(), 1 << 20);
+    let escape = exec.invoke(&w.plugins, "agent:dev:main", "c", r#"{"command": "pwd", "cwd": "../.."}"#).await.unwrap();
+    assert!(
+        matches!(escape.value, Err(ToolFailure::Denied(ref m)) if m.contains("inside the workspace")),
+        "{:?}",
+        escape.value
+    );
+}
+
+/// `exec` in a sandboxed session: bubblewrap, only this agent's workspace,
+/// read-only as configured, no network. Without bubblewrap: refused.
+#[tokio::test]
+async fn sandboxed_exec_sees_only_its_workspace_or_fails_closed() {
+    let w = World::new(&["tool_exec"], Limits::default()).await;
+    for (agent, file) in [("box", "note.txt"), ("other", "secret.txt")] {
+        std::fs::create_dir_all(w.path(&format!("ws-{agent}"))).unwrap();
+        std::fs::write(w.path(&format!("ws-{agent}/{file}")), format!("{agent} data")).unwrap();
+    }
+    let cfg = w.config(
+        "{agents: {list: [{id: 'box', workspace: '$DIR/ws-box', sandbox: {mode: 'all', workspaceAccess: 'ro'}},
+                          {id: 'other', workspace: '$DIR/ws-other'}]}}",
+    );
+    let tools = w.plugins.link_agent(&cfg, &w.env, "box", &SessionKind::Main, &no_secrets);
+    let exec = tools.get("exec").expect("exec linked");
+    let other = w.path("ws-other/secret.txt").display().to_string();
+    let script = format!(
+        "cat note.txt; echo; (echo x > new.txt) 2>/dev/null || echo read-only; cat {other} 2>/dev/null || echo no-other; ls /"
+    );
+    let out = exec
+        .invoke(&w.plugins, "agent:box:main", "c", &serde_json::json!({"command": script}).to_string())
+        .await
+        .unwrap();
+    if chela_plugin::capability::process::bubblewrap().is_none() {
+        let err = out.value.expect_err("no sandbox, no command");
+        assert!(matches!(&err, ToolFailure::Denied(m) if m.contains("bubblewrap")), "{err:?}");
+        return;
+    }
+    let r: serde_json::Value = serde_json::from_str(&out.value.unwrap()).unwrap();
+    let stdout = r["stdout"].as_str().unwrap();
+    assert!(stdout.starts_with("box data\nread-only\nno-other\n"), "{r}");
+    assert!(!w.path("ws-box/new.txt").exists());
+    let root: Vec<&str> = stdout.lines().skip(3).collect();
+    assert!(root.contains(&"workspace") && !root.contains(&"root") && !root.contains(&"home"), "{root:?}");
 }
 
 #[tokio::test]

@@ -349,6 +349,10 @@ pub struct Reach {
     pub workspace: WorkspaceAccess,
     pub processes: bool,
     pub sessions: bool,
+    /// Commands must run in the sandbox (reference §11).
+    pub sandboxed: bool,
+    /// The sandbox may use the network (`sandbox.docker.network` other than `none`).
+    pub network: bool,
 }
 
 pub fn reach(cfg: &Config, tools: &EffectiveTools, kind: &SessionKind) -> Reach {
@@ -359,13 +363,23 @@ pub fn reach(cfg: &Config, tools: &EffectiveTools, kind: &SessionKind) -> Reach 
     } else {
         WorkspaceAccess::None
     };
-    if is_sandboxed(cfg, &tools.agent_id, kind) {
+    let sandboxed = is_sandboxed(cfg, &tools.agent_id, kind);
+    if sandboxed {
         workspace = workspace.min(workspace_access(cfg, &tools.agent_id));
     }
+    let id = normalize_agent_id(Some(&tools.agent_id));
+    let net = |s: Option<&crate::config::schema::SandboxConfig>| {
+        s?.docker.as_ref()?.get("network")?.as_str().map(|n| n != "none")
+    };
+    let network = net(cfg.agent(&id).and_then(|(_, a)| a.sandbox.as_ref()))
+        .or_else(|| net(cfg.agent_defaults().and_then(|d| d.sandbox.as_ref())))
+        .unwrap_or(false);
     Reach {
         workspace,
         processes: tools.allows("exec"),
         sessions: tools.allowed().any(|t| t.starts_with("sessions_") || t == "session_status"),
+        sandboxed,
+        network,
     }
 }
 
@@ -503,10 +517,16 @@ mod tests {
         let c = cfg("{agents: {list: [{id: 'w'}, {id: 'r', tools: {deny: ['write', 'edit', 'apply_patch', 'exec']}},
                      {id: 's', sandbox: {mode: 'all', workspaceAccess: 'ro'}}]}}");
         let r = |a: &str| reach(&c, &tools(&c, a, SessionKind::Main), &SessionKind::Main);
-        assert_eq!(r("w"), Reach { workspace: WorkspaceAccess::Rw, processes: true, sessions: true });
+        assert_eq!(
+            r("w"),
+            Reach { workspace: WorkspaceAccess::Rw, processes: true, sessions: true, sandboxed: false, network: false }
+        );
         assert_eq!(r("r").workspace, WorkspaceAccess::Ro);
         assert!(!r("r").processes);
         assert_eq!(r("s").workspace, WorkspaceAccess::Ro);
+        assert!(r("s").sandboxed && !r("s").network);
+        let n = cfg("{agents: {defaults: {sandbox: {mode: 'all', docker: {network: 'bridge'}}}, list: [{id: 'n'}]}}");
+        assert!(reach(&n, &tools(&n, "n", SessionKind::Main), &SessionKind::Main).network);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod http;
 pub mod kv;
 pub mod log;
+pub mod process;
 pub mod secrets;
 pub mod sessions;
 pub mod websocket;
@@ -48,11 +49,6 @@ impl Capability {
         }
     }
 
-    /// Whether this host can link it yet.
-    pub fn provided(self) -> bool {
-        !matches!(self, Capability::Process)
-    }
-
     /// The capability a component import needs. `Ok(None)`: always linked
     /// (WASI basics, shared types). `Err`: an import this host does not know.
     pub fn for_import(name: &str) -> Result<Option<Capability>, String> {
@@ -88,6 +84,8 @@ pub struct GrantSet {
     pub http_hosts: Vec<String>,
     /// Where this scope's key-value state is persisted.
     pub kv_dir: Option<PathBuf>,
+    /// How commands run, when `Process` is granted.
+    pub process: Option<process::ProcessGrant>,
 }
 
 impl GrantSet {
@@ -98,6 +96,7 @@ impl GrantSet {
             workspace: None,
             http_hosts: Vec::new(),
             kv_dir: None,
+            process: None,
         }
     }
 
@@ -112,7 +111,7 @@ impl GrantSet {
 
     /// The part of the grant that shapes the linker (the rest is per-store data).
     pub fn link_shape(&self) -> BTreeSet<Capability> {
-        self.capabilities.iter().copied().filter(|c| c.provided()).collect()
+        self.capabilities.clone()
     }
 }
 
@@ -132,42 +131,8 @@ pub fn linker_for(engine: &wasmtime::Engine, shape: &BTreeSet<Capability>) -> wa
             Capability::Http => http::add_to_linker(&mut linker)?,
             Capability::Sessions => sessions::add_to_linker(&mut linker)?,
             Capability::Websocket => websocket::add_to_linker(&mut linker)?,
-            Capability::Process => {}
+            Capability::Process => process::add_to_linker(&mut linker)?,
         }
     }
     Ok(linker)
-}
-
-/// Defines the imports of capabilities this host does not provide yet as
-/// functions that trap, so such a plugin can still be described (and listed
-/// as unavailable). Only our own `chela:plugin/*` interfaces are stubbed:
-/// WASI imports keep wasmtime's semver matching.
-pub fn stub_unprovided(
-    linker: &mut Linker<PluginState>,
-    engine: &wasmtime::Engine,
-    component: &wasmtime::component::Component,
-) -> wasmtime::Result<()> {
-    use wasmtime::component::types::ComponentItem;
-    use wasmtime::component::ResourceType;
-    let ty = component.component_type();
-    for (name, item) in ty.imports(engine) {
-        if !matches!(Capability::for_import(name), Ok(Some(c)) if !c.provided()) {
-            continue;
-        }
-        let ComponentItem::ComponentInstance(instance) = item.ty else { continue };
-        let mut li = linker.instance(name)?;
-        for (export, export_item) in instance.exports(engine) {
-            match export_item.ty {
-                ComponentItem::ComponentFunc(_) => {
-                    let full = format!("{name}#{export}");
-                    li.func_new(export, move |_, _, _, _| {
-                        Err(wasmtime::Error::msg(format!("`{full}` is not provided by this host")))
-                    })?;
-                }
-                ComponentItem::Resource(_) => li.resource(export, ResourceType::host::<()>(), |_, _| Ok(()))?,
-                _ => {}
-            }
-        }
-    }
-    Ok(())
 }

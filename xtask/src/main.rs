@@ -10,7 +10,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 const USAGE: &str = "usage: cargo xtask <demo|test|build-plugins|fuzz [SECONDS]|bench>
-  demo           show chela on examples/multi-agent.json5 (agents, routing, tools)
+  demo [--once]  run the gateway on examples/multi-agent.json5, offline, after a walkthrough (--once: stop after it)
   test           build plugins, fmt check, clippy, all tests, bench smoke, bounded fuzzing (what CI runs)
   build-plugins  build plugins/ and test fixtures for wasm32-wasip2 (installs the target if missing)
   fuzz   run each fuzz target for SECONDS (default 30)
@@ -99,14 +99,112 @@ fn demo() -> Result<(), String> {
     }
     chela("WebAssembly plugins in the state dir (Rust, Python, JavaScript)", &["plugins", "list"])?;
     chela("the work agent's tools: plugin tools linked with exactly its grants", &["tools", "--agent", "work"])?;
+    // The offline model's scripts: which messages make it call a tool.
+    for agent in ["work", "support"] {
+        let dir = state.join("agents").join(agent).join("agent");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let from = root().join(format!("examples/offline/{agent}.json5"));
+        std::fs::copy(&from, dir.join("offline-script.json5")).map_err(|e| format!("{}: {e}", from.display()))?;
+    }
+
+    // The main job: the gateway, offline, with the example's three agents.
+    let port = 18789;
+    println!("\n$ chela gateway   # on 127.0.0.1:{port}, state in {}", state.display());
+    let mut gateway = Command::new(&bin)
+        .current_dir(root())
+        .arg("--config")
+        .arg(&config)
+        .arg("gateway")
+        .env("CHELA_STATE_DIR", &state)
+        .spawn()
+        .map_err(|e| format!("cannot start the gateway: {e}"))?;
+    let up = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        http(port, "GET", "/healthz", &[], "").is_ok_and(|(s, _)| s == 200)
+    });
+    if !up {
+        let _ = gateway.kill();
+        return Err(format!("the gateway did not come up on port {port} (is another one running?)"));
+    }
+    let walkthrough = || -> Result<(), String> {
+        chela("through the running gateway's control API", &["send", "--agent", "work", "Hello Atlas"])?;
+        chela(
+            "the offline model calls the Python word_count tool",
+            &["send", "--agent", "work", "count the words in this sentence"],
+        )?;
+        chela(
+            "support may not use word_count: its model never sees the tool",
+            &["send", "--agent", "support", "count these words"],
+        )?;
+        let auth = [("authorization", "Bearer dev-token")];
+        let post = |title: &str, body: &str| -> Result<(), String> {
+            println!("\n$ curl -X POST localhost:{port}/channels/webhook/dev/messages -H 'authorization: Bearer dev-token' -d '{body}'\n# {title}");
+            let (status, answer) = http(port, "POST", "/channels/webhook/dev/messages", &auth, body)?;
+            println!("{status} {answer}");
+            Ok(())
+        };
+        post(
+            "a customer writes through the JavaScript webhook channel (peer binding → support)",
+            r#"{"id": "demo-1", "chat": {"type": "direct", "id": "customer"}, "from": {"id": "customer", "name": "Casey"}, "text": "my order is late"}"#,
+        )?;
+        post(
+            "the eng group without a mention: not answered (requireMention)",
+            r#"{"id": "demo-2", "chat": {"type": "group", "id": "eng"}, "from": {"id": "dev1"}, "text": "deploy is green"}"#,
+        )?;
+        post(
+            "the eng group mentioning @atlas (group binding → work)",
+            r#"{"id": "demo-3", "chat": {"type": "group", "id": "eng"}, "from": {"id": "dev1"}, "text": "@atlas can you slug this title"}"#,
+        )?;
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        println!("\n$ curl localhost:{port}/channels/webhook/dev/outbox?after=0 -H 'authorization: Bearer dev-token'\n# the replies, each in the chat it came from");
+        let (_, outbox) = http(port, "GET", "/channels/webhook/dev/outbox?after=0", &auth, "")?;
+        println!("{outbox}");
+        chela("every agent's sessions, each in its own store", &["sessions", "list", "--all-agents"])?;
+        Ok(())
+    };
+    if let Err(e) = walkthrough() {
+        let _ = gateway.kill();
+        return Err(e);
+    }
     println!(
-        "\nTry your own: {} --config {} route --channel slack --team T0ACME --peer channel:C0GENERAL",
-        bin.display(),
-        config.display()
+        "\nThe gateway is running on http://127.0.0.1:{port} (Ctrl-C stops it). Try:\n\
+         \x20 {bin} --config {cfg} send --agent personal \"what's on this weekend?\"\n\
+         \x20 curl -s localhost:{port}/api/v1/agents\n\
+         \x20 curl -s -X POST localhost:{port}/api/v1/route -d '{{\"channel\":\"whatsapp\",\"accountId\":\"biz\",\"peer\":{{\"kind\":\"direct\",\"id\":\"+15550001111\"}}}}'\n\
+         \x20 curl -s localhost:{port}/metrics\n\
+         Drop more .wasm plugins into {plugins} while it runs.",
+        bin = bin.display(),
+        cfg = config.display(),
+        plugins = plugins_dir.display(),
     );
-    println!("Plugins: {} (drop more .wasm components there).", plugins_dir.display());
-    println!("The gateway (`chela gateway`) is not built yet; see the status table in README.md.");
+    if std::env::args().any(|a| a == "--once") {
+        let _ = Command::new("kill").arg("-TERM").arg(gateway.id().to_string()).status();
+    }
+    let status = gateway.wait().map_err(|e| e.to_string())?;
+    if !status.success() && status.code().is_some() {
+        return Err(format!("the gateway exited with {status}"));
+    }
     Ok(())
+}
+
+/// One HTTP/1.1 request to the local gateway: status and body.
+fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
+    let status = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((status, raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()))
 }
 
 /// Builds every guest crate (plugins/, the SDK, test fixtures) in release,

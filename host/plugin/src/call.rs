@@ -83,6 +83,8 @@ pub(crate) struct CallScope<'a> {
     pub grants: &'a GrantSet,
     pub secrets: Arc<SecretStore>,
     pub sessions: Option<Arc<dyn SessionsAccess>>,
+    /// This plugin's memory cap, when the config sets one below the engine's.
+    pub memory_bytes: Option<usize>,
 }
 
 /// Instantiates `pre` for the scope's agent with its grants and runs `op` under the limits.
@@ -93,7 +95,8 @@ pub(crate) async fn run(
     scope: CallScope<'_>,
     op: Op,
 ) -> Result<CallOutcome<OpValue>, CallError> {
-    let limits = *engine.limits();
+    let mut limits = *engine.limits();
+    limits.memory_bytes = scope.memory_bytes.map_or(limits.memory_bytes, |m| m.min(limits.memory_bytes));
     let setup = |message: String| CallError::Setup { plugin: plugin_id.to_string(), message };
     let grants = scope.grants;
     let mut state =

@@ -162,6 +162,8 @@ pub struct ChannelRuntime {
     grants: GrantSet,
     accounts: BTreeMap<String, AccountSetup>,
     live: tokio::sync::Mutex<Option<Live>>,
+    /// The instance's memory cap (`plugins.entries.<id>.maxMemoryMb`, at most the engine's).
+    memory_bytes: usize,
 }
 
 enum Op {
@@ -202,6 +204,7 @@ impl ChannelRuntime {
         }
         let shape: BTreeSet<Capability> = plugin.manifest.needs.clone();
         let engine = plugins.engine().clone();
+        let engine_memory = engine.limits().memory_bytes;
         let linker = linker_for(engine.engine(), &shape).map_err(|e| setup(format!("{e:#}")))?;
         let pre = linker.instantiate_pre(&plugin.component).map_err(|e| setup(format!("cannot link: {e:#}")))?;
         let pre = SocketChannelPluginPre::new(pre).map_err(|e| setup(format!("{e:#}")))?;
@@ -219,6 +222,8 @@ impl ChannelRuntime {
             grants: GrantSet { capabilities: shape, ..GrantSet::minimal() },
             accounts: BTreeMap::new(),
             live: tokio::sync::Mutex::new(None),
+            memory_bytes: crate::linking::plugin_memory(cfg, &plugin.id)
+                .map_or(engine_memory, |m| m.min(engine_memory)),
             plugin,
         };
         let OpValue::Describe(info) = rt.call(None, Op::Describe).await? else {
@@ -332,7 +337,7 @@ impl ChannelRuntime {
         let limits = *self.engine.limits();
         let setup = |message: String| ChannelError::Setup { plugin: self.plugin.id.clone(), message };
         let state =
-            PluginState::new(&self.plugin.id, "-", &self.grants, Arc::new(SecretStore::default()), limits.memory_bytes)
+            PluginState::new(&self.plugin.id, "-", &self.grants, Arc::new(SecretStore::default()), self.memory_bytes)
                 .map_err(setup)?;
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limits);

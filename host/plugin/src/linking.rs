@@ -31,6 +31,8 @@ pub struct LinkedTool {
     agent_id: String,
     pre: ToolPluginAllPre<PluginState>,
     secrets: Arc<SecretStore>,
+    /// `plugins.entries.<id>.maxMemoryMb`, when set.
+    memory_bytes: Option<usize>,
 }
 
 /// A tool plugin that is loaded but not available to this agent, and why.
@@ -62,9 +64,16 @@ impl AgentTools {
     }
 }
 
-/// Per-plugin settings from `plugins.entries.<id>` (`allowHosts`, `enabled`).
-fn plugin_entry<'a>(cfg: &'a Config, plugin_id: &str) -> Option<&'a serde_json::Value> {
+/// Per-plugin settings from `plugins.entries.<id>` (`allowHosts`, `enabled`, `maxMemoryMb`, `secrets`).
+pub(crate) fn plugin_entry<'a>(cfg: &'a Config, plugin_id: &str) -> Option<&'a serde_json::Value> {
     cfg.plugins.as_ref()?.entries.as_ref()?.get(plugin_id)
+}
+
+/// `plugins.entries.<id>.maxMemoryMb` in bytes: it can lower a plugin's cap
+/// below the engine's (the pooling allocator's slots are sized to that), not raise it.
+pub(crate) fn plugin_memory(cfg: &Config, plugin_id: &str) -> Option<usize> {
+    let mb = plugin_entry(cfg, plugin_id)?.get("maxMemoryMb")?.as_u64()?;
+    Some(usize::try_from(mb).ok()?.saturating_mul(1 << 20))
 }
 
 /// The grants an agent's session holds: the core's `reach` of its tool policy.
@@ -174,6 +183,7 @@ impl Plugins {
                         agent_id: agent_id.clone(),
                         pre,
                         secrets: secrets(&p.id),
+                        memory_bytes: plugin_memory(cfg, &p.id),
                     })
                 }
                 Err(e) => unavailable.push(no(e)),
@@ -203,6 +213,7 @@ impl LinkedTool {
             grants: &self.grants,
             secrets: self.secrets.clone(),
             sessions: plugins.sessions_access(),
+            memory_bytes: self.memory_bytes,
         };
         let out = call::run(engine, &self.pre, &self.plugin.id, scope, op).await;
         call::record(&self.plugin, &out, engine.limits().max_consecutive_failures);

@@ -275,7 +275,8 @@ impl Plugins {
         let _ = digest;
         let grants = GrantSet { capabilities: shape, ..GrantSet::minimal() };
         let secrets = Arc::new(crate::capability::secrets::SecretStore::default());
-        let scope = crate::call::CallScope { agent_id: "-", grants: &grants, secrets, sessions: None };
+        let scope =
+            crate::call::CallScope { agent_id: "-", grants: &grants, secrets, sessions: None, memory_bytes: None };
         let out = crate::call::run(&self.engine, &pre, id, scope, crate::call::Op::Describe)
             .await
             .map_err(|e| format!("describe failed: {e}"))?;

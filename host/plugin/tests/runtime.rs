@@ -275,6 +275,15 @@ async fn memory_bomb_is_capped() {
     assert!(matches!(err, CallError::OutOfMemory { limit, .. } if limit == 32 << 20), "{err}");
     let ok = hog.invoke(&w.plugins, "k", "c", r#"{"mb": 4}"#).await.unwrap();
     assert_eq!(ok.value, Ok("allocated 4 MiB in 4 blocks".to_string()));
+    // A per-plugin cap lowers it; it cannot raise it past the engine's.
+    let cfg = w.config("{plugins: {entries: {fixture_hog: {maxMemoryMb: 8}}}}");
+    let tools = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &no_secrets);
+    let err = tools.get("hog").unwrap().invoke(&w.plugins, "k", "c", r#"{"mb": 12}"#).await.unwrap_err();
+    assert!(matches!(err, CallError::OutOfMemory { limit, .. } if limit == 8 << 20), "{err}");
+    let cfg = w.config("{plugins: {entries: {fixture_hog: {maxMemoryMb: 4096}}}}");
+    let tools = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &no_secrets);
+    let err = tools.get("hog").unwrap().invoke(&w.plugins, "k", "c", "{}").await.unwrap_err();
+    assert!(matches!(err, CallError::OutOfMemory { limit, .. } if limit == 32 << 20), "{err}");
 }
 
 #[tokio::test]

@@ -21,7 +21,8 @@ impl Tool for Exec {
         let command = str_arg(&args, "command")?;
         let cwd = args.get("cwd").and_then(|v| v.as_str()).map(str::to_string);
         let timeout_ms = args.get("timeoutMs").and_then(|v| v.as_u64()).unwrap_or(30_000).clamp(1, 120_000) as u32;
-        let cmd = Command { program: "sh".into(), args: vec!["-c".into(), command.into()], cwd, stdin: None, timeout_ms };
+        let cmd =
+            Command { program: "sh".into(), args: vec!["-c".into(), command.into()], cwd, stdin: None, timeout_ms };
         let out = run(&cmd).map_err(ToolError::Denied)?;
         Ok(json!({
             "exitCode": out.exit_code,

@@ -1,0 +1,68 @@
+//! chela-channel-sdk: write a chela channel adapter in Rust.
+//!
+//! Implement [`bindings::exports::chela::plugin::channel_adapter::Guest`] and
+//! call [`export_channel!`]. Outbound HTTP goes through [`http`]; credentials
+//! only as `{{secret:NAME}}` placeholders the host fills in on the way to an
+//! allowed host. [`split`] cuts long replies at the platform's limit.
+
+/// Generated bindings for the `socket-channel-plugin` world (`wit/`); a
+/// component imports only the interfaces its code calls.
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "socket-channel-plugin",
+        path: "../../wit",
+        pub_export_macro: true,
+        default_bindings_module: "chela_channel_sdk::bindings",
+        export_macro_name: "export_channel_bindings",
+        generate_all,
+    });
+}
+
+pub mod split;
+
+pub use chela_sdk_http as http;
+pub use serde_json;
+
+pub use bindings::chela::plugin::types::{
+    Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage, Peer, PeerKind,
+};
+pub use bindings::exports::chela::plugin::channel_adapter::{ChannelInfo, Guest as Channel, WebhookOutcome};
+
+/// Logging into the host's logs (tagged with the plugin by the host).
+pub mod log {
+    use crate::bindings::chela::plugin::log::{log, Level};
+
+    pub fn info(msg: &str) {
+        log(Level::Info, msg);
+    }
+    pub fn warn(msg: &str) {
+        log(Level::Warn, msg);
+    }
+}
+
+/// Key-value state, scoped by the host to this plugin and the current account.
+pub mod kv {
+    pub use crate::bindings::chela::plugin::kv::{delete, get, list_keys, set};
+}
+
+/// Secrets by name; values never enter the plugin.
+pub mod secrets {
+    pub use crate::bindings::chela::plugin::secrets::{exists, matches, verify_hmac_sha256};
+}
+
+/// A JSON HTTP answer.
+pub fn respond(status: u16, body: &serde_json::Value) -> HttpResponse {
+    HttpResponse {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.to_string().into_bytes(),
+    }
+}
+
+/// Exports a [`Channel`] implementation as the component's `channel-adapter`.
+#[macro_export]
+macro_rules! export_channel {
+    ($t:ty) => {
+        $crate::bindings::export_channel_bindings!($t with_types_in $crate::bindings);
+    };
+}

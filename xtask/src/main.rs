@@ -361,6 +361,21 @@ fn test() -> Result<(), String> {
     ensure_bubblewrap();
     run("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run("tests", cargo().args(["test", "--workspace"]))?;
+    // Guest-side logic (reply splitting) is plain Rust: test it natively.
+    let host = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|v| v.lines().find_map(|l| l.strip_prefix("host: ").map(str::to_string)))
+        .ok_or("cannot read the host triple from `rustc -vV`")?;
+    run(
+        "guest SDK unit tests (native)",
+        cargo()
+            .args(["test", "--manifest-path", "plugins/Cargo.toml", "-p", "chela-channel-sdk", "--target", &host])
+            .arg("--target-dir")
+            .arg(root().join("target")),
+    )?;
     run("benchmarks run once", cargo().args(["bench", "-p", "chela-core", "--bench", "resolve", "--", "--test"]))?;
     let seconds = std::env::var("CHELA_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     if seconds > 0 {

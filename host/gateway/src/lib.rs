@@ -114,6 +114,8 @@ pub struct Gateway {
     channel_errors: RwLock<HashMap<String, String>>,
     pub metrics: Metrics,
     inflight: Inflight,
+    /// Set by shutdown: pollers stop, so a restarted gateway is the only poller.
+    stopping: std::sync::atomic::AtomicBool,
     options: GatewayOptions,
     vars: Arc<EnvVars>,
 }
@@ -145,6 +147,7 @@ impl Running {
     /// Graceful stop: no new connections, turns in flight finish (up to the
     /// grace period), then background loops end.
     pub async fn shutdown(self) -> bool {
+        self.gateway.stopping.store(true, Ordering::SeqCst);
         let _ = self.stop.send(true);
         let _ = self.server.await;
         let drained = self.gateway.inflight.wait_idle(self.gateway.options.grace).await;
@@ -197,6 +200,7 @@ impl Gateway {
             channel_errors: RwLock::default(),
             metrics: Metrics::default(),
             inflight: Inflight::default(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             options,
             vars,
         });
@@ -383,8 +387,10 @@ async fn poll_loop(gw: std::sync::Weak<Gateway>, channel: Arc<ChannelRuntime>, a
     let mut backoff = Duration::from_millis(500);
     loop {
         let Some(g) = gw.upgrade() else { return };
-        if g.channel(channel.channel_id()).is_none_or(|c| !Arc::ptr_eq(&c, &channel)) {
-            return; // replaced or removed
+        if g.stopping.load(Ordering::SeqCst)
+            || g.channel(channel.channel_id()).is_none_or(|c| !Arc::ptr_eq(&c, &channel))
+        {
+            return; // shutting down, replaced or removed
         }
         match channel.poll(&account).await {
             Ok(events) if events.is_empty() => tokio::time::sleep(Duration::from_millis(200)).await,

@@ -62,7 +62,7 @@ pub fn respond(status: u16, body: &serde_json::Value) -> HttpResponse {
 /// Exports a [`Channel`] implementation as the component's `channel-adapter`.
 #[macro_export]
 macro_rules! export_channel {
-    ($t:ty) => {
+    ($t:ident) => {
         $crate::bindings::export_channel_bindings!($t with_types_in $crate::bindings);
     };
 }

@@ -40,6 +40,9 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
     req.set_authority(Some(authority)).map_err(|_| "invalid authority")?;
     req.set_path_with_query(Some(path)).map_err(|_| "invalid path")?;
     let out_body = req.body().map_err(|_| "request body already taken")?;
+    // Send first, then stream the body: the host buffers only a little of an
+    // outgoing body before the request is under way.
+    let fut = outgoing_handler::handle(req, None).map_err(|e| format!("request refused: {e:?}"))?;
     if let Some(bytes) = body {
         let stream = out_body.write().map_err(|_| "body stream")?;
         for chunk in bytes.chunks(4096) {
@@ -47,7 +50,6 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
         }
         drop(stream);
     }
-    let fut = outgoing_handler::handle(req, None).map_err(|e| format!("request refused: {e:?}"))?;
     OutgoingBody::finish(out_body, None).map_err(|e| format!("finish body: {e:?}"))?;
     fut.subscribe().block();
     let resp = fut

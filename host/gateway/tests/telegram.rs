@@ -1,0 +1,194 @@
+//! The Telegram adapter component (`plugins/channel-telegram`) in a real
+//! gateway against the Telegram fake (`tests/fakes`) on 127.0.0.1: the same
+//! component would talk to api.telegram.org with only `apiRoot` changed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chela_agent::Providers;
+use chela_core::config::load_str;
+use chela_core::config::paths::Environment;
+use chela_fakes::telegram::{post_json, Fault, TelegramFake};
+use chela_gateway::{Gateway, GatewayOptions, Running};
+use chela_plugin::{Limits, PluginEngine, Plugins};
+use serde_json::{json, Value};
+
+const WORK: &str = "111:AAA-work";
+const HELP: &str = "222:BBB-help";
+
+fn wasm(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} is missing: run `cargo xtask build-plugins` first", p.display());
+    p
+}
+
+fn config(root: &Path, api: &str, help_mode: &str) -> String {
+    format!(
+        r#"{{
+  agents: {{ list: [
+    {{ id: "work", default: true, workspace: "{root}/ws-work", identity: {{ name: "Atlas" }} }},
+    {{ id: "support", workspace: "{root}/ws-support", identity: {{ name: "Sage" }} }},
+  ] }},
+  bindings: [
+    {{ agentId: "work", match: {{ channel: "telegram", accountId: "work" }} }},
+    {{ agentId: "support", match: {{ channel: "telegram", accountId: "help" }} }},
+  ],
+  channels: {{ telegram: {{
+    dmPolicy: "open", allowFrom: ["*"], groupPolicy: "open", groups: {{ "*": {{ requireMention: true }} }},
+    accounts: {{
+      work: {{ botToken: "{WORK}", apiRoot: "{api}" }},
+      help: {{ botToken: "{HELP}", apiRoot: "{api}", mode: "{help_mode}", webhookSecret: "wh-secret" }},
+    }},
+  }} }},
+}}"#,
+        root = root.display()
+    )
+}
+
+async fn start(root: &Path, fake: &TelegramFake, help_mode: &str) -> Running {
+    let pdir = root.join("state/plugins");
+    std::fs::create_dir_all(&pdir).unwrap();
+    std::fs::copy(wasm("channel_telegram"), pdir.join("channel_telegram.wasm")).unwrap();
+    let cfg = Arc::new(load_str(&config(root, &fake.api_root(), help_mode), None).expect("config loads").config);
+    let env = Environment {
+        home: root.into(),
+        state_dir: Some(root.join("state").display().to_string()),
+        ..Default::default()
+    };
+    let plugins = Arc::new(Plugins::new(Arc::new(PluginEngine::new(Limits::default()).unwrap()), vec![pdir], None));
+    let gw =
+        Gateway::new(cfg, env, plugins, Providers::builtin(), GatewayOptions::loopback(0), Arc::new(|_: &str| None))
+            .await
+            .expect("gateway starts");
+    assert!(gw.missing_channels().is_empty(), "{:?}", gw.missing_channels());
+    gw.serve().await.expect("listens")
+}
+
+fn fake_bots(fake: &TelegramFake) {
+    fake.add_bot(WORK, 111, "atlas_bot");
+    fake.add_bot(HELP, 222, "sage_bot");
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_dm_group_topic_accounts_long_replies_and_rate_limits() {
+    let fake = TelegramFake::start().await;
+    fake_bots(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path(), &fake, "polling").await;
+
+    // A DM to the work bot: answered by `work`, through the work bot only.
+    let u = fake.user_message(WORK, None, (5001, "Ada"), "hello", json!({}));
+    let sent = fake.wait_sent(WORK, 1, WAIT).await;
+    assert_eq!(sent.len(), 1, "no reply");
+    assert_eq!(sent[0]["chat_id"], 5001);
+    assert_eq!(sent[0]["reply_parameters"]["message_id"], u["message"]["message_id"]);
+    assert!(sent[0]["text"].as_str().unwrap().starts_with("Atlas (agent `work`)"), "{}", sent[0]);
+    // The same person writing to the help bot gets `support`, through the help bot.
+    fake.user_message(HELP, None, (5001, "Ada"), "help me", json!({}));
+    let help = fake.wait_sent(HELP, 1, WAIT).await;
+    assert!(help[0]["text"].as_str().unwrap().starts_with("Sage (agent `support`)"), "{}", help[0]);
+    assert_eq!(fake.sent(WORK).len(), 1, "a reply never leaves through another account");
+
+    // A forum topic: not mentioned → no answer; mentioned → answered in the topic.
+    fake.add_group(-100_777, "Team", &[5]);
+    fake.user_message(
+        WORK,
+        Some(-100_777),
+        (5002, "Bo"),
+        "just chatting",
+        json!({"message_thread_id": 5, "is_topic_message": true}),
+    );
+    let mention = json!({"message_thread_id": 5, "is_topic_message": true,
+                         "entities": [{"type": "mention", "offset": 0, "length": 10}]});
+    fake.user_message(WORK, Some(-100_777), (5002, "Bo"), "@atlas_bot status?", mention);
+    let sent = fake.wait_sent(WORK, 2, WAIT).await;
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        (sent[1]["chat_id"].as_i64(), sent[1]["message_thread_id"].as_i64()),
+        (Some(-100_777), Some(5)),
+        "{}",
+        sent[1]
+    );
+    assert!(sent[1]["text"].as_str().unwrap().contains("“@atlas_bot status?” (message 1"), "{}", sent[1]);
+
+    // A long reply is split under the limit; only the first part replies.
+    let long = "word ".repeat(900);
+    fake.user_message(WORK, None, (5003, "Cy"), long.trim(), json!({}));
+    let sent = fake.wait_sent(WORK, 4, WAIT).await;
+    let parts: Vec<&Value> = sent.iter().filter(|m| m["chat_id"] == 5003).collect();
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    assert!(parts.iter().all(|p| p["text"].as_str().unwrap().encode_utf16().count() <= 4000));
+    assert!(parts[0]["reply_parameters"].is_object() && parts[1]["reply_parameters"].is_null());
+
+    // 429 with retry_after: the reply is sent once, after the wait.
+    fake.fail_next_send(WORK, Fault::TooManyRequests(1));
+    let before = std::time::Instant::now();
+    fake.user_message(WORK, None, (5004, "Di"), "are you there?", json!({}));
+    let sent = fake.wait_sent(WORK, 5, WAIT).await;
+    assert_eq!(sent.iter().filter(|m| m["chat_id"] == 5004).count(), 1);
+    assert!(before.elapsed() >= Duration::from_secs(1), "retry_after was honoured");
+    assert!(gw.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_gateway_resumes_at_the_stored_offset() {
+    let fake = TelegramFake::start().await;
+    fake_bots(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path(), &fake, "polling").await;
+    let first = fake.user_message(WORK, None, (6001, "Eve"), "one", json!({}));
+    fake.wait_sent(WORK, 1, WAIT).await;
+    assert!(gw.shutdown().await);
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the old poller's last getUpdates ends
+
+    let gw = start(dir.path(), &fake, "polling").await;
+    fake.user_message(WORK, None, (6001, "Eve"), "two", json!({}));
+    let sent = fake.wait_sent(WORK, 2, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent_after = fake.sent(WORK);
+    assert_eq!(sent_after.len(), 2, "`one` was not answered twice: {sent:?}");
+    assert!(sent_after[1]["text"].as_str().unwrap().contains("“two” (message 2"), "{}", sent_after[1]);
+    let first_id = first["update_id"].as_i64().unwrap();
+    let offsets = fake.poll_offsets(WORK);
+    assert!(offsets.iter().rev().take(3).all(|o| *o > first_id), "resumed after the first update: {offsets:?}");
+    assert!(gw.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_mode_checks_the_secret_rejects_garbage_and_dedupes() {
+    let fake = TelegramFake::start().await;
+    fake_bots(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path(), &fake, "webhook").await;
+    let hook = format!("http://{}/channels/telegram/help/", gw.addr);
+    let set = json!({"url": hook, "secret_token": "wh-secret"}).to_string();
+    assert_eq!(post_json(&format!("{}/bot{HELP}/setWebhook", fake.api_root()), &[], &set).await, Some(200));
+
+    let update = fake.user_message(HELP, None, (7001, "Fay"), "via webhook", json!({}));
+    // Wrong or missing secret: 401 and nothing routed.
+    assert_eq!(post_json(&hook, &[("X-Telegram-Bot-Api-Secret-Token", "nope")], &update.to_string()).await, Some(401));
+    assert_eq!(post_json(&hook, &[], &update.to_string()).await, Some(401));
+    // Malformed: 400.
+    let secret = [("X-Telegram-Bot-Api-Secret-Token", "wh-secret")];
+    assert_eq!(post_json(&hook, &secret, "{not json").await, Some(400));
+    assert_eq!(post_json(&hook, &secret, r#"{"message": {}}"#).await, Some(400));
+    // Telegram's own delivery, then a redelivery of the same update.
+    assert_eq!(fake.push_webhook(HELP).await, Some(200));
+    assert_eq!(post_json(&hook, &secret, &update.to_string()).await, Some(200));
+    let sent = fake.wait_sent(HELP, 1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fake.sent(HELP).len(), 1, "processed once: {sent:?}");
+    assert!(sent[0]["text"].as_str().unwrap().contains("“via webhook”"));
+    assert!(
+        gw.gateway
+            .metrics
+            .get("chela_messages_in_total", &[("channel", "telegram"), ("account", "help"), ("agent", "support")])
+            == 1
+    );
+    assert!(gw.shutdown().await);
+}

@@ -1,0 +1,351 @@
+//! `telegram`: the Telegram Bot API channel adapter.
+//!
+//! Per account (`channels.telegram.accounts.<id>`): `botToken` (a secret: the
+//! host puts it into the URL, this code writes `{{secret:botToken}}`),
+//! `apiRoot` (default `https://api.telegram.org`; tests point it at a fake),
+//! `mode`: `polling` (default: `getUpdates`, offset kept in the account's kv
+//! so a restart neither loses nor repeats updates) or `webhook` (Telegram
+//! POSTs to `/channels/telegram/<account>/`, checked against the secret
+//! `webhookSecret` in constant time by the host).
+//!
+//! Mapping (reference channels §0.3, §1): a private chat → `direct` peer
+//! `from.id`; a group or supergroup → `group` peer `chat.id`; a forum topic →
+//! peer `<chat>:topic:<thread>` with parent `group:<chat>`; a channel post →
+//! `channel`. The bot's own messages are ignored; a mention is an `@username`
+//! or `text_mention` entity, a `/cmd@bot` command, or a reply to the bot.
+//! Replies: `sendMessage` with `reply_parameters` on the first chunk and
+//! `message_thread_id` (never 1) on every chunk, split at 4000 UTF-16 units.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use chela_channel_sdk::serde_json::{self, json, Value};
+use chela_channel_sdk::{
+    export_channel, http, kv, log, respond, secrets, split::split, Channel, ChannelInfo, Delivery, HttpRequest,
+    InboundEvent, OutboundMessage, Peer, PeerKind, WebhookOutcome,
+};
+
+/// What OpenClaw uses; Telegram's hard limit is 4096.
+const TEXT_LIMIT: u32 = 4000;
+/// Seconds a `getUpdates` call may wait (the instance serves sends between polls).
+const POLL_TIMEOUT_S: u64 = 1;
+/// Update ids remembered against webhook redelivery.
+const SEEN: usize = 256;
+
+#[derive(Clone)]
+struct Account {
+    api_root: String,
+    webhook: bool,
+}
+
+#[derive(Clone)]
+struct Bot {
+    id: i64,
+    username: String,
+}
+
+thread_local! {
+    static ACCOUNTS: RefCell<HashMap<String, Account>> = RefCell::new(HashMap::new());
+    static BOTS: RefCell<HashMap<String, Bot>> = RefCell::new(HashMap::new());
+}
+
+/// A Bot API error (`{"ok": false, "error_code", "description", "parameters"}`).
+struct ApiError {
+    code: i64,
+    description: String,
+    retry_after: Option<u64>,
+    migrate_to: Option<i64>,
+}
+
+fn account(id: &str) -> Result<Account, String> {
+    ACCOUNTS.with(|a| a.borrow().get(id).cloned()).ok_or_else(|| format!("account `{id}` is not configured"))
+}
+
+fn api(acct: &Account, method: &str, body: &Value) -> Result<Value, ApiError> {
+    let url = format!("{}/bot{{{{secret:botToken}}}}/{method}", acct.api_root);
+    let err = |description: String| ApiError { code: 0, description, retry_after: None, migrate_to: None };
+    let body = body.to_string();
+    let resp =
+        http::request("POST", &url, &[("content-type", "application/json")], Some(body.as_bytes())).map_err(err)?;
+    let v: Value = serde_json::from_slice(&resp.body)
+        .map_err(|e| err(format!("{method}: HTTP {} with a body that is not JSON: {e}", resp.status)))?;
+    if v["ok"] == true {
+        return Ok(v["result"].clone());
+    }
+    Err(ApiError {
+        code: v["error_code"].as_i64().unwrap_or(i64::from(resp.status)),
+        description: v["description"].as_str().unwrap_or("unknown error").to_string(),
+        retry_after: v["parameters"]["retry_after"].as_u64(),
+        migrate_to: v["parameters"]["migrate_to_chat_id"].as_i64(),
+    })
+}
+
+/// The bot's own identity (`getMe`), fetched once per account.
+fn bot(account_id: &str, acct: &Account) -> Result<Bot, String> {
+    if let Some(b) = BOTS.with(|b| b.borrow().get(account_id).cloned()) {
+        return Ok(b);
+    }
+    let me = api(acct, "getMe", &json!({})).map_err(|e| format!("getMe failed ({}): {}", e.code, e.description))?;
+    let b =
+        Bot { id: me["id"].as_i64().unwrap_or(0), username: me["username"].as_str().unwrap_or_default().to_string() };
+    BOTS.with(|m| m.borrow_mut().insert(account_id.to_string(), b.clone()));
+    Ok(b)
+}
+
+/// The text an entity covers (offsets are UTF-16 code units).
+fn entity_text(text: &str, e: &Value) -> String {
+    let units: Vec<u16> = text.encode_utf16().collect();
+    let (off, len) = (e["offset"].as_u64().unwrap_or(0) as usize, e["length"].as_u64().unwrap_or(0) as usize);
+    units.get(off..off.saturating_add(len).min(units.len())).map(String::from_utf16_lossy).unwrap_or_default()
+}
+
+fn mentions(msg: &Value, text: &str, bot: &Bot) -> bool {
+    let at = format!("@{}", bot.username).to_lowercase();
+    let by_entity = msg["entities"].as_array().into_iter().flatten().any(|e| match e["type"].as_str() {
+        Some("mention") => entity_text(text, e).to_lowercase() == at,
+        Some("text_mention") => e["user"]["id"].as_i64() == Some(bot.id),
+        Some("bot_command") => entity_text(text, e).to_lowercase().ends_with(&at),
+        _ => false,
+    });
+    by_entity || msg["reply_to_message"]["from"]["id"].as_i64() == Some(bot.id)
+}
+
+fn id_string(v: &Value) -> Option<String> {
+    v.as_i64().map(|i| i.to_string()).or_else(|| v.as_str().map(str::to_string))
+}
+
+/// One update → an inbound event (`None`: nothing to route).
+fn to_event(account_id: &str, bot: &Bot, update: &Value) -> Option<InboundEvent> {
+    let msg = update.get("message").or_else(|| update.get("channel_post"))?;
+    let text = msg["text"].as_str().or_else(|| msg["caption"].as_str())?.to_string();
+    let from = &msg["from"];
+    if from["id"].as_i64() == Some(bot.id) {
+        return None; // our own message
+    }
+    let chat = &msg["chat"];
+    let chat_id = id_string(&chat["id"])?;
+    let thread = msg["message_thread_id"].as_i64().filter(|_| chat["is_forum"] == true);
+    let (peer, parent) = match chat["type"].as_str()? {
+        "private" => {
+            (Peer { kind: PeerKind::Direct, id: id_string(&from["id"]).unwrap_or_else(|| chat_id.clone()) }, None)
+        }
+        "group" | "supergroup" => match thread {
+            Some(t) => (
+                Peer { kind: PeerKind::Group, id: format!("{chat_id}:topic:{t}") },
+                Some(Peer { kind: PeerKind::Group, id: chat_id.clone() }),
+            ),
+            None => (Peer { kind: PeerKind::Group, id: chat_id.clone() }, None),
+        },
+        "channel" => (Peer { kind: PeerKind::Channel, id: chat_id.clone() }, None),
+        _ => return None,
+    };
+    let sender_id = id_string(&from["id"]).or_else(|| id_string(&msg["sender_chat"]["id"])).unwrap_or_default();
+    let name =
+        [from["first_name"].as_str(), from["last_name"].as_str()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+    Some(InboundEvent {
+        channel: "telegram".into(),
+        account_id: account_id.to_string(),
+        peer,
+        parent_peer: parent,
+        guild_id: None,
+        team_id: None,
+        member_role_ids: vec![],
+        thread_id: None,
+        sender_id,
+        sender_name: (!name.is_empty()).then_some(name).or_else(|| from["username"].as_str().map(str::to_string)),
+        message_id: id_string(&msg["message_id"]).unwrap_or_default(),
+        mentions_bot: mentions(msg, &text, bot),
+        text,
+        reply_to_message_id: id_string(&msg["reply_to_message"]["message_id"]),
+        raw: update.to_string(),
+    })
+}
+
+fn kv_u64(key: &str) -> u64 {
+    kv::get(key).and_then(|v| String::from_utf8(v).ok()).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// Waits inside the guest (wasi clocks): a short rate-limit pause mid-reply.
+fn sleep_s(seconds: u64) {
+    wasip2::clocks::monotonic_clock::subscribe_duration(seconds * 1_000_000_000).block();
+}
+
+struct Telegram;
+
+impl Channel for Telegram {
+    fn describe() -> ChannelInfo {
+        ChannelInfo {
+            id: "telegram".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            text_limit: TEXT_LIMIT,
+            supports_threads: true,
+            http_hosts: vec!["api.telegram.org".into()],
+            needs_polling: true,
+        }
+    }
+
+    fn configure_account(account_id: String, settings: String) -> Result<(), String> {
+        let s: Value = serde_json::from_str(&settings).map_err(|e| format!("settings are not JSON: {e}"))?;
+        const KNOWN: [&str; 10] = [
+            "apiRoot",
+            "mode",
+            "name",
+            "dmPolicy",
+            "allowFrom",
+            "groupPolicy",
+            "groupAllowFrom",
+            "groups",
+            "authDir",
+            "enabled",
+        ];
+        if let Some(unknown) =
+            s.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KNOWN.contains(&k.as_str()))
+        {
+            return Err(format!("unknown setting `{unknown}` (known: botToken, webhookSecret, {})", KNOWN.join(", ")));
+        }
+        if !secrets::exists("botToken") {
+            return Err("`botToken` is required (from @BotFather)".into());
+        }
+        let webhook = match s["mode"].as_str().unwrap_or("polling") {
+            "polling" => false,
+            "webhook" => {
+                if !secrets::exists("webhookSecret") {
+                    return Err("mode `webhook` needs `webhookSecret` (the secret_token given to setWebhook)".into());
+                }
+                true
+            }
+            other => return Err(format!("`mode` must be `polling` or `webhook`, not `{other}`")),
+        };
+        let api_root = s["apiRoot"].as_str().unwrap_or("https://api.telegram.org").trim_end_matches('/').to_string();
+        if !api_root.starts_with("http://") && !api_root.starts_with("https://") {
+            return Err(format!("`apiRoot` must be an http(s) URL, not `{api_root}`"));
+        }
+        ACCOUNTS.with(|a| a.borrow_mut().insert(account_id, Account { api_root, webhook }));
+        Ok(())
+    }
+
+    fn handle_webhook(account_id: String, request: HttpRequest) -> WebhookOutcome {
+        let none = |status: u16, body: Value| WebhookOutcome { response: respond(status, &body), events: vec![] };
+        let Ok(acct) = account(&account_id) else { return none(404, json!({"error": "unknown account"})) };
+        if !acct.webhook {
+            return none(404, json!({"error": "this account uses long polling"}));
+        }
+        let presented = request
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("x-telegram-bot-api-secret-token"))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        if presented.is_empty() || !secrets::matches("webhookSecret", presented).unwrap_or(false) {
+            return none(401, json!({"error": "wrong secret token"}));
+        }
+        let Ok(update) = serde_json::from_slice::<Value>(&request.body) else {
+            return none(400, json!({"error": "body is not JSON"}));
+        };
+        let Some(update_id) = update["update_id"].as_i64() else {
+            return none(400, json!({"error": "not a Telegram Update (no update_id)"}));
+        };
+        let mut seen: Vec<i64> = kv::get("seen").and_then(|v| serde_json::from_slice(&v).ok()).unwrap_or_default();
+        if seen.contains(&update_id) {
+            return none(200, json!({"duplicate": update_id}));
+        }
+        let bot = match bot(&account_id, &acct) {
+            Ok(b) => b,
+            // Telegram retries non-2xx deliveries: ask it to, rather than lose the update.
+            Err(e) => return none(503, json!({ "error": e })),
+        };
+        seen.push(update_id);
+        let start = seen.len().saturating_sub(SEEN);
+        let _ = kv::set("seen", &serde_json::to_vec(&seen[start..]).unwrap_or_default());
+        WebhookOutcome {
+            response: respond(200, &json!({})),
+            events: to_event(&account_id, &bot, &update).into_iter().collect(),
+        }
+    }
+
+    fn poll(account_id: String) -> Result<Vec<InboundEvent>, String> {
+        let acct = account(&account_id)?;
+        if acct.webhook {
+            return Ok(vec![]);
+        }
+        let bot = bot(&account_id, &acct)?;
+        let offset = kv_u64("offset");
+        let body = json!({"offset": offset, "timeout": POLL_TIMEOUT_S, "limit": 100, "allowed_updates": ["message", "channel_post"]});
+        let updates = match api(&acct, "getUpdates", &body) {
+            Ok(u) => u,
+            Err(e) if e.code == 409 => {
+                return Err(format!(
+                    "getUpdates conflict (409): another poller or a webhook is active: {}",
+                    e.description
+                ))
+            }
+            Err(e) => return Err(format!("getUpdates failed ({}): {}", e.code, e.description)),
+        };
+        let mut next = offset;
+        let mut events = Vec::new();
+        for u in updates.as_array().into_iter().flatten() {
+            let Some(id) = u["update_id"].as_u64() else { continue };
+            next = next.max(id + 1);
+            events.extend(to_event(&account_id, &bot, u));
+        }
+        if next != offset {
+            // Confirmed on the next getUpdates; kept so a restart resumes here.
+            kv::set("offset", next.to_string().as_bytes())?;
+        }
+        Ok(events)
+    }
+
+    fn send(message: OutboundMessage) -> Delivery {
+        let acct = match account(&message.account_id) {
+            Ok(a) => a,
+            Err(e) => return Delivery::Failed(e),
+        };
+        // A forum topic travels in the peer id (`<chat>:topic:<thread>`).
+        let (mut chat, topic) = match message.peer.id.split_once(":topic:") {
+            Some((c, t)) => (c.to_string(), t.parse::<i64>().ok()),
+            None => (message.peer.id.clone(), None),
+        };
+        let thread = message.thread_id.as_deref().and_then(|t| t.parse::<i64>().ok()).or(topic).filter(|t| *t != 1);
+        let reply_to = message.reply_to_message_id.as_deref().and_then(|r| r.parse::<i64>().ok());
+        let mut ids = Vec::new();
+        let chunks = split(&message.text, TEXT_LIMIT as usize);
+        let mut i = 0;
+        let mut migrated = false;
+        while i < chunks.len() {
+            // Numeric ids as numbers; `@channelusername` as a string (the API takes both).
+            let chat_id = chat.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(chat.as_str()));
+            let mut body =
+                json!({"chat_id": chat_id, "text": chunks[i], "link_preview_options": {"is_disabled": true}});
+            if let Some(t) = thread {
+                body["message_thread_id"] = json!(t);
+            }
+            if let (0, Some(r)) = (i, reply_to) {
+                body["reply_parameters"] = json!({"message_id": r, "allow_sending_without_reply": true});
+            }
+            match api(&acct, "sendMessage", &body) {
+                Ok(m) => {
+                    ids.extend(id_string(&m["message_id"]));
+                    i += 1;
+                }
+                Err(ApiError { retry_after: Some(s), .. }) if i == 0 => return Delivery::RetryAfter(s * 1000),
+                Err(ApiError { retry_after: Some(s), .. }) if s <= 5 => sleep_s(s),
+                Err(ApiError { migrate_to: Some(to), .. }) if !migrated => {
+                    log::info(&format!("chat {chat} migrated to {to}"));
+                    chat = to.to_string();
+                    migrated = true;
+                }
+                Err(e) => {
+                    let sent = if ids.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" after {} of {} parts", ids.len(), chunks.len())
+                    };
+                    return Delivery::Failed(format!("sendMessage failed ({}){sent}: {}", e.code, e.description));
+                }
+            }
+        }
+        Delivery::Sent(ids)
+    }
+}
+
+export_channel!(Telegram);

@@ -1,0 +1,444 @@
+//! A Telegram Bot API fake (reference channels §1.8): `POST|GET
+//! /bot<token>/<method>` (method names case-insensitive; JSON, urlencoded or
+//! query parameters), `getMe`, `getUpdates` (long polling, offset
+//! confirmation, 409 with a webhook set or a second poller), `sendMessage`
+//! (1–4096 UTF-16 units, reply and thread checks), `setWebhook` /
+//! `deleteWebhook` / `getWebhookInfo` with pushes carrying
+//! `X-Telegram-Bot-Api-Secret-Token`; scripted 429 / 403 / migrate faults.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+/// A fault the next `sendMessage` of a bot answers with.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// 429 with `parameters.retry_after`.
+    TooManyRequests(u64),
+    /// 403: the user blocked the bot.
+    Blocked,
+    /// 400 with `parameters.migrate_to_chat_id`.
+    Migrated(i64),
+}
+
+#[derive(Default)]
+struct Chat {
+    kind: String,
+    title: Option<String>,
+    is_forum: bool,
+    topics: HashSet<i64>,
+    messages: HashSet<i64>,
+}
+
+struct Bot {
+    id: i64,
+    username: String,
+    updates: VecDeque<Value>,
+    webhook: Option<(String, String)>,
+    polling: bool,
+    sent: Vec<Value>,
+    faults: VecDeque<Fault>,
+    offsets: Vec<i64>,
+}
+
+#[derive(Default)]
+struct State {
+    bots: HashMap<String, Bot>,
+    chats: HashMap<i64, Chat>,
+    next_update: i64,
+    next_message: i64,
+}
+
+pub struct TelegramFake {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    changed: Arc<Notify>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TelegramFake {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn lock(s: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn reply(status: u16, body: Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error(code: u16, description: &str, parameters: Option<Value>) -> Response<Full<Bytes>> {
+    let mut body = json!({"ok": false, "error_code": code, "description": description});
+    if let Some(p) = parameters {
+        body["parameters"] = p;
+    }
+    reply(code, body)
+}
+
+fn ok(result: Value) -> Response<Full<Bytes>> {
+    reply(200, json!({"ok": true, "result": result}))
+}
+
+/// `a=1&b=x` → a JSON object (numbers stay strings; Telegram accepts both).
+fn form(s: &str) -> Value {
+    let mut o = serde_json::Map::new();
+    for pair in s.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = v.replace('+', " ");
+        let parsed = serde_json::from_str::<Value>(&v).unwrap_or(Value::String(v));
+        o.insert(k.to_string(), parsed);
+    }
+    Value::Object(o)
+}
+
+fn as_i64(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_str()?.parse().ok())
+}
+
+impl TelegramFake {
+    pub async fn start() -> TelegramFake {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the Telegram fake");
+        let addr = listener.local_addr().expect("address");
+        let state = Arc::new(Mutex::new(State { next_update: 900_000_001, next_message: 1, ..State::default() }));
+        let changed = Arc::new(Notify::new());
+        let (st, ch) = (state.clone(), changed.clone());
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (st, ch) = (st.clone(), ch.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let (st, ch) = (st.clone(), ch.clone());
+                        async move { Ok::<_, Infallible>(handle(st, ch, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        TelegramFake { addr, state, changed, server }
+    }
+
+    /// The `apiRoot` to configure (no `/bot<token>`).
+    pub fn api_root(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn add_bot(&self, token: &str, id: i64, username: &str) {
+        lock(&self.state).bots.insert(
+            token.to_string(),
+            Bot {
+                id,
+                username: username.to_string(),
+                updates: VecDeque::new(),
+                webhook: None,
+                polling: false,
+                sent: Vec::new(),
+                faults: VecDeque::new(),
+                offsets: Vec::new(),
+            },
+        );
+    }
+
+    /// A group (`supergroup` when `forum`), optionally with topics.
+    pub fn add_group(&self, chat_id: i64, title: &str, forum_topics: &[i64]) {
+        lock(&self.state).chats.insert(
+            chat_id,
+            Chat {
+                kind: "supergroup".into(),
+                title: Some(title.into()),
+                is_forum: !forum_topics.is_empty(),
+                topics: forum_topics.iter().copied().collect(),
+                messages: HashSet::new(),
+            },
+        );
+    }
+
+    /// A user writes to the bot `token`: in a private chat (`chat_id: None`)
+    /// or in a group. `extra` is merged into the `message` (entities,
+    /// `message_thread_id`, `reply_to_message`…). Returns the update.
+    pub fn user_message(
+        &self,
+        token: &str,
+        chat_id: Option<i64>,
+        from: (i64, &str),
+        text: &str,
+        extra: Value,
+    ) -> Value {
+        let mut st = lock(&self.state);
+        let chat_id = chat_id.unwrap_or(from.0);
+        let message_id = st.next_message;
+        st.next_message += 1;
+        let chat = st.chats.entry(chat_id).or_insert_with(|| Chat { kind: "private".into(), ..Chat::default() });
+        chat.messages.insert(message_id);
+        let mut chat_json = json!({"id": chat_id, "type": chat.kind});
+        if chat.kind == "private" {
+            chat_json["first_name"] = json!(from.1);
+        } else {
+            chat_json["title"] = json!(chat.title);
+            if chat.is_forum {
+                chat_json["is_forum"] = json!(true);
+            }
+        }
+        let mut message = json!({
+            "message_id": message_id,
+            "from": {"id": from.0, "is_bot": false, "first_name": from.1},
+            "chat": chat_json,
+            "date": 1_767_700_000 + message_id,
+            "text": text,
+        });
+        if let (Some(m), Some(e)) = (message.as_object_mut(), extra.as_object()) {
+            m.extend(e.clone());
+        }
+        let update_id = st.next_update;
+        st.next_update += 1;
+        let update = json!({"update_id": update_id, "message": message});
+        if let Some(bot) = st.bots.get_mut(token) {
+            bot.updates.push_back(update.clone());
+        }
+        drop(st);
+        self.changed.notify_waiters();
+        update
+    }
+
+    /// What the bot `token` sent with `sendMessage`, in order (request bodies).
+    pub fn sent(&self, token: &str) -> Vec<Value> {
+        lock(&self.state).bots.get(token).map(|b| b.sent.clone()).unwrap_or_default()
+    }
+
+    /// Waits until the bot has sent at least `n` messages.
+    pub async fn wait_sent(&self, token: &str, n: usize, within: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let sent = self.sent(token);
+            if sent.len() >= n || tokio::time::Instant::now() >= deadline {
+                return sent;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The offsets `getUpdates` was called with.
+    pub fn poll_offsets(&self, token: &str) -> Vec<i64> {
+        lock(&self.state).bots.get(token).map(|b| b.offsets.clone()).unwrap_or_default()
+    }
+
+    pub fn fail_next_send(&self, token: &str, fault: Fault) {
+        if let Some(b) = lock(&self.state).bots.get_mut(token) {
+            b.faults.push_back(fault);
+        }
+    }
+
+    /// Pushes the oldest pending update to the bot's webhook, as Telegram
+    /// does (with the secret token header); returns the HTTP status. A 2xx
+    /// answer removes the update; anything else keeps it for a retry.
+    pub async fn push_webhook(&self, token: &str) -> Option<u16> {
+        let (url, secret, update) = {
+            let st = lock(&self.state);
+            let bot = st.bots.get(token)?;
+            let (url, secret) = bot.webhook.clone()?;
+            (url, secret, bot.updates.front()?.clone())
+        };
+        let status = post_json(&url, &[("X-Telegram-Bot-Api-Secret-Token", &secret)], &update.to_string()).await?;
+        if (200..300).contains(&status) {
+            if let Some(b) = lock(&self.state).bots.get_mut(token) {
+                b.updates.pop_front();
+            }
+        }
+        Some(status)
+    }
+}
+
+/// A minimal HTTP/1.1 POST (the fake's outgoing webhook delivery).
+pub async fn post_json(url: &str, headers: &[(&str, &str)], body: &str) -> Option<u16> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut s = tokio::net::TcpStream::connect(authority).await.ok()?;
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.ok()?;
+    raw.split(' ').nth(1)?.parse().ok()
+}
+
+async fn handle(state: Arc<Mutex<State>>, changed: Arc<Notify>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(form);
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let Some((token, method)) = path.strip_prefix("/bot").and_then(|r| r.split_once('/')) else {
+        return error(404, "Not Found", None);
+    };
+    let (token, method) = (token.to_string(), method.to_ascii_lowercase());
+    let params = if body.is_empty() {
+        query.unwrap_or_else(|| json!({}))
+    } else if content_type.starts_with("application/json") {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v) => v,
+            Err(_) => return error(400, "Bad Request: can't parse JSON object", None),
+        }
+    } else {
+        form(&String::from_utf8_lossy(&body))
+    };
+    if !lock(&state).bots.contains_key(&token) {
+        return error(401, "Unauthorized", None);
+    }
+    match method.as_str() {
+        "getme" => {
+            let st = lock(&state);
+            let b = &st.bots[&token];
+            ok(json!({"id": b.id, "is_bot": true, "first_name": b.username, "username": b.username,
+                      "can_read_all_group_messages": false, "has_topics_enabled": false}))
+        }
+        "getupdates" => get_updates(state, changed, &token, &params).await,
+        "sendmessage" => send_message(&state, &token, &params),
+        "setwebhook" => {
+            let mut st = lock(&state);
+            let b = st.bots.get_mut(&token).expect("checked");
+            let url = params["url"].as_str().unwrap_or_default().to_string();
+            b.webhook =
+                (!url.is_empty()).then(|| (url, params["secret_token"].as_str().unwrap_or_default().to_string()));
+            ok(json!(true))
+        }
+        "deletewebhook" => {
+            lock(&state).bots.get_mut(&token).expect("checked").webhook = None;
+            ok(json!(true))
+        }
+        "getwebhookinfo" => {
+            let st = lock(&state);
+            let b = &st.bots[&token];
+            ok(
+                json!({"url": b.webhook.as_ref().map(|w| w.0.clone()).unwrap_or_default(), "pending_update_count": b.updates.len()}),
+            )
+        }
+        "sendchataction" => ok(json!(true)),
+        _ => error(404, "Not Found: method not found", None),
+    }
+}
+
+async fn get_updates(state: Arc<Mutex<State>>, changed: Arc<Notify>, token: &str, p: &Value) -> Response<Full<Bytes>> {
+    let offset = as_i64(&p["offset"]).unwrap_or(0);
+    let limit = as_i64(&p["limit"]).unwrap_or(100).clamp(1, 100) as usize;
+    let timeout = Duration::from_secs(as_i64(&p["timeout"]).unwrap_or(0).clamp(0, 50) as u64);
+    {
+        let mut st = lock(&state);
+        let b = st.bots.get_mut(token).expect("checked");
+        if b.webhook.is_some() {
+            return error(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first", None);
+        }
+        if b.polling {
+            return error(
+                409,
+                "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+                None,
+            );
+        }
+        b.polling = true;
+        b.offsets.push(offset);
+        // Confirmation: everything below the offset is gone for good.
+        while b.updates.front().is_some_and(|u| u["update_id"].as_i64().unwrap_or(0) < offset) {
+            b.updates.pop_front();
+        }
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    let result = loop {
+        let notified = changed.notified();
+        let batch: Vec<Value> = {
+            let st = lock(&state);
+            st.bots[token]
+                .updates
+                .iter()
+                .filter(|u| u["update_id"].as_i64().unwrap_or(0) >= offset)
+                .take(limit)
+                .cloned()
+                .collect()
+        };
+        if !batch.is_empty() || tokio::time::Instant::now() >= deadline {
+            break batch;
+        }
+        let _ = tokio::time::timeout_at(deadline, notified).await;
+    };
+    lock(&state).bots.get_mut(token).expect("checked").polling = false;
+    ok(Value::Array(result))
+}
+
+fn send_message(state: &Mutex<State>, token: &str, p: &Value) -> Response<Full<Bytes>> {
+    let mut st = lock(state);
+    let Some(chat_id) = as_i64(&p["chat_id"]) else { return error(400, "Bad Request: chat_id is empty", None) };
+    if !st.chats.contains_key(&chat_id) {
+        return error(400, "Bad Request: chat not found", None);
+    }
+    let text = p["text"].as_str().unwrap_or_default().to_string();
+    let units = text.encode_utf16().count();
+    if units == 0 {
+        return error(400, "Bad Request: message text is empty", None);
+    }
+    if units > 4096 {
+        return error(400, "Bad Request: message is too long", None);
+    }
+    let thread = as_i64(&p["message_thread_id"]);
+    let chat = &st.chats[&chat_id];
+    if let Some(t) = thread {
+        if chat.is_forum && (t == 1 || !chat.topics.contains(&t)) {
+            return error(400, "Bad Request: message thread not found", None);
+        }
+    }
+    let reply_to = as_i64(&p["reply_parameters"]["message_id"]).or_else(|| as_i64(&p["reply_to_message_id"]));
+    let lenient = p["reply_parameters"]["allow_sending_without_reply"] == true;
+    if let Some(r) = reply_to {
+        if !chat.messages.contains(&r) && !lenient {
+            return error(400, "Bad Request: message to be replied not found", None);
+        }
+    }
+    let bot = st.bots.get_mut(token).expect("checked");
+    if let Some(f) = bot.faults.pop_front() {
+        return match f {
+            Fault::TooManyRequests(s) => {
+                error(429, &format!("Too Many Requests: retry after {s}"), Some(json!({"retry_after": s})))
+            }
+            Fault::Blocked => error(403, "Forbidden: bot was blocked by the user", None),
+            Fault::Migrated(to) => error(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                Some(json!({"migrate_to_chat_id": to})),
+            ),
+        };
+    }
+    bot.sent.push(p.clone());
+    let (bot_id, username) = (bot.id, bot.username.clone());
+    let message_id = st.next_message;
+    st.next_message += 1;
+    if let Some(c) = st.chats.get_mut(&chat_id) {
+        c.messages.insert(message_id);
+    }
+    let mut m = json!({"message_id": message_id, "from": {"id": bot_id, "is_bot": true, "first_name": username, "username": username},
+                       "chat": {"id": chat_id}, "date": 1_767_700_000, "text": text});
+    if let Some(t) = thread {
+        m["message_thread_id"] = json!(t);
+    }
+    ok(m)
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chela_agent::{DeliveryContext, Inbound, Origin};
 use chela_core::access::{dm_access, group_access, is_mentioned, mention_patterns, DmVerdict, GroupVerdict};
-use chela_core::routing::{PeerRef, RouteInput};
+use chela_core::routing::{PeerRef, Route, RouteInput};
 use chela_core::session_key::build_thread_session_key;
 use chela_plugin::channel::{ChannelRuntime, Delivery, InboundEvent, OutboundMessage, PeerKind};
 
@@ -42,9 +42,15 @@ fn route_input(ev: &InboundEvent) -> RouteInput {
 /// What became of one inbound event (for logs, metrics and tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Replied { agent_id: String, session_key: String, platform_ids: Vec<String> },
+    Replied {
+        agent_id: String,
+        session_key: String,
+        platform_ids: Vec<String>,
+    },
     Dropped(String),
     Failed(String),
+    /// A broadcast group: one outcome per agent.
+    Broadcast(Vec<Outcome>),
 }
 
 impl Gateway {
@@ -66,23 +72,59 @@ impl Gateway {
                 DmVerdict::Deny(why) => return self.drop_event(&ch, &account, &why),
             }
         }
-        let route = match self.table().resolve(&route_input(&ev)) {
-            Ok(r) => r,
-            Err(e) => return self.fail(&ch, &account, "route", format!("no agent for the message: {e}")),
+        let input = route_input(&ev);
+        let table = self.table();
+        // A broadcast group replaces bindings for its peer (reference §8).
+        let (routes, sequential) = match table.broadcast(&input) {
+            Some(b) => b,
+            None => match table.resolve(&input) {
+                Ok(r) => (vec![r], true),
+                Err(e) => return self.fail(&ch, &account, "route", format!("no agent for the message: {e}")),
+            },
         };
-        self.metrics
-            .inc("chela_routes_total", &[("matched_by", route.matched_by.as_str()), ("agent", &route.agent_id)]);
+        for r in &routes {
+            self.metrics.inc("chela_routes_total", &[("matched_by", r.matched_by.as_str()), ("agent", &r.agent_id)]);
+        }
         if ev.peer.kind != PeerKind::Direct {
             match group_access(&cfg, &ch, &account, &ev.peer.id, &ev.sender_id) {
                 GroupVerdict::Deny(why) => return self.drop_event(&ch, &account, &why),
                 GroupVerdict::Allow { require_mention: true }
-                    if !ev.mentions_bot && !is_mentioned(&mention_patterns(&cfg, &route.agent_id), &ev.text) =>
+                    if !ev.mentions_bot
+                        && !routes.iter().any(|r| is_mentioned(&mention_patterns(&cfg, &r.agent_id), &ev.text)) =>
                 {
                     return self.drop_event(&ch, &account, "group message without a mention");
                 }
                 GroupVerdict::Allow { .. } => {}
             }
         }
+        if routes.len() == 1 {
+            let route = routes.into_iter().next().expect("one route");
+            return self.run_route(&channel, &ev, route).await;
+        }
+        // Broadcast: each agent on its own; one failing does not stop the others.
+        let mut outcomes = Vec::with_capacity(routes.len());
+        if sequential {
+            for route in routes {
+                outcomes.push(self.run_route(&channel, &ev, route).await);
+            }
+        } else {
+            let tasks: Vec<_> = routes
+                .into_iter()
+                .map(|route| {
+                    let (gw, channel, ev) = (self.clone(), channel.clone(), ev.clone());
+                    tokio::spawn(async move { gw.run_route(&channel, &ev, route).await })
+                })
+                .collect();
+            for t in tasks {
+                outcomes.push(t.await.unwrap_or_else(|e| Outcome::Failed(format!("broadcast turn panicked: {e}"))));
+            }
+        }
+        Outcome::Broadcast(outcomes)
+    }
+
+    /// One agent's turn for an event, and its reply through the event's own route.
+    async fn run_route(self: &Arc<Self>, channel: &ChannelRuntime, ev: &InboundEvent, route: Route) -> Outcome {
+        let (ch, account) = (ev.channel.clone(), ev.account_id.clone());
         self.metrics
             .inc("chela_messages_in_total", &[("channel", &ch), ("account", &account), ("agent", &route.agent_id)]);
         let session_key = build_thread_session_key(&route.session_key, ev.thread_id.as_deref(), true);
@@ -129,7 +171,7 @@ impl Gateway {
             reply_to_message_id: Some(ev.message_id.clone()),
             text: turn.reply.clone(),
         };
-        match deliver(&channel, reply).await {
+        match deliver(channel, reply).await {
             Ok(ids) => {
                 self.metrics.inc(
                     "chela_messages_out_total",

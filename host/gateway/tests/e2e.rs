@@ -58,9 +58,10 @@ const CONFIG: &str = r#"{
   ],
   channels: { webhook: {
     dmPolicy: "allowlist", allowFrom: ["alice", "bob"],
-    groupPolicy: "allowlist", groups: { "team-room": { requireMention: true } },
+    groupPolicy: "allowlist", groups: { "team-room": { requireMention: true }, "family": { requireMention: false } },
     accounts: { inbox: { webhookToken: "inbox-secret" }, help: { webhookToken: "${HELP_TOKEN}" } },
   } },
+  broadcast: { "family": ["work", "support"] },
 }"#;
 
 const SCRIPT: &str = r#"{ rules: [ { when: "count", tool: "word_count", arguments: { text: "{{message}}" }, reply: "Counted: {{result}}" } ] }"#;
@@ -261,6 +262,24 @@ async fn webhook_rejects_bad_input_and_routes_nothing() {
         "{metrics}"
     );
     assert!(metrics.contains("chela_channel_instance_memory_bytes{channel=\"webhook\"}"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_group_gets_an_answer_from_every_listed_agent() {
+    let gw = Gw::start(&["channel_webhook_js"], None).await;
+    let msg =
+        json!({"id": "b1", "chat": {"type": "group", "id": "family"}, "from": {"id": "alice"}, "text": "dinner at 7?"});
+    let (s, _) = gw.post_message("inbox", "inbox-secret", msg).await;
+    assert_eq!(s, 202);
+    let out = gw.replies("inbox", "inbox-secret", 1).await;
+    let mut who: Vec<&str> = out.iter().map(|m| m["text"].as_str().unwrap().split(' ').next().unwrap()).collect();
+    who.sort();
+    assert_eq!(who, ["Atlas", "Sage"], "{out:?}");
+    assert!(out.iter().all(|m| m["chat"]["id"] == "family" && m["replyTo"] == "b1"));
+    assert_eq!(gw.counter("chela_routes_total", &[("matched_by", "broadcast"), ("agent", "support")]), 1);
+    assert!(gw.path("state/agents/support/sessions/sessions.json").exists());
+    let index = std::fs::read_to_string(gw.path("state/agents/work/sessions/sessions.json")).unwrap();
+    assert!(index.contains("agent:work:webhook:group:family"), "{index}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,6 +39,9 @@ pub enum MatchedBy {
     Channel,
     #[serde(rename = "default")]
     Default,
+    /// A broadcast group (reference §8): chosen instead of bindings.
+    #[serde(rename = "broadcast")]
+    Broadcast,
 }
 
 impl MatchedBy {
@@ -65,6 +68,7 @@ impl MatchedBy {
             MatchedBy::Account => "binding.account",
             MatchedBy::Channel => "binding.channel",
             MatchedBy::Default => "default",
+            MatchedBy::Broadcast => "broadcast",
         }
     }
 }

@@ -145,7 +145,7 @@ impl TierIndex {
             MatchedBy::Guild => self.guild.get(scope.guild).map(Vec::as_slice).unwrap_or(&[]),
             MatchedBy::Team => self.team.get(scope.team).map(Vec::as_slice).unwrap_or(&[]),
             MatchedBy::Account | MatchedBy::Channel => &self.rest,
-            MatchedBy::Default => &[],
+            MatchedBy::Default | MatchedBy::Broadcast => &[],
         }
     }
 }
@@ -176,11 +176,21 @@ impl Trace for NoTrace {}
 
 /// A config snapshot compiled for routing. Immutable; rebuild on reload.
 #[derive(Debug)]
+/// The message's channel, account and peer after normalisation.
+struct Normalized {
+    channel: String,
+    account: String,
+    peer: Option<NormPeer>,
+}
+
 pub struct RouteTable {
     pub(crate) roster: Roster,
     pub(crate) bindings: Vec<CompiledBinding>,
     channels: HashMap<String, ChannelIndex>,
     session: SessionDefaults,
+    /// `broadcast`: peer id → agents (unknown agents dropped at build).
+    broadcast: HashMap<String, Vec<String>>,
+    broadcast_sequential: bool,
 }
 
 impl RouteTable {
@@ -239,7 +249,25 @@ impl RouteTable {
             main_key: s.and_then(|s| s.main_key.clone()),
             identity_links: s.and_then(|s| s.identity_links.clone()),
         };
-        RouteTable { roster: Roster::from_config(cfg), bindings, channels, session }
+        let roster = Roster::from_config(cfg);
+        let bc = cfg.broadcast.as_ref();
+        let broadcast = bc
+            .map(|b| {
+                b.groups
+                    .iter()
+                    .map(|(peer, agents)| {
+                        let known = agents
+                            .iter()
+                            .map(|a| crate::ids::normalize_agent_id(Some(a)))
+                            .filter(|a| roster.find(a).is_some())
+                            .collect();
+                        (peer.trim().to_string(), known)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let broadcast_sequential = bc.and_then(|b| b.strategy.as_deref()) == Some("sequential");
+        RouteTable { roster, bindings, channels, session, broadcast, broadcast_sequential }
     }
 
     pub fn roster(&self) -> &Roster {
@@ -338,6 +366,21 @@ impl RouteTable {
                 self.roster.default_owner(input.default_agent_id.as_deref(), &channel, &account)?,
             ),
         };
+        let norm = Normalized { channel, account, peer };
+        Ok(self.route_for(input, &norm, agent_id, matched_by, binding))
+    }
+
+    /// The route of `input` for `agent_id`: scopes from the binding (if any),
+    /// the caller, or `session.*`; the session key built for that agent.
+    fn route_for(
+        &self,
+        input: &RouteInput,
+        norm: &Normalized,
+        agent_id: String,
+        matched_by: MatchedBy,
+        binding: Option<&CompiledBinding>,
+    ) -> Route {
+        let Normalized { channel, account, peer } = norm;
         let bs = binding.and_then(|b| b.session.as_ref());
         let dm_scope = bs.and_then(|s| s.dm_scope).or(input.dm_scope).unwrap_or(self.session.dm_scope);
         let group_scope = bs.and_then(|s| s.group_scope).or(input.group_scope).unwrap_or(self.session.group_scope);
@@ -347,8 +390,8 @@ impl RouteTable {
             None => main_session_key.clone(),
             Some(p) => build_peer_session_key(&PeerKeyParts {
                 agent_id: &agent_id,
-                channel: &channel,
-                account_id: Some(&account),
+                channel,
+                account_id: Some(account),
                 peer_kind: Some(&p.key_kind),
                 peer_id: &p.id,
                 dm_scope,
@@ -359,10 +402,10 @@ impl RouteTable {
         };
         let last_route_policy =
             if session_key == main_session_key { LastRoutePolicy::Main } else { LastRoutePolicy::Session };
-        Ok(Route {
+        Route {
             agent_id,
-            channel,
-            account_id: account,
+            channel: channel.clone(),
+            account_id: account.clone(),
             dm_scope,
             group_scope,
             session_key,
@@ -370,6 +413,62 @@ impl RouteTable {
             last_route_policy,
             matched_by,
             binding_index: binding.map(|b| b.source_index),
-        })
+        }
+    }
+
+    /// A broadcast group for the message's peer (reference §8): every listed
+    /// agent, each with its own session key, instead of bindings; `None` when
+    /// the peer is not a broadcast group. The flag says whether to run them
+    /// one after another (`strategy: "sequential"`) or in parallel (default).
+    pub fn broadcast(&self, input: &RouteInput) -> Option<(Vec<Route>, bool)> {
+        let peer = input.peer.as_ref()?;
+        let agents = self.broadcast.get(peer.id.trim())?;
+        let norm = Normalized {
+            channel: normalize_channel(&input.channel),
+            account: normalize_account_id(input.account_id.as_deref()),
+            peer: Some(NormPeer::from(peer)),
+        };
+        let routes =
+            agents.iter().map(|a| self.route_for(input, &norm, a.clone(), MatchedBy::Broadcast, None)).collect();
+        Some((routes, self.broadcast_sequential))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+    use crate::routing::PeerRef;
+
+    #[test]
+    fn broadcast_groups_fan_out_with_each_agents_own_session() {
+        let cfg = load_str(
+            r#"{agents: {list: [{id: "alfred", default: true}, {id: "baerbel"}]},
+                bindings: [{agentId: "alfred", match: {channel: "whatsapp"}}],
+                broadcast: {strategy: "sequential", "120363@g.us": ["alfred", "baerbel", "ghost"]}}"#,
+            None,
+        )
+        .unwrap()
+        .config;
+        let table = RouteTable::build(&cfg);
+        let input = |peer: &str| RouteInput {
+            channel: "whatsapp".into(),
+            peer: Some(PeerRef::new("group", peer)),
+            ..RouteInput::default()
+        };
+        let (routes, sequential) = table.broadcast(&input("120363@g.us")).expect("a broadcast group");
+        assert!(sequential);
+        let keys: Vec<(&str, &str)> = routes.iter().map(|r| (r.agent_id.as_str(), r.session_key.as_str())).collect();
+        assert_eq!(
+            keys,
+            [
+                ("alfred", "agent:alfred:whatsapp:group:120363@g.us"),
+                ("baerbel", "agent:baerbel:whatsapp:group:120363@g.us")
+            ],
+            "unknown agents are skipped"
+        );
+        assert!(routes.iter().all(|r| r.matched_by == MatchedBy::Broadcast));
+        assert!(table.broadcast(&input("other@g.us")).is_none());
+        assert_eq!(table.resolve(&input("other@g.us")).unwrap().matched_by, MatchedBy::Account);
     }
 }

@@ -6,6 +6,7 @@ mod agents;
 mod context;
 mod gateway;
 mod output;
+mod pairing;
 mod plugins;
 mod route;
 mod sessions;
@@ -61,6 +62,9 @@ enum Command {
     /// List sessions and show transcripts.
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
+    /// DM pairing requests: list and approve.
+    #[command(subcommand)]
+    Pairing(pairing::PairingCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
         Command::Gateway(args) => gateway::run(&ctx, &args),
         Command::Send(args) => sessions::send(&ctx, &args),
         Command::Sessions(cmd) => sessions::run(&ctx, cmd),
+        Command::Pairing(cmd) => pairing::run(&ctx, cmd),
     };
     match result {
         Ok(code) => code,

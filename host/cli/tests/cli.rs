@@ -315,3 +315,29 @@ fn plugins_inspect_list_and_tools_explain_availability() {
         "{reasons:?}"
     );
 }
+
+#[test]
+fn pairing_list_and_approve_work_on_the_gateways_files() {
+    let s = Sandbox::new();
+    let cfg = s.write("c.json5", "{}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    s.write(
+        "state/credentials/telegram-pairing.json",
+        &format!(
+            r#"{{"version": 1, "requests": [
+                {{"id": "111", "code": "ABCD2345", "accountId": "default", "createdAt": {now}, "lastSeenAt": {now}, "name": "Ada"}},
+                {{"id": "222", "code": "WXYZ6789", "accountId": "alerts", "createdAt": {old}, "lastSeenAt": {old}}}]}}"#,
+            old = now - 2 * 3600 * 1000
+        ),
+    );
+    let v = json(&s.chela(&cfg, &["pairing", "list", "telegram", "--json"]));
+    let codes: Vec<&str> = v["requests"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["ABCD2345"], "expired requests are not listed");
+    let out = s.chela(&cfg, &["pairing", "approve", "telegram", "abcd2345"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let allow = std::fs::read_to_string(s.path("state/credentials/telegram-allowFrom.json")).unwrap();
+    assert!(allow.contains("\"111\""), "{allow}");
+    let out = s.chela(&cfg, &["pairing", "approve", "telegram", "WXYZ6789"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no pending pairing request with code `WXYZ6789`"));
+}

@@ -11,6 +11,7 @@ use chela_core::routing::{PeerRef, Route, RouteInput};
 use chela_core::session_key::build_thread_session_key;
 use chela_plugin::channel::{ChannelRuntime, Delivery, InboundEvent, OutboundMessage, PeerKind};
 
+use crate::pairing::Pairing;
 use crate::Gateway;
 
 /// Delivery attempts when the platform asks to retry later.
@@ -64,11 +65,10 @@ impl Gateway {
         }
         // DM access runs before routing: unknown senders never reach an agent.
         if ev.peer.kind == PeerKind::Direct {
-            match dm_access(&cfg, &ch, &account, &ev.sender_id, &[]) {
+            let pairing = Pairing::new(&self.env.state_dir());
+            match dm_access(&cfg, &ch, &account, &ev.sender_id, &pairing.approved(&ch, &account)) {
                 DmVerdict::Allow => {}
-                DmVerdict::Pairing => {
-                    return self.drop_event(&ch, &account, "pairing required (pairing is not built yet)")
-                }
+                DmVerdict::Pairing => return self.offer_pairing(&pairing, &channel, &ev).await,
                 DmVerdict::Deny(why) => return self.drop_event(&ch, &account, &why),
             }
         }
@@ -180,6 +180,33 @@ impl Gateway {
                 Outcome::Replied { agent_id: turn.agent_id, session_key, platform_ids: ids }
             }
             Err(e) => self.fail(&ch, &account, "deliver", e),
+        }
+    }
+
+    /// An unknown sender under `dmPolicy: "pairing"`: a new request gets a
+    /// code in reply (once); the message itself is not routed.
+    async fn offer_pairing(&self, pairing: &Pairing, channel: &ChannelRuntime, ev: &InboundEvent) -> Outcome {
+        let (ch, account) = (ev.channel.as_str(), ev.account_id.as_str());
+        match pairing.request(ch, account, &ev.sender_id, ev.sender_name.as_deref()) {
+            Ok(Some(code)) => {
+                let text = format!(
+                    "I don't know you yet. Your pairing code is {code}.\nAsk the owner of this bot to run: chela pairing approve {ch} {code}"
+                );
+                let msg = OutboundMessage {
+                    account_id: account.to_string(),
+                    peer: ev.peer.clone(),
+                    thread_id: ev.thread_id.clone(),
+                    reply_to_message_id: None,
+                    text,
+                };
+                if let Err(e) = deliver(channel, msg).await {
+                    return self.fail(ch, account, "pairing", e);
+                }
+                tracing::info!(channel = ch, account, sender = %ev.sender_id, "pairing code sent");
+                self.drop_event(ch, account, "pairing required: code sent")
+            }
+            Ok(None) => self.drop_event(ch, account, "pairing required: a request is pending (or too many are)"),
+            Err(e) => self.fail(ch, account, "pairing", e.to_string()),
         }
     }
 

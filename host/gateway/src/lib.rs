@@ -9,6 +9,7 @@
 mod control;
 mod inbound;
 pub mod metrics;
+pub mod pairing;
 mod server;
 
 use std::collections::HashMap;

@@ -59,7 +59,8 @@ const CONFIG: &str = r#"{
   channels: { webhook: {
     dmPolicy: "allowlist", allowFrom: ["alice", "bob"],
     groupPolicy: "allowlist", groups: { "team-room": { requireMention: true }, "family": { requireMention: false } },
-    accounts: { inbox: { webhookToken: "inbox-secret" }, help: { webhookToken: "${HELP_TOKEN}" } },
+    accounts: { inbox: { webhookToken: "inbox-secret" }, help: { webhookToken: "${HELP_TOKEN}" },
+                pair: { webhookToken: "pair-secret", dmPolicy: "pairing", allowFrom: [] } },
   } },
   broadcast: { "family": ["work", "support"] },
 }"#;
@@ -262,6 +263,30 @@ async fn webhook_rejects_bad_input_and_routes_nothing() {
         "{metrics}"
     );
     assert!(metrics.contains("chela_channel_instance_memory_bytes{channel=\"webhook\"}"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_sender_gets_a_pairing_code_and_is_answered_once_approved() {
+    let gw = Gw::start(&["channel_webhook_js"], None).await;
+    gw.post_message("pair", "pair-secret", dm("p1", "zoe", "hi, can I talk to you?")).await;
+    let out = gw.replies("pair", "pair-secret", 0).await;
+    let text = out[0]["text"].as_str().unwrap();
+    let code = text.split("pairing code is ").nth(1).and_then(|r| r.get(..8)).expect("a code");
+    assert!(text.contains(&format!("chela pairing approve webhook {code}")), "{text}");
+    // Asking again does not mint another code, and nothing reached an agent.
+    gw.post_message("pair", "pair-secret", dm("p2", "zoe", "hello?")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gw.replies("pair", "pair-secret", 0).await.len(), 1);
+    assert_eq!(
+        gw.counter("chela_dropped_total", &[("channel", "webhook"), ("account", "pair"), ("reason", "pairing")]),
+        2
+    );
+
+    let pairing = chela_gateway::pairing::Pairing::new(&gw.path("state"));
+    assert_eq!(pairing.approve("webhook", code).unwrap().id, "zoe");
+    gw.post_message("pair", "pair-secret", dm("p3", "zoe", "now?")).await;
+    let out = gw.replies("pair", "pair-secret", 1).await;
+    assert!(out[1]["text"].as_str().unwrap().starts_with("Atlas (agent `work`) here."), "{out:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

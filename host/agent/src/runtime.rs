@@ -80,6 +80,9 @@ pub struct TurnOutcome {
     pub tool_calls: Vec<ToolCallSummary>,
     /// The session was reset by this message (trigger or expiry).
     pub reset: bool,
+    /// Tokens the model reported for this turn (all rounds).
+    pub input_tokens: u64,
+    pub output_tokens: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +225,8 @@ impl AgentRuntime {
                 model: model_label,
                 tool_calls: Vec::new(),
                 reset,
+                input_tokens: 0,
+                output_tokens: 0,
             });
         }
 
@@ -360,6 +365,8 @@ impl AgentRuntime {
             model: used_model,
             tool_calls: calls,
             reset,
+            input_tokens,
+            output_tokens,
         })
     }
 

@@ -33,7 +33,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn authorize(gw: &Gateway, req: &Request<Incoming>, peer: SocketAddr) -> Result<(), Box<Reply>> {
+pub(crate) fn authorize(gw: &Gateway, req: &Request<Incoming>, peer: SocketAddr) -> Result<(), Box<Reply>> {
     let Some(token) = gw.options.auth_token.as_deref() else { return Ok(()) };
     let now = Instant::now();
     let mut f = failures().lock().unwrap_or_else(|p| p.into_inner());

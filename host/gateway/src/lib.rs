@@ -9,6 +9,7 @@
 mod control;
 mod inbound;
 pub mod metrics;
+mod openai;
 pub mod pairing;
 mod server;
 

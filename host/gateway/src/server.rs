@@ -88,6 +88,10 @@ async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::Sock
         (&Method::GET, "/metrics") => text(StatusCode::OK, metrics(&gw).await, "text/plain; version=0.0.4"),
         (_, p) if p.starts_with("/channels/") => webhook(gw, req).await,
         (_, p) if p.starts_with("/api/") => crate::control::handle(gw, req, peer).await,
+        (_, p) if p.starts_with("/v1/") => match crate::control::authorize(&gw, &req, peer) {
+            Ok(()) => crate::openai::handle(gw, req).await,
+            Err(r) => *r,
+        },
         _ => error(StatusCode::NOT_FOUND, &format!("no route for {} {path}", req.method())),
     }
 }

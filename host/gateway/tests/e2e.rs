@@ -63,6 +63,7 @@ const CONFIG: &str = r#"{
                 pair: { webhookToken: "pair-secret", dmPolicy: "pairing", allowFrom: [] } },
   } },
   broadcast: { "family": ["work", "support"] },
+  gateway: { http: { endpoints: { chatCompletions: { enabled: true } } } },
 }"#;
 
 const SCRIPT: &str = r#"{ rules: [ { when: "count", tool: "word_count", arguments: { text: "{{message}}" }, reply: "Counted: {{result}}" } ] }"#;
@@ -287,6 +288,36 @@ async fn an_unknown_sender_gets_a_pairing_code_and_is_answered_once_approved() {
     gw.post_message("pair", "pair-secret", dm("p3", "zoe", "now?")).await;
     let out = gw.replies("pair", "pair-secret", 1).await;
     assert!(out[1]["text"].as_str().unwrap().starts_with("Atlas (agent `work`) here."), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_compatible_chat_completions_run_a_normal_turn() {
+    let gw = Gw::start(&["channel_webhook_js", "tool_word_count_py"], None).await;
+    let (s, models) = gw.call("GET", "/v1/models", &[], Value::Null).await;
+    assert_eq!(s, 200);
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["chela:work", "chela:support"]);
+    let ask = |model: &str, text: &str, stream: bool| {
+        json!({"model": model, "user": "u1", "stream": stream, "messages": [
+            {"role": "system", "content": "ignored: the agent has its own persona"},
+            {"role": "user", "content": [{"type": "text", "text": text}]}]})
+    };
+    let (s, r) = gw.call("POST", "/v1/chat/completions", &[], ask("chela:work", "count three more words", false)).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!((r["object"].as_str(), r["model"].as_str()), (Some("chat.completion"), Some("chela:work")));
+    let content = r["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(content.starts_with("Counted: ") && content.contains("\"words\": 4"), "tools apply: {content}");
+    assert!(r["usage"]["total_tokens"].as_u64().is_some_and(|t| t > 0));
+    let (s, r) =
+        gw.call("POST", "/v1/chat/completions", &[("x-chela-agent-id", "support")], ask("gpt-4o", "hi", true)).await;
+    assert_eq!(s, 200);
+    let sse = r.as_str().unwrap();
+    assert!(sse.contains("\"object\":\"chat.completion.chunk\"") && sse.trim_end().ends_with("data: [DONE]"), "{sse}");
+    assert!(sse.contains("Sage (agent `support`) here."), "{sse}");
+    let (s, r) = gw.call("POST", "/v1/chat/completions", &[], ask("chela:nobody", "hi", false)).await;
+    assert_eq!((s, r["error"]["type"].as_str()), (404, Some("invalid_request_error")));
+    let index = std::fs::read_to_string(gw.path("state/agents/work/sessions/sessions.json")).unwrap();
+    assert!(index.contains("agent:work:openai:direct:u1"), "{index}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

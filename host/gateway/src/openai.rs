@@ -1,0 +1,167 @@
+//! The OpenAI-compatible surface (reference §14.2), off unless
+//! `gateway.http.endpoints.chatCompletions.enabled`: `POST
+//! /v1/chat/completions` runs a normal agent turn — routing's session rules,
+//! tool policy and persona all apply — and `GET /v1/models` lists the agents
+//! as `chela:<agentId>`. The agent comes from `model` (`chela:<id>`,
+//! `openclaw:<id>` or `agent:<id>`) or the header `x-chela-agent-id`; the
+//! session from `x-chela-session-key`, else the request's `user`. The agent
+//! keeps its own transcript, so only the last user message is sent to it.
+
+use std::sync::Arc;
+
+use chela_agent::{Inbound, Origin};
+use chela_core::ids::normalize_agent_id;
+use chela_core::session_key::build_main_session_key;
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use serde_json::{json, Value};
+
+use crate::server::{error, json as json_reply, text as text_reply, Reply};
+use crate::Gateway;
+
+pub(crate) fn enabled(gw: &Gateway) -> bool {
+    gw.config()
+        .gateway
+        .as_ref()
+        .and_then(|g| g.http.as_ref()?.get("endpoints")?.get("chatCompletions")?.get("enabled")?.as_bool())
+        == Some(true)
+}
+
+fn header(req: &Request<Incoming>, names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| req.headers().get(*n)?.to_str().ok().map(str::to_string))
+}
+
+/// OpenAI's error shape.
+fn oai_error(status: StatusCode, message: &str, kind: &str) -> Reply {
+    json_reply(status, &json!({"error": {"message": message, "type": kind}}))
+}
+
+/// The text of a message's `content` (a string, or parts of type `text`).
+fn content_text(content: &Value) -> Option<String> {
+    match content {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => {
+            let texts: Vec<&str> =
+                parts.iter().filter(|p| p["type"] == "text").filter_map(|p| p["text"].as_str()).collect();
+            (!texts.is_empty()).then(|| texts.join("\n"))
+        }
+        _ => None,
+    }
+}
+
+pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
+    if !enabled(&gw) {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the OpenAI-compatible API is off (gateway.http.endpoints.chatCompletions.enabled)",
+        );
+    }
+    match (req.method().clone(), req.uri().path()) {
+        (Method::GET, "/v1/models") => models(&gw),
+        (Method::POST, "/v1/chat/completions") => completions(gw, req).await,
+        (m, p) => oai_error(StatusCode::NOT_FOUND, &format!("no route {m} {p}"), "invalid_request_error"),
+    }
+}
+
+fn models(gw: &Gateway) -> Reply {
+    let data: Vec<Value> = gw
+        .table()
+        .roster()
+        .ids()
+        .into_iter()
+        .map(|id| json!({"id": format!("chela:{id}"), "object": "model", "created": 0, "owned_by": "chela"}))
+        .collect();
+    json_reply(StatusCode::OK, &json!({"object": "list", "data": data}))
+}
+
+async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
+    let agent_header = header(&req, &["x-chela-agent-id", "x-openclaw-agent-id"]);
+    let session_header = header(&req, &["x-chela-session-key", "x-openclaw-session-key"]);
+    let body = match crate::server::read_body(&gw, req.into_body()).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return oai_error(StatusCode::BAD_REQUEST, "the body is not JSON", "invalid_request_error");
+    };
+    let model = body["model"].as_str().unwrap_or_default().to_string();
+    let from_model = ["chela:", "openclaw:", "agent:"].iter().find_map(|p| model.strip_prefix(p)).map(str::to_string);
+    let table = gw.table();
+    let agent = match agent_header.or(from_model) {
+        Some(a) => normalize_agent_id(Some(&a)),
+        None => table.roster().default_agent(),
+    };
+    if table.roster().find(&agent).is_none() {
+        return oai_error(
+            StatusCode::NOT_FOUND,
+            &format!("unknown agent `{agent}` (see GET /v1/models)"),
+            "invalid_request_error",
+        );
+    }
+    let Some(messages) = body["messages"].as_array() else {
+        return oai_error(StatusCode::BAD_REQUEST, "`messages` must be an array", "invalid_request_error");
+    };
+    let Some(text) = messages.iter().rev().find(|m| m["role"] == "user").and_then(|m| content_text(&m["content"]))
+    else {
+        return oai_error(StatusCode::BAD_REQUEST, "`messages` has no user message with text", "invalid_request_error");
+    };
+    let cfg = gw.config();
+    let main = build_main_session_key(&agent, cfg.session.as_ref().and_then(|s| s.main_key.as_deref()));
+    let user: String = body["user"]
+        .as_str()
+        .unwrap_or("anonymous")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.@".contains(*c))
+        .take(64)
+        .collect();
+    let session_key = session_header.unwrap_or_else(|| {
+        format!("agent:{agent}:openai:direct:{}", if user.is_empty() { "anonymous" } else { &user })
+    });
+    let inbound = Inbound {
+        agent_id: agent.clone(),
+        session_key,
+        main_session_key: main,
+        text,
+        chat_type: "direct".into(),
+        origin: Origin { provider: Some("openai-api".into()), label: Some(user), ..Origin::default() },
+        delivery: None,
+    };
+    let _turn = gw.inflight.enter();
+    let turn = match gw.runtime.run(inbound).await {
+        Ok(t) => t,
+        Err(e @ chela_agent::RunError::QueueFull(_)) => {
+            return oai_error(StatusCode::TOO_MANY_REQUESTS, &e.to_string(), "rate_limit_error")
+        }
+        Err(e) => return oai_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), "server_error"),
+    };
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let model = format!("chela:{agent}");
+    if body["stream"] == true {
+        // Server-sent events in OpenAI's chunk shape; the turn is complete
+        // before the first chunk (the run loop does not stream yet).
+        let chunk = |delta: Value, finish: Value| {
+            json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        };
+        let mut sse = String::new();
+        for c in [
+            chunk(json!({"role": "assistant"}), Value::Null),
+            chunk(json!({"content": turn.reply}), Value::Null),
+            chunk(json!({}), json!("stop")),
+        ] {
+            sse.push_str(&format!("data: {c}\n\n"));
+        }
+        sse.push_str("data: [DONE]\n\n");
+        return text_reply(StatusCode::OK, sse, "text/event-stream");
+    }
+    json_reply(
+        StatusCode::OK,
+        &json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": turn.reply}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": turn.input_tokens, "completion_tokens": turn.output_tokens,
+                      "total_tokens": turn.input_tokens + turn.output_tokens},
+        }),
+    )
+}

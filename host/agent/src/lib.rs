@@ -5,7 +5,8 @@
 //! workspace and agentDir; a tool runs only if it is in the agent's linked
 //! set for that session; turns of one session key never overlap.
 
-mod clock;
+pub mod auth;
+pub(crate) mod clock;
 pub mod freshness;
 pub mod model;
 pub mod persona;

@@ -244,3 +244,84 @@ async fn sessions_tools_see_and_message_only_what_policy_allows() {
     let ops = w.say("ops", "6", "/tool sessions_list {}").await;
     assert!(!ops.reply.contains("agent:support:") && !ops.reply.contains("agent:work:"), "{}", ops.reply);
 }
+
+/// The OpenAI-compatible provider against the OpenAI fake: streamed tool
+/// calls run through the agent's linked tools; credentials are per agent.
+#[tokio::test]
+async fn openai_provider_streams_tool_calls_with_the_agents_own_key() {
+    use chela_fakes::openai::{OpenAiFake, Scripted};
+    let fake = OpenAiFake::start("sk-work").await;
+    fake.script([
+        Scripted::ToolCall { name: "read".into(), arguments: serde_json::json!({"path": "note.txt"}) },
+        Scripted::Text("The note says: from disk".into()),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_text = format!(
+        r#"{{
+  models: {{ providers: {{ openai: {{ baseUrl: "{base}" }} }} }},
+  agents: {{ list: [
+    {{ id: "work", default: true, workspace: "$DIR/ws-work", agentDir: "$DIR/agent-work", identity: {{ name: "Atlas" }},
+      model: {{ primary: "openai/gpt-test", fallbacks: ["offline/persona"] }}, tools: {{ allow: ["read"] }} }},
+    {{ id: "support", workspace: "$DIR/ws-support", agentDir: "$DIR/agent-support", identity: {{ name: "Sage" }},
+      model: {{ primary: "openai/gpt-test", fallbacks: ["offline/persona"] }} }},
+  ] }},
+}}"#,
+        base = fake.base_url()
+    );
+    let text = cfg_text.replace("$DIR", &dir.path().display().to_string());
+    std::fs::create_dir_all(dir.path().join("agent-work")).unwrap();
+    std::fs::write(
+        dir.path().join("agent-work/auth-profiles.json"),
+        r#"{"version": 1, "profiles": {"openai:default": {"type": "api_key", "provider": "openai", "key": "sk-work"}}}"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("ws-work")).unwrap();
+    std::fs::write(dir.path().join("ws-work/note.txt"), "from disk").unwrap();
+
+    let pdir = dir.path().join("plugins");
+    std::fs::create_dir_all(&pdir).unwrap();
+    std::fs::copy(wasm("tool_read"), pdir.join("tool_read.wasm")).unwrap();
+    let engine = Arc::new(PluginEngine::new(Limits::default()).unwrap());
+    let plugins = Arc::new(Plugins::new(engine, vec![pdir], None));
+    plugins.rescan().await;
+    let cfg = Arc::new(load_str(&text, None).expect("config loads").config);
+    let env = Environment {
+        home: dir.path().into(),
+        state_dir: Some(dir.path().join("state").display().to_string()),
+        ..Default::default()
+    };
+    let no_env: Arc<chela_plugin::channel::EnvVars> = Arc::new(|_: &str| None);
+    let providers = Providers::from_config(&cfg, no_env);
+    let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
+    let rt = AgentRuntime::new(cfg, env, plugins, providers, secrets, RunLimits::default());
+
+    let out = rt.run(inbound("work", "1", "what does my note say?")).await.unwrap();
+    assert_eq!(out.reply, "The note says: from disk");
+    assert_eq!(out.model, "openai/gpt-test");
+    assert_eq!((out.tool_calls.len(), out.tool_calls[0].ok), (1, true));
+    assert_eq!((out.input_tokens, out.output_tokens), (22, 14), "usage of both rounds");
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs.iter().all(|(key, _)| key.as_deref() == Some("sk-work")));
+    let first = &reqs[0].1;
+    assert_eq!(first["model"], "gpt-test");
+    assert_eq!(first["tools"][0]["function"]["name"], "read");
+    assert!(first["messages"][0]["content"].as_str().unwrap().contains("You are Atlas"));
+    let second = &reqs[1].1["messages"];
+    let tool_msg = second.as_array().unwrap().iter().find(|m| m["role"] == "tool").expect("the tool result went back");
+    assert_eq!(
+        (tool_msg["tool_call_id"].as_str(), tool_msg["content"].as_str()),
+        (Some("call_fake1"), Some("from disk"))
+    );
+
+    // `support` has no credential of its own: nothing is sent with work's key; it falls back.
+    let out = rt.run(inbound("support", "2", "hi")).await.unwrap();
+    assert_eq!(out.model, "offline/persona");
+    assert!(out.reply.starts_with("Sage (agent `support`) here."), "{}", out.reply);
+    assert_eq!(fake.requests().len(), 2, "no request for an agent without a key");
+
+    // A 429 from the provider moves on to the fallback too.
+    fake.script([Scripted::Status(429)]);
+    let out = rt.run(inbound("work", "3", "again")).await.unwrap();
+    assert_eq!(out.model, "offline/persona");
+}

@@ -60,7 +60,8 @@ pub fn run(ctx: &Context, args: &GatewayArgs) -> Result<ExitCode> {
     rt.block_on(async {
         let plugins = Arc::new(crate::plugins::load_lazy(ctx, &cfg)?);
         let vars = Arc::new(|k: &str| std::env::var(k).ok());
-        let gw = Gateway::new(Arc::new(cfg), ctx.env.clone(), plugins, Providers::builtin(), options, vars).await?;
+        let providers = Providers::from_config(&cfg, Arc::new(|k: &str| std::env::var(k).ok()));
+        let gw = Gateway::new(Arc::new(cfg), ctx.env.clone(), plugins, providers, options, vars).await?;
         let running = gw.serve().await?;
         let _reload = gw.watch_config(ctx.config_path.clone(), Duration::from_secs(1));
         eprintln!("chela gateway listening on http://{}", running.addr);

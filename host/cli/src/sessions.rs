@@ -108,14 +108,16 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                 let vars = |k: &str| std::env::var(k).ok();
                 let secrets: Arc<chela_agent::runtime::SecretsFor> =
                     Arc::new(move |p: &str| chela_gateway::tool_secrets(&secrets_cfg, &vars, p));
-                let runtime = AgentRuntime::new(
+                let providers = Providers::from_config(&cfg, Arc::new(|k: &str| std::env::var(k).ok()));
+                let runtime = Arc::new(AgentRuntime::new(
                     cfg,
                     ctx.env.clone(),
                     plugins,
-                    Providers::builtin(),
+                    providers,
                     secrets,
                     RunLimits::default(),
-                );
+                ));
+                chela_agent::sessions_access::connect(&runtime);
                 let turn = runtime
                     .run(Inbound {
                         agent_id: agent.clone(),

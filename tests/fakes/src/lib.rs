@@ -5,4 +5,5 @@
 //! side (plain Rust methods) to inject user messages, schedule faults and read
 //! what the adapter sent.
 
+pub mod openai;
 pub mod telegram;

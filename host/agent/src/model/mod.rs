@@ -3,6 +3,7 @@
 //! (not plugins): they hold the agent's credentials, which never enter wasm.
 
 pub mod offline;
+pub mod openai;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -82,6 +83,32 @@ impl Providers {
     pub fn builtin() -> Providers {
         let mut p = Providers { by_id: HashMap::new() };
         p.insert(Arc::new(offline::Offline));
+        p
+    }
+
+    /// The built-in ones, `openai` (api.openai.com, or `models.providers.openai.baseUrl`),
+    /// and every `models.providers.<id>` with a `baseUrl` (OpenAI-compatible:
+    /// Ollama, vLLM, llama.cpp…; a key is optional there).
+    pub fn from_config(cfg: &chela_core::config::Config, env: Arc<chela_plugin::channel::EnvVars>) -> Providers {
+        let mut p = Providers::builtin();
+        let configured = cfg
+            .models
+            .as_ref()
+            .and_then(|m| m.get("providers"))
+            .and_then(|v| v.as_object())
+            .cloned()
+            .unwrap_or_default();
+        let base_of = |id: &str| configured.get(id).and_then(|c| c["baseUrl"].as_str()).map(str::to_string);
+        let openai_base = base_of("openai").unwrap_or_else(|| "https://api.openai.com/v1".into());
+        p.insert(Arc::new(openai::OpenAiCompatible::new("openai", &openai_base, true, env.clone())));
+        for (id, c) in &configured {
+            if id == "openai" || id == "offline" {
+                continue;
+            }
+            if let Some(base) = c["baseUrl"].as_str() {
+                p.insert(Arc::new(openai::OpenAiCompatible::new(id, base, false, env.clone())));
+            }
+        }
         p
     }
 

@@ -1,0 +1,109 @@
+//! Model credentials of one agent: `<agentDir>/auth-profiles.json`
+//! (reference §12, version 1: `api_key` / `token` / `oauth` profiles, `order`
+//! and `lastGood` per provider), then the provider's environment variable
+//! (`OPENAI_API_KEY`, `<PROVIDER>_API_KEY`). Never another agent's file.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+/// A credential and where it came from (for logs; never the value).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub secret: String,
+    pub source: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential").field("source", &self.source).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct AuthFileError {
+    pub path: String,
+    pub message: String,
+}
+
+fn secret_of(profile: &Value, now_ms: i64) -> Option<String> {
+    let expired = profile["expires"].as_i64().is_some_and(|e| e <= now_ms);
+    match profile["type"].as_str()? {
+        "api_key" => profile["key"].as_str().map(str::to_string),
+        "token" if !expired => profile["token"].as_str().map(str::to_string),
+        "oauth" if !expired => profile["access"].as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// The credential for `provider`: the profiles in `order[provider]` (else
+/// `lastGood`, else every profile of that provider in file order), skipping
+/// expired tokens and profiles in cooldown; then the environment.
+pub fn credential(
+    agent_dir: &Path,
+    provider: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    now_ms: i64,
+) -> Result<Option<Credential>, AuthFileError> {
+    let path = agent_dir.join("auth-profiles.json");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let file: Value = serde_json::from_str(&text)
+            .map_err(|e| AuthFileError { path: path.display().to_string(), message: e.to_string() })?;
+        let profiles = file["profiles"].as_object().cloned().unwrap_or_default();
+        let mut names: Vec<String> = file["order"][provider]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        if names.is_empty() {
+            names.extend(file["lastGood"][provider].as_str().map(str::to_string));
+            names.extend(profiles.iter().filter(|(_, p)| p["provider"] == provider).map(|(k, _)| k.clone()));
+        }
+        for name in names {
+            let Some(p) = profiles.get(&name).filter(|p| p["provider"] == provider) else { continue };
+            let cooling = file["usageStats"][&name]["cooldownUntil"].as_i64().is_some_and(|c| c > now_ms);
+            if cooling {
+                continue;
+            }
+            if let Some(secret) = secret_of(p, now_ms) {
+                return Ok(Some(Credential { secret, source: format!("{} ({name})", path.display()) }));
+            }
+        }
+    }
+    let var = format!("{}_API_KEY", provider.to_ascii_uppercase().replace('-', "_"));
+    Ok(env(&var).filter(|v| !v.is_empty()).map(|secret| Credential { secret, source: format!("${var}") }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_expiry_cooldown_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("auth-profiles.json"),
+            r#"{"version": 1, "profiles": {
+                "openai:old": {"type": "token", "provider": "openai", "token": "t-old", "expires": 1},
+                "openai:busy": {"type": "api_key", "provider": "openai", "key": "k-busy"},
+                "openai:main": {"type": "api_key", "provider": "openai", "key": "k-main"},
+                "anthropic:me": {"type": "oauth", "provider": "anthropic", "access": "a-1", "refresh": "r", "expires": 9999999999999}},
+              "order": {"openai": ["openai:old", "openai:busy", "openai:main"]},
+              "usageStats": {"openai:busy": {"cooldownUntil": 9999999999999}}}"#,
+        )
+        .unwrap();
+        let no_env = |_: &str| None;
+        let c = credential(dir.path(), "openai", &no_env, 1000).unwrap().unwrap();
+        assert_eq!(c.secret, "k-main");
+        assert!(!format!("{c:?}").contains("k-main"), "Debug never shows the value");
+        assert_eq!(credential(dir.path(), "anthropic", &no_env, 1000).unwrap().unwrap().secret, "a-1");
+        let env = |k: &str| (k == "OLLAMA_API_KEY").then(|| "from-env".to_string());
+        assert_eq!(credential(dir.path(), "ollama", &env, 1000).unwrap().unwrap().secret, "from-env");
+        assert!(credential(dir.path(), "groq", &no_env, 1000).unwrap().is_none());
+        std::fs::write(dir.path().join("auth-profiles.json"), "{oops").unwrap();
+        assert!(credential(dir.path(), "openai", &no_env, 1000)
+            .unwrap_err()
+            .to_string()
+            .contains("auth-profiles.json"));
+    }
+}

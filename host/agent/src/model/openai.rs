@@ -1,0 +1,223 @@
+//! OpenAI-compatible chat completions (OpenAI, and local servers that speak
+//! it: Ollama, vLLM, llama.cpp): `POST {baseUrl}/chat/completions` with
+//! `stream: true`, tools as `function`s; the server-sent events are folded
+//! into one reply (text deltas, tool-call deltas by index, usage).
+//! Credentials per agent (`crate::auth`), sent only to this provider's base URL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chela_plugin::channel::EnvVars;
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use super::{BoxFuture, ModelReply, ModelRequest, Provider, ProviderError};
+use crate::store::{Content, Message, Usage};
+
+pub struct OpenAiCompatible {
+    id: String,
+    base_url: String,
+    client: reqwest::Client,
+    /// Reads environment variables (a closure so tests need no process env).
+    env: Arc<EnvVars>,
+    /// Local servers often need no key.
+    key_required: bool,
+}
+
+impl OpenAiCompatible {
+    pub fn new(id: &str, base_url: &str, key_required: bool, env: Arc<EnvVars>) -> OpenAiCompatible {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(120))
+            .build()
+            .unwrap_or_default();
+        OpenAiCompatible {
+            id: id.to_string(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            client,
+            env,
+            key_required,
+        }
+    }
+
+    fn fail(&self, message: String) -> ProviderError {
+        ProviderError::Failed { provider: self.id.clone(), message }
+    }
+}
+
+/// Our transcript → OpenAI `messages`.
+fn messages(req: &ModelRequest) -> Vec<Value> {
+    let mut out = vec![json!({"role": "system", "content": req.system})];
+    for m in &req.messages {
+        match m {
+            Message::User { .. } => out.push(json!({"role": "user", "content": m.text()})),
+            Message::Assistant { .. } => {
+                let calls: Vec<Value> = m
+                    .tool_calls()
+                    .iter()
+                    .map(|(id, name, args)| {
+                        json!({"id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}})
+                    })
+                    .collect();
+                let text = m.text();
+                let mut msg =
+                    json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
+                if !calls.is_empty() {
+                    msg["tool_calls"] = json!(calls);
+                }
+                out.push(msg);
+            }
+            Message::ToolResult { tool_call_id, .. } => {
+                out.push(json!({"role": "tool", "tool_call_id": tool_call_id, "content": m.text()}))
+            }
+        }
+    }
+    out
+}
+
+/// Folds the stream's chunks into a reply.
+#[derive(Default)]
+struct Fold {
+    text: String,
+    calls: Vec<(String, String, String)>,
+    finish: Option<String>,
+    usage: Usage,
+}
+
+impl Fold {
+    fn chunk(&mut self, v: &Value) {
+        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+            self.usage.input = u["prompt_tokens"].as_u64().unwrap_or(0);
+            self.usage.output = u["completion_tokens"].as_u64().unwrap_or(0);
+        }
+        let Some(choice) = v["choices"].get(0) else { return };
+        if let Some(t) = choice["delta"]["content"].as_str() {
+            self.text.push_str(t);
+        }
+        for tc in choice["delta"]["tool_calls"].as_array().into_iter().flatten() {
+            let i = tc["index"].as_u64().unwrap_or(0) as usize;
+            while self.calls.len() <= i {
+                self.calls.push(Default::default());
+            }
+            let call = &mut self.calls[i];
+            if let Some(id) = tc["id"].as_str() {
+                call.0 = id.to_string();
+            }
+            if let Some(n) = tc["function"]["name"].as_str() {
+                call.1.push_str(n);
+            }
+            if let Some(a) = tc["function"]["arguments"].as_str() {
+                call.2.push_str(a);
+            }
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            self.finish = Some(f.to_string());
+        }
+    }
+
+    fn reply(self) -> Result<ModelReply, String> {
+        let mut content = Vec::new();
+        if !self.text.is_empty() {
+            content.push(Content::Text { text: self.text });
+        }
+        for (id, name, args) in self.calls {
+            let arguments: Value = if args.trim().is_empty() {
+                json!({})
+            } else {
+                serde_json::from_str(&args)
+                    .map_err(|e| format!("tool call `{name}` has arguments that are not JSON: {e}"))?
+            };
+            content.push(Content::ToolCall { id, name, arguments });
+        }
+        let stop_reason = match self.finish.as_deref() {
+            Some("tool_calls") => "toolUse",
+            Some("length") => "length",
+            _ => "stop",
+        };
+        Ok(ModelReply { content, usage: self.usage, stop_reason: stop_reason.into() })
+    }
+}
+
+impl OpenAiCompatible {
+    async fn answer(&self, req: &ModelRequest) -> Result<ModelReply, ProviderError> {
+        let cred = crate::auth::credential(&req.agent_dir, &self.id, &*self.env, crate::clock::now_ms())
+            .map_err(|e| self.fail(e.to_string()))?;
+        if cred.is_none() && self.key_required {
+            return Err(ProviderError::Unavailable {
+                provider: self.id.clone(),
+                why: format!(
+                    "agent `{}` has no credential (auth-profiles.json in its agentDir, or ${}_API_KEY)",
+                    req.identity.agent_id,
+                    self.id.to_ascii_uppercase()
+                ),
+            });
+        }
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
+            .collect();
+        let mut body = json!({"model": req.model, "messages": messages(req), "stream": true,
+                              "stream_options": {"include_usage": true}});
+        if !tools.is_empty() {
+            body["tools"] = json!(tools);
+        }
+        let mut http = self
+            .client
+            .post(format!("{}/chat/completions", self.base_url))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(c) = &cred {
+            http = http.bearer_auth(&c.secret);
+        }
+        let resp = http.send().await.map_err(|e| self.fail(format!("request failed: {e}")))?;
+        let status = resp.status();
+        if status.as_u16() == 429 {
+            let retry =
+                resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+            return Err(ProviderError::RateLimited {
+                provider: self.id.clone(),
+                retry_after_ms: retry.map(|s| s * 1000),
+            });
+        }
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            let msg = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+                .unwrap_or(text);
+            return Err(self.fail(format!("HTTP {status}: {msg}")));
+        }
+        let mut fold = Fold::default();
+        let mut buf = String::new();
+        let mut stream = resp.bytes_stream();
+        'read: while let Some(piece) = stream.next().await {
+            let piece = piece.map_err(|e| self.fail(format!("stream broke: {e}")))?;
+            buf.push_str(&String::from_utf8_lossy(&piece));
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                for line in event.lines() {
+                    let Some(data) = line.strip_prefix("data:").map(str::trim) else { continue };
+                    if data == "[DONE]" {
+                        break 'read;
+                    }
+                    let v: Value =
+                        serde_json::from_str(data).map_err(|e| self.fail(format!("bad stream event: {e}")))?;
+                    fold.chunk(&v);
+                }
+            }
+        }
+        fold.reply().map_err(|e| self.fail(e))
+    }
+}
+
+impl Provider for OpenAiCompatible {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelReply, ProviderError>> {
+        Box::pin(self.answer(request))
+    }
+}

@@ -10,20 +10,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use chela_agent::Providers;
 use chela_core::config::load_str;
 use chela_core::config::paths::Environment;
 use chela_gateway::{Gateway, GatewayOptions, Running};
 use chela_plugin::{Limits, PluginEngine, Plugins};
+use common::wasm;
 use serde_json::{json, Value};
-
-fn wasm(name: &str) -> PathBuf {
-    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target");
-    let rust = target.join("wasm32-wasip2/release").join(format!("{name}.wasm"));
-    let p = if rust.exists() { rust } else { target.join("polyglot").join(format!("{name}.wasm")) };
-    assert!(p.exists(), "{} is missing: run `cargo xtask build-plugins` first", p.display());
-    p
-}
 
 /// One HTTP/1.1 exchange (`Connection: close`): status and body.
 fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
@@ -472,28 +467,13 @@ async fn websocket_channel_polls_routes_and_replies_over_the_socket() {
 
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let pdir = root.join("state/plugins");
-    std::fs::create_dir_all(&pdir).unwrap();
-    std::fs::copy(wasm("fixture_ws_channel"), pdir.join("fixture_ws_channel.wasm")).unwrap();
     let text = format!(
         r#"{{ agents: {{ list: [{{ id: "support", workspace: "{}/ws", identity: {{ name: "Sage" }} }}] }},
             channels: {{ wsrelay: {{ dmPolicy: "open", allowFrom: ["*"],
               accounts: {{ main: {{ url: "ws://127.0.0.1:{port}/socket", relayToken: "relay-secret" }} }} }} }} }}"#,
         root.display()
     );
-    let cfg = Arc::new(load_str(&text, None).expect("config loads").config);
-    let env = Environment {
-        home: root.into(),
-        state_dir: Some(root.join("state").display().to_string()),
-        ..Default::default()
-    };
-    let plugins = Arc::new(Plugins::new(Arc::new(PluginEngine::new(Limits::default()).unwrap()), vec![pdir], None));
-    let gw =
-        Gateway::new(cfg, env, plugins, Providers::builtin(), GatewayOptions::loopback(0), Arc::new(|_: &str| None))
-            .await
-            .expect("gateway starts");
-    assert!(gw.missing_channels().is_empty(), "{:?}", gw.missing_channels());
-    let running = gw.serve().await.unwrap();
+    let running = common::serve(root, &text, &["fixture_ws_channel"]).await;
     let (auth, frame) = tokio::time::timeout(Duration::from_secs(30), replies.recv()).await.expect("a reply").unwrap();
     assert_eq!(auth, "Bearer relay-secret");
     let reply: Value = serde_json::from_str(&frame).unwrap();

@@ -2,28 +2,17 @@
 //! gateway against the Telegram fake (`tests/fakes`) on 127.0.0.1: the same
 //! component would talk to api.telegram.org with only `apiRoot` changed.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
+
+use std::path::Path;
 use std::time::Duration;
 
-use chela_agent::Providers;
-use chela_core::config::load_str;
-use chela_core::config::paths::Environment;
 use chela_fakes::telegram::{post_json, Fault, TelegramFake};
-use chela_gateway::{Gateway, GatewayOptions, Running};
-use chela_plugin::{Limits, PluginEngine, Plugins};
+use chela_gateway::Running;
 use serde_json::{json, Value};
 
 const WORK: &str = "111:AAA-work";
 const HELP: &str = "222:BBB-help";
-
-fn wasm(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/wasm32-wasip2/release")
-        .join(format!("{name}.wasm"));
-    assert!(p.exists(), "{} is missing: run `cargo xtask build-plugins` first", p.display());
-    p
-}
 
 fn config(root: &Path, api: &str, help_mode: &str) -> String {
     format!(
@@ -49,22 +38,7 @@ fn config(root: &Path, api: &str, help_mode: &str) -> String {
 }
 
 async fn start(root: &Path, fake: &TelegramFake, help_mode: &str) -> Running {
-    let pdir = root.join("state/plugins");
-    std::fs::create_dir_all(&pdir).unwrap();
-    std::fs::copy(wasm("channel_telegram"), pdir.join("channel_telegram.wasm")).unwrap();
-    let cfg = Arc::new(load_str(&config(root, &fake.api_root(), help_mode), None).expect("config loads").config);
-    let env = Environment {
-        home: root.into(),
-        state_dir: Some(root.join("state").display().to_string()),
-        ..Default::default()
-    };
-    let plugins = Arc::new(Plugins::new(Arc::new(PluginEngine::new(Limits::default()).unwrap()), vec![pdir], None));
-    let gw =
-        Gateway::new(cfg, env, plugins, Providers::builtin(), GatewayOptions::loopback(0), Arc::new(|_: &str| None))
-            .await
-            .expect("gateway starts");
-    assert!(gw.missing_channels().is_empty(), "{:?}", gw.missing_channels());
-    gw.serve().await.expect("listens")
+    common::serve(root, &config(root, &fake.api_root(), help_mode), &["channel_telegram"]).await
 }
 
 fn fake_bots(fake: &TelegramFake) {

@@ -1,0 +1,43 @@
+//! Shared by the gateway's integration tests: built components and a
+//! gateway on 127.0.0.1:0 over a temporary state dir.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chela_agent::Providers;
+use chela_core::config::load_str;
+use chela_core::config::paths::Environment;
+use chela_gateway::{Gateway, GatewayOptions, Running};
+use chela_plugin::{Limits, PluginEngine, Plugins};
+
+/// A built guest: Rust ones in target/wasm32-wasip2/release, others in target/polyglot.
+pub fn wasm(name: &str) -> PathBuf {
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    let rust = target.join("wasm32-wasip2/release").join(format!("{name}.wasm"));
+    let p = if rust.exists() { rust } else { target.join("polyglot").join(format!("{name}.wasm")) };
+    assert!(p.exists(), "{} is missing: run `cargo xtask build-plugins` first", p.display());
+    p
+}
+
+/// A gateway serving `config` with `plugins` in `<root>/state/plugins`; every
+/// configured channel's adapter must be running.
+pub async fn serve(root: &Path, config: &str, plugins: &[&str]) -> Running {
+    let pdir = root.join("state/plugins");
+    std::fs::create_dir_all(&pdir).unwrap();
+    for p in plugins {
+        std::fs::copy(wasm(p), pdir.join(format!("{p}.wasm"))).unwrap();
+    }
+    let cfg = Arc::new(load_str(config, None).expect("config loads").config);
+    let env = Environment {
+        home: root.into(),
+        state_dir: Some(root.join("state").display().to_string()),
+        ..Default::default()
+    };
+    let plugins = Arc::new(Plugins::new(Arc::new(PluginEngine::new(Limits::default()).unwrap()), vec![pdir], None));
+    let gw =
+        Gateway::new(cfg, env, plugins, Providers::builtin(), GatewayOptions::loopback(0), Arc::new(|_: &str| None))
+            .await
+            .expect("gateway starts");
+    assert!(gw.missing_channels().is_empty(), "{:?}", gw.missing_channels());
+    gw.serve().await.expect("listens")
+}

@@ -7,16 +7,25 @@ use std::path::Path;
 
 use serde_json::Value;
 
+/// What kind of secret: providers send API keys and tokens differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    ApiKey,
+    /// A `token` or an OAuth `access` token (sent as a bearer).
+    Token,
+}
+
 /// A credential and where it came from (for logs; never the value).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
     pub secret: String,
+    pub kind: CredentialKind,
     pub source: String,
 }
 
 impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential").field("source", &self.source).finish_non_exhaustive()
+        f.debug_struct("Credential").field("kind", &self.kind).field("source", &self.source).finish_non_exhaustive()
     }
 }
 
@@ -27,14 +36,15 @@ pub struct AuthFileError {
     pub message: String,
 }
 
-fn secret_of(profile: &Value, now_ms: i64) -> Option<String> {
+fn secret_of(profile: &Value, now_ms: i64) -> Option<(String, CredentialKind)> {
     let expired = profile["expires"].as_i64().is_some_and(|e| e <= now_ms);
-    match profile["type"].as_str()? {
-        "api_key" => profile["key"].as_str().map(str::to_string),
-        "token" if !expired => profile["token"].as_str().map(str::to_string),
-        "oauth" if !expired => profile["access"].as_str().map(str::to_string),
-        _ => None,
-    }
+    let (field, kind) = match profile["type"].as_str()? {
+        "api_key" => ("key", CredentialKind::ApiKey),
+        "token" if !expired => ("token", CredentialKind::Token),
+        "oauth" if !expired => ("access", CredentialKind::Token),
+        _ => return None,
+    };
+    profile[field].as_str().map(|s| (s.to_string(), kind))
 }
 
 /// The credential for `provider`: the profiles in `order[provider]` (else
@@ -65,13 +75,17 @@ pub fn credential(
             if cooling {
                 continue;
             }
-            if let Some(secret) = secret_of(p, now_ms) {
-                return Ok(Some(Credential { secret, source: format!("{} ({name})", path.display()) }));
+            if let Some((secret, kind)) = secret_of(p, now_ms) {
+                return Ok(Some(Credential { secret, kind, source: format!("{} ({name})", path.display()) }));
             }
         }
     }
     let var = format!("{}_API_KEY", provider.to_ascii_uppercase().replace('-', "_"));
-    Ok(env(&var).filter(|v| !v.is_empty()).map(|secret| Credential { secret, source: format!("${var}") }))
+    Ok(env(&var).filter(|v| !v.is_empty()).map(|secret| Credential {
+        secret,
+        kind: CredentialKind::ApiKey,
+        source: format!("${var}"),
+    }))
 }
 
 #[cfg(test)]
@@ -96,7 +110,8 @@ mod tests {
         let c = credential(dir.path(), "openai", &no_env, 1000).unwrap().unwrap();
         assert_eq!(c.secret, "k-main");
         assert!(!format!("{c:?}").contains("k-main"), "Debug never shows the value");
-        assert_eq!(credential(dir.path(), "anthropic", &no_env, 1000).unwrap().unwrap().secret, "a-1");
+        let oauth = credential(dir.path(), "anthropic", &no_env, 1000).unwrap().unwrap();
+        assert_eq!((oauth.secret.as_str(), oauth.kind), ("a-1", CredentialKind::Token));
         let env = |k: &str| (k == "OLLAMA_API_KEY").then(|| "from-env".to_string());
         assert_eq!(credential(dir.path(), "ollama", &env, 1000).unwrap().unwrap().secret, "from-env");
         assert!(credential(dir.path(), "groq", &no_env, 1000).unwrap().is_none());

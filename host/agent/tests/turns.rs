@@ -325,3 +325,79 @@ async fn openai_provider_streams_tool_calls_with_the_agents_own_key() {
     let out = rt.run(inbound("work", "3", "again")).await.unwrap();
     assert_eq!(out.model, "offline/persona");
 }
+
+/// The Anthropic provider against the Anthropic fake: streamed `tool_use`
+/// blocks run through the agent's tools; the result goes back as a
+/// `tool_result` block; the key is the agent's own.
+#[tokio::test]
+async fn anthropic_provider_streams_tool_use_with_the_agents_own_key() {
+    use chela_fakes::anthropic::{AnthropicFake, Scripted};
+    let fake = AnthropicFake::start("sk-ant-api-work").await;
+    fake.script([
+        Scripted::ToolCall { name: "read".into(), arguments: serde_json::json!({"path": "todo.txt"}) },
+        Scripted::Text("Your todo: ship it".into()),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"{{
+  models: {{ providers: {{ anthropic: {{ baseUrl: "{base}" }} }} }},
+  agents: {{ list: [
+    {{ id: "work", default: true, workspace: "$DIR/ws-work", agentDir: "$DIR/agent-work", identity: {{ name: "Atlas" }},
+      model: {{ primary: "anthropic/claude-test", fallbacks: ["offline/persona"] }}, tools: {{ allow: ["read"] }} }},
+    {{ id: "support", workspace: "$DIR/ws-support", agentDir: "$DIR/agent-support", identity: {{ name: "Sage" }},
+      model: {{ primary: "anthropic/claude-test", fallbacks: ["offline/persona"] }} }},
+  ] }},
+}}"#,
+        base = fake.base_url()
+    )
+    .replace("$DIR", &dir.path().display().to_string());
+    std::fs::create_dir_all(dir.path().join("agent-work")).unwrap();
+    std::fs::write(
+        dir.path().join("agent-work/auth-profiles.json"),
+        r#"{"version": 1, "profiles": {"anthropic:default": {"type": "api_key", "provider": "anthropic", "key": "sk-ant-api-work"}}}"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("ws-work")).unwrap();
+    std::fs::write(dir.path().join("ws-work/todo.txt"), "ship it").unwrap();
+    let pdir = dir.path().join("plugins");
+    std::fs::create_dir_all(&pdir).unwrap();
+    std::fs::copy(wasm("tool_read"), pdir.join("tool_read.wasm")).unwrap();
+    let plugins = Arc::new(Plugins::new(Arc::new(PluginEngine::new(Limits::default()).unwrap()), vec![pdir], None));
+    plugins.rescan().await;
+    let cfg = Arc::new(load_str(&text, None).expect("config loads").config);
+    let env = Environment {
+        home: dir.path().into(),
+        state_dir: Some(dir.path().join("state").display().to_string()),
+        ..Default::default()
+    };
+    let no_env: Arc<chela_plugin::channel::EnvVars> = Arc::new(|_: &str| None);
+    let providers = Providers::from_config(&cfg, no_env);
+    let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
+    let rt = AgentRuntime::new(cfg, env, plugins, providers, secrets, RunLimits::default());
+
+    let out = rt.run(inbound("work", "1", "what is on my todo?")).await.unwrap();
+    assert_eq!((out.reply.as_str(), out.model.as_str()), ("Your todo: ship it", "anthropic/claude-test"));
+    assert_eq!((out.tool_calls.len(), out.tool_calls[0].ok), (1, true));
+    assert_eq!((out.input_tokens, out.output_tokens), (50, 18));
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs
+        .iter()
+        .all(|r| r.api_key.as_deref() == Some("sk-ant-api-work") && r.version.as_deref() == Some("2023-06-01")));
+    let first = &reqs[0].body;
+    assert_eq!((first["model"].as_str(), first["tools"][0]["name"].as_str()), (Some("claude-test"), Some("read")));
+    assert!(first["system"].as_str().unwrap().contains("You are Atlas"));
+    let msgs = reqs[1].body["messages"].as_array().unwrap().clone();
+    let roles: Vec<&str> = msgs.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["user", "assistant", "user"], "roles alternate");
+    assert_eq!(msgs[1]["content"][1]["type"], "tool_use");
+    let result = &msgs[2]["content"][0];
+    assert_eq!(
+        (result["type"].as_str(), result["tool_use_id"].as_str(), result["content"].as_str()),
+        (Some("tool_result"), Some("toolu_fake1"), Some("ship it"))
+    );
+
+    let out = rt.run(inbound("support", "2", "hi")).await.unwrap();
+    assert_eq!(out.model, "offline/persona", "no key of its own: falls back, sends nothing");
+    assert_eq!(fake.requests().len(), 2);
+}

@@ -5,5 +5,6 @@
 //! side (plain Rust methods) to inject user messages, schedule faults and read
 //! what the adapter sent.
 
+pub mod anthropic;
 pub mod openai;
 pub mod telegram;

@@ -2,6 +2,7 @@
 //! run loop does not care which model answers. Providers are host-native
 //! (not plugins): they hold the agent's credentials, which never enter wasm.
 
+pub mod anthropic;
 pub mod offline;
 pub mod openai;
 
@@ -86,7 +87,8 @@ impl Providers {
         p
     }
 
-    /// The built-in ones, `openai` (api.openai.com, or `models.providers.openai.baseUrl`),
+    /// The built-in ones, `anthropic` (api.anthropic.com, or its `baseUrl`),
+    /// `openai` (api.openai.com, or `models.providers.openai.baseUrl`),
     /// and every `models.providers.<id>` with a `baseUrl` (OpenAI-compatible:
     /// Ollama, vLLM, llama.cpp…; a key is optional there).
     pub fn from_config(cfg: &chela_core::config::Config, env: Arc<chela_plugin::channel::EnvVars>) -> Providers {
@@ -101,8 +103,10 @@ impl Providers {
         let base_of = |id: &str| configured.get(id).and_then(|c| c["baseUrl"].as_str()).map(str::to_string);
         let openai_base = base_of("openai").unwrap_or_else(|| "https://api.openai.com/v1".into());
         p.insert(Arc::new(openai::OpenAiCompatible::new("openai", &openai_base, true, env.clone())));
+        let anthropic_base = base_of("anthropic").unwrap_or_else(|| "https://api.anthropic.com".into());
+        p.insert(Arc::new(anthropic::Anthropic::new(&anthropic_base, env.clone())));
         for (id, c) in &configured {
-            if id == "openai" || id == "offline" {
+            if id == "openai" || id == "offline" || id == "anthropic" {
                 continue;
             }
             if let Some(base) = c["baseUrl"].as_str() {

@@ -1,0 +1,245 @@
+//! The Anthropic Messages API: `POST {baseUrl}/v1/messages` with
+//! `anthropic-version: 2023-06-01`, `stream: true`, tools as `input_schema`;
+//! the server-sent events (`message_start`, `content_block_start/delta/stop`,
+//! `message_delta`, `error`) are folded into one reply. Tool results go back
+//! as `tool_result` blocks in a user message. Credentials per agent
+//! (`crate::auth`): an API key as `x-api-key`, a token as a bearer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chela_plugin::channel::EnvVars;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use super::{BoxFuture, ModelReply, ModelRequest, Provider, ProviderError};
+use crate::store::{Content, Message, Usage};
+
+pub const API_VERSION: &str = "2023-06-01";
+const MAX_TOKENS: u64 = 4096;
+
+pub struct Anthropic {
+    base_url: String,
+    client: reqwest::Client,
+    env: Arc<EnvVars>,
+}
+
+impl Anthropic {
+    pub fn new(base_url: &str, env: Arc<EnvVars>) -> Anthropic {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(120))
+            .build()
+            .unwrap_or_default();
+        Anthropic { base_url: base_url.trim_end_matches('/').to_string(), client, env }
+    }
+
+    fn fail(&self, message: String) -> ProviderError {
+        ProviderError::Failed { provider: "anthropic".into(), message }
+    }
+}
+
+/// Our transcript → Anthropic `messages` (roles alternate: adjacent
+/// same-role messages, such as several tool results, are merged).
+fn messages(req: &ModelRequest) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for m in &req.messages {
+        let (role, blocks): (&str, Vec<Value>) = match m {
+            Message::User { .. } => ("user", vec![json!({"type": "text", "text": m.text()})]),
+            Message::Assistant { content, .. } => (
+                "assistant",
+                content
+                    .iter()
+                    .filter_map(|c| match c {
+                        Content::Text { text } if !text.is_empty() => Some(json!({"type": "text", "text": text})),
+                        Content::ToolCall { id, name, arguments } => {
+                            Some(json!({"type": "tool_use", "id": id, "name": name, "input": arguments}))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Message::ToolResult { tool_call_id, is_error, .. } => (
+                "user",
+                vec![
+                    json!({"type": "tool_result", "tool_use_id": tool_call_id, "content": m.text(), "is_error": is_error}),
+                ],
+            ),
+        };
+        if blocks.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if last["role"] == role => {
+                if let Some(arr) = last["content"].as_array_mut() {
+                    arr.extend(blocks);
+                }
+            }
+            _ => out.push(json!({"role": role, "content": blocks})),
+        }
+    }
+    out
+}
+
+#[derive(Default)]
+struct Fold {
+    /// Blocks by index: (kind, text or tool id, tool name, partial JSON).
+    blocks: Vec<(String, String, String, String)>,
+    stop: Option<String>,
+    usage: Usage,
+}
+
+impl Fold {
+    fn event(&mut self, v: &Value) -> Result<(), String> {
+        match v["type"].as_str().unwrap_or_default() {
+            "message_start" => self.usage.input = v["message"]["usage"]["input_tokens"].as_u64().unwrap_or(0),
+            "content_block_start" => {
+                let b = &v["content_block"];
+                let i = v["index"].as_u64().unwrap_or(0) as usize;
+                while self.blocks.len() <= i {
+                    self.blocks.push(Default::default());
+                }
+                self.blocks[i] = match b["type"].as_str() {
+                    Some("tool_use") => (
+                        "tool_use".into(),
+                        b["id"].as_str().unwrap_or_default().into(),
+                        b["name"].as_str().unwrap_or_default().into(),
+                        String::new(),
+                    ),
+                    _ => ("text".into(), b["text"].as_str().unwrap_or_default().into(), String::new(), String::new()),
+                };
+            }
+            "content_block_delta" => {
+                let i = v["index"].as_u64().unwrap_or(0) as usize;
+                let Some(block) = self.blocks.get_mut(i) else { return Err("delta for an unknown block".into()) };
+                let d = &v["delta"];
+                match d["type"].as_str() {
+                    Some("text_delta") => block.1.push_str(d["text"].as_str().unwrap_or_default()),
+                    Some("input_json_delta") => block.3.push_str(d["partial_json"].as_str().unwrap_or_default()),
+                    _ => {}
+                }
+            }
+            "message_delta" => {
+                self.stop = v["delta"]["stop_reason"].as_str().map(str::to_string).or(self.stop.take());
+                self.usage.output = v["usage"]["output_tokens"].as_u64().unwrap_or(self.usage.output);
+            }
+            "error" => {
+                return Err(format!(
+                    "{}: {}",
+                    v["error"]["type"].as_str().unwrap_or("error"),
+                    v["error"]["message"].as_str().unwrap_or("")
+                ))
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn reply(self) -> Result<ModelReply, String> {
+        let mut content = Vec::new();
+        for (kind, a, name, json_text) in self.blocks {
+            if kind == "tool_use" {
+                let arguments = if json_text.trim().is_empty() {
+                    json!({})
+                } else {
+                    serde_json::from_str(&json_text).map_err(|e| format!("tool_use `{name}` input is not JSON: {e}"))?
+                };
+                content.push(Content::ToolCall { id: a, name, arguments });
+            } else if !a.is_empty() {
+                content.push(Content::Text { text: a });
+            }
+        }
+        let stop_reason = match self.stop.as_deref() {
+            Some("tool_use") => "toolUse",
+            Some("max_tokens") => "length",
+            _ => "stop",
+        };
+        Ok(ModelReply { content, usage: self.usage, stop_reason: stop_reason.into() })
+    }
+}
+
+impl Anthropic {
+    async fn answer(&self, req: &ModelRequest) -> Result<ModelReply, ProviderError> {
+        let cred = crate::auth::credential(&req.agent_dir, "anthropic", &*self.env, crate::clock::now_ms())
+            .map_err(|e| self.fail(e.to_string()))?
+            .ok_or_else(|| ProviderError::Unavailable {
+                provider: "anthropic".into(),
+                why: format!(
+                    "agent `{}` has no credential (auth-profiles.json in its agentDir, or $ANTHROPIC_API_KEY)",
+                    req.identity.agent_id
+                ),
+            })?;
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| {
+                let schema = if t.parameters.is_object() { t.parameters.clone() } else { json!({"type": "object"}) };
+                json!({"name": t.name, "description": t.description, "input_schema": schema})
+            })
+            .collect();
+        let mut body = json!({"model": req.model, "max_tokens": MAX_TOKENS, "system": req.system,
+                              "messages": messages(req), "stream": true});
+        if !tools.is_empty() {
+            body["tools"] = json!(tools);
+        }
+        let mut http = self
+            .client
+            .post(format!("{}/v1/messages", self.base_url))
+            .header("content-type", "application/json")
+            .header("anthropic-version", API_VERSION)
+            .body(body.to_string());
+        // API keys (`sk-ant-api…`) go in x-api-key; OAuth/setup tokens as a bearer.
+        http = if cred.secret.starts_with("sk-ant-oat")
+            || !cred.secret.starts_with("sk-ant-") && cred.source.contains("oauth")
+        {
+            http.bearer_auth(&cred.secret)
+        } else {
+            http.header("x-api-key", &cred.secret)
+        };
+        let resp = http.send().await.map_err(|e| self.fail(format!("request failed: {e}")))?;
+        let status = resp.status();
+        if status.as_u16() == 429 || status.as_u16() == 529 {
+            let retry =
+                resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+            return Err(ProviderError::RateLimited {
+                provider: "anthropic".into(),
+                retry_after_ms: retry.map(|s| s * 1000),
+            });
+        }
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            let msg = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+                .unwrap_or(text);
+            return Err(self.fail(format!("HTTP {status}: {msg}")));
+        }
+        let mut fold = Fold::default();
+        let mut buf = String::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(piece) = stream.next().await {
+            let piece = piece.map_err(|e| self.fail(format!("stream broke: {e}")))?;
+            buf.push_str(&String::from_utf8_lossy(&piece));
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                for line in event.lines() {
+                    let Some(data) = line.strip_prefix("data:").map(str::trim) else { continue };
+                    let v: Value =
+                        serde_json::from_str(data).map_err(|e| self.fail(format!("bad stream event: {e}")))?;
+                    fold.event(&v).map_err(|e| self.fail(e))?;
+                }
+            }
+        }
+        fold.reply().map_err(|e| self.fail(e))
+    }
+}
+
+impl Provider for Anthropic {
+    fn id(&self) -> &str {
+        "anthropic"
+    }
+
+    fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelReply, ProviderError>> {
+        Box::pin(self.answer(request))
+    }
+}

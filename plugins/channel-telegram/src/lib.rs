@@ -21,8 +21,8 @@ use std::collections::HashMap;
 
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
-    export_channel, http, kv, log, respond, secrets, split::split, Channel, ChannelInfo, Delivery, HttpRequest,
-    InboundEvent, OutboundMessage, Peer, PeerKind, WebhookOutcome,
+    export_channel, header, http, kv, log, respond, secrets, seen_before, sleep_ms, split::split, Channel, ChannelInfo,
+    Delivery, HttpRequest, InboundEvent, OutboundMessage, Peer, PeerKind, WebhookOutcome,
 };
 
 /// What OpenClaw uses; Telegram's hard limit is 4096.
@@ -165,11 +165,6 @@ fn kv_u64(key: &str) -> u64 {
     kv::get(key).and_then(|v| String::from_utf8(v).ok()).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
-/// Waits inside the guest (wasi clocks): a short rate-limit pause mid-reply.
-fn sleep_s(seconds: u64) {
-    wasip2::clocks::monotonic_clock::subscribe_duration(seconds * 1_000_000_000).block();
-}
-
 struct Telegram;
 
 impl Channel for Telegram {
@@ -230,12 +225,7 @@ impl Channel for Telegram {
         if !acct.webhook {
             return none(404, json!({"error": "this account uses long polling"}));
         }
-        let presented = request
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("x-telegram-bot-api-secret-token"))
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_default();
+        let presented = header(&request, "x-telegram-bot-api-secret-token").unwrap_or_default();
         if presented.is_empty() || !secrets::matches("webhookSecret", presented).unwrap_or(false) {
             return none(401, json!({"error": "wrong secret token"}));
         }
@@ -245,18 +235,14 @@ impl Channel for Telegram {
         let Some(update_id) = update["update_id"].as_i64() else {
             return none(400, json!({"error": "not a Telegram Update (no update_id)"}));
         };
-        let mut seen: Vec<i64> = kv::get("seen").and_then(|v| serde_json::from_slice(&v).ok()).unwrap_or_default();
-        if seen.contains(&update_id) {
-            return none(200, json!({"duplicate": update_id}));
-        }
         let bot = match bot(&account_id, &acct) {
             Ok(b) => b,
             // Telegram retries non-2xx deliveries: ask it to, rather than lose the update.
             Err(e) => return none(503, json!({ "error": e })),
         };
-        seen.push(update_id);
-        let start = seen.len().saturating_sub(SEEN);
-        let _ = kv::set("seen", &serde_json::to_vec(&seen[start..]).unwrap_or_default());
+        if seen_before("seen", &update_id.to_string(), SEEN) {
+            return none(200, json!({"duplicate": update_id}));
+        }
         WebhookOutcome {
             response: respond(200, &json!({})),
             events: to_event(&account_id, &bot, &update).into_iter().collect(),
@@ -328,7 +314,7 @@ impl Channel for Telegram {
                     i += 1;
                 }
                 Err(ApiError { retry_after: Some(s), .. }) if i == 0 => return Delivery::RetryAfter(s * 1000),
-                Err(ApiError { retry_after: Some(s), .. }) if s <= 5 => sleep_s(s),
+                Err(ApiError { retry_after: Some(s), .. }) if s <= 5 => sleep_ms(s * 1000),
                 Err(ApiError { migrate_to: Some(to), .. }) if !migrated => {
                     log::info(&format!("chat {chat} migrated to {to}"));
                     chat = to.to_string();

@@ -19,9 +19,11 @@ pub mod bindings {
 }
 
 pub mod split;
+pub mod util;
 
 pub use chela_sdk_http as http;
 pub use serde_json;
+pub use util::{header, hex_decode, now_unix_s, query_param, seen_before, sleep_ms};
 
 pub use bindings::chela::plugin::types::{
     Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage, Peer, PeerKind,

@@ -8,3 +8,5 @@
 pub mod anthropic;
 pub mod openai;
 pub mod telegram;
+pub mod whatsapp;
+pub mod wire;

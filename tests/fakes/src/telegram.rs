@@ -17,7 +17,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
 /// A fault the next `sendMessage` of a bot answers with.
@@ -265,25 +264,7 @@ impl TelegramFake {
     }
 }
 
-/// A minimal HTTP/1.1 POST (the fake's outgoing webhook delivery).
-pub async fn post_json(url: &str, headers: &[(&str, &str)], body: &str) -> Option<u16> {
-    let rest = url.strip_prefix("http://")?;
-    let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
-    let mut s = tokio::net::TcpStream::connect(authority).await.ok()?;
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await.ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.ok()?;
-    raw.split(' ').nth(1)?.parse().ok()
-}
+pub use crate::wire::post_json;
 
 async fn handle(state: Arc<Mutex<State>>, changed: Arc<Notify>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();

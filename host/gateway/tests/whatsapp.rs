@@ -1,0 +1,182 @@
+//! The WhatsApp Cloud API adapter component (`plugins/channel-whatsapp`) in
+//! a real gateway against the WhatsApp fake (`tests/fakes`): the same
+//! component would talk to graph.facebook.com with only `graphApiBase`
+//! changed.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chela_fakes::whatsapp::{ascii_json, post_signed, Fault, WhatsAppFake};
+use chela_fakes::wire;
+use chela_gateway::Running;
+use serde_json::{json, Value};
+
+const APP_SECRET: &str = "meta-app-secret";
+const SALES: &str = "106540352242922";
+const CARE: &str = "106540352249999";
+const WAIT: Duration = Duration::from_secs(20);
+
+fn config(root: &Path, base: &str) -> String {
+    format!(
+        r#"{{
+  agents: {{ list: [
+    {{ id: "work", default: true, workspace: "{root}/ws-work", identity: {{ name: "Atlas" }},
+       groupChat: {{ mentionPatterns: ["\\batlas\\b"] }} }},
+    {{ id: "support", workspace: "{root}/ws-support", identity: {{ name: "Sage" }} }},
+  ] }},
+  bindings: [
+    {{ agentId: "work", match: {{ channel: "whatsapp", accountId: "sales" }} }},
+    {{ agentId: "support", match: {{ channel: "whatsapp", accountId: "care" }} }},
+  ],
+  channels: {{ whatsapp: {{
+    dmPolicy: "open", allowFrom: ["*"], groupPolicy: "open", groups: {{ "*": {{ requireMention: true }} }},
+    appSecret: "{APP_SECRET}", verifyToken: "let-me-in", graphApiBase: "{base}",
+    accounts: {{
+      sales: {{ phoneNumberId: "{SALES}", accessToken: "EAAG-sales" }},
+      care: {{ phoneNumberId: "{CARE}", accessToken: "EAAG-care" }},
+    }},
+  }} }},
+}}"#,
+        root = root.display()
+    )
+}
+
+async fn start(root: &Path) -> (WhatsAppFake, Running, String) {
+    let fake = WhatsAppFake::start(APP_SECRET).await;
+    fake.add_number(SALES, "15550783881", "EAAG-sales");
+    fake.add_number(CARE, "15550783882", "EAAG-care");
+    let gw = common::serve(root, &config(root, &fake.base_url()), &["channel_whatsapp"]).await;
+    let hook = format!("http://{}/channels/whatsapp/sales/", gw.addr);
+    (fake, gw, hook)
+}
+
+fn routed(gw: &Running, account: &str, agent: &str) -> u64 {
+    gw.gateway
+        .metrics
+        .get("chela_messages_in_total", &[("channel", "whatsapp"), ("account", account), ("agent", agent)])
+}
+
+fn text(m: &Value) -> &str {
+    m["text"]["body"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dm_group_two_numbers_long_replies_and_throttling() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, gw, hook) = start(dir.path()).await;
+    // The handshake: a wrong verify token is refused, the right one echoes the challenge.
+    assert!(fake.subscribe(&hook, "guess").await.unwrap_err().contains("403"));
+    fake.subscribe(&hook, "let-me-in").await.expect("subscribed");
+
+    // A DM to the sales number: `work` answers through the sales number, quoting it.
+    let (id, status) = fake.user_message(SALES, ("16505551234", "Ada"), "hello", None, None).await;
+    assert_eq!(status, Some(200));
+    let sent = fake.wait_sent(SALES, 1, WAIT).await;
+    assert_eq!(sent.len(), 1, "no reply");
+    assert_eq!((sent[0]["to"].as_str(), sent[0]["recipient_type"].as_str()), (Some("16505551234"), Some("individual")));
+    assert_eq!(sent[0]["context"]["message_id"], id.as_str());
+    assert!(text(&sent[0]).starts_with("Atlas (agent `work`)"), "{}", sent[0]);
+
+    // The same app's callback carries the care number's events too: routed by
+    // phone_number_id to account `care`, answered by `support` through care only.
+    fake.user_message(CARE, ("16505551234", "Ada"), "my order is late", None, None).await;
+    let care = fake.wait_sent(CARE, 1, WAIT).await;
+    assert!(text(&care[0]).starts_with("Sage (agent `support`)"), "{}", care[0]);
+    assert_eq!(fake.sent(SALES).len(), 1, "a reply never leaves through another number");
+
+    // A group: not mentioned → no answer; mentioned by pattern → answered to the group.
+    fake.user_message(SALES, ("16505550001", "Bo"), "lunch anyone?", Some("Y2FwaV9ncm91cDox"), None).await;
+    fake.user_message(SALES, ("16505550001", "Bo"), "Atlas, the numbers please", Some("Y2FwaV9ncm91cDox"), None).await;
+    let sent = fake.wait_sent(SALES, 2, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent_now = fake.sent(SALES);
+    assert_eq!(sent_now.len(), 2, "only the mention is answered: {sent_now:?}");
+    assert_eq!((sent[1]["to"].as_str(), sent[1]["recipient_type"].as_str()), (Some("Y2FwaV9ncm91cDox"), Some("group")));
+    assert!(text(&sent[1]).contains("Atlas, the numbers please"), "{}", sent[1]);
+
+    // Non-ASCII arrives \u-escaped and signed as sent; the agent sees the text itself.
+    fake.user_message(SALES, ("16505550002", "Zoë"), "¿qué tal? 👋", None, None).await;
+    let sent = fake.wait_sent(SALES, 3, WAIT).await;
+    assert!(text(&sent[2]).contains("“¿qué tal? 👋”"), "{}", sent[2]);
+
+    // A long reply is split under 4096 characters; only the first part quotes.
+    let long = "word ".repeat(900);
+    fake.user_message(SALES, ("16505550003", "Cy"), long.trim(), None, None).await;
+    let sent = fake.wait_sent(SALES, 5, WAIT).await;
+    let parts: Vec<&Value> = sent.iter().filter(|m| m["to"] == "16505550003").collect();
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    assert!(parts.iter().all(|p| text(p).chars().count() <= 4096));
+    assert!(parts[0]["context"].is_object() && parts[1]["context"].is_null());
+
+    // Throughput limit (130429): the reply goes out once, after a back-off.
+    fake.fail_next_send(SALES, Fault::Throughput);
+    let before = Instant::now();
+    fake.user_message(SALES, ("16505550004", "Di"), "still there?", None, None).await;
+    let sent = fake.wait_sent(SALES, 6, WAIT).await;
+    assert_eq!(sent.iter().filter(|m| m["to"] == "16505550004").count(), 1);
+    assert!(before.elapsed() >= Duration::from_secs(1), "backed off before retrying");
+
+    // Meta's `statuses` notifications for our sends reach the adapter and route nothing.
+    let before = routed(&gw, "sales", "work");
+    let statuses = fake.retry_undelivered().await;
+    assert!(!statuses.is_empty() && statuses.iter().all(|s| *s == Some(200)), "{statuses:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(routed(&gw, "sales", "work"), before);
+    assert!(gw.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_malformed_bodies_and_redelivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, gw, hook) = start(dir.path()).await;
+    fake.subscribe(&hook, "let-me-in").await.expect("subscribed");
+    let body = ascii_json(&json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": SALES},
+            "messages": [{"from": "16505559999", "id": "wamid.forged", "timestamp": "1", "type": "text",
+                          "text": {"body": "forged"}}]}}]}]}));
+    // Signed with another secret, unsigned, or signed over other bytes: 401.
+    assert_eq!(post_signed(&hook, "not-the-secret", &body).await, Some(401));
+    let unsigned = wire::request("POST", &hook, &[("Content-Type", "application/json")], &body).await.unwrap();
+    assert_eq!(unsigned.status, 401);
+    let sig = format!("sha256={}", wire::hmac_sha256_hex(APP_SECRET.as_bytes(), b"{}"));
+    let swapped = wire::request("POST", &hook, &[("X-Hub-Signature-256", &sig)], &body).await.unwrap();
+    assert_eq!(swapped.status, 401);
+    // Validly signed but malformed: 400.
+    assert_eq!(post_signed(&hook, APP_SECRET, b"{not json").await, Some(400));
+    assert_eq!(post_signed(&hook, APP_SECRET, br#"{"object": "page", "entry": []}"#).await, Some(400));
+    // A handshake with the wrong mode is refused.
+    let bad = wire::request(
+        "GET",
+        &format!("{hook}?hub.mode=unsubscribe&hub.verify_token=let-me-in&hub.challenge=1"),
+        &[],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(bad.status, 400);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(routed(&gw, "sales", "work"), 0, "nothing was routed");
+    assert!(fake.sent(SALES).is_empty());
+
+    // At-least-once delivery: the same notification twice is one message.
+    let n = fake.delivered_count();
+    fake.user_message(SALES, ("16505551234", "Ada"), "once only", None, None).await;
+    fake.wait_sent(SALES, 1, WAIT).await;
+    assert_eq!(fake.redeliver(n).await, Some(200));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fake.sent(SALES).len(), 1, "processed once");
+    assert_eq!(routed(&gw, "sales", "work"), 1);
+
+    // A restarted gateway still remembers it (the dedupe set lives in the account's kv).
+    assert!(gw.shutdown().await);
+    let gw = common::serve(dir.path(), &config(dir.path(), &fake.base_url()), &["channel_whatsapp"]).await;
+    let hook = format!("http://{}/channels/whatsapp/sales/", gw.addr);
+    fake.subscribe(&hook, "let-me-in").await.expect("subscribed again");
+    assert_eq!(fake.redeliver(n).await, Some(200));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fake.sent(SALES).len(), 1, "not processed again after a restart");
+    assert!(gw.shutdown().await);
+}

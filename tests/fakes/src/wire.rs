@@ -1,0 +1,123 @@
+//! What every fake shares: a hyper server on 127.0.0.1:0, JSON answers, a
+//! minimal HTTP/1.1 client for the deliveries a platform makes to the
+//! gateway, and HMAC-SHA256 for the platforms that sign them.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub type Reply = Response<Full<Bytes>>;
+
+/// Serves `handle` on 127.0.0.1:0 until the returned task is aborted.
+pub async fn serve<F, Fut>(handle: F) -> (SocketAddr, tokio::task::JoinHandle<()>)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a fake");
+    let addr = listener.local_addr().expect("address");
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let fut = handle(req);
+                    async move { Ok::<_, Infallible>(fut.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// A JSON answer with `status` and extra headers.
+pub fn json_reply(status: u16, body: &Value, headers: &[(&str, String)]) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) =
+            (hyper::header::HeaderName::from_bytes(k.as_bytes()), hyper::header::HeaderValue::from_str(v))
+        {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
+}
+
+/// Poison-tolerant lock: a panicking test thread must not wedge the fake.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An HTTP/1.1 answer: status and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// A minimal HTTP/1.1 request (the platform's delivery to the gateway).
+pub async fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<Answer> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut s = tokio::net::TcpStream::connect(authority).await.ok()?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    s.write_all(&bytes).await.ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.ok()?;
+    let raw = String::from_utf8_lossy(&raw);
+    let status = raw.split(' ').nth(1)?.parse().ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    Some(Answer { status, body: if chunked { dechunk(body) } else { body.to_string() } })
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A JSON POST; the status.
+pub async fn post_json(url: &str, headers: &[(&str, &str)], body: &str) -> Option<u16> {
+    let mut h = vec![("Content-Type", "application/json")];
+    h.extend_from_slice(headers);
+    request("POST", url, &h, body.as_bytes()).await.map(|a| a.status)
+}
+
+/// Lowercase hex of HMAC-SHA256(key, message).
+pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -7,6 +7,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod slack;
 pub mod telegram;
 pub mod whatsapp;
 pub mod wire;

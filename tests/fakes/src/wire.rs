@@ -121,3 +121,41 @@ pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
     mac.update(message);
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A WebSocket served over hyper's connection upgrade.
+pub type WebSocket = tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Answers a WebSocket handshake with 101 and hands the socket to `serve`
+/// once upgraded; `None` when `req` is not a WebSocket handshake. Platforms
+/// put sockets on their own hosts; a fake serves them on its one port.
+pub fn upgrade<F, Fut>(req: Request<Incoming>, serve: F) -> Result<Reply, Request<Incoming>>
+where
+    F: FnOnce(WebSocket) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let key = req.headers().get("sec-websocket-key").map(|k| k.as_bytes().to_vec());
+    let is_ws =
+        req.headers().get("upgrade").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let Some(key) = key.filter(|_| is_ws) else { return Err(req) };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = hyper::upgrade::on(req).await {
+            let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                hyper_util::rt::TokioIo::new(upgraded),
+                tokio_tungstenite::tungstenite::protocol::Role::Server,
+                None,
+            )
+            .await;
+            serve(ws).await;
+        }
+    });
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert("upgrade", hyper::header::HeaderValue::from_static("websocket"));
+    h.insert("connection", hyper::header::HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&accept) {
+        h.insert("sec-websocket-accept", v);
+    }
+    Ok(r)
+}

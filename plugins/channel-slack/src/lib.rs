@@ -1,0 +1,518 @@
+//! `slack`: the Slack channel adapter (Events API over HTTP, or Socket Mode
+//! over the host's WebSocket capability).
+//!
+//! Per account (`channels.slack.accounts.<id>`, one per app installation):
+//! `botToken` (`xoxb-…`, a secret the host inserts), `mode`: `socket`
+//! (default, as OpenClaw: needs `appToken`, `xapp-…` with
+//! `connections:write`) or `http` (needs `signingSecret`; Slack POSTs to
+//! `/channels/slack/<account>/`), `apiBase` (default
+//! `https://slack.com/api`; tests point it at a fake), `replyToMode`: `off`
+//! (default: top-level messages are answered top-level), `first` or `all`
+//! (answer in a thread under the message).
+//!
+//! Events API: `v0` HMAC of `v0:<timestamp>:<raw body>` checked by the host
+//! against `signingSecret`, at most 5 minutes old; `url_verification`
+//! answered with the challenge; every request answered at once (the turn runs
+//! after). Socket Mode: `apps.connections.open` → WebSocket → `hello`; each
+//! envelope acknowledged with its `envelope_id` as soon as it is read;
+//! `disconnect` → a fresh connection. Both: retries deduplicated on
+//! `event_id`, and `message` + `app_mention` for one message on
+//! `channel:ts`. Mapping (reference channels §0.3, §2.6): `im` → `direct`
+//! peer `event.user`; `mpim` → `group`; `channel`/`group` → `channel`; the
+//! thread is `thread_ts`; `team_id` → `teamId`. Mentions: `<@BOT>` in the
+//! text, `app_mention`, or a thread the bot started. The bot's own posts are
+//! ignored. Replies: `chat.postMessage` with `thread_ts`, `&<>` escaped
+//! outside Slack's own `<…>` tokens, split at 4000 characters, 429 honoured
+//! with `Retry-After`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use chela_channel_sdk::bindings::chela::plugin::websocket::{Connection, Message};
+use chela_channel_sdk::serde_json::{self, json, Value};
+use chela_channel_sdk::{
+    export_channel, header, hex_decode, http, kv, log, now_unix_s, respond, secrets, seen_before, sleep_ms,
+    split::split, Channel, ChannelInfo, Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage, Peer,
+    PeerKind, WebhookOutcome,
+};
+
+const TEXT_LIMIT: u32 = 4000;
+/// Slack's replay window for signed requests.
+const MAX_SKEW_S: u64 = 300;
+const SEEN: usize = 512;
+/// How long one `poll` listens on the socket (the instance serves sends between polls).
+const LISTEN_MS: u32 = 250;
+
+#[derive(Clone, Copy, PartialEq)]
+enum ReplyTo {
+    Off,
+    First,
+    All,
+}
+
+#[derive(Clone)]
+struct Account {
+    api: String,
+    socket: bool,
+    reply_to: ReplyTo,
+}
+
+/// Who the bot is in its workspace (`auth.test`).
+#[derive(Clone)]
+struct Identity {
+    user_id: String,
+    bot_id: String,
+    team_id: String,
+}
+
+thread_local! {
+    static ACCOUNTS: RefCell<HashMap<String, Account>> = RefCell::new(HashMap::new());
+    static IDENTITIES: RefCell<HashMap<String, Identity>> = RefCell::new(HashMap::new());
+    static SOCKETS: RefCell<HashMap<String, Connection>> = RefCell::new(HashMap::new());
+}
+
+fn account(id: &str) -> Result<Account, String> {
+    ACCOUNTS.with(|a| a.borrow().get(id).cloned()).ok_or_else(|| format!("account `{id}` is not configured"))
+}
+
+/// A Web API failure: Slack's `error` string, or a 429's `Retry-After`.
+enum ApiError {
+    Slack(String),
+    RateLimited(u64),
+}
+
+impl ApiError {
+    fn text(&self) -> String {
+        match self {
+            ApiError::Slack(e) => e.clone(),
+            ApiError::RateLimited(s) => format!("rate limited (retry after {s} s)"),
+        }
+    }
+}
+
+/// Calls a Web API method with a JSON body and the token named `token`.
+fn api(acct: &Account, method: &str, token: &str, body: &Value) -> Result<Value, ApiError> {
+    let url = format!("{}/{method}", acct.api);
+    let auth = format!("Bearer {{{{secret:{token}}}}}");
+    let headers = [("content-type", "application/json; charset=utf-8"), ("authorization", auth.as_str())];
+    let resp = http::request("POST", &url, &headers, Some(body.to_string().as_bytes())).map_err(ApiError::Slack)?;
+    if resp.status == 429 {
+        let wait = resp
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok())
+            .unwrap_or(1);
+        return Err(ApiError::RateLimited(wait));
+    }
+    let v: Value = serde_json::from_slice(&resp.body)
+        .map_err(|e| ApiError::Slack(format!("{method}: HTTP {} with a body that is not JSON: {e}", resp.status)))?;
+    if v["ok"] == true {
+        Ok(v)
+    } else {
+        Err(ApiError::Slack(format!("{method}: {}", v["error"].as_str().unwrap_or("unknown_error"))))
+    }
+}
+
+/// The bot's identity, asked once per account.
+fn identity(account_id: &str, acct: &Account) -> Result<Identity, String> {
+    if let Some(i) = IDENTITIES.with(|m| m.borrow().get(account_id).cloned()) {
+        return Ok(i);
+    }
+    let me = api(acct, "auth.test", "botToken", &json!({})).map_err(|e| e.text())?;
+    let s = |k: &str| me[k].as_str().unwrap_or_default().to_string();
+    let i = Identity { user_id: s("user_id"), bot_id: s("bot_id"), team_id: s("team_id") };
+    IDENTITIES.with(|m| m.borrow_mut().insert(account_id.to_string(), i.clone()));
+    Ok(i)
+}
+
+/// Slack's text escaping, undone for the agent.
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+/// `&`, `<`, `>` escaped, except inside Slack's own tokens (`<@U…>`, `<#C…>`, `<!here>`, `<https://…|label>`).
+fn escape(text: &str) -> String {
+    const TOKENS: [&str; 8] = ["@", "#", "!", "mailto:", "tel:", "http://", "https://", "slack://"];
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(['<', '>', '&']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if tail.starts_with('<') {
+            if let Some(end) = tail.find('>') {
+                let inner = &tail[1..end];
+                if !inner.contains(['<', ' ', '\n']) && TOKENS.iter().any(|t| inner.starts_with(t)) {
+                    out.push_str(&tail[..=end]);
+                    rest = &tail[end + 1..];
+                    continue;
+                }
+            }
+            out.push_str("&lt;");
+        } else if tail.starts_with('>') {
+            out.push_str("&gt;");
+        } else {
+            out.push_str("&amp;");
+        }
+        rest = &tail[1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One `event_callback` payload → an inbound event (`None`: nothing to route).
+fn to_event(account_id: &str, me: &Identity, payload: &Value) -> Option<InboundEvent> {
+    if payload["type"] != "event_callback" {
+        return None;
+    }
+    let e = &payload["event"];
+    let kind = e["type"].as_str()?;
+    if kind != "message" && kind != "app_mention" {
+        return None;
+    }
+    // Edits, deletions, joins, bot posts… are not new messages from a person.
+    if !matches!(e["subtype"].as_str(), None | Some("thread_broadcast") | Some("file_share")) {
+        return None;
+    }
+    let user = e["user"].as_str()?;
+    if user == me.user_id || (!me.bot_id.is_empty() && e["bot_id"].as_str() == Some(me.bot_id.as_str())) {
+        return None; // our own post
+    }
+    let channel = e["channel"].as_str()?;
+    let ts = e["ts"].as_str()?;
+    if event_seen(&format!("{channel}:{ts}")) {
+        return None; // the other half of a message + app_mention pair
+    }
+    let channel_type = e["channel_type"].as_str().unwrap_or(match channel.chars().next() {
+        Some('D') => "im",
+        Some('G') => "group",
+        _ => "channel",
+    });
+    let peer = match channel_type {
+        "im" => {
+            // Replies need the DM's channel id; the peer is the user.
+            let _ = kv::set(&format!("im:{user}"), channel.as_bytes());
+            Peer { kind: PeerKind::Direct, id: user.to_string() }
+        }
+        "mpim" => Peer { kind: PeerKind::Group, id: channel.to_string() },
+        _ => Peer { kind: PeerKind::Channel, id: channel.to_string() },
+    };
+    let text = unescape(e["text"].as_str().unwrap_or_default());
+    let thread = e["thread_ts"].as_str().filter(|t| *t != ts);
+    let mentions_bot = kind == "app_mention"
+        || (!me.user_id.is_empty() && text.contains(&format!("<@{}>", me.user_id)))
+        || (thread.is_some() && e["parent_user_id"].as_str() == Some(me.user_id.as_str()));
+    Some(InboundEvent {
+        channel: "slack".into(),
+        account_id: account_id.to_string(),
+        peer,
+        parent_peer: None,
+        guild_id: None,
+        team_id: payload["team_id"].as_str().or(e["team"].as_str()).map(str::to_string),
+        member_role_ids: vec![],
+        thread_id: thread.map(str::to_string),
+        sender_id: user.to_string(),
+        sender_name: None,
+        message_id: ts.to_string(),
+        text,
+        mentions_bot,
+        reply_to_message_id: None,
+        raw: payload.to_string(),
+    })
+}
+
+fn event_seen(key: &str) -> bool {
+    seen_before("seen", key, SEEN)
+}
+
+/// An `event_callback` (HTTP body or Socket Mode payload) → events, once per `event_id`.
+fn callback_events(account_id: &str, me: &Identity, payload: &Value) -> Vec<InboundEvent> {
+    if let Some(id) = payload["event_id"].as_str() {
+        if event_seen(id) {
+            return vec![];
+        }
+    }
+    to_event(account_id, me, payload).into_iter().collect()
+}
+
+fn signature_ok(request: &HttpRequest) -> Result<(), &'static str> {
+    let ts = header(request, "x-slack-request-timestamp").ok_or("X-Slack-Request-Timestamp is missing")?;
+    let ts_n: u64 = ts.trim().parse().map_err(|_| "X-Slack-Request-Timestamp is not a number")?;
+    if now_unix_s().abs_diff(ts_n) > MAX_SKEW_S {
+        return Err("the request is older than 5 minutes (replay?)");
+    }
+    let sig = header(request, "x-slack-signature")
+        .and_then(|s| s.strip_prefix("v0="))
+        .ok_or("X-Slack-Signature is missing")?;
+    let sig = hex_decode(sig.trim()).ok_or("X-Slack-Signature is not hex")?;
+    let mut base = format!("v0:{}:", ts.trim()).into_bytes();
+    base.extend_from_slice(&request.body);
+    match secrets::verify_hmac_sha256("signingSecret", &base, &sig) {
+        Ok(true) => Ok(()),
+        _ => Err("X-Slack-Signature does not match"),
+    }
+}
+
+/// The account's socket, opened (`apps.connections.open`) if there is none.
+fn ensure_socket(account_id: &str, acct: &Account) -> Result<(), String> {
+    if SOCKETS.with(|s| s.borrow().contains_key(account_id)) {
+        return Ok(());
+    }
+    let open = api(acct, "apps.connections.open", "appToken", &json!({})).map_err(|e| e.text())?;
+    let url = open["url"].as_str().ok_or("apps.connections.open returned no url")?;
+    let conn = Connection::connect(url, &[])?;
+    SOCKETS.with(|s| s.borrow_mut().insert(account_id.to_string(), conn));
+    log::info(&format!("slack account `{account_id}`: Socket Mode connected"));
+    Ok(())
+}
+
+fn drop_socket(account_id: &str) {
+    if let Some(c) = SOCKETS.with(|s| s.borrow_mut().remove(account_id)) {
+        c.close(1000, "reconnecting");
+    }
+}
+
+/// Reads what the socket has (acknowledging envelopes at once).
+fn read_socket(account_id: &str, me: &Identity) -> Result<Vec<InboundEvent>, String> {
+    let mut events = Vec::new();
+    let mut wait = LISTEN_MS;
+    loop {
+        let next = SOCKETS.with(|s| s.borrow().get(account_id).map(|c| c.receive(wait)));
+        wait = 0; // after the first frame, take only what is already there
+        let frame = match next {
+            None | Some(Ok(None)) => return Ok(events),
+            Some(Ok(Some(f))) => f,
+            Some(Err(e)) => {
+                drop_socket(account_id);
+                return if events.is_empty() { Err(format!("Socket Mode connection lost: {e}")) } else { Ok(events) };
+            }
+        };
+        let text = match frame {
+            Message::Text(t) => t,
+            Message::Binary(_) => continue,
+            Message::Close((code, reason)) => {
+                drop_socket(account_id);
+                log::info(&format!("Socket Mode closed ({code} {reason}); reconnecting"));
+                return Ok(events);
+            }
+        };
+        let Ok(v) = serde_json::from_str::<Value>(&text) else {
+            log::warn("Socket Mode sent a frame that is not JSON; ignored");
+            continue;
+        };
+        match v["type"].as_str().unwrap_or_default() {
+            "hello" => {}
+            "disconnect" => {
+                // `refresh_requested`, `warning`, `link_disabled`…: a new connection (or an error next time).
+                log::info(&format!("Socket Mode disconnect: {}", v["reason"]));
+                drop_socket(account_id);
+                return Ok(events);
+            }
+            _ => {
+                if let Some(id) = v["envelope_id"].as_str() {
+                    let ack = json!({ "envelope_id": id }).to_string();
+                    let sent = SOCKETS.with(|s| s.borrow().get(account_id).map(|c| c.send(&Message::Text(ack))));
+                    if let Some(Err(e)) = sent {
+                        log::warn(&format!("could not acknowledge envelope {id}: {e}"));
+                    }
+                }
+                if v["type"] == "events_api" {
+                    events.extend(callback_events(account_id, me, &v["payload"]));
+                }
+            }
+        }
+    }
+}
+
+/// The channel a reply goes to: the DM's channel id for a user peer.
+fn reply_channel(account_id: &str, acct: &Account, peer: &Peer) -> Result<String, String> {
+    if peer.kind != PeerKind::Direct || !peer.id.starts_with('U') && !peer.id.starts_with('W') {
+        return Ok(peer.id.clone());
+    }
+    if let Some(c) = kv::get(&format!("im:{}", peer.id)).and_then(|v| String::from_utf8(v).ok()) {
+        return Ok(c);
+    }
+    let _ = account_id;
+    let open = api(acct, "conversations.open", "botToken", &json!({ "users": peer.id })).map_err(|e| e.text())?;
+    let id = open["channel"]["id"].as_str().ok_or("conversations.open returned no channel")?.to_string();
+    let _ = kv::set(&format!("im:{}", peer.id), id.as_bytes());
+    Ok(id)
+}
+
+struct Slack;
+
+impl Channel for Slack {
+    fn describe() -> ChannelInfo {
+        ChannelInfo {
+            id: "slack".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            text_limit: TEXT_LIMIT,
+            supports_threads: true,
+            http_hosts: vec!["slack.com".into(), "wss-primary.slack.com".into(), "wss-backup.slack.com".into()],
+            needs_polling: true,
+        }
+    }
+
+    fn configure_account(account_id: String, settings: String) -> Result<(), String> {
+        let s: Value = serde_json::from_str(&settings).map_err(|e| format!("settings are not JSON: {e}"))?;
+        const KNOWN: [&str; 12] = [
+            "mode",
+            "apiBase",
+            "replyToMode",
+            "name",
+            "dmPolicy",
+            "allowFrom",
+            "groupPolicy",
+            "groupAllowFrom",
+            "groups",
+            "channels",
+            "authDir",
+            "enabled",
+        ];
+        if let Some(unknown) =
+            s.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KNOWN.contains(&k.as_str()))
+        {
+            return Err(format!(
+                "unknown setting `{unknown}` (known: botToken, appToken, signingSecret, {})",
+                KNOWN.join(", ")
+            ));
+        }
+        if !secrets::exists("botToken") {
+            return Err("`botToken` is required (OAuth & Permissions → Bot User OAuth Token, xoxb-…)".into());
+        }
+        let socket = match s["mode"].as_str().unwrap_or("socket") {
+            "socket" if !secrets::exists("appToken") => {
+                return Err("mode `socket` needs `appToken` (an app-level xapp- token with connections:write)".into())
+            }
+            "socket" => true,
+            "http" if !secrets::exists("signingSecret") => {
+                return Err("mode `http` needs `signingSecret` (Basic Information → Signing Secret)".into())
+            }
+            "http" => false,
+            other => return Err(format!("`mode` must be `socket` or `http`, not `{other}`")),
+        };
+        let reply_to = match s["replyToMode"].as_str().unwrap_or("off") {
+            "off" => ReplyTo::Off,
+            "first" => ReplyTo::First,
+            "all" => ReplyTo::All,
+            other => return Err(format!("`replyToMode` must be `off`, `first` or `all`, not `{other}`")),
+        };
+        let api = s["apiBase"].as_str().unwrap_or("https://slack.com/api").trim_end_matches('/').to_string();
+        if !api.starts_with("http://") && !api.starts_with("https://") {
+            return Err(format!("`apiBase` must be an http(s) URL, not `{api}`"));
+        }
+        ACCOUNTS.with(|a| a.borrow_mut().insert(account_id, Account { api, socket, reply_to }));
+        Ok(())
+    }
+
+    fn handle_webhook(account_id: String, request: HttpRequest) -> WebhookOutcome {
+        let none = |response: HttpResponse| WebhookOutcome { response, events: vec![] };
+        let Ok(acct) = account(&account_id) else { return none(respond(404, &json!({"error": "unknown account"}))) };
+        if acct.socket {
+            return none(respond(404, &json!({"error": "this account uses Socket Mode"})));
+        }
+        if request.method != "POST" {
+            return none(respond(405, &json!({"error": "POST only"})));
+        }
+        if let Err(why) = signature_ok(&request) {
+            return none(respond(401, &json!({ "error": why })));
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            return none(respond(400, &json!({"error": "body is not JSON"})));
+        };
+        match body["type"].as_str() {
+            Some("url_verification") => {
+                let challenge = body["challenge"].as_str().unwrap_or_default();
+                none(respond(200, &json!({ "challenge": challenge })))
+            }
+            Some("event_callback") => {
+                if !body["event"].is_object() {
+                    return none(respond(400, &json!({"error": "event_callback without an event"})));
+                }
+                let me = match identity(&account_id, &acct) {
+                    Ok(i) => i,
+                    // Slack retries non-2xx deliveries: ask it to, rather than lose the event.
+                    Err(e) => return none(respond(503, &json!({ "error": e }))),
+                };
+                if body["team_id"].as_str().is_some_and(|t| !me.team_id.is_empty() && t != me.team_id) {
+                    log::warn(&format!(
+                        "event for team {} on account `{account_id}` (team {}); ignored",
+                        body["team_id"], me.team_id
+                    ));
+                    return none(respond(200, &json!({})));
+                }
+                WebhookOutcome { response: respond(200, &json!({})), events: callback_events(&account_id, &me, &body) }
+            }
+            Some(_) => none(respond(200, &json!({}))), // app_rate_limited and the like: nothing to do
+            None => none(respond(400, &json!({"error": "not a Slack event (no type)"}))),
+        }
+    }
+
+    fn poll(account_id: String) -> Result<Vec<InboundEvent>, String> {
+        let acct = account(&account_id)?;
+        if !acct.socket {
+            return Ok(vec![]);
+        }
+        let me = identity(&account_id, &acct)?;
+        ensure_socket(&account_id, &acct)?;
+        read_socket(&account_id, &me)
+    }
+
+    fn send(message: OutboundMessage) -> Delivery {
+        let acct = match account(&message.account_id) {
+            Ok(a) => a,
+            Err(e) => return Delivery::Failed(e),
+        };
+        let channel = match reply_channel(&message.account_id, &acct, &message.peer) {
+            Ok(c) => c,
+            Err(e) => return Delivery::Failed(format!("cannot open the DM: {e}")),
+        };
+        let thread = message.thread_id.clone().or(match acct.reply_to {
+            ReplyTo::Off => None,
+            ReplyTo::First | ReplyTo::All => message.reply_to_message_id.clone(),
+        });
+        let chunks = split(&message.text, TEXT_LIMIT as usize);
+        let mut ids = Vec::new();
+        let mut i = 0;
+        while i < chunks.len() {
+            let mut body = json!({"channel": channel, "text": escape(&chunks[i]), "unfurl_links": false});
+            // `first`: only the first part starts the thread under the message.
+            let threaded = message.thread_id.is_some() || acct.reply_to == ReplyTo::All || i == 0;
+            if let Some(t) = thread.as_ref().filter(|_| threaded) {
+                body["thread_ts"] = json!(t);
+            }
+            match api(&acct, "chat.postMessage", "botToken", &body) {
+                Ok(v) => {
+                    ids.extend(v["ts"].as_str().map(str::to_string));
+                    i += 1;
+                }
+                Err(ApiError::RateLimited(s)) if i == 0 => return Delivery::RetryAfter(s * 1000),
+                Err(ApiError::RateLimited(s)) if s <= 5 => sleep_ms(s * 1000),
+                Err(e) => {
+                    let sent = if ids.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" after {} of {} parts", ids.len(), chunks.len())
+                    };
+                    return Delivery::Failed(format!("chat.postMessage failed{sent}: {}", e.text()));
+                }
+            }
+        }
+        Delivery::Sent(ids)
+    }
+}
+
+export_channel!(Slack);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_keeps_slack_tokens() {
+        assert_eq!(escape("a < b && c > d"), "a &lt; b &amp;&amp; c &gt; d");
+        assert_eq!(escape("hi <@U123> see <https://x.y|x> <#C1>"), "hi <@U123> see <https://x.y|x> <#C1>");
+        assert_eq!(escape("<script>"), "&lt;script&gt;");
+        assert_eq!(unescape("&lt;b&gt; &amp;"), "<b> &");
+    }
+}

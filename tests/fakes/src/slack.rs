@@ -455,7 +455,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
         };
         let st = state.clone();
         return wire::upgrade(req, move |ws| socket(st, ws, app_id))
-            .unwrap_or_else(|_| json_reply(400, &json!({"error": "expected a WebSocket handshake"}), &[]));
+            .unwrap_or_else(|| json_reply(400, &json!({"error": "expected a WebSocket handshake"}), &[]));
     }
     let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();

@@ -128,7 +128,7 @@ pub type WebSocket = tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<
 /// Answers a WebSocket handshake with 101 and hands the socket to `serve`
 /// once upgraded; `None` when `req` is not a WebSocket handshake. Platforms
 /// put sockets on their own hosts; a fake serves them on its one port.
-pub fn upgrade<F, Fut>(req: Request<Incoming>, serve: F) -> Result<Reply, Request<Incoming>>
+pub fn upgrade<F, Fut>(req: Request<Incoming>, serve: F) -> Option<Reply>
 where
     F: FnOnce(WebSocket) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
@@ -136,7 +136,7 @@ where
     let key = req.headers().get("sec-websocket-key").map(|k| k.as_bytes().to_vec());
     let is_ws =
         req.headers().get("upgrade").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let Some(key) = key.filter(|_| is_ws) else { return Err(req) };
+    let key = key.filter(|_| is_ws)?;
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
     tokio::spawn(async move {
         if let Ok(upgraded) = hyper::upgrade::on(req).await {
@@ -157,5 +157,5 @@ where
     if let Ok(v) = hyper::header::HeaderValue::from_str(&accept) {
         h.insert("sec-websocket-accept", v);
     }
-    Ok(r)
+    Some(r)
 }

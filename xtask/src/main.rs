@@ -361,7 +361,7 @@ fn test() -> Result<(), String> {
     ensure_bubblewrap();
     run("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run("tests", cargo().args(["test", "--workspace"]))?;
-    // Guest-side logic (reply splitting) is plain Rust: test it natively.
+    // Guest-side logic (reply splitting, escaping, mention parsing) is plain Rust: test it natively.
     let host = Command::new("rustc")
         .arg("-vV")
         .output()
@@ -370,9 +370,10 @@ fn test() -> Result<(), String> {
         .and_then(|v| v.lines().find_map(|l| l.strip_prefix("host: ").map(str::to_string)))
         .ok_or("cannot read the host triple from `rustc -vV`")?;
     run(
-        "guest SDK unit tests (native)",
+        "guest unit tests (native: SDK, Slack escaping, Discord mentions)",
         cargo()
-            .args(["test", "--manifest-path", "plugins/Cargo.toml", "-p", "chela-channel-sdk", "--target", &host])
+            .args(["test", "--manifest-path", "plugins/Cargo.toml", "--target", &host])
+            .args(["-p", "chela-channel-sdk", "-p", "channel-slack", "-p", "channel-discord"])
             .arg("--target-dir")
             .arg(root().join("target")),
     )?;

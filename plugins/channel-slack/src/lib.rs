@@ -348,7 +348,7 @@ impl Channel for Slack {
             version: env!("CARGO_PKG_VERSION").into(),
             text_limit: TEXT_LIMIT,
             supports_threads: true,
-            http_hosts: vec!["slack.com".into(), "wss-primary.slack.com".into(), "wss-backup.slack.com".into()],
+            http_hosts: vec!["slack.com".into(), "*.slack.com".into()],
             needs_polling: true,
         }
     }

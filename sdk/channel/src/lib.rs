@@ -23,7 +23,7 @@ pub mod util;
 
 pub use chela_sdk_http as http;
 pub use serde_json;
-pub use util::{header, hex_decode, now_unix_s, query_param, seen_before, sleep_ms};
+pub use util::{header, hex_decode, monotonic_ms, now_unix_s, query_param, random_fraction, seen_before, sleep_ms};
 
 pub use bindings::chela::plugin::types::{
     Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage, Peer, PeerKind,

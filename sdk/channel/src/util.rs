@@ -63,6 +63,16 @@ pub fn sleep_ms(ms: u64) {
     wasip2::clocks::monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
 }
 
+/// Milliseconds on the monotonic clock (timers such as heartbeats).
+pub fn monotonic_ms() -> u64 {
+    wasip2::clocks::monotonic_clock::now() / 1_000_000
+}
+
+/// A random fraction in [0, 1) (jitter).
+pub fn random_fraction() -> f64 {
+    (wasip2::random::random::get_random_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Seconds since the Unix epoch (wall clock; replay windows).
 pub fn now_unix_s() -> u64 {
     wasip2::clocks::wall_clock::now().seconds

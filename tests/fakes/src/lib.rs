@@ -6,6 +6,7 @@
 //! what the adapter sent.
 
 pub mod anthropic;
+pub mod discord;
 pub mod openai;
 pub mod slack;
 pub mod telegram;

@@ -18,7 +18,9 @@ use crate::state::PluginState;
 /// The egress policy of one instance.
 #[derive(Debug, Clone)]
 pub struct Egress {
-    /// `host` (any port) or `host:port`, compared case-insensitively.
+    /// `host` (any port), `host:port`, or `*.domain` (any subdomain, any
+    /// port: platforms hand out sockets on hosts such as
+    /// `gateway-us-east1-b.discord.gg`), compared case-insensitively.
     pub allowed: Vec<String>,
     pub secrets: Arc<SecretStore>,
 }
@@ -29,7 +31,10 @@ impl Egress {
         let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(&authority);
         self.allowed.iter().any(|a| {
             let a = a.to_ascii_lowercase();
-            a == authority || (!a.contains(':') && a == host)
+            match a.strip_prefix("*.") {
+                Some(domain) => host.strip_suffix(domain).is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+                None => a == authority || (!a.contains(':') && a == host),
+            }
         })
     }
 
@@ -111,7 +116,7 @@ mod tests {
 
     fn egress() -> Egress {
         Egress {
-            allowed: vec!["api.telegram.org".into(), "127.0.0.1:8080".into()],
+            allowed: vec!["api.telegram.org".into(), "127.0.0.1:8080".into(), "*.discord.gg".into()],
             secrets: SecretStore::from_pairs([("TOKEN".to_string(), "s3cr3t".to_string())]),
         }
     }
@@ -122,6 +127,8 @@ mod tests {
         assert!(e.allows("api.telegram.org") && e.allows("API.telegram.org:443"));
         assert!(e.allows("127.0.0.1:8080"));
         assert!(!e.allows("127.0.0.1:8081") && !e.allows("evil.example") && !e.allows(""));
+        assert!(e.allows("gateway-us-east1-b.discord.gg") && e.allows("a.b.discord.gg:443"));
+        assert!(!e.allows("discord.gg") && !e.allows("evildiscord.gg") && !e.allows("discord.gg.evil.example"));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! `chela:plugin/websocket`: a WebSocket client for adapters that hold a
 //! socket (Discord's gateway, Slack Socket Mode). WASI has none, so the host
 //! owns the connection: the URL's host must be allowed (the same allowlist
-//! as HTTP), header values may carry `{{secret:NAME}}` (substituted here, so
-//! the token never enters the guest), messages are size-limited, and an
+//! as HTTP), header values and text frames may carry `{{secret:NAME}}`
+//! (substituted here, so the token never enters the guest), messages are size-limited, and an
 //! instance holds only a few connections.
 
 use std::time::Duration;
@@ -22,7 +22,7 @@ use crate::state::PluginState;
 /// Largest message either way.
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 /// Connections one instance may hold at once.
-pub const MAX_CONNECTIONS: usize = 4;
+pub const MAX_CONNECTIONS: usize = 16;
 /// Longest a single `receive` waits.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
@@ -75,6 +75,12 @@ impl websocket::HostConnection for PluginState {
     }
 
     async fn send(&mut self, this: Resource<WsConnection>, msg: Message) -> Result<(), String> {
+        // Protocols that log in over the socket (Discord's IDENTIFY) carry
+        // `{{secret:NAME}}` in a text frame; the connection's host is allowed.
+        let msg = match msg {
+            Message::Text(t) if t.contains("{{secret:") => Message::Text(self.egress().substitute(&t)?),
+            other => other,
+        };
         let conn = self.connection(&this)?;
         let frame = match msg {
             Message::Text(t) if t.len() <= MAX_MESSAGE_BYTES => Frame::text(t),

@@ -1,0 +1,207 @@
+//! The Discord adapter component (`plugins/channel-discord`) in a real
+//! gateway against the Discord fake (`tests/fakes`): a real WebSocket
+//! gateway (HELLO, heartbeats, IDENTIFY, READY, RESUME, close codes) and
+//! REST. The same component would talk to discord.com with only `apiBase`
+//! changed.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chela_fakes::discord::DiscordFake;
+use chela_gateway::Running;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(20);
+const MAIN: &str = "MTEx.main-bot-token";
+const OPS: &str = "MTEx.ops-bot-token";
+const MAIN_ID: &str = "1100000000000000009";
+const OPS_ID: &str = "1100000000000000010";
+
+fn config(root: &Path, api: &str) -> String {
+    format!(
+        r#"{{
+  agents: {{ list: [
+    {{ id: "work", default: true, workspace: "{root}/ws-work", identity: {{ name: "Atlas" }} }},
+    {{ id: "support", workspace: "{root}/ws-support", identity: {{ name: "Sage" }} }},
+  ] }},
+  bindings: [
+    {{ agentId: "support", match: {{ channel: "discord", accountId: "main", peer: {{ kind: "channel", id: "1200000000000000003" }} }} }},
+    {{ agentId: "support", match: {{ channel: "discord", accountId: "main", guildId: "1200000000000000001", roles: ["1250000000000000001"] }} }},
+    {{ agentId: "work", match: {{ channel: "discord", accountId: "main" }} }},
+    {{ agentId: "support", match: {{ channel: "discord", accountId: "ops" }} }},
+  ],
+  channels: {{ discord: {{
+    dmPolicy: "open", allowFrom: ["*"], groupPolicy: "open", groups: {{ "*": {{ requireMention: true }} }},
+    apiBase: "{api}",
+    accounts: {{ main: {{ token: "{MAIN}" }}, ops: {{ token: "{OPS}" }} }},
+  }} }},
+}}"#,
+        root = root.display()
+    )
+}
+
+const GUILD: &str = "1200000000000000001";
+const GENERAL: &str = "1200000000000000002";
+const HELP: &str = "1200000000000000003";
+const HELP_THREAD: &str = "1200000000000000004";
+const ADMIN_ROLE: &str = "1250000000000000001";
+
+async fn fake(heartbeat_ms: u64) -> DiscordFake {
+    let fake = DiscordFake::start().await;
+    fake.set_heartbeat_interval(heartbeat_ms);
+    fake.add_bot(MAIN, MAIN_ID, "atlas", true);
+    fake.add_bot(OPS, OPS_ID, "sage", true);
+    fake.add_guild(GUILD, &[GENERAL, HELP], &[(HELP_THREAD, HELP)]);
+    fake
+}
+
+async fn start(root: &Path, fake: &DiscordFake) -> Running {
+    let gw = common::serve(root, &config(root, &fake.api_base()), &["channel_discord"]).await;
+    assert!(fake.wait_connected(MAIN, WAIT).await && fake.wait_connected(OPS, WAIT).await, "both bots connected");
+    gw
+}
+
+fn content(v: &Value) -> &str {
+    v["content"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dm_guild_roles_threads_accounts_long_replies_and_rate_limits() {
+    let fake = fake(41_250).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path(), &fake).await;
+
+    // A DM to the main bot: `work` answers in the DM channel, replying to it.
+    let id = fake.user_message(MAIN, None, ("1100000000000000005", "Ada"), "hello", &[], false);
+    let sent = fake.wait_sent(MAIN, 1, WAIT).await;
+    assert_eq!(sent.len(), 1, "no reply");
+    assert!(content(&sent[0].1).starts_with("Atlas (agent `work`)"), "{:?}", sent[0]);
+    assert_eq!(sent[0].1["message_reference"]["message_id"], id.as_str());
+    assert_eq!(sent[0].1["allowed_mentions"]["parse"], serde_json::json!([]), "model output never pings");
+    // The same user to the ops bot: `support`, through the ops bot only.
+    fake.user_message(OPS, None, ("1100000000000000005", "Ada"), "ops question", &[], false);
+    let ops = fake.wait_sent(OPS, 1, WAIT).await;
+    assert!(content(&ops[0].1).starts_with("Sage (agent `support`)"), "{:?}", ops[0]);
+    assert_eq!(fake.sent(MAIN).len(), 1, "a reply never leaves through another bot");
+
+    // A guild channel: no mention → nothing; a mention → `work`, in the channel.
+    fake.user_message(MAIN, Some(GENERAL), ("1100000000000000006", "Bo"), "just chatting", &[], false);
+    fake.user_message(MAIN, Some(GENERAL), ("1100000000000000006", "Bo"), "status?", &[], true);
+    let sent = fake.wait_sent(MAIN, 2, WAIT).await;
+    assert_eq!(sent[1].0, GENERAL);
+    assert!(content(&sent[1].1).starts_with("Atlas"), "{:?}", sent[1]);
+    // A member with the admin role: guild+roles binding → `support`.
+    fake.user_message(MAIN, Some(GENERAL), ("1100000000000000007", "Cy"), "deploy?", &[ADMIN_ROLE], true);
+    let sent = fake.wait_sent(MAIN, 3, WAIT).await;
+    assert!(content(&sent[2].1).starts_with("Sage (agent `support`)"), "{:?}", sent[2]);
+    // A thread under #help inherits #help's binding (parent peer) and is answered in the thread.
+    fake.user_message(MAIN, Some(HELP_THREAD), ("1100000000000000006", "Bo"), "in the thread", &[], true);
+    let sent = fake.wait_sent(MAIN, 4, WAIT).await;
+    assert_eq!(sent[3].0, HELP_THREAD);
+    assert!(content(&sent[3].1).starts_with("Sage (agent `support`)"), "{:?}", sent[3]);
+
+    // A long reply: parts of at most 2000 characters, only the first replies.
+    let long = "word ".repeat(500);
+    fake.user_message(MAIN, None, ("1100000000000000008", "Di"), long.trim(), &[], false);
+    let sent = fake.wait_sent(MAIN, 6, WAIT).await;
+    let parts: Vec<&Value> = sent[4..].iter().map(|(_, b)| b).collect();
+    assert!(parts.len() >= 2, "{parts:?}");
+    assert!(parts.iter().all(|p| content(p).chars().count() <= 2000));
+    assert!(parts[0]["message_reference"].is_object() && parts[1]["message_reference"].is_null());
+
+    // 429 with retry_after: the reply is created once, after the wait.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before_n = fake.sent(MAIN).len();
+    fake.rate_limit_next_send(MAIN, 1.2);
+    let before = Instant::now();
+    fake.user_message(MAIN, None, ("1100000000000000005", "Ada"), "again", &[], false);
+    let sent = fake.wait_sent(MAIN, before_n + 1, WAIT).await;
+    assert!(content(&sent[before_n].1).contains("again"), "{:?}", sent[before_n]);
+    assert!(before.elapsed() >= Duration::from_millis(1200), "retry_after was honoured");
+
+    // The bot's own messages came back over the gateway and were ignored.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fake.sent(MAIN).len(), before_n + 1);
+    assert!(fake.user_agents(MAIN).iter().all(|ua| ua.starts_with("DiscordBot (")));
+    assert!(gw.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_resume_after_drops_restarts_and_zombies() {
+    let fake = fake(400).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path(), &fake).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (identifies, resumes, beats) = fake.counts(MAIN);
+    assert_eq!((identifies, resumes), (1, 0));
+    assert!(beats >= 2, "heartbeats every interval: {beats}");
+    assert!(fake.connected(MAIN), "heartbeats kept the connection");
+
+    // A drop (4000): messages sent meanwhile are replayed on RESUME and answered once.
+    fake.close(MAIN, 4000);
+    fake.user_message(MAIN, None, ("1100000000000000005", "Ada"), "while dropped", &[], false);
+    let sent = fake.wait_sent(MAIN, 1, WAIT).await;
+    assert!(content(&sent[0].1).contains("while dropped"), "{sent:?}");
+    assert_eq!(fake.counts(MAIN).0, 1, "resumed, not identified again");
+    assert!(fake.counts(MAIN).1 >= 1);
+
+    // op 7 RECONNECT: resume again.
+    let resumes = fake.counts(MAIN).1;
+    fake.request_reconnect(MAIN);
+    fake.user_message(MAIN, None, ("1100000000000000005", "Ada"), "after reconnect", &[], false);
+    let sent = fake.wait_sent(MAIN, 2, WAIT).await;
+    assert!(content(&sent[1].1).contains("after reconnect"), "{sent:?}");
+    assert!(fake.counts(MAIN).1 > resumes);
+
+    // A zombie connection (no ACKs): the adapter closes and resumes on its own.
+    let resumes = fake.counts(MAIN).1;
+    fake.ack_heartbeats(false);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    fake.ack_heartbeats(true);
+    fake.user_message(MAIN, None, ("1100000000000000005", "Ada"), "after the zombie", &[], false);
+    let sent = fake.wait_sent(MAIN, 3, WAIT).await;
+    assert!(content(&sent[2].1).contains("after the zombie"), "{sent:?}");
+    assert!(fake.counts(MAIN).1 > resumes, "resumed after missing ACKs");
+
+    // A gateway restart: the session is in kv; what arrived meanwhile is replayed, nothing twice.
+    assert!(gw.shutdown().await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fake.user_message(MAIN, None, ("1100000000000000005", "Ada"), "while restarting", &[], false);
+    let gw = start(dir.path(), &fake).await;
+    let sent = fake.wait_sent(MAIN, 4, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let all = fake.sent(MAIN);
+    assert_eq!(all.len(), 4, "nothing lost, nothing repeated: {all:?}");
+    assert!(content(&sent[3].1).contains("while restarting"));
+    assert_eq!(fake.counts(MAIN).0, 1, "still the first session");
+
+    // INVALID_SESSION (not resumable): identify anew.
+    fake.invalidate_session(MAIN, false);
+    assert!(fake.wait_connected(MAIN, WAIT).await);
+    let deadline = Instant::now() + WAIT;
+    while fake.counts(MAIN).0 < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fake.counts(MAIN).0, 2);
+    fake.user_message(MAIN, None, ("1100000000000000005", "Ada"), "new session", &[], false);
+    let sent = fake.wait_sent(MAIN, 5, WAIT).await;
+    assert!(content(&sent[4].1).contains("new session"), "{sent:?}");
+    assert!(gw.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disallowed_intents_stop_the_account_without_a_reconnect_storm() {
+    let fake = fake(41_250).await;
+    fake.add_bot(MAIN, MAIN_ID, "atlas", false); // MESSAGE CONTENT not enabled in the portal
+    let dir = tempfile::tempdir().unwrap();
+    let gw = common::serve(dir.path(), &config(dir.path(), &fake.api_base()), &["channel_discord"]).await;
+    assert!(fake.wait_connected(OPS, WAIT).await, "the other account is unaffected");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(fake.counts(MAIN).0, 1, "4014 is fatal: identified once, never again");
+    assert!(!fake.connected(MAIN));
+    fake.user_message(OPS, None, ("1100000000000000005", "Ada"), "still here?", &[], false);
+    assert_eq!(fake.wait_sent(OPS, 1, WAIT).await.len(), 1);
+    assert!(gw.shutdown().await);
+}

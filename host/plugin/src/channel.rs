@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chela_core::config::paths::Environment;
+use chela_core::config::paths::{expand_tilde, Environment};
 use chela_core::config::schema::Config;
 use serde_json::Value;
 use wasmtime::{Store, UpdateDeadline};
@@ -82,7 +82,8 @@ fn resolve_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
 
 /// The accounts of `channel` in the config: `accounts.<id>` merged over the
 /// channel's top-level settings, or the top level alone as account `default`.
-/// Disabled accounts are left out.
+/// Disabled accounts are left out. An account's kv lives in its `authDir`
+/// (under a folder named after the plugin) when it has one.
 pub fn account_setups(
     cfg: &Config,
     env: &Environment,
@@ -91,7 +92,7 @@ pub fn account_setups(
     vars: &EnvVars,
 ) -> Vec<AccountSetup> {
     let Some(ch) = cfg.channels.as_ref().and_then(|c| c.get(channel)) else { return Vec::new() };
-    let mut raw: Vec<(String, serde_json::Map<String, Value>)> = Vec::new();
+    let mut raw: Vec<(String, serde_json::Map<String, Value>, Option<String>)> = Vec::new();
     let top: serde_json::Map<String, Value> = ch.top.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     match &ch.accounts {
         Some(accounts) if !accounts.is_empty() => {
@@ -101,14 +102,15 @@ pub fn account_setups(
                 }
                 let mut merged = top.clone();
                 merged.extend(a.settings.iter().map(|(k, v)| (k.clone(), v.clone())));
-                raw.push((id.clone(), merged));
+                // Not inherited: accounts sharing a state dir would share offsets and sessions.
+                raw.push((id.clone(), merged, a.auth_dir.clone()));
             }
         }
-        _ if ch.top.enabled != Some(false) => raw.push(("default".to_string(), top)),
+        _ if ch.top.enabled != Some(false) => raw.push(("default".to_string(), top, ch.top.auth_dir.clone())),
         _ => {}
     }
     raw.into_iter()
-        .map(|(account_id, mut settings)| {
+        .map(|(account_id, mut settings, auth_dir)| {
             let mut secrets = Vec::new();
             settings.retain(|k, v| match (is_secret_setting(k), v.as_str()) {
                 (true, Some(s)) => {
@@ -117,8 +119,14 @@ pub fn account_setups(
                 }
                 _ => true,
             });
-            let kv_dir =
-                env.state_dir().join("plugins").join("kv").join(plugin_id).join(format!("account-{account_id}"));
+            // The account's durable state (offsets, sessions, dedupe sets): its
+            // `authDir` when set (relative to the state dir), else under the state dir.
+            let kv_dir = match auth_dir.as_deref().filter(|d| !d.trim().is_empty()) {
+                Some(dir) => env.state_dir().join(expand_tilde(dir, &env.home)).join(plugin_id),
+                None => {
+                    env.state_dir().join("plugins").join("kv").join(plugin_id).join(format!("account-{account_id}"))
+                }
+            };
             AccountSetup {
                 account_id,
                 settings: Value::Object(settings),
@@ -430,5 +438,34 @@ impl ChannelRuntime {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_merge_settings_take_out_secrets_and_keep_state_in_auth_dir() {
+        let cfg = chela_core::config::load_str(
+            r#"{channels: {slack: {apiBase: "http://127.0.0.1:9", botToken: "${SLACK_BOT}",
+                accounts: {a: {appToken: "xapp-a"}, b: {authDir: "~/slack-b", botToken: "xoxb-b"}, c: {enabled: false}}}}}"#,
+            None,
+        )
+        .expect("config loads")
+        .config;
+        let env = Environment { home: "/home/u".into(), state_dir: Some("/var/chela".into()), ..Default::default() };
+        let vars = |k: &str| (k == "SLACK_BOT").then(|| "xoxb-from-env".to_string());
+        let accounts = account_setups(&cfg, &env, "slack", "channel_slack", &vars);
+        let ids: Vec<&str> = accounts.iter().map(|a| a.account_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"], "disabled accounts are left out");
+        let (a, b) = (&accounts[0], &accounts[1]);
+        assert_eq!(a.settings, serde_json::json!({"apiBase": "http://127.0.0.1:9"}), "no secret reaches the plugin");
+        assert_eq!(a.secrets.value("botToken"), Some("xoxb-from-env"));
+        assert_eq!(a.secrets.value("appToken"), Some("xapp-a"));
+        assert_eq!(b.secrets.value("botToken"), Some("xoxb-b"), "the account's own value wins");
+        assert_eq!(a.kv_dir, PathBuf::from("/var/chela/plugins/kv/channel_slack/account-a"));
+        assert_eq!(b.kv_dir, PathBuf::from("/home/u/slack-b/channel_slack"));
+        assert_eq!(configured_hosts(&accounts), ["127.0.0.1:9"]);
     }
 }

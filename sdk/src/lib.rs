@@ -112,6 +112,24 @@ pub mod tool {
         }
     }
 
+    /// Where the host mounts the agent's workspace (the only directory a tool sees).
+    pub const WORKSPACE: &str = "/workspace";
+
+    /// `notes/a.md` → `/workspace/notes/a.md`; absolute paths must already be
+    /// inside. (WASI refuses `..` out of the mount and symlinks leaving it.)
+    pub fn workspace_path(path: &str) -> Result<String, ToolError> {
+        if path.is_empty() {
+            return Err(ToolError::InvalidArguments("`path` is empty".into()));
+        }
+        if path.starts_with('/') {
+            if path == WORKSPACE || path.starts_with(&format!("{WORKSPACE}/")) {
+                return Ok(path.to_string());
+            }
+            return Err(ToolError::Denied(format!("{path} is outside the workspace")));
+        }
+        Ok(format!("{WORKSPACE}/{path}"))
+    }
+
     /// A string argument, or `InvalidArguments` naming it.
     pub fn str_arg<'a>(args: &'a serde_json::Value, name: &str) -> Result<&'a str, ToolError> {
         args.get(name)

@@ -370,10 +370,11 @@ fn test() -> Result<(), String> {
         .and_then(|v| v.lines().find_map(|l| l.strip_prefix("host: ").map(str::to_string)))
         .ok_or("cannot read the host triple from `rustc -vV`")?;
     run(
-        "guest unit tests (native: SDK, Slack escaping, Discord mentions)",
+        "guest unit tests (native: SDK, Slack escaping, Discord mentions, patches, memory ranking)",
         cargo()
             .args(["test", "--manifest-path", "plugins/Cargo.toml", "--target", &host])
             .args(["-p", "chela-channel-sdk", "-p", "channel-slack", "-p", "channel-discord"])
+            .args(["-p", "tool-apply-patch", "-p", "tool-memory-search"])
             .arg("--target-dir")
             .arg(root().join("target")),
     )?;

@@ -463,3 +463,96 @@ async fn dropping_a_file_into_a_watched_dir_is_enough() {
     assert_eq!(out.value, Ok("picked up".to_string()));
     watcher.abort();
 }
+
+#[tokio::test]
+async fn edit_and_apply_patch_change_only_the_agents_workspace_all_or_nothing() {
+    let w = World::new(&["tool_edit", "tool_apply_patch", "tool_read"], Limits::default()).await;
+    std::fs::create_dir_all(w.path("ws-a/src")).unwrap();
+    std::fs::create_dir_all(w.path("ws-b")).unwrap();
+    std::fs::write(w.path("ws-a/src/app.py"), "def f():\n    return 1\n\ndef g():\n    return 1\n").unwrap();
+    std::fs::write(w.path("ws-a/old.txt"), "bye\n").unwrap();
+    std::fs::write(w.path("ws-b/theirs.txt"), "b's\n").unwrap();
+    let cfg = w.config(
+        "{agents: {list: [{id: 'a', workspace: '$DIR/ws-a'}, {id: 'b', workspace: '$DIR/ws-b'},
+            {id: 'ro', workspace: '$DIR/ws-a', sandbox: {mode: 'all', workspaceAccess: 'ro'}}]}}",
+    );
+    let a = w.plugins.link_agent(&cfg, &w.env, "a", &SessionKind::Main, &no_secrets);
+    let call = |tool: &str, args: serde_json::Value| {
+        let t = a.get(tool).unwrap_or_else(|| panic!("{tool} linked"));
+        let plugins = &w.plugins;
+        async move { t.invoke(plugins, "k", "c", &args.to_string()).await.unwrap().value }
+    };
+    let app = || std::fs::read_to_string(w.path("ws-a/src/app.py")).unwrap();
+
+    // edit: ambiguous and missing text are refused with the reason; a unique one applies.
+    let err =
+        call("edit", serde_json::json!({"path": "src/app.py", "oldText": "return 1", "newText": "return 2"})).await;
+    assert!(format!("{err:?}").contains("occurs 2 times"), "{err:?}");
+    let err = call("edit", serde_json::json!({"path": "src/app.py", "oldText": "return 9", "newText": "x"})).await;
+    assert!(format!("{err:?}").contains("does not occur"), "{err:?}");
+    let ok = call("edit", serde_json::json!({"path": "src/app.py", "oldText": "def g():\n    return 1", "newText": "def g():\n    return 2"})).await;
+    assert!(ok.as_ref().is_ok_and(|m| m.contains("line 4")), "{ok:?}");
+    assert_eq!(app(), "def f():\n    return 1\n\ndef g():\n    return 2\n");
+    let outside = call("edit", serde_json::json!({"path": "../ws-b/theirs.txt", "oldText": "b", "newText": "a"})).await;
+    assert!(outside.is_err(), "{outside:?}");
+    assert_eq!(std::fs::read_to_string(w.path("ws-b/theirs.txt")).unwrap(), "b's\n");
+
+    // apply_patch: a patch whose second hunk does not fit writes nothing.
+    let bad = "*** Begin Patch\n*** Add File: notes/new.md\n+hello\n*** Update File: src/app.py\n@@ def f():\n-    return 7\n+    return 8\n*** End Patch";
+    let err = call("apply_patch", serde_json::json!({ "input": bad })).await;
+    assert!(format!("{err:?}").contains("src/app.py: hunk 1"), "{err:?}");
+    assert!(!w.path("ws-a/notes/new.md").exists(), "all or nothing");
+    // A good one: add, update with move, delete.
+    let good = "*** Begin Patch\n*** Add File: notes/new.md\n+hello\n*** Update File: src/app.py\n*** Move to: src/main.py\n@@ def f():\n-    return 1\n+    return 10\n*** Delete File: old.txt\n*** End Patch";
+    let ok = call("apply_patch", serde_json::json!({ "input": good })).await;
+    assert!(ok.is_ok(), "{ok:?}");
+    assert_eq!(std::fs::read_to_string(w.path("ws-a/notes/new.md")).unwrap(), "hello\n");
+    assert_eq!(
+        std::fs::read_to_string(w.path("ws-a/src/main.py")).unwrap(),
+        "def f():\n    return 10\n\ndef g():\n    return 2\n"
+    );
+    assert!(!w.path("ws-a/src/app.py").exists() && !w.path("ws-a/old.txt").exists());
+    let escape = "*** Begin Patch\n*** Add File: /etc/evil\n+x\n*** End Patch";
+    assert!(call("apply_patch", serde_json::json!({ "input": escape })).await.is_err());
+
+    // A read-only sandbox gets neither tool (policy), but still reads.
+    let ro = w.plugins.link_agent(&cfg, &w.env, "ro", &SessionKind::Main, &no_secrets);
+    assert!(ro.get("edit").is_none() && ro.get("apply_patch").is_none() && ro.get("read").is_some());
+}
+
+#[tokio::test]
+async fn memory_search_and_get_read_only_the_agents_memory() {
+    let w = World::new(&["tool_memory_search", "tool_memory_get"], Limits::default()).await;
+    std::fs::create_dir_all(w.path("ws-a/memory/2026")).unwrap();
+    std::fs::create_dir_all(w.path("ws-b/memory")).unwrap();
+    std::fs::write(w.path("ws-a/MEMORY.md"), "# Ada\n\nPrefers tea.\n\nDentist on Friday at 10.\nBring the card.\n")
+        .unwrap();
+    std::fs::write(w.path("ws-a/memory/2026/11-20.md"), "Paid the dentist bill.\n").unwrap();
+    std::fs::write(w.path("ws-a/notes.md"), "dentist dentist dentist\n").unwrap();
+    std::fs::write(w.path("ws-b/MEMORY.md"), "B's dentist is on Monday.\n").unwrap();
+    let cfg = w.config("{agents: {list: [{id: 'a', workspace: '$DIR/ws-a'}, {id: 'b', workspace: '$DIR/ws-b'}]}}");
+    let a = w.plugins.link_agent(&cfg, &w.env, "a", &SessionKind::Main, &no_secrets);
+    let call = |tool: &str, args: serde_json::Value| {
+        let t = a.get(tool).unwrap_or_else(|| panic!("{tool} linked"));
+        let plugins = &w.plugins;
+        async move { t.invoke(plugins, "k", "c", &args.to_string()).await.unwrap().value }
+    };
+    let out: serde_json::Value = serde_json::from_str(
+        &call("memory_search", serde_json::json!({"query": "dentist on friday"})).await.unwrap(),
+    )
+    .unwrap();
+    let results = out["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "MEMORY.md and memory/…, not notes.md nor b's: {out}");
+    assert_eq!((results[0]["path"].as_str(), results[0]["startLine"].as_u64()), (Some("MEMORY.md"), Some(5)));
+    assert!(results.iter().all(|r| !r["snippet"].as_str().unwrap().contains("Monday")));
+
+    let got: serde_json::Value = serde_json::from_str(
+        &call("memory_get", serde_json::json!({"path": "MEMORY.md", "from": 5, "lines": 2})).await.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(got["text"], "Dentist on Friday at 10.\nBring the card.");
+    for bad in ["notes.md", "memory/../notes.md", "../ws-b/MEMORY.md", "/etc/passwd"] {
+        let r = call("memory_get", serde_json::json!({ "path": bad })).await;
+        assert!(r.is_err(), "{bad}: {r:?}");
+    }
+}

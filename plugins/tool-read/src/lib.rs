@@ -5,26 +5,11 @@
 //! itself; the checks here only make the error message clear.
 
 use chela_sdk::serde_json;
-use chela_sdk::tool::{str_arg, Context, Tool, ToolError, ToolInfo};
+use chela_sdk::tool::{str_arg, workspace_path, Context, Tool, ToolError, ToolInfo};
 
-const ROOT: &str = "/workspace";
 const MAX_BYTES: u64 = 256 * 1024;
 
 struct Read;
-
-/// `notes/a.md` → `/workspace/notes/a.md`; absolute paths must already be inside.
-pub fn workspace_path(path: &str) -> Result<String, ToolError> {
-    if path.is_empty() {
-        return Err(ToolError::InvalidArguments("`path` is empty".into()));
-    }
-    if path.starts_with('/') {
-        if path == ROOT || path.starts_with(&format!("{ROOT}/")) {
-            return Ok(path.to_string());
-        }
-        return Err(ToolError::Denied(format!("{path} is outside the workspace")));
-    }
-    Ok(format!("{ROOT}/{path}"))
-}
 
 impl Tool for Read {
     fn info() -> ToolInfo {

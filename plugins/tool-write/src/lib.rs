@@ -2,7 +2,7 @@
 //! Needs the workspace mounted read-write; with a read-only mount WASI refuses.
 
 use chela_sdk::serde_json;
-use chela_sdk::tool::{str_arg, Context, Tool, ToolError, ToolInfo};
+use chela_sdk::tool::{str_arg, workspace_path, Context, Tool, ToolError, ToolInfo};
 
 struct Write;
 
@@ -18,10 +18,7 @@ impl Tool for Write {
     fn invoke(_cx: Context, args: serde_json::Value) -> Result<String, ToolError> {
         let rel = str_arg(&args, "path")?;
         let content = str_arg(&args, "content")?;
-        if rel.starts_with('/') && !rel.starts_with("/workspace/") {
-            return Err(ToolError::Denied(format!("{rel} is outside the workspace")));
-        }
-        let path = if rel.starts_with('/') { rel.to_string() } else { format!("/workspace/{rel}") };
+        let path = workspace_path(rel)?;
         if let Some(parent) = std::path::Path::new(&path).parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| ToolError::Failed(format!("cannot create {}: {e}", parent.display())))?;

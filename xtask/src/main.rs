@@ -87,7 +87,20 @@ fn demo() -> Result<(), String> {
     let plugins_dir = state.join("plugins");
     std::fs::create_dir_all(&plugins_dir).map_err(|e| e.to_string())?;
     let built = [
-        ("target/wasm32-wasip2/release", ["tool_echo", "tool_read", "tool_write", "tool_web_fetch"].as_slice()),
+        (
+            "target/wasm32-wasip2/release",
+            [
+                "tool_echo",
+                "tool_read",
+                "tool_write",
+                "tool_edit",
+                "tool_apply_patch",
+                "tool_memory_search",
+                "tool_memory_get",
+                "tool_web_fetch",
+            ]
+            .as_slice(),
+        ),
         ("target/polyglot", ["tool_word_count_py", "tool_slugify_js", "channel_webhook_js"].as_slice()),
     ];
     for (dir, names) in built {

@@ -537,10 +537,9 @@ async fn memory_search_and_get_read_only_the_agents_memory() {
         let plugins = &w.plugins;
         async move { t.invoke(plugins, "k", "c", &args.to_string()).await.unwrap().value }
     };
-    let out: serde_json::Value = serde_json::from_str(
-        &call("memory_search", serde_json::json!({"query": "dentist on friday"})).await.unwrap(),
-    )
-    .unwrap();
+    let out: serde_json::Value =
+        serde_json::from_str(&call("memory_search", serde_json::json!({"query": "dentist on friday"})).await.unwrap())
+            .unwrap();
     let results = out["results"].as_array().unwrap();
     assert_eq!(results.len(), 2, "MEMORY.md and memory/…, not notes.md nor b's: {out}");
     assert_eq!((results[0]["path"].as_str(), results[0]["startLine"].as_u64()), (Some("MEMORY.md"), Some(5)));

@@ -32,9 +32,11 @@ impl Tool for Edit {
         let text = std::fs::read_to_string(&path).map_err(|e| ToolError::Failed(format!("cannot read {rel}: {e}")))?;
         let count = text.matches(old).count();
         let updated = match (count, all) {
-            (0, _) => return Err(ToolError::Failed(format!(
+            (0, _) => {
+                return Err(ToolError::Failed(format!(
                 "`oldText` does not occur in {rel} (it must match exactly, whitespace included; read the file again)"
-            ))),
+            )))
+            }
             (1, _) => text.replacen(old, new, 1),
             (_, true) => text.replace(old, new),
             (n, false) => {

@@ -33,8 +33,9 @@ use std::collections::HashMap;
 use chela_channel_sdk::bindings::chela::plugin::websocket::{Connection, Message};
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
-    export_channel, http, kv, log, monotonic_ms, random_fraction, respond, secrets, sleep_ms, split::split, Channel,
-    ChannelInfo, Delivery, HttpRequest, InboundEvent, OutboundMessage, Peer, PeerKind, WebhookOutcome,
+    base_url, deliver_parts, export_channel, http, kv, log, monotonic_ms, parse_settings, random_fraction, respond,
+    secrets, split::split, Channel, ChannelInfo, Delivery, HttpRequest, InboundEvent, OutboundMessage, PartError, Peer,
+    PeerKind, WebhookOutcome,
 };
 
 const TEXT_LIMIT: u32 = 2000;
@@ -461,32 +462,12 @@ impl Channel for Discord {
     }
 
     fn configure_account(account_id: String, settings: String) -> Result<(), String> {
-        let s: Value = serde_json::from_str(&settings).map_err(|e| format!("settings are not JSON: {e}"))?;
-        const KNOWN: [&str; 11] = [
-            "apiBase",
-            "allowBots",
-            "name",
-            "dmPolicy",
-            "allowFrom",
-            "groupPolicy",
-            "groupAllowFrom",
-            "groups",
-            "guilds",
-            "authDir",
-            "enabled",
-        ];
-        if let Some(unknown) =
-            s.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KNOWN.contains(&k.as_str()))
-        {
-            return Err(format!("unknown setting `{unknown}` (known: token, {})", KNOWN.join(", ")));
-        }
+        // `guilds` is OpenClaw's per-guild Discord settings, accepted for compatibility.
+        let s = parse_settings(&settings, &["apiBase", "allowBots", "guilds"], &["token"])?;
         if !secrets::exists("token") {
             return Err("`token` is required (Developer Portal → your app → Bot → Reset Token)".into());
         }
-        let api = s["apiBase"].as_str().unwrap_or("https://discord.com/api/v10").trim_end_matches('/').to_string();
-        if !api.starts_with("http://") && !api.starts_with("https://") {
-            return Err(format!("`apiBase` must be an http(s) URL, not `{api}`"));
-        }
+        let api = base_url(&s, "apiBase", "https://discord.com/api/v10")?;
         let allow_bots = s["allowBots"].as_bool().unwrap_or(false);
         STOPPED.with(|st| st.borrow_mut().remove(&account_id));
         ACCOUNTS.with(|a| a.borrow_mut().insert(account_id, Account { api, allow_bots }));
@@ -521,32 +502,17 @@ impl Channel for Discord {
             Ok(c) => c,
             Err(e) => return Delivery::Failed(format!("cannot open the DM: {e}")),
         };
-        let chunks = split(&message.text, TEXT_LIMIT as usize);
-        let mut ids = Vec::new();
-        let mut i = 0;
-        while i < chunks.len() {
-            let mut body = json!({"content": chunks[i], "allowed_mentions": {"parse": [], "replied_user": false}});
+        deliver_parts(&split(&message.text, TEXT_LIMIT as usize), |i, part| {
+            let mut body = json!({"content": part, "allowed_mentions": {"parse": [], "replied_user": false}});
             if let (0, Some(r)) = (i, &message.reply_to_message_id) {
                 body["message_reference"] = json!({"message_id": r, "fail_if_not_exists": false});
             }
             match rest(&acct, "POST", &format!("/channels/{channel}/messages"), Some(&body)) {
-                Ok(m) => {
-                    ids.extend(m["id"].as_str().map(str::to_string));
-                    i += 1;
-                }
-                Err(RestError::RateLimited(ms)) if i == 0 => return Delivery::RetryAfter(ms),
-                Err(RestError::RateLimited(ms)) if ms <= 5000 => sleep_ms(ms),
-                Err(e) => {
-                    let sent = if ids.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" after {} of {} parts", ids.len(), chunks.len())
-                    };
-                    return Delivery::Failed(format!("create message failed{sent}: {}", rest_text(e)));
-                }
+                Ok(m) => Ok(m["id"].as_str().map(str::to_string)),
+                Err(RestError::RateLimited(ms)) => Err(PartError::RateLimited(ms)),
+                Err(e) => Err(PartError::Failed(format!("create message: {}", rest_text(e)))),
             }
-        }
-        Delivery::Sent(ids)
+        })
     }
 }
 

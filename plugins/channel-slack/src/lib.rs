@@ -31,9 +31,9 @@ use std::collections::HashMap;
 use chela_channel_sdk::bindings::chela::plugin::websocket::{Connection, Message};
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
-    export_channel, header, hex_decode, http, kv, log, now_unix_s, respond, secrets, seen_before, sleep_ms,
-    split::split, Channel, ChannelInfo, Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage, Peer,
-    PeerKind, WebhookOutcome,
+    base_url, deliver_parts, export_channel, header, hex_decode, http, kv, log, now_unix_s, parse_settings, respond,
+    secrets, seen_before, split::split, Channel, ChannelInfo, Delivery, HttpRequest, HttpResponse, InboundEvent,
+    OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
 };
 
 const TEXT_LIMIT: u32 = 4000;
@@ -354,29 +354,12 @@ impl Channel for Slack {
     }
 
     fn configure_account(account_id: String, settings: String) -> Result<(), String> {
-        let s: Value = serde_json::from_str(&settings).map_err(|e| format!("settings are not JSON: {e}"))?;
-        const KNOWN: [&str; 12] = [
-            "mode",
-            "apiBase",
-            "replyToMode",
-            "name",
-            "dmPolicy",
-            "allowFrom",
-            "groupPolicy",
-            "groupAllowFrom",
-            "groups",
-            "channels",
-            "authDir",
-            "enabled",
-        ];
-        if let Some(unknown) =
-            s.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KNOWN.contains(&k.as_str()))
-        {
-            return Err(format!(
-                "unknown setting `{unknown}` (known: botToken, appToken, signingSecret, {})",
-                KNOWN.join(", ")
-            ));
-        }
+        // `channels` is OpenClaw's per-channel Slack settings, accepted for compatibility.
+        let s = parse_settings(
+            &settings,
+            &["mode", "apiBase", "replyToMode", "channels"],
+            &["botToken", "appToken", "signingSecret"],
+        )?;
         if !secrets::exists("botToken") {
             return Err("`botToken` is required (OAuth & Permissions → Bot User OAuth Token, xoxb-…)".into());
         }
@@ -397,10 +380,7 @@ impl Channel for Slack {
             "all" => ReplyTo::All,
             other => return Err(format!("`replyToMode` must be `off`, `first` or `all`, not `{other}`")),
         };
-        let api = s["apiBase"].as_str().unwrap_or("https://slack.com/api").trim_end_matches('/').to_string();
-        if !api.starts_with("http://") && !api.starts_with("https://") {
-            return Err(format!("`apiBase` must be an http(s) URL, not `{api}`"));
-        }
+        let api = base_url(&s, "apiBase", "https://slack.com/api")?;
         ACCOUNTS.with(|a| a.borrow_mut().insert(account_id, Account { api, socket, reply_to }));
         Ok(())
     }
@@ -471,34 +451,19 @@ impl Channel for Slack {
             ReplyTo::Off => None,
             ReplyTo::First | ReplyTo::All => message.reply_to_message_id.clone(),
         });
-        let chunks = split(&message.text, TEXT_LIMIT as usize);
-        let mut ids = Vec::new();
-        let mut i = 0;
-        while i < chunks.len() {
-            let mut body = json!({"channel": channel, "text": escape(&chunks[i]), "unfurl_links": false});
+        deliver_parts(&split(&message.text, TEXT_LIMIT as usize), |i, part| {
+            let mut body = json!({"channel": channel, "text": escape(part), "unfurl_links": false});
             // `first`: only the first part starts the thread under the message.
             let threaded = message.thread_id.is_some() || acct.reply_to == ReplyTo::All || i == 0;
             if let Some(t) = thread.as_ref().filter(|_| threaded) {
                 body["thread_ts"] = json!(t);
             }
             match api(&acct, "chat.postMessage", "botToken", &body) {
-                Ok(v) => {
-                    ids.extend(v["ts"].as_str().map(str::to_string));
-                    i += 1;
-                }
-                Err(ApiError::RateLimited(s)) if i == 0 => return Delivery::RetryAfter(s * 1000),
-                Err(ApiError::RateLimited(s)) if s <= 5 => sleep_ms(s * 1000),
-                Err(e) => {
-                    let sent = if ids.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" after {} of {} parts", ids.len(), chunks.len())
-                    };
-                    return Delivery::Failed(format!("chat.postMessage failed{sent}: {}", e.text()));
-                }
+                Ok(v) => Ok(v["ts"].as_str().map(str::to_string)),
+                Err(ApiError::RateLimited(s)) => Err(PartError::RateLimited(s * 1000)),
+                Err(e) => Err(PartError::Failed(e.text())),
             }
-        }
-        Delivery::Sent(ids)
+        })
     }
 }
 

@@ -21,8 +21,9 @@ use std::collections::HashMap;
 
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
-    export_channel, header, http, kv, log, respond, secrets, seen_before, sleep_ms, split::split, Channel, ChannelInfo,
-    Delivery, HttpRequest, InboundEvent, OutboundMessage, Peer, PeerKind, WebhookOutcome,
+    base_url, deliver_parts, export_channel, header, http, kv, log, parse_settings, respond, secrets, seen_before,
+    split::split, Channel, ChannelInfo, Delivery, HttpRequest, InboundEvent, OutboundMessage, PartError, Peer,
+    PeerKind, WebhookOutcome,
 };
 
 /// What OpenClaw uses; Telegram's hard limit is 4096.
@@ -180,24 +181,7 @@ impl Channel for Telegram {
     }
 
     fn configure_account(account_id: String, settings: String) -> Result<(), String> {
-        let s: Value = serde_json::from_str(&settings).map_err(|e| format!("settings are not JSON: {e}"))?;
-        const KNOWN: [&str; 10] = [
-            "apiRoot",
-            "mode",
-            "name",
-            "dmPolicy",
-            "allowFrom",
-            "groupPolicy",
-            "groupAllowFrom",
-            "groups",
-            "authDir",
-            "enabled",
-        ];
-        if let Some(unknown) =
-            s.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KNOWN.contains(&k.as_str()))
-        {
-            return Err(format!("unknown setting `{unknown}` (known: botToken, webhookSecret, {})", KNOWN.join(", ")));
-        }
+        let s = parse_settings(&settings, &["apiRoot", "mode"], &["botToken", "webhookSecret"])?;
         if !secrets::exists("botToken") {
             return Err("`botToken` is required (from @BotFather)".into());
         }
@@ -211,10 +195,7 @@ impl Channel for Telegram {
             }
             other => return Err(format!("`mode` must be `polling` or `webhook`, not `{other}`")),
         };
-        let api_root = s["apiRoot"].as_str().unwrap_or("https://api.telegram.org").trim_end_matches('/').to_string();
-        if !api_root.starts_with("http://") && !api_root.starts_with("https://") {
-            return Err(format!("`apiRoot` must be an http(s) URL, not `{api_root}`"));
-        }
+        let api_root = base_url(&s, "apiRoot", "https://api.telegram.org")?;
         ACCOUNTS.with(|a| a.borrow_mut().insert(account_id, Account { api_root, webhook }));
         Ok(())
     }
@@ -293,44 +274,30 @@ impl Channel for Telegram {
         };
         let thread = message.thread_id.as_deref().and_then(|t| t.parse::<i64>().ok()).or(topic).filter(|t| *t != 1);
         let reply_to = message.reply_to_message_id.as_deref().and_then(|r| r.parse::<i64>().ok());
-        let mut ids = Vec::new();
-        let chunks = split(&message.text, TEXT_LIMIT as usize);
-        let mut i = 0;
         let mut migrated = false;
-        while i < chunks.len() {
+        deliver_parts(&split(&message.text, TEXT_LIMIT as usize), |i, part| loop {
             // Numeric ids as numbers; `@channelusername` as a string (the API takes both).
             let chat_id = chat.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(chat.as_str()));
-            let mut body =
-                json!({"chat_id": chat_id, "text": chunks[i], "link_preview_options": {"is_disabled": true}});
+            let mut body = json!({"chat_id": chat_id, "text": part, "link_preview_options": {"is_disabled": true}});
             if let Some(t) = thread {
                 body["message_thread_id"] = json!(t);
             }
             if let (0, Some(r)) = (i, reply_to) {
                 body["reply_parameters"] = json!({"message_id": r, "allow_sending_without_reply": true});
             }
-            match api(&acct, "sendMessage", &body) {
-                Ok(m) => {
-                    ids.extend(id_string(&m["message_id"]));
-                    i += 1;
-                }
-                Err(ApiError { retry_after: Some(s), .. }) if i == 0 => return Delivery::RetryAfter(s * 1000),
-                Err(ApiError { retry_after: Some(s), .. }) if s <= 5 => sleep_ms(s * 1000),
+            return match api(&acct, "sendMessage", &body) {
+                Ok(m) => Ok(id_string(&m["message_id"])),
+                Err(ApiError { retry_after: Some(s), .. }) => Err(PartError::RateLimited(s * 1000)),
+                // A group became a supergroup: send there, once.
                 Err(ApiError { migrate_to: Some(to), .. }) if !migrated => {
                     log::info(&format!("chat {chat} migrated to {to}"));
                     chat = to.to_string();
                     migrated = true;
+                    continue;
                 }
-                Err(e) => {
-                    let sent = if ids.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" after {} of {} parts", ids.len(), chunks.len())
-                    };
-                    return Delivery::Failed(format!("sendMessage failed ({}){sent}: {}", e.code, e.description));
-                }
-            }
-        }
-        Delivery::Sent(ids)
+                Err(e) => Err(PartError::Failed(format!("sendMessage ({}): {}", e.code, e.description))),
+            };
+        })
     }
 }
 

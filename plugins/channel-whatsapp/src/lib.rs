@@ -25,9 +25,9 @@ use std::collections::HashMap;
 
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
-    export_channel, header, hex_decode, http, log, query_param, respond, secrets, seen_before, sleep_ms, split::split,
-    Channel, ChannelInfo, Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage, Peer, PeerKind,
-    WebhookOutcome,
+    base_url, deliver_parts, export_channel, header, hex_decode, http, log, parse_settings, query_param, respond,
+    secrets, seen_before, split::split, Channel, ChannelInfo, Delivery, HttpRequest, HttpResponse, InboundEvent,
+    OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
 };
 
 const TEXT_LIMIT: u32 = 4000;
@@ -201,28 +201,11 @@ impl Channel for WhatsApp {
     }
 
     fn configure_account(account_id: String, settings: String) -> Result<(), String> {
-        let s: Value = serde_json::from_str(&settings).map_err(|e| format!("settings are not JSON: {e}"))?;
-        const KNOWN: [&str; 11] = [
-            "phoneNumberId",
-            "graphApiBase",
-            "graphApiVersion",
-            "name",
-            "dmPolicy",
-            "allowFrom",
-            "groupPolicy",
-            "groupAllowFrom",
-            "groups",
-            "authDir",
-            "enabled",
-        ];
-        if let Some(unknown) =
-            s.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KNOWN.contains(&k.as_str()))
-        {
-            return Err(format!(
-                "unknown setting `{unknown}` (known: accessToken, appSecret, verifyToken, {})",
-                KNOWN.join(", ")
-            ));
-        }
+        let s = parse_settings(
+            &settings,
+            &["phoneNumberId", "graphApiBase", "graphApiVersion"],
+            &["accessToken", "appSecret", "verifyToken"],
+        )?;
         let phone_number_id = match &s["phoneNumberId"] {
             Value::String(p) if !p.is_empty() => p.clone(),
             Value::Number(n) => n.to_string(),
@@ -240,10 +223,7 @@ impl Channel for WhatsApp {
         if let Some(other) = account_for_number(&phone_number_id).filter(|o| *o != account_id) {
             return Err(format!("`phoneNumberId` {phone_number_id} is already account `{other}`'s"));
         }
-        let base = s["graphApiBase"].as_str().unwrap_or("https://graph.facebook.com").trim_end_matches('/');
-        if !base.starts_with("http://") && !base.starts_with("https://") {
-            return Err(format!("`graphApiBase` must be an http(s) URL, not `{base}`"));
-        }
+        let base = base_url(&s, "graphApiBase", "https://graph.facebook.com")?;
         let version = s["graphApiVersion"].as_str().unwrap_or("v25.0");
         if !version.starts_with('v')
             || version.len() < 2
@@ -318,40 +298,25 @@ impl Channel for WhatsApp {
             PeerKind::Group => "group",
             _ => "individual",
         };
-        let chunks = split(&message.text, TEXT_LIMIT as usize);
-        let mut ids = Vec::new();
-        let mut i = 0;
-        while i < chunks.len() {
+        let account_id = message.account_id.clone();
+        deliver_parts(&split(&message.text, TEXT_LIMIT as usize), |i, part| {
             let mut body = json!({
                 "messaging_product": "whatsapp",
                 "recipient_type": recipient_type,
                 "to": message.peer.id,
                 "type": "text",
-                "text": {"preview_url": false, "body": chunks[i]},
+                "text": {"preview_url": false, "body": part},
             });
             if let (0, Some(r)) = (i, &message.reply_to_message_id) {
                 body["context"] = json!({"message_id": r});
             }
             match post_message(&acct, &body) {
                 Ok(id) => {
-                    THROTTLE.with(|t| t.borrow_mut().remove(&message.account_id));
-                    ids.push(id);
-                    i += 1;
+                    THROTTLE.with(|t| t.borrow_mut().remove(&account_id));
+                    Ok(Some(id))
                 }
                 Err(e) if THROTTLED.contains(&e.code) => {
-                    let wait = backoff_ms(&message.account_id, e.retry_after_s);
-                    if i == 0 {
-                        return Delivery::RetryAfter(wait);
-                    }
-                    if wait > 5000 {
-                        return Delivery::Failed(format!(
-                            "throttled ({}) after {} of {} parts",
-                            e.code,
-                            i,
-                            chunks.len()
-                        ));
-                    }
-                    sleep_ms(wait);
+                    Err(PartError::RateLimited(backoff_ms(&account_id, e.retry_after_s)))
                 }
                 Err(e) => {
                     let hint = match e.code {
@@ -360,16 +325,10 @@ impl Channel for WhatsApp {
                         131026 => " (the number cannot receive messages)",
                         _ => "",
                     };
-                    let sent = if ids.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" after {} of {} parts", ids.len(), chunks.len())
-                    };
-                    return Delivery::Failed(format!("send failed ({}){sent}: {}{hint}", e.code, e.message));
+                    Err(PartError::Failed(format!("error {}: {}{hint}", e.code, e.message)))
                 }
             }
-        }
-        Delivery::Sent(ids)
+        })
     }
 }
 

@@ -7,10 +7,10 @@
 //! usage, `message_stop`), and a recorder of requests and their headers.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::wire;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -69,24 +69,9 @@ fn api_error(status: u16, kind: &str, message: &str) -> Response<Full<Bytes>> {
 impl AnthropicFake {
     /// A fake that accepts `key` (as `x-api-key` or a bearer).
     pub async fn start(key: &str) -> AnthropicFake {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the Anthropic fake");
-        let addr = listener.local_addr().expect("address");
         let state = Arc::new(Mutex::new(State { key: key.to_string(), ..State::default() }));
         let st = state.clone();
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let st = st.clone();
-                        async move { Ok::<_, Infallible>(handle(st, req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
+        let (addr, server) = wire::serve(move |req| handle(st.clone(), req)).await;
         AnthropicFake { addr, state, server }
     }
 

@@ -7,7 +7,6 @@
 //! `X-Telegram-Bot-Api-Secret-Token`; scripted 429 / 403 / migrate faults.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +17,8 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
+
+use crate::wire;
 
 /// A fault the next `sendMessage` of a bot answers with.
 #[derive(Debug, Clone)]
@@ -112,25 +113,10 @@ fn as_i64(v: &Value) -> Option<i64> {
 
 impl TelegramFake {
     pub async fn start() -> TelegramFake {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the Telegram fake");
-        let addr = listener.local_addr().expect("address");
         let state = Arc::new(Mutex::new(State { next_update: 900_000_001, next_message: 1, ..State::default() }));
         let changed = Arc::new(Notify::new());
         let (st, ch) = (state.clone(), changed.clone());
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (st, ch) = (st.clone(), ch.clone());
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let (st, ch) = (st.clone(), ch.clone());
-                        async move { Ok::<_, Infallible>(handle(st, ch, req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
+        let (addr, server) = wire::serve(move |req| handle(st.clone(), ch.clone(), req)).await;
         TelegramFake { addr, state, changed, server }
     }
 

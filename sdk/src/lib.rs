@@ -63,7 +63,9 @@ pub mod secrets {
 /// The calling agent's sessions (`sessions_*` tools); the host decides
 /// what is visible to the session the call runs for.
 pub mod sessions {
-    pub use crate::bindings::chela::plugin::sessions::{history, list_sessions, send, SessionSummary, TranscriptEntry};
+    pub use crate::bindings::chela::plugin::sessions::{
+        history, list_sessions, send, spawn, status, SessionStatus, SessionSummary, SpawnRequest, TranscriptEntry,
+    };
 }
 
 /// Outbound HTTP through `wasi:http` (the host allows only granted hosts).

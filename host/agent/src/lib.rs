@@ -5,6 +5,7 @@
 //! workspace and agentDir; a tool runs only if it is in the agent's linked
 //! set for that session; turns of one session key never overlap.
 
+pub mod agent_to_agent;
 pub mod auth;
 pub(crate) mod clock;
 pub mod freshness;
@@ -14,7 +15,8 @@ pub mod queue;
 pub mod runtime;
 pub mod sessions_access;
 pub mod store;
+pub mod subagents;
 
 pub use model::{Provider, Providers};
-pub use runtime::{AgentRuntime, Inbound, RunError, RunLimits, TurnOutcome};
+pub use runtime::{AgentRuntime, Announcement, Announcer, Inbound, RunError, RunLimits, TurnOutcome};
 pub use store::{DeliveryContext, FileStore, Origin, SessionEntry, SessionStore};

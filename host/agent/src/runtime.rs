@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use chela_core::config::paths::{agent_dir, agent_workspace, expand_tilde, sessions_dir, Environment};
 use chela_core::config::schema::Config;
 use chela_core::ids::normalize_agent_id;
-use chela_core::policy::session_kind_for_key;
+use chela_core::policy::{elevated_allowed, session_kind_for_key};
 use chela_core::roster::Roster;
+use chela_core::session_key::{build_main_session_key, parse_agent_session_key};
 use chela_plugin::capability::secrets::SecretStore;
-use chela_plugin::Plugins;
+use chela_plugin::{LinkRequest, Plugins};
 use serde_json::Value;
 
 use crate::clock;
@@ -26,7 +27,7 @@ use crate::model::{split_model, ModelReply, ModelRequest, ProviderError, Provide
 use crate::persona::{self, Budget, Identity, PromptInput};
 use crate::queue::{QueueFull, SessionQueues};
 use crate::store::transcript::message_entry;
-use crate::store::{Content, DeliveryContext, FileStore, Message, Origin, SessionStore, StoreError};
+use crate::store::{Content, DeliveryContext, Durability, FileStore, Message, Origin, SessionStore, StoreError};
 
 /// The model an agent uses when none is configured: works with no key and no network.
 pub const DEFAULT_MODEL: &str = "offline/persona";
@@ -57,6 +58,8 @@ pub struct Inbound {
     /// Chat type for reset policy and the index (`direct`, `group`, `channel`).
     pub chat_type: String,
     pub origin: Origin,
+    /// Added to the system prompt of this turn only (agent-to-agent context).
+    pub extra_system: Option<String>,
     pub delivery: Option<DeliveryContext>,
 }
 
@@ -103,6 +106,19 @@ pub enum RunError {
 
 pub type SecretsFor = dyn Fn(&str) -> Arc<SecretStore> + Send + Sync;
 
+/// A reply that no inbound message waits for — a sub-agent's result, as its
+/// parent session answered it — to be delivered to that session's chat.
+#[derive(Debug, Clone)]
+pub struct Announcement {
+    pub session_key: String,
+    pub delivery: Option<DeliveryContext>,
+    /// `direct`, `group` or `channel`: the kind of chat `delivery.to` is.
+    pub chat_type: String,
+    pub text: String,
+}
+
+pub type Announcer = dyn Fn(Announcement) + Send + Sync;
+
 pub struct AgentRuntime {
     env: Environment,
     config: RwLock<Arc<Config>>,
@@ -110,8 +126,12 @@ pub struct AgentRuntime {
     providers: Providers,
     secrets: Arc<SecretsFor>,
     stores: Mutex<HashMap<PathBuf, Arc<FileStore>>>,
+    durability: Durability,
     queues: SessionQueues,
     limits: RunLimits,
+    /// Turns started by tools (agent-to-agent, sub-agents) that no caller awaits.
+    background: Mutex<tokio::task::JoinSet<()>>,
+    announcer: RwLock<Option<Arc<Announcer>>>,
 }
 
 impl AgentRuntime {
@@ -130,9 +150,54 @@ impl AgentRuntime {
             providers,
             secrets,
             stores: Mutex::default(),
+            durability: Durability::default(),
             queues: SessionQueues::new(limits.queue_limit),
             limits,
+            background: Mutex::default(),
+            announcer: RwLock::default(),
         }
+    }
+
+    /// How far transcript and index writes go before a turn continues (default: fsync).
+    pub fn with_durability(mut self, durability: Durability) -> AgentRuntime {
+        self.durability = durability;
+        self
+    }
+
+    /// Where announcements go (the gateway delivers them through the channel).
+    pub fn set_announcer(&self, announcer: Arc<Announcer>) {
+        *self.announcer.write().unwrap_or_else(|p| p.into_inner()) = Some(announcer);
+    }
+
+    pub(crate) fn announce(&self, a: Announcement) {
+        let announcer = self.announcer.read().unwrap_or_else(|p| p.into_inner()).clone();
+        match announcer {
+            Some(f) => f(a),
+            None => tracing::info!(session = %a.session_key, text = %a.text, "announcement (no channel to deliver it)"),
+        }
+    }
+
+    /// Runs `task` in the background; [`AgentRuntime::settle`] waits for it.
+    pub(crate) fn spawn_background(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut set = self.background.lock().unwrap_or_else(|p| p.into_inner());
+        while set.try_join_next().is_some() {}
+        set.spawn(task);
+    }
+
+    /// Waits until no background turn is left (they may start more; waits for those too).
+    pub async fn settle(&self) {
+        loop {
+            let mut set = std::mem::take(&mut *self.background.lock().unwrap_or_else(|p| p.into_inner()));
+            if set.is_empty() {
+                return;
+            }
+            while set.join_next().await.is_some() {}
+        }
+    }
+
+    /// Turns of `session_key` running or waiting.
+    pub fn queue_depth(&self, session_key: &str) -> usize {
+        self.queues.depths().into_iter().find(|(k, _)| k == session_key).map(|(_, n)| n).unwrap_or(0)
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -160,7 +225,7 @@ impl AgentRuntime {
         if let Some(s) = stores.get(&dir) {
             return Ok(s.clone());
         }
-        let s = Arc::new(FileStore::open(&dir)?);
+        let s = Arc::new(FileStore::open_with(&dir, self.durability)?);
         stores.insert(dir, s.clone());
         Ok(s)
     }
@@ -204,7 +269,10 @@ impl AgentRuntime {
             e.updated_at = now;
             e.last_interaction_at = Some(now);
             e.chat_type = Some(inbound.chat_type.clone());
-            e.origin = Some(inbound.origin.clone());
+            // A chat session keeps its chat's origin when another agent or a sub-agent writes into it.
+            if inbound.delivery.is_some() || e.origin.is_none() {
+                e.origin = Some(inbound.origin.clone());
+            }
             if let Some(d) = &inbound.delivery {
                 e.last_channel = Some(d.channel.clone());
                 e.last_to = Some(d.to.clone());
@@ -244,7 +312,19 @@ impl AgentRuntime {
         // plugin dropped in a moment ago is already here).
         let kind = session_kind_for_key(cfg, agent_id, key, &inbound.main_session_key);
         let secrets = self.secrets.clone();
-        let tools = self.plugins.link_agent(cfg, &self.env, agent_id, &kind, &move |p| secrets(p));
+        let spawner = spawned_by(&entry).and_then(|parent_key| {
+            let parent_agent = parse_agent_session_key(&parent_key)?.agent_id;
+            let parent_main = main_key(cfg, &parent_agent);
+            let parent_kind = session_kind_for_key(cfg, &parent_agent, &parent_key, &parent_main);
+            Some((parent_agent, parent_kind))
+        });
+        let request = LinkRequest {
+            agent_id,
+            kind: kind.clone(),
+            parent: spawner.as_ref().map(|(a, k)| (a.as_str(), k.clone())),
+            elevated: sender_may_elevate(cfg, agent_id, &inbound.origin),
+        };
+        let tools = self.plugins.link_session(cfg, &self.env, &request, &move |p| secrets(p));
         let specs: Vec<ToolSpec> = tools
             .descriptors()
             .into_iter()
@@ -267,7 +347,7 @@ impl AgentRuntime {
                 .map(|n| n as usize)
                 .unwrap_or(Budget::default().total),
         };
-        let system = persona::system_prompt(&PromptInput {
+        let mut system = persona::system_prompt(&PromptInput {
             identity: &identity,
             workspace: &workspace,
             shared_skills: &self.env.state_dir().join("skills"),
@@ -278,6 +358,10 @@ impl AgentRuntime {
             now: &chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         });
 
+        if let Some(extra) = &inbound.extra_system {
+            system.push_str("\n\n");
+            system.push_str(extra);
+        }
         let user = Message::user(&text, now);
         append(&user, &mut parent)?;
         messages.push(user);
@@ -445,6 +529,23 @@ fn agent_profile(cfg: &Config, agent_id: &str) -> (Vec<String>, Identity) {
         .or_else(|| agent.and_then(|a| a.name.clone()))
         .unwrap_or_else(|| agent_id.to_string());
     (models, Identity { agent_id: agent_id.to_string(), name, emoji: ident.and_then(|i| i.emoji.clone()) })
+}
+
+/// The session that spawned this one (sub-agents), from the index entry.
+pub(crate) fn spawned_by(entry: &crate::store::SessionEntry) -> Option<String> {
+    entry.extra.get("spawnedBy")?.as_str().map(str::to_string)
+}
+
+/// An agent's main session key (`session.mainKey`).
+pub(crate) fn main_key(cfg: &Config, agent_id: &str) -> String {
+    build_main_session_key(agent_id, cfg.session.as_ref().and_then(|s| s.main_key.as_deref()))
+}
+
+/// `tools.elevated` for the sender of this message (`origin.from` is `<provider>:<id>`).
+fn sender_may_elevate(cfg: &Config, agent_id: &str, origin: &Origin) -> bool {
+    let (Some(provider), Some(from)) = (origin.provider.as_deref(), origin.from.as_deref()) else { return false };
+    let sender = from.strip_prefix(provider).and_then(|r| r.strip_prefix(':')).unwrap_or(from);
+    elevated_allowed(cfg, agent_id, provider, sender)
 }
 
 /// Where an agent's sessions live.

@@ -5,11 +5,13 @@
 use std::sync::{Arc, Weak};
 
 use chela_core::policy::{agent_to_agent_allowed, is_sandboxed, session_kind_for_key, session_visible};
-use chela_core::session_key::{build_main_session_key, parse_agent_session_key};
-use chela_plugin::capability::sessions::{BoxFuture, Caller, SessionSummary, SessionsAccess, TranscriptEntry};
+use chela_core::session_key::parse_agent_session_key;
+use chela_plugin::capability::sessions::{
+    BoxFuture, Caller, SessionStatus, SessionSummary, SessionsAccess, SpawnRequest, TranscriptEntry,
+};
 
-use crate::runtime::{AgentRuntime, Inbound};
-use crate::store::{Message, Origin, SessionEntry};
+use crate::runtime::AgentRuntime;
+use crate::store::{Message, SessionEntry};
 
 pub struct SessionsBridge {
     runtime: Weak<AgentRuntime>,
@@ -31,7 +33,7 @@ impl SessionsBridge {
         let target = parse_agent_session_key(key).ok_or_else(|| format!("`{key}` is not a session key"))?;
         let store = rt.store(&target.agent_id).map_err(|e| e.to_string())?;
         let entry = store.get(key).map_err(|e| e.to_string())?;
-        let spawned_by = entry.as_ref().and_then(|e| e.extra.get("spawnedBy")?.as_str().map(str::to_string));
+        let spawned_by = entry.as_ref().and_then(crate::runtime::spawned_by);
         if !session_visible(
             &cfg,
             &caller.agent_id,
@@ -48,7 +50,7 @@ impl SessionsBridge {
 
 fn sandboxed(rt: &AgentRuntime, caller: &Caller) -> bool {
     let cfg = rt.config();
-    let main = build_main_session_key(&caller.agent_id, cfg.session.as_ref().and_then(|s| s.main_key.as_deref()));
+    let main = crate::runtime::main_key(&cfg, &caller.agent_id);
     is_sandboxed(&cfg, &caller.agent_id, &session_kind_for_key(&cfg, &caller.agent_id, &caller.session_key, &main))
 }
 
@@ -123,7 +125,13 @@ impl SessionsAccess for SessionsBridge {
         })
     }
 
-    fn send<'a>(&'a self, caller: &'a Caller, key: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), String>> {
+    fn send<'a>(
+        &'a self,
+        caller: &'a Caller,
+        key: &'a str,
+        text: &'a str,
+        wait_seconds: u32,
+    ) -> BoxFuture<'a, Result<Option<String>, String>> {
         Box::pin(async move {
             let rt = self.runtime()?;
             let cfg = rt.config();
@@ -138,29 +146,44 @@ impl SessionsAccess for SessionsBridge {
                 return Err("a session cannot send to itself".into());
             }
             self.visible(&rt, caller, key)?;
-            let main =
-                build_main_session_key(&target.agent_id, cfg.session.as_ref().and_then(|s| s.main_key.as_deref()));
-            let inbound = Inbound {
-                agent_id: target.agent_id.clone(),
-                session_key: key.to_string(),
-                main_session_key: main,
-                text: text.to_string(),
-                chat_type: "direct".into(),
-                origin: Origin {
-                    provider: Some("agent".into()),
-                    from: Some(caller.session_key.clone()),
-                    label: Some(format!("agent {}", caller.agent_id)),
-                    ..Origin::default()
-                },
-                delivery: None,
-            };
-            // Queued behind the target session's own turns; the caller does not wait for it.
-            tokio::spawn(async move {
-                if let Err(e) = rt.run(inbound).await {
-                    tracing::warn!(error = %e, "sessions.send turn failed");
-                }
+            crate::agent_to_agent::send(&rt, caller, key, text, wait_seconds).await
+        })
+    }
+
+    fn status<'a>(&'a self, caller: &'a Caller, key: Option<&'a str>) -> BoxFuture<'a, Result<SessionStatus, String>> {
+        Box::pin(async move {
+            let rt = self.runtime()?;
+            let key = key.unwrap_or(&caller.session_key);
+            let entry = self.visible(&rt, caller, key)?;
+            let agent = parse_agent_session_key(key).map(|p| p.agent_id).unwrap_or_default();
+            let t = rt.store(&agent).and_then(|s| s.transcript(&entry)).map_err(|e| e.to_string())?;
+            let model = t.messages.iter().rev().find_map(|m| match m {
+                Message::Assistant { provider, model, .. } if !model.is_empty() => Some(format!("{provider}/{model}")),
+                _ => None,
             });
-            Ok(())
+            let cfg = rt.config();
+            let kind = session_kind_for_key(&cfg, &agent, key, &crate::runtime::main_key(&cfg, &agent));
+            Ok(SessionStatus {
+                key: key.to_string(),
+                agent_id: agent.clone(),
+                session_id: entry.session_id.clone(),
+                model,
+                chat_type: entry.chat_type.clone(),
+                updated_at_ms: entry.updated_at.max(0) as u64,
+                message_count: t.messages.len() as u32,
+                input_tokens: entry.input_tokens.unwrap_or(0),
+                output_tokens: entry.output_tokens.unwrap_or(0),
+                sandboxed: is_sandboxed(&cfg, &agent, &kind),
+                spawned_by: crate::runtime::spawned_by(&entry),
+                queued: rt.queue_depth(key) as u32,
+            })
+        })
+    }
+
+    fn spawn<'a>(&'a self, caller: &'a Caller, request: SpawnRequest) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let rt = self.runtime()?;
+            crate::subagents::spawn(&rt, caller, request)
         })
     }
 }

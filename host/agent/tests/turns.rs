@@ -81,6 +81,7 @@ fn inbound(agent: &str, peer: &str, text: &str) -> Inbound {
             from: Some(format!("telegram:{peer}")),
             ..Origin::default()
         },
+        extra_system: None,
         delivery: None,
     }
 }
@@ -225,7 +226,7 @@ async fn sessions_tools_see_and_message_only_what_policy_allows() {
             r#"/tool sessions_send {"key": "agent:support:telegram:direct:5", "text": "escalated by Atlas"}"#,
         )
         .await;
-    assert!(sent.reply.contains("queued for agent:support:telegram:direct:5"), "{}", sent.reply);
+    assert!(sent.reply.contains(r#""status":"accepted""#), "{}", sent.reply);
     let store = w.runtime.store("support").unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -243,6 +244,137 @@ async fn sessions_tools_see_and_message_only_what_policy_allows() {
     // ops itself (not in agentToAgent.allow) sees only its own sessions.
     let ops = w.say("ops", "6", "/tool sessions_list {}").await;
     assert!(!ops.reply.contains("agent:support:") && !ops.reply.contains("agent:work:"), "{}", ops.reply);
+}
+
+fn user_turns(w: &World, agent: &str, key: &str) -> usize {
+    let store = w.runtime.store(agent).unwrap();
+    transcript(store.as_ref(), key).iter().filter(|m| matches!(m, Message::User { .. })).count()
+}
+
+/// `sessions_send` with a wait returns the target's reply; then the two
+/// sessions answer each other, alternating, at most `maxPingPongTurns` times,
+/// and not at all once one says `REPLY_SKIP`.
+#[tokio::test]
+async fn agent_to_agent_replies_are_capped_by_max_ping_pong_turns() {
+    let config = SESSIONS.replacen("tools: {", "session: { agentToAgent: { maxPingPongTurns: 3 } },\n  tools: {", 1);
+    let w = World::with_plugins(&config, &["tool_sessions_send"]).await;
+    let (work, support) = ("agent:work:telegram:direct:1", "agent:support:telegram:direct:5");
+    w.say("support", "5", "my printer is on fire").await;
+    let send = format!(r#"/tool sessions_send {{"key": "{support}", "text": "status?", "timeoutSeconds": 30}}"#);
+    let out = w.say("work", "1", &send).await;
+    assert!(out.reply.contains(r#""status":"ok""#) && out.reply.contains("You said: “status?”"), "{}", out.reply);
+    w.runtime.settle().await;
+    // work: its own message + ping-pong replies 1 and 3; support: 2 own + the send + reply 2.
+    assert_eq!(user_turns(&w, "work", work), 3);
+    assert_eq!(user_turns(&w, "support", support), 3);
+    let store = w.runtime.store("work").unwrap();
+    let last = transcript(store.as_ref(), work).into_iter().rev().find(|m| matches!(m, Message::User { .. }));
+    assert!(last.unwrap().text().contains("Sage"), "the requester hears the target's words");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.path("state/agents/work/sessions/sessions.json")).unwrap())
+            .unwrap();
+    assert_eq!(index[work]["origin"]["provider"], "telegram", "a chat session keeps its chat origin");
+
+    // REPLY_SKIP from the target: no exchange at all.
+    let skip = World::with_plugins(&config, &["tool_sessions_send"]).await;
+    let agent_dir = skip.path("state/agents/support/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    std::fs::write(agent_dir.join("offline-script.json5"), "{rules: [{when: 'status', reply: 'REPLY_SKIP'}]}").unwrap();
+    skip.say("support", "5", "my printer is on fire").await;
+    skip.say("work", "1", &send).await;
+    skip.runtime.settle().await;
+    assert_eq!(user_turns(&skip, "work", work), 1);
+    assert_eq!(user_turns(&skip, "support", support), 2);
+}
+
+const SUBAGENTS: &str = r#"{
+  agents: { list: [
+    { id: "work", default: true, workspace: "$DIR/ws-work", identity: { name: "Atlas" },
+      subagents: { allowAgents: ["research"] }, tools: { deny: ["write"] } },
+    { id: "research", workspace: "$DIR/ws-research", identity: { name: "Scout" },
+      tools: { allow: ["read", "write", "sessions_spawn", "session_status"] } },
+    { id: "ops", workspace: "$DIR/ws-ops", identity: { name: "Ops" } },
+  ] },
+}"#;
+
+/// `sessions_spawn`: only agents in `subagents.allowAgents`; the child runs
+/// in its own `subagent` session with the intersection of its tools and its
+/// parent's (here: no `write`, no spawning); its result comes back to the
+/// parent session, whose answer is announced to the parent's chat.
+#[tokio::test]
+async fn a_sub_agent_has_no_tool_its_parent_lacks_and_reports_back() {
+    let plugins = ["tool_read", "tool_write", "tool_sessions_spawn", "tool_session_status"];
+    let w = World::with_plugins(SUBAGENTS, &plugins).await;
+    let announced = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = announced.clone();
+    w.runtime.set_announcer(Arc::new(move |a: chela_agent::Announcement| sink.lock().unwrap().push(a)));
+    let parent = "agent:work:telegram:direct:1";
+
+    let denied = w.say("work", "1", r#"/tool sessions_spawn {"task": "hi", "agentId": "ops"}"#).await;
+    assert!(denied.reply.contains("may not spawn agent `ops`"), "{}", denied.reply);
+
+    let task = r#"/tool write {\"path\": \"x.txt\", \"content\": \"y\"}"#;
+    let out = w.say("work", "1", &format!(r#"/tool sessions_spawn {{"task": "{task}", "agentId": "research"}}"#)).await;
+    assert!(out.reply.contains(r#""status":"accepted""#), "{}", out.reply);
+    let child = out.reply.split("agent:research:subagent:").nth(1).expect("child key").split('"').next().unwrap();
+    let child = format!("agent:research:subagent:{child}");
+    let again = r#"/tool sessions_spawn {\"task\": \"deeper\"}"#;
+    w.say("work", "1", &format!(r#"/tool sessions_spawn {{"task": "{again}", "agentId": "research"}}"#)).await;
+    w.runtime.settle().await;
+
+    let research = w.runtime.store("research").unwrap();
+    let said: Vec<String> = transcript(research.as_ref(), &child).iter().map(Message::text).collect();
+    assert!(said.iter().any(|t| t.contains("no tool `write`")), "the parent lacks write: {said:?}");
+    assert!(!w.path("ws-research/x.txt").exists());
+    let children: Vec<String> = research.list().unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(children.len(), 2, "{children:?}");
+    for key in &children {
+        let texts: Vec<String> = transcript(research.as_ref(), key).iter().map(Message::text).collect();
+        assert!(!texts.iter().any(|t| t.contains("\"status\":\"accepted\"")), "a sub-agent spawned: {texts:?}");
+    }
+
+    let announced = std::mem::take(&mut *announced.lock().unwrap());
+    assert_eq!(announced.len(), 2, "{announced:?}");
+    assert!(announced.iter().all(|a| a.session_key == parent && a.text.contains("Atlas")), "{announced:?}");
+    let work = w.runtime.store("work").unwrap();
+    let heard: Vec<String> = transcript(work.as_ref(), parent).iter().map(Message::text).collect();
+    assert!(heard.iter().any(|t| t.contains("[sub-agent `research`") && t.contains("no tool `write`")), "{heard:?}");
+
+    let status = w.say("work", "1", &format!(r#"/tool session_status {{"key": "{child}"}}"#)).await;
+    assert!(status.reply.contains(&format!(r#""spawnedBy":"{parent}""#)), "{}", status.reply);
+    assert!(status.reply.contains(r#""agentId":"research""#), "{}", status.reply);
+    let own = w.say("work", "1", "/tool session_status {}").await;
+    assert!(
+        own.reply.contains(r#""model":"offline/persona""#) && own.reply.contains(r#""spawnedBy":null"#),
+        "{}",
+        own.reply
+    );
+}
+
+/// `tools.elevated`: a sandboxed session runs commands on the host only for
+/// senders both the global and the agent's `elevated` allow.
+#[tokio::test]
+async fn elevated_exec_leaves_the_sandbox_only_for_allowed_senders() {
+    let config = r#"{
+      tools: { elevated: { enabled: true, allowFrom: { telegram: ["42"] } } },
+      agents: { list: [
+        { id: "box", default: true, workspace: "$DIR/ws-box", sandbox: { mode: "all", workspaceAccess: "rw" } },
+      ] },
+    }"#;
+    let w = World::with_plugins(config, &["tool_exec"]).await;
+    std::fs::write(w.path("outside.txt"), "host file").unwrap();
+    let cat = |elevated: bool| {
+        let cmd = format!("cat {} 2>/dev/null || echo not-here", w.path("outside.txt").display());
+        format!(r#"/tool exec {{"command": "{cmd}", "elevated": {elevated}}}"#)
+    };
+    let stranger = w.say("box", "7", &cat(true)).await;
+    assert!(stranger.reply.contains("elevated exec is not allowed"), "{}", stranger.reply);
+    let owner = w.say("box", "42", &cat(true)).await;
+    assert!(owner.reply.contains("host file"), "{}", owner.reply);
+    if chela_plugin::capability::process::bubblewrap().is_some() {
+        let boxed = w.say("box", "42", &cat(false)).await;
+        assert!(!boxed.reply.contains("host file"), "not elevated: sandboxed: {}", boxed.reply);
+    }
 }
 
 /// The OpenAI-compatible provider against the OpenAI fake: streamed tool

@@ -118,6 +118,13 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                     RunLimits::default(),
                 ));
                 chela_agent::sessions_access::connect(&runtime);
+                // Without a gateway there is no chat to deliver to: what sub-agents
+                // report back is printed after the reply.
+                let announced = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+                let sink = announced.clone();
+                runtime.set_announcer(Arc::new(move |a: chela_agent::Announcement| {
+                    sink.lock().unwrap_or_else(|p| p.into_inner()).push(a.text)
+                }));
                 let turn = runtime
                     .run(Inbound {
                         agent_id: agent.clone(),
@@ -126,10 +133,18 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                         text: args.message.clone(),
                         chat_type: "direct".into(),
                         origin: Origin { provider: Some("cli".into()), ..Origin::default() },
+                        extra_system: None,
                         delivery: None,
                     })
                     .await?;
-                Ok::<_, anyhow::Error>(serde_json::to_value(turn)?)
+                // Sub-agents and agent-to-agent replies this turn started finish before we exit.
+                runtime.settle().await;
+                let mut value = serde_json::to_value(turn)?;
+                let announced = std::mem::take(&mut *announced.lock().unwrap_or_else(|p| p.into_inner()));
+                if !announced.is_empty() {
+                    value["announcements"] = json!(announced);
+                }
+                Ok::<_, anyhow::Error>(value)
             })?
         }
     };
@@ -137,6 +152,9 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
         print_json(&outcome);
     } else {
         println!("{}", outcome["reply"].as_str().unwrap_or_default());
+        for a in outcome["announcements"].as_array().into_iter().flatten() {
+            println!("\n{}", a.as_str().unwrap_or_default());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -71,6 +71,7 @@ fn bench(c: &mut Criterion) {
             text: text.into(),
             chat_type: "direct".into(),
             origin: Origin::default(),
+            extra_system: None,
             delivery: None,
         }
     };

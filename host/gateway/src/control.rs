@@ -209,6 +209,7 @@ async fn send(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         text: body.text,
         chat_type: "direct".into(),
         origin: Origin { provider: Some("api".into()), label: Some("control API".into()), ..Origin::default() },
+        extra_system: None,
         delivery: None,
     };
     let _turn = gw.inflight.enter();

@@ -143,6 +143,7 @@ impl Gateway {
                 account_id: Some(account.clone()),
                 thread_id: ev.thread_id.clone(),
             },
+            extra_system: None,
             delivery: Some(DeliveryContext {
                 channel: ch.clone(),
                 to: ev.peer.id.clone(),
@@ -180,6 +181,48 @@ impl Gateway {
                 Outcome::Replied { agent_id: turn.agent_id, session_key, platform_ids: ids }
             }
             Err(e) => self.fail(&ch, &account, "deliver", e),
+        }
+    }
+
+    /// Delivers a reply no inbound message waits for (a sub-agent's result,
+    /// as the parent session answered it) to the chat the session belongs to.
+    pub async fn deliver_announcement(&self, a: chela_agent::Announcement) {
+        let Some(d) = a.delivery else {
+            tracing::info!(session = %a.session_key, "announcement for a session without a chat; it stays in the transcript");
+            return;
+        };
+        let Some(channel) = self.channel(&d.channel) else {
+            tracing::warn!(session = %a.session_key, channel = %d.channel, "announcement: channel not running");
+            return;
+        };
+        if a.text.trim().is_empty() {
+            return;
+        }
+        let kind = match a.chat_type.as_str() {
+            "group" => PeerKind::Group,
+            "channel" => PeerKind::Channel,
+            _ => PeerKind::Direct,
+        };
+        let msg = OutboundMessage {
+            account_id: d.account_id.clone(),
+            peer: chela_plugin::channel::Peer { kind, id: d.to.clone() },
+            thread_id: d.thread_id.clone(),
+            reply_to_message_id: None,
+            text: a.text,
+        };
+        match deliver(&channel, msg).await {
+            Ok(_) => {
+                let agent = chela_core::session_key::parse_agent_session_key(&a.session_key)
+                    .map(|p| p.agent_id)
+                    .unwrap_or_default();
+                self.metrics.inc(
+                    "chela_messages_out_total",
+                    &[("channel", &d.channel), ("account", &d.account_id), ("agent", &agent)],
+                )
+            }
+            Err(e) => {
+                self.fail(&d.channel, &d.account_id, "announce", e);
+            }
         }
     }
 

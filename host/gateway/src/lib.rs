@@ -206,6 +206,12 @@ impl Gateway {
             options,
             vars,
         });
+        let weak = Arc::downgrade(&gw);
+        gw.runtime.set_announcer(Arc::new(move |a| {
+            if let Some(gw) = weak.upgrade() {
+                tokio::spawn(async move { gw.deliver_announcement(a).await });
+            }
+        }));
         gw.sync_channels().await;
         Ok(gw)
     }

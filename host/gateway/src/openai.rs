@@ -124,6 +124,7 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         text,
         chat_type: "direct".into(),
         origin: Origin { provider: Some("openai-api".into()), label: Some(user), ..Origin::default() },
+        extra_system: None,
         delivery: None,
     };
     let _turn = gw.inflight.enter();

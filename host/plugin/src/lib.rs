@@ -21,5 +21,5 @@ pub use call::{CallError, CallOutcome};
 pub use capability::{Capability, GrantSet, WorkspaceAccess};
 pub use engine::{Limits, PluginEngine};
 pub use inspect::{PluginKind, PluginManifest};
-pub use linking::{AgentTools, LinkedTool, Unavailable};
+pub use linking::{AgentTools, LinkRequest, LinkedTool, Unavailable};
 pub use loader::{LoadedPlugin, PluginStatus, Plugins};

@@ -64,6 +64,24 @@ impl AgentTools {
     }
 }
 
+/// What one session's tools are linked for: the agent, the kind of session,
+/// and what only the turn knows — the spawning session (a sub-agent gets the
+/// intersection of its own tools and its parent's) and whether the sender
+/// may run commands elevated (`tools.elevated`).
+#[derive(Debug, Clone)]
+pub struct LinkRequest<'a> {
+    pub agent_id: &'a str,
+    pub kind: SessionKind,
+    pub parent: Option<(&'a str, SessionKind)>,
+    pub elevated: bool,
+}
+
+impl<'a> LinkRequest<'a> {
+    pub fn new(agent_id: &'a str, kind: SessionKind) -> LinkRequest<'a> {
+        LinkRequest { agent_id, kind, parent: None, elevated: false }
+    }
+}
+
 /// Per-plugin settings from `plugins.entries.<id>` (`allowHosts`, `enabled`, `maxMemoryMb`, `secrets`).
 pub(crate) fn plugin_entry<'a>(cfg: &'a Config, plugin_id: &str) -> Option<&'a serde_json::Value> {
     cfg.plugins.as_ref()?.entries.as_ref()?.get(plugin_id)
@@ -100,7 +118,8 @@ pub fn agent_grants(cfg: &Config, env: &Environment, policy: &EffectiveTools, ki
             WorkspaceAccess::None => (env.state_dir().join("sandboxes").join(&policy.agent_id), true),
             access => (workspace, access == WorkspaceAccess::Rw),
         };
-        grants.process = Some(ProcessGrant { root, writable, sandboxed: r.sandboxed, network: r.network });
+        grants.process =
+            Some(ProcessGrant { root, writable, sandboxed: r.sandboxed, network: r.network, elevated: false });
     }
     grants
 }
@@ -116,14 +135,32 @@ impl Plugins {
         kind: &SessionKind,
         secrets: &dyn Fn(&str) -> Arc<SecretStore>,
     ) -> AgentTools {
+        self.link_session(cfg, env, &LinkRequest::new(agent_id, kind.clone()), secrets)
+    }
+
+    /// Links the tool plugins for one session as `request` describes.
+    pub fn link_session(
+        &self,
+        cfg: &Config,
+        env: &Environment,
+        request: &LinkRequest<'_>,
+        secrets: &dyn Fn(&str) -> Arc<SecretStore>,
+    ) -> AgentTools {
         let plugins: Vec<Arc<LoadedPlugin>> = self.all().into_iter().filter(|p| p.tool.is_some()).collect();
         let catalog = plugins.iter().fold(ToolCatalog::core(), |c, p| {
             let name = p.tool.as_ref().map(|t| t.name.as_str()).unwrap_or_default();
             c.with_plugin(&p.id, &[name])
         });
-        let policy = effective_tools(cfg, agent_id, kind, &catalog);
+        let kind = &request.kind;
+        let mut policy = effective_tools(cfg, request.agent_id, kind, &catalog);
+        if let Some((parent, parent_kind)) = &request.parent {
+            policy = policy.intersect_with_parent(&effective_tools(cfg, parent, parent_kind, &catalog));
+        }
         let agent_id = policy.agent_id.clone();
-        let base = agent_grants(cfg, env, &policy, kind);
+        let mut base = agent_grants(cfg, env, &policy, kind);
+        if let Some(p) = base.process.as_mut() {
+            p.elevated = request.elevated;
+        }
         let mut tools: Vec<LinkedTool> = Vec::new();
         let mut unavailable = Vec::new();
         let mut taken: BTreeMap<String, String> = BTreeMap::new();

@@ -13,7 +13,7 @@ impl Tool for Exec {
         ToolInfo::new(
             "exec",
             "Runs a shell command (sh -c) in your workspace and returns its exit code, stdout and stderr.",
-            r#"{"type":"object","properties":{"command":{"type":"string"},"cwd":{"type":"string","description":"relative to the workspace"},"timeoutMs":{"type":"integer","minimum":1,"maximum":120000}},"required":["command"]}"#,
+            r#"{"type":"object","properties":{"command":{"type":"string"},"cwd":{"type":"string","description":"relative to the workspace"},"timeoutMs":{"type":"integer","minimum":1,"maximum":120000},"elevated":{"type":"boolean","description":"run on the host instead of the sandbox; only where tools.elevated allows the sender"}},"required":["command"]}"#,
         )
     }
 
@@ -21,8 +21,15 @@ impl Tool for Exec {
         let command = str_arg(&args, "command")?;
         let cwd = args.get("cwd").and_then(|v| v.as_str()).map(str::to_string);
         let timeout_ms = args.get("timeoutMs").and_then(|v| v.as_u64()).unwrap_or(30_000).clamp(1, 120_000) as u32;
-        let cmd =
-            Command { program: "sh".into(), args: vec!["-c".into(), command.into()], cwd, stdin: None, timeout_ms };
+        let elevated = args.get("elevated").and_then(|v| v.as_bool()).unwrap_or(false);
+        let cmd = Command {
+            program: "sh".into(),
+            args: vec!["-c".into(), command.into()],
+            cwd,
+            stdin: None,
+            timeout_ms,
+            elevated,
+        };
         let out = run(&cmd).map_err(ToolError::Denied)?;
         Ok(json!({
             "exitCode": out.exit_code,

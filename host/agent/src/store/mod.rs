@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use file::FileStore;
+pub use file::{Durability, FileStore};
 pub use transcript::{Content, Message, Transcript, Usage};
 
 /// One `sessions.json` entry. Fields chela does not use are kept as they

@@ -138,7 +138,7 @@ pub fn is_sandboxed(cfg: &Config, agent_id: &str, kind: &SessionKind) -> bool {
 }
 
 /// The kind of session a routed message runs in, from its session key: the
-/// main key is `Main`; `…:<channel>:[<account>:]group|channel:<id>…` is a
+/// main key is `Main`; `agent:<id>:subagent:<uuid>` is a `Subagent`; `…:<channel>:[<account>:]group|channel:<id>…` is a
 /// group of that channel; any other (per-peer DM) session is non-main, so it
 /// runs sandboxed whenever the agent's sandbox mode is not `off`.
 pub fn session_kind_for_key(cfg: &Config, agent_id: &str, session_key: &str, main_session_key: &str) -> SessionKind {
@@ -146,6 +146,9 @@ pub fn session_kind_for_key(cfg: &Config, agent_id: &str, session_key: &str, mai
         return SessionKind::Main;
     }
     let rest = parse_agent_session_key(session_key).map(|p| p.rest).unwrap_or_else(|| session_key.to_string());
+    if rest.starts_with("subagent:") {
+        return SessionKind::Subagent;
+    }
     let tokens: Vec<&str> = rest.split(':').collect();
     if let Some(i) = tokens.iter().position(|t| *t == "group" || *t == "channel") {
         if let (true, Some(id)) = (i >= 1, tokens.get(i + 1)) {

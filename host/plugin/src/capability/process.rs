@@ -34,6 +34,9 @@ pub struct ProcessGrant {
     pub sandboxed: bool,
     /// Network inside the sandbox.
     pub network: bool,
+    /// The sender of the message being answered may run commands on the host
+    /// (`tools.elevated`, both the global and the agent's setting allow them).
+    pub elevated: bool,
 }
 
 /// Where bubblewrap is, if installed.
@@ -116,7 +119,15 @@ pub async fn run(grant: &ProcessGrant, cmd: Command) -> Result<Output, String> {
     }
     std::fs::create_dir_all(&grant.root).map_err(|e| format!("workspace: {e}"))?;
     let rel = working_dir(&grant.root, cmd.cwd.as_deref())?;
-    let mut child = if grant.sandboxed {
+    let mut child = if grant.sandboxed && cmd.elevated {
+        if !grant.elevated {
+            return Err("elevated exec is not allowed for this sender (tools.elevated.allowFrom, and the agent's \
+                 tools.elevated, must both allow them); the command was not run"
+                .into());
+        }
+        tracing::warn!(program = %cmd.program, "elevated: running on the host, outside the sandbox");
+        on_host(grant, &rel, &cmd)
+    } else if grant.sandboxed {
         let bwrap = bubblewrap().ok_or(
             "this session must run commands in the sandbox, but bubblewrap (bwrap) is not installed; the command was not run",
         )?;

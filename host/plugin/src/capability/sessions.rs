@@ -10,7 +10,7 @@ use std::pin::Pin;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::chela::plugin::sessions;
-pub use crate::bindings::chela::plugin::sessions::{SessionSummary, TranscriptEntry};
+pub use crate::bindings::chela::plugin::sessions::{SessionStatus, SessionSummary, SpawnRequest, TranscriptEntry};
 use crate::state::PluginState;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -35,7 +35,17 @@ pub trait SessionsAccess: Send + Sync {
         key: &'a str,
         limit: u32,
     ) -> BoxFuture<'a, Result<Vec<TranscriptEntry>, String>>;
-    fn send<'a>(&'a self, caller: &'a Caller, key: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), String>>;
+    /// Queues `text` into `key`; waits up to `wait_seconds` for the reply.
+    fn send<'a>(
+        &'a self,
+        caller: &'a Caller,
+        key: &'a str,
+        text: &'a str,
+        wait_seconds: u32,
+    ) -> BoxFuture<'a, Result<Option<String>, String>>;
+    fn status<'a>(&'a self, caller: &'a Caller, key: Option<&'a str>) -> BoxFuture<'a, Result<SessionStatus, String>>;
+    /// Starts a sub-agent; returns its session key.
+    fn spawn<'a>(&'a self, caller: &'a Caller, request: SpawnRequest) -> BoxFuture<'a, Result<String, String>>;
 }
 
 impl PluginState {
@@ -56,9 +66,19 @@ impl sessions::Host for PluginState {
         access.history(&caller, &key, limit).await
     }
 
-    async fn send(&mut self, key: String, text: String) -> Result<(), String> {
+    async fn send(&mut self, key: String, text: String, wait_seconds: u32) -> Result<Option<String>, String> {
         let (access, caller) = self.sessions_call()?;
-        access.send(&caller, &key, &text).await
+        access.send(&caller, &key, &text, wait_seconds).await
+    }
+
+    async fn status(&mut self, key: Option<String>) -> Result<SessionStatus, String> {
+        let (access, caller) = self.sessions_call()?;
+        access.status(&caller, key.as_deref()).await
+    }
+
+    async fn spawn(&mut self, req: SpawnRequest) -> Result<String, String> {
+        let (access, caller) = self.sessions_call()?;
+        access.spawn(&caller, req).await
     }
 }
 

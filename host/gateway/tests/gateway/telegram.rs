@@ -2,7 +2,7 @@
 //! gateway against the Telegram fake (`tests/fakes`) on 127.0.0.1: the same
 //! component would talk to api.telegram.org with only `apiRoot` changed.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! component would talk to graph.facebook.com with only `graphApiBase`
 //! changed.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

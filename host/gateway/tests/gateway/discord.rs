@@ -4,7 +4,7 @@
 //! REST. The same component would talk to discord.com with only `apiBase`
 //! changed.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! Events API for another. The same component would talk to slack.com with
 //! only `apiBase` changed.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! platform's own error, and the adapter reports that error (naming it)
 //! instead of failing silently or routing anything.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

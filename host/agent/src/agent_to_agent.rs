@@ -1,0 +1,122 @@
+//! Agent-to-agent messaging (`sessions_send`, reference §10.7): the target
+//! session answers in its own queue, behind its own turns; then the two
+//! sessions may answer each other, alternating and starting with the
+//! requester, up to `session.agentToAgent.maxPingPongTurns` (0–5, default 5),
+//! until one answers `REPLY_SKIP` or nothing. The policy checks (agent-to-agent
+//! allow list, visibility) are the caller's, in [`crate::sessions_access`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chela_core::session_key::parse_agent_session_key;
+use chela_plugin::capability::sessions::Caller;
+use tokio::sync::oneshot;
+
+use crate::runtime::{main_key, AgentRuntime, Inbound};
+use crate::store::Origin;
+
+/// A reply that ends the back-and-forth.
+pub const REPLY_SKIP: &str = "REPLY_SKIP";
+/// The most a `sessions_send` waits for the target's reply.
+pub const MAX_WAIT_SECONDS: u32 = 300;
+/// The cap (and default) of `maxPingPongTurns`.
+pub const MAX_PING_PONG_TURNS: u8 = 5;
+
+/// Queues `text` into `target_key` and runs the exchange in the background;
+/// with `wait_seconds` > 0, returns the target's first reply if it comes in time.
+pub(crate) async fn send(
+    rt: &Arc<AgentRuntime>,
+    caller: &Caller,
+    target_key: &str,
+    text: &str,
+    wait_seconds: u32,
+) -> Result<Option<String>, String> {
+    let (tx, rx) = oneshot::channel();
+    let (runtime, requester, target, text) =
+        (rt.clone(), caller.session_key.clone(), target_key.to_string(), text.to_string());
+    rt.spawn_background(async move {
+        let first = runtime.run(inbound(&runtime, &target, &requester, text, None)).await;
+        match first {
+            Ok(out) => {
+                let _ = tx.send(Ok(out.reply.clone()));
+                ping_pong(&runtime, &requester, &target, out.reply).await;
+            }
+            Err(e) => {
+                tracing::warn!(target = %target, error = %e, "sessions_send: the target's turn failed");
+                let _ = tx.send(Err(format!("session `{target}` could not answer: {e}")));
+            }
+        }
+    });
+    if wait_seconds == 0 {
+        return Ok(None);
+    }
+    let wait = Duration::from_secs(u64::from(wait_seconds.min(MAX_WAIT_SECONDS)));
+    match tokio::time::timeout(wait, rx).await {
+        Ok(Ok(reply)) => reply.map(Some),
+        // Still running: the exchange goes on without the caller.
+        _ => Ok(None),
+    }
+}
+
+fn ends_exchange(reply: &str) -> bool {
+    let r = reply.trim();
+    r.is_empty() || r == REPLY_SKIP
+}
+
+/// The back-and-forth after the target's first reply.
+async fn ping_pong(rt: &AgentRuntime, requester: &str, target: &str, first_reply: String) {
+    let max = rt
+        .config()
+        .session
+        .as_ref()
+        .and_then(|s| s.agent_to_agent.as_ref()?.max_ping_pong_turns)
+        .unwrap_or(MAX_PING_PONG_TURNS)
+        .min(MAX_PING_PONG_TURNS);
+    let (mut current, mut other) = (requester.to_string(), target.to_string());
+    let mut incoming = first_reply;
+    for turn in 1..=max {
+        if ends_exchange(&incoming) {
+            break;
+        }
+        let context = format!(
+            "This message comes from another agent's session `{other}` (agent-to-agent exchange, reply {turn} of at \
+             most {max}). Answer it if that helps; reply exactly {REPLY_SKIP} to end the exchange."
+        );
+        match rt.run(inbound(rt, &current, &other, incoming, Some(context))).await {
+            Ok(out) => incoming = out.reply,
+            Err(e) => {
+                tracing::warn!(session = %current, error = %e, "agent-to-agent reply failed; exchange ends");
+                break;
+            }
+        }
+        std::mem::swap(&mut current, &mut other);
+    }
+}
+
+/// A message from session `from` into session `key`.
+fn inbound(rt: &AgentRuntime, key: &str, from: &str, text: String, extra_system: Option<String>) -> Inbound {
+    let cfg = rt.config();
+    let agent_id = parse_agent_session_key(key).map(|p| p.agent_id).unwrap_or_default();
+    let from_agent = parse_agent_session_key(from).map(|p| p.agent_id).unwrap_or_default();
+    let chat_type = rt
+        .store(&agent_id)
+        .ok()
+        .and_then(|s| s.get(key).ok().flatten())
+        .and_then(|e| e.chat_type)
+        .unwrap_or_else(|| "direct".into());
+    Inbound {
+        main_session_key: main_key(&cfg, &agent_id),
+        agent_id,
+        session_key: key.to_string(),
+        text,
+        chat_type,
+        origin: Origin {
+            provider: Some("agent".into()),
+            from: Some(from.to_string()),
+            label: Some(format!("agent {from_agent}")),
+            ..Origin::default()
+        },
+        extra_system,
+        delivery: None,
+    }
+}

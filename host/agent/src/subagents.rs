@@ -1,0 +1,112 @@
+//! Sub-agents (`sessions_spawn`, reference §10.7): a task run in a new
+//! session `agent:<id>:subagent:<uuid>` of the caller's agent or, where
+//! `agents.list[].subagents.allowAgents` lets it, of another agent. The
+//! child's tools are its own policy (with the sub-agent stage) intersected
+//! with its parent session's, never more; a sub-agent cannot spawn again.
+//! When the child is done its result goes to the parent session as a
+//! message, and the parent's answer is announced to the parent's chat.
+
+use std::sync::Arc;
+
+use chela_core::ids::normalize_agent_id;
+use chela_core::policy::may_spawn;
+use chela_core::roster::Roster;
+use chela_core::session_key::parse_agent_session_key;
+use chela_plugin::capability::sessions::{Caller, SpawnRequest};
+use serde_json::Value;
+
+use crate::runtime::{main_key, AgentRuntime, Announcement, Inbound};
+use crate::store::Origin;
+
+/// Whether `key` is a sub-agent's session.
+pub fn is_subagent_key(key: &str) -> bool {
+    parse_agent_session_key(key).is_some_and(|p| p.rest.starts_with("subagent:"))
+}
+
+/// Checks the request, creates the child session and starts it; returns its key.
+pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) -> Result<String, String> {
+    let cfg = rt.config();
+    if is_subagent_key(&caller.session_key) {
+        return Err("a sub-agent cannot spawn sub-agents".into());
+    }
+    if req.task.trim().is_empty() {
+        return Err("`task` is empty".into());
+    }
+    let target = normalize_agent_id(Some(req.agent_id.as_deref().unwrap_or(&caller.agent_id)));
+    if Roster::from_config(&cfg).find(&target).is_none() {
+        return Err(format!("unknown agent `{target}`"));
+    }
+    if !may_spawn(&cfg, &caller.agent_id, &target) {
+        return Err(format!(
+            "agent `{}` may not spawn agent `{target}` (agents.list[{}].subagents.allowAgents)",
+            caller.agent_id, caller.agent_id
+        ));
+    }
+    let child = format!("agent:{target}:subagent:{}", uuid::Uuid::new_v4());
+    let label = req.label.clone().filter(|l| !l.trim().is_empty()).unwrap_or_else(|| target.clone());
+    let parent = caller.session_key.clone();
+    rt.store(&target)
+        .and_then(|s| {
+            s.upsert(&child, &mut |e| {
+                e.extra.insert("spawnedBy".into(), Value::String(parent.clone()));
+                e.extra.insert("spawnDepth".into(), Value::from(1));
+                e.extra.insert("label".into(), Value::String(label.clone()));
+            })
+        })
+        .map_err(|e| e.to_string())?;
+    tracing::info!(parent = %parent, child = %child, "sub-agent spawned");
+
+    let (runtime, parent_agent, child_key) = (rt.clone(), caller.agent_id.clone(), child.clone());
+    rt.spawn_background(async move {
+        let cfg = runtime.config();
+        let run = runtime
+            .run(Inbound {
+                main_session_key: main_key(&cfg, &target),
+                agent_id: target.clone(),
+                session_key: child_key.clone(),
+                text: req.task,
+                chat_type: "direct".into(),
+                origin: Origin {
+                    provider: Some("subagent".into()),
+                    from: Some(parent.clone()),
+                    label: Some(format!("spawned by {parent}")),
+                    ..Origin::default()
+                },
+                extra_system: None,
+                delivery: None,
+            })
+            .await;
+        let result = match run {
+            Ok(out) => format!("[sub-agent `{label}` ({child_key}) finished]\n{}", out.reply),
+            Err(e) => format!("[sub-agent `{label}` ({child_key}) failed] {e}"),
+        };
+        let parent_entry = runtime.store(&parent_agent).ok().and_then(|s| s.get(&parent).ok().flatten());
+        let chat_type = parent_entry.as_ref().and_then(|e| e.chat_type.clone()).unwrap_or_else(|| "direct".into());
+        let delivery = parent_entry.and_then(|e| e.delivery_context);
+        let answered = runtime
+            .run(Inbound {
+                main_session_key: main_key(&cfg, &parent_agent),
+                agent_id: parent_agent.clone(),
+                session_key: parent.clone(),
+                text: result,
+                chat_type: chat_type.clone(),
+                origin: Origin {
+                    provider: Some("subagent".into()),
+                    from: Some(child_key.clone()),
+                    label: Some(format!("sub-agent {label}")),
+                    ..Origin::default()
+                },
+                extra_system: Some(
+                    "A sub-agent you spawned has finished; its result is the message. Tell the user what it found."
+                        .into(),
+                ),
+                delivery: None,
+            })
+            .await;
+        match answered {
+            Ok(out) => runtime.announce(Announcement { session_key: parent, delivery, chat_type, text: out.reply }),
+            Err(e) => tracing::warn!(session = %parent, error = %e, "the parent could not take the sub-agent's result"),
+        }
+    });
+    Ok(child)
+}

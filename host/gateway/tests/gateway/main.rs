@@ -1,0 +1,12 @@
+//! The gateway's integration tests, one binary: each module starts real
+//! gateways on 127.0.0.1:0 with real components and (where a platform is out
+//! of reach) its fake. One binary links wasmtime once instead of once per file.
+
+mod common;
+
+mod credentials;
+mod discord;
+mod e2e;
+mod slack;
+mod telegram;
+mod whatsapp;

@@ -2,3 +2,4 @@
 //! link steps than one binary per file).
 
 mod conformance;
+mod deploy;

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 const USAGE: &str = "usage: cargo xtask <demo|test|build-plugins|fuzz [SECONDS]|bench>
   demo [--once]  run the gateway on examples/multi-agent.json5, offline, after a walkthrough (--once: stop after it)
-  test           build plugins, fmt check, clippy, all tests, bench smoke, bounded fuzzing (what CI runs)
+  test           build plugins, fmt check, deploy manifests, clippy, all tests, bench smoke, bounded fuzzing (what CI runs)
+  validate-deploy  the Kubernetes manifests against the API schemas (kubernetes-validate)
   build-plugins  build plugins/ and test fixtures for wasm32-wasip2 (installs the target if missing)
   fuzz   run each fuzz target for SECONDS (default 30)
   bench  run the criterion benchmarks";
@@ -283,6 +284,45 @@ fn build_js_plugins() -> Result<(), String> {
 
 /// componentize-py from PyPI (a venv under target/); the wheel carries CPython.
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+/// Offline validator with the Kubernetes OpenAPI schemas bundled (PyPI).
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
+/// The manifests in deploy/kubernetes that are Kubernetes API objects.
+const MANIFESTS: [&str; 6] =
+    ["namespace.yaml", "configmap.yaml", "secret.yaml", "pvc.yaml", "deployment.yaml", "service.yaml"];
+
+/// The Kubernetes manifests against the API schemas (strict: unknown fields
+/// fail), and the ConfigMap's config is deploy/chela.json5 to the byte.
+fn validate_deploy() -> Result<(), String> {
+    let venv = root().join("target/k8s-venv");
+    let tool = venv.join("bin/kubernetes-validate");
+    if !tool.exists() {
+        run("python3 -m venv target/k8s-venv", Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(
+            &format!("pip install {KUBERNETES_VALIDATE}"),
+            Command::new(venv.join("bin/pip")).args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                KUBERNETES_VALIDATE,
+            ]),
+        )?;
+    }
+    let dir = root().join("deploy/kubernetes");
+    run(
+        "kubernetes-validate --strict deploy/kubernetes",
+        Command::new(&tool).arg("--strict").current_dir(&dir).args(MANIFESTS),
+    )?;
+    let check = r#"
+import sys, yaml
+cm = yaml.safe_load(open("deploy/kubernetes/configmap.yaml"))
+if cm["data"]["chela.json5"] != open("deploy/chela.json5").read():
+    sys.exit("deploy/kubernetes/configmap.yaml: data.chela.json5 differs from deploy/chela.json5")
+"#;
+    run(
+        "the ConfigMap carries deploy/chela.json5",
+        Command::new(venv.join("bin/python")).args(["-c", check]).current_dir(root()),
+    )
+}
 
 /// Whether `out` exists and is newer than every file in `sources`.
 fn up_to_date(out: &Path, sources: &[PathBuf]) -> bool {
@@ -373,6 +413,7 @@ fn test() -> Result<(), String> {
     build_plugins()?;
     ensure_bubblewrap();
     run("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    validate_deploy()?;
     run("tests", cargo().args(["test", "--workspace"]))?;
     // Guest-side logic (reply splitting, escaping, mention parsing) is plain Rust: test it natively.
     let host = Command::new("rustc")
@@ -428,6 +469,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("test") => test(),
         Some("build-plugins") => build_plugins(),
+        Some("validate-deploy") => validate_deploy(),
         Some("fuzz") => fuzz(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30)),
         Some("bench") => run("benchmarks", cargo().args(["bench", "-p", "chela-core"])),
         _ => {

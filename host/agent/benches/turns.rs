@@ -39,6 +39,7 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability) ->
     std::fs::write(root.join("ws/SOUL.md"), "Calm, brief, exact.\n").expect("SOUL.md");
     let text = format!(
         r#"{{ agents: {{ list: [{{ id: "work", default: true, workspace: "{}/ws", identity: {{ name: "Atlas" }} }}] }},
+            session: {{ dmScope: "per-channel-peer" }},
             bindings: [{{ agentId: "work", match: {{ channel: "telegram", accountId: "*" }} }}] }}"#,
         root.display()
     );

@@ -1,0 +1,39 @@
+# chela: the gateway binary and the first-party plugins (Rust tools and the
+# four channel adapters, as WebAssembly components) in a small Debian image.
+#   docker build -t chela:dev .
+#   docker run --rm -p 18789:18789 -e CHELA_GATEWAY_TOKEN=change-me chela:dev
+# Kubernetes: deploy/kubernetes/ and docs/deploy.md.
+
+# ---- build: the host binary and the components, in one cargo target dir ----
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+RUN rustup target add wasm32-wasip2
+COPY . .
+RUN cargo build --release --locked -p chela \
+ && cargo build --release --locked --target wasm32-wasip2 --manifest-path plugins/Cargo.toml --target-dir target \
+      -p tool-read -p tool-write -p tool-edit -p tool-apply-patch -p tool-exec -p tool-web-fetch \
+      -p tool-memory-search -p tool-memory-get -p tool-sessions-list -p tool-sessions-history \
+      -p tool-sessions-send -p tool-session-status -p tool-sessions-spawn \
+      -p channel-telegram -p channel-slack -p channel-discord -p channel-whatsapp \
+ && mkdir -p /out/plugins \
+ && cp target/release/chela /out/chela \
+ && cp target/wasm32-wasip2/release/tool_*.wasm target/wasm32-wasip2/release/channel_*.wasm /out/plugins/
+
+# ---- run: the binary, the plugins, bubblewrap for sandboxed exec ----
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates bubblewrap \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/chela --create-home chela
+COPY --from=build /out/chela /usr/local/bin/chela
+COPY --from=build /out/plugins/ /usr/lib/chela/plugins/
+COPY deploy/chela.json5 /etc/chela/chela.json5
+COPY examples/workspaces/ /usr/share/chela/personas/
+ENV CHELA_STATE_DIR=/var/lib/chela \
+    CHELA_CONFIG_PATH=/etc/chela/chela.json5
+USER 10001
+EXPOSE 18789
+# Off loopback the gateway refuses to start without a token
+# (gateway.auth.token or CHELA_GATEWAY_TOKEN).
+ENTRYPOINT ["chela"]
+CMD ["gateway", "--bind", "lan"]

@@ -241,15 +241,17 @@ impl Gateway {
     /// started with. Changed `channels.*` restart the channel adapters.
     pub async fn apply_config(self: &Arc<Self>, config: Arc<Config>) {
         let old = self.config();
-        let channels_changed = format!("{:?}", old.channels) != format!("{:?}", config.channels);
+        let changed = changed_channels(&old, &config);
         *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(RouteTable::build(&config));
         self.runtime.set_config(config.clone());
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
-        if channels_changed {
-            self.channels.write().unwrap_or_else(|p| p.into_inner()).clear();
+        if !changed.is_empty() {
+            // Only the adapters whose section changed restart; the others keep
+            // their connections (and their pollers) untouched.
+            self.channels.write().unwrap_or_else(|p| p.into_inner()).retain(|id, _| !changed.contains(id));
             self.sync_channels().await;
         }
-        tracing::info!(channels_restarted = channels_changed, "config applied");
+        tracing::info!(channels_restarted = ?changed, "config applied");
     }
 
     /// Watches the config file; a valid change is applied, an invalid one is
@@ -417,5 +419,38 @@ async fn poll_loop(gw: std::sync::Weak<Gateway>, channel: Arc<ChannelRuntime>, a
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
+    }
+}
+
+/// The channels whose `channels.<id>` section differs between two configs
+/// (added, removed or edited).
+fn changed_channels(old: &Config, new: &Config) -> Vec<String> {
+    let section = |c: &Config, id: &str| c.channels.as_ref().and_then(|m| m.get(id)).map(|v| format!("{v:?}"));
+    let mut ids: Vec<String> = old.channels.iter().chain(new.channels.iter()).flat_map(|m| m.keys().cloned()).collect();
+    ids.sort();
+    ids.dedup();
+    ids.into_iter().filter(|id| section(old, id) != section(new, id)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Config {
+        chela_core::config::load_str(text, None).expect("config loads").config
+    }
+
+    #[test]
+    fn only_edited_added_or_removed_channels_restart() {
+        let old = cfg(
+            r#"{ channels: { telegram: { dmPolicy: "open", allowFrom: ["*"] }, slack: { dmPolicy: "open", allowFrom: ["*"] } } }"#,
+        );
+        let new = cfg(
+            r#"{ channels: { telegram: { dmPolicy: "pairing" }, slack: { dmPolicy: "open", allowFrom: ["*"] }, discord: {} },
+                           bindings: [{ agentId: "main", match: { channel: "slack" } }] }"#,
+        );
+        assert_eq!(changed_channels(&old, &new), ["discord", "telegram"]);
+        assert!(changed_channels(&new, &new).is_empty());
+        assert_eq!(changed_channels(&new, &cfg("{}")), ["discord", "slack", "telegram"]);
     }
 }

@@ -1,0 +1,324 @@
+//! `chela gateway` as a black box: the real binary on 127.0.0.1, with the
+//! fakes of all four platforms and of the OpenAI API, real channel
+//! components from `plugins/`, config and state in files. Only what a user
+//! sees: platform messages in, replies recorded by the fakes, the control
+//! API, the exit code.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use chela_fakes::discord::DiscordFake;
+use chela_fakes::openai::{OpenAiFake, Scripted};
+use chela_fakes::slack::{AppSpec, SlackFake};
+use chela_fakes::telegram::TelegramFake;
+use chela_fakes::whatsapp::WhatsAppFake;
+use chela_fakes::wire;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const WAIT: Duration = Duration::from_secs(30);
+const HELP_BOT: &str = "222:BBB-help";
+const DISCORD_BOT: &str = "MTEx.main-bot-token";
+const GUILD: &str = "1200000000000000001";
+const GENERAL: &str = "1200000000000000002";
+const SALES: &str = "106540352242922";
+const APP_SECRET: &str = "wa-app-secret";
+const TOKEN: &str = "ctl-token";
+
+struct Fakes {
+    telegram: TelegramFake,
+    slack: SlackFake,
+    discord: DiscordFake,
+    whatsapp: WhatsAppFake,
+    openai: OpenAiFake,
+}
+
+impl Fakes {
+    async fn start() -> Fakes {
+        let telegram = TelegramFake::start().await;
+        telegram.add_bot(HELP_BOT, 222, "sage_bot");
+        telegram.add_group(-1001, "Family", &[]);
+        let slack = SlackFake::start().await;
+        slack.add_app(AppSpec {
+            app_id: "A0ACME",
+            team_id: "T0ACME",
+            bot_token: "xoxb-acme",
+            app_token: "xapp-1-acme",
+            signing_secret: "acme-signing",
+            bot_user_id: "U0BOTACME",
+        });
+        slack.add_conversation("T0ACME", "C0GENERAL", "channel", None);
+        let discord = DiscordFake::start().await;
+        discord.add_bot(DISCORD_BOT, "1100000000000000009", "ops", true);
+        discord.add_guild(GUILD, &[GENERAL], &[]);
+        let whatsapp = WhatsAppFake::start(APP_SECRET).await;
+        whatsapp.add_number(SALES, "15550783881", "EAAG-sales");
+        let openai = OpenAiFake::start("sk-fake-openai").await;
+        Fakes { telegram, slack, discord, whatsapp, openai }
+    }
+}
+
+/// The config, with WhatsApp's `sales` number bound to `sales_agent`.
+fn config(root: &Path, f: &Fakes, sales_agent: &str) -> String {
+    format!(
+        r#"{{
+  models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+  agents: {{ list: [
+    {{ id: "work", default: true, workspace: "{root}/ws-work", identity: {{ name: "Atlas" }} }},
+    {{ id: "support", workspace: "{root}/ws-support", identity: {{ name: "Sage" }}, model: "openai/gpt-test" }},
+    {{ id: "ops", workspace: "{root}/ws-ops", identity: {{ name: "Ops" }} }},
+  ] }},
+  bindings: [
+    {{ agentId: "support", match: {{ channel: "telegram", accountId: "help" }} }},
+    {{ agentId: "work", match: {{ channel: "slack", accountId: "acme" }} }},
+    {{ agentId: "ops", match: {{ channel: "discord", accountId: "main" }} }},
+    {{ agentId: "{sales_agent}", match: {{ channel: "whatsapp", accountId: "sales" }} }},
+  ],
+  broadcast: {{ "-1001": ["work", "ops"] }},
+  channels: {{
+    telegram: {{ dmPolicy: "pairing", groupPolicy: "open", groups: {{ "-1001": {{ requireMention: false }} }},
+      accounts: {{ help: {{ botToken: "{HELP_BOT}", apiRoot: "{telegram}" }} }} }},
+    slack: {{ dmPolicy: "open", allowFrom: ["*"], groupPolicy: "open", groups: {{ "*": {{ requireMention: true }} }},
+      apiBase: "{slack}", accounts: {{ acme: {{ botToken: "xoxb-acme", appToken: "xapp-1-acme" }} }} }},
+    discord: {{ dmPolicy: "open", allowFrom: ["*"], groupPolicy: "open", groups: {{ "*": {{ requireMention: true }} }},
+      apiBase: "{discord}", accounts: {{ main: {{ token: "{DISCORD_BOT}" }} }} }},
+    whatsapp: {{ dmPolicy: "open", allowFrom: ["*"], appSecret: "{APP_SECRET}", verifyToken: "let-me-in",
+      graphApiBase: "{whatsapp}", accounts: {{ sales: {{ phoneNumberId: "{SALES}", accessToken: "EAAG-sales" }} }} }},
+  }},
+  gateway: {{ auth: {{ token: "{TOKEN}" }} }},
+}}"#,
+        root = root.display(),
+        openai = f.openai.base_url(),
+        telegram = f.telegram.api_root(),
+        slack = f.slack.api_base(),
+        discord = f.discord.api_base(),
+        whatsapp = f.whatsapp.base_url(),
+    )
+}
+
+fn component(name: &str) -> PathBuf {
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/wasm32-wasip2/release").join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} is missing: run `cargo xtask build-plugins` first", p.display());
+    p
+}
+
+struct Gateway {
+    child: Child,
+    addr: String,
+    root: PathBuf,
+    config: PathBuf,
+}
+
+impl Gateway {
+    /// Starts `chela gateway --port 0` and reads the address it prints.
+    async fn start(root: &Path, config_text: &str) -> Gateway {
+        let plugins = root.join("state/plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        for c in ["channel_telegram", "channel_slack", "channel_discord", "channel_whatsapp"] {
+            std::fs::copy(component(c), plugins.join(format!("{c}.wasm"))).unwrap();
+        }
+        let config = root.join("chela.json5");
+        std::fs::write(&config, config_text).unwrap();
+        let mut child = chela(root, &config)
+            .args(["gateway", "--port", "0"])
+            .env("OPENAI_API_KEY", "sk-fake-openai")
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chela starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = tokio::time::timeout(WAIT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(a) = line.split("listening on http://").nth(1) {
+                    return a.trim().to_string();
+                }
+            }
+            panic!("the gateway exited before listening");
+        })
+        .await
+        .expect("the gateway listens");
+        // Keep draining its log so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let gw = Gateway { child, addr, root: root.into(), config };
+        let deadline = Instant::now() + WAIT;
+        while gw.get("/readyz", &[]).await.status != 200 {
+            assert!(Instant::now() < deadline, "not ready: {}", gw.get("/readyz", &[]).await.body);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        gw
+    }
+
+    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> wire::Answer {
+        wire::request("GET", &format!("http://{}{path}", self.addr), headers, b"").await.expect("answers")
+    }
+
+    async fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> wire::Answer {
+        wire::request("POST", &format!("http://{}{path}", self.addr), headers, body).await.expect("answers")
+    }
+
+    /// Rewrites the config file (the gateway watches it) with a new mtime.
+    fn edit(&self, text: &str) {
+        let tmp = self.root.join("chela.json5.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.config).unwrap();
+    }
+
+    fn sigterm(&self) {
+        let pid = self.child.id().expect("running");
+        let ok = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        assert!(ok.success());
+    }
+}
+
+fn chela(root: &Path, config: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_chela"));
+    c.arg("--config").arg(config).env("CHELA_STATE_DIR", root.join("state")).env("HOME", root);
+    c.env_remove("CHELA_GATEWAY_TOKEN");
+    c
+}
+
+fn telegram_text(m: &Value) -> String {
+    m["text"].as_str().unwrap_or_default().to_string()
+}
+
+/// Waits until `check` holds, polling.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_platforms_pairing_mentions_broadcast_reload_limits_and_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let f = Fakes::start().await;
+    let gw = Gateway::start(root, &config(root, &f, "work")).await;
+    let hook = format!("http://{}/channels/whatsapp/sales/", gw.addr);
+    f.whatsapp.subscribe(&hook, "let-me-in").await.expect("WhatsApp handshake");
+
+    // Telegram, pairing: a stranger gets a code and reaches no agent…
+    f.telegram.user_message(HELP_BOT, None, (4242, "Mia"), "hello?", Value::Null);
+    let sent = f.telegram.wait_sent(HELP_BOT, 1, WAIT).await;
+    let code_msg = telegram_text(&sent[0]);
+    let code = code_msg.split("pairing code is ").nth(1).and_then(|r| r.get(..8)).expect("a code").to_string();
+    assert!(f.openai.requests().is_empty(), "no model was asked");
+    // …until the owner approves the code; then the bound agent (support, on the OpenAI fake) answers.
+    let approve = chela(root, &gw.config).args(["pairing", "approve", "telegram", &code]).output().await.unwrap();
+    assert!(approve.status.success(), "{}", String::from_utf8_lossy(&approve.stderr));
+    f.openai.script([Scripted::Text("Sage here, via the model.".into())]);
+    f.telegram.user_message(HELP_BOT, None, (4242, "Mia"), "hello again", Value::Null);
+    let sent = f.telegram.wait_sent(HELP_BOT, 2, WAIT).await;
+    assert_eq!(telegram_text(&sent[1]), "Sage here, via the model.");
+    assert_eq!(sent[1]["chat_id"], 4242);
+    assert_eq!(f.openai.requests().len(), 1);
+
+    // Telegram, a broadcast group: both listed agents answer in the group.
+    f.telegram.user_message(HELP_BOT, Some(-1001), (4242, "Mia"), "dinner at 8?", Value::Null);
+    let sent = f.telegram.wait_sent(HELP_BOT, 4, WAIT).await;
+    let mut who: Vec<String> =
+        sent[2..].iter().map(|m| telegram_text(m).split(' ').next().unwrap_or("").into()).collect();
+    who.sort();
+    assert_eq!(who, ["Atlas", "Ops"], "{sent:?}");
+    assert!(sent[2..].iter().all(|m| m["chat_id"] == -1001));
+
+    // Slack (Socket Mode): no mention, no answer (but stored); a mention → `work`.
+    f.slack.user_message("A0ACME", "C0GENERAL", "U0BO", "morning all", None).await;
+    f.slack.user_message("A0ACME", "C0GENERAL", "U0BO", "<@U0BOTACME> status?", None).await;
+    let sent = f.slack.wait_sent("A0ACME", 1, WAIT).await;
+    assert!(sent[0]["text"].as_str().unwrap_or_default().starts_with("Atlas (agent `work`)"), "{}", sent[0]);
+    assert!(sent[0]["text"].as_str().unwrap_or_default().contains("status?"), "{}", sent[0]);
+
+    // Discord (Gateway + REST): a mention in a guild channel → `ops`, back in that channel.
+    assert!(f.discord.wait_connected(DISCORD_BOT, WAIT).await);
+    f.discord.user_message(DISCORD_BOT, Some(GENERAL), ("1300000000000000001", "kim"), "deploy?", &[], true);
+    let sent = f.discord.wait_sent(DISCORD_BOT, 1, WAIT).await;
+    assert_eq!(sent[0].0, GENERAL);
+    assert!(sent[0].1["content"].as_str().unwrap_or_default().starts_with("Ops (agent `ops`)"), "{:?}", sent[0]);
+
+    // WhatsApp (signed webhook): a DM → `work`, through the sales number.
+    let (_, status) = f.whatsapp.user_message(SALES, ("15551234567", "Ana"), "price list?", None, None).await;
+    assert_eq!(status, Some(200));
+    let sent = f.whatsapp.wait_sent(SALES, 1, WAIT).await;
+    assert!(sent[0]["text"]["body"].as_str().unwrap_or_default().starts_with("Atlas"), "{}", sent[0]);
+
+    // Bindings edited while messages flow: nothing is lost, later ones reach `ops`.
+    let mut accepted = 1;
+    let moved_at = Instant::now();
+    gw.edit(&config(root, &f, "ops"));
+    let mut last = String::new();
+    while moved_at.elapsed() < Duration::from_secs(10) {
+        let (_, status) = f.whatsapp.user_message(SALES, ("15551234567", "Ana"), "still there?", None, None).await;
+        assert_eq!(status, Some(200));
+        accepted += 1;
+        let sent = f.whatsapp.wait_sent(SALES, accepted, WAIT).await;
+        last = sent[accepted - 1]["text"]["body"].as_str().unwrap_or_default().to_string();
+        if last.starts_with("Ops") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(last.starts_with("Ops (agent `ops`)"), "the new binding never applied: {last}");
+    assert_eq!(f.whatsapp.sent(SALES).len(), accepted, "every accepted message answered once");
+
+    // An invalid edit changes nothing: still `ops`, still ready.
+    gw.edit("{ agents: { list: [ { id: 42 } ] }");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    f.whatsapp.user_message(SALES, ("15551234567", "Ana"), "and now?", None, None).await;
+    accepted += 1;
+    let sent = f.whatsapp.wait_sent(SALES, accepted, WAIT).await;
+    assert!(sent[accepted - 1]["text"]["body"].as_str().unwrap_or_default().starts_with("Ops"), "{:?}", sent.last());
+    assert_eq!(gw.get("/readyz", &[]).await.status, 200);
+
+    // The control API: wrong token → 401, then locked out (429); too big a body → 413.
+    let ok = gw.get("/api/v1/agents", &[("authorization", &format!("Bearer {TOKEN}"))]).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(gw.get("/api/v1/agents", &[("authorization", "Bearer guess")]).await.status, 401);
+    let mut locked = false;
+    for _ in 0..20 {
+        if gw.get("/api/v1/agents", &[("authorization", "Bearer guess")]).await.status == 429 {
+            locked = true;
+            break;
+        }
+    }
+    assert!(locked, "repeated bad tokens are rate limited");
+    let big = vec![b'x'; 2 << 20];
+    assert_eq!(gw.post("/channels/whatsapp/sales/", &[], &big).await.status, 413);
+
+    // SIGTERM during a burst: every message the gateway accepted is answered, exit 0.
+    let before = f.whatsapp.sent(SALES).len();
+    let mut ok_count = 0;
+    for i in 0..20 {
+        if i == 10 {
+            gw.sigterm();
+        }
+        let (_, status) =
+            f.whatsapp.user_message(SALES, ("15551234567", "Ana"), &format!("burst {i}"), None, None).await;
+        if status == Some(200) {
+            ok_count += 1;
+        }
+    }
+    let mut child = gw.child;
+    let exit = tokio::time::timeout(WAIT, child.wait()).await.expect("exits").unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(ok_count >= 10, "the first half was accepted: {ok_count}");
+    let replies = f.whatsapp.sent(SALES).len() - before;
+    assert_eq!(replies, ok_count, "accepted {ok_count} during shutdown, answered {replies}");
+    eventually("nothing more arrives", || f.whatsapp.sent(SALES).len() - before == ok_count).await;
+}
+
+#[tokio::test]
+async fn a_public_listener_without_a_token_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("chela.json5");
+    std::fs::write(&config, "{}").unwrap();
+    let out = chela(dir.path(), &config).args(["gateway", "--bind", "lan", "--port", "0"]).output().await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("token"), "{err}");
+}

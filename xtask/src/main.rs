@@ -294,19 +294,7 @@ const MANIFESTS: [&str; 6] =
 /// fail), and the ConfigMap's config is deploy/chela.json5 to the byte.
 fn validate_deploy() -> Result<(), String> {
     let venv = root().join("target/k8s-venv");
-    let tool = venv.join("bin/kubernetes-validate");
-    if !tool.exists() {
-        run("python3 -m venv target/k8s-venv", Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        run(
-            &format!("pip install {KUBERNETES_VALIDATE}"),
-            Command::new(venv.join("bin/pip")).args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                KUBERNETES_VALIDATE,
-            ]),
-        )?;
-    }
+    let tool = python_tool(&venv, KUBERNETES_VALIDATE, "kubernetes-validate")?;
     let dir = root().join("deploy/kubernetes");
     run(
         "kubernetes-validate --strict deploy/kubernetes",
@@ -335,21 +323,21 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect()).unwrap_or_default()
 }
 
-fn build_python_plugins() -> Result<(), String> {
-    let venv = root().join("target/py-venv");
-    let tool = venv.join("bin/componentize-py");
+/// `program` from the PyPI package `requirement`, installed once into its own venv.
+fn python_tool(venv: &Path, requirement: &str, program: &str) -> Result<PathBuf, String> {
+    let tool = venv.join("bin").join(program);
     if !tool.exists() {
-        run("python3 -m venv target/py-venv", Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(&format!("python3 -m venv {}", venv.display()), Command::new("python3").args(["-m", "venv"]).arg(venv))?;
         run(
-            &format!("pip install {COMPONENTIZE_PY}"),
-            Command::new(venv.join("bin/pip")).args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                COMPONENTIZE_PY,
-            ]),
+            &format!("pip install {requirement}"),
+            Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", requirement]),
         )?;
     }
+    Ok(tool)
+}
+
+fn build_python_plugins() -> Result<(), String> {
+    let tool = python_tool(&root().join("target/py-venv"), COMPONENTIZE_PY, "componentize-py")?;
     let out = root().join("target/polyglot");
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     let src = root().join("plugins/tool-word-count-py");

@@ -20,7 +20,8 @@ impl Tool for SessionsSpawn {
 
     fn invoke(_cx: Context, args: serde_json::Value) -> Result<String, ToolError> {
         let opt = |k: &str| args.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let req = SpawnRequest { task: str_arg(&args, "task")?.to_string(), agent_id: opt("agentId"), label: opt("label") };
+        let req =
+            SpawnRequest { task: str_arg(&args, "task")?.to_string(), agent_id: opt("agentId"), label: opt("label") };
         let key = spawn(&req).map_err(ToolError::Denied)?;
         Ok(json!({ "status": "accepted", "childSessionKey": key }).to_string())
     }

@@ -45,7 +45,7 @@ fn cargo() -> Command {
 }
 
 fn demo() -> Result<(), String> {
-    run("build chela", cargo().args(["build", "--quiet", "-p", "chela"]))?;
+    run("build chela", cargo().args(["build", "--quiet", "-p", "chela", "-p", "chela-fakes"]))?;
     let bin = root().join("target/debug/chela");
     let config = root().join("examples/multi-agent.json5");
     let state = root().join("target/demo-state");
@@ -99,6 +99,10 @@ fn demo() -> Result<(), String> {
                 "tool_memory_search",
                 "tool_memory_get",
                 "tool_web_fetch",
+                "channel_whatsapp",
+                "channel_telegram",
+                "channel_slack",
+                "channel_discord",
             ]
             .as_slice(),
         ),
@@ -121,8 +125,20 @@ fn demo() -> Result<(), String> {
         std::fs::copy(&from, dir.join("offline-script.json5")).map_err(|e| format!("{}: {e}", from.display()))?;
     }
 
-    // The main job: the gateway, offline, with the example's three agents.
+    // The platforms the example's channels point at: WhatsApp, Telegram, Slack
+    // and Discord faked on 127.0.0.1:18791-18794 (tests/fakes), so a user can
+    // write "as a WhatsApp number" or "as a Slack user".
     let port = 18789;
+    let say_port = 18790;
+    println!(
+        "\n$ chela-platforms   # WhatsApp, Telegram, Slack and Discord on 127.0.0.1, faked; say things on :{say_port}"
+    );
+    let mut platforms = Command::new(root().join("target/debug/chela-platforms"))
+        .args(["--port", &say_port.to_string(), "--gateway", &format!("http://127.0.0.1:{port}")])
+        .spawn()
+        .map_err(|e| format!("cannot start chela-platforms: {e}"))?;
+
+    // The main job: the gateway, offline, with the example's three agents.
     println!("\n$ chela gateway   # on 127.0.0.1:{port}, state in {}", state.display());
     let mut gateway = Command::new(&bin)
         .current_dir(root())
@@ -132,13 +148,15 @@ fn demo() -> Result<(), String> {
         .env("CHELA_STATE_DIR", &state)
         .spawn()
         .map_err(|e| format!("cannot start the gateway: {e}"))?;
-    let up = (0..100).any(|_| {
+    let up = (0..150).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(100));
-        http(port, "GET", "/healthz", &[], "").is_ok_and(|(s, _)| s == 200)
+        http(port, "GET", "/readyz", &[], "").is_ok_and(|(s, _)| s == 200)
     });
     if !up {
         let _ = gateway.kill();
-        return Err(format!("the gateway did not come up on port {port} (is another one running?)"));
+        let _ = platforms.kill();
+        let why = http(port, "GET", "/readyz", &[], "").map(|(_, b)| b).unwrap_or_else(|e| e);
+        return Err(format!("the gateway did not get ready on port {port} (is another one running?): {why}"));
     }
     let walkthrough = || -> Result<(), String> {
         chela("through the running gateway's control API", &["send", "--agent", "work", "Hello Atlas"])?;
@@ -150,34 +168,106 @@ fn demo() -> Result<(), String> {
             "support may not use word_count: its model never sees the tool",
             &["send", "--agent", "support", "count these words"],
         )?;
+        let say = |title: &str, body: &str| -> Result<(), String> {
+            println!("\n$ curl -s localhost:{say_port}/say -d '{body}'\n# {title}");
+            let (status, answer) = http(say_port, "POST", "/say", &[], body)?;
+            let v: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+            match v["replies"].as_array() {
+                Some(replies) if replies.is_empty() => println!("(no reply)"),
+                Some(replies) => {
+                    for r in replies {
+                        let text = r["text"].as_str().unwrap_or_default();
+                        println!(
+                            "{}/{} → {}: {text}",
+                            r["channel"].as_str().unwrap_or("?"),
+                            r["account"].as_str().unwrap_or("?"),
+                            r["to"]
+                        );
+                    }
+                }
+                None => println!("{status} {answer}"),
+            }
+            Ok(())
+        };
+        say(
+            "a customer writes to the business WhatsApp number (account binding → work)",
+            r#"{"channel":"whatsapp","account":"biz","from":"+15557770000","name":"Casey","text":"do you ship to Lisbon?"}"#,
+        )?;
+        say(
+            "family writes to the same number: the peer binding wins (→ personal)",
+            r#"{"channel":"whatsapp","account":"biz","from":"+15550001111","name":"Alex","text":"dinner at 8?"}"#,
+        )?;
+        say(
+            "a stranger writes to the personal number: not on its allowlist, no agent sees it",
+            r#"{"channel":"whatsapp","account":"personal","from":"+15557770000","text":"hi?","waitMs":1500}"#,
+        )?;
+        say(
+            "a Slack user in #general, without a mention: stored, not answered (requireMention)",
+            r#"{"channel":"slack","from":"U0ALEX","group":"C0GENERAL","text":"standup in 5","waitMs":1500}"#,
+        )?;
+        say(
+            "…and mentioning the bot: the ACME workspace is bound to work",
+            r#"{"channel":"slack","from":"U0ALEX","group":"C0GENERAL","mention":true,"text":"what's blocking the release?"}"#,
+        )?;
+        say(
+            "a Discord member with the support role in the company guild (guild+roles → support)",
+            r#"{"channel":"discord","from":"1300000000000000001","name":"kim","group":"1122334456","roles":["998877"],"mention":true,"text":"my login fails"}"#,
+        )?;
+        say(
+            "a Telegram user writes to the helpdesk bot (account binding → support)",
+            r#"{"channel":"telegram","account":"helpdesk","from":"222222222","name":"Mia","text":"where is my order?"}"#,
+        )?;
+        say(
+            "a stranger DMs the default Telegram bot: dmPolicy pairing answers with a code, no agent runs",
+            r#"{"channel":"telegram","account":"default","from":"333333333","name":"Sam","text":"hello"}"#,
+        )?;
+        chela(
+            "the pending request; `chela pairing approve telegram <CODE>` lets Sam in",
+            &["pairing", "list", "telegram"],
+        )?;
         let auth = [("authorization", "Bearer dev-token")];
+        // Message ids are remembered across runs (dedupe): make this run's unique.
+        let run_id =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let post = |title: &str, body: &str| -> Result<(), String> {
+            let body = body.replace("\"demo-", &format!("\"demo-{run_id}-"));
+            let body = body.as_str();
             println!("\n$ curl -X POST localhost:{port}/channels/webhook/dev/messages -H 'authorization: Bearer dev-token' -d '{body}'\n# {title}");
             let (status, answer) = http(port, "POST", "/channels/webhook/dev/messages", &auth, body)?;
             println!("{status} {answer}");
             Ok(())
         };
         post(
-            "a customer writes through the JavaScript webhook channel (peer binding → support)",
+            "any system that can POST JSON: the JavaScript webhook channel (peer binding → support)",
             r#"{"id": "demo-1", "chat": {"type": "direct", "id": "customer"}, "from": {"id": "customer", "name": "Casey"}, "text": "my order is late"}"#,
         )?;
         post(
-            "the eng group without a mention: not answered (requireMention)",
-            r#"{"id": "demo-2", "chat": {"type": "group", "id": "eng"}, "from": {"id": "dev1"}, "text": "deploy is green"}"#,
-        )?;
-        post(
-            "the eng group mentioning @atlas (group binding → work)",
+            "the eng group mentioning @atlas (group binding → work; the offline model calls the JavaScript slugify tool)",
             r#"{"id": "demo-3", "chat": {"type": "group", "id": "eng"}, "from": {"id": "dev1"}, "text": "@atlas can you slug this title"}"#,
         )?;
         std::thread::sleep(std::time::Duration::from_millis(1500));
         println!("\n$ curl localhost:{port}/channels/webhook/dev/outbox?after=0 -H 'authorization: Bearer dev-token'\n# the replies, each in the chat it came from");
         let (_, outbox) = http(port, "GET", "/channels/webhook/dev/outbox?after=0", &auth, "")?;
+        // Only this run's replies (the outbox keeps earlier runs').
+        let outbox = serde_json::from_str::<serde_json::Value>(&outbox)
+            .ok()
+            .and_then(|v| {
+                let mine: Vec<_> = v["messages"]
+                    .as_array()?
+                    .iter()
+                    .filter(|m| m["replyTo"].as_str().is_some_and(|r| r.starts_with(&format!("demo-{run_id}-"))))
+                    .cloned()
+                    .collect();
+                serde_json::to_string_pretty(&mine).ok()
+            })
+            .unwrap_or(outbox);
         println!("{outbox}");
         chela("every agent's sessions, each in its own store", &["sessions", "list", "--all-agents"])?;
         Ok(())
     };
     if let Err(e) = walkthrough() {
         let _ = gateway.kill();
+        let _ = platforms.kill();
         return Err(e);
     }
     println!(
@@ -185,7 +275,9 @@ fn demo() -> Result<(), String> {
          \x20 {bin} --config {cfg} send --agent personal \"what's on this weekend?\"\n\
          \x20 curl -s localhost:{port}/api/v1/agents\n\
          \x20 curl -s -X POST localhost:{port}/api/v1/route -d '{{\"channel\":\"whatsapp\",\"accountId\":\"biz\",\"peer\":{{\"kind\":\"direct\",\"id\":\"+15550001111\"}}}}'\n\
+         \x20 curl -s localhost:{say_port}/say -d '{{\"channel\":\"whatsapp\",\"account\":\"personal\",\"from\":\"+15550002222\",\"text\":\"hi\"}}'\n\
          \x20 curl -s localhost:{port}/metrics\n\
+         Edit {cfg} (agents, bindings) while it runs: changes apply at once.\n\
          Drop more .wasm plugins into {plugins} while it runs.",
         bin = bin.display(),
         cfg = config.display(),
@@ -194,7 +286,10 @@ fn demo() -> Result<(), String> {
     if std::env::args().any(|a| a == "--once") {
         let _ = Command::new("kill").arg("-TERM").arg(gateway.id().to_string()).status();
     }
-    let status = gateway.wait().map_err(|e| e.to_string())?;
+    let status = gateway.wait().map_err(|e| e.to_string());
+    let _ = platforms.kill();
+    let _ = platforms.wait();
+    let status = status?;
     if !status.success() && status.code().is_some() {
         return Err(format!("the gateway exited with {status}"));
     }

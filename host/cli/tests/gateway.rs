@@ -322,3 +322,93 @@ async fn a_public_listener_without_a_token_refuses_to_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("token"), "{err}");
 }
+
+/// `examples/multi-agent.json5` as the demo runs it: the platforms of
+/// `chela-platforms` (here on free ports), users writing on each of them,
+/// and the agent each binding names answering through the right account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_config_answers_by_binding_on_the_four_demo_platforms() {
+    use chela_fakes::platforms::{Platforms, Say};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for agent in ["personal", "work", "support"] {
+        let to = root.join("examples/workspaces").join(agent);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(repo.join("examples/workspaces").join(agent)).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+    }
+    let platforms = Platforms::start(0, "http://127.0.0.1:9").await.expect("platforms start");
+    let mut text = std::fs::read_to_string(repo.join("examples/multi-agent.json5")).unwrap();
+    let fixed =
+        ["http://127.0.0.1:18791", "http://127.0.0.1:18792", "http://127.0.0.1:18793", "http://127.0.0.1:18794"];
+    let urls = platforms.base_urls();
+    for (fixed, actual) in fixed.iter().zip(&urls) {
+        // The example names the demo ports; the platforms' base URLs extend them with the same paths.
+        let actual = actual.replace("/api/v10", "").replace("/api", "");
+        assert!(text.contains(fixed), "the example no longer points at {fixed}");
+        text = text.replace(fixed, &actual);
+    }
+    text = text.replace("workspace: \"examples/", &format!("workspace: \"{}/examples/", root.display()));
+    // The example also has the JavaScript webhook channel.
+    let js = repo.join("target/polyglot/channel_webhook_js.wasm");
+    assert!(js.exists(), "{} is missing: run `cargo xtask build-plugins` first", js.display());
+    std::fs::create_dir_all(root.join("state/plugins")).unwrap();
+    std::fs::copy(&js, root.join("state/plugins/channel_webhook_js.wasm")).unwrap();
+    let gw = Gateway::start(root, &text).await;
+    platforms.set_gateway(&format!("http://{}", gw.addr)).await;
+
+    let say = |channel: &str, account: Option<&str>, from: &str, text: &str| Say {
+        channel: channel.into(),
+        account: account.map(str::to_string),
+        from: from.into(),
+        name: None,
+        text: text.into(),
+        group: None,
+        roles: Vec::new(),
+        mention: false,
+        wait_ms: Some(20_000),
+    };
+    let first = |replies: Vec<Value>| -> String {
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        replies[0]["text"].as_str().unwrap_or_default().to_string()
+    };
+    // WhatsApp: the business number → work; family writing to it → personal (the peer binding wins).
+    let r = platforms.say(&say("whatsapp", Some("biz"), "+15557770000", "price list?")).await.unwrap();
+    assert!(first(r.clone()).contains("Atlas (agent `work`)"), "{r:?}");
+    assert_eq!(r[0]["to"], "15557770000");
+    let r = platforms.say(&say("whatsapp", Some("biz"), "+15550001111", "hi, it's Alex")).await.unwrap();
+    assert!(first(r.clone()).contains("Pip (agent `personal`)"), "{r:?}");
+    // The personal number is an allowlist: a stranger reaches no agent.
+    let mut stranger = say("whatsapp", Some("personal"), "+15557770000", "who is this?");
+    stranger.wait_ms = Some(1500);
+    assert!(platforms.say(&stranger).await.unwrap().is_empty());
+    // Telegram: the helpdesk bot → support; the default bot asks a stranger to pair.
+    let r = platforms.say(&say("telegram", Some("helpdesk"), "111111111", "my order is late")).await.unwrap();
+    assert!(first(r.clone()).contains("Sage (agent `support`)"), "{r:?}");
+    let r = platforms.say(&say("telegram", Some("default"), "333333333", "hello")).await.unwrap();
+    assert!(first(r.clone()).contains("pairing code"), "{r:?}");
+    // Slack: the company workspace → work, in #general only when mentioned.
+    let mut general = say("slack", None, "U0ALEX", "standup notes?");
+    general.group = Some("C0GENERAL".into());
+    general.wait_ms = Some(1500);
+    assert!(platforms.say(&general).await.unwrap().is_empty(), "requireMention");
+    general.mention = true;
+    general.wait_ms = Some(20_000);
+    let r = platforms.say(&general).await.unwrap();
+    assert!(first(r.clone()).contains("Atlas (agent `work`)"), "{r:?}");
+    assert_eq!(r[0]["to"], "C0GENERAL");
+    // Discord: the guild → work; a member with the support role → support.
+    assert!(platforms.discord.wait_connected(chela_fakes::platforms::DISCORD_TOKEN, WAIT).await);
+    let mut guild = say("discord", None, "1300000000000000001", "deploy?");
+    guild.group = Some(chela_fakes::platforms::DISCORD_CHANNEL.into());
+    guild.mention = true;
+    let r = platforms.say(&guild).await.unwrap();
+    assert!(first(r.clone()).contains("Atlas (agent `work`)"), "{r:?}");
+    guild.roles = vec!["998877".into()];
+    let r = platforms.say(&guild).await.unwrap();
+    assert!(first(r.clone()).contains("Sage (agent `support`)"), "{r:?}");
+    assert_eq!(gw.get("/readyz", &[]).await.status, 200);
+}

@@ -14,7 +14,7 @@
 //! callback carries every number subscribed to it, so events are routed to
 //! the account whose `phoneNumberId` is `metadata.phone_number_id`, whichever
 //! account's URL received them. Deliveries are at-least-once: message ids
-//! (`wamid.…`) are remembered. A DM peer is the sender's number; a Groups
+//! (`wamid.…`) are remembered. A DM peer is the sender's number in E.164 (`+1650…`); a Groups
 //! API message's peer is its `group_id`. Replies quote the message
 //! (`context.message_id`, first part only), split at 4000 characters.
 //! Throttling is keyed on `error.code` (4, 80007, 130429, 131048, 131056):
@@ -103,9 +103,12 @@ fn to_event(account_id: &str, value: &Value, msg: &Value) -> Option<InboundEvent
     if !own.is_empty() && digits(from) == digits(own) {
         return None; // our own number
     }
+    // Numbers as E.164 with `+`, as OpenClaw's WhatsApp channel writes them in
+    // peer bindings and `allowFrom`; the Cloud API's `wa_id` has no `+`.
+    let e164 = format!("+{}", digits(from));
     let peer = match msg["group_id"].as_str() {
         Some(g) => Peer { kind: PeerKind::Group, id: g.to_string() },
-        None => Peer { kind: PeerKind::Direct, id: from.to_string() },
+        None => Peer { kind: PeerKind::Direct, id: e164.clone() },
     };
     let name = value["contacts"]
         .as_array()
@@ -128,7 +131,7 @@ fn to_event(account_id: &str, value: &Value, msg: &Value) -> Option<InboundEvent
         team_id: None,
         member_role_ids: vec![],
         thread_id: None,
-        sender_id: from.to_string(),
+        sender_id: e164,
         sender_name: name,
         message_id: msg["id"].as_str()?.to_string(),
         text: text.to_string(),
@@ -303,7 +306,7 @@ impl Channel for WhatsApp {
             let mut body = json!({
                 "messaging_product": "whatsapp",
                 "recipient_type": recipient_type,
-                "to": message.peer.id,
+                "to": message.peer.id.trim_start_matches('+'),
                 "type": "text",
                 "text": {"preview_url": false, "body": part},
             });

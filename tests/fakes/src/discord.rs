@@ -99,6 +99,11 @@ fn snowflake(st: &mut State) -> String {
 
 impl DiscordFake {
     pub async fn start() -> DiscordFake {
+        DiscordFake::start_on(0).await.expect("bind the Discord fake")
+    }
+
+    /// The fake on `127.0.0.1:port` (0: any free port).
+    pub async fn start_on(port: u16) -> std::io::Result<DiscordFake> {
         let state = Arc::new(Mutex::new(State {
             bots: HashMap::new(),
             channels: HashMap::new(),
@@ -109,9 +114,9 @@ impl DiscordFake {
             addr: None,
         }));
         let st = state.clone();
-        let (addr, server) = wire::serve(move |req| handle(st.clone(), req)).await;
+        let (addr, server) = wire::serve_on(port, move |req| handle(st.clone(), req)).await?;
         lock(&state).addr = Some(addr);
-        DiscordFake { addr, state, server }
+        Ok(DiscordFake { addr, state, server })
     }
 
     /// The REST base to configure (`apiBase`).

@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod discord;
 pub mod openai;
+pub mod platforms;
 pub mod slack;
 pub mod telegram;
 pub mod whatsapp;

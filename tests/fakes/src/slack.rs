@@ -154,6 +154,11 @@ fn form(s: &str) -> Value {
 
 impl SlackFake {
     pub async fn start() -> SlackFake {
+        SlackFake::start_on(0).await.expect("bind the Slack fake")
+    }
+
+    /// The fake on `127.0.0.1:port` (0: any free port).
+    pub async fn start_on(port: u16) -> std::io::Result<SlackFake> {
         let state = Arc::new(Mutex::new(State {
             apps: HashMap::new(),
             conversations: HashMap::new(),
@@ -163,7 +168,7 @@ impl SlackFake {
             addr: None,
         }));
         let st = state.clone();
-        let (addr, http) = wire::serve(move |req| handle(st.clone(), req)).await;
+        let (addr, http) = wire::serve_on(port, move |req| handle(st.clone(), req)).await?;
         lock(&state).addr = Some(addr);
         let st = state.clone();
         let redeliver = tokio::spawn(async move {
@@ -172,7 +177,7 @@ impl SlackFake {
                 pump(&st);
             }
         });
-        SlackFake { addr, state, tasks: vec![http, redeliver] }
+        Ok(SlackFake { addr, state, tasks: vec![http, redeliver] })
     }
 
     /// The Web API base to configure (`apiBase`).

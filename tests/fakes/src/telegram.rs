@@ -113,11 +113,16 @@ fn as_i64(v: &Value) -> Option<i64> {
 
 impl TelegramFake {
     pub async fn start() -> TelegramFake {
+        TelegramFake::start_on(0).await.expect("bind the Telegram fake")
+    }
+
+    /// The fake on `127.0.0.1:port` (0: any free port).
+    pub async fn start_on(port: u16) -> std::io::Result<TelegramFake> {
         let state = Arc::new(Mutex::new(State { next_update: 900_000_001, next_message: 1, ..State::default() }));
         let changed = Arc::new(Notify::new());
         let (st, ch) = (state.clone(), changed.clone());
-        let (addr, server) = wire::serve(move |req| handle(st.clone(), ch.clone(), req)).await;
-        TelegramFake { addr, state, changed, server }
+        let (addr, server) = wire::serve_on(port, move |req| handle(st.clone(), ch.clone(), req)).await?;
+        Ok(TelegramFake { addr, state, changed, server })
     }
 
     /// The `apiRoot` to configure (no `/bot<token>`).

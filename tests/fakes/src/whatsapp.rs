@@ -109,10 +109,15 @@ pub fn ascii_json(value: &Value) -> Vec<u8> {
 impl WhatsAppFake {
     /// A fake Meta app whose webhooks are signed with `app_secret`.
     pub async fn start(app_secret: &str) -> WhatsAppFake {
+        WhatsAppFake::start_on(app_secret, 0).await.expect("bind the WhatsApp fake")
+    }
+
+    /// The fake on `127.0.0.1:port` (0: any free port).
+    pub async fn start_on(app_secret: &str, port: u16) -> std::io::Result<WhatsAppFake> {
         let state = Arc::new(Mutex::new(State { app_secret: app_secret.into(), next_id: 1, ..State::default() }));
         let st = state.clone();
-        let (addr, server) = wire::serve(move |req| handle(st.clone(), req)).await;
-        WhatsAppFake { addr, state, server }
+        let (addr, server) = wire::serve_on(port, move |req| handle(st.clone(), req)).await?;
+        Ok(WhatsAppFake { addr, state, server })
     }
 
     /// The `graphApiBase` to configure (the version is part of each path).

@@ -22,8 +22,17 @@ where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Reply> + Send + 'static,
 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a fake");
-    let addr = listener.local_addr().expect("address");
+    serve_on(0, handle).await.expect("bind a fake on 127.0.0.1:0")
+}
+
+/// Serves `handle` on `127.0.0.1:port` (0: any free port).
+pub async fn serve_on<F, Fut>(port: u16, handle: F) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let handle = handle.clone();
@@ -39,7 +48,7 @@ where
             });
         }
     });
-    (addr, task)
+    Ok((addr, task))
 }
 
 /// A JSON answer with `status` and extra headers.

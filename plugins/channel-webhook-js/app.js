@@ -133,6 +133,10 @@ export const channelAdapter = {
     if (!exists('webhookToken')) log('warn', `webhook account ${accountId} has no webhookToken: every request will be refused`);
   },
 
+  removeAccount(accountId) {
+    // Nothing held in memory: every account's state is in its kv.
+  },
+
   handleWebhook(accountId, request) {
     if (!authorized(request)) return { response: respond(401, { error: 'missing or wrong bearer token' }), events: [] };
     const path = request.pathWithQuery.split('?')[0];

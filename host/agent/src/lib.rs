@@ -17,6 +17,6 @@ pub mod sessions_access;
 pub mod store;
 pub mod subagents;
 
-pub use model::{Provider, Providers};
+pub use model::{Provider, Providers, TextSink};
 pub use runtime::{AgentRuntime, Announcement, Announcer, Inbound, RunError, RunLimits, TurnOutcome};
 pub use store::{DeliveryContext, FileStore, Origin, SessionEntry, SessionStore};

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use crate::clock;
 use crate::freshness;
-use crate::model::{split_model, ModelReply, ModelRequest, ProviderError, Providers, ToolSpec};
+use crate::model::{split_model, ModelReply, ModelRequest, ProviderError, Providers, TextSink, ToolSpec};
 use crate::persona::{self, Budget, Identity, PromptInput};
 use crate::queue::{QueueFull, SessionQueues};
 use crate::store::transcript::message_entry;
@@ -232,6 +232,12 @@ impl AgentRuntime {
 
     /// Runs one turn for a routed message. Waits for the session's earlier turns.
     pub async fn run(&self, inbound: Inbound) -> Result<TurnOutcome, RunError> {
+        self.run_streaming(inbound, None).await
+    }
+
+    /// [`run`](Self::run), with the model's text passed to `on_text` as it
+    /// arrives (every round's: text before a tool call too).
+    pub async fn run_streaming(&self, inbound: Inbound, on_text: Option<TextSink>) -> Result<TurnOutcome, RunError> {
         let cfg = self.config();
         let agent_id = normalize_agent_id(Some(&inbound.agent_id));
         if Roster::from_config(&cfg).find(&agent_id).is_none() {
@@ -239,12 +245,18 @@ impl AgentRuntime {
         }
         let permit = self.queues.enter(&inbound.session_key)?.await.ok_or(RunError::Closed)?;
         let limit = self.limits.turn_timeout;
-        let out = tokio::time::timeout(limit, self.turn(&cfg, &agent_id, inbound)).await;
+        let out = tokio::time::timeout(limit, self.turn(&cfg, &agent_id, inbound, on_text)).await;
         drop(permit);
         out.map_err(|_| RunError::Timeout(limit))?
     }
 
-    async fn turn(&self, cfg: &Config, agent_id: &str, inbound: Inbound) -> Result<TurnOutcome, RunError> {
+    async fn turn(
+        &self,
+        cfg: &Config,
+        agent_id: &str,
+        inbound: Inbound,
+        on_text: Option<TextSink>,
+    ) -> Result<TurnOutcome, RunError> {
         let store = self.store(agent_id)?;
         let key = inbound.session_key.as_str();
         let roster = Roster::from_config(cfg);
@@ -380,6 +392,7 @@ impl AgentRuntime {
                 tools: specs.clone(),
                 identity: identity.clone(),
                 agent_dir: agent_dir.clone(),
+                on_text: on_text.clone(),
             };
             let (name, answer) = self.complete(agent_id, &model_names, request).await?;
             used_model = name.clone();

@@ -238,20 +238,41 @@ impl Gateway {
 
     /// Applies a new config to everything that starts from now on: routing,
     /// agents, sessions, tools. Turns in flight finish on the config they
-    /// started with. Changed `channels.*` restart the channel adapters.
+    /// started with. In a changed `channels.<id>` section only the accounts
+    /// whose settings changed are started over (added, removed, edited); the
+    /// others keep their connections and pollers.
     pub async fn apply_config(self: &Arc<Self>, config: Arc<Config>) {
         let old = self.config();
         let changed = changed_channels(&old, &config);
         *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(RouteTable::build(&config));
         self.runtime.set_config(config.clone());
-        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
-        if !changed.is_empty() {
-            // Only the adapters whose section changed restart; the others keep
-            // their connections (and their pollers) untouched.
-            self.channels.write().unwrap_or_else(|p| p.into_inner()).retain(|id, _| !changed.contains(id));
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config.clone();
+        let mut restart = Vec::new();
+        for id in &changed {
+            let Some(rt) = self.channel(id) else {
+                restart.push(id.clone()); // not running: maybe it starts now
+                continue;
+            };
+            match rt.reconcile(&config, &self.env, &*self.vars).await {
+                Ok(r) => {
+                    tracing::info!(channel = %id, started = ?r.started, removed = ?r.removed, refused = ?r.refused, "channel accounts reconciled");
+                    if rt.info.needs_polling {
+                        for account in r.started {
+                            tokio::spawn(poll_loop(Arc::downgrade(self), rt.clone(), account));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %id, error = %e, "restarting the whole channel adapter");
+                    restart.push(id.clone());
+                }
+            }
+        }
+        if !restart.is_empty() {
+            self.channels.write().unwrap_or_else(|p| p.into_inner()).retain(|id, _| !restart.contains(id));
             self.sync_channels().await;
         }
-        tracing::info!(channels_restarted = ?changed, "config applied");
+        tracing::info!(channels_changed = ?changed, adapters_restarted = ?restart, "config applied");
     }
 
     /// Watches the config file; a valid change is applied, an invalid one is
@@ -284,12 +305,14 @@ impl Gateway {
         })
     }
 
-    /// Channels in the config without a running adapter, with the reason.
+    /// Channels in the config without a running adapter, and accounts
+    /// (`channel/account`) whose settings the adapter refused, with the reason.
     pub fn missing_channels(&self) -> Vec<(String, String)> {
         let cfg = self.config();
         let running = self.channels.read().unwrap_or_else(|p| p.into_inner());
         let errors = self.channel_errors.read().unwrap_or_else(|p| p.into_inner());
-        cfg.channels
+        let mut missing: Vec<(String, String)> = cfg
+            .channels
             .iter()
             .flat_map(|c| c.keys())
             .filter(|c| !running.contains_key(c.as_str()))
@@ -298,7 +321,11 @@ impl Gateway {
                     errors.get(c.as_str()).cloned().unwrap_or_else(|| "no channel plugin for it is loaded".into());
                 (c.clone(), why)
             })
-            .collect()
+            .collect();
+        for (id, rt) in running.iter() {
+            missing.extend(rt.refused_accounts().into_iter().map(|(a, why)| (format!("{id}/{a}"), why)));
+        }
+        missing
     }
 
     /// Starts adapters for new or changed channel plugins, stops removed ones.
@@ -392,15 +419,18 @@ async fn plugin_loop(gw: std::sync::Weak<Gateway>, every: Duration) {
     }
 }
 
-/// Long polling for one account of an adapter that asks for it.
+/// Long polling for one account of an adapter that asks for it, while that
+/// account keeps the configuration it had when the loop started.
 async fn poll_loop(gw: std::sync::Weak<Gateway>, channel: Arc<ChannelRuntime>, account: String) {
     let mut backoff = Duration::from_millis(500);
+    let generation = channel.generation(&account);
     loop {
         let Some(g) = gw.upgrade() else { return };
         if g.stopping.load(Ordering::SeqCst)
             || g.channel(channel.channel_id()).is_none_or(|c| !Arc::ptr_eq(&c, &channel))
+            || channel.generation(&account) != generation
         {
-            return; // shutting down, replaced or removed
+            return; // shutting down; adapter replaced or removed; account reconfigured or removed
         }
         match channel.poll(&account).await {
             Ok(events) if events.is_empty() => tokio::time::sleep(Duration::from_millis(200)).await,

@@ -6,6 +6,8 @@
 //! `openclaw:<id>` or `agent:<id>`) or the header `x-chela-agent-id`; the
 //! session from `x-chela-session-key`, else the request's `user`. The agent
 //! keeps its own transcript, so only the last user message is sent to it.
+//! With `stream: true` the answer's text goes out as SSE chunks while the
+//! model produces it (every round's text, also before a tool call).
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::server::{error, json as json_reply, text as text_reply, Reply};
+use crate::server::{error, json as json_reply, streaming, Reply};
 use crate::Gateway;
 
 pub(crate) fn enabled(gw: &Gateway) -> bool {
@@ -127,6 +129,12 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         extra_system: None,
         delivery: None,
     };
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let model = format!("chela:{agent}");
+    if body["stream"] == true {
+        return stream(gw, inbound, id, created, model);
+    }
     let _turn = gw.inflight.enter();
     let turn = match gw.runtime.run(inbound).await {
         Ok(t) => t,
@@ -135,27 +143,6 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         }
         Err(e) => return oai_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), "server_error"),
     };
-    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let model = format!("chela:{agent}");
-    if body["stream"] == true {
-        // Server-sent events in OpenAI's chunk shape; the turn is complete
-        // before the first chunk (the run loop does not stream yet).
-        let chunk = |delta: Value, finish: Value| {
-            json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        };
-        let mut sse = String::new();
-        for c in [
-            chunk(json!({"role": "assistant"}), Value::Null),
-            chunk(json!({"content": turn.reply}), Value::Null),
-            chunk(json!({}), json!("stop")),
-        ] {
-            sse.push_str(&format!("data: {c}\n\n"));
-        }
-        sse.push_str("data: [DONE]\n\n");
-        return text_reply(StatusCode::OK, sse, "text/event-stream");
-    }
     json_reply(
         StatusCode::OK,
         &json!({
@@ -165,4 +152,37 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
                       "total_tokens": turn.input_tokens + turn.output_tokens},
         }),
     )
+}
+
+/// Server-sent events in OpenAI's chunk shape, each content delta as the
+/// model produces it; the turn runs on after a client goes away (its
+/// transcript is kept either way).
+fn stream(gw: Arc<Gateway>, inbound: Inbound, id: String, created: u64, model: String) -> Reply {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<bytes::Bytes>();
+    let chunk = move |delta: Value, finish: Value| -> bytes::Bytes {
+        let c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        format!("data: {c}\n\n").into()
+    };
+    let _ = tx.send(chunk(json!({"role": "assistant"}), Value::Null));
+    let (deltas, chunk_for_deltas) = (tx.clone(), chunk.clone());
+    let sink: chela_agent::TextSink = Arc::new(move |text: &str| {
+        let _ = deltas.send(chunk_for_deltas(json!({"content": text}), Value::Null));
+    });
+    tokio::spawn(async move {
+        let _turn = gw.inflight.enter();
+        match gw.runtime.run_streaming(inbound, Some(sink)).await {
+            Ok(_) => {
+                let _ = tx.send(chunk(json!({}), json!("stop")));
+            }
+            Err(e) => {
+                let kind =
+                    if matches!(e, chela_agent::RunError::QueueFull(_)) { "rate_limit_error" } else { "server_error" };
+                let _ =
+                    tx.send(format!("data: {}\n\n", json!({"error": {"message": e.to_string(), "type": kind}})).into());
+            }
+        }
+        let _ = tx.send(bytes::Bytes::from_static(b"data: [DONE]\n\n"));
+    });
+    streaming(StatusCode::OK, "text/event-stream", rx)
 }

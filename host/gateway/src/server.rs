@@ -19,10 +19,46 @@ use crate::metrics::Gauge;
 use crate::Gateway;
 use chela_plugin::channel::HttpRequest;
 
-pub(crate) type Reply = Response<Full<Bytes>>;
+/// A response body: whole (most answers) or streamed (SSE).
+pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
+pub(crate) type Reply = Response<Body>;
+
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    use http_body_util::BodyExt;
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+/// A body that sends each piece given to the channel as it comes, and ends
+/// when every sender is dropped.
+struct ChannelBody(tokio::sync::mpsc::UnboundedReceiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|piece| piece.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+pub(crate) fn streaming(
+    status: StatusCode,
+    content_type: &'static str,
+    pieces: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+) -> Reply {
+    use http_body_util::BodyExt;
+    let mut r = Response::new(ChannelBody(pieces).boxed_unsync());
+    *r.status_mut() = status;
+    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static(content_type));
+    r.headers_mut().insert("cache-control", hyper::header::HeaderValue::from_static("no-cache"));
+    r
+}
 
 pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    let mut r = Response::new(full(value.to_string()));
     *r.status_mut() = status;
     r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
     r
@@ -33,7 +69,7 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Reply {
 }
 
 pub(crate) fn text(status: StatusCode, body: String, content_type: &'static str) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static(content_type));
     r
@@ -186,7 +222,7 @@ async fn webhook(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
             tracing::debug!(?out, "inbound handled");
         });
     }
-    let mut r = Response::new(Full::new(Bytes::from(outcome.response.body)));
+    let mut r = Response::new(full(outcome.response.body));
     *r.status_mut() = StatusCode::from_u16(outcome.response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in outcome.response.headers {
         if let (Ok(k), Ok(v)) =

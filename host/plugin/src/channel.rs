@@ -63,6 +63,9 @@ pub struct AccountSetup {
     /// The secrets taken out of the settings, by setting name.
     pub secrets: Arc<SecretStore>,
     pub kv_dir: PathBuf,
+    /// The account's config as written (settings, credential references,
+    /// `authDir`): when it changes, the account is configured anew.
+    pub fingerprint: String,
 }
 
 /// Setting names that hold credentials: they go to the secrets store and
@@ -111,6 +114,7 @@ pub fn account_setups(
     }
     raw.into_iter()
         .map(|(account_id, mut settings, auth_dir)| {
+            let fingerprint = format!("{}|{auth_dir:?}", Value::Object(settings.clone()));
             let mut secrets = Vec::new();
             settings.retain(|k, v| match (is_secret_setting(k), v.as_str()) {
                 (true, Some(s)) => {
@@ -132,9 +136,25 @@ pub fn account_setups(
                 settings: Value::Object(settings),
                 secrets: SecretStore::from_pairs(secrets),
                 kv_dir,
+                fingerprint,
             }
         })
         .collect()
+}
+
+/// Hosts the adapter may reach: `plugins.entries.<id>.allowHosts` when set,
+/// else its own defaults plus the base URLs its accounts are pointed at.
+fn allowed_hosts(cfg: &Config, plugin_id: &str, info: &ChannelInfo, accounts: &[AccountSetup]) -> Vec<String> {
+    let configured = cfg
+        .plugins
+        .as_ref()
+        .and_then(|p| p.entries.as_ref()?.get(plugin_id)?.get("allowHosts").cloned())
+        .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok());
+    configured.unwrap_or_else(|| {
+        let mut h = info.http_hosts.clone();
+        h.extend(configured_hosts(accounts));
+        h
+    })
 }
 
 /// Hosts of URL settings the user configured (`apiRoot`, `baseUrl`,
@@ -161,6 +181,27 @@ struct Live {
     bindings: SocketChannelPlugin,
 }
 
+/// The channel's accounts in the config, and those the adapter refused.
+#[derive(Default)]
+struct Accounts {
+    configured: BTreeMap<String, Arc<AccountSetup>>,
+    /// Account → the adapter's reason; such an account is not served.
+    refused: BTreeMap<String, String>,
+    /// Bumped each time an account is configured anew: work started for an
+    /// older generation (a poller) stops.
+    generation: BTreeMap<String, u64>,
+}
+
+/// What [`ChannelRuntime::reconcile`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// New accounts and accounts whose settings changed, configured anew and served.
+    pub started: Vec<String>,
+    pub removed: Vec<String>,
+    /// Accounts whose new settings the adapter refused, with its reason.
+    pub refused: Vec<(String, String)>,
+}
+
 /// A running channel adapter.
 pub struct ChannelRuntime {
     pub plugin: Arc<LoadedPlugin>,
@@ -168,7 +209,7 @@ pub struct ChannelRuntime {
     engine: Arc<PluginEngine>,
     pre: SocketChannelPluginPre<PluginState>,
     grants: GrantSet,
-    accounts: BTreeMap<String, AccountSetup>,
+    accounts: std::sync::RwLock<Accounts>,
     live: tokio::sync::Mutex<Option<Live>>,
     /// The instance's memory cap (`plugins.entries.<id>.maxMemoryMb`, at most the engine's).
     memory_bytes: usize,
@@ -177,6 +218,7 @@ pub struct ChannelRuntime {
 enum Op {
     Describe,
     Configure(String, String),
+    Remove(String),
     Webhook(String, HttpRequest),
     Poll(String),
     Send(OutboundMessage),
@@ -185,6 +227,7 @@ enum Op {
 enum OpValue {
     Describe(ChannelInfo),
     Configure(Result<(), String>),
+    Removed,
     Webhook(WebhookOutcome),
     Poll(Result<Vec<InboundEvent>, String>),
     Send(Delivery),
@@ -228,7 +271,7 @@ impl ChannelRuntime {
             engine,
             pre,
             grants: GrantSet { capabilities: shape, ..GrantSet::minimal() },
-            accounts: BTreeMap::new(),
+            accounts: std::sync::RwLock::default(),
             live: tokio::sync::Mutex::new(None),
             memory_bytes: crate::linking::plugin_memory(cfg, &plugin.id)
                 .map_or(engine_memory, |m| m.min(engine_memory)),
@@ -241,18 +284,15 @@ impl ChannelRuntime {
             return Err(setup("describe returned an empty channel id".into()));
         }
         let accounts = account_setups(cfg, env, &info.id, &rt.plugin.id, vars);
-        let configured = cfg
-            .plugins
-            .as_ref()
-            .and_then(|p| p.entries.as_ref()?.get(&rt.plugin.id)?.get("allowHosts").cloned())
-            .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok());
-        rt.grants.http_hosts = configured.unwrap_or_else(|| {
-            let mut h = info.http_hosts.clone();
-            h.extend(configured_hosts(&accounts));
-            h
-        });
+        rt.grants.http_hosts = allowed_hosts(cfg, &rt.plugin.id, &info, &accounts);
         rt.info = info;
-        rt.accounts = accounts.into_iter().map(|a| (a.account_id.clone(), a)).collect();
+        {
+            let mut acc = rt.accounts.write().unwrap_or_else(|p| p.into_inner());
+            for a in accounts {
+                acc.generation.insert(a.account_id.clone(), 1);
+                acc.configured.insert(a.account_id.clone(), Arc::new(a));
+            }
+        }
         // A fresh instance for serving, configured with every account.
         *rt.live.lock().await = None;
         let mut live = rt.live.lock().await;
@@ -265,12 +305,108 @@ impl ChannelRuntime {
         &self.info.id
     }
 
+    /// The accounts being served (configured, not refused by the adapter).
     pub fn account_ids(&self) -> Vec<String> {
-        self.accounts.keys().cloned().collect()
+        let acc = self.accounts.read().unwrap_or_else(|p| p.into_inner());
+        acc.configured.keys().filter(|a| !acc.refused.contains_key(*a)).cloned().collect()
     }
 
     pub fn has_account(&self, account: &str) -> bool {
-        self.accounts.contains_key(account)
+        let acc = self.accounts.read().unwrap_or_else(|p| p.into_inner());
+        acc.configured.contains_key(account) && !acc.refused.contains_key(account)
+    }
+
+    /// Accounts whose settings the adapter refused, with its reason.
+    pub fn refused_accounts(&self) -> Vec<(String, String)> {
+        let acc = self.accounts.read().unwrap_or_else(|p| p.into_inner());
+        acc.refused.iter().map(|(a, why)| (a.clone(), why.clone())).collect()
+    }
+
+    /// The account's configuration generation (`None`: not configured).
+    pub fn generation(&self, account: &str) -> Option<u64> {
+        self.accounts.read().unwrap_or_else(|p| p.into_inner()).generation.get(account).copied()
+    }
+
+    /// Brings the accounts in line with `cfg` on the running instance: new
+    /// and changed accounts are configured (the adapter starts them over),
+    /// removed ones are removed; the others are not touched, so their
+    /// connections and pollers carry on. An error (the allowed hosts changed,
+    /// the instance trapped) means: restart the whole adapter instead.
+    pub async fn reconcile(&self, cfg: &Config, env: &Environment, vars: &EnvVars) -> Result<Reconciled, ChannelError> {
+        let wanted = account_setups(cfg, env, &self.info.id, &self.plugin.id, vars);
+        let hosts = allowed_hosts(cfg, &self.plugin.id, &self.info, &wanted);
+        if let Some(h) = hosts.iter().find(|h| !self.grants.http_hosts.contains(h)) {
+            return Err(ChannelError::Setup {
+                plugin: self.plugin.id.clone(),
+                message: format!("host `{h}` is newly allowed: the adapter restarts with it"),
+            });
+        }
+        let mut wanted: BTreeMap<String, Arc<AccountSetup>> =
+            wanted.into_iter().map(|a| (a.account_id.clone(), Arc::new(a))).collect();
+        let (changed, removed) = {
+            let acc = self.accounts.read().unwrap_or_else(|p| p.into_inner());
+            let changed: Vec<Arc<AccountSetup>> = wanted
+                .values()
+                .filter(|w| acc.configured.get(&w.account_id).is_none_or(|c| c.fingerprint != w.fingerprint))
+                .cloned()
+                .collect();
+            let removed: Vec<Arc<AccountSetup>> =
+                acc.configured.values().filter(|c| !wanted.contains_key(&c.account_id)).cloned().collect();
+            (changed, removed)
+        };
+        let mut out = Reconciled::default();
+        let mut live = self.live.lock().await;
+        let mut refused = Vec::new();
+        if let Some(instance) = live.as_mut() {
+            for a in &removed {
+                if let Err(e) = self.run(instance, Some(a), Op::Remove(a.account_id.clone())).await {
+                    *live = None;
+                    return Err(e);
+                }
+            }
+            for a in &changed {
+                match self.run(instance, Some(a), Op::Configure(a.account_id.clone(), a.settings.to_string())).await {
+                    Ok(OpValue::Configure(Ok(()))) => {}
+                    Ok(OpValue::Configure(Err(why))) => {
+                        // Whatever the account held under its old settings is let go.
+                        if let Err(e) = self.run(instance, Some(a), Op::Remove(a.account_id.clone())).await {
+                            *live = None;
+                            return Err(e);
+                        }
+                        refused.push((a.account_id.clone(), why));
+                    }
+                    Ok(_) => return Err(self.adapter("configure-account returned something else")),
+                    Err(e) => {
+                        *live = None;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        {
+            let mut acc = self.accounts.write().unwrap_or_else(|p| p.into_inner());
+            for a in &removed {
+                acc.configured.remove(&a.account_id);
+                acc.refused.remove(&a.account_id);
+                acc.generation.remove(&a.account_id);
+                out.removed.push(a.account_id.clone());
+            }
+            for a in changed {
+                let id = a.account_id.clone();
+                acc.refused.remove(&id);
+                *acc.generation.entry(id.clone()).or_default() += 1;
+                acc.configured.insert(id.clone(), wanted.remove(&id).unwrap_or(a));
+                out.started.push(id);
+            }
+            for (id, why) in refused {
+                out.started.retain(|s| *s != id);
+                acc.refused.insert(id.clone(), why.clone());
+                out.refused.push((id, why));
+            }
+        }
+        // Not running (never started or dropped after a trap): the next call configures every account.
+        self.ensure(&mut live).await?;
+        Ok(out)
     }
 
     /// Linear memory of the live instance, in bytes (0 when not running).
@@ -310,33 +446,47 @@ impl ChannelRuntime {
     }
 
     fn known(&self, account: &str) -> Result<(), ChannelError> {
-        if self.accounts.contains_key(account) {
-            Ok(())
-        } else {
-            Err(ChannelError::UnknownAccount { channel: self.info.id.clone(), account: account.to_string() })
+        let acc = self.accounts.read().unwrap_or_else(|p| p.into_inner());
+        match (acc.configured.contains_key(account), acc.refused.get(account)) {
+            (true, None) => Ok(()),
+            (true, Some(why)) => Err(ChannelError::BadSettings {
+                channel: self.info.id.clone(),
+                account: account.to_string(),
+                message: why.clone(),
+            }),
+            (false, _) => {
+                Err(ChannelError::UnknownAccount { channel: self.info.id.clone(), account: account.to_string() })
+            }
         }
     }
 
-    /// Starts the instance if needed and configures every account on it.
+    fn setup(&self, account: &str) -> Option<Arc<AccountSetup>> {
+        self.accounts.read().unwrap_or_else(|p| p.into_inner()).configured.get(account).cloned()
+    }
+
+    /// Starts the instance if needed and configures every account on it. An
+    /// account whose settings the adapter refuses is not served (and says
+    /// why); the others are.
     async fn ensure(&self, live: &mut Option<Live>) -> Result<(), ChannelError> {
         if live.is_some() {
             return Ok(());
         }
         let mut fresh = self.instantiate().await?;
-        for a in self.accounts.values() {
+        let accounts: Vec<Arc<AccountSetup>> =
+            self.accounts.read().unwrap_or_else(|p| p.into_inner()).configured.values().cloned().collect();
+        let mut refused = BTreeMap::new();
+        for a in accounts {
             let op = Op::Configure(a.account_id.clone(), a.settings.to_string());
-            match self.run(&mut fresh, Some(a), op).await? {
+            match self.run(&mut fresh, Some(&a), op).await? {
                 OpValue::Configure(Ok(())) => {}
                 OpValue::Configure(Err(message)) => {
-                    return Err(ChannelError::BadSettings {
-                        channel: self.info.id.clone(),
-                        account: a.account_id.clone(),
-                        message,
-                    })
+                    tracing::error!(channel = %self.info.id, account = %a.account_id, %message, "account settings refused");
+                    refused.insert(a.account_id.clone(), message);
                 }
                 _ => return Err(self.adapter("configure-account returned something else")),
             }
         }
+        self.accounts.write().unwrap_or_else(|p| p.into_inner()).refused = refused;
         *live = Some(fresh);
         Ok(())
     }
@@ -365,7 +515,8 @@ impl ChannelRuntime {
             return Err(ChannelError::Disabled { plugin: self.plugin.id.clone(), reason });
         }
         let mut guard = self.live.lock().await;
-        let setup = account.and_then(|a| self.accounts.get(a));
+        let setup = account.and_then(|a| self.setup(a));
+        let setup = setup.as_deref();
         let result = match op {
             Op::Describe => {
                 let mut live = self.instantiate().await?;
@@ -415,6 +566,10 @@ impl ChannelRuntime {
             Ok::<_, wasmtime::Error>(match op {
                 Op::Describe => OpValue::Describe(adapter.call_describe(&mut *store).await?),
                 Op::Configure(a, s) => OpValue::Configure(adapter.call_configure_account(&mut *store, &a, &s).await?),
+                Op::Remove(a) => {
+                    adapter.call_remove_account(&mut *store, &a).await?;
+                    OpValue::Removed
+                }
                 Op::Webhook(a, r) => OpValue::Webhook(adapter.call_handle_webhook(&mut *store, &a, &r).await?),
                 Op::Poll(a) => OpValue::Poll(adapter.call_poll(&mut *store, &a).await?),
                 Op::Send(m) => OpValue::Send(adapter.call_send(&mut *store, &m).await?),

@@ -469,9 +469,25 @@ impl Channel for Discord {
         }
         let api = base_url(&s, "apiBase", "https://discord.com/api/v10")?;
         let allow_bots = s["allowBots"].as_bool().unwrap_or(false);
+        // Configured again in this instance: the settings changed, so start the
+        // account over. A normal close (1000) ends the gateway session and the
+        // stored one is dropped: the (maybe new) token identifies afresh. A
+        // fresh instance (a restart) keeps the stored session and resumes.
+        if ACCOUNTS.with(|a| a.borrow().contains_key(&account_id)) {
+            disconnect(&account_id, 1000, "reconfigured");
+            if let Err(e) = kv::delete("session") {
+                log::warn(&format!("cannot drop the gateway session: {e}"));
+            }
+        }
         STOPPED.with(|st| st.borrow_mut().remove(&account_id));
         ACCOUNTS.with(|a| a.borrow_mut().insert(account_id, Account { api, allow_bots }));
         Ok(())
+    }
+
+    fn remove_account(account_id: String) {
+        disconnect(&account_id, 1000, "account removed");
+        STOPPED.with(|st| st.borrow_mut().remove(&account_id));
+        ACCOUNTS.with(|a| a.borrow_mut().remove(&account_id));
     }
 
     fn handle_webhook(_account_id: String, _request: HttpRequest) -> WebhookOutcome {

@@ -266,6 +266,12 @@ fn ensure_socket(account_id: &str, acct: &Account) -> Result<(), String> {
     Ok(())
 }
 
+/// Drops what an account holds in memory: its socket and its identity.
+fn forget(account_id: &str) {
+    drop_socket(account_id);
+    IDENTITIES.with(|m| m.borrow_mut().remove(account_id));
+}
+
 fn drop_socket(account_id: &str) {
     if let Some(c) = SOCKETS.with(|s| s.borrow_mut().remove(account_id)) {
         c.close(1000, "reconnecting");
@@ -381,8 +387,15 @@ impl Channel for Slack {
             other => return Err(format!("`replyToMode` must be `off`, `first` or `all`, not `{other}`")),
         };
         let api = base_url(&s, "apiBase", "https://slack.com/api")?;
+        // Settings changed: start the account over (new tokens, maybe another workspace).
+        forget(&account_id);
         ACCOUNTS.with(|a| a.borrow_mut().insert(account_id, Account { api, socket, reply_to }));
         Ok(())
+    }
+
+    fn remove_account(account_id: String) {
+        forget(&account_id);
+        ACCOUNTS.with(|a| a.borrow_mut().remove(&account_id));
     }
 
     fn handle_webhook(account_id: String, request: HttpRequest) -> WebhookOutcome {

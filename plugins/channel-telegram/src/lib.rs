@@ -200,6 +200,10 @@ impl Channel for Telegram {
         Ok(())
     }
 
+    fn remove_account(account_id: String) {
+        ACCOUNTS.with(|a| a.borrow_mut().remove(&account_id));
+    }
+
     fn handle_webhook(account_id: String, request: HttpRequest) -> WebhookOutcome {
         let none = |status: u16, body: Value| WebhookOutcome { response: respond(status, &body), events: vec![] };
         let Ok(acct) = account(&account_id) else { return none(404, json!({"error": "unknown account"})) };

@@ -239,6 +239,11 @@ impl Channel for WhatsApp {
         Ok(())
     }
 
+    fn remove_account(account_id: String) {
+        ACCOUNTS.with(|a| a.borrow_mut().remove(&account_id));
+        THROTTLE.with(|t| t.borrow_mut().remove(&account_id));
+    }
+
     fn handle_webhook(account_id: String, request: HttpRequest) -> WebhookOutcome {
         let none = |response: HttpResponse| WebhookOutcome { response, events: vec![] };
         if account(&account_id).is_err() {

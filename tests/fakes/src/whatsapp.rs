@@ -55,6 +55,8 @@ struct State {
     /// Every notification body ever delivered (for redelivery).
     delivered: Vec<Vec<u8>>,
     next_id: u64,
+    /// Every successful send, as it happens: (phone number id, request body).
+    sends: Option<tokio::sync::broadcast::Sender<(String, Value)>>,
 }
 
 pub struct WhatsAppFake {
@@ -114,7 +116,13 @@ impl WhatsAppFake {
 
     /// The fake on `127.0.0.1:port` (0: any free port).
     pub async fn start_on(app_secret: &str, port: u16) -> std::io::Result<WhatsAppFake> {
-        let state = Arc::new(Mutex::new(State { app_secret: app_secret.into(), next_id: 1, ..State::default() }));
+        let (sends, _) = tokio::sync::broadcast::channel(1 << 16);
+        let state = Arc::new(Mutex::new(State {
+            app_secret: app_secret.into(),
+            next_id: 1,
+            sends: Some(sends),
+            ..State::default()
+        }));
         let st = state.clone();
         let (addr, server) = wire::serve_on(port, move |req| handle(st.clone(), req)).await?;
         Ok(WhatsAppFake { addr, state, server })
@@ -247,6 +255,14 @@ impl WhatsAppFake {
         }
     }
 
+    /// Successful sends from now on, as they happen: (phone number id, request body).
+    pub fn watch_sends(&self) -> tokio::sync::broadcast::Receiver<(String, Value)> {
+        match &lock(&self.state).sends {
+            Some(tx) => tx.subscribe(),
+            None => tokio::sync::broadcast::channel(1).1,
+        }
+    }
+
     pub fn fail_next_send(&self, phone_number_id: &str, fault: Fault) {
         if let Some(n) = lock(&self.state).numbers.get_mut(phone_number_id) {
             n.faults.push_back(fault);
@@ -342,6 +358,9 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
     }
     number.sent.push(p.clone());
     let display = number.display.clone();
+    if let Some(tx) = &st.sends {
+        let _ = tx.send((number_id.to_string(), p.clone()));
+    }
     let id = format!("wamid.HBgL{:012}SENT", st.next_id);
     st.next_id += 1;
     st.messages.insert(id.clone());

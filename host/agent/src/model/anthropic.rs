@@ -83,6 +83,7 @@ fn messages(req: &ModelRequest) -> Vec<Value> {
 
 #[derive(Default)]
 struct Fold {
+    on_text: Option<crate::model::TextSink>,
     /// Blocks by index: (kind, text or tool id, tool name, partial JSON).
     blocks: Vec<(String, String, String, String)>,
     stop: Option<String>,
@@ -114,7 +115,13 @@ impl Fold {
                 let Some(block) = self.blocks.get_mut(i) else { return Err("delta for an unknown block".into()) };
                 let d = &v["delta"];
                 match d["type"].as_str() {
-                    Some("text_delta") => block.1.push_str(d["text"].as_str().unwrap_or_default()),
+                    Some("text_delta") => {
+                        let t = d["text"].as_str().unwrap_or_default();
+                        block.1.push_str(t);
+                        if let (Some(sink), false) = (&self.on_text, t.is_empty()) {
+                            sink(t);
+                        }
+                    }
                     Some("input_json_delta") => block.3.push_str(d["partial_json"].as_str().unwrap_or_default()),
                     _ => {}
                 }
@@ -214,7 +221,7 @@ impl Anthropic {
                 .unwrap_or(text);
             return Err(self.fail(format!("HTTP {status}: {msg}")));
         }
-        let mut fold = Fold::default();
+        let mut fold = Fold { on_text: req.on_text.clone(), ..Fold::default() };
         let mut buf = String::new();
         let mut stream = resp.bytes_stream();
         while let Some(piece) = stream.next().await {

@@ -19,6 +19,10 @@ use crate::store::{Content, Message, Usage};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Receives the answer's text as the model produces it (for streaming it
+/// on: SSE to an API client). The finished reply is still returned whole.
+pub type TextSink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// A tool as the model is shown it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolSpec {
@@ -37,6 +41,17 @@ pub struct ModelRequest {
     pub identity: Identity,
     /// The agent's state dir (credentials, the offline provider's script).
     pub agent_dir: PathBuf,
+    /// Where text deltas go while the answer streams in (`None`: nobody listens).
+    pub on_text: Option<TextSink>,
+}
+
+impl ModelRequest {
+    /// Passes a piece of the answer's text on to whoever listens.
+    pub fn emit(&self, text: &str) {
+        if let (Some(sink), false) = (&self.on_text, text.is_empty()) {
+            sink(text);
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

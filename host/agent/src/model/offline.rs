@@ -186,7 +186,18 @@ impl Provider for Offline {
     }
 
     fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelReply, ProviderError>> {
-        Box::pin(async move { self.answer(request) })
+        Box::pin(async move {
+            let reply = self.answer(request)?;
+            // Streamed word by word, as a remote model would.
+            for c in &reply.content {
+                if let Content::Text { text } = c {
+                    for word in text.split_inclusive(' ') {
+                        request.emit(word);
+                    }
+                }
+            }
+            Ok(reply)
+        })
     }
 }
 
@@ -207,6 +218,7 @@ mod tests {
                 .collect(),
             identity: Identity { agent_id: "work".into(), name: "Atlas".into(), emoji: None },
             agent_dir: dir.to_path_buf(),
+            on_text: None,
         }
     }
 

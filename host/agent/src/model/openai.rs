@@ -79,6 +79,7 @@ fn messages(req: &ModelRequest) -> Vec<Value> {
 /// Folds the stream's chunks into a reply.
 #[derive(Default)]
 struct Fold {
+    on_text: Option<crate::model::TextSink>,
     text: String,
     calls: Vec<(String, String, String)>,
     finish: Option<String>,
@@ -94,6 +95,9 @@ impl Fold {
         let Some(choice) = v["choices"].get(0) else { return };
         if let Some(t) = choice["delta"]["content"].as_str() {
             self.text.push_str(t);
+            if let (Some(sink), false) = (&self.on_text, t.is_empty()) {
+                sink(t);
+            }
         }
         for tc in choice["delta"]["tool_calls"].as_array().into_iter().flatten() {
             let i = tc["index"].as_u64().unwrap_or(0) as usize;
@@ -189,7 +193,7 @@ impl OpenAiCompatible {
                 .unwrap_or(text);
             return Err(self.fail(format!("HTTP {status}: {msg}")));
         }
-        let mut fold = Fold::default();
+        let mut fold = Fold { on_text: req.on_text.clone(), ..Fold::default() };
         let mut buf = String::new();
         let mut stream = resp.bytes_stream();
         'read: while let Some(piece) = stream.next().await {

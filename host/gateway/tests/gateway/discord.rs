@@ -205,3 +205,70 @@ async fn disallowed_intents_stop_the_account_without_a_reconnect_storm() {
     assert_eq!(fake.wait_sent(OPS, 1, WAIT).await.len(), 1);
     assert!(gw.shutdown().await);
 }
+
+/// A config edit touching one account starts only that account over: the
+/// other bot's gateway connection is neither closed nor resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_one_account_restarts_only_that_account() {
+    let fake = fake(41_250).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let gw = start(root, &fake).await;
+    let text = config(root, &fake.api_base());
+    let apply = |text: String| {
+        let gateway = gw.gateway.clone();
+        async move {
+            let cfg = chela_core::config::load_str(&text, None).expect("config loads").config;
+            gateway.apply_config(std::sync::Arc::new(cfg)).await;
+        }
+    };
+    let main_before = fake.counts(MAIN);
+    let ops_before = fake.counts(OPS);
+
+    // `ops` gets a new setting: it identifies afresh; `main` is untouched.
+    let ops_edited = format!(r#"ops: {{ token: "{OPS}", allowBots: true }}"#);
+    apply(text.replace(&format!(r#"ops: {{ token: "{OPS}" }}"#), &ops_edited)).await;
+    let deadline = Instant::now() + WAIT;
+    while fake.counts(OPS).0 == ops_before.0 {
+        assert!(Instant::now() < deadline, "ops never identified again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(fake.wait_connected(OPS, WAIT).await);
+    let (main_now, ops_now) = (fake.counts(MAIN), fake.counts(OPS));
+    assert_eq!((main_now.0, main_now.1), (main_before.0, main_before.1), "main neither identified nor resumed");
+    assert_eq!(ops_now.0, ops_before.0 + 1, "ops identified once more");
+    assert!(fake.connected(MAIN));
+    fake.user_message(OPS, None, ("1100000000000000005", "Ada"), "still there?", &[], false);
+    assert_eq!(fake.wait_sent(OPS, 1, WAIT).await.len(), 1, "ops answers after its restart");
+
+    // `ops` refused (no token): named in /readyz; `main` still answers.
+    apply(text.replace(&format!(r#"ops: {{ token: "{OPS}" }}"#), "ops: { allowBots: true }")).await;
+    let missing = gw.gateway.missing_channels();
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0].0, "discord/ops");
+    assert!(missing[0].1.contains("`token` is required"), "{missing:?}");
+    let deadline = Instant::now() + WAIT;
+    while fake.connected(OPS) {
+        assert!(Instant::now() < deadline, "a refused account lets its connection go");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fake.user_message(MAIN, None, ("1100000000000000005", "Ada"), "main?", &[], false);
+    assert_eq!(fake.wait_sent(MAIN, 1, WAIT).await.len(), 1, "main answers");
+
+    // `ops` back with its token: it connects again; then removed from the config: it disconnects.
+    apply(text.clone()).await;
+    assert!(fake.wait_connected(OPS, WAIT).await, "ops is back");
+    assert!(gw.gateway.missing_channels().is_empty());
+    // `ops` removed from the config; `main` keeps its connection.
+    apply(text.replace(&format!(r#", ops: {{ token: "{OPS}" }}"#), "")).await;
+    assert!(!text.replace(&format!(r#", ops: {{ token: "{OPS}" }}"#), "").contains(OPS));
+    let deadline = Instant::now() + WAIT;
+    while fake.connected(OPS) {
+        assert!(Instant::now() < deadline, "ops still connected after its removal");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gw.gateway.missing_channels().is_empty());
+    assert_eq!(fake.counts(MAIN).0, main_before.0, "main never identified again");
+    assert!(fake.connected(MAIN));
+    gw.shutdown().await;
+}

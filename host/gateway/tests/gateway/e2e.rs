@@ -4,7 +4,6 @@
 //! and the reply leaves through the same channel account and chat. Plugins
 //! are the real components built from `plugins/` (`cargo xtask build-plugins`).
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,25 +18,6 @@ use chela_gateway::{Gateway, GatewayOptions, Running};
 use chela_plugin::{Limits, PluginEngine, Plugins};
 use common::wasm;
 use serde_json::{json, Value};
-
-/// One HTTP/1.1 exchange (`Connection: close`): status and body.
-fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
-}
 
 const CONFIG: &str = r#"{
   agents: { list: [
@@ -115,16 +95,10 @@ impl Gw {
     }
 
     async fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Value) -> (u16, Value) {
-        let (addr, method, path) = (self.addr(), method.to_string(), path.to_string());
-        let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let body = if body.is_null() { String::new() } else { body.to_string() };
-        let (status, text) = tokio::task::spawn_blocking(move || {
-            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            http(addr, &method, &path, &h, &body)
-        })
-        .await
-        .unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        let url = format!("http://{}{path}", self.addr());
+        let a = chela_fakes::wire::request(method, &url, headers, body.as_bytes()).await.expect("the gateway answers");
+        (a.status, serde_json::from_str(&a.body).unwrap_or(Value::String(a.body)))
     }
 
     async fn post_message(&self, account: &str, token: &str, msg: Value) -> (u16, Value) {
@@ -308,7 +282,19 @@ async fn openai_compatible_chat_completions_run_a_normal_turn() {
     assert_eq!(s, 200);
     let sse = r.as_str().unwrap();
     assert!(sse.contains("\"object\":\"chat.completion.chunk\"") && sse.trim_end().ends_with("data: [DONE]"), "{sse}");
-    assert!(sse.contains("Sage (agent `support`) here."), "{sse}");
+    // Role first, then the text in the pieces the model produced it in, then `stop`.
+    let events: Vec<Value> = sse
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).expect("each event is JSON"))
+        .collect();
+    assert_eq!(events[0]["choices"][0]["delta"]["role"], "assistant", "{sse}");
+    let pieces: Vec<&str> = events.iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
+    assert!(pieces.len() > 3, "streamed in pieces, not one block: {pieces:?}");
+    let whole = pieces.concat();
+    assert!(whole.contains("Sage (agent `support`) here.") && whole.ends_with(")."), "{whole}");
+    assert_eq!(events.last().map(|e| e["choices"][0]["finish_reason"].clone()), Some(json!("stop")), "{sse}");
     let (s, r) = gw.call("POST", "/v1/chat/completions", &[], ask("chela:nobody", "hi", false)).await;
     assert_eq!((s, r["error"]["type"].as_str()), (404, Some("invalid_request_error")));
     let index = std::fs::read_to_string(gw.path("state/agents/work/sessions/sessions.json")).unwrap();

@@ -273,8 +273,9 @@ fn demo() -> Result<(), String> {
     println!(
         "\nThe gateway is running on http://127.0.0.1:{port} (Ctrl-C stops it). Try:\n\
          \x20 {bin} --config {cfg} send --agent personal \"what's on this weekend?\"\n\
-         \x20 curl -s localhost:{port}/api/v1/agents\n\
-         \x20 curl -s -X POST localhost:{port}/api/v1/route -d '{{\"channel\":\"whatsapp\",\"accountId\":\"biz\",\"peer\":{{\"kind\":\"direct\",\"id\":\"+15550001111\"}}}}'\n\
+         \x20 TOKEN=$(cat {token})   # the control-plane token the gateway generated\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" localhost:{port}/api/v1/agents\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -X POST localhost:{port}/api/v1/route -d '{{\"channel\":\"whatsapp\",\"accountId\":\"biz\",\"peer\":{{\"kind\":\"direct\",\"id\":\"+15550001111\"}}}}'\n\
          \x20 curl -s localhost:{say_port}/say -d '{{\"channel\":\"whatsapp\",\"account\":\"personal\",\"from\":\"+15550002222\",\"text\":\"hi\"}}'\n\
          \x20 curl -s localhost:{port}/metrics\n\
          Edit {cfg} (agents, bindings) while it runs: changes apply at once.\n\
@@ -282,6 +283,7 @@ fn demo() -> Result<(), String> {
         bin = bin.display(),
         cfg = config.display(),
         plugins = plugins_dir.display(),
+        token = state.join("gateway.token").display(),
     );
     if std::env::args().any(|a| a == "--once") {
         let _ = Command::new("kill").arg("-TERM").arg(gateway.id().to_string()).status();

@@ -41,13 +41,14 @@ pub fn listen_addr(ctx_cfg: &chela_core::config::Config, port: Option<u16>, bind
     Ok(SocketAddr::new(ip, port))
 }
 
-/// The control API token: `gateway.auth.token`, else `CHELA_GATEWAY_TOKEN`.
-pub fn auth_token(cfg: &chela_core::config::Config) -> Option<String> {
-    cfg.gateway
-        .as_ref()
-        .and_then(|g| g.auth.as_ref()?.token.clone())
-        .or_else(|| std::env::var("CHELA_GATEWAY_TOKEN").ok())
-        .filter(|t| !t.is_empty())
+fn env_var(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+/// The token to present to a gateway on this machine: the configured one,
+/// else the one the gateway generated in the state dir.
+pub fn client_token(ctx: &Context, cfg: &chela_core::config::Config) -> Option<String> {
+    chela_gateway::token::for_client(cfg, &env_var, &ctx.env.state_dir())
 }
 
 pub fn run(ctx: &Context, args: &GatewayArgs) -> Result<ExitCode> {
@@ -55,7 +56,7 @@ pub fn run(ctx: &Context, args: &GatewayArgs) -> Result<ExitCode> {
     let cfg = loaded.config;
     let mut options = GatewayOptions::loopback(0);
     options.addr = listen_addr(&cfg, args.port, args.bind.as_deref())?;
-    options.auth_token = auth_token(&cfg);
+    options.auth_token = chela_gateway::token::configured(&cfg, &env_var);
     let rt = crate::plugins::runtime()?;
     rt.block_on(async {
         let plugins = Arc::new(crate::plugins::load_lazy(ctx, &cfg)?);

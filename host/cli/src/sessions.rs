@@ -56,6 +56,7 @@ pub enum SessionsCommand {
 
 /// A control API call to a gateway on loopback; `None` when none is listening.
 fn control(
+    ctx: &Context,
     ctx_cfg: &chela_core::config::Config,
     method: &str,
     path: &str,
@@ -67,8 +68,9 @@ fn control(
     };
     s.set_read_timeout(Some(Duration::from_secs(600)))?;
     let body = body.map(Value::to_string).unwrap_or_default();
-    let auth =
-        crate::gateway::auth_token(ctx_cfg).map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = crate::gateway::client_token(ctx, ctx_cfg)
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
@@ -93,7 +95,7 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
     if let Some(s) = &args.session {
         body["sessionKey"] = json!(s);
     }
-    let outcome = match control(&cfg, "POST", "/api/v1/send", Some(&body))? {
+    let outcome = match control(ctx, &cfg, "POST", "/api/v1/send", Some(&body))? {
         Some(v) => v,
         None => {
             if Roster::from_config(&cfg).find(&agent).is_none() {

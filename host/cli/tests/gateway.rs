@@ -4,8 +4,7 @@
 //! sees: platform messages in, replies recorded by the fakes, the control
 //! API, the exit code.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chela_fakes::discord::DiscordFake;
@@ -13,12 +12,11 @@ use chela_fakes::openai::{OpenAiFake, Scripted};
 use chela_fakes::slack::{AppSpec, SlackFake};
 use chela_fakes::telegram::TelegramFake;
 use chela_fakes::whatsapp::WhatsAppFake;
-use chela_fakes::wire;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use support::{chela, eventually, Gateway, WAIT};
 
-const WAIT: Duration = Duration::from_secs(30);
+mod support;
+
 const HELP_BOT: &str = "222:BBB-help";
 const DISCORD_BOT: &str = "MTEx.main-bot-token";
 const GUILD: &str = "1200000000000000001";
@@ -98,99 +96,8 @@ fn config(root: &Path, f: &Fakes, sales_agent: &str) -> String {
     )
 }
 
-fn component(name: &str) -> PathBuf {
-    let p =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/wasm32-wasip2/release").join(format!("{name}.wasm"));
-    assert!(p.exists(), "{} is missing: run `cargo xtask build-plugins` first", p.display());
-    p
-}
-
-struct Gateway {
-    child: Child,
-    addr: String,
-    root: PathBuf,
-    config: PathBuf,
-}
-
-impl Gateway {
-    /// Starts `chela gateway --port 0` and reads the address it prints.
-    async fn start(root: &Path, config_text: &str) -> Gateway {
-        let plugins = root.join("state/plugins");
-        std::fs::create_dir_all(&plugins).unwrap();
-        for c in ["channel_telegram", "channel_slack", "channel_discord", "channel_whatsapp"] {
-            std::fs::copy(component(c), plugins.join(format!("{c}.wasm"))).unwrap();
-        }
-        let config = root.join("chela.json5");
-        std::fs::write(&config, config_text).unwrap();
-        let mut child = chela(root, &config)
-            .args(["gateway", "--port", "0"])
-            .env("OPENAI_API_KEY", "sk-fake-openai")
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chela starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = tokio::time::timeout(WAIT, async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(a) = line.split("listening on http://").nth(1) {
-                    return a.trim().to_string();
-                }
-            }
-            panic!("the gateway exited before listening");
-        })
-        .await
-        .expect("the gateway listens");
-        // Keep draining its log so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let gw = Gateway { child, addr, root: root.into(), config };
-        let deadline = Instant::now() + WAIT;
-        while gw.get("/readyz", &[]).await.status != 200 {
-            assert!(Instant::now() < deadline, "not ready: {}", gw.get("/readyz", &[]).await.body);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        gw
-    }
-
-    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> wire::Answer {
-        wire::request("GET", &format!("http://{}{path}", self.addr), headers, b"").await.expect("answers")
-    }
-
-    async fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> wire::Answer {
-        wire::request("POST", &format!("http://{}{path}", self.addr), headers, body).await.expect("answers")
-    }
-
-    /// Rewrites the config file (the gateway watches it) with a new mtime.
-    fn edit(&self, text: &str) {
-        let tmp = self.root.join("chela.json5.tmp");
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, &self.config).unwrap();
-    }
-
-    fn sigterm(&self) {
-        let pid = self.child.id().expect("running");
-        let ok = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-        assert!(ok.success());
-    }
-}
-
-fn chela(root: &Path, config: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_chela"));
-    c.arg("--config").arg(config).env("CHELA_STATE_DIR", root.join("state")).env("HOME", root);
-    c.env_remove("CHELA_GATEWAY_TOKEN");
-    c
-}
-
 fn telegram_text(m: &Value) -> String {
     m["text"].as_str().unwrap_or_default().to_string()
-}
-
-/// Waits until `check` holds, polling.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,9 @@
-//! The control API (`/api/v1/…`, JSON; bearer token when one is set): what
-//! `chela send`, `chela sessions` and scripts use against a running gateway.
-//! Repeated auth failures from one address are answered 429 with Retry-After.
+//! The control API (`/api/v1/…`, JSON, always behind the gateway token and
+//! the browser checks of `guard.rs`): what `chela send`, `chela sessions` and
+//! scripts use against a running gateway.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use chela_agent::store::SessionStore;
 use chela_agent::{Inbound, Origin};
@@ -19,50 +17,10 @@ use serde::Deserialize;
 use crate::server::{error, json, Reply};
 use crate::Gateway;
 
-/// Auth failures allowed per address per window before 429.
-const MAX_AUTH_FAILURES: u32 = 10;
-const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-
-fn failures() -> &'static Mutex<HashMap<IpAddr, (u32, Instant)>> {
-    static F: OnceLock<Mutex<HashMap<IpAddr, (u32, Instant)>>> = OnceLock::new();
-    F.get_or_init(Default::default)
-}
-
-/// Compares without an early exit on the first differing byte.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
+/// The control plane's checks (`guard.rs`): Host, Origin, content type, then the token.
 pub(crate) fn authorize(gw: &Gateway, req: &Request<Incoming>, peer: SocketAddr) -> Result<(), Box<Reply>> {
-    let Some(token) = gw.options.auth_token.as_deref() else { return Ok(()) };
-    let now = Instant::now();
-    let mut f = failures().lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((n, since)) = f.get(&peer.ip()) {
-        let left = FAILURE_WINDOW.saturating_sub(now.duration_since(*since));
-        if *n >= MAX_AUTH_FAILURES && !left.is_zero() {
-            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too many failed authentications; try later");
-            if let Ok(v) = hyper::header::HeaderValue::from_str(&left.as_secs().max(1).to_string()) {
-                r.headers_mut().insert("retry-after", v);
-            }
-            return Err(Box::new(r));
-        }
-    }
-    let presented = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if same(presented.as_bytes(), token.as_bytes()) {
-        f.remove(&peer.ip());
-        return Ok(());
-    }
-    let e = f.entry(peer.ip()).or_insert((0, now));
-    if now.duration_since(e.1) > FAILURE_WINDOW {
-        *e = (0, now);
-    }
-    e.0 += 1;
-    Err(Box::new(error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")))
+    crate::guard::browser_checks(req.method(), req.headers(), &gw.config())?;
+    crate::guard::bearer(req.headers(), &gw.token, peer.ip(), &gw.auth_failures)
 }
 
 fn query(req: &Request<Incoming>, name: &str) -> Option<String> {

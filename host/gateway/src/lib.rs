@@ -7,11 +7,13 @@
 //! never starts without an auth token.
 
 mod control;
+mod guard;
 mod inbound;
 pub mod metrics;
 mod openai;
 pub mod pairing;
 mod server;
+pub mod token;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,7 +38,8 @@ pub use metrics::Metrics;
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
     pub addr: SocketAddr,
-    /// Bearer token for the control API (required off loopback).
+    /// The operator's control-plane token (required off loopback); without
+    /// one the gateway generates one in the state dir (`token.rs`).
     pub auth_token: Option<String>,
     /// How often plugin dirs are rescanned.
     pub plugin_scan: Duration,
@@ -64,6 +67,8 @@ pub enum GatewayError {
     NoAuthOffLoopback(SocketAddr),
     #[error("cannot listen on {addr}: {error}")]
     Bind { addr: SocketAddr, error: std::io::Error },
+    #[error(transparent)]
+    Token(#[from] token::TokenError),
 }
 
 /// Counts work in flight so shutdown can wait for it.
@@ -120,6 +125,12 @@ pub struct Gateway {
     stopping: std::sync::atomic::AtomicBool,
     options: GatewayOptions,
     vars: Arc<EnvVars>,
+    /// The control-plane token in force (configured or generated).
+    token: String,
+    /// Failed control-plane authentications (per address, and a global budget).
+    auth_failures: guard::Lockout,
+    /// Webhook requests the adapter refused as unauthenticated.
+    webhook_failures: guard::Lockout,
 }
 
 /// Secrets of tool plugins: `plugins.entries.<id>.secrets` (`"${VAR}"` reads the environment).
@@ -173,6 +184,10 @@ impl Gateway {
         if !options.addr.ip().is_loopback() && options.auth_token.is_none() {
             return Err(GatewayError::NoAuthOffLoopback(options.addr));
         }
+        let token = match &options.auth_token {
+            Some(t) => t.clone(),
+            None => token::load_or_create(&env.state_dir())?,
+        };
         let report = plugins.rescan().await;
         for (path, e) in &report.failed {
             tracing::warn!(path = %path.display(), error = %e, "plugin not loaded");
@@ -205,6 +220,9 @@ impl Gateway {
             stopping: std::sync::atomic::AtomicBool::new(false),
             options,
             vars,
+            token,
+            auth_failures: guard::Lockout::new(10, 60, Duration::from_secs(60)),
+            webhook_failures: guard::Lockout::new(30, 600, Duration::from_secs(60)),
         });
         let weak = Arc::downgrade(&gw);
         gw.runtime.set_announcer(Arc::new(move |a| {
@@ -222,6 +240,11 @@ impl Gateway {
 
     pub fn table(&self) -> Arc<RouteTable> {
         self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The token control-plane requests must present.
+    pub fn control_token(&self) -> &str {
+        &self.token
     }
 
     pub fn runtime(&self) -> &Arc<AgentRuntime> {

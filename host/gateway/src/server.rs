@@ -121,8 +121,15 @@ async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::Sock
     match (req.method(), path.as_str()) {
         (&Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         (&Method::GET, "/readyz") => readyz(&gw),
-        (&Method::GET, "/metrics") => text(StatusCode::OK, metrics(&gw).await, "text/plain; version=0.0.4"),
-        (_, p) if p.starts_with("/channels/") => webhook(gw, req).await,
+        (&Method::GET, "/metrics") => {
+            if metrics_need_auth(&gw) {
+                if let Err(r) = crate::control::authorize(&gw, &req, peer) {
+                    return *r;
+                }
+            }
+            text(StatusCode::OK, metrics(&gw).await, "text/plain; version=0.0.4")
+        }
+        (_, p) if p.starts_with("/channels/") => webhook(gw, req, peer).await,
         (_, p) if p.starts_with("/api/") => crate::control::handle(gw, req, peer).await,
         (_, p) if p.starts_with("/v1/") => match crate::control::authorize(&gw, &req, peer) {
             Ok(()) => crate::openai::handle(gw, req).await,
@@ -130,6 +137,12 @@ async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::Sock
         },
         _ => error(StatusCode::NOT_FOUND, &format!("no route for {} {path}", req.method())),
     }
+}
+
+/// `gateway.metrics.auth`; by default on when the listener is off loopback.
+fn metrics_need_auth(gw: &Gateway) -> bool {
+    let configured = gw.config().gateway.as_ref().and_then(|g| g.metrics.as_ref()?.auth);
+    configured.unwrap_or(!gw.options.addr.ip().is_loopback())
 }
 
 fn readyz(gw: &Gateway) -> Reply {
@@ -182,7 +195,13 @@ async fn metrics(gw: &Gateway) -> String {
 }
 
 /// `/channels/<channel>/<account>/<rest>`: raw request to the adapter.
-async fn webhook(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
+/// An address whose requests the adapter keeps refusing as unauthenticated
+/// is answered 429 without reaching the adapter.
+async fn webhook(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::SocketAddr) -> Reply {
+    if let Some(left) = gw.webhook_failures.locked(peer.ip()) {
+        gw.metrics.inc("chela_webhook_auth_lockouts_total", &[]);
+        return crate::guard::too_many(left, "webhook authentications");
+    }
     let (path, query) = (req.uri().path().to_string(), req.uri().query().map(str::to_string));
     let mut parts = path.trim_start_matches("/channels/").splitn(3, '/');
     let (channel_id, account) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default().to_string());
@@ -215,6 +234,9 @@ async fn webhook(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
             return error(StatusCode::BAD_GATEWAY, &e.to_string());
         }
     };
+    if matches!(outcome.response.status, 401 | 403) {
+        gw.webhook_failures.failed(peer.ip());
+    }
     for ev in outcome.events {
         let (gw, ch) = (gw.clone(), channel.clone());
         tokio::spawn(async move {

@@ -83,10 +83,11 @@ pub async fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[
     let rest = url.strip_prefix("http://")?;
     let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
     let mut s = tokio::net::TcpStream::connect(authority).await.ok()?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    // A caller that names its own `Host` (a rebinding test) sends that one.
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {authority}\r\n"));
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }

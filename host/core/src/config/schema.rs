@@ -672,6 +672,16 @@ pub struct GatewayConfig {
     pub remote: Option<Json>,
     pub trusted_proxies: Option<Json>,
     pub tls: Option<Json>,
+    /// chela: `/metrics`.
+    pub metrics: Option<GatewayMetrics>,
+}
+
+/// `gateway.metrics` (chela).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayMetrics {
+    /// `/metrics` needs the bearer token. Default: on when bound off loopback.
+    pub auth: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

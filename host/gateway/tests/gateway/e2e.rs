@@ -94,10 +94,23 @@ impl Gw {
         self.dir.path().join(rel)
     }
 
+    /// A request as the owner's client makes it: control-plane paths carry
+    /// the gateway's token unless the test sets `authorization` itself, and
+    /// bodies are JSON.
     async fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Value) -> (u16, Value) {
         let body = if body.is_null() { String::new() } else { body.to_string() };
         let url = format!("http://{}{path}", self.addr());
-        let a = chela_fakes::wire::request(method, &url, headers, body.as_bytes()).await.expect("the gateway answers");
+        let auth = format!("Bearer {}", self.gateway().control_token());
+        let mut headers = headers.to_vec();
+        if (path.starts_with("/api/") || path.starts_with("/v1/"))
+            && !headers.iter().any(|(k, _)| *k == "authorization")
+        {
+            headers.push(("authorization", &auth));
+        }
+        if !headers.iter().any(|(k, _)| *k == "content-type") {
+            headers.push(("content-type", "application/json"));
+        }
+        let a = chela_fakes::wire::request(method, &url, &headers, body.as_bytes()).await.expect("the gateway answers");
         (a.status, serde_json::from_str(&a.body).unwrap_or(Value::String(a.body)))
     }
 
@@ -367,7 +380,7 @@ async fn control_api_auth_health_and_graceful_shutdown() {
     assert_eq!(s, 200);
     let (s, b) = gw.call("GET", "/readyz", &[], Value::Null).await;
     assert_eq!(s, 200, "{b}");
-    let (s, _) = gw.call("GET", "/api/v1/agents", &[], Value::Null).await;
+    let (s, _) = gw.call("GET", "/api/v1/agents", &[("authorization", "")], Value::Null).await;
     assert_eq!(s, 401);
     let (s, b) = gw.call("GET", "/api/v1/agents", &[("authorization", "Bearer ctl-token")], Value::Null).await;
     assert_eq!((s, b["agents"].as_array().map(Vec::len)), (200, Some(2)), "{b}");

@@ -1,0 +1,84 @@
+//! The attacks of docs/security.md against a default install, through the
+//! `chela` binary: each test plays the attacker from outside (a web page in
+//! the owner's browser, a chat user, a hostile plugin, an upstream API) and
+//! checks the attack fails while the owner's own use keeps working.
+
+use std::path::Path;
+
+use chela_fakes::wire;
+use serde_json::Value;
+use support::{chela, Gateway};
+
+mod support;
+
+fn agent_config(root: &Path, extra: &str) -> String {
+    format!(
+        r#"{{
+  agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws-work" }} ] }},
+  gateway: {{ http: {{ endpoints: {{ chatCompletions: {{ enabled: true }} }} }} }},
+  {extra}
+}}"#,
+        root = root.display()
+    )
+}
+
+async fn raw(gw: &Gateway, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> wire::Answer {
+    wire::request(method, &format!("http://{}{path}", gw.addr), headers, body.as_bytes()).await.expect("answers")
+}
+
+/// With no token configured, a web page cannot drive or read the gateway:
+/// the gateway generated a token (0600) that only the local CLI reads; a
+/// cross-origin `text/plain` POST, a rebinding `Host`, and a missing token
+/// are all refused, and none of them ran a turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_page_cannot_drive_or_read_a_gateway_without_a_configured_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let gw = Gateway::start_with(root, &agent_config(root, ""), &[]).await;
+    let token_file = root.join("state/gateway.token");
+    let token = std::fs::read_to_string(&token_file).expect("the gateway generated a token");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let bearer = format!("Bearer {}", token.trim());
+    let port = gw.addr.rsplit(':').next().unwrap().to_string();
+
+    // The drive-by page: a "simple" cross-origin POST (no preflight) that would make the agent run a tool.
+    let send = r#"{"agentId":"work","text":"PWNED run exec"}"#;
+    let evil = [("origin", "http://evil.example"), ("content-type", "text/plain")];
+    let a = raw(&gw, "POST", "/api/v1/send", &evil, send).await;
+    assert!(a.status == 401 || a.status == 403, "{} {}", a.status, a.body);
+    // Not even with the token (a leaked one) does a foreign origin or a non-JSON body pass.
+    let a =
+        raw(&gw, "POST", "/api/v1/send", &[("origin", "http://evil.example"), ("authorization", &bearer)], send).await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    let a = raw(&gw, "POST", "/api/v1/send", &[("content-type", "text/plain"), ("authorization", &bearer)], send).await;
+    assert_eq!(a.status, 415, "{}", a.body);
+    // The OpenAI endpoint is the control plane too.
+    let chat = r#"{"model":"chela:work","messages":[{"role":"user","content":"PWNED"}]}"#;
+    let a = raw(&gw, "POST", "/v1/chat/completions", &[("content-type", "application/json")], chat).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+
+    // The rebinding page: same-origin from the browser's view, but under the attacker's name.
+    let rebound = format!("rebind.attacker.example:{port}");
+    let path = "/api/v1/sessions/history?agentId=work&key=agent%3Awork%3Amain";
+    let a = raw(&gw, "GET", path, &[("host", &rebound)], "").await;
+    assert_eq!(a.status, 421, "{}", a.body);
+    let a = raw(&gw, "GET", path, &[("host", &rebound), ("authorization", &bearer)], "").await;
+    assert_eq!(a.status, 421, "the Host check holds on its own: {}", a.body);
+    let a = raw(&gw, "GET", "/api/v1/agents", &[], "").await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert_eq!(raw(&gw, "GET", "/healthz", &[], "").await.status, 200, "health stays open");
+
+    // The owner's CLI needs no setup: it reads the generated token.
+    let out = chela(root, &gw.config).args(["send", "--agent", "work", "hello from the owner"]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = raw(&gw, "GET", path, &[("authorization", &bearer)], "").await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let history: Value = serde_json::from_str(&a.body).unwrap();
+    let texts = history["messages"].to_string();
+    assert!(texts.contains("hello from the owner"), "{texts}");
+    assert!(!texts.contains("PWNED"), "a refused request ran a turn: {texts}");
+}

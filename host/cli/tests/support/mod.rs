@@ -1,0 +1,115 @@
+//! What the black-box tests of the `chela` binary share: starting
+//! `chela gateway` on a temp dir with components from `plugins/`, requests
+//! to it, and waiting for a condition (never a fixed sleep).
+#![allow(dead_code)] // each test binary uses a part
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use chela_fakes::wire;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn component(name: &str) -> PathBuf {
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/wasm32-wasip2/release").join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} is missing: run `cargo xtask build-plugins` first", p.display());
+    p
+}
+
+pub struct Gateway {
+    pub child: Child,
+    pub addr: String,
+    pub root: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Gateway {
+    /// Starts `chela gateway --port 0` with the four channel adapters and reads the address it prints.
+    pub async fn start(root: &Path, config_text: &str) -> Gateway {
+        Gateway::start_with(
+            root,
+            config_text,
+            &["channel_telegram", "channel_slack", "channel_discord", "channel_whatsapp"],
+        )
+        .await
+    }
+
+    /// The same with these components (file stems under the release build) in the plugins dir.
+    pub async fn start_with(root: &Path, config_text: &str, components: &[&str]) -> Gateway {
+        let plugins = root.join("state/plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        for c in components {
+            std::fs::copy(component(c), plugins.join(format!("{c}.wasm"))).unwrap();
+        }
+        let config = root.join("chela.json5");
+        std::fs::write(&config, config_text).unwrap();
+        let mut child = chela(root, &config)
+            .args(["gateway", "--port", "0"])
+            .env("OPENAI_API_KEY", "sk-fake-openai")
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chela starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = tokio::time::timeout(WAIT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(a) = line.split("listening on http://").nth(1) {
+                    return a.trim().to_string();
+                }
+            }
+            panic!("the gateway exited before listening");
+        })
+        .await
+        .expect("the gateway listens");
+        // Keep draining its log so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let gw = Gateway { child, addr, root: root.into(), config };
+        let deadline = Instant::now() + WAIT;
+        while gw.get("/readyz", &[]).await.status != 200 {
+            assert!(Instant::now() < deadline, "not ready: {}", gw.get("/readyz", &[]).await.body);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        gw
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> wire::Answer {
+        wire::request("GET", &format!("http://{}{path}", self.addr), headers, b"").await.expect("answers")
+    }
+
+    pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> wire::Answer {
+        wire::request("POST", &format!("http://{}{path}", self.addr), headers, body).await.expect("answers")
+    }
+
+    /// Rewrites the config file (the gateway watches it) with a new mtime.
+    pub fn edit(&self, text: &str) {
+        let tmp = self.root.join("chela.json5.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.config).unwrap();
+    }
+
+    pub fn sigterm(&self) {
+        let pid = self.child.id().expect("running");
+        let ok = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        assert!(ok.success());
+    }
+}
+
+pub fn chela(root: &Path, config: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_chela"));
+    c.arg("--config").arg(config).env("CHELA_STATE_DIR", root.join("state")).env("HOME", root);
+    c.env_remove("CHELA_GATEWAY_TOKEN");
+    c
+}
+
+/// Waits until `check` holds, polling.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -82,3 +82,55 @@ async fn a_web_page_cannot_drive_or_read_a_gateway_without_a_configured_token() 
     assert!(texts.contains("hello from the owner"), "{texts}");
     assert!(!texts.contains("PWNED"), "a refused request ran a turn: {texts}");
 }
+
+/// An API caller cannot continue someone else's conversation: a session
+/// header naming the agent's main session lands in the endpoint's own
+/// namespace, and requests without `user` share nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_request_cannot_name_a_chat_or_main_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let gw = Gateway::start_with(root, &agent_config(root, ""), &[]).await;
+    let token = std::fs::read_to_string(root.join("state/gateway.token")).unwrap();
+    let bearer = format!("Bearer {}", token.trim());
+    let json = ("content-type", "application/json");
+    let out = chela(root, &gw.config).args(["send", "--agent", "work", "owner's private note"]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let chat = |text: &str| format!(r#"{{"model":"chela:work","messages":[{{"role":"user","content":"{text}"}}]}}"#);
+    for header in ["x-chela-session-key", "x-openclaw-session-key"] {
+        let a = raw(
+            &gw,
+            "POST",
+            "/v1/chat/completions",
+            &[json, ("authorization", &bearer), (header, "agent:work:main")],
+            &chat("INJECTED"),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    for _ in 0..2 {
+        let a = raw(&gw, "POST", "/v1/chat/completions", &[json, ("authorization", &bearer)], &chat("stateless")).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let main = raw(
+        &gw,
+        "GET",
+        "/api/v1/sessions/history?agentId=work&key=agent%3Awork%3Amain",
+        &[("authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(main.status, 200, "{}", main.body);
+    assert!(main.body.contains("owner's private note"), "{}", main.body);
+    assert!(!main.body.contains("INJECTED"), "an API request wrote into the main session: {}", main.body);
+    let list = raw(&gw, "GET", "/api/v1/sessions?agentId=work", &[("authorization", &bearer)], "").await;
+    let list: Value = serde_json::from_str(&list.body).unwrap();
+    let keys: Vec<&str> = list["sessions"].as_array().unwrap().iter().filter_map(|s| s["key"].as_str()).collect();
+    assert!(keys.contains(&"agent:work:openai:agent-work-main"), "{keys:?}");
+    assert_eq!(
+        keys.iter().filter(|k| k.starts_with("agent:work:openai:request-")).count(),
+        2,
+        "one session per request: {keys:?}"
+    );
+}

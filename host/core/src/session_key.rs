@@ -17,6 +17,43 @@ pub fn build_main_session_key(agent_id: &str, main_key: Option<&str>) -> String 
     format!("agent:{}:{}", normalize_agent_id(Some(agent_id)), normalize_main_key(main_key))
 }
 
+/// Who an OpenAI-compatible API request says it is, for its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiCaller<'a> {
+    /// An explicit session header (`x-chela-session-key`, `x-openclaw-session-key`).
+    Session(&'a str),
+    /// The request's `user` field: one stable conversation per user.
+    User(&'a str),
+    /// Neither: a session of this request alone (stateless, as OpenClaw), named by a fresh id.
+    Request(&'a str),
+}
+
+/// The session of an API request, always inside the endpoint's own
+/// namespace `agent:<id>:openai:…`: whatever the caller sends, it can never
+/// name a channel conversation or a main, sub-agent, cron or thread session
+/// (separators in the value are replaced, so no marker can be smuggled in).
+pub fn build_api_session_key(agent_id: &str, caller: ApiCaller<'_>) -> String {
+    let clean = |v: &str| -> String {
+        let v: String = js_trim(v)
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "-_.@".contains(c) { c } else { '-' })
+            .take(128)
+            .collect();
+        if v.is_empty() {
+            "anonymous".into()
+        } else {
+            v
+        }
+    };
+    let agent = normalize_agent_id(Some(agent_id));
+    match caller {
+        ApiCaller::Session(v) => format!("agent:{agent}:openai:{}", clean(v)),
+        ApiCaller::User(u) => format!("agent:{agent}:openai:direct:{}", clean(u)),
+        ApiCaller::Request(id) => format!("agent:{agent}:openai:request-{}", clean(id)),
+    }
+}
+
 /// What a peer session key is built from.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PeerKeyParts<'a> {
@@ -354,6 +391,20 @@ pub fn derive_chat_type_from_key(key: &str) -> Option<ChatType> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_sessions_stay_in_their_namespace() {
+        let k = |c| build_api_session_key("Work", c);
+        assert_eq!(k(ApiCaller::Session("agent:work:main")), "agent:work:openai:agent-work-main");
+        assert_eq!(k(ApiCaller::Session("x:subagent:y:thread:1")), "agent:work:openai:x-subagent-y-thread-1");
+        assert_eq!(k(ApiCaller::User("Bob")), "agent:work:openai:direct:bob");
+        assert_eq!(k(ApiCaller::User("")), "agent:work:openai:direct:anonymous");
+        for key in [k(ApiCaller::Session("agent:work:whatsapp:direct:+1555")), k(ApiCaller::Request("abc"))] {
+            let rest = parse_agent_session_key(&key).unwrap().rest;
+            assert!(rest.starts_with("openai:") && subagent_depth(Some(&key)) == 0, "{key}");
+            assert_eq!(rest.matches(':').count(), 1, "no smuggled separators: {key}");
+        }
+    }
 
     #[test]
     fn dm_scopes() {

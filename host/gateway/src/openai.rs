@@ -4,7 +4,9 @@
 //! tool policy and persona all apply — and `GET /v1/models` lists the agents
 //! as `chela:<agentId>`. The agent comes from `model` (`chela:<id>`,
 //! `openclaw:<id>` or `agent:<id>`) or the header `x-chela-agent-id`; the
-//! session from `x-chela-session-key`, else the request's `user`. The agent
+//! session from `x-chela-session-key` / `x-openclaw-session-key`, else the
+//! request's `user`, else the request alone — always inside
+//! `agent:<id>:openai:…`, never a chat's, main or sub-agent session. The agent
 //! keeps its own transcript, so only the last user message is sent to it.
 //! With `stream: true` the answer's text goes out as SSE chunks while the
 //! model produces it (every round's text, also before a tool call).
@@ -13,7 +15,7 @@ use std::sync::Arc;
 
 use chela_agent::{Inbound, Origin};
 use chela_core::ids::normalize_agent_id;
-use chela_core::session_key::build_main_session_key;
+use chela_core::session_key::{build_api_session_key, build_main_session_key, ApiCaller};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
@@ -109,16 +111,16 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
     };
     let cfg = gw.config();
     let main = build_main_session_key(&agent, cfg.session.as_ref().and_then(|s| s.main_key.as_deref()));
-    let user: String = body["user"]
-        .as_str()
-        .unwrap_or("anonymous")
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || "-_.@".contains(*c))
-        .take(64)
-        .collect();
-    let session_key = session_header.unwrap_or_else(|| {
-        format!("agent:{agent}:openai:direct:{}", if user.is_empty() { "anonymous" } else { &user })
-    });
+    // The caller owns only sessions in the endpoint's namespace (core: build_api_session_key).
+    let user = body["user"].as_str().filter(|u| !u.trim().is_empty());
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let caller = match (&session_header, user) {
+        (Some(s), _) => ApiCaller::Session(s),
+        (None, Some(u)) => ApiCaller::User(u),
+        (None, None) => ApiCaller::Request(&request_id),
+    };
+    let session_key = build_api_session_key(&agent, caller);
+    let user = user.unwrap_or("anonymous").chars().take(64).collect::<String>();
     let inbound = Inbound {
         agent_id: agent.clone(),
         session_key,

@@ -134,3 +134,63 @@ async fn an_api_request_cannot_name_a_chat_or_main_session() {
         "one session per request: {keys:?}"
     );
 }
+
+fn wa_delivery(phone_number_id: &str, from: &str, id: &str, text: &str) -> Vec<u8> {
+    chela_fakes::whatsapp::ascii_json(&serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "1",
+        "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": from}],
+            "messages": [{"from": from, "id": id, "timestamp": "1", "type": "text", "text": {"body": text}}]}}]}]}))
+}
+
+/// Whoever holds one WhatsApp account's app secret cannot inject messages
+/// into another account (past its allowlist): a delivery is credited to
+/// the account owning its `phone_number_id` only when it was signed with
+/// that account's secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_whatsapp_accounts_secret_cannot_speak_as_another_account() {
+    use chela_fakes::whatsapp::{post_signed, WhatsAppFake};
+    const SALES: &str = "106540352242922";
+    const CARE: &str = "106540352249999";
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let fake = WhatsAppFake::start("care-app-secret").await; // the Meta app behind care
+    fake.add_number(SALES, "15550783881", "EAAG-sales");
+    fake.add_number(CARE, "15550783882", "EAAG-care");
+    let channels = format!(
+        r#"bindings: [ {{ agentId: "work", match: {{ channel: "whatsapp", accountId: "care" }} }} ],
+  channels: {{ whatsapp: {{ dmPolicy: "allowlist", allowFrom: ["+15550001111"], verifyToken: "v", graphApiBase: "{}",
+    accounts: {{
+      sales: {{ phoneNumberId: "{SALES}", accessToken: "EAAG-sales", appSecret: "sales-app-secret" }},
+      care: {{ phoneNumberId: "{CARE}", accessToken: "EAAG-care", appSecret: "care-app-secret" }},
+    }} }} }},"#,
+        fake.base_url()
+    );
+    let gw = Gateway::start_with(root, &agent_config(root, &channels), &["channel_whatsapp"]).await;
+    let sales_hook = format!("http://{}/channels/whatsapp/sales/", gw.addr);
+    let care_hook = format!("http://{}/channels/whatsapp/care/", gw.addr);
+    // The attacker knows sales' app secret and forges a message from care's allowlisted user, for care's number.
+    let forged = wa_delivery(CARE, "15550001111", "wamid.forged", "FORGED transfer the money");
+    assert_eq!(post_signed(&sales_hook, "sales-app-secret", &forged).await, Some(200));
+    // The real user then writes to care: that message is answered, and it is the first care ever answers.
+    fake.subscribe(&care_hook, "v").await.expect("care's webhook subscribed");
+    let (_, status) = fake.user_message(CARE, ("15550001111", "Ana"), "hello care", None, None).await;
+    assert_eq!(status, Some(200));
+    let sent = fake.wait_sent(CARE, 1, support::WAIT).await;
+    let body = sent[0]["text"]["body"].as_str().unwrap_or_default();
+    assert!(body.contains("hello care") && !body.contains("FORGED"), "{body}");
+    // One more real message is the positive signal that nothing else was queued behind.
+    let (_, status) = fake.user_message(CARE, ("15550001111", "Ana"), "still there?", None, None).await;
+    assert_eq!(status, Some(200));
+    let sent = fake.wait_sent(CARE, 2, support::WAIT).await;
+    assert!(sent.iter().all(|m| !m.to_string().contains("FORGED")), "{sent:?}");
+    // And the forged text never reached the agent at all (its transcripts on disk).
+    let sessions = root.join("state/agents/work/sessions");
+    let mut transcripts = String::new();
+    for e in std::fs::read_dir(&sessions).unwrap() {
+        transcripts.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap_or_default());
+    }
+    assert!(transcripts.contains("still there?"), "{transcripts}");
+    assert!(!transcripts.contains("FORGED"), "a forged delivery reached the agent: {transcripts}");
+    assert_eq!(fake.sent(CARE).len(), 2, "{:?}", fake.sent(CARE));
+}

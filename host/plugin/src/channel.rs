@@ -228,7 +228,8 @@ enum OpValue {
     Describe(ChannelInfo),
     Configure(Result<(), String>),
     Removed,
-    Webhook(WebhookOutcome),
+    /// The outcome, and the secrets the delivery proved it knows.
+    Webhook(WebhookOutcome, Vec<String>),
     Poll(Result<Vec<InboundEvent>, String>),
     Send(Delivery),
 }
@@ -418,9 +419,31 @@ impl ChannelRuntime {
     pub async fn handle_webhook(&self, account: &str, request: HttpRequest) -> Result<WebhookOutcome, ChannelError> {
         self.known(account)?;
         match self.call(Some(account), Op::Webhook(account.to_string(), request)).await? {
-            OpValue::Webhook(o) => Ok(o),
+            OpValue::Webhook(mut o, proved) => {
+                o.events.retain(|ev| self.may_credit(account, &ev.account_id, &proved));
+                Ok(o)
+            }
             _ => Err(self.adapter("handle-webhook returned something else")),
         }
+    }
+
+    /// A delivery to `url_account`'s webhook may carry events for another
+    /// account (one Meta app's callback serves all its numbers) only when it
+    /// proved a secret that both accounts hold with the same value: knowing
+    /// one account's app secret never lets anyone speak as another account.
+    fn may_credit(&self, url_account: &str, target: &str, proved: &[String]) -> bool {
+        if target == url_account {
+            return true;
+        }
+        let (Some(from), Some(to)) = (self.setup(url_account), self.setup(target)) else { return false };
+        let shared = !proved.is_empty() && proved.iter().all(|name| from.secrets.same_value(&to.secrets, name));
+        if !shared {
+            tracing::warn!(
+                channel = %self.info.id, url_account, target,
+                "webhook event for another account dropped: the delivery was not authenticated with that account's secret"
+            );
+        }
+        shared
     }
 
     pub async fn poll(&self, account: &str) -> Result<Vec<InboundEvent>, ChannelError> {
@@ -570,7 +593,10 @@ impl ChannelRuntime {
                     adapter.call_remove_account(&mut *store, &a).await?;
                     OpValue::Removed
                 }
-                Op::Webhook(a, r) => OpValue::Webhook(adapter.call_handle_webhook(&mut *store, &a, &r).await?),
+                Op::Webhook(a, r) => {
+                    let outcome = adapter.call_handle_webhook(&mut *store, &a, &r).await?;
+                    OpValue::Webhook(outcome, std::mem::take(&mut store.data_mut().proved_secrets))
+                }
                 Op::Poll(a) => OpValue::Poll(adapter.call_poll(&mut *store, &a).await?),
                 Op::Send(m) => OpValue::Send(adapter.call_send(&mut *store, &m).await?),
             })

@@ -34,6 +34,9 @@ pub struct PluginState {
     /// WebSocket connections this instance holds.
     pub(crate) ws_open: usize,
     pub(crate) process: Option<ProcessGrant>,
+    /// Secrets whose check (`verify-hmac-sha256`, `matches`) succeeded in
+    /// the current call: what a webhook delivery proved it knows.
+    pub(crate) proved_secrets: Vec<String>,
 }
 
 impl PluginState {
@@ -78,6 +81,7 @@ impl PluginState {
             sessions: None,
             ws_open: 0,
             process: grants.process.clone().filter(|_| grants.holds(Capability::Process)),
+            proved_secrets: Vec::new(),
         })
     }
 
@@ -85,6 +89,7 @@ impl PluginState {
     /// (a channel instance serves all accounts of its channel, one call at a time).
     pub(crate) fn enter_scope(&mut self, kv: Option<KvScope>, secrets: Arc<SecretStore>) {
         self.kv = kv;
+        self.proved_secrets.clear();
         self.egress.secrets = secrets.clone();
         self.secrets = secrets;
     }

@@ -13,7 +13,9 @@
 //! `X-Hub-Signature-256: sha256=HMAC(appSecret, raw body)`. One Meta app's
 //! callback carries every number subscribed to it, so events are routed to
 //! the account whose `phoneNumberId` is `metadata.phone_number_id`, whichever
-//! account's URL received them. Deliveries are at-least-once: message ids
+//! account's URL received them — the host accepts that only when the
+//! delivery was signed with a secret both accounts share (the same app), so
+//! one app's secret never speaks for another's number. Deliveries are at-least-once: message ids
 //! (`wamid.…`) are remembered. A DM peer is the sender's number in E.164 (`+1650…`); a Groups
 //! API message's peer is its `group_id`. Replies quote the message
 //! (`context.message_id`, first part only), split at 4000 characters.

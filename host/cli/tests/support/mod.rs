@@ -65,8 +65,15 @@ impl Gateway {
         })
         .await
         .expect("the gateway listens");
-        // Keep draining its log so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // Keep draining its log so it never blocks on a full pipe (CHELA_TEST_LOG=1 shows it).
+        let show = std::env::var_os("CHELA_TEST_LOG").is_some();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if show {
+                    eprintln!("[gateway] {line}");
+                }
+            }
+        });
         let gw = Gateway { child, addr, root: root.into(), config };
         let deadline = Instant::now() + WAIT;
         while gw.get("/readyz", &[]).await.status != 200 {

@@ -31,6 +31,14 @@ impl SecretStore {
         Arc::new(SecretStore { values: pairs.into_iter().collect() })
     }
 
+    /// Whether both stores hold `name` with the same value (constant time).
+    pub fn same_value(&self, other: &SecretStore, name: &str) -> bool {
+        match (self.value(name), other.value(name)) {
+            (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
+            _ => false,
+        }
+    }
+
     pub(crate) fn value(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
@@ -53,12 +61,20 @@ impl secrets::Host for PluginState {
         let key = secret(self, &name)?;
         let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).map_err(|e| e.to_string())?;
         mac.update(&message);
-        Ok(mac.verify_slice(&signature).is_ok())
+        let ok = mac.verify_slice(&signature).is_ok();
+        if ok {
+            self.proved_secrets.push(name);
+        }
+        Ok(ok)
     }
 
     async fn matches(&mut self, name: String, candidate: String) -> Result<bool, String> {
         let key = secret(self, &name)?;
-        Ok(bool::from(key.as_bytes().ct_eq(candidate.as_bytes())))
+        let ok = bool::from(key.as_bytes().ct_eq(candidate.as_bytes()));
+        if ok {
+            self.proved_secrets.push(name);
+        }
+        Ok(ok)
     }
 }
 

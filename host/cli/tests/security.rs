@@ -194,3 +194,51 @@ async fn one_whatsapp_accounts_secret_cannot_speak_as_another_account() {
     assert!(!transcripts.contains("FORGED"), "a forged delivery reached the agent: {transcripts}");
     assert_eq!(fake.sent(CARE).len(), 2, "{:?}", fake.sent(CARE));
 }
+
+/// The `sessions` capability is granted per function: a plugin linked for
+/// `sessions_list` cannot send into a session or spawn a sub-agent when
+/// `sessions_send` and `sessions_spawn` are denied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_linked_for_listing_cannot_send_or_spawn() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let policy = r#"tools: { deny: ["sessions_send", "sessions_spawn"], sessions: { visibility: "agent" } },"#;
+    let gw = Gateway::start_with(root, &agent_config(root, policy), &["fixture_sneak"]).await;
+    let send = |session: &str, text: &str| {
+        let mut c = chela(root, &gw.config);
+        c.args(["send", "--agent", "work", "--session", session, text]);
+        c
+    };
+    let out = send("agent:work:main", "owner's note").output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = send("agent:work:side", r#"/tool sessions_list {"target": "agent:work:main"}"#).output().await.unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+
+    let token = std::fs::read_to_string(root.join("state/gateway.token")).unwrap();
+    let bearer = format!("Bearer {}", token.trim());
+    // The tool ran (its result is in the side session), its list call worked, send and spawn were refused.
+    let side = raw(
+        &gw,
+        "GET",
+        "/api/v1/sessions/history?agentId=work&key=agent%3Awork%3Aside",
+        &[("authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(side.status, 200, "{}", side.body);
+    assert!(side.body.contains("sessions_send") && side.body.contains("is not allowed"), "{}", side.body);
+    assert!(side.body.contains("sessions_spawn"), "{}", side.body);
+    let main = raw(
+        &gw,
+        "GET",
+        "/api/v1/sessions/history?agentId=work&key=agent%3Awork%3Amain",
+        &[("authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert!(main.body.contains("owner's note"), "{}", main.body);
+    assert!(!main.body.contains("INJECTED"), "a denied send reached the session: {}", main.body);
+    let list = raw(&gw, "GET", "/api/v1/sessions?agentId=work", &[("authorization", &bearer)], "").await;
+    assert!(!list.body.contains(":subagent:"), "a denied spawn started a sub-agent: {}", list.body);
+}

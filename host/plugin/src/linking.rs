@@ -98,8 +98,9 @@ pub(crate) fn plugin_memory(cfg: &Config, plugin_id: &str) -> Option<usize> {
 pub fn agent_grants(cfg: &Config, env: &Environment, policy: &EffectiveTools, kind: &SessionKind) -> GrantSet {
     let r = reach(cfg, policy, kind);
     let mut grants = GrantSet::minimal().with(Capability::Kv).with(Capability::Secrets).with(Capability::Http);
-    if r.sessions {
+    if r.sessions.any() {
         grants = grants.with(Capability::Sessions);
+        grants.sessions = r.sessions;
     }
     let roster = Roster::from_config(cfg);
     let workspace = agent_workspace(cfg, &roster, &policy.agent_id, env);

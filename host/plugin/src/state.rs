@@ -31,6 +31,8 @@ pub struct PluginState {
     /// The session a tool call runs for, and the host's answer to `sessions` calls.
     pub(crate) session_key: String,
     pub(crate) sessions: Option<Arc<dyn SessionsAccess>>,
+    /// The `sessions` functions this session's policy allows.
+    pub(crate) session_rights: crate::capability::SessionRights,
     /// WebSocket connections this instance holds.
     pub(crate) ws_open: usize,
     pub(crate) process: Option<ProcessGrant>,
@@ -79,6 +81,7 @@ impl PluginState {
             deadline: None,
             session_key: String::new(),
             sessions: None,
+            session_rights: grants.sessions,
             ws_open: 0,
             process: grants.process.clone().filter(|_| grants.holds(Capability::Process)),
             proved_secrets: Vec::new(),

@@ -12,5 +12,5 @@ pub use catalog::{normalize_tool_name, profile_allow, ToolCatalog, CORE_TOOLS, G
 pub use matcher::ToolMatcher;
 pub use pipeline::{
     agent_to_agent_allowed, effective_tools, elevated_allowed, is_sandboxed, may_spawn, reach, session_kind_for_key,
-    session_visible, workspace_access, EffectiveTools, Reach, SessionKind, ToolDecision,
+    session_visible, workspace_access, EffectiveTools, Reach, SessionKind, SessionRights, ToolDecision,
 };

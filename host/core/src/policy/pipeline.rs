@@ -351,11 +351,48 @@ pub fn effective_tools(cfg: &Config, agent_id: &str, kind: &SessionKind, catalog
 pub struct Reach {
     pub workspace: WorkspaceAccess,
     pub processes: bool,
-    pub sessions: bool,
+    pub sessions: SessionRights,
     /// Commands must run in the sandbox (reference §11).
     pub sandboxed: bool,
     /// The sandbox may use the network (`sandbox.docker.network` other than `none`).
     pub network: bool,
+}
+
+/// Which functions of the `sessions` capability a session's tools may
+/// call: one right per tool, so allowing `sessions_list` never lets a
+/// plugin send into or spawn sessions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionRights {
+    /// `sessions_list`.
+    pub list: bool,
+    /// `sessions_history`.
+    pub history: bool,
+    /// `sessions_send`.
+    pub send: bool,
+    /// `sessions_spawn`.
+    pub spawn: bool,
+    /// `session_status`.
+    pub status: bool,
+}
+
+impl SessionRights {
+    pub fn of(tools: &EffectiveTools) -> SessionRights {
+        SessionRights {
+            list: tools.allows("sessions_list"),
+            history: tools.allows("sessions_history"),
+            send: tools.allows("sessions_send"),
+            spawn: tools.allows("sessions_spawn"),
+            status: tools.allows("session_status"),
+        }
+    }
+
+    pub fn all() -> SessionRights {
+        SessionRights { list: true, history: true, send: true, spawn: true, status: true }
+    }
+
+    pub fn any(&self) -> bool {
+        self.list || self.history || self.send || self.spawn || self.status
+    }
 }
 
 pub fn reach(cfg: &Config, tools: &EffectiveTools, kind: &SessionKind) -> Reach {
@@ -377,13 +414,7 @@ pub fn reach(cfg: &Config, tools: &EffectiveTools, kind: &SessionKind) -> Reach 
     let network = net(cfg.agent(&id).and_then(|(_, a)| a.sandbox.as_ref()))
         .or_else(|| net(cfg.agent_defaults().and_then(|d| d.sandbox.as_ref())))
         .unwrap_or(false);
-    Reach {
-        workspace,
-        processes: tools.allows("exec"),
-        sessions: tools.allowed().any(|t| t.starts_with("sessions_") || t == "session_status"),
-        sandboxed,
-        network,
-    }
+    Reach { workspace, processes: tools.allows("exec"), sessions: SessionRights::of(tools), sandboxed, network }
 }
 
 /// `tools.agentToAgent`: both requester and target must match `allow` (default off).
@@ -522,10 +553,19 @@ mod tests {
         let r = |a: &str| reach(&c, &tools(&c, a, SessionKind::Main), &SessionKind::Main);
         assert_eq!(
             r("w"),
-            Reach { workspace: WorkspaceAccess::Rw, processes: true, sessions: true, sandboxed: false, network: false }
+            Reach {
+                workspace: WorkspaceAccess::Rw,
+                processes: true,
+                sessions: SessionRights::all(),
+                sandboxed: false,
+                network: false
+            }
         );
         assert_eq!(r("r").workspace, WorkspaceAccess::Ro);
         assert!(!r("r").processes);
+        let l = cfg("{tools: {deny: ['sessions_send', 'sessions_spawn']}, agents: {list: [{id: 'l'}]}}");
+        let rights = reach(&l, &tools(&l, "l", SessionKind::Main), &SessionKind::Main).sessions;
+        assert!(rights.list && rights.history && rights.status && !rights.send && !rights.spawn);
         assert_eq!(r("s").workspace, WorkspaceAccess::Ro);
         assert!(r("s").sandboxed && !r("s").network);
         let n = cfg("{agents: {defaults: {sandbox: {mode: 'all', docker: {network: 'bridge'}}}, list: [{id: 'n'}]}}");

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use wasmtime::component::Linker;
 
 pub use chela_core::config::schema::WorkspaceAccess;
+pub use chela_core::policy::SessionRights;
 
 use crate::state::PluginState;
 
@@ -86,6 +87,8 @@ pub struct GrantSet {
     pub kv_dir: Option<PathBuf>,
     /// How commands run, when `Process` is granted.
     pub process: Option<process::ProcessGrant>,
+    /// Which `sessions` functions may be called, when `Sessions` is granted.
+    pub sessions: SessionRights,
 }
 
 impl GrantSet {
@@ -97,6 +100,7 @@ impl GrantSet {
             http_hosts: Vec::new(),
             kv_dir: None,
             process: None,
+            sessions: SessionRights::default(),
         }
     }
 

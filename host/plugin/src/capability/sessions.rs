@@ -2,7 +2,10 @@
 //! `sessions_*` tools. The host side is a [`SessionsAccess`] the agent
 //! runtime provides (this crate knows no session store); it decides
 //! visibility and agent-to-agent policy for the calling session, which the
-//! host sets — a plugin cannot claim to be another caller.
+//! host sets — a plugin cannot claim to be another caller. Each function is
+//! its own grant (`sessions_list`, `sessions_history`, `sessions_send`,
+//! `session_status`, `sessions_spawn`): a call the session's tool policy
+//! does not allow is refused here, whichever plugin makes it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -48,36 +51,76 @@ pub trait SessionsAccess: Send + Sync {
     fn spawn<'a>(&'a self, caller: &'a Caller, request: SpawnRequest) -> BoxFuture<'a, Result<String, String>>;
 }
 
+/// One function of the interface, each granted by its own tool.
+#[derive(Debug, Clone, Copy)]
+enum Function {
+    List,
+    History,
+    Send,
+    Status,
+    Spawn,
+}
+
+impl Function {
+    fn tool(self) -> &'static str {
+        match self {
+            Function::List => "sessions_list",
+            Function::History => "sessions_history",
+            Function::Send => "sessions_send",
+            Function::Status => "session_status",
+            Function::Spawn => "sessions_spawn",
+        }
+    }
+
+    fn granted(self, r: &crate::capability::SessionRights) -> bool {
+        match self {
+            Function::List => r.list,
+            Function::History => r.history,
+            Function::Send => r.send,
+            Function::Status => r.status,
+            Function::Spawn => r.spawn,
+        }
+    }
+}
+
 impl PluginState {
-    fn sessions_call(&self) -> Result<(std::sync::Arc<dyn SessionsAccess>, Caller), String> {
+    /// The host side and the caller, if this session's policy allows `f`.
+    fn sessions_call(&self, f: Function) -> Result<(std::sync::Arc<dyn SessionsAccess>, Caller), String> {
         let access = self.sessions.clone().ok_or("the sessions capability is not available here")?;
+        if !f.granted(&self.session_rights) {
+            tracing::warn!(plugin = %self.plugin_id, agent = %self.agent_id, function = f.tool(), "sessions call refused");
+            return Err(format!(
+                "`{}` is not allowed for this session (tool policy), so this call is refused",
+                f.tool()
+            ));
+        }
         Ok((access, Caller { agent_id: self.agent_id.to_string(), session_key: self.session_key.clone() }))
     }
 }
 
 impl sessions::Host for PluginState {
     async fn list_sessions(&mut self, active_within_minutes: Option<u32>) -> Result<Vec<SessionSummary>, String> {
-        let (access, caller) = self.sessions_call()?;
+        let (access, caller) = self.sessions_call(Function::List)?;
         access.list(&caller, active_within_minutes).await
     }
 
     async fn history(&mut self, key: String, limit: u32) -> Result<Vec<TranscriptEntry>, String> {
-        let (access, caller) = self.sessions_call()?;
+        let (access, caller) = self.sessions_call(Function::History)?;
         access.history(&caller, &key, limit).await
     }
 
     async fn send(&mut self, key: String, text: String, wait_seconds: u32) -> Result<Option<String>, String> {
-        let (access, caller) = self.sessions_call()?;
+        let (access, caller) = self.sessions_call(Function::Send)?;
         access.send(&caller, &key, &text, wait_seconds).await
     }
 
     async fn status(&mut self, key: Option<String>) -> Result<SessionStatus, String> {
-        let (access, caller) = self.sessions_call()?;
+        let (access, caller) = self.sessions_call(Function::Status)?;
         access.status(&caller, key.as_deref()).await
     }
 
     async fn spawn(&mut self, req: SpawnRequest) -> Result<String, String> {
-        let (access, caller) = self.sessions_call()?;
+        let (access, caller) = self.sessions_call(Function::Spawn)?;
         access.spawn(&caller, req).await
     }
 }

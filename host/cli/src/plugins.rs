@@ -128,7 +128,10 @@ fn inspect(ctx: &Context, rt: &tokio::runtime::Runtime, file: &Path, json: bool)
         println!("tool:    {} — {}", t.name, t.description);
         println!("schema:  {}", t.parameters_schema);
         if !t.http_hosts.is_empty() {
-            println!("hosts:   {}", t.http_hosts.join(", "));
+            println!(
+                "hosts:   {} (requested; granted only by plugins.entries.<id>.allowHosts)",
+                t.http_hosts.join(", ")
+            );
         }
     }
     println!("imports:");

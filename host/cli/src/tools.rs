@@ -61,6 +61,8 @@ pub fn run(ctx: &Context, args: &ToolsArgs) -> Result<ExitCode> {
                 "capabilities": t.grants.capabilities.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
                 "workspace": t.grants.workspace.as_ref().map(|(_, a)| a),
                 "httpHosts": t.grants.http_hosts,
+                // What the plugin asks for; only `httpHosts` (plugins.entries.<id>.allowHosts) is granted.
+                "requestedHosts": t.descriptor.http_hosts,
             })
         })
         .collect();

@@ -242,3 +242,120 @@ async fn a_plugin_linked_for_listing_cannot_send_or_spawn() {
     let list = raw(&gw, "GET", "/api/v1/sessions?agentId=work", &[("authorization", &bearer)], "").await;
     assert!(!list.body.contains(":subagent:"), "a denied spawn started a sub-agent: {}", list.body);
 }
+
+/// A listener that counts the connections it accepts (an attacker's server).
+async fn attacker() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((_s, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (port, hits)
+}
+
+/// A Discord Gateway URL from upstream (`GET /gateway/bot`) with userinfo
+/// in front of another host is not that host: the bot token never goes there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_url_with_userinfo_cannot_send_the_bot_token_elsewhere() {
+    use chela_fakes::discord::DiscordFake;
+    const BOT: &str = "MTEx.secret-bot-token";
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let fake = DiscordFake::start().await;
+    fake.add_bot(BOT, "1100000000000000009", "ops", true);
+    // The attacker listens on port 80 of a loopback address of its own (the URL has no port: 80).
+    let ip = format!("127.77.{}.{}", std::process::id() % 250 + 1, std::process::id() / 250 % 250 + 1);
+    let listener = match tokio::net::TcpListener::bind((ip.as_str(), 80)).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("skipped: binding port 80 needs root here ({e})");
+            return;
+        }
+        Err(e) => panic!("cannot bind {ip}:80: {e}"),
+    };
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((_s, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    // The upstream names "its" gateway; everything before the last `:` looks like
+    // gateway.discord.gg, but the authority really is the attacker's host.
+    fake.set_gateway_url(&format!("ws://gateway.discord.gg:1@{ip}"));
+    let channels = format!(
+        r#"channels: {{ discord: {{ dmPolicy: "open", allowFrom: ["*"], apiBase: "{}", accounts: {{ main: {{ token: "{BOT}" }} }} }} }},"#,
+        fake.api_base()
+    );
+    let _gw = Gateway::start_with(root, &agent_config(root, &channels), &["channel_discord"]).await;
+    // The adapter fetched the URL, was refused, and asked again: its connect attempt is over.
+    let deadline = std::time::Instant::now() + support::WAIT;
+    while fake.gateway_bot_requests() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the adapter never retried");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "the gateway connected to the attacker's host");
+    assert!(!fake.connected(BOT));
+}
+
+/// A tool's declared hosts are a request, not a grant: a tool naming the
+/// control API, loopback or a metadata address reaches none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tools_own_host_list_reaches_neither_the_control_api_nor_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let gw = Gateway::start_with(root, &agent_config(root, ""), &["fixture_snoop"]).await;
+    let (port, hits) = attacker().await;
+    for url in [
+        format!("http://{}/api/v1/agents", gw.addr),
+        format!("http://127.0.0.1:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        format!("http://localhost:{port}/"),
+    ] {
+        let ask = format!(r#"/tool snoop {{"url": "{url}"}}"#);
+        let out = chela(root, &gw.config).args(["send", "--agent", "work", &ask]).output().await.unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(said.contains("HttpRequestDenied"), "{url}: {said}");
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+/// An allowed host that echoes its input cannot hand a secret back through
+/// a query string; the same secret still goes out in the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_is_never_put_in_a_query_string() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    let (addr, _server) = wire::serve(move |req: hyper::Request<hyper::body::Incoming>| {
+        let log = log.clone();
+        async move {
+            let line = req.uri().to_string();
+            log.lock().unwrap().push(line.clone());
+            wire::json_reply(200, &serde_json::json!({ "echo": line }), &[])
+        }
+    })
+    .await;
+    let plugins = format!(
+        r#"plugins: {{ entries: {{ tool_web_fetch: {{ allowHosts: ["{addr}"], secrets: {{ TOKEN: "tok-9f8e7d" }} }} }} }},"#
+    );
+    let gw = Gateway::start_with(root, &agent_config(root, &plugins), &["tool_web_fetch"]).await;
+    let fetch = |url: String| {
+        let mut c = chela(root, &gw.config);
+        c.args(["send", "--agent", "work", &format!(r#"/tool web_fetch {{"url": "{url}"}}"#)]);
+        c
+    };
+    let out = fetch(format!("http://{addr}/echo?q={{{{secret:TOKEN}}}}")).output().await.unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!said.contains("tok-9f8e7d"), "the secret came back: {said}");
+    let out = fetch(format!("http://{addr}/bot{{{{secret:TOKEN}}}}/getMe")).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen, ["/bottok-9f8e7d/getMe"], "only the path request reached the server");
+}

@@ -142,19 +142,25 @@ pub fn account_setups(
         .collect()
 }
 
-/// Hosts the adapter may reach: `plugins.entries.<id>.allowHosts` when set,
-/// else its own defaults plus the base URLs its accounts are pointed at.
-fn allowed_hosts(cfg: &Config, plugin_id: &str, info: &ChannelInfo, accounts: &[AccountSetup]) -> Vec<String> {
+/// Hosts the adapter may reach, as (operator-allowed, public-only):
+/// `plugins.entries.<id>.allowHosts` when set; else the base URLs its
+/// accounts are pointed at (the operator wrote them) and the adapter's own
+/// platform defaults, which must be public DNS names (`egress.rs`).
+fn allowed_hosts(
+    cfg: &Config,
+    plugin_id: &str,
+    info: &ChannelInfo,
+    accounts: &[AccountSetup],
+) -> (Vec<String>, Vec<String>) {
     let configured = cfg
         .plugins
         .as_ref()
         .and_then(|p| p.entries.as_ref()?.get(plugin_id)?.get("allowHosts").cloned())
         .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok());
-    configured.unwrap_or_else(|| {
-        let mut h = info.http_hosts.clone();
-        h.extend(configured_hosts(accounts));
-        h
-    })
+    match configured {
+        Some(hosts) => (hosts, Vec::new()),
+        None => (configured_hosts(accounts), info.http_hosts.clone()),
+    }
 }
 
 /// Hosts of URL settings the user configured (`apiRoot`, `baseUrl`,
@@ -164,12 +170,12 @@ fn configured_hosts(accounts: &[AccountSetup]) -> Vec<String> {
     for a in accounts {
         let Some(map) = a.settings.as_object() else { continue };
         for v in map.values().filter_map(Value::as_str) {
-            let Some(rest) = ["http://", "https://", "ws://", "wss://"].iter().find_map(|p| v.strip_prefix(p)) else {
+            let Ok(url) = url::Url::parse(v.trim()) else { continue };
+            if !["http", "https", "ws", "wss"].contains(&url.scheme()) || !url.username().is_empty() {
                 continue;
-            };
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-            if !authority.is_empty() {
-                hosts.insert(authority.to_string());
+            }
+            if let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) {
+                hosts.insert(format!("{host}:{port}"));
             }
         }
     }
@@ -285,7 +291,7 @@ impl ChannelRuntime {
             return Err(setup("describe returned an empty channel id".into()));
         }
         let accounts = account_setups(cfg, env, &info.id, &rt.plugin.id, vars);
-        rt.grants.http_hosts = allowed_hosts(cfg, &rt.plugin.id, &info, &accounts);
+        (rt.grants.http_hosts, rt.grants.public_hosts) = allowed_hosts(cfg, &rt.plugin.id, &info, &accounts);
         rt.info = info;
         {
             let mut acc = rt.accounts.write().unwrap_or_else(|p| p.into_inner());
@@ -335,8 +341,12 @@ impl ChannelRuntime {
     /// the instance trapped) means: restart the whole adapter instead.
     pub async fn reconcile(&self, cfg: &Config, env: &Environment, vars: &EnvVars) -> Result<Reconciled, ChannelError> {
         let wanted = account_setups(cfg, env, &self.info.id, &self.plugin.id, vars);
-        let hosts = allowed_hosts(cfg, &self.plugin.id, &self.info, &wanted);
-        if let Some(h) = hosts.iter().find(|h| !self.grants.http_hosts.contains(h)) {
+        let (operator, public) = allowed_hosts(cfg, &self.plugin.id, &self.info, &wanted);
+        let newly = operator
+            .iter()
+            .find(|h| !self.grants.http_hosts.contains(h))
+            .or_else(|| public.iter().find(|h| !self.grants.public_hosts.contains(h)));
+        if let Some(h) = newly {
             return Err(ChannelError::Setup {
                 plugin: self.plugin.id.clone(),
                 message: format!("host `{h}` is newly allowed: the adapter restarts with it"),

@@ -203,10 +203,11 @@ impl Plugins {
                 continue;
             }
             let mut grants = base.clone();
+            // The operator's allowHosts is the grant; the hosts a tool declares are only a request.
             grants.http_hosts = plugin_entry(cfg, &p.id)
                 .and_then(|e| e.get("allowHosts"))
                 .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
-                .unwrap_or_else(|| desc.http_hosts.clone());
+                .unwrap_or_default();
             grants.kv_dir =
                 Some(env.state_dir().join("plugins").join("kv").join(&p.id).join(format!("agent-{agent_id}")));
             // Link only what this plugin imports: the linker never holds more than it needs.

@@ -64,13 +64,10 @@ impl PluginState {
             wasi: builder.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            egress: Egress {
-                allowed: if grants.holds(Capability::Http) || grants.holds(Capability::Websocket) {
-                    grants.http_hosts.clone()
-                } else {
-                    Vec::new()
-                },
-                secrets: secrets.clone(),
+            egress: if grants.holds(Capability::Http) || grants.holds(Capability::Websocket) {
+                Egress::new(&grants.http_hosts, &grants.public_hosts, secrets.clone())
+            } else {
+                Egress::default()
             },
             limits: MemoryCap { limit: memory_bytes, refused: false, size: 0 },
             plugin_id: plugin_id.into(),

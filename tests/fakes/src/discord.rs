@@ -74,6 +74,10 @@ struct State {
     heartbeat_interval: u64,
     ack_heartbeats: bool,
     addr: Option<std::net::SocketAddr>,
+    /// What `GET /gateway/bot` answers instead of this fake's own socket (a compromised upstream).
+    gateway_url: Option<String>,
+    /// `GET /gateway/bot` requests served.
+    gateway_bot_requests: usize,
 }
 
 pub struct DiscordFake {
@@ -112,6 +116,8 @@ impl DiscordFake {
             heartbeat_interval: 41_250,
             ack_heartbeats: true,
             addr: None,
+            gateway_url: None,
+            gateway_bot_requests: 0,
         }));
         let st = state.clone();
         let (addr, server) = wire::serve_on(port, move |req| handle(st.clone(), req)).await?;
@@ -175,6 +181,16 @@ impl DiscordFake {
     /// Heartbeat interval sent in HELLO (short in tests).
     pub fn set_heartbeat_interval(&self, ms: u64) {
         lock(&self.state).heartbeat_interval = ms;
+    }
+
+    /// Makes `GET /gateway/bot` answer `url` (as a compromised or spoofed upstream would).
+    pub fn set_gateway_url(&self, url: &str) {
+        lock(&self.state).gateway_url = Some(url.to_string());
+    }
+
+    /// How many times `GET /gateway/bot` was asked.
+    pub fn gateway_bot_requests(&self) -> usize {
+        lock(&self.state).gateway_bot_requests
     }
 
     /// Whether heartbeats are ACKed (off: a zombie connection).
@@ -373,7 +389,9 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
     let parts: Vec<&str> = route.trim_start_matches('/').split('/').collect();
     match (method.as_str(), parts.as_slice()) {
         ("GET", ["gateway", "bot"]) => {
-            let url = format!("ws://{}", st.addr.map(|a| a.to_string()).unwrap_or_default());
+            st.gateway_bot_requests += 1;
+            let own = format!("ws://{}", st.addr.map(|a| a.to_string()).unwrap_or_default());
+            let url = st.gateway_url.clone().unwrap_or(own);
             json_reply(
                 200,
                 &json!({"url": url, "shards": 1, "session_start_limit":

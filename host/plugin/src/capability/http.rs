@@ -1,86 +1,115 @@
-//! Outbound HTTP (`wasi:http`), only to allowed hosts, with secrets
-//! substituted by the host on the way out.
-//!
-//! A plugin writes `{{secret:NAME}}` into a request's URL or header values;
-//! the host replaces it with the value only when the request goes to an
-//! allowed host, so a credential can never be sent elsewhere and never
-//! enters the guest. A denied request never opens a connection.
+//! Outbound HTTP (`wasi:http`): each request is checked against the
+//! instance's [`Egress`] policy, its secrets are substituted (path and
+//! headers only), and the host itself connects to the checked address and
+//! speaks HTTP/1.1 over it (TLS with the webpki roots for `https`). A denied
+//! request never opens a connection.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::time::Duration;
 
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use super::secrets::SecretStore;
+pub use super::egress::Egress;
+use super::egress::{EgressError, Protocol, Target};
 use crate::state::PluginState;
 
-/// The egress policy of one instance.
-#[derive(Debug, Clone)]
-pub struct Egress {
-    /// `host` (any port), `host:port`, or `*.domain` (any subdomain, any
-    /// port: platforms hand out sockets on hosts such as
-    /// `gateway-us-east1-b.discord.gg`), compared case-insensitively.
-    pub allowed: Vec<String>,
-    pub secrets: Arc<SecretStore>,
+/// Connect and first-byte waits when the guest sets none (the call deadline still applies).
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+/// A request made ready to send: checked, secrets in.
+struct Prepared {
+    request: http::Request<WasiBody>,
+    target: Target,
+    carries_secret: bool,
 }
 
 impl Egress {
-    pub fn allows(&self, authority: &str) -> bool {
-        let authority = authority.to_ascii_lowercase();
-        let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(&authority);
-        self.allowed.iter().any(|a| {
-            let a = a.to_ascii_lowercase();
-            match a.strip_prefix("*.") {
-                Some(domain) => host.strip_suffix(domain).is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
-                None => a == authority || (!a.contains(':') && a == host),
-            }
-        })
-    }
-
-    /// Replaces every `{{secret:NAME}}` in `text`; an unknown name is an error.
-    pub fn substitute(&self, text: &str) -> Result<String, String> {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(start) = rest.find("{{secret:") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + "{{secret:".len()..];
-            let end = after.find("}}").ok_or("unterminated {{secret:…}} placeholder")?;
-            let name = &after[..end];
-            let value = self.secrets.value(name).ok_or_else(|| format!("no secret named `{name}`"))?;
-            out.push_str(value);
-            rest = &after[end + 2..];
-        }
-        out.push_str(rest);
-        Ok(out)
-    }
-
-    fn prepare(&self, mut request: http::Request<WasiBody>) -> Result<http::Request<WasiBody>, String> {
-        let authority = request.uri().authority().map(|a| a.as_str().to_string()).unwrap_or_default();
-        if !self.allows(&authority) {
-            return Err(format!("{authority} is not an allowed host"));
-        }
+    fn prepare(&self, mut request: http::Request<WasiBody>) -> Result<Prepared, String> {
         let uri = request.uri().to_string();
-        if uri.contains("{{secret:") {
-            let replaced = self.substitute(&uri)?;
+        let target = self.check(&uri, Protocol::Http)?;
+        let (replaced, mut carries_secret) = self.substitute_url(&uri)?;
+        if carries_secret {
             *request.uri_mut() = replaced.parse().map_err(|e| format!("invalid URL after substitution: {e}"))?;
         }
         for value in request.headers_mut().values_mut() {
             if let Ok(text) = value.to_str() {
-                if text.contains("{{secret:") {
-                    let replaced = self.substitute(text)?;
+                let (replaced, used) = self.substitute(text)?;
+                if used {
                     *value = replaced.parse().map_err(|_| "invalid header value after substitution".to_string())?;
+                    carries_secret = true;
                 }
             }
         }
-        Ok(request)
+        Ok(Prepared { request, target, carries_secret })
     }
 }
 
-type SendFuture = Box<
-    dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>>
-        + Send,
->;
+fn tls_config() -> std::sync::Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
+            std::sync::Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
+        })
+        .clone()
+}
+
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+type Sent = (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>);
+
+async fn send(egress: Egress, p: Prepared, options: Option<RequestOptions>) -> Result<Sent, Error> {
+    let connect_wait = options.and_then(|o| o.connect_timeout).unwrap_or(DEFAULT_WAIT);
+    let first_byte = options.and_then(|o| o.first_byte_timeout).unwrap_or(DEFAULT_WAIT);
+    let (stream, addr) = egress.connect(&p.target, p.carries_secret, connect_wait).await.map_err(|e| {
+        tracing::warn!(error = %e, "outbound request refused or failed");
+        match e {
+            EgressError::Denied(_) => Error::HttpRequestDenied,
+            EgressError::Prohibited(_) => Error::DestinationIpProhibited,
+            EgressError::Dns(_) => Error::DnsError { rcode: None, info_code: None },
+            EgressError::Connect(_) => Error::ConnectionRefused,
+            EgressError::Timeout(_) => Error::ConnectionTimeout,
+        }
+    })?;
+    tracing::debug!(%addr, url = %p.target.url, "outbound request");
+    let io: Box<dyn Io> = if p.target.tls {
+        let name =
+            rustls::pki_types::ServerName::try_from(p.target.host()).map_err(|_| Error::HttpRequestUriInvalid)?;
+        let tls = tokio_rustls::TlsConnector::from(tls_config()).connect(name, stream);
+        Box::new(
+            tokio::time::timeout(connect_wait, tls).await.map_err(|_| Error::ConnectionTimeout)?.map_err(Error::Tls)?,
+        )
+    } else {
+        Box::new(stream)
+    };
+    let (mut sender, conn) =
+        tokio::time::timeout(connect_wait, hyper::client::conn::http1::handshake(TokioIo::new(io)))
+            .await
+            .map_err(|_| Error::ConnectionTimeout)??;
+    let driver = tokio::spawn(conn);
+    let mut request = p.request;
+    // Origin form on the wire: the host is in the `Host` header wasi-http set.
+    let path = request.uri().path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| "/".into());
+    *request.uri_mut() = path.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
+    let response = tokio::time::timeout(first_byte, sender.send_request(request))
+        .await
+        .map_err(|_| Error::ConnectionReadTimeout)??;
+    let response = response.map(|b| b.map_err(Error::from).boxed_unsync());
+    let io = async move {
+        match driver.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::from(e)),
+            Err(_) => Err(Error::ConnectionTerminated),
+        }
+    };
+    Ok((response, Box::new(io)))
+}
+
+type SendFuture = Box<dyn Future<Output = Result<Sent, Error>> + Send>;
 
 impl WasiHttpHooks for Egress {
     fn send_request(
@@ -91,17 +120,15 @@ impl WasiHttpHooks for Egress {
     ) -> SendFuture {
         let _ = fut;
         let prepared = self.prepare(request);
+        let egress = self.clone();
         Box::new(async move {
-            let request = match prepared {
-                Ok(r) => r,
+            match prepared {
+                Ok(p) => send(egress, p, options).await,
                 Err(why) => {
                     tracing::warn!(%why, "outbound request denied");
-                    return Err(Error::HttpRequestDenied);
+                    Err(Error::HttpRequestDenied)
                 }
-            };
-            use http_body_util::BodyExt;
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
+            }
         })
     }
 }
@@ -113,36 +140,31 @@ pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capability::secrets::SecretStore;
 
     fn egress() -> Egress {
-        Egress {
-            allowed: vec!["api.telegram.org".into(), "127.0.0.1:8080".into(), "*.discord.gg".into()],
-            secrets: SecretStore::from_pairs([("TOKEN".to_string(), "s3cr3t".to_string())]),
-        }
+        Egress::new(
+            &["127.0.0.1:8080".into()],
+            &["api.telegram.org".into()],
+            SecretStore::from_pairs([("TOKEN".to_string(), "s3cr3t".to_string())]),
+        )
     }
 
     #[test]
-    fn allowlist_matches_host_or_host_port() {
-        let e = egress();
-        assert!(e.allows("api.telegram.org") && e.allows("API.telegram.org:443"));
-        assert!(e.allows("127.0.0.1:8080"));
-        assert!(!e.allows("127.0.0.1:8081") && !e.allows("evil.example") && !e.allows(""));
-        assert!(e.allows("gateway-us-east1-b.discord.gg") && e.allows("a.b.discord.gg:443"));
-        assert!(!e.allows("discord.gg") && !e.allows("evildiscord.gg") && !e.allows("discord.gg.evil.example"));
-    }
-
-    #[test]
-    fn secrets_substitute_only_for_allowed_hosts() {
+    fn secrets_substitute_only_for_allowed_hosts_and_places() {
         let e = egress();
         let req = http::Request::get("https://api.telegram.org/bot{{secret:TOKEN}}/getMe")
             .header("authorization", "Bearer {{secret:TOKEN}}")
             .body(WasiBody::default())
             .unwrap();
         let out = e.prepare(req).unwrap();
-        assert_eq!(out.uri().path(), "/bots3cr3t/getMe");
-        assert_eq!(out.headers()["authorization"], "Bearer s3cr3t");
+        assert_eq!(out.request.uri().path(), "/bots3cr3t/getMe");
+        assert_eq!(out.request.headers()["authorization"], "Bearer s3cr3t");
+        assert!(out.carries_secret);
         let req = http::Request::get("https://evil.example/{{secret:TOKEN}}").body(WasiBody::default()).unwrap();
         assert!(e.prepare(req).is_err(), "never substituted for a host that is not allowed");
-        assert!(e.substitute("{{secret:NOPE}}").is_err());
+        let req =
+            http::Request::get("https://api.telegram.org/x?t={{secret:TOKEN}}").body(WasiBody::default()).unwrap();
+        assert!(e.prepare(req).is_err(), "never in a query string");
     }
 }

@@ -5,6 +5,7 @@
 //! prepared from the agent's grants in [`crate::state`]. Adding a
 //! capability means adding one module and one enum variant.
 
+pub mod egress;
 pub mod http;
 pub mod kv;
 pub mod log;
@@ -81,8 +82,12 @@ impl Capability {
 pub struct GrantSet {
     pub capabilities: BTreeSet<Capability>,
     pub workspace: Option<(PathBuf, WorkspaceAccess)>,
-    /// `host` or `host:port` entries outbound HTTP may reach.
+    /// Hosts the operator allowed (`allowHosts`, configured base URLs):
+    /// `host`, `host:port`, `*.domain`, IP literals and loopback included.
     pub http_hosts: Vec<String>,
+    /// Hosts granted from a first-party channel's own defaults: public DNS
+    /// names only (see `egress.rs`).
+    pub public_hosts: Vec<String>,
     /// Where this scope's key-value state is persisted.
     pub kv_dir: Option<PathBuf>,
     /// How commands run, when `Process` is granted.
@@ -98,6 +103,7 @@ impl GrantSet {
             capabilities: BTreeSet::from([Capability::Log]),
             workspace: None,
             http_hosts: Vec::new(),
+            public_hosts: Vec::new(),
             kv_dir: None,
             process: None,
             sessions: SessionRights::default(),

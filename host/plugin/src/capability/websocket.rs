@@ -1,9 +1,11 @@
 //! `chela:plugin/websocket`: a WebSocket client for adapters that hold a
 //! socket (Discord's gateway, Slack Socket Mode). WASI has none, so the host
-//! owns the connection: the URL's host must be allowed (the same allowlist
-//! as HTTP), header values and text frames may carry `{{secret:NAME}}`
-//! (substituted here, so the token never enters the guest), messages are size-limited, and an
-//! instance holds only a few connections.
+//! owns the connection: the URL is checked by the same egress policy as
+//! HTTP (`egress.rs`: parsed, no userinfo, exact host and port, the connected
+//! address checked), header values, the path and text frames may carry
+//! `{{secret:NAME}}` (substituted here, so the token never enters the guest;
+//! a plaintext `ws://` socket only to operator-allowed loopback), messages
+//! are size-limited, and an instance holds only a few connections.
 
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wasmtime::component::{HasSelf, Linker, Resource};
 
+use super::egress::Protocol;
 use crate::bindings::chela::plugin::websocket::{self, Message};
 use crate::state::PluginState;
 
@@ -23,6 +26,8 @@ use crate::state::PluginState;
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 /// Connections one instance may hold at once.
 pub const MAX_CONNECTIONS: usize = 16;
+/// Longest connecting (TCP, TLS, upgrade) may take.
+pub const CONNECT_WAIT: Duration = Duration::from_secs(20);
 /// Longest a single `receive` waits.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
@@ -30,14 +35,6 @@ pub const MAX_WAIT: Duration = Duration::from_secs(30);
 pub struct WsConnection {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
     closed: bool,
-}
-
-fn authority(url: &str) -> Result<&str, String> {
-    let rest = url
-        .strip_prefix("wss://")
-        .or_else(|| url.strip_prefix("ws://"))
-        .ok_or_else(|| format!("`{url}` is not a ws:// or wss:// URL"))?;
-    Ok(rest.split(['/', '?', '#']).next().unwrap_or_default())
 }
 
 impl PluginState {
@@ -48,17 +45,16 @@ impl PluginState {
 
 impl websocket::HostConnection for PluginState {
     async fn connect(&mut self, url: String, headers: Vec<(String, String)>) -> Result<Resource<WsConnection>, String> {
-        let host = authority(&url)?.to_string();
-        if !self.egress().allows(&host) {
-            return Err(format!("{host} is not an allowed host"));
-        }
+        // The URL (often an upstream's answer, such as Discord's READY) is checked by the URL parser.
+        let target = self.egress().check(&url, Protocol::WebSocket)?;
         if self.ws_open >= MAX_CONNECTIONS {
             return Err(format!("at most {MAX_CONNECTIONS} WebSocket connections per plugin instance"));
         }
-        let url = self.egress().substitute(&url)?;
+        let (url, mut carries_secret) = self.egress().substitute_url(&url)?;
         let mut request = url.as_str().into_client_request().map_err(|e| format!("bad WebSocket URL: {e}"))?;
         for (k, v) in headers {
-            let v = self.egress().substitute(&v)?;
+            let (v, used) = self.egress().substitute(&v)?;
+            carries_secret |= used;
             let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
                 .map_err(|e| format!("header `{k}`: {e}"))?;
             let value = v.parse().map_err(|_| format!("header `{k}` has an invalid value"))?;
@@ -67,8 +63,14 @@ impl websocket::HostConnection for PluginState {
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_MESSAGE_BYTES));
-        let (stream, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+        let host = target.host();
+        // Frames may carry secrets later (Discord's IDENTIFY): a plaintext socket only to loopback.
+        carries_secret |= !target.tls;
+        let (tcp, _) = self.egress().connect(&target, carries_secret, CONNECT_WAIT).await.map_err(|e| e.to_string())?;
+        let handshake = tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(config), None);
+        let (stream, _) = tokio::time::timeout(CONNECT_WAIT, handshake)
             .await
+            .map_err(|_| format!("connecting to {host} timed out"))?
             .map_err(|e| format!("cannot connect to {host}: {e}"))?;
         self.ws_open += 1;
         self.table_mut().push(WsConnection { stream, closed: false }).map_err(|e| e.to_string())
@@ -78,7 +80,7 @@ impl websocket::HostConnection for PluginState {
         // Protocols that log in over the socket (Discord's IDENTIFY) carry
         // `{{secret:NAME}}` in a text frame; the connection's host is allowed.
         let msg = match msg {
-            Message::Text(t) if t.contains("{{secret:") => Message::Text(self.egress().substitute(&t)?),
+            Message::Text(t) => Message::Text(self.egress().substitute(&t)?.0),
             other => other,
         };
         let conn = self.connection(&this)?;

@@ -16,6 +16,7 @@ pub mod runtime;
 pub mod sessions_access;
 pub mod store;
 pub mod subagents;
+pub mod workspace_read;
 
 pub use model::{Provider, Providers, TextSink};
 pub use runtime::{AgentRuntime, Announcement, Announcer, Inbound, RunError, RunLimits, TurnOutcome};

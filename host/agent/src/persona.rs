@@ -1,8 +1,14 @@
 //! The system prompt: who the agent is, read from its workspace on every run
 //! (an edit to SOUL.md applies to the next message), with the per-file and
-//! total budgets of OpenClaw (reference §9).
+//! total budgets of OpenClaw (reference §9). Every read goes through
+//! `workspace_read` (beneath the workspace, regular files, size-capped).
 
 use std::path::{Path, PathBuf};
+
+use crate::workspace_read::{ReadError, Workspace};
+
+/// The most bytes read of one bootstrap or skill file (its char budget is applied after).
+const MAX_FILE_BYTES: usize = 1 << 20;
 
 /// Bootstrap files in load order.
 pub const BOOTSTRAP_FILES: [&str; 8] =
@@ -91,16 +97,26 @@ pub fn workspace_files(workspace: &Path, budget: Budget, minimal: bool) -> Strin
     let names: &[&str] = if minimal { &MINIMAL_FILES } else { &BOOTSTRAP_FILES };
     let mut left = budget.total;
     let mut out = String::new();
+    let ws = Workspace::open(workspace);
     for name in names {
-        let mut path = workspace.join(name);
-        if *name == "MEMORY.md" && !path.exists() && workspace.join("memory.md").exists() {
-            path = workspace.join("memory.md");
+        let mut rel = *name;
+        let read = |rel: &str| match &ws {
+            Ok(w) => w.read_text(rel, MAX_FILE_BYTES),
+            Err(_) => Err(ReadError::Missing),
+        };
+        if *name == "MEMORY.md" && ws.as_ref().is_ok_and(|w| !w.exists("MEMORY.md") && w.exists("memory.md")) {
+            rel = "memory.md";
         }
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => strip_front_matter(&t).trim().to_string(),
-            Err(_) if *name == "BOOTSTRAP.md" => continue,
-            Err(_) => {
+        let text = match read(rel) {
+            Ok((t, _)) => strip_front_matter(&t).trim().to_string(),
+            Err(ReadError::Missing) if *name == "BOOTSTRAP.md" => continue,
+            Err(ReadError::Missing) => {
                 out.push_str(&format!("## {name}\n[missing file: {name}]\n\n"));
+                continue;
+            }
+            Err(why) => {
+                tracing::warn!(workspace = %workspace.display(), file = rel, %why, "workspace file not read");
+                out.push_str(&format!("## {name}\n[{why}]\n\n"));
                 continue;
             }
         };
@@ -154,14 +170,13 @@ fn skill_meta(text: &str) -> (Option<String>, Option<String>) {
 pub fn skills(workspace: &Path, shared: &Path, filter: Option<&[String]>) -> Vec<Skill> {
     let mut out: Vec<Skill> = Vec::new();
     for root in [workspace.join("skills"), shared.to_path_buf()] {
-        let Ok(entries) = std::fs::read_dir(&root) else { continue };
-        let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
-        dirs.sort();
-        for dir in dirs {
-            let file = dir.join("SKILL.md");
-            let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let Ok(dir) = Workspace::open(&root) else { continue };
+        for sub in dir.subdirs(".") {
+            let rel = format!("{sub}/SKILL.md");
+            let Ok((text, _)) = dir.read_text(&rel, MAX_FILE_BYTES) else { continue };
+            let file = root.join(&rel);
             let (name, description) = skill_meta(&text);
-            let name = name.unwrap_or_else(|| dir.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            let name = name.unwrap_or(sub);
             if out.iter().any(|s| s.name == name) || filter.is_some_and(|f| !f.contains(&name)) {
                 continue;
             }

@@ -359,3 +359,35 @@ async fn a_secret_is_never_put_in_a_query_string() {
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen, ["/bottok-9f8e7d/getMe"], "only the path request reached the server");
 }
+
+/// Persona files are read beneath the workspace: a SOUL.md symlinked into
+/// another agent's workspace is not read (a link inside still is), and a
+/// FIFO as USER.md does not stall the turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persona_files_do_not_follow_links_out_of_the_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let text = format!(
+        r#"{{ agents: {{ list: [ {{ id: "work", default: true, workspace: "{r}/ws-work" }}, {{ id: "other", workspace: "{r}/ws-other" }} ] }} }}"#,
+        r = root.display()
+    );
+    std::fs::create_dir_all(root.join("ws-work/notes")).unwrap();
+    std::fs::create_dir_all(root.join("ws-other")).unwrap();
+    std::fs::write(root.join("ws-other/SOUL.md"), "OTHER-AGENT-SECRET plans.").unwrap();
+    std::os::unix::fs::symlink("../ws-other/SOUL.md", root.join("ws-work/SOUL.md")).unwrap();
+    let fifo = root.join("ws-work/USER.md");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let gw = Gateway::start_with(root, &text, &[]).await;
+    let send = || chela(root, &gw.config).args(["send", "--agent", "work", "who are you?"]).output();
+    let out = tokio::time::timeout(support::WAIT, send()).await.expect("a FIFO persona file stalled the turn").unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!said.contains("OTHER-AGENT-SECRET"), "another agent's file reached the prompt: {said}");
+    // A link that stays inside the workspace keeps working.
+    std::fs::write(root.join("ws-work/notes/soul.md"), "Calm and precise.").unwrap();
+    std::fs::remove_file(root.join("ws-work/SOUL.md")).unwrap();
+    std::os::unix::fs::symlink("notes/soul.md", root.join("ws-work/SOUL.md")).unwrap();
+    let out = tokio::time::timeout(support::WAIT, send()).await.expect("answers").unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("Calm and precise."), "{said}");
+}

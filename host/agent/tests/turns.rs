@@ -362,9 +362,11 @@ async fn elevated_exec_leaves_the_sandbox_only_for_allowed_senders() {
       ] },
     }"#;
     let w = World::with_plugins(config, &["tool_exec"]).await;
-    std::fs::write(w.path("outside.txt"), "host file").unwrap();
+    // A host file outside the gateway's dirs and outside /tmp (host commands get a private /tmp).
+    let host = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::write(host.path().join("outside.txt"), "host file").unwrap();
     let cat = |elevated: bool| {
-        let cmd = format!("cat {} 2>/dev/null || echo not-here", w.path("outside.txt").display());
+        let cmd = format!("cat {} 2>/dev/null || echo not-here", host.path().join("outside.txt").display());
         format!(r#"/tool exec {{"command": "{cmd}", "elevated": {elevated}}}"#)
     };
     let stranger = w.say("box", "7", &cat(true)).await;

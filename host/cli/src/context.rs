@@ -21,6 +21,8 @@ impl Context {
             env.profile = profile;
         }
         let config_path = config.unwrap_or_else(|| env.config_path(Path::exists));
+        // The runtime hides this file from host commands (it may hold tokens).
+        env.config_path = Some(config_path.display().to_string());
         Context { env, config_path }
     }
 

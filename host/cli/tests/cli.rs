@@ -341,3 +341,17 @@ fn pairing_list_and_approve_work_on_the_gateways_files() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no pending pairing request with code `WXYZ6789`"));
 }
+
+#[test]
+fn validate_warns_about_unconfined_exec_and_an_ignored_setup_command() {
+    let s = Sandbox::new();
+    let cfg = s.write(
+        "c.json5",
+        "{ tools: { exec: { host: 'unconfined' } }, agents: { defaults: { sandbox: { docker: { setupCommand: 'apt-get install x' } } } } }",
+    );
+    let out = s.chela(&cfg, &["config", "validate"]);
+    let t = text(&out);
+    assert!(out.status.success(), "warnings do not fail validation: {t}");
+    assert!(t.contains("tools.exec.host") && t.contains("unconfined"), "{t}");
+    assert!(t.contains("setupCommand") && t.contains("ignored"), "{t}");
+}

@@ -391,3 +391,74 @@ async fn persona_files_do_not_follow_links_out_of_the_workspace() {
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(said.contains("Calm and precise."), "{said}");
 }
+
+/// `exec` with the sandbox off (the default) runs on the host but cannot
+/// read the gateway's state, config or environment, another agent's
+/// workspace or agentDir; its timeout kills what it started in the
+/// background; `/tmp` is private and size-capped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_on_the_host_cannot_read_another_agents_brain_or_the_gateway() {
+    if !Path::new("/usr/bin/bwrap").exists() {
+        panic!("bubblewrap is required (cargo xtask test installs it)");
+    }
+    // Not under /tmp: the command's private /tmp would hide it for the wrong reason.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let root = dir.path();
+    let r = root.display();
+    let text = format!(
+        r#"{{ agents: {{ list: [ {{ id: "work", default: true, workspace: "{r}/ws-work" }},
+            {{ id: "other", workspace: "{r}/ws-other", agentDir: "{r}/other-agent" }} ] }},
+          gateway: {{ auth: {{ token: "cfg-token-SECRET" }} }} }}"#
+    );
+    std::fs::create_dir_all(root.join("ws-work")).unwrap();
+    std::fs::write(root.join("ws-work/mine.txt"), "MINE-OK").unwrap();
+    std::fs::create_dir_all(root.join("ws-other")).unwrap();
+    std::fs::write(root.join("ws-other/MEMORY.md"), "OTHER-WS-SECRET").unwrap();
+    std::fs::create_dir_all(root.join("other-agent")).unwrap();
+    std::fs::write(root.join("other-agent/auth-profiles.json"), r#"{"profiles":{"x":{"key":"other-key-SECRET"}}}"#)
+        .unwrap();
+    std::env::set_var("CHELA_TEST_GATEWAY_ENV", "gw-env-SECRET");
+    let gw = Gateway::start_with(root, &text, &["tool_exec"]).await;
+    let exec = |command: String, timeout_ms: u64| {
+        let ask = format!("/tool exec {}", serde_json::json!({"command": command, "timeoutMs": timeout_ms}));
+        let mut c = chela(root, &gw.config);
+        c.args(["send", "--agent", "work", &ask]);
+        c
+    };
+    let out = chela(root, &gw.config).args(["send", "--agent", "other", "note for other"]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let snoop = format!(
+        "cat {r}/other-agent/auth-profiles.json {r}/ws-other/MEMORY.md {r}/state/agents/other/sessions/sessions.json \
+         {config} {r}/state/gateway.token; cat /proc/*/environ | tr '\\0' '\\n'; env; cat mine.txt; ls /usr/bin/env",
+        config = gw.config.display()
+    );
+    let out = exec(snoop, 10_000).output().await.unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        said.contains("MINE-OK") && said.contains("/usr/bin/env"),
+        "its workspace and the host stay visible: {said}"
+    );
+    for secret in ["other-key-SECRET", "OTHER-WS-SECRET", "cfg-token-SECRET", "gw-env-SECRET", "note for other"] {
+        assert!(!said.contains(secret), "exec read `{secret}`: {said}");
+    }
+
+    // A background process does not outlive the command's timeout.
+    let out = exec("sleep 61.734 & sleep 30".into(), 1_000).output().await.unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("timedOut"), "{}", String::from_utf8_lossy(&out.stdout));
+    let alive = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            std::fs::read(p.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("61.734"))
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while alive() {
+        assert!(std::time::Instant::now() < deadline, "the background process survived the timeout");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // /tmp is private and capped.
+    let out = exec("head -c 400000000 /dev/zero > /tmp/fill; echo rc=$?".into(), 20_000).output().await.unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("rc=1"), "{said}");
+}

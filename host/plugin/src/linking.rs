@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chela_core::config::paths::{agent_workspace, Environment};
 use chela_core::config::schema::Config;
-use chela_core::policy::{effective_tools, reach, EffectiveTools, SessionKind, ToolCatalog};
+use chela_core::policy::{effective_tools, exec_confinement, reach, EffectiveTools, SessionKind, ToolCatalog};
 use chela_core::roster::Roster;
 
 use crate::bindings::ToolPluginAllPre;
@@ -119,8 +119,15 @@ pub fn agent_grants(cfg: &Config, env: &Environment, policy: &EffectiveTools, ki
             WorkspaceAccess::None => (env.state_dir().join("sandboxes").join(&policy.agent_id), true),
             access => (workspace, access == WorkspaceAccess::Rw),
         };
-        grants.process =
-            Some(ProcessGrant { root, writable, sandboxed: r.sandboxed, network: r.network, elevated: false });
+        let config_path = env.config_path(|p| p.exists());
+        grants.process = Some(ProcessGrant {
+            root,
+            writable,
+            sandboxed: r.sandboxed,
+            network: r.network,
+            elevated: false,
+            confinement: exec_confinement(cfg, env, &policy.agent_id, Some(&config_path)),
+        });
     }
     grants
 }

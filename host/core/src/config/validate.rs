@@ -235,6 +235,45 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
             }
         }
     }
+    // Settings that weaken isolation, or that chela does not carry out.
+    let unconfined = |exec: Option<&serde_json::Value>| {
+        exec.and_then(|e| e.get("host")?.as_str()) == Some(crate::policy::UNCONFINED)
+    };
+    if unconfined(cfg.tools.as_ref().and_then(|t| t.exec.as_ref())) {
+        out.push(warn(
+            "tools.exec.host".into(),
+            "`unconfined`: every agent's commands can read the gateway's state (other agents' sessions and \
+             credentials, the gateway token) and environment; only for a single-user machine"
+                .into(),
+        ));
+    }
+    for (i, a) in agents.and_then(|a| a.list.as_ref()).into_iter().flatten().enumerate() {
+        if unconfined(a.tools.as_ref().and_then(|t| t.exec.as_ref())) {
+            out.push(warn(
+                format!("{}.tools.exec.host", list_path(i)),
+                "`unconfined`: this agent's commands can read the gateway's state and every other agent's files".into(),
+            ));
+        }
+    }
+    let setup = |s: Option<&crate::config::schema::SandboxConfig>| {
+        s.and_then(|s| s.docker.as_ref()?.get("setupCommand")).is_some()
+    };
+    if setup(cfg.agent_defaults().and_then(|d| d.sandbox.as_ref())) {
+        out.push(warn(
+            "agents.defaults.sandbox.docker.setupCommand".into(),
+            "ignored: chela's sandbox is bubblewrap over the host's read-only system, not a container image, \
+             so there is no image to set up; install what commands need on the host"
+                .into(),
+        ));
+    }
+    for (i, a) in agents.and_then(|a| a.list.as_ref()).into_iter().flatten().enumerate() {
+        if setup(a.sandbox.as_ref()) {
+            out.push(warn(
+                format!("{}.sandbox.docker.setupCommand", list_path(i)),
+                "ignored: chela's sandbox has no container image to set up".into(),
+            ));
+        }
+    }
     out.into_iter().map(|d| loaded.attach_file(d)).collect()
 }
 

@@ -5,10 +5,12 @@
 //! its model. Everything that decides it lives in this module.
 
 mod catalog;
+mod exec;
 mod matcher;
 mod pipeline;
 
 pub use catalog::{normalize_tool_name, profile_allow, ToolCatalog, CORE_TOOLS, GROUPS};
+pub use exec::{exec_confinement, exec_unconfined, ExecConfinement, UNCONFINED};
 pub use matcher::ToolMatcher;
 pub use pipeline::{
     agent_to_agent_allowed, effective_tools, elevated_allowed, is_sandboxed, may_spawn, reach, session_kind_for_key,

@@ -1,18 +1,31 @@
 //! `chela:plugin/process`: commands run by the host for tools such as
 //! `exec`, inside the agent's workspace, with a time limit and an output cap.
 //!
-//! A sandboxed session (`sandbox.mode`, reference §11) runs every command
-//! under bubblewrap: new namespaces (no network unless granted), the system
-//! read-only, only the workspace mounted (read-only unless the grant says
-//! otherwise), a private /tmp. When the sandbox is required and bubblewrap
-//! is missing or fails, the command does not run (fail closed). An
-//! unsandboxed session runs commands on the host, with a cleared
-//! environment, in the workspace.
+//! Every command runs under bubblewrap, in its own PID namespace with all
+//! capabilities dropped, a size-capped private `/tmp`, rlimits (CPU, address
+//! space, file size, processes) and an environment of `PATH`, `HOME` (the
+//! workspace), `LANG` and `tools.exec.env` only:
+//! - a sandboxed session (`sandbox.mode`, reference §11): new namespaces (no
+//!   network unless granted; then name resolution and CA certificates are
+//!   mounted), the system read-only, only the workspace mounted (read-only
+//!   unless the grant says otherwise);
+//! - on the host (sandbox off, or elevated): the host filesystem visible as
+//!   OpenClaw's `mode: "off"` promises, but the gateway's state dir, the
+//!   config file, every agentDir and every other agent's workspace hidden
+//!   (core `exec_confinement`), and the gateway's processes invisible.
+//!
+//! When bubblewrap is missing or cannot create namespaces, the command does
+//! not run (fail closed) and the error names the opt-out,
+//! `tools.exec.host: "unconfined"`, which runs commands as OpenClaw does
+//! (its own process group, still the cleared environment and rlimits). A
+//! timeout or a dropped call kills the whole namespace or process group, so
+//! `(cmd &)` does not outlive it.
 
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use chela_core::policy::ExecConfinement;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command as Child;
 use wasmtime::component::{HasSelf, Linker};
@@ -24,6 +37,14 @@ use crate::state::PluginState;
 pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
 /// Longest a command may run, whatever it asks for.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+/// Size of the private `/tmp`.
+pub const TMP_BYTES: u64 = 256 << 20;
+/// Address space of a command (generous: JITs reserve a lot they never touch).
+pub const MAX_ADDRESS_SPACE: u64 = 8 << 30;
+/// Largest file a command may write.
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+/// Processes of the gateway's user (the kernel counts them per user).
+pub const MAX_PROCESSES: u64 = 4096;
 
 /// How one agent's session may run commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +58,8 @@ pub struct ProcessGrant {
     /// The sender of the message being answered may run commands on the host
     /// (`tools.elevated`, both the global and the agent's setting allow them).
     pub elevated: bool,
+    /// What host commands must not see, their environment, and the opt-out.
+    pub confinement: ExecConfinement,
 }
 
 /// Where bubblewrap is, if installed.
@@ -60,12 +83,37 @@ fn working_dir(root: &Path, cwd: Option<&str>) -> Result<PathBuf, String> {
     Ok(rel.to_path_buf())
 }
 
-/// The bubblewrap command line for `cmd` under `grant`.
+/// Options every bubblewrap command line starts with. bubblewrap itself
+/// starts with an empty environment too: its PID-namespace init stays
+/// visible in `/proc/1/environ`.
+fn bwrap_base(c: &mut Child) {
+    c.env_clear();
+    c.args(["--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]);
+    c.args(["--unshare-cgroup-try", "--cap-drop", "ALL", "--clearenv"]);
+}
+
+fn environment(c: &mut Child, grant: &ProcessGrant, home: &Path) {
+    c.args(["--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"]);
+    c.arg("--setenv").arg("HOME").arg(home);
+    c.args(["--setenv", "LANG", "C.UTF-8"]);
+    for (k, v) in &grant.confinement.env {
+        c.arg("--setenv").arg(k).arg(v);
+    }
+}
+
+/// The bubblewrap command line for a sandboxed session's `cmd`.
 fn sandboxed(bwrap: &Path, grant: &ProcessGrant, rel_cwd: &Path, cmd: &Command) -> Child {
     let mut c = Child::new(bwrap);
-    c.args(["--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]);
+    bwrap_base(&mut c);
+    c.args(["--unshare-all"]);
     if grant.network {
         c.arg("--share-net");
+        // What name resolution and TLS need, read-only.
+        for f in ["/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates"] {
+            if Path::new(f).exists() {
+                c.args(["--ro-bind", f, f]);
+            }
+        }
     }
     c.args(["--ro-bind", "/usr", "/usr"]);
     for dir in ["/bin", "/sbin", "/lib", "/lib32", "/lib64"] {
@@ -80,20 +128,109 @@ fn sandboxed(bwrap: &Path, grant: &ProcessGrant, rel_cwd: &Path, cmd: &Command) 
             Err(_) => {}
         }
     }
-    c.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+    c.args(["--proc", "/proc", "--dev", "/dev", "--size", &TMP_BYTES.to_string(), "--tmpfs", "/tmp"]);
     c.arg(if grant.writable { "--bind" } else { "--ro-bind" }).arg(&grant.root).arg("/workspace");
     c.arg("--chdir").arg(Path::new("/workspace").join(rel_cwd));
-    c.args(["--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/workspace"]);
+    environment(&mut c, grant, Path::new("/workspace"));
     c.arg("--").arg(&cmd.program).args(&cmd.args);
     c
 }
 
-fn on_host(grant: &ProcessGrant, rel_cwd: &Path, cmd: &Command) -> Child {
+/// Hides `path`: an empty tmpfs over a directory, `/dev/null` over a file.
+fn hide(c: &mut Child, path: &Path) {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            c.arg("--tmpfs").arg(path);
+        }
+        Ok(_) => {
+            c.arg("--ro-bind").arg("/dev/null").arg(path);
+        }
+        Err(_) => {} // nothing there to see
+    }
+}
+
+/// The bubblewrap command line for a host command: the host's filesystem,
+/// minus what `grant.confinement` hides, the workspace bound back in.
+fn confined_on_host(bwrap: &Path, grant: &ProcessGrant, rel_cwd: &Path, cmd: &Command) -> Child {
+    let mut c = Child::new(bwrap);
+    bwrap_base(&mut c);
+    c.args(["--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc"]);
+    c.args(["--size", &TMP_BYTES.to_string(), "--tmpfs", "/tmp"]);
+    let root = grant.root.canonicalize().unwrap_or_else(|_| grant.root.clone());
+    let hidden: Vec<PathBuf> =
+        grant.confinement.hidden.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect();
+    for p in hidden.iter().filter(|p| !root.starts_with(p) || **p == root) {
+        hide(&mut c, p);
+    }
+    // The workspace may sit inside the state dir (OpenClaw's default): bind it back,
+    // then hide again whatever hidden path lies inside it.
+    c.arg(if grant.writable { "--bind" } else { "--ro-bind" }).arg(&root).arg(&root);
+    for p in hidden.iter().filter(|p| p.starts_with(&root) && **p != root) {
+        hide(&mut c, p);
+    }
+    c.arg("--chdir").arg(root.join(rel_cwd));
+    environment(&mut c, grant, &root);
+    c.arg("--").arg(&cmd.program).args(&cmd.args);
+    c
+}
+
+/// OpenClaw's exact behaviour (`tools.exec.host: "unconfined"`): no namespaces.
+fn unconfined(grant: &ProcessGrant, rel_cwd: &Path, cmd: &Command) -> Child {
     let mut c = Child::new(&cmd.program);
     c.args(&cmd.args).current_dir(grant.root.join(rel_cwd)).env_clear();
     c.env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
-    c.env("HOME", &grant.root);
+    c.env("HOME", &grant.root).env("LANG", "C.UTF-8");
+    c.envs(grant.confinement.env.iter().map(|(k, v)| (k, v)));
     c
+}
+
+/// Whether bubblewrap can build the host confinement here (namespaces
+/// allowed), checked once: `Err` says why, and names the opt-out.
+fn confinement_works(bwrap: &Path) -> Result<(), String> {
+    static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let out = std::process::Command::new(bwrap)
+                .env_clear()
+                .args(["--die-with-parent", "--unshare-pid", "--cap-drop", "ALL", "--bind", "/", "/"])
+                .args(["--dev-bind", "/dev", "/dev", "--proc", "/proc", "--size", "1048576", "--tmpfs", "/tmp"])
+                .args(["--", "/bin/sh", "-c", "true"])
+                .output();
+            match out {
+                Ok(o) if o.status.success() => Ok(()),
+                Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .clone()
+}
+
+/// Limits set in the child before it runs (inherited by everything it starts).
+fn rlimits(c: &mut Child, timeout: Duration) {
+    let cpu = timeout.as_secs() + 5;
+    // SAFETY: only async-signal-safe system calls (setrlimit) between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            use rustix::process::{setrlimit, Resource, Rlimit};
+            let set = |r: Resource, v: u64| setrlimit(r, Rlimit { current: Some(v), maximum: Some(v) });
+            let _ = set(Resource::Cpu, cpu);
+            let _ = set(Resource::As, MAX_ADDRESS_SPACE);
+            let _ = set(Resource::Fsize, MAX_FILE_BYTES);
+            let _ = set(Resource::Nproc, MAX_PROCESSES);
+            Ok(())
+        });
+    }
+}
+
+/// Kills a command's process group when the call ends early (timeout, dropped call).
+struct GroupKill(Option<i32>);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
 }
 
 /// Reads up to the cap, then drains the rest (so the child never blocks on a full pipe).
@@ -119,24 +256,45 @@ pub async fn run(grant: &ProcessGrant, cmd: Command) -> Result<Output, String> {
     }
     std::fs::create_dir_all(&grant.root).map_err(|e| format!("workspace: {e}"))?;
     let rel = working_dir(&grant.root, cmd.cwd.as_deref())?;
-    let mut child = if grant.sandboxed && cmd.elevated {
+    let on_host = !grant.sandboxed || cmd.elevated;
+    if grant.sandboxed && cmd.elevated {
         if !grant.elevated {
             return Err("elevated exec is not allowed for this sender (tools.elevated.allowFrom, and the agent's \
                  tools.elevated, must both allow them); the command was not run"
                 .into());
         }
         tracing::warn!(program = %cmd.program, "elevated: running on the host, outside the sandbox");
-        on_host(grant, &rel, &cmd)
-    } else if grant.sandboxed {
-        let bwrap = bubblewrap().ok_or(
-            "this session must run commands in the sandbox, but bubblewrap (bwrap) is not installed; the command was not run",
-        )?;
-        sandboxed(&bwrap, grant, &rel, &cmd)
+    }
+    let mut child = if on_host && grant.confinement.unconfined {
+        unconfined(grant, &rel, &cmd)
     } else {
-        on_host(grant, &rel, &cmd)
+        let bwrap = bubblewrap().ok_or(if on_host {
+            "commands run confined (the gateway's state and other agents' files hidden), which needs bubblewrap \
+             (bwrap); it is not installed, so the command was not run. To run commands unconfined, as OpenClaw \
+             does, set tools.exec.host: \"unconfined\""
+        } else {
+            "this session must run commands in the sandbox, but bubblewrap (bwrap) is not installed; the command was not run"
+        })?;
+        if on_host {
+            confinement_works(&bwrap).map_err(|why| {
+                format!(
+                    "commands run confined, but bubblewrap cannot create namespaces here ({why}); the command \
+                     was not run. To run commands unconfined, as OpenClaw does, set tools.exec.host: \"unconfined\""
+                )
+            })?;
+            confined_on_host(&bwrap, grant, &rel, &cmd)
+        } else {
+            sandboxed(&bwrap, grant, &rel, &cmd)
+        }
     };
+    let limit = Duration::from_millis(u64::from(cmd.timeout_ms.max(1))).min(MAX_TIMEOUT);
+    rlimits(&mut child, limit);
+    child.process_group(0);
     child.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut proc = child.spawn().map_err(|e| format!("cannot start `{}`: {e}", cmd.program))?;
+    // Killed with its whole group when this call ends early; bubblewrap's
+    // namespace dies with it (`--die-with-parent`, PID namespace).
+    let mut group = GroupKill(proc.id().and_then(|id| i32::try_from(id).ok()));
     if let Some(mut stdin) = proc.stdin.take() {
         let input = cmd.stdin.clone().unwrap_or_default();
         tokio::spawn(async move {
@@ -156,14 +314,18 @@ pub async fn run(grant: &ProcessGrant, cmd: Command) -> Result<Output, String> {
             None => (Vec::new(), false),
         }
     });
-    let limit = Duration::from_millis(u64::from(cmd.timeout_ms.max(1))).min(MAX_TIMEOUT);
     let (status, timed_out) = match tokio::time::timeout(limit, proc.wait()).await {
         Ok(s) => (s.ok(), false),
         Err(_) => {
+            // The leader is not reaped yet, so its group id is still its own.
+            drop(GroupKill(group.0.take()));
             let _ = proc.kill().await;
             (None, true)
         }
     };
+    // Exited by itself: reaped, so its group id may be reused; never signal it now.
+    // (Confined commands' stragglers die with the PID namespace.)
+    group.0 = None;
     let (stdout, t1) = out.await.unwrap_or_default();
     let (stderr, t2) = err.await.unwrap_or_default();
     let exit_code = if timed_out { None } else { status.and_then(|s| s.code()) };

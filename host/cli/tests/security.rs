@@ -462,3 +462,34 @@ async fn exec_on_the_host_cannot_read_another_agents_brain_or_the_gateway() {
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(said.contains("rc=1"), "{said}");
 }
+
+/// Slow-loris connections next to normal traffic: the normal requests are
+/// answered at once, and the gateway closes the connections that never
+/// finish their request head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_loris_connections_do_not_starve_normal_traffic() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let gw = Gateway::start_with(root, &agent_config(root, ""), &[]).await;
+    let mut loris = Vec::new();
+    for _ in 0..200 {
+        let mut s = tokio::net::TcpStream::connect(&gw.addr).await.unwrap();
+        s.write_all(b"POST /api/v1/send HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ").await.unwrap();
+        loris.push(s);
+    }
+    let start = std::time::Instant::now();
+    for _ in 0..20 {
+        assert_eq!(raw(&gw, "GET", "/healthz", &[], "").await.status, 200);
+    }
+    assert!(start.elapsed() < std::time::Duration::from_secs(5), "normal traffic waited {:?}", start.elapsed());
+    // Each slow connection is closed by the gateway (EOF, or a 408 first) within the head deadline.
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        for mut s in loris {
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf).await;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "slow connections were kept open");
+}

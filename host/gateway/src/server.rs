@@ -1,5 +1,7 @@
 //! The HTTP side: one listener, routes for health, metrics, channel
-//! webhooks and the control API. Bodies are size-limited; a webhook is
+//! webhooks and the control API. Before any auth: a cap on connections (in
+//! all and per address), a deadline for a request's head and for its body,
+//! and back-off on accept errors. Bodies are size-limited; a webhook is
 //! answered as soon as the adapter has verified it, and its messages are
 //! processed after (platforms such as Slack want an answer within 3 s).
 
@@ -75,21 +77,91 @@ pub(crate) fn text(status: StatusCode, body: String, content_type: &'static str)
     r
 }
 
+/// Connections served at once; past it the listener waits for one to end.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections from one address at once (a reverse proxy is one address: keep it generous).
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+/// How long a client may take to send a request's head (slow-loris).
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a client may take to send a request's body.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Open connections per address, so one client cannot take them all.
+#[derive(Default)]
+struct PerAddress(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+struct AddressSlot<'a>(&'a PerAddress, std::net::IpAddr);
+
+impl PerAddress {
+    fn enter(&self, ip: std::net::IpAddr) -> Option<AddressSlot<'_>> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot(self, ip))
+    }
+}
+
+impl Drop for AddressSlot<'_> {
+    fn drop(&mut self) {
+        let mut m = self.0 .0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.1);
+            }
+        }
+    }
+}
+
 pub(crate) async fn accept_loop(gw: Arc<Gateway>, listener: tokio::net::TcpListener, mut stop: watch::Receiver<bool>) {
     let mut connections = tokio::task::JoinSet::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_address = Arc::new(PerAddress::default());
+    let mut backoff = std::time::Duration::from_millis(5);
     loop {
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            _ = stop.changed() => break,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
         tokio::select! {
             _ = stop.changed() => break,
             accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
+                let (stream, peer) = match accepted {
+                    Ok(a) => { backoff = std::time::Duration::from_millis(5); a }
+                    Err(e) => {
+                        // EMFILE and friends: wait instead of spinning on the error.
+                        tracing::warn!(error = %e, "accept failed");
+                        gw.metrics.inc("chela_errors_total", &[("stage", "accept")]);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                        continue;
+                    }
+                };
                 let gw = gw.clone();
                 let mut stop = stop.clone();
+                let per_address = per_address.clone();
                 connections.spawn(async move {
+                    let _permit = permit;
+                    let Some(_slot) = per_address.enter(peer.ip()) else {
+                        gw.metrics.inc("chela_connections_refused_total", &[("reason", "per_address")]);
+                        return; // dropped: the client sees the connection close
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let service_gw = gw.clone();
                     let service = service_fn(move |req| {
-                        let gw = gw.clone();
+                        let gw = service_gw.clone();
                         async move { Ok::<_, Infallible>(dispatch(gw, req, peer).await) }
                     });
-                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    let conn = http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT)
+                        .max_buf_size(64 * 1024)
+                        .serve_connection(TokioIo::new(stream), service);
                     tokio::pin!(conn);
                     tokio::select! {
                         _ = conn.as_mut() => {}
@@ -107,9 +179,13 @@ pub(crate) async fn accept_loop(gw: Arc<Gateway>, listener: tokio::net::TcpListe
 }
 
 pub(crate) async fn read_body(gw: &Gateway, body: Incoming) -> Result<Bytes, Reply> {
-    match Limited::new(body, gw.options.max_body_bytes).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(_) => Err(error(
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, gw.options.max_body_bytes).collect()).await;
+    match read {
+        Err(_) => {
+            Err(error(StatusCode::REQUEST_TIMEOUT, &format!("request body not received within {BODY_TIMEOUT:?}")))
+        }
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(_)) => Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("request body larger than {} bytes", gw.options.max_body_bytes),
         )),

@@ -493,3 +493,22 @@ async fn slow_loris_connections_do_not_starve_normal_traffic() {
     .await;
     assert!(closed.is_ok(), "slow connections were kept open");
 }
+
+/// A command that outlasts the plugin call's deadline (`sleep 20` under
+/// exec's 30 s default, the call's 10 s) is a timed-out result for the
+/// model, not a plugin failure: exec stays enabled for every agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_command_is_a_result_not_a_plugin_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let gw = Gateway::start_with(root, &agent_config(root, ""), &["tool_exec"]).await;
+    let ask = format!("/tool exec {}", serde_json::json!({"command": "sleep 20"}));
+    let out = chela(root, &gw.config).args(["send", "--agent", "work", &ask]).output().await.unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains(r#""timedOut":true"#), "{said} {}", String::from_utf8_lossy(&out.stderr));
+    let token = std::fs::read_to_string(root.join("state/gateway.token")).unwrap();
+    let list = raw(&gw, "GET", "/api/v1/plugins", &[("authorization", &format!("Bearer {}", token.trim()))], "").await;
+    let list: Value = serde_json::from_str(&list.body).unwrap();
+    let exec = list.as_array().unwrap().iter().find(|p| p["id"] == "tool_exec").cloned().unwrap_or_default();
+    assert_eq!(exec["status"], "ready", "{exec}");
+}

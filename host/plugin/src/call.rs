@@ -3,7 +3,6 @@
 //! tokio every tick), and failure accounting that disables a plugin which
 //! keeps trapping. A trap, timeout or out-of-memory fails only that call.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,8 +13,8 @@ use crate::bindings::ToolPluginAllPre;
 use crate::capability::secrets::SecretStore;
 use crate::capability::sessions::SessionsAccess;
 use crate::capability::GrantSet;
-use crate::engine::{PluginEngine, TICK};
-use crate::loader::{LoadedPlugin, PluginStatus};
+use crate::engine::{Limits, PluginEngine, TICK};
+use crate::loader::LoadedPlugin;
 use crate::state::PluginState;
 
 /// Why a call produced no result.
@@ -25,6 +24,9 @@ pub enum CallError {
     Disabled { plugin: String, reason: String },
     #[error("plugin `{plugin}` did not finish within {limit:?}")]
     Timeout { plugin: String, limit: Duration },
+    /// The deadline passed while the guest waited in a host call (a command, the network).
+    #[error("plugin `{plugin}` did not finish within {limit:?} (waiting on a command or the network)")]
+    WaitTimeout { plugin: String, limit: Duration },
     #[error("plugin `{plugin}` exceeded its memory limit of {limit} bytes")]
     OutOfMemory { plugin: String, limit: usize },
     #[error("plugin `{plugin}` trapped: {message}")]
@@ -107,10 +109,18 @@ pub(crate) async fn run(
     if grants.holds(crate::capability::Capability::Sessions) {
         state.sessions = scope.sessions;
     }
-    let mut store = Store::new(engine.engine(), state);
-    store.limiter(|s| &mut s.limits);
     let start = Instant::now();
     let deadline = start + limits.call_timeout;
+    // Host calls (exec) finish before the call's deadline, not after it.
+    state.deadline = Some(deadline);
+    let Some(_slot) = engine.instance_slot(deadline.into()).await else {
+        return Err(setup(format!(
+            "more than {} plugin calls at once; this one waited its whole deadline",
+            crate::engine::MAX_CONCURRENT_INSTANCES
+        )));
+    };
+    let mut store = Store::new(engine.engine(), state);
+    store.limiter(|s| &mut s.limits);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         if Instant::now() >= deadline {
@@ -134,7 +144,8 @@ pub(crate) async fn run(
     let result = tokio::time::timeout(limits.call_timeout + 5 * TICK, work).await;
     let elapsed = start.elapsed();
     match result {
-        Err(_) => Err(CallError::Timeout { plugin: plugin_id.to_string(), limit: limits.call_timeout }),
+        // The epoch callback did not end it: the guest was parked in a host call.
+        Err(_) => Err(CallError::WaitTimeout { plugin: plugin_id.to_string(), limit: limits.call_timeout }),
         Ok(Ok(value)) => Ok(CallOutcome { value, logs: std::mem::take(&mut store.data_mut().logs), elapsed }),
         Ok(Err(e)) => {
             let text = format!("{e:#}");
@@ -169,18 +180,13 @@ fn first_line(s: &str) -> String {
     out.chars().take(500).collect()
 }
 
-/// Counts a failure against `plugin`; disables it after too many in a row.
-pub(crate) fn record(plugin: &LoadedPlugin, outcome: &Result<CallOutcome<OpValue>, CallError>, max: u32) {
+/// Counts a call against `plugin`: its own faults (trap, spin, memory)
+/// disable it after too many in a row; waiting on the host (a command, the
+/// network) past the deadline is not its fault.
+pub(crate) fn record(plugin: &LoadedPlugin, outcome: &Result<CallOutcome<OpValue>, CallError>, limits: &Limits) {
     match outcome {
-        Ok(_) => plugin.failures.store(0, Ordering::Relaxed),
-        Err(CallError::Disabled { .. } | CallError::Setup { .. }) => {}
-        Err(e) => {
-            let n = plugin.failures.fetch_add(1, Ordering::Relaxed) + 1;
-            if n >= max {
-                let reason = format!("{n} failed calls in a row; last: {e}");
-                tracing::error!(plugin = %plugin.id, %reason, "plugin disabled");
-                *plugin.status.write().unwrap_or_else(|p| p.into_inner()) = PluginStatus::Disabled(reason);
-            }
-        }
+        Ok(_) => plugin.record(None, limits),
+        Err(CallError::Disabled { .. } | CallError::Setup { .. } | CallError::WaitTimeout { .. }) => {}
+        Err(e) => plugin.record(Some(e), limits),
     }
 }

@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +37,9 @@ pub enum ChannelError {
     Disabled { plugin: String, reason: String },
     #[error("channel plugin `{plugin}` did not finish within {limit:?}")]
     Timeout { plugin: String, limit: Duration },
+    /// The deadline passed while the adapter waited in a host call (the network): not its fault.
+    #[error("channel plugin `{plugin}` did not finish within {limit:?} (waiting on the network)")]
+    WaitTimeout { plugin: String, limit: Duration },
     #[error("channel plugin `{plugin}` trapped: {message}")]
     Trap { plugin: String, message: String },
     #[error("cannot start channel plugin `{plugin}`: {message}")]
@@ -563,22 +565,16 @@ impl ChannelRuntime {
                 }
             }
         };
-        let max = self.engine.limits().max_consecutive_failures;
+        let limits = *self.engine.limits();
         match &result {
-            Ok(_) => self.plugin.failures.store(0, Ordering::Relaxed),
-            Err(ChannelError::Timeout { .. } | ChannelError::Trap { .. }) => {
+            Ok(_) => self.plugin.record(None, &limits),
+            Err(e @ (ChannelError::Timeout { .. } | ChannelError::Trap { .. })) => {
                 // The instance may be in any state now: start over next time.
                 *guard = None;
-                let n = self.plugin.failures.fetch_add(1, Ordering::Relaxed) + 1;
-                if n >= max {
-                    let reason = format!(
-                        "{n} failed calls in a row; last: {}",
-                        result.as_ref().err().map(|e| e.to_string()).unwrap_or_default()
-                    );
-                    tracing::error!(plugin = %self.plugin.id, %reason, "channel plugin disabled");
-                    *self.plugin.status.write().unwrap_or_else(|p| p.into_inner()) = PluginStatus::Disabled(reason);
-                }
+                self.plugin.record(Some(e), &limits);
             }
+            // Cut off inside a host call: start over, but it is not the adapter's fault.
+            Err(ChannelError::WaitTimeout { .. }) => *guard = None,
             Err(_) => {}
         }
         result
@@ -615,7 +611,7 @@ impl ChannelRuntime {
         store.data_mut().deadline = None;
         store.data_mut().logs.clear();
         match out {
-            Err(_) => Err(ChannelError::Timeout { plugin, limit: limits.call_timeout }),
+            Err(_) => Err(ChannelError::WaitTimeout { plugin, limit: limits.call_timeout }),
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 let text = format!("{e:#}");

@@ -19,13 +19,20 @@ pub struct Limits {
     pub call_timeout: Duration,
     /// Consecutive failed calls (traps, timeouts) after which a plugin is disabled.
     pub max_consecutive_failures: u32,
+    /// How long a disabled plugin waits before it is tried again (doubling per repeat, at most 1 h).
+    pub first_cool_down: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         // 64 MiB fits the Rust, Go and C guests with room; Python and JS
         // components need ~40 MiB at start, so keep this above that.
-        Limits { memory_bytes: 64 << 20, call_timeout: Duration::from_secs(10), max_consecutive_failures: 5 }
+        Limits {
+            memory_bytes: 64 << 20,
+            call_timeout: Duration::from_secs(10),
+            max_consecutive_failures: 5,
+            first_cool_down: Duration::from_secs(30),
+        }
     }
 }
 
@@ -33,12 +40,18 @@ impl Default for Limits {
 #[error("cannot create the WebAssembly engine: {0}")]
 pub struct EngineError(String);
 
+/// Tool instances alive at once, whatever the number of agents and
+/// sessions: with the per-instance memory cap this bounds their total
+/// memory (64 × 64 MiB = 4 GiB by default). Calls beyond it wait their turn.
+pub const MAX_CONCURRENT_INSTANCES: usize = 64;
+
 /// The engine, the limits, and the epoch ticker (stopped on drop).
 pub struct PluginEngine {
     engine: Engine,
     limits: Limits,
     pooling: bool,
     stop: Arc<AtomicBool>,
+    instances: Arc<tokio::sync::Semaphore>,
 }
 
 fn base_config() -> Config {
@@ -95,7 +108,8 @@ impl PluginEngine {
                 }
             })
             .map_err(|e| EngineError(format!("cannot start the epoch thread: {e}")))?;
-        Ok(PluginEngine { engine, limits, pooling, stop })
+        let instances = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_INSTANCES));
+        Ok(PluginEngine { engine, limits, pooling, stop, instances })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -104,6 +118,14 @@ impl PluginEngine {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// A slot for one short-lived instance, waited for until `deadline`.
+    pub(crate) async fn instance_slot(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        tokio::time::timeout_at(deadline, self.instances.clone().acquire_owned()).await.ok()?.ok()
     }
 
     /// Whether the pooling allocator is in use (else on-demand).

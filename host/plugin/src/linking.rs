@@ -262,7 +262,7 @@ impl LinkedTool {
             memory_bytes: self.memory_bytes,
         };
         let out = call::run(engine, &self.pre, &self.plugin.id, scope, op).await;
-        call::record(&self.plugin, &out, engine.limits().max_consecutive_failures);
+        call::record(&self.plugin, &out, engine.limits());
         let out = out?;
         match out.value {
             OpValue::Invoke(value) => Ok(CallOutcome { value, logs: out.logs, elapsed: out.elapsed }),

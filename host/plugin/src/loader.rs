@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -43,9 +43,13 @@ impl From<ToolInfo> for ToolDescriptor {
 #[serde(rename_all = "lowercase", tag = "state", content = "reason")]
 pub enum PluginStatus {
     Ready,
-    /// Failed repeatedly at run time; replacing the file re-enables it.
+    /// Failed repeatedly at run time: tried again after a cool-down that
+    /// doubles each time (30 s up to 1 h), or at once when the file is replaced.
     Disabled(String),
 }
+
+/// The longest a disabled plugin waits (`Limits::first_cool_down` doubles up to it).
+pub const MAX_COOL_DOWN: Duration = Duration::from_secs(3600);
 
 /// One loaded version of a plugin file.
 pub struct LoadedPlugin {
@@ -60,6 +64,10 @@ pub struct LoadedPlugin {
     pub(crate) component: Component,
     pub(crate) failures: AtomicU32,
     pub(crate) status: RwLock<PluginStatus>,
+    /// When a disabled plugin is tried again.
+    retry_at: RwLock<Option<SystemTime>>,
+    /// Times disabled without a success since: sets the cool-down.
+    strikes: AtomicU32,
     modified: Option<SystemTime>,
 }
 
@@ -70,8 +78,51 @@ impl std::fmt::Debug for LoadedPlugin {
 }
 
 impl LoadedPlugin {
+    /// Ready, or disabled; a disabled plugin whose cool-down is over is
+    /// ready again on probation (its next failure disables it at once).
     pub fn status(&self) -> PluginStatus {
-        self.status.read().unwrap_or_else(|p| p.into_inner()).clone()
+        let status = self.status.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if matches!(status, PluginStatus::Disabled(_)) && self.retry_in().is_some_and(|d| d.is_zero()) {
+            let mut w = self.status.write().unwrap_or_else(|p| p.into_inner());
+            *w = PluginStatus::Ready;
+            *self.retry_at.write().unwrap_or_else(|p| p.into_inner()) = None;
+            self.failures.store(u32::MAX / 2, Ordering::Relaxed);
+            tracing::info!(plugin = %self.id, "plugin cool-down over: trying it again");
+            return PluginStatus::Ready;
+        }
+        status
+    }
+
+    /// How long until a disabled plugin is tried again (`None`: not waiting).
+    pub fn retry_in(&self) -> Option<Duration> {
+        let at = (*self.retry_at.read().unwrap_or_else(|p| p.into_inner()))?;
+        Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    }
+
+    /// A call finished as the plugin's own fault (trap, spin, memory) or not.
+    /// The one place that disables a plugin (tool calls and channel calls alike).
+    pub(crate) fn record(&self, fault: Option<&dyn std::fmt::Display>, limits: &crate::engine::Limits) {
+        let max = limits.max_consecutive_failures;
+        let Some(e) = fault else {
+            self.failures.store(0, Ordering::Relaxed);
+            self.strikes.store(0, Ordering::Relaxed);
+            return;
+        };
+        let n = self.failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        if n >= max {
+            let strikes = self.strikes.fetch_add(1, Ordering::Relaxed).min(16);
+            let cool = limits.first_cool_down.saturating_mul(1 << strikes).min(MAX_COOL_DOWN);
+            let shown = if n >= u32::MAX / 2 {
+                "failed again after its cool-down".to_string()
+            } else {
+                format!("{n} failed calls in a row")
+            };
+            let reason = format!("{shown}; last: {e}; tried again in {:.0?}", cool);
+            tracing::error!(plugin = %self.id, %reason, "plugin disabled");
+            self.failures.store(0, Ordering::Relaxed);
+            *self.retry_at.write().unwrap_or_else(|p| p.into_inner()) = Some(SystemTime::now() + cool);
+            *self.status.write().unwrap_or_else(|p| p.into_inner()) = PluginStatus::Disabled(reason);
+        }
     }
 }
 
@@ -86,6 +137,8 @@ pub struct PluginListing {
     pub needs: Vec<Capability>,
     pub status: String,
     pub error: Option<String>,
+    /// A disabled plugin is tried again in this many seconds.
+    pub retry_in_seconds: Option<u64>,
 }
 
 /// What a (re)scan did.
@@ -254,6 +307,8 @@ impl Plugins {
             component,
             failures: AtomicU32::new(0),
             status: RwLock::new(PluginStatus::Ready),
+            retry_at: RwLock::new(None),
+            strikes: AtomicU32::new(0),
             modified,
         }))
     }
@@ -319,6 +374,7 @@ impl Plugins {
                         PluginStatus::Disabled(r) => Some(r),
                         PluginStatus::Ready => None,
                     },
+                    retry_in_seconds: p.retry_in().map(|d| d.as_secs()),
                 }
             })
             .collect();
@@ -331,6 +387,7 @@ impl Plugins {
                 needs: Vec::new(),
                 status: "failed".into(),
                 error: Some(err.clone()),
+                retry_in_seconds: None,
             });
         }
         out

@@ -67,7 +67,12 @@ fn no_secrets(_: &str) -> Arc<SecretStore> {
 }
 
 fn quick() -> Limits {
-    Limits { memory_bytes: 32 << 20, call_timeout: Duration::from_millis(700), max_consecutive_failures: 3 }
+    Limits {
+        memory_bytes: 32 << 20,
+        call_timeout: Duration::from_millis(700),
+        max_consecutive_failures: 3,
+        first_cool_down: Duration::from_millis(300),
+    }
 }
 
 #[tokio::test]
@@ -306,9 +311,22 @@ async fn a_plugin_that_always_traps_is_disabled_and_others_are_unaffected() {
     let listing = w.plugins.list().into_iter().find(|l| l.id == "fixture_crash").unwrap();
     assert_eq!(listing.status, "disabled");
     assert!(listing.error.unwrap().contains("3 failed calls in a row"));
+    assert!(listing.retry_in_seconds.is_some(), "the listing says when it is tried again");
     let relinked = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &no_secrets);
     assert!(relinked.get("crash").is_none(), "a disabled plugin is not offered");
     assert!(relinked.get("echo").unwrap().invoke(&w.plugins, "k", "c", r#"{"text":"x"}"#).await.unwrap().value.is_ok());
+    // After the cool-down it is tried again, on probation: one more failure disables it, for twice as long.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while w.plugins.list().into_iter().any(|l| l.id == "fixture_crash" && l.status == "disabled") {
+        assert!(std::time::Instant::now() < deadline, "never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let back = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &no_secrets);
+    let err = back.get("crash").expect("offered again").invoke(&w.plugins, "k", "c", "{}").await.unwrap_err();
+    assert!(matches!(err, CallError::Trap { .. }), "{err}");
+    let listing = w.plugins.list().into_iter().find(|l| l.id == "fixture_crash").unwrap();
+    assert_eq!(listing.status, "disabled");
+    assert!(listing.error.as_deref().unwrap_or_default().contains("after its cool-down"), "{:?}", listing.error);
 }
 
 /// A one-route HTTP server on 127.0.0.1 that records request lines.
@@ -410,7 +428,12 @@ async fn a_plugin_is_linked_only_with_what_it_imports() {
 async fn a_python_tool_runs_through_the_same_host_path() {
     // componentize-py output: 18 MB with CPython inside; the same linking,
     // policy and limits apply as for Rust components.
-    let limits = Limits { memory_bytes: 128 << 20, call_timeout: Duration::from_secs(20), max_consecutive_failures: 3 };
+    let limits = Limits {
+        memory_bytes: 128 << 20,
+        call_timeout: Duration::from_secs(20),
+        max_consecutive_failures: 3,
+        ..Limits::default()
+    };
     let w = World::new(&["tool_word_count_py"], limits).await;
     let plugin = w.plugins.get("tool_word_count_py").unwrap();
     let needs: Vec<&str> = plugin.manifest.needs.iter().map(|c| c.as_str()).collect();
@@ -431,7 +454,12 @@ async fn a_python_tool_runs_through_the_same_host_path() {
 
 #[tokio::test]
 async fn a_javascript_tool_runs_through_the_same_host_path() {
-    let limits = Limits { memory_bytes: 128 << 20, call_timeout: Duration::from_secs(20), max_consecutive_failures: 3 };
+    let limits = Limits {
+        memory_bytes: 128 << 20,
+        call_timeout: Duration::from_secs(20),
+        max_consecutive_failures: 3,
+        ..Limits::default()
+    };
     let w = World::new(&["tool_slugify_js"], limits).await;
     let cfg = w.config("{}");
     let tools = w.plugins.link_agent(&cfg, &w.env, "main", &SessionKind::Main, &no_secrets);

@@ -335,6 +335,16 @@ pub async fn run(grant: &ProcessGrant, cmd: Command) -> Result<Output, String> {
 impl process::Host for PluginState {
     async fn run(&mut self, cmd: Command) -> Result<Output, String> {
         let grant = self.process.clone().ok_or("running commands is not granted to this session")?;
+        // The command ends (timed out) before the plugin call's own deadline, so
+        // a long command is a result for the model, not a failed plugin call.
+        let mut cmd = cmd;
+        if let Some(deadline) = self.deadline {
+            let left = deadline
+                .saturating_duration_since(std::time::Instant::now())
+                .saturating_sub(Duration::from_millis(300));
+            let left_ms = u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1);
+            cmd.timeout_ms = cmd.timeout_ms.min(left_ms);
+        }
         tracing::info!(plugin = %self.plugin_id, agent = %self.agent_id, program = %cmd.program, sandboxed = grant.sandboxed, "exec");
         run(&grant, cmd).await
     }

@@ -204,6 +204,15 @@ async fn sandboxed_exec_sees_only_its_workspace_or_fails_closed() {
     assert!(!w.path("ws-box/new.txt").exists());
     let root: Vec<&str> = stdout.lines().skip(3).collect();
     assert!(root.contains(&"workspace") && !root.contains(&"root") && !root.contains(&"home"), "{root:?}");
+    // The seccomp filter is installed: denied calls (new namespaces, mounts, ptrace) fail with EPERM.
+    let probe = "grep '^Seccomp:' /proc/self/status; unshare --user true 2>&1 || echo unshare-refused";
+    let out = exec
+        .invoke(&w.plugins, "agent:box:main", "c", &serde_json::json!({"command": probe}).to_string())
+        .await
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_str(&out.value.unwrap()).unwrap();
+    let stdout = r["stdout"].as_str().unwrap();
+    assert!(stdout.contains("Seccomp:\t2") && stdout.contains("unshare-refused"), "{r}");
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@
 //! capabilities dropped, a size-capped private `/tmp`, rlimits (CPU, address
 //! space, file size, processes) and an environment of `PATH`, `HOME` (the
 //! workspace), `LANG` and `tools.exec.env` only:
-//! - a sandboxed session (`sandbox.mode`, reference §11): new namespaces (no
+//! - a sandboxed session (`sandbox.mode`, reference §11): a seccomp filter
+//!   (`seccomp.rs`), new namespaces (no
 //!   network unless granted; then name resolution and CA certificates are
 //!   mounted), the system read-only, only the workspace mounted (read-only
 //!   unless the grant says otherwise);
@@ -21,6 +22,9 @@
 //! timeout or a dropped call kills the whole namespace or process group, so
 //! `(cmd &)` does not outlive it.
 
+mod seccomp;
+
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -101,10 +105,35 @@ fn environment(c: &mut Child, grant: &ProcessGrant, home: &Path) {
     }
 }
 
-/// The bubblewrap command line for a sandboxed session's `cmd`.
-fn sandboxed(bwrap: &Path, grant: &ProcessGrant, rel_cwd: &Path, cmd: &Command) -> Child {
+/// The seccomp program on a pipe bubblewrap reads (`--seccomp FD`); the
+/// returned end must stay open until the child has started.
+fn seccomp_fd(c: &mut Child) -> Result<OwnedFd, String> {
+    let program = seccomp::program()?;
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
+    // A few hundred bytes: far below a pipe's buffer, so this never blocks.
+    rustix::io::write(&write, program).map_err(|e| format!("seccomp program: {e}"))?;
+    drop(write);
+    let fd = read.as_raw_fd();
+    // SAFETY: fcntl(F_SETFD) is async-signal-safe; it lets bubblewrap inherit the read end.
+    unsafe {
+        c.pre_exec(move || {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    c.arg("--seccomp").arg(fd.to_string());
+    Ok(read)
+}
+
+/// The bubblewrap command line for a sandboxed session's `cmd`, and the
+/// seccomp pipe to keep open until it has started.
+fn sandboxed(bwrap: &Path, grant: &ProcessGrant, rel_cwd: &Path, cmd: &Command) -> Result<(Child, OwnedFd), String> {
     let mut c = Child::new(bwrap);
     bwrap_base(&mut c);
+    let filter = seccomp_fd(&mut c)?;
     c.args(["--unshare-all"]);
     if grant.network {
         c.arg("--share-net");
@@ -133,7 +162,7 @@ fn sandboxed(bwrap: &Path, grant: &ProcessGrant, rel_cwd: &Path, cmd: &Command) 
     c.arg("--chdir").arg(Path::new("/workspace").join(rel_cwd));
     environment(&mut c, grant, Path::new("/workspace"));
     c.arg("--").arg(&cmd.program).args(&cmd.args);
-    c
+    Ok((c, filter))
 }
 
 /// Hides `path`: an empty tmpfs over a directory, `/dev/null` over a file.
@@ -265,6 +294,7 @@ pub async fn run(grant: &ProcessGrant, cmd: Command) -> Result<Output, String> {
         }
         tracing::warn!(program = %cmd.program, "elevated: running on the host, outside the sandbox");
     }
+    let mut seccomp_pipe = None;
     let mut child = if on_host && grant.confinement.unconfined {
         unconfined(grant, &rel, &cmd)
     } else {
@@ -284,7 +314,9 @@ pub async fn run(grant: &ProcessGrant, cmd: Command) -> Result<Output, String> {
             })?;
             confined_on_host(&bwrap, grant, &rel, &cmd)
         } else {
-            sandboxed(&bwrap, grant, &rel, &cmd)
+            let (child, pipe) = sandboxed(&bwrap, grant, &rel, &cmd)?;
+            seccomp_pipe = Some(pipe);
+            child
         }
     };
     let limit = Duration::from_millis(u64::from(cmd.timeout_ms.max(1))).min(MAX_TIMEOUT);
@@ -292,8 +324,9 @@ pub async fn run(grant: &ProcessGrant, cmd: Command) -> Result<Output, String> {
     child.process_group(0);
     child.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut proc = child.spawn().map_err(|e| format!("cannot start `{}`: {e}", cmd.program))?;
-    // Killed with its whole group when this call ends early; bubblewrap's
-    // namespace dies with it (`--die-with-parent`, PID namespace).
+    drop(seccomp_pipe); // the child holds its own copy now
+                        // Killed with its whole group when this call ends early; bubblewrap's
+                        // namespace dies with it (`--die-with-parent`, PID namespace).
     let mut group = GroupKill(proc.id().and_then(|id| i32::try_from(id).ok()));
     if let Some(mut stdin) = proc.stdin.take() {
         let input = cmd.stdin.clone().unwrap_or_default();

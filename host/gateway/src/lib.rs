@@ -133,18 +133,27 @@ pub struct Gateway {
     webhook_failures: guard::Lockout,
 }
 
-/// Secrets of tool plugins: `plugins.entries.<id>.secrets` (`"${VAR}"` reads the environment).
+/// Secrets of tool plugins: `plugins.entries.<id>.secrets`, each a string
+/// or `{ value, hosts }` (then it is substituted only for those hosts);
+/// `"${VAR}"` reads the environment.
 pub fn tool_secrets(cfg: &Config, vars: &EnvVars, plugin_id: &str) -> Arc<SecretStore> {
     let entry = cfg.plugins.as_ref().and_then(|p| p.entries.as_ref()?.get(plugin_id)?.get("secrets").cloned());
-    let pairs = entry.and_then(|v| v.as_object().cloned()).unwrap_or_default().into_iter().filter_map(|(k, v)| {
-        let v = v.as_str()?.to_string();
-        let v = match v.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
-            Some(var) => vars(var)?,
-            None => v,
+    let resolve = |v: &str| match v.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+        Some(var) => vars(var),
+        None => Some(v.to_string()),
+    };
+    let entries = entry.and_then(|v| v.as_object().cloned()).unwrap_or_default().into_iter().filter_map(|(k, v)| {
+        let (value, hosts) = match &v {
+            serde_json::Value::String(s) => (s.clone(), None),
+            serde_json::Value::Object(o) => {
+                let hosts = o.get("hosts").and_then(|h| serde_json::from_value::<Vec<String>>(h.clone()).ok());
+                (o.get("value")?.as_str()?.to_string(), hosts)
+            }
+            _ => return None,
         };
-        Some((k, v))
+        Some((k, resolve(&value)?, hosts))
     });
-    SecretStore::from_pairs(pairs)
+    SecretStore::from_bound(entries)
 }
 
 /// A running gateway: its address, and the handle that stops it.

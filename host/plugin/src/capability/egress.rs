@@ -268,8 +268,9 @@ impl Egress {
         Err(last.unwrap_or_else(|| EgressError::Denied("no address".into())))
     }
 
-    /// Replaces every `{{secret:NAME}}` in a header value or frame; `true` when one was.
-    pub fn substitute(&self, text: &str) -> Result<(String, bool), String> {
+    /// Replaces every `{{secret:NAME}}` in a header value or frame going to
+    /// `target`; `true` when one was. A secret bound to hosts goes only there.
+    pub fn substitute(&self, text: &str, target: &Target) -> Result<(String, bool), String> {
         if !text.contains(PLACEHOLDER) {
             return Ok((text.to_string(), false));
         }
@@ -281,6 +282,14 @@ impl Egress {
             let end = after.find("}}").ok_or("unterminated {{secret:…}} placeholder")?;
             let name = &after[..end];
             let value = self.secrets.value(name).ok_or_else(|| format!("no secret named `{name}`"))?;
+            if let Some(hosts) = self.secrets.bound_hosts(name) {
+                let host = target.url.host().ok_or("no host")?;
+                let ok =
+                    hosts.iter().filter_map(|h| HostRule::parse(h, true).ok()).any(|r| r.matches(&host, target.port));
+                if !ok {
+                    return Err(format!("secret `{name}` is bound to {hosts:?}, not {host}:{}", target.port));
+                }
+            }
             out.push_str(value);
             rest = &after[end + 2..];
         }
@@ -289,7 +298,7 @@ impl Egress {
     }
 
     /// A URL with secrets substituted in its path only; `true` when one was.
-    pub fn substitute_url(&self, url: &str) -> Result<(String, bool), String> {
+    pub fn substitute_url(&self, url: &str, target: &Target) -> Result<(String, bool), String> {
         if !url.contains(PLACEHOLDER) {
             return Ok((url.to_string(), false));
         }
@@ -304,7 +313,7 @@ impl Egress {
                  send it in a header"
                 .into());
         }
-        let (path, used) = self.substitute(&url[path_start..path_end])?;
+        let (path, used) = self.substitute(&url[path_start..path_end], target)?;
         Ok((format!("{}{path}{}", &url[..path_start], &url[path_end..]), used))
     }
 }
@@ -388,15 +397,29 @@ mod tests {
     }
 
     #[test]
-    fn secrets_go_only_in_path_and_headers() {
-        let e = egress(&[], &["api.telegram.org"]);
-        let (u, used) = e.substitute_url("https://api.telegram.org/bot{{secret:TOKEN}}/getMe?x=1").unwrap();
+    fn secrets_go_only_in_path_and_headers_and_only_to_their_hosts() {
+        let e = egress(&[], &["api.telegram.org", "api.example.com"]);
+        let t = |u: &str| e.check(u, Protocol::Http).unwrap();
+        let tg = t("https://api.telegram.org/");
+        let (u, used) = e.substitute_url("https://api.telegram.org/bot{{secret:TOKEN}}/getMe?x=1", &tg).unwrap();
         assert_eq!((u.as_str(), used), ("https://api.telegram.org/bots3cr3t/getMe?x=1", true));
-        assert!(e.substitute_url("https://api.telegram.org/echo?q={{secret:TOKEN}}").is_err());
-        assert!(e.substitute_url("https://api.telegram.org/echo#{{secret:TOKEN}}").is_err());
-        assert!(e.substitute_url("https://{{secret:TOKEN}}@api.telegram.org/").is_err());
-        assert_eq!(e.substitute("Bearer {{secret:TOKEN}}").unwrap(), ("Bearer s3cr3t".to_string(), true));
-        assert!(e.substitute("{{secret:NOPE}}").is_err());
+        assert!(e.substitute_url("https://api.telegram.org/echo?q={{secret:TOKEN}}", &tg).is_err());
+        assert!(e.substitute_url("https://api.telegram.org/echo#{{secret:TOKEN}}", &tg).is_err());
+        assert!(e.substitute_url("https://{{secret:TOKEN}}@api.telegram.org/", &tg).is_err());
+        assert_eq!(e.substitute("Bearer {{secret:TOKEN}}", &tg).unwrap(), ("Bearer s3cr3t".to_string(), true));
+        assert!(e.substitute("{{secret:NOPE}}", &tg).is_err());
+        // A secret bound to one host is not substituted for another host of the same grant.
+        let bound = Egress::new(
+            &[],
+            &["api.telegram.org".into(), "api.example.com".into()],
+            SecretStore::from_bound([(
+                "TG".to_string(),
+                "t0k".to_string(),
+                Some(vec!["api.telegram.org".to_string()]),
+            )]),
+        );
+        assert!(bound.substitute("{{secret:TG}}", &tg).is_ok());
+        assert!(bound.substitute("{{secret:TG}}", &t("https://api.example.com/")).is_err());
     }
 
     #[tokio::test]

@@ -30,13 +30,13 @@ impl Egress {
     fn prepare(&self, mut request: http::Request<WasiBody>) -> Result<Prepared, String> {
         let uri = request.uri().to_string();
         let target = self.check(&uri, Protocol::Http)?;
-        let (replaced, mut carries_secret) = self.substitute_url(&uri)?;
+        let (replaced, mut carries_secret) = self.substitute_url(&uri, &target)?;
         if carries_secret {
             *request.uri_mut() = replaced.parse().map_err(|e| format!("invalid URL after substitution: {e}"))?;
         }
         for value in request.headers_mut().values_mut() {
             if let Ok(text) = value.to_str() {
-                let (replaced, used) = self.substitute(text)?;
+                let (replaced, used) = self.substitute(text, &target)?;
                 if used {
                     *value = replaced.parse().map_err(|_| "invalid header value after substitution".to_string())?;
                     carries_secret = true;

@@ -17,6 +17,9 @@ use crate::state::PluginState;
 #[derive(Default, Clone)]
 pub struct SecretStore {
     values: HashMap<String, String>,
+    /// Hosts a secret may be sent to, when narrower than the plugin's grant
+    /// (`plugins.entries.<id>.secrets.<NAME>.hosts`).
+    bound: HashMap<String, Vec<String>>,
 }
 
 impl std::fmt::Debug for SecretStore {
@@ -28,7 +31,24 @@ impl std::fmt::Debug for SecretStore {
 
 impl SecretStore {
     pub fn from_pairs<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Arc<SecretStore> {
-        Arc::new(SecretStore { values: pairs.into_iter().collect() })
+        Arc::new(SecretStore { values: pairs.into_iter().collect(), bound: HashMap::new() })
+    }
+
+    /// Secrets each optionally bound to the hosts it may go to.
+    pub fn from_bound<I: IntoIterator<Item = (String, String, Option<Vec<String>>)>>(entries: I) -> Arc<SecretStore> {
+        let mut store = SecretStore::default();
+        for (name, value, hosts) in entries {
+            if let Some(h) = hosts {
+                store.bound.insert(name.clone(), h);
+            }
+            store.values.insert(name, value);
+        }
+        Arc::new(store)
+    }
+
+    /// The hosts `name` is bound to, if it is bound more narrowly than the grant.
+    pub(crate) fn bound_hosts(&self, name: &str) -> Option<&[String]> {
+        self.bound.get(name).map(Vec::as_slice)
     }
 
     /// Whether both stores hold `name` with the same value (constant time).

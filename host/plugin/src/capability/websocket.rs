@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wasmtime::component::{HasSelf, Linker, Resource};
 
-use super::egress::Protocol;
+use super::egress::{Protocol, Target};
 use crate::bindings::chela::plugin::websocket::{self, Message};
 use crate::state::PluginState;
 
@@ -35,6 +35,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(30);
 pub struct WsConnection {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
     closed: bool,
+    /// Where it goes: secrets in later frames are checked against it.
+    target: Target,
 }
 
 impl PluginState {
@@ -50,10 +52,10 @@ impl websocket::HostConnection for PluginState {
         if self.ws_open >= MAX_CONNECTIONS {
             return Err(format!("at most {MAX_CONNECTIONS} WebSocket connections per plugin instance"));
         }
-        let (url, mut carries_secret) = self.egress().substitute_url(&url)?;
+        let (url, mut carries_secret) = self.egress().substitute_url(&url, &target)?;
         let mut request = url.as_str().into_client_request().map_err(|e| format!("bad WebSocket URL: {e}"))?;
         for (k, v) in headers {
-            let (v, used) = self.egress().substitute(&v)?;
+            let (v, used) = self.egress().substitute(&v, &target)?;
             carries_secret |= used;
             let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
                 .map_err(|e| format!("header `{k}`: {e}"))?;
@@ -73,14 +75,15 @@ impl websocket::HostConnection for PluginState {
             .map_err(|_| format!("connecting to {host} timed out"))?
             .map_err(|e| format!("cannot connect to {host}: {e}"))?;
         self.ws_open += 1;
-        self.table_mut().push(WsConnection { stream, closed: false }).map_err(|e| e.to_string())
+        self.table_mut().push(WsConnection { stream, closed: false, target }).map_err(|e| e.to_string())
     }
 
     async fn send(&mut self, this: Resource<WsConnection>, msg: Message) -> Result<(), String> {
         // Protocols that log in over the socket (Discord's IDENTIFY) carry
         // `{{secret:NAME}}` in a text frame; the connection's host is allowed.
+        let target = self.connection(&this)?.target.clone();
         let msg = match msg {
-            Message::Text(t) => Message::Text(self.egress().substitute(&t)?.0),
+            Message::Text(t) => Message::Text(self.egress().substitute(&t, &target)?.0),
             other => other,
         };
         let conn = self.connection(&this)?;

@@ -26,6 +26,17 @@ async fn raw(gw: &Gateway, method: &str, path: &str, headers: &[(&str, &str)], b
     wire::request(method, &format!("http://{}{path}", gw.addr), headers, body.as_bytes()).await.expect("answers")
 }
 
+/// The token the gateway generated, as the owner's CLI reads it.
+fn owner_bearer(gw: &Gateway) -> String {
+    let token = std::fs::read_to_string(gw.root.join("state/gateway.token")).expect("a generated token");
+    format!("Bearer {}", token.trim())
+}
+
+/// A GET as the owner makes it.
+async fn owner_get(gw: &Gateway, path: &str) -> wire::Answer {
+    raw(gw, "GET", path, &[("authorization", &owner_bearer(gw))], "").await
+}
+
 /// With no token configured, a web page cannot drive or read the gateway:
 /// the gateway generated a token (0600) that only the local CLI reads; a
 /// cross-origin `text/plain` POST, a rebinding `Host`, and a missing token
@@ -91,8 +102,7 @@ async fn an_api_request_cannot_name_a_chat_or_main_session() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let gw = Gateway::start_with(root, &agent_config(root, ""), &[]).await;
-    let token = std::fs::read_to_string(root.join("state/gateway.token")).unwrap();
-    let bearer = format!("Bearer {}", token.trim());
+    let bearer = owner_bearer(&gw);
     let json = ("content-type", "application/json");
     let out = chela(root, &gw.config).args(["send", "--agent", "work", "owner's private note"]).output().await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -113,18 +123,11 @@ async fn an_api_request_cannot_name_a_chat_or_main_session() {
         let a = raw(&gw, "POST", "/v1/chat/completions", &[json, ("authorization", &bearer)], &chat("stateless")).await;
         assert_eq!(a.status, 200, "{}", a.body);
     }
-    let main = raw(
-        &gw,
-        "GET",
-        "/api/v1/sessions/history?agentId=work&key=agent%3Awork%3Amain",
-        &[("authorization", &bearer)],
-        "",
-    )
-    .await;
+    let main = owner_get(&gw, "/api/v1/sessions/history?agentId=work&key=agent%3Awork%3Amain").await;
     assert_eq!(main.status, 200, "{}", main.body);
     assert!(main.body.contains("owner's private note"), "{}", main.body);
     assert!(!main.body.contains("INJECTED"), "an API request wrote into the main session: {}", main.body);
-    let list = raw(&gw, "GET", "/api/v1/sessions?agentId=work", &[("authorization", &bearer)], "").await;
+    let list = owner_get(&gw, "/api/v1/sessions?agentId=work").await;
     let list: Value = serde_json::from_str(&list.body).unwrap();
     let keys: Vec<&str> = list["sessions"].as_array().unwrap().iter().filter_map(|s| s["key"].as_str()).collect();
     assert!(keys.contains(&"agent:work:openai:agent-work-main"), "{keys:?}");
@@ -215,31 +218,15 @@ async fn a_plugin_linked_for_listing_cannot_send_or_spawn() {
     let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
 
-    let token = std::fs::read_to_string(root.join("state/gateway.token")).unwrap();
-    let bearer = format!("Bearer {}", token.trim());
     // The tool ran (its result is in the side session), its list call worked, send and spawn were refused.
-    let side = raw(
-        &gw,
-        "GET",
-        "/api/v1/sessions/history?agentId=work&key=agent%3Awork%3Aside",
-        &[("authorization", &bearer)],
-        "",
-    )
-    .await;
+    let side = owner_get(&gw, "/api/v1/sessions/history?agentId=work&key=agent%3Awork%3Aside").await;
     assert_eq!(side.status, 200, "{}", side.body);
     assert!(side.body.contains("sessions_send") && side.body.contains("is not allowed"), "{}", side.body);
     assert!(side.body.contains("sessions_spawn"), "{}", side.body);
-    let main = raw(
-        &gw,
-        "GET",
-        "/api/v1/sessions/history?agentId=work&key=agent%3Awork%3Amain",
-        &[("authorization", &bearer)],
-        "",
-    )
-    .await;
+    let main = owner_get(&gw, "/api/v1/sessions/history?agentId=work&key=agent%3Awork%3Amain").await;
     assert!(main.body.contains("owner's note"), "{}", main.body);
     assert!(!main.body.contains("INJECTED"), "a denied send reached the session: {}", main.body);
-    let list = raw(&gw, "GET", "/api/v1/sessions?agentId=work", &[("authorization", &bearer)], "").await;
+    let list = owner_get(&gw, "/api/v1/sessions?agentId=work").await;
     assert!(!list.body.contains(":subagent:"), "a denied spawn started a sub-agent: {}", list.body);
 }
 
@@ -506,8 +493,7 @@ async fn a_long_command_is_a_result_not_a_plugin_failure() {
     let out = chela(root, &gw.config).args(["send", "--agent", "work", &ask]).output().await.unwrap();
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(said.contains(r#""timedOut":true"#), "{said} {}", String::from_utf8_lossy(&out.stderr));
-    let token = std::fs::read_to_string(root.join("state/gateway.token")).unwrap();
-    let list = raw(&gw, "GET", "/api/v1/plugins", &[("authorization", &format!("Bearer {}", token.trim()))], "").await;
+    let list = owner_get(&gw, "/api/v1/plugins").await;
     let list: Value = serde_json::from_str(&list.body).unwrap();
     let exec = list.as_array().unwrap().iter().find(|p| p["id"] == "tool_exec").cloned().unwrap_or_default();
     assert_eq!(exec["status"], "ready", "{exec}");

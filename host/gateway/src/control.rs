@@ -14,13 +14,14 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 
-use crate::server::{error, json, Reply};
+use crate::server::{error, json, refused, Reply};
 use crate::Gateway;
 
 /// The control plane's checks (`guard.rs`): Host, Origin, content type, then the token.
 pub(crate) fn authorize(gw: &Gateway, req: &Request<Incoming>, peer: SocketAddr) -> Result<(), Box<Reply>> {
-    crate::guard::browser_checks(req.method(), req.headers(), &gw.config())?;
-    crate::guard::bearer(req.headers(), &gw.token, peer.ip(), &gw.auth_failures)
+    crate::guard::browser_checks(req.method(), req.headers(), &gw.config())
+        .and_then(|()| crate::guard::bearer(req.headers(), &gw.token, peer.ip(), &gw.auth_failures))
+        .map_err(|r| Box::new(refused(r)))
 }
 
 fn query(req: &Request<Incoming>, name: &str) -> Option<String> {

@@ -23,10 +23,7 @@ use std::time::{Duration, Instant};
 
 use chela_core::config::schema::Config;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use hyper::header::HeaderValue;
 use hyper::{HeaderMap, Method, StatusCode};
-
-use crate::server::{error, Reply};
 
 /// Compares without an early exit on the first differing byte.
 fn same(a: &[u8], b: &[u8]) -> bool {
@@ -106,12 +103,28 @@ impl Lockout {
     }
 }
 
-pub(crate) fn too_many(left: Duration, what: &str) -> Reply {
-    let mut r = error(StatusCode::TOO_MANY_REQUESTS, &format!("too many failed {what}; try later"));
-    if let Ok(v) = HeaderValue::from_str(&left.as_secs().max(1).to_string()) {
-        r.headers_mut().insert("retry-after", v);
+/// Why a request is turned away: the status, the message, and for a
+/// lockout how long until it may try again (`Retry-After`). The server
+/// turns it into a response; this module knows no handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Refusal {
+        Refusal { status, message: message.into(), retry_after: None }
     }
-    r
+
+    pub(crate) fn too_many(left: Duration, what: &str) -> Refusal {
+        Refusal {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!("too many failed {what}; try later"),
+            retry_after: Some(left.max(Duration::from_secs(1))),
+        }
+    }
 }
 
 /// `gateway.controlUi.allowedOrigins`, normalised (lowercase, no trailing `/`).
@@ -150,8 +163,8 @@ fn host_allowed(host: &str, allowed: &[String]) -> bool {
 }
 
 /// Checks 1–3 of the module header: Host, Origin / Sec-Fetch-Site, content type.
-pub(crate) fn browser_checks(method: &Method, headers: &HeaderMap, cfg: &Config) -> Result<(), Box<Reply>> {
-    let refuse = |status: StatusCode, why: String| Err(Box::new(error(status, &why)));
+pub(crate) fn browser_checks(method: &Method, headers: &HeaderMap, cfg: &Config) -> Result<(), Refusal> {
+    let refuse = |status: StatusCode, why: String| Err(Refusal::new(status, why));
     let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}").trim().to_string());
     let allowed = allowed_origins(cfg);
     let host = text("host").unwrap_or_default();
@@ -195,9 +208,9 @@ pub(crate) fn browser_checks(method: &Method, headers: &HeaderMap, cfg: &Config)
 }
 
 /// Check 4: the bearer token, with lockout.
-pub(crate) fn bearer(headers: &HeaderMap, token: &str, ip: IpAddr, lockout: &Lockout) -> Result<(), Box<Reply>> {
+pub(crate) fn bearer(headers: &HeaderMap, token: &str, ip: IpAddr, lockout: &Lockout) -> Result<(), Refusal> {
     if let Some(left) = lockout.locked(ip) {
-        return Err(Box::new(too_many(left, "authentications")));
+        return Err(Refusal::too_many(left, "authentications"));
     }
     let presented = headers
         .get("authorization")
@@ -209,16 +222,17 @@ pub(crate) fn bearer(headers: &HeaderMap, token: &str, ip: IpAddr, lockout: &Loc
         return Ok(());
     }
     lockout.failed(ip);
-    Err(Box::new(error(
+    Err(Refusal::new(
         StatusCode::UNAUTHORIZED,
         "missing or wrong bearer token (the CLI on this machine reads it from the state dir's gateway.token, \
          or set gateway.auth.token)",
-    )))
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -70,6 +70,15 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Reply {
     json(status, &serde_json::json!({ "error": message }))
 }
 
+/// A request the guard turned away, as a JSON error (with `Retry-After` for a lockout).
+pub(crate) fn refused(r: crate::guard::Refusal) -> Reply {
+    let mut reply = error(r.status, &r.message);
+    if let Some(v) = r.retry_after.and_then(|d| hyper::header::HeaderValue::from_str(&d.as_secs().to_string()).ok()) {
+        reply.headers_mut().insert("retry-after", v);
+    }
+    reply
+}
+
 pub(crate) fn text(status: StatusCode, body: String, content_type: &'static str) -> Reply {
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
@@ -276,7 +285,7 @@ async fn metrics(gw: &Gateway) -> String {
 async fn webhook(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::SocketAddr) -> Reply {
     if let Some(left) = gw.webhook_failures.locked(peer.ip()) {
         gw.metrics.inc("chela_webhook_auth_lockouts_total", &[]);
-        return crate::guard::too_many(left, "webhook authentications");
+        return refused(crate::guard::Refusal::too_many(left, "webhook authentications"));
     }
     let (path, query) = (req.uri().path().to_string(), req.uri().query().map(str::to_string));
     let mut parts = path.trim_start_matches("/channels/").splitn(3, '/');

@@ -592,3 +592,59 @@ async fn memory_search_and_get_read_only_the_agents_memory() {
         assert!(r.is_err(), "{bad}: {r:?}");
     }
 }
+
+/// Where bubblewrap cannot create namespaces, host commands are confined by
+/// Landlock: the same paths are hidden, the workspace stays writable, the
+/// rest of the host readable, and the parent's environment unreadable.
+#[tokio::test]
+async fn landlock_confines_host_commands_where_namespaces_are_missing() {
+    use chela_plugin::capability::process::{run_landlocked, Command, ProcessGrant};
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (ws, other, state) = (dir.path().join("ws"), dir.path().join("ws-other"), dir.path().join("state"));
+    for d in [&ws, &other, &state] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(other.join("MEMORY.md"), "OTHER-SECRET").unwrap();
+    std::fs::write(state.join("gateway.token"), "TOKEN-SECRET").unwrap();
+    std::fs::write(dir.path().join("beside.txt"), "BESIDE-OK").unwrap();
+    let grant = ProcessGrant {
+        root: ws.clone(),
+        writable: true,
+        sandboxed: false,
+        network: false,
+        elevated: false,
+        confinement: chela_core::policy::ExecConfinement {
+            unconfined: false,
+            hidden: vec![other.clone(), state.clone()],
+            env: vec![],
+        },
+    };
+    let script = format!(
+        "cat {o}/MEMORY.md {s}/gateway.token 2>&1; ls {o} 2>&1; cat {b}; echo mine > mine.txt && cat mine.txt; \
+         cat /proc/$PPID/environ >/dev/null 2>&1 || echo parent-environ-denied; test -x /usr/bin/env && echo host-ok",
+        o = other.display(),
+        s = state.display(),
+        b = dir.path().join("beside.txt").display()
+    );
+    let cmd = Command {
+        program: "sh".into(),
+        args: vec!["-c".into(), script],
+        cwd: None,
+        stdin: None,
+        timeout_ms: 10_000,
+        elevated: false,
+    };
+    let out = match run_landlocked(&grant, cmd).await {
+        Ok(o) => o,
+        Err(e) if e.contains("neither") => {
+            eprintln!("skipped: this kernel has no Landlock ({e})");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("OTHER-SECRET") && !stdout.contains("TOKEN-SECRET"), "{stdout}");
+    assert!(stdout.contains("Permission denied"), "{stdout}");
+    assert!(stdout.contains("BESIDE-OK") && stdout.contains("mine\n") && stdout.contains("host-ok"), "{stdout}");
+    assert!(stdout.contains("parent-environ-denied"), "{stdout}");
+}

@@ -15,13 +15,16 @@
 //!   config file, every agentDir and every other agent's workspace hidden
 //!   (core `exec_confinement`), and the gateway's processes invisible.
 //!
-//! When bubblewrap is missing or cannot create namespaces, the command does
-//! not run (fail closed) and the error names the opt-out,
+//! Where bubblewrap is missing or cannot create namespaces, host commands
+//! are confined by Landlock instead (`landlock.rs`: the same paths hidden,
+//! no private `/tmp`); where neither works, the command does not run (fail
+//! closed) and the error names the opt-out,
 //! `tools.exec.host: "unconfined"`, which runs commands as OpenClaw does
 //! (its own process group, still the cleared environment and rlimits). A
 //! timeout or a dropped call kills the whole namespace or process group, so
 //! `(cmd &)` does not outlive it.
 
+mod landlock;
 mod seccomp;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -34,7 +37,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command as Child;
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::chela::plugin::process::{self, Command, Output};
+use crate::bindings::chela::plugin::process;
+pub use crate::bindings::chela::plugin::process::{Command, Output};
 use crate::state::PluginState;
 
 /// Bytes kept of stdout and of stderr each.
@@ -280,6 +284,38 @@ async fn read_capped(mut r: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
 
 /// Runs `cmd` as `grant` allows.
 pub async fn run(grant: &ProcessGrant, cmd: Command) -> Result<Output, String> {
+    run_as(grant, cmd, HostConfiner::Best).await
+}
+
+/// Runs a host command under Landlock even where bubblewrap works (what a
+/// machine without namespaces gets): for tests of that fallback.
+pub async fn run_landlocked(grant: &ProcessGrant, cmd: Command) -> Result<Output, String> {
+    run_as(grant, cmd, HostConfiner::Landlock).await
+}
+
+/// How a host command (sandbox off, or elevated) is confined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostConfiner {
+    /// bubblewrap where it can create namespaces, else Landlock, else refuse.
+    Best,
+    Landlock,
+}
+
+const OPT_OUT: &str = "To run commands unconfined, as OpenClaw does, set tools.exec.host: \"unconfined\"";
+
+/// The Landlock-confined host command and the ruleset to apply in the child.
+fn landlocked(grant: &ProcessGrant, rel: &Path, cmd: &Command) -> Result<(Child, OwnedFd), String> {
+    let fd = landlock::ruleset(&grant.root, grant.writable, &grant.confinement.hidden)?;
+    let mut child = unconfined(grant, rel, cmd);
+    let raw = fd.as_raw_fd();
+    // SAFETY: `restrict` makes only the prctl and landlock_restrict_self system calls.
+    unsafe {
+        child.pre_exec(move || landlock::restrict(raw));
+    }
+    Ok((child, fd))
+}
+
+async fn run_as(grant: &ProcessGrant, cmd: Command, confiner: HostConfiner) -> Result<Output, String> {
     if cmd.program.is_empty() {
         return Err("program is empty".into());
     }
@@ -294,39 +330,46 @@ pub async fn run(grant: &ProcessGrant, cmd: Command) -> Result<Output, String> {
         }
         tracing::warn!(program = %cmd.program, "elevated: running on the host, outside the sandbox");
     }
-    let mut seccomp_pipe = None;
+    // Kept open until the child has started: the seccomp pipe, the Landlock ruleset.
+    let mut keep: Option<OwnedFd> = None;
     let mut child = if on_host && grant.confinement.unconfined {
         unconfined(grant, &rel, &cmd)
-    } else {
-        let bwrap = bubblewrap().ok_or(if on_host {
-            "commands run confined (the gateway's state and other agents' files hidden), which needs bubblewrap \
-             (bwrap); it is not installed, so the command was not run. To run commands unconfined, as OpenClaw \
-             does, set tools.exec.host: \"unconfined\""
-        } else {
-            "this session must run commands in the sandbox, but bubblewrap (bwrap) is not installed; the command was not run"
-        })?;
-        if on_host {
-            confinement_works(&bwrap).map_err(|why| {
-                format!(
-                    "commands run confined, but bubblewrap cannot create namespaces here ({why}); the command \
-                     was not run. To run commands unconfined, as OpenClaw does, set tools.exec.host: \"unconfined\""
-                )
-            })?;
-            confined_on_host(&bwrap, grant, &rel, &cmd)
-        } else {
-            let (child, pipe) = sandboxed(&bwrap, grant, &rel, &cmd)?;
-            seccomp_pipe = Some(pipe);
-            child
+    } else if on_host {
+        let bwrap = bubblewrap().ok_or_else(|| "bubblewrap (bwrap) is not installed".to_string());
+        let namespaces = bwrap.and_then(|b| confinement_works(&b).map(|()| b));
+        match (confiner, namespaces) {
+            (HostConfiner::Best, Ok(bwrap)) => confined_on_host(&bwrap, grant, &rel, &cmd),
+            (_, why) => {
+                let why = why.err().unwrap_or_else(|| "Landlock asked for".into());
+                if !landlock::available() {
+                    return Err(format!(
+                        "commands run confined (the gateway's state and other agents' files hidden), but neither \
+                         bubblewrap ({why}) nor Landlock works here; the command was not run. {OPT_OUT}"
+                    ));
+                }
+                tracing::debug!(%why, "host command confined with Landlock");
+                let (child, fd) =
+                    landlocked(grant, &rel, &cmd).map_err(|e| format!("{e}; the command was not run. {OPT_OUT}"))?;
+                keep = Some(fd);
+                child
+            }
         }
+    } else {
+        let bwrap = bubblewrap().ok_or(
+            "this session must run commands in the sandbox, but bubblewrap (bwrap) is not installed; the command was not run",
+        )?;
+        let (child, pipe) = sandboxed(&bwrap, grant, &rel, &cmd)?;
+        keep = Some(pipe);
+        child
     };
     let limit = Duration::from_millis(u64::from(cmd.timeout_ms.max(1))).min(MAX_TIMEOUT);
     rlimits(&mut child, limit);
     child.process_group(0);
     child.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut proc = child.spawn().map_err(|e| format!("cannot start `{}`: {e}", cmd.program))?;
-    drop(seccomp_pipe); // the child holds its own copy now
-                        // Killed with its whole group when this call ends early; bubblewrap's
-                        // namespace dies with it (`--die-with-parent`, PID namespace).
+    drop(keep); // the child holds its own copy now
+                // Killed with its whole group when this call ends early; bubblewrap's
+                // namespace dies with it (`--die-with-parent`, PID namespace).
     let mut group = GroupKill(proc.id().and_then(|id| i32::try_from(id).ok()));
     if let Some(mut stdin) = proc.stdin.take() {
         let input = cmd.stdin.clone().unwrap_or_default();

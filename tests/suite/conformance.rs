@@ -1,6 +1,7 @@
-//! Runs every vector in `../shared/conformance/` through chela's routing and
-//! session-key code. Vectors are produced by OpenClaw's own code; a failure
-//! names the vector and shows expected vs actual.
+//! Runs every vector in `tests/conformance/` (copied into the repo with its
+//! provenance README) through chela's routing and session-key code. Vectors
+//! are produced by OpenClaw's own code; a failure names the vector and shows
+//! expected vs actual.
 
 use std::path::PathBuf;
 
@@ -11,7 +12,7 @@ use chela_core::session_key as sk;
 use serde_json::{json, Value};
 
 fn shared(file: &str) -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance").join(file);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance").join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }

@@ -139,8 +139,7 @@ fn route_explains_the_peer_binding_winning_over_an_earlier_account_binding() {
 fn route_cli_agrees_with_the_conformance_vectors() {
     let s = Sandbox::new();
     let vectors: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(repo("tests/conformance/route-vectors.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(repo("tests/conformance/route-vectors.json")).unwrap()).unwrap();
     let mut failures = Vec::new();
     for (i, v) in vectors.iter().enumerate() {
         let cfg = s.write(&format!("v{i}.json"), &v["config"].to_string());

@@ -362,8 +362,9 @@ async fn elevated_exec_leaves_the_sandbox_only_for_allowed_senders() {
       ] },
     }"#;
     let w = World::with_plugins(config, &["tool_exec"]).await;
-    // A host file outside the gateway's dirs and outside /tmp (host commands get a private /tmp).
-    let host = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // A host file outside the gateway's dirs and outside /tmp (host commands get a private /tmp;
+    // the checkout itself may be under /tmp).
+    let host = tempfile::tempdir_in("/var/tmp").unwrap();
     std::fs::write(host.path().join("outside.txt"), "host file").unwrap();
     let cat = |elevated: bool| {
         let cmd = format!("cat {} 2>/dev/null || echo not-here", host.path().join("outside.txt").display());

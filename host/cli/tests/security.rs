@@ -388,8 +388,9 @@ async fn exec_on_the_host_cannot_read_another_agents_brain_or_the_gateway() {
     if !Path::new("/usr/bin/bwrap").exists() {
         panic!("bubblewrap is required (cargo xtask test installs it)");
     }
-    // Not under /tmp: the command's private /tmp would hide it for the wrong reason.
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // Not under /tmp (nor the checkout, which may be there): the command's private /tmp would
+    // hide it for the wrong reason.
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let root = dir.path();
     let r = root.display();
     let text = format!(

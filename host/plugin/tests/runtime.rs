@@ -599,8 +599,10 @@ async fn memory_search_and_get_read_only_the_agents_memory() {
 #[tokio::test]
 async fn landlock_confines_host_commands_where_namespaces_are_missing() {
     use chela_plugin::capability::process::{run_landlocked, Command, ProcessGrant};
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let (ws, other, state) = (dir.path().join("ws"), dir.path().join("ws-other"), dir.path().join("state"));
+    // The state dir under /tmp (writable for commands under Landlock: it must stay hidden there too).
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (ws, other, state) = (dir.path().join("ws"), dir.path().join("ws-other"), tmp.path().join("state"));
     for d in [&ws, &other, &state] {
         std::fs::create_dir_all(d).unwrap();
     }

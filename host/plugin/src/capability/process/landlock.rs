@@ -77,16 +77,32 @@ pub fn ruleset(root: &Path, writable: bool, hidden: &[PathBuf]) -> Result<OwnedF
             }
         }
     }
-    let mut writable_paths = vec![PathBuf::from("/tmp"), PathBuf::from("/dev")];
-    if hidden.iter().any(|h| h.starts_with(&root)) {
-        cover(&root, &hidden, &mut writable_paths); // other agents' dirs nested in this workspace stay hidden
-    } else {
-        writable_paths.push(root.clone());
+    // Covers `base`, minus what `fence` hides inside it.
+    let split = |base: &Path, fence: &[PathBuf], out: &mut Vec<PathBuf>| {
+        if fence.iter().any(|h| h.starts_with(base)) {
+            cover(base, fence, out);
+        } else {
+            out.push(base.to_path_buf());
+        }
+    };
+    // Writable: /tmp and /dev (a state dir or workspace may live in /tmp: still
+    // hidden), and the workspace when the grant says so.
+    let mut write_fence = hidden.clone();
+    if !writable {
+        write_fence.push(root.clone());
     }
+    let mut writable_paths = Vec::new();
+    for base in ["/tmp", "/dev"] {
+        split(Path::new(base), &write_fence, &mut writable_paths);
+    }
+    let mut workspace = Vec::new();
+    split(&root, &hidden, &mut workspace); // other agents' dirs nested in this workspace stay hidden
+    let workspace_access = if writable { all } else { read };
     let rules = readable
         .iter()
         .map(|p| (p, read))
-        .chain(writable_paths.iter().map(|p| (p, if writable || !p.starts_with(&root) { all } else { read })));
+        .chain(writable_paths.iter().map(|p| (p, all)))
+        .chain(workspace.iter().map(|p| (p, workspace_access)));
     for (path, access) in rules {
         // A path that vanished since the walk is simply not granted.
         let Ok(fd) = PathFd::new(path) else { continue };

@@ -399,9 +399,7 @@ fn delete(ctx: &Context, raw: &str, force: bool, json: bool) -> Result<ExitCode>
 
 fn target_agent(roster: &Roster, agent: Option<&str>) -> Result<String> {
     match agent {
-        Some(a) if roster.shape == RosterShape::Unconfigured || roster.find(a).is_some() => {
-            Ok(normalize_agent_id(Some(a)))
-        }
+        Some(a) if roster.find(a).is_some() => Ok(normalize_agent_id(Some(a))),
         Some(a) => bail!("no agent `{a}` (agents: {})", roster.ids().join(", ")),
         None => Ok(roster.default_agent()),
     }

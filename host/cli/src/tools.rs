@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use chela_core::policy::SessionKind;
-use chela_core::roster::RosterShape;
 
 use crate::context::Context;
 use crate::output::print_json;
@@ -39,7 +38,7 @@ pub fn run(ctx: &Context, args: &ToolsArgs) -> Result<ExitCode> {
     let roster = chela_core::roster::Roster::from_config(&loaded.config);
     let agent = match &args.agent {
         Some(a) => {
-            if roster.shape != RosterShape::Unconfigured && roster.find(a).is_none() {
+            if roster.find(a).is_none() {
                 bail!("no agent `{a}` in the config (agents: {})", roster.ids().join(", "));
             }
             a.clone()

@@ -319,3 +319,49 @@ async fn the_example_config_answers_by_binding_on_the_four_demo_platforms() {
     assert!(first(r.clone()).contains("Sage (agent `support`)"), "{r:?}");
     assert_eq!(gw.get("/readyz", &[]).await.status, 200);
 }
+
+/// OpenClaw's default single-agent mode: a config with no `agents.list`
+/// runs one agent, `main`, through `chela send` (with and without a
+/// gateway) and through a channel; a binding to any other agent is refused
+/// by validation, as the runtime would refuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_agent_mode_runs_main_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let bare = root.join("bare.json5");
+    std::fs::write(&bare, "{}").unwrap();
+    let offline = chela(root, &bare).args(["send", "--agent", "main", "hello offline"]).output().await.unwrap();
+    let said = String::from_utf8_lossy(&offline.stdout).to_string();
+    assert!(
+        offline.status.success() && said.contains("agent `main`"),
+        "{said}{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+
+    let text = r#"{ channels: { webhook: { dmPolicy: "open", allowFrom: ["*"], accounts: { inbox: { webhookToken: "inbox-secret" } } } } }"#;
+    let gw = Gateway::start_with(root, text, &["channel_webhook_js"]).await;
+    let via_gateway =
+        chela(root, &gw.config).args(["send", "--agent", "main", "hello gateway"]).output().await.unwrap();
+    assert!(via_gateway.status.success(), "{}", String::from_utf8_lossy(&via_gateway.stderr));
+    let msg =
+        r#"{"id":"m1","chat":{"type":"direct","id":"ana"},"from":{"id":"ana","name":"Ana"},"text":"hello channel"}"#;
+    let auth = [("authorization", "Bearer inbox-secret"), ("content-type", "application/json")];
+    let posted = gw.post("/channels/webhook/inbox/messages", &auth, msg.as_bytes()).await;
+    assert!(posted.status < 300, "{} {}", posted.status, posted.body);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let outbox = gw.get("/channels/webhook/inbox/outbox?after=0", &auth).await;
+        if outbox.body.contains("hello channel") {
+            assert!(outbox.body.contains("agent `main`"), "{}", outbox.body);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no reply from main: {}", outbox.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let stray = root.join("stray.json5");
+    std::fs::write(&stray, r#"{ bindings: [ { agentId: "work", match: { channel: "webhook" } } ] }"#).unwrap();
+    let out = chela(root, &stray).args(["config", "validate"]).output().await.unwrap();
+    let t = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && t.contains("`work`") && t.contains("single-agent"), "{t}");
+}

@@ -13,7 +13,8 @@ use crate::ids::{js_trim, normalize_agent_id, DEFAULT_AGENT_ID};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RosterShape {
-    /// No `agents.list` or `agents.entries` at all: any agent id is accepted.
+    /// No `agents.list` or `agents.entries` at all: single-agent mode, one
+    /// implicit agent `main` (routing still names whatever a binding says).
     Unconfigured,
     List,
     Entries,
@@ -59,6 +60,8 @@ pub struct Roster {
     pub explicit_ownership: bool,
     /// `agents.defaults.systemAgent.agentId`.
     pub system_agent: Option<String>,
+    /// Single-agent mode's agent `main`, which exists without being listed.
+    implicit: Option<RosterEntry>,
 }
 
 impl Roster {
@@ -88,12 +91,15 @@ impl Roster {
             }
             _ => (RosterShape::Unconfigured, Vec::new()),
         };
-        Roster { shape, entries, explicit_ownership, system_agent }
+        let implicit = (shape == RosterShape::Unconfigured).then(|| entry(DEFAULT_AGENT_ID, true));
+        Roster { shape, entries, explicit_ownership, system_agent, implicit }
     }
 
+    /// The agent `id`, if it exists: a configured one, or single-agent
+    /// mode's implicit `main`. The one answer to "does agent X exist?".
     pub fn find(&self, id: &str) -> Option<&RosterEntry> {
         let norm = normalize_agent_id(Some(id));
-        self.entries.iter().find(|e| e.id == norm)
+        self.entries.iter().find(|e| e.id == norm).or(self.implicit.as_ref().filter(|e| e.id == norm))
     }
 
     /// The agent ids, canonical and without duplicates, in config order.

@@ -13,11 +13,14 @@ use tokio::process::{Child, Command};
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// A built component: Rust ones under the wasm32 release dir, Python and JavaScript ones under `polyglot`.
 pub fn component(name: &str) -> PathBuf {
-    let p =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/wasm32-wasip2/release").join(format!("{name}.wasm"));
-    assert!(p.exists(), "{} is missing: run `cargo xtask build-plugins` first", p.display());
-    p
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    let p = ["wasm32-wasip2/release", "polyglot"]
+        .iter()
+        .map(|d| target.join(d).join(format!("{name}.wasm")))
+        .find(|p| p.exists());
+    p.unwrap_or_else(|| panic!("component {name} is missing: run `cargo xtask build-plugins` first"))
 }
 
 pub struct Gateway {

@@ -151,17 +151,26 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
     }
 
     // Bindings: a known agent, a channel, a peer that can match.
-    let known: Vec<String> = roster.entries.iter().map(|e| e.id.clone()).collect();
-    let configured = roster.shape != RosterShape::Unconfigured;
+    // The roster is the one answer to "does this agent exist?" (single-agent
+    // mode's implicit `main` included): what validation accepts, the runtime runs.
+    let known: Vec<String> = roster.ids();
     for (i, b) in cfg.bindings.iter().flatten().enumerate() {
         let path = format!("bindings[{i}]");
         match b.agent_id.as_deref().map(js_trim) {
             None | Some("") => out.push(err(path.clone(), "binding has no `agentId`".into())),
-            Some(agent) if configured && roster.find(agent).is_none() && normalize_agent_id(Some(agent)) != "main" => {
+            // `main` named beside a list that lacks it is left as it was (routing sends it to `main`).
+            Some(agent)
+                if roster.find(agent).is_none()
+                    && (roster.shape == RosterShape::Unconfigured || normalize_agent_id(Some(agent)) != "main") =>
+            {
                 let mut d =
                     err(format!("{path}.agentId"), format!("binding names agent `{agent}`, which is not configured"));
                 if let Some(s) = suggest(agent, known.iter().map(String::as_str)) {
                     d = d.with_help(format!("did you mean `{s}`?"));
+                } else if roster.shape == RosterShape::Unconfigured {
+                    d = d.with_help(
+                        "without `agents.list` the only agent is `main` (single-agent mode); list the agents",
+                    );
                 } else {
                     d = d.with_help(format!("configured agents: {}", known.join(", ")));
                 }
@@ -226,7 +235,7 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
     if let Some(bc) = &cfg.broadcast {
         for (peer, agents) in &bc.groups {
             for (j, a) in agents.iter().enumerate() {
-                if configured && roster.find(a).is_none() {
+                if roster.find(a).is_none() {
                     out.push(err(
                         format!("broadcast[{peer:?}][{j}]"),
                         format!("broadcast names agent `{a}`, which is not configured"),

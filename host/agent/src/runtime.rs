@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use chela_core::config::paths::{agent_dir, agent_workspace, expand_tilde, sessions_dir, Environment};
+use chela_core::config::paths::{agent_dir, agent_workspace, Environment};
 use chela_core::config::schema::Config;
 use chela_core::ids::normalize_agent_id;
 use chela_core::policy::{elevated_allowed, session_kind_for_key};
@@ -561,14 +561,7 @@ fn sender_may_elevate(cfg: &Config, agent_id: &str, origin: &Origin) -> bool {
     elevated_allowed(cfg, agent_id, provider, sender)
 }
 
-/// Where an agent's sessions live.
+/// Where an agent's sessions live (core `agent_store_dir`).
 pub fn store_dir(cfg: &Config, env: &Environment, agent_id: &str) -> PathBuf {
-    let id = normalize_agent_id(Some(agent_id));
-    match cfg.session.as_ref().and_then(|s| s.store.as_deref()) {
-        Some(t) => {
-            let file = expand_tilde(&t.replace("{agentId}", &id), &env.home);
-            file.parent().map(PathBuf::from).unwrap_or(file)
-        }
-        None => sessions_dir(&id, env),
-    }
+    chela_core::config::paths::agent_store_dir(cfg, env, agent_id)
 }

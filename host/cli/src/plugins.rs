@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use chela_core::config::paths::expand_tilde;
 use chela_core::config::Config;
 use chela_plugin::{Limits, PluginEngine, Plugins};
 use clap::Subcommand;
@@ -33,11 +32,7 @@ pub enum PluginsCommand {
 
 /// The plugin dirs for a config.
 pub fn dirs(ctx: &Context, cfg: &Config) -> Vec<PathBuf> {
-    let mut dirs = vec![ctx.env.state_dir().join("plugins")];
-    if let Some(extra) = cfg.plugins.as_ref().and_then(|p| p.dirs.as_ref()) {
-        dirs.extend(extra.iter().map(|d| expand_tilde(d, &ctx.env.home)));
-    }
-    dirs
+    chela_core::config::paths::plugin_dirs(cfg, &ctx.env)
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -81,6 +81,7 @@ async fn a_web_page_cannot_drive_or_read_a_gateway_without_a_configured_token() 
     assert_eq!(a.status, 421, "the Host check holds on its own: {}", a.body);
     let a = raw(&gw, "GET", "/api/v1/agents", &[], "").await;
     assert_eq!(a.status, 401, "{}", a.body);
+    assert_eq!(raw(&gw, "GET", "/metrics", &[("host", &rebound)], "").await.status, 421, "metrics too");
     assert_eq!(raw(&gw, "GET", "/healthz", &[], "").await.status, 200, "health stays open");
 
     // The owner's CLI needs no setup: it reads the generated token.
@@ -395,7 +396,8 @@ async fn exec_on_the_host_cannot_read_another_agents_brain_or_the_gateway() {
     let r = root.display();
     let text = format!(
         r#"{{ agents: {{ list: [ {{ id: "work", default: true, workspace: "{r}/ws-work" }},
-            {{ id: "other", workspace: "{r}/ws-other", agentDir: "{r}/other-agent" }} ] }},
+            {{ id: "other", workspace: "{r}/ws-other", agentDir: "{r}/other-agent" }},
+            {{ id: "late", workspace: "{r}/ws-late" }} ] }},
           gateway: {{ auth: {{ token: "cfg-token-SECRET" }} }} }}"#
     );
     std::fs::create_dir_all(root.join("ws-work")).unwrap();
@@ -407,6 +409,7 @@ async fn exec_on_the_host_cannot_read_another_agents_brain_or_the_gateway() {
         .unwrap();
     std::env::set_var("CHELA_TEST_GATEWAY_ENV", "gw-env-SECRET");
     let gw = Gateway::start_with(root, &text, &["tool_exec"]).await;
+    std::fs::write(root.join("chela.json5.bak"), "bak-token-SECRET").unwrap(); // what a CLI edit leaves
     let exec = |command: String, timeout_ms: u64| {
         let ask = format!("/tool exec {}", serde_json::json!({"command": command, "timeoutMs": timeout_ms}));
         let mut c = chela(root, &gw.config);
@@ -417,7 +420,8 @@ async fn exec_on_the_host_cannot_read_another_agents_brain_or_the_gateway() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let snoop = format!(
         "cat {r}/other-agent/auth-profiles.json {r}/ws-other/MEMORY.md {r}/state/agents/other/sessions/sessions.json \
-         {config} {r}/state/gateway.token; cat /proc/*/environ | tr '\\0' '\\n'; env; cat mine.txt; ls /usr/bin/env",
+         {config} {config}.bak {r}/state/gateway.token; cat /proc/*/environ | tr '\\0' '\\n'; env; cat mine.txt; \
+         ls /usr/bin/env; mkdir -p {r}/ws-late && echo planted > {r}/ws-late/SOUL.md",
         config = gw.config.display()
     );
     let out = exec(snoop, 10_000).output().await.unwrap();
@@ -427,9 +431,18 @@ async fn exec_on_the_host_cannot_read_another_agents_brain_or_the_gateway() {
         said.contains("MINE-OK") && said.contains("/usr/bin/env"),
         "its workspace and the host stay visible: {said}"
     );
-    for secret in ["other-key-SECRET", "OTHER-WS-SECRET", "cfg-token-SECRET", "gw-env-SECRET", "note for other"] {
+    for secret in [
+        "other-key-SECRET",
+        "OTHER-WS-SECRET",
+        "cfg-token-SECRET",
+        "bak-token-SECRET",
+        "gw-env-SECRET",
+        "note for other",
+    ] {
         assert!(!said.contains(secret), "exec read `{secret}`: {said}");
     }
+    // Nor can it plant a persona in a workspace another agent has not created yet.
+    assert!(!root.join("ws-late/SOUL.md").exists(), "exec wrote into another agent's future workspace");
 
     // A background process does not outlive the command's timeout.
     let out = exec("sleep 61.734 & sleep 30".into(), 1_000).output().await.unwrap();

@@ -207,10 +207,15 @@ async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::Sock
         (&Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         (&Method::GET, "/readyz") => readyz(&gw),
         (&Method::GET, "/metrics") => {
-            if metrics_need_auth(&gw) {
-                if let Err(r) = crate::control::authorize(&gw, &req, peer) {
-                    return *r;
-                }
+            // Never to a rebinding or cross-origin page; the token too when configured so.
+            let checked = if metrics_need_auth(&gw) {
+                crate::control::authorize(&gw, &req, peer)
+            } else {
+                crate::guard::browser_checks(req.method(), req.headers(), &gw.config())
+                    .map_err(|r| Box::new(refused(r)))
+            };
+            if let Err(r) = checked {
+                return *r;
             }
             text(StatusCode::OK, metrics(&gw).await, "text/plain; version=0.0.4")
         }

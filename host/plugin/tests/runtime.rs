@@ -618,6 +618,7 @@ async fn landlock_confines_host_commands_where_namespaces_are_missing() {
         confinement: chela_core::policy::ExecConfinement {
             unconfined: false,
             hidden: vec![other.clone(), state.clone()],
+            hidden_files: vec![],
             env: vec![],
         },
     };

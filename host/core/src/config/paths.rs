@@ -126,6 +126,28 @@ pub fn sessions_dir(agent_id: &str, env: &Environment) -> PathBuf {
     env.state_dir().join("agents").join(normalize_agent_id(Some(agent_id))).join("sessions")
 }
 
+/// Where an agent's sessions live: `session.store` with `{agentId}` (its
+/// directory), else [`sessions_dir`].
+pub fn agent_store_dir(cfg: &Config, env: &Environment, agent_id: &str) -> PathBuf {
+    let id = normalize_agent_id(Some(agent_id));
+    match cfg.session.as_ref().and_then(|s| s.store.as_deref()) {
+        Some(t) => {
+            let file = expand_tilde(&t.replace("{agentId}", &id), &env.home);
+            file.parent().map(PathBuf::from).unwrap_or(file)
+        }
+        None => sessions_dir(&id, env),
+    }
+}
+
+/// The plugin dirs: `<stateDir>/plugins`, then every `plugins.dirs` entry.
+pub fn plugin_dirs(cfg: &Config, env: &Environment) -> Vec<PathBuf> {
+    let mut dirs = vec![env.state_dir().join("plugins")];
+    if let Some(extra) = cfg.plugins.as_ref().and_then(|p| p.dirs.as_ref()) {
+        dirs.extend(extra.iter().map(|d| expand_tilde(d, &env.home)));
+    }
+    dirs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

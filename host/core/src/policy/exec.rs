@@ -4,8 +4,9 @@
 //!
 //! OpenClaw's `sandbox.mode: "off"` means "runs on the host": chela keeps the
 //! host filesystem visible but hides the gateway's state dir (sessions,
-//! credentials, the generated token, plugins), the config file, every
-//! agent's `agentDir` and every other agent's workspace. The environment is
+//! credentials, the generated token, plugins), the config file (and its
+//! `.bak`/`.tmp`), every plugin dir, every agent's `agentDir` and session
+//! store, channel accounts' `authDir`s and every other agent's workspace. The environment is
 //! a small allowlist plus `tools.exec.env`. `tools.exec.host: "unconfined"`
 //! (global or per agent) restores OpenClaw's exact behaviour for a
 //! single-user machine. This module only decides; running is the plugin
@@ -13,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::paths::{agent_dir, agent_workspace, Environment};
+use crate::config::paths::{agent_dir, agent_store_dir, agent_workspace, plugin_dirs, Environment};
 use crate::config::schema::Config;
 use crate::ids::normalize_agent_id;
 use crate::roster::Roster;
@@ -28,6 +29,9 @@ pub struct ExecConfinement {
     pub unconfined: bool,
     /// Paths hidden from the command (directories get an empty tmpfs, files `/dev/null`).
     pub hidden: Vec<PathBuf>,
+    /// Which of `hidden` are files (the config and its copies); the rest are
+    /// directories, hidden even before they exist.
+    pub hidden_files: Vec<PathBuf>,
     /// Environment beyond `PATH`, `HOME` and `LANG`: `tools.exec.env`, the agent's over the global.
     pub env: Vec<(String, String)>,
 }
@@ -54,13 +58,34 @@ pub fn exec_confinement(
     let id = normalize_agent_id(Some(agent_id));
     let roster = Roster::from_config(cfg);
     let mut hidden = vec![env.state_dir()];
-    hidden.extend(config_path.map(Path::to_path_buf));
+    // The config and the copies CLI edits leave beside it (they hold tokens too).
+    let mut hidden_files = Vec::new();
+    if let Some(path) = config_path {
+        for suffix in ["", ".bak", ".tmp"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            hidden_files.push(PathBuf::from(p));
+        }
+    }
+    hidden.extend(hidden_files.iter().cloned());
+    // Plugin dirs: a command that could write a .wasm there would run code for every agent.
+    hidden.extend(plugin_dirs(cfg, env));
     for other in roster.ids() {
         hidden.push(agent_dir(cfg, &other, env));
+        hidden.push(agent_store_dir(cfg, env, &other)); // `session.store` may live outside the state dir
         if other != id {
             hidden.push(agent_workspace(cfg, &roster, &other, env));
         }
     }
+    // Channel accounts' own state dirs (`authDir`, relative to the state dir or absolute).
+    for ch in cfg.channels.iter().flat_map(|c| c.values()) {
+        let dirs = ch.accounts.iter().flat_map(|a| a.values()).filter_map(|a| a.auth_dir.as_deref());
+        for dir in dirs.chain(ch.top.auth_dir.as_deref()).filter(|d| !d.trim().is_empty()) {
+            hidden.push(env.state_dir().join(crate::config::paths::expand_tilde(dir, &env.home)));
+        }
+    }
+    hidden.sort();
+    hidden.dedup();
     let mut vars: Vec<(String, String)> = Vec::new();
     let global = cfg.tools.as_ref().and_then(|t| t.exec.as_ref()?.get("env")?.as_object().cloned());
     let own = cfg.agent(&id).and_then(|(_, a)| a.tools.as_ref()?.exec.as_ref()?.get("env")?.as_object().cloned());
@@ -72,7 +97,7 @@ pub fn exec_confinement(
             }
         }
     }
-    ExecConfinement { unconfined: exec_unconfined(cfg, &id), hidden, env: vars }
+    ExecConfinement { unconfined: exec_unconfined(cfg, &id), hidden, hidden_files, env: vars }
 }
 
 #[cfg(test)]
@@ -92,7 +117,7 @@ mod tests {
         .config;
         let env = Environment { home: "/home/u".into(), state_dir: Some("/state".into()), ..Default::default() };
         let c = exec_confinement(&cfg, &env, "w", Some(Path::new("/etc/chela.json")));
-        for p in ["/state", "/etc/chela.json", "/secret/o", "/ws/o", "/state/agents/w/agent"] {
+        for p in ["/state", "/etc/chela.json", "/etc/chela.json.bak", "/secret/o", "/ws/o", "/state/agents/w/agent"] {
             assert!(c.hidden.contains(&PathBuf::from(p)), "{p} hidden: {:?}", c.hidden);
         }
         assert!(!c.hidden.contains(&PathBuf::from("/ws/w")), "its own workspace stays");

@@ -170,15 +170,21 @@ fn sandboxed(bwrap: &Path, grant: &ProcessGrant, rel_cwd: &Path, cmd: &Command) 
 }
 
 /// Hides `path`: an empty tmpfs over a directory, `/dev/null` over a file.
-fn hide(c: &mut Child, path: &Path) {
+/// A directory that does not exist yet (another agent's workspace before
+/// its first session) is created first and hidden too, so the command cannot
+/// plant files where that agent will read them.
+fn hide(c: &mut Child, path: &Path, is_file: bool) {
     match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            c.arg("--tmpfs").arg(path);
-        }
-        Ok(_) => {
+        Ok(m) if !m.is_dir() => {
             c.arg("--ro-bind").arg("/dev/null").arg(path);
         }
-        Err(_) => {} // nothing there to see
+        Ok(_) => {
+            c.arg("--tmpfs").arg(path);
+        }
+        Err(_) if !is_file && std::fs::create_dir_all(path).is_ok() => {
+            c.arg("--tmpfs").arg(path);
+        }
+        Err(_) => {} // a file that is not there, or a directory that cannot be made (nor by the command)
     }
 }
 
@@ -192,14 +198,15 @@ fn confined_on_host(bwrap: &Path, grant: &ProcessGrant, rel_cwd: &Path, cmd: &Co
     let root = grant.root.canonicalize().unwrap_or_else(|_| grant.root.clone());
     let hidden: Vec<PathBuf> =
         grant.confinement.hidden.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect();
+    let is_file = |p: &Path| grant.confinement.hidden_files.iter().any(|f| f == p);
     for p in hidden.iter().filter(|p| !root.starts_with(p) || **p == root) {
-        hide(&mut c, p);
+        hide(&mut c, p, is_file(p));
     }
     // The workspace may sit inside the state dir (OpenClaw's default): bind it back,
     // then hide again whatever hidden path lies inside it.
     c.arg(if grant.writable { "--bind" } else { "--ro-bind" }).arg(&root).arg(&root);
     for p in hidden.iter().filter(|p| p.starts_with(&root) && **p != root) {
-        hide(&mut c, p);
+        hide(&mut c, p, is_file(p));
     }
     c.arg("--chdir").arg(root.join(rel_cwd));
     environment(&mut c, grant, &root);

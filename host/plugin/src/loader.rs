@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -68,6 +68,8 @@ pub struct LoadedPlugin {
     retry_at: RwLock<Option<SystemTime>>,
     /// Times disabled without a success since: sets the cool-down.
     strikes: AtomicU32,
+    /// Back from a cool-down: its next own fault disables it again at once.
+    probation: AtomicBool,
     modified: Option<SystemTime>,
 }
 
@@ -86,7 +88,7 @@ impl LoadedPlugin {
             let mut w = self.status.write().unwrap_or_else(|p| p.into_inner());
             *w = PluginStatus::Ready;
             *self.retry_at.write().unwrap_or_else(|p| p.into_inner()) = None;
-            self.failures.store(u32::MAX / 2, Ordering::Relaxed);
+            self.probation.store(true, Ordering::Relaxed);
             tracing::info!(plugin = %self.id, "plugin cool-down over: trying it again");
             return PluginStatus::Ready;
         }
@@ -106,13 +108,15 @@ impl LoadedPlugin {
         let Some(e) = fault else {
             self.failures.store(0, Ordering::Relaxed);
             self.strikes.store(0, Ordering::Relaxed);
+            self.probation.store(false, Ordering::Relaxed);
             return;
         };
         let n = self.failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
-        if n >= max {
+        let probation = self.probation.swap(false, Ordering::Relaxed);
+        if n >= max || probation {
             let strikes = self.strikes.fetch_add(1, Ordering::Relaxed).min(16);
             let cool = limits.first_cool_down.saturating_mul(1 << strikes).min(MAX_COOL_DOWN);
-            let shown = if n >= u32::MAX / 2 {
+            let shown = if probation {
                 "failed again after its cool-down".to_string()
             } else {
                 format!("{n} failed calls in a row")
@@ -309,6 +313,7 @@ impl Plugins {
             status: RwLock::new(PluginStatus::Ready),
             retry_at: RwLock::new(None),
             strikes: AtomicU32::new(0),
+            probation: AtomicBool::new(false),
             modified,
         }))
     }

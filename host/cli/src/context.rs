@@ -63,25 +63,16 @@ impl Context {
         }
     }
 
-    /// Replaces the config file: write a temp file, fsync, rename; the previous
-    /// version is kept as `<file>.bak`. A crash leaves either version, never half.
+    /// Replaces the config file atomically (`chela_durable::replace`); the
+    /// previous version is kept as `<file>.bak`. A crash leaves either
+    /// version, never half.
     pub fn write_config(&self, old: Option<&str>, new: &str) -> Result<()> {
         let path = &self.config_path;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
         if let Some(old) = old {
-            let bak = with_suffix(path, ".bak");
-            std::fs::write(&bak, old).with_context(|| format!("cannot write backup {}", bak.display()))?;
+            chela_durable::replace(&with_suffix(path, ".bak"), old.as_bytes(), chela_durable::Durability::Fsync)
+                .context("cannot keep a backup of the config")?;
         }
-        let tmp = with_suffix(path, ".tmp");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-            f.write_all(new.as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+        chela_durable::replace(path, new.as_bytes(), chela_durable::Durability::Fsync)?;
         Ok(())
     }
 }

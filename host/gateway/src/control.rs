@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 
-use crate::server::{error, json, refused, Reply};
+use crate::reply::{error, json, refused, Reply};
 use crate::Gateway;
 
 /// The control plane's checks (`guard.rs`): Host, Origin, content type, then the token.
@@ -148,7 +148,7 @@ fn history(gw: &Gateway, agent: Option<String>, key: Option<String>) -> Reply {
 }
 
 async fn body_json<T: serde::de::DeserializeOwned>(gw: &Gateway, req: Request<Incoming>) -> Result<T, Reply> {
-    let body = crate::server::read_body(gw, req.into_body()).await?;
+    let body = crate::reply::read_body(req.into_body(), gw.options.max_body_bytes).await?;
     serde_json::from_slice(&body).map_err(|e| error(StatusCode::BAD_REQUEST, &format!("request body: {e}")))
 }
 

@@ -8,12 +8,15 @@
 
 mod control;
 mod guard;
+mod health;
 mod inbound;
 pub mod metrics;
 mod openai;
 pub mod pairing;
+mod reply;
 mod server;
 pub mod token;
+mod webhook;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::server::{error, json as json_reply, streaming, Reply};
+use crate::reply::{error, json as json_reply, streaming, Reply};
 use crate::Gateway;
 
 pub(crate) fn enabled(gw: &Gateway) -> bool {
@@ -81,7 +81,7 @@ fn models(gw: &Gateway) -> Reply {
 async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
     let agent_header = header(&req, &["x-chela-agent-id", "x-openclaw-agent-id"]);
     let session_header = header(&req, &["x-chela-session-key", "x-openclaw-session-key"]);
-    let body = match crate::server::read_body(&gw, req.into_body()).await {
+    let body = match crate::reply::read_body(req.into_body(), gw.options.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => return r,
     };

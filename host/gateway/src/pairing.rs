@@ -103,11 +103,8 @@ impl Pairing {
 
     fn write<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), PairingError> {
         let err = |e: String| PairingError::File { path: path.to_path_buf(), message: e };
-        std::fs::create_dir_all(&self.dir).map_err(|e| err(e.to_string()))?;
-        let tmp = path.with_extension("json.tmp");
         let body = serde_json::to_vec_pretty(value).map_err(|e| err(e.to_string()))?;
-        std::fs::write(&tmp, body).map_err(|e| err(e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+        chela_durable::replace(path, &body, chela_durable::Durability::Fsync).map_err(|e| err(e.to_string()))
     }
 
     /// Senders approved for this account.

@@ -1,90 +1,25 @@
-//! The HTTP side: one listener, routes for health, metrics, channel
-//! webhooks and the control API. Before any auth: a cap on connections (in
-//! all and per address), a deadline for a request's head and for its body,
-//! and back-off on accept errors. Bodies are size-limited; a webhook is
-//! answered as soon as the adapter has verified it, and its messages are
-//! processed after (platforms such as Slack want an answer within 3 s).
+//! The HTTP side: one listener and the table of routes (health, metrics,
+//! channel webhooks, the control API, the OpenAI-compatible API). Before any
+//! auth: a cap on connections (in all and per address), a deadline for a
+//! request's head, and back-off on accept errors. A webhook is answered as
+//! soon as the adapter has verified it, and its messages are processed after
+//! (platforms such as Slack want an answer within 3 s).
+//!
+//! Must not: build response bodies by hand (that is `reply`), or decide who
+//! may call the control API (that is `guard`, through `control::authorize`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
-use crate::metrics::Gauge;
+use crate::reply::{error, json, refused, text, Reply};
 use crate::Gateway;
-use chela_plugin::channel::HttpRequest;
-
-/// A response body: whole (most answers) or streamed (SSE).
-pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
-pub(crate) type Reply = Response<Body>;
-
-pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
-    use http_body_util::BodyExt;
-    Full::new(bytes.into()).boxed_unsync()
-}
-
-/// A body that sends each piece given to the channel as it comes, and ends
-/// when every sender is dropped.
-struct ChannelBody(tokio::sync::mpsc::UnboundedReceiver<Bytes>);
-
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        self.0.poll_recv(cx).map(|piece| piece.map(|b| Ok(hyper::body::Frame::data(b))))
-    }
-}
-
-pub(crate) fn streaming(
-    status: StatusCode,
-    content_type: &'static str,
-    pieces: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
-) -> Reply {
-    use http_body_util::BodyExt;
-    let mut r = Response::new(ChannelBody(pieces).boxed_unsync());
-    *r.status_mut() = status;
-    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static(content_type));
-    r.headers_mut().insert("cache-control", hyper::header::HeaderValue::from_static("no-cache"));
-    r
-}
-
-pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
-    let mut r = Response::new(full(value.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
-    r
-}
-
-pub(crate) fn error(status: StatusCode, message: &str) -> Reply {
-    json(status, &serde_json::json!({ "error": message }))
-}
-
-/// A request the guard turned away, as a JSON error (with `Retry-After` for a lockout).
-pub(crate) fn refused(r: crate::guard::Refusal) -> Reply {
-    let mut reply = error(r.status, &r.message);
-    if let Some(v) = r.retry_after.and_then(|d| hyper::header::HeaderValue::from_str(&d.as_secs().to_string()).ok()) {
-        reply.headers_mut().insert("retry-after", v);
-    }
-    reply
-}
-
-pub(crate) fn text(status: StatusCode, body: String, content_type: &'static str) -> Reply {
-    let mut r = Response::new(full(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static(content_type));
-    r
-}
 
 /// Connections served at once; past it the listener waits for one to end.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -92,8 +27,6 @@ pub const MAX_CONNECTIONS: usize = 1024;
 pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 /// How long a client may take to send a request's head (slow-loris).
 pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// How long a client may take to send a request's body.
-pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Open connections per address, so one client cannot take them all.
 #[derive(Default)]
@@ -187,28 +120,14 @@ pub(crate) async fn accept_loop(gw: Arc<Gateway>, listener: tokio::net::TcpListe
     while connections.join_next().await.is_some() {}
 }
 
-pub(crate) async fn read_body(gw: &Gateway, body: Incoming) -> Result<Bytes, Reply> {
-    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, gw.options.max_body_bytes).collect()).await;
-    match read {
-        Err(_) => {
-            Err(error(StatusCode::REQUEST_TIMEOUT, &format!("request body not received within {BODY_TIMEOUT:?}")))
-        }
-        Ok(Ok(b)) => Ok(b.to_bytes()),
-        Ok(Err(_)) => Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("request body larger than {} bytes", gw.options.max_body_bytes),
-        )),
-    }
-}
-
 async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::SocketAddr) -> Reply {
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-        (&Method::GET, "/readyz") => readyz(&gw),
+        (&Method::GET, "/readyz") => crate::health::readyz(&gw),
         (&Method::GET, "/metrics") => {
             // Never to a rebinding or cross-origin page; the token too when configured so.
-            let checked = if metrics_need_auth(&gw) {
+            let checked = if crate::health::metrics_need_auth(&gw) {
                 crate::control::authorize(&gw, &req, peer)
             } else {
                 crate::guard::browser_checks(req.method(), req.headers(), &gw.config())
@@ -217,9 +136,9 @@ async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::Sock
             if let Err(r) = checked {
                 return *r;
             }
-            text(StatusCode::OK, metrics(&gw).await, "text/plain; version=0.0.4")
+            text(StatusCode::OK, crate::health::metrics(&gw).await, "text/plain; version=0.0.4")
         }
-        (_, p) if p.starts_with("/channels/") => webhook(gw, req, peer).await,
+        (_, p) if p.starts_with("/channels/") => crate::webhook::handle(gw, req, peer).await,
         (_, p) if p.starts_with("/api/") => crate::control::handle(gw, req, peer).await,
         (_, p) if p.starts_with("/v1/") => match crate::control::authorize(&gw, &req, peer) {
             Ok(()) => crate::openai::handle(gw, req).await,
@@ -227,121 +146,4 @@ async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::Sock
         },
         _ => error(StatusCode::NOT_FOUND, &format!("no route for {} {path}", req.method())),
     }
-}
-
-/// `gateway.metrics.auth`; by default on when the listener is off loopback.
-fn metrics_need_auth(gw: &Gateway) -> bool {
-    let configured = gw.config().gateway.as_ref().and_then(|g| g.metrics.as_ref()?.auth);
-    configured.unwrap_or(!gw.options.addr.ip().is_loopback())
-}
-
-fn readyz(gw: &Gateway) -> Reply {
-    let failed: Vec<serde_json::Value> = gw
-        .plugins
-        .list()
-        .into_iter()
-        .filter(|p| p.status != "ready")
-        .map(|p| serde_json::json!({"id": p.id, "status": p.status, "error": p.error}))
-        .collect();
-    let missing: Vec<serde_json::Value> =
-        gw.missing_channels().into_iter().map(|(c, why)| serde_json::json!({"channel": c, "reason": why})).collect();
-    let ready = missing.is_empty();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    json(status, &serde_json::json!({"ready": ready, "channelsMissing": missing, "pluginsNotReady": failed}))
-}
-
-async fn metrics(gw: &Gateway) -> String {
-    let mut gauges = Vec::new();
-    let mut per_agent: std::collections::BTreeMap<String, usize> = Default::default();
-    for (key, depth) in gw.runtime.queue_depths() {
-        let agent = chela_core::session_key::parse_agent_session_key(&key).map(|p| p.agent_id).unwrap_or_default();
-        *per_agent.entry(agent).or_default() += depth;
-    }
-    for (agent, depth) in per_agent {
-        gauges.push(Gauge {
-            name: "chela_session_queue_depth",
-            help: "Turns running or waiting, per agent.",
-            labels: vec![("agent", agent)],
-            value: depth as f64,
-        });
-    }
-    let channels: Vec<_> = gw.channels.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-    for ch in channels {
-        let bytes = ch.memory_bytes().await;
-        gauges.push(Gauge {
-            name: "chela_channel_instance_memory_bytes",
-            help: "Linear memory of each live channel adapter instance.",
-            labels: vec![("channel", ch.channel_id().to_string())],
-            value: bytes as f64,
-        });
-    }
-    gauges.push(Gauge {
-        name: "chela_plugins_loaded",
-        help: "Plugins loaded.",
-        labels: vec![],
-        value: gw.plugins.all().len() as f64,
-    });
-    gw.metrics.render(&gauges)
-}
-
-/// `/channels/<channel>/<account>/<rest>`: raw request to the adapter.
-/// An address whose requests the adapter keeps refusing as unauthenticated
-/// is answered 429 without reaching the adapter.
-async fn webhook(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::SocketAddr) -> Reply {
-    if let Some(left) = gw.webhook_failures.locked(peer.ip()) {
-        gw.metrics.inc("chela_webhook_auth_lockouts_total", &[]);
-        return refused(crate::guard::Refusal::too_many(left, "webhook authentications"));
-    }
-    let (path, query) = (req.uri().path().to_string(), req.uri().query().map(str::to_string));
-    let mut parts = path.trim_start_matches("/channels/").splitn(3, '/');
-    let (channel_id, account) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default().to_string());
-    let mut tail = format!("/{}", parts.next().unwrap_or_default());
-    if let Some(q) = query {
-        tail.push('?');
-        tail.push_str(&q);
-    }
-    let Some(channel) = gw.channel(channel_id) else {
-        return error(StatusCode::NOT_FOUND, &format!("no channel adapter `{channel_id}` is running"));
-    };
-    if !channel.has_account(&account) {
-        return error(StatusCode::NOT_FOUND, &format!("channel `{channel_id}` has no account `{account}`"));
-    }
-    let method = req.method().to_string();
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
-    let body = match read_body(&gw, req.into_body()).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let request = HttpRequest { method, path_with_query: tail, headers, body: body.to_vec() };
-    let outcome = match channel.handle_webhook(&account, request).await {
-        Ok(o) => o,
-        Err(e) => {
-            gw.metrics.inc("chela_errors_total", &[("stage", "webhook")]);
-            return error(StatusCode::BAD_GATEWAY, &e.to_string());
-        }
-    };
-    if matches!(outcome.response.status, 401 | 403) {
-        gw.webhook_failures.failed(peer.ip());
-    }
-    for ev in outcome.events {
-        let (gw, ch) = (gw.clone(), channel.clone());
-        tokio::spawn(async move {
-            let out = gw.handle_event(ch, ev).await;
-            tracing::debug!(?out, "inbound handled");
-        });
-    }
-    let mut r = Response::new(full(outcome.response.body));
-    *r.status_mut() = StatusCode::from_u16(outcome.response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for (k, v) in outcome.response.headers {
-        if let (Ok(k), Ok(v)) =
-            (hyper::header::HeaderName::from_bytes(k.as_bytes()), hyper::header::HeaderValue::from_str(&v))
-        {
-            r.headers_mut().append(k, v);
-        }
-    }
-    r
 }

@@ -81,15 +81,11 @@ impl CompileCache {
     }
 }
 
-/// Written to a temp file and renamed, so a reader never sees half an entry.
+/// Replaced atomically, so a reader never sees half an entry; not fsynced: a
+/// cache entry lost to a power cut is compiled again.
 fn write_entry(path: &Path, c: &Component) -> Result<(), String> {
     let bytes = c.serialize().map_err(|e| e.to_string())?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+    chela_durable::replace(path, &bytes, chela_durable::Durability::OsBuffered).map_err(|e| e.to_string())
 }
 
 /// A component's header: magic, then version 0x0d and layer 1.

@@ -1,13 +1,13 @@
 //! The embedded store, in OpenClaw's layout:
 //! `<dir>/sessions.json` (index) and `<dir>/<sessionId>.jsonl` (transcripts).
 //!
-//! Crash safety: the index is replaced by write-to-temp + fsync + rename, so a
+//! Crash safety: the index is replaced through `chela_durable::replace`, so a
 //! reader sees the old or the new file, never half of one; a transcript line
 //! is one `write` on an append-only file, and a torn last line (a crash
 //! mid-write) is skipped on read and terminated before the next append.
 //! Entries chela cannot parse are kept verbatim.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -17,18 +17,12 @@ use serde_json::{Map, Value};
 use super::{SessionEntry, SessionStore, StoreError, Transcript};
 use crate::clock;
 
-/// How far a write goes before the store returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// fsync each transcript append and index replacement: a finished turn
-    /// survives a power loss, not only a crash of chela.
-    #[default]
-    Fsync,
-    /// Leave writes to the OS page cache: a finished turn survives `kill -9`
-    /// of chela but not a crash of the machine. Measured against `Fsync` in
-    /// `cargo bench -p chela-agent --bench turns`.
-    OsBuffered,
-}
+/// How far a write goes before the store returns: `Fsync` (the default)
+/// fsyncs each transcript append and index replacement, so a finished turn
+/// survives a power loss; `OsBuffered` survives `kill -9` of chela but not a
+/// crash of the machine. Measured against each other in
+/// `cargo bench -p chela-agent --bench turns`.
+pub use chela_durable::Durability;
 
 pub struct FileStore {
     dir: PathBuf,
@@ -106,25 +100,15 @@ impl FileStore {
         })
     }
 
-    /// Writes the index atomically: temp file, fsync, rename, fsync the dir.
+    /// Replaces the index atomically (`chela_durable::replace`).
     fn persist(&self, index: &Map<String, Value>) -> Result<(), StoreError> {
-        fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         let path = self.index_path();
-        let tmp = self.dir.join(format!(".sessions.json.{}.tmp", std::process::id()));
         let body = serde_json::to_vec_pretty(index).map_err(|e| StoreError::Io {
             path: path.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })?;
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        let fsync = self.durability == Durability::Fsync;
-        f.write_all(&body).and_then(|_| if fsync { f.sync_all() } else { Ok(()) }).map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        if fsync {
-            if let Ok(d) = File::open(&self.dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
+        chela_durable::replace(&path, &body, self.durability)
+            .map_err(|e| StoreError::Io { path: e.path, source: e.source })
     }
 }
 

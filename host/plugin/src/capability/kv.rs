@@ -51,12 +51,8 @@ impl KvScope {
     fn persist(&self, data: &Data) -> Result<(), String> {
         let text: BTreeMap<&String, String> = data.iter().map(|(k, v)| (k, hex::encode(v))).collect();
         let body = serde_json::to_vec(&text).map_err(|e| e.to_string())?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, body).map_err(|e| format!("cannot write state: {e}"))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| format!("cannot write state: {e}"))
+        chela_durable::replace(&self.path, &body, chela_durable::Durability::Fsync)
+            .map_err(|e| format!("cannot write state: {e}"))
     }
 
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {

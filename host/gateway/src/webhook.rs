@@ -1,0 +1,77 @@
+//! `/channels/<channel>/<account>/<rest>`: a platform's webhook delivery,
+//! handed raw to the channel adapter that verifies and parses it; the events
+//! it yields go to `Gateway::handle_event` after the platform is answered.
+//!
+//! Must not: verify signatures or parse platform payloads itself (the adapter
+//! does), or wait for turns before answering the platform.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+
+use crate::reply::{error, full, read_body, refused, Reply};
+use crate::Gateway;
+use chela_plugin::channel::HttpRequest;
+
+/// `/channels/<channel>/<account>/<rest>`: raw request to the adapter.
+/// An address whose requests the adapter keeps refusing as unauthenticated
+/// is answered 429 without reaching the adapter.
+pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::SocketAddr) -> Reply {
+    if let Some(left) = gw.webhook_failures.locked(peer.ip()) {
+        gw.metrics.inc("chela_webhook_auth_lockouts_total", &[]);
+        return refused(crate::guard::Refusal::too_many(left, "webhook authentications"));
+    }
+    let (path, query) = (req.uri().path().to_string(), req.uri().query().map(str::to_string));
+    let mut parts = path.trim_start_matches("/channels/").splitn(3, '/');
+    let (channel_id, account) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default().to_string());
+    let mut tail = format!("/{}", parts.next().unwrap_or_default());
+    if let Some(q) = query {
+        tail.push('?');
+        tail.push_str(&q);
+    }
+    let Some(channel) = gw.channel(channel_id) else {
+        return error(StatusCode::NOT_FOUND, &format!("no channel adapter `{channel_id}` is running"));
+    };
+    if !channel.has_account(&account) {
+        return error(StatusCode::NOT_FOUND, &format!("channel `{channel_id}` has no account `{account}`"));
+    }
+    let method = req.method().to_string();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let body = match read_body(req.into_body(), gw.options.max_body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let request = HttpRequest { method, path_with_query: tail, headers, body: body.to_vec() };
+    let outcome = match channel.handle_webhook(&account, request).await {
+        Ok(o) => o,
+        Err(e) => {
+            gw.metrics.inc("chela_errors_total", &[("stage", "webhook")]);
+            return error(StatusCode::BAD_GATEWAY, &e.to_string());
+        }
+    };
+    if matches!(outcome.response.status, 401 | 403) {
+        gw.webhook_failures.failed(peer.ip());
+    }
+    for ev in outcome.events {
+        let (gw, ch) = (gw.clone(), channel.clone());
+        tokio::spawn(async move {
+            let out = gw.handle_event(ch, ev).await;
+            tracing::debug!(?out, "inbound handled");
+        });
+    }
+    let mut r = Response::new(full(outcome.response.body));
+    *r.status_mut() = StatusCode::from_u16(outcome.response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in outcome.response.headers {
+        if let (Ok(k), Ok(v)) =
+            (hyper::header::HeaderName::from_bytes(k.as_bytes()), hyper::header::HeaderValue::from_str(&v))
+        {
+            r.headers_mut().append(k, v);
+        }
+    }
+    r
+}

@@ -11,11 +11,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chela_agent::runtime::RuntimeParts;
 use chela_agent::store::Durability;
 use chela_agent::{AgentRuntime, Inbound, Origin, Providers, RunLimits};
 use chela_core::config::load_str;
 use chela_core::config::paths::Environment;
-use chela_core::routing::{PeerRef, RouteInput, RouteTable};
+use chela_core::routing::{PeerRef, RouteInput};
+use chela_core::snapshot::SnapshotCell;
 use chela_plugin::capability::secrets::SecretStore;
 use chela_plugin::{Limits, PluginEngine, Plugins};
 
@@ -44,7 +46,7 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability) ->
         root.display()
     );
     let cfg = Arc::new(load_str(&text, None).expect("config").config);
-    let table = Arc::new(RouteTable::build(&cfg));
+    let cell = SnapshotCell::of(cfg);
     let env = Environment {
         home: root.into(),
         state_dir: Some(root.join("state").display().to_string()),
@@ -54,14 +56,15 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability) ->
     let plugins = Arc::new(Plugins::new(engine, vec![root.join("no-plugins")], None));
     let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
     let limits = RunLimits { queue_limit: per_session + 1, ..RunLimits::default() };
-    let runtime = Arc::new(
-        AgentRuntime::new(cfg, env, plugins, Providers::builtin(), secrets, limits).with_durability(durability),
-    );
+    let mut parts = RuntimeParts::new(cell.clone(), env, plugins, Providers::builtin(), secrets);
+    parts.limits = limits;
+    parts.durability = durability;
+    let runtime = AgentRuntime::new(parts);
 
     let started = Instant::now();
     let mut lanes = tokio::task::JoinSet::new();
     for s in 0..sessions {
-        let (runtime, table) = (runtime.clone(), table.clone());
+        let (runtime, snap) = (runtime.clone(), cell.load());
         lanes.spawn(async move {
             let mut latencies = Vec::with_capacity(per_session);
             for m in 0..per_session {
@@ -72,18 +75,19 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability) ->
                     peer: Some(PeerRef::new("direct", format!("{}", 1000 + s))),
                     ..RouteInput::default()
                 };
-                let route = table.resolve(&input).expect("routes");
+                let route = snap.routes.resolve(&input).expect("routes");
                 runtime
-                    .run(Inbound {
-                        agent_id: route.agent_id,
-                        session_key: route.session_key,
-                        main_session_key: route.main_session_key,
-                        text: format!("message {m}"),
-                        chat_type: "direct".into(),
-                        origin: Origin { provider: Some("telegram".into()), ..Origin::default() },
-                        extra_system: None,
-                        delivery: None,
-                    })
+                    .run(
+                        &snap,
+                        Inbound {
+                            target: route.target(),
+                            text: format!("message {m}"),
+                            sender_id: None,
+                            origin: Origin { provider: Some("telegram".into()), ..Origin::default() },
+                            extra_system: None,
+                            delivery: None,
+                        },
+                    )
                     .await
                     .expect("turn");
                 latencies.push(t.elapsed());

@@ -8,11 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chela_core::session_key::parse_agent_session_key;
+use chela_core::session_key::SessionKey;
 use chela_plugin::capability::sessions::Caller;
 use tokio::sync::oneshot;
 
-use crate::runtime::{main_key, AgentRuntime, Inbound};
+use crate::runtime::{stored_target, AgentRuntime, Inbound};
 use crate::store::Origin;
 
 /// A reply that ends the back-and-forth.
@@ -31,11 +31,14 @@ pub(crate) async fn send(
     text: &str,
     wait_seconds: u32,
 ) -> Result<Option<String>, String> {
+    let target = SessionKey::parse(target_key).ok_or_else(|| format!("`{target_key}` is not a session key"))?;
+    let requester = SessionKey::parse(&caller.session_key)
+        .ok_or_else(|| format!("`{}` is not a session key", caller.session_key))?;
     let (tx, rx) = oneshot::channel();
-    let (runtime, requester, target, text) =
-        (rt.clone(), caller.session_key.clone(), target_key.to_string(), text.to_string());
+    let (runtime, text) = (rt.clone(), text.to_string());
     rt.spawn_background(async move {
-        let first = runtime.run(inbound(&runtime, &target, &requester, text, None)).await;
+        let snap = runtime.snapshot();
+        let first = runtime.run(&snap, inbound(&runtime, &snap.config, &target, &requester, text, None)).await;
         match first {
             Ok(out) => {
                 let _ = tx.send(Ok(out.reply.clone()));
@@ -64,7 +67,7 @@ fn ends_exchange(reply: &str) -> bool {
 }
 
 /// The back-and-forth after the target's first reply.
-async fn ping_pong(rt: &AgentRuntime, requester: &str, target: &str, first_reply: String) {
+async fn ping_pong(rt: &AgentRuntime, requester: &SessionKey, target: &SessionKey, first_reply: String) {
     let max = rt
         .config()
         .session
@@ -72,7 +75,7 @@ async fn ping_pong(rt: &AgentRuntime, requester: &str, target: &str, first_reply
         .and_then(|s| s.agent_to_agent.as_ref()?.max_ping_pong_turns)
         .unwrap_or(MAX_PING_PONG_TURNS)
         .min(MAX_PING_PONG_TURNS);
-    let (mut current, mut other) = (requester.to_string(), target.to_string());
+    let (mut current, mut other) = (requester.clone(), target.clone());
     let mut incoming = first_reply;
     for turn in 1..=max {
         if ends_exchange(&incoming) {
@@ -82,7 +85,8 @@ async fn ping_pong(rt: &AgentRuntime, requester: &str, target: &str, first_reply
             "This message comes from another agent's session `{other}` (agent-to-agent exchange, reply {turn} of at \
              most {max}). Answer it if that helps; reply exactly {REPLY_SKIP} to end the exchange."
         );
-        match rt.run(inbound(rt, &current, &other, incoming, Some(context))).await {
+        let snap = rt.snapshot();
+        match rt.run(&snap, inbound(rt, &snap.config, &current, &other, incoming, Some(context))).await {
             Ok(out) => incoming = out.reply,
             Err(e) => {
                 tracing::warn!(session = %current, error = %e, "agent-to-agent reply failed; exchange ends");
@@ -94,26 +98,22 @@ async fn ping_pong(rt: &AgentRuntime, requester: &str, target: &str, first_reply
 }
 
 /// A message from session `from` into session `key`.
-fn inbound(rt: &AgentRuntime, key: &str, from: &str, text: String, extra_system: Option<String>) -> Inbound {
-    let cfg = rt.config();
-    let agent_id = parse_agent_session_key(key).map(|p| p.agent_id).unwrap_or_default();
-    let from_agent = parse_agent_session_key(from).map(|p| p.agent_id).unwrap_or_default();
-    let chat_type = rt
-        .store(&agent_id)
-        .ok()
-        .and_then(|s| s.get(key).ok().flatten())
-        .and_then(|e| e.chat_type)
-        .unwrap_or_else(|| "direct".into());
+fn inbound(
+    rt: &AgentRuntime,
+    cfg: &chela_core::config::Config,
+    key: &SessionKey,
+    from: &SessionKey,
+    text: String,
+    extra_system: Option<String>,
+) -> Inbound {
     Inbound {
-        main_session_key: main_key(&cfg, &agent_id),
-        agent_id,
-        session_key: key.to_string(),
+        target: stored_target(rt, cfg, key),
         text,
-        chat_type,
+        sender_id: None,
         origin: Origin {
             provider: Some("agent".into()),
             from: Some(from.to_string()),
-            label: Some(format!("agent {from_agent}")),
+            label: Some(format!("agent {}", from.agent_id())),
             ..Origin::default()
         },
         extra_system,

@@ -4,6 +4,7 @@
 //! Without any `session.reset*` config OpenClaw resets daily at 04:00.
 
 use chela_core::config::schema::{Config, ResetConfig};
+use chela_core::ids::ChatType;
 use chrono::{DateTime, Duration, Local, TimeZone};
 
 /// The reset policy that applies to one session.
@@ -25,8 +26,9 @@ impl ResetPolicy {
 
 /// `resetByChannel[channel]` > `resetByType[direct|group|thread]` > `reset` >
 /// legacy `idleMinutes` (idle only) > daily at 04:00.
-pub fn policy_for(cfg: &Config, channel: Option<&str>, chat_type: &str) -> ResetPolicy {
+pub fn policy_for(cfg: &Config, channel: Option<&str>, chat_type: ChatType) -> ResetPolicy {
     let s = cfg.session.as_ref();
+    let chat_type = chat_type.as_str();
     let by_channel = channel.and_then(|c| s?.reset_by_channel.as_ref()?.get(c));
     let by_type = s.and_then(|s| {
         let t = s.reset_by_type.as_ref()?;
@@ -96,17 +98,26 @@ mod tests {
         .unwrap()
         .config;
         assert_eq!(
-            policy_for(&c, Some("telegram"), "direct"),
+            policy_for(&c, Some("telegram"), ChatType::Direct),
             ResetPolicy { daily_at_hour: Some(6), idle_minutes: None }
         );
         assert_eq!(
-            policy_for(&c, Some("telegram"), "group"),
+            policy_for(&c, Some("telegram"), ChatType::Group),
             ResetPolicy { daily_at_hour: None, idle_minutes: Some(10) }
         );
-        assert_eq!(policy_for(&c, Some("slack"), "group"), ResetPolicy { daily_at_hour: None, idle_minutes: Some(99) });
+        assert_eq!(
+            policy_for(&c, Some("slack"), ChatType::Group),
+            ResetPolicy { daily_at_hour: None, idle_minutes: Some(99) }
+        );
         let legacy = load_str("{session: {idleMinutes: 5}}", None).unwrap().config;
-        assert_eq!(policy_for(&legacy, None, "direct"), ResetPolicy { daily_at_hour: None, idle_minutes: Some(5) });
+        assert_eq!(
+            policy_for(&legacy, None, ChatType::Direct),
+            ResetPolicy { daily_at_hour: None, idle_minutes: Some(5) }
+        );
         let none = load_str("{}", None).unwrap().config;
-        assert_eq!(policy_for(&none, None, "direct"), ResetPolicy { daily_at_hour: Some(4), idle_minutes: None });
+        assert_eq!(
+            policy_for(&none, None, ChatType::Direct),
+            ResetPolicy { daily_at_hour: Some(4), idle_minutes: None }
+        );
     }
 }

@@ -8,16 +8,20 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
+
+use chela_core::snapshot::{Snapshot, SnapshotCell};
 use std::time::{Duration, Instant};
 
 use chela_core::config::paths::{agent_dir, agent_workspace, Environment};
 use chela_core::config::schema::Config;
-use chela_core::ids::normalize_agent_id;
+use chela_core::ids::{normalize_agent_id, ChatType};
 use chela_core::policy::{elevated_allowed, session_kind_for_key};
 use chela_core::roster::Roster;
-use chela_core::session_key::{build_main_session_key, parse_agent_session_key};
+use chela_core::routing::{main_key, SessionTarget};
+use chela_core::session_key::SessionKey;
 use chela_plugin::capability::secrets::SecretStore;
+use chela_plugin::capability::sessions::SessionsAccess;
 use chela_plugin::{LinkRequest, Plugins};
 use serde_json::Value;
 
@@ -51,12 +55,12 @@ impl Default for RunLimits {
 /// One message for an agent, already routed.
 #[derive(Debug, Clone)]
 pub struct Inbound {
-    pub agent_id: String,
-    pub session_key: String,
-    pub main_session_key: String,
+    /// Where the turn runs, as core decided it (a route's target, or a key
+    /// from core's constructors); the runtime never re-derives any of it.
+    pub target: SessionTarget,
     pub text: String,
-    /// Chat type for reset policy and the index (`direct`, `group`, `channel`).
-    pub chat_type: String,
+    /// The sender's platform id, for `tools.elevated` (`None`: not a platform user).
+    pub sender_id: Option<String>,
     pub origin: Origin,
     /// Added to the system prompt of this turn only (agent-to-agent context).
     pub extra_system: Option<String>,
@@ -110,18 +114,59 @@ pub type SecretsFor = dyn Fn(&str) -> Arc<SecretStore> + Send + Sync;
 /// parent session answered it — to be delivered to that session's chat.
 #[derive(Debug, Clone)]
 pub struct Announcement {
-    pub session_key: String,
+    pub session_key: SessionKey,
     pub delivery: Option<DeliveryContext>,
-    /// `direct`, `group` or `channel`: the kind of chat `delivery.to` is.
-    pub chat_type: String,
+    /// The kind of chat `delivery.to` is.
+    pub chat_type: ChatType,
     pub text: String,
 }
 
 pub type Announcer = dyn Fn(Announcement) + Send + Sync;
 
+/// Everything an [`AgentRuntime`] is built from, given once: nothing is
+/// installed into it afterwards.
+pub struct RuntimeParts {
+    /// The snapshot in force, shared with whoever reloads it (the gateway).
+    pub snapshot: Arc<SnapshotCell>,
+    pub env: Environment,
+    pub plugins: Arc<Plugins>,
+    pub providers: Providers,
+    /// Each tool plugin's secrets.
+    pub secrets: Arc<SecretsFor>,
+    pub limits: RunLimits,
+    /// How far transcript and index writes go before a turn continues (default: fsync).
+    pub durability: Durability,
+    /// Where announcements go (the gateway delivers them through the channel;
+    /// `None`: they are logged and stay in the transcript).
+    pub announcer: Option<Arc<Announcer>>,
+}
+
+impl RuntimeParts {
+    /// Parts with the default limits, fsync durability and no announcer.
+    pub fn new(
+        snapshot: Arc<SnapshotCell>,
+        env: Environment,
+        plugins: Arc<Plugins>,
+        providers: Providers,
+        secrets: Arc<SecretsFor>,
+    ) -> RuntimeParts {
+        RuntimeParts {
+            snapshot,
+            env,
+            plugins,
+            providers,
+            secrets,
+            limits: RunLimits::default(),
+            durability: Durability::default(),
+            announcer: None,
+        }
+    }
+}
+
 pub struct AgentRuntime {
     env: Environment,
-    config: RwLock<Arc<Config>>,
+    /// The snapshot in force, shared with the gateway (one swap on reload).
+    snapshot: Arc<SnapshotCell>,
     plugins: Arc<Plugins>,
     providers: Providers,
     secrets: Arc<SecretsFor>,
@@ -131,47 +176,32 @@ pub struct AgentRuntime {
     limits: RunLimits,
     /// Turns started by tools (agent-to-agent, sub-agents) that no caller awaits.
     background: Mutex<tokio::task::JoinSet<()>>,
-    announcer: RwLock<Option<Arc<Announcer>>>,
+    announcer: Option<Arc<Announcer>>,
+    /// What `sessions_*` tools of this runtime's turns see (answered from its stores).
+    sessions: Arc<dyn SessionsAccess>,
 }
 
 impl AgentRuntime {
-    pub fn new(
-        config: Arc<Config>,
-        env: Environment,
-        plugins: Arc<Plugins>,
-        providers: Providers,
-        secrets: Arc<SecretsFor>,
-        limits: RunLimits,
-    ) -> AgentRuntime {
-        AgentRuntime {
+    pub fn new(parts: RuntimeParts) -> Arc<AgentRuntime> {
+        let RuntimeParts { snapshot, env, plugins, providers, secrets, limits, durability, announcer } = parts;
+        Arc::new_cyclic(|me| AgentRuntime {
             env,
-            config: RwLock::new(config),
+            snapshot,
             plugins,
             providers,
             secrets,
             stores: Mutex::default(),
-            durability: Durability::default(),
+            durability,
             queues: SessionQueues::new(limits.queue_limit),
             limits,
             background: Mutex::default(),
-            announcer: RwLock::default(),
-        }
-    }
-
-    /// How far transcript and index writes go before a turn continues (default: fsync).
-    pub fn with_durability(mut self, durability: Durability) -> AgentRuntime {
-        self.durability = durability;
-        self
-    }
-
-    /// Where announcements go (the gateway delivers them through the channel).
-    pub fn set_announcer(&self, announcer: Arc<Announcer>) {
-        *self.announcer.write().unwrap_or_else(|p| p.into_inner()) = Some(announcer);
+            announcer,
+            sessions: Arc::new(crate::sessions_access::SessionsBridge::new(me.clone())),
+        })
     }
 
     pub(crate) fn announce(&self, a: Announcement) {
-        let announcer = self.announcer.read().unwrap_or_else(|p| p.into_inner()).clone();
-        match announcer {
+        match &self.announcer {
             Some(f) => f(a),
             None => tracing::info!(session = %a.session_key, text = %a.text, "announcement (no channel to deliver it)"),
         }
@@ -200,13 +230,14 @@ impl AgentRuntime {
         self.queues.depths().into_iter().find(|(k, _)| k == session_key).map(|(_, n)| n).unwrap_or(0)
     }
 
+    /// The config in force (for work no message started: background turns, stores).
     pub fn config(&self) -> Arc<Config> {
-        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.snapshot.load().config.clone()
     }
 
-    /// Applies a new config to the turns that start from now on.
-    pub fn set_config(&self, config: Arc<Config>) {
-        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    /// The snapshot in force; a message takes it once and runs on it.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load()
     }
 
     pub fn plugins(&self) -> &Arc<Plugins> {
@@ -220,7 +251,12 @@ impl AgentRuntime {
     /// The session store of an agent (`session.store` with `{agentId}`, else
     /// `<stateDir>/agents/<id>/sessions`), opened once.
     pub fn store(&self, agent_id: &str) -> Result<Arc<dyn SessionStore>, StoreError> {
-        let dir = store_dir(&self.config(), &self.env, agent_id);
+        self.store_in(&self.config(), agent_id)
+    }
+
+    /// [`store`](Self::store) as `cfg` places it.
+    fn store_in(&self, cfg: &Config, agent_id: &str) -> Result<Arc<dyn SessionStore>, StoreError> {
+        let dir = store_dir(cfg, &self.env, agent_id);
         let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = stores.get(&dir) {
             return Ok(s.clone());
@@ -230,22 +266,28 @@ impl AgentRuntime {
         Ok(s)
     }
 
-    /// Runs one turn for a routed message. Waits for the session's earlier turns.
-    pub async fn run(&self, inbound: Inbound) -> Result<TurnOutcome, RunError> {
-        self.run_streaming(inbound, None).await
+    /// Runs one turn for a routed message on the snapshot it was routed on
+    /// (a reload meanwhile does not change it). Waits for the session's earlier turns.
+    pub async fn run(&self, snapshot: &Snapshot, inbound: Inbound) -> Result<TurnOutcome, RunError> {
+        self.run_streaming(snapshot, inbound, None).await
     }
 
     /// [`run`](Self::run), with the model's text passed to `on_text` as it
     /// arrives (every round's: text before a tool call too).
-    pub async fn run_streaming(&self, inbound: Inbound, on_text: Option<TextSink>) -> Result<TurnOutcome, RunError> {
-        let cfg = self.config();
-        let agent_id = normalize_agent_id(Some(&inbound.agent_id));
-        if Roster::from_config(&cfg).find(&agent_id).is_none() {
-            return Err(RunError::UnknownAgent(inbound.agent_id));
+    pub async fn run_streaming(
+        &self,
+        snapshot: &Snapshot,
+        inbound: Inbound,
+        on_text: Option<TextSink>,
+    ) -> Result<TurnOutcome, RunError> {
+        let cfg = &snapshot.config;
+        let agent_id = normalize_agent_id(Some(&inbound.target.agent_id));
+        if snapshot.routes.roster().find(&agent_id).is_none() {
+            return Err(RunError::UnknownAgent(inbound.target.agent_id));
         }
-        let permit = self.queues.enter(&inbound.session_key)?.await.ok_or(RunError::Closed)?;
+        let permit = self.queues.enter(inbound.target.key.as_str())?.await.ok_or(RunError::Closed)?;
         let limit = self.limits.turn_timeout;
-        let out = tokio::time::timeout(limit, self.turn(&cfg, &agent_id, inbound, on_text)).await;
+        let out = tokio::time::timeout(limit, self.turn(cfg, &agent_id, inbound, on_text)).await;
         drop(permit);
         out.map_err(|_| RunError::Timeout(limit))?
     }
@@ -257,8 +299,8 @@ impl AgentRuntime {
         inbound: Inbound,
         on_text: Option<TextSink>,
     ) -> Result<TurnOutcome, RunError> {
-        let store = self.store(agent_id)?;
-        let key = inbound.session_key.as_str();
+        let store = self.store_in(cfg, agent_id)?;
+        let key = inbound.target.key.as_str();
         let roster = Roster::from_config(cfg);
         let workspace = agent_workspace(cfg, &roster, agent_id, &self.env);
         let cwd = workspace.display().to_string();
@@ -269,8 +311,11 @@ impl AgentRuntime {
         if reset {
             store.reset(key)?;
         } else if let Some(old) = store.get(key)? {
-            let policy =
-                freshness::policy_for(cfg, inbound.delivery.as_ref().map(|d| d.channel.as_str()), &inbound.chat_type);
+            let policy = freshness::policy_for(
+                cfg,
+                inbound.delivery.as_ref().map(|d| d.channel.as_str()),
+                inbound.target.chat_type,
+            );
             if freshness::is_stale_now(policy, old.last_interaction_at.unwrap_or(old.updated_at)) {
                 tracing::info!(session = key, "session expired; starting a new one");
                 store.reset(key)?;
@@ -280,7 +325,7 @@ impl AgentRuntime {
         let entry = store.upsert(key, &mut |e| {
             e.updated_at = now;
             e.last_interaction_at = Some(now);
-            e.chat_type = Some(inbound.chat_type.clone());
+            e.chat_type = Some(inbound.target.chat_type.as_str().to_string());
             // A chat session keeps its chat's origin when another agent or a sub-agent writes into it.
             if inbound.delivery.is_some() || e.origin.is_none() {
                 e.origin = Some(inbound.origin.clone());
@@ -322,19 +367,20 @@ impl AgentRuntime {
 
         // Tools: this agent's policy for this kind of session, linked now (a
         // plugin dropped in a moment ago is already here).
-        let kind = session_kind_for_key(cfg, agent_id, key, &inbound.main_session_key);
+        let kind = inbound.target.kind.clone();
         let secrets = self.secrets.clone();
-        let spawner = spawned_by(&entry).and_then(|parent_key| {
-            let parent_agent = parse_agent_session_key(&parent_key)?.agent_id;
-            let parent_main = main_key(cfg, &parent_agent);
-            let parent_kind = session_kind_for_key(cfg, &parent_agent, &parent_key, &parent_main);
-            Some((parent_agent, parent_kind))
+        // The parent of a sub-agent is known by its stored key only.
+        let spawner = spawned_by(&entry).map(|parent| {
+            let parent_main = SessionKey::main(&parent.agent_id(), main_key(cfg));
+            let parent_kind = session_kind_for_key(cfg, &parent.agent_id(), parent.as_str(), parent_main.as_str());
+            (parent.agent_id(), parent_kind)
         });
         let request = LinkRequest {
             agent_id,
             kind: kind.clone(),
             parent: spawner.as_ref().map(|(a, k)| (a.as_str(), k.clone())),
-            elevated: sender_may_elevate(cfg, agent_id, &inbound.origin),
+            elevated: sender_may_elevate(cfg, agent_id, &inbound),
+            sessions: Some(self.sessions.clone()),
         };
         let tools = self.plugins.link_session(cfg, &self.env, &request, &move |p| secrets(p));
         let specs: Vec<ToolSpec> = tools
@@ -366,7 +412,7 @@ impl AgentRuntime {
             skill_filter: agent_cfg.and_then(|a| a.skills.as_deref()),
             tool_names: &tool_names,
             budget,
-            minimal: key.contains(":subagent:") || key.contains(":cron:"),
+            minimal: inbound.target.key.is_background(),
             now: &chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         });
 
@@ -544,20 +590,29 @@ fn agent_profile(cfg: &Config, agent_id: &str) -> (Vec<String>, Identity) {
     (models, Identity { agent_id: agent_id.to_string(), name, emoji: ident.and_then(|i| i.emoji.clone()) })
 }
 
+/// The turn target of a session known by its key only (another agent's
+/// session, a sub-agent's parent): its chat type is the one stored for it.
+pub(crate) fn stored_target(rt: &AgentRuntime, cfg: &Config, key: &SessionKey) -> SessionTarget {
+    let chat_type = rt
+        .store(&key.agent_id())
+        .ok()
+        .and_then(|s| s.get(key.as_str()).ok().flatten())
+        .and_then(|e| e.chat_type)
+        .and_then(|c| chela_core::ids::normalize_chat_type(&c))
+        .unwrap_or(ChatType::Direct);
+    SessionTarget::of_key(cfg, key.clone(), chat_type)
+}
+
 /// The session that spawned this one (sub-agents), from the index entry.
-pub(crate) fn spawned_by(entry: &crate::store::SessionEntry) -> Option<String> {
-    entry.extra.get("spawnedBy")?.as_str().map(str::to_string)
+pub(crate) fn spawned_by(entry: &crate::store::SessionEntry) -> Option<SessionKey> {
+    SessionKey::parse(entry.extra.get("spawnedBy")?.as_str()?)
 }
 
-/// An agent's main session key (`session.mainKey`).
-pub(crate) fn main_key(cfg: &Config, agent_id: &str) -> String {
-    build_main_session_key(agent_id, cfg.session.as_ref().and_then(|s| s.main_key.as_deref()))
-}
-
-/// `tools.elevated` for the sender of this message (`origin.from` is `<provider>:<id>`).
-fn sender_may_elevate(cfg: &Config, agent_id: &str, origin: &Origin) -> bool {
-    let (Some(provider), Some(from)) = (origin.provider.as_deref(), origin.from.as_deref()) else { return false };
-    let sender = from.strip_prefix(provider).and_then(|r| r.strip_prefix(':')).unwrap_or(from);
+/// `tools.elevated` for the platform user who sent this message.
+fn sender_may_elevate(cfg: &Config, agent_id: &str, inbound: &Inbound) -> bool {
+    let (Some(provider), Some(sender)) = (inbound.origin.provider.as_deref(), inbound.sender_id.as_deref()) else {
+        return false;
+    };
     elevated_allowed(cfg, agent_id, provider, sender)
 }
 

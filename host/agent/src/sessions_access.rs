@@ -5,7 +5,8 @@
 use std::sync::{Arc, Weak};
 
 use chela_core::policy::{agent_to_agent_allowed, is_sandboxed, session_kind_for_key, session_visible};
-use chela_core::session_key::parse_agent_session_key;
+use chela_core::routing::main_key;
+use chela_core::session_key::{parse_agent_session_key, SessionKey};
 use chela_plugin::capability::sessions::{
     BoxFuture, Caller, SessionStatus, SessionSummary, SessionsAccess, SpawnRequest, TranscriptEntry,
 };
@@ -13,16 +14,16 @@ use chela_plugin::capability::sessions::{
 use crate::runtime::AgentRuntime;
 use crate::store::{Message, SessionEntry};
 
-pub struct SessionsBridge {
+/// A runtime's stores, as the `sessions` capability of its turns' tools sees them.
+pub(crate) struct SessionsBridge {
     runtime: Weak<AgentRuntime>,
 }
 
-/// Connects `runtime`'s stores to the `sessions` capability of its plugins.
-pub fn connect(runtime: &Arc<AgentRuntime>) {
-    runtime.plugins().set_sessions_access(Arc::new(SessionsBridge { runtime: Arc::downgrade(runtime) }));
-}
-
 impl SessionsBridge {
+    pub(crate) fn new(runtime: Weak<AgentRuntime>) -> SessionsBridge {
+        SessionsBridge { runtime }
+    }
+
     fn runtime(&self) -> Result<Arc<AgentRuntime>, String> {
         self.runtime.upgrade().ok_or_else(|| "the agent runtime is shutting down".to_string())
     }
@@ -40,7 +41,7 @@ impl SessionsBridge {
             &caller.session_key,
             sandboxed(rt, caller),
             key,
-            spawned_by.as_deref(),
+            spawned_by.as_ref().map(SessionKey::as_str),
         ) {
             return Err(format!("session `{key}` is not visible from `{}`", caller.session_key));
         }
@@ -50,8 +51,12 @@ impl SessionsBridge {
 
 fn sandboxed(rt: &AgentRuntime, caller: &Caller) -> bool {
     let cfg = rt.config();
-    let main = crate::runtime::main_key(&cfg, &caller.agent_id);
-    is_sandboxed(&cfg, &caller.agent_id, &session_kind_for_key(&cfg, &caller.agent_id, &caller.session_key, &main))
+    let main = SessionKey::main(&caller.agent_id, main_key(&cfg));
+    is_sandboxed(
+        &cfg,
+        &caller.agent_id,
+        &session_kind_for_key(&cfg, &caller.agent_id, &caller.session_key, main.as_str()),
+    )
 }
 
 fn role(m: &Message) -> &'static str {
@@ -162,7 +167,7 @@ impl SessionsAccess for SessionsBridge {
                 _ => None,
             });
             let cfg = rt.config();
-            let kind = session_kind_for_key(&cfg, &agent, key, &crate::runtime::main_key(&cfg, &agent));
+            let kind = session_kind_for_key(&cfg, &agent, key, SessionKey::main(&agent, main_key(&cfg)).as_str());
             Ok(SessionStatus {
                 key: key.to_string(),
                 agent_id: agent.clone(),
@@ -174,7 +179,7 @@ impl SessionsAccess for SessionsBridge {
                 input_tokens: entry.input_tokens.unwrap_or(0),
                 output_tokens: entry.output_tokens.unwrap_or(0),
                 sandboxed: is_sandboxed(&cfg, &agent, &kind),
-                spawned_by: crate::runtime::spawned_by(&entry),
+                spawned_by: crate::runtime::spawned_by(&entry).map(|k| k.to_string()),
                 queued: rt.queue_depth(key) as u32,
             })
         })

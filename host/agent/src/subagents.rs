@@ -9,18 +9,20 @@
 use std::sync::Arc;
 
 use chela_core::ids::normalize_agent_id;
+use chela_core::ids::ChatType;
 use chela_core::policy::may_spawn;
 use chela_core::roster::Roster;
-use chela_core::session_key::parse_agent_session_key;
+use chela_core::routing::SessionTarget;
+use chela_core::session_key::SessionKey;
 use chela_plugin::capability::sessions::{Caller, SpawnRequest};
 use serde_json::Value;
 
-use crate::runtime::{main_key, AgentRuntime, Announcement, Inbound};
+use crate::runtime::{stored_target, AgentRuntime, Announcement, Inbound};
 use crate::store::Origin;
 
 /// Whether `key` is a sub-agent's session.
 pub fn is_subagent_key(key: &str) -> bool {
-    parse_agent_session_key(key).is_some_and(|p| p.rest.starts_with("subagent:"))
+    SessionKey::parse(key).is_some_and(|k| k.is_subagent())
 }
 
 /// Checks the request, creates the child session and starts it; returns its key.
@@ -42,13 +44,14 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
             caller.agent_id, caller.agent_id
         ));
     }
-    let child = format!("agent:{target}:subagent:{}", uuid::Uuid::new_v4());
+    let parent = SessionKey::parse(&caller.session_key)
+        .ok_or_else(|| format!("`{}` is not a session key", caller.session_key))?;
+    let child = SessionKey::subagent(&target, &uuid::Uuid::new_v4().to_string());
     let label = req.label.clone().filter(|l| !l.trim().is_empty()).unwrap_or_else(|| target.clone());
-    let parent = caller.session_key.clone();
     rt.store(&target)
         .and_then(|s| {
-            s.upsert(&child, &mut |e| {
-                e.extra.insert("spawnedBy".into(), Value::String(parent.clone()));
+            s.upsert(child.as_str(), &mut |e| {
+                e.extra.insert("spawnedBy".into(), Value::String(parent.to_string()));
                 e.extra.insert("spawnDepth".into(), Value::from(1));
                 e.extra.insert("label".into(), Value::String(label.clone()));
             })
@@ -56,57 +59,67 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
         .map_err(|e| e.to_string())?;
     tracing::info!(parent = %parent, child = %child, "sub-agent spawned");
 
-    let (runtime, parent_agent, child_key) = (rt.clone(), caller.agent_id.clone(), child.clone());
+    let (runtime, child_key) = (rt.clone(), child.clone());
     rt.spawn_background(async move {
-        let cfg = runtime.config();
+        let snap = runtime.snapshot();
+        let cfg = &snap.config;
         let run = runtime
-            .run(Inbound {
-                main_session_key: main_key(&cfg, &target),
-                agent_id: target.clone(),
-                session_key: child_key.clone(),
-                text: req.task,
-                chat_type: "direct".into(),
-                origin: Origin {
-                    provider: Some("subagent".into()),
-                    from: Some(parent.clone()),
-                    label: Some(format!("spawned by {parent}")),
-                    ..Origin::default()
+            .run(
+                &snap,
+                Inbound {
+                    target: SessionTarget::of_key(cfg, child_key.clone(), ChatType::Direct),
+                    text: req.task,
+                    sender_id: None,
+                    origin: Origin {
+                        provider: Some("subagent".into()),
+                        from: Some(parent.to_string()),
+                        label: Some(format!("spawned by {parent}")),
+                        ..Origin::default()
+                    },
+                    extra_system: None,
+                    delivery: None,
                 },
-                extra_system: None,
-                delivery: None,
-            })
+            )
             .await;
         let result = match run {
             Ok(out) => format!("[sub-agent `{label}` ({child_key}) finished]\n{}", out.reply),
             Err(e) => format!("[sub-agent `{label}` ({child_key}) failed] {e}"),
         };
-        let parent_entry = runtime.store(&parent_agent).ok().and_then(|s| s.get(&parent).ok().flatten());
-        let chat_type = parent_entry.as_ref().and_then(|e| e.chat_type.clone()).unwrap_or_else(|| "direct".into());
-        let delivery = parent_entry.and_then(|e| e.delivery_context);
+        // The parent's turn runs on the snapshot in force when the child finished.
+        let snap = runtime.snapshot();
+        let cfg = &snap.config;
+        let parent_target = stored_target(&runtime, cfg, &parent);
+        let delivery = runtime
+            .store(&parent_target.agent_id)
+            .ok()
+            .and_then(|s| s.get(parent.as_str()).ok().flatten())
+            .and_then(|e| e.delivery_context);
+        let chat_type = parent_target.chat_type;
         let answered = runtime
-            .run(Inbound {
-                main_session_key: main_key(&cfg, &parent_agent),
-                agent_id: parent_agent.clone(),
-                session_key: parent.clone(),
-                text: result,
-                chat_type: chat_type.clone(),
-                origin: Origin {
-                    provider: Some("subagent".into()),
-                    from: Some(child_key.clone()),
-                    label: Some(format!("sub-agent {label}")),
-                    ..Origin::default()
+            .run(
+                &snap,
+                Inbound {
+                    target: parent_target,
+                    text: result,
+                    sender_id: None,
+                    origin: Origin {
+                        provider: Some("subagent".into()),
+                        from: Some(child_key.to_string()),
+                        label: Some(format!("sub-agent {label}")),
+                        ..Origin::default()
+                    },
+                    extra_system: Some(
+                        "A sub-agent you spawned has finished; its result is the message. Tell the user what it found."
+                            .into(),
+                    ),
+                    delivery: None,
                 },
-                extra_system: Some(
-                    "A sub-agent you spawned has finished; its result is the message. Tell the user what it found."
-                        .into(),
-                ),
-                delivery: None,
-            })
+            )
             .await;
         match answered {
             Ok(out) => runtime.announce(Announcement { session_key: parent, delivery, chat_type, text: out.reply }),
             Err(e) => tracing::warn!(session = %parent, error = %e, "the parent could not take the sub-agent's result"),
         }
     });
-    Ok(child)
+    Ok(child.to_string())
 }

@@ -4,10 +4,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use chela_agent::runtime::RuntimeParts;
 use chela_agent::store::{Message, SessionStore};
-use chela_agent::{AgentRuntime, Inbound, Origin, Providers, RunLimits};
+use chela_agent::{AgentRuntime, Inbound, Origin, Providers};
 use chela_core::config::load_str;
 use chela_core::config::paths::Environment;
+use chela_core::config::schema::DmScope;
+use chela_core::ids::ChatType;
+use chela_core::routing::SessionTarget;
+use chela_core::session_key::{PeerKeyParts, SessionKey};
+use chela_core::snapshot::SnapshotCell;
 use chela_plugin::capability::secrets::SecretStore;
 use chela_plugin::{Limits, PluginEngine, Plugins};
 
@@ -22,6 +28,7 @@ fn wasm(name: &str) -> PathBuf {
 struct World {
     dir: tempfile::TempDir,
     runtime: Arc<AgentRuntime>,
+    announced: Arc<std::sync::Mutex<Vec<chela_agent::Announcement>>>,
 }
 
 const CONFIG: &str = r#"{
@@ -54,10 +61,13 @@ impl World {
         let text = config.replace("$DIR", &dir.path().display().to_string());
         let cfg = Arc::new(load_str(&text, None).expect("config loads").config);
         let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
-        let runtime =
-            Arc::new(AgentRuntime::new(cfg, env, plugins, Providers::builtin(), secrets, RunLimits::default()));
-        chela_agent::sessions_access::connect(&runtime);
-        World { dir, runtime }
+        // Announcements (sub-agents reporting back) are collected for the test.
+        let announced = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = announced.clone();
+        let mut parts = RuntimeParts::new(SnapshotCell::of(cfg), env, plugins, Providers::builtin(), secrets);
+        parts.announcer = Some(Arc::new(move |a: chela_agent::Announcement| sink.lock().unwrap().push(a)));
+        let runtime = AgentRuntime::new(parts);
+        World { dir, runtime, announced }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -65,17 +75,25 @@ impl World {
     }
 
     async fn say(&self, agent: &str, peer: &str, text: &str) -> chela_agent::TurnOutcome {
-        self.runtime.run(inbound(agent, peer, text)).await.expect("turn runs")
+        self.runtime.run(&self.runtime.snapshot(), inbound(&self.runtime, agent, peer, text)).await.expect("turn runs")
     }
 }
 
-fn inbound(agent: &str, peer: &str, text: &str) -> Inbound {
+/// A Telegram DM from `peer` to `agent`, in the per-channel-peer session core builds for it.
+fn inbound(rt: &AgentRuntime, agent: &str, peer: &str, text: &str) -> Inbound {
+    let cfg = rt.config();
+    let key = SessionKey::peer(&PeerKeyParts {
+        agent_id: agent,
+        channel: "telegram",
+        peer_kind: Some("direct"),
+        peer_id: peer,
+        dm_scope: DmScope::PerChannelPeer,
+        ..PeerKeyParts::default()
+    });
     Inbound {
-        agent_id: agent.into(),
-        session_key: format!("agent:{agent}:telegram:direct:{peer}"),
-        main_session_key: format!("agent:{agent}:main"),
+        target: SessionTarget::of_key(&cfg, key, ChatType::Direct),
         text: text.into(),
-        chat_type: "direct".into(),
+        sender_id: Some(peer.into()),
         origin: Origin {
             provider: Some("telegram".into()),
             from: Some(format!("telegram:{peer}")),
@@ -162,11 +180,12 @@ async fn persona_is_reread_every_turn_and_sessions_continue_until_reset() {
 async fn turns_of_one_session_never_interleave() {
     let w = World::new(CONFIG).await;
     let rt = w.runtime.as_ref();
+    let snap = rt.snapshot();
     let (a, b, c, d) = tokio::join!(
-        rt.run(inbound("work", "9", "one")),
-        rt.run(inbound("work", "9", "two")),
-        rt.run(inbound("work", "9", "three")),
-        rt.run(inbound("work", "9", "four")),
+        rt.run(&snap, inbound(rt, "work", "9", "one")),
+        rt.run(&snap, inbound(rt, "work", "9", "two")),
+        rt.run(&snap, inbound(rt, "work", "9", "three")),
+        rt.run(&snap, inbound(rt, "work", "9", "four")),
     );
     for (n, r) in [a, b, c, d].into_iter().enumerate() {
         assert!(r.unwrap().reply.contains(&format!("message {} of", n + 1)));
@@ -182,15 +201,15 @@ async fn turns_of_one_session_never_interleave() {
 #[tokio::test]
 async fn unknown_agent_and_bad_model_are_clear_errors() {
     let w = World::new(CONFIG).await;
-    let err = w.runtime.run(inbound("nobody", "1", "hi")).await.unwrap_err();
+    let err = w.runtime.run(&w.runtime.snapshot(), inbound(&w.runtime, "nobody", "1", "hi")).await.unwrap_err();
     assert_eq!(err.to_string(), "unknown agent `nobody`");
     let w = World::new(
         r#"{agents: {list: [{id: "a", workspace: "$DIR/a", model: {primary: "anthropic/claude", fallbacks: ["offline/persona"]}}, {id: "b", model: "nope"}]}}"#,
     )
     .await;
-    let ok = w.runtime.run(inbound("a", "1", "hi")).await.unwrap();
+    let ok = w.runtime.run(&w.runtime.snapshot(), inbound(&w.runtime, "a", "1", "hi")).await.unwrap();
     assert_eq!(ok.model, "offline/persona", "fell back after the unavailable provider");
-    let err = w.runtime.run(inbound("b", "1", "hi")).await.unwrap_err().to_string();
+    let err = w.runtime.run(&w.runtime.snapshot(), inbound(&w.runtime, "b", "1", "hi")).await.unwrap_err().to_string();
     assert!(err.contains("model `nope` must be written `provider/model`"), "{err}");
 }
 
@@ -305,9 +324,7 @@ const SUBAGENTS: &str = r#"{
 async fn a_sub_agent_has_no_tool_its_parent_lacks_and_reports_back() {
     let plugins = ["tool_read", "tool_write", "tool_sessions_spawn", "tool_session_status"];
     let w = World::with_plugins(SUBAGENTS, &plugins).await;
-    let announced = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = announced.clone();
-    w.runtime.set_announcer(Arc::new(move |a: chela_agent::Announcement| sink.lock().unwrap().push(a)));
+    let announced = w.announced.clone();
     let parent = "agent:work:telegram:direct:1";
 
     let denied = w.say("work", "1", r#"/tool sessions_spawn {"task": "hi", "agentId": "ops"}"#).await;
@@ -428,9 +445,9 @@ async fn openai_provider_streams_tool_calls_with_the_agents_own_key() {
     let no_env: Arc<chela_plugin::channel::EnvVars> = Arc::new(|_: &str| None);
     let providers = Providers::from_config(&cfg, no_env);
     let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
-    let rt = AgentRuntime::new(cfg, env, plugins, providers, secrets, RunLimits::default());
+    let rt = AgentRuntime::new(RuntimeParts::new(SnapshotCell::of(cfg), env, plugins, providers, secrets));
 
-    let out = rt.run(inbound("work", "1", "what does my note say?")).await.unwrap();
+    let out = rt.run(&rt.snapshot(), inbound(&rt, "work", "1", "what does my note say?")).await.unwrap();
     assert_eq!(out.reply, "The note says: from disk");
     assert_eq!(out.model, "openai/gpt-test");
     assert_eq!((out.tool_calls.len(), out.tool_calls[0].ok), (1, true));
@@ -450,14 +467,14 @@ async fn openai_provider_streams_tool_calls_with_the_agents_own_key() {
     );
 
     // `support` has no credential of its own: nothing is sent with work's key; it falls back.
-    let out = rt.run(inbound("support", "2", "hi")).await.unwrap();
+    let out = rt.run(&rt.snapshot(), inbound(&rt, "support", "2", "hi")).await.unwrap();
     assert_eq!(out.model, "offline/persona");
     assert!(out.reply.starts_with("Sage (agent `support`) here."), "{}", out.reply);
     assert_eq!(fake.requests().len(), 2, "no request for an agent without a key");
 
     // A 429 from the provider moves on to the fallback too.
     fake.script([Scripted::Status(429)]);
-    let out = rt.run(inbound("work", "3", "again")).await.unwrap();
+    let out = rt.run(&rt.snapshot(), inbound(&rt, "work", "3", "again")).await.unwrap();
     assert_eq!(out.model, "offline/persona");
 }
 
@@ -508,9 +525,9 @@ async fn anthropic_provider_streams_tool_use_with_the_agents_own_key() {
     let no_env: Arc<chela_plugin::channel::EnvVars> = Arc::new(|_: &str| None);
     let providers = Providers::from_config(&cfg, no_env);
     let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
-    let rt = AgentRuntime::new(cfg, env, plugins, providers, secrets, RunLimits::default());
+    let rt = AgentRuntime::new(RuntimeParts::new(SnapshotCell::of(cfg), env, plugins, providers, secrets));
 
-    let out = rt.run(inbound("work", "1", "what is on my todo?")).await.unwrap();
+    let out = rt.run(&rt.snapshot(), inbound(&rt, "work", "1", "what is on my todo?")).await.unwrap();
     assert_eq!((out.reply.as_str(), out.model.as_str()), ("Your todo: ship it", "anthropic/claude-test"));
     assert_eq!((out.tool_calls.len(), out.tool_calls[0].ok), (1, true));
     assert_eq!((out.input_tokens, out.output_tokens), (50, 18));
@@ -532,7 +549,7 @@ async fn anthropic_provider_streams_tool_use_with_the_agents_own_key() {
         (Some("tool_result"), Some("toolu_fake1"), Some("ship it"))
     );
 
-    let out = rt.run(inbound("support", "2", "hi")).await.unwrap();
+    let out = rt.run(&rt.snapshot(), inbound(&rt, "support", "2", "hi")).await.unwrap();
     assert_eq!(out.model, "offline/persona", "no key of its own: falls back, sends nothing");
     assert_eq!(fake.requests().len(), 2);
 }

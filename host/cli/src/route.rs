@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _, Result};
 use chela_core::config::validate::validate;
 use chela_core::config::Severity;
-use chela_core::routing::{Explanation, PeerRef, RouteInput, RouteTable, TierOutcome};
+use chela_core::roster::OwnerError;
+use chela_core::routing::{Dispatch, Explanation, PeerRef, Route, RouteInput, RouteTable, TierOutcome};
 
 use crate::context::Context;
 use crate::output::{binding_source, print_diagnostics, print_json};
@@ -36,8 +37,11 @@ pub struct RouteArgs {
     /// Discord member role ids, comma-separated.
     #[arg(long, value_delimiter = ',')]
     roles: Vec<String>,
+    /// The thread the message is in (Slack thread ts, Telegram topic, Discord thread).
+    #[arg(long)]
+    thread: Option<String>,
     /// The whole input as JSON, in the conformance vectors' shape.
-    #[arg(long, value_name = "JSON", conflicts_with_all = ["channel", "account", "peer", "parent", "guild", "team", "roles"])]
+    #[arg(long, value_name = "JSON", conflicts_with_all = ["channel", "account", "peer", "parent", "guild", "team", "roles", "thread"])]
     input: Option<String>,
     /// Print JSON (the vectors' field names, or {"error": …}).
     #[arg(long)]
@@ -64,6 +68,7 @@ fn input_from(args: &RouteArgs) -> Result<RouteInput> {
         guild_id: args.guild.clone(),
         team_id: args.team.clone(),
         member_role_ids: args.roles.clone(),
+        thread_id: args.thread.clone(),
         ..Default::default()
     })
 }
@@ -85,21 +90,38 @@ pub fn run(ctx: &Context, args: &RouteArgs) -> Result<ExitCode> {
         .collect();
     print_diagnostics(&problems);
     let table = RouteTable::build(&loaded.config);
+    // What the gateway does with the message (broadcast, threads), and why the tiers chose it.
+    let dispatch = table.dispatch(&input);
     let explanation = table.explain(&loaded.config, &input);
     let describe = |i: usize| binding_source(&loaded, &text, i);
     if args.json {
-        print_json(&json_output(&explanation, &describe));
+        print_json(&json_output(&dispatch, &explanation, &describe));
     } else {
-        print_text(&input, &explanation, &describe);
+        print_text(&input, &dispatch, &explanation, &describe);
     }
-    Ok(if explanation.result.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if dispatch.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn json_output(e: &Explanation, describe: &dyn Fn(usize) -> String) -> serde_json::Value {
-    let mut out = match &e.result {
-        Ok(route) => route.to_vector_json(),
+/// The vectors' fields of the (first) route, then every route in full,
+/// the broadcast order, and the tier trace.
+fn json_output(
+    dispatch: &Result<Dispatch, OwnerError>,
+    e: &Explanation,
+    describe: &dyn Fn(usize) -> String,
+) -> serde_json::Value {
+    let mut out = match dispatch {
+        Ok(d) => match d.routes.first() {
+            Some(route) => route.to_vector_json(),
+            None => serde_json::json!({"agentId": null}),
+        },
         Err(err) => err.to_vector_json(),
     };
+    if let Ok(d) = dispatch {
+        out["routes"] = serde_json::to_value(&d.routes).unwrap_or_default();
+        if let Some(order) = d.broadcast {
+            out["broadcast"] = serde_json::to_value(order).unwrap_or_default();
+        }
+    }
     if let Some(i) = e.result.as_ref().ok().and_then(|r| r.binding_index) {
         out["binding"] = serde_json::json!({"index": i, "text": describe(i)});
     }
@@ -108,7 +130,27 @@ fn json_output(e: &Explanation, describe: &dyn Fn(usize) -> String) -> serde_jso
     out
 }
 
-fn print_text(input: &RouteInput, e: &Explanation, describe: &dyn Fn(usize) -> String) {
+fn print_route(r: &Route, describe: &dyn Fn(usize) -> String) {
+    println!("agent:   {}  (matched by {})", r.agent_id, r.matched_by.as_str());
+    if let Some(i) = r.binding_index {
+        println!("binding: bindings[{i}] {}", describe(i));
+    }
+    println!(
+        "session: {}  (main: {}, last route: {}, {} chat, {} session)",
+        r.session_key,
+        r.main_session_key,
+        r.last_route_policy.as_str(),
+        r.chat_type.as_str(),
+        r.session_kind.label()
+    );
+}
+
+fn print_text(
+    input: &RouteInput,
+    dispatch: &Result<Dispatch, OwnerError>,
+    e: &Explanation,
+    describe: &dyn Fn(usize) -> String,
+) {
     let mut what = format!("channel {}", input.channel);
     what.push_str(&format!(", account {}", input.account_id.as_deref().unwrap_or("default")));
     if let Some(p) = &input.peer {
@@ -126,20 +168,24 @@ fn print_text(input: &RouteInput, e: &Explanation, describe: &dyn Fn(usize) -> S
     if !input.member_role_ids.is_empty() {
         what.push_str(&format!(", roles {}", input.member_role_ids.join(",")));
     }
+    if let Some(t) = &input.thread_id {
+        what.push_str(&format!(", thread {t}"));
+    }
     println!("message: {what}");
-    match &e.result {
-        Ok(r) => {
-            println!("agent:   {}  (matched by {})", r.agent_id, r.matched_by.as_str());
-            if let Some(i) = r.binding_index {
-                println!("binding: bindings[{i}] {}", describe(i));
+    match dispatch {
+        Ok(d) if d.broadcast.is_some() => {
+            let order = if d.broadcast == Some(chela_core::routing::BroadcastOrder::Sequential) {
+                "one after another"
+            } else {
+                "in parallel"
+            };
+            println!("broadcast group: {} agents answer, {order}; bindings do not apply", d.routes.len());
+            for r in &d.routes {
+                print_route(r, describe);
             }
-            println!(
-                "session: {}  (main: {}, last route: {})",
-                r.session_key,
-                r.main_session_key,
-                r.last_route_policy.as_str()
-            );
+            println!("\nwhat the bindings alone would choose:");
         }
+        Ok(d) => d.routes.iter().for_each(|r| print_route(r, describe)),
         Err(err) => println!("no agent: {err}"),
     }
     println!("\nwhy (tiers in precedence order):");

@@ -1,18 +1,18 @@
 //! `chela send` and `chela sessions`: through a running gateway's control
 //! API when one answers on the configured port, else directly on the files.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use chela_agent::store::SessionStore;
-use chela_agent::{AgentRuntime, FileStore, Inbound, Origin, Providers, RunLimits};
+use chela_agent::{FileStore, Inbound, Origin, Providers};
 use chela_core::ids::normalize_agent_id;
 use chela_core::roster::Roster;
-use chela_core::session_key::{build_main_session_key, parse_agent_session_key};
+use chela_core::routing::SessionTarget;
+use chela_core::session_key::parse_agent_session_key;
+use chela_core::snapshot::SnapshotCell;
 use serde_json::{json, Value};
 
 use crate::context::Context;
@@ -58,31 +58,35 @@ pub enum SessionsCommand {
 fn control(
     ctx: &Context,
     ctx_cfg: &chela_core::config::Config,
-    method: &str,
+    method: reqwest::Method,
     path: &str,
     body: Option<&Value>,
 ) -> Result<Option<Value>> {
     let addr = crate::gateway::listen_addr(ctx_cfg, None, Some("loopback"))?;
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
-        return Ok(None);
+    let client = reqwest::blocking::Client::builder()
+        .connect_timeout(Duration::from_millis(300))
+        .timeout(Duration::from_secs(600))
+        .no_proxy()
+        .build()
+        .context("cannot build an HTTP client")?;
+    let mut request = client.request(method, format!("http://{addr}{path}"));
+    if let Some(token) = crate::gateway::client_token(ctx, ctx_cfg) {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = match request.send() {
+        Ok(r) => r,
+        // Nobody listening: the caller works on the files instead.
+        Err(e) if e.is_connect() => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("gateway at {addr}")),
     };
-    s.set_read_timeout(Some(Duration::from_secs(600)))?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let auth = crate::gateway::client_token(ctx, ctx_cfg)
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let status: u16 = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let text = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    let v: Value = serde_json::from_str(text).unwrap_or(Value::String(text.to_string()));
-    if status != 200 {
-        bail!("gateway at {addr} answered {status}: {}", v.get("error").and_then(Value::as_str).unwrap_or(text));
+    let status = response.status();
+    let text = response.text().with_context(|| format!("reading the answer of the gateway at {addr}"))?;
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+    if !status.is_success() {
+        bail!("gateway at {addr} answered {status}: {}", v.get("error").and_then(Value::as_str).unwrap_or(&text));
     }
     Ok(Some(v))
 }
@@ -95,49 +99,41 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
     if let Some(s) = &args.session {
         body["sessionKey"] = json!(s);
     }
-    let outcome = match control(ctx, &cfg, "POST", "/api/v1/send", Some(&body))? {
+    let outcome = match control(ctx, &cfg, reqwest::Method::POST, "/api/v1/send", Some(&body))? {
         Some(v) => v,
         None => {
             if Roster::from_config(&cfg).find(&agent).is_none() {
                 bail!("unknown agent `{}` (see `chela agents list`)", args.agent);
             }
+            let target = SessionTarget::requested(&cfg, &agent, args.session.as_deref())?;
             let rt = crate::plugins::runtime()?;
             rt.block_on(async {
                 let plugins = Arc::new(crate::plugins::load(ctx, &cfg).await?);
-                let main_key = build_main_session_key(&agent, cfg.session.as_ref().and_then(|s| s.main_key.as_deref()));
-                let cfg = Arc::new(cfg.clone());
-                let secrets_cfg = cfg.clone();
-                let vars = |k: &str| std::env::var(k).ok();
-                let secrets: Arc<chela_agent::runtime::SecretsFor> =
-                    Arc::new(move |p: &str| chela_gateway::tool_secrets(&secrets_cfg, &vars, p));
-                let providers = Providers::from_config(&cfg, Arc::new(|k: &str| std::env::var(k).ok()));
-                let runtime = Arc::new(AgentRuntime::new(
-                    cfg,
-                    ctx.env.clone(),
-                    plugins,
-                    providers,
-                    secrets,
-                    RunLimits::default(),
-                ));
-                chela_agent::sessions_access::connect(&runtime);
+                let cell = SnapshotCell::of(Arc::new(cfg.clone()));
+                let snap = cell.load();
+                let vars: Arc<chela_plugin::channel::EnvVars> = Arc::new(|k: &str| std::env::var(k).ok());
+                let providers = Providers::from_config(&snap.config, vars.clone());
                 // Without a gateway there is no chat to deliver to: what sub-agents
                 // report back is printed after the reply.
                 let announced = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
                 let sink = announced.clone();
-                runtime.set_announcer(Arc::new(move |a: chela_agent::Announcement| {
+                let announcer: Arc<chela_agent::runtime::Announcer> = Arc::new(move |a: chela_agent::Announcement| {
                     sink.lock().unwrap_or_else(|p| p.into_inner()).push(a.text)
-                }));
+                });
+                let runtime =
+                    chela_gateway::agent_runtime(cell, ctx.env.clone(), plugins, providers, vars, Some(announcer));
                 let turn = runtime
-                    .run(Inbound {
-                        agent_id: agent.clone(),
-                        session_key: args.session.clone().unwrap_or_else(|| main_key.clone()),
-                        main_session_key: main_key,
-                        text: args.message.clone(),
-                        chat_type: "direct".into(),
-                        origin: Origin { provider: Some("cli".into()), ..Origin::default() },
-                        extra_system: None,
-                        delivery: None,
-                    })
+                    .run(
+                        &snap,
+                        Inbound {
+                            target,
+                            text: args.message.clone(),
+                            sender_id: None,
+                            origin: Origin { provider: Some("cli".into()), ..Origin::default() },
+                            extra_system: None,
+                            delivery: None,
+                        },
+                    )
                     .await?;
                 // Sub-agents and agent-to-agent replies this turn started finish before we exit.
                 runtime.settle().await;

@@ -365,3 +365,76 @@ async fn single_agent_mode_runs_main_everywhere() {
     let t = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && t.contains("`work`") && t.contains("single-agent"), "{t}");
 }
+
+/// `chela route` prints what the gateway does: for a broadcast group in a
+/// thread and a DM in a thread, the agents and session keys it predicts are
+/// exactly the sessions the running gateway then creates (read back from
+/// the stores), not a copy of the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_prints_what_the_gateway_does_for_broadcast_and_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let text = r#"{
+      agents: { list: [ { id: "alpha", default: true }, { id: "beta" }, { id: "gamma" } ] },
+      session: { dmScope: "per-channel-peer" },
+      bindings: [ { agentId: "gamma", match: { channel: "webhook", accountId: "inbox", peer: { kind: "direct", id: "ana" } } } ],
+      broadcast: { strategy: "sequential", "room-1": ["alpha", "beta"] },
+      channels: { webhook: { dmPolicy: "open", allowFrom: ["*"], groupPolicy: "open",
+        groups: { "*": { requireMention: false } }, accounts: { inbox: { webhookToken: "inbox-secret" } } } }
+    }"#;
+    let gw = Gateway::start_with(root, text, &["channel_webhook_js"]).await;
+    let predict = |peer: &'static str, thread: &'static str| {
+        let config = gw.config.clone();
+        async move {
+            let args =
+                ["route", "--json", "--channel", "webhook", "--account", "inbox", "--peer", peer, "--thread", thread];
+            let out = chela(root, &config).args(args).output().await.unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let routes = v["routes"].as_array().cloned().unwrap_or_default();
+            let pairs: Vec<(String, String)> = routes
+                .iter()
+                .map(|r| (r["agentId"].as_str().unwrap().to_string(), r["sessionKey"].as_str().unwrap().to_string()))
+                .collect();
+            (pairs, v)
+        }
+    };
+    let (room, room_json) = predict("group:room-1", "T-7").await;
+    assert_eq!(room_json["broadcast"], "sequential", "{room_json}");
+    assert_eq!(room.len(), 2, "{room_json}");
+    assert!(room.iter().all(|(_, k)| k.ends_with(":thread:t-7")), "{room:?}");
+    let (ana, ana_json) = predict("direct:ana", "t-9").await;
+    assert_eq!(ana_json["routes"][0]["agentId"], "gamma", "{ana_json}");
+    assert_eq!(ana.len(), 1, "{ana_json}");
+
+    let auth = [("authorization", "Bearer inbox-secret"), ("content-type", "application/json")];
+    for msg in [
+        r#"{"id":"g1","chat":{"type":"group","id":"room-1"},"from":{"id":"bob","name":"Bob"},"text":"hello room","threadId":"T-7"}"#,
+        r#"{"id":"d1","chat":{"type":"direct","id":"ana"},"from":{"id":"ana","name":"Ana"},"text":"hello me","threadId":"t-9"}"#,
+    ] {
+        let posted = gw.post("/channels/webhook/inbox/messages", &auth, msg.as_bytes()).await;
+        assert!(posted.status < 300, "{} {}", posted.status, posted.body);
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let outbox = gw.get("/channels/webhook/inbox/outbox?after=0", &auth).await;
+        let v: Value = serde_json::from_str(&outbox.body).unwrap_or_default();
+        if v["messages"].as_array().map_or(0, Vec::len) >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not every turn replied: {}", outbox.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = chela(root, &gw.config).args(["sessions", "list", "--all-agents", "--json"]).output().await.unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut made: Vec<(String, String)> = v["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["agentId"].as_str().unwrap().to_string(), s["key"].as_str().unwrap().to_string()))
+        .collect();
+    made.sort();
+    let mut predicted: Vec<(String, String)> = room.into_iter().chain(ana).collect();
+    predicted.sort();
+    assert_eq!(made, predicted, "chela route predicted {predicted:?}; the gateway made {made:?}");
+}

@@ -12,3 +12,4 @@ pub mod policy;
 pub mod roster;
 pub mod routing;
 pub mod session_key;
+pub mod snapshot;

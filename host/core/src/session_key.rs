@@ -12,6 +12,97 @@ use serde_json::Value as Json;
 use crate::config::schema::{DmScope, GroupScope};
 use crate::ids::{js_trim, normalize_account_id, normalize_agent_id, normalize_main_key, ChatType};
 
+/// A session key, built only by this module's constructors (or read back
+/// from storage with [`SessionKey::parse`]): nobody outside core formats or
+/// takes one apart.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct SessionKey(String);
+
+impl SessionKey {
+    /// `agent:<id>:<mainKey>`: an agent's main session.
+    pub fn main(agent_id: &str, main_key: Option<&str>) -> SessionKey {
+        SessionKey(build_main_session_key(agent_id, main_key))
+    }
+
+    /// The session of a message from a peer (dmScope/groupScope applied).
+    pub fn peer(parts: &PeerKeyParts<'_>) -> SessionKey {
+        SessionKey(build_peer_session_key(parts))
+    }
+
+    /// This key's thread session (`:thread:<id>`); itself without a thread.
+    pub fn with_thread(&self, thread_id: Option<&str>) -> SessionKey {
+        SessionKey(build_thread_session_key(&self.0, thread_id, true))
+    }
+
+    /// A sub-agent's session `agent:<id>:subagent:<run id>`.
+    pub fn subagent(agent_id: &str, run_id: &str) -> SessionKey {
+        let run: String = run_id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+        SessionKey(format!("agent:{}:subagent:{}", normalize_agent_id(Some(agent_id)), run.to_lowercase()))
+    }
+
+    /// The session of an OpenAI-compatible API request ([`build_api_session_key`]).
+    pub fn api(agent_id: &str, caller: ApiCaller<'_>) -> SessionKey {
+        SessionKey(build_api_session_key(agent_id, caller))
+    }
+
+    /// A key a control-API caller names (maybe short, like `main`), as stored
+    /// for `agent_id` ([`to_agent_store_session_key`]).
+    pub fn requested(agent_id: &str, request_key: Option<&str>, main_key: Option<&str>) -> SessionKey {
+        SessionKey(to_agent_store_session_key(agent_id, request_key, main_key))
+    }
+
+    /// An agent session key read back (from a store, a tool argument, a
+    /// request): normalized, or `None` when it is not `agent:<id>:<rest>`.
+    pub fn parse(raw: &str) -> Option<SessionKey> {
+        let p = parse_agent_session_key(raw)?;
+        Some(SessionKey(format!("agent:{}:{}", p.agent_id, p.rest)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The agent the session belongs to.
+    pub fn agent_id(&self) -> String {
+        parse_agent_session_key(&self.0).map(|p| p.agent_id).unwrap_or_default()
+    }
+
+    /// A sub-agent's session (`sessions_spawn`).
+    pub fn is_subagent(&self) -> bool {
+        parse_agent_session_key(&self.0).is_some_and(|p| p.rest.starts_with("subagent:"))
+    }
+
+    /// Sessions that get the minimal prompt: sub-agents and cron runs.
+    pub fn is_background(&self) -> bool {
+        self.0.contains(":subagent:") || self.0.contains(":cron:")
+    }
+}
+
+impl std::fmt::Display for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for SessionKey {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for SessionKey {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SessionKey {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// `agent:<id>:<mainKey>`.
 pub fn build_main_session_key(agent_id: &str, main_key: Option<&str>) -> String {
     format!("agent:{}:{}", normalize_agent_id(Some(agent_id)), normalize_main_key(main_key))
@@ -89,7 +180,7 @@ fn preserves_case(channel: &str, kind: &str, id: &str) -> bool {
 
 /// The peer id as written into keys: `unknown` when blank, case kept for
 /// opaque room ids, else lowercased.
-fn key_peer_id(channel: &str, kind: &str, id: &str) -> String {
+pub(crate) fn key_peer_id(channel: &str, kind: &str, id: &str) -> String {
     let id = js_trim(id);
     if id.is_empty() {
         "unknown".to_string()
@@ -404,6 +495,21 @@ mod tests {
             assert!(rest.starts_with("openai:") && subagent_depth(Some(&key)) == 0, "{key}");
             assert_eq!(rest.matches(':').count(), 1, "no smuggled separators: {key}");
         }
+    }
+
+    #[test]
+    fn typed_keys_come_from_constructors() {
+        let main = SessionKey::main("Work", None);
+        assert_eq!(main, "agent:work:main");
+        assert_eq!(main.with_thread(Some(" T1 ")), "agent:work:main:thread:t1");
+        assert_eq!(main.with_thread(None), main);
+        let child = SessionKey::subagent("work", "A1:b");
+        assert_eq!(child, "agent:work:subagent:a1b");
+        assert!(child.is_subagent() && child.is_background() && !main.is_subagent());
+        assert_eq!(child.agent_id(), "work");
+        assert_eq!(SessionKey::parse(" Agent:Work:Main "), Some(main.clone()));
+        assert_eq!(SessionKey::parse("main"), None);
+        assert_eq!(SessionKey::requested("work", Some("main"), None), main);
     }
 
     #[test]

@@ -10,6 +10,9 @@ use std::sync::Arc;
 use chela_agent::{Inbound, Origin, Providers};
 use chela_core::config::load_str;
 use chela_core::config::paths::Environment;
+use chela_core::ids::ChatType;
+use chela_core::routing::SessionTarget;
+use chela_core::session_key::{ApiCaller, SessionKey};
 use chela_gateway::{Gateway, GatewayOptions};
 use chela_plugin::channel::{InboundEvent, Peer, PeerKind};
 use chela_plugin::{Limits, PluginEngine, Plugins};
@@ -63,22 +66,23 @@ fn bench(c: &mut Criterion) {
     let mut n = 0u64;
     let mut turn = |text: &str| {
         n += 1;
+        // A fresh session per iteration: the transcript does not grow across samples.
+        let key = SessionKey::api("work", ApiCaller::User(&format!("bench-{n}")));
         Inbound {
-            agent_id: "work".into(),
-            // A fresh session per iteration: the transcript does not grow across samples.
-            session_key: format!("agent:work:bench:direct:{n}"),
-            main_session_key: "agent:work:main".into(),
+            target: SessionTarget::of_key(&gw.config(), key, ChatType::Direct),
             text: text.into(),
-            chat_type: "direct".into(),
+            sender_id: None,
             origin: Origin::default(),
             extra_system: None,
             delivery: None,
         }
     };
     let mut g = c.benchmark_group("pipeline");
-    g.bench_function("turn_offline_model", |b| b.iter(|| rt.block_on(gw.runtime().run(turn("hello"))).unwrap()));
+    g.bench_function("turn_offline_model", |b| {
+        b.iter(|| rt.block_on(gw.runtime().run(&gw.snapshot(), turn("hello"))).unwrap())
+    });
     g.bench_function("turn_with_rust_tool_call", |b| {
-        b.iter(|| rt.block_on(gw.runtime().run(turn(r#"/tool echo {"text": "hi"}"#))).unwrap())
+        b.iter(|| rt.block_on(gw.runtime().run(&gw.snapshot(), turn(r#"/tool echo {"text": "hi"}"#))).unwrap())
     });
     let mut m = 0u64;
     g.bench_function("webhook_event_through_js_channel", |b| {

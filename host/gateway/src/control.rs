@@ -9,7 +9,7 @@ use chela_agent::store::SessionStore;
 use chela_agent::{Inbound, Origin};
 use chela_core::config::paths::agent_workspace;
 use chela_core::routing::RouteInput;
-use chela_core::session_key::build_main_session_key;
+use chela_core::routing::SessionTarget;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
@@ -77,9 +77,8 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Socke
 }
 
 fn agents(gw: &Gateway) -> Reply {
-    let cfg = gw.config();
-    let table = gw.table();
-    let roster = table.roster();
+    let snap = gw.snapshot();
+    let (cfg, roster) = (&snap.config, snap.routes.roster());
     let list: Vec<serde_json::Value> = roster
         .ids()
         .into_iter()
@@ -97,7 +96,7 @@ fn agents(gw: &Gateway) -> Reply {
                 "id": id,
                 "name": name,
                 "default": roster.default_agent() == id,
-                "workspace": agent_workspace(&cfg, roster, &id, &gw.env),
+                "workspace": agent_workspace(cfg, roster, &id, &gw.env),
                 "bindings": bindings,
             })
         })
@@ -108,7 +107,7 @@ fn agents(gw: &Gateway) -> Reply {
 fn sessions(gw: &Gateway, agent: Option<String>) -> Reply {
     let ids = match agent {
         Some(a) => vec![chela_core::ids::normalize_agent_id(Some(&a))],
-        None => gw.table().roster().ids(),
+        None => gw.snapshot().routes.roster().ids(),
     };
     let mut out = Vec::new();
     for id in ids {
@@ -157,22 +156,21 @@ async fn send(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let cfg = gw.config();
-    let agent = chela_core::ids::normalize_agent_id(Some(&body.agent_id));
-    let main_key = cfg.session.as_ref().and_then(|s| s.main_key.as_deref());
-    let main = build_main_session_key(&agent, main_key);
+    let snap = gw.snapshot();
+    let target = match SessionTarget::requested(&snap.config, &body.agent_id, body.session_key.as_deref()) {
+        Ok(t) => t,
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why.to_string()),
+    };
     let inbound = Inbound {
-        agent_id: agent,
-        session_key: body.session_key.unwrap_or_else(|| main.clone()),
-        main_session_key: main,
+        target,
         text: body.text,
-        chat_type: "direct".into(),
+        sender_id: None,
         origin: Origin { provider: Some("api".into()), label: Some("control API".into()), ..Origin::default() },
         extra_system: None,
         delivery: None,
     };
     let _turn = gw.inflight.enter();
-    match gw.runtime.run(inbound).await {
+    match gw.runtime.run(&snap, inbound).await {
         Ok(t) => json(StatusCode::OK, &serde_json::json!(t)),
         Err(chela_agent::RunError::UnknownAgent(a)) => error(StatusCode::NOT_FOUND, &format!("unknown agent `{a}`")),
         Err(e @ chela_agent::RunError::QueueFull(_)) => error(StatusCode::TOO_MANY_REQUESTS, &e.to_string()),
@@ -189,8 +187,8 @@ async fn route(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         Ok(i) => i,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
-    match gw.table().resolve(&input) {
-        Ok(r) => json(StatusCode::OK, &serde_json::json!(r)),
+    match gw.snapshot().routes.dispatch(&input) {
+        Ok(d) => json(StatusCode::OK, &serde_json::json!(d)),
         Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
     }
 }

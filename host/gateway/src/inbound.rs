@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use chela_agent::{DeliveryContext, Inbound, Origin};
 use chela_core::access::{dm_access, group_access, is_mentioned, mention_patterns, DmVerdict, GroupVerdict};
-use chela_core::routing::{PeerRef, Route, RouteInput};
-use chela_core::session_key::build_thread_session_key;
+use chela_core::ids::ChatType;
+use chela_core::routing::{BroadcastOrder, PeerRef, Route, RouteInput};
+use chela_core::snapshot::Snapshot;
 use chela_plugin::channel::{ChannelRuntime, Delivery, InboundEvent, OutboundMessage, PeerKind};
 
 use crate::pairing::Pairing;
@@ -19,23 +20,35 @@ const MAX_DELIVERY_ATTEMPTS: u32 = 4;
 /// The longest retry-after we wait for before giving up on a reply.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 
-pub fn kind_str(k: PeerKind) -> &'static str {
+/// The WIT peer kind as core's chat type, and back.
+pub fn chat_type(k: PeerKind) -> ChatType {
     match k {
-        PeerKind::Direct => "direct",
-        PeerKind::Group => "group",
-        PeerKind::Channel => "channel",
+        PeerKind::Direct => ChatType::Direct,
+        PeerKind::Group => ChatType::Group,
+        PeerKind::Channel => ChatType::Channel,
     }
 }
 
-fn route_input(ev: &InboundEvent) -> RouteInput {
+fn peer_kind(c: ChatType) -> PeerKind {
+    match c {
+        ChatType::Direct => PeerKind::Direct,
+        ChatType::Group => PeerKind::Group,
+        ChatType::Channel => PeerKind::Channel,
+    }
+}
+
+/// What routing needs to know of an adapter's event (thread included: the
+/// thread's session is decided by core, not here).
+pub fn route_input(ev: &InboundEvent) -> RouteInput {
     RouteInput {
         channel: ev.channel.clone(),
         account_id: Some(ev.account_id.clone()),
-        peer: Some(PeerRef::new(kind_str(ev.peer.kind), ev.peer.id.clone())),
-        parent_peer: ev.parent_peer.as_ref().map(|p| PeerRef::new(kind_str(p.kind), p.id.clone())),
+        peer: Some(PeerRef::of(chat_type(ev.peer.kind), ev.peer.id.clone())),
+        parent_peer: ev.parent_peer.as_ref().map(|p| PeerRef::of(chat_type(p.kind), p.id.clone())),
         guild_id: ev.guild_id.clone(),
         team_id: ev.team_id.clone(),
         member_role_ids: ev.member_role_ids.clone(),
+        thread_id: ev.thread_id.clone(),
         ..RouteInput::default()
     }
 }
@@ -58,7 +71,9 @@ impl Gateway {
     /// Runs one event through the pipeline. Never panics; every exit is an [`Outcome`].
     pub async fn handle_event(self: &Arc<Self>, channel: Arc<ChannelRuntime>, ev: InboundEvent) -> Outcome {
         let _turn = self.inflight.enter();
-        let cfg = self.config();
+        // One snapshot for the whole message: access, routing and every turn it starts.
+        let snap = self.snapshot();
+        let cfg = &snap.config;
         let (ch, account) = (ev.channel.clone(), ev.account_id.clone());
         if ch != channel.channel_id() || !channel.has_account(&account) {
             return self.drop_event(&ch, &account, "adapter reported another channel or account");
@@ -66,53 +81,50 @@ impl Gateway {
         // DM access runs before routing: unknown senders never reach an agent.
         if ev.peer.kind == PeerKind::Direct {
             let pairing = Pairing::new(&self.env.state_dir());
-            match dm_access(&cfg, &ch, &account, &ev.sender_id, &pairing.approved(&ch, &account)) {
+            match dm_access(cfg, &ch, &account, &ev.sender_id, &pairing.approved(&ch, &account)) {
                 DmVerdict::Allow => {}
                 DmVerdict::Pairing => return self.offer_pairing(&pairing, &channel, &ev).await,
                 DmVerdict::Deny(why) => return self.drop_event(&ch, &account, &why),
             }
         }
-        let input = route_input(&ev);
-        let table = self.table();
-        // A broadcast group replaces bindings for its peer (reference §8).
-        let (routes, sequential) = match table.broadcast(&input) {
-            Some(b) => b,
-            None => match table.resolve(&input) {
-                Ok(r) => (vec![r], true),
-                Err(e) => return self.fail(&ch, &account, "route", format!("no agent for the message: {e}")),
-            },
+        let dispatch = match snap.routes.dispatch(&route_input(&ev)) {
+            Ok(d) => d,
+            Err(e) => return self.fail(&ch, &account, "route", format!("no agent for the message: {e}")),
         };
+        let (routes, order) = (dispatch.routes, dispatch.broadcast);
         for r in &routes {
             self.metrics.inc("chela_routes_total", &[("matched_by", r.matched_by.as_str()), ("agent", &r.agent_id)]);
         }
         if ev.peer.kind != PeerKind::Direct {
-            match group_access(&cfg, &ch, &account, &ev.peer.id, &ev.sender_id) {
+            match group_access(cfg, &ch, &account, &ev.peer.id, &ev.sender_id) {
                 GroupVerdict::Deny(why) => return self.drop_event(&ch, &account, &why),
                 GroupVerdict::Allow { require_mention: true }
                     if !ev.mentions_bot
-                        && !routes.iter().any(|r| is_mentioned(&mention_patterns(&cfg, &r.agent_id), &ev.text)) =>
+                        && !routes.iter().any(|r| is_mentioned(&mention_patterns(cfg, &r.agent_id), &ev.text)) =>
                 {
                     return self.drop_event(&ch, &account, "group message without a mention");
                 }
                 GroupVerdict::Allow { .. } => {}
             }
         }
-        if routes.len() == 1 {
-            let route = routes.into_iter().next().expect("one route");
-            return self.run_route(&channel, &ev, route).await;
-        }
+        let Some(order) = order else {
+            return match routes.into_iter().next() {
+                Some(route) => self.run_route(&snap, &channel, &ev, route).await,
+                None => self.fail(&ch, &account, "route", "routing returned no route".into()),
+            };
+        };
         // Broadcast: each agent on its own; one failing does not stop the others.
         let mut outcomes = Vec::with_capacity(routes.len());
-        if sequential {
+        if order == BroadcastOrder::Sequential {
             for route in routes {
-                outcomes.push(self.run_route(&channel, &ev, route).await);
+                outcomes.push(self.run_route(&snap, &channel, &ev, route).await);
             }
         } else {
             let tasks: Vec<_> = routes
                 .into_iter()
                 .map(|route| {
-                    let (gw, channel, ev) = (self.clone(), channel.clone(), ev.clone());
-                    tokio::spawn(async move { gw.run_route(&channel, &ev, route).await })
+                    let (gw, snap, channel, ev) = (self.clone(), snap.clone(), channel.clone(), ev.clone());
+                    tokio::spawn(async move { gw.run_route(&snap, &channel, &ev, route).await })
                 })
                 .collect();
             for t in tasks {
@@ -123,21 +135,25 @@ impl Gateway {
     }
 
     /// One agent's turn for an event, and its reply through the event's own route.
-    async fn run_route(self: &Arc<Self>, channel: &ChannelRuntime, ev: &InboundEvent, route: Route) -> Outcome {
+    async fn run_route(
+        self: &Arc<Self>,
+        snap: &Snapshot,
+        channel: &ChannelRuntime,
+        ev: &InboundEvent,
+        route: Route,
+    ) -> Outcome {
         let (ch, account) = (ev.channel.clone(), ev.account_id.clone());
         self.metrics
             .inc("chela_messages_in_total", &[("channel", &ch), ("account", &account), ("agent", &route.agent_id)]);
-        let session_key = build_thread_session_key(&route.session_key, ev.thread_id.as_deref(), true);
+        let session_key = route.session_key.to_string();
         let inbound = Inbound {
-            agent_id: route.agent_id.clone(),
-            session_key: session_key.clone(),
-            main_session_key: route.main_session_key.clone(),
+            target: route.target(),
             text: ev.text.clone(),
-            chat_type: kind_str(ev.peer.kind).to_string(),
+            sender_id: Some(ev.sender_id.clone()),
             origin: Origin {
                 label: ev.sender_name.clone(),
                 provider: Some(ch.clone()),
-                chat_type: Some(kind_str(ev.peer.kind).to_string()),
+                chat_type: Some(route.chat_type.as_str().to_string()),
                 from: Some(format!("{ch}:{}", ev.sender_id)),
                 to: Some(format!("{ch}:{}", ev.peer.id)),
                 account_id: Some(account.clone()),
@@ -151,7 +167,7 @@ impl Gateway {
                 thread_id: ev.thread_id.clone(),
             }),
         };
-        let turn = match self.runtime.run(inbound).await {
+        let turn = match self.runtime.run(snap, inbound).await {
             Ok(t) => t,
             Err(e) => return self.fail(&ch, &account, "agent", e.to_string()),
         };
@@ -198,23 +214,16 @@ impl Gateway {
         if a.text.trim().is_empty() {
             return;
         }
-        let kind = match a.chat_type.as_str() {
-            "group" => PeerKind::Group,
-            "channel" => PeerKind::Channel,
-            _ => PeerKind::Direct,
-        };
         let msg = OutboundMessage {
             account_id: d.account_id.clone(),
-            peer: chela_plugin::channel::Peer { kind, id: d.to.clone() },
+            peer: chela_plugin::channel::Peer { kind: peer_kind(a.chat_type), id: d.to.clone() },
             thread_id: d.thread_id.clone(),
             reply_to_message_id: None,
             text: a.text,
         };
         match deliver(&channel, msg).await {
             Ok(_) => {
-                let agent = chela_core::session_key::parse_agent_session_key(&a.session_key)
-                    .map(|p| p.agent_id)
-                    .unwrap_or_default();
+                let agent = a.session_key.agent_id();
                 self.metrics.inc(
                     "chela_messages_out_total",
                     &[("channel", &d.channel), ("account", &d.account_id), ("agent", &agent)],

@@ -25,10 +25,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chela_agent::{AgentRuntime, Providers, RunLimits};
+use chela_agent::runtime::RuntimeParts;
+use chela_agent::{AgentRuntime, Providers};
 use chela_core::config::paths::Environment;
 use chela_core::config::schema::Config;
-use chela_core::routing::RouteTable;
+use chela_core::snapshot::{Snapshot, SnapshotCell};
 use chela_plugin::capability::secrets::SecretStore;
 use chela_plugin::channel::{ChannelRuntime, EnvVars};
 use chela_plugin::{PluginKind, Plugins};
@@ -111,12 +112,10 @@ impl Drop for InflightGuard<'_> {
     }
 }
 
-/// The config in force; shared with the closures that read it (plugin secrets).
-type ConfigCell = Arc<RwLock<Arc<Config>>>;
-
 pub struct Gateway {
-    config: ConfigCell,
-    table: RwLock<Arc<RouteTable>>,
+    /// The config and its route table, as one value; shared with the agent
+    /// runtime and the plugin-secrets closure, swapped once per reload.
+    snapshot: Arc<SnapshotCell>,
     env: Environment,
     runtime: Arc<AgentRuntime>,
     plugins: Arc<Plugins>,
@@ -157,6 +156,26 @@ pub fn tool_secrets(cfg: &Config, vars: &EnvVars, plugin_id: &str) -> Arc<Secret
         Some((k, resolve(&value)?, hosts))
     });
     SecretStore::from_bound(entries)
+}
+
+/// The agent runtime of a host, assembled the one way the gateway and
+/// `chela send` both use: the shared snapshot, the plugins, the providers,
+/// tool secrets read from the snapshot in force (`plugins.entries.<id>.secrets`,
+/// `${VAR}` from `vars`), and where announcements go.
+pub fn agent_runtime(
+    snapshot: Arc<SnapshotCell>,
+    env: Environment,
+    plugins: Arc<Plugins>,
+    providers: Providers,
+    vars: Arc<EnvVars>,
+    announcer: Option<Arc<chela_agent::runtime::Announcer>>,
+) -> Arc<AgentRuntime> {
+    let secrets_of = snapshot.clone();
+    let secrets: Arc<chela_agent::runtime::SecretsFor> =
+        Arc::new(move |plugin: &str| tool_secrets(&secrets_of.load().config, &*vars, plugin));
+    let mut parts = RuntimeParts::new(snapshot, env, plugins, providers, secrets);
+    parts.announcer = announcer;
+    AgentRuntime::new(parts)
 }
 
 /// A running gateway: its address, and the handle that stops it.
@@ -204,54 +223,46 @@ impl Gateway {
         for (path, e) in &report.failed {
             tracing::warn!(path = %path.display(), error = %e, "plugin not loaded");
         }
-        let cell: ConfigCell = Arc::new(RwLock::new(config.clone()));
-        let (secrets_cfg, secret_vars) = (cell.clone(), vars.clone());
-        let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(move |plugin: &str| {
-            let cfg = secrets_cfg.read().unwrap_or_else(|p| p.into_inner()).clone();
-            tool_secrets(&cfg, &*secret_vars, plugin)
-        });
-        let runtime = Arc::new(AgentRuntime::new(
-            config.clone(),
-            env.clone(),
-            plugins.clone(),
-            providers,
-            secrets,
-            RunLimits::default(),
-        ));
-        chela_agent::sessions_access::connect(&runtime);
-        let gw = Arc::new(Gateway {
-            table: RwLock::new(Arc::new(RouteTable::build(&config))),
-            config: cell,
-            env,
-            runtime,
-            plugins,
-            channels: RwLock::default(),
-            channel_errors: RwLock::default(),
-            metrics: Metrics::default(),
-            inflight: Inflight::default(),
-            stopping: std::sync::atomic::AtomicBool::new(false),
-            options,
-            vars,
-            token,
-            auth_failures: guard::Lockout::new(10, 60, Duration::from_secs(60)),
-            webhook_failures: guard::Lockout::new(30, 600, Duration::from_secs(60)),
-        });
-        let weak = Arc::downgrade(&gw);
-        gw.runtime.set_announcer(Arc::new(move |a| {
-            if let Some(gw) = weak.upgrade() {
-                tokio::spawn(async move { gw.deliver_announcement(a).await });
+        let cell = SnapshotCell::of(config);
+        let gw = Arc::new_cyclic(|me: &std::sync::Weak<Gateway>| {
+            // Announcements are delivered through the channels of this gateway.
+            let me = me.clone();
+            let announcer: Arc<chela_agent::runtime::Announcer> = Arc::new(move |a| {
+                if let Some(gw) = me.upgrade() {
+                    tokio::spawn(async move { gw.deliver_announcement(a).await });
+                }
+            });
+            let runtime =
+                agent_runtime(cell.clone(), env.clone(), plugins.clone(), providers, vars.clone(), Some(announcer));
+            Gateway {
+                snapshot: cell,
+                env,
+                runtime,
+                plugins,
+                channels: RwLock::default(),
+                channel_errors: RwLock::default(),
+                metrics: Metrics::default(),
+                inflight: Inflight::default(),
+                stopping: std::sync::atomic::AtomicBool::new(false),
+                options,
+                vars,
+                token,
+                auth_failures: guard::Lockout::new(10, 60, Duration::from_secs(60)),
+                webhook_failures: guard::Lockout::new(30, 600, Duration::from_secs(60)),
             }
-        }));
+        });
         gw.sync_channels().await;
         Ok(gw)
     }
 
-    pub fn config(&self) -> Arc<Config> {
-        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The snapshot in force: a message takes it once and is decided on it.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load()
     }
 
-    pub fn table(&self) -> Arc<RouteTable> {
-        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The config of the snapshot in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.snapshot.load().config.clone()
     }
 
     /// The token control-plane requests must present.
@@ -279,9 +290,8 @@ impl Gateway {
     pub async fn apply_config(self: &Arc<Self>, config: Arc<Config>) {
         let old = self.config();
         let changed = changed_channels(&old, &config);
-        *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(RouteTable::build(&config));
-        self.runtime.set_config(config.clone());
-        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config.clone();
+        // One store: routing, turns and plugin secrets move to the new config together.
+        self.snapshot.store(Snapshot::new(config.clone()));
         let mut restart = Vec::new();
         for id in &changed {
             let Some(rt) = self.channel(id) else {

@@ -15,7 +15,10 @@ use std::sync::Arc;
 
 use chela_agent::{Inbound, Origin};
 use chela_core::ids::normalize_agent_id;
-use chela_core::session_key::{build_api_session_key, build_main_session_key, ApiCaller};
+use chela_core::ids::ChatType;
+use chela_core::routing::SessionTarget;
+use chela_core::session_key::{ApiCaller, SessionKey};
+use chela_core::snapshot::Snapshot;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
@@ -69,7 +72,8 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
 
 fn models(gw: &Gateway) -> Reply {
     let data: Vec<Value> = gw
-        .table()
+        .snapshot()
+        .routes
         .roster()
         .ids()
         .into_iter()
@@ -90,12 +94,13 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
     };
     let model = body["model"].as_str().unwrap_or_default().to_string();
     let from_model = ["chela:", "openclaw:", "agent:"].iter().find_map(|p| model.strip_prefix(p)).map(str::to_string);
-    let table = gw.table();
+    // One snapshot for the request: the agent, its session and its turn.
+    let snap = gw.snapshot();
     let agent = match agent_header.or(from_model) {
         Some(a) => normalize_agent_id(Some(&a)),
-        None => table.roster().default_agent(),
+        None => snap.routes.roster().default_agent(),
     };
-    if table.roster().find(&agent).is_none() {
+    if snap.routes.roster().find(&agent).is_none() {
         return oai_error(
             StatusCode::NOT_FOUND,
             &format!("unknown agent `{agent}` (see GET /v1/models)"),
@@ -109,8 +114,6 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
     else {
         return oai_error(StatusCode::BAD_REQUEST, "`messages` has no user message with text", "invalid_request_error");
     };
-    let cfg = gw.config();
-    let main = build_main_session_key(&agent, cfg.session.as_ref().and_then(|s| s.main_key.as_deref()));
     // The caller owns only sessions in the endpoint's namespace (core: build_api_session_key).
     let user = body["user"].as_str().filter(|u| !u.trim().is_empty());
     let request_id = uuid::Uuid::new_v4().simple().to_string();
@@ -119,14 +122,12 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         (None, Some(u)) => ApiCaller::User(u),
         (None, None) => ApiCaller::Request(&request_id),
     };
-    let session_key = build_api_session_key(&agent, caller);
+    let target = SessionTarget::of_key(&snap.config, SessionKey::api(&agent, caller), ChatType::Direct);
     let user = user.unwrap_or("anonymous").chars().take(64).collect::<String>();
     let inbound = Inbound {
-        agent_id: agent.clone(),
-        session_key,
-        main_session_key: main,
+        target,
         text,
-        chat_type: "direct".into(),
+        sender_id: None,
         origin: Origin { provider: Some("openai-api".into()), label: Some(user), ..Origin::default() },
         extra_system: None,
         delivery: None,
@@ -135,10 +136,10 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let model = format!("chela:{agent}");
     if body["stream"] == true {
-        return stream(gw, inbound, id, created, model);
+        return stream(gw, snap, inbound, id, created, model);
     }
     let _turn = gw.inflight.enter();
-    let turn = match gw.runtime.run(inbound).await {
+    let turn = match gw.runtime.run(&snap, inbound).await {
         Ok(t) => t,
         Err(e @ chela_agent::RunError::QueueFull(_)) => {
             return oai_error(StatusCode::TOO_MANY_REQUESTS, &e.to_string(), "rate_limit_error")
@@ -159,7 +160,7 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
 /// Server-sent events in OpenAI's chunk shape, each content delta as the
 /// model produces it; the turn runs on after a client goes away (its
 /// transcript is kept either way).
-fn stream(gw: Arc<Gateway>, inbound: Inbound, id: String, created: u64, model: String) -> Reply {
+fn stream(gw: Arc<Gateway>, snap: Arc<Snapshot>, inbound: Inbound, id: String, created: u64, model: String) -> Reply {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<bytes::Bytes>();
     let chunk = move |delta: Value, finish: Value| -> bytes::Bytes {
         let c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -173,7 +174,7 @@ fn stream(gw: Arc<Gateway>, inbound: Inbound, id: String, created: u64, model: S
     });
     tokio::spawn(async move {
         let _turn = gw.inflight.enter();
-        match gw.runtime.run_streaming(inbound, Some(sink)).await {
+        match gw.runtime.run_streaming(&snap, inbound, Some(sink)).await {
             Ok(_) => {
                 let _ = tx.send(chunk(json!({}), json!("stop")));
             }

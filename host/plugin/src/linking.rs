@@ -19,6 +19,7 @@ use crate::bindings::ToolPluginAllPre;
 use crate::call::{self, CallError, CallOutcome, Op, OpValue, ToolResult};
 use crate::capability::process::ProcessGrant;
 use crate::capability::secrets::SecretStore;
+use crate::capability::sessions::SessionsAccess;
 use crate::capability::{Capability, GrantSet, WorkspaceAccess};
 use crate::loader::{LoadedPlugin, PluginStatus, Plugins, ToolDescriptor};
 use crate::state::PluginState;
@@ -33,6 +34,7 @@ pub struct LinkedTool {
     secrets: Arc<SecretStore>,
     /// `plugins.entries.<id>.maxMemoryMb`, when set.
     memory_bytes: Option<usize>,
+    sessions: Option<Arc<dyn SessionsAccess>>,
 }
 
 /// A tool plugin that is loaded but not available to this agent, and why.
@@ -68,17 +70,20 @@ impl AgentTools {
 /// and what only the turn knows — the spawning session (a sub-agent gets the
 /// intersection of its own tools and its parent's) and whether the sender
 /// may run commands elevated (`tools.elevated`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LinkRequest<'a> {
     pub agent_id: &'a str,
     pub kind: SessionKind,
     pub parent: Option<(&'a str, SessionKind)>,
     pub elevated: bool,
+    /// What the `sessions` capability of these tools answers from (the
+    /// agent runtime's stores); `None`: its calls fail as unavailable.
+    pub sessions: Option<Arc<dyn SessionsAccess>>,
 }
 
 impl<'a> LinkRequest<'a> {
     pub fn new(agent_id: &'a str, kind: SessionKind) -> LinkRequest<'a> {
-        LinkRequest { agent_id, kind, parent: None, elevated: false }
+        LinkRequest { agent_id, kind, parent: None, elevated: false, sessions: None }
     }
 }
 
@@ -230,6 +235,7 @@ impl Plugins {
                         pre,
                         secrets: secrets(&p.id),
                         memory_bytes: plugin_memory(cfg, &p.id),
+                        sessions: request.sessions.clone(),
                     })
                 }
                 Err(e) => unavailable.push(no(e)),
@@ -258,7 +264,7 @@ impl LinkedTool {
             agent_id: &self.agent_id,
             grants: &self.grants,
             secrets: self.secrets.clone(),
-            sessions: plugins.sessions_access(),
+            sessions: self.sessions.clone(),
             memory_bytes: self.memory_bytes,
         };
         let out = call::run(engine, &self.pre, &self.plugin.id, scope, op).await;

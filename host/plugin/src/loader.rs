@@ -165,8 +165,6 @@ pub struct Plugins {
     loaded: RwLock<BTreeMap<String, Arc<LoadedPlugin>>>,
     failed: RwLock<BTreeMap<PathBuf, String>>,
     pre: Mutex<PreLinkCache>,
-    /// The agent runtime's answer to `sessions` calls (set once it exists).
-    sessions: RwLock<Option<Arc<dyn crate::capability::sessions::SessionsAccess>>>,
 }
 
 impl Plugins {
@@ -178,17 +176,7 @@ impl Plugins {
             loaded: RwLock::default(),
             failed: RwLock::default(),
             pre: Mutex::default(),
-            sessions: RwLock::default(),
         }
-    }
-
-    /// Connects the `sessions` capability to the agent runtime.
-    pub fn set_sessions_access(&self, access: Arc<dyn crate::capability::sessions::SessionsAccess>) {
-        *self.sessions.write().unwrap_or_else(|p| p.into_inner()) = Some(access);
-    }
-
-    pub(crate) fn sessions_access(&self) -> Option<Arc<dyn crate::capability::sessions::SessionsAccess>> {
-        self.sessions.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn engine(&self) -> &Arc<PluginEngine> {

@@ -36,6 +36,8 @@ struct State {
 pub struct OpenAiFake {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
+    /// While `true`, answers wait (recorded first, so a test sees a turn in its model call).
+    gate: Arc<tokio::sync::watch::Sender<bool>>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -60,9 +62,19 @@ impl OpenAiFake {
     /// A fake that accepts `key`.
     pub async fn start(key: &str) -> OpenAiFake {
         let state = Arc::new(Mutex::new(State { key: key.to_string(), ..State::default() }));
-        let st = state.clone();
-        let (addr, server) = wire::serve(move |req| handle(st.clone(), req)).await;
-        OpenAiFake { addr, state, server }
+        let gate = Arc::new(tokio::sync::watch::channel(false).0);
+        let (st, g) = (state.clone(), gate.clone());
+        let (addr, server) = wire::serve(move |req| handle(st.clone(), g.subscribe(), req)).await;
+        OpenAiFake { addr, state, gate, server }
+    }
+
+    /// Holds every answer until [`OpenAiFake::release`]: a turn stays in its model call.
+    pub fn hold(&self) {
+        self.gate.send_replace(true);
+    }
+
+    pub fn release(&self) {
+        self.gate.send_replace(false);
     }
 
     /// The `baseUrl` to configure (ends in `/v1`).
@@ -80,7 +92,11 @@ impl OpenAiFake {
     }
 }
 
-async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    state: Arc<Mutex<State>>,
+    mut gate: tokio::sync::watch::Receiver<bool>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let key = req
         .headers()
@@ -99,13 +115,15 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Fu
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return respond(400, "application/json", json!({"error": {"message": "We could not parse the JSON body of your request.", "type": "invalid_request_error"}}).to_string());
     };
-    let mut st = lock(&state);
-    st.requests.push((key.clone(), body.clone()));
-    if key.as_deref() != Some(st.key.as_str()) {
-        return respond(401, "application/json", json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}).to_string());
-    }
-    let answer = st.script.pop_front().unwrap_or(Scripted::Text("(no scripted answer)".into()));
-    drop(st);
+    let answer = {
+        let mut st = lock(&state);
+        st.requests.push((key.clone(), body.clone()));
+        if key.as_deref() != Some(st.key.as_str()) {
+            return respond(401, "application/json", json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}).to_string());
+        }
+        st.script.pop_front().unwrap_or(Scripted::Text("(no scripted answer)".into()))
+    };
+    let _ = gate.wait_for(|held| !held).await;
     let model = body["model"].as_str().unwrap_or("gpt").to_string();
     let chunk = |delta: Value, finish: Value| {
         json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_767_700_000, "model": model,

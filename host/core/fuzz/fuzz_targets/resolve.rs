@@ -74,8 +74,8 @@ fuzz_target!(|case: Case| {
             // Keys belong to the normalised agent id. (OpenClaw's normaliser is not
             // idempotent for ids that truncation leaves ending in `-`; see ids.rs.)
             let prefix = format!("agent:{}:", normalize_agent_id(Some(&route.agent_id)));
-            assert!(route.main_session_key.starts_with(&prefix), "{route:?}");
-            assert!(route.session_key.starts_with(&prefix), "{route:?}");
+            assert!(route.main_session_key.as_str().starts_with(&prefix), "{route:?}");
+            assert!(route.session_key.as_str().starts_with(&prefix), "{route:?}");
         }
         let _ = table.explain(&loaded.config, &input);
     }

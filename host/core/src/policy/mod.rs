@@ -7,12 +7,13 @@
 mod catalog;
 mod exec;
 mod matcher;
-mod pipeline;
+pub(crate) mod pipeline;
 
 pub use catalog::{normalize_tool_name, profile_allow, ToolCatalog, CORE_TOOLS, GROUPS};
 pub use exec::{exec_confinement, exec_unconfined, ExecConfinement, UNCONFINED};
 pub use matcher::ToolMatcher;
 pub use pipeline::{
-    agent_to_agent_allowed, effective_tools, elevated_allowed, is_sandboxed, may_spawn, reach, session_kind_for_key,
-    session_visible, workspace_access, EffectiveTools, Reach, SessionKind, SessionRights, ToolDecision,
+    agent_to_agent_allowed, classify_session, effective_tools, elevated_allowed, is_sandboxed, may_spawn, reach,
+    session_kind_for_key, session_visible, workspace_access, EffectiveTools, Reach, SessionKind, SessionRights,
+    ToolDecision,
 };

@@ -14,7 +14,8 @@ use crate::ids::normalize_agent_id;
 use crate::session_key::parse_agent_session_key;
 
 /// The kind of session the tools are for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum SessionKind {
     /// The agent's main session (DMs under `dmScope: main`).
     Main,
@@ -117,7 +118,7 @@ fn by_provider<'a>(
 }
 
 /// The agent's `sandbox.mode` (its own, else the defaults', else off).
-fn sandbox_mode(cfg: &Config, agent_id: &str) -> SandboxMode {
+pub(crate) fn sandbox_mode(cfg: &Config, agent_id: &str) -> SandboxMode {
     let id = normalize_agent_id(Some(agent_id));
     let agent = cfg.agent(&id).map(|(_, a)| a);
     agent
@@ -137,28 +138,45 @@ pub fn is_sandboxed(cfg: &Config, agent_id: &str, kind: &SessionKind) -> bool {
     }
 }
 
-/// The kind of session a routed message runs in, from its session key: the
-/// main key is `Main`; `agent:<id>:subagent:<uuid>` is a `Subagent`; `…:<channel>:[<account>:]group|channel:<id>…` is a
-/// group of that channel; any other (per-peer DM) session is non-main, so it
-/// runs sandboxed whenever the agent's sandbox mode is not `off`.
-pub fn session_kind_for_key(cfg: &Config, agent_id: &str, session_key: &str, main_session_key: &str) -> SessionKind {
-    if session_key == main_session_key {
+/// The one rule for a session's kind: the main key is `Main`; a sub-agent's
+/// key is `Subagent`; a group or channel chat is a `Group` of its channel;
+/// any other (per-peer DM, thread, API) session is non-main, so it runs
+/// sandboxed whenever the agent's sandbox mode is not `off`.
+pub fn classify_session(
+    is_main: bool,
+    is_subagent: bool,
+    group: Option<(&str, &str)>,
+    mode: SandboxMode,
+) -> SessionKind {
+    if is_main {
         return SessionKind::Main;
     }
-    let rest = parse_agent_session_key(session_key).map(|p| p.rest).unwrap_or_else(|| session_key.to_string());
-    if rest.starts_with("subagent:") {
+    if is_subagent {
         return SessionKind::Subagent;
     }
-    let tokens: Vec<&str> = rest.split(':').collect();
-    if let Some(i) = tokens.iter().position(|t| *t == "group" || *t == "channel") {
-        if let (true, Some(id)) = (i >= 1, tokens.get(i + 1)) {
-            return SessionKind::Group { channel: tokens[0].to_string(), group_id: id.to_string() };
-        }
+    if let Some((channel, group_id)) = group {
+        return SessionKind::Group { channel: channel.to_string(), group_id: group_id.to_string() };
     }
-    match sandbox_mode(cfg, agent_id) {
+    match mode {
         SandboxMode::Off => SessionKind::Main,
         _ => SessionKind::Sandboxed,
     }
+}
+
+/// The kind of a session known only by its stored key (sessions read back
+/// from a store, keys named by tools and API callers): [`classify_session`]
+/// on the key's shape, `…:<channel>:[<account>:]group|channel:<id>…` being a
+/// group of that channel. Routed messages do not come here: routing
+/// classifies them from the message itself (`Route::session_kind`).
+pub fn session_kind_for_key(cfg: &Config, agent_id: &str, session_key: &str, main_session_key: &str) -> SessionKind {
+    let rest = parse_agent_session_key(session_key).map(|p| p.rest).unwrap_or_else(|| session_key.to_string());
+    let tokens: Vec<&str> = rest.split(':').collect();
+    let group = tokens
+        .iter()
+        .position(|t| *t == "group" || *t == "channel")
+        .filter(|i| *i >= 1)
+        .and_then(|i| Some((tokens[0], *tokens.get(i + 1)?)));
+    classify_session(session_key == main_session_key, rest.starts_with("subagent:"), group, sandbox_mode(cfg, agent_id))
 }
 
 /// Whether the `sessions_*` tools of `caller_key` (agent `caller_agent`) may

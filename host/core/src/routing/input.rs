@@ -16,6 +16,11 @@ impl PeerRef {
     pub fn new(kind: impl Into<String>, id: impl Into<String>) -> Self {
         PeerRef { kind: kind.into(), id: id.into() }
     }
+
+    /// A peer whose kind the caller already knows (a channel adapter's event).
+    pub fn of(kind: ChatType, id: impl Into<String>) -> Self {
+        PeerRef { kind: kind.as_str().to_string(), id: id.into() }
+    }
 }
 
 /// Routing input, in the vectors' field names.
@@ -34,6 +39,8 @@ pub struct RouteInput {
     pub group_scope: Option<GroupScope>,
     /// Caller-supplied owner when no binding matches.
     pub default_agent_id: Option<String>,
+    /// The thread (Slack thread, Telegram topic, Discord thread) the message is in.
+    pub thread_id: Option<String>,
 }
 
 /// A peer after normalisation: `class` is `None` for kinds OpenClaw does not know.
@@ -93,6 +100,7 @@ impl RouteInput {
             "dmScope",
             "groupScope",
             "defaultAgentId",
+            "threadId",
         ];
         if let Some(unknown) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(format!("unknown route input key `{unknown}` (known: {})", KNOWN.join(", ")));
@@ -122,6 +130,7 @@ impl RouteInput {
             dm_scope,
             group_scope,
             default_agent_id: s("defaultAgentId"),
+            thread_id: s("threadId"),
         })
     }
 }

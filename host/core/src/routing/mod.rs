@@ -7,16 +7,23 @@
 //! Routing never drops a message: "no route" is the default agent, or an
 //! [`OwnerError`] when the config leaves ownership ambiguous.
 
+mod dispatch;
 mod explain;
 mod input;
 mod table;
+mod target;
 
+pub use dispatch::{BroadcastOrder, Dispatch};
 pub use explain::{CandidateVerdict, Explanation, TierOutcome, TierTrace};
 pub use input::{PeerRef, RouteInput};
 pub use table::RouteTable;
+pub use target::{main_key, ForeignSession, SessionTarget};
 
 use crate::config::schema::{DmScope, GroupScope};
+use crate::ids::ChatType;
+use crate::policy::SessionKind;
 use crate::roster::OwnerError;
+use crate::session_key::SessionKey;
 
 /// Which tier chose the agent (OpenClaw's `matchedBy` strings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -90,7 +97,8 @@ impl LastRoutePolicy {
     }
 }
 
-/// The outcome of routing one message.
+/// The outcome of routing one message: everything the gateway and the agent
+/// need to run its turn, decided here and nowhere else.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Route {
@@ -99,10 +107,18 @@ pub struct Route {
     pub account_id: String,
     pub dm_scope: DmScope,
     pub group_scope: GroupScope,
-    pub session_key: String,
-    pub main_session_key: String,
+    /// The session the turn runs in (the thread's own when the message is in one).
+    pub session_key: SessionKey,
+    pub main_session_key: SessionKey,
     pub last_route_policy: LastRoutePolicy,
     pub matched_by: MatchedBy,
+    /// The kind of chat (an unknown peer kind, or no peer, is `direct`).
+    pub chat_type: ChatType,
+    /// The thread the message is in, when the platform has threads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    /// The kind of session, for tool policy and the sandbox.
+    pub session_kind: SessionKind,
     /// Index into the config's `bindings` of the binding that matched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub binding_index: Option<usize>,

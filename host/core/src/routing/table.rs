@@ -14,12 +14,13 @@ use serde_json::Value as Json;
 
 use super::input::NormPeer;
 use super::{LastRoutePolicy, MatchedBy, Route, RouteInput, RouteResult};
-use crate::config::schema::{BindingSession, Config, DmScope, GroupScope};
+use crate::config::schema::{BindingSession, Config, DmScope, GroupScope, SandboxMode};
 use crate::ids::{
     js_trim, normalize_account_id, normalize_binding_id, normalize_channel, normalize_chat_type, ChatType,
 };
+use crate::policy::pipeline::{classify_session, sandbox_mode};
 use crate::roster::Roster;
-use crate::session_key::{build_main_session_key, build_peer_session_key, PeerKeyParts};
+use crate::session_key::{key_peer_id, PeerKeyParts, SessionKey};
 
 /// What a binding requires of the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +192,8 @@ pub struct RouteTable {
     /// `broadcast`: peer id → agents (unknown agents dropped at build).
     broadcast: HashMap<String, Vec<String>>,
     broadcast_sequential: bool,
+    /// Each known agent's `sandbox.mode` (decides a non-main session's kind).
+    sandbox: HashMap<String, SandboxMode>,
 }
 
 impl RouteTable {
@@ -267,7 +270,8 @@ impl RouteTable {
             })
             .unwrap_or_default();
         let broadcast_sequential = bc.and_then(|b| b.strategy.as_deref()) == Some("sequential");
-        RouteTable { roster, bindings, channels, session, broadcast, broadcast_sequential }
+        let sandbox = roster.ids().into_iter().map(|a| (a.clone(), sandbox_mode(cfg, &a))).collect();
+        RouteTable { roster, bindings, channels, session, broadcast, broadcast_sequential, sandbox }
     }
 
     pub fn roster(&self) -> &Roster {
@@ -385,10 +389,10 @@ impl RouteTable {
         let dm_scope = bs.and_then(|s| s.dm_scope).or(input.dm_scope).unwrap_or(self.session.dm_scope);
         let group_scope = bs.and_then(|s| s.group_scope).or(input.group_scope).unwrap_or(self.session.group_scope);
         let main_key = self.session.main_key.as_deref();
-        let main_session_key = build_main_session_key(&agent_id, main_key);
-        let session_key = match &peer {
+        let main_session_key = SessionKey::main(&agent_id, main_key);
+        let base = match &peer {
             None => main_session_key.clone(),
-            Some(p) => build_peer_session_key(&PeerKeyParts {
+            Some(p) => SessionKey::peer(&PeerKeyParts {
                 agent_id: &agent_id,
                 channel,
                 account_id: Some(account),
@@ -400,8 +404,22 @@ impl RouteTable {
                 main_key,
             }),
         };
+        let thread_id = input.thread_id.as_deref().map(js_trim).filter(|t| !t.is_empty()).map(str::to_string);
+        let session_key = base.with_thread(thread_id.as_deref());
         let last_route_policy =
             if session_key == main_session_key { LastRoutePolicy::Main } else { LastRoutePolicy::Session };
+        let chat_type = peer.as_ref().and_then(|p| p.class).unwrap_or(ChatType::Direct);
+        let group_id = match &peer {
+            Some(p) if chat_type != ChatType::Direct => Some(key_peer_id(channel, &p.key_kind, &p.id)),
+            _ => None,
+        };
+        let mode = self.sandbox.get(&agent_id).copied().unwrap_or_default();
+        let session_kind = classify_session(
+            session_key == main_session_key,
+            false,
+            group_id.as_deref().map(|g| (channel.as_str(), g)),
+            mode,
+        );
         Route {
             agent_id,
             channel: channel.clone(),
@@ -412,6 +430,9 @@ impl RouteTable {
             main_session_key,
             last_route_policy,
             matched_by,
+            chat_type,
+            thread_id,
+            session_kind,
             binding_index: binding.map(|b| b.source_index),
         }
     }
@@ -420,7 +441,8 @@ impl RouteTable {
     /// agent, each with its own session key, instead of bindings; `None` when
     /// the peer is not a broadcast group. The flag says whether to run them
     /// one after another (`strategy: "sequential"`) or in parallel (default).
-    pub fn broadcast(&self, input: &RouteInput) -> Option<(Vec<Route>, bool)> {
+    /// Callers go through [`RouteTable::dispatch`], which decides precedence.
+    pub(crate) fn broadcast(&self, input: &RouteInput) -> Option<(Vec<Route>, bool)> {
         let peer = input.peer.as_ref()?;
         let agents = self.broadcast.get(peer.id.trim())?;
         let norm = Normalized {

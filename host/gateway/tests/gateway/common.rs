@@ -22,6 +22,17 @@ pub fn wasm(name: &str) -> PathBuf {
 /// A gateway serving `config` with `plugins` in `<root>/state/plugins`; every
 /// configured channel's adapter must be running.
 pub async fn serve(root: &Path, config: &str, plugins: &[&str]) -> Running {
+    serve_with_vars(root, config, plugins, Arc::new(|_: &str| None)).await
+}
+
+/// [`serve`] with environment variables (model keys): the providers are
+/// the config's, as the binary builds them.
+pub async fn serve_with_vars(
+    root: &Path,
+    config: &str,
+    plugins: &[&str],
+    vars: Arc<chela_plugin::channel::EnvVars>,
+) -> Running {
     let pdir = root.join("state/plugins");
     std::fs::create_dir_all(&pdir).unwrap();
     for p in plugins {
@@ -34,10 +45,9 @@ pub async fn serve(root: &Path, config: &str, plugins: &[&str]) -> Running {
         ..Default::default()
     };
     let plugins = Arc::new(Plugins::new(Arc::new(PluginEngine::new(Limits::default()).unwrap()), vec![pdir], None));
+    let providers = Providers::from_config(&cfg, vars.clone());
     let gw =
-        Gateway::new(cfg, env, plugins, Providers::builtin(), GatewayOptions::loopback(0), Arc::new(|_: &str| None))
-            .await
-            .expect("gateway starts");
+        Gateway::new(cfg, env, plugins, providers, GatewayOptions::loopback(0), vars).await.expect("gateway starts");
     assert!(gw.missing_channels().is_empty(), "{:?}", gw.missing_channels());
     gw.serve().await.expect("listens")
 }

@@ -392,7 +392,8 @@ async fn control_api_auth_health_and_graceful_shutdown() {
             json!({"channel": "webhook", "accountId": "inbox", "peer": {"kind": "direct", "id": "bob"}}),
         )
         .await;
-    assert_eq!((s, &b["agentId"], &b["matchedBy"]), (200, &json!("support"), &json!("binding.peer")), "{b}");
+    let route = &b["routes"][0];
+    assert_eq!((s, &route["agentId"], &route["matchedBy"]), (200, &json!("support"), &json!("binding.peer")), "{b}");
     for _ in 0..10 {
         gw.call("GET", "/api/v1/agents", &[("authorization", "Bearer guess")], Value::Null).await;
     }

@@ -171,6 +171,26 @@ fn route_works_on_a_semantically_invalid_config() {
     assert_eq!(json(&out)["error"]["code"], "AGENT_SELECTION_REQUIRED");
 }
 
+/// A binding to an agent the roster does not know: `config validate`
+/// refuses it with the very words the runtime's routing answers a message
+/// it matches with, and `chela send` cannot run that agent either.
+#[test]
+fn validate_refuses_an_unknown_binding_agent_as_the_runtime_would() {
+    let s = Sandbox::new();
+    let cfg = s.write(
+        "c.json5",
+        "{agents: {list: [{id: 'work', default: true}]}, bindings: [{agentId: 'ghost', match: {channel: 'telegram'}}]}",
+    );
+    let routed = s.chela(&cfg, &["route", "--channel", "telegram", "--peer", "direct:1", "--json"]);
+    let runtime_says = json(&routed)["error"]["message"].as_str().expect("routing refuses").to_string();
+    let validated = s.chela(&cfg, &["config", "validate"]);
+    assert_eq!(validated.status.code(), Some(1), "{}", text(&validated));
+    let line = text(&validated).lines().find(|l| l.contains("bindings[0].agentId")).unwrap_or_default().to_string();
+    assert!(line.ends_with(&runtime_says), "validate: {line}\nruntime: {runtime_says}");
+    let sent = s.chela(&cfg, &["send", "--agent", "ghost", "hi"]);
+    assert!(!sent.status.success() && text(&sent).contains("unknown agent `ghost`"), "{}", text(&sent));
+}
+
 #[test]
 fn agents_add_bind_unbind_delete_round_trip() {
     let s = Sandbox::new();

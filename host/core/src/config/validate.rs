@@ -163,8 +163,12 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
                 if roster.find(agent).is_none()
                     && (roster.shape == RosterShape::Unconfigured || normalize_agent_id(Some(agent)) != "main") =>
             {
-                let mut d =
-                    err(format!("{path}.agentId"), format!("binding names agent `{agent}`, which is not configured"));
+                // The runtime's own words: what routing answers for a message this binding matches.
+                let message = match roster.pick(Some(agent)) {
+                    Err(e) => e.to_string(),
+                    Ok(_) => format!("binding names agent `{agent}`, which is not configured"),
+                };
+                let mut d = err(format!("{path}.agentId"), message);
                 if let Some(s) = suggest(agent, known.iter().map(String::as_str)) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 } else if roster.shape == RosterShape::Unconfigured {

@@ -28,6 +28,7 @@ use std::time::Duration;
 use chela_agent::runtime::RuntimeParts;
 use chela_agent::{AgentRuntime, Providers};
 use chela_core::config::paths::Environment;
+use chela_core::config::plugin_entry::{resolve_env_ref, PluginEntry};
 use chela_core::config::schema::Config;
 use chela_core::snapshot::{Snapshot, SnapshotCell};
 use chela_plugin::capability::secrets::SecretStore;
@@ -139,21 +140,12 @@ pub struct Gateway {
 /// or `{ value, hosts }` (then it is substituted only for those hosts);
 /// `"${VAR}"` reads the environment.
 pub fn tool_secrets(cfg: &Config, vars: &EnvVars, plugin_id: &str) -> Arc<SecretStore> {
-    let entry = cfg.plugins.as_ref().and_then(|p| p.entries.as_ref()?.get(plugin_id)?.get("secrets").cloned());
-    let resolve = |v: &str| match v.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
-        Some(var) => vars(var),
-        None => Some(v.to_string()),
-    };
-    let entries = entry.and_then(|v| v.as_object().cloned()).unwrap_or_default().into_iter().filter_map(|(k, v)| {
-        let (value, hosts) = match &v {
-            serde_json::Value::String(s) => (s.clone(), None),
-            serde_json::Value::Object(o) => {
-                let hosts = o.get("hosts").and_then(|h| serde_json::from_value::<Vec<String>>(h.clone()).ok());
-                (o.get("value")?.as_str()?.to_string(), hosts)
-            }
-            _ => return None,
-        };
-        Some((k, resolve(&value)?, hosts))
+    let entries = PluginEntry::of(cfg, plugin_id).secrets.into_iter().filter_map(|s| {
+        let value = resolve_env_ref(&s.value, vars);
+        if value.is_none() {
+            tracing::warn!(plugin = plugin_id, secret = %s.name, reference = %s.value, "secret references an environment variable that is not set");
+        }
+        Some((s.name, value?, s.hosts))
     });
     SecretStore::from_bound(entries)
 }
@@ -422,7 +414,18 @@ impl Gateway {
         let local = listener.local_addr().map_err(|error| GatewayError::Bind { addr, error })?;
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(server::accept_loop(self.clone(), listener, stopped));
-        let watcher = tokio::spawn(plugin_loop(Arc::downgrade(self), self.options.plugin_scan));
+        // New tools are linked on the next turn; channel plugins are (re)started here.
+        let gw = Arc::downgrade(self);
+        let watcher = self.plugins.watch(self.options.plugin_scan, move |report| {
+            let gw = gw.clone();
+            async move {
+                let Some(gw) = gw.upgrade() else { return false };
+                if report.changed() {
+                    gw.sync_channels().await;
+                }
+                true
+            }
+        });
         tracing::info!(%local, "gateway listening");
         Ok(Running { addr: local, gateway: self.clone(), stop, server, background: vec![watcher] })
     }
@@ -445,22 +448,6 @@ pub fn load_checked(path: &std::path::Path, env: &Environment) -> Result<Config,
         Ok(loaded.config)
     } else {
         Err(errors)
-    }
-}
-
-/// Rescans plugin dirs; new tools are linked on the next turn, channel
-/// plugins are (re)started here.
-async fn plugin_loop(gw: std::sync::Weak<Gateway>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(gw) = gw.upgrade() else { return };
-        let r = gw.plugins.rescan().await;
-        if !(r.loaded.is_empty() && r.replaced.is_empty() && r.removed.is_empty()) {
-            tracing::info!(loaded = ?r.loaded, replaced = ?r.replaced, removed = ?r.removed, "plugins changed");
-            gw.sync_channels().await;
-        }
     }
 }
 

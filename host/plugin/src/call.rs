@@ -1,39 +1,22 @@
-//! Running one call in a fresh instance under the limits: memory cap
-//! (`StoreLimits`), wall-clock deadline (epoch ticks; the guest yields to
-//! tokio every tick), and failure accounting that disables a plugin which
-//! keeps trapping. A trap, timeout or out-of-memory fails only that call.
+//! A tool call: `describe` or `invoke` in a fresh instance built from the
+//! caller's grants, one guarded call (`guarded.rs`: deadline, memory,
+//! failure accounting). A trap, timeout or out-of-memory fails only that call.
+//!
+//! Must not: decide grants (that is `linking`) or keep instances between calls.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{Store, UpdateDeadline};
+use wasmtime::Store;
 
 use crate::bindings::chela::plugin::types::{InvokeContext, ToolError, ToolInfo};
 use crate::bindings::ToolPluginAllPre;
 use crate::capability::secrets::SecretStore;
 use crate::capability::sessions::SessionsAccess;
 use crate::capability::GrantSet;
-use crate::engine::{Limits, PluginEngine, TICK};
-use crate::loader::LoadedPlugin;
+use crate::engine::PluginEngine;
+use crate::guarded::{guarded, new_store, CallError, Health};
 use crate::state::PluginState;
-
-/// Why a call produced no result.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    #[error("plugin `{plugin}` is disabled: {reason}")]
-    Disabled { plugin: String, reason: String },
-    #[error("plugin `{plugin}` did not finish within {limit:?}")]
-    Timeout { plugin: String, limit: Duration },
-    /// The deadline passed while the guest waited in a host call (a command, the network).
-    #[error("plugin `{plugin}` did not finish within {limit:?} (waiting on a command or the network)")]
-    WaitTimeout { plugin: String, limit: Duration },
-    #[error("plugin `{plugin}` exceeded its memory limit of {limit} bytes")]
-    OutOfMemory { plugin: String, limit: usize },
-    #[error("plugin `{plugin}` trapped: {message}")]
-    Trap { plugin: String, message: String },
-    #[error("cannot start plugin `{plugin}`: {message}")]
-    Setup { plugin: String, message: String },
-}
 
 /// A finished call: the value, the plugin's log lines, and how long it took.
 #[derive(Debug, Clone)]
@@ -65,22 +48,10 @@ impl From<ToolError> for ToolFailure {
     }
 }
 
-/// What to run in the instance.
-pub(crate) enum Op {
-    Describe,
-    Invoke(InvokeContext, String),
-}
-
-pub(crate) enum OpValue {
-    Describe(ToolInfo),
-    Invoke(ToolResult),
-}
-
-const DEADLINE: &str = "chela: call deadline exceeded";
-
 /// Whom a call runs for and with what: the agent, its grants, and the
 /// host services behind them.
 pub(crate) struct CallScope<'a> {
+    pub plugin_id: &'a str,
     pub agent_id: &'a str,
     pub grants: &'a GrantSet,
     pub secrets: Arc<SecretStore>,
@@ -89,104 +60,68 @@ pub(crate) struct CallScope<'a> {
     pub memory_bytes: Option<usize>,
 }
 
-/// Instantiates `pre` for the scope's agent with its grants and runs `op` under the limits.
-pub(crate) async fn run(
+/// A tool's `describe`, in a fresh instance (nothing granted beyond the scope).
+pub(crate) async fn describe(
     engine: &PluginEngine,
     pre: &ToolPluginAllPre<PluginState>,
-    plugin_id: &str,
+    health: &Health,
     scope: CallScope<'_>,
-    op: Op,
-) -> Result<CallOutcome<OpValue>, CallError> {
+) -> Result<CallOutcome<ToolInfo>, CallError> {
+    run(engine, pre, health, scope, None, async |tool, store| tool.call_describe(store).await).await
+}
+
+/// A tool's `invoke` for the context's session, in a fresh instance.
+pub(crate) async fn invoke(
+    engine: &PluginEngine,
+    pre: &ToolPluginAllPre<PluginState>,
+    health: &Health,
+    scope: CallScope<'_>,
+    cx: InvokeContext,
+    arguments: &str,
+) -> Result<CallOutcome<ToolResult>, CallError> {
+    let session = cx.session_key.clone();
+    let call = async |tool: &Guest, store: &mut Store<PluginState>| {
+        Ok(tool.call_invoke(store, &cx, arguments).await?.map_err(ToolFailure::from))
+    };
+    run(engine, pre, health, scope, Some(session), call).await
+}
+
+type Guest = crate::bindings::exports::chela::plugin::tool::Guest;
+
+/// Instantiates `pre` for the scope's agent with its grants (one of at most
+/// `MAX_CONCURRENT_INSTANCES`) and runs `work` on it as one guarded call.
+async fn run<T>(
+    engine: &PluginEngine,
+    pre: &ToolPluginAllPre<PluginState>,
+    health: &Health,
+    scope: CallScope<'_>,
+    session_key: Option<String>,
+    work: impl AsyncFnOnce(&Guest, &mut Store<PluginState>) -> wasmtime::Result<T>,
+) -> Result<CallOutcome<T>, CallError> {
+    health.admit()?;
     let mut limits = *engine.limits();
     limits.memory_bytes = scope.memory_bytes.map_or(limits.memory_bytes, |m| m.min(limits.memory_bytes));
+    let plugin_id = &scope.plugin_id;
     let setup = |message: String| CallError::Setup { plugin: plugin_id.to_string(), message };
     let grants = scope.grants;
     let mut state =
         PluginState::new(plugin_id, scope.agent_id, grants, scope.secrets, limits.memory_bytes).map_err(setup)?;
-    if let Op::Invoke(cx, _) = &op {
-        state.session_key = cx.session_key.clone();
-    }
+    state.session_key = session_key.unwrap_or_default();
     if grants.holds(crate::capability::Capability::Sessions) {
         state.sessions = scope.sessions;
     }
     let start = Instant::now();
-    let deadline = start + limits.call_timeout;
-    // Host calls (exec) finish before the call's deadline, not after it.
-    state.deadline = Some(deadline);
-    let Some(_slot) = engine.instance_slot(deadline.into()).await else {
+    let Some(_slot) = engine.instance_slot((start + limits.call_timeout).into()).await else {
         return Err(setup(format!(
             "more than {} plugin calls at once; this one waited its whole deadline",
             crate::engine::MAX_CONCURRENT_INSTANCES
         )));
     };
-    let mut store = Store::new(engine.engine(), state);
-    store.limiter(|s| &mut s.limits);
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
-            Err(wasmtime::Error::msg(DEADLINE))
-        } else {
-            Ok(UpdateDeadline::Yield(1))
-        }
-    });
-    let work = async {
-        let instance = pre.instantiate_async(&mut store).await?;
-        let tool = instance.chela_plugin_tool();
-        Ok::<_, wasmtime::Error>(match op {
-            Op::Describe => OpValue::Describe(tool.call_describe(&mut store).await?),
-            Op::Invoke(cx, args) => {
-                OpValue::Invoke(tool.call_invoke(&mut store, &cx, &args).await?.map_err(Into::into))
-            }
-        })
-    };
-    // The epoch callback ends a running guest; the outer timeout also covers
-    // a guest parked in a host call.
-    let result = tokio::time::timeout(limits.call_timeout + 5 * TICK, work).await;
-    let elapsed = start.elapsed();
-    match result {
-        // The epoch callback did not end it: the guest was parked in a host call.
-        Err(_) => Err(CallError::WaitTimeout { plugin: plugin_id.to_string(), limit: limits.call_timeout }),
-        Ok(Ok(value)) => Ok(CallOutcome { value, logs: std::mem::take(&mut store.data_mut().logs), elapsed }),
-        Ok(Err(e)) => {
-            let text = format!("{e:#}");
-            Err(if text.contains(DEADLINE) {
-                CallError::Timeout { plugin: plugin_id.to_string(), limit: limits.call_timeout }
-            } else if store.data().limits.refused {
-                CallError::OutOfMemory { plugin: plugin_id.to_string(), limit: limits.memory_bytes }
-            } else {
-                CallError::Trap { plugin: plugin_id.to_string(), message: first_line(&text) }
-            })
-        }
-    }
-}
-
-/// The trap's cause without wasmtime's backtrace frame list, cut to 500 chars.
-fn first_line(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    // wasmtime puts "error while executing at wasm backtrace:" and frames first,
-    // then the cause ("Caused by:" / the trap message) last.
-    let cause = lines
-        .iter()
-        .rev()
-        .find(|l| !l.starts_with(|c: char| c.is_ascii_digit()) && !l.starts_with("Caused by") && !l.starts_with("at "))
-        .copied()
-        .unwrap_or(s);
-    let frames =
-        lines.iter().filter(|l| l.starts_with(|c: char| c.is_ascii_digit())).take(3).copied().collect::<Vec<_>>();
-    let mut out = cause.to_string();
-    if !frames.is_empty() {
-        out.push_str(&format!(" (in {})", frames.join("; ")));
-    }
-    out.chars().take(500).collect()
-}
-
-/// Counts a call against `plugin`: its own faults (trap, spin, memory)
-/// disable it after too many in a row; waiting on the host (a command, the
-/// network) past the deadline is not its fault.
-pub(crate) fn record(plugin: &LoadedPlugin, outcome: &Result<CallOutcome<OpValue>, CallError>, limits: &Limits) {
-    match outcome {
-        Ok(_) => plugin.record(None, limits),
-        Err(CallError::Disabled { .. } | CallError::Setup { .. } | CallError::WaitTimeout { .. }) => {}
-        Err(e) => plugin.record(Some(e), limits),
-    }
+    let mut store = new_store(engine, state);
+    let value = guarded(&mut store, health, &limits, async |store: &mut Store<PluginState>| {
+        let instance = pre.instantiate_async(&mut *store).await?;
+        work(instance.chela_plugin_tool(), store).await
+    })
+    .await?;
+    Ok(CallOutcome { value, logs: std::mem::take(&mut store.data_mut().logs), elapsed: start.elapsed() })
 }

@@ -4,26 +4,32 @@
 //! Unlike tools (a fresh instance per call), an adapter keeps state between
 //! calls (connections, caches), so its instance lives on. Each call is scoped
 //! to one account: the instance sees that account's key-value state and
-//! secrets only. Every call has a deadline; a trap or timeout drops the
-//! instance, and the next call starts a fresh one and re-configures the
-//! accounts (durable state, such as a polling offset, lives in kv).
+//! secrets only. Every call is one guarded call (`guarded.rs`, as a tool's);
+//! a trap, timeout or out-of-memory drops the instance, and the next call
+//! starts a fresh one and re-configures the accounts (durable state, such as
+//! a polling offset, lives in kv).
+//!
+//! Must not: route or interpret events (the gateway does), or let one
+//! account's call see another account's kv or secrets.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chela_core::config::paths::{expand_tilde, Environment};
+use chela_core::config::plugin_entry::{resolve_env_ref, PluginEntry};
 use chela_core::config::schema::Config;
 use serde_json::Value;
-use wasmtime::{Store, UpdateDeadline};
+use wasmtime::Store;
 
 use crate::bindings::channel::{SocketChannelPlugin, SocketChannelPluginPre};
 use crate::capability::kv::KvScope;
 use crate::capability::secrets::SecretStore;
 use crate::capability::{linker_for, Capability, GrantSet};
-use crate::engine::{PluginEngine, TICK};
-use crate::loader::{LoadedPlugin, PluginStatus, Plugins};
+use crate::engine::PluginEngine;
+use crate::guarded::{guarded, new_store, CallError};
+use crate::loader::{LoadedPlugin, Plugins};
 use crate::state::PluginState;
 
 pub use crate::bindings::channel::exports::chela::plugin::channel_adapter::{ChannelInfo, WebhookOutcome};
@@ -31,19 +37,12 @@ pub use crate::bindings::chela::plugin::types::{
     Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage, Peer, PeerKind,
 };
 
+/// Why a channel operation failed: the guarded call itself (the same
+/// [`CallError`] as a tool's), or the channel's own accounting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChannelError {
-    #[error("channel plugin `{plugin}` is disabled: {reason}")]
-    Disabled { plugin: String, reason: String },
-    #[error("channel plugin `{plugin}` did not finish within {limit:?}")]
-    Timeout { plugin: String, limit: Duration },
-    /// The deadline passed while the adapter waited in a host call (the network): not its fault.
-    #[error("channel plugin `{plugin}` did not finish within {limit:?} (waiting on the network)")]
-    WaitTimeout { plugin: String, limit: Duration },
-    #[error("channel plugin `{plugin}` trapped: {message}")]
-    Trap { plugin: String, message: String },
-    #[error("cannot start channel plugin `{plugin}`: {message}")]
-    Setup { plugin: String, message: String },
+    #[error(transparent)]
+    Call(#[from] CallError),
     #[error("channel `{channel}` has no account `{account}` configured")]
     UnknownAccount { channel: String, account: String },
     #[error("channel `{channel}` rejected the settings of account `{account}`: {message}")]
@@ -75,14 +74,6 @@ pub struct AccountSetup {
 pub fn is_secret_setting(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     ["token", "secret", "password", "apikey"].iter().any(|s| n.ends_with(s))
-}
-
-/// A setting value, with `${VAR}` read from the environment.
-fn resolve_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
-    match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
-        Some(var) => env(var).unwrap_or_default(),
-        None => value.to_string(),
-    }
 }
 
 /// The accounts of `channel` in the config: `accounts.<id>` merged over the
@@ -120,7 +111,12 @@ pub fn account_setups(
             let mut secrets = Vec::new();
             settings.retain(|k, v| match (is_secret_setting(k), v.as_str()) {
                 (true, Some(s)) => {
-                    secrets.push((k.clone(), resolve_env(s, vars)));
+                    match resolve_env_ref(s, vars) {
+                        Some(value) => secrets.push((k.clone(), value)),
+                        // Absent rather than empty: the adapter says the credential is missing.
+                        None => tracing::warn!(channel, account = %account_id, setting = %k, reference = %s,
+                            "credential references an environment variable that is not set"),
+                    }
                     false
                 }
                 _ => true,
@@ -154,12 +150,7 @@ fn allowed_hosts(
     info: &ChannelInfo,
     accounts: &[AccountSetup],
 ) -> (Vec<String>, Vec<String>) {
-    let configured = cfg
-        .plugins
-        .as_ref()
-        .and_then(|p| p.entries.as_ref()?.get(plugin_id)?.get("allowHosts").cloned())
-        .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok());
-    match configured {
+    match PluginEntry::of(cfg, plugin_id).allow_hosts {
         Some(hosts) => (hosts, Vec::new()),
         None => (configured_hosts(accounts), info.http_hosts.clone()),
     }
@@ -223,26 +214,12 @@ pub struct ChannelRuntime {
     memory_bytes: usize,
 }
 
-enum Op {
-    Describe,
-    Configure(String, String),
-    Remove(String),
-    Webhook(String, HttpRequest),
-    Poll(String),
-    Send(OutboundMessage),
-}
+/// The adapter's exports, as a guarded call sees them.
+type Adapter = crate::bindings::channel::exports::chela::plugin::channel_adapter::Guest;
 
-enum OpValue {
-    Describe(ChannelInfo),
-    Configure(Result<(), String>),
-    Removed,
-    /// The outcome, and the secrets the delivery proved it knows.
-    Webhook(WebhookOutcome, Vec<String>),
-    Poll(Result<Vec<InboundEvent>, String>),
-    Send(Delivery),
+fn setup_error(plugin: &str, message: String) -> ChannelError {
+    ChannelError::Call(CallError::Setup { plugin: plugin.to_string(), message })
 }
-
-const DEADLINE: &str = "chela: call deadline exceeded";
 
 impl ChannelRuntime {
     /// Links `plugin` (a channel component), describes it and configures
@@ -255,7 +232,7 @@ impl ChannelRuntime {
         vars: &EnvVars,
     ) -> Result<ChannelRuntime, ChannelError> {
         let pid = plugin.id.clone();
-        let setup = |message: String| ChannelError::Setup { plugin: pid.clone(), message };
+        let setup = |message: String| setup_error(&pid, message);
         // A channel adapter may import log, kv, secrets, HTTP and websocket;
         // never the agent capabilities (process, sessions).
         if let Some(c) = plugin.manifest.needs.iter().find(|c| matches!(c, Capability::Process | Capability::Sessions))
@@ -282,13 +259,17 @@ impl ChannelRuntime {
             grants: GrantSet { capabilities: shape, ..GrantSet::minimal() },
             accounts: std::sync::RwLock::default(),
             live: tokio::sync::Mutex::new(None),
-            memory_bytes: crate::linking::plugin_memory(cfg, &plugin.id)
+            memory_bytes: PluginEntry::of(cfg, &plugin.id)
+                .memory_bytes()
                 .map_or(engine_memory, |m| m.min(engine_memory)),
             plugin,
         };
-        let OpValue::Describe(info) = rt.call(None, Op::Describe).await? else {
-            return Err(setup("describe returned something else".into()));
-        };
+        // Described by an instance of its own, which is then dropped.
+        rt.plugin.health.admit()?;
+        let mut fresh = rt.instantiate().await?;
+        let info =
+            rt.run(&mut fresh, None, async |a: &Adapter, s: &mut Store<PluginState>| a.call_describe(s).await).await?;
+        drop(fresh);
         if info.id.is_empty() {
             return Err(setup("describe returned an empty channel id".into()));
         }
@@ -349,10 +330,10 @@ impl ChannelRuntime {
             .find(|h| !self.grants.http_hosts.contains(h))
             .or_else(|| public.iter().find(|h| !self.grants.public_hosts.contains(h)));
         if let Some(h) = newly {
-            return Err(ChannelError::Setup {
-                plugin: self.plugin.id.clone(),
-                message: format!("host `{h}` is newly allowed: the adapter restarts with it"),
-            });
+            return Err(setup_error(
+                &self.plugin.id,
+                format!("host `{h}` is newly allowed: the adapter restarts with it"),
+            ));
         }
         let mut wanted: BTreeMap<String, Arc<AccountSetup>> =
             wanted.into_iter().map(|a| (a.account_id.clone(), Arc::new(a))).collect();
@@ -371,29 +352,22 @@ impl ChannelRuntime {
         let mut live = self.live.lock().await;
         let mut refused = Vec::new();
         if let Some(instance) = live.as_mut() {
-            for a in &removed {
-                if let Err(e) = self.run(instance, Some(a), Op::Remove(a.account_id.clone())).await {
-                    *live = None;
-                    return Err(e);
+            let mut step = async |instance: &mut Live| -> Result<(), CallError> {
+                for a in &removed {
+                    self.remove(instance, a).await?;
                 }
-            }
-            for a in &changed {
-                match self.run(instance, Some(a), Op::Configure(a.account_id.clone(), a.settings.to_string())).await {
-                    Ok(OpValue::Configure(Ok(()))) => {}
-                    Ok(OpValue::Configure(Err(why))) => {
+                for a in &changed {
+                    if let Err(why) = self.configure(instance, a).await? {
                         // Whatever the account held under its old settings is let go.
-                        if let Err(e) = self.run(instance, Some(a), Op::Remove(a.account_id.clone())).await {
-                            *live = None;
-                            return Err(e);
-                        }
+                        self.remove(instance, a).await?;
                         refused.push((a.account_id.clone(), why));
                     }
-                    Ok(_) => return Err(self.adapter("configure-account returned something else")),
-                    Err(e) => {
-                        *live = None;
-                        return Err(e);
-                    }
                 }
+                Ok(())
+            };
+            if let Err(e) = step(instance).await {
+                *live = None;
+                return Err(e.into());
             }
         }
         {
@@ -430,13 +404,14 @@ impl ChannelRuntime {
     /// A request to `/channels/<channel>/<account>/…`.
     pub async fn handle_webhook(&self, account: &str, request: HttpRequest) -> Result<WebhookOutcome, ChannelError> {
         self.known(account)?;
-        match self.call(Some(account), Op::Webhook(account.to_string(), request)).await? {
-            OpValue::Webhook(mut o, proved) => {
-                o.events.retain(|ev| self.may_credit(account, &ev.account_id, &proved));
-                Ok(o)
-            }
-            _ => Err(self.adapter("handle-webhook returned something else")),
-        }
+        let (mut outcome, proved) = self
+            .call(account, async |a: &Adapter, s: &mut Store<PluginState>| {
+                let outcome = a.call_handle_webhook(&mut *s, account, &request).await?;
+                Ok((outcome, std::mem::take(&mut s.data_mut().proved_secrets)))
+            })
+            .await?;
+        outcome.events.retain(|ev| self.may_credit(account, &ev.account_id, &proved));
+        Ok(outcome)
     }
 
     /// A delivery to `url_account`'s webhook may carry events for another
@@ -460,20 +435,16 @@ impl ChannelRuntime {
 
     pub async fn poll(&self, account: &str) -> Result<Vec<InboundEvent>, ChannelError> {
         self.known(account)?;
-        match self.call(Some(account), Op::Poll(account.to_string())).await? {
-            OpValue::Poll(r) => r.map_err(|m| self.adapter(&m)),
-            _ => Err(self.adapter("poll returned something else")),
-        }
+        self.call(account, async |a: &Adapter, s: &mut Store<PluginState>| a.call_poll(s, account).await)
+            .await?
+            .map_err(|m| self.adapter(&m))
     }
 
     /// Delivers a reply through the account it names (never another one).
     pub async fn send(&self, message: OutboundMessage) -> Result<Delivery, ChannelError> {
         let account = message.account_id.clone();
         self.known(&account)?;
-        match self.call(Some(&account), Op::Send(message)).await? {
-            OpValue::Send(d) => Ok(d),
-            _ => Err(self.adapter("send returned something else")),
-        }
+        self.call(&account, async |a: &Adapter, s: &mut Store<PluginState>| a.call_send(s, &message).await).await
     }
 
     fn adapter(&self, message: &str) -> ChannelError {
@@ -511,14 +482,9 @@ impl ChannelRuntime {
             self.accounts.read().unwrap_or_else(|p| p.into_inner()).configured.values().cloned().collect();
         let mut refused = BTreeMap::new();
         for a in accounts {
-            let op = Op::Configure(a.account_id.clone(), a.settings.to_string());
-            match self.run(&mut fresh, Some(&a), op).await? {
-                OpValue::Configure(Ok(())) => {}
-                OpValue::Configure(Err(message)) => {
-                    tracing::error!(channel = %self.info.id, account = %a.account_id, %message, "account settings refused");
-                    refused.insert(a.account_id.clone(), message);
-                }
-                _ => return Err(self.adapter("configure-account returned something else")),
+            if let Err(message) = self.configure(&mut fresh, &a).await? {
+                tracing::error!(channel = %self.info.id, account = %a.account_id, %message, "account settings refused");
+                refused.insert(a.account_id.clone(), message);
             }
         }
         self.accounts.write().unwrap_or_else(|p| p.into_inner()).refused = refused;
@@ -527,104 +493,73 @@ impl ChannelRuntime {
     }
 
     async fn instantiate(&self) -> Result<Live, ChannelError> {
-        let limits = *self.engine.limits();
-        let setup = |message: String| ChannelError::Setup { plugin: self.plugin.id.clone(), message };
+        let setup = |message: String| setup_error(&self.plugin.id, message);
         let state =
             PluginState::new(&self.plugin.id, "-", &self.grants, Arc::new(SecretStore::default()), self.memory_bytes)
                 .map_err(setup)?;
-        let mut store = Store::new(self.engine.engine(), state);
-        store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_callback(|cx| match cx.data().deadline {
-            Some(d) if Instant::now() >= d => Err(wasmtime::Error::msg(DEADLINE)),
-            _ => Ok(UpdateDeadline::Yield(1)),
-        });
-        store.data_mut().deadline = Some(Instant::now() + limits.call_timeout);
-        store.set_epoch_deadline(1);
+        let mut store = new_store(&self.engine, state);
+        // Instantiating runs the guest's start-up code: bounded like a call.
+        store.data_mut().deadline = Some(Instant::now() + self.engine.limits().call_timeout);
         let bindings = self.pre.instantiate_async(&mut store).await.map_err(|e| setup(format!("{e:#}")))?;
+        store.data_mut().deadline = None;
         Ok(Live { store, bindings })
     }
 
-    /// One call on the live instance (started if needed), scoped to `account`.
-    async fn call(&self, account: Option<&str>, op: Op) -> Result<OpValue, ChannelError> {
-        if let PluginStatus::Disabled(reason) = self.plugin.status() {
-            return Err(ChannelError::Disabled { plugin: self.plugin.id.clone(), reason });
-        }
-        let mut guard = self.live.lock().await;
-        let setup = account.and_then(|a| self.setup(a));
-        let setup = setup.as_deref();
-        let result = match op {
-            Op::Describe => {
-                let mut live = self.instantiate().await?;
-                self.run(&mut live, None, Op::Describe).await
-            }
-            op => {
-                self.ensure(&mut guard).await?;
-                match guard.as_mut() {
-                    Some(live) => self.run(live, setup, op).await,
-                    None => Err(self.adapter("instance not running")),
-                }
-            }
+    /// `configure-account` for `a`: `Err` inside is the adapter refusing the settings.
+    async fn configure(&self, live: &mut Live, a: &AccountSetup) -> Result<Result<(), String>, CallError> {
+        let settings = a.settings.to_string();
+        let work = async |ad: &Adapter, s: &mut Store<PluginState>| {
+            ad.call_configure_account(s, &a.account_id, &settings).await
         };
-        let limits = *self.engine.limits();
-        match &result {
-            Ok(_) => self.plugin.record(None, &limits),
-            Err(e @ (ChannelError::Timeout { .. } | ChannelError::Trap { .. })) => {
-                // The instance may be in any state now: start over next time.
-                *guard = None;
-                self.plugin.record(Some(e), &limits);
-            }
-            // Cut off inside a host call: start over, but it is not the adapter's fault.
-            Err(ChannelError::WaitTimeout { .. }) => *guard = None,
-            Err(_) => {}
-        }
-        result
+        self.run(live, Some(a), work).await
     }
 
-    async fn run(&self, live: &mut Live, account: Option<&AccountSetup>, op: Op) -> Result<OpValue, ChannelError> {
-        let limits = *self.engine.limits();
-        let plugin = self.plugin.id.clone();
+    async fn remove(&self, live: &mut Live, a: &AccountSetup) -> Result<(), CallError> {
+        self.run(live, Some(a), async |ad: &Adapter, s: &mut Store<PluginState>| {
+            ad.call_remove_account(s, &a.account_id).await
+        })
+        .await
+    }
+
+    /// One call on the live instance (started and configured if needed),
+    /// scoped to `account`; an instance the call spoiled is started over next time.
+    async fn call<T>(
+        &self,
+        account: &str,
+        work: impl AsyncFnOnce(&Adapter, &mut Store<PluginState>) -> wasmtime::Result<T>,
+    ) -> Result<T, ChannelError> {
+        self.plugin.health.admit()?;
+        let mut guard = self.live.lock().await;
+        self.ensure(&mut guard).await?;
+        let setup = self.setup(account);
+        let Some(live) = guard.as_mut() else { return Err(self.adapter("instance not running")) };
+        let result = self.run(live, setup.as_deref(), work).await;
+        if result.as_ref().is_err_and(CallError::spoils_instance) {
+            *guard = None;
+        }
+        Ok(result?)
+    }
+
+    /// One guarded call (`guarded.rs`) on `live`, in `account`'s kv and secrets.
+    async fn run<T>(
+        &self,
+        live: &mut Live,
+        account: Option<&AccountSetup>,
+        work: impl AsyncFnOnce(&Adapter, &mut Store<PluginState>) -> wasmtime::Result<T>,
+    ) -> Result<T, CallError> {
         let Live { store, bindings } = live;
         match account {
             Some(a) => store.data_mut().enter_scope(Some(KvScope::open(&a.kv_dir)), a.secrets.clone()),
             None => store.data_mut().enter_scope(None, Arc::new(SecretStore::default())),
         }
-        store.data_mut().deadline = Some(Instant::now() + limits.call_timeout);
-        store.set_epoch_deadline(1);
+        let mut limits = *self.engine.limits();
+        limits.memory_bytes = self.memory_bytes;
         let adapter = bindings.chela_plugin_channel_adapter();
-        let work = async {
-            Ok::<_, wasmtime::Error>(match op {
-                Op::Describe => OpValue::Describe(adapter.call_describe(&mut *store).await?),
-                Op::Configure(a, s) => OpValue::Configure(adapter.call_configure_account(&mut *store, &a, &s).await?),
-                Op::Remove(a) => {
-                    adapter.call_remove_account(&mut *store, &a).await?;
-                    OpValue::Removed
-                }
-                Op::Webhook(a, r) => {
-                    let outcome = adapter.call_handle_webhook(&mut *store, &a, &r).await?;
-                    OpValue::Webhook(outcome, std::mem::take(&mut store.data_mut().proved_secrets))
-                }
-                Op::Poll(a) => OpValue::Poll(adapter.call_poll(&mut *store, &a).await?),
-                Op::Send(m) => OpValue::Send(adapter.call_send(&mut *store, &m).await?),
-            })
-        };
-        let out = tokio::time::timeout(limits.call_timeout + 5 * TICK, work).await;
-        store.data_mut().deadline = None;
+        let out =
+            guarded(store, &self.plugin.health, &limits, async |s: &mut Store<PluginState>| work(adapter, s).await)
+                .await;
         store.data_mut().logs.clear();
-        match out {
-            Err(_) => Err(ChannelError::WaitTimeout { plugin, limit: limits.call_timeout }),
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                let text = format!("{e:#}");
-                if text.contains(DEADLINE) {
-                    Err(ChannelError::Timeout { plugin, limit: limits.call_timeout })
-                } else {
-                    Err(ChannelError::Trap {
-                        plugin,
-                        message: text.lines().last().unwrap_or_default().chars().take(500).collect(),
-                    })
-                }
-            }
-        }
+        out
     }
 }
 

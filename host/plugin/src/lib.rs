@@ -12,14 +12,16 @@ pub mod call;
 pub mod capability;
 pub mod channel;
 pub mod engine;
+pub mod guarded;
 pub mod inspect;
 pub mod linking;
 pub mod loader;
 mod state;
 
-pub use call::{CallError, CallOutcome};
+pub use call::CallOutcome;
 pub use capability::{Capability, GrantSet, WorkspaceAccess};
 pub use engine::{Limits, PluginEngine};
+pub use guarded::{CallError, Health, PluginStatus};
 pub use inspect::{PluginKind, PluginManifest};
 pub use linking::{AgentTools, LinkRequest, LinkedTool, Unavailable};
-pub use loader::{LoadedPlugin, PluginStatus, Plugins};
+pub use loader::{LoadedPlugin, Plugins};

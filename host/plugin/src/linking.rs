@@ -11,16 +11,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chela_core::config::paths::{agent_workspace, Environment};
+use chela_core::config::plugin_entry::PluginEntry;
 use chela_core::config::schema::Config;
 use chela_core::policy::{effective_tools, exec_confinement, reach, EffectiveTools, SessionKind, ToolCatalog};
 use chela_core::roster::Roster;
 
 use crate::bindings::ToolPluginAllPre;
-use crate::call::{self, CallError, CallOutcome, Op, OpValue, ToolResult};
+use crate::call::{self, CallOutcome, ToolResult};
 use crate::capability::process::ProcessGrant;
 use crate::capability::secrets::SecretStore;
 use crate::capability::sessions::SessionsAccess;
 use crate::capability::{Capability, GrantSet, WorkspaceAccess};
+use crate::guarded::CallError;
 use crate::loader::{LoadedPlugin, PluginStatus, Plugins, ToolDescriptor};
 use crate::state::PluginState;
 
@@ -85,18 +87,6 @@ impl<'a> LinkRequest<'a> {
     pub fn new(agent_id: &'a str, kind: SessionKind) -> LinkRequest<'a> {
         LinkRequest { agent_id, kind, parent: None, elevated: false, sessions: None }
     }
-}
-
-/// Per-plugin settings from `plugins.entries.<id>` (`allowHosts`, `enabled`, `maxMemoryMb`, `secrets`).
-pub(crate) fn plugin_entry<'a>(cfg: &'a Config, plugin_id: &str) -> Option<&'a serde_json::Value> {
-    cfg.plugins.as_ref()?.entries.as_ref()?.get(plugin_id)
-}
-
-/// `plugins.entries.<id>.maxMemoryMb` in bytes: it can lower a plugin's cap
-/// below the engine's (the pooling allocator's slots are sized to that), not raise it.
-pub(crate) fn plugin_memory(cfg: &Config, plugin_id: &str) -> Option<usize> {
-    let mb = plugin_entry(cfg, plugin_id)?.get("maxMemoryMb")?.as_u64()?;
-    Some(usize::try_from(mb).ok()?.saturating_mul(1 << 20))
 }
 
 /// The grants an agent's session holds: the core's `reach` of its tool policy.
@@ -180,11 +170,10 @@ impl Plugins {
         for p in plugins {
             let Some(desc) = p.tool.clone() else { continue };
             let no = |reason: String| Unavailable { tool: desc.name.clone(), plugin: p.id.clone(), reason };
-            if let Some(entry) = plugin_entry(cfg, &p.id) {
-                if entry.get("enabled").and_then(|v| v.as_bool()) == Some(false) {
-                    unavailable.push(no(format!("disabled in config (plugins.entries.{}.enabled)", p.id)));
-                    continue;
-                }
+            let entry = PluginEntry::of(cfg, &p.id);
+            if entry.enabled == Some(false) {
+                unavailable.push(no(format!("disabled in config (plugins.entries.{}.enabled)", p.id)));
+                continue;
             }
             if let PluginStatus::Disabled(why) = p.status() {
                 unavailable.push(no(format!("plugin disabled: {why}")));
@@ -216,10 +205,7 @@ impl Plugins {
             }
             let mut grants = base.clone();
             // The operator's allowHosts is the grant; the hosts a tool declares are only a request.
-            grants.http_hosts = plugin_entry(cfg, &p.id)
-                .and_then(|e| e.get("allowHosts"))
-                .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
-                .unwrap_or_default();
+            grants.http_hosts = entry.allow_hosts.clone().unwrap_or_default();
             grants.kv_dir =
                 Some(env.state_dir().join("plugins").join("kv").join(&p.id).join(format!("agent-{agent_id}")));
             // Link only what this plugin imports: the linker never holds more than it needs.
@@ -234,7 +220,7 @@ impl Plugins {
                         agent_id: agent_id.clone(),
                         pre,
                         secrets: secrets(&p.id),
-                        memory_bytes: plugin_memory(cfg, &p.id),
+                        memory_bytes: entry.memory_bytes(),
                         sessions: request.sessions.clone(),
                     })
                 }
@@ -254,27 +240,16 @@ impl LinkedTool {
         call_id: &str,
         arguments: &str,
     ) -> Result<CallOutcome<ToolResult>, CallError> {
-        if let PluginStatus::Disabled(reason) = self.plugin.status() {
-            return Err(CallError::Disabled { plugin: self.plugin.id.clone(), reason });
-        }
         let engine = plugins.engine();
         let cx = Plugins::context(&self.agent_id, session_key, call_id);
-        let op = Op::Invoke(cx, arguments.to_string());
         let scope = call::CallScope {
+            plugin_id: &self.plugin.id,
             agent_id: &self.agent_id,
             grants: &self.grants,
             secrets: self.secrets.clone(),
             sessions: self.sessions.clone(),
             memory_bytes: self.memory_bytes,
         };
-        let out = call::run(engine, &self.pre, &self.plugin.id, scope, op).await;
-        call::record(&self.plugin, &out, engine.limits());
-        let out = out?;
-        match out.value {
-            OpValue::Invoke(value) => Ok(CallOutcome { value, logs: out.logs, elapsed: out.elapsed }),
-            OpValue::Describe(_) => {
-                Err(CallError::Setup { plugin: self.plugin.id.clone(), message: "unexpected describe result".into() })
-            }
-        }
+        call::invoke(engine, &self.pre, &self.plugin.health, scope, cx, arguments).await
     }
 }

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -15,6 +14,7 @@ use crate::bindings::ToolPluginAllPre;
 use crate::cache::{digest, CacheOutcome, CompileCache};
 use crate::capability::{linker_for, Capability, GrantSet};
 use crate::engine::PluginEngine;
+use crate::guarded::Health;
 use crate::inspect::{inspect, PluginKind, PluginManifest};
 use crate::state::PluginState;
 
@@ -39,17 +39,7 @@ impl From<ToolInfo> for ToolDescriptor {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase", tag = "state", content = "reason")]
-pub enum PluginStatus {
-    Ready,
-    /// Failed repeatedly at run time: tried again after a cool-down that
-    /// doubles each time (30 s up to 1 h), or at once when the file is replaced.
-    Disabled(String),
-}
-
-/// The longest a disabled plugin waits (`Limits::first_cool_down` doubles up to it).
-pub const MAX_COOL_DOWN: Duration = Duration::from_secs(3600);
+pub use crate::guarded::{PluginStatus, MAX_COOL_DOWN};
 
 /// One loaded version of a plugin file.
 pub struct LoadedPlugin {
@@ -62,14 +52,8 @@ pub struct LoadedPlugin {
     pub cache: CacheOutcome,
     pub load_time: Duration,
     pub(crate) component: Component,
-    pub(crate) failures: AtomicU32,
-    pub(crate) status: RwLock<PluginStatus>,
-    /// When a disabled plugin is tried again.
-    retry_at: RwLock<Option<SystemTime>>,
-    /// Times disabled without a success since: sets the cool-down.
-    strikes: AtomicU32,
-    /// Back from a cool-down: its next own fault disables it again at once.
-    probation: AtomicBool,
+    /// Ready or disabled, by its calls' outcomes (`guarded.rs`).
+    pub health: Health,
     modified: Option<SystemTime>,
 }
 
@@ -80,53 +64,14 @@ impl std::fmt::Debug for LoadedPlugin {
 }
 
 impl LoadedPlugin {
-    /// Ready, or disabled; a disabled plugin whose cool-down is over is
-    /// ready again on probation (its next failure disables it at once).
+    /// Ready, or disabled (see [`Health::status`]).
     pub fn status(&self) -> PluginStatus {
-        let status = self.status.read().unwrap_or_else(|p| p.into_inner()).clone();
-        if matches!(status, PluginStatus::Disabled(_)) && self.retry_in().is_some_and(|d| d.is_zero()) {
-            let mut w = self.status.write().unwrap_or_else(|p| p.into_inner());
-            *w = PluginStatus::Ready;
-            *self.retry_at.write().unwrap_or_else(|p| p.into_inner()) = None;
-            self.probation.store(true, Ordering::Relaxed);
-            tracing::info!(plugin = %self.id, "plugin cool-down over: trying it again");
-            return PluginStatus::Ready;
-        }
-        status
+        self.health.status()
     }
 
     /// How long until a disabled plugin is tried again (`None`: not waiting).
     pub fn retry_in(&self) -> Option<Duration> {
-        let at = (*self.retry_at.read().unwrap_or_else(|p| p.into_inner()))?;
-        Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
-    }
-
-    /// A call finished as the plugin's own fault (trap, spin, memory) or not.
-    /// The one place that disables a plugin (tool calls and channel calls alike).
-    pub(crate) fn record(&self, fault: Option<&dyn std::fmt::Display>, limits: &crate::engine::Limits) {
-        let max = limits.max_consecutive_failures;
-        let Some(e) = fault else {
-            self.failures.store(0, Ordering::Relaxed);
-            self.strikes.store(0, Ordering::Relaxed);
-            self.probation.store(false, Ordering::Relaxed);
-            return;
-        };
-        let n = self.failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
-        let probation = self.probation.swap(false, Ordering::Relaxed);
-        if n >= max || probation {
-            let strikes = self.strikes.fetch_add(1, Ordering::Relaxed).min(16);
-            let cool = limits.first_cool_down.saturating_mul(1 << strikes).min(MAX_COOL_DOWN);
-            let shown = if probation {
-                "failed again after its cool-down".to_string()
-            } else {
-                format!("{n} failed calls in a row")
-            };
-            let reason = format!("{shown}; last: {e}; tried again in {:.0?}", cool);
-            tracing::error!(plugin = %self.id, %reason, "plugin disabled");
-            self.failures.store(0, Ordering::Relaxed);
-            *self.retry_at.write().unwrap_or_else(|p| p.into_inner()) = Some(SystemTime::now() + cool);
-            *self.status.write().unwrap_or_else(|p| p.into_inner()) = PluginStatus::Disabled(reason);
-        }
+        self.health.retry_in()
     }
 }
 
@@ -152,6 +97,13 @@ pub struct ScanReport {
     pub replaced: Vec<String>,
     pub removed: Vec<String>,
     pub failed: Vec<(PathBuf, String)>,
+}
+
+impl ScanReport {
+    /// A plugin was loaded, replaced or removed.
+    pub fn changed(&self) -> bool {
+        !(self.loaded.is_empty() && self.replaced.is_empty() && self.removed.is_empty())
+    }
 }
 
 /// Pre-linked instances by `(component digest, linked capabilities)`.
@@ -227,13 +179,14 @@ impl Plugins {
         report
     }
 
-    /// Rescans every `every` until the returned task is aborted: dropping a
-    /// `.wasm` into a plugin dir is enough. Polling rather than inotify on
-    /// purpose: it works the same on every file system (network mounts,
-    /// container volumes, editors that replace files by rename), and costs a
-    /// directory read and one `stat` per file per tick; unchanged files are
-    /// skipped by modification time, unchanged contents by digest.
-    pub fn watch(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+    /// Rescans the plugin dirs every `every` (the one rescan loop, used by
+    /// the gateway): after each rescan `after` gets the report, and the loop
+    /// ends when it answers `false` (its owner is gone).
+    pub fn watch<F, Fut>(self: &Arc<Self>, every: Duration, mut after: F) -> tokio::task::JoinHandle<()>
+    where
+        F: FnMut(ScanReport) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = bool> + Send,
+    {
         let plugins = Arc::clone(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -241,8 +194,11 @@ impl Plugins {
             loop {
                 tick.tick().await;
                 let r = plugins.rescan().await;
-                if !(r.loaded.is_empty() && r.replaced.is_empty() && r.removed.is_empty()) {
+                if r.changed() {
                     tracing::info!(loaded = ?r.loaded, replaced = ?r.replaced, removed = ?r.removed, "plugins changed");
+                }
+                if !after(r).await {
+                    return;
                 }
             }
         })
@@ -284,8 +240,9 @@ impl Plugins {
             .map_err(|e| format!("compile task failed: {e}"))?
             .map_err(|e| e.to_string())?;
         let manifest = inspect(self.engine.engine(), &component)?;
+        let health = Health::new(&id);
         let tool = match manifest.kind {
-            PluginKind::Tool => Some(self.describe_tool(&id, &digest, &component, &manifest).await?),
+            PluginKind::Tool => Some(self.describe_tool(&id, &health, &component, &manifest).await?),
             PluginKind::Channel => None,
         };
         Ok(Arc::new(LoadedPlugin {
@@ -297,11 +254,7 @@ impl Plugins {
             cache: outcome,
             load_time: start.elapsed(),
             component,
-            failures: AtomicU32::new(0),
-            status: RwLock::new(PluginStatus::Ready),
-            retry_at: RwLock::new(None),
-            strikes: AtomicU32::new(0),
-            probation: AtomicBool::new(false),
+            health,
             modified,
         }))
     }
@@ -312,7 +265,7 @@ impl Plugins {
     async fn describe_tool(
         &self,
         id: &str,
-        digest: &str,
+        health: &Health,
         component: &Component,
         manifest: &PluginManifest,
     ) -> Result<ToolDescriptor, String> {
@@ -320,18 +273,20 @@ impl Plugins {
         let linker = linker_for(self.engine.engine(), &shape).map_err(|e| format!("{e:#}"))?;
         let pre = linker.instantiate_pre(component).map_err(|e| format!("cannot link: {e:#}"))?;
         let pre = ToolPluginAllPre::new(pre).map_err(|e| format!("{e:#}"))?;
-        let _ = digest;
         let grants = GrantSet { capabilities: shape, ..GrantSet::minimal() };
         let secrets = Arc::new(crate::capability::secrets::SecretStore::default());
-        let scope =
-            crate::call::CallScope { agent_id: "-", grants: &grants, secrets, sessions: None, memory_bytes: None };
-        let out = crate::call::run(&self.engine, &pre, id, scope, crate::call::Op::Describe)
+        let scope = crate::call::CallScope {
+            plugin_id: id,
+            agent_id: "-",
+            grants: &grants,
+            secrets,
+            sessions: None,
+            memory_bytes: None,
+        };
+        let out = crate::call::describe(&self.engine, &pre, health, scope)
             .await
             .map_err(|e| format!("describe failed: {e}"))?;
-        let crate::call::OpValue::Describe(info) = out.value else {
-            return Err("describe returned no tool info".into());
-        };
-        let info: ToolDescriptor = info.into();
+        let info: ToolDescriptor = out.value.into();
         if info.name.is_empty() {
             return Err("describe returned an empty tool name".into());
         }

@@ -98,7 +98,7 @@ impl PluginState {
 /// The per-instance memory cap. Remembers a refused growth so a trap that
 /// follows (a guest aborting on allocation failure) is reported as what it is.
 pub(crate) struct MemoryCap {
-    limit: usize,
+    pub(crate) limit: usize,
     pub(crate) refused: bool,
     /// Linear memory the instance holds now (bytes).
     pub(crate) size: usize,

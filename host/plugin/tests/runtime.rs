@@ -488,7 +488,7 @@ async fn dropping_a_file_into_a_watched_dir_is_enough() {
         vec![w.path("plugins")],
         Some(w.path("cache")),
     ));
-    let watcher = plugins.watch(Duration::from_millis(50));
+    let watcher = plugins.watch(Duration::from_millis(50), |_| async { true });
     std::fs::copy(wasm("tool_echo"), w.path("plugins/dropped.wasm")).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while plugins.get("dropped").is_none() {

@@ -6,6 +6,7 @@ pub mod diagnostic;
 pub mod edit;
 pub mod load;
 pub mod paths;
+pub mod plugin_entry;
 pub mod schema;
 pub mod source;
 pub mod validate;

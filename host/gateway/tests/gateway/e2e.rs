@@ -469,6 +469,7 @@ async fn websocket_channel_polls_routes_and_replies_over_the_socket() {
     let root = dir.path();
     let text = format!(
         r#"{{ agents: {{ list: [{{ id: "support", workspace: "{}/ws", identity: {{ name: "Sage" }} }}] }},
+            plugins: {{ entries: {{ fixture_ws_channel: {{ maxMemoryMb: 16 }} }} }},
             channels: {{ wsrelay: {{ dmPolicy: "open", allowFrom: ["*"],
               accounts: {{ main: {{ url: "ws://127.0.0.1:{port}/socket", relayToken: "relay-secret" }} }} }} }} }}"#,
         root.display()
@@ -479,5 +480,14 @@ async fn websocket_channel_polls_routes_and_replies_over_the_socket() {
     let reply: Value = serde_json::from_str(&frame).unwrap();
     assert_eq!((reply["to"].as_str(), reply["replyTo"].as_str()), (Some("carol"), Some("w1")));
     assert!(reply["text"].as_str().unwrap().contains("“hello over the socket”"), "{reply}");
+
+    // A channel call over its memory cap is named for what it is (the same
+    // guarded call as a tool's), fails alone, and the adapter comes back.
+    let url = |p: &str| format!("http://{}/channels/wsrelay/main{p}", running.addr);
+    let hog = chela_fakes::wire::request("POST", &url("/hog"), &[], b"").await.expect("answered");
+    assert_eq!(hog.status, 502, "{}", hog.body);
+    assert!(hog.body.contains("exceeded its memory limit of 16777216 bytes"), "{}", hog.body);
+    let after = chela_fakes::wire::request("POST", &url("/other"), &[], b"").await.expect("answered");
+    assert_eq!(after.status, 404, "a fresh instance answers: {}", after.body);
     assert!(running.shutdown().await);
 }

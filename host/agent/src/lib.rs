@@ -6,6 +6,7 @@
 //! set for that session; turns of one session key never overlap.
 
 pub mod agent_to_agent;
+mod assemble;
 pub mod auth;
 pub(crate) mod clock;
 pub mod freshness;

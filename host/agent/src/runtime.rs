@@ -182,9 +182,11 @@ pub struct AgentRuntime {
 }
 
 impl AgentRuntime {
-    pub fn new(parts: RuntimeParts) -> Arc<AgentRuntime> {
+    /// The runtime of `parts`, answering its tools' `sessions` calls through
+    /// `sessions` (built by `assemble.rs`, which ties the two together).
+    pub(crate) fn from_parts(parts: RuntimeParts, sessions: Arc<dyn SessionsAccess>) -> AgentRuntime {
         let RuntimeParts { snapshot, env, plugins, providers, secrets, limits, durability, announcer } = parts;
-        Arc::new_cyclic(|me| AgentRuntime {
+        AgentRuntime {
             env,
             snapshot,
             plugins,
@@ -196,8 +198,8 @@ impl AgentRuntime {
             limits,
             background: Mutex::default(),
             announcer,
-            sessions: Arc::new(crate::sessions_access::SessionsBridge::new(me.clone())),
-        })
+            sessions,
+        }
     }
 
     pub(crate) fn announce(&self, a: Announcement) {

@@ -8,7 +8,7 @@ wasmtime::component::bindgen!({
     path: "../../wit",
     imports: { default: async },
     exports: { default: async },
-    with: { "chela:plugin/websocket.connection": crate::capability::websocket::WsConnection },
+    with: { "chela:plugin/websocket.connection": crate::capability::websocket::connection::WsConnection },
 });
 
 /// The channel world, sharing the capability interfaces (and their host

@@ -106,9 +106,9 @@ async fn run<T>(
     let grants = scope.grants;
     let mut state =
         PluginState::new(plugin_id, scope.agent_id, grants, scope.secrets, limits.memory_bytes).map_err(setup)?;
-    state.session_key = session_key.unwrap_or_default();
+    state.sessions.session_key = session_key.unwrap_or_default();
     if grants.holds(crate::capability::Capability::Sessions) {
-        state.sessions = scope.sessions;
+        state.sessions.access = scope.sessions;
     }
     let start = Instant::now();
     let Some(_slot) = engine.instance_slot((start + limits.call_timeout).into()).await else {
@@ -123,5 +123,5 @@ async fn run<T>(
         work(instance.chela_plugin_tool(), store).await
     })
     .await?;
-    Ok(CallOutcome { value, logs: std::mem::take(&mut store.data_mut().logs), elapsed: start.elapsed() })
+    Ok(CallOutcome { value, logs: std::mem::take(&mut store.data_mut().log.lines), elapsed: start.elapsed() })
 }

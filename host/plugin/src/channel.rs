@@ -26,10 +26,11 @@ use wasmtime::Store;
 use crate::bindings::channel::{SocketChannelPlugin, SocketChannelPluginPre};
 use crate::capability::kv::KvScope;
 use crate::capability::secrets::SecretStore;
-use crate::capability::{linker_for, Capability, GrantSet};
+use crate::capability::{Capability, GrantSet};
 use crate::engine::PluginEngine;
 use crate::guarded::{guarded, new_store, CallError};
 use crate::loader::{LoadedPlugin, Plugins};
+use crate::state::linker_for;
 use crate::state::PluginState;
 
 pub use crate::bindings::channel::exports::chela::plugin::channel_adapter::{ChannelInfo, WebhookOutcome};
@@ -407,7 +408,7 @@ impl ChannelRuntime {
         let (mut outcome, proved) = self
             .call(account, async |a: &Adapter, s: &mut Store<PluginState>| {
                 let outcome = a.call_handle_webhook(&mut *s, account, &request).await?;
-                Ok((outcome, std::mem::take(&mut s.data_mut().proved_secrets)))
+                Ok((outcome, std::mem::take(&mut s.data_mut().secrets.proved)))
             })
             .await?;
         outcome.events.retain(|ev| self.may_credit(account, &ev.account_id, &proved));
@@ -558,7 +559,7 @@ impl ChannelRuntime {
         let out =
             guarded(store, &self.plugin.health, &limits, async |s: &mut Store<PluginState>| work(adapter, s).await)
                 .await;
-        store.data_mut().logs.clear();
+        store.data_mut().log.lines.clear();
         out
     }
 }

@@ -12,10 +12,11 @@ use wasmtime::component::Component;
 use crate::bindings::chela::plugin::types::{InvokeContext, ToolInfo};
 use crate::bindings::ToolPluginAllPre;
 use crate::cache::{digest, CacheOutcome, CompileCache};
-use crate::capability::{linker_for, Capability, GrantSet};
+use crate::capability::{Capability, GrantSet};
 use crate::engine::PluginEngine;
 use crate::guarded::Health;
 use crate::inspect::{inspect, PluginKind, PluginManifest};
+use crate::state::linker_for;
 use crate::state::PluginState;
 
 /// A tool's self-description (from its `describe` export).

@@ -1,19 +1,27 @@
-//! The data of one plugin instance's `Store`: WASI context, the capability
-//! state its grants allow, and its limits.
+//! The data of one plugin instance's `Store`: the WASI context and resource
+//! table, each capability's own instance state (built from the grants by
+//! its module), the memory cap and the current call's deadline; and
+//! [`linker_for`], the linker of exactly a grant's shape over that data.
+//!
+//! Must not: implement any capability (each lives in its `capability/`
+//! module) or decide grants (that is `linking`).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capability::http::Egress;
-use crate::capability::kv::KvScope;
-use crate::capability::process::ProcessGrant;
-use crate::capability::secrets::SecretStore;
-use crate::capability::sessions::SessionsAccess;
-use crate::capability::{workspace, Capability, GrantSet};
+use crate::capability::kv::{KvScope, KvState};
+use crate::capability::log::LogState;
+use crate::capability::process::{ProcessState, ProcessView};
+use crate::capability::secrets::{SecretStore, SecretsState};
+use crate::capability::sessions::SessionsState;
+use crate::capability::websocket::WsView;
+use crate::capability::{http, kv, log, process, secrets, sessions, websocket, workspace, Capability, GrantSet};
 
 pub struct PluginState {
     wasi: WasiCtx,
@@ -21,24 +29,15 @@ pub struct PluginState {
     http: WasiHttpCtx,
     egress: Egress,
     pub(crate) limits: MemoryCap,
-    pub(crate) plugin_id: Arc<str>,
-    pub(crate) agent_id: Arc<str>,
-    pub(crate) kv: Option<KvScope>,
-    pub(crate) secrets: Arc<SecretStore>,
-    pub(crate) logs: Vec<String>,
-    /// When the current call must end (long-lived channel instances set it per call).
-    pub(crate) deadline: Option<std::time::Instant>,
-    /// The session a tool call runs for, and the host's answer to `sessions` calls.
-    pub(crate) session_key: String,
-    pub(crate) sessions: Option<Arc<dyn SessionsAccess>>,
-    /// The `sessions` functions this session's policy allows.
-    pub(crate) session_rights: crate::capability::SessionRights,
+    pub(crate) log: LogState,
+    pub(crate) kv: KvState,
+    pub(crate) secrets: SecretsState,
+    pub(crate) sessions: SessionsState,
+    pub(crate) process: ProcessState,
     /// WebSocket connections this instance holds.
-    pub(crate) ws_open: usize,
-    pub(crate) process: Option<ProcessGrant>,
-    /// Secrets whose check (`verify-hmac-sha256`, `matches`) succeeded in
-    /// the current call: what a webhook delivery proved it knows.
-    pub(crate) proved_secrets: Vec<String>,
+    ws_open: usize,
+    /// When the current call must end (`guarded.rs` sets it per call).
+    pub(crate) deadline: Option<std::time::Instant>,
 }
 
 impl PluginState {
@@ -60,6 +59,7 @@ impl PluginState {
         } else {
             Arc::new(SecretStore::default())
         };
+        let (plugin, agent): (Arc<str>, Arc<str>) = (plugin_id.into(), agent_id.into());
         Ok(PluginState {
             wasi: builder.build(),
             table: ResourceTable::new(),
@@ -70,28 +70,31 @@ impl PluginState {
                 Egress::default()
             },
             limits: MemoryCap { limit: memory_bytes, refused: false, size: 0 },
-            plugin_id: plugin_id.into(),
-            agent_id: agent_id.into(),
-            kv: grants.kv_dir.as_deref().filter(|_| grants.holds(Capability::Kv)).map(KvScope::open),
-            secrets,
-            logs: Vec::new(),
-            deadline: None,
-            session_key: String::new(),
-            sessions: None,
-            session_rights: grants.sessions,
+            log: LogState::new(plugin.clone(), agent.clone()),
+            kv: KvState::granted(grants),
+            secrets: SecretsState { store: secrets, proved: Vec::new() },
+            sessions: SessionsState {
+                plugin: plugin.to_string(),
+                agent: agent.to_string(),
+                rights: grants.sessions,
+                ..SessionsState::default()
+            },
+            process: ProcessState {
+                grant: grants.process.clone().filter(|_| grants.holds(Capability::Process)),
+                plugin: plugin.to_string(),
+                agent: agent.to_string(),
+            },
             ws_open: 0,
-            process: grants.process.clone().filter(|_| grants.holds(Capability::Process)),
-            proved_secrets: Vec::new(),
+            deadline: None,
         })
     }
 
     /// Points the instance's key-value state and secrets at one account
     /// (a channel instance serves all accounts of its channel, one call at a time).
     pub(crate) fn enter_scope(&mut self, kv: Option<KvScope>, secrets: Arc<SecretStore>) {
-        self.kv = kv;
-        self.proved_secrets.clear();
+        self.kv.scope = kv;
         self.egress.secrets = secrets.clone();
-        self.secrets = secrets;
+        self.secrets = SecretsState { store: secrets, proved: Vec::new() };
     }
 }
 
@@ -120,13 +123,32 @@ impl ResourceLimiter for MemoryCap {
 }
 
 impl PluginState {
-    pub(crate) fn egress(&self) -> &Egress {
-        &self.egress
+    fn ws(&mut self) -> WsView<'_> {
+        WsView { table: &mut self.table, egress: &self.egress, open: &mut self.ws_open }
     }
 
-    pub(crate) fn table_mut(&mut self) -> &mut ResourceTable {
-        &mut self.table
+    fn process(&mut self) -> ProcessView<'_> {
+        ProcessView { state: &self.process, deadline: self.deadline }
     }
+}
+
+/// Builds a linker holding WASI basics plus exactly the capabilities in `shape`.
+pub fn linker_for(engine: &wasmtime::Engine, shape: &BTreeSet<Capability>) -> wasmtime::Result<Linker<PluginState>> {
+    let mut linker = Linker::<PluginState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    crate::bindings::chela::plugin::types::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)?;
+    for c in shape {
+        match c {
+            Capability::Log => log::add_to_linker(&mut linker, |s| &mut s.log)?,
+            Capability::Kv => kv::add_to_linker(&mut linker, |s| &mut s.kv)?,
+            Capability::Secrets => secrets::add_to_linker(&mut linker, |s| &mut s.secrets)?,
+            Capability::Http => http::add_to_linker(&mut linker)?,
+            Capability::Sessions => sessions::add_to_linker(&mut linker, |s| &mut s.sessions)?,
+            Capability::Websocket => websocket::add_to_linker(&mut linker, PluginState::ws)?,
+            Capability::Process => process::add_to_linker(&mut linker, PluginState::process)?,
+        }
+    }
+    Ok(linker)
 }
 
 impl WasiView for PluginState {

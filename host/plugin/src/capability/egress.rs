@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use super::secrets::SecretStore;
+use super::secrets::store::SecretStore;
 
 /// One allowlist entry: `host` (any port), `host:port`, `*.domain` (any
 /// subdomain, any port), an IP literal, or a URL (its host and port).

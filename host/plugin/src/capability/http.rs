@@ -10,11 +10,10 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use wasmtime::component::Linker;
-use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks, WasiHttpView};
 
 pub use super::egress::Egress;
 use super::egress::{EgressError, Protocol, Target};
-use crate::state::PluginState;
 
 /// Connect and first-byte waits when the guest sets none (the call deadline still applies).
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
@@ -133,7 +132,8 @@ impl WasiHttpHooks for Egress {
     }
 }
 
-pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+/// wasi-http, answered by the store's [`WasiHttpView`], whose hooks are the [`Egress`].
+pub fn add_to_linker<T: WasiHttpView + Send + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
 }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::chela::plugin::kv;
-use crate::state::PluginState;
+use crate::capability::GrantSet;
 
 pub const MAX_KEY_BYTES: usize = 256;
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
@@ -99,11 +99,25 @@ impl KvScope {
     }
 }
 
-fn scope(s: &PluginState) -> Result<&KvScope, String> {
-    s.kv.as_ref().ok_or_else(|| "key-value state is not configured for this plugin".to_string())
+/// An instance's key-value scope (a channel instance switches it per account).
+#[derive(Default)]
+pub struct KvState {
+    pub(crate) scope: Option<KvScope>,
 }
 
-impl kv::Host for PluginState {
+impl KvState {
+    /// The scope the grant names, when `Kv` is granted.
+    pub(crate) fn granted(grants: &GrantSet) -> KvState {
+        let scope = grants.kv_dir.as_deref().filter(|_| grants.holds(super::Capability::Kv)).map(KvScope::open);
+        KvState { scope }
+    }
+}
+
+fn scope(s: &KvState) -> Result<&KvScope, String> {
+    s.scope.as_ref().ok_or_else(|| "key-value state is not configured for this plugin".to_string())
+}
+
+impl kv::Host for KvState {
     async fn get(&mut self, key: String) -> Option<Vec<u8>> {
         scope(self).ok()?.get(&key)
     }
@@ -121,8 +135,11 @@ impl kv::Host for PluginState {
     }
 }
 
-pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
-    kv::add_to_linker::<_, HasSelf<PluginState>>(linker, |s| s)
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut KvState,
+) -> wasmtime::Result<()> {
+    kv::add_to_linker::<T, HasSelf<KvState>>(linker, get)
 }
 
 #[cfg(test)]

@@ -1,16 +1,31 @@
 //! `chela:plugin/log` → tracing, tagged with plugin and agent. Always granted.
 
+use std::sync::Arc;
+
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::chela::plugin::log::{self, Level};
-use crate::state::PluginState;
 
 /// Longest message kept; longer ones are cut (a plugin cannot flood the logs with one line).
 const MAX_MESSAGE: usize = 4096;
 /// Lines kept per call for the caller (the transcript, tests).
 pub const MAX_LINES_PER_CALL: usize = 100;
 
-impl log::Host for PluginState {
+/// An instance's log: lines go to tracing, tagged, and the call's first
+/// [`MAX_LINES_PER_CALL`] are kept for the caller.
+pub struct LogState {
+    plugin: Arc<str>,
+    agent: Arc<str>,
+    pub(crate) lines: Vec<String>,
+}
+
+impl LogState {
+    pub(crate) fn new(plugin: Arc<str>, agent: Arc<str>) -> LogState {
+        LogState { plugin, agent, lines: Vec::new() }
+    }
+}
+
+impl log::Host for LogState {
     async fn log(&mut self, level: Level, message: String) {
         let mut message = message;
         if message.len() > MAX_MESSAGE {
@@ -21,7 +36,7 @@ impl log::Host for PluginState {
             message.truncate(cut);
             message.push('…');
         }
-        let (plugin, agent) = (&*self.plugin_id, &*self.agent_id);
+        let (plugin, agent) = (&*self.plugin, &*self.agent);
         match level {
             Level::Trace => tracing::trace!(plugin, agent, "{message}"),
             Level::Debug => tracing::debug!(plugin, agent, "{message}"),
@@ -29,12 +44,15 @@ impl log::Host for PluginState {
             Level::Warn => tracing::warn!(plugin, agent, "{message}"),
             Level::Error => tracing::error!(plugin, agent, "{message}"),
         }
-        if self.logs.len() < MAX_LINES_PER_CALL {
-            self.logs.push(message);
+        if self.lines.len() < MAX_LINES_PER_CALL {
+            self.lines.push(message);
         }
     }
 }
 
-pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
-    log::add_to_linker::<_, HasSelf<PluginState>>(linker, |s| s)
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut LogState,
+) -> wasmtime::Result<()> {
+    log::add_to_linker::<T, HasSelf<LogState>>(linker, get)
 }

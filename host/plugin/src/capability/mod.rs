@@ -1,9 +1,15 @@
 //! Host capabilities: what a plugin may be linked with.
 //!
-//! Each capability is one module with the same small lifecycle (as Spin's
-//! factors): `add_to_linker` once per grant shape, and per-instance state
-//! prepared from the agent's grants in [`crate::state`]. Adding a
-//! capability means adding one module and one enum variant.
+//! Each capability is one module with the same shape (Spin's factors are
+//! the model): it owns its per-instance state (`KvState`, `SecretsState`,
+//! `SessionsState`, `ProcessState`, `LogState`; a view over shared parts
+//! for `websocket` and `http`), builds it from the grant, implements its WIT
+//! host trait on that state, and offers `add_to_linker` over any store data
+//! given a projection to it. `crate::state` composes the states into one
+//! store's data and builds linkers of exactly a grant's shape. Adding a
+//! capability is one module, one enum variant and one field there.
+//!
+//! Must not: know the store's data type (`PluginState`) or one another's state.
 
 pub mod egress;
 pub mod http;
@@ -18,12 +24,8 @@ pub mod workspace;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use wasmtime::component::Linker;
-
 pub use chela_core::config::schema::WorkspaceAccess;
 pub use chela_core::policy::SessionRights;
-
-use crate::state::PluginState;
 
 /// A capability a plugin can import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -123,26 +125,4 @@ impl GrantSet {
     pub fn link_shape(&self) -> BTreeSet<Capability> {
         self.capabilities.clone()
     }
-}
-
-/// Builds a linker holding WASI basics plus exactly the capabilities in `shape`.
-pub fn linker_for(engine: &wasmtime::Engine, shape: &BTreeSet<Capability>) -> wasmtime::Result<Linker<PluginState>> {
-    let mut linker = Linker::<PluginState>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    crate::bindings::chela::plugin::types::add_to_linker::<_, wasmtime::component::HasSelf<PluginState>>(
-        &mut linker,
-        |s| s,
-    )?;
-    for c in shape {
-        match c {
-            Capability::Log => log::add_to_linker(&mut linker)?,
-            Capability::Kv => kv::add_to_linker(&mut linker)?,
-            Capability::Secrets => secrets::add_to_linker(&mut linker)?,
-            Capability::Http => http::add_to_linker(&mut linker)?,
-            Capability::Sessions => sessions::add_to_linker(&mut linker)?,
-            Capability::Websocket => websocket::add_to_linker(&mut linker)?,
-            Capability::Process => process::add_to_linker(&mut linker)?,
-        }
-    }
-    Ok(linker)
 }

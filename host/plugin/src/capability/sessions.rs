@@ -14,7 +14,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::chela::plugin::sessions;
 pub use crate::bindings::chela::plugin::sessions::{SessionStatus, SessionSummary, SpawnRequest, TranscriptEntry};
-use crate::state::PluginState;
+use chela_core::policy::SessionRights;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -72,7 +72,7 @@ impl Function {
         }
     }
 
-    fn granted(self, r: &crate::capability::SessionRights) -> bool {
+    fn granted(self, r: &SessionRights) -> bool {
         match self {
             Function::List => r.list,
             Function::History => r.history,
@@ -83,22 +83,33 @@ impl Function {
     }
 }
 
-impl PluginState {
+/// An instance's view of the sessions: who calls (agent, session), which
+/// functions its policy allows, and the host side that answers.
+#[derive(Default)]
+pub struct SessionsState {
+    pub(crate) plugin: String,
+    pub(crate) agent: String,
+    pub(crate) session_key: String,
+    pub(crate) rights: SessionRights,
+    pub(crate) access: Option<std::sync::Arc<dyn SessionsAccess>>,
+}
+
+impl SessionsState {
     /// The host side and the caller, if this session's policy allows `f`.
     fn sessions_call(&self, f: Function) -> Result<(std::sync::Arc<dyn SessionsAccess>, Caller), String> {
-        let access = self.sessions.clone().ok_or("the sessions capability is not available here")?;
-        if !f.granted(&self.session_rights) {
-            tracing::warn!(plugin = %self.plugin_id, agent = %self.agent_id, function = f.tool(), "sessions call refused");
+        let access = self.access.clone().ok_or("the sessions capability is not available here")?;
+        if !f.granted(&self.rights) {
+            tracing::warn!(plugin = %self.plugin, agent = %self.agent, function = f.tool(), "sessions call refused");
             return Err(format!(
                 "`{}` is not allowed for this session (tool policy), so this call is refused",
                 f.tool()
             ));
         }
-        Ok((access, Caller { agent_id: self.agent_id.to_string(), session_key: self.session_key.clone() }))
+        Ok((access, Caller { agent_id: self.agent.clone(), session_key: self.session_key.clone() }))
     }
 }
 
-impl sessions::Host for PluginState {
+impl sessions::Host for SessionsState {
     async fn list_sessions(&mut self, active_within_minutes: Option<u32>) -> Result<Vec<SessionSummary>, String> {
         let (access, caller) = self.sessions_call(Function::List)?;
         access.list(&caller, active_within_minutes).await
@@ -125,6 +136,9 @@ impl sessions::Host for PluginState {
     }
 }
 
-pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
-    sessions::add_to_linker::<_, HasSelf<PluginState>>(linker, |s| s)
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut SessionsState,
+) -> wasmtime::Result<()> {
+    sessions::add_to_linker::<T, HasSelf<SessionsState>>(linker, get)
 }

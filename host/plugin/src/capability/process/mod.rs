@@ -35,11 +35,10 @@ use std::time::Duration;
 use chela_core::policy::ExecConfinement;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command as Child;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 
 use crate::bindings::chela::plugin::process;
 pub use crate::bindings::chela::plugin::process::{Command, Output};
-use crate::state::PluginState;
 
 /// Bytes kept of stdout and of stderr each.
 pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
@@ -415,9 +414,31 @@ async fn run_as(grant: &ProcessGrant, cmd: Command, confiner: HostConfiner) -> R
     Ok(Output { exit_code, stdout, stderr, truncated: t1 || t2, timed_out })
 }
 
-impl process::Host for PluginState {
+/// An instance's right to run commands: the grant (none: not granted), and
+/// who runs them, for the log.
+#[derive(Default)]
+pub struct ProcessState {
+    pub(crate) grant: Option<ProcessGrant>,
+    pub(crate) plugin: String,
+    pub(crate) agent: String,
+}
+
+/// What a `process` call sees: the instance's [`ProcessState`] and the
+/// current call's deadline (a command ends before it).
+pub struct ProcessView<'a> {
+    pub state: &'a ProcessState,
+    pub deadline: Option<std::time::Instant>,
+}
+
+struct ProcessData;
+
+impl wasmtime::component::HasData for ProcessData {
+    type Data<'a> = ProcessView<'a>;
+}
+
+impl process::Host for ProcessView<'_> {
     async fn run(&mut self, cmd: Command) -> Result<Output, String> {
-        let grant = self.process.clone().ok_or("running commands is not granted to this session")?;
+        let grant = self.state.grant.clone().ok_or("running commands is not granted to this session")?;
         // The command ends (timed out) before the plugin call's own deadline, so
         // a long command is a result for the model, not a failed plugin call.
         let mut cmd = cmd;
@@ -428,11 +449,14 @@ impl process::Host for PluginState {
             let left_ms = u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1);
             cmd.timeout_ms = cmd.timeout_ms.min(left_ms);
         }
-        tracing::info!(plugin = %self.plugin_id, agent = %self.agent_id, program = %cmd.program, sandboxed = grant.sandboxed, "exec");
+        tracing::info!(plugin = %self.state.plugin, agent = %self.state.agent, program = %cmd.program, sandboxed = grant.sandboxed, "exec");
         run(&grant, cmd).await
     }
 }
 
-pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
-    process::add_to_linker::<_, HasSelf<PluginState>>(linker, |s| s)
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> ProcessView<'_>,
+) -> wasmtime::Result<()> {
+    process::add_to_linker::<T, ProcessData>(linker, get)
 }

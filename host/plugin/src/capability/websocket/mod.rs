@@ -10,17 +10,17 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message as Frame;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wasmtime::component::{HasSelf, Linker, Resource};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use super::egress::{Protocol, Target};
+use super::egress::{Egress, Protocol};
 use crate::bindings::chela::plugin::websocket::{self, Message};
-use crate::state::PluginState;
+
+pub(crate) mod connection;
+pub use connection::WsConnection;
 
 /// Largest message either way.
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
@@ -31,31 +31,37 @@ pub const CONNECT_WAIT: Duration = Duration::from_secs(20);
 /// Longest a single `receive` waits.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
-/// A host-side connection, owned by the instance's resource table.
-pub struct WsConnection {
-    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    closed: bool,
-    /// Where it goes: secrets in later frames are checked against it.
-    target: Target,
+/// What a `websocket` call sees: the instance's resource table (where its
+/// connections live), its egress policy and its count of open connections.
+pub struct WsView<'a> {
+    pub table: &'a mut ResourceTable,
+    pub egress: &'a Egress,
+    pub open: &'a mut usize,
 }
 
-impl PluginState {
+impl WsView<'_> {
     fn connection(&mut self, r: &Resource<WsConnection>) -> Result<&mut WsConnection, String> {
-        self.table_mut().get_mut(r).map_err(|e| e.to_string())
+        self.table.get_mut(r).map_err(|e| e.to_string())
     }
 }
 
-impl websocket::HostConnection for PluginState {
+struct WsData;
+
+impl HasData for WsData {
+    type Data<'a> = WsView<'a>;
+}
+
+impl websocket::HostConnection for WsView<'_> {
     async fn connect(&mut self, url: String, headers: Vec<(String, String)>) -> Result<Resource<WsConnection>, String> {
         // The URL (often an upstream's answer, such as Discord's READY) is checked by the URL parser.
-        let target = self.egress().check(&url, Protocol::WebSocket)?;
-        if self.ws_open >= MAX_CONNECTIONS {
+        let target = self.egress.check(&url, Protocol::WebSocket)?;
+        if *self.open >= MAX_CONNECTIONS {
             return Err(format!("at most {MAX_CONNECTIONS} WebSocket connections per plugin instance"));
         }
-        let (url, mut carries_secret) = self.egress().substitute_url(&url, &target)?;
+        let (url, mut carries_secret) = self.egress.substitute_url(&url, &target)?;
         let mut request = url.as_str().into_client_request().map_err(|e| format!("bad WebSocket URL: {e}"))?;
         for (k, v) in headers {
-            let (v, used) = self.egress().substitute(&v, &target)?;
+            let (v, used) = self.egress.substitute(&v, &target)?;
             carries_secret |= used;
             let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
                 .map_err(|e| format!("header `{k}`: {e}"))?;
@@ -68,14 +74,14 @@ impl websocket::HostConnection for PluginState {
         let host = target.host();
         // Frames may carry secrets later (Discord's IDENTIFY): a plaintext socket only to loopback.
         carries_secret |= !target.tls;
-        let (tcp, _) = self.egress().connect(&target, carries_secret, CONNECT_WAIT).await.map_err(|e| e.to_string())?;
+        let (tcp, _) = self.egress.connect(&target, carries_secret, CONNECT_WAIT).await.map_err(|e| e.to_string())?;
         let handshake = tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(config), None);
         let (stream, _) = tokio::time::timeout(CONNECT_WAIT, handshake)
             .await
             .map_err(|_| format!("connecting to {host} timed out"))?
             .map_err(|e| format!("cannot connect to {host}: {e}"))?;
-        self.ws_open += 1;
-        self.table_mut().push(WsConnection { stream, closed: false, target }).map_err(|e| e.to_string())
+        *self.open += 1;
+        self.table.push(WsConnection { stream, closed: false, target }).map_err(|e| e.to_string())
     }
 
     async fn send(&mut self, this: Resource<WsConnection>, msg: Message) -> Result<(), String> {
@@ -83,7 +89,7 @@ impl websocket::HostConnection for PluginState {
         // `{{secret:NAME}}` in a text frame; the connection's host is allowed.
         let target = self.connection(&this)?.target.clone();
         let msg = match msg {
-            Message::Text(t) => Message::Text(self.egress().substitute(&t, &target)?.0),
+            Message::Text(t) => Message::Text(self.egress.substitute(&t, &target)?.0),
             other => other,
         };
         let conn = self.connection(&this)?;
@@ -143,15 +149,15 @@ impl websocket::HostConnection for PluginState {
     }
 
     async fn drop(&mut self, this: Resource<WsConnection>) -> wasmtime::Result<()> {
-        let conn = self.table_mut().delete(this)?;
-        self.ws_open = self.ws_open.saturating_sub(1);
+        let conn = self.table.delete(this)?;
+        *self.open = self.open.saturating_sub(1);
         drop(conn);
         Ok(())
     }
 }
 
-impl websocket::Host for PluginState {}
+impl websocket::Host for WsView<'_> {}
 
-pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
-    websocket::add_to_linker::<_, HasSelf<PluginState>>(linker, |s| s)
+pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> WsView<'_>) -> wasmtime::Result<()> {
+    websocket::add_to_linker::<T, WsData>(linker, get)
 }

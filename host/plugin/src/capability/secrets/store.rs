@@ -1,17 +1,13 @@
-//! `chela:plugin/secrets`: credentials by name. Values stay in the host; a
-//! plugin can only ask whether one exists, check an HMAC, or compare a token
-//! — all in constant time. Substitution into requests is in [`super::http`].
+//! The secret values of one plugin scope, by name, and the hosts each may
+//! be sent to. Values never leave the host: they are compared in constant
+//! time and substituted into outbound requests by `egress.rs`.
+//!
+//! Must not: know the WIT bindings or print a value (its `Debug` shows names only).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
-use wasmtime::component::{HasSelf, Linker};
-
-use crate::bindings::chela::plugin::secrets;
-use crate::state::PluginState;
 
 /// The secrets one plugin scope may use, by name.
 #[derive(Default, Clone)]
@@ -66,38 +62,4 @@ impl SecretStore {
     pub fn contains(&self, name: &str) -> bool {
         self.values.contains_key(name)
     }
-}
-
-fn secret<'a>(s: &'a PluginState, name: &str) -> Result<&'a str, String> {
-    s.secrets.value(name).ok_or_else(|| format!("no secret named `{name}` for this plugin"))
-}
-
-impl secrets::Host for PluginState {
-    async fn exists(&mut self, name: String) -> bool {
-        self.secrets.contains(&name)
-    }
-
-    async fn verify_hmac_sha256(&mut self, name: String, message: Vec<u8>, signature: Vec<u8>) -> Result<bool, String> {
-        let key = secret(self, &name)?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).map_err(|e| e.to_string())?;
-        mac.update(&message);
-        let ok = mac.verify_slice(&signature).is_ok();
-        if ok {
-            self.proved_secrets.push(name);
-        }
-        Ok(ok)
-    }
-
-    async fn matches(&mut self, name: String, candidate: String) -> Result<bool, String> {
-        let key = secret(self, &name)?;
-        let ok = bool::from(key.as_bytes().ct_eq(candidate.as_bytes()));
-        if ok {
-            self.proved_secrets.push(name);
-        }
-        Ok(ok)
-    }
-}
-
-pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
-    secrets::add_to_linker::<_, HasSelf<PluginState>>(linker, |s| s)
 }

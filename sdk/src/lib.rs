@@ -14,6 +14,9 @@
 //! Build with `cargo build --release --target wasm32-wasip2` and drop the
 //! `.wasm` into the gateway's plugins dir. Only the capabilities the plugin
 //! actually calls end up as imports; the host grants them per agent.
+//!
+//! Must not: give a tool anything its manifest did not ask for (the host links only granted
+//! capabilities).
 
 /// Generated bindings for the `tool-plugin-all` world (`wit/`); a component
 /// built with them imports only the interfaces its code calls.

@@ -4,6 +4,8 @@
 //! clippy, every test in the workspace (unit, conformance vectors, CLI),
 //! benchmark smoke runs, and bounded fuzzing. It installs what it needs
 //! (cargo-fuzz) so a fresh clone passes with nothing set up by hand.
+//!
+//! Must not: hold product behaviour: it only builds, runs and tests what the crates define.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -44,19 +46,76 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// The demo: the offline tour of the config, the plugins, then the gateway
+/// against faked platforms with a scripted walkthrough; it keeps running
+/// (Ctrl-C stops it) unless `--once`.
 fn demo() -> Result<(), String> {
     run("build chela", cargo().args(["build", "--quiet", "-p", "chela", "-p", "chela-fakes"]))?;
-    let bin = root().join("target/debug/chela");
-    let config = root().join("examples/multi-agent.json5");
-    let state = root().join("target/demo-state");
-    let chela = |title: &str, args: &[&str]| -> Result<(), String> {
+    let demo = Demo {
+        bin: root().join("target/debug/chela"),
+        config: root().join("examples/multi-agent.json5"),
+        state: root().join("target/demo-state"),
+        port: 18789,
+        say_port: 18790,
+    };
+    demo.offline_tour()?;
+    // The plugin side: first-party tools dropped into the state dir's plugins folder.
+    build_plugins()?;
+    demo.install_plugins()?;
+    demo.chela("WebAssembly plugins in the state dir (Rust, Python, JavaScript)", &["plugins", "list"])?;
+    demo.chela("the work agent's tools: plugin tools linked with exactly its grants", &["tools", "--agent", "work"])?;
+    demo.install_offline_scripts()?;
+
+    let mut running = demo.start()?;
+    demo.control_walkthrough()?;
+    demo.chat_walkthrough()?;
+    demo.webhook_walkthrough()?;
+    demo.chela("every agent's sessions, each in its own store", &["sessions", "list", "--all-agents"])?;
+    demo.print_next_steps();
+    if std::env::args().any(|a| a == "--once") {
+        let _ = Command::new("kill").arg("-TERM").arg(running.gateway.id().to_string()).status();
+    }
+    let status = running.gateway.wait().map_err(|e| e.to_string())?;
+    if !status.success() && status.code().is_some() {
+        return Err(format!("the gateway exited with {status}"));
+    }
+    Ok(())
+}
+
+/// Where the demo runs: the binary, the example config, its state dir, its ports.
+struct Demo {
+    bin: PathBuf,
+    config: PathBuf,
+    state: PathBuf,
+    port: u16,
+    say_port: u16,
+}
+
+/// The demo's processes, killed when the demo ends (or fails) early.
+struct Running {
+    gateway: std::process::Child,
+    platforms: std::process::Child,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for child in [&mut self.gateway, &mut self.platforms] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Demo {
+    /// Runs `chela <args>` on the demo's config and state, under a title.
+    fn chela(&self, title: &str, args: &[&str]) -> Result<(), String> {
         println!("\n$ chela {}\n# {title}", args.join(" "));
-        let status = Command::new(&bin)
+        let status = Command::new(&self.bin)
             .current_dir(root())
             .arg("--config")
-            .arg(&config)
+            .arg(&self.config)
             .args(args)
-            .env("CHELA_STATE_DIR", &state)
+            .env("CHELA_STATE_DIR", &self.state)
             .status()
             .map_err(|e| e.to_string())?;
         // `route` exits 1 when no agent can be chosen; the demo shows that too.
@@ -64,167 +123,202 @@ fn demo() -> Result<(), String> {
             return Err(format!("chela {} failed", args.join(" ")));
         }
         Ok(())
-    };
-    chela("every problem in the config, or that it is valid", &["config", "validate"])?;
-    chela("three isolated agents and their routing rules", &["agents", "list", "--bindings"])?;
-    chela(
-        "family writes to the business number: the peer binding wins over the earlier account binding",
-        &["route", "--channel", "whatsapp", "--account", "biz", "--peer", "direct:+15550001111"],
-    )?;
-    chela(
-        "a Discord member with the support role in the company guild",
-        &["route", "--channel", "discord", "--guild", "1122334455", "--roles", "998877", "--peer", "channel:42"],
-    )?;
-    chela(
-        "a Telegram DM to the default bot: no binding, so the default agent",
-        &["route", "--channel", "telegram", "--peer", "direct:111111111"],
-    )?;
-    chela(
-        "what the sandboxed support agent may use in a group",
-        &["tools", "--agent", "support", "--session", "group:telegram:-1001"],
-    )?;
-    // The plugin side: first-party tools dropped into the state dir's plugins folder.
-    build_plugins()?;
-    let plugins_dir = state.join("plugins");
-    std::fs::create_dir_all(&plugins_dir).map_err(|e| e.to_string())?;
-    let built = [
-        (
-            "target/wasm32-wasip2/release",
-            [
-                "tool_echo",
-                "tool_read",
-                "tool_write",
-                "tool_edit",
-                "tool_apply_patch",
-                "tool_memory_search",
-                "tool_memory_get",
-                "tool_web_fetch",
-                "channel_whatsapp",
-                "channel_telegram",
-                "channel_slack",
-                "channel_discord",
-            ]
-            .as_slice(),
-        ),
-        ("target/polyglot", ["tool_word_count_py", "tool_slugify_js", "channel_webhook_js"].as_slice()),
-    ];
-    for (dir, names) in built {
-        for n in names {
-            let from = root().join(dir).join(format!("{n}.wasm"));
-            std::fs::copy(&from, plugins_dir.join(format!("{n}.wasm")))
-                .map_err(|e| format!("{}: {e}", from.display()))?;
+    }
+
+    /// What the config means, without a gateway: validation, roster, routing, tool policy.
+    fn offline_tour(&self) -> Result<(), String> {
+        self.chela("every problem in the config, or that it is valid", &["config", "validate"])?;
+        self.chela("three isolated agents and their routing rules", &["agents", "list", "--bindings"])?;
+        self.chela(
+            "family writes to the business number: the peer binding wins over the earlier account binding",
+            &["route", "--channel", "whatsapp", "--account", "biz", "--peer", "direct:+15550001111"],
+        )?;
+        self.chela(
+            "a Discord member with the support role in the company guild",
+            &["route", "--channel", "discord", "--guild", "1122334455", "--roles", "998877", "--peer", "channel:42"],
+        )?;
+        self.chela(
+            "a Telegram DM to the default bot: no binding, so the default agent",
+            &["route", "--channel", "telegram", "--peer", "direct:111111111"],
+        )?;
+        self.chela(
+            "what the sandboxed support agent may use in a group",
+            &["tools", "--agent", "support", "--session", "group:telegram:-1001"],
+        )
+    }
+
+    fn plugins_dir(&self) -> PathBuf {
+        self.state.join("plugins")
+    }
+
+    /// Copies the first-party plugins (Rust, Python, JavaScript) into the state dir.
+    fn install_plugins(&self) -> Result<(), String> {
+        let plugins_dir = self.plugins_dir();
+        std::fs::create_dir_all(&plugins_dir).map_err(|e| e.to_string())?;
+        let built = [
+            (
+                "target/wasm32-wasip2/release",
+                [
+                    "tool_echo",
+                    "tool_read",
+                    "tool_write",
+                    "tool_edit",
+                    "tool_apply_patch",
+                    "tool_memory_search",
+                    "tool_memory_get",
+                    "tool_web_fetch",
+                    "channel_whatsapp",
+                    "channel_telegram",
+                    "channel_slack",
+                    "channel_discord",
+                ]
+                .as_slice(),
+            ),
+            ("target/polyglot", ["tool_word_count_py", "tool_slugify_js", "channel_webhook_js"].as_slice()),
+        ];
+        for (dir, names) in built {
+            for n in names {
+                let from = root().join(dir).join(format!("{n}.wasm"));
+                std::fs::copy(&from, plugins_dir.join(format!("{n}.wasm")))
+                    .map_err(|e| format!("{}: {e}", from.display()))?;
+            }
         }
-    }
-    chela("WebAssembly plugins in the state dir (Rust, Python, JavaScript)", &["plugins", "list"])?;
-    chela("the work agent's tools: plugin tools linked with exactly its grants", &["tools", "--agent", "work"])?;
-    // The offline model's scripts: which messages make it call a tool.
-    for agent in ["work", "support"] {
-        let dir = state.join("agents").join(agent).join("agent");
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let from = root().join(format!("examples/offline/{agent}.json5"));
-        std::fs::copy(&from, dir.join("offline-script.json5")).map_err(|e| format!("{}: {e}", from.display()))?;
+        Ok(())
     }
 
-    // The platforms the example's channels point at: WhatsApp, Telegram, Slack
-    // and Discord faked on 127.0.0.1:18791-18794 (tests/fakes), so a user can
-    // write "as a WhatsApp number" or "as a Slack user".
-    let port = 18789;
-    let say_port = 18790;
-    println!(
-        "\n$ chela-platforms   # WhatsApp, Telegram, Slack and Discord on 127.0.0.1, faked; say things on :{say_port}"
-    );
-    let mut platforms = Command::new(root().join("target/debug/chela-platforms"))
-        .args(["--port", &say_port.to_string(), "--gateway", &format!("http://127.0.0.1:{port}")])
-        .spawn()
-        .map_err(|e| format!("cannot start chela-platforms: {e}"))?;
-
-    // The main job: the gateway, offline, with the example's three agents.
-    println!("\n$ chela gateway   # on 127.0.0.1:{port}, state in {}", state.display());
-    let mut gateway = Command::new(&bin)
-        .current_dir(root())
-        .arg("--config")
-        .arg(&config)
-        .arg("gateway")
-        .env("CHELA_STATE_DIR", &state)
-        .spawn()
-        .map_err(|e| format!("cannot start the gateway: {e}"))?;
-    let up = (0..150).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        http(port, "GET", "/readyz", &[], "").is_ok_and(|(s, _)| s == 200)
-    });
-    if !up {
-        let _ = gateway.kill();
-        let _ = platforms.kill();
-        let why = http(port, "GET", "/readyz", &[], "").map(|(_, b)| b).unwrap_or_else(|e| e);
-        return Err(format!("the gateway did not get ready on port {port} (is another one running?): {why}"));
+    /// The offline model's scripts: which messages make it call a tool.
+    fn install_offline_scripts(&self) -> Result<(), String> {
+        for agent in ["work", "support"] {
+            let dir = self.state.join("agents").join(agent).join("agent");
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            let from = root().join(format!("examples/offline/{agent}.json5"));
+            std::fs::copy(&from, dir.join("offline-script.json5")).map_err(|e| format!("{}: {e}", from.display()))?;
+        }
+        Ok(())
     }
-    let walkthrough = || -> Result<(), String> {
-        chela("through the running gateway's control API", &["send", "--agent", "work", "Hello Atlas"])?;
-        chela(
+
+    /// Starts the faked platforms and the gateway, and waits until it is ready.
+    fn start(&self) -> Result<Running, String> {
+        // The platforms the example's channels point at: WhatsApp, Telegram, Slack
+        // and Discord faked on 127.0.0.1:18791-18794 (tests/fakes), so a user can
+        // write "as a WhatsApp number" or "as a Slack user".
+        let (port, say_port) = (self.port, self.say_port);
+        println!(
+            "\n$ chela-platforms   # WhatsApp, Telegram, Slack and Discord on 127.0.0.1, faked; say things on :{say_port}"
+        );
+        let mut platforms = Command::new(root().join("target/debug/chela-platforms"))
+            .args(["--port", &say_port.to_string(), "--gateway", &format!("http://127.0.0.1:{port}")])
+            .spawn()
+            .map_err(|e| format!("cannot start chela-platforms: {e}"))?;
+        // The main job: the gateway, offline, with the example's three agents.
+        println!("\n$ chela gateway   # on 127.0.0.1:{port}, state in {}", self.state.display());
+        let gateway = Command::new(&self.bin)
+            .current_dir(root())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("gateway")
+            .env("CHELA_STATE_DIR", &self.state)
+            .spawn();
+        let gateway = match gateway {
+            Ok(g) => g,
+            Err(e) => {
+                let _ = platforms.kill();
+                let _ = platforms.wait();
+                return Err(format!("cannot start the gateway: {e}"));
+            }
+        };
+        let running = Running { gateway, platforms };
+        let up = (0..150).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            http(port, "GET", "/readyz", &[], "").is_ok_and(|(s, _)| s == 200)
+        });
+        if !up {
+            let why = http(port, "GET", "/readyz", &[], "").map(|(_, b)| b).unwrap_or_else(|e| e);
+            return Err(format!("the gateway did not get ready on port {port} (is another one running?): {why}"));
+        }
+        Ok(running)
+    }
+
+    /// Turns through the running gateway's control API.
+    fn control_walkthrough(&self) -> Result<(), String> {
+        self.chela("through the running gateway's control API", &["send", "--agent", "work", "Hello Atlas"])?;
+        self.chela(
             "the offline model calls the Python word_count tool",
             &["send", "--agent", "work", "count the words in this sentence"],
         )?;
-        chela(
+        self.chela(
             "support may not use word_count: its model never sees the tool",
             &["send", "--agent", "support", "count these words"],
-        )?;
-        let say = |title: &str, body: &str| -> Result<(), String> {
-            println!("\n$ curl -s localhost:{say_port}/say -d '{body}'\n# {title}");
-            let (status, answer) = http(say_port, "POST", "/say", &[], body)?;
-            let v: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
-            match v["replies"].as_array() {
-                Some(replies) if replies.is_empty() => println!("(no reply)"),
-                Some(replies) => {
-                    for r in replies {
-                        let text = r["text"].as_str().unwrap_or_default();
-                        println!(
-                            "{}/{} → {}: {text}",
-                            r["channel"].as_str().unwrap_or("?"),
-                            r["account"].as_str().unwrap_or("?"),
-                            r["to"]
-                        );
-                    }
+        )
+    }
+
+    /// Says something as a platform user (through the fakes) and prints the replies.
+    fn say(&self, title: &str, body: &str) -> Result<(), String> {
+        let say_port = self.say_port;
+        println!("\n$ curl -s localhost:{say_port}/say -d '{body}'\n# {title}");
+        let (status, answer) = http(say_port, "POST", "/say", &[], body)?;
+        let v: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        match v["replies"].as_array() {
+            Some(replies) if replies.is_empty() => println!("(no reply)"),
+            Some(replies) => {
+                for r in replies {
+                    let text = r["text"].as_str().unwrap_or_default();
+                    println!(
+                        "{}/{} → {}: {text}",
+                        r["channel"].as_str().unwrap_or("?"),
+                        r["account"].as_str().unwrap_or("?"),
+                        r["to"]
+                    );
                 }
-                None => println!("{status} {answer}"),
             }
-            Ok(())
-        };
-        say(
+            None => println!("{status} {answer}"),
+        }
+        Ok(())
+    }
+
+    /// Platform users on WhatsApp, Slack, Discord and Telegram, routed by the bindings.
+    fn chat_walkthrough(&self) -> Result<(), String> {
+        self.say(
             "a customer writes to the business WhatsApp number (account binding → work)",
             r#"{"channel":"whatsapp","account":"biz","from":"+15557770000","name":"Casey","text":"do you ship to Lisbon?"}"#,
         )?;
-        say(
+        self.say(
             "family writes to the same number: the peer binding wins (→ personal)",
             r#"{"channel":"whatsapp","account":"biz","from":"+15550001111","name":"Alex","text":"dinner at 8?"}"#,
         )?;
-        say(
+        self.say(
             "a stranger writes to the personal number: not on its allowlist, no agent sees it",
             r#"{"channel":"whatsapp","account":"personal","from":"+15557770000","text":"hi?","waitMs":1500}"#,
         )?;
-        say(
+        self.say(
             "a Slack user in #general, without a mention: stored, not answered (requireMention)",
             r#"{"channel":"slack","from":"U0ALEX","group":"C0GENERAL","text":"standup in 5","waitMs":1500}"#,
         )?;
-        say(
+        self.say(
             "…and mentioning the bot: the ACME workspace is bound to work",
             r#"{"channel":"slack","from":"U0ALEX","group":"C0GENERAL","mention":true,"text":"what's blocking the release?"}"#,
         )?;
-        say(
+        self.say(
             "a Discord member with the support role in the company guild (guild+roles → support)",
             r#"{"channel":"discord","from":"1300000000000000001","name":"kim","group":"1122334456","roles":["998877"],"mention":true,"text":"my login fails"}"#,
         )?;
-        say(
+        self.say(
             "a Telegram user writes to the helpdesk bot (account binding → support)",
             r#"{"channel":"telegram","account":"helpdesk","from":"222222222","name":"Mia","text":"where is my order?"}"#,
         )?;
-        say(
+        self.say(
             "a stranger DMs the default Telegram bot: dmPolicy pairing answers with a code, no agent runs",
             r#"{"channel":"telegram","account":"default","from":"333333333","name":"Sam","text":"hello"}"#,
         )?;
-        chela(
+        self.chela(
             "the pending request; `chela pairing approve telegram <CODE>` lets Sam in",
             &["pairing", "list", "telegram"],
-        )?;
+        )
+    }
+
+    /// Any system that can POST JSON: the JavaScript webhook channel, then its outbox.
+    fn webhook_walkthrough(&self) -> Result<(), String> {
+        let port = self.port;
         let auth = [("authorization", "Bearer dev-token")];
         // Message ids are remembered across runs (dedupe): make this run's unique.
         let run_id =
@@ -262,40 +356,27 @@ fn demo() -> Result<(), String> {
             })
             .unwrap_or(outbox);
         println!("{outbox}");
-        chela("every agent's sessions, each in its own store", &["sessions", "list", "--all-agents"])?;
         Ok(())
-    };
-    if let Err(e) = walkthrough() {
-        let _ = gateway.kill();
-        let _ = platforms.kill();
-        return Err(e);
     }
-    println!(
-        "\nThe gateway is running on http://127.0.0.1:{port} (Ctrl-C stops it). Try:\n\
-         \x20 {bin} --config {cfg} send --agent personal \"what's on this weekend?\"\n\
-         \x20 TOKEN=$(cat {token})   # the control-plane token the gateway generated\n\
-         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" localhost:{port}/api/v1/agents\n\
-         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -X POST localhost:{port}/api/v1/route -d '{{\"channel\":\"whatsapp\",\"accountId\":\"biz\",\"peer\":{{\"kind\":\"direct\",\"id\":\"+15550001111\"}}}}'\n\
-         \x20 curl -s localhost:{say_port}/say -d '{{\"channel\":\"whatsapp\",\"account\":\"personal\",\"from\":\"+15550002222\",\"text\":\"hi\"}}'\n\
-         \x20 curl -s localhost:{port}/metrics\n\
-         Edit {cfg} (agents, bindings) while it runs: changes apply at once.\n\
-         Drop more .wasm plugins into {plugins} while it runs.",
-        bin = bin.display(),
-        cfg = config.display(),
-        plugins = plugins_dir.display(),
-        token = state.join("gateway.token").display(),
-    );
-    if std::env::args().any(|a| a == "--once") {
-        let _ = Command::new("kill").arg("-TERM").arg(gateway.id().to_string()).status();
+
+    fn print_next_steps(&self) {
+        let (port, say_port) = (self.port, self.say_port);
+        println!(
+            "\nThe gateway is running on http://127.0.0.1:{port} (Ctrl-C stops it). Try:\n\
+             \x20 {bin} --config {cfg} send --agent personal \"what's on this weekend?\"\n\
+             \x20 TOKEN=$(cat {token})   # the control-plane token the gateway generated\n\
+             \x20 curl -s -H \"Authorization: Bearer $TOKEN\" localhost:{port}/api/v1/agents\n\
+             \x20 curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -X POST localhost:{port}/api/v1/route -d '{{\"channel\":\"whatsapp\",\"accountId\":\"biz\",\"peer\":{{\"kind\":\"direct\",\"id\":\"+15550001111\"}}}}'\n\
+             \x20 curl -s localhost:{say_port}/say -d '{{\"channel\":\"whatsapp\",\"account\":\"personal\",\"from\":\"+15550002222\",\"text\":\"hi\"}}'\n\
+             \x20 curl -s localhost:{port}/metrics\n\
+             Edit {cfg} (agents, bindings) while it runs: changes apply at once.\n\
+             Drop more .wasm plugins into {plugins} while it runs.",
+            bin = self.bin.display(),
+            cfg = self.config.display(),
+            plugins = self.plugins_dir().display(),
+            token = self.state.join("gateway.token").display(),
+        );
     }
-    let status = gateway.wait().map_err(|e| e.to_string());
-    let _ = platforms.kill();
-    let _ = platforms.wait();
-    let status = status?;
-    if !status.success() && status.code().is_some() {
-        return Err(format!("the gateway exited with {status}"));
-    }
-    Ok(())
 }
 
 /// One HTTP/1.1 request to the local gateway: status and body.

@@ -4,6 +4,9 @@
 //! requester, up to `session.agentToAgent.maxPingPongTurns` (0–5, default 5),
 //! until one answers `REPLY_SKIP` or nothing. The policy checks (agent-to-agent
 //! allow list, visibility) are the caller's, in [`crate::sessions_access`].
+//!
+//! Must not: decide the allow list or visibility (that is `sessions_access`, from core's rules), or
+//! bypass the target session's queue.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! (reference §12, version 1: `api_key` / `token` / `oauth` profiles, `order`
 //! and `lastGood` per provider), then the provider's environment variable
 //! (`OPENAI_API_KEY`, `<PROVIDER>_API_KEY`). Never another agent's file.
+//!
+//! Must not: read another agent's agentDir or send a credential to any provider but its own.
 
 use std::path::Path;
 

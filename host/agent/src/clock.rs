@@ -1,4 +1,6 @@
 //! Wall-clock helpers in the shapes the store writes (epoch ms, ISO-8601 UTC).
+//!
+//! Must not: hold any rule about time (expiry is `freshness`).
 
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -2,6 +2,8 @@
 //! message. Daily mode resets at `atHour` (default 04:00, gateway local
 //! time); idle mode after `idleMinutes`; with both, whichever comes first.
 //! Without any `session.reset*` config OpenClaw resets daily at 04:00.
+//!
+//! Must not: reset a session itself (the turn does, when this says it is stale).
 
 use chela_core::config::schema::{Config, ResetConfig};
 use chela_core::ids::ChatType;

@@ -4,6 +4,9 @@
 //! Invariants: an agent's turn reads and writes only that agent's store,
 //! workspace and agentDir; a tool runs only if it is in the agent's linked
 //! set for that session; turns of one session key never overlap.
+//!
+//! Must not: route messages or decide tool policy (core does), or know wasmtime (the plugin runtime
+//! does).
 
 pub mod agent_to_agent;
 mod assemble;

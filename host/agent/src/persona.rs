@@ -2,6 +2,9 @@
 //! (an edit to SOUL.md applies to the next message), with the per-file and
 //! total budgets of OpenClaw (reference §9). Every read goes through
 //! `workspace_read` (beneath the workspace, regular files, size-capped).
+//!
+//! Must not: read outside the agent's workspace and the shared skills dir, or follow a link out of
+//! them.
 
 use std::path::{Path, PathBuf};
 

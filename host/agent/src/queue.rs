@@ -3,6 +3,8 @@
 //! queue is bounded: a message that would exceed it is refused at once (the
 //! caller tells the sender) rather than queued without limit or dropped
 //! silently.
+//!
+//! Must not: run turns itself or queue without bound.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;

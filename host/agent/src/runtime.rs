@@ -5,33 +5,33 @@
 //! time; every message is appended to the transcript as it happens, so a
 //! crash loses at most the step in progress. Turns of one session key run in
 //! arrival order ([`SessionQueues`]); other sessions run in parallel.
+//!
+//! Must not: route, build session keys or decide tool policy (core does); the steps of one turn
+//! live in `runtime/turn.rs`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use chela_core::snapshot::{Snapshot, SnapshotCell};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chela_core::config::paths::{agent_dir, agent_workspace, Environment};
+use chela_core::config::paths::Environment;
 use chela_core::config::schema::Config;
 use chela_core::ids::{normalize_agent_id, ChatType};
-use chela_core::policy::{elevated_allowed, session_kind_for_key};
-use chela_core::roster::Roster;
-use chela_core::routing::{main_key, SessionTarget};
+use chela_core::policy::elevated_allowed;
+use chela_core::routing::SessionTarget;
 use chela_core::session_key::SessionKey;
 use chela_plugin::capability::secrets::SecretStore;
 use chela_plugin::capability::sessions::SessionsAccess;
-use chela_plugin::{LinkRequest, Plugins};
-use serde_json::Value;
+use chela_plugin::Plugins;
 
-use crate::clock;
-use crate::freshness;
-use crate::model::{split_model, ModelReply, ModelRequest, ProviderError, Providers, TextSink, ToolSpec};
-use crate::persona::{self, Budget, Identity, PromptInput};
+mod turn;
+
+use crate::model::{split_model, ModelReply, ModelRequest, ProviderError, Providers, TextSink};
+use crate::persona::Identity;
 use crate::queue::{QueueFull, SessionQueues};
-use crate::store::transcript::message_entry;
-use crate::store::{Content, DeliveryContext, Durability, FileStore, Message, Origin, SessionStore, StoreError};
+use crate::store::{DeliveryContext, Durability, FileStore, Origin, SessionStore, StoreError};
 
 /// The model an agent uses when none is configured: works with no key and no network.
 pub const DEFAULT_MODEL: &str = "offline/persona";
@@ -292,227 +292,6 @@ impl AgentRuntime {
         let out = tokio::time::timeout(limit, self.turn(cfg, &agent_id, inbound, on_text)).await;
         drop(permit);
         out.map_err(|_| RunError::Timeout(limit))?
-    }
-
-    async fn turn(
-        &self,
-        cfg: &Config,
-        agent_id: &str,
-        inbound: Inbound,
-        on_text: Option<TextSink>,
-    ) -> Result<TurnOutcome, RunError> {
-        let store = self.store_in(cfg, agent_id)?;
-        let key = inbound.target.key.as_str();
-        let roster = Roster::from_config(cfg);
-        let workspace = agent_workspace(cfg, &roster, agent_id, &self.env);
-        let cwd = workspace.display().to_string();
-        let now = clock::now_ms();
-
-        // Resets: an explicit trigger, or expiry checked on this message.
-        let (text, mut reset) = strip_reset_trigger(cfg, &inbound.text);
-        if reset {
-            store.reset(key)?;
-        } else if let Some(old) = store.get(key)? {
-            let policy = freshness::policy_for(
-                cfg,
-                inbound.delivery.as_ref().map(|d| d.channel.as_str()),
-                inbound.target.chat_type,
-            );
-            if freshness::is_stale_now(policy, old.last_interaction_at.unwrap_or(old.updated_at)) {
-                tracing::info!(session = key, "session expired; starting a new one");
-                store.reset(key)?;
-                reset = true;
-            }
-        }
-        let entry = store.upsert(key, &mut |e| {
-            e.updated_at = now;
-            e.last_interaction_at = Some(now);
-            e.chat_type = Some(inbound.target.chat_type.as_str().to_string());
-            // A chat session keeps its chat's origin when another agent or a sub-agent writes into it.
-            if inbound.delivery.is_some() || e.origin.is_none() {
-                e.origin = Some(inbound.origin.clone());
-            }
-            if let Some(d) = &inbound.delivery {
-                e.last_channel = Some(d.channel.clone());
-                e.last_to = Some(d.to.clone());
-                e.last_account_id = Some(d.account_id.clone());
-                e.last_thread_id = d.thread_id.clone();
-                e.delivery_context = Some(d.clone());
-            }
-        })?;
-        let (model_names, identity) = agent_profile(cfg, agent_id);
-        let model_label = model_names.first().cloned().unwrap_or_default();
-        if text.trim().is_empty() {
-            let reply = format!("New session started with {}.", identity.name);
-            return Ok(TurnOutcome {
-                agent_id: agent_id.to_string(),
-                session_key: key.to_string(),
-                session_id: entry.session_id,
-                reply,
-                model: model_label,
-                tool_calls: Vec::new(),
-                reset,
-                input_tokens: 0,
-                output_tokens: 0,
-            });
-        }
-
-        let transcript = store.transcript(&entry)?;
-        let mut messages = transcript.messages;
-        let mut parent = transcript.last_id;
-        let append = |m: &Message, parent: &mut Option<String>| -> Result<(), StoreError> {
-            let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-            store.append(&entry, &cwd, &[message_entry(&id, parent.as_deref(), &clock::iso_now(), m)])?;
-            *parent = Some(id);
-            Ok(())
-        };
-
-        // Tools: this agent's policy for this kind of session, linked now (a
-        // plugin dropped in a moment ago is already here).
-        let kind = inbound.target.kind.clone();
-        let secrets = self.secrets.clone();
-        // The parent of a sub-agent is known by its stored key only.
-        let spawner = spawned_by(&entry).map(|parent| {
-            let parent_main = SessionKey::main(&parent.agent_id(), main_key(cfg));
-            let parent_kind = session_kind_for_key(cfg, &parent.agent_id(), parent.as_str(), parent_main.as_str());
-            (parent.agent_id(), parent_kind)
-        });
-        let request = LinkRequest {
-            agent_id,
-            kind: kind.clone(),
-            parent: spawner.as_ref().map(|(a, k)| (a.as_str(), k.clone())),
-            elevated: sender_may_elevate(cfg, agent_id, &inbound),
-            sessions: Some(self.sessions.clone()),
-        };
-        let tools = self.plugins.link_session(cfg, &self.env, &request, &move |p| secrets(p));
-        let specs: Vec<ToolSpec> = tools
-            .descriptors()
-            .into_iter()
-            .map(|d| ToolSpec {
-                name: d.name.clone(),
-                description: d.description.clone(),
-                parameters: serde_json::from_str(&d.parameters_schema).unwrap_or(Value::Null),
-            })
-            .collect();
-        let tool_names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-        let agent_cfg = cfg.agent(agent_id).map(|(_, a)| a);
-        let defaults = cfg.agent_defaults();
-        let budget = Budget {
-            per_file: defaults
-                .and_then(|d| d.bootstrap_max_chars)
-                .map(|n| n as usize)
-                .unwrap_or(Budget::default().per_file),
-            total: defaults
-                .and_then(|d| d.bootstrap_total_max_chars)
-                .map(|n| n as usize)
-                .unwrap_or(Budget::default().total),
-        };
-        let mut system = persona::system_prompt(&PromptInput {
-            identity: &identity,
-            workspace: &workspace,
-            shared_skills: &self.env.state_dir().join("skills"),
-            skill_filter: agent_cfg.and_then(|a| a.skills.as_deref()),
-            tool_names: &tool_names,
-            budget,
-            minimal: inbound.target.key.is_background(),
-            now: &chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-        });
-
-        if let Some(extra) = &inbound.extra_system {
-            system.push_str("\n\n");
-            system.push_str(extra);
-        }
-        let user = Message::user(&text, now);
-        append(&user, &mut parent)?;
-        messages.push(user);
-
-        let agent_dir = agent_dir(cfg, agent_id, &self.env);
-        let mut calls = Vec::new();
-        let mut used_model = model_label;
-        let mut input_tokens = 0;
-        let mut output_tokens = 0;
-        let mut reply_text = String::new();
-        for round in 0..self.limits.max_rounds {
-            let request = ModelRequest {
-                model: String::new(),
-                system: system.clone(),
-                messages: messages.clone(),
-                tools: specs.clone(),
-                identity: identity.clone(),
-                agent_dir: agent_dir.clone(),
-                on_text: on_text.clone(),
-            };
-            let (name, answer) = self.complete(agent_id, &model_names, request).await?;
-            used_model = name.clone();
-            input_tokens += answer.usage.input;
-            output_tokens += answer.usage.output;
-            let (provider, model) = split_model(&name).unwrap_or(("", ""));
-            let assistant = Message::Assistant {
-                content: answer.content,
-                timestamp: clock::now_ms(),
-                provider: provider.to_string(),
-                model: model.to_string(),
-                usage: answer.usage,
-                stop_reason: answer.stop_reason,
-            };
-            append(&assistant, &mut parent)?;
-            let wanted: Vec<(String, String, Value)> =
-                assistant.tool_calls().into_iter().map(|(i, n, a)| (i.to_string(), n.to_string(), a.clone())).collect();
-            reply_text = assistant.text();
-            messages.push(assistant);
-            if wanted.is_empty() {
-                break;
-            }
-            if round + 1 == self.limits.max_rounds {
-                reply_text = format!("(stopped: more than {} model rounds in one turn)", self.limits.max_rounds);
-                break;
-            }
-            for (call_id, name, arguments) in wanted {
-                let started = Instant::now();
-                let (out, is_error) = match tools.get(&name) {
-                    // Only linked tools can run: a denied tool is not in `tools`.
-                    None => (format!("tool `{name}` is not available to agent `{agent_id}`"), true),
-                    Some(t) => match t.invoke(&self.plugins, key, &call_id, &arguments.to_string()).await {
-                        Ok(o) => match o.value {
-                            Ok(v) => (v, false),
-                            Err(e) => (serde_json::to_string(&e).unwrap_or_default(), true),
-                        },
-                        Err(e) => (e.to_string(), true),
-                    },
-                };
-                calls.push(ToolCallSummary {
-                    name: name.clone(),
-                    ok: !is_error,
-                    elapsed_ms: started.elapsed().as_millis() as u64,
-                });
-                let result = Message::ToolResult {
-                    tool_call_id: call_id,
-                    tool_name: name,
-                    content: vec![Content::Text { text: out }],
-                    is_error,
-                    timestamp: clock::now_ms(),
-                };
-                append(&result, &mut parent)?;
-                messages.push(result);
-            }
-        }
-        let done = store.upsert(key, &mut |e| {
-            e.updated_at = clock::now_ms();
-            e.input_tokens = Some(e.input_tokens.unwrap_or(0) + input_tokens);
-            e.output_tokens = Some(e.output_tokens.unwrap_or(0) + output_tokens);
-            e.total_tokens = Some(e.input_tokens.unwrap_or(0) + e.output_tokens.unwrap_or(0));
-        })?;
-        Ok(TurnOutcome {
-            agent_id: agent_id.to_string(),
-            session_key: key.to_string(),
-            session_id: done.session_id,
-            reply: reply_text,
-            model: used_model,
-            tool_calls: calls,
-            reset,
-            input_tokens,
-            output_tokens,
-        })
     }
 
     /// Tries the primary model, then the fallbacks, on provider errors.

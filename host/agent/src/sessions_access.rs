@@ -1,6 +1,9 @@
 //! The host side of the `sessions` capability: what a `sessions_*` tool may
 //! see and do, decided for the calling session by the core's visibility and
 //! agent-to-agent rules, answered from the agents' stores.
+//!
+//! Must not: hold the visibility or agent-to-agent rules themselves (core's `policy` does), or
+//! answer for another caller than the session the host set.
 
 use std::sync::{Arc, Weak};
 

@@ -5,6 +5,8 @@
 //! with its parent session's, never more; a sub-agent cannot spawn again.
 //! When the child is done its result goes to the parent session as a
 //! message, and the parent's answer is announced to the parent's chat.
+//!
+//! Must not: grant a child more than its parent session holds, or let a sub-agent spawn again.
 
 use std::sync::Arc;
 

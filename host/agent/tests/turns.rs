@@ -442,7 +442,7 @@ async fn openai_provider_streams_tool_calls_with_the_agents_own_key() {
         state_dir: Some(dir.path().join("state").display().to_string()),
         ..Default::default()
     };
-    let no_env: Arc<chela_plugin::channel::EnvVars> = Arc::new(|_: &str| None);
+    let no_env: Arc<chela_core::config::EnvVars> = Arc::new(|_: &str| None);
     let providers = Providers::from_config(&cfg, no_env);
     let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
     let rt = AgentRuntime::new(RuntimeParts::new(SnapshotCell::of(cfg), env, plugins, providers, secrets));
@@ -522,7 +522,7 @@ async fn anthropic_provider_streams_tool_use_with_the_agents_own_key() {
         state_dir: Some(dir.path().join("state").display().to_string()),
         ..Default::default()
     };
-    let no_env: Arc<chela_plugin::channel::EnvVars> = Arc::new(|_: &str| None);
+    let no_env: Arc<chela_core::config::EnvVars> = Arc::new(|_: &str| None);
     let providers = Providers::from_config(&cfg, no_env);
     let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
     let rt = AgentRuntime::new(RuntimeParts::new(SnapshotCell::of(cfg), env, plugins, providers, secrets));

@@ -3,6 +3,8 @@
 //! Changes are made to the config *text* (comments survive), re-loaded and
 //! re-validated before the file is replaced; an edit that would add a config
 //! error is refused and nothing is written.
+//!
+//! Must not: write a file that does not load and validate, or re-serialise the whole config.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,6 @@
 //! Where the config is and how to read it, for every command.
+//!
+//! Must not: interpret the config (core does); it only finds and reads it.
 
 use std::path::{Path, PathBuf};
 

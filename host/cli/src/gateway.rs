@@ -1,4 +1,7 @@
 //! `chela gateway`: run the gateway in the foreground until SIGINT/SIGTERM.
+//!
+//! Must not: assemble the gateway differently from `chela_gateway` (it calls the gateway's own
+//! constructor).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;

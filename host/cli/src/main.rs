@@ -1,6 +1,8 @@
 //! `chela`: the command-line entry point. A thin edge over `chela-core`:
 //! parse flags, find and load the config, call the core, print the result.
 //! Errors become one clear message and a non-zero exit code here.
+//!
+//! Must not: hold rules: every decision is the core's or the gateway's, called from here.
 
 mod agents;
 mod context;

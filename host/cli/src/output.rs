@@ -1,4 +1,6 @@
 //! Printing: diagnostics to stderr, data as text or JSON to stdout.
+//!
+//! Must not: decide what is printed, only how.
 
 use chela_core::config::Diagnostic;
 

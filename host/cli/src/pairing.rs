@@ -1,5 +1,7 @@
 //! `chela pairing list CH` / `chela pairing approve CH CODE`: the DM pairing
 //! requests of a channel, on the files a running gateway reads per message.
+//!
+//! Must not: keep its own pairing format (it uses the gateway's pairing module).
 
 use std::process::ExitCode;
 

@@ -2,6 +2,8 @@
 //!
 //! Plugins live in `<stateDir>/plugins` and in every `plugins.dirs` entry of
 //! the config; compiled code is cached in `<stateDir>/cache/plugins`.
+//!
+//! Must not: link or run tools differently from the gateway (it asks the plugin runtime).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -2,6 +2,8 @@
 //!
 //! Works on a config that loads but fails semantic validation (those problems
 //! are printed as warnings), because diagnosing a broken config is the point.
+//!
+//! Must not: route by its own rules: it prints what core's dispatch decided.
 
 use std::process::ExitCode;
 

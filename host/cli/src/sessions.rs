@@ -1,5 +1,8 @@
 //! `chela send` and `chela sessions`: through a running gateway's control
 //! API when one answers on the configured port, else directly on the files.
+//!
+//! Must not: assemble a runtime differently from the gateway (offline `send` uses
+//! `chela_gateway::agent_runtime`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -111,7 +114,7 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                 let plugins = Arc::new(crate::plugins::load(ctx, &cfg).await?);
                 let cell = SnapshotCell::of(Arc::new(cfg.clone()));
                 let snap = cell.load();
-                let vars: Arc<chela_plugin::channel::EnvVars> = Arc::new(|k: &str| std::env::var(k).ok());
+                let vars: Arc<chela_core::config::EnvVars> = Arc::new(|k: &str| std::env::var(k).ok());
                 let providers = Providers::from_config(&snap.config, vars.clone());
                 // Without a gateway there is no chat to deliver to: what sub-agents
                 // report back is printed after the reply.

@@ -1,4 +1,6 @@
 //! `chela tools --agent ID`: the effective tool set, and which stage removed the rest.
+//!
+//! Must not: compute tool policy itself (core's `effective_tools` does).
 
 use std::process::ExitCode;
 

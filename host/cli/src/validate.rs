@@ -1,4 +1,6 @@
 //! `chela config validate`: every syntax, schema and semantic problem, in one run.
+//!
+//! Must not: check anything itself; it prints what core's load and validate found.
 
 use std::process::ExitCode;
 

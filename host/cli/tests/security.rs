@@ -139,6 +139,41 @@ async fn an_api_request_cannot_name_a_chat_or_main_session() {
     );
 }
 
+/// The control API runs a turn as the agent it names, in that agent's own
+/// sessions only: a session key of another agent is refused (400) and
+/// neither agent's store gets the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_send_cannot_write_into_another_agents_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{ agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws-work" }},
+                                {{ id: "home", workspace: "{root}/ws-home" }} ] }} }}"#,
+        root = root.display()
+    );
+    let gw = Gateway::start_with(root, &config, &[]).await;
+    let bearer = owner_bearer(&gw);
+    let json = ("content-type", "application/json");
+    let headers = [json, ("authorization", bearer.as_str())];
+    let own = r#"{"agentId":"home","text":"home's own note"}"#;
+    let a = raw(&gw, "POST", "/api/v1/send", &headers, own).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+
+    for key in ["agent:home:main", "AGENT:Home:main", "agent:home:telegram:direct:42"] {
+        let body = format!(r#"{{"agentId":"work","sessionKey":"{key}","text":"INJECTED"}}"#);
+        let a = raw(&gw, "POST", "/api/v1/send", &headers, &body).await;
+        assert_eq!(a.status, 400, "work wrote into `{key}`: {}", a.body);
+        assert!(a.body.contains("home"), "the refusal names the other agent: {}", a.body);
+    }
+    let home = owner_get(&gw, "/api/v1/sessions/history?agentId=home&key=agent%3Ahome%3Amain").await;
+    assert_eq!(home.status, 200, "{}", home.body);
+    assert!(home.body.contains("home's own note"), "{}", home.body);
+    assert!(!home.body.contains("INJECTED"), "another agent's turn reached home's session: {}", home.body);
+    let work = owner_get(&gw, "/api/v1/sessions?agentId=work").await;
+    assert_eq!(work.status, 200, "{}", work.body);
+    assert!(!work.body.contains("agent:home"), "work's store holds a session of home: {}", work.body);
+}
+
 fn wa_delivery(phone_number_id: &str, from: &str, id: &str, text: &str) -> Vec<u8> {
     chela_fakes::whatsapp::ascii_json(&serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "1",
         "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",

@@ -1,6 +1,9 @@
 //! Who may reach an agent through a channel account (reference §7): DM
 //! policy before routing, group policy and mention gating around it. Pure:
 //! approved pairings are passed in by the caller that stores them.
+//!
+//! Must not: store or look up pairings itself (the caller passes them in), or choose an agent
+//! (routing does).
 
 use serde_json::Value as Json;
 

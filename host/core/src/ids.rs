@@ -4,6 +4,8 @@
 //! notion of whitespace: `trim()` there strips U+FEFF and U+00A0, which
 //! Rust's `str::trim` treats differently. Every other module calls these; no
 //! id is compared or put in a key without going through here.
+//!
+//! Must not: allocate ids or know about any config section; it only normalises what it is given.
 
 pub const DEFAULT_AGENT_ID: &str = "main";
 pub const DEFAULT_MAIN_KEY: &str = "main";

@@ -4,6 +4,8 @@
 //! Invariant: this crate knows nothing of tokio, hyper or wasmtime and does no
 //! I/O of its own beyond reading a config file when asked. Everything else in
 //! chela (CLI, gateway, plugin runtime) calls into it; none re-implements it.
+//!
+//! Must not: depend on tokio, hyper, wasmtime or the network, or write files.
 
 pub mod access;
 pub mod config;

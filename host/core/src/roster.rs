@@ -7,6 +7,8 @@
 //! entry, else `main` — where OpenClaw 2026.9 raises `AGENT_SELECTION_REQUIRED`
 //! (conformance README, "where chela deliberately differs" 1). The entries
 //! shape keeps E4's explicit-ownership rules.
+//!
+//! Must not: route messages (routing asks the roster) or read files.
 
 use crate::config::schema::Config;
 use crate::ids::{js_trim, normalize_agent_id, DEFAULT_AGENT_ID};

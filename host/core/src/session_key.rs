@@ -5,6 +5,9 @@
 //! `groupScope`. Keys are lowercased for stable comparison, except opaque
 //! case-sensitive room ids (Signal groups, Matrix rooms). Legacy `dm` keys
 //! are read as direct chats; new keys are written with `direct`.
+//!
+//! Must not: be bypassed: no other module formats or sniffs a key (`format!("agent:…")`, substring
+//! checks).
 
 use indexmap::IndexMap;
 use serde_json::Value as Json;

@@ -1,6 +1,9 @@
 //! The control API (`/api/v1/…`, JSON, always behind the gateway token and
 //! the browser checks of `guard.rs`): what `chela send`, `chela sessions` and
 //! scripts use against a running gateway.
+//!
+//! Must not: authorize requests (the guard already did) or build session keys (core's constructors
+//! do).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

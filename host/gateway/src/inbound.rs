@@ -1,6 +1,9 @@
 //! The inbound pipeline (design §10): adapter event → DM policy → routing →
 //! group policy and mention gating → the session's queue and the agent's
 //! turn → the reply, through the same channel, account, peer and thread.
+//!
+//! Must not: route or build keys itself (core's dispatch does), or deliver a reply anywhere but the
+//! chat it came from.
 
 use std::sync::Arc;
 use std::time::Duration;

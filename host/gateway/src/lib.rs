@@ -5,6 +5,9 @@
 //! Invariants: DM access runs before routing; a reply leaves through the
 //! account, peer and thread its message came from; a non-loopback listener
 //! never starts without an auth token.
+//!
+//! Must not: hold routing, session-key or tool-policy rules (core's), or read config and route
+//! table from two places (one snapshot).
 
 mod control;
 mod guard;
@@ -30,9 +33,10 @@ use chela_agent::{AgentRuntime, Providers};
 use chela_core::config::paths::Environment;
 use chela_core::config::plugin_entry::{resolve_env_ref, PluginEntry};
 use chela_core::config::schema::Config;
+use chela_core::config::EnvVars;
 use chela_core::snapshot::{Snapshot, SnapshotCell};
 use chela_plugin::capability::secrets::SecretStore;
-use chela_plugin::channel::{ChannelRuntime, EnvVars};
+use chela_plugin::channel::ChannelRuntime;
 use chela_plugin::{PluginKind, Plugins};
 use tokio::sync::{watch, Notify};
 

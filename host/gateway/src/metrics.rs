@@ -1,6 +1,8 @@
 //! Counters for `/metrics` (Prometheus text format 0.0.4). Labels are
 //! bounded by config (channels, accounts, agents, tiers), never by message
 //! content or sender ids.
+//!
+//! Must not: label by message content or sender ids.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

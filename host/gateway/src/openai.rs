@@ -10,6 +10,9 @@
 //! keeps its own transcript, so only the last user message is sent to it.
 //! With `stream: true` the answer's text goes out as SSE chunks while the
 //! model produces it (every round's text, also before a tool call).
+//!
+//! Must not: authorize requests (the guard did) or run a turn unlike a channel's (the same runtime,
+//! policy and persona apply).
 
 use std::sync::Arc;
 

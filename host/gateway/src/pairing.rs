@@ -6,6 +6,8 @@
 //! `<channel>-allowFrom.json` / `<channel>-<account>-allowFrom.json`
 //! (approved senders of the default / another account). The gateway reads
 //! them on every such message, so an approval applies at once.
+//!
+//! Must not: decide DM policy (core's `access` does) or write a file in place.
 
 use std::path::{Path, PathBuf};
 

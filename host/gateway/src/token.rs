@@ -7,6 +7,8 @@
 //! the same machine reads it. So there is always a token, and the owner
 //! needs no setup. This module must not decide *who* may call (that is
 //! `guard.rs`); it only says what the token is.
+//!
+//! Must not: log or print the token, or write it readable by anyone but the owner (it is 0600).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

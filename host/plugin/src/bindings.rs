@@ -1,5 +1,7 @@
 //! Host-side bindings of `wit/` (`chela:plugin@0.1.0`), async on both sides
 //! so a guest waiting on the host never blocks a runtime thread.
+//!
+//! Must not: implement any host function (the capability modules do).
 
 // `tool-plugin-all`: the exports of every tool world are the same; the
 // imports it names give host traits for every capability.

@@ -4,6 +4,8 @@
 //! cached artefact loads in milliseconds. Entries are keyed by the SHA-256 of
 //! the `.wasm` and the engine fingerprint, so a changed plugin, a different
 //! engine configuration or a new wasmtime never reuses stale code.
+//!
+//! Must not: reuse code across a changed `.wasm` or engine, or write an entry in place.
 
 use std::path::{Path, PathBuf};
 

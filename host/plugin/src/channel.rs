@@ -13,14 +13,13 @@
 //! account's call see another account's kv or secrets.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chela_core::config::paths::{expand_tilde, Environment};
-use chela_core::config::plugin_entry::{resolve_env_ref, PluginEntry};
+use chela_core::config::paths::Environment;
+use chela_core::config::plugin_entry::PluginEntry;
 use chela_core::config::schema::Config;
-use serde_json::Value;
+use chela_core::config::EnvVars;
 use wasmtime::Store;
 
 use crate::bindings::channel::{SocketChannelPlugin, SocketChannelPluginPre};
@@ -33,10 +32,14 @@ use crate::loader::{LoadedPlugin, Plugins};
 use crate::state::linker_for;
 use crate::state::PluginState;
 
+mod accounts;
+
 pub use crate::bindings::channel::exports::chela::plugin::channel_adapter::{ChannelInfo, WebhookOutcome};
 pub use crate::bindings::chela::plugin::types::{
     Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage, Peer, PeerKind,
 };
+use accounts::allowed_hosts;
+pub use accounts::{account_setups, is_secret_setting, AccountSetup};
 
 /// Why a channel operation failed: the guarded call itself (the same
 /// [`CallError`] as a tool's), or the channel's own accounting.
@@ -50,130 +53,6 @@ pub enum ChannelError {
     BadSettings { channel: String, account: String, message: String },
     #[error("channel plugin `{plugin}`: {message}")]
     Adapter { plugin: String, message: String },
-}
-
-/// Reads an environment variable (`${VAR}` in settings); a closure so tests need no process env.
-pub type EnvVars = dyn Fn(&str) -> Option<String> + Send + Sync;
-
-/// One configured account of a channel, as the adapter is given it.
-#[derive(Debug, Clone)]
-pub struct AccountSetup {
-    pub account_id: String,
-    /// `channels.<ch>.accounts.<id>` (or the channel's top level) without
-    /// the secrets, as JSON.
-    pub settings: Value,
-    /// The secrets taken out of the settings, by setting name.
-    pub secrets: Arc<SecretStore>,
-    pub kv_dir: PathBuf,
-    /// The account's config as written (settings, credential references,
-    /// `authDir`): when it changes, the account is configured anew.
-    pub fingerprint: String,
-}
-
-/// Setting names that hold credentials: they go to the secrets store and
-/// never into the plugin (the adapter refers to them as `{{secret:NAME}}`).
-pub fn is_secret_setting(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    ["token", "secret", "password", "apikey"].iter().any(|s| n.ends_with(s))
-}
-
-/// The accounts of `channel` in the config: `accounts.<id>` merged over the
-/// channel's top-level settings, or the top level alone as account `default`.
-/// Disabled accounts are left out. An account's kv lives in its `authDir`
-/// (under a folder named after the plugin) when it has one.
-pub fn account_setups(
-    cfg: &Config,
-    env: &Environment,
-    channel: &str,
-    plugin_id: &str,
-    vars: &EnvVars,
-) -> Vec<AccountSetup> {
-    let Some(ch) = cfg.channels.as_ref().and_then(|c| c.get(channel)) else { return Vec::new() };
-    let mut raw: Vec<(String, serde_json::Map<String, Value>, Option<String>)> = Vec::new();
-    let top: serde_json::Map<String, Value> = ch.top.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    match &ch.accounts {
-        Some(accounts) if !accounts.is_empty() => {
-            for (id, a) in accounts {
-                if a.enabled == Some(false) {
-                    continue;
-                }
-                let mut merged = top.clone();
-                merged.extend(a.settings.iter().map(|(k, v)| (k.clone(), v.clone())));
-                // Not inherited: accounts sharing a state dir would share offsets and sessions.
-                raw.push((id.clone(), merged, a.auth_dir.clone()));
-            }
-        }
-        _ if ch.top.enabled != Some(false) => raw.push(("default".to_string(), top, ch.top.auth_dir.clone())),
-        _ => {}
-    }
-    raw.into_iter()
-        .map(|(account_id, mut settings, auth_dir)| {
-            let fingerprint = format!("{}|{auth_dir:?}", Value::Object(settings.clone()));
-            let mut secrets = Vec::new();
-            settings.retain(|k, v| match (is_secret_setting(k), v.as_str()) {
-                (true, Some(s)) => {
-                    match resolve_env_ref(s, vars) {
-                        Some(value) => secrets.push((k.clone(), value)),
-                        // Absent rather than empty: the adapter says the credential is missing.
-                        None => tracing::warn!(channel, account = %account_id, setting = %k, reference = %s,
-                            "credential references an environment variable that is not set"),
-                    }
-                    false
-                }
-                _ => true,
-            });
-            // The account's durable state (offsets, sessions, dedupe sets): its
-            // `authDir` when set (relative to the state dir), else under the state dir.
-            let kv_dir = match auth_dir.as_deref().filter(|d| !d.trim().is_empty()) {
-                Some(dir) => env.state_dir().join(expand_tilde(dir, &env.home)).join(plugin_id),
-                None => {
-                    env.state_dir().join("plugins").join("kv").join(plugin_id).join(format!("account-{account_id}"))
-                }
-            };
-            AccountSetup {
-                account_id,
-                settings: Value::Object(settings),
-                secrets: SecretStore::from_pairs(secrets),
-                kv_dir,
-                fingerprint,
-            }
-        })
-        .collect()
-}
-
-/// Hosts the adapter may reach, as (operator-allowed, public-only):
-/// `plugins.entries.<id>.allowHosts` when set; else the base URLs its
-/// accounts are pointed at (the operator wrote them) and the adapter's own
-/// platform defaults, which must be public DNS names (`egress.rs`).
-fn allowed_hosts(
-    cfg: &Config,
-    plugin_id: &str,
-    info: &ChannelInfo,
-    accounts: &[AccountSetup],
-) -> (Vec<String>, Vec<String>) {
-    match PluginEntry::of(cfg, plugin_id).allow_hosts {
-        Some(hosts) => (hosts, Vec::new()),
-        None => (configured_hosts(accounts), info.http_hosts.clone()),
-    }
-}
-
-/// Hosts of URL settings the user configured (`apiRoot`, `baseUrl`,
-/// `gatewayUrl`, …): an adapter may reach the base URL its account is pointed at.
-fn configured_hosts(accounts: &[AccountSetup]) -> Vec<String> {
-    let mut hosts = BTreeSet::new();
-    for a in accounts {
-        let Some(map) = a.settings.as_object() else { continue };
-        for v in map.values().filter_map(Value::as_str) {
-            let Ok(url) = url::Url::parse(v.trim()) else { continue };
-            if !["http", "https", "ws", "wss"].contains(&url.scheme()) || !url.username().is_empty() {
-                continue;
-            }
-            if let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) {
-                hosts.insert(format!("{host}:{port}"));
-            }
-        }
-    }
-    hosts.into_iter().collect()
 }
 
 struct Live {
@@ -561,34 +440,5 @@ impl ChannelRuntime {
                 .await;
         store.data_mut().log.lines.clear();
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accounts_merge_settings_take_out_secrets_and_keep_state_in_auth_dir() {
-        let cfg = chela_core::config::load_str(
-            r#"{channels: {slack: {apiBase: "http://127.0.0.1:9", botToken: "${SLACK_BOT}",
-                accounts: {a: {appToken: "xapp-a"}, b: {authDir: "~/slack-b", botToken: "xoxb-b"}, c: {enabled: false}}}}}"#,
-            None,
-        )
-        .expect("config loads")
-        .config;
-        let env = Environment { home: "/home/u".into(), state_dir: Some("/var/chela".into()), ..Default::default() };
-        let vars = |k: &str| (k == "SLACK_BOT").then(|| "xoxb-from-env".to_string());
-        let accounts = account_setups(&cfg, &env, "slack", "channel_slack", &vars);
-        let ids: Vec<&str> = accounts.iter().map(|a| a.account_id.as_str()).collect();
-        assert_eq!(ids, ["a", "b"], "disabled accounts are left out");
-        let (a, b) = (&accounts[0], &accounts[1]);
-        assert_eq!(a.settings, serde_json::json!({"apiBase": "http://127.0.0.1:9"}), "no secret reaches the plugin");
-        assert_eq!(a.secrets.value("botToken"), Some("xoxb-from-env"));
-        assert_eq!(a.secrets.value("appToken"), Some("xapp-a"));
-        assert_eq!(b.secrets.value("botToken"), Some("xoxb-b"), "the account's own value wins");
-        assert_eq!(a.kv_dir, PathBuf::from("/var/chela/plugins/kv/channel_slack/account-a"));
-        assert_eq!(b.kv_dir, PathBuf::from("/home/u/slack-b/channel_slack"));
-        assert_eq!(configured_hosts(&accounts), ["127.0.0.1:9"]);
     }
 }

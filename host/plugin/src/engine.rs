@@ -1,5 +1,7 @@
 //! One wasmtime `Engine` for the whole process, with the pooling allocator
 //! and epoch interruption, and the ticker that drives the epochs.
+//!
+//! Must not: hold per-plugin or per-agent state.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -1,4 +1,6 @@
 //! What a component is (tool or channel) and which capabilities its imports need.
+//!
+//! Must not: instantiate or run a component; it only reads its types.
 
 use std::collections::BTreeSet;
 

@@ -5,6 +5,8 @@
 //! agent does not hold is never in the linker its instances are built from;
 //! a tool denied by policy is never instantiated for that agent. A trap, a
 //! timeout or an out-of-memory fails that one call, never the host.
+//!
+//! Must not: decide tool policy (core does) or know sessions, routing or channels' meaning.
 
 mod bindings;
 pub mod cache;

@@ -6,6 +6,9 @@
 //! hosts) and pre-links each allowed tool against a linker that holds only
 //! those grants. A denied tool is never instantiated and never listed; a tool
 //! that imports a capability the agent lacks is unavailable, with a reason.
+//!
+//! Must not: decide which tool names are allowed (core's policy does) or run a call (that is
+//! `call`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

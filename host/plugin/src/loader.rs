@@ -1,6 +1,8 @@
 //! The plugins dir: find `.wasm` files, validate and compile them, describe
 //! them, and replace them when they change — without touching calls in flight
 //! (a call holds the `Arc` of the version it started with).
+//!
+//! Must not: decide grants or cancel a call in flight when a plugin changes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

@@ -301,7 +301,7 @@ fn to_event(account_id: &str, acct: &Account, bot: &str, d: &Value) -> Option<In
     })
 }
 
-/// Reads and handles what the gateway sent; returns the messages.
+/// Reads and handles what the gateway sent for up to `LISTEN_MS`; returns the messages.
 fn pump(account_id: &str, acct: &Account) -> Result<Vec<InboundEvent>, String> {
     let mut session = load_session();
     let start_seq = session.seq;
@@ -311,43 +311,12 @@ fn pump(account_id: &str, acct: &Account) -> Result<Vec<InboundEvent>, String> {
         if let Err(e) = heartbeat(account_id, session.seq) {
             break Err(e);
         }
-        let now = monotonic_ms();
-        let (listen_left, beat_left) = LIVE.with(|l| {
-            let l = l.borrow();
-            let live = l.get(account_id);
-            let beat =
-                live.filter(|x| x.interval_ms > 0).map(|x| x.next_beat_ms.saturating_sub(now)).unwrap_or(LISTEN_MS);
-            ((started + LISTEN_MS).saturating_sub(now), beat)
-        });
-        let wait = if events.is_empty() { listen_left.min(beat_left) } else { 0 };
-        let next = LIVE.with(|l| l.borrow().get(account_id).map(|live| live.conn.receive(wait as u32)));
-        let frame = match next {
-            None => break Ok(()),
-            Some(Ok(None)) if wait == 0 || monotonic_ms() >= started + LISTEN_MS => break Ok(()),
-            Some(Ok(None)) => continue,
-            Some(Ok(Some(f))) => f,
-            Some(Err(e)) => {
-                disconnect(account_id, 4000, "error");
-                break Err(format!("gateway connection lost: {e}"));
-            }
-        };
-        let text = match frame {
-            Message::Text(t) => t,
-            Message::Binary(_) => continue,
-            Message::Close((code, reason)) => {
-                LIVE.with(|l| l.borrow_mut().remove(account_id));
-                if let Some((_, why)) = FATAL.iter().find(|(c, _)| *c == code) {
-                    let msg = format!("Discord closed the gateway with {code} ({reason}): {why}");
-                    STOPPED.with(|s| s.borrow_mut().insert(account_id.to_string(), msg.clone()));
-                    break Err(msg);
-                }
-                if matches!(code, 4007 | 4009) || code == 1000 || code == 1001 {
-                    session = Session { bot_user_id: session.bot_user_id, ..Session::default() };
-                    // identify anew
-                }
-                log::info(&format!("gateway closed ({code} {reason}); reconnecting"));
-                break Ok(());
-            }
+        let text = match next_frame(account_id, started, events.is_empty()) {
+            Frame::Text(t) => t,
+            Frame::Nothing => continue,
+            Frame::End => break Ok(()),
+            Frame::Lost(e) => break Err(e),
+            Frame::Closed(code, reason) => break on_close(account_id, code, &reason, &mut session),
         };
         let Ok(p) = serde_json::from_str::<Value>(&text) else {
             log::warn("the gateway sent a frame that is not JSON; ignored");
@@ -356,68 +325,8 @@ fn pump(account_id: &str, acct: &Account) -> Result<Vec<InboundEvent>, String> {
         if let Some(s) = p["s"].as_i64() {
             session.seq = Some(s);
         }
-        match p["op"].as_i64().unwrap_or(-1) {
-            10 => {
-                let interval = p["d"]["heartbeat_interval"].as_u64().unwrap_or(41_250).max(100);
-                let first = (interval as f64 * random_fraction()) as u64;
-                LIVE.with(|l| {
-                    if let Some(live) = l.borrow_mut().get_mut(account_id) {
-                        live.interval_ms = interval;
-                        live.next_beat_ms = monotonic_ms() + first;
-                    }
-                });
-                let login = if session.id.is_empty() {
-                    json!({"op": 2, "d": {"token": "{{secret:token}}", "intents": INTENTS,
-                        "properties": {"os": "wasi", "browser": "chela", "device": "chela"}}})
-                } else {
-                    json!({"op": 6, "d": {"token": "{{secret:token}}", "session_id": session.id, "seq": session.seq}})
-                };
-                if let Err(e) = send_frame(account_id, &login) {
-                    break Err(e);
-                }
-            }
-            11 => LIVE.with(|l| {
-                if let Some(live) = l.borrow_mut().get_mut(account_id) {
-                    live.awaiting_ack = false;
-                }
-            }),
-            1 => {
-                if let Err(e) = send_frame(account_id, &json!({"op": 1, "d": session.seq})) {
-                    break Err(e);
-                }
-            }
-            7 => {
-                disconnect(account_id, 4000, "reconnect requested");
-                break Ok(());
-            }
-            9 => {
-                if p["d"] != true {
-                    session = Session { bot_user_id: session.bot_user_id, ..Session::default() };
-                }
-                disconnect(account_id, 4000, "invalid session");
-                break Ok(());
-            }
-            0 => {
-                let d = &p["d"];
-                match p["t"].as_str().unwrap_or_default() {
-                    "READY" => {
-                        session.id = d["session_id"].as_str().unwrap_or_default().to_string();
-                        session.resume_url = d["resume_gateway_url"].as_str().unwrap_or_default().to_string();
-                        session.bot_user_id = d["user"]["id"].as_str().unwrap_or_default().to_string();
-                        log::info(&format!("discord account `{account_id}`: ready as {}", d["user"]["username"]));
-                    }
-                    "RESUMED" => log::info(&format!("discord account `{account_id}`: resumed")),
-                    "GUILD_CREATE" => {
-                        remember_channels(&d["channels"]);
-                        remember_channels(&d["threads"]);
-                    }
-                    "THREAD_CREATE" | "CHANNEL_CREATE" | "THREAD_UPDATE" => remember_channels(&json!([d])),
-                    "THREAD_LIST_SYNC" => remember_channels(&d["threads"]),
-                    "MESSAGE_CREATE" => events.extend(to_event(account_id, acct, &session.bot_user_id, d)),
-                    _ => {}
-                }
-            }
-            _ => {}
+        if let Some(done) = on_payload(account_id, acct, &p, &mut session, &mut events) {
+            break done;
         }
     };
     if session.seq != start_seq || result.is_ok() {
@@ -430,6 +339,144 @@ fn pump(account_id: &str, acct: &Account) -> Result<Vec<InboundEvent>, String> {
             Ok(events)
         }
         r => r.map(|()| events),
+    }
+}
+
+/// One read from the gateway connection.
+enum Frame {
+    Text(String),
+    /// Nothing yet (or a binary frame): keep listening.
+    Nothing,
+    /// The listening window is over (or there is no connection).
+    End,
+    Lost(String),
+    Closed(u16, String),
+}
+
+/// Waits for the next frame: until the listening window or the next
+/// heartbeat is due, and not at all once messages are in hand.
+fn next_frame(account_id: &str, started: u64, nothing_yet: bool) -> Frame {
+    let now = monotonic_ms();
+    let (listen_left, beat_left) = LIVE.with(|l| {
+        let l = l.borrow();
+        let live = l.get(account_id);
+        let beat = live.filter(|x| x.interval_ms > 0).map(|x| x.next_beat_ms.saturating_sub(now)).unwrap_or(LISTEN_MS);
+        ((started + LISTEN_MS).saturating_sub(now), beat)
+    });
+    let wait = if nothing_yet { listen_left.min(beat_left) } else { 0 };
+    let next = LIVE.with(|l| l.borrow().get(account_id).map(|live| live.conn.receive(wait as u32)));
+    match next {
+        None => Frame::End,
+        Some(Ok(None)) if wait == 0 || monotonic_ms() >= started + LISTEN_MS => Frame::End,
+        Some(Ok(None)) | Some(Ok(Some(Message::Binary(_)))) => Frame::Nothing,
+        Some(Ok(Some(Message::Text(t)))) => Frame::Text(t),
+        Some(Ok(Some(Message::Close((code, reason))))) => Frame::Closed(code, reason),
+        Some(Err(e)) => {
+            disconnect(account_id, 4000, "error");
+            Frame::Lost(format!("gateway connection lost: {e}"))
+        }
+    }
+}
+
+/// Discord closed the connection: stop for good on a fatal code, else
+/// reconnect on the next poll (identifying anew when the session is gone).
+fn on_close(account_id: &str, code: u16, reason: &str, session: &mut Session) -> Result<(), String> {
+    LIVE.with(|l| l.borrow_mut().remove(account_id));
+    if let Some((_, why)) = FATAL.iter().find(|(c, _)| *c == code) {
+        let msg = format!("Discord closed the gateway with {code} ({reason}): {why}");
+        STOPPED.with(|s| s.borrow_mut().insert(account_id.to_string(), msg.clone()));
+        return Err(msg);
+    }
+    if matches!(code, 4007 | 4009 | 1000 | 1001) {
+        forget_session(session);
+    }
+    log::info(&format!("gateway closed ({code} {reason}); reconnecting"));
+    Ok(())
+}
+
+/// A new session identifies anew; the bot's own id is kept.
+fn forget_session(session: &mut Session) {
+    *session = Session { bot_user_id: std::mem::take(&mut session.bot_user_id), ..Session::default() };
+}
+
+/// Handles one gateway payload by opcode; `Some` ends this pump.
+fn on_payload(
+    account_id: &str,
+    acct: &Account,
+    p: &Value,
+    session: &mut Session,
+    events: &mut Vec<InboundEvent>,
+) -> Option<Result<(), String>> {
+    match p["op"].as_i64().unwrap_or(-1) {
+        10 => return hello(account_id, p["d"]["heartbeat_interval"].as_u64(), session).err().map(Err),
+        11 => LIVE.with(|l| {
+            if let Some(live) = l.borrow_mut().get_mut(account_id) {
+                live.awaiting_ack = false;
+            }
+        }),
+        1 => return send_frame(account_id, &json!({"op": 1, "d": session.seq})).err().map(Err),
+        7 => {
+            disconnect(account_id, 4000, "reconnect requested");
+            return Some(Ok(()));
+        }
+        9 => {
+            if p["d"] != true {
+                forget_session(session);
+            }
+            disconnect(account_id, 4000, "invalid session");
+            return Some(Ok(()));
+        }
+        0 => dispatch(account_id, acct, p["t"].as_str().unwrap_or_default(), &p["d"], session, events),
+        _ => {}
+    }
+    None
+}
+
+/// Hello: start heartbeating (the first beat after a random fraction of the
+/// interval) and identify, or resume the session we have.
+fn hello(account_id: &str, interval: Option<u64>, session: &Session) -> Result<(), String> {
+    let interval = interval.unwrap_or(41_250).max(100);
+    let first = (interval as f64 * random_fraction()) as u64;
+    LIVE.with(|l| {
+        if let Some(live) = l.borrow_mut().get_mut(account_id) {
+            live.interval_ms = interval;
+            live.next_beat_ms = monotonic_ms() + first;
+        }
+    });
+    let login = if session.id.is_empty() {
+        json!({"op": 2, "d": {"token": "{{secret:token}}", "intents": INTENTS,
+            "properties": {"os": "wasi", "browser": "chela", "device": "chela"}}})
+    } else {
+        json!({"op": 6, "d": {"token": "{{secret:token}}", "session_id": session.id, "seq": session.seq}})
+    };
+    send_frame(account_id, &login)
+}
+
+/// A dispatch (op 0) event: session bookkeeping, the channel cache, messages.
+fn dispatch(
+    account_id: &str,
+    acct: &Account,
+    event: &str,
+    d: &Value,
+    session: &mut Session,
+    events: &mut Vec<InboundEvent>,
+) {
+    match event {
+        "READY" => {
+            session.id = d["session_id"].as_str().unwrap_or_default().to_string();
+            session.resume_url = d["resume_gateway_url"].as_str().unwrap_or_default().to_string();
+            session.bot_user_id = d["user"]["id"].as_str().unwrap_or_default().to_string();
+            log::info(&format!("discord account `{account_id}`: ready as {}", d["user"]["username"]));
+        }
+        "RESUMED" => log::info(&format!("discord account `{account_id}`: resumed")),
+        "GUILD_CREATE" => {
+            remember_channels(&d["channels"]);
+            remember_channels(&d["threads"]);
+        }
+        "THREAD_CREATE" | "CHANNEL_CREATE" | "THREAD_UPDATE" => remember_channels(&json!([d])),
+        "THREAD_LIST_SYNC" => remember_channels(&d["threads"]),
+        "MESSAGE_CREATE" => events.extend(to_event(account_id, acct, &session.bot_user_id, d)),
+        _ => {}
     }
 }
 

@@ -3,6 +3,8 @@
 //! the host (which retries the whole reply later), a short one mid-reply is
 //! waited out (the parts already sent stay sent), anything else stops with
 //! how far it got.
+//!
+//! Must not: retry a reply itself beyond a short mid-reply wait (the host schedules retries).
 
 use crate::util::sleep_ms;
 use crate::Delivery;

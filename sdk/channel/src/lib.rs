@@ -4,6 +4,8 @@
 //! call [`export_channel!`]. Outbound HTTP goes through [`http`]; credentials
 //! only as `{{secret:NAME}}` placeholders the host fills in on the way to an
 //! allowed host. [`split`] cuts long replies at the platform's limit.
+//!
+//! Must not: hold a credential's value: adapters only write `{{secret:NAME}}`.
 
 /// Generated bindings for the `socket-channel-plugin` world (`wit/`); a
 /// component imports only the interfaces its code calls.

@@ -1,5 +1,7 @@
 //! Account settings as the host hands them over (JSON, credentials already
 //! taken out), checked the same way by every adapter.
+//!
+//! Must not: read secrets (they are not in the settings) or accept an unknown setting silently.
 
 use serde_json::Value;
 

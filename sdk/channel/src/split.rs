@@ -4,6 +4,8 @@
 //! newline, else after a sentence, else a space, else anywhere between two
 //! characters — never inside a character. A cut inside a fenced code block
 //! closes the fence and reopens it (with its language) in the next chunk.
+//!
+//! Must not: cut inside a character or leave a code fence open across parts.
 
 fn units(s: &str) -> usize {
     s.encode_utf16().count()

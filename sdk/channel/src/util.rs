@@ -1,5 +1,7 @@
 //! Small helpers every adapter needs: request headers and query strings,
 //! hex signatures, clocks, and a redelivery guard kept in kv.
+//!
+//! Must not: hold platform-specific rules (each adapter does).
 
 use crate::bindings::chela::plugin::kv;
 use crate::HttpRequest;

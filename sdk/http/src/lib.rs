@@ -1,5 +1,7 @@
 //! Outbound HTTP through `wasi:http` for chela plugins: the host allows
 //! only granted hosts and substitutes `{{secret:NAME}}` placeholders.
+//!
+//! Must not: bypass `wasi:http` or resolve secrets in the guest.
 
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};

@@ -4,11 +4,14 @@
 //! `message_delta`, `error`) are folded into one reply. Tool results go back
 //! as `tool_result` blocks in a user message. Credentials per agent
 //! (`crate::auth`): an API key as `x-api-key`, a token as a bearer.
+//!
+//! Must not: choose the model or its credentials (the runtime and `auth` do), or touch the session
+//! store.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chela_plugin::channel::EnvVars;
+use chela_core::config::EnvVars;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 

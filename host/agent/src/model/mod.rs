@@ -1,6 +1,8 @@
 //! Model providers: one request/response shape for every provider, so the
 //! run loop does not care which model answers. Providers are host-native
 //! (not plugins): they hold the agent's credentials, which never enter wasm.
+//!
+//! Must not: know sessions, tools' implementations or routing.
 
 pub mod anthropic;
 pub mod offline;
@@ -106,7 +108,7 @@ impl Providers {
     /// `openai` (api.openai.com, or `models.providers.openai.baseUrl`),
     /// and every `models.providers.<id>` with a `baseUrl` (OpenAI-compatible:
     /// Ollama, vLLM, llama.cpp…; a key is optional there).
-    pub fn from_config(cfg: &chela_core::config::Config, env: Arc<chela_plugin::channel::EnvVars>) -> Providers {
+    pub fn from_config(cfg: &chela_core::config::Config, env: Arc<chela_core::config::EnvVars>) -> Providers {
         let mut p = Providers::builtin();
         let configured = cfg
             .models

@@ -10,6 +10,8 @@
 //! ```
 //! `when` matches case-insensitively as a substring (`"*"`: any message);
 //! `{{message}}` is the user's text, `{{result}}` the tool's answer.
+//!
+//! Must not: reach the network or depend on anything outside the request and the agent's own dir.
 
 use std::path::Path;
 

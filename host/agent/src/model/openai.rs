@@ -3,11 +3,14 @@
 //! `stream: true`, tools as `function`s; the server-sent events are folded
 //! into one reply (text deltas, tool-call deltas by index, usage).
 //! Credentials per agent (`crate::auth`), sent only to this provider's base URL.
+//!
+//! Must not: choose the model or its credentials (the runtime and `auth` do), or touch the session
+//! store.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chela_plugin::channel::EnvVars;
+use chela_core::config::EnvVars;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};

@@ -6,6 +6,9 @@
 //! is one `write` on an append-only file, and a torn last line (a crash
 //! mid-write) is skipped on read and terminated before the next append.
 //! Entries chela cannot parse are kept verbatim.
+//!
+//! Must not: interpret entries beyond what a turn needs (unknown ones are kept verbatim) or replace
+//! a file in place.
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -1,6 +1,9 @@
 //! Sessions: the index (`sessions.json`: session key → [`SessionEntry`]) and
 //! the transcripts, behind [`SessionStore`] so a shared backend (PostgreSQL,
 //! design §11) can replace the embedded [`file::FileStore`].
+//!
+//! Must not: know where a store lives (the runtime asks core's paths) or decide when a session
+//! resets.
 
 pub mod file;
 pub mod transcript;

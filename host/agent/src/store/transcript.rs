@@ -4,6 +4,8 @@
 //! Line 1 is a `session` header; later lines are entries chained by
 //! `id`/`parentId`. Only `message` entries feed the model; other entry types
 //! (`model_change`, `compaction`, `custom`, …) are kept on disk untouched.
+//!
+//! Must not: drop or rewrite entries it does not understand.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

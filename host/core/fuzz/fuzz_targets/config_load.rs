@@ -1,5 +1,7 @@
 //! Arbitrary bytes as a config file: loading and validating must never panic,
 //! and every diagnostic must point inside the text.
+//!
+//! Must not: assert anything about valid configs beyond well-formed diagnostics (unit tests do).
 #![no_main]
 
 use chela_core::config::paths::Environment;

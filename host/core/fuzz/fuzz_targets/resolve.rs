@@ -1,5 +1,7 @@
 //! Arbitrary configs and inputs through `resolve`: never a panic, and every
 //! route it returns is well-formed (canonical agent id, keys under that agent).
+//!
+//! Must not: re-implement routing to compare against; it checks invariants only.
 #![no_main]
 
 use arbitrary::Arbitrary;

@@ -7,6 +7,8 @@
 //! deserialize is recorded with its path and position and then dropped, so
 //! the walk goes on. The partial value is thrown away whenever an error was
 //! recorded; callers only see a config that deserialized cleanly.
+//!
+//! Must not: know any particular section of the schema; it only walks the tree serde asks for.
 
 use std::cell::RefCell;
 use std::fmt;

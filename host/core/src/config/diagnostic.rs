@@ -2,6 +2,9 @@
 //!
 //! Loading and validation collect *all* problems into a list instead of
 //! stopping at the first, so `chela config validate` can show them in one run.
+//!
+//! Must not: decide what is a problem (loading and validation do); it only carries and renders
+//! them.
 
 use std::fmt;
 

@@ -5,6 +5,9 @@
 //! comment, so these functions splice the source instead, using the node
 //! positions from [`super::source`]. Each returns new text; callers re-load
 //! it before writing, so an edit can never produce a file that does not load.
+//!
+//! Must not: write files (the CLI does, after re-loading the new text) or re-serialise the whole
+//! config.
 
 use super::source::{self, Node, Value};
 

@@ -4,6 +4,8 @@
 //! seed-article shapes (`agentId` alias, flat `agents.bindings`). Meaning
 //! (unknown agents, shared workspaces…) is checked by [`super::validate`],
 //! so `chela route` can still work on a config that loads but is invalid.
+//!
+//! Must not: check meaning (that is `validate`) or read anything but the one file asked for.
 
 use std::path::{Path, PathBuf};
 

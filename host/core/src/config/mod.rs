@@ -1,5 +1,7 @@
 //! Configuration: reading `chela.json` (JSON5, OpenClaw's schema), finding it
 //! on disk, and validating what it means.
+//!
+//! Must not: hold rules itself; each concept has its own module below.
 
 pub mod de;
 pub mod diagnostic;
@@ -13,4 +15,5 @@ pub mod validate;
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use load::{load_file, load_str, ConfigError, Loaded};
+pub use plugin_entry::EnvVars;
 pub use schema::Config;

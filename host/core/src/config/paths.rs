@@ -3,6 +3,8 @@
 //!
 //! Pure functions over an [`Environment`] value, so the rules are testable
 //! without touching the process environment or the file system.
+//!
+//! Must not: read the process environment or touch the file system.
 
 use std::path::{Path, PathBuf};
 

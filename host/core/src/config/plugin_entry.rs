@@ -66,6 +66,10 @@ impl PluginEntry {
     }
 }
 
+/// How `${VAR}` references are read: the process environment in the
+/// binary, a closure in tests (so they need no process env).
+pub type EnvVars = dyn Fn(&str) -> Option<String> + Send + Sync;
+
 /// A setting or secret value with a whole-value `${VAR}` reference read
 /// through `lookup`: the literal itself when it is not a reference, `None`
 /// when the variable is not set (the setting is then absent, not empty).

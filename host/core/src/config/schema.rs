@@ -5,6 +5,9 @@
 //! so an existing `openclaw.json` loads unchanged; `chela config validate`
 //! notes them. Channel accounts keep adapter-specific settings (tokens, base
 //! URLs) in `settings`, which the channel plugin validates when configured.
+//!
+//! Must not: hold behaviour beyond accessors; what a value means is decided by the modules that use
+//! it.
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};

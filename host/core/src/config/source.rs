@@ -11,6 +11,8 @@
 //! unquoted identifier keys, single-quoted strings, escapes incl. line
 //! continuations, hex numbers, leading/trailing decimal points, explicit `+`,
 //! `Infinity` and `NaN`.
+//!
+//! Must not: recurse per nesting level, panic on any input, or know the config's schema.
 
 use std::fmt;
 

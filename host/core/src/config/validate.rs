@@ -4,6 +4,9 @@
 //! Notably, a binding naming an agent that is not configured is an error:
 //! OpenClaw silently routed such messages to the default agent (its issue
 //! #13423); chela refuses to load such a config.
+//!
+//! Must not: change the config or stop at the first problem; routing answers come from the roster
+//! and the route table, never a copy of their rules.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,6 +14,7 @@ use std::path::PathBuf;
 use super::diagnostic::{suggest, Diagnostic};
 use super::load::Loaded;
 use super::paths::{agent_dir, agent_workspace, Environment};
+use super::schema::{AgentConfig, Binding, Config, SandboxConfig};
 use super::source::{Node, Span};
 use crate::ids::{
     is_valid_agent_id, js_trim, normalize_account_id, normalize_agent_id, normalize_channel, normalize_chat_type,
@@ -55,239 +59,285 @@ pub fn locate(root: &Node, path: &str) -> Span {
 
 /// Checks the meaning of a loaded config. Returns errors and warnings.
 pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
-    let cfg = &loaded.config;
-    let root = &loaded.source;
-    let roster = Roster::from_config(cfg);
-    let mut out = Vec::new();
-    let err = |path: String, msg: String| Diagnostic::error(path.clone(), locate(root, &path), msg);
-    let warn = |path: String, msg: String| Diagnostic::warning(path.clone(), locate(root, &path), msg);
-
-    let agents = cfg.agents.as_ref();
-    let list_path = |i: usize| format!("agents.list[{i}]");
-    if agents.is_some_and(|a| a.list.is_some() && a.entries.is_some()) {
-        out.push(err(
-            "agents.entries".into(),
-            "both `agents.list` and `agents.entries` are set; use one roster shape".into(),
-        ));
-    }
-
-    // Agent ids: valid, unique after normalisation, one default.
-    let mut seen: HashMap<String, String> = HashMap::new();
-    let ids: Vec<(String, String)> = match agents {
-        Some(a) if a.entries.is_some() => {
-            a.entries.iter().flatten().map(|(k, _)| (format!("agents.entries[{k:?}]"), k.clone())).collect()
-        }
-        Some(a) => a
-            .list
-            .iter()
-            .flatten()
-            .enumerate()
-            .filter_map(|(i, v)| v.id.clone().map(|id| (format!("{}.id", list_path(i)), id)))
-            .collect(),
-        None => Vec::new(),
+    let mut check = Checker {
+        cfg: &loaded.config,
+        root: &loaded.source,
+        roster: Roster::from_config(&loaded.config),
+        out: Vec::new(),
     };
-    for (i, agent) in agents.and_then(|a| a.list.as_ref()).into_iter().flatten().enumerate() {
-        if agent.id.is_none() {
-            out.push(err(list_path(i), "agent entry has no `id`; it is ignored".into()));
-        }
+    check.one_roster_shape();
+    let ids = check.agent_ids();
+    check.one_default();
+    check.separate_dirs(&ids, env);
+    for (i, b) in check.cfg.bindings.iter().flatten().enumerate() {
+        let path = format!("bindings[{i}]");
+        check.binding_agent(&path, b);
+        let channel = check.binding_match(&path, b);
+        check.binding_account(&path, b, &channel);
     }
-    for (path, raw) in &ids {
-        let norm = normalize_agent_id(Some(raw));
-        if js_trim(raw).is_empty() {
-            out.push(err(path.clone(), "agent id is empty".into()));
-            continue;
-        }
-        if !is_valid_agent_id(raw) {
-            out.push(warn(path.clone(), format!("agent id `{raw}` is used as `{norm}`")));
-        }
-        if let Some(first) = seen.get(&norm) {
-            out.push(err(path.clone(), format!("duplicate agent id `{norm}` (also at `{first}`)")));
+    check.broadcast_agents();
+    check.weakened_isolation();
+    check.ignored_settings();
+    check.out.into_iter().map(|d| loaded.attach_file(d)).collect()
+}
+
+/// The config under check and the problems found so far.
+struct Checker<'a> {
+    cfg: &'a Config,
+    root: &'a Node,
+    roster: Roster,
+    out: Vec<Diagnostic>,
+}
+
+fn list_path(i: usize) -> String {
+    format!("agents.list[{i}]")
+}
+
+impl Checker<'_> {
+    fn diagnostic(&self, error: bool, path: String, msg: String) -> Diagnostic {
+        let span = locate(self.root, &path);
+        if error {
+            Diagnostic::error(path, span, msg)
         } else {
-            seen.insert(norm, path.clone());
+            Diagnostic::warning(path, span, msg)
         }
-    }
-    let defaults: Vec<usize> = agents
-        .and_then(|a| a.list.as_ref())
-        .map(|l| l.iter().enumerate().filter(|(_, a)| a.default == Some(true)).map(|(i, _)| i).collect())
-        .unwrap_or_default();
-    if defaults.len() > 1 {
-        out.push(warn(
-            format!("{}.default", list_path(defaults[1])),
-            format!(
-                "{} agents are marked `default: true`; the first (`{}`) is the default",
-                defaults.len(),
-                roster.default_agent()
-            ),
-        ));
     }
 
-    // Workspaces and agent dirs must not be shared.
-    let mut workspaces: HashMap<PathBuf, String> = HashMap::new();
-    let mut agent_dirs: HashMap<PathBuf, String> = HashMap::new();
-    for (path, raw) in &ids {
-        let id = normalize_agent_id(Some(raw));
-        let agent_path = path.trim_end_matches(".id").to_string();
-        let ws = agent_workspace(cfg, &roster, &id, env);
-        if let Some(other) = workspaces.insert(ws.clone(), id.clone()) {
-            if other != id {
-                out.push(err(
-                    format!("{agent_path}.workspace"),
-                    format!("agents `{other}` and `{id}` share the workspace {}", ws.display()),
-                ));
+    fn err(&mut self, path: String, msg: String) {
+        let d = self.diagnostic(true, path, msg);
+        self.out.push(d);
+    }
+
+    fn warn(&mut self, path: String, msg: String) {
+        let d = self.diagnostic(false, path, msg);
+        self.out.push(d);
+    }
+
+    fn list(&self) -> impl Iterator<Item = (usize, &AgentConfig)> {
+        self.cfg.agents.as_ref().and_then(|a| a.list.as_ref()).into_iter().flatten().enumerate()
+    }
+
+    fn one_roster_shape(&mut self) {
+        if self.cfg.agents.as_ref().is_some_and(|a| a.list.is_some() && a.entries.is_some()) {
+            self.err(
+                "agents.entries".into(),
+                "both `agents.list` and `agents.entries` are set; use one roster shape".into(),
+            );
+        }
+    }
+
+    /// Agent ids: present, valid, unique after normalisation. Returns each
+    /// configured id with the path it is written at.
+    fn agent_ids(&mut self) -> Vec<(String, String)> {
+        let ids: Vec<(String, String)> = match self.cfg.agents.as_ref() {
+            Some(a) if a.entries.is_some() => {
+                a.entries.iter().flatten().map(|(k, _)| (format!("agents.entries[{k:?}]"), k.clone())).collect()
+            }
+            Some(_) => {
+                self.list().filter_map(|(i, v)| v.id.clone().map(|id| (format!("{}.id", list_path(i)), id))).collect()
+            }
+            None => Vec::new(),
+        };
+        let missing: Vec<usize> = self.list().filter(|(_, a)| a.id.is_none()).map(|(i, _)| i).collect();
+        for i in missing {
+            self.err(list_path(i), "agent entry has no `id`; it is ignored".into());
+        }
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for (path, raw) in &ids {
+            let norm = normalize_agent_id(Some(raw));
+            if js_trim(raw).is_empty() {
+                self.err(path.clone(), "agent id is empty".into());
+                continue;
+            }
+            if !is_valid_agent_id(raw) {
+                self.warn(path.clone(), format!("agent id `{raw}` is used as `{norm}`"));
+            }
+            if let Some(first) = seen.get(&norm) {
+                self.err(path.clone(), format!("duplicate agent id `{norm}` (also at `{first}`)"));
+            } else {
+                seen.insert(norm, path.clone());
             }
         }
-        let dir = agent_dir(cfg, &id, env);
-        if let Some(other) = agent_dirs.insert(dir.clone(), id.clone()) {
-            if other != id {
-                out.push(err(
+        ids
+    }
+
+    fn one_default(&mut self) {
+        let defaults: Vec<usize> = self.list().filter(|(_, a)| a.default == Some(true)).map(|(i, _)| i).collect();
+        if defaults.len() > 1 {
+            let msg = format!(
+                "{} agents are marked `default: true`; the first (`{}`) is the default",
+                defaults.len(),
+                self.roster.default_agent()
+            );
+            self.warn(format!("{}.default", list_path(defaults[1])), msg);
+        }
+    }
+
+    /// Workspaces and agent dirs must not be shared.
+    fn separate_dirs(&mut self, ids: &[(String, String)], env: &Environment) {
+        let mut workspaces: HashMap<PathBuf, String> = HashMap::new();
+        let mut agent_dirs: HashMap<PathBuf, String> = HashMap::new();
+        for (path, raw) in ids {
+            let id = normalize_agent_id(Some(raw));
+            let agent_path = path.trim_end_matches(".id").to_string();
+            let ws = agent_workspace(self.cfg, &self.roster, &id, env);
+            if let Some(other) = workspaces.insert(ws.clone(), id.clone()).filter(|o| *o != id) {
+                self.err(
+                    format!("{agent_path}.workspace"),
+                    format!("agents `{other}` and `{id}` share the workspace {}", ws.display()),
+                );
+            }
+            let dir = agent_dir(self.cfg, &id, env);
+            if let Some(other) = agent_dirs.insert(dir.clone(), id.clone()).filter(|o| *o != id) {
+                self.err(
                     format!("{agent_path}.agentDir"),
                     format!(
                         "agents `{other}` and `{id}` share the agentDir {} (auth and sessions would collide)",
                         dir.display()
                     ),
-                ));
+                );
             }
         }
     }
 
-    // Bindings: a known agent, a channel, a peer that can match.
-    // The roster is the one answer to "does this agent exist?" (single-agent
-    // mode's implicit `main` included): what validation accepts, the runtime runs.
-    let known: Vec<String> = roster.ids();
-    for (i, b) in cfg.bindings.iter().flatten().enumerate() {
-        let path = format!("bindings[{i}]");
-        match b.agent_id.as_deref().map(js_trim) {
-            None | Some("") => out.push(err(path.clone(), "binding has no `agentId`".into())),
-            // `main` named beside a list that lacks it is left as it was (routing sends it to `main`).
-            Some(agent)
-                if roster.find(agent).is_none()
-                    && (roster.shape == RosterShape::Unconfigured || normalize_agent_id(Some(agent)) != "main") =>
-            {
-                // The runtime's own words: what routing answers for a message this binding matches.
-                let message = match roster.pick(Some(agent)) {
-                    Err(e) => e.to_string(),
-                    Ok(_) => format!("binding names agent `{agent}`, which is not configured"),
-                };
-                let mut d = err(format!("{path}.agentId"), message);
-                if let Some(s) = suggest(agent, known.iter().map(String::as_str)) {
-                    d = d.with_help(format!("did you mean `{s}`?"));
-                } else if roster.shape == RosterShape::Unconfigured {
-                    d = d.with_help(
-                        "without `agents.list` the only agent is `main` (single-agent mode); list the agents",
-                    );
-                } else {
-                    d = d.with_help(format!("configured agents: {}", known.join(", ")));
-                }
-                out.push(d);
-            }
-            _ => {}
+    /// A binding names an agent the roster knows. The roster is the one answer
+    /// to "does this agent exist?" (single-agent mode's implicit `main`
+    /// included): what validation accepts, the runtime runs.
+    fn binding_agent(&mut self, path: &str, b: &Binding) {
+        let roster = &self.roster;
+        let agent = match b.agent_id.as_deref().map(js_trim) {
+            None | Some("") => return self.err(path.to_string(), "binding has no `agentId`".into()),
+            Some(agent) => agent,
+        };
+        // `main` named beside a list that lacks it is left as it was (routing sends it to `main`).
+        let unconfigured = roster.shape == RosterShape::Unconfigured;
+        if roster.find(agent).is_some() || (!unconfigured && normalize_agent_id(Some(agent)) == "main") {
+            return;
         }
+        // The runtime's own words: what routing answers for a message this binding matches.
+        let message = match roster.pick(Some(agent)) {
+            Err(e) => e.to_string(),
+            Ok(_) => format!("binding names agent `{agent}`, which is not configured"),
+        };
+        let known = roster.ids();
+        let help = match suggest(agent, known.iter().map(String::as_str)) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None if unconfigured => {
+                "without `agents.list` the only agent is `main` (single-agent mode); list the agents".to_string()
+            }
+            None => format!("configured agents: {}", known.join(", ")),
+        };
+        let d = self.diagnostic(true, format!("{path}.agentId"), message).with_help(help);
+        self.out.push(d);
+    }
+
+    /// A binding's match can match something. Returns its normalised channel.
+    fn binding_match(&mut self, path: &str, b: &Binding) -> String {
         let channel = normalize_channel(b.matcher.channel.as_deref().unwrap_or(""));
         if channel.is_empty() {
-            out.push(err(format!("{path}.match"), "`match.channel` is empty: this binding can never match".into()));
+            self.err(format!("{path}.match"), "`match.channel` is empty: this binding can never match".into());
         }
-        if let Some(kind) = b.kind.as_deref() {
-            if kind != "route" && kind != "acp" {
-                out.push(err(
-                    format!("{path}.type"),
-                    format!("unknown binding type `{kind}` (expected `route` or `acp`)"),
-                ));
-            }
+        if let Some(kind) = b.kind.as_deref().filter(|k| *k != "route" && *k != "acp") {
+            self.err(format!("{path}.type"), format!("unknown binding type `{kind}` (expected `route` or `acp`)"));
         }
         if let Some(peer) = &b.matcher.peer {
             let kind = peer.kind.as_deref().unwrap_or("");
             if normalize_chat_type(kind).is_none() {
-                out.push(
-                    err(
-                        format!("{path}.match.peer.kind"),
-                        format!("unknown peer kind `{kind}`: this binding can never match"),
-                    )
-                    .with_help("use `direct`, `group` or `channel`"),
-                );
+                let msg = format!("unknown peer kind `{kind}`: this binding can never match");
+                let d = self.diagnostic(true, format!("{path}.match.peer.kind"), msg);
+                self.out.push(d.with_help("use `direct`, `group` or `channel`"));
             }
             if peer.id.as_ref().is_none_or(|id| js_trim(&id.0).is_empty()) {
-                out.push(err(format!("{path}.match.peer.id"), "peer id is empty: this binding can never match".into()));
+                self.err(format!("{path}.match.peer.id"), "peer id is empty: this binding can never match".into());
             }
         }
         if b.matcher.roles.as_ref().is_some_and(|r| !r.is_empty()) && b.matcher.guild_id.is_none() {
-            out.push(warn(
-                format!("{path}.match.roles"),
-                "`roles` without `guildId` only narrows the account tier".into(),
-            ));
+            self.warn(format!("{path}.match.roles"), "`roles` without `guildId` only narrows the account tier".into());
         }
-        // A named account that the channel does not configure (OpenClaw #14354).
-        if let (Some(acct), Some(ch)) =
-            (b.matcher.account_id.as_deref(), cfg.channels.as_ref().and_then(|c| c.get(&channel)))
-        {
-            let acct = js_trim(acct);
-            if let (false, Some(accounts)) = (acct == "*" || acct.is_empty(), &ch.accounts) {
-                let want = normalize_account_id(Some(acct));
-                if !accounts.keys().any(|k| normalize_account_id(Some(k)) == want) {
-                    out.push(warn(
-                        format!("{path}.match.accountId"),
-                        format!(
-                            "account `{acct}` is not under `channels.{channel}.accounts` ({})",
-                            accounts.keys().cloned().collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
+        channel
+    }
+
+    /// A named account that the channel does not configure (OpenClaw #14354).
+    fn binding_account(&mut self, path: &str, b: &Binding, channel: &str) {
+        let (Some(acct), Some(ch)) =
+            (b.matcher.account_id.as_deref(), self.cfg.channels.as_ref().and_then(|c| c.get(channel)))
+        else {
+            return;
+        };
+        let acct = js_trim(acct);
+        let (false, Some(accounts)) = (acct == "*" || acct.is_empty(), &ch.accounts) else {
+            return;
+        };
+        let want = normalize_account_id(Some(acct));
+        if !accounts.keys().any(|k| normalize_account_id(Some(k)) == want) {
+            let names = accounts.keys().cloned().collect::<Vec<_>>().join(", ");
+            self.warn(
+                format!("{path}.match.accountId"),
+                format!("account `{acct}` is not under `channels.{channel}.accounts` ({names})"),
+            );
+        }
+    }
+
+    /// Broadcast lists name agents too.
+    fn broadcast_agents(&mut self) {
+        let Some(bc) = &self.cfg.broadcast else { return };
+        for (peer, agents) in &bc.groups {
+            for (j, a) in agents.iter().enumerate() {
+                if self.roster.find(a).is_none() {
+                    self.err(
+                        format!("broadcast[{peer:?}][{j}]"),
+                        format!("broadcast names agent `{a}`, which is not configured"),
+                    );
                 }
             }
         }
     }
 
-    // Broadcast lists name agents too.
-    if let Some(bc) = &cfg.broadcast {
-        for (peer, agents) in &bc.groups {
-            for (j, a) in agents.iter().enumerate() {
-                if roster.find(a).is_none() {
-                    out.push(err(
-                        format!("broadcast[{peer:?}][{j}]"),
-                        format!("broadcast names agent `{a}`, which is not configured"),
-                    ));
-                }
-            }
+    /// Settings that weaken isolation are loud.
+    fn weakened_isolation(&mut self) {
+        let unconfined = |exec: Option<&serde_json::Value>| {
+            exec.and_then(|e| e.get("host")?.as_str()) == Some(crate::policy::UNCONFINED)
+        };
+        if unconfined(self.cfg.tools.as_ref().and_then(|t| t.exec.as_ref())) {
+            self.warn(
+                "tools.exec.host".into(),
+                "`unconfined`: every agent's commands can read the gateway's state (other agents' sessions and \
+                 credentials, the gateway token) and environment; only for a single-user machine"
+                    .into(),
+            );
         }
-    }
-    // Settings that weaken isolation, or that chela does not carry out.
-    let unconfined = |exec: Option<&serde_json::Value>| {
-        exec.and_then(|e| e.get("host")?.as_str()) == Some(crate::policy::UNCONFINED)
-    };
-    if unconfined(cfg.tools.as_ref().and_then(|t| t.exec.as_ref())) {
-        out.push(warn(
-            "tools.exec.host".into(),
-            "`unconfined`: every agent's commands can read the gateway's state (other agents' sessions and \
-             credentials, the gateway token) and environment; only for a single-user machine"
-                .into(),
-        ));
-    }
-    for (i, a) in agents.and_then(|a| a.list.as_ref()).into_iter().flatten().enumerate() {
-        if unconfined(a.tools.as_ref().and_then(|t| t.exec.as_ref())) {
-            out.push(warn(
+        let agents: Vec<usize> = self
+            .list()
+            .filter(|(_, a)| unconfined(a.tools.as_ref().and_then(|t| t.exec.as_ref())))
+            .map(|(i, _)| i)
+            .collect();
+        for i in agents {
+            self.warn(
                 format!("{}.tools.exec.host", list_path(i)),
                 "`unconfined`: this agent's commands can read the gateway's state and every other agent's files".into(),
-            ));
+            );
         }
     }
-    let setup = |s: Option<&crate::config::schema::SandboxConfig>| {
-        s.and_then(|s| s.docker.as_ref()?.get("setupCommand")).is_some()
-    };
-    if setup(cfg.agent_defaults().and_then(|d| d.sandbox.as_ref())) {
-        out.push(warn(
-            "agents.defaults.sandbox.docker.setupCommand".into(),
-            "ignored: chela's sandbox is bubblewrap over the host's read-only system, not a container image, \
-             so there is no image to set up; install what commands need on the host"
-                .into(),
-        ));
-    }
-    for (i, a) in agents.and_then(|a| a.list.as_ref()).into_iter().flatten().enumerate() {
-        if setup(a.sandbox.as_ref()) {
-            out.push(warn(
+
+    /// Settings chela does not carry out.
+    fn ignored_settings(&mut self) {
+        let setup = |s: Option<&SandboxConfig>| s.and_then(|s| s.docker.as_ref()?.get("setupCommand")).is_some();
+        if setup(self.cfg.agent_defaults().and_then(|d| d.sandbox.as_ref())) {
+            self.warn(
+                "agents.defaults.sandbox.docker.setupCommand".into(),
+                "ignored: chela's sandbox is bubblewrap over the host's read-only system, not a container image, \
+                 so there is no image to set up; install what commands need on the host"
+                    .into(),
+            );
+        }
+        let agents: Vec<usize> = self.list().filter(|(_, a)| setup(a.sandbox.as_ref())).map(|(i, _)| i).collect();
+        for i in agents {
+            self.warn(
                 format!("{}.sandbox.docker.setupCommand", list_path(i)),
                 "ignored: chela's sandbox has no container image to set up".into(),
-            ));
+            );
         }
     }
-    out.into_iter().map(|d| loaded.attach_file(d)).collect()
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
 //! Tool names, aliases, groups and profiles (reference spec §10.1–§10.3).
+//!
+//! Must not: decide what an agent may use (the pipeline does); it only names tools and groups.
 
 /// Built-in tools, in OpenClaw's order.
 pub const CORE_TOOLS: &[&str] = &[

@@ -1,6 +1,8 @@
 //! One allow/deny policy as a matcher (reference spec §10.4): groups expanded,
 //! names normalised, `*` globs anchored; deny always wins; an empty allowlist
 //! allows everything; `apply_patch` rides on an allowed `exec`.
+//!
+//! Must not: know which stage it belongs to or any agent's config.
 
 use super::catalog::ToolCatalog;
 

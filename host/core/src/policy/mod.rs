@@ -3,6 +3,8 @@
 //! The output, [`EffectiveTools`], is what the plugin runtime links: a tool
 //! that is not allowed here is never instantiated for that agent nor shown to
 //! its model. Everything that decides it lives in this module.
+//!
+//! Must not: link or run anything (the plugin runtime does, from this module's answers).
 
 mod catalog;
 mod exec;

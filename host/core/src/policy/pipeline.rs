@@ -3,13 +3,18 @@
 //! group → sandbox → sub-agent. A tool is available only if every stage
 //! allows it, so a later stage can remove but never re-grant. Each removed
 //! tool records the first stage that removed it (`chela tools` prints it).
+//!
+//! Must not: re-grant a tool a later stage sees removed, or know which plugins exist (the catalog
+//! is passed in).
 
 use super::catalog::{
     normalize_tool_name, profile_allow, ToolCatalog, CHANNEL_TOOLS, SANDBOX_DEFAULT_ALLOW, SANDBOX_DEFAULT_DENY,
     SUBAGENT_DEFAULT_DENY,
 };
 use super::matcher::ToolMatcher;
-use crate::config::schema::{AgentConfig, Config, ProviderToolPolicy, SandboxMode, ToolList, WorkspaceAccess};
+use crate::config::schema::{
+    AgentConfig, AgentToolsConfig, Config, ProviderToolPolicy, SandboxMode, ToolList, ToolsConfig, WorkspaceAccess,
+};
 use crate::ids::normalize_agent_id;
 use crate::session_key::parse_agent_session_key;
 
@@ -241,88 +246,139 @@ fn group_tools(cfg: &Config, channel: &str, group_id: &str) -> Option<(String, T
     None
 }
 
-/// Computes the effective tool set of `agent_id` for a session of `kind`.
+/// Computes the effective tool set of `agent_id` for a session of `kind`:
+/// the stages below in OpenClaw's order, a tool surviving only if every stage allows it.
 pub fn effective_tools(cfg: &Config, agent_id: &str, kind: &SessionKind, catalog: &ToolCatalog) -> EffectiveTools {
     let id = normalize_agent_id(Some(agent_id));
     let entry = cfg.agent(&id);
     let agent = entry.as_ref().map(|(_, a)| *a);
-    let agent_path = entry.as_ref().map(|(p, _)| p.clone()).unwrap_or_else(|| format!("agent `{id}`"));
-    let global = cfg.tools.clone().unwrap_or_default();
-    let agent_tools = agent.and_then(|a| a.tools.clone()).unwrap_or_default();
-    let keys = model_keys(cfg, agent);
-    let mut notes = Vec::new();
-    let mut stages: Vec<Stage> = Vec::new();
-    let mut push = |label: String, allow: Vec<String>, deny: Vec<String>| {
-        if !allow.is_empty() || !deny.is_empty() {
-            stages.push(Stage { label, matcher: ToolMatcher::new(&allow, &deny, catalog) });
+    let mut p = Pipeline {
+        catalog,
+        agent_path: entry.as_ref().map(|(p, _)| p.clone()).unwrap_or_else(|| format!("agent `{id}`")),
+        global: cfg.tools.clone().unwrap_or_default(),
+        agent: agent.and_then(|a| a.tools.clone()).unwrap_or_default(),
+        model_keys: model_keys(cfg, agent),
+        stages: Vec::new(),
+        notes: Vec::new(),
+    };
+    p.profile();
+    p.provider_profile();
+    p.allow_deny_lists();
+    if let SessionKind::Group { channel, group_id } = kind {
+        if let Some((label, list)) = group_tools(cfg, channel, group_id) {
+            p.list(label, &list.allow, &list.deny);
         }
-    };
-
-    // 1. Profile (the agent's replaces the global one), widened by alsoAllow.
-    let (profile, profile_label) = match (&agent_tools.profile, &global.profile) {
-        (Some(p), _) => (Some(p.clone()), format!("{agent_path}.tools.profile ({p})")),
-        (None, Some(p)) => (Some(p.clone()), format!("tools.profile ({p})")),
-        _ => (None, String::new()),
-    };
-    if let Some(base) = profile.as_deref().and_then(profile_allow) {
-        let mut allow: Vec<String> = base.iter().map(|s| s.to_string()).collect();
-        allow.extend(strings(&agent_tools.also_allow));
-        allow.extend(strings(&global.also_allow));
-        push(profile_label, allow, Vec::new());
     }
-    // 2. Provider profile (the agent's value wins).
-    let provider_profile = by_provider(agent_tools.by_provider.as_ref(), &keys)
-        .and_then(|(k, p)| {
-            p.profile.clone().map(|pr| (format!("{agent_path}.tools.byProvider.{k}.profile ({pr})"), pr))
+    let sandboxed = is_sandboxed(cfg, &id, kind);
+    if sandboxed {
+        p.sandbox(workspace_access(cfg, &id));
+    }
+    if *kind == SessionKind::Subagent {
+        p.subagent();
+    }
+    let tools = catalog
+        .names()
+        .map(|name| {
+            let removed_by = p.stages.iter().find(|s| !s.matcher.allows(name)).map(|s| s.label.clone());
+            ToolDecision { name: name.to_string(), allowed: removed_by.is_none(), removed_by }
         })
-        .or_else(|| {
-            by_provider(global.by_provider.as_ref(), &keys)
-                .and_then(|(k, p)| p.profile.clone().map(|pr| (format!("tools.byProvider.{k}.profile ({pr})"), pr)))
-        });
-    if let Some((label, pr)) = provider_profile {
-        if let Some(base) = profile_allow(&pr) {
-            push(label, base.iter().map(|s| s.to_string()).collect(), Vec::new());
+        .collect();
+    EffectiveTools { agent_id: id, session: kind.label(), sandboxed, tools, notes: p.notes }
+}
+
+/// The stages of one agent's tool policy, as they are gathered.
+struct Pipeline<'a> {
+    catalog: &'a ToolCatalog,
+    /// Where the agent is configured (`agents.list[2]`), for stage labels.
+    agent_path: String,
+    global: ToolsConfig,
+    agent: AgentToolsConfig,
+    /// `provider/model` and `provider` of the agent's primary model, for `byProvider`.
+    model_keys: Vec<String>,
+    stages: Vec<Stage>,
+    notes: Vec<String>,
+}
+
+impl Pipeline<'_> {
+    fn push(&mut self, label: String, allow: &[String], deny: &[String]) {
+        self.stages.push(Stage { label, matcher: ToolMatcher::new(allow, deny, self.catalog) });
+    }
+
+    /// 1. Profile (the agent's replaces the global one), widened by `alsoAllow`.
+    fn profile(&mut self) {
+        let (profile, label) = match (&self.agent.profile, &self.global.profile) {
+            (Some(p), _) => (p.clone(), format!("{}.tools.profile ({p})", self.agent_path)),
+            (None, Some(p)) => (p.clone(), format!("tools.profile ({p})")),
+            _ => return,
+        };
+        if let Some(base) = profile_allow(&profile) {
+            let mut allow: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+            allow.extend(strings(&self.agent.also_allow));
+            allow.extend(strings(&self.global.also_allow));
+            self.push(label, &allow, &[]);
         }
     }
-    // 3–6. Global, global provider, agent, agent provider allow/deny.
-    let mut list_stage = |label: String, allow: Vec<String>, deny: Vec<String>, notes: &mut Vec<String>| {
-        let m = ToolMatcher::new(&allow, &deny, catalog);
-        let m = if m.allowlist_names_no_core_tool(catalog) {
-            notes.push(format!("{label}: allowlist names no built-in tool; ignored so core tools stay available"));
+
+    /// 2. Provider profile (the agent's value wins).
+    fn provider_profile(&mut self) {
+        let keys = &self.model_keys;
+        let agent_path = &self.agent_path;
+        let chosen = by_provider(self.agent.by_provider.as_ref(), keys)
+            .and_then(|(k, p)| {
+                p.profile.clone().map(|pr| (format!("{agent_path}.tools.byProvider.{k}.profile ({pr})"), pr))
+            })
+            .or_else(|| {
+                by_provider(self.global.by_provider.as_ref(), keys)
+                    .and_then(|(k, p)| p.profile.clone().map(|pr| (format!("tools.byProvider.{k}.profile ({pr})"), pr)))
+            });
+        if let Some((label, base)) = chosen.and_then(|(label, pr)| Some((label, profile_allow(&pr)?))) {
+            let allow: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+            self.push(label, &allow, &[]);
+        }
+    }
+
+    /// 3–6. Global, global provider, agent, agent provider allow/deny.
+    fn allow_deny_lists(&mut self) {
+        let mut lists = vec![("tools.allow/deny".to_string(), self.global.allow.clone(), self.global.deny.clone())];
+        if let Some((k, p)) = by_provider(self.global.by_provider.as_ref(), &self.model_keys) {
+            lists.push((format!("tools.byProvider.{k}"), p.allow.clone(), p.deny.clone()));
+        }
+        lists.push((
+            format!("{}.tools.allow/deny", self.agent_path),
+            self.agent.allow.clone(),
+            self.agent.deny.clone(),
+        ));
+        if let Some((k, p)) = by_provider(self.agent.by_provider.as_ref(), &self.model_keys) {
+            lists.push((format!("{}.tools.byProvider.{k}", self.agent_path), p.allow.clone(), p.deny.clone()));
+        }
+        for (label, allow, deny) in lists {
+            self.list(label, &allow, &deny);
+        }
+    }
+
+    /// An allow/deny list stage (also 7, the group's). An allowlist naming no
+    /// built-in tool is ignored so core tools stay available (OpenClaw's rule).
+    fn list(&mut self, label: String, allow: &Option<Vec<String>>, deny: &Option<Vec<String>>) {
+        let (allow, deny) = (strings(allow), strings(deny));
+        if allow.is_empty() && deny.is_empty() {
+            return;
+        }
+        let m = ToolMatcher::new(&allow, &deny, self.catalog);
+        let matcher = if m.allowlist_names_no_core_tool(self.catalog) {
+            self.notes.push(format!("{label}: allowlist names no built-in tool; ignored so core tools stay available"));
             m.without_allowlist()
         } else {
             m
         };
-        if !allow.is_empty() || !deny.is_empty() {
-            stages.push(Stage { label, matcher: m });
-        }
-    };
-    list_stage("tools.allow/deny".into(), strings(&global.allow), strings(&global.deny), &mut notes);
-    if let Some((k, p)) = by_provider(global.by_provider.as_ref(), &keys) {
-        list_stage(format!("tools.byProvider.{k}"), strings(&p.allow), strings(&p.deny), &mut notes);
+        self.stages.push(Stage { label, matcher });
     }
-    list_stage(
-        format!("{agent_path}.tools.allow/deny"),
-        strings(&agent_tools.allow),
-        strings(&agent_tools.deny),
-        &mut notes,
-    );
-    if let Some((k, p)) = by_provider(agent_tools.by_provider.as_ref(), &keys) {
-        list_stage(format!("{agent_path}.tools.byProvider.{k}"), strings(&p.allow), strings(&p.deny), &mut notes);
-    }
-    // 7. Group policy.
-    if let SessionKind::Group { channel, group_id } = kind {
-        if let Some((label, list)) = group_tools(cfg, channel, group_id) {
-            list_stage(label, strings(&list.allow), strings(&list.deny), &mut notes);
-        }
-    }
-    // 8. Sandbox policy, and the workspace mount's access.
-    let sandboxed = is_sandboxed(cfg, &id, kind);
-    if sandboxed {
-        let agent_sb = agent_tools.sandbox.as_ref().and_then(|s| s.tools.clone());
-        let global_sb = global.sandbox.as_ref().and_then(|s| s.tools.clone());
+
+    /// 8. Sandbox policy, and the workspace mount's access.
+    fn sandbox(&mut self, access: WorkspaceAccess) {
+        let agent_sb = self.agent.sandbox.as_ref().and_then(|s| s.tools.clone());
+        let global_sb = self.global.sandbox.as_ref().and_then(|s| s.tools.clone());
         let (label, allow, deny) = match (agent_sb, global_sb) {
-            (Some(l), _) => (format!("{agent_path}.tools.sandbox.tools"), strings(&l.allow), strings(&l.deny)),
+            (Some(l), _) => (format!("{}.tools.sandbox.tools", self.agent_path), strings(&l.allow), strings(&l.deny)),
             (None, Some(l)) => ("tools.sandbox.tools".to_string(), strings(&l.allow), strings(&l.deny)),
             (None, None) => (
                 "sandbox defaults".to_string(),
@@ -330,35 +386,20 @@ pub fn effective_tools(cfg: &Config, agent_id: &str, kind: &SessionKind, catalog
                 SANDBOX_DEFAULT_DENY.iter().chain(CHANNEL_TOOLS).map(|s| s.to_string()).collect(),
             ),
         };
-        let m = ToolMatcher::new(&allow, &deny, catalog);
-        stages.push(Stage { label, matcher: m });
-        if workspace_access(cfg, &id) == WorkspaceAccess::Ro {
-            let deny = ["write", "edit", "apply_patch"].map(String::from).to_vec();
-            stages.push(Stage {
-                label: "sandbox.workspaceAccess ro".into(),
-                matcher: ToolMatcher::new(&[], &deny, catalog),
-            });
+        self.push(label, &allow, &deny);
+        if access == WorkspaceAccess::Ro {
+            let deny = ["write", "edit", "apply_patch"].map(String::from);
+            self.push("sandbox.workspaceAccess ro".into(), &[], &deny);
         }
     }
-    // 9. Sub-agent policy.
-    if *kind == SessionKind::Subagent {
-        let sub = global.subagents.as_ref().and_then(|s| s.tools.clone()).unwrap_or_default();
+
+    /// 9. Sub-agent policy.
+    fn subagent(&mut self) {
+        let sub = self.global.subagents.as_ref().and_then(|s| s.tools.clone()).unwrap_or_default();
         let mut deny: Vec<String> = SUBAGENT_DEFAULT_DENY.iter().map(|s| s.to_string()).collect();
         deny.extend(strings(&sub.deny));
-        stages.push(Stage {
-            label: "sub-agent policy".into(),
-            matcher: ToolMatcher::new(&strings(&sub.allow), &deny, catalog),
-        });
+        self.push("sub-agent policy".into(), &strings(&sub.allow), &deny);
     }
-
-    let tools = catalog
-        .names()
-        .map(|name| {
-            let removed_by = stages.iter().find(|s| !s.matcher.allows(name)).map(|s| s.label.clone());
-            ToolDecision { name: name.to_string(), allowed: removed_by.is_none(), removed_by }
-        })
-        .collect();
-    EffectiveTools { agent_id: id, session: kind.label(), sandboxed, tools, notes }
 }
 
 /// What an agent's session may reach beyond tool names: its workspace

@@ -5,6 +5,8 @@
 //! of the same channel that were never candidates because they name another
 //! account — the usual cause of "messages go to the wrong agent" (a binding
 //! without `accountId` matches only the `default` account).
+//!
+//! Must not: walk the tiers by its own rules: it records the walk `resolve` runs.
 
 use super::table::{CompiledBinding, Mismatch, Trace};
 use super::{MatchedBy, RouteInput, RouteResult, RouteTable};

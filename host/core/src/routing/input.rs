@@ -1,4 +1,6 @@
 //! What a channel adapter knows about an inbound message that routing uses.
+//!
+//! Must not: decide anything; it only describes and normalises an inbound message.
 
 use crate::config::schema::{DmScope, GroupScope};
 

@@ -6,6 +6,8 @@
 //! same tiers with a tracer to say why each tier did or did not match.
 //! Routing never drops a message: "no route" is the default agent, or an
 //! [`OwnerError`] when the config leaves ownership ambiguous.
+//!
+//! Must not: look at access policy or session stores, or drop a message silently.
 
 mod dispatch;
 mod explain;

@@ -6,6 +6,9 @@
 //! peer wildcard, guild+roles, guild, team, rest). A request consults the
 //! account index and the any-account index per tier and takes the candidate
 //! earlier in source order, which equals OpenClaw's merged candidate list.
+//!
+//! Must not: look at access policy or session stores; session keys come from `session_key`'s
+//! constructors only.
 
 use std::collections::HashMap;
 
@@ -293,68 +296,19 @@ impl RouteTable {
         let guild = input.guild_id.as_deref().map(normalize_binding_id).unwrap_or_default();
         let team = input.team_id.as_deref().map(normalize_binding_id).unwrap_or_default();
         let scope = Scope { guild: &guild, team: &team, roles: &input.member_role_ids };
-
         let index = self.channels.get(&channel);
-        let account_tiers = index.and_then(|i| i.by_account.get(&account));
-        let any_tiers = index.map(|i| &i.any_account);
+        let lists = (index.and_then(|i| i.by_account.get(&account)), index.map(|i| &i.any_account));
 
         let mut matched = None;
         for tier in MatchedBy::TIERS {
-            let tier_peer = match tier {
-                MatchedBy::Peer | MatchedBy::PeerWildcard if peer.is_none() => {
-                    trace.tier_skipped(tier, "the message has no peer");
+            let subject = match tier_subject(tier, peer.as_ref(), parent.as_ref(), &scope) {
+                Ok(subject) => subject,
+                Err(why) => {
+                    trace.tier_skipped(tier, why);
                     continue;
-                }
-                MatchedBy::ParentPeer if parent.is_none() => {
-                    trace.tier_skipped(tier, "the message has no parent peer");
-                    continue;
-                }
-                MatchedBy::GuildRoles if guild.is_empty() || input.member_role_ids.is_empty() => {
-                    trace.tier_skipped(tier, "the message has no guild id or no member roles");
-                    continue;
-                }
-                MatchedBy::Guild if guild.is_empty() => {
-                    trace.tier_skipped(tier, "the message has no guild id");
-                    continue;
-                }
-                MatchedBy::Team if team.is_empty() => {
-                    trace.tier_skipped(tier, "the message has no team id");
-                    continue;
-                }
-                MatchedBy::ParentPeer => parent.as_ref(),
-                _ => peer.as_ref(),
-            };
-            // Account-specific and any-account candidates, merged by source order.
-            let first = |tiers: Option<&TierIndex>, trace: &mut T| -> Option<u32> {
-                let list = tiers?.candidates(tier, tier_peer, &scope);
-                let mut found = None;
-                for &pos in list {
-                    let b = &self.bindings[pos as usize];
-                    let verdict = b.check(tier_peer, &scope);
-                    let ok = verdict.is_ok();
-                    trace.candidate(tier, b, verdict);
-                    if ok && found.is_none() {
-                        found = Some(pos);
-                        if !exhaustive {
-                            break;
-                        }
-                    }
-                }
-                found
-            };
-            let found = match tier {
-                MatchedBy::Account => first(account_tiers, trace),
-                MatchedBy::Channel => first(any_tiers, trace),
-                _ => {
-                    let a = first(account_tiers, trace);
-                    let b = first(any_tiers, trace);
-                    match (a, b) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    }
                 }
             };
-            if let Some(pos) = found {
+            if let Some(pos) = self.tier_match(tier, subject, &scope, lists, trace, exhaustive) {
                 matched = matched.or(Some((tier, &self.bindings[pos as usize])));
                 if !exhaustive {
                     break;
@@ -372,6 +326,48 @@ impl RouteTable {
         };
         let norm = Normalized { channel, account, peer };
         Ok(self.route_for(input, &norm, agent_id, matched_by, binding))
+    }
+
+    /// The first binding of `tier` that matches: account-specific and
+    /// any-account candidates merged by source order (the account tier looks
+    /// at the account's list only, the channel tier at the any-account list only).
+    fn tier_match<T: Trace>(
+        &self,
+        tier: MatchedBy,
+        subject: Option<&NormPeer>,
+        scope: &Scope<'_>,
+        (account_list, any_list): (Option<&TierIndex>, Option<&TierIndex>),
+        trace: &mut T,
+        exhaustive: bool,
+    ) -> Option<u32> {
+        let mut first = |tiers: Option<&TierIndex>| -> Option<u32> {
+            let mut found = None;
+            for &pos in tiers?.candidates(tier, subject, scope) {
+                let b = &self.bindings[pos as usize];
+                let verdict = b.check(subject, scope);
+                let ok = verdict.is_ok();
+                trace.candidate(tier, b, verdict);
+                if ok && found.is_none() {
+                    found = Some(pos);
+                    if !exhaustive {
+                        break;
+                    }
+                }
+            }
+            found
+        };
+        match tier {
+            MatchedBy::Account => first(account_list),
+            MatchedBy::Channel => first(any_list),
+            _ => {
+                let a = first(account_list);
+                let b = first(any_list);
+                match (a, b) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+        }
     }
 
     /// The route of `input` for `agent_id`: scopes from the binding (if any),
@@ -453,6 +449,27 @@ impl RouteTable {
         let routes =
             agents.iter().map(|a| self.route_for(input, &norm, a.clone(), MatchedBy::Broadcast, None)).collect();
         Some((routes, self.broadcast_sequential))
+    }
+}
+
+/// The peer a tier matches against (the parent peer for `ParentPeer`), or
+/// why the tier cannot match this message at all.
+fn tier_subject<'p>(
+    tier: MatchedBy,
+    peer: Option<&'p NormPeer>,
+    parent: Option<&'p NormPeer>,
+    scope: &Scope<'_>,
+) -> Result<Option<&'p NormPeer>, &'static str> {
+    match tier {
+        MatchedBy::Peer | MatchedBy::PeerWildcard if peer.is_none() => Err("the message has no peer"),
+        MatchedBy::ParentPeer if parent.is_none() => Err("the message has no parent peer"),
+        MatchedBy::GuildRoles if scope.guild.is_empty() || scope.roles.is_empty() => {
+            Err("the message has no guild id or no member roles")
+        }
+        MatchedBy::Guild if scope.guild.is_empty() => Err("the message has no guild id"),
+        MatchedBy::Team if scope.team.is_empty() => Err("the message has no team id"),
+        MatchedBy::ParentPeer => Ok(parent),
+        _ => Ok(peer),
     }
 }
 

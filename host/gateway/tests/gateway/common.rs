@@ -31,7 +31,7 @@ pub async fn serve_with_vars(
     root: &Path,
     config: &str,
     plugins: &[&str],
-    vars: Arc<chela_plugin::channel::EnvVars>,
+    vars: Arc<chela_core::config::EnvVars>,
 ) -> Running {
     let pdir = root.join("state/plugins");
     std::fs::create_dir_all(&pdir).unwrap();

@@ -3,6 +3,8 @@
 //! headers only), and the host itself connects to the checked address and
 //! speaks HTTP/1.1 over it (TLS with the webpki roots for `https`). A denied
 //! request never opens a connection.
+//!
+//! Must not: let a request reach a host the egress policy refuses, or put a secret in a body.
 
 use std::future::Future;
 use std::time::Duration;

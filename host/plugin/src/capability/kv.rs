@@ -1,6 +1,8 @@
 //! `chela:plugin/kv`: small persistent state per scope (plugin × account or
 //! plugin × agent), one JSON file per scope under the state dir, replaced
 //! atomically on every change. Shared by all instances of the scope.
+//!
+//! Must not: let one scope read another's state.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,6 @@
 //! `chela:plugin/log` → tracing, tagged with plugin and agent. Always granted.
+//!
+//! Must not: let a plugin choose its own plugin or agent tag.
 
 use std::sync::Arc;
 

@@ -6,6 +6,9 @@
 //! its own grant (`sessions_list`, `sessions_history`, `sessions_send`,
 //! `session_status`, `sessions_spawn`): a call the session's tool policy
 //! does not allow is refused here, whichever plugin makes it.
+//!
+//! Must not: hold a session store or decide visibility itself (the runtime's `SessionsAccess`
+//! does).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,6 +1,8 @@
 //! The agent's workspace as a WASI preopen at `/workspace`, read-only or
 //! read-write. It is the only directory a plugin instance can see; WASI's
 //! capability-based resolution refuses `..` and symlinks that leave it.
+//!
+//! Must not: preopen anything but the agent's own workspace.
 
 use std::path::Path;
 

@@ -23,6 +23,9 @@
 //! (its own process group, still the cleared environment and rlimits). A
 //! timeout or a dropped call kills the whole namespace or process group, so
 //! `(cmd &)` does not outlive it.
+//!
+//! Must not: decide what a command may see (core's `policy::exec` does) or run one unconfined
+//! unless that policy says so.
 
 mod landlock;
 mod seccomp;

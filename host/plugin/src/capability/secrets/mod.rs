@@ -1,6 +1,8 @@
 //! `chela:plugin/secrets`: credentials by name. Values stay in the host; a
 //! plugin can only ask whether one exists, check an HMAC, or compare a token
 //! — all in constant time. Substitution into requests is in [`super::http`].
+//!
+//! Must not: hand a secret's value to a guest or compare in variable time.
 
 use std::sync::Arc;
 

@@ -6,6 +6,9 @@
 //! `{{secret:NAME}}` (substituted here, so the token never enters the guest;
 //! a plaintext `ws://` socket only to operator-allowed loopback), messages
 //! are size-limited, and an instance holds only a few connections.
+//!
+//! Must not: open a socket the egress policy refuses, or let a guest hold more than its few
+//! connections.
 
 use std::time::Duration;
 

@@ -1,0 +1,336 @@
+//! One agent turn, as named steps: open the session (reset trigger, expiry,
+//! index entry) → link the tools this session may hold → build the system
+//! prompt → model and tool rounds, each message appended as it happens →
+//! record the usage.
+//!
+//! Must not: route or choose a session key (core decided `inbound.target`),
+//! decide tool policy (core's `policy`, applied by linking: a denied tool is
+//! simply absent here), or wait on the session queue (the runtime holds the
+//! permit around the whole turn).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chela_core::config::paths::{agent_dir, agent_workspace};
+use chela_core::config::schema::Config;
+use chela_core::policy::session_kind_for_key;
+use chela_core::roster::Roster;
+use chela_core::routing::main_key;
+use chela_core::session_key::SessionKey;
+use chela_plugin::{AgentTools, LinkRequest};
+use serde_json::Value;
+
+use super::{agent_profile, sender_may_elevate, spawned_by, strip_reset_trigger};
+use super::{AgentRuntime, Inbound, RunError, ToolCallSummary, TurnOutcome};
+use crate::clock;
+use crate::freshness;
+use crate::model::{split_model, ModelRequest, TextSink, ToolSpec};
+use crate::persona::{self, Budget, Identity, PromptInput};
+use crate::store::transcript::message_entry;
+use crate::store::{Content, Message, SessionEntry, SessionStore, StoreError};
+
+/// The session's conversation as this turn extends it: each message is on
+/// disk before the next step starts, so a crash loses at most the step in progress.
+struct Conversation<'a> {
+    store: &'a dyn SessionStore,
+    entry: &'a SessionEntry,
+    cwd: String,
+    parent: Option<String>,
+    messages: Vec<Message>,
+}
+
+impl Conversation<'_> {
+    fn push(&mut self, m: Message) -> Result<(), StoreError> {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+        let line = message_entry(&id, self.parent.as_deref(), &clock::iso_now(), &m);
+        self.store.append(self.entry, &self.cwd, &[line])?;
+        self.parent = Some(id);
+        self.messages.push(m);
+        Ok(())
+    }
+}
+
+/// What the model rounds of one turn produced.
+#[derive(Default)]
+struct Exchange {
+    reply: String,
+    model: String,
+    calls: Vec<ToolCallSummary>,
+    input_tokens: u64,
+    output_tokens: u64,
+}
+
+/// What a model round is asked with (the same in every round of a turn).
+struct Ask<'a> {
+    agent_id: &'a str,
+    session_key: &'a str,
+    models: &'a [String],
+    system: String,
+    identity: Identity,
+    agent_dir: PathBuf,
+    on_text: Option<TextSink>,
+}
+
+impl AgentRuntime {
+    pub(super) async fn turn(
+        &self,
+        cfg: &Config,
+        agent_id: &str,
+        inbound: Inbound,
+        on_text: Option<TextSink>,
+    ) -> Result<TurnOutcome, RunError> {
+        let store = self.store_in(cfg, agent_id)?;
+        let key = inbound.target.key.as_str();
+        let (text, reset, entry) = open_session(store.as_ref(), cfg, &inbound)?;
+        let (models, identity) = agent_profile(cfg, agent_id);
+        let outcome = |session_id: String, exchange: Exchange| TurnOutcome {
+            agent_id: agent_id.to_string(),
+            session_key: key.to_string(),
+            session_id,
+            reply: exchange.reply,
+            model: exchange.model,
+            tool_calls: exchange.calls,
+            reset,
+            input_tokens: exchange.input_tokens,
+            output_tokens: exchange.output_tokens,
+        };
+        if text.trim().is_empty() {
+            let greeting = Exchange {
+                reply: format!("New session started with {}.", identity.name),
+                model: models.first().cloned().unwrap_or_default(),
+                ..Exchange::default()
+            };
+            return Ok(outcome(entry.session_id, greeting));
+        }
+
+        let roster = Roster::from_config(cfg);
+        let workspace = agent_workspace(cfg, &roster, agent_id, &self.env);
+        let transcript = store.transcript(&entry)?;
+        let mut conversation = Conversation {
+            store: store.as_ref(),
+            entry: &entry,
+            cwd: workspace.display().to_string(),
+            parent: transcript.last_id,
+            messages: transcript.messages,
+        };
+        let tools = self.link_tools(cfg, agent_id, &entry, &inbound);
+        let specs = tool_specs(&tools);
+        let ask = Ask {
+            agent_id,
+            session_key: key,
+            models: &models,
+            system: self.system_prompt(cfg, agent_id, &identity, &workspace, &specs, &inbound),
+            identity,
+            agent_dir: agent_dir(cfg, agent_id, &self.env),
+            on_text,
+        };
+        conversation.push(Message::user(&text, clock::now_ms()))?;
+        let exchange = self.rounds(&ask, &tools, &specs, &mut conversation).await?;
+        let done = record_usage(store.as_ref(), key, &exchange)?;
+        Ok(outcome(done.session_id, exchange))
+    }
+
+    /// The tools this session may hold, linked now (a plugin dropped in a
+    /// moment ago is already here). A sub-agent's parent is known by its stored key only.
+    fn link_tools(&self, cfg: &Config, agent_id: &str, entry: &SessionEntry, inbound: &Inbound) -> AgentTools {
+        let spawner = spawned_by(entry).map(|parent| {
+            let parent_main = SessionKey::main(&parent.agent_id(), main_key(cfg));
+            let parent_kind = session_kind_for_key(cfg, &parent.agent_id(), parent.as_str(), parent_main.as_str());
+            (parent.agent_id(), parent_kind)
+        });
+        let request = LinkRequest {
+            agent_id,
+            kind: inbound.target.kind.clone(),
+            parent: spawner.as_ref().map(|(a, k)| (a.as_str(), k.clone())),
+            elevated: sender_may_elevate(cfg, agent_id, inbound),
+            sessions: Some(self.sessions.clone()),
+        };
+        let secrets = self.secrets.clone();
+        self.plugins.link_session(cfg, &self.env, &request, &move |p| secrets(p))
+    }
+
+    /// The persona files, skills and tool list as one system prompt, plus the
+    /// turn's own extra context (agent-to-agent).
+    fn system_prompt(
+        &self,
+        cfg: &Config,
+        agent_id: &str,
+        identity: &Identity,
+        workspace: &std::path::Path,
+        specs: &[ToolSpec],
+        inbound: &Inbound,
+    ) -> String {
+        let tool_names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        let defaults = cfg.agent_defaults();
+        let fallback = Budget::default();
+        let budget = Budget {
+            per_file: defaults.and_then(|d| d.bootstrap_max_chars).map(|n| n as usize).unwrap_or(fallback.per_file),
+            total: defaults.and_then(|d| d.bootstrap_total_max_chars).map(|n| n as usize).unwrap_or(fallback.total),
+        };
+        let mut system = persona::system_prompt(&PromptInput {
+            identity,
+            workspace,
+            shared_skills: &self.env.state_dir().join("skills"),
+            skill_filter: cfg.agent(agent_id).and_then(|(_, a)| a.skills.as_deref()),
+            tool_names: &tool_names,
+            budget,
+            minimal: inbound.target.key.is_background(),
+            now: &chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        });
+        if let Some(extra) = &inbound.extra_system {
+            system.push_str("\n\n");
+            system.push_str(extra);
+        }
+        system
+    }
+
+    /// Model calls until one asks for no tool, bounded by `max_rounds`; each
+    /// asked-for tool runs between rounds.
+    async fn rounds(
+        &self,
+        ask: &Ask<'_>,
+        tools: &AgentTools,
+        specs: &[ToolSpec],
+        conversation: &mut Conversation<'_>,
+    ) -> Result<Exchange, RunError> {
+        let mut exchange = Exchange { model: ask.models.first().cloned().unwrap_or_default(), ..Exchange::default() };
+        for round in 0..self.limits.max_rounds {
+            let request = ModelRequest {
+                model: String::new(),
+                system: ask.system.clone(),
+                messages: conversation.messages.clone(),
+                tools: specs.to_vec(),
+                identity: ask.identity.clone(),
+                agent_dir: ask.agent_dir.clone(),
+                on_text: ask.on_text.clone(),
+            };
+            let (name, answer) = self.complete(ask.agent_id, ask.models, request).await?;
+            exchange.input_tokens += answer.usage.input;
+            exchange.output_tokens += answer.usage.output;
+            let (provider, model) = split_model(&name).unwrap_or(("", ""));
+            let assistant = Message::Assistant {
+                content: answer.content,
+                timestamp: clock::now_ms(),
+                provider: provider.to_string(),
+                model: model.to_string(),
+                usage: answer.usage,
+                stop_reason: answer.stop_reason,
+            };
+            exchange.model = name.clone();
+            exchange.reply = assistant.text();
+            let wanted: Vec<(String, String, Value)> =
+                assistant.tool_calls().into_iter().map(|(i, n, a)| (i.to_string(), n.to_string(), a.clone())).collect();
+            conversation.push(assistant)?;
+            if wanted.is_empty() {
+                break;
+            }
+            if round + 1 == self.limits.max_rounds {
+                exchange.reply = format!("(stopped: more than {} model rounds in one turn)", self.limits.max_rounds);
+                break;
+            }
+            for (call_id, name, arguments) in wanted {
+                let (result, summary) = self.call_tool(ask, tools, call_id, name, &arguments).await;
+                exchange.calls.push(summary);
+                conversation.push(result)?;
+            }
+        }
+        Ok(exchange)
+    }
+
+    /// One tool call the model asked for, as the transcript's tool result.
+    /// Only linked tools can run: a denied tool is not in `tools`.
+    async fn call_tool(
+        &self,
+        ask: &Ask<'_>,
+        tools: &AgentTools,
+        call_id: String,
+        name: String,
+        arguments: &Value,
+    ) -> (Message, ToolCallSummary) {
+        let started = Instant::now();
+        let (out, is_error) = match tools.get(&name) {
+            None => (format!("tool `{name}` is not available to agent `{}`", ask.agent_id), true),
+            Some(t) => match t.invoke(&self.plugins, ask.session_key, &call_id, &arguments.to_string()).await {
+                Ok(o) => match o.value {
+                    Ok(v) => (v, false),
+                    Err(e) => (serde_json::to_string(&e).unwrap_or_default(), true),
+                },
+                Err(e) => (e.to_string(), true),
+            },
+        };
+        let summary =
+            ToolCallSummary { name: name.clone(), ok: !is_error, elapsed_ms: started.elapsed().as_millis() as u64 };
+        let result = Message::ToolResult {
+            tool_call_id: call_id,
+            tool_name: name,
+            content: vec![Content::Text { text: out }],
+            is_error,
+            timestamp: clock::now_ms(),
+        };
+        (result, summary)
+    }
+}
+
+/// Applies a reset (explicit trigger, or expiry checked on this message) and
+/// stamps the index entry with this message's chat and delivery. Returns the
+/// text without its trigger, whether the session was reset, and the entry.
+fn open_session(
+    store: &dyn SessionStore,
+    cfg: &Config,
+    inbound: &Inbound,
+) -> Result<(String, bool, SessionEntry), RunError> {
+    let key = inbound.target.key.as_str();
+    let now = clock::now_ms();
+    let (text, mut reset) = strip_reset_trigger(cfg, &inbound.text);
+    if reset {
+        store.reset(key)?;
+    } else if let Some(old) = store.get(key)? {
+        let channel = inbound.delivery.as_ref().map(|d| d.channel.as_str());
+        let policy = freshness::policy_for(cfg, channel, inbound.target.chat_type);
+        if freshness::is_stale_now(policy, old.last_interaction_at.unwrap_or(old.updated_at)) {
+            tracing::info!(session = key, "session expired; starting a new one");
+            store.reset(key)?;
+            reset = true;
+        }
+    }
+    let entry = store.upsert(key, &mut |e| {
+        e.updated_at = now;
+        e.last_interaction_at = Some(now);
+        e.chat_type = Some(inbound.target.chat_type.as_str().to_string());
+        // A chat session keeps its chat's origin when another agent or a sub-agent writes into it.
+        if inbound.delivery.is_some() || e.origin.is_none() {
+            e.origin = Some(inbound.origin.clone());
+        }
+        if let Some(d) = &inbound.delivery {
+            e.last_channel = Some(d.channel.clone());
+            e.last_to = Some(d.to.clone());
+            e.last_account_id = Some(d.account_id.clone());
+            e.last_thread_id = d.thread_id.clone();
+            e.delivery_context = Some(d.clone());
+        }
+    })?;
+    Ok((text, reset, entry))
+}
+
+/// The linked tools as the model is told about them.
+fn tool_specs(tools: &AgentTools) -> Vec<ToolSpec> {
+    tools
+        .descriptors()
+        .into_iter()
+        .map(|d| ToolSpec {
+            name: d.name.clone(),
+            description: d.description.clone(),
+            parameters: serde_json::from_str(&d.parameters_schema).unwrap_or(Value::Null),
+        })
+        .collect()
+}
+
+/// Adds the turn's token usage to the session's index entry.
+fn record_usage(store: &dyn SessionStore, key: &str, exchange: &Exchange) -> Result<SessionEntry, StoreError> {
+    store.upsert(key, &mut |e| {
+        e.updated_at = clock::now_ms();
+        e.input_tokens = Some(e.input_tokens.unwrap_or(0) + exchange.input_tokens);
+        e.output_tokens = Some(e.output_tokens.unwrap_or(0) + exchange.output_tokens);
+        e.total_tokens = Some(e.input_tokens.unwrap_or(0) + e.output_tokens.unwrap_or(0));
+    })
+}

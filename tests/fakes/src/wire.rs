@@ -169,3 +169,93 @@ where
     }
     Some(r)
 }
+
+/// A server-sent-events endpoint that answers every request with `stream`
+/// delivered in the given pieces: each piece is its own HTTP/1.1 chunk,
+/// flushed and followed by a short pause, so the client reads it as one
+/// network read. A real provider's stream can be cut anywhere — inside a
+/// line, inside a UTF-8 character — and may end lines with CRLF; this
+/// serves exactly such cuts. Returns the address and the number of requests.
+pub async fn serve_sse_pieces(
+    pieces: Vec<Vec<u8>>,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>, tokio::task::JoinHandle<()>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind a fake on 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    let served = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    let pieces = std::sync::Arc::new(pieces);
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (pieces, count) = (pieces.clone(), count.clone());
+            tokio::spawn(async move {
+                if read_request(&mut stream).await.is_none() {
+                    return;
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+                            transfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                for piece in pieces.iter() {
+                    let mut chunk = format!("{:x}\r\n", piece.len()).into_bytes();
+                    chunk.extend_from_slice(piece);
+                    chunk.extend_from_slice(b"\r\n");
+                    if stream.write_all(&chunk).await.is_err() || stream.flush().await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                let _ = stream.write_all(b"0\r\n\r\n").await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (addr, served, task)
+}
+
+/// Reads one request's head and its `Content-Length` body.
+async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    while raw.len() < head_end + length {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    Some(raw[head_end..].to_vec())
+}
+
+/// `bytes` cut into pieces of 1, 2, 3, 1, 2, 3… bytes: every multi-byte
+/// UTF-8 character of the input is cut somewhere.
+pub fn ragged_pieces(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    let mut size = 1;
+    while !rest.is_empty() {
+        let n = size.min(rest.len());
+        out.push(rest[..n].to_vec());
+        rest = &rest[n..];
+        size = size % 3 + 1;
+    }
+    out
+}

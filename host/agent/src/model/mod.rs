@@ -7,6 +7,7 @@
 pub mod anthropic;
 pub mod offline;
 pub mod openai;
+mod sse;
 
 use std::collections::HashMap;
 use std::future::Future;

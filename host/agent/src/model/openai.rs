@@ -197,23 +197,18 @@ impl OpenAiCompatible {
             return Err(self.fail(format!("HTTP {status}: {msg}")));
         }
         let mut fold = Fold { on_text: req.on_text.clone(), ..Fold::default() };
-        let mut buf = String::new();
-        let mut stream = resp.bytes_stream();
-        'read: while let Some(piece) = stream.next().await {
-            let piece = piece.map_err(|e| self.fail(format!("stream broke: {e}")))?;
-            buf.push_str(&String::from_utf8_lossy(&piece));
-            while let Some(end) = buf.find("\n\n") {
-                let event: String = buf.drain(..end + 2).collect();
-                for line in event.lines() {
-                    let Some(data) = line.strip_prefix("data:").map(str::trim) else { continue };
-                    if data == "[DONE]" {
-                        break 'read;
-                    }
-                    let v: Value =
-                        serde_json::from_str(data).map_err(|e| self.fail(format!("bad stream event: {e}")))?;
-                    fold.chunk(&v);
-                }
+        let mut events = super::sse::event_data(resp);
+        while let Some(data) = events.next().await {
+            let data = data.map_err(|e| self.fail(format!("stream broke: {e}")))?;
+            let data = data.trim();
+            if data == "[DONE]" {
+                break;
             }
+            if data.is_empty() {
+                continue;
+            }
+            let v: Value = serde_json::from_str(data).map_err(|e| self.fail(format!("bad stream event: {e}")))?;
+            fold.chunk(&v);
         }
         fold.reply().map_err(|e| self.fail(e))
     }

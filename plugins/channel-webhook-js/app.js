@@ -8,7 +8,8 @@
 //     {"id": "m-1", "chat": {"type": "direct", "id": "alice"}, "from": {"id": "alice", "name": "Alice"},
 //      "text": "hello", "threadId"?: "t1", "parentChat"?: {...}, "replyTo"?: "m-0",
 //      "guildId"?: "...", "teamId"?: "...", "roles"?: ["..."], "mentionsBot"?: false}
-//     → 202 {"accepted": "m-1"}; the same id again → 200 {"duplicate": "m-1"}
+//     → 202 {"accepted": "m-1"}; the same id again is acknowledged alike and
+//       dropped by the host, which journals and dedupes every event
 //   GET /channels/webhook/<account>/outbox?after=N   (same token)
 //     → 200 {"messages": [{"seq", "chat", "threadId", "replyTo", "text"}], "next": N}
 //
@@ -21,7 +22,6 @@ import { get, set } from 'chela:plugin/kv@0.1.0';
 import { exists, matches } from 'chela:plugin/secrets@0.1.0';
 
 const OUTBOX_SLOTS = 256; // replies kept per account (a ring)
-const SEEN_IDS = 256; // message ids remembered for de-duplication
 const KINDS = ['direct', 'group', 'channel'];
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -98,12 +98,9 @@ function receive(accountId, request) {
   try { body = JSON.parse(raw); } catch (e) { return { response: respond(400, { error: `body is not JSON: ${e}` }), events: [] }; }
   let event;
   try { event = toEvent(accountId, body, raw); } catch (e) { return { response: respond(400, { error: String(e) }), events: [] }; }
-  const seen = readJson('seen', []);
-  if (seen.includes(event.messageId)) {
-    return { response: respond(200, { duplicate: event.messageId }), events: [] };
-  }
-  seen.push(event.messageId);
-  writeJson('seen', seen.slice(-SEEN_IDS));
+  // A repeated id is the host's to drop: it journals the event before this
+  // answer reaches the sender and dedupes by message id, so a retry after a
+  // lost answer (or a crash) is never taken for new, nor lost.
   return { response: respond(202, { accepted: event.messageId }), events: [event] };
 }
 
@@ -150,8 +147,21 @@ export const channelAdapter = {
   },
 
   send(message) {
-    const seq = readJson('outbox-seq', 0) + 1;
     const chat = { type: message.peer.kind, id: message.peer.id };
+    // The host sends a journaled reply again when a crash hid whether it
+    // went out: the same reply to the same message in the same chat is that
+    // retry, answered with the first delivery's id (the platform's idempotency).
+    if (message.replyToMessageId !== undefined) {
+      const last = readJson('outbox-seq', 0);
+      for (let seq = last; seq > Math.max(0, last - OUTBOX_SLOTS); seq--) {
+        const m = readJson(`outbox/${seq % OUTBOX_SLOTS}`, null);
+        if (m && m.seq === seq && m.replyTo === message.replyToMessageId && m.text === message.text
+            && m.chat.type === chat.type && m.chat.id === chat.id && m.threadId === message.threadId) {
+          return { tag: 'sent', val: [String(seq)] };
+        }
+      }
+    }
+    const seq = readJson('outbox-seq', 0) + 1;
     writeJson(`outbox/${seq % OUTBOX_SLOTS}`, { seq, chat, threadId: message.threadId, replyTo: message.replyToMessageId, text: message.text });
     writeJson('outbox-seq', seq);
     return { tag: 'sent', val: [String(seq)] };

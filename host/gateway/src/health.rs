@@ -54,6 +54,25 @@ pub(crate) async fn metrics(gw: &Gateway) -> String {
             value: bytes as f64,
         });
     }
+    let (unfinished, undelivered) = gw.journal.depth();
+    gauges.push(Gauge {
+        name: "chela_journal_unfinished_messages",
+        help: "Accepted inbound messages whose replies are not journaled yet.",
+        labels: vec![],
+        value: unfinished as f64,
+    });
+    gauges.push(Gauge {
+        name: "chela_journal_undelivered_replies",
+        help: "Journaled replies not yet delivered to the platform.",
+        labels: vec![],
+        value: undelivered as f64,
+    });
+    gauges.push(Gauge {
+        name: "chela_chats_busy",
+        help: "Chats with a message running or waiting.",
+        labels: vec![],
+        value: gw.chats.busy() as f64,
+    });
     gauges.push(Gauge {
         name: "chela_plugins_loaded",
         help: "Plugins loaded.",

@@ -13,8 +13,9 @@ use chela_core::access::{dm_access, group_access, is_mentioned, mention_patterns
 use chela_core::ids::ChatType;
 use chela_core::routing::{BroadcastOrder, PeerRef, Route, RouteInput};
 use chela_core::snapshot::Snapshot;
-use chela_plugin::channel::{ChannelRuntime, Delivery, InboundEvent, OutboundMessage, PeerKind};
+use chela_plugin::channel::{ChannelError, ChannelRuntime, Delivery, InboundEvent, OutboundMessage, PeerKind};
 
+use crate::journal_codec::{chat_key, reply_json};
 use crate::pairing::Pairing;
 use crate::Gateway;
 
@@ -62,7 +63,10 @@ pub enum Outcome {
     Replied {
         agent_id: String,
         session_key: String,
+        /// The platform's ids of what was sent.
         platform_ids: Vec<String>,
+        /// The journal recorded the event finished with this reply.
+        finished: bool,
     },
     Dropped(String),
     Failed(String),
@@ -70,9 +74,59 @@ pub enum Outcome {
     Broadcast(Vec<Outcome>),
 }
 
+/// An event's place in the journal: its sequence number (`None`: not
+/// journaled) and the agents whose reply to it is already journaled (a
+/// replayed broadcast does not answer twice).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ticket {
+    pub seq: Option<u64>,
+    pub answered_by: Vec<String>,
+}
+
 impl Gateway {
-    /// Runs one event through the pipeline. Never panics; every exit is an [`Outcome`].
+    /// Accepts one event into the journal and runs it through the pipeline
+    /// at once (what the message path does per chat, in one call). A
+    /// duplicate of an accepted event is dropped. Never panics.
     pub async fn handle_event(self: &Arc<Self>, channel: Arc<ChannelRuntime>, ev: InboundEvent) -> Outcome {
+        let accepted = self.journal.accept(vec![crate::intake::incoming(&ev)]).await;
+        match accepted.as_deref() {
+            Ok([Some(seq)]) => {
+                let ticket = Ticket { seq: Some(*seq), answered_by: Vec::new() };
+                self.process(channel, ev, ticket).await
+            }
+            Ok(_) => self.drop_event(&ev.channel, &ev.account_id, "duplicate: this message was accepted before"),
+            Err(e) => self.fail(&ev.channel, &ev.account_id, "journal", e.to_string()),
+        }
+    }
+
+    /// Runs an accepted event through the pipeline and records in the
+    /// journal that it is finished (its replies journaled, or none due).
+    pub(crate) async fn process(
+        self: &Arc<Self>,
+        channel: Arc<ChannelRuntime>,
+        ev: InboundEvent,
+        ticket: Ticket,
+    ) -> Outcome {
+        let seq = ticket.seq;
+        let outcome = self.pipeline(channel, ev, ticket).await;
+        if let Some(seq) = seq {
+            let how = match &outcome {
+                Outcome::Replied { finished: true, .. } => None,
+                Outcome::Replied { .. } | Outcome::Broadcast(_) => Some("replied"),
+                Outcome::Dropped(_) => Some("dropped"),
+                Outcome::Failed(_) => Some("failed"),
+            };
+            if let Some(how) = how {
+                if let Err(e) = self.journal.finish(seq, how).await {
+                    tracing::warn!(seq, error = %e, "cannot mark the message finished; it will run again after a restart");
+                }
+            }
+        }
+        outcome
+    }
+
+    /// The pipeline of one event. Every exit is an [`Outcome`].
+    async fn pipeline(self: &Arc<Self>, channel: Arc<ChannelRuntime>, ev: InboundEvent, ticket: Ticket) -> Outcome {
         let _turn = self.inflight.enter();
         // One snapshot for the whole message: access, routing and every turn it starts.
         let snap = self.snapshot();
@@ -110,9 +164,12 @@ impl Gateway {
                 GroupVerdict::Allow { .. } => {}
             }
         }
+        // A replayed event: agents whose reply is already journaled are done.
+        let routes: Vec<Route> = routes.into_iter().filter(|r| !ticket.answered_by.contains(&r.agent_id)).collect();
         let Some(order) = order else {
             return match routes.into_iter().next() {
-                Some(route) => self.run_route(&snap, &channel, &ev, route).await,
+                Some(route) => self.run_route(&snap, &channel, &ev, route, ticket.seq, true).await,
+                None if !ticket.answered_by.is_empty() => Outcome::Dropped("answered before a restart".into()),
                 None => self.fail(&ch, &account, "route", "routing returned no route".into()),
             };
         };
@@ -120,14 +177,14 @@ impl Gateway {
         let mut outcomes = Vec::with_capacity(routes.len());
         if order == BroadcastOrder::Sequential {
             for route in routes {
-                outcomes.push(self.run_route(&snap, &channel, &ev, route).await);
+                outcomes.push(self.run_route(&snap, &channel, &ev, route, ticket.seq, false).await);
             }
         } else {
             let tasks: Vec<_> = routes
                 .into_iter()
                 .map(|route| {
                     let (gw, snap, channel, ev) = (self.clone(), snap.clone(), channel.clone(), ev.clone());
-                    tokio::spawn(async move { gw.run_route(&snap, &channel, &ev, route).await })
+                    tokio::spawn(async move { gw.run_route(&snap, &channel, &ev, route, ticket.seq, false).await })
                 })
                 .collect();
             for t in tasks {
@@ -137,13 +194,16 @@ impl Gateway {
         Outcome::Broadcast(outcomes)
     }
 
-    /// One agent's turn for an event, and its reply through the event's own route.
+    /// One agent's turn for an event, and its reply through the event's own
+    /// route: journaled (with the event finished, when `finish`), then sent.
     async fn run_route(
         self: &Arc<Self>,
         snap: &Snapshot,
         channel: &ChannelRuntime,
         ev: &InboundEvent,
         route: Route,
+        seq: Option<u64>,
+        finish: bool,
     ) -> Outcome {
         let (ch, account) = (ev.channel.clone(), ev.account_id.clone());
         self.metrics
@@ -191,16 +251,61 @@ impl Gateway {
             reply_to_message_id: Some(ev.message_id.clone()),
             text: turn.reply.clone(),
         };
-        match deliver(channel, reply).await {
+        let chat = chat_key(&ch, &account, &ev.peer, ev.thread_id.as_deref());
+        let journaled = match seq {
+            None => None,
+            Some(seq) => {
+                let message = reply_json(&ch, &reply);
+                let written = if finish {
+                    self.journal.reply_and_finish(seq, &turn.agent_id, &chat, message).await
+                } else {
+                    self.journal.reply(seq, &turn.agent_id, &chat, message).await
+                };
+                match written {
+                    Ok(id) => Some(id),
+                    // Sent anyway: an answer now beats none; only a restart could repeat it.
+                    Err(e) => {
+                        tracing::warn!(seq, error = %e, "reply not journaled; sending it anyway");
+                        None
+                    }
+                }
+            }
+        };
+        let finished = finish && journaled.is_some();
+        match self.send_reply(channel, journaled, reply).await {
             Ok(ids) => {
                 self.metrics.inc(
                     "chela_messages_out_total",
                     &[("channel", &ch), ("account", &account), ("agent", &turn.agent_id)],
                 );
-                Outcome::Replied { agent_id: turn.agent_id, session_key, platform_ids: ids }
+                Outcome::Replied { agent_id: turn.agent_id, session_key, platform_ids: ids, finished }
             }
+            // The reply is recorded dead in the journal; the event itself is done.
             Err(e) => self.fail(&ch, &account, "deliver", e),
         }
+    }
+
+    /// Sends a reply and records the result against its journal id (when it has one).
+    pub(crate) async fn send_reply(
+        &self,
+        channel: &ChannelRuntime,
+        journal_id: Option<u64>,
+        reply: OutboundMessage,
+    ) -> Result<Vec<String>, String> {
+        let sent = deliver(channel, reply).await;
+        if let Some(id) = journal_id {
+            let marked = match &sent {
+                Ok(_) => self.journal.delivered(id).await,
+                Err(why) => {
+                    self.metrics.inc("chela_replies_failed_total", &[("channel", channel.channel_id())]);
+                    self.journal.undeliverable(id, why).await
+                }
+            };
+            if let Err(e) = marked {
+                tracing::warn!(id, error = %e, "cannot record the reply's delivery");
+            }
+        }
+        sent
     }
 
     /// Delivers a reply no inbound message waits for (a sub-agent's result,
@@ -288,21 +393,44 @@ impl Gateway {
     }
 }
 
-/// Sends, honouring the platform's retry-after a few times.
+/// Sends a reply: the platform's retry-after is honoured, and a call that
+/// failed in the adapter (trap, timeout, cool-down) is retried with
+/// exponential back-off and jitter, a few times; a refusal by the platform
+/// or a missing account is final.
 async fn deliver(channel: &ChannelRuntime, reply: OutboundMessage) -> Result<Vec<String>, String> {
+    let mut last = String::from("delivery failed");
     for attempt in 1..=MAX_DELIVERY_ATTEMPTS {
-        match channel.send(reply.clone()).await.map_err(|e| e.to_string())? {
-            Delivery::Sent(ids) => return Ok(ids),
-            Delivery::Failed(why) => return Err(format!("delivery failed: {why}")),
-            Delivery::RetryAfter(ms) => {
+        let wait = match channel.send(reply.clone()).await {
+            Ok(Delivery::Sent(ids)) => return Ok(ids),
+            Ok(Delivery::Failed(why)) => return Err(format!("delivery failed: {why}")),
+            Ok(Delivery::RetryAfter(ms)) => {
+                last = format!("rate limited; gave up after {attempt} attempts (retry after {ms} ms)");
                 let wait = Duration::from_millis(ms);
-                if attempt == MAX_DELIVERY_ATTEMPTS || wait > MAX_RETRY_WAIT {
-                    return Err(format!("rate limited; gave up after {attempt} attempts (retry after {ms} ms)"));
+                if wait > MAX_RETRY_WAIT {
+                    return Err(last);
                 }
                 tracing::info!(channel = channel.channel_id(), ms, "rate limited; retrying the reply");
-                tokio::time::sleep(wait).await;
+                wait
             }
+            Err(e @ ChannelError::Call(_)) => {
+                last = format!("{e} (after {attempt} attempts)");
+                tracing::warn!(channel = channel.channel_id(), error = %e, attempt, "send failed in the adapter; retrying");
+                backoff(attempt)
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        if attempt < MAX_DELIVERY_ATTEMPTS {
+            tokio::time::sleep(wait).await;
         }
     }
-    Err("delivery failed".into())
+    Err(last)
+}
+
+/// 250 ms doubling per attempt, ±50 % jitter (so many chats retrying do not move in step).
+fn backoff(attempt: u32) -> Duration {
+    let base = 250u64 << attempt.min(6);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let jitter = u64::from(nanos) % (base + 1);
+    Duration::from_millis(base / 2 + jitter)
 }

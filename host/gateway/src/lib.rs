@@ -9,10 +9,13 @@
 //! Must not: hold routing, session-key or tool-policy rules (core's), or read config and route
 //! table from two places (one snapshot).
 
+mod chat_queue;
 mod control;
 mod guard;
 mod health;
 mod inbound;
+mod intake;
+mod journal_codec;
 pub mod metrics;
 mod openai;
 pub mod pairing;
@@ -56,6 +59,8 @@ pub struct GatewayOptions {
     pub max_body_bytes: usize,
     /// How long shutdown waits for turns in flight.
     pub grace: Duration,
+    /// How far journal writes go before a message is acknowledged (default: fsync).
+    pub durability: chela_journal::Durability,
 }
 
 impl GatewayOptions {
@@ -66,6 +71,7 @@ impl GatewayOptions {
             plugin_scan: Duration::from_secs(2),
             max_body_bytes: 1 << 20,
             grace: Duration::from_secs(30),
+            durability: chela_journal::Durability::Fsync,
         }
     }
 }
@@ -78,6 +84,8 @@ pub enum GatewayError {
     Bind { addr: SocketAddr, error: std::io::Error },
     #[error(transparent)]
     Token(#[from] token::TokenError),
+    #[error(transparent)]
+    Journal(#[from] chela_journal::JournalError),
 }
 
 /// Counts work in flight so shutdown can wait for it.
@@ -138,6 +146,12 @@ pub struct Gateway {
     auth_failures: guard::Lockout,
     /// Webhook requests the adapter refused as unauthenticated.
     webhook_failures: guard::Lockout,
+    /// Accepted events and journaled replies (`<stateDir>/journal`).
+    journal: chela_journal::Journal,
+    /// One queue per chat: its messages run in order.
+    chats: chat_queue::ChatQueues,
+    /// What the journal held at start, resumed once the gateway serves.
+    recovered: std::sync::Mutex<Option<chela_journal::Recovered>>,
 }
 
 /// Secrets of tool plugins: `plugins.entries.<id>.secrets`, each a string
@@ -215,6 +229,10 @@ impl Gateway {
             Some(t) => t.clone(),
             None => token::load_or_create(&env.state_dir())?,
         };
+        let (journal, recovered) = chela_journal::Journal::open(&env.state_dir().join("journal"), options.durability)?;
+        for skipped in &recovered.skipped {
+            tracing::warn!(line = skipped.line, why = %skipped.why, journal = %journal.path().display(), "journal line skipped");
+        }
         let report = plugins.rescan().await;
         for (path, e) in &report.failed {
             tracing::warn!(path = %path.display(), error = %e, "plugin not loaded");
@@ -245,6 +263,9 @@ impl Gateway {
                 token,
                 auth_failures: guard::Lockout::new(10, 60, Duration::from_secs(60)),
                 webhook_failures: guard::Lockout::new(30, 600, Duration::from_secs(60)),
+                journal,
+                chats: chat_queue::ChatQueues::default(),
+                recovered: std::sync::Mutex::new(Some(recovered)),
             }
         });
         gw.sync_channels().await;
@@ -430,6 +451,10 @@ impl Gateway {
                 true
             }
         });
+        let recovered = self.recovered.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(recovered) = recovered {
+            self.resume(recovered);
+        }
         tracing::info!(%local, "gateway listening");
         Ok(Running { addr: local, gateway: self.clone(), stop, server, background: vec![watcher] })
     }
@@ -472,9 +497,17 @@ async fn poll_loop(gw: std::sync::Weak<Gateway>, channel: Arc<ChannelRuntime>, a
             Ok(events) if events.is_empty() => tokio::time::sleep(Duration::from_millis(200)).await,
             Ok(events) => {
                 backoff = Duration::from_millis(500);
-                for ev in events {
-                    let (g, ch) = (g.clone(), channel.clone());
-                    tokio::spawn(async move { g.handle_event(ch, ev).await });
+                // The next poll tells the platform these were received: not
+                // before they are in the journal.
+                let mut wait = Duration::from_millis(500);
+                while let Err(e) = g.intake(&channel, events.clone()).await {
+                    tracing::error!(channel = channel.channel_id(), account, error = %e, "cannot journal polled messages; polling paused");
+                    g.metrics.inc("chela_errors_total", &[("stage", "journal")]);
+                    if g.stopping.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(30));
                 }
             }
             Err(e) => {

@@ -1,6 +1,7 @@
 //! `/channels/<channel>/<account>/<rest>`: a platform's webhook delivery,
 //! handed raw to the channel adapter that verifies and parses it; the events
-//! it yields go to `Gateway::handle_event` after the platform is answered.
+//! it yields are accepted into the journal (`intake.rs`) before the platform is
+//! answered, and run after.
 //!
 //! Must not: verify signatures or parse platform payloads itself (the adapter
 //! does), or wait for turns before answering the platform.
@@ -57,12 +58,14 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::
     if matches!(outcome.response.status, 401 | 403) {
         gw.webhook_failures.failed(peer.ip());
     }
-    for ev in outcome.events {
-        let (gw, ch) = (gw.clone(), channel.clone());
-        tokio::spawn(async move {
-            let out = gw.handle_event(ch, ev).await;
-            tracing::debug!(?out, "inbound handled");
-        });
+    // The platform hears "received" only once the messages are in the journal;
+    // a journal that cannot write answers 503, so the platform retries.
+    if let Err(e) = gw.intake(&channel, outcome.events).await {
+        tracing::error!(channel = channel_id, account, error = %e, "cannot journal a webhook delivery; refused");
+        gw.metrics.inc("chela_errors_total", &[("stage", "journal")]);
+        let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "the gateway cannot store messages right now; retry later");
+        r.headers_mut().insert("retry-after", hyper::header::HeaderValue::from_static("5"));
+        return r;
     }
     let mut r = Response::new(full(outcome.response.body));
     *r.status_mut() = StatusCode::from_u16(outcome.response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -3,8 +3,7 @@
 //! Per account (`channels.telegram.accounts.<id>`): `botToken` (a secret: the
 //! host puts it into the URL, this code writes `{{secret:botToken}}`),
 //! `apiRoot` (default `https://api.telegram.org`; tests point it at a fake),
-//! `mode`: `polling` (default: `getUpdates`, offset kept in the account's kv
-//! so a restart neither loses nor repeats updates) or `webhook` (Telegram
+//! `mode`: `polling` (default: `getUpdates`; see "Offsets" below) or `webhook` (Telegram
 //! POSTs to `/channels/telegram/<account>/`, checked against the secret
 //! `webhookSecret` in constant time by the host).
 //!
@@ -15,6 +14,13 @@
 //! or `text_mention` entity, a `/cmd@bot` command, or a reply to the bot.
 //! Replies: `sendMessage` with `reply_parameters` on the first chunk and
 //! `message_thread_id` (never 1) on every chunk, split at 4000 UTF-16 units.
+//!
+//! Offsets: `getUpdates` with an offset tells Telegram every earlier update
+//! was received. The host calls `poll` again only after the previous batch
+//! is in its journal, so a batch's next offset is committed to kv (and sent
+//! to Telegram) by the *next* poll: after a crash the batch comes again and
+//! the host's journal drops what it already holds. Nothing is lost, nothing
+//! is answered twice.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -48,6 +54,8 @@ struct Bot {
 thread_local! {
     static ACCOUNTS: RefCell<HashMap<String, Account>> = RefCell::new(HashMap::new());
     static BOTS: RefCell<HashMap<String, Bot>> = RefCell::new(HashMap::new());
+    /// Per account: the offset after the last batch returned, committed on the next poll.
+    static PENDING_OFFSET: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
 }
 
 /// A Bot API error (`{"ok": false, "error_code", "description", "parameters"}`).
@@ -181,6 +189,8 @@ impl Channel for Telegram {
     }
 
     fn configure_account(account_id: String, settings: String) -> Result<(), String> {
+        // Started over: a batch not yet committed comes again (the host drops what it holds).
+        PENDING_OFFSET.with(|p| p.borrow_mut().remove(&account_id));
         let s = parse_settings(&settings, &["apiRoot", "mode"], &["botToken", "webhookSecret"])?;
         if !secrets::exists("botToken") {
             return Err("`botToken` is required (from @BotFather)".into());
@@ -201,6 +211,7 @@ impl Channel for Telegram {
     }
 
     fn remove_account(account_id: String) {
+        PENDING_OFFSET.with(|p| p.borrow_mut().remove(&account_id));
         ACCOUNTS.with(|a| a.borrow_mut().remove(&account_id));
     }
 
@@ -240,6 +251,10 @@ impl Channel for Telegram {
             return Ok(vec![]);
         }
         let bot = bot(&account_id, &acct)?;
+        // The host journaled the previous batch before calling again: commit it.
+        if let Some(done) = PENDING_OFFSET.with(|p| p.borrow_mut().remove(&account_id)) {
+            kv::set("offset", done.to_string().as_bytes())?;
+        }
         let offset = kv_u64("offset");
         let body = json!({"offset": offset, "timeout": POLL_TIMEOUT_S, "limit": 100, "allowed_updates": ["message", "channel_post"]});
         let updates = match api(&acct, "getUpdates", &body) {
@@ -260,8 +275,8 @@ impl Channel for Telegram {
             events.extend(to_event(&account_id, &bot, u));
         }
         if next != offset {
-            // Confirmed on the next getUpdates; kept so a restart resumes here.
-            kv::set("offset", next.to_string().as_bytes())?;
+            // Committed by the next poll, once the host holds these events.
+            PENDING_OFFSET.with(|p| p.borrow_mut().insert(account_id.clone(), next));
         }
         Ok(events)
     }

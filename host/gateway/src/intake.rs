@@ -1,0 +1,102 @@
+//! Where every inbound event enters: accepted into the journal (durable)
+//! before the platform is told it was received, then queued behind the
+//! earlier messages of its chat. On start, what the journal holds comes back
+//! the same way: undelivered replies are sent, unfinished events run again,
+//! each chat in its order.
+//!
+//! Must not: acknowledge anything to a platform before `accept` returned
+//! (callers answer the webhook or poll again only after), or run two
+//! messages of one chat at once.
+
+use std::sync::Arc;
+
+use chela_journal::{Incoming, JournalError, Recovered};
+use chela_plugin::channel::{ChannelRuntime, InboundEvent};
+
+use crate::inbound::Ticket;
+use crate::journal_codec::{chat_key, dedupe_key, event_json, event_of, reply_of};
+use crate::Gateway;
+
+/// What the journal keeps of an event.
+pub(crate) fn incoming(ev: &InboundEvent) -> Incoming {
+    Incoming {
+        dedupe: dedupe_key(ev),
+        chat: chat_key(&ev.channel, &ev.account_id, &ev.peer, ev.thread_id.as_deref()),
+        event: event_json(ev),
+    }
+}
+
+impl Gateway {
+    /// Accepts an adapter's events into the journal and queues the new ones
+    /// in their chats. When this returns `Ok`, every event is durable (or a
+    /// duplicate of one that is) and the platform may be told.
+    pub(crate) async fn intake(
+        self: &Arc<Self>,
+        channel: &Arc<ChannelRuntime>,
+        events: Vec<InboundEvent>,
+    ) -> Result<(), JournalError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let seqs = self.journal.accept(events.iter().map(incoming).collect()).await?;
+        for (ev, seq) in events.into_iter().zip(seqs) {
+            match seq {
+                Some(seq) => self.enqueue(channel.clone(), ev, Ticket { seq: Some(seq), answered_by: Vec::new() }),
+                None => {
+                    tracing::debug!(channel = %ev.channel, message = %ev.message_id, "duplicate delivery dropped");
+                    self.metrics.inc(
+                        "chela_dropped_total",
+                        &[("channel", &ev.channel), ("account", &ev.account_id), ("reason", "duplicate")],
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs an accepted event after the earlier ones of its chat.
+    fn enqueue(self: &Arc<Self>, channel: Arc<ChannelRuntime>, ev: InboundEvent, ticket: Ticket) {
+        let chat = chat_key(&ev.channel, &ev.account_id, &ev.peer, ev.thread_id.as_deref());
+        let gw = self.clone();
+        self.chats.push(&chat, async move {
+            let out = gw.process(channel, ev, ticket).await;
+            tracing::debug!(?out, "inbound handled");
+        });
+    }
+
+    /// What a crash left in the journal, resumed: each undelivered reply is
+    /// sent (once), then each unfinished event runs, in its chat's order.
+    pub(crate) fn resume(self: &Arc<Self>, recovered: Recovered) {
+        let (replies, events) = (recovered.undelivered.len(), recovered.unfinished.len());
+        if replies + events > 0 || !recovered.skipped.is_empty() {
+            tracing::info!(replies, events, skipped = recovered.skipped.len(), "resuming what the journal holds");
+        }
+        for r in recovered.undelivered {
+            let Some((channel_id, message)) = reply_of(&r.message) else {
+                tracing::warn!(id = r.id, "journaled reply unreadable; dropped");
+                continue;
+            };
+            let Some(channel) = self.channel(&channel_id) else {
+                tracing::warn!(id = r.id, channel = %channel_id, "journaled reply for a channel that is not running; kept for the next start");
+                continue;
+            };
+            let gw = self.clone();
+            self.chats.push(&r.chat, async move {
+                let _ = gw.send_reply(&channel, Some(r.id), message).await;
+            });
+        }
+        for u in recovered.unfinished {
+            let Some(ev) = event_of(&u.event) else {
+                tracing::warn!(seq = u.seq, "journaled event unreadable; finished without a reply");
+                let gw = self.clone();
+                tokio::spawn(async move { gw.journal.finish(u.seq, "unreadable").await });
+                continue;
+            };
+            let Some(channel) = self.channel(&ev.channel) else {
+                tracing::warn!(seq = u.seq, channel = %ev.channel, "journaled event for a channel that is not running; kept for the next start");
+                continue;
+            };
+            self.enqueue(channel, ev, Ticket { seq: Some(u.seq), answered_by: u.answered_by });
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Inbound events and replies as the journal keeps them (JSON, in the WIT
+//! records' own field names), and the keys the message path orders and
+//! dedupes by.
+//!
+//! Must not: decide anything about a message; it only converts and names.
+
+use chela_plugin::channel::{InboundEvent, OutboundMessage, Peer, PeerKind};
+use serde_json::{json, Value};
+
+fn kind_name(k: PeerKind) -> &'static str {
+    match k {
+        PeerKind::Direct => "direct",
+        PeerKind::Group => "group",
+        PeerKind::Channel => "channel",
+    }
+}
+
+fn peer_json(p: &Peer) -> Value {
+    json!({"kind": kind_name(p.kind), "id": p.id})
+}
+
+fn peer_of(v: &Value) -> Option<Peer> {
+    let kind = match v["kind"].as_str()? {
+        "direct" => PeerKind::Direct,
+        "group" => PeerKind::Group,
+        "channel" => PeerKind::Channel,
+        _ => return None,
+    };
+    Some(Peer { kind, id: v["id"].as_str()?.to_string() })
+}
+
+fn opt(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_string)
+}
+
+/// The chat a message belongs to: its replies and its successors are ordered by this key.
+pub fn chat_key(channel: &str, account: &str, peer: &Peer, thread: Option<&str>) -> String {
+    format!("{channel}/{account}/{}:{}/{}", kind_name(peer.kind), peer.id, thread.unwrap_or(""))
+}
+
+/// The platform's identity of an event, for dedupe (`""`: the adapter gave no message id).
+pub fn dedupe_key(ev: &InboundEvent) -> String {
+    if ev.message_id.is_empty() {
+        return String::new();
+    }
+    // Some platforms number messages per chat (Telegram): the chat is part of the id.
+    format!("{}/{}/{}:{}/{}", ev.channel, ev.account_id, kind_name(ev.peer.kind), ev.peer.id, ev.message_id)
+}
+
+pub fn event_json(ev: &InboundEvent) -> Value {
+    json!({
+        "channel": ev.channel, "accountId": ev.account_id, "peer": peer_json(&ev.peer),
+        "parentPeer": ev.parent_peer.as_ref().map(peer_json), "guildId": ev.guild_id, "teamId": ev.team_id,
+        "memberRoleIds": ev.member_role_ids, "threadId": ev.thread_id, "senderId": ev.sender_id,
+        "senderName": ev.sender_name, "messageId": ev.message_id, "text": ev.text, "mentionsBot": ev.mentions_bot,
+        "replyToMessageId": ev.reply_to_message_id, "raw": ev.raw,
+    })
+}
+
+pub fn event_of(v: &Value) -> Option<InboundEvent> {
+    Some(InboundEvent {
+        channel: v["channel"].as_str()?.to_string(),
+        account_id: v["accountId"].as_str()?.to_string(),
+        peer: peer_of(&v["peer"])?,
+        parent_peer: peer_of(&v["parentPeer"]),
+        guild_id: opt(&v["guildId"]),
+        team_id: opt(&v["teamId"]),
+        member_role_ids: v["memberRoleIds"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
+        thread_id: opt(&v["threadId"]),
+        sender_id: v["senderId"].as_str()?.to_string(),
+        sender_name: opt(&v["senderName"]),
+        message_id: v["messageId"].as_str().unwrap_or_default().to_string(),
+        text: v["text"].as_str()?.to_string(),
+        mentions_bot: v["mentionsBot"].as_bool().unwrap_or(false),
+        reply_to_message_id: opt(&v["replyToMessageId"]),
+        raw: v["raw"].as_str().unwrap_or_default().to_string(),
+    })
+}
+
+/// A reply with the channel it leaves through.
+pub fn reply_json(channel: &str, m: &OutboundMessage) -> Value {
+    json!({
+        "channel": channel, "accountId": m.account_id, "peer": peer_json(&m.peer), "threadId": m.thread_id,
+        "replyToMessageId": m.reply_to_message_id, "text": m.text,
+    })
+}
+
+/// A journaled reply: its channel and the message.
+pub fn reply_of(v: &Value) -> Option<(String, OutboundMessage)> {
+    let m = OutboundMessage {
+        account_id: v["accountId"].as_str()?.to_string(),
+        peer: peer_of(&v["peer"])?,
+        thread_id: opt(&v["threadId"]),
+        reply_to_message_id: opt(&v["replyToMessageId"]),
+        text: v["text"].as_str()?.to_string(),
+    };
+    Some((v["channel"].as_str()?.to_string(), m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_and_replies_come_back_as_they_went_in() {
+        let ev = InboundEvent {
+            channel: "discord".into(),
+            account_id: "default".into(),
+            peer: Peer { kind: PeerKind::Channel, id: "42".into() },
+            parent_peer: Some(Peer { kind: PeerKind::Group, id: "7".into() }),
+            guild_id: Some("g".into()),
+            team_id: None,
+            member_role_ids: vec!["r1".into()],
+            thread_id: Some("t".into()),
+            sender_id: "u".into(),
+            sender_name: Some("Ana".into()),
+            message_id: "m1".into(),
+            text: "héllo 🦀".into(),
+            mentions_bot: true,
+            reply_to_message_id: None,
+            raw: "{}".into(),
+        };
+        let back = event_of(&event_json(&ev)).expect("reads back");
+        assert_eq!(event_json(&back), event_json(&ev));
+        let m = OutboundMessage {
+            account_id: "default".into(),
+            peer: ev.peer.clone(),
+            thread_id: Some("t".into()),
+            reply_to_message_id: Some("m1".into()),
+            text: "answer".into(),
+        };
+        let (ch, back) = reply_of(&reply_json("discord", &m)).expect("reads back");
+        assert_eq!((ch.as_str(), reply_json("discord", &back)), ("discord", reply_json("discord", &m)));
+        assert_eq!(dedupe_key(&ev), "discord/default/channel:42/m1");
+    }
+}

@@ -85,6 +85,7 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability) ->
                             sender_id: None,
                             origin: Origin { provider: Some("telegram".into()), ..Origin::default() },
                             extra_system: None,
+                            message_ref: None,
                             delivery: None,
                         },
                     )

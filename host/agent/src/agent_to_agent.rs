@@ -120,6 +120,7 @@ fn inbound(
             ..Origin::default()
         },
         extra_system,
+        message_ref: None,
         delivery: None,
     }
 }

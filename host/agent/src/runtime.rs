@@ -65,6 +65,9 @@ pub struct Inbound {
     /// Added to the system prompt of this turn only (agent-to-agent context).
     pub extra_system: Option<String>,
     pub delivery: Option<DeliveryContext>,
+    /// The platform message this turn answers (`<channel>/<account>/<chat>/<id>`):
+    /// a turn for it that a crash cut off is continued, not started twice.
+    pub message_ref: Option<String>,
 }
 
 /// A tool call made during a turn.

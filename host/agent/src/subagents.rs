@@ -79,6 +79,7 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                         ..Origin::default()
                     },
                     extra_system: None,
+                    message_ref: None,
                     delivery: None,
                 },
             )
@@ -114,6 +115,7 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                         "A sub-agent you spawned has finished; its result is the message. Tell the user what it found."
                             .into(),
                     ),
+                    message_ref: None,
                     delivery: None,
                 },
             )

@@ -56,6 +56,7 @@ async fn one_turn(provider: &str, base: &str, model: &str) -> chela_agent::TurnO
         sender_id: None,
         origin: Origin::default(),
         extra_system: None,
+        message_ref: None,
         delivery: None,
     };
     rt.run(&rt.snapshot(), inbound).await.expect("the turn finishes")

@@ -100,6 +100,7 @@ fn inbound(rt: &AgentRuntime, agent: &str, peer: &str, text: &str) -> Inbound {
             ..Origin::default()
         },
         extra_system: None,
+        message_ref: None,
         delivery: None,
     }
 }
@@ -552,4 +553,27 @@ async fn anthropic_provider_streams_tool_use_with_the_agents_own_key() {
     let out = rt.run(&rt.snapshot(), inbound(&rt, "support", "2", "hi")).await.unwrap();
     assert_eq!(out.model, "offline/persona", "no key of its own: falls back, sends nothing");
     assert_eq!(fake.requests().len(), 2);
+}
+
+/// A turn for a platform message that already finished (a crash hid it
+/// from the journal) is not run again: its stored reply is the answer and
+/// the transcript does not grow. A different message runs as usual.
+#[tokio::test]
+async fn a_finished_turn_for_the_same_platform_message_is_answered_from_the_transcript() {
+    let w = World::new(CONFIG).await;
+    let mut first = inbound(&w.runtime, "work", "7", "hello there");
+    first.message_ref = Some("telegram/default/direct:7/100".into());
+    let a = w.runtime.run(&w.runtime.snapshot(), first.clone()).await.unwrap();
+    let key = first.target.key.to_string();
+    let store = w.runtime.store("work").unwrap();
+    let before = transcript(store.as_ref(), &key).len();
+    let b = w.runtime.run(&w.runtime.snapshot(), first.clone()).await.unwrap();
+    assert_eq!(b.reply, a.reply, "the stored reply");
+    assert_eq!(transcript(store.as_ref(), &key).len(), before, "nothing appended");
+
+    let mut second = inbound(&w.runtime, "work", "7", "hello there");
+    second.message_ref = Some("telegram/default/direct:7/101".into());
+    let c = w.runtime.run(&w.runtime.snapshot(), second).await.unwrap();
+    assert_eq!(transcript(store.as_ref(), &key).len(), before + 2, "a new message is a new turn");
+    assert_ne!(c.reply, a.reply, "the offline model counts the turns: {}", c.reply);
 }

@@ -134,6 +134,7 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                             sender_id: None,
                             origin: Origin { provider: Some("cli".into()), ..Origin::default() },
                             extra_system: None,
+                            message_ref: None,
                             delivery: None,
                         },
                     )

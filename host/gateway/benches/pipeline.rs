@@ -74,6 +74,7 @@ fn bench(c: &mut Criterion) {
             sender_id: None,
             origin: Origin::default(),
             extra_system: None,
+            message_ref: None,
             delivery: None,
         }
     };

@@ -170,6 +170,7 @@ async fn send(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         sender_id: None,
         origin: Origin { provider: Some("api".into()), label: Some("control API".into()), ..Origin::default() },
         extra_system: None,
+        message_ref: None,
         delivery: None,
     };
     let _turn = gw.inflight.enter();

@@ -15,7 +15,7 @@ use chela_core::routing::{BroadcastOrder, PeerRef, Route, RouteInput};
 use chela_core::snapshot::Snapshot;
 use chela_plugin::channel::{ChannelError, ChannelRuntime, Delivery, InboundEvent, OutboundMessage, PeerKind};
 
-use crate::journal_codec::{chat_key, reply_json};
+use crate::journal_codec::{chat_key, dedupe_key, reply_json};
 use crate::pairing::Pairing;
 use crate::Gateway;
 
@@ -223,6 +223,8 @@ impl Gateway {
                 thread_id: ev.thread_id.clone(),
             },
             extra_system: None,
+            // A journaled event replayed after a crash continues its turn.
+            message_ref: seq.map(|_| dedupe_key(ev)).filter(|r| !r.is_empty()),
             delivery: Some(DeliveryContext {
                 channel: ch.clone(),
                 to: ev.peer.id.clone(),

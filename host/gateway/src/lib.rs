@@ -204,7 +204,14 @@ impl Running {
         self.gateway.stopping.store(true, Ordering::SeqCst);
         let _ = self.stop.send(true);
         let _ = self.server.await;
-        let drained = self.gateway.inflight.wait_idle(self.gateway.options.grace).await;
+        // Accepted messages still queued in their chats are answered too (what
+        // the grace period leaves stays in the journal for the next start).
+        let deadline = tokio::time::Instant::now() + self.gateway.options.grace;
+        while self.gateway.chats.busy() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let drained = self.gateway.inflight.wait_idle(left).await && self.gateway.chats.busy() == 0;
         for t in self.background {
             t.abort();
         }

@@ -133,6 +133,7 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         sender_id: None,
         origin: Origin { provider: Some("openai-api".into()), label: Some(user), ..Origin::default() },
         extra_system: None,
+        message_ref: None,
         delivery: None,
     };
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());

@@ -37,15 +37,26 @@ struct Conversation<'a> {
     cwd: String,
     parent: Option<String>,
     messages: Vec<Message>,
+    /// Per message: the inbound message it records (user messages of platform turns).
+    inbound_refs: Vec<Option<String>>,
 }
 
 impl Conversation<'_> {
     fn push(&mut self, m: Message) -> Result<(), StoreError> {
+        self.push_as(m, None)
+    }
+
+    /// Appends `m`; a user message may record the inbound message it is.
+    fn push_as(&mut self, m: Message, inbound_ref: Option<&str>) -> Result<(), StoreError> {
         let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-        let line = message_entry(&id, self.parent.as_deref(), &clock::iso_now(), &m);
+        let mut line = message_entry(&id, self.parent.as_deref(), &clock::iso_now(), &m);
+        if let (Some(r), Some(obj)) = (inbound_ref, line.as_object_mut()) {
+            obj.insert("inboundRef".into(), Value::String(r.to_string()));
+        }
         self.store.append(self.entry, &self.cwd, &[line])?;
         self.parent = Some(id);
         self.messages.push(m);
+        self.inbound_refs.push(inbound_ref.map(str::to_string));
         Ok(())
     }
 }
@@ -112,6 +123,7 @@ impl AgentRuntime {
             cwd: workspace.display().to_string(),
             parent: transcript.last_id,
             messages: transcript.messages,
+            inbound_refs: transcript.inbound_refs,
         };
         let tools = self.link_tools(cfg, agent_id, &entry, &inbound);
         let specs = tool_specs(&tools);
@@ -124,8 +136,14 @@ impl AgentRuntime {
             agent_dir: agent_dir(cfg, agent_id, &self.env),
             on_text,
         };
-        conversation.push(Message::user(&text, clock::now_ms()))?;
-        let exchange = self.rounds(&ask, &tools, &specs, &mut conversation).await?;
+        let exchange = match resumed(&mut conversation, inbound.message_ref.as_deref())? {
+            Resumed::Answered(exchange) => exchange,
+            Resumed::Continue => self.rounds(&ask, &tools, &specs, &mut conversation).await?,
+            Resumed::New => {
+                conversation.push_as(Message::user(&text, clock::now_ms()), inbound.message_ref.as_deref())?;
+                self.rounds(&ask, &tools, &specs, &mut conversation).await?
+            }
+        };
         let done = record_usage(store.as_ref(), key, &exchange)?;
         Ok(outcome(done.session_id, exchange))
     }
@@ -269,6 +287,67 @@ impl AgentRuntime {
         };
         (result, summary)
     }
+}
+
+/// Where a turn for an inbound message stands when it starts.
+enum Resumed {
+    /// First time: the message is appended and answered.
+    New,
+    /// A crash cut the turn off after the message was stored: go on from
+    /// the conversation as it is (tool calls it left without a result are
+    /// answered as interrupted).
+    Continue,
+    /// The turn had finished: its reply is the answer, no model is called.
+    Answered(Exchange),
+}
+
+/// Whether the conversation already holds the turn for `message_ref`.
+fn resumed(conversation: &mut Conversation<'_>, message_ref: Option<&str>) -> Result<Resumed, StoreError> {
+    let Some(r) = message_ref else { return Ok(Resumed::New) };
+    let Some(at) = conversation.inbound_refs.iter().rposition(|x| x.as_deref() == Some(r)) else {
+        return Ok(Resumed::New);
+    };
+    let after = &conversation.messages[(at + 1).min(conversation.messages.len())..];
+    if let Some(m @ Message::Assistant { provider, model, .. }) = after.last() {
+        if m.tool_calls().is_empty() {
+            tracing::info!(inbound = r, "the turn finished before a restart; its reply is used");
+            let exchange = Exchange { reply: m.text(), model: format!("{provider}/{model}"), ..Exchange::default() };
+            return Ok(Resumed::Answered(exchange));
+        }
+    }
+    // Tool calls of the last answer that have no result yet.
+    let last_answer = after.iter().rposition(|m| matches!(m, Message::Assistant { .. }));
+    let pending: Vec<(String, String)> = match last_answer {
+        None => Vec::new(),
+        Some(i) => {
+            let done: Vec<&str> = after[i + 1..]
+                .iter()
+                .filter_map(|m| match m {
+                    Message::ToolResult { tool_call_id, .. } => Some(tool_call_id.as_str()),
+                    _ => None,
+                })
+                .collect();
+            after[i]
+                .tool_calls()
+                .into_iter()
+                .filter(|(id, _, _)| !done.contains(id))
+                .map(|(id, name, _)| (id.to_string(), name.to_string()))
+                .collect()
+        }
+    };
+    tracing::info!(inbound = r, interrupted_tools = pending.len(), "continuing a turn a restart cut off");
+    for (call_id, name) in pending {
+        conversation.push(Message::ToolResult {
+            tool_call_id: call_id,
+            tool_name: name,
+            content: vec![Content::Text {
+                text: "the gateway restarted while this tool call ran; it may not have completed".into(),
+            }],
+            is_error: true,
+            timestamp: clock::now_ms(),
+        })?;
+    }
+    Ok(Resumed::Continue)
 }
 
 /// Applies a reset (explicit trigger, or expiry checked on this message) and

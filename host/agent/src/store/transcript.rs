@@ -132,6 +132,9 @@ pub struct Transcript {
     pub messages: Vec<Message>,
     /// The id of the last entry (the parent of the next one).
     pub last_id: Option<String>,
+    /// Per message of `messages`: the inbound message it records
+    /// (`inboundRef` of a user message entry, chela's own field).
+    pub inbound_refs: Vec<Option<String>>,
     /// Lines that could not be read (a torn last line after a crash), by 1-based number.
     pub skipped: Vec<usize>,
 }
@@ -155,7 +158,10 @@ impl Transcript {
             }
             if line.get("type").and_then(Value::as_str) == Some("message") {
                 match line.get("message").cloned().map(serde_json::from_value::<Message>) {
-                    Some(Ok(m)) => t.messages.push(m),
+                    Some(Ok(m)) => {
+                        t.messages.push(m);
+                        t.inbound_refs.push(line.get("inboundRef").and_then(Value::as_str).map(str::to_string));
+                    }
                     _ => t.skipped.push(i + 1),
                 }
             }

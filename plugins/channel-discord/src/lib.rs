@@ -87,6 +87,9 @@ thread_local! {
     static STOPPED: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
     /// Channel id → parent channel id (threads) or `None` (not a thread).
     static PARENTS: RefCell<HashMap<String, Option<String>>> = RefCell::new(HashMap::new());
+    /// Per account: the session after a batch of messages, checkpointed to kv
+    /// on the next poll (once the host has journaled the batch).
+    static PENDING_SESSION: RefCell<HashMap<String, Session>> = RefCell::new(HashMap::new());
 }
 
 fn account(id: &str) -> Result<Account, String> {
@@ -302,8 +305,19 @@ fn to_event(account_id: &str, acct: &Account, bot: &str, d: &Value) -> Option<In
 }
 
 /// Reads and handles what the gateway sent for up to `LISTEN_MS`; returns the messages.
+///
+/// The sequence checkpoint that covers messages is written on the *next*
+/// poll: the host polls again only after it journaled them, so a crash
+/// before that resumes from the earlier sequence, Discord replays the
+/// batch, and the host drops what it already holds.
 fn pump(account_id: &str, acct: &Account) -> Result<Vec<InboundEvent>, String> {
-    let mut session = load_session();
+    let mut session = match PENDING_SESSION.with(|p| p.borrow_mut().remove(account_id)) {
+        Some(pending) => {
+            save_session(&pending);
+            pending
+        }
+        None => load_session(),
+    };
     let start_seq = session.seq;
     let mut events = Vec::new();
     let started = monotonic_ms();
@@ -329,7 +343,9 @@ fn pump(account_id: &str, acct: &Account) -> Result<Vec<InboundEvent>, String> {
             break done;
         }
     };
-    if session.seq != start_seq || result.is_ok() {
+    if !events.is_empty() {
+        PENDING_SESSION.with(|p| p.borrow_mut().insert(account_id.to_string(), session));
+    } else if session.seq != start_seq || result.is_ok() {
         save_session(&session);
     }
     match result {
@@ -509,6 +525,8 @@ impl Channel for Discord {
     }
 
     fn configure_account(account_id: String, settings: String) -> Result<(), String> {
+        // Started over: a batch not yet checkpointed comes again (the host drops repeats).
+        PENDING_SESSION.with(|p| p.borrow_mut().remove(&account_id));
         // `guilds` is OpenClaw's per-guild Discord settings, accepted for compatibility.
         let s = parse_settings(&settings, &["apiBase", "allowBots", "guilds"], &["token"])?;
         if !secrets::exists("token") {
@@ -532,6 +550,7 @@ impl Channel for Discord {
     }
 
     fn remove_account(account_id: String) {
+        PENDING_SESSION.with(|p| p.borrow_mut().remove(&account_id));
         disconnect(&account_id, 1000, "account removed");
         STOPPED.with(|st| st.borrow_mut().remove(&account_id));
         ACCOUNTS.with(|a| a.borrow_mut().remove(&account_id));

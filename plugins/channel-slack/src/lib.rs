@@ -14,10 +14,10 @@
 //! against `signingSecret`, at most 5 minutes old; `url_verification`
 //! answered with the challenge; every request answered at once (the turn runs
 //! after). Socket Mode: `apps.connections.open` → WebSocket → `hello`; each
-//! envelope acknowledged with its `envelope_id` as soon as it is read;
-//! `disconnect` → a fresh connection. Both: retries deduplicated on
-//! `event_id`, and `message` + `app_mention` for one message on
-//! `channel:ts`. Mapping (reference channels §0.3, §2.6): `im` → `direct`
+//! envelope acknowledged with its `envelope_id` on the next poll, once the
+//! host has journaled what it carried; `disconnect` → a fresh connection.
+//! Both: retries, redeliveries and the `message` + `app_mention` pair of one
+//! message are dropped by the host's journal (same `channel` and `ts`). Mapping (reference channels §0.3, §2.6): `im` → `direct`
 //! peer `event.user`; `mpim` → `group`; `channel`/`group` → `channel`; the
 //! thread is `thread_ts`; `team_id` → `teamId`. Mentions: `<@BOT>` in the
 //! text, `app_mention`, or a thread the bot started. The bot's own posts are
@@ -32,14 +32,13 @@ use chela_channel_sdk::bindings::chela::plugin::websocket::{Connection, Message}
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
     base_url, deliver_parts, export_channel, header, hex_decode, http, kv, log, now_unix_s, parse_settings, respond,
-    secrets, seen_before, split::split, Channel, ChannelInfo, Delivery, HttpRequest, HttpResponse, InboundEvent,
-    OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
+    secrets, split::split, Channel, ChannelInfo, Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage,
+    PartError, Peer, PeerKind, WebhookOutcome,
 };
 
 const TEXT_LIMIT: u32 = 4000;
 /// Slack's replay window for signed requests.
 const MAX_SKEW_S: u64 = 300;
-const SEEN: usize = 512;
 /// How long one `poll` listens on the socket (the instance serves sends between polls).
 const LISTEN_MS: u32 = 250;
 
@@ -69,6 +68,8 @@ thread_local! {
     static ACCOUNTS: RefCell<HashMap<String, Account>> = RefCell::new(HashMap::new());
     static IDENTITIES: RefCell<HashMap<String, Identity>> = RefCell::new(HashMap::new());
     static SOCKETS: RefCell<HashMap<String, Connection>> = RefCell::new(HashMap::new());
+    /// Per account: envelopes read and handed to the host, acknowledged on the next poll.
+    static PENDING_ACKS: RefCell<HashMap<String, Vec<String>>> = RefCell::new(HashMap::new());
 }
 
 fn account(id: &str) -> Result<Account, String> {
@@ -180,9 +181,8 @@ fn to_event(account_id: &str, me: &Identity, payload: &Value) -> Option<InboundE
     }
     let channel = e["channel"].as_str()?;
     let ts = e["ts"].as_str()?;
-    if event_seen(&format!("{channel}:{ts}")) {
-        return None; // the other half of a message + app_mention pair
-    }
+    // The other half of a message + app_mention pair has the same channel and
+    // `ts`: the host's journal keeps the first of the two.
     let channel_type = e["channel_type"].as_str().unwrap_or(match channel.chars().next() {
         Some('D') => "im",
         Some('G') => "group",
@@ -221,17 +221,10 @@ fn to_event(account_id: &str, me: &Identity, payload: &Value) -> Option<InboundE
     })
 }
 
-fn event_seen(key: &str) -> bool {
-    seen_before("seen", key, SEEN)
-}
-
-/// An `event_callback` (HTTP body or Socket Mode payload) → events, once per `event_id`.
+/// An `event_callback` (HTTP body or Socket Mode payload) → events. Retries
+/// and redeliveries are the host's to drop: it journals every event before
+/// the platform hears of it and dedupes by message (`channel`, `ts`).
 fn callback_events(account_id: &str, me: &Identity, payload: &Value) -> Vec<InboundEvent> {
-    if let Some(id) = payload["event_id"].as_str() {
-        if event_seen(id) {
-            return vec![];
-        }
-    }
     to_event(account_id, me, payload).into_iter().collect()
 }
 
@@ -278,8 +271,19 @@ fn drop_socket(account_id: &str) {
     }
 }
 
-/// Reads what the socket has (acknowledging envelopes at once).
+/// Reads what the socket has. Envelopes are acknowledged on the *next*
+/// read: the host polls again only once it has journaled what this one
+/// returned, so an envelope Slack considers delivered is never lost (one
+/// not acknowledged is redelivered, and the host drops the repeat).
 fn read_socket(account_id: &str, me: &Identity) -> Result<Vec<InboundEvent>, String> {
+    let pending = PENDING_ACKS.with(|p| p.borrow_mut().remove(account_id)).unwrap_or_default();
+    for id in pending {
+        let ack = json!({ "envelope_id": id }).to_string();
+        let sent = SOCKETS.with(|s| s.borrow().get(account_id).map(|c| c.send(&Message::Text(ack))));
+        if let Some(Err(e)) = sent {
+            log::warn(&format!("could not acknowledge envelope {id}: {e} (Slack will redeliver it)"));
+        }
+    }
     let mut events = Vec::new();
     let mut wait = LISTEN_MS;
     loop {
@@ -316,11 +320,8 @@ fn read_socket(account_id: &str, me: &Identity) -> Result<Vec<InboundEvent>, Str
             }
             _ => {
                 if let Some(id) = v["envelope_id"].as_str() {
-                    let ack = json!({ "envelope_id": id }).to_string();
-                    let sent = SOCKETS.with(|s| s.borrow().get(account_id).map(|c| c.send(&Message::Text(ack))));
-                    if let Some(Err(e)) = sent {
-                        log::warn(&format!("could not acknowledge envelope {id}: {e}"));
-                    }
+                    let id = id.to_string();
+                    PENDING_ACKS.with(|p| p.borrow_mut().entry(account_id.to_string()).or_default().push(id));
                 }
                 if v["type"] == "events_api" {
                     events.extend(callback_events(account_id, me, &v["payload"]));

@@ -28,13 +28,11 @@ use std::collections::HashMap;
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
     base_url, deliver_parts, export_channel, header, hex_decode, http, log, parse_settings, query_param, respond,
-    secrets, seen_before, split::split, Channel, ChannelInfo, Delivery, HttpRequest, HttpResponse, InboundEvent,
-    OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
+    secrets, split::split, Channel, ChannelInfo, Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage,
+    PartError, Peer, PeerKind, WebhookOutcome,
 };
 
 const TEXT_LIMIT: u32 = 4000;
-/// Message ids remembered against redelivery.
-const SEEN: usize = 512;
 /// First wait after a throttling error; doubled per consecutive one.
 const BASE_BACKOFF_MS: u64 = 1000;
 const MAX_BACKOFF_MS: u64 = 60_000;
@@ -285,10 +283,8 @@ impl Channel for WhatsApp {
                 log::warn(&format!("WhatsApp reported error {}: {}", e["code"], e["title"]));
             }
             for msg in value["messages"].as_array().into_iter().flatten() {
-                let Some(id) = msg["id"].as_str() else { continue };
-                if seen_before("seen", id, SEEN) {
-                    continue;
-                }
+                // Redeliveries (Meta's at-least-once) are dropped by the host's
+                // journal, which dedupes by `wamid` once the event is stored.
                 events.extend(to_event(&target, value, msg));
             }
         }

@@ -1,9 +1,11 @@
 //! Small helpers every adapter needs: request headers and query strings,
-//! hex signatures, clocks, and a redelivery guard kept in kv.
+//! hex signatures and clocks. (No redelivery guard: the host journals every
+//! event before the platform hears of it and drops repeats by message id; an
+//! adapter that remembered ids itself would drop a retry of an event the host
+//! never stored.)
 //!
 //! Must not: hold platform-specific rules (each adapter does).
 
-use crate::bindings::chela::plugin::kv;
 use crate::HttpRequest;
 
 /// The first value of header `name` (case-insensitive).
@@ -78,20 +80,6 @@ pub fn random_fraction() -> f64 {
 /// Seconds since the Unix epoch (wall clock; replay windows).
 pub fn now_unix_s() -> u64 {
     wasip2::clocks::wall_clock::now().seconds
-}
-
-/// Whether `id` was seen before under `list` (the account's kv); records it
-/// if not, keeping the last `keep` ids. Platforms redeliver (at-least-once):
-/// this makes a delivery count once, across restarts too.
-pub fn seen_before(list: &str, id: &str, keep: usize) -> bool {
-    let mut seen: Vec<String> = kv::get(list).and_then(|v| serde_json::from_slice(&v).ok()).unwrap_or_default();
-    if seen.iter().any(|s| s == id) {
-        return true;
-    }
-    seen.push(id.to_string());
-    let start = seen.len().saturating_sub(keep);
-    let _ = kv::set(list, &serde_json::to_vec(&seen[start..]).unwrap_or_default());
-    false
 }
 
 #[cfg(test)]

@@ -25,6 +25,13 @@ struct Figures {
     messages: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// One session: median latency of its first and of its last 50 turns.
+    early_late: Option<(Duration, Duration)>,
+}
+
+fn median(mut d: Vec<Duration>) -> Duration {
+    d.sort();
+    d[d.len() / 2]
 }
 
 impl Figures {
@@ -97,19 +104,25 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability) ->
         });
     }
     let mut latencies = Vec::with_capacity(sessions * per_session);
+    let mut early_late = None;
     while let Some(lane) = lanes.join_next().await {
-        latencies.extend(lane.expect("lane"));
+        let lane = lane.expect("lane");
+        if sessions == 1 && lane.len() >= 100 {
+            let n = lane.len();
+            early_late = Some((median(lane[..50].to_vec()), median(lane[n - 50..].to_vec())));
+        }
+        latencies.extend(lane);
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    Figures { messages: sessions * per_session, elapsed, latencies }
+    Figures { messages: sessions * per_session, elapsed, latencies, early_late }
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick" || a == "--test");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    println!("| sessions | store writes | messages | messages/s | p50 | p99 |");
-    println!("| ---: | --- | ---: | ---: | ---: | ---: |");
+    println!("| sessions | store writes | messages | messages/s | p50 | p99 | one session: turns 1–50 → last 50 (median) |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: |");
     for durability in [Durability::Fsync, Durability::OsBuffered] {
         for sessions in [1usize, 100] {
             let per_session = match (quick, sessions) {
@@ -120,8 +133,12 @@ fn main() {
             };
             let f = rt.block_on(measure(sessions, per_session, durability));
             let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
+            let growth = match f.early_late {
+                Some((a, b)) => format!("{} → {} ({:.2}×)", ms(a), ms(b), b.as_secs_f64() / a.as_secs_f64()),
+                None => "—".into(),
+            };
             println!(
-                "| {sessions} | {} | {} | {:.0} | {} | {} |",
+                "| {sessions} | {} | {} | {:.0} | {} | {} | {growth} |",
                 match durability {
                     Durability::Fsync => "fsync",
                     Durability::OsBuffered => "OS-buffered",

@@ -121,7 +121,9 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability) ->
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick" || a == "--test");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    println!("| sessions | store writes | messages | messages/s | p50 | p99 | one session: turns 1–50 → last 50 (median) |");
+    println!(
+        "| sessions | store writes | messages | messages/s | p50 | p99 | one session: turns 1–50 → last 50 (median) |"
+    );
     println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: |");
     for durability in [Durability::Fsync, Durability::OsBuffered] {
         for sessions in [1usize, 100] {

@@ -2,6 +2,8 @@
 //! provenance README) through chela's routing and session-key code. Vectors
 //! are produced by OpenClaw's own code; a failure names the vector and shows
 //! expected vs actual.
+//!
+//! Must not: edit or skip a vector; a disagreement is a failure.
 
 use std::path::PathBuf;
 

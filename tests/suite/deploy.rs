@@ -2,6 +2,8 @@
 //! loads without problems, every agent has its own workspace volume in the
 //! Deployment, and every plugin the Dockerfile builds exists in `plugins/`.
 //! (The manifests' schemas are checked by `cargo xtask validate-deploy`.)
+//!
+//! Must not: run a container or a cluster; it checks files against the code.
 
 use std::path::{Path, PathBuf};
 

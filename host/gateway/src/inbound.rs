@@ -81,6 +81,8 @@ pub enum Outcome {
 pub(crate) struct Ticket {
     pub seq: Option<u64>,
     pub answered_by: Vec<String>,
+    /// When it was accepted in this process (`None`: replayed from the journal).
+    pub accepted: Option<std::time::Instant>,
 }
 
 impl Gateway {
@@ -91,7 +93,8 @@ impl Gateway {
         let accepted = self.journal.accept(vec![crate::intake::incoming(&ev)]).await;
         match accepted.as_deref() {
             Ok([Some(seq)]) => {
-                let ticket = Ticket { seq: Some(*seq), answered_by: Vec::new() };
+                let ticket =
+                    Ticket { seq: Some(*seq), answered_by: Vec::new(), accepted: Some(std::time::Instant::now()) };
                 self.process(channel, ev, ticket).await
             }
             Ok(_) => self.drop_event(&ev.channel, &ev.account_id, "duplicate: this message was accepted before"),
@@ -168,7 +171,7 @@ impl Gateway {
         let routes: Vec<Route> = routes.into_iter().filter(|r| !ticket.answered_by.contains(&r.agent_id)).collect();
         let Some(order) = order else {
             return match routes.into_iter().next() {
-                Some(route) => self.run_route(&snap, &channel, &ev, route, ticket.seq, true).await,
+                Some(route) => self.run_route(&snap, &channel, &ev, route, &ticket, true).await,
                 None if !ticket.answered_by.is_empty() => Outcome::Dropped("answered before a restart".into()),
                 None => self.fail(&ch, &account, "route", "routing returned no route".into()),
             };
@@ -177,14 +180,15 @@ impl Gateway {
         let mut outcomes = Vec::with_capacity(routes.len());
         if order == BroadcastOrder::Sequential {
             for route in routes {
-                outcomes.push(self.run_route(&snap, &channel, &ev, route, ticket.seq, false).await);
+                outcomes.push(self.run_route(&snap, &channel, &ev, route, &ticket, false).await);
             }
         } else {
             let tasks: Vec<_> = routes
                 .into_iter()
                 .map(|route| {
-                    let (gw, snap, channel, ev) = (self.clone(), snap.clone(), channel.clone(), ev.clone());
-                    tokio::spawn(async move { gw.run_route(&snap, &channel, &ev, route, ticket.seq, false).await })
+                    let (gw, snap, channel, ev, ticket) =
+                        (self.clone(), snap.clone(), channel.clone(), ev.clone(), ticket.clone());
+                    tokio::spawn(async move { gw.run_route(&snap, &channel, &ev, route, &ticket, false).await })
                 })
                 .collect();
             for t in tasks {
@@ -202,9 +206,10 @@ impl Gateway {
         channel: &ChannelRuntime,
         ev: &InboundEvent,
         route: Route,
-        seq: Option<u64>,
+        ticket: &Ticket,
         finish: bool,
     ) -> Outcome {
+        let seq = ticket.seq;
         let (ch, account) = (ev.channel.clone(), ev.account_id.clone());
         self.metrics
             .inc("chela_messages_in_total", &[("channel", &ch), ("account", &account), ("agent", &route.agent_id)]);
@@ -232,15 +237,17 @@ impl Gateway {
                 thread_id: ev.thread_id.clone(),
             }),
         };
+        let started = std::time::Instant::now();
         let turn = match self.runtime.run(snap, inbound).await {
             Ok(t) => t,
             Err(e) => return self.fail(&ch, &account, "agent", e.to_string()),
         };
+        self.metrics.observe("chela_turn_seconds", &[("agent", &turn.agent_id)], started.elapsed().as_secs_f64());
         for call in &turn.tool_calls {
-            self.metrics.inc(
-                "chela_tool_calls_total",
-                &[("agent", &turn.agent_id), ("tool", &call.name), ("ok", if call.ok { "true" } else { "false" })],
-            );
+            let result = if call.ok { "ok" } else { "error" };
+            let labels = [("agent", turn.agent_id.as_str()), ("tool", call.name.as_str())];
+            self.metrics.inc("chela_tool_calls_total", &[labels[0], labels[1], ("result", result)]);
+            self.metrics.observe("chela_tool_call_seconds", &labels, call.elapsed_ms as f64 / 1000.0);
         }
         if turn.reply.trim().is_empty() {
             return Outcome::Dropped("the agent chose not to reply".into());
@@ -280,6 +287,13 @@ impl Gateway {
                     "chela_messages_out_total",
                     &[("channel", &ch), ("account", &account), ("agent", &turn.agent_id)],
                 );
+                if let Some(at) = ticket.accepted {
+                    self.metrics.observe(
+                        "chela_message_reply_seconds",
+                        &[("channel", &ch)],
+                        at.elapsed().as_secs_f64(),
+                    );
+                }
                 Outcome::Replied { agent_id: turn.agent_id, session_key, platform_ids: ids, finished }
             }
             // The reply is recorded dead in the journal; the event itself is done.
@@ -384,7 +398,8 @@ impl Gateway {
         } else {
             "dm_policy"
         };
-        self.metrics.inc("chela_dropped_total", &[("channel", channel), ("account", account), ("reason", class)]);
+        self.metrics
+            .inc("chela_messages_dropped_total", &[("channel", channel), ("account", account), ("reason", class)]);
         Outcome::Dropped(why.to_string())
     }
 

@@ -41,11 +41,15 @@ impl Gateway {
         let seqs = self.journal.accept(events.iter().map(incoming).collect()).await?;
         for (ev, seq) in events.into_iter().zip(seqs) {
             match seq {
-                Some(seq) => self.enqueue(channel.clone(), ev, Ticket { seq: Some(seq), answered_by: Vec::new() }),
+                Some(seq) => {
+                    let ticket =
+                        Ticket { seq: Some(seq), answered_by: Vec::new(), accepted: Some(std::time::Instant::now()) };
+                    self.enqueue(channel.clone(), ev, ticket)
+                }
                 None => {
                     tracing::debug!(channel = %ev.channel, message = %ev.message_id, "duplicate delivery dropped");
                     self.metrics.inc(
-                        "chela_dropped_total",
+                        "chela_messages_dropped_total",
                         &[("channel", &ev.channel), ("account", &ev.account_id), ("reason", "duplicate")],
                     );
                 }
@@ -96,7 +100,7 @@ impl Gateway {
                 tracing::warn!(seq = u.seq, channel = %ev.channel, "journaled event for a channel that is not running; kept for the next start");
                 continue;
             };
-            self.enqueue(channel, ev, Ticket { seq: Some(u.seq), answered_by: u.answered_by });
+            self.enqueue(channel, ev, Ticket { seq: Some(u.seq), answered_by: u.answered_by, accepted: None });
         }
     }
 }

@@ -136,7 +136,7 @@ async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::Sock
             if let Err(r) = checked {
                 return *r;
             }
-            text(StatusCode::OK, crate::health::metrics(&gw).await, "text/plain; version=0.0.4")
+            text(StatusCode::OK, crate::health::metrics(&gw).await, crate::metrics::CONTENT_TYPE)
         }
         (_, p) if p.starts_with("/channels/") => crate::webhook::handle(gw, req, peer).await,
         (_, p) if p.starts_with("/api/") => crate::control::handle(gw, req, peer).await,

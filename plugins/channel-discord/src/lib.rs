@@ -26,6 +26,9 @@
 //! `allowed_mentions: {parse: []}` (model output never pings anyone),
 //! `message_reference` on the first part, split at 2000 characters, 429
 //! honoured with `retry_after`.
+//!
+//! Must not: hold the bot token (only `{{secret:token}}`), route or dedupe messages (the host
+//! does), or checkpoint a sequence before the host journaled what it covers.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

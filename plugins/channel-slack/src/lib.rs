@@ -24,6 +24,9 @@
 //! ignored. Replies: `chat.postMessage` with `thread_ts`, `&<>` escaped
 //! outside Slack's own `<…>` tokens, split at 4000 characters, 429 honoured
 //! with `Retry-After`.
+//!
+//! Must not: hold a token (only `{{secret:…}}`), route or dedupe messages (the host does), or
+//! acknowledge an envelope before the host journaled it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -21,6 +21,9 @@
 //! to Telegram) by the *next* poll: after a crash the batch comes again and
 //! the host's journal drops what it already holds. Nothing is lost, nothing
 //! is answered twice.
+//!
+//! Must not: hold the bot token (only `{{secret:botToken}}`), route or dedupe messages (the host
+//! does), or commit an offset before the host journaled the updates below it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -21,6 +21,9 @@
 //! (`context.message_id`, first part only), split at 4000 characters.
 //! Throttling is keyed on `error.code` (4, 80007, 130429, 131048, 131056):
 //! Meta documents no Retry-After, so waits double per account.
+//!
+//! Must not: hold the access token or app secret (only `{{secret:…}}` and host checks), route or
+//! dedupe messages (the host does), or credit a delivery to an account it was not signed for.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -19,6 +19,8 @@
 //! whitespace, then ignoring surrounding whitespace) before any file is
 //! written; a hunk that does not fit fails the whole patch, naming the file
 //! and the line it expected. Needs the workspace mounted read-write.
+//!
+//! Must not: write anything when one hunk fails (all or nothing), or leave the workspace.
 
 use chela_sdk::serde_json;
 use chela_sdk::tool::{str_arg, workspace_path, Context, Tool, ToolError, ToolInfo};

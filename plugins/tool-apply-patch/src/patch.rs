@@ -1,5 +1,7 @@
 //! The `*** Begin Patch` format: parsing and applying hunks (plain Rust,
 //! unit-tested natively).
+//!
+//! Must not: touch files; it parses and applies to text only.
 
 #[derive(Debug, PartialEq)]
 pub struct Hunk {

@@ -1,5 +1,7 @@
 //! `echo`: returns its `text` argument. The smallest useful tool: used to
 //! check the plugin path end to end and to measure per-call overhead.
+//!
+//! Must not: import any capability beyond logging.
 
 use chela_sdk::serde_json;
 use chela_sdk::tool::{str_arg, Context, Tool, ToolError, ToolInfo};

@@ -4,6 +4,9 @@
 //! (`newText`). The old text must occur exactly once — an ambiguous or stale
 //! edit is refused with the count, never guessed — unless `replaceAll`.
 //! Needs the workspace mounted read-write.
+//!
+//! Must not: guess between several matches (ambiguity is an error unless `replaceAll`), or leave
+//! the workspace.
 
 use chela_sdk::serde_json;
 use chela_sdk::tool::{str_arg, workspace_path, Context, Tool, ToolError, ToolInfo};

@@ -1,6 +1,8 @@
 //! `exec`: runs a shell command in the agent's workspace. The host runs it
 //! (this component cannot start processes itself), under the agent's
 //! sandbox when its session is sandboxed, with a time limit and an output cap.
+//!
+//! Must not: decide its own confinement (the host does, from the agent's policy).
 
 use chela_sdk::bindings::chela::plugin::process::{run, Command};
 use chela_sdk::serde_json::{self, json};

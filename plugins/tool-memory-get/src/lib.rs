@@ -2,6 +2,8 @@
 //! from the agent's workspace, optionally a line range (from
 //! `memory_search`). Other workspace files are `read`'s business, so a
 //! policy can allow memory without allowing the whole filesystem.
+//!
+//! Must not: read workspace files that are not memory.
 
 use chela_sdk::serde_json::{self, json};
 use chela_sdk::tool::{str_arg, Context, Tool, ToolError, ToolInfo, WORKSPACE};

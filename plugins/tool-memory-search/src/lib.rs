@@ -4,6 +4,8 @@
 //! Lexical ranking (BM25 over paragraph-sized chunks), so it works offline
 //! with no embedding model; results carry the file and line range for
 //! `memory_get`. Read-only: the workspace mount may be `ro`.
+//!
+//! Must not: reach the network or read files that are not memory.
 
 use chela_sdk::serde_json::{self, json};
 use chela_sdk::tool::{str_arg, Context, Tool, ToolError, ToolInfo, WORKSPACE};

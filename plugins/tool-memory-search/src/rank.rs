@@ -1,4 +1,6 @@
 //! BM25 over paragraph chunks (plain Rust, unit-tested natively).
+//!
+//! Must not: touch files; it ranks text it is given.
 
 use std::collections::HashMap;
 

@@ -3,6 +3,8 @@
 //! The workspace is the only directory the host preopens (at `/workspace`),
 //! so paths that escape it (`..`, absolute paths, symlinks out) fail in WASI
 //! itself; the checks here only make the error message clear.
+//!
+//! Must not: read outside `/workspace` (WASI refuses; this code does not try).
 
 use chela_sdk::serde_json;
 use chela_sdk::tool::{str_arg, workspace_path, Context, Tool, ToolError, ToolInfo};

@@ -1,5 +1,7 @@
 //! `session_status`: the state of this session (or another visible one):
 //! model, tokens, messages, sandboxing, queue, who spawned it.
+//!
+//! Must not: decide what it may see (the host's `sessions` capability does).
 
 use chela_sdk::serde_json::{self, json};
 use chela_sdk::sessions::status;

@@ -1,4 +1,6 @@
 //! `sessions_history`: the last messages of a session this session may see.
+//!
+//! Must not: decide which sessions it may see (the host does).
 
 use chela_sdk::serde_json::{self, json};
 use chela_sdk::sessions::history;

@@ -1,5 +1,7 @@
 //! `sessions_list`: the sessions this agent's session may see (the host
 //! applies `tools.sessions.visibility` and agent-to-agent policy).
+//!
+//! Must not: decide visibility itself (the host does).
 
 use chela_sdk::serde_json::{self, json};
 use chela_sdk::sessions::list_sessions;

@@ -2,6 +2,8 @@
 //! only where `tools.agentToAgent` allows both sides); optionally waits for
 //! the reply. The sessions may then answer each other a few times
 //! (`session.agentToAgent.maxPingPongTurns`); the host runs that exchange.
+//!
+//! Must not: decide agent-to-agent policy (the host does), or loop replies itself.
 
 use chela_sdk::serde_json::{self, json};
 use chela_sdk::sessions::send;

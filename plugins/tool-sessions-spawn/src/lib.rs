@@ -2,6 +2,8 @@
 //! at once; the result comes back to this session when the sub-agent is done.
 //! The host decides which agents may be spawned (`subagents.allowAgents`) and
 //! gives the sub-agent no tool this session lacks.
+//!
+//! Must not: decide which agents it may spawn or what tools the child gets (the host does).
 
 use chela_sdk::serde_json::{self, json};
 use chela_sdk::sessions::{spawn, SpawnRequest};

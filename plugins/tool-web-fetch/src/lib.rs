@@ -1,5 +1,7 @@
 //! `web_fetch`: GETs a URL and returns status and (truncated) text. Reaches
 //! only the hosts the gateway allows this tool (config `plugins.entries`).
+//!
+//! Must not: choose the hosts it may reach (the host's egress policy does).
 
 use chela_sdk::serde_json;
 use chela_sdk::tool::{str_arg, Context, Tool, ToolError, ToolInfo};

@@ -1,5 +1,7 @@
 //! `write`: writes a text file in the agent's workspace (creating folders).
 //! Needs the workspace mounted read-write; with a read-only mount WASI refuses.
+//!
+//! Must not: write outside `/workspace`.
 
 use chela_sdk::serde_json;
 use chela_sdk::tool::{str_arg, workspace_path, Context, Tool, ToolError, ToolInfo};

@@ -5,6 +5,8 @@
 //! `content_block_delta` with `text_delta` / `input_json_delta` split across
 //! events, `content_block_stop`, `message_delta` with `stop_reason` and
 //! usage, `message_stop`), and a recorder of requests and their headers.
+//!
+//! Must not: accept what the real API refuses, or know chela's internals.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -13,6 +13,8 @@
 //! RESUME replaying what the session missed then RESUMED, scripted op 7
 //! RECONNECT, op 9 INVALID_SESSION, drops and close codes. The bot's own
 //! messages come back as MESSAGE_CREATE, as on Discord.
+//!
+//! Must not: accept what Discord refuses, or know chela's internals.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -4,6 +4,8 @@
 //! live service; only the base URL differs. Each fake also has a simulation
 //! side (plain Rust methods) to inject user messages, schedule faults and read
 //! what the adapter sent.
+//!
+//! Must not: know chela's internals: every fake speaks only its platform's protocol.
 
 pub mod anthropic;
 pub mod discord;

@@ -3,6 +3,8 @@
 //! call, or an HTTP status), SSE streaming in OpenAI's chunk shape (content
 //! and tool-call arguments split across chunks, usage last, `[DONE]`), and
 //! a recorder of every request and the key it carried.
+//!
+//! Must not: accept what the real API refuses, or know chela's internals.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -7,6 +7,8 @@
 //!
 //! The `chela-platforms` binary serves this on fixed ports for
 //! `cargo xtask demo`; tests run it on free ports.
+//!
+//! Must not: know chela's internals; it talks to the gateway as the platforms do.
 
 use std::time::Duration;
 

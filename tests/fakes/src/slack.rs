@@ -12,6 +12,8 @@
 //! `X-Slack-Request-Timestamp`), redeliveries with `X-Slack-Retry-Num`. A
 //! message that mentions a bot is also sent as an `app_mention` event, as
 //! Slack does for apps subscribed to both.
+//!
+//! Must not: accept what Slack refuses, or know chela's internals.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};

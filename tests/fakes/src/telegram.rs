@@ -5,6 +5,8 @@
 //! (1–4096 UTF-16 units, reply and thread checks), `setWebhook` /
 //! `deleteWebhook` / `getWebhookInfo` with pushes carrying
 //! `X-Telegram-Bot-Api-Secret-Token`; scripted 429 / 403 / migrate faults.
+//!
+//! Must not: accept what Telegram refuses, or know chela's internals.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;

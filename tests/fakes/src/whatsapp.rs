@@ -9,6 +9,8 @@
 //! ASCII-only JSON (non-ASCII as `\uXXXX`, as Meta sends it) signed with
 //! `X-Hub-Signature-256` over exactly those bytes; undelivered
 //! notifications are kept for a retry, and any can be redelivered.
+//!
+//! Must not: accept what Meta refuses, or know chela's internals.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;

@@ -1,6 +1,8 @@
 //! What every fake shares: a hyper server on 127.0.0.1:0, JSON answers, a
 //! minimal HTTP/1.1 client for the deliveries a platform makes to the
 //! gateway, and HMAC-SHA256 for the platforms that sign them.
+//!
+//! Must not: hold platform rules (each fake does).
 
 use std::convert::Infallible;
 use std::future::Future;

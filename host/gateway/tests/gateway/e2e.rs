@@ -165,7 +165,7 @@ async fn js_channel_to_agent_to_python_tool_and_back() {
     assert!(text.starts_with("Counted: "), "{text}");
     let counted: Value = serde_json::from_str(&text["Counted: ".len()..]).unwrap();
     assert_eq!(counted["words"], 3, "the Python tool counted the words: {text}");
-    assert_eq!(gw.counter("chela_tool_calls_total", &[("agent", "work"), ("tool", "word_count"), ("ok", "true")]), 1);
+    assert_eq!(gw.counter("chela_tool_calls_total", &[("agent", "work"), ("tool", "word_count"), ("result", "ok")]), 1);
 
     // bob is bound to `support`, which is denied word_count: its model never sees it.
     gw.post_message("inbox", "inbox-secret", dm("m2", "bob", "count mine")).await;
@@ -225,7 +225,7 @@ async fn webhook_rejects_bad_input_and_routes_nothing() {
     let (s2, _) = gw.post_message("help", "help-secret", dm("d1", "alice", "once")).await;
     assert_eq!((s1, s2), (202, 202));
     let dup = [("channel", "webhook"), ("account", "help"), ("reason", "duplicate")];
-    assert_eq!(gw.counter("chela_dropped_total", &dup), 1, "the repeat was dropped at intake");
+    assert_eq!(gw.counter("chela_messages_dropped_total", &dup), 1, "the repeat was dropped at intake");
     let help = gw.replies("help", "help-secret", 0).await;
     // g1 and g2 are one chat, run in order: once g2 is answered, g1 was decided.
     let inbox_after = gw.replies("inbox", "inbox-secret", 0).await;
@@ -235,11 +235,17 @@ async fn webhook_rejects_bad_input_and_routes_nothing() {
     assert_eq!(inbox[0]["chat"], json!({"type": "group", "id": "team-room"}));
     assert_eq!(routed(), 1);
     assert_eq!(
-        gw.counter("chela_dropped_total", &[("channel", "webhook"), ("account", "inbox"), ("reason", "dm_policy")]),
+        gw.counter(
+            "chela_messages_dropped_total",
+            &[("channel", "webhook"), ("account", "inbox"), ("reason", "dm_policy")]
+        ),
         1
     );
     assert_eq!(
-        gw.counter("chela_dropped_total", &[("channel", "webhook"), ("account", "inbox"), ("reason", "no_mention")]),
+        gw.counter(
+            "chela_messages_dropped_total",
+            &[("channel", "webhook"), ("account", "inbox"), ("reason", "no_mention")]
+        ),
         1
     );
     let (_, metrics) = gw.call("GET", "/metrics", &[], Value::Null).await;
@@ -264,7 +270,10 @@ async fn an_unknown_sender_gets_a_pairing_code_and_is_answered_once_approved() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(gw.replies("pair", "pair-secret", 0).await.len(), 1);
     assert_eq!(
-        gw.counter("chela_dropped_total", &[("channel", "webhook"), ("account", "pair"), ("reason", "pairing")]),
+        gw.counter(
+            "chela_messages_dropped_total",
+            &[("channel", "webhook"), ("account", "pair"), ("reason", "pairing")]
+        ),
         2
     );
 

@@ -10,6 +10,8 @@
 //! Options: `--port P` (control endpoint; the platforms use P+1..P+4,
 //! default 18790) and `--gateway URL` (where chela listens, default
 //! `http://127.0.0.1:18789`).
+//!
+//! Must not: be part of chela; it only fakes the platforms for the demo.
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -334,3 +334,23 @@ async fn kill_9_under_load_on_telegram_polling_loses_nothing() {
     assert!(repeated.is_empty(), "stored twice: {repeated:?}");
     assert!(duplicated.len() <= SENDERS, "more duplicates than chats with a reply in flight: {duplicated:?}");
 }
+
+/// Two gateways on one state dir would both answer every message: the
+/// second is refused with a message that says why, and the first runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gateway_on_the_same_state_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let gw = Gateway::start_with(root, &config(), &["channel_webhook_js"]).await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        support::chela(root, &gw.config).args(["gateway", "--port", "0"]).output(),
+    )
+    .await
+    .expect("the second gateway exits")
+    .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second gateway started: {stderr}");
+    assert!(stderr.contains("in use by another chela gateway"), "{stderr}");
+    assert_eq!(gw.get("/readyz", &[]).await.status, 200, "the first one is unaffected");
+}

@@ -212,6 +212,9 @@ impl Running {
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let drained = self.gateway.inflight.wait_idle(left).await && self.gateway.chats.busy() == 0;
+        // What is still unfinished stays in the journal for the next start;
+        // the state dir is free for it now.
+        self.gateway.journal.close();
         for t in self.background {
             t.abort();
         }

@@ -52,6 +52,11 @@ pub enum JournalError {
     NewerVersion { path: PathBuf, found: u32, supported: u32 },
     #[error("the journal writer has stopped")]
     Stopped,
+    #[error(
+        "journal {} is in use by another chela gateway (one gateway per state dir: two would answer every message twice)",
+        path.display()
+    )]
+    Busy { path: PathBuf },
 }
 
 /// A line of the journal that could not be read, skipped.
@@ -86,6 +91,8 @@ pub struct Journal {
     path: PathBuf,
     state: Arc<Mutex<State>>,
     writer: Mutex<mpsc::Sender<writer::Job>>,
+    /// `journal.lock`, locked exclusively while this journal is open.
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 impl Journal {
@@ -95,6 +102,17 @@ impl Journal {
         let path = dir.join("journal.log");
         let io = |source| JournalError::Io { path: path.clone(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("journal.lock"))
+            .map_err(io)?;
+        match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return Err(JournalError::Busy { path }),
+            Err(e) => return Err(io(e.into())),
+        }
         let mut state = State::default();
         let mut skipped = Vec::new();
         match std::fs::File::open(&path) {
@@ -136,7 +154,7 @@ impl Journal {
         let state = Arc::new(Mutex::new(state));
         let file = writer::compact(&path, &state, durability).map_err(io)?;
         let tx = writer::spawn(path.clone(), file, durability, state.clone()).map_err(io)?;
-        Ok((Journal { path, state, writer: Mutex::new(tx) }, recovered))
+        Ok((Journal { path, state, writer: Mutex::new(tx), lock: Mutex::new(Some(lock)) }, recovered))
     }
 
     /// Updates the state and queues the lines in one step (so the file's
@@ -253,6 +271,15 @@ impl Journal {
     /// Reply `id` failed for good (recorded with why; not retried again).
     pub async fn undeliverable(&self, id: u64, why: &str) -> Result<(), JournalError> {
         self.commit(vec![Record::Dead { id, why: why.into() }]).await
+    }
+
+    /// Closes the journal: later writes fail with [`JournalError::Stopped`],
+    /// the writer thread ends once it has written what it was given, and the
+    /// lock is released (another gateway may open the state dir).
+    pub fn close(&self) {
+        let (dead, _) = mpsc::channel();
+        *self.writer.lock().unwrap_or_else(|p| p.into_inner()) = dead;
+        self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
     /// Events accepted and not finished, and replies not delivered, right now.

@@ -138,3 +138,17 @@ async fn concurrent_writers_share_syncs_and_every_acknowledged_event_is_on_disk(
         assert_eq!(mine, want, "one chat's events come back in their order");
     }
 }
+
+#[tokio::test]
+async fn one_journal_per_state_dir_until_it_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, _) = open(dir.path());
+    let err = Journal::open(dir.path(), Durability::Fsync).err().expect("a second opener is refused");
+    assert!(matches!(err, JournalError::Busy { .. }), "{err}");
+    assert!(err.to_string().contains("another chela gateway"), "{err}");
+    first.accept(vec![incoming("1", "a")]).await.unwrap();
+    first.close();
+    assert!(matches!(first.accept(vec![incoming("2", "a")]).await, Err(JournalError::Stopped)));
+    let (_, rec) = open(dir.path());
+    assert_eq!(rec.unfinished.len(), 1, "what was accepted before the close is there");
+}

@@ -120,14 +120,21 @@ fn anthropic_stream(eol: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// One turn against a provider serving `stream` cut every 1–3 bytes; the
+/// provider must answer (no fallback) with exactly `TEXT`.
+async fn streamed_turn(provider: &str, path: &str, model: &str, stream: Vec<u8>) -> chela_agent::TurnOutcome {
+    let (addr, served, server) = serve_sse_pieces(ragged_pieces(&stream)).await;
+    let out = one_turn(provider, &format!("http://{addr}{path}"), model).await;
+    server.abort();
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1, "one request to the provider");
+    assert_eq!(out.model, model, "the provider answered (no fallback)");
+    out
+}
+
 #[tokio::test]
 async fn an_openai_stream_cut_mid_character_or_with_crlf_gives_the_exact_text() {
     for eol in ["\n", "\r\n"] {
-        let (addr, served, server) = serve_sse_pieces(ragged_pieces(&openai_stream(eol))).await;
-        let out = one_turn("openai", &format!("http://{addr}/v1"), "openai/gpt-test").await;
-        server.abort();
-        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1, "one request to the provider");
-        assert_eq!(out.model, "openai/gpt-test", "the provider answered (no fallback)");
+        let out = streamed_turn("openai", "/v1", "openai/gpt-test", openai_stream(eol)).await;
         assert_eq!(out.reply, TEXT, "line endings {eol:?}");
         assert_eq!((out.input_tokens, out.output_tokens), (5, 9), "usage read with {eol:?}");
     }
@@ -136,11 +143,7 @@ async fn an_openai_stream_cut_mid_character_or_with_crlf_gives_the_exact_text() 
 #[tokio::test]
 async fn an_anthropic_stream_cut_mid_character_or_with_crlf_gives_the_exact_text() {
     for eol in ["\n", "\r\n"] {
-        let (addr, served, server) = serve_sse_pieces(ragged_pieces(&anthropic_stream(eol))).await;
-        let out = one_turn("anthropic", &format!("http://{addr}"), "anthropic/claude-test").await;
-        server.abort();
-        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1, "one request to the provider");
-        assert_eq!(out.model, "anthropic/claude-test", "the provider answered (no fallback)");
+        let out = streamed_turn("anthropic", "", "anthropic/claude-test", anthropic_stream(eol)).await;
         assert_eq!(out.reply, TEXT, "line endings {eol:?}");
         assert_eq!(out.output_tokens, 9, "usage read with {eol:?}");
     }

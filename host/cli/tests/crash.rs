@@ -57,11 +57,88 @@ async fn replies_per_message(gw: &Gateway) -> BTreeMap<String, usize> {
     counts
 }
 
+/// What a restart left of the messages acknowledged before a kill.
+struct Tally {
+    lost: Vec<String>,
+    unanswered: Vec<String>,
+    duplicated: Vec<String>,
+    repeated: Vec<String>,
+}
+
+/// `written`: message id → its text; `replies`: message id → replies sent
+/// for it; `texts`: the user messages in the transcripts.
+fn tally(written: &BTreeMap<String, String>, replies: &BTreeMap<String, usize>, texts: &[String]) -> Tally {
+    let stored = |t: &String| texts.iter().filter(|x| *x == t).count();
+    let ids = |f: &dyn Fn(&String, &String) -> bool| -> Vec<String> {
+        written.iter().filter(|(id, t)| f(id, t)).map(|(id, _)| id.clone()).collect()
+    };
+    let tally = Tally {
+        lost: ids(&|_, t| stored(t) == 0),
+        unanswered: ids(&|id, _| !replies.contains_key(id)),
+        duplicated: ids(&|id, _| replies.get(id).is_some_and(|n| *n > 1)),
+        // A turn the kill cut off is continued after the restart, not started twice.
+        repeated: ids(&|_, t| stored(t) > 1),
+    };
+    eprintln!(
+        "acknowledged {} before the kill; lost {}, unanswered {}, duplicated {}, repeated in a transcript {}",
+        written.len(),
+        tally.lost.len(),
+        tally.unanswered.len(),
+        tally.duplicated.len(),
+        tally.repeated.len()
+    );
+    tally
+}
+
+/// Once the load running in `tasks` has got far enough (`loaded`), kills the
+/// gateway mid-load, then stops the load and waits for it to end.
+async fn kill_under_load(
+    gw: Gateway,
+    stop: &AtomicBool,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    loaded: impl Fn() -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !loaded() {
+        assert!(Instant::now() < deadline, "the gateway handled too little under load");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    kill_9(gw).await;
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// After the restart: waits (up to 2 min) until every message in `written`
+/// has a reply (`replies_now` counts them per message id), then tallies.
+async fn after_restart(
+    written: &BTreeMap<String, String>,
+    root: &Path,
+    replies_now: impl AsyncFn() -> BTreeMap<String, usize>,
+) -> Tally {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let replies = loop {
+        let r = replies_now().await;
+        if written.keys().all(|id| r.contains_key(id)) || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tally(written, &replies, &transcript_texts(root))
+}
+
+/// `kill -9` of the gateway process.
+async fn kill_9(mut gw: Gateway) {
+    gw.child.start_kill().expect("SIGKILL");
+    let _ = gw.child.wait().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_under_load_on_a_webhook_channel_loses_and_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let mut gw = Gateway::start_with(root, &config(), &["channel_webhook_js"]).await;
+    let gw = Gateway::start_with(root, &config(), &["channel_webhook_js"]).await;
     let accepted = Arc::new(Mutex::new(BTreeSet::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let url = format!("http://{}/channels/webhook/inbox/messages", gw.addr);
@@ -87,50 +164,16 @@ async fn kill_9_under_load_on_a_webhook_channel_loses_and_repeats_nothing() {
         }));
     }
     // Load until enough is acknowledged that the kill lands among turns in flight.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while accepted.lock().unwrap().len() < 40 {
-        assert!(Instant::now() < deadline, "the gateway accepted too little under load");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    gw.child.start_kill().expect("SIGKILL");
-    let _ = gw.child.wait().await;
-    stop.store(true, Ordering::SeqCst);
-    for s in senders {
-        s.await.unwrap();
-    }
-    let accepted: BTreeSet<String> = accepted.lock().unwrap().clone();
+    kill_under_load(gw, &stop, senders, || accepted.lock().unwrap().len() >= 40).await;
+    let written: BTreeMap<String, String> =
+        accepted.lock().unwrap().iter().map(|id| (id.clone(), format!("message {id}"))).collect();
 
     let gw = Gateway::start_with(root, &config(), &["channel_webhook_js"]).await;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let replies = loop {
-        let replies = replies_per_message(&gw).await;
-        if accepted.iter().all(|id| replies.contains_key(id)) {
-            break replies;
-        }
-        if Instant::now() > deadline {
-            break replies;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let texts = transcript_texts(root);
-    let lost: Vec<&String> = accepted.iter().filter(|id| !texts.contains(&format!("message {id}"))).collect();
-    let unanswered: Vec<&String> = accepted.iter().filter(|id| !replies.contains_key(*id)).collect();
-    let duplicated: Vec<(&String, &usize)> = replies.iter().filter(|(_, n)| **n > 1).collect();
-    // A turn the kill cut off is continued after the restart, not started twice.
-    let repeated: Vec<&String> =
-        accepted.iter().filter(|id| texts.iter().filter(|t| **t == format!("message {id}")).count() > 1).collect();
-    eprintln!(
-        "accepted {} before the kill; lost {}, unanswered {}, duplicated {}, repeated in a transcript {}",
-        accepted.len(),
-        lost.len(),
-        unanswered.len(),
-        duplicated.len(),
-        repeated.len()
-    );
-    assert!(lost.is_empty(), "accepted but in no transcript: {lost:?}");
-    assert!(unanswered.is_empty(), "accepted but never answered: {unanswered:?}");
-    assert!(duplicated.is_empty(), "answered more than once: {duplicated:?}");
-    assert!(repeated.is_empty(), "stored twice in a transcript: {repeated:?}");
+    let t = after_restart(&written, root, async || replies_per_message(&gw).await).await;
+    assert!(t.lost.is_empty(), "accepted but in no transcript: {:?}", t.lost);
+    assert!(t.unanswered.is_empty(), "accepted but never answered: {:?}", t.unanswered);
+    assert!(t.duplicated.is_empty(), "answered more than once: {:?}", t.duplicated);
+    assert!(t.repeated.is_empty(), "stored twice in a transcript: {:?}", t.repeated);
 }
 
 /// The gateway's own counter or gauge, read from `/metrics`.
@@ -145,6 +188,14 @@ async fn metric(gw: &Gateway, name: &str) -> f64 {
 
 const BOT: &str = "555:CRASH-bot";
 
+/// One polling Telegram bot, `BOT`, open to everyone, against the fake at `api`.
+fn telegram_config(api: &str) -> String {
+    format!(
+        r#"{{ channels: {{ telegram: {{ dmPolicy: "open", allowFrom: ["*"],
+               accounts: {{ default: {{ botToken: "{BOT}", apiRoot: "{api}" }} }} }} }} }}"#
+    )
+}
+
 /// A reply that is journaled but not yet delivered when the gateway dies
 /// (Telegram asked it to wait) is delivered once after the restart, and
 /// the message is not run again.
@@ -155,12 +206,8 @@ async fn a_reply_journaled_but_not_sent_at_the_kill_is_sent_once_after_the_resta
     let root = dir.path();
     let telegram = TelegramFake::start().await;
     telegram.add_bot(BOT, 555, "crash_bot");
-    let text = format!(
-        r#"{{ channels: {{ telegram: {{ dmPolicy: "open", allowFrom: ["*"],
-               accounts: {{ default: {{ botToken: "{BOT}", apiRoot: "{api}" }} }} }} }} }}"#,
-        api = telegram.api_root()
-    );
-    let mut gw = Gateway::start_with(root, &text, &["channel_telegram"]).await;
+    let text = telegram_config(&telegram.api_root());
+    let gw = Gateway::start_with(root, &text, &["channel_telegram"]).await;
     // Telegram answers the reply with "retry after 50 s": the gateway waits, the reply journaled.
     telegram.fail_next_send(BOT, Fault::TooManyRequests(50));
     let m = telegram.user_message(BOT, None, (4242, "Ana"), "are you there?", json!({}));
@@ -171,8 +218,7 @@ async fn a_reply_journaled_but_not_sent_at_the_kill_is_sent_once_after_the_resta
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(telegram.sent(BOT).is_empty(), "nothing reached Telegram yet");
-    gw.child.start_kill().expect("SIGKILL");
-    let _ = gw.child.wait().await;
+    kill_9(gw).await;
 
     let gw = Gateway::start_with(root, &text, &["channel_telegram"]).await;
     let sent = telegram.wait_sent(BOT, 1, Duration::from_secs(30)).await;
@@ -212,7 +258,7 @@ async fn a_turn_killed_in_its_model_call_continues_once_after_the_restart() {
                                       accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }} }}"#,
         base = openai.base_url()
     );
-    let mut gw = Gateway::start_with(root, &text, &["channel_webhook_js"]).await;
+    let gw = Gateway::start_with(root, &text, &["channel_webhook_js"]).await;
     openai.hold();
     let body = json!({"id": "k1", "chat": {"type": "direct", "id": "ana"}, "from": {"id": "ana"}, "text": "the long question"});
     let auth = [("authorization", "Bearer inbox-secret"), ("content-type", "application/json")];
@@ -223,8 +269,7 @@ async fn a_turn_killed_in_its_model_call_continues_once_after_the_restart() {
         assert!(Instant::now() < deadline, "the turn never reached the model");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    gw.child.start_kill().expect("SIGKILL");
-    let _ = gw.child.wait().await;
+    kill_9(gw).await;
     assert_eq!(transcript_texts(root), ["the long question"], "the message was stored before the model call");
 
     openai.script([Scripted::Text("the long answer".into())]);
@@ -258,12 +303,8 @@ async fn kill_9_under_load_on_telegram_polling_loses_nothing() {
     let root = dir.path();
     let telegram = Arc::new(TelegramFake::start().await);
     telegram.add_bot(BOT, 555, "crash_bot");
-    let text = format!(
-        r#"{{ channels: {{ telegram: {{ dmPolicy: "open", allowFrom: ["*"],
-               accounts: {{ default: {{ botToken: "{BOT}", apiRoot: "{api}" }} }} }} }} }}"#,
-        api = telegram.api_root()
-    );
-    let mut gw = Gateway::start_with(root, &text, &["channel_telegram"]).await;
+    let text = telegram_config(&telegram.api_root());
+    let gw = Gateway::start_with(root, &text, &["channel_telegram"]).await;
     // Users keep writing without waiting for answers, so the kill finds
     // messages at every stage: not polled, journaled and queued, in a turn,
     // in delivery.
@@ -285,54 +326,25 @@ async fn kill_9_under_load_on_telegram_polling_loses_nothing() {
             }
         }));
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while telegram.sent(BOT).len() < 30 {
-        assert!(Instant::now() < deadline, "too few replies under load");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    gw.child.start_kill().expect("SIGKILL");
-    let _ = gw.child.wait().await;
-    stop.store(true, Ordering::SeqCst);
-    for u in users {
-        u.await.unwrap();
-    }
-    let written = written.lock().unwrap().clone();
+    kill_under_load(gw, &stop, users, || telegram.sent(BOT).len() >= 30).await;
+    let written: BTreeMap<String, String> =
+        written.lock().unwrap().iter().map(|(id, t)| (id.to_string(), t.clone())).collect();
 
     let _gw = Gateway::start_with(root, &text, &["channel_telegram"]).await;
     let per_message = |sent: &[Value]| {
-        let mut n = BTreeMap::<i64, usize>::new();
+        let mut n = BTreeMap::<String, usize>::new();
         for s in sent {
             if let Some(id) = s["reply_parameters"]["message_id"].as_i64() {
-                *n.entry(id).or_default() += 1;
+                *n.entry(id.to_string()).or_default() += 1;
             }
         }
         n
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let replies = loop {
-        let r = per_message(&telegram.sent(BOT));
-        if written.keys().all(|id| r.contains_key(id)) || Instant::now() > deadline {
-            break r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let texts = transcript_texts(root);
-    let lost: Vec<&String> = written.values().filter(|t| !texts.contains(t)).collect();
-    let unanswered: Vec<&i64> = written.keys().filter(|id| !replies.contains_key(id)).collect();
-    let duplicated: Vec<(&i64, &usize)> = replies.iter().filter(|(_, n)| **n > 1).collect();
-    let repeated: Vec<&String> = written.values().filter(|t| texts.iter().filter(|x| x == t).count() > 1).collect();
-    eprintln!(
-        "written {}; lost {}, unanswered {}, duplicated {}, repeated in a transcript {}",
-        written.len(),
-        lost.len(),
-        unanswered.len(),
-        duplicated.len(),
-        repeated.len()
-    );
-    assert!(lost.is_empty(), "written but in no transcript: {lost:?}");
-    assert!(unanswered.is_empty(), "never answered: {unanswered:?}");
-    assert!(repeated.is_empty(), "stored twice: {repeated:?}");
-    assert!(duplicated.len() <= SENDERS, "more duplicates than chats with a reply in flight: {duplicated:?}");
+    let t = after_restart(&written, root, async || per_message(&telegram.sent(BOT))).await;
+    assert!(t.lost.is_empty(), "written but in no transcript: {:?}", t.lost);
+    assert!(t.unanswered.is_empty(), "never answered: {:?}", t.unanswered);
+    assert!(t.repeated.is_empty(), "stored twice: {:?}", t.repeated);
+    assert!(t.duplicated.len() <= SENDERS, "more duplicates than chats with a reply in flight: {:?}", t.duplicated);
 }
 
 /// Two gateways on one state dir would both answer every message: the

@@ -15,7 +15,7 @@ use chela_core::routing::{BroadcastOrder, PeerRef, Route, RouteInput};
 use chela_core::snapshot::Snapshot;
 use chela_plugin::channel::{ChannelError, ChannelRuntime, Delivery, InboundEvent, OutboundMessage, PeerKind};
 
-use crate::journal_codec::{chat_key, dedupe_key, reply_json};
+use crate::journal_codec::{chat_key, dedupe_key, incoming, reply_json};
 use crate::pairing::Pairing;
 use crate::Gateway;
 
@@ -90,7 +90,7 @@ impl Gateway {
     /// at once (what the message path does per chat, in one call). A
     /// duplicate of an accepted event is dropped. Never panics.
     pub async fn handle_event(self: &Arc<Self>, channel: Arc<ChannelRuntime>, ev: InboundEvent) -> Outcome {
-        let accepted = self.journal.accept(vec![crate::intake::incoming(&ev)]).await;
+        let accepted = self.journal.accept(vec![incoming(&ev)]).await;
         match accepted.as_deref() {
             Ok([Some(seq)]) => {
                 let ticket =

@@ -10,21 +10,12 @@
 
 use std::sync::Arc;
 
-use chela_journal::{Incoming, JournalError, Recovered};
+use chela_journal::{JournalError, Recovered};
 use chela_plugin::channel::{ChannelRuntime, InboundEvent};
 
 use crate::inbound::Ticket;
-use crate::journal_codec::{chat_key, dedupe_key, event_json, event_of, reply_of};
+use crate::journal_codec::{chat_key, event_of, incoming, reply_of};
 use crate::Gateway;
-
-/// What the journal keeps of an event.
-pub(crate) fn incoming(ev: &InboundEvent) -> Incoming {
-    Incoming {
-        dedupe: dedupe_key(ev),
-        chat: chat_key(&ev.channel, &ev.account_id, &ev.peer, ev.thread_id.as_deref()),
-        event: event_json(ev),
-    }
-}
 
 impl Gateway {
     /// Accepts an adapter's events into the journal and queues the new ones

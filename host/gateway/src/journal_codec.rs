@@ -4,6 +4,7 @@
 //!
 //! Must not: decide anything about a message; it only converts and names.
 
+use chela_journal::Incoming;
 use chela_plugin::channel::{InboundEvent, OutboundMessage, Peer, PeerKind};
 use serde_json::{json, Value};
 
@@ -45,6 +46,15 @@ pub fn dedupe_key(ev: &InboundEvent) -> String {
     }
     // Some platforms number messages per chat (Telegram): the chat is part of the id.
     format!("{}/{}/{}:{}/{}", ev.channel, ev.account_id, kind_name(ev.peer.kind), ev.peer.id, ev.message_id)
+}
+
+/// What the journal keeps of an event: its dedupe key, its chat, the event.
+pub fn incoming(ev: &InboundEvent) -> Incoming {
+    Incoming {
+        dedupe: dedupe_key(ev),
+        chat: chat_key(&ev.channel, &ev.account_id, &ev.peer, ev.thread_id.as_deref()),
+        event: event_json(ev),
+    }
 }
 
 pub fn event_json(ev: &InboundEvent) -> Value {

@@ -11,6 +11,8 @@
 //! (global or per agent) restores OpenClaw's exact behaviour for a
 //! single-user machine. This module only decides; running is the plugin
 //! runtime's `process` capability.
+//!
+//! Must not: run anything or touch the file system; it only decides what a command may see.
 
 use std::path::{Path, PathBuf};
 

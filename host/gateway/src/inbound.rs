@@ -85,6 +85,13 @@ pub(crate) struct Ticket {
     pub accepted: Option<std::time::Instant>,
 }
 
+impl Ticket {
+    /// An event the journal accepted just now as `seq`.
+    pub fn accepted_now(seq: u64) -> Ticket {
+        Ticket { seq: Some(seq), answered_by: Vec::new(), accepted: Some(std::time::Instant::now()) }
+    }
+}
+
 impl Gateway {
     /// Accepts one event into the journal and runs it through the pipeline
     /// at once (what the message path does per chat, in one call). A
@@ -92,11 +99,7 @@ impl Gateway {
     pub async fn handle_event(self: &Arc<Self>, channel: Arc<ChannelRuntime>, ev: InboundEvent) -> Outcome {
         let accepted = self.journal.accept(vec![incoming(&ev)]).await;
         match accepted.as_deref() {
-            Ok([Some(seq)]) => {
-                let ticket =
-                    Ticket { seq: Some(*seq), answered_by: Vec::new(), accepted: Some(std::time::Instant::now()) };
-                self.process(channel, ev, ticket).await
-            }
+            Ok([Some(seq)]) => self.process(channel, ev, Ticket::accepted_now(*seq)).await,
             Ok(_) => self.drop_event(&ev.channel, &ev.account_id, "duplicate: this message was accepted before"),
             Err(e) => self.fail(&ev.channel, &ev.account_id, "journal", e.to_string()),
         }
@@ -386,10 +389,14 @@ impl Gateway {
         }
     }
 
-    fn drop_event(&self, channel: &str, account: &str, why: &str) -> Outcome {
+    /// Counts and logs an event that gets no turn; the metric's `reason` is
+    /// the class of `why` (its text before the first `:`).
+    pub(crate) fn drop_event(&self, channel: &str, account: &str, why: &str) -> Outcome {
         tracing::info!(channel, account, reason = why, "inbound message dropped");
         let reason = why.split(':').next().unwrap_or(why);
-        let class = if reason.contains("pairing") {
+        let class = if reason.contains("duplicate") {
+            "duplicate"
+        } else if reason.contains("pairing") {
             "pairing"
         } else if reason.contains("mention") {
             "no_mention"

@@ -32,17 +32,9 @@ impl Gateway {
         let seqs = self.journal.accept(events.iter().map(incoming).collect()).await?;
         for (ev, seq) in events.into_iter().zip(seqs) {
             match seq {
-                Some(seq) => {
-                    let ticket =
-                        Ticket { seq: Some(seq), answered_by: Vec::new(), accepted: Some(std::time::Instant::now()) };
-                    self.enqueue(channel.clone(), ev, ticket)
-                }
+                Some(seq) => self.enqueue(channel.clone(), ev, Ticket::accepted_now(seq)),
                 None => {
-                    tracing::debug!(channel = %ev.channel, message = %ev.message_id, "duplicate delivery dropped");
-                    self.metrics.inc(
-                        "chela_messages_dropped_total",
-                        &[("channel", &ev.channel), ("account", &ev.account_id), ("reason", "duplicate")],
-                    );
+                    self.drop_event(&ev.channel, &ev.account_id, "duplicate: this message was accepted before");
                 }
             }
         }

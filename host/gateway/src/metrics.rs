@@ -92,9 +92,9 @@ impl Metrics {
         }
     }
 
-    /// The counter's value for these labels.
+    /// The counter's value for these labels (reading creates no series).
     pub fn get(&self, name: &'static str, l: &[(&'static str, &str)]) -> u64 {
-        self.counters.get(name).map(|f| f.get_or_create(&labels(l)).get()).unwrap_or(0)
+        self.counters.get(name).and_then(|f| f.get(&labels(l)).map(|c| c.get())).unwrap_or(0)
     }
 
     /// Records one duration (seconds) in the histogram `name`.

@@ -165,7 +165,7 @@ impl SessionsAccess for SessionsBridge {
             let entry = self.visible(&rt, caller, key)?;
             let agent = parse_agent_session_key(key).map(|p| p.agent_id).unwrap_or_default();
             let t = rt.store(&agent).and_then(|s| s.transcript(&entry)).map_err(|e| e.to_string())?;
-            let model = t.messages.iter().rev().find_map(|m| match m {
+            let model = t.messages.iter().rev().find_map(|m| match m.as_ref() {
                 Message::Assistant { provider, model, .. } if !model.is_empty() => Some(format!("{provider}/{model}")),
                 _ => None,
             });

@@ -107,7 +107,7 @@ fn inbound(rt: &AgentRuntime, agent: &str, peer: &str, text: &str) -> Inbound {
 
 fn transcript(store: &dyn SessionStore, key: &str) -> Vec<Message> {
     let entry = store.get(key).unwrap().expect("session exists");
-    store.transcript(&entry).unwrap().messages
+    store.transcript(&entry).unwrap().messages.iter().map(|m| m.as_ref().clone()).collect()
 }
 
 #[tokio::test]

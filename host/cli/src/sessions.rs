@@ -215,7 +215,7 @@ pub fn run(ctx: &Context, cmd: SessionsCommand) -> Result<ExitCode> {
                 print_json(&json!({"key": key, "entry": entry, "messages": t.messages}));
             } else {
                 for m in &t.messages {
-                    let role = match m {
+                    let role = match m.as_ref() {
                         chela_agent::store::Message::User { .. } => "user",
                         chela_agent::store::Message::Assistant { .. } => "assistant",
                         chela_agent::store::Message::ToolResult { .. } => "tool",

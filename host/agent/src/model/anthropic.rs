@@ -47,7 +47,7 @@ impl Anthropic {
 fn messages(req: &ModelRequest) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::new();
     for m in &req.messages {
-        let (role, blocks): (&str, Vec<Value>) = match m {
+        let (role, blocks): (&str, Vec<Value>) = match m.as_ref() {
             Message::User { .. } => ("user", vec![json!({"type": "text", "text": m.text()})]),
             Message::Assistant { content, .. } => (
                 "assistant",

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::persona::Identity;
-use crate::store::{Content, Message, Usage};
+use crate::store::{Content, History, Usage};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -39,7 +39,7 @@ pub struct ModelRequest {
     /// The model id after `provider/`.
     pub model: String,
     pub system: String,
-    pub messages: Vec<Message>,
+    pub messages: History,
     pub tools: Vec<ToolSpec>,
     pub identity: Identity,
     /// The agent's state dir (credentials, the offline provider's script).

@@ -101,15 +101,15 @@ fn text(t: String) -> Vec<Content> {
 impl Offline {
     fn answer(&self, req: &ModelRequest) -> Result<ModelReply, ProviderError> {
         let script = load_script(&req.agent_dir)?;
-        let last_user = req.messages.iter().rev().find(|m| matches!(m, Message::User { .. }));
-        let said = last_user.map(Message::text).unwrap_or_default();
+        let last_user = req.messages.iter().rev().find(|m| matches!(m.as_ref(), Message::User { .. }));
+        let said = last_user.map(|m| m.text()).unwrap_or_default();
         let who = match &req.identity.emoji {
             Some(e) => format!("{e} {}", req.identity.name),
             None => req.identity.name.clone(),
         };
         let reply = |content: Vec<Content>, stop: &str| ModelReply {
             usage: Usage {
-                input: (req.system.len() + req.messages.iter().map(|m| m.text().len()).sum::<usize>()) as u64 / 4,
+                input: (req.system.len() + req.messages.iter().map(|m| m.text_len()).sum::<usize>()) as u64 / 4,
                 output: content
                     .iter()
                     .map(|c| if let Content::Text { text } = c { text.len() as u64 / 4 } else { 8 })
@@ -122,13 +122,13 @@ impl Offline {
         let has_tool = |name: &str| req.tools.iter().any(|t| t.name == name);
 
         // After tool results: report them (through the rule's reply if it has one).
-        if let Some(Message::ToolResult { .. }) = req.messages.last() {
+        if let Some(Message::ToolResult { .. }) = req.messages.last().map(|m| m.as_ref()) {
             let results: Vec<(String, String, bool)> = req
                 .messages
                 .iter()
                 .rev()
-                .take_while(|m| matches!(m, Message::ToolResult { .. }))
-                .filter_map(|m| match m {
+                .take_while(|m| matches!(m.as_ref(), Message::ToolResult { .. }))
+                .filter_map(|m| match m.as_ref() {
                     Message::ToolResult { tool_name, is_error, .. } => Some((tool_name.clone(), m.text(), *is_error)),
                     _ => None,
                 })
@@ -172,7 +172,7 @@ impl Offline {
                 return Ok(reply(text(t.replace("{{message}}", &said)), "stop"));
             }
         }
-        let turn = req.messages.iter().filter(|m| matches!(m, Message::User { .. })).count();
+        let turn = req.messages.iter().filter(|m| matches!(m.as_ref(), Message::User { .. })).count();
         let mut out = format!("{who} (agent `{}`) here.", req.identity.agent_id);
         if let Some(soul) = soul_line(&req.system) {
             out.push_str(&format!(" {soul}"));
@@ -213,7 +213,7 @@ mod tests {
         ModelRequest {
             model: "persona".into(),
             system: "# Workspace Files (injected)\n## SOUL.md\nCalm and precise.\n".into(),
-            messages,
+            messages: messages.into_iter().map(std::sync::Arc::new).collect(),
             tools: tools
                 .iter()
                 .map(|n| ToolSpec { name: n.to_string(), description: String::new(), parameters: Value::Null })

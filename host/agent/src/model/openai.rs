@@ -53,7 +53,7 @@ impl OpenAiCompatible {
 fn messages(req: &ModelRequest) -> Vec<Value> {
     let mut out = vec![json!({"role": "system", "content": req.system})];
     for m in &req.messages {
-        match m {
+        match m.as_ref() {
             Message::User { .. } => out.push(json!({"role": "user", "content": m.text()})),
             Message::Assistant { .. } => {
                 let calls: Vec<Value> = m

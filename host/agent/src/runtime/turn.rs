@@ -9,6 +9,7 @@
 //! permit around the whole turn).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chela_core::config::paths::{agent_dir, agent_workspace};
@@ -23,39 +24,54 @@ use serde_json::Value;
 use super::{agent_profile, sender_may_elevate, spawned_by, strip_reset_trigger};
 use super::{AgentRuntime, Inbound, RunError, ToolCallSummary, TurnOutcome};
 use crate::clock;
-use crate::freshness;
+use crate::freshness::{self, ResetPolicy};
 use crate::model::{split_model, ModelRequest, TextSink, ToolSpec};
 use crate::persona::{self, Budget, Identity, PromptInput};
 use crate::store::transcript::message_entry;
-use crate::store::{Content, Message, SessionEntry, SessionStore, StoreError};
+use crate::store::{Content, DeliveryContext, History, Message, Origin, SessionEntry, SessionStore, StoreError};
+
+/// Runs store work on the blocking pool: its fsyncs wait there, never on an
+/// async worker, and the index changes of many turns meet in one commit.
+async fn off_thread<T: Send + 'static>(
+    store: &Arc<dyn SessionStore>,
+    work: impl FnOnce(&dyn SessionStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || work(store.as_ref())).await {
+        Ok(out) => out,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(StoreError::Interrupted(e.to_string())),
+    }
+}
 
 /// The session's conversation as this turn extends it: each message is on
 /// disk before the next step starts, so a crash loses at most the step in progress.
-struct Conversation<'a> {
-    store: &'a dyn SessionStore,
-    entry: &'a SessionEntry,
-    cwd: String,
+struct Conversation {
+    store: Arc<dyn SessionStore>,
+    entry: Arc<SessionEntry>,
+    cwd: Arc<str>,
     parent: Option<String>,
-    messages: Vec<Message>,
+    messages: History,
     /// Per message: the inbound message it records (user messages of platform turns).
     inbound_refs: Vec<Option<String>>,
 }
 
-impl Conversation<'_> {
-    fn push(&mut self, m: Message) -> Result<(), StoreError> {
-        self.push_as(m, None)
+impl Conversation {
+    async fn push(&mut self, m: Message) -> Result<(), StoreError> {
+        self.push_as(m, None).await
     }
 
     /// Appends `m`; a user message may record the inbound message it is.
-    fn push_as(&mut self, m: Message, inbound_ref: Option<&str>) -> Result<(), StoreError> {
+    async fn push_as(&mut self, m: Message, inbound_ref: Option<&str>) -> Result<(), StoreError> {
         let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
         let mut line = message_entry(&id, self.parent.as_deref(), &clock::iso_now(), &m);
         if let (Some(r), Some(obj)) = (inbound_ref, line.as_object_mut()) {
             obj.insert("inboundRef".into(), Value::String(r.to_string()));
         }
-        self.store.append(self.entry, &self.cwd, &[line])?;
+        let (entry, cwd) = (self.entry.clone(), self.cwd.clone());
+        off_thread(&self.store, move |s| s.append(&entry, &cwd, &[line])).await?;
         self.parent = Some(id);
-        self.messages.push(m);
+        self.messages.push(Arc::new(m));
         self.inbound_refs.push(inbound_ref.map(str::to_string));
         Ok(())
     }
@@ -92,7 +108,11 @@ impl AgentRuntime {
     ) -> Result<TurnOutcome, RunError> {
         let store = self.store_in(cfg, agent_id)?;
         let key = inbound.target.key.as_str();
-        let (text, reset, entry) = open_session(store.as_ref(), cfg, &inbound)?;
+        let (text, explicit_reset) = strip_reset_trigger(cfg, &inbound.text);
+        let channel = inbound.delivery.as_ref().map(|d| d.channel.as_str());
+        let policy = freshness::policy_for(cfg, channel, inbound.target.chat_type);
+        let opening = Opening { key: key.to_string(), explicit_reset, policy, stamp: Stamp::of(&inbound) };
+        let (reset, entry) = off_thread(&store, move |s| open_session(s, &opening)).await?;
         let (models, identity) = agent_profile(cfg, agent_id);
         let outcome = |session_id: String, exchange: Exchange| TurnOutcome {
             agent_id: agent_id.to_string(),
@@ -116,11 +136,13 @@ impl AgentRuntime {
 
         let roster = Roster::from_config(cfg);
         let workspace = agent_workspace(cfg, &roster, agent_id, &self.env);
-        let transcript = store.transcript(&entry)?;
+        let entry = Arc::new(entry);
+        let shared = entry.clone();
+        let transcript = off_thread(&store, move |s| s.transcript(&shared)).await?;
         let mut conversation = Conversation {
-            store: store.as_ref(),
-            entry: &entry,
-            cwd: workspace.display().to_string(),
+            store: store.clone(),
+            entry: entry.clone(),
+            cwd: workspace.display().to_string().into(),
             parent: transcript.last_id,
             messages: transcript.messages,
             inbound_refs: transcript.inbound_refs,
@@ -136,15 +158,16 @@ impl AgentRuntime {
             agent_dir: agent_dir(cfg, agent_id, &self.env),
             on_text,
         };
-        let exchange = match resumed(&mut conversation, inbound.message_ref.as_deref())? {
+        let exchange = match resumed(&mut conversation, inbound.message_ref.as_deref()).await? {
             Resumed::Answered(exchange) => exchange,
             Resumed::Continue => self.rounds(&ask, &tools, &specs, &mut conversation).await?,
             Resumed::New => {
-                conversation.push_as(Message::user(&text, clock::now_ms()), inbound.message_ref.as_deref())?;
+                conversation.push_as(Message::user(&text, clock::now_ms()), inbound.message_ref.as_deref()).await?;
                 self.rounds(&ask, &tools, &specs, &mut conversation).await?
             }
         };
-        let done = record_usage(store.as_ref(), key, &exchange)?;
+        let usage = (key.to_string(), exchange.input_tokens, exchange.output_tokens);
+        let done = off_thread(&store, move |s| record_usage(s, &usage.0, usage.1, usage.2)).await?;
         Ok(outcome(done.session_id, exchange))
     }
 
@@ -209,7 +232,7 @@ impl AgentRuntime {
         ask: &Ask<'_>,
         tools: &AgentTools,
         specs: &[ToolSpec],
-        conversation: &mut Conversation<'_>,
+        conversation: &mut Conversation,
     ) -> Result<Exchange, RunError> {
         let mut exchange = Exchange { model: ask.models.first().cloned().unwrap_or_default(), ..Exchange::default() };
         for round in 0..self.limits.max_rounds {
@@ -238,7 +261,7 @@ impl AgentRuntime {
             exchange.reply = assistant.text();
             let wanted: Vec<(String, String, Value)> =
                 assistant.tool_calls().into_iter().map(|(i, n, a)| (i.to_string(), n.to_string(), a.clone())).collect();
-            conversation.push(assistant)?;
+            conversation.push(assistant).await?;
             if wanted.is_empty() {
                 break;
             }
@@ -249,7 +272,7 @@ impl AgentRuntime {
             for (call_id, name, arguments) in wanted {
                 let (result, summary) = self.call_tool(ask, tools, call_id, name, &arguments).await;
                 exchange.calls.push(summary);
-                conversation.push(result)?;
+                conversation.push(result).await?;
             }
         }
         Ok(exchange)
@@ -302,13 +325,13 @@ enum Resumed {
 }
 
 /// Whether the conversation already holds the turn for `message_ref`.
-fn resumed(conversation: &mut Conversation<'_>, message_ref: Option<&str>) -> Result<Resumed, StoreError> {
+async fn resumed(conversation: &mut Conversation, message_ref: Option<&str>) -> Result<Resumed, StoreError> {
     let Some(r) = message_ref else { return Ok(Resumed::New) };
     let Some(at) = conversation.inbound_refs.iter().rposition(|x| x.as_deref() == Some(r)) else {
         return Ok(Resumed::New);
     };
     let after = &conversation.messages[(at + 1).min(conversation.messages.len())..];
-    if let Some(m @ Message::Assistant { provider, model, .. }) = after.last() {
+    if let Some(m @ Message::Assistant { provider, model, .. }) = after.last().map(|m| m.as_ref()) {
         if m.tool_calls().is_empty() {
             tracing::info!(inbound = r, "the turn finished before a restart; its reply is used");
             let exchange = Exchange { reply: m.text(), model: format!("{provider}/{model}"), ..Exchange::default() };
@@ -316,13 +339,13 @@ fn resumed(conversation: &mut Conversation<'_>, message_ref: Option<&str>) -> Re
         }
     }
     // Tool calls of the last answer that have no result yet.
-    let last_answer = after.iter().rposition(|m| matches!(m, Message::Assistant { .. }));
+    let last_answer = after.iter().rposition(|m| matches!(m.as_ref(), Message::Assistant { .. }));
     let pending: Vec<(String, String)> = match last_answer {
         None => Vec::new(),
         Some(i) => {
             let done: Vec<&str> = after[i + 1..]
                 .iter()
-                .filter_map(|m| match m {
+                .filter_map(|m| match m.as_ref() {
                     Message::ToolResult { tool_call_id, .. } => Some(tool_call_id.as_str()),
                     _ => None,
                 })
@@ -337,50 +360,74 @@ fn resumed(conversation: &mut Conversation<'_>, message_ref: Option<&str>) -> Re
     };
     tracing::info!(inbound = r, interrupted_tools = pending.len(), "continuing a turn a restart cut off");
     for (call_id, name) in pending {
-        conversation.push(Message::ToolResult {
-            tool_call_id: call_id,
-            tool_name: name,
-            content: vec![Content::Text {
-                text: "the gateway restarted while this tool call ran; it may not have completed".into(),
-            }],
-            is_error: true,
-            timestamp: clock::now_ms(),
-        })?;
+        conversation
+            .push(Message::ToolResult {
+                tool_call_id: call_id,
+                tool_name: name,
+                content: vec![Content::Text {
+                    text: "the gateway restarted while this tool call ran; it may not have completed".into(),
+                }],
+                is_error: true,
+                timestamp: clock::now_ms(),
+            })
+            .await?;
     }
     Ok(Resumed::Continue)
 }
 
+/// What a message stamps on its session's index entry.
+struct Stamp {
+    chat_type: String,
+    origin: Origin,
+    delivery: Option<DeliveryContext>,
+}
+
+impl Stamp {
+    fn of(inbound: &Inbound) -> Stamp {
+        Stamp {
+            chat_type: inbound.target.chat_type.as_str().to_string(),
+            origin: inbound.origin.clone(),
+            delivery: inbound.delivery.clone(),
+        }
+    }
+}
+
+/// How a message opens its session, decided from the config before the store is touched.
+struct Opening {
+    key: String,
+    /// The message carried a reset trigger (`/new`, `/reset`).
+    explicit_reset: bool,
+    /// When an idle session expires (checked on this message).
+    policy: ResetPolicy,
+    stamp: Stamp,
+}
+
 /// Applies a reset (explicit trigger, or expiry checked on this message) and
-/// stamps the index entry with this message's chat and delivery. Returns the
-/// text without its trigger, whether the session was reset, and the entry.
-fn open_session(
-    store: &dyn SessionStore,
-    cfg: &Config,
-    inbound: &Inbound,
-) -> Result<(String, bool, SessionEntry), RunError> {
-    let key = inbound.target.key.as_str();
+/// stamps the index entry with this message's chat and delivery. Returns
+/// whether the session was reset, and the entry.
+fn open_session(store: &dyn SessionStore, opening: &Opening) -> Result<(bool, SessionEntry), StoreError> {
+    let key = opening.key.as_str();
     let now = clock::now_ms();
-    let (text, mut reset) = strip_reset_trigger(cfg, &inbound.text);
+    let mut reset = opening.explicit_reset;
     if reset {
         store.reset(key)?;
     } else if let Some(old) = store.get(key)? {
-        let channel = inbound.delivery.as_ref().map(|d| d.channel.as_str());
-        let policy = freshness::policy_for(cfg, channel, inbound.target.chat_type);
-        if freshness::is_stale_now(policy, old.last_interaction_at.unwrap_or(old.updated_at)) {
+        if freshness::is_stale_now(opening.policy, old.last_interaction_at.unwrap_or(old.updated_at)) {
             tracing::info!(session = key, "session expired; starting a new one");
             store.reset(key)?;
             reset = true;
         }
     }
+    let stamp = &opening.stamp;
     let entry = store.upsert(key, &mut |e| {
         e.updated_at = now;
         e.last_interaction_at = Some(now);
-        e.chat_type = Some(inbound.target.chat_type.as_str().to_string());
+        e.chat_type = Some(stamp.chat_type.clone());
         // A chat session keeps its chat's origin when another agent or a sub-agent writes into it.
-        if inbound.delivery.is_some() || e.origin.is_none() {
-            e.origin = Some(inbound.origin.clone());
+        if stamp.delivery.is_some() || e.origin.is_none() {
+            e.origin = Some(stamp.origin.clone());
         }
-        if let Some(d) = &inbound.delivery {
+        if let Some(d) = &stamp.delivery {
             e.last_channel = Some(d.channel.clone());
             e.last_to = Some(d.to.clone());
             e.last_account_id = Some(d.account_id.clone());
@@ -388,7 +435,7 @@ fn open_session(
             e.delivery_context = Some(d.clone());
         }
     })?;
-    Ok((text, reset, entry))
+    Ok((reset, entry))
 }
 
 /// The linked tools as the model is told about them.
@@ -405,11 +452,11 @@ fn tool_specs(tools: &AgentTools) -> Vec<ToolSpec> {
 }
 
 /// Adds the turn's token usage to the session's index entry.
-fn record_usage(store: &dyn SessionStore, key: &str, exchange: &Exchange) -> Result<SessionEntry, StoreError> {
+fn record_usage(store: &dyn SessionStore, key: &str, input: u64, output: u64) -> Result<SessionEntry, StoreError> {
     store.upsert(key, &mut |e| {
         e.updated_at = clock::now_ms();
-        e.input_tokens = Some(e.input_tokens.unwrap_or(0) + exchange.input_tokens);
-        e.output_tokens = Some(e.output_tokens.unwrap_or(0) + exchange.output_tokens);
+        e.input_tokens = Some(e.input_tokens.unwrap_or(0) + input);
+        e.output_tokens = Some(e.output_tokens.unwrap_or(0) + output);
         e.total_tokens = Some(e.input_tokens.unwrap_or(0) + e.output_tokens.unwrap_or(0));
     })
 }

@@ -7,16 +7,23 @@
 //! mid-write) is skipped on read and terminated before the next append.
 //! Entries chela cannot parse are kept verbatim.
 //!
+//! Speed: changes to the index of many sessions share one replacement
+//! (`index`: group commit); transcripts of active sessions are kept in memory
+//! and extended by appends (`cache`), so a turn reads its history from disk
+//! only when the file changed behind the store's back.
+//!
 //! Must not: interpret entries beyond what a turn needs (unknown ones are kept verbatim) or replace
 //! a file in place.
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::cache::TranscriptCache;
+use super::index::Index;
 use super::{SessionEntry, SessionStore, StoreError, Transcript};
 use crate::clock;
 
@@ -30,8 +37,8 @@ pub use chela_durable::Durability;
 pub struct FileStore {
     dir: PathBuf,
     durability: Durability,
-    /// The index as stored (raw values: unknown or unreadable entries survive).
-    index: Mutex<Map<String, Value>>,
+    index: Index,
+    transcripts: TranscriptCache,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -71,15 +78,16 @@ impl FileStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
             Err(e) => return Err(StoreError::Io { path, source: e }),
         };
-        Ok(FileStore { dir: dir.to_path_buf(), durability, index: Mutex::new(index) })
+        Ok(FileStore {
+            dir: dir.to_path_buf(),
+            durability,
+            index: Index::new(path, durability, index),
+            transcripts: TranscriptCache::default(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    fn index_path(&self) -> PathBuf {
-        self.dir.join("sessions.json")
     }
 
     /// The transcript file of an entry (`sessionFile` when set, else `<sessionId>.jsonl`).
@@ -91,27 +99,12 @@ impl FileStore {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Map<String, Value>> {
-        self.index.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn parse(&self, key: &str, raw: &Value) -> Result<SessionEntry, StoreError> {
-        serde_json::from_value(raw.clone()).map_err(|e| StoreError::BadEntry {
-            path: self.index_path(),
+        SessionEntry::deserialize(raw).map_err(|e| StoreError::BadEntry {
+            path: self.index.path().to_path_buf(),
             key: key.to_string(),
             message: e.to_string(),
         })
-    }
-
-    /// Replaces the index atomically (`chela_durable::replace`).
-    fn persist(&self, index: &Map<String, Value>) -> Result<(), StoreError> {
-        let path = self.index_path();
-        let body = serde_json::to_vec_pretty(index).map_err(|e| StoreError::Io {
-            path: path.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        })?;
-        chela_durable::replace(&path, &body, self.durability)
-            .map_err(|e| StoreError::Io { path: e.path, source: e.source })
     }
 }
 
@@ -128,53 +121,49 @@ fn type_name(v: &Value) -> &'static str {
 
 impl SessionStore for FileStore {
     fn get(&self, key: &str) -> Result<Option<SessionEntry>, StoreError> {
-        let index = self.lock();
-        index.get(key).map(|raw| self.parse(key, raw)).transpose()
+        self.index.read(|index| index.get(key).map(|raw| self.parse(key, raw)).transpose())
     }
 
     fn list(&self) -> Result<Vec<(String, SessionEntry)>, StoreError> {
-        let index = self.lock();
-        let mut out: Vec<(String, SessionEntry)> = index
-            .iter()
-            .filter_map(|(k, raw)| match self.parse(k, raw) {
-                Ok(e) => Some((k.clone(), e)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "skipping session entry");
-                    None
-                }
-            })
-            .collect();
+        let mut out: Vec<(String, SessionEntry)> = self.index.read(|index| {
+            index
+                .iter()
+                .filter_map(|(k, raw)| match self.parse(k, raw) {
+                    Ok(e) => Some((k.clone(), e)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "skipping session entry");
+                        None
+                    }
+                })
+                .collect()
+        });
         out.sort_by_key(|e| std::cmp::Reverse(e.1.updated_at));
         Ok(out)
     }
 
     fn upsert(&self, key: &str, edit: &mut dyn FnMut(&mut SessionEntry)) -> Result<SessionEntry, StoreError> {
-        let mut index = self.lock();
-        let mut entry = match index.get(key) {
-            Some(raw) => self.parse(key, raw)?,
-            None => SessionEntry::new(clock::now_ms()),
-        };
-        edit(&mut entry);
-        let raw = serde_json::to_value(&entry).map_err(|e| StoreError::BadEntry {
-            path: self.index_path(),
-            key: key.to_string(),
-            message: e.to_string(),
-        })?;
-        let previous = index.insert(key.to_string(), raw);
-        if let Err(e) = self.persist(&index) {
-            // Keep memory and disk in step: the change did not happen.
-            match previous {
-                Some(p) => index.insert(key.to_string(), p),
-                None => index.remove(key),
+        let (entry, pending) = self.index.change(|index| {
+            let mut entry = match index.get(key) {
+                Some(raw) => self.parse(key, raw)?,
+                None => SessionEntry::new(clock::now_ms()),
             };
-            return Err(e);
-        }
+            edit(&mut entry);
+            let raw = serde_json::to_value(&entry).map_err(|e| StoreError::BadEntry {
+                path: self.index.path().to_path_buf(),
+                key: key.to_string(),
+                message: e.to_string(),
+            })?;
+            index.insert(key.to_string(), raw);
+            Ok(entry)
+        })?;
+        self.index.commit(pending)?;
         Ok(entry)
     }
 
     fn reset(&self, key: &str) -> Result<SessionEntry, StoreError> {
         if let Some(old) = self.get(key)? {
             let from = self.transcript_path(&old);
+            self.transcripts.forget(&from);
             if from.exists() {
                 let to = PathBuf::from(format!("{}.reset.{}", from.display(), clock::now_ms()));
                 fs::rename(&from, &to).map_err(io(&from))?;
@@ -198,10 +187,12 @@ impl SessionStore for FileStore {
         let mut f = OpenOptions::new().create(true).append(true).read(true).open(&path).map_err(io(&path))?;
         let len = f.metadata().map_err(io(&path))?.len();
         let mut buf = Vec::new();
+        let mut header = None;
         if len == 0 {
-            let header = super::transcript::header(&entry.session_id, cwd, &clock::iso_now());
-            buf.extend_from_slice(header.to_string().as_bytes());
+            let line = super::transcript::header(&entry.session_id, cwd, &clock::iso_now());
+            buf.extend_from_slice(line.to_string().as_bytes());
             buf.push(b'\n');
+            header = Some(line);
         } else {
             // A crash may have left a torn line: end it so ours starts clean.
             let mut last = [0u8; 1];
@@ -216,20 +207,49 @@ impl SessionStore for FileStore {
         }
         // One write of whole lines, then to disk before the turn goes on.
         let fsync = self.durability == Durability::Fsync;
-        f.write_all(&buf).and_then(|_| if fsync { f.sync_data() } else { Ok(()) }).map_err(io(&path))
+        let written = f.write_all(&buf).and_then(|_| if fsync { f.sync_data() } else { Ok(()) });
+        if let Err(e) = written {
+            self.transcripts.forget(&path);
+            return Err(StoreError::Io { path, source: e });
+        }
+        let to = len + buf.len() as u64;
+        match header {
+            // A new file: its transcript is exactly what was written.
+            Some(h) => {
+                let mut t = Transcript::default();
+                for line in std::iter::once(&h).chain(lines) {
+                    t.push_line(line);
+                }
+                self.transcripts.put(&path, to, t);
+            }
+            None => self.transcripts.appended(&path, len, to, lines),
+        }
+        Ok(())
     }
 
     fn transcript(&self, entry: &SessionEntry) -> Result<Transcript, StoreError> {
         let path = self.transcript_path(entry);
-        let text = match fs::read(&path) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        let len = match fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.transcripts.forget(&path);
+                return Ok(Transcript::default());
+            }
+            Err(e) => return Err(StoreError::Io { path, source: e }),
+        };
+        if let Some(t) = self.transcripts.get(&path, len) {
+            return Ok(t);
+        }
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Transcript::default()),
             Err(e) => return Err(StoreError::Io { path, source: e }),
         };
-        let t = Transcript::parse(&text);
+        let t = Transcript::parse(&String::from_utf8_lossy(&bytes));
         if !t.skipped.is_empty() {
             tracing::warn!(file = %path.display(), lines = ?t.skipped, "skipped unreadable transcript lines");
         }
+        self.transcripts.put(&path, bytes.len() as u64, t.clone());
         Ok(t)
     }
 }
@@ -286,9 +306,9 @@ mod tests {
         let second = message_entry("a2", Some("a1"), "t", &Message::user("two", 2));
         store.append(&entry, "/w", &[second]).unwrap();
         let t = store.transcript(&entry).unwrap();
-        assert_eq!(t.messages.iter().map(Message::text).collect::<Vec<_>>(), vec!["one", "two"]);
+        assert_eq!(t.messages.iter().map(|m| m.text()).collect::<Vec<_>>(), vec!["one", "two"]);
         assert_eq!(t.skipped, vec![3]);
-        assert_eq!(t.lines[0]["type"], "session");
+        assert!(fs::read_to_string(&path).unwrap().starts_with(r#"{"type":"session""#));
 
         let fresh = store.reset("k").unwrap();
         assert_ne!(fresh.session_id, entry.session_id);
@@ -299,5 +319,53 @@ mod tests {
             .any(|e| e.file_name().to_string_lossy().starts_with(&format!("{}.jsonl.reset.", entry.session_id)));
         assert!(archived);
         assert!(store.transcript(&fresh).unwrap().messages.is_empty());
+    }
+
+    #[test]
+    fn concurrent_upserts_all_reach_the_index_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(FileStore::open(dir.path()).unwrap());
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20 {
+                        store.upsert(&format!("agent:a:s{t}"), &mut |e| e.updated_at = i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // A fresh store reads what the file holds: every session, at its last change.
+        let reopened = FileStore::open(dir.path()).unwrap();
+        let listed = reopened.list().unwrap();
+        assert_eq!(listed.len(), 16);
+        assert!(listed.iter().all(|(_, e)| e.updated_at == 19), "{listed:?}");
+    }
+
+    #[test]
+    fn a_transcript_changed_behind_the_store_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let entry = store.upsert("k", &mut |_| {}).unwrap();
+        store.append(&entry, "/w", &[message_entry("a1", None, "t", &Message::user("one", 1))]).unwrap();
+        assert_eq!(store.transcript(&entry).unwrap().messages.len(), 1, "served from the cache");
+        // Another writer (an OpenClaw process, a hand edit) appends a message.
+        let line = message_entry("b1", Some("a1"), "t", &Message::user("from elsewhere", 2));
+        OpenOptions::new()
+            .append(true)
+            .open(store.transcript_path(&entry))
+            .unwrap()
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+        let t = store.transcript(&entry).unwrap();
+        assert_eq!(t.messages.iter().map(|m| m.text()).collect::<Vec<_>>(), vec!["one", "from elsewhere"]);
+        assert_eq!(t.last_id.as_deref(), Some("b1"));
+        // Our next append extends what was re-read.
+        store.append(&entry, "/w", &[message_entry("a2", Some("b1"), "t", &Message::user("two", 3))]).unwrap();
+        assert_eq!(store.transcript(&entry).unwrap().messages.len(), 3);
+        assert_eq!(Transcript::parse(&fs::read_to_string(store.transcript_path(&entry)).unwrap()).messages.len(), 3);
     }
 }

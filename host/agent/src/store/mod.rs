@@ -5,7 +5,9 @@
 //! Must not: know where a store lives (the runtime asks core's paths) or decide when a session
 //! resets.
 
+mod cache;
 pub mod file;
+mod index;
 pub mod transcript;
 
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use file::{Durability, FileStore};
-pub use transcript::{Content, Message, Transcript, Usage};
+pub use transcript::{Content, History, Message, Transcript, Usage};
 
 /// One `sessions.json` entry. Fields chela does not use are kept as they
 /// were (`extra`), so an OpenClaw store survives being written by chela.
@@ -117,10 +119,13 @@ pub enum StoreError {
     CorruptIndex { path: PathBuf, line: usize, column: usize, message: String },
     #[error("{path}: session `{key}` has an unreadable entry: {message}")]
     BadEntry { path: PathBuf, key: String, message: String },
+    /// The blocking task a store call ran on was cancelled (the runtime is shutting down).
+    #[error("a session store call did not complete: {0}")]
+    Interrupted(String),
 }
 
-/// A session store. Methods are synchronous and short (a file append, an
-/// index rewrite); the run loop calls them off the async threads.
+/// A session store. Methods are synchronous and may wait for a disk sync; the
+/// run loop calls them on the blocking pool, never on an async worker.
 pub trait SessionStore: Send + Sync {
     /// The entry of `key`, if any.
     fn get(&self, key: &str) -> Result<Option<SessionEntry>, StoreError>;

@@ -7,8 +7,14 @@
 //!
 //! Must not: drop or rewrite entries it does not understand.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// A conversation's messages, shared: handing the history to a model request
+/// or a cache copies pointers, not the messages.
+pub type History = Vec<Arc<Message>>;
 
 /// One message of a conversation, as the transcript stores it and as the
 /// run loop hands it to a model provider.
@@ -95,6 +101,16 @@ impl Message {
         parts.join("\n")
     }
 
+    /// The length of [`text`](Self::text), without building it.
+    pub fn text_len(&self) -> usize {
+        let texts = self.content().iter().filter_map(|c| match c {
+            Content::Text { text } => Some(text.len()),
+            _ => None,
+        });
+        let (count, bytes) = texts.fold((0usize, 0usize), |(n, b), len| (n + 1, b + len));
+        bytes + count.saturating_sub(1)
+    }
+
     /// The tool calls an assistant message asks for.
     pub fn tool_calls(&self) -> Vec<(&str, &str, &Value)> {
         self.content()
@@ -124,12 +140,10 @@ pub fn message_entry(id: &str, parent_id: Option<&str>, timestamp: &str, message
 }
 
 /// What a transcript file holds, as read back.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Transcript {
-    /// Every well-formed line, in order (headers and all entry types).
-    pub lines: Vec<Value>,
     /// The conversation: the `message` entries this runtime understands.
-    pub messages: Vec<Message>,
+    pub messages: History,
     /// The id of the last entry (the parent of the next one).
     pub last_id: Option<String>,
     /// Per message of `messages`: the inbound message it records
@@ -147,27 +161,29 @@ impl Transcript {
             if raw.trim().is_empty() {
                 continue;
             }
-            let Ok(line) = serde_json::from_str::<Value>(raw) else {
-                t.skipped.push(i + 1);
-                continue;
-            };
-            if let Some(id) = line.get("id").and_then(Value::as_str) {
-                if line.get("type").and_then(Value::as_str) != Some("session") {
-                    t.last_id = Some(id.to_string());
-                }
+            match serde_json::from_str::<Value>(raw) {
+                Ok(line) if t.push_line(&line) => {}
+                _ => t.skipped.push(i + 1),
             }
-            if line.get("type").and_then(Value::as_str) == Some("message") {
-                match line.get("message").cloned().map(serde_json::from_value::<Message>) {
-                    Some(Ok(m)) => {
-                        t.messages.push(m);
-                        t.inbound_refs.push(line.get("inboundRef").and_then(Value::as_str).map(str::to_string));
-                    }
-                    _ => t.skipped.push(i + 1),
-                }
-            }
-            t.lines.push(line);
         }
         t
+    }
+
+    /// Takes in one more well-formed line (as appended after the ones read);
+    /// `false` if it is a `message` entry whose message cannot be read.
+    pub fn push_line(&mut self, line: &Value) -> bool {
+        let kind = line.get("type").and_then(Value::as_str);
+        if let (Some(id), false) = (line.get("id").and_then(Value::as_str), kind == Some("session")) {
+            self.last_id = Some(id.to_string());
+        }
+        if kind != Some("message") {
+            return true;
+        }
+        let inbound_ref = line.get("inboundRef").and_then(Value::as_str).map(str::to_string);
+        let Some(Ok(m)) = line.get("message").map(Message::deserialize) else { return false };
+        self.messages.push(Arc::new(m));
+        self.inbound_refs.push(inbound_ref);
+        true
     }
 }
 
@@ -216,7 +232,6 @@ mod tests {
             r#"{"type":"message","id":"a3","parentId":"a2","timest"#
         );
         let t = Transcript::parse(text);
-        assert_eq!(t.lines.len(), 3);
         assert_eq!(t.messages.len(), 1);
         assert_eq!(t.messages[0].text(), "hi");
         assert_eq!(t.last_id.as_deref(), Some("a2"));

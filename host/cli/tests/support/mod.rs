@@ -12,6 +12,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub const WAIT: Duration = Duration::from_secs(30);
+/// How long a gateway may take to listen: a first start compiles its plugins
+/// (a JS adapter alone takes ~20 s in a debug build), and the tests of one
+/// binary start theirs in parallel on two cores.
+pub const START_WAIT: Duration = Duration::from_secs(120);
 
 /// A built component: Rust ones under the wasm32 release dir, Python and JavaScript ones under `polyglot`.
 pub fn component(name: &str) -> PathBuf {
@@ -58,7 +62,7 @@ impl Gateway {
             .spawn()
             .expect("chela starts");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = tokio::time::timeout(WAIT, async {
+        let addr = tokio::time::timeout(START_WAIT, async {
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(a) = line.split("listening on http://").nth(1) {
                     return a.trim().to_string();

@@ -1,6 +1,7 @@
 //! `chela:plugin/kv`: small persistent state per scope (plugin × account or
 //! plugin × agent), one JSON file per scope under the state dir, replaced
-//! atomically on every change. Shared by all instances of the scope.
+//! atomically on every change (on the blocking pool, never on an async
+//! worker). Shared by all instances of the scope.
 //!
 //! Must not: let one scope read another's state.
 
@@ -115,6 +116,16 @@ impl KvState {
     }
 }
 
+/// Runs a write (a file replacement and its fsyncs) on the blocking pool:
+/// the guest's call waits, the async worker it ran on does not.
+async fn off_thread(write: impl FnOnce() -> Result<(), String> + Send + 'static) -> Result<(), String> {
+    match tokio::task::spawn_blocking(write).await {
+        Ok(out) => out,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(format!("the write did not complete: {e}")),
+    }
+}
+
 fn scope(s: &KvState) -> Result<&KvScope, String> {
     s.scope.as_ref().ok_or_else(|| "key-value state is not configured for this plugin".to_string())
 }
@@ -125,11 +136,13 @@ impl kv::Host for KvState {
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), String> {
-        scope(self)?.set(key, value)
+        let scope = scope(self)?.clone();
+        off_thread(move || scope.set(key, value)).await
     }
 
     async fn delete(&mut self, key: String) -> Result<(), String> {
-        scope(self)?.delete(&key)
+        let scope = scope(self)?.clone();
+        off_thread(move || scope.delete(&key)).await
     }
 
     async fn list_keys(&mut self, prefix: String) -> Vec<String> {

@@ -53,7 +53,7 @@ struct Conversation {
     parent: Option<String>,
     messages: History,
     /// Per message: the inbound message it records (user messages of platform turns).
-    inbound_refs: Vec<Option<String>>,
+    inbound_refs: Vec<Option<Arc<str>>>,
 }
 
 impl Conversation {
@@ -72,7 +72,7 @@ impl Conversation {
         off_thread(&self.store, move |s| s.append(&entry, &cwd, &[line])).await?;
         self.parent = Some(id);
         self.messages.push(Arc::new(m));
-        self.inbound_refs.push(inbound_ref.map(str::to_string));
+        self.inbound_refs.push(inbound_ref.map(Arc::from));
         Ok(())
     }
 }

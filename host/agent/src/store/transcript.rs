@@ -148,7 +148,7 @@ pub struct Transcript {
     pub last_id: Option<String>,
     /// Per message of `messages`: the inbound message it records
     /// (`inboundRef` of a user message entry, chela's own field).
-    pub inbound_refs: Vec<Option<String>>,
+    pub inbound_refs: Vec<Option<Arc<str>>>,
     /// Lines that could not be read (a torn last line after a crash), by 1-based number.
     pub skipped: Vec<usize>,
 }
@@ -179,7 +179,7 @@ impl Transcript {
         if kind != Some("message") {
             return true;
         }
-        let inbound_ref = line.get("inboundRef").and_then(Value::as_str).map(str::to_string);
+        let inbound_ref = line.get("inboundRef").and_then(Value::as_str).map(Arc::from);
         let Some(Ok(m)) = line.get("message").map(Message::deserialize) else { return false };
         self.messages.push(Arc::new(m));
         self.inbound_refs.push(inbound_ref);

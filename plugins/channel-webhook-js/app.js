@@ -18,7 +18,7 @@
 // matches it (constant time). Replies wait in the account's outbox (the
 // host's key-value state, kept per account) until fetched.
 import { log } from 'chela:plugin/log@0.1.0';
-import { get, set } from 'chela:plugin/kv@0.1.0';
+import { get, compareAndSwap } from 'chela:plugin/kv@0.1.0';
 import { exists, matches } from 'chela:plugin/secrets@0.1.0';
 
 const OUTBOX_SLOTS = 256; // replies kept per account (a ring)
@@ -36,8 +36,48 @@ function readJson(key, fallback) {
   try { return JSON.parse(dec.decode(raw)); } catch { return fallback; }
 }
 
-function writeJson(key, value) {
-  set(key, enc.encode(JSON.stringify(value)));
+// The outbox is a ring of OUTBOX_SLOTS replies, `outbox/<seq % OUTBOX_SLOTS>`,
+// each holding its `seq`. Several instances may send for one account at once,
+// so a reply claims its number and fills its slot in one compare-and-swap.
+// `outbox-seq` is only a hint that may lag behind the ring (it is raised after
+// the claim); the ring itself says where it ends.
+function outboxTop() {
+  let top = readJson('outbox-seq', 0);
+  for (let n = 0; n < OUTBOX_SLOTS; n++) {
+    const m = readJson(`outbox/${(top + 1) % OUTBOX_SLOTS}`, null);
+    if (!m || m.seq !== top + 1) break;
+    top += 1;
+  }
+  return top;
+}
+
+function append(entry) {
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const seq = outboxTop() + 1;
+    const key = `outbox/${seq % OUTBOX_SLOTS}`;
+    const old = get(key); // the reply OUTBOX_SLOTS back, or nothing
+    let taken = false;
+    if (old !== undefined) {
+      try { taken = JSON.parse(dec.decode(old)).seq >= seq; } catch { taken = false; }
+    }
+    if (!taken && compareAndSwap(key, old, enc.encode(JSON.stringify({ seq, ...entry })))) {
+      raiseHint(seq);
+      return seq;
+    }
+  }
+  throw 'the outbox kept changing under this reply (1000 attempts)';
+}
+
+function raiseHint(seq) {
+  for (;;) {
+    const raw = get('outbox-seq');
+    let current = 0;
+    if (raw !== undefined) {
+      try { current = Number(JSON.parse(dec.decode(raw))) || 0; } catch { current = 0; }
+    }
+    if (current >= seq) return;
+    if (compareAndSwap('outbox-seq', raw, enc.encode(JSON.stringify(seq)))) return;
+  }
 }
 
 function header(request, name) {
@@ -109,7 +149,7 @@ function outbox(request) {
   const param = query.split('&').map((p) => p.split('=')).find(([k]) => k === 'after');
   const after = param ? Number(param[1]) : 0;
   if (!Number.isInteger(after) || after < 0) return respond(400, { error: '`after` must be a non-negative integer' });
-  const next = readJson('outbox-seq', 0);
+  const next = outboxTop();
   const messages = [];
   for (let seq = Math.max(after + 1, next - OUTBOX_SLOTS + 1); seq <= next; seq++) {
     const m = readJson(`outbox/${seq % OUTBOX_SLOTS}`, null);
@@ -152,7 +192,7 @@ export const channelAdapter = {
     // went out: the same reply to the same message in the same chat is that
     // retry, answered with the first delivery's id (the platform's idempotency).
     if (message.replyToMessageId !== undefined) {
-      const last = readJson('outbox-seq', 0);
+      const last = outboxTop();
       for (let seq = last; seq > Math.max(0, last - OUTBOX_SLOTS); seq--) {
         const m = readJson(`outbox/${seq % OUTBOX_SLOTS}`, null);
         if (m && m.seq === seq && m.replyTo === message.replyToMessageId && m.text === message.text
@@ -161,9 +201,11 @@ export const channelAdapter = {
         }
       }
     }
-    const seq = readJson('outbox-seq', 0) + 1;
-    writeJson(`outbox/${seq % OUTBOX_SLOTS}`, { seq, chat, threadId: message.threadId, replyTo: message.replyToMessageId, text: message.text });
-    writeJson('outbox-seq', seq);
-    return { tag: 'sent', val: [String(seq)] };
+    try {
+      const seq = append({ chat, threadId: message.threadId, replyTo: message.replyToMessageId, text: message.text });
+      return { tag: 'sent', val: [String(seq)] };
+    } catch (e) {
+      return { tag: 'failed', val: `cannot store the reply in the outbox: ${e}` };
+    }
   },
 };

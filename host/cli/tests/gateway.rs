@@ -438,3 +438,127 @@ async fn route_prints_what_the_gateway_does_for_broadcast_and_threads() {
     predicted.sort();
     assert_eq!(made, predicted, "chela route predicted {predicted:?}; the gateway made {made:?}");
 }
+
+/// The account's entry in `/readyz`.
+async fn account_health(gw: &Gateway, channel: &str, account: &str) -> Value {
+    let r = gw.get("/readyz", &[]).await;
+    let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
+    body["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["channel"] == channel && a["account"] == account)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A Telegram poller whose platform stops answering (`getUpdates` accepted,
+/// never answered) is reported degraded in `/readyz` and `/metrics` while
+/// the replica stays ready, is started over with a fresh connection, and
+/// serves again once the platform answers. Another account of the same
+/// adapter is served meanwhile, without waiting on the silent one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poller_whose_platform_stops_answering_is_restarted_and_reported() {
+    const QUIET: &str = "333:CCC-quiet";
+    const LIVELY: &str = "444:DDD-lively";
+    let dir = tempfile::tempdir().unwrap();
+    let telegram = TelegramFake::start().await;
+    telegram.add_bot(QUIET, 333, "quiet_bot");
+    telegram.add_bot(LIVELY, 444, "lively_bot");
+    let api = telegram.api_root();
+    let config = format!(
+        r#"{{ channels: {{ telegram: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{
+               quiet: {{ botToken: "{QUIET}", apiRoot: "{api}" }},
+               lively: {{ botToken: "{LIVELY}", apiRoot: "{api}" }} }} }} }} }}"#
+    );
+    let gw = Gateway::start_with(dir.path(), &config, &["channel_telegram"]).await;
+    telegram.user_message(QUIET, None, (71, "Ana"), "first", serde_json::json!({}));
+    assert_eq!(telegram.wait_sent(QUIET, 1, WAIT).await.len(), 1, "served before it went silent");
+    assert_eq!(account_health(&gw, "telegram", "quiet").await["state"], "up");
+
+    telegram.stop_answering(QUIET);
+    // Degraded within the call timeout (10 s) and a retry, restarted, the replica still ready.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let health = loop {
+        let h = account_health(&gw, "telegram", "quiet").await;
+        if h["state"] == "degraded" && h["restarts"].as_u64() >= Some(1) {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "the silent poller was not reported and restarted: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(health["lastError"].as_str().is_some_and(|e| e.contains("did not finish")), "{health}");
+    let ready = gw.get("/readyz", &[]).await;
+    assert_eq!(ready.status, 200, "one degraded account leaves the replica ready: {}", ready.body);
+    assert!(ready.body.contains("telegram/quiet"), "{}", ready.body);
+    let metrics = gw.get("/metrics", &[]).await.body;
+    assert!(
+        metrics.contains(r#"chela_channel_account_up{channel="telegram",account="quiet"} 0"#),
+        "{}",
+        metrics.lines().filter(|l| l.contains("account_up")).collect::<Vec<_>>().join("\n")
+    );
+    assert!(metrics.contains(r#"chela_channel_account_up{channel="telegram",account="lively"} 1"#));
+
+    // The other account is served at once, even while a silent poll is held open.
+    let polls = telegram.polls(QUIET);
+    eventually("the restarted poller polls the silent platform again", || telegram.polls(QUIET) > polls).await;
+    let asked = Instant::now();
+    telegram.user_message(LIVELY, None, (72, "Bo"), "still there?", serde_json::json!({}));
+    assert_eq!(telegram.wait_sent(LIVELY, 1, WAIT).await.len(), 1);
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "the lively bot waited {:?} behind the silent one",
+        asked.elapsed()
+    );
+
+    // Answering again: the restarted poller picks the account up, and it is up again.
+    telegram.answer_again(QUIET);
+    telegram.user_message(QUIET, None, (71, "Ana"), "back?", serde_json::json!({}));
+    assert_eq!(telegram.wait_sent(QUIET, 2, Duration::from_secs(60)).await.len(), 2, "served again");
+    let deadline = Instant::now() + WAIT;
+    while account_health(&gw, "telegram", "quiet").await["state"] != "up" {
+        assert!(Instant::now() < deadline, "never reported up again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Replies of one account do not queue behind each other: while Telegram
+/// holds the reply to one chat open (a slow platform), the reply to another
+/// chat of the same bot goes out (the account's serve lane is a pool).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reply_to_one_chat_does_not_hold_up_another_chat_of_the_account() {
+    const BOT: &str = "555:EEE-busy";
+    let dir = tempfile::tempdir().unwrap();
+    let telegram = TelegramFake::start().await;
+    telegram.add_bot(BOT, 555, "busy_bot");
+    let api = telegram.api_root();
+    let config = format!(
+        r#"{{ plugins: {{ entries: {{ channel_telegram: {{ instancesPerAccount: 2 }} }} }},
+             channels: {{ telegram: {{ dmPolicy: "open", allowFrom: ["*"],
+               accounts: {{ default: {{ botToken: "{BOT}", apiRoot: "{api}" }} }} }} }} }}"#
+    );
+    let gw = Gateway::start_with(dir.path(), &config, &["channel_telegram"]).await;
+    telegram.hold_sends_to(81);
+    telegram.user_message(BOT, None, (81, "Slow"), "one", serde_json::json!({}));
+    // The first reply is on its way and held by the platform.
+    let deadline = Instant::now() + WAIT;
+    let undelivered = |body: &str| -> f64 {
+        let line = body.lines().find(|l| l.starts_with("chela_journal_undelivered_replies "));
+        line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
+    };
+    while undelivered(&gw.get("/metrics", &[]).await.body) < 1.0 {
+        assert!(Instant::now() < deadline, "the first reply never left");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let asked = Instant::now();
+    telegram.user_message(BOT, None, (82, "Quick"), "two", serde_json::json!({}));
+    let sent = telegram.wait_sent(BOT, 1, WAIT).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["chat_id"], 82);
+    // Not after the held call's timeout (10 s) freed the only instance.
+    assert!(asked.elapsed() < Duration::from_secs(5), "the reply waited {:?} behind the held one", asked.elapsed());
+    telegram.release_sends();
+    let sent = telegram.wait_sent(BOT, 2, WAIT).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[1]["chat_id"], 81);
+}

@@ -111,8 +111,9 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
-    let bytes = rt.block_on(channel.memory_bytes());
-    println!("webhook (JavaScript) channel instance: {:.1} MiB linear memory", bytes as f64 / (1 << 20) as f64);
+    for (lane, bytes) in channel.memory_bytes() {
+        println!("webhook (JavaScript) channel, {lane:?}: {:.1} MiB linear memory", bytes as f64 / (1 << 20) as f64);
+    }
 }
 
 criterion_group!(benches, bench);

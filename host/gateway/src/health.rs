@@ -6,6 +6,7 @@ use hyper::StatusCode;
 
 use crate::metrics::Gauge;
 use crate::reply::{json, Reply};
+use crate::supervisor::AccountState;
 use crate::Gateway;
 
 /// `gateway.metrics.auth`; by default on when the listener is off loopback.
@@ -26,7 +27,19 @@ pub(crate) fn readyz(gw: &Gateway) -> Reply {
         gw.missing_channels().into_iter().map(|(c, why)| serde_json::json!({"channel": c, "reason": why})).collect();
     let ready = missing.is_empty();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    json(status, &serde_json::json!({"ready": ready, "channelsMissing": missing, "pluginsNotReady": failed}))
+    // Accounts are reported apart: one degraded account never makes the
+    // replica unready (it must keep receiving the other accounts' webhooks).
+    let accounts = gw.supervision.report();
+    let degraded: Vec<String> = accounts
+        .iter()
+        .filter(|a| a.state == AccountState::Degraded)
+        .map(|a| format!("{}/{}", a.channel, a.account))
+        .collect();
+    json(
+        status,
+        &serde_json::json!({"ready": ready, "channelsMissing": missing, "pluginsNotReady": failed,
+                            "accountsDegraded": degraded, "accounts": accounts}),
+    )
 }
 
 pub(crate) async fn metrics(gw: &Gateway) -> String {
@@ -46,14 +59,20 @@ pub(crate) async fn metrics(gw: &Gateway) -> String {
     }
     let channels: Vec<_> = gw.channels.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
     for ch in channels {
-        let bytes = ch.memory_bytes().await;
-        gauges.push(Gauge {
-            name: "chela_channel_instance_memory_bytes",
-            help: "Linear memory of each live channel adapter instance.",
-            labels: vec![("channel", ch.channel_id().to_string())],
-            value: bytes as f64,
-        });
+        for (lane, bytes) in ch.memory_bytes() {
+            gauges.push(Gauge {
+                name: "chela_channel_instance_memory_bytes",
+                help: "Linear memory of each live channel adapter instance (one per account and lane).",
+                labels: vec![
+                    ("channel", ch.channel_id().to_string()),
+                    ("account", lane.account().to_string()),
+                    ("lane", lane.role().to_string()),
+                ],
+                value: bytes as f64,
+            });
+        }
     }
+    gauges.extend(gw.supervision.gauges());
     let (unfinished, undelivered) = gw.journal.depth();
     gauges.push(Gauge {
         name: "chela_journal_unfinished_messages",

@@ -15,6 +15,7 @@ use chela_core::routing::{BroadcastOrder, PeerRef, Route, RouteInput};
 use chela_core::snapshot::Snapshot;
 use chela_plugin::channel::{ChannelError, ChannelRuntime, Delivery, InboundEvent, OutboundMessage, PeerKind};
 
+use crate::backoff::backoff;
 use crate::journal_codec::{chat_key, dedupe_key, incoming, reply_json};
 use crate::pairing::Pairing;
 use crate::Gateway;
@@ -439,7 +440,7 @@ async fn deliver(channel: &ChannelRuntime, reply: OutboundMessage) -> Result<Vec
             Err(e @ ChannelError::Call(_)) => {
                 last = format!("{e} (after {attempt} attempts)");
                 tracing::warn!(channel = channel.channel_id(), error = %e, attempt, "send failed in the adapter; retrying");
-                backoff(attempt)
+                backoff(Duration::from_millis(250), attempt, Duration::from_secs(16))
             }
             Err(e) => return Err(e.to_string()),
         };
@@ -448,13 +449,4 @@ async fn deliver(channel: &ChannelRuntime, reply: OutboundMessage) -> Result<Vec
         }
     }
     Err(last)
-}
-
-/// 250 ms doubling per attempt, ±50 % jitter (so many chats retrying do not move in step).
-fn backoff(attempt: u32) -> Duration {
-    let base = 250u64 << attempt.min(6);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let jitter = u64::from(nanos) % (base + 1);
-    Duration::from_millis(base / 2 + jitter)
 }

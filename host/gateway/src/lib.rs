@@ -9,6 +9,7 @@
 //! Must not: hold routing, session-key or tool-policy rules (core's), or read config and route
 //! table from two places (one snapshot).
 
+mod backoff;
 mod chat_queue;
 mod control;
 mod guard;
@@ -21,6 +22,7 @@ mod openai;
 pub mod pairing;
 mod reply;
 mod server;
+pub mod supervisor;
 pub mod token;
 mod webhook;
 
@@ -150,6 +152,8 @@ pub struct Gateway {
     journal: chela_journal::Journal,
     /// One queue per chat: its messages run in order.
     chats: chat_queue::ChatQueues,
+    /// Each served account's liveness (`supervisor.rs`).
+    supervision: supervisor::Supervision,
     /// What the journal held at start, resumed once the gateway serves.
     recovered: std::sync::Mutex<Option<chela_journal::Recovered>>,
 }
@@ -275,6 +279,7 @@ impl Gateway {
                 webhook_failures: guard::Lockout::new(30, 600, Duration::from_secs(60)),
                 journal,
                 chats: chat_queue::ChatQueues::default(),
+                supervision: supervisor::Supervision::default(),
                 recovered: std::sync::Mutex::new(Some(recovered)),
             }
         });
@@ -330,7 +335,7 @@ impl Gateway {
                     tracing::info!(channel = %id, started = ?r.started, removed = ?r.removed, refused = ?r.refused, "channel accounts reconciled");
                     if rt.info.needs_polling {
                         for account in r.started {
-                            tokio::spawn(poll_loop(Arc::downgrade(self), rt.clone(), account));
+                            tokio::spawn(supervisor::poll_loop(Arc::downgrade(self), rt.clone(), account));
                         }
                     }
                 }
@@ -344,6 +349,7 @@ impl Gateway {
             self.channels.write().unwrap_or_else(|p| p.into_inner()).retain(|id, _| !restart.contains(id));
             self.sync_channels().await;
         }
+        self.track_accounts();
         tracing::info!(channels_changed = ?changed, adapters_restarted = ?restart, "config applied");
     }
 
@@ -437,9 +443,24 @@ impl Gateway {
         // Pollers start once their adapter is the current one (they stop when it is replaced).
         for rt in started {
             for account in rt.account_ids() {
-                tokio::spawn(poll_loop(Arc::downgrade(self), rt.clone(), account));
+                tokio::spawn(supervisor::poll_loop(Arc::downgrade(self), rt.clone(), account));
             }
         }
+        self.track_accounts();
+    }
+
+    /// The supervision reports exactly the accounts being served.
+    fn track_accounts(&self) {
+        let channels: Vec<Arc<ChannelRuntime>> =
+            self.channels.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let mut served = Vec::new();
+        for rt in channels {
+            for account in rt.account_ids() {
+                self.supervision.serving(rt.channel_id(), &account, rt.info.needs_polling);
+                served.push((rt.channel_id().to_string(), account));
+            }
+        }
+        self.supervision.retain(&served);
     }
 
     /// Binds and serves until [`Running::shutdown`].
@@ -487,47 +508,6 @@ pub fn load_checked(path: &std::path::Path, env: &Environment) -> Result<Config,
         Ok(loaded.config)
     } else {
         Err(errors)
-    }
-}
-
-/// Long polling for one account of an adapter that asks for it, while that
-/// account keeps the configuration it had when the loop started.
-async fn poll_loop(gw: std::sync::Weak<Gateway>, channel: Arc<ChannelRuntime>, account: String) {
-    let mut backoff = Duration::from_millis(500);
-    let generation = channel.generation(&account);
-    loop {
-        let Some(g) = gw.upgrade() else { return };
-        if g.stopping.load(Ordering::SeqCst)
-            || g.channel(channel.channel_id()).is_none_or(|c| !Arc::ptr_eq(&c, &channel))
-            || channel.generation(&account) != generation
-        {
-            return; // shutting down; adapter replaced or removed; account reconfigured or removed
-        }
-        match channel.poll(&account).await {
-            Ok(events) if events.is_empty() => tokio::time::sleep(Duration::from_millis(200)).await,
-            Ok(events) => {
-                backoff = Duration::from_millis(500);
-                // The next poll tells the platform these were received: not
-                // before they are in the journal.
-                let mut wait = Duration::from_millis(500);
-                while let Err(e) = g.intake(&channel, events.clone()).await {
-                    tracing::error!(channel = channel.channel_id(), account, error = %e, "cannot journal polled messages; polling paused");
-                    g.metrics.inc("chela_errors_total", &[("stage", "journal")]);
-                    if g.stopping.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(30));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(channel = channel.channel_id(), account, error = %e, "poll failed");
-                g.metrics.inc("chela_errors_total", &[("stage", "poll")]);
-                drop(g);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
-        }
     }
 }
 

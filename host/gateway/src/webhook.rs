@@ -58,6 +58,9 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::
     if matches!(outcome.response.status, 401 | 403) {
         gw.webhook_failures.failed(peer.ip());
     }
+    if (200..300).contains(&outcome.response.status) {
+        gw.supervision.contact(channel_id, &account, outcome.events.len());
+    }
     // The platform hears "received" only once the messages are in the journal;
     // a journal that cannot write answers 503, so the platform retries.
     if let Err(e) = gw.intake(&channel, outcome.events).await {

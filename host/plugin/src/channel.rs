@@ -1,13 +1,16 @@
-//! Channel adapters: one long-lived instance per channel plugin, serving
-//! all accounts of that channel one call at a time.
+//! Channel adapters: long-lived instances of a channel plugin serving the
+//! accounts of that channel, one instance per lane (`lanes.rs`: an
+//! account's sends and webhooks on one, its polls on another).
 //!
 //! Unlike tools (a fresh instance per call), an adapter keeps state between
-//! calls (connections, caches), so its instance lives on. Each call is scoped
-//! to one account: the instance sees that account's key-value state and
-//! secrets only. Every call is one guarded call (`guarded.rs`, as a tool's);
-//! a trap, timeout or out-of-memory drops the instance, and the next call
-//! starts a fresh one and re-configures the accounts (durable state, such as
-//! a polling offset, lives in kv).
+//! calls (connections, caches), so its instances live on. Every instance is
+//! configured with every account (a webhook may carry events for another
+//! account); each call is scoped to one account: the instance sees that
+//! account's key-value state and secrets only. Every call is one guarded
+//! call (`guarded.rs`, as a tool's); a trap, timeout or out-of-memory drops
+//! that lane's instance, and its next call starts a fresh one and
+//! re-configures the accounts (durable state, such as a polling offset,
+//! lives in kv, which all instances share).
 //!
 //! Must not: route or interpret events (the gateway does), or let one
 //! account's call see another account's kv or secrets.
@@ -33,6 +36,7 @@ use crate::state::linker_for;
 use crate::state::PluginState;
 
 mod accounts;
+mod lanes;
 
 pub use crate::bindings::channel::exports::chela::plugin::channel_adapter::{ChannelInfo, WebhookOutcome};
 pub use crate::bindings::chela::plugin::types::{
@@ -40,6 +44,8 @@ pub use crate::bindings::chela::plugin::types::{
 };
 use accounts::allowed_hosts;
 pub use accounts::{account_setups, is_secret_setting, AccountSetup};
+pub use lanes::Lane;
+use lanes::{Lanes, Slot};
 
 /// Why a channel operation failed: the guarded call itself (the same
 /// [`CallError`] as a tool's), or the channel's own accounting.
@@ -89,13 +95,18 @@ pub struct ChannelRuntime {
     pre: SocketChannelPluginPre<PluginState>,
     grants: GrantSet,
     accounts: std::sync::RwLock<Accounts>,
-    live: tokio::sync::Mutex<Option<Live>>,
+    lanes: Lanes,
     /// The instance's memory cap (`plugins.entries.<id>.maxMemoryMb`, at most the engine's).
     memory_bytes: usize,
 }
 
 /// The adapter's exports, as a guarded call sees them.
 type Adapter = crate::bindings::channel::exports::chela::plugin::channel_adapter::Guest;
+
+/// Serve instances per account unless `instancesPerAccount` says otherwise: one per core, at most 4.
+fn default_instances() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
+}
 
 fn setup_error(plugin: &str, message: String) -> ChannelError {
     ChannelError::Call(CallError::Setup { plugin: plugin.to_string(), message })
@@ -138,7 +149,9 @@ impl ChannelRuntime {
             pre,
             grants: GrantSet { capabilities: shape, ..GrantSet::minimal() },
             accounts: std::sync::RwLock::default(),
-            live: tokio::sync::Mutex::new(None),
+            lanes: Lanes::new(
+                PluginEntry::of(cfg, &plugin.id).instances_per_account().unwrap_or_else(default_instances),
+            ),
             memory_bytes: PluginEntry::of(cfg, &plugin.id)
                 .memory_bytes()
                 .map_or(engine_memory, |m| m.min(engine_memory)),
@@ -163,11 +176,16 @@ impl ChannelRuntime {
                 acc.configured.insert(a.account_id.clone(), Arc::new(a));
             }
         }
-        // A fresh instance for serving, configured with every account.
-        *rt.live.lock().await = None;
-        let mut live = rt.live.lock().await;
-        rt.ensure(&mut live).await?;
-        drop(live);
+        // Each account's serve lane, started now: settings the adapter
+        // refuses are known (and reported) before the first message.
+        for account in rt.account_ids() {
+            if !rt.has_account(&account) {
+                continue; // refused while the first lane was configured
+            }
+            let slot = rt.lanes.pick(&Lane::Serve(account));
+            let mut live = slot.live.lock().await;
+            rt.ensure(&slot, &mut live).await?;
+        }
         Ok(rt)
     }
 
@@ -197,11 +215,11 @@ impl ChannelRuntime {
         self.accounts.read().unwrap_or_else(|p| p.into_inner()).generation.get(account).copied()
     }
 
-    /// Brings the accounts in line with `cfg` on the running instance: new
+    /// Brings the accounts in line with `cfg` on the running instances: new
     /// and changed accounts are configured (the adapter starts them over),
-    /// removed ones are removed; the others are not touched, so their
-    /// connections and pollers carry on. An error (the allowed hosts changed,
-    /// the instance trapped) means: restart the whole adapter instead.
+    /// removed ones are removed along with their lanes; the others are not
+    /// touched, so their connections and pollers carry on. An error (the
+    /// allowed hosts changed) means: restart the whole adapter instead.
     pub async fn reconcile(&self, cfg: &Config, env: &Environment, vars: &EnvVars) -> Result<Reconciled, ChannelError> {
         let wanted = account_setups(cfg, env, &self.info.id, &self.plugin.id, vars);
         let (operator, public) = allowed_hosts(cfg, &self.plugin.id, &self.info, &wanted);
@@ -215,23 +233,36 @@ impl ChannelRuntime {
                 format!("host `{h}` is newly allowed: the adapter restarts with it"),
             ));
         }
-        let mut wanted: BTreeMap<String, Arc<AccountSetup>> =
-            wanted.into_iter().map(|a| (a.account_id.clone(), Arc::new(a))).collect();
+        let wanted_ids: BTreeSet<String> = wanted.iter().map(|a| a.account_id.clone()).collect();
         let (changed, removed) = {
-            let acc = self.accounts.read().unwrap_or_else(|p| p.into_inner());
+            let mut acc = self.accounts.write().unwrap_or_else(|p| p.into_inner());
             let changed: Vec<Arc<AccountSetup>> = wanted
-                .values()
+                .into_iter()
                 .filter(|w| acc.configured.get(&w.account_id).is_none_or(|c| c.fingerprint != w.fingerprint))
-                .cloned()
+                .map(Arc::new)
                 .collect();
             let removed: Vec<Arc<AccountSetup>> =
-                acc.configured.values().filter(|c| !wanted.contains_key(&c.account_id)).cloned().collect();
+                acc.configured.values().filter(|c| !wanted_ids.contains(&c.account_id)).cloned().collect();
+            // The new accounts first: an instance started from here on is configured with them.
+            for a in &removed {
+                acc.configured.remove(&a.account_id);
+                acc.refused.remove(&a.account_id);
+                acc.generation.remove(&a.account_id);
+            }
+            for a in &changed {
+                acc.refused.remove(&a.account_id);
+                *acc.generation.entry(a.account_id.clone()).or_default() += 1;
+                acc.configured.insert(a.account_id.clone(), a.clone());
+            }
             (changed, removed)
         };
-        let mut out = Reconciled::default();
-        let mut live = self.live.lock().await;
-        let mut refused = Vec::new();
-        if let Some(instance) = live.as_mut() {
+        for a in &removed {
+            self.lanes.drop_account(&a.account_id);
+        }
+        let mut refused = BTreeMap::new();
+        for (_, slot) in self.lanes.all() {
+            let mut live = slot.live.lock().await;
+            let Some(instance) = live.as_mut() else { continue };
             let mut step = async |instance: &mut Live| -> Result<(), CallError> {
                 for a in &removed {
                     self.remove(instance, a).await?;
@@ -240,52 +271,65 @@ impl ChannelRuntime {
                     if let Err(why) = self.configure(instance, a).await? {
                         // Whatever the account held under its old settings is let go.
                         self.remove(instance, a).await?;
-                        refused.push((a.account_id.clone(), why));
+                        refused.insert(a.account_id.clone(), why);
                     }
                 }
                 Ok(())
             };
             if let Err(e) = step(instance).await {
+                tracing::warn!(channel = %self.info.id, error = %e, "instance dropped while reconfiguring; the next call starts it anew");
                 *live = None;
-                return Err(e.into());
+            }
+            slot.note_memory(&live);
+        }
+        // A new account gets its serve lane now (its settings are checked there).
+        for a in &changed {
+            let lane = Lane::Serve(a.account_id.clone());
+            if !self.lanes.contains(&lane) && !refused.contains_key(&a.account_id) {
+                let slot = self.lanes.pick(&lane);
+                let mut live = slot.live.lock().await;
+                if let Err(e) = self.ensure(&slot, &mut live).await {
+                    tracing::warn!(channel = %self.info.id, account = %a.account_id, error = %e, "serve lane not started; the next call tries again");
+                }
             }
         }
-        {
-            let mut acc = self.accounts.write().unwrap_or_else(|p| p.into_inner());
-            for a in &removed {
-                acc.configured.remove(&a.account_id);
-                acc.refused.remove(&a.account_id);
-                acc.generation.remove(&a.account_id);
-                out.removed.push(a.account_id.clone());
-            }
-            for a in changed {
-                let id = a.account_id.clone();
-                acc.refused.remove(&id);
-                *acc.generation.entry(id.clone()).or_default() += 1;
-                acc.configured.insert(id.clone(), wanted.remove(&id).unwrap_or(a));
-                out.started.push(id);
-            }
-            for (id, why) in refused {
-                out.started.retain(|s| *s != id);
-                acc.refused.insert(id.clone(), why.clone());
-                out.refused.push((id, why));
+        let mut out =
+            Reconciled { removed: removed.iter().map(|a| a.account_id.clone()).collect(), ..Reconciled::default() };
+        let mut acc = self.accounts.write().unwrap_or_else(|p| p.into_inner());
+        acc.refused.extend(refused);
+        for a in changed {
+            match acc.refused.get(&a.account_id) {
+                Some(why) => {
+                    out.refused.push((a.account_id.clone(), why.clone()));
+                    self.lanes.drop_account(&a.account_id);
+                }
+                None => out.started.push(a.account_id.clone()),
             }
         }
-        // Not running (never started or dropped after a trap): the next call configures every account.
-        self.ensure(&mut live).await?;
         Ok(out)
     }
 
-    /// Linear memory of the live instance, in bytes (0 when not running).
-    pub async fn memory_bytes(&self) -> usize {
-        self.live.lock().await.as_ref().map(|l| l.store.data().limits.size).unwrap_or(0)
+    /// Linear memory of each lane's instance, in bytes (0 when not running),
+    /// as of its last call: never waits for a call in flight.
+    pub fn memory_bytes(&self) -> Vec<(Lane, usize)> {
+        self.lanes.memory()
+    }
+
+    /// Drops the instances of `lane` (a poller that stopped answering): its
+    /// next call starts a fresh one. Waits for a call in flight on them.
+    pub async fn restart(&self, lane: &Lane) {
+        for (_, slot) in self.lanes.all().into_iter().filter(|(l, _)| l == lane) {
+            let mut live = slot.live.lock().await;
+            *live = None;
+            slot.note_memory(&live);
+        }
     }
 
     /// A request to `/channels/<channel>/<account>/…`.
     pub async fn handle_webhook(&self, account: &str, request: HttpRequest) -> Result<WebhookOutcome, ChannelError> {
         self.known(account)?;
         let (mut outcome, proved) = self
-            .call(account, async |a: &Adapter, s: &mut Store<PluginState>| {
+            .call(&Lane::Serve(account.to_string()), async |a: &Adapter, s: &mut Store<PluginState>| {
                 let outcome = a.call_handle_webhook(&mut *s, account, &request).await?;
                 Ok((outcome, std::mem::take(&mut s.data_mut().secrets.proved)))
             })
@@ -315,16 +359,19 @@ impl ChannelRuntime {
 
     pub async fn poll(&self, account: &str) -> Result<Vec<InboundEvent>, ChannelError> {
         self.known(account)?;
-        self.call(account, async |a: &Adapter, s: &mut Store<PluginState>| a.call_poll(s, account).await)
-            .await?
-            .map_err(|m| self.adapter(&m))
+        self.call(&Lane::Poll(account.to_string()), async |a: &Adapter, s: &mut Store<PluginState>| {
+            a.call_poll(s, account).await
+        })
+        .await?
+        .map_err(|m| self.adapter(&m))
     }
 
     /// Delivers a reply through the account it names (never another one).
     pub async fn send(&self, message: OutboundMessage) -> Result<Delivery, ChannelError> {
         let account = message.account_id.clone();
         self.known(&account)?;
-        self.call(&account, async |a: &Adapter, s: &mut Store<PluginState>| a.call_send(s, &message).await).await
+        self.call(&Lane::Serve(account), async |a: &Adapter, s: &mut Store<PluginState>| a.call_send(s, &message).await)
+            .await
     }
 
     fn adapter(&self, message: &str) -> ChannelError {
@@ -350,25 +397,38 @@ impl ChannelRuntime {
         self.accounts.read().unwrap_or_else(|p| p.into_inner()).configured.get(account).cloned()
     }
 
-    /// Starts the instance if needed and configures every account on it. An
-    /// account whose settings the adapter refuses is not served (and says
-    /// why); the others are.
-    async fn ensure(&self, live: &mut Option<Live>) -> Result<(), ChannelError> {
+    /// Starts the lane's instance if needed and configures every account on
+    /// it. An account whose settings the adapter refuses is not served (and
+    /// says why); the others are.
+    async fn ensure(&self, slot: &Slot, live: &mut Option<Live>) -> Result<(), ChannelError> {
         if live.is_some() {
             return Ok(());
         }
         let mut fresh = self.instantiate().await?;
         let accounts: Vec<Arc<AccountSetup>> =
             self.accounts.read().unwrap_or_else(|p| p.into_inner()).configured.values().cloned().collect();
-        let mut refused = BTreeMap::new();
+        let mut verdicts = Vec::with_capacity(accounts.len());
         for a in accounts {
-            if let Err(message) = self.configure(&mut fresh, &a).await? {
-                tracing::error!(channel = %self.info.id, account = %a.account_id, %message, "account settings refused");
-                refused.insert(a.account_id.clone(), message);
+            verdicts.push((a.account_id.clone(), self.configure(&mut fresh, &a).await?));
+        }
+        {
+            let mut acc = self.accounts.write().unwrap_or_else(|p| p.into_inner());
+            for (account, verdict) in verdicts {
+                match verdict {
+                    Ok(()) => {
+                        acc.refused.remove(&account);
+                    }
+                    Err(message) => {
+                        if acc.refused.get(&account) != Some(&message) {
+                            tracing::error!(channel = %self.info.id, %account, %message, "account settings refused");
+                        }
+                        acc.refused.insert(account, message);
+                    }
+                }
             }
         }
-        self.accounts.write().unwrap_or_else(|p| p.into_inner()).refused = refused;
         *live = Some(fresh);
+        slot.note_memory(live);
         Ok(())
     }
 
@@ -401,22 +461,25 @@ impl ChannelRuntime {
         .await
     }
 
-    /// One call on the live instance (started and configured if needed),
-    /// scoped to `account`; an instance the call spoiled is started over next time.
+    /// One call on the lane's instance (started and configured if needed),
+    /// scoped to the lane's account; an instance the call spoiled is started
+    /// over next time.
     async fn call<T>(
         &self,
-        account: &str,
+        lane: &Lane,
         work: impl AsyncFnOnce(&Adapter, &mut Store<PluginState>) -> wasmtime::Result<T>,
     ) -> Result<T, ChannelError> {
         self.plugin.health.admit()?;
-        let mut guard = self.live.lock().await;
-        self.ensure(&mut guard).await?;
-        let setup = self.setup(account);
+        let slot = self.lanes.pick(lane);
+        let mut guard = slot.live.lock().await;
+        self.ensure(&slot, &mut guard).await?;
+        let setup = self.setup(lane.account());
         let Some(live) = guard.as_mut() else { return Err(self.adapter("instance not running")) };
         let result = self.run(live, setup.as_deref(), work).await;
         if result.as_ref().is_err_and(CallError::spoils_instance) {
             *guard = None;
         }
+        slot.note_memory(&guard);
         Ok(result?)
     }
 

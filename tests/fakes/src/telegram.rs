@@ -1,7 +1,7 @@
 //! A Telegram Bot API fake (reference channels §1.8): `POST|GET
 //! /bot<token>/<method>` (method names case-insensitive; JSON, urlencoded or
 //! query parameters), `getMe`, `getUpdates` (long polling, offset
-//! confirmation, 409 with a webhook set or a second poller), `sendMessage`
+//! confirmation, 409 with a webhook set, and for a request a newer one terminated), `sendMessage`
 //! (1–4096 UTF-16 units, reply and thread checks), `setWebhook` /
 //! `deleteWebhook` / `getWebhookInfo` with pushes carrying
 //! `X-Telegram-Bot-Api-Secret-Token`; scripted 429 / 403 / migrate faults.
@@ -47,15 +47,21 @@ struct Bot {
     username: String,
     updates: VecDeque<Value>,
     webhook: Option<(String, String)>,
-    polling: bool,
+    /// Bumped by each `getUpdates`: a request whose number is no longer the
+    /// latest was terminated by a newer one (409), as Telegram does.
+    poll_generation: u64,
     sent: Vec<Value>,
     faults: VecDeque<Fault>,
     offsets: Vec<i64>,
+    /// `getUpdates` is accepted and left unanswered (a platform gone silent).
+    silent: bool,
 }
 
 #[derive(Default)]
 struct State {
     bots: HashMap<String, Bot>,
+    /// Chats whose `sendMessage` requests are held open until released.
+    held: HashSet<i64>,
     chats: HashMap<i64, Chat>,
     next_update: i64,
     next_message: i64,
@@ -140,10 +146,11 @@ impl TelegramFake {
                 username: username.to_string(),
                 updates: VecDeque::new(),
                 webhook: None,
-                polling: false,
+                poll_generation: 0,
                 sent: Vec::new(),
                 faults: VecDeque::new(),
                 offsets: Vec::new(),
+                silent: false,
             },
         );
     }
@@ -231,6 +238,36 @@ impl TelegramFake {
         lock(&self.state).bots.get(token).map(|b| b.offsets.clone()).unwrap_or_default()
     }
 
+    /// From now on the bot's `getUpdates` requests are accepted and never
+    /// answered (the connection stays open), until [`Self::answer_again`].
+    pub fn stop_answering(&self, token: &str) {
+        if let Some(b) = lock(&self.state).bots.get_mut(token) {
+            b.silent = true;
+        }
+    }
+
+    pub fn answer_again(&self, token: &str) {
+        if let Some(b) = lock(&self.state).bots.get_mut(token) {
+            b.silent = false;
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Holds every `sendMessage` to `chat_id` open (a slow platform) until [`Self::release_sends`].
+    pub fn hold_sends_to(&self, chat_id: i64) {
+        lock(&self.state).held.insert(chat_id);
+    }
+
+    pub fn release_sends(&self) {
+        lock(&self.state).held.clear();
+        self.changed.notify_waiters();
+    }
+
+    /// How many `getUpdates` calls the bot received (answered or not).
+    pub fn polls(&self, token: &str) -> usize {
+        lock(&self.state).bots.get(token).map_or(0, |b| b.offsets.len())
+    }
+
     pub fn fail_next_send(&self, token: &str, fault: Fault) {
         if let Some(b) = lock(&self.state).bots.get_mut(token) {
             b.faults.push_back(fault);
@@ -289,7 +326,17 @@ async fn handle(state: Arc<Mutex<State>>, changed: Arc<Notify>, req: Request<Inc
                       "can_read_all_group_messages": false, "has_topics_enabled": false}))
         }
         "getupdates" => get_updates(state, changed, &token, &params).await,
-        "sendmessage" => send_message(&state, &token, &params),
+        "sendmessage" => {
+            // A held chat: the request waits (the connection open) until released.
+            while let Some(chat) = as_i64(&params["chat_id"]) {
+                let notified = changed.notified();
+                if !lock(&state).held.contains(&chat) {
+                    break;
+                }
+                notified.await;
+            }
+            send_message(&state, &token, &params)
+        }
         "setwebhook" => {
             let mut st = lock(&state);
             let b = st.bots.get_mut(&token).expect("checked");
@@ -318,31 +365,46 @@ async fn get_updates(state: Arc<Mutex<State>>, changed: Arc<Notify>, token: &str
     let offset = as_i64(&p["offset"]).unwrap_or(0);
     let limit = as_i64(&p["limit"]).unwrap_or(100).clamp(1, 100) as usize;
     let timeout = Duration::from_secs(as_i64(&p["timeout"]).unwrap_or(0).clamp(0, 50) as u64);
-    {
+    // Gone silent: hold the request until the bot answers again; by then the
+    // caller has given up, and the late (empty) answer goes nowhere.
+    if lock(&state).bots[token].silent {
+        lock(&state).bots.get_mut(token).expect("checked").offsets.push(offset);
+        loop {
+            let notified = changed.notified();
+            if !lock(&state).bots[token].silent {
+                return ok(json!([]));
+            }
+            notified.await;
+        }
+    }
+    let generation = {
         let mut st = lock(&state);
         let b = st.bots.get_mut(token).expect("checked");
         if b.webhook.is_some() {
             return error(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first", None);
         }
-        if b.polling {
-            return error(
-                409,
-                "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
-                None,
-            );
-        }
-        b.polling = true;
+        b.poll_generation += 1;
         b.offsets.push(offset);
+        let generation = b.poll_generation;
         // Confirmation: everything below the offset is gone for good.
         while b.updates.front().is_some_and(|u| u["update_id"].as_i64().unwrap_or(0) < offset) {
             b.updates.pop_front();
         }
-    }
+        generation
+    };
+    changed.notify_waiters(); // an older request of this bot ends with 409
     let deadline = tokio::time::Instant::now() + timeout;
     let result = loop {
         let notified = changed.notified();
         let batch: Vec<Value> = {
             let st = lock(&state);
+            if st.bots[token].poll_generation != generation {
+                return error(
+                    409,
+                    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+                    None,
+                );
+            }
             st.bots[token]
                 .updates
                 .iter()
@@ -356,7 +418,6 @@ async fn get_updates(state: Arc<Mutex<State>>, changed: Arc<Notify>, token: &str
         }
         let _ = tokio::time::timeout_at(deadline, notified).await;
     };
-    lock(&state).bots.get_mut(token).expect("checked").polling = false;
     ok(Value::Array(result))
 }
 

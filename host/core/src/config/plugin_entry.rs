@@ -28,6 +28,9 @@ pub struct PluginEntry {
     pub allow_hosts: Option<Vec<String>>,
     /// Lowers the plugin's memory cap below the engine's (never raises it).
     pub max_memory_mb: Option<u64>,
+    /// A channel plugin's instances per account for sends and webhooks
+    /// (a chela extension; default: one per core, at most 4: `chela-plugin`).
+    pub instances_per_account: Option<u64>,
     pub secrets: Vec<PluginSecret>,
 }
 
@@ -56,8 +59,15 @@ impl PluginEntry {
             enabled: raw.get("enabled").and_then(Value::as_bool),
             allow_hosts: raw.get("allowHosts").and_then(strings),
             max_memory_mb: raw.get("maxMemoryMb").and_then(Value::as_u64),
+            instances_per_account: raw.get("instancesPerAccount").and_then(Value::as_u64),
             secrets,
         }
+    }
+
+    /// `instancesPerAccount`, between 1 and 64 (`None`: not set; the plugin
+    /// runtime picks its default).
+    pub fn instances_per_account(&self) -> Option<usize> {
+        self.instances_per_account.map(|n| usize::try_from(n).unwrap_or(usize::MAX).clamp(1, 64))
     }
 
     /// `maxMemoryMb` in bytes.

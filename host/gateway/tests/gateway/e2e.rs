@@ -254,7 +254,10 @@ async fn webhook_rejects_bad_input_and_routes_nothing() {
         metrics.contains(r#"chela_messages_in_total{channel="webhook",account="inbox",agent="work"} 1"#),
         "{metrics}"
     );
-    assert!(metrics.contains("chela_channel_instance_memory_bytes{channel=\"webhook\"}"), "{metrics}");
+    assert!(
+        metrics.contains(r#"chela_channel_instance_memory_bytes{channel="webhook",account="inbox",lane="serve"}"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,6 +63,18 @@ impl KvScope {
     }
 
     pub fn set(&self, key: String, value: Vec<u8>) -> Result<(), String> {
+        self.store_if(key, None, value).map(|_| ())
+    }
+
+    /// Sets `key` to `value` if it holds `expected` (`None`: absent), in one
+    /// step under the scope's lock; `Ok(false)` when it held something else.
+    pub fn compare_and_swap(&self, key: String, expected: Option<Vec<u8>>, value: Vec<u8>) -> Result<bool, String> {
+        self.store_if(key, Some(expected), value)
+    }
+
+    /// The one write path: `condition` `None` stores unconditionally,
+    /// `Some(expected)` only when the key holds `expected`.
+    fn store_if(&self, key: String, condition: Option<Option<Vec<u8>>>, value: Vec<u8>) -> Result<bool, String> {
         if key.is_empty() || key.len() > MAX_KEY_BYTES {
             return Err(format!("keys must be 1 to {MAX_KEY_BYTES} bytes"));
         }
@@ -70,6 +82,9 @@ impl KvScope {
             return Err(format!("values are limited to {MAX_VALUE_BYTES} bytes"));
         }
         let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        if condition.is_some_and(|expected| data.get(&key) != expected.as_ref()) {
+            return Ok(false);
+        }
         if !data.contains_key(&key) && data.len() >= MAX_KEYS {
             return Err(format!("this scope already holds {MAX_KEYS} keys"));
         }
@@ -82,7 +97,7 @@ impl KvScope {
             };
             return Err(e);
         }
-        Ok(())
+        Ok(true)
     }
 
     pub fn delete(&self, key: &str) -> Result<(), String> {
@@ -118,7 +133,9 @@ impl KvState {
 
 /// Runs a write (a file replacement and its fsyncs) on the blocking pool:
 /// the guest's call waits, the async worker it ran on does not.
-async fn off_thread(write: impl FnOnce() -> Result<(), String> + Send + 'static) -> Result<(), String> {
+async fn off_thread<T: Send + 'static>(
+    write: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
     match tokio::task::spawn_blocking(write).await {
         Ok(out) => out,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -148,6 +165,16 @@ impl kv::Host for KvState {
     async fn list_keys(&mut self, prefix: String) -> Vec<String> {
         scope(self).map(|s| s.keys(&prefix)).unwrap_or_default()
     }
+
+    async fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> Result<bool, String> {
+        let scope = scope(self)?.clone();
+        off_thread(move || scope.compare_and_swap(key, expected, value)).await
+    }
 }
 
 pub fn add_to_linker<T: Send + 'static>(
@@ -175,5 +202,38 @@ mod tests {
         a.delete("offset").unwrap();
         assert!(a.get("offset").is_none());
         assert!(a.keys("").is_empty());
+    }
+
+    #[test]
+    fn compare_and_swap_stores_only_over_what_was_expected_and_racers_each_win_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = KvScope::open(dir.path());
+        assert!(a.compare_and_swap("seq".into(), None, b"1".to_vec()).unwrap(), "absent, as expected");
+        assert!(!a.compare_and_swap("seq".into(), None, b"9".to_vec()).unwrap(), "present now");
+        assert!(!a.compare_and_swap("seq".into(), Some(b"0".to_vec()), b"9".to_vec()).unwrap());
+        assert_eq!(a.get("seq").as_deref(), Some(&b"1"[..]), "a failed swap changes nothing");
+        // Eight threads each claim five numbers by read-then-swap: no number is claimed twice.
+        let claimed = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|t| {
+            for _ in 0..8 {
+                t.spawn(|| {
+                    let kv = KvScope::open(dir.path());
+                    let mut mine = 0;
+                    while mine < 5 {
+                        let seen = kv.get("seq");
+                        let n: u64 =
+                            seen.as_deref().and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()).unwrap_or(0);
+                        if kv.compare_and_swap("seq".into(), seen, (n + 1).to_string().into_bytes()).unwrap() {
+                            claimed.lock().unwrap().push(n + 1);
+                            mine += 1;
+                        }
+                    }
+                });
+            }
+        });
+        let mut claimed = claimed.into_inner().unwrap();
+        claimed.sort_unstable();
+        assert_eq!(claimed, (2..=41).collect::<Vec<u64>>());
+        assert_eq!(load(&dir.path().join("kv.json")).get("seq").map(Vec::as_slice), Some(&b"41"[..]));
     }
 }

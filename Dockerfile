@@ -31,6 +31,9 @@ COPY deploy/chela.json5 /etc/chela/chela.json5
 COPY examples/workspaces/ /usr/share/chela/personas/
 ENV CHELA_STATE_DIR=/var/lib/chela \
     CHELA_CONFIG_PATH=/etc/chela/chela.json5
+# A warm start from the first run: the plugins' compiled code ships beside
+# them (/usr/lib/chela/plugins/.cwasm), so a fresh state volume compiles nothing.
+RUN chela plugins precompile --ship && rm -rf /var/lib/chela/cache
 USER 10001
 EXPOSE 18789
 # Off loopback the gateway refuses to start without a token

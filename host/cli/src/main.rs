@@ -84,7 +84,8 @@ pub struct JsonFlag {
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CHELA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // Warnings, plus what start-up is doing (compiling plugins, adapters started, listening).
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,chela_plugin::loader=info,chela_gateway=info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -1,4 +1,4 @@
-//! `chela plugins list|inspect` and the plugin side of `chela tools`.
+//! `chela plugins list|precompile|inspect` and the plugin side of `chela tools`.
 //!
 //! Plugins live in `<stateDir>/plugins` and in every `plugins.dirs` entry of
 //! the config; compiled code is cached in `<stateDir>/cache/plugins`.
@@ -21,6 +21,16 @@ use crate::output::print_json;
 pub enum PluginsCommand {
     /// Every plugin file with its status (ready, disabled, failed) and error.
     List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compiles every plugin into the compile cache ahead of time (in
+    /// parallel), so the gateway's first start does not wait for it.
+    Precompile {
+        /// Also write each compilation beside its plugin (`<dir>/.cwasm/`),
+        /// where a gateway with a fresh state dir (a container image) finds it.
+        #[arg(long)]
+        ship: bool,
         #[arg(long)]
         json: bool,
     },
@@ -91,8 +101,40 @@ pub fn run(ctx: &Context, cmd: PluginsCommand) -> Result<ExitCode> {
             }
             Ok(code)
         }
+        PluginsCommand::Precompile { ship, json } => precompile(ctx, &rt, ship, json),
         PluginsCommand::Inspect { file, json } => inspect(ctx, &rt, &file, json),
     }
+}
+
+fn precompile(ctx: &Context, rt: &tokio::runtime::Runtime, ship: bool, json: bool) -> Result<ExitCode> {
+    let loaded = ctx.load()?;
+    let started = std::time::Instant::now();
+    let plugins = rt.block_on(load(ctx, &loaded.config))?;
+    let elapsed = started.elapsed();
+    let shipped = if ship { plugins.ship_compiled().map_err(anyhow::Error::msg)? } else { Vec::new() };
+    let all = plugins.all();
+    let failed: Vec<_> = plugins.list().into_iter().filter(|p| p.status == "failed").collect();
+    if json {
+        let each: Vec<serde_json::Value> = all
+            .iter()
+            .map(|p| serde_json::json!({"id": p.id, "cache": format!("{:?}", p.cache).to_lowercase(), "ms": p.load_time.as_millis() as u64}))
+            .collect();
+        print_json(
+            &serde_json::json!({"plugins": each, "failed": failed, "shipped": shipped, "ms": elapsed.as_millis() as u64}),
+        );
+    } else {
+        for p in &all {
+            println!("{:<24} {:<6} {:>7} ms", p.id, format!("{:?}", p.cache).to_lowercase(), p.load_time.as_millis());
+        }
+        for f in &failed {
+            println!("{:<24} failed: {}", f.id, f.error.as_deref().unwrap_or("?"));
+        }
+        for path in &shipped {
+            println!("shipped {}", path.display());
+        }
+        println!("{} plugins ready in {:.1} s", all.len(), elapsed.as_secs_f64());
+    }
+    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn inspect(ctx: &Context, rt: &tokio::runtime::Runtime, file: &Path, json: bool) -> Result<ExitCode> {

@@ -374,3 +374,44 @@ fn validate_warns_about_unconfined_exec_and_an_ignored_setup_command() {
     assert!(t.contains("tools.exec.host") && t.contains("unconfined"), "{t}");
     assert!(t.contains("setupCommand") && t.contains("ignored"), "{t}");
 }
+
+/// `plugins precompile` fills the compile cache (a second run finds every
+/// plugin there); with `--ship` the compilations go beside the plugins,
+/// where a gateway with a fresh state dir (a container image) finds them.
+#[test]
+fn plugins_precompile_fills_the_cache_and_ships_compiled_code_beside_the_plugins() {
+    let s = Sandbox::new();
+    let dir = s.path("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    for n in ["tool_echo", "channel_telegram"] {
+        std::fs::copy(guest(n), dir.join(format!("{n}.wasm"))).unwrap();
+    }
+    let cfg = s.write("c.json5", &format!("{{plugins: {{dirs: ['{}']}}}}", dir.display()));
+    let outcomes = |o: &Output| -> Vec<(String, String)> {
+        assert!(o.status.success(), "{}", text(o));
+        let v = json(o);
+        let mut all: Vec<(String, String)> = v["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["id"].as_str().unwrap().to_string(), p["cache"].as_str().unwrap().to_string()))
+            .collect();
+        all.sort();
+        all
+    };
+    let pair = |id: &str, c: &str| (id.to_string(), c.to_string());
+    let first = outcomes(&s.chela(&cfg, &["plugins", "precompile", "--json"]));
+    assert_eq!(first, [pair("channel_telegram", "miss"), pair("tool_echo", "miss")]);
+    let again = outcomes(&s.chela(&cfg, &["plugins", "precompile", "--ship", "--json"]));
+    assert_eq!(again, [pair("channel_telegram", "hit"), pair("tool_echo", "hit")]);
+    let shipped: Vec<_> = std::fs::read_dir(dir.join(".cwasm")).unwrap().flatten().collect();
+    assert_eq!(shipped.len(), 2, "{shipped:?}");
+    // A fresh state dir: nothing in its cache, the shipped code is used.
+    std::fs::remove_dir_all(s.path("state")).unwrap();
+    let fresh = outcomes(&s.chela(&cfg, &["plugins", "precompile", "--json"]));
+    assert_eq!(fresh, [pair("channel_telegram", "hit"), pair("tool_echo", "hit")]);
+    assert!(
+        !s.path("state/cache/plugins").exists()
+            || std::fs::read_dir(s.path("state/cache/plugins")).unwrap().next().is_none()
+    );
+}

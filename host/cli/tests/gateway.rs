@@ -562,3 +562,37 @@ async fn a_slow_reply_to_one_chat_does_not_hold_up_another_chat_of_the_account()
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert_eq!(sent[1]["chat_id"], 81);
 }
+
+/// A first start (empty compile cache) is ready and answers as soon as its
+/// channel adapter runs, while a big tool component still compiles; a turn
+/// that needs the tool waits for it rather than running without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_serves_before_its_tools_compile_and_a_turn_waits_for_them() {
+    const BOT: &str = "666:FFF-first";
+    let dir = tempfile::tempdir().unwrap();
+    let telegram = TelegramFake::start().await;
+    telegram.add_bot(BOT, 666, "first_bot");
+    let api = telegram.api_root();
+    let config = format!(
+        r#"{{ gateway: {{ auth: {{ token: "{TOKEN}" }} }},
+             channels: {{ telegram: {{ dmPolicy: "open", allowFrom: ["*"],
+               accounts: {{ default: {{ botToken: "{BOT}", apiRoot: "{api}" }} }} }} }} }}"#
+    );
+    // Ready (start_with waits for /readyz) with the JavaScript tool (12 MB) still compiling.
+    let gw = Gateway::start_with(dir.path(), &config, &["channel_telegram", "tool_slugify_js"]).await;
+    let auth = [("authorization", format!("Bearer {TOKEN}"))];
+    let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let listed = gw.get("/api/v1/plugins", &auth).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let plugins: Value = serde_json::from_str(&listed.body).unwrap();
+    let ids: Vec<&str> = plugins.as_array().into_iter().flatten().filter_map(|p| p["id"].as_str()).collect();
+    assert!(ids.contains(&"channel_telegram"), "{ids:?}");
+    assert!(!ids.contains(&"tool_slugify_js"), "ready only after the tool compiled: {ids:?}");
+
+    // Asked for the tool before it is loaded: the turn waits, then calls it.
+    telegram.user_message(BOT, None, (91, "Ana"), r#"/tool slugify {"text": "Hello, World"}"#, serde_json::json!({}));
+    let sent = telegram.wait_sent(BOT, 1, Duration::from_secs(120)).await;
+    assert_eq!(sent.len(), 1, "no reply");
+    let text = sent[0]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("`slugify` says: hello-world"), "{text}");
+}

@@ -247,7 +247,10 @@ impl Gateway {
         for skipped in &recovered.skipped {
             tracing::warn!(line = skipped.line, why = %skipped.why, journal = %journal.path().display(), "journal line skipped");
         }
-        let report = plugins.rescan().await;
+        // Channel adapters first: the gateway serves once they run. Tools
+        // compile meanwhile (`serve` starts that scan), and a turn waits for
+        // them (`Plugins::settled`).
+        let report = plugins.rescan_channels().await;
         for (path, e) in &report.failed {
             tracing::warn!(path = %path.display(), error = %e, "plugin not loaded");
         }
@@ -284,6 +287,17 @@ impl Gateway {
             }
         });
         gw.sync_channels().await;
+        // The rest of the plugins (tools), compiled while the gateway serves.
+        let rest = Arc::downgrade(&gw);
+        let all = gw.plugins.clone();
+        tokio::spawn(async move {
+            let report = all.rescan().await;
+            match rest.upgrade() {
+                Some(gw) if report.changed() => gw.sync_channels().await,
+                _ => {}
+            }
+            tracing::info!(plugins = all.all().len(), failed = report.failed.len(), "every plugin loaded");
+        });
         Ok(gw)
     }
 
@@ -470,7 +484,9 @@ impl Gateway {
         let local = listener.local_addr().map_err(|error| GatewayError::Bind { addr, error })?;
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(server::accept_loop(self.clone(), listener, stopped));
-        // New tools are linked on the next turn; channel plugins are (re)started here.
+        // The first scan loads what `new` left (tools); later ones pick up
+        // changes. New tools are linked on the next turn; channel plugins are
+        // (re)started here.
         let gw = Arc::downgrade(self);
         let watcher = self.plugins.watch(self.options.plugin_scan, move |report| {
             let gw = gw.clone();

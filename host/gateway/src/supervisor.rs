@@ -1,10 +1,13 @@
 //! Supervised connections: an account is alive when it last *worked* (a
 //! poll that returned, a webhook delivery the adapter accepted), not when a
 //! socket says "connected". Each polling account has a supervisor loop: a
-//! poll that fails or stops answering marks the account degraded, the
-//! loop backs off with jitter, and after repeated failures (or at once,
-//! when the call timed out) the account's poll instance is started over,
-//! which opens a fresh connection. Every account's state, restarts and
+//! poll that fails or stops answering marks the account degraded and the
+//! loop backs off with jitter. A poll that did not return in time (or
+//! trapped) has its poll instance started over, which opens a fresh
+//! connection; an error the adapter answers with is its own considered
+//! verdict (it reconnects itself, or has stopped the account for good, as
+//! Discord's fatal close codes do), so its instance and what it remembers are
+//! kept. Every account's state, restarts and
 //! last-contact age are in `/readyz` (reported apart: a degraded account
 //! never makes the replica unready) and `/metrics`.
 //!
@@ -16,14 +19,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use chela_plugin::channel::{ChannelError, ChannelRuntime, Lane};
+use chela_plugin::channel::{ChannelError, ChannelRuntime};
 
 use crate::backoff::backoff;
 use crate::metrics::Gauge;
 use crate::Gateway;
 
-/// Consecutive failed polls after which the poll instance is started over.
-const RESTART_AFTER_FAILURES: u32 = 3;
 /// Pause after a poll that returned nothing (adapters long-poll or wait
 /// for socket frames inside the call; this only bounds a busy loop).
 const IDLE_PAUSE: Duration = Duration::from_millis(200);
@@ -212,7 +213,6 @@ impl Supervision {
 pub(crate) async fn poll_loop(gw: Weak<Gateway>, channel: Arc<ChannelRuntime>, account: String) {
     let generation = channel.generation(&account);
     let ch = channel.channel_id().to_string();
-    let lane = Lane::Poll(account.clone());
     if let Some(g) = gw.upgrade() {
         g.supervision.serving(&ch, &account, true);
     }
@@ -248,13 +248,9 @@ pub(crate) async fn poll_loop(gw: Weak<Gateway>, channel: Arc<ChannelRuntime>, a
             Err(e) => {
                 g.metrics.inc("chela_errors_total", &[("stage", "poll")]);
                 let failures = g.supervision.failed(&ch, &account, &e);
-                let spoiled = matches!(&e, ChannelError::Call(c) if c.spoils_instance());
-                if spoiled {
-                    // The call's instance is already gone: the next poll connects afresh.
+                if matches!(&e, ChannelError::Call(c) if c.spoils_instance()) {
+                    // The call's instance is already gone: the next poll starts a fresh one.
                     g.supervision.restarted(&ch, &account, "the poll did not return in time or trapped");
-                } else if failures % RESTART_AFTER_FAILURES == 0 {
-                    channel.restart(&lane).await;
-                    g.supervision.restarted(&ch, &account, "polls kept failing");
                 }
                 drop(g);
                 tokio::time::sleep(backoff(FIRST_RETRY, failures - 1, LONGEST_RETRY)).await;

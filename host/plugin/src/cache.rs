@@ -3,7 +3,10 @@
 //! Big guests (Python, JS: 12–18 MB) take Cranelift 5–10 s to compile; a
 //! cached artefact loads in milliseconds. Entries are keyed by the SHA-256 of
 //! the `.wasm` and the engine fingerprint, so a changed plugin, a different
-//! engine configuration or a new wasmtime never reuses stale code.
+//! engine configuration or a new wasmtime never reuses stale code. Besides
+//! the state dir's cache, a plugin dir may ship compiled entries in its
+//! `.cwasm/` subdir (`chela plugins precompile --ship`, the container image):
+//! read, never written, by the gateway.
 //!
 //! Must not: reuse code across a changed `.wasm` or engine, or write an entry in place.
 
@@ -47,20 +50,37 @@ impl CompileCache {
     }
 
     fn entry(&self, engine: &PluginEngine, digest: &str) -> Option<PathBuf> {
-        Some(self.dir.as_ref()?.join(format!("{digest}-{}.cwasm", engine.fingerprint())))
+        Some(self.dir.as_ref()?.join(entry_name(engine, digest)))
     }
 
-    /// Compiles `bytes` (or loads the cached compilation).
+    /// Whether a compilation of `digest` for this engine is on disk (in the
+    /// cache or shipped beside `plugin`).
+    pub fn holds(&self, engine: &PluginEngine, digest: &str, plugin: &Path) -> bool {
+        self.entry(engine, digest).is_some_and(|p| p.exists()) || shipped(engine, digest, plugin).exists()
+    }
+
+    /// Compiles `bytes`, the content of `plugin` (or loads the cached or
+    /// shipped compilation).
     pub fn compile(
         &self,
         engine: &PluginEngine,
         bytes: &[u8],
         digest: &str,
+        plugin: &Path,
     ) -> Result<(Component, CacheOutcome), CompileError> {
         if !is_component(bytes) {
             return Err(CompileError::NotAComponent(
                 "the file is a core module or not WebAssembly; build it as a component (wasm32-wasip2, componentize-py, componentize-js)".into(),
             ));
+        }
+        let ship = shipped(engine, digest, plugin);
+        if ship.exists() {
+            // SAFETY: as for the cache below: an entry `precompile --ship`
+            // wrote for this digest and engine; wasmtime checks its header.
+            match unsafe { Component::deserialize_file(engine.engine(), &ship) } {
+                Ok(c) => return Ok((c, CacheOutcome::Hit)),
+                Err(err) => tracing::warn!(path = %ship.display(), %err, "ignoring unusable shipped compilation"),
+            }
         }
         let Some(path) = self.entry(engine, digest) else {
             let c = Component::new(engine.engine(), bytes).map_err(|e| CompileError::Compile(format!("{e:#}")))?;
@@ -81,6 +101,23 @@ impl CompileCache {
         }
         Ok((c, CacheOutcome::Miss))
     }
+}
+
+fn entry_name(engine: &PluginEngine, digest: &str) -> String {
+    format!("{digest}-{}.cwasm", engine.fingerprint())
+}
+
+/// Where a compilation of `plugin` is shipped: `<its dir>/.cwasm/<entry>`.
+pub fn shipped(engine: &PluginEngine, digest: &str, plugin: &Path) -> PathBuf {
+    plugin.parent().unwrap_or(Path::new(".")).join(".cwasm").join(entry_name(engine, digest))
+}
+
+/// Writes the compilation of `component` beside its plugin, for
+/// `chela plugins precompile --ship`.
+pub fn ship(engine: &PluginEngine, digest: &str, plugin: &Path, component: &Component) -> Result<PathBuf, String> {
+    let path = shipped(engine, digest, plugin);
+    write_entry(&path, component)?;
+    Ok(path)
 }
 
 /// Replaced atomically, so a reader never sees half an entry; not fsynced: a

@@ -315,16 +315,6 @@ impl ChannelRuntime {
         self.lanes.memory()
     }
 
-    /// Drops the instances of `lane` (a poller that stopped answering): its
-    /// next call starts a fresh one. Waits for a call in flight on them.
-    pub async fn restart(&self, lane: &Lane) {
-        for (_, slot) in self.lanes.all().into_iter().filter(|(l, _)| l == lane) {
-            let mut live = slot.live.lock().await;
-            *live = None;
-            slot.note_memory(&live);
-        }
-    }
-
     /// A request to `/channels/<channel>/<account>/…`.
     pub async fn handle_webhook(&self, account: &str, request: HttpRequest) -> Result<WebhookOutcome, ChannelError> {
         self.known(account)?;

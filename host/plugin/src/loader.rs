@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::StreamExt as _;
 use wasmtime::component::Component;
 
 use crate::bindings::chela::plugin::types::{InvokeContext, ToolInfo};
@@ -120,6 +121,22 @@ pub struct Plugins {
     loaded: RwLock<BTreeMap<String, Arc<LoadedPlugin>>>,
     failed: RwLock<BTreeMap<PathBuf, String>>,
     pre: Mutex<PreLinkCache>,
+    /// `false` between a partial scan and the full scan after it.
+    settled: tokio::sync::watch::Sender<bool>,
+    /// Scans run one at a time (a file is never compiled twice at once).
+    scanning: tokio::sync::Mutex<()>,
+}
+
+/// Compiles at once: one per core (Cranelift uses one thread per component).
+fn compile_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Whether a component's bytes name the channel-adapter export. Only an
+/// ordering hint (channel adapters compile first); `inspect` decides.
+fn looks_like_channel(bytes: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"chela:plugin/channel-adapter";
+    bytes.windows(NEEDLE.len()).any(|w| w == NEEDLE)
 }
 
 impl Plugins {
@@ -131,6 +148,8 @@ impl Plugins {
             loaded: RwLock::default(),
             failed: RwLock::default(),
             pre: Mutex::default(),
+            settled: tokio::sync::watch::Sender::new(true),
+            scanning: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -154,32 +173,108 @@ impl Plugins {
     }
 
     /// Loads new and changed files, drops removed ones. A broken file is
-    /// reported and skipped; it never affects the others.
+    /// reported and skipped; it never affects the others. Files compile in
+    /// parallel (one per core), channel adapters first. Afterwards the
+    /// plugin set is [`settled`](Self::settled).
     pub async fn rescan(&self) -> ScanReport {
-        let mut report = ScanReport::default();
-        let files = self.wasm_files();
-        let seen: BTreeSet<String> = files.iter().filter_map(|p| plugin_id(p)).collect();
-        for path in files {
-            let Some(id) = plugin_id(&path) else { continue };
-            let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-            let current = self.get(&id);
-            if current.as_ref().is_some_and(|c| c.path == path && c.modified == modified && modified.is_some()) {
-                continue;
-            }
-            match self.load_file(&path).await {
-                Ok(p) if current.as_ref().is_some_and(|c| c.digest == p.digest) => {}
-                Ok(_) if current.is_some() => report.replaced.push(id),
-                Ok(_) => report.loaded.push(id),
-                Err(e) => report.failed.push((path, e)),
-            }
-        }
+        let _one_at_a_time = self.scanning.lock().await;
+        let mut report = self.load_changed(|_| true).await;
+        let seen: BTreeSet<String> = self.wasm_files().iter().filter_map(|p| plugin_id(p)).collect();
         let mut loaded = self.loaded.write().unwrap_or_else(|p| p.into_inner());
         let gone: Vec<String> = loaded.keys().filter(|id| !seen.contains(*id)).cloned().collect();
         for id in gone {
             loaded.remove(&id);
             report.removed.push(id);
         }
+        drop(loaded);
+        self.settled.send_replace(true);
         report
+    }
+
+    /// Loads only the new and changed files that look like channel adapters
+    /// (what routing and delivery need first); the set is not settled until
+    /// the next full [`rescan`](Self::rescan), which loads the rest.
+    pub async fn rescan_channels(&self) -> ScanReport {
+        let _one_at_a_time = self.scanning.lock().await;
+        self.settled.send_replace(false);
+        self.load_changed(|looks_like_channel| looks_like_channel).await
+    }
+
+    /// Resolves once a full scan has loaded every file (at once, unless a
+    /// partial scan started and its full scan has not finished yet): a turn
+    /// waits here so it never runs without a tool that is still compiling.
+    pub async fn settled(&self) {
+        let mut rx = self.settled.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// The new and changed files `wanted` (given whether the file looks like
+    /// a channel adapter), compiled in parallel, channel adapters first.
+    async fn load_changed(&self, wanted: impl Fn(bool) -> bool) -> ScanReport {
+        let mut report = ScanReport::default();
+        let mut todo = Vec::new();
+        for path in self.wasm_files() {
+            let Some(id) = plugin_id(&path) else { continue };
+            let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+            let current = self.get(&id);
+            if current.as_ref().is_some_and(|c| c.path == path && c.modified == modified && modified.is_some()) {
+                continue;
+            }
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.record_failure(&path, format!("cannot read: {e}"));
+                    report.failed.push((path, format!("cannot read: {e}")));
+                    continue;
+                }
+            };
+            let channel = looks_like_channel(&bytes);
+            if wanted(channel) {
+                todo.push((channel, id, path, bytes, current));
+            }
+        }
+        // Channel adapters first, then the biggest (slowest) files, so the
+        // long compiles overlap the short ones.
+        todo.sort_by_key(|(channel, _, _, bytes, _)| (!channel, std::cmp::Reverse(bytes.len())));
+        let uncached: Vec<(&str, usize)> = todo
+            .iter()
+            .filter(|(_, _, path, bytes, _)| !self.cache.holds(&self.engine, &digest(bytes), path))
+            .map(|(_, id, _, bytes, _)| (id.as_str(), bytes.len()))
+            .collect();
+        let workers = compile_workers();
+        if !uncached.is_empty() {
+            let mb = uncached.iter().map(|(_, n)| n).sum::<usize>() as f64 / 1e6;
+            let ids: Vec<&str> = uncached.iter().map(|(id, _)| *id).collect();
+            tracing::info!(plugins = ?ids, mb = format!("{mb:.1}"), workers, "compiling plugins (cached afterwards: `chela plugins precompile` does this ahead of time)");
+        }
+        let total = todo.len();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let loads = todo.into_iter().map(|(_, id, path, bytes, current)| {
+            let done = &done;
+            async move {
+                let result = self.load_bytes(&path, bytes).await;
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if let Some(p) = result.as_ref().ok().filter(|p| p.cache != CacheOutcome::Hit) {
+                    tracing::info!(plugin = %id, ms = p.load_time.as_millis() as u64, "compiled plugin {n} of {total}");
+                }
+                (id, path, result, current)
+            }
+        });
+        let results: Vec<_> = futures_util::stream::iter(loads).buffer_unordered(workers).collect().await;
+        for (id, path, result, current) in results {
+            match result {
+                Ok(p) if current.as_ref().is_some_and(|c| c.digest == p.digest) => {}
+                Ok(_) if current.is_some() => report.replaced.push(id),
+                Ok(_) => report.loaded.push(id),
+                Err(e) => report.failed.push((path, e)),
+            }
+        }
+        report
+    }
+
+    fn record_failure(&self, path: &Path, error: String) {
+        tracing::warn!(path = %path.display(), %error, "plugin not loaded");
+        self.failed.write().unwrap_or_else(|p| p.into_inner()).insert(path.to_path_buf(), error);
     }
 
     /// Rescans the plugin dirs every `every` (the one rescan loop, used by
@@ -209,36 +304,42 @@ impl Plugins {
 
     /// Loads (or replaces) one file.
     pub async fn load_file(&self, path: &Path) -> Result<Arc<LoadedPlugin>, String> {
-        let result = self.load_inner(path).await;
-        let mut failed = self.failed.write().unwrap_or_else(|p| p.into_inner());
+        match std::fs::read(path) {
+            Ok(bytes) => self.load_bytes(path, bytes).await,
+            Err(e) => {
+                self.record_failure(path, format!("cannot read: {e}"));
+                Err(format!("cannot read: {e}"))
+            }
+        }
+    }
+
+    /// Loads (or replaces) the file at `path`, whose content is `bytes`.
+    async fn load_bytes(&self, path: &Path, bytes: Vec<u8>) -> Result<Arc<LoadedPlugin>, String> {
+        let result = self.load_inner(path, bytes).await;
         match &result {
             Ok(p) => {
-                failed.remove(path);
-                tracing::info!(plugin = %p.id, digest = %&p.digest[..12], cache = ?p.cache, ms = p.load_time.as_millis() as u64, "plugin loaded");
+                self.failed.write().unwrap_or_else(|p| p.into_inner()).remove(path);
+                tracing::debug!(plugin = %p.id, digest = %&p.digest[..12], cache = ?p.cache, ms = p.load_time.as_millis() as u64, "plugin loaded");
                 self.loaded.write().unwrap_or_else(|p| p.into_inner()).insert(p.id.clone(), p.clone());
             }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "plugin not loaded");
-                failed.insert(path.to_path_buf(), e.clone());
-            }
+            Err(e) => self.record_failure(path, e.clone()),
         }
         result
     }
 
-    async fn load_inner(&self, path: &Path) -> Result<Arc<LoadedPlugin>, String> {
+    async fn load_inner(&self, path: &Path, bytes: Vec<u8>) -> Result<Arc<LoadedPlugin>, String> {
         let start = Instant::now();
         let id = plugin_id(path).ok_or("the file name is not a valid plugin id")?;
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
         let digest = digest(&bytes);
         if let Some(cur) = self.get(&id).filter(|c| c.digest == digest) {
             return Ok(cur);
         }
         let engine = self.engine.clone();
         let cache = self.cache.clone();
-        let d = digest.clone();
+        let (d, p) = (digest.clone(), path.to_path_buf());
         // Compiling can take seconds for big guests: keep it off the async threads.
-        let (component, outcome) = tokio::task::spawn_blocking(move || cache.compile(&engine, &bytes, &d))
+        let (component, outcome) = tokio::task::spawn_blocking(move || cache.compile(&engine, &bytes, &d, &p))
             .await
             .map_err(|e| format!("compile task failed: {e}"))?
             .map_err(|e| e.to_string())?;
@@ -260,6 +361,19 @@ impl Plugins {
             health,
             modified,
         }))
+    }
+
+    /// Writes each loaded plugin's compilation into `.cwasm/` beside its
+    /// file (`chela plugins precompile --ship`): where a read-only image's
+    /// gateway finds it. Returns the files written, or the first error.
+    pub fn ship_compiled(&self) -> Result<Vec<PathBuf>, String> {
+        self.all()
+            .iter()
+            .map(|p| {
+                crate::cache::ship(&self.engine, &p.digest, &p.path, &p.component)
+                    .map_err(|e| format!("{}: cannot write the compiled code beside it: {e}", p.path.display()))
+            })
+            .collect()
     }
 
     /// Calls `describe` with only the plugin's own needs linked and nothing

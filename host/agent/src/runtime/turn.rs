@@ -147,6 +147,9 @@ impl AgentRuntime {
             messages: transcript.messages,
             inbound_refs: transcript.inbound_refs,
         };
+        // Right after a start, tool components may still be compiling: wait
+        // for them rather than run the turn without its tools.
+        self.plugins.settled().await;
         let tools = self.link_tools(cfg, agent_id, &entry, &inbound);
         let specs = tool_specs(&tools);
         let ask = Ask {

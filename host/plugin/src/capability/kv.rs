@@ -1,65 +1,50 @@
 //! `chela:plugin/kv`: small persistent state per scope (plugin × account or
-//! plugin × agent), one JSON file per scope under the state dir, replaced
-//! atomically on every change (on the blocking pool, never on an async
-//! worker). Shared by all instances of the scope.
+//! plugin × agent) under the state dir, a snapshot plus an append-only log
+//! (`kv_log.rs`); every change is synced before it is acknowledged, on the
+//! blocking pool, never on an async worker. Shared by all instances of the
+//! scope; each operation is atomic.
 //!
 //! Must not: let one scope read another's state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::chela::plugin::kv;
+use crate::capability::kv_log::Stored;
 use crate::capability::GrantSet;
 
 pub const MAX_KEY_BYTES: usize = 256;
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 pub const MAX_KEYS: usize = 1024;
 
-type Data = BTreeMap<String, Vec<u8>>;
-
 /// One scope's state, loaded once per process.
 #[derive(Debug, Clone)]
 pub struct KvScope {
-    path: PathBuf,
-    data: Arc<Mutex<Data>>,
+    data: Arc<Mutex<Stored>>,
 }
 
-fn registry() -> &'static Mutex<HashMap<PathBuf, Arc<Mutex<Data>>>> {
-    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<Data>>>>> = OnceLock::new();
+fn registry() -> &'static Mutex<HashMap<PathBuf, Arc<Mutex<Stored>>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<Stored>>>>> = OnceLock::new();
     OPEN.get_or_init(Default::default)
 }
 
-fn load(path: &Path) -> Data {
-    let Ok(text) = std::fs::read_to_string(path) else { return Data::new() };
-    let Ok(map) = serde_json::from_str::<BTreeMap<String, String>>(&text) else {
-        tracing::warn!(path = %path.display(), "unreadable kv file; starting empty (the old file is kept as .corrupt)");
-        let _ = std::fs::rename(path, path.with_extension("corrupt"));
-        return Data::new();
-    };
-    map.into_iter().filter_map(|(k, v)| Some((k, hex::decode(v).ok()?))).collect()
-}
-
 impl KvScope {
-    /// Opens the scope stored in `dir/kv.json`.
+    /// Opens the scope stored in `dir` (`kv.json` and `kv.log`).
     pub fn open(dir: &Path) -> KvScope {
-        let path = dir.join("kv.json");
         let mut open = registry().lock().unwrap_or_else(|p| p.into_inner());
-        let data = open.entry(path.clone()).or_insert_with(|| Arc::new(Mutex::new(load(&path)))).clone();
-        KvScope { path, data }
+        let data = open.entry(dir.to_path_buf()).or_insert_with(|| Arc::new(Mutex::new(Stored::open(dir)))).clone();
+        KvScope { data }
     }
 
-    fn persist(&self, data: &Data) -> Result<(), String> {
-        let text: BTreeMap<&String, String> = data.iter().map(|(k, v)| (k, hex::encode(v))).collect();
-        let body = serde_json::to_vec(&text).map_err(|e| e.to_string())?;
-        chela_durable::replace(&self.path, &body, chela_durable::Durability::Fsync)
-            .map_err(|e| format!("cannot write state: {e}"))
+    fn lock(&self) -> std::sync::MutexGuard<'_, Stored> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.data.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+        self.lock().map.get(key).cloned()
     }
 
     pub fn set(&self, key: String, value: Vec<u8>) -> Result<(), String> {
@@ -81,19 +66,19 @@ impl KvScope {
         if value.len() > MAX_VALUE_BYTES {
             return Err(format!("values are limited to {MAX_VALUE_BYTES} bytes"));
         }
-        let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        if condition.is_some_and(|expected| data.get(&key) != expected.as_ref()) {
+        let mut stored = self.lock();
+        if condition.is_some_and(|expected| stored.map.get(&key) != expected.as_ref()) {
             return Ok(false);
         }
-        if !data.contains_key(&key) && data.len() >= MAX_KEYS {
+        if !stored.map.contains_key(&key) && stored.map.len() >= MAX_KEYS {
             return Err(format!("this scope already holds {MAX_KEYS} keys"));
         }
-        let previous = data.insert(key.clone(), value);
-        if let Err(e) = self.persist(&data) {
+        let previous = stored.map.insert(key.clone(), value.clone());
+        if let Err(e) = stored.record(&key, Some(&value)) {
             // Keep memory and disk in step: undo on a failed write.
             match previous {
-                Some(v) => data.insert(key, v),
-                None => data.remove(&key),
+                Some(v) => stored.map.insert(key, v),
+                None => stored.map.remove(&key),
             };
             return Err(e);
         }
@@ -101,10 +86,10 @@ impl KvScope {
     }
 
     pub fn delete(&self, key: &str) -> Result<(), String> {
-        let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(previous) = data.remove(key) {
-            if let Err(e) = self.persist(&data) {
-                data.insert(key.to_string(), previous);
+        let mut stored = self.lock();
+        if let Some(previous) = stored.map.remove(key) {
+            if let Err(e) = stored.record(key, None) {
+                stored.map.insert(key.to_string(), previous);
                 return Err(e);
             }
         }
@@ -112,8 +97,7 @@ impl KvScope {
     }
 
     pub fn keys(&self, prefix: &str) -> Vec<String> {
-        let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        data.keys().filter(|k| k.starts_with(prefix)).cloned().collect()
+        self.lock().map.keys().filter(|k| k.starts_with(prefix)).cloned().collect()
     }
 }
 
@@ -195,8 +179,8 @@ mod tests {
         a.set("offset".into(), b"42".to_vec()).unwrap();
         // A second handle to the same scope shares state.
         assert_eq!(KvScope::open(dir.path()).get("offset").as_deref(), Some(&b"42"[..]));
-        // A fresh process would read the file.
-        assert_eq!(load(&dir.path().join("kv.json")).get("offset").map(Vec::as_slice), Some(&b"42"[..]));
+        // A fresh process would read the files.
+        assert_eq!(Stored::open(dir.path()).map.get("offset").map(Vec::as_slice), Some(&b"42"[..]));
         assert!(a.set(String::new(), vec![]).is_err());
         assert!(a.set("big".into(), vec![0; MAX_VALUE_BYTES + 1]).is_err());
         a.delete("offset").unwrap();
@@ -234,6 +218,6 @@ mod tests {
         let mut claimed = claimed.into_inner().unwrap();
         claimed.sort_unstable();
         assert_eq!(claimed, (2..=41).collect::<Vec<u64>>());
-        assert_eq!(load(&dir.path().join("kv.json")).get("seq").map(Vec::as_slice), Some(&b"41"[..]));
+        assert_eq!(Stored::open(dir.path()).map.get("seq").map(Vec::as_slice), Some(&b"41"[..]));
     }
 }

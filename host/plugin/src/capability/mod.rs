@@ -14,6 +14,7 @@
 pub mod egress;
 pub mod http;
 pub mod kv;
+mod kv_log;
 pub mod log;
 pub mod process;
 pub mod secrets;

@@ -1,6 +1,8 @@
 //! Per-call cost of a trivial Rust tool (fresh instance per call: pooling +
 //! InstancePre), and the gateway's plugin-set cold start with a warm compile
-//! cache and on a cache miss. Needs `cargo xtask build-plugins` first.
+//! cache and on a cache miss; a kv `set` in a scope of 256 values (the
+//! `webhook` channel's outbox) against rewriting that scope's whole file, the
+//! write path kv had before its log. Needs `cargo xtask build-plugins` first.
 //! Run: `cargo bench -p chela-plugin --bench call`.
 
 use std::path::PathBuf;
@@ -74,5 +76,33 @@ fn bench_cold_start(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_call, bench_cold_start);
+fn bench_kv_set(c: &mut Criterion) {
+    use chela_plugin::capability::kv::KvScope;
+    let dir = tempfile::tempdir().unwrap();
+    let kv = KvScope::open(dir.path());
+    let value = vec![b'x'; 200];
+    for i in 0..256 {
+        kv.set(format!("outbox/{i}"), value.clone()).unwrap();
+    }
+    let mut g = c.benchmark_group("kv");
+    g.sample_size(30);
+    let mut n = 0u32;
+    g.bench_function("set: one fsynced log append (256 keys in scope)", |b| {
+        b.iter(|| {
+            n += 1;
+            kv.set(format!("outbox/{}", n % 256), value.clone()).unwrap()
+        })
+    });
+    // The same scope as one JSON file, replaced and fsynced: what each `set` cost before.
+    let whole: std::collections::BTreeMap<String, String> =
+        (0..256).map(|i| (format!("outbox/{i}"), hex::encode(&value))).collect();
+    let body = serde_json::to_vec(&whole).unwrap();
+    let file = dir.path().join("whole.json");
+    g.bench_function("set before: replace the scope's whole file (256 keys)", |b| {
+        b.iter(|| chela_durable::replace(&file, &body, chela_durable::Durability::Fsync).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_call, bench_cold_start, bench_kv_set);
 criterion_main!(benches);

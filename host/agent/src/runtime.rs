@@ -93,6 +93,10 @@ pub struct TurnOutcome {
     /// Tokens the model reported for this turn (all rounds).
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Seconds waiting on the model, all rounds.
+    pub model_seconds: f64,
+    /// Seconds waiting on the session store (its syncs included), all calls.
+    pub store_seconds: f64,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -246,7 +246,10 @@ impl Gateway {
             Ok(t) => t,
             Err(e) => return self.fail(&ch, &account, "agent", e.to_string()),
         };
-        self.metrics.observe("chela_turn_seconds", &[("agent", &turn.agent_id)], started.elapsed().as_secs_f64());
+        let agent = [("agent", turn.agent_id.as_str())];
+        self.metrics.observe("chela_turn_seconds", &agent, started.elapsed().as_secs_f64());
+        self.metrics.observe("chela_model_seconds", &agent, turn.model_seconds);
+        self.metrics.observe("chela_store_seconds", &agent, turn.store_seconds);
         for call in &turn.tool_calls {
             let result = if call.ok { "ok" } else { "error" };
             let labels = [("agent", turn.agent_id.as_str()), ("tool", call.name.as_str())];

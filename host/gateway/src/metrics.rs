@@ -41,11 +41,13 @@ const COUNTERS: [(&str, &str); 9] = [
 ];
 
 /// Every histogram: name and help (seconds, buckets from 1 ms to ~33 s).
-const HISTOGRAMS: [(&str, &str); 4] = [
+const HISTOGRAMS: [(&str, &str); 6] = [
     ("chela_message_reply_seconds", "From a message's acceptance into the journal until its reply was delivered."),
     ("chela_queue_wait_seconds", "How long an accepted message waited behind its chat's earlier messages."),
     ("chela_turn_seconds", "One agent turn: prompt, model rounds and tool calls."),
     ("chela_tool_call_seconds", "One tool call, as the agent's turn saw it."),
+    ("chela_model_seconds", "A turn's time waiting on its model (all rounds)."),
+    ("chela_store_seconds", "A turn's time waiting on the session store, its syncs included (all calls)."),
 ];
 
 fn buckets() -> Histogram {

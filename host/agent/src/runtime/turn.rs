@@ -44,10 +44,40 @@ async fn off_thread<T: Send + 'static>(
     }
 }
 
+/// The session store as one turn uses it: every call on the blocking pool
+/// ([`off_thread`]), and the time the turn spent waiting on it (for the
+/// store-time histogram).
+#[derive(Clone)]
+struct TurnStore {
+    store: Arc<dyn SessionStore>,
+    waited_ns: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl TurnStore {
+    fn new(store: Arc<dyn SessionStore>) -> TurnStore {
+        TurnStore { store, waited_ns: Arc::default() }
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn SessionStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let started = std::time::Instant::now();
+        let out = off_thread(&self.store, work).await;
+        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.waited_ns.fetch_add(ns, std::sync::atomic::Ordering::Relaxed);
+        out
+    }
+
+    fn waited(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.waited_ns.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// The session's conversation as this turn extends it: each message is on
 /// disk before the next step starts, so a crash loses at most the step in progress.
 struct Conversation {
-    store: Arc<dyn SessionStore>,
+    store: TurnStore,
     entry: Arc<SessionEntry>,
     cwd: Arc<str>,
     parent: Option<String>,
@@ -69,7 +99,7 @@ impl Conversation {
             obj.insert("inboundRef".into(), Value::String(r.to_string()));
         }
         let (entry, cwd) = (self.entry.clone(), self.cwd.clone());
-        off_thread(&self.store, move |s| s.append(&entry, &cwd, &[line])).await?;
+        self.store.call(move |s| s.append(&entry, &cwd, &[line])).await?;
         self.parent = Some(id);
         self.messages.push(Arc::new(m));
         self.inbound_refs.push(inbound_ref.map(Arc::from));
@@ -85,6 +115,8 @@ struct Exchange {
     calls: Vec<ToolCallSummary>,
     input_tokens: u64,
     output_tokens: u64,
+    /// Time spent waiting on the model (all rounds).
+    model_time: std::time::Duration,
 }
 
 /// What a model round is asked with (the same in every round of a turn).
@@ -106,13 +138,13 @@ impl AgentRuntime {
         inbound: Inbound,
         on_text: Option<TextSink>,
     ) -> Result<TurnOutcome, RunError> {
-        let store = self.store_in(cfg, agent_id)?;
+        let store = TurnStore::new(self.store_in(cfg, agent_id)?);
         let key = inbound.target.key.as_str();
         let (text, explicit_reset) = strip_reset_trigger(cfg, &inbound.text);
         let channel = inbound.delivery.as_ref().map(|d| d.channel.as_str());
         let policy = freshness::policy_for(cfg, channel, inbound.target.chat_type);
         let opening = Opening { key: key.to_string(), explicit_reset, policy, stamp: Stamp::of(&inbound) };
-        let (reset, entry) = off_thread(&store, move |s| open_session(s, &opening)).await?;
+        let (reset, entry) = store.call(move |s| open_session(s, &opening)).await?;
         let (models, identity) = agent_profile(cfg, agent_id);
         let outcome = |session_id: String, exchange: Exchange| TurnOutcome {
             agent_id: agent_id.to_string(),
@@ -124,6 +156,8 @@ impl AgentRuntime {
             reset,
             input_tokens: exchange.input_tokens,
             output_tokens: exchange.output_tokens,
+            model_seconds: exchange.model_time.as_secs_f64(),
+            store_seconds: store.waited().as_secs_f64(),
         };
         if text.trim().is_empty() {
             let greeting = Exchange {
@@ -138,7 +172,7 @@ impl AgentRuntime {
         let workspace = agent_workspace(cfg, &roster, agent_id, &self.env);
         let entry = Arc::new(entry);
         let shared = entry.clone();
-        let transcript = off_thread(&store, move |s| s.transcript(&shared)).await?;
+        let transcript = store.call(move |s| s.transcript(&shared)).await?;
         let mut conversation = Conversation {
             store: store.clone(),
             entry: entry.clone(),
@@ -170,7 +204,7 @@ impl AgentRuntime {
             }
         };
         let usage = (key.to_string(), exchange.input_tokens, exchange.output_tokens);
-        let done = off_thread(&store, move |s| record_usage(s, &usage.0, usage.1, usage.2)).await?;
+        let done = store.call(move |s| record_usage(s, &usage.0, usage.1, usage.2)).await?;
         Ok(outcome(done.session_id, exchange))
     }
 
@@ -248,7 +282,9 @@ impl AgentRuntime {
                 agent_dir: ask.agent_dir.clone(),
                 on_text: ask.on_text.clone(),
             };
+            let asked = std::time::Instant::now();
             let (name, answer) = self.complete(ask.agent_id, ask.models, request).await?;
+            exchange.model_time += asked.elapsed();
             exchange.input_tokens += answer.usage.input;
             exchange.output_tokens += answer.usage.output;
             let (provider, model) = split_model(&name).unwrap_or(("", ""));

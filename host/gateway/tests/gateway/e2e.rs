@@ -258,6 +258,10 @@ async fn webhook_rejects_bad_input_and_routes_nothing() {
         metrics.contains(r#"chela_channel_instance_memory_bytes{channel="webhook",account="inbox",lane="serve"}"#),
         "{metrics}"
     );
+    // Where a turn's time went: the model and the store, per agent.
+    for h in ["chela_model_seconds_count", "chela_store_seconds_count"] {
+        assert!(metrics.contains(&format!(r#"{h}{{agent="work"}} 1"#)), "{h}: {metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,9 @@ pub(crate) fn metrics_need_auth(gw: &Gateway) -> bool {
     configured.unwrap_or(!gw.options.addr.ip().is_loopback())
 }
 
-pub(crate) fn readyz(gw: &Gateway) -> Reply {
+/// `detailed`: the caller may see the per-account report (see `server.rs`);
+/// otherwise only how many accounts are degraded.
+pub(crate) fn readyz(gw: &Gateway, detailed: bool) -> Reply {
     let failed: Vec<serde_json::Value> = gw
         .plugins
         .list()
@@ -35,11 +37,14 @@ pub(crate) fn readyz(gw: &Gateway) -> Reply {
         .filter(|a| a.state == AccountState::Degraded)
         .map(|a| format!("{}/{}", a.channel, a.account))
         .collect();
-    json(
-        status,
-        &serde_json::json!({"ready": ready, "channelsMissing": missing, "pluginsNotReady": failed,
-                            "accountsDegraded": degraded, "accounts": accounts}),
-    )
+    let body = if detailed {
+        serde_json::json!({"ready": ready, "channelsMissing": missing, "pluginsNotReady": failed,
+                           "accountsDegraded": degraded, "accounts": accounts})
+    } else {
+        serde_json::json!({"ready": ready, "channelsMissing": missing, "pluginsNotReady": failed,
+                           "accountsDegraded": degraded.len()})
+    };
+    json(status, &body)
 }
 
 pub(crate) async fn metrics(gw: &Gateway) -> String {

@@ -247,9 +247,9 @@ impl Gateway {
         for skipped in &recovered.skipped {
             tracing::warn!(line = skipped.line, why = %skipped.why, journal = %journal.path().display(), "journal line skipped");
         }
-        // Channel adapters first: the gateway serves once they run. Tools
-        // compile meanwhile (`serve` starts that scan), and a turn waits for
-        // them (`Plugins::settled`).
+        // Channel adapters first: the gateway serves once they run. The
+        // tools compile behind it (the scan spawned below), and a turn waits
+        // for them (`Plugins::settled`).
         let report = plugins.rescan_channels().await;
         for (path, e) in &report.failed {
             tracing::warn!(path = %path.display(), error = %e, "plugin not loaded");
@@ -484,9 +484,9 @@ impl Gateway {
         let local = listener.local_addr().map_err(|error| GatewayError::Bind { addr, error })?;
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(server::accept_loop(self.clone(), listener, stopped));
-        // The first scan loads what `new` left (tools); later ones pick up
-        // changes. New tools are linked on the next turn; channel plugins are
-        // (re)started here.
+        // Rescans pick up changed files (scans run one at a time, so the
+        // first waits for the one `new` started). New tools are linked on the
+        // next turn; channel plugins are (re)started here.
         let gw = Arc::downgrade(self);
         let watcher = self.plugins.watch(self.options.plugin_scan, move |report| {
             let gw = gw.clone();

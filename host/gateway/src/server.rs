@@ -124,7 +124,17 @@ async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::Sock
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-        (&Method::GET, "/readyz") => crate::health::readyz(&gw),
+        (&Method::GET, "/readyz") => {
+            // Ready or not is public (probes carry no token); which accounts
+            // exist and their errors only for whom `/metrics` would answer.
+            let detailed = if crate::health::metrics_need_auth(&gw) {
+                req.headers().contains_key(hyper::header::AUTHORIZATION)
+                    && crate::control::authorize(&gw, &req, peer).is_ok()
+            } else {
+                crate::guard::browser_checks(req.method(), req.headers(), &gw.config()).is_ok()
+            };
+            crate::health::readyz(&gw, detailed)
+        }
         (&Method::GET, "/metrics") => {
             // Never to a rebinding or cross-origin page; the token too when configured so.
             let checked = if crate::health::metrics_need_auth(&gw) {

@@ -213,9 +213,6 @@ impl Supervision {
 pub(crate) async fn poll_loop(gw: Weak<Gateway>, channel: Arc<ChannelRuntime>, account: String) {
     let generation = channel.generation(&account);
     let ch = channel.channel_id().to_string();
-    if let Some(g) = gw.upgrade() {
-        g.supervision.serving(&ch, &account, true);
-    }
     loop {
         let Some(g) = gw.upgrade() else { return };
         if g.stopping.load(Ordering::SeqCst)

@@ -136,6 +136,7 @@ impl ChannelRuntime {
         let linker = linker_for(engine.engine(), &shape).map_err(|e| setup(format!("{e:#}")))?;
         let pre = linker.instantiate_pre(&plugin.component).map_err(|e| setup(format!("cannot link: {e:#}")))?;
         let pre = SocketChannelPluginPre::new(pre).map_err(|e| setup(format!("{e:#}")))?;
+        let entry = PluginEntry::of(cfg, &plugin.id);
         let mut rt = ChannelRuntime {
             info: ChannelInfo {
                 id: String::new(),
@@ -149,12 +150,8 @@ impl ChannelRuntime {
             pre,
             grants: GrantSet { capabilities: shape, ..GrantSet::minimal() },
             accounts: std::sync::RwLock::default(),
-            lanes: Lanes::new(
-                PluginEntry::of(cfg, &plugin.id).instances_per_account().unwrap_or_else(default_instances),
-            ),
-            memory_bytes: PluginEntry::of(cfg, &plugin.id)
-                .memory_bytes()
-                .map_or(engine_memory, |m| m.min(engine_memory)),
+            lanes: Lanes::new(entry.instances_per_account().unwrap_or_else(default_instances)),
+            memory_bytes: entry.memory_bytes().map_or(engine_memory, |m| m.min(engine_memory)),
             plugin,
         };
         // Described by an instance of its own, which is then dropped.

@@ -178,8 +178,9 @@ impl Plugins {
     /// plugin set is [`settled`](Self::settled).
     pub async fn rescan(&self) -> ScanReport {
         let _one_at_a_time = self.scanning.lock().await;
-        let mut report = self.load_changed(|_| true).await;
-        let seen: BTreeSet<String> = self.wasm_files().iter().filter_map(|p| plugin_id(p)).collect();
+        let files = self.wasm_files();
+        let mut report = self.load_changed(&files, |_| true).await;
+        let seen: BTreeSet<String> = files.iter().filter_map(|p| plugin_id(p)).collect();
         let mut loaded = self.loaded.write().unwrap_or_else(|p| p.into_inner());
         let gone: Vec<String> = loaded.keys().filter(|id| !seen.contains(*id)).cloned().collect();
         for id in gone {
@@ -197,7 +198,7 @@ impl Plugins {
     pub async fn rescan_channels(&self) -> ScanReport {
         let _one_at_a_time = self.scanning.lock().await;
         self.settled.send_replace(false);
-        self.load_changed(|looks_like_channel| looks_like_channel).await
+        self.load_changed(&self.wasm_files(), |looks_like_channel| looks_like_channel).await
     }
 
     /// Resolves once a full scan has loaded every file (at once, unless a
@@ -208,12 +209,13 @@ impl Plugins {
         let _ = rx.wait_for(|s| *s).await;
     }
 
-    /// The new and changed files `wanted` (given whether the file looks like
-    /// a channel adapter), compiled in parallel, channel adapters first.
-    async fn load_changed(&self, wanted: impl Fn(bool) -> bool) -> ScanReport {
+    /// Those of `files` that are new or changed and `wanted` (given whether
+    /// the file looks like a channel adapter), compiled in parallel, channel
+    /// adapters first.
+    async fn load_changed(&self, files: &[PathBuf], wanted: impl Fn(bool) -> bool) -> ScanReport {
         let mut report = ScanReport::default();
         let mut todo = Vec::new();
-        for path in self.wasm_files() {
+        for path in files.iter().cloned() {
             let Some(id) = plugin_id(&path) else { continue };
             let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
             let current = self.get(&id);

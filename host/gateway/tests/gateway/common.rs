@@ -33,6 +33,17 @@ pub async fn serve_with_vars(
     plugins: &[&str],
     vars: Arc<chela_core::config::EnvVars>,
 ) -> Running {
+    serve_with_options(root, config, plugins, vars, GatewayOptions::loopback(0)).await
+}
+
+/// [`serve_with_vars`] with the listener's options (address, token).
+pub async fn serve_with_options(
+    root: &Path,
+    config: &str,
+    plugins: &[&str],
+    vars: Arc<chela_core::config::EnvVars>,
+    options: GatewayOptions,
+) -> Running {
     let pdir = root.join("state/plugins");
     std::fs::create_dir_all(&pdir).unwrap();
     for p in plugins {
@@ -46,8 +57,7 @@ pub async fn serve_with_vars(
     };
     let plugins = Arc::new(Plugins::new(Arc::new(PluginEngine::new(Limits::default()).unwrap()), vec![pdir], None));
     let providers = Providers::from_config(&cfg, vars.clone());
-    let gw =
-        Gateway::new(cfg, env, plugins, providers, GatewayOptions::loopback(0), vars).await.expect("gateway starts");
+    let gw = Gateway::new(cfg, env, plugins, providers, options, vars).await.expect("gateway starts");
     assert!(gw.missing_channels().is_empty(), "{:?}", gw.missing_channels());
     gw.serve().await.expect("listens")
 }

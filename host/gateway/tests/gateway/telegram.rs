@@ -166,3 +166,48 @@ async fn webhook_mode_checks_the_secret_rejects_garbage_and_dedupes() {
     );
     assert!(gw.shutdown().await);
 }
+
+/// Off loopback, `/readyz` tells anyone whether the replica is ready, but
+/// which accounts exist and their errors only to a caller with the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_shows_account_details_off_loopback_only_with_the_token() {
+    let fake = TelegramFake::start().await;
+    fake_bots(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let options = chela_gateway::GatewayOptions {
+        addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        auth_token: Some("ops-token".into()),
+        ..chela_gateway::GatewayOptions::loopback(0)
+    };
+    let config = config(dir.path(), &fake.api_root(), "polling");
+    let gw = common::serve_with_options(
+        dir.path(),
+        &config,
+        &["channel_telegram"],
+        std::sync::Arc::new(|_: &str| None),
+        options,
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{}/readyz", gw.addr.port());
+    let get = |headers: Vec<(&'static str, &'static str)>| {
+        let url = url.clone();
+        async move {
+            let a = chela_fakes::wire::request("GET", &url, &headers, b"").await.expect("answered");
+            (a.status, serde_json::from_str::<Value>(&a.body).unwrap_or_default())
+        }
+    };
+    let (status, anonymous) = get(vec![]).await;
+    assert_eq!(status, 200);
+    assert_eq!(anonymous["ready"], true);
+    assert!(anonymous.get("accounts").is_none(), "{anonymous}");
+    assert!(anonymous["accountsDegraded"].is_u64(), "only a count: {anonymous}");
+    assert!(!anonymous.to_string().contains("work"), "no account names: {anonymous}");
+    let (_, wrong) = get(vec![("authorization", "Bearer guess")]).await;
+    assert!(wrong.get("accounts").is_none(), "{wrong}");
+    let (status, owner) = get(vec![("authorization", "Bearer ops-token")]).await;
+    assert_eq!(status, 200);
+    let accounts: Vec<&str> =
+        owner["accounts"].as_array().into_iter().flatten().filter_map(|a| a["account"].as_str()).collect();
+    assert!(accounts.contains(&"work") && accounts.contains(&"help"), "{owner}");
+    assert!(gw.shutdown().await);
+}

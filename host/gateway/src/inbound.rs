@@ -5,10 +5,12 @@
 //! Must not: route or build keys itself (core's dispatch does), or deliver a reply anywhere but the
 //! chat it came from.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chela_agent::{DeliveryContext, Inbound, Origin};
+use chela_agent::store::StoreError;
+use chela_agent::{DeliveryContext, Inbound, Origin, RunError};
 use chela_core::access::{dm_access, group_access, is_mentioned, mention_patterns, DmVerdict, GroupVerdict};
 use chela_core::ids::ChatType;
 use chela_core::routing::{BroadcastOrder, PeerRef, Route, RouteInput};
@@ -24,6 +26,9 @@ use crate::Gateway;
 const MAX_DELIVERY_ATTEMPTS: u32 = 4;
 /// The longest retry-after we wait for before giving up on a reply.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+/// Waits before a turn the session store refused runs again.
+const DEFERRED_FIRST_RETRY: Duration = Duration::from_millis(500);
+const DEFERRED_LONGEST_RETRY: Duration = Duration::from_secs(30);
 
 /// The WIT peer kind as core's chat type, and back.
 pub fn chat_type(k: PeerKind) -> ChatType {
@@ -71,6 +76,9 @@ pub enum Outcome {
     },
     Dropped(String),
     Failed(String),
+    /// The turn could not be stored (the disk refused a session write): the
+    /// event stays unfinished in the journal and is run again.
+    Deferred(String),
     /// A broadcast group: one outcome per agent.
     Broadcast(Vec<Outcome>),
 }
@@ -115,10 +123,25 @@ impl Gateway {
         ticket: Ticket,
     ) -> Outcome {
         let seq = ticket.seq;
-        let outcome = self.pipeline(channel, ev, ticket).await;
+        let mut attempt = 0;
+        let outcome = loop {
+            let outcome = self.pipeline(channel.clone(), ev.clone(), ticket.clone()).await;
+            // A turn the store refused runs again once it can be stored, and
+            // the chat's later messages wait behind it (this is their queue).
+            // Not journaled, or shutting down: it stays for the next start.
+            if !matches!(outcome, Outcome::Deferred(_)) || seq.is_none() || self.stopping.load(Ordering::SeqCst) {
+                break outcome;
+            }
+            tokio::time::sleep(backoff(DEFERRED_FIRST_RETRY, attempt, DEFERRED_LONGEST_RETRY)).await;
+            attempt += 1;
+        };
         if let Some(seq) = seq {
             let how = match &outcome {
                 Outcome::Replied { finished: true, .. } => None,
+                // A broadcast with an agent the store refused stays unfinished:
+                // the next start runs that agent (the others' replies are journaled).
+                Outcome::Deferred(_) => None,
+                Outcome::Broadcast(o) if o.iter().any(|o| matches!(o, Outcome::Deferred(_))) => None,
                 Outcome::Replied { .. } | Outcome::Broadcast(_) => Some("replied"),
                 Outcome::Dropped(_) => Some("dropped"),
                 Outcome::Failed(_) => Some("failed"),
@@ -244,6 +267,11 @@ impl Gateway {
         let started = std::time::Instant::now();
         let turn = match self.runtime.run(snap, inbound).await {
             Ok(t) => t,
+            Err(e @ RunError::Store(StoreError::Io { .. })) => {
+                tracing::error!(channel = %ch, account, error = %e, "the turn cannot be stored; it will run again");
+                self.metrics.inc("chela_errors_total", &[("stage", "store")]);
+                return Outcome::Deferred(e.to_string());
+            }
             Err(e) => return self.fail(&ch, &account, "agent", e.to_string()),
         };
         let agent = [("agent", turn.agent_id.as_str())];

@@ -47,6 +47,41 @@ impl Gateway {
 
     /// The same with these components (file stems under the release build) in the plugins dir.
     pub async fn start_with(root: &Path, config_text: &str, components: &[&str]) -> Gateway {
+        Gateway::start_as(root, config_text, components, chela(root, &root.join("chela.json5"))).await
+    }
+
+    /// The same with the state dir on a disk of its own, `mib` MiB large
+    /// (a tmpfs in a private mount namespace, seeded with what the state dir
+    /// held): the gateway sees it at the usual path, and so does
+    /// [`Gateway::state_path`]. Needs `unshare` (util-linux) and user
+    /// namespaces.
+    pub async fn start_on_small_disk(root: &Path, config_text: &str, components: &[&str], mib: u32) -> Gateway {
+        let state = root.join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let mut c = Command::new("unshare");
+        c.args(["--user", "--map-root-user", "--mount", "sh", "-euc"]);
+        c.arg(
+            r#"s="$1"; size="$2"; shift 2
+               cp -a "$s" "$s.seed"
+               mount -t tmpfs -o "size=${size}m" chela-small-disk "$s"
+               cp -a "$s.seed/." "$s/"; rm -rf "$s.seed"
+               exec "$@""#,
+        );
+        c.arg("sh").arg(&state).arg(mib.to_string()).arg(env!("CARGO_BIN_EXE_chela"));
+        c.arg("--config").arg(root.join("chela.json5")).env("CHELA_STATE_DIR", &state).env("HOME", root);
+        c.env_remove("CHELA_GATEWAY_TOKEN");
+        Gateway::start_as(root, config_text, components, c).await
+    }
+
+    /// A path under the state dir as the gateway sees it (through its mount
+    /// namespace, which [`Gateway::start_on_small_disk`] makes its own).
+    pub fn state_path(&self, rel: &str) -> PathBuf {
+        let pid = self.child.id().expect("running");
+        let state = self.root.join("state").join(rel);
+        PathBuf::from(format!("/proc/{pid}/root")).join(state.strip_prefix("/").unwrap_or(&state))
+    }
+
+    async fn start_as(root: &Path, config_text: &str, components: &[&str], mut command: Command) -> Gateway {
         let plugins = root.join("state/plugins");
         std::fs::create_dir_all(&plugins).unwrap();
         for c in components {
@@ -54,7 +89,7 @@ impl Gateway {
         }
         let config = root.join("chela.json5");
         std::fs::write(&config, config_text).unwrap();
-        let mut child = chela(root, &config)
+        let mut child = command
             .args(["gateway", "--port", "0"])
             .env("OPENAI_API_KEY", "sk-fake-openai")
             .stderr(Stdio::piped())

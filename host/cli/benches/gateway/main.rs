@@ -8,9 +8,13 @@
 //! it) until the fake has recorded the reply the adapter sent through the
 //! Graph API. The same client then drives a bare hyper echo server over the
 //! same loopback HTTP path: the ratio is how close the gateway gets to this
-//! machine's HTTP limit.
+//! machine's HTTP limit. Then `completions.rs`: the same agent turn through
+//! chela's and OpenClaw 2026.9.6's `/v1/chat/completions` against one fake
+//! model server, with CPU per turn for each.
 //!
-//! Run: `cargo bench -p chela --bench gateway` (`-- --quick`: a smoke run).
+//! Run: `cargo bench -p chela --bench gateway` (`-- --quick`: a smoke run
+//! without OpenClaw; `-- --no-openclaw`: skip installing and running it;
+//! `-- --completions-only`: that comparison alone).
 //! A bench binary: the figures are distributions over concurrent sessions
 //! and a process's memory, not one repeated call.
 
@@ -25,6 +29,8 @@ use chela_fakes::wire;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
+
+mod completions;
 
 /// The business number all load goes to (account `biz`, bound to `work`).
 const BIZ: &str = platforms::WHATSAPP_NUMBERS[0].1;
@@ -89,9 +95,10 @@ struct Gateway {
 }
 
 /// Starts `chela gateway`; returns it with the time until `/readyz` said 200.
-async fn start(root: &Path) -> (Gateway, Duration) {
+async fn start(root: &Path, env: &[(&str, &str)]) -> (Gateway, Duration) {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_chela"))
+        .envs(env.iter().copied())
         .arg("--config")
         .arg(root.join("chela.json5"))
         .args(["gateway", "--port", "0"])
@@ -230,6 +237,11 @@ async fn echo(url: &str, sessions: usize, run: Duration, body: &[u8]) -> Figures
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick" || a == "--test");
+    let with_openclaw = !quick && !std::env::args().any(|a| a == "--no-openclaw");
+    if std::env::args().any(|a| a == "--completions-only") {
+        completions::compare(quick, with_openclaw).await;
+        return;
+    }
     let run = if quick { Duration::from_millis(1500) } else { Duration::from_secs(8) };
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
@@ -246,17 +258,17 @@ async fn main() {
     std::fs::write(root.join("chela.json5"), config(root, &p)).expect("config");
 
     // Start-up: the first start compiles the four components; later ones load them from the cache.
-    let (gw, cold) = start(root).await;
+    let (gw, cold) = start(root, &[]).await;
     stop(gw).await;
     let mut warm = Vec::new();
     for _ in 0..if quick { 1 } else { 4 } {
-        let (gw, t) = start(root).await;
+        let (gw, t) = start(root, &[]).await;
         warm.push(t);
         stop(gw).await;
     }
     warm.sort();
     let warm_median = warm[warm.len() / 2];
-    let (gw, _) = start(root).await;
+    let (gw, _) = start(root, &[]).await;
     let pid = gw.child.id().expect("running");
     tokio::time::sleep(Duration::from_secs(if quick { 1 } else { 3 })).await;
     let (idle_rss, _) = rss_mib(pid);
@@ -327,6 +339,7 @@ async fn main() {
     println!("| RSS after the load (peak) | {rss_after:.1} MiB ({peak:.1} MiB) |");
     echo_server.abort();
     stop(gw).await;
+    completions::compare(quick, with_openclaw).await;
 }
 
 fn humantime(d: Duration) -> String {

@@ -5,3 +5,4 @@
 
 mod conformance;
 mod deploy;
+mod openclaw_docs;

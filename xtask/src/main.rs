@@ -8,16 +8,17 @@
 //! Must not: hold product behaviour: it only builds, runs and tests what the crates define.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|build-plugins|fuzz [SECONDS]|bench>
+const USAGE: &str = "usage: cargo xtask <demo|test|build-plugins|fuzz [SECONDS]|bench|openclaw-schema>
   demo [--once]  run the gateway on examples/multi-agent.json5, offline, after a walkthrough (--once: stop after it)
   test           build plugins, fmt check, deploy manifests, clippy, all tests, bench smoke, bounded fuzzing (what CI runs)
   validate-deploy  the Kubernetes manifests against the API schemas (kubernetes-validate)
   build-plugins  build plugins/ and test fixtures for wasm32-wasip2 (installs the target if missing)
   fuzz   run each fuzz target for SECONDS (default 30)
-  bench  run the criterion benchmarks";
+  bench  run the criterion benchmarks
+  openclaw-schema  regenerate host/core/src/config/openclaw_schema.json from openclaw@2026.9.6 (npm registry)";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
@@ -629,6 +630,98 @@ fn ensure_bubblewrap() {
     }
 }
 
+/// The file chela's config loader knows OpenClaw's keys from.
+const OPENCLAW_SCHEMA: &str = "host/core/src/config/openclaw_schema.json";
+
+/// Regenerates [`OPENCLAW_SCHEMA`]: `openclaw config schema` of the pinned
+/// release (Node 24 and openclaw@2026.9.6 from the npm registry, through
+/// `xtask/openclaw/install.sh`), with the annotations validation does not
+/// use (`title`, `description`, `default`, `examples`) removed.
+fn openclaw_schema() -> Result<(), String> {
+    let root = root();
+    let out = Command::new("bash")
+        .arg(root.join("xtask/openclaw/install.sh"))
+        .arg(root.join("target/openclaw-bench"))
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run xtask/openclaw/install.sh: {e}"))?;
+    if !out.status.success() {
+        return Err("installing OpenClaw failed".into());
+    }
+    let paths = String::from_utf8_lossy(&out.stdout);
+    let mut lines = paths.lines();
+    let (Some(node), Some(cli)) = (lines.next(), lines.next()) else {
+        return Err("xtask/openclaw/install.sh printed no paths".into());
+    };
+    let home = root.join("target/openclaw-bench/home");
+    std::fs::create_dir_all(&home).map_err(|e| format!("{}: {e}", home.display()))?;
+    let printed = Command::new(node)
+        .args([cli, "config", "schema"])
+        .env("HOME", &home)
+        .env("OPENCLAW_STATE_DIR", home.join("state"))
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run OpenClaw: {e}"))?;
+    if !printed.status.success() {
+        return Err(format!("`openclaw config schema` failed ({})", printed.status));
+    }
+    let schema: serde_json::Value = serde_json::from_slice(&printed.stdout)
+        .map_err(|e| format!("`openclaw config schema` printed no JSON: {e}"))?;
+    let stripped = strip_annotations(schema, false);
+    let text = serde_json::to_string(&stripped).map_err(|e| e.to_string())? + "\n";
+    std::fs::write(root.join(OPENCLAW_SCHEMA), &text).map_err(|e| format!("{OPENCLAW_SCHEMA}: {e}"))?;
+    eprintln!("wrote {OPENCLAW_SCHEMA} ({} bytes)", text.len());
+    Ok(())
+}
+
+/// Drops annotation keywords (and unresolvable `$ref`s) from a schema; `names` is true for the maps
+/// whose keys are property names (where `title` may be a property). Regular
+/// expressions are rewritten from JavaScript's dialect where Rust's differs.
+fn strip_annotations(v: serde_json::Value, names: bool) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            // Plugin config schemas are embedded with `$ref`s into their own
+            // `$defs`, which do not resolve from inside the whole: such a
+            // value is left unchecked.
+            .filter(|(k, _)| {
+                names || !matches!(k.as_str(), "title" | "description" | "default" | "examples" | "$ref" | "$defs")
+            })
+            .map(|(k, v)| {
+                let child_names = !names && matches!(k.as_str(), "properties" | "patternProperties");
+                match (names, k.as_str(), v) {
+                    (false, "pattern", serde_json::Value::String(p)) => (k, serde_json::Value::String(js_regex(&p))),
+                    (_, _, v) => (k, strip_annotations(v, child_names)),
+                }
+            })
+            .collect(),
+        serde_json::Value::Array(items) => items.into_iter().map(|v| strip_annotations(v, false)).collect(),
+        other => other,
+    }
+}
+
+/// `\/` → `/` and `\0` → `\x00`: escapes JavaScript accepts and Rust's regex does not.
+fn js_regex(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('/') => out.push('/'),
+            Some('0') => out.push_str("\\x00"),
+            Some(n) => {
+                out.push('\\');
+                out.push(n);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -638,6 +731,7 @@ fn main() -> ExitCode {
         Some("validate-deploy") => validate_deploy(),
         Some("fuzz") => fuzz(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30)),
         Some("bench") => run("benchmarks", cargo().args(["bench", "-p", "chela-core"])),
+        Some("openclaw-schema") => openclaw_schema(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use chela_core::config::paths::Environment;
 use chela_core::config::{load_str, ConfigError, Diagnostic, Loaded};
 
-use crate::output::print_diagnostics;
+use crate::output::{print_diagnostics, print_load_warnings};
 
 pub struct Context {
     pub env: Environment,
@@ -41,7 +41,7 @@ impl Context {
         let name = self.config_path.display().to_string();
         match load_str(text, Some(&name)) {
             Ok(loaded) => {
-                print_diagnostics(&loaded.warnings);
+                print_load_warnings(&loaded.warnings);
                 Ok(loaded)
             }
             Err(e) => {

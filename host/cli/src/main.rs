@@ -72,7 +72,17 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum ConfigCommand {
     /// Report every problem in the config (exit 1 if there are errors).
-    Validate(JsonFlag),
+    Validate(ValidateArgs),
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ValidateArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Treat OpenClaw settings chela does not implement (ignored with a warning otherwise) as errors.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Args, Debug, Clone, Copy)]
@@ -109,7 +119,7 @@ fn main() -> ExitCode {
     init_tracing(cli.log_format);
     let ctx = context::Context::from_cli(cli.config.clone(), cli.profile.clone());
     let result = match cli.command {
-        Command::Config(ConfigCommand::Validate(flag)) => validate::run(&ctx, flag.json),
+        Command::Config(ConfigCommand::Validate(a)) => validate::run(&ctx, a.json, a.strict),
         Command::Agents(cmd) => agents::run(&ctx, cmd),
         Command::Route(args) => route::run(&ctx, &args),
         Command::Tools(args) => tools::run(&ctx, &args),

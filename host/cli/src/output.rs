@@ -10,6 +10,24 @@ pub fn print_diagnostics(diags: &[Diagnostic]) {
     }
 }
 
+/// Load warnings for commands that only use the config: each problem on its
+/// own line, the OpenClaw settings chela ignores grouped on one (`chela
+/// config validate` lists them one by one).
+pub fn print_load_warnings(diags: &[Diagnostic]) {
+    let (ignored, others): (Vec<&Diagnostic>, Vec<&Diagnostic>) = diags.iter().partition(|d| d.unimplemented);
+    for d in others {
+        eprintln!("{d}");
+    }
+    if !ignored.is_empty() {
+        let keys: Vec<&str> = ignored.iter().map(|d| d.path.as_str()).collect();
+        eprintln!(
+            "warning: {} OpenClaw setting(s) chela does not implement are ignored: {} (`chela config validate` lists them)",
+            keys.len(),
+            keys.join(", ")
+        );
+    }
+}
+
 pub fn print_json(value: &serde_json::Value) {
     match serde_json::to_string_pretty(value) {
         Ok(s) => println!("{s}"),

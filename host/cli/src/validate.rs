@@ -11,7 +11,8 @@ use chela_core::config::{load_str, Diagnostic};
 use crate::context::Context;
 use crate::output::{print_diagnostics, print_json};
 
-pub fn run(ctx: &Context, json: bool) -> Result<ExitCode> {
+/// `strict`: the OpenClaw settings chela ignores are errors.
+pub fn run(ctx: &Context, json: bool, strict: bool) -> Result<ExitCode> {
     let file = ctx.config_path.display().to_string();
     let Some(text) = ctx.read_text()? else {
         anyhow::bail!("no config file at {file} (set --config or CHELA_CONFIG_PATH)");
@@ -25,6 +26,8 @@ pub fn run(ctx: &Context, json: bool) -> Result<ExitCode> {
         }
         Err(e) => e.diagnostics(),
     };
+    let diagnostics: Vec<Diagnostic> =
+        if strict { diagnostics.into_iter().map(Diagnostic::strict).collect() } else { diagnostics };
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
     if json {

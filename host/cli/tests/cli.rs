@@ -415,3 +415,39 @@ fn plugins_precompile_fills_the_cache_and_ships_compiled_code_beside_the_plugins
             || std::fs::read_dir(s.path("state/cache/plugins")).unwrap().next().is_none()
     );
 }
+
+/// An OpenClaw config with settings chela does not implement: it loads, each
+/// setting is one warning under `config validate` (grouped on one line for
+/// other commands), `--strict` refuses them, and a typo is still an error.
+#[test]
+fn openclaw_settings_chela_ignores_load_with_warnings_and_fail_strict() {
+    let s = Sandbox::new();
+    let cfg = s.write(
+        "openclaw.json",
+        "{ agents: { defaults: { compaction: { mode: 'safeguard' }, humanDelay: { mode: 'off' } } }, telemetry: {} }",
+    );
+    let out = s.chela(&cfg, &["config", "validate", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = json(&out);
+    let ignored: Vec<&str> = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["unimplemented"] == true)
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(ignored, ["agents.defaults.compaction", "agents.defaults.humanDelay", "telemetry"], "{v}");
+    let strict = s.chela(&cfg, &["config", "validate", "--strict"]);
+    assert_eq!(strict.status.code(), Some(1), "{}", text(&strict));
+    assert!(text(&strict).contains("3 error(s)"), "{}", text(&strict));
+    let listed = s.chela(&cfg, &["agents", "list"]);
+    assert!(listed.status.success(), "{}", text(&listed));
+    let grouped: Vec<String> =
+        text(&listed).lines().filter(|l| l.contains("chela does not implement")).map(String::from).collect();
+    assert_eq!(grouped.len(), 1, "one grouped warning: {grouped:?}");
+    assert!(grouped[0].contains("agents.defaults.humanDelay"), "{grouped:?}");
+    let typo = s.write("typo.json", "{ agents: { defaults: { humanDelai: { mode: 'off' } } } }");
+    let out = s.chela(&typo, &["config", "validate"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("did you mean `humanDelay`?"), "{}", text(&out));
+}

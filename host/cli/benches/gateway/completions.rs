@@ -10,7 +10,7 @@
 //! OpenClaw runs a broker process), with the load generator's own CPU per
 //! turn beside it so the harness's share of the two cores is visible.
 //!
-//! OpenClaw comes from the npm registry (`openclaw/install.sh`, cached under
+//! OpenClaw comes from the npm registry (`xtask/openclaw/install.sh`, cached under
 //! `target/openclaw-bench`); without npm the OpenClaw rows say why they are
 //! missing. Must not: quote figures it did not measure in this run.
 
@@ -234,7 +234,7 @@ fn openclaw_config(root: &Path, model_base: &str, port: u16) -> String {
 /// Node 24 and OpenClaw from the npm registry (cached); the two paths, or why not.
 fn install_openclaw() -> Result<(PathBuf, PathBuf), String> {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script = here.join("benches/gateway/openclaw/install.sh");
+    let script = here.join("../../xtask/openclaw/install.sh");
     let dir = here.join("../../target/openclaw-bench");
     let out = std::process::Command::new("bash")
         .arg(&script)

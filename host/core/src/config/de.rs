@@ -22,9 +22,30 @@ use super::source::{Member, Node, Number, Span, Value};
 #[derive(Default)]
 pub struct Sink {
     pub diagnostics: RefCell<Vec<Diagnostic>>,
+    /// Asked about a key a struct does not have (path and member); without
+    /// it such a key is an error.
+    pub elsewhere: Option<fn(&str, &Member) -> Elsewhere>,
+    /// Asked about a value the schema takes untyped (opaque JSON), once per
+    /// outermost such value (path and node); its diagnostics are recorded.
+    pub untyped: Option<fn(&str, &Node) -> Vec<Diagnostic>>,
+    in_untyped: std::cell::Cell<bool>,
+}
+
+/// What [`Sink::elsewhere`] knows of a key the struct does not have.
+pub enum Elsewhere {
+    /// Defined elsewhere (OpenClaw's schema): these diagnostics instead of
+    /// "unknown key".
+    OpenClaw(Vec<Diagnostic>),
+    /// Unknown there too; the keys it does know at that place, for "did you mean".
+    Unknown { openclaw_keys: Vec<String> },
 }
 
 impl Sink {
+    /// A sink that asks `elsewhere` about unknown keys and `untyped` about untyped values.
+    pub fn consulting(elsewhere: fn(&str, &Member) -> Elsewhere, untyped: fn(&str, &Node) -> Vec<Diagnostic>) -> Sink {
+        Sink { elsewhere: Some(elsewhere), untyped: Some(untyped), ..Sink::default() }
+    }
+
     fn push(&self, d: Diagnostic) {
         self.diagnostics.borrow_mut().push(d);
     }
@@ -174,6 +195,12 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        let outermost = !self.sink.in_untyped.replace(true);
+        if outermost {
+            if let Some(check) = self.sink.untyped {
+                check(&self.path, self.node).into_iter().for_each(|d| self.sink.push(d));
+            }
+        }
         let r = match &self.node.value {
             Value::Null => visitor.visit_unit(),
             Value::Bool(b) => visitor.visit_bool(*b),
@@ -184,6 +211,9 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
             Value::Array(items) => visitor.visit_seq(self.seq(items)),
             Value::Object(members) => visitor.visit_map(self.map(members.iter().collect())),
         };
+        if outermost {
+            self.sink.in_untyped.set(false);
+        }
         r.map_err(|e| self.fail(e))
     }
 
@@ -241,8 +271,18 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
                 known.push(m);
             } else {
                 let path = join_key(&self.path, &m.key);
+                let elsewhere = self.sink.elsewhere.map(|f| f(&path, m));
+                let others = match elsewhere {
+                    Some(Elsewhere::OpenClaw(diagnostics)) => {
+                        diagnostics.into_iter().for_each(|d| self.sink.push(d));
+                        continue;
+                    }
+                    Some(Elsewhere::Unknown { openclaw_keys }) => openclaw_keys,
+                    None => Vec::new(),
+                };
                 let mut d = Diagnostic::error(path, m.key_span, format!("unknown key `{}`", m.key));
-                if let Some(s) = suggest(&m.key, fields.iter().copied()) {
+                let candidates = fields.iter().copied().chain(others.iter().map(String::as_str));
+                if let Some(s) = suggest(&m.key, candidates) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 } else if !fields.is_empty() {
                     d = d.with_help(format!("known keys here: {}", fields.join(", ")));

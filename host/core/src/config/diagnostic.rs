@@ -30,6 +30,10 @@ pub struct Diagnostic {
     pub message: String,
     /// A fix to try ("did you mean `workspace`?", an equivalent snippet…).
     pub help: Option<String>,
+    /// An OpenClaw setting chela does not implement (ignored; an error
+    /// under `config validate --strict`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unimplemented: bool,
 }
 
 impl Diagnostic {
@@ -50,7 +54,22 @@ impl Diagnostic {
             path: path.into(),
             message: message.into(),
             help: None,
+            unimplemented: false,
         }
+    }
+
+    /// Marks an OpenClaw setting chela does not implement.
+    pub fn unimplemented(mut self) -> Self {
+        self.unimplemented = true;
+        self
+    }
+
+    /// The same problem as an error (`--strict` on an ignored setting).
+    pub fn strict(mut self) -> Self {
+        if self.unimplemented {
+            self.severity = Severity::Error;
+        }
+        self
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {

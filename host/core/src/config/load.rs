@@ -13,6 +13,7 @@ use serde_json::Value as Json;
 
 use super::de::{from_node, Sink};
 use super::diagnostic::Diagnostic;
+use super::openclaw_keys;
 use super::schema::Config;
 use super::source::{self, Node};
 
@@ -60,6 +61,7 @@ impl ConfigError {
                 path: String::new(),
                 message: other.to_string(),
                 help: None,
+                unimplemented: false,
             }],
         }
     }
@@ -97,7 +99,8 @@ pub fn load_str(text: &str, file: Option<&str>) -> Result<Loaded, ConfigError> {
         .collect();
 
     let root = parsed.root;
-    let sink = Sink::default();
+    // Keys and untyped values chela does not interpret are checked against OpenClaw's schema.
+    let sink = Sink::consulting(openclaw_keys::classify, openclaw_keys::check_opaque);
     let config: Option<Config> = from_node(&root, "", &sink);
     let mut diagnostics = sink.diagnostics.into_inner();
     diagnostics.extend(seed_shape_problems(&root));

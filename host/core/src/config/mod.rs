@@ -7,6 +7,7 @@ pub mod de;
 pub mod diagnostic;
 pub mod edit;
 pub mod load;
+pub mod openclaw_keys;
 pub mod paths;
 pub mod plugin_entry;
 pub mod schema;

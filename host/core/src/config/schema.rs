@@ -1,9 +1,11 @@
 //! The config file's shape: OpenClaw's schema (camelCase outside, Rust names inside).
 //!
-//! Every struct rejects unknown keys. Sections OpenClaw defines but chela does
-//! not interpret yet (`models`, `hooks`, `cron`, …) are accepted as opaque JSON
-//! so an existing `openclaw.json` loads unchanged; `chela config validate`
-//! notes them. Channel accounts keep adapter-specific settings (tokens, base
+//! Every struct rejects unknown keys it does not know from OpenClaw either:
+//! keys OpenClaw defines that chela does not implement are not fields here;
+//! `openclaw_keys` recognizes them from OpenClaw's own schema (a warning, the
+//! value still type-checked). Sections chela reads only in part (`models`,
+//! `auth`, `messages`…) are kept as JSON, checked against OpenClaw's schema
+//! for types. Channel accounts keep adapter-specific settings (tokens, base
 //! URLs) in `settings`, which the channel plugin validates when configured.
 //!
 //! Must not: hold behaviour beyond accessors; what a value means is decided by the modules that use
@@ -38,7 +40,7 @@ pub struct Config {
     pub gateway: Option<GatewayConfig>,
     #[serde(default, deserialize_with = "lenient")]
     pub plugins: Option<PluginsConfig>,
-    // OpenClaw sections chela accepts but does not interpret (yet).
+    // OpenClaw sections chela reads in part (or, `meta` and `wizard`, keeps as written).
     #[serde(default)]
     pub meta: Option<Json>,
     #[serde(default)]
@@ -52,37 +54,15 @@ pub struct Config {
     #[serde(default)]
     pub messages: Option<Json>,
     #[serde(default)]
-    pub commands: Option<Json>,
-    #[serde(default)]
-    pub hooks: Option<Json>,
-    #[serde(default)]
     pub skills: Option<Json>,
-    #[serde(default)]
-    pub logging: Option<Json>,
     #[serde(default)]
     pub update: Option<Json>,
     #[serde(default)]
-    pub browser: Option<Json>,
-    #[serde(default)]
-    pub ui: Option<Json>,
-    #[serde(default)]
     pub diagnostics: Option<Json>,
-    #[serde(default)]
-    pub cron: Option<Json>,
-    #[serde(default)]
-    pub talk: Option<Json>,
     #[serde(default)]
     pub web: Option<Json>,
     #[serde(default)]
-    pub discovery: Option<Json>,
-    #[serde(default)]
     pub canvas_host: Option<Json>,
-    #[serde(default)]
-    pub node_host: Option<Json>,
-    #[serde(default)]
-    pub approvals: Option<Json>,
-    #[serde(default)]
-    pub acp: Option<Json>,
     #[serde(default)]
     pub memory: Option<Json>,
     #[serde(default)]
@@ -181,7 +161,6 @@ pub struct AgentDefaults {
     pub system_agent: Option<SystemAgent>,
     pub subagents: Option<Json>,
     pub models: Option<Json>,
-    pub image_model: Option<Json>,
     pub heartbeat: Option<Json>,
     pub user_timezone: Option<String>,
     pub time_format: Option<String>,
@@ -195,10 +174,7 @@ pub struct AgentDefaults {
     pub typing_interval_seconds: Option<u64>,
     pub typing_mode: Option<String>,
     pub max_concurrent: Option<u64>,
-    pub compaction: Option<Json>,
     pub memory_search: Option<Json>,
-    pub context_pruning: Option<Json>,
-    pub human_delay: Option<Json>,
     pub cli_backends: Option<Json>,
     pub repo_root: Option<String>,
 }
@@ -230,10 +206,8 @@ pub struct AgentConfig {
     pub sandbox: Option<SandboxConfig>,
     pub tools: Option<AgentToolsConfig>,
     pub memory_search: Option<Json>,
-    pub human_delay: Option<Json>,
     pub heartbeat: Option<Json>,
     pub status_updates: Option<Json>,
-    pub params: Option<Json>,
     pub runtime: Option<Json>,
     pub thinking_default: Option<String>,
 }
@@ -324,8 +298,6 @@ pub struct SandboxConfig {
     pub workspace_root: Option<String>,
     pub session_tools_visibility: Option<String>,
     pub docker: Option<Json>,
-    pub browser: Option<Json>,
-    pub prune: Option<Json>,
 }
 
 /// An allow/deny pair (`tools.sandbox.tools`, `tools.subagents.tools`, …).
@@ -395,9 +367,6 @@ pub struct ToolsConfig {
     pub subagents: Option<SubagentTools>,
     pub sessions: Option<SessionsTools>,
     pub exec: Option<Json>,
-    pub web: Option<Json>,
-    pub media: Option<Json>,
-    pub links: Option<Json>,
     pub message: Option<Json>,
 }
 
@@ -458,7 +427,6 @@ pub struct Binding {
     pub matcher: BindingMatch,
     /// Per-binding session scoping, applied only when this binding matches.
     pub session: Option<BindingSession>,
-    pub acp: Option<Json>,
 }
 
 impl Binding {
@@ -564,10 +532,7 @@ pub struct SessionConfig {
     pub reset_triggers: Option<Vec<String>>,
     pub idle_minutes: Option<u64>,
     pub store: Option<String>,
-    pub send_policy: Option<Json>,
     pub agent_to_agent: Option<SessionAgentToAgent>,
-    pub thread_bindings: Option<Json>,
-    pub maintenance: Option<Json>,
     pub typing_interval_seconds: Option<u64>,
     pub typing_mode: Option<String>,
     pub parent_fork_max_tokens: Option<u64>,
@@ -668,12 +633,8 @@ pub struct GatewayConfig {
     pub custom_bind_host: Option<String>,
     pub mode: Option<String>,
     pub auth: Option<GatewayAuth>,
-    pub reload: Option<Json>,
     pub http: Option<Json>,
-    pub tailscale: Option<Json>,
     pub control_ui: Option<Json>,
-    pub remote: Option<Json>,
-    pub trusted_proxies: Option<Json>,
     pub tls: Option<Json>,
     /// chela: `/metrics`.
     pub metrics: Option<GatewayMetrics>,
@@ -693,7 +654,6 @@ pub struct GatewayAuth {
     pub mode: Option<String>,
     pub token: Option<String>,
     pub password: Option<String>,
-    pub rate_limit: Option<Json>,
 }
 
 /// `plugins` (chela): where plugins live and per-plugin limits/grants.

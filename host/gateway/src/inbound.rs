@@ -138,9 +138,10 @@ impl Gateway {
         if let Some(seq) = seq {
             let how = match &outcome {
                 Outcome::Replied { finished: true, .. } => None,
+                // Refused by the store while shutting down: it stays unfinished.
+                Outcome::Deferred(_) => None,
                 // A broadcast with an agent the store refused stays unfinished:
                 // the next start runs that agent (the others' replies are journaled).
-                Outcome::Deferred(_) => None,
                 Outcome::Broadcast(o) if o.iter().any(|o| matches!(o, Outcome::Deferred(_))) => None,
                 Outcome::Replied { .. } | Outcome::Broadcast(_) => Some("replied"),
                 Outcome::Dropped(_) => Some("dropped"),

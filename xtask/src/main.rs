@@ -463,6 +463,8 @@ fn build_js_plugins() -> Result<(), String> {
 
 /// componentize-py from PyPI (a venv under target/); the wheel carries CPython.
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+/// The official OpenAI SDK, which the `/v1` test drives (host/gateway/tests/gateway/openai_sdk.py).
+const OPENAI_SDK: &str = "openai==3.60.0";
 /// Offline validator with the Kubernetes OpenAPI schemas bundled (PyPI).
 const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
 /// The manifests in deploy/kubernetes that are Kubernetes API objects.
@@ -581,6 +583,7 @@ fn test() -> Result<(), String> {
     ensure_bubblewrap();
     run("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     validate_deploy()?;
+    python_tool(&root().join("target/py-venv"), OPENAI_SDK, "openai")?;
     run("tests", cargo().args(["test", "--workspace"]))?;
     // Guest-side logic (reply splitting, escaping, mention parsing) is plain Rust: test it natively.
     let host = Command::new("rustc")

@@ -93,6 +93,7 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability) ->
                             origin: Origin { provider: Some("telegram".into()), ..Origin::default() },
                             extra_system: None,
                             message_ref: None,
+                            model_override: None,
                             delivery: None,
                         },
                     )

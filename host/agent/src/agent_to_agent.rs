@@ -121,6 +121,7 @@ fn inbound(
         },
         extra_system,
         message_ref: None,
+        model_override: None,
         delivery: None,
     }
 }

@@ -68,6 +68,9 @@ pub struct Inbound {
     /// The platform message this turn answers (`<channel>/<account>/<chat>/<id>`):
     /// a turn for it that a crash cut off is continued, not started twice.
     pub message_ref: Option<String>,
+    /// This turn's model instead of the agent's own (`x-openclaw-model`),
+    /// already checked with [`AgentRuntime::check_model_override`].
+    pub model_override: Option<String>,
 }
 
 /// A tool call made during a turn.
@@ -299,6 +302,37 @@ impl AgentRuntime {
         let out = tokio::time::timeout(limit, self.turn(cfg, &agent_id, inbound, on_text)).await;
         drop(permit);
         out.map_err(|_| RunError::Timeout(limit))?
+    }
+
+    /// A per-turn model instead of `agent_id`'s own (the OpenAI endpoint's
+    /// `x-openclaw-model`), as `provider/model`: a bare name takes the
+    /// agent's primary provider or is an alias from `agents.defaults.models`;
+    /// the provider must be configured here, and the model listed in
+    /// `agents.defaults.models` when that catalog is set (OpenClaw's
+    /// allowlist). The error says which of these it failed.
+    pub fn check_model_override(&self, cfg: &Config, agent_id: &str, raw: &str) -> Result<String, String> {
+        let raw = raw.trim();
+        let catalog = cfg.agent_defaults().and_then(|d| d.models.as_ref()).and_then(|m| m.as_object());
+        let alias = catalog.and_then(|c| c.iter().find(|(_, v)| v["alias"].as_str() == Some(raw)).map(|(k, _)| k));
+        let name = match alias {
+            Some(full) => full.clone(),
+            None if raw.contains('/') => raw.to_string(),
+            None => {
+                let (models, _) = agent_profile(cfg, agent_id);
+                let provider = models.first().and_then(|m| split_model(m).ok()).map_or("offline", |(p, _)| p);
+                format!("{provider}/{raw}")
+            }
+        };
+        let (provider, _) = split_model(&name)?;
+        if self.providers.get(provider).is_none() {
+            return Err(format!("provider `{provider}` is not configured in this gateway (models.providers)"));
+        }
+        if let Some(catalog) = catalog.filter(|c| !c.is_empty()) {
+            if !catalog.contains_key(&name) {
+                return Err(format!("model `{name}` is not allowed for agent `{agent_id}` (agents.defaults.models)"));
+            }
+        }
+        Ok(name)
     }
 
     /// Tries the primary model, then the fallbacks, on provider errors.

@@ -80,6 +80,7 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                     },
                     extra_system: None,
                     message_ref: None,
+                    model_override: None,
                     delivery: None,
                 },
             )
@@ -116,6 +117,7 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                             .into(),
                     ),
                     message_ref: None,
+                    model_override: None,
                     delivery: None,
                 },
             )

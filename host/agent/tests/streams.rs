@@ -57,6 +57,7 @@ async fn one_turn(provider: &str, base: &str, model: &str) -> chela_agent::TurnO
         origin: Origin::default(),
         extra_system: None,
         message_ref: None,
+        model_override: None,
         delivery: None,
     };
     rt.run(&rt.snapshot(), inbound).await.expect("the turn finishes")

@@ -135,6 +135,7 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                             origin: Origin { provider: Some("cli".into()), ..Origin::default() },
                             extra_system: None,
                             message_ref: None,
+                            model_override: None,
                             delivery: None,
                         },
                     )

@@ -148,6 +148,16 @@ pub fn build_api_session_key(agent_id: &str, caller: ApiCaller<'_>) -> String {
     }
 }
 
+/// Whether a session an API caller names uses a namespace OpenClaw keeps for
+/// the gateway's own runs (`subagent:`, `cron:`, `acp:`, at the start or
+/// after `agent:<id>:`). Such names are refused as OpenClaw refuses them;
+/// [`build_api_session_key`] could not reach those sessions anyway.
+pub fn is_reserved_api_session(raw: &str) -> bool {
+    let lowered = js_trim(raw).to_lowercase();
+    let rest = parse_agent_session_key(&lowered).map_or(lowered, |p| p.rest);
+    ["subagent:", "cron:", "acp:"].iter().any(|ns| rest.starts_with(ns))
+}
+
 /// What a peer session key is built from.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PeerKeyParts<'a> {
@@ -497,6 +507,16 @@ mod tests {
             let rest = parse_agent_session_key(&key).unwrap().rest;
             assert!(rest.starts_with("openai:") && subagent_depth(Some(&key)) == 0, "{key}");
             assert_eq!(rest.matches(':').count(), 1, "no smuggled separators: {key}");
+        }
+    }
+
+    #[test]
+    fn gateway_namespaces_are_reserved_for_api_callers() {
+        for raw in ["subagent:x", " Cron:nightly", "acp:1", "agent:work:subagent:a1", "agent:work:cron:job"] {
+            assert!(is_reserved_api_session(raw), "{raw}");
+        }
+        for raw in ["conv:42", "agent:work:main", "my-subagent:x", "agent:work:direct:cron"] {
+            assert!(!is_reserved_api_session(raw), "{raw}");
         }
     }
 

@@ -75,6 +75,7 @@ fn bench(c: &mut Criterion) {
             origin: Origin::default(),
             extra_system: None,
             message_ref: None,
+            model_override: None,
             delivery: None,
         }
     };

@@ -22,36 +22,17 @@ use crate::Gateway;
 
 /// The control plane's checks (`guard.rs`): Host, Origin, content type, then the token.
 pub(crate) fn authorize(gw: &Gateway, req: &Request<Incoming>, peer: SocketAddr) -> Result<(), Box<Reply>> {
+    check(gw, req, peer).map_err(|r| Box::new(refused(r)))
+}
+
+/// [`authorize`], the refusal left for the caller to shape (the OpenAI API answers in OpenAI's error form).
+pub(crate) fn check(gw: &Gateway, req: &Request<Incoming>, peer: SocketAddr) -> Result<(), crate::guard::Refusal> {
     crate::guard::browser_checks(req.method(), req.headers(), &gw.config())
         .and_then(|()| crate::guard::bearer(req.headers(), &gw.token, peer.ip(), &gw.auth_failures))
-        .map_err(|r| Box::new(refused(r)))
 }
 
 fn query(req: &Request<Incoming>, name: &str) -> Option<String> {
-    req.uri().query()?.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k == name).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-            (b'+', _) => out.push(b' '),
-            (b, _) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(req.uri().query()?.as_bytes()).find_map(|(k, v)| (k == name).then(|| v.into_owned()))
 }
 
 #[derive(Deserialize)]
@@ -171,6 +152,7 @@ async fn send(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         origin: Origin { provider: Some("api".into()), label: Some("control API".into()), ..Origin::default() },
         extra_system: None,
         message_ref: None,
+        model_override: None,
         delivery: None,
     };
     let _turn = gw.inflight.enter();

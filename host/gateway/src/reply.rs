@@ -77,12 +77,20 @@ pub(crate) fn text(status: StatusCode, body: String, content_type: &'static str)
 
 /// A request body, at most `limit` bytes and within [`BODY_TIMEOUT`].
 pub(crate) async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Reply> {
+    read_body_or_refusal(body, limit).await.map_err(refused)
+}
+
+/// [`read_body`], the refusal left for the caller to shape (the OpenAI API answers in OpenAI's error form).
+pub(crate) async fn read_body_or_refusal(body: Incoming, limit: usize) -> Result<Bytes, crate::guard::Refusal> {
+    use crate::guard::Refusal;
     let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await;
     match read {
         Err(_) => {
-            Err(error(StatusCode::REQUEST_TIMEOUT, &format!("request body not received within {BODY_TIMEOUT:?}")))
+            Err(Refusal::new(StatusCode::REQUEST_TIMEOUT, format!("request body not received within {BODY_TIMEOUT:?}")))
         }
         Ok(Ok(b)) => Ok(b.to_bytes()),
-        Ok(Err(_)) => Err(error(StatusCode::PAYLOAD_TOO_LARGE, &format!("request body larger than {limit} bytes"))),
+        Ok(Err(_)) => {
+            Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {limit} bytes")))
+        }
     }
 }

@@ -150,9 +150,9 @@ async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::Sock
         }
         (_, p) if p.starts_with("/channels/") => crate::webhook::handle(gw, req, peer).await,
         (_, p) if p.starts_with("/api/") => crate::control::handle(gw, req, peer).await,
-        (_, p) if p.starts_with("/v1/") => match crate::control::authorize(&gw, &req, peer) {
+        (_, p) if p.starts_with("/v1/") => match crate::control::check(&gw, &req, peer) {
             Ok(()) => crate::openai::handle(gw, req).await,
-            Err(r) => *r,
+            Err(r) => crate::openai::refused(r),
         },
         _ => error(StatusCode::NOT_FOUND, &format!("no route for {} {path}", req.method())),
     }

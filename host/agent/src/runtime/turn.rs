@@ -141,11 +141,15 @@ impl AgentRuntime {
         let store = TurnStore::new(self.store_in(cfg, agent_id)?);
         let key = inbound.target.key.as_str();
         let (text, explicit_reset) = strip_reset_trigger(cfg, &inbound.text);
-        let channel = inbound.delivery.as_ref().map(|d| d.channel.as_str());
+        // The reply's channel, else the one the caller says it speaks for (`x-openclaw-message-channel`).
+        let channel = inbound.delivery.as_ref().map(|d| d.channel.as_str()).or(inbound.origin.provider.as_deref());
         let policy = freshness::policy_for(cfg, channel, inbound.target.chat_type);
         let opening = Opening { key: key.to_string(), explicit_reset, policy, stamp: Stamp::of(&inbound) };
         let (reset, entry) = store.call(move |s| open_session(s, &opening)).await?;
-        let (models, identity) = agent_profile(cfg, agent_id);
+        let (mut models, identity) = agent_profile(cfg, agent_id);
+        if let Some(m) = &inbound.model_override {
+            models = vec![m.clone()];
+        }
         let outcome = |session_id: String, exchange: Exchange| TurnOutcome {
             agent_id: agent_id.to_string(),
             session_key: key.to_string(),

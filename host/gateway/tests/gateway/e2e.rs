@@ -297,7 +297,7 @@ async fn openai_compatible_chat_completions_run_a_normal_turn() {
     let (s, models) = gw.call("GET", "/v1/models", &[], Value::Null).await;
     assert_eq!(s, 200);
     let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["chela:work", "chela:support"]);
+    assert_eq!(ids, ["openclaw", "openclaw/default", "openclaw/work", "openclaw/support"]);
     let ask = |model: &str, text: &str, stream: bool| {
         json!({"model": model, "user": "u1", "stream": stream, "messages": [
             {"role": "system", "content": "ignored: the agent has its own persona"},
@@ -309,8 +309,9 @@ async fn openai_compatible_chat_completions_run_a_normal_turn() {
     let content = r["choices"][0]["message"]["content"].as_str().unwrap();
     assert!(content.starts_with("Counted: ") && content.contains("\"words\": 4"), "tools apply: {content}");
     assert!(r["usage"]["total_tokens"].as_u64().is_some_and(|t| t > 0));
-    let (s, r) =
-        gw.call("POST", "/v1/chat/completions", &[("x-chela-agent-id", "support")], ask("gpt-4o", "hi", true)).await;
+    let (s, r) = gw
+        .call("POST", "/v1/chat/completions", &[("x-openclaw-agent-id", "support")], ask("openclaw", "hi", true))
+        .await;
     assert_eq!(s, 200);
     let sse = r.as_str().unwrap();
     assert!(sse.contains("\"object\":\"chat.completion.chunk\"") && sse.trim_end().ends_with("data: [DONE]"), "{sse}");
@@ -331,6 +332,35 @@ async fn openai_compatible_chat_completions_run_a_normal_turn() {
     assert_eq!((s, r["error"]["type"].as_str()), (404, Some("invalid_request_error")));
     let index = std::fs::read_to_string(gw.path("state/agents/work/sessions/sessions.json")).unwrap();
     assert!(index.contains("agent:work:openai:direct:u1"), "{index}");
+}
+
+/// The official `openai` Python SDK (PyPI, installed by `cargo xtask test`
+/// into target/py-venv) against `/v1`: every model alias, streaming with and
+/// without usage, OpenClaw's headers, and errors in OpenAI's shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_sdk_speaks_to_every_model_alias() {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/py-venv/bin/python");
+    assert!(python.exists(), "{} is missing: `cargo xtask test` installs the openai SDK there", python.display());
+    let gw = Gw::start(&["channel_webhook_js"], None).await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/gateway/openai_sdk.py");
+    let (base, token) = (format!("http://{}/v1", gw.addr()), gw.gateway().control_token().to_string());
+    let out = tokio::process::Command::new(&python).arg(&script).arg(&base).arg(&token).output().await.unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the SDK script failed:\n{stdout}\n{stderr}");
+    assert!(stdout.trim_end().ends_with("ok 33 checks"), "{stdout}");
+    // `x-openclaw-model` ran that turn on the model asked for; the others on the agent's own.
+    let sessions = gw.path("state/agents/work/sessions");
+    let transcripts: Vec<String> = std::fs::read_dir(&sessions)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    let with = |m: &str| transcripts.iter().filter(|t| t.contains(m)).count();
+    assert_eq!(with("\"model override\""), 1, "one session asked for the override");
+    let overridden = transcripts.iter().find(|t| t.contains("\"model override\"")).unwrap();
+    assert!(overridden.contains(r#""provider":"offline","model":"other""#), "{overridden}");
+    assert_eq!(with(r#""model":"other""#), 1, "only that turn used it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

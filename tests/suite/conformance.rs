@@ -83,6 +83,11 @@ fn route_random_sample() {
     check_route_file("route-random-sample.json");
 }
 
+#[test]
+fn route_broken_configs() {
+    check_route_file("route-broken-configs.json");
+}
+
 /// Reads a helper argument: `{"$undefined": true}` and null are absent.
 fn arg_str(v: Option<&Value>) -> Option<&str> {
     v.and_then(Value::as_str)

@@ -11,14 +11,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|build-plugins|fuzz [SECONDS]|bench|openclaw-schema>
+const USAGE: &str = "usage: cargo xtask <demo|test|build-plugins|fuzz [SECONDS]|bench|openclaw-schema|route-oracle>
   demo [--once]  run the gateway on examples/multi-agent.json5, offline, after a walkthrough (--once: stop after it)
   test           build plugins, fmt check, deploy manifests, clippy, all tests, bench smoke, bounded fuzzing (what CI runs)
   validate-deploy  the Kubernetes manifests against the API schemas (kubernetes-validate)
   build-plugins  build plugins/ and test fixtures for wasm32-wasip2 (installs the target if missing)
   fuzz   run each fuzz target for SECONDS (default 30)
   bench  run the criterion benchmarks
-  openclaw-schema  regenerate host/core/src/config/openclaw_schema.json from openclaw@2026.9.6 (npm registry)";
+  openclaw-schema  regenerate host/core/src/config/openclaw_schema.json from openclaw@2026.9.6 (npm registry)
+  route-oracle   regenerate tests/conformance/route-broken-configs.json with OpenClaw 2026.9.6's routing code";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
@@ -640,11 +641,12 @@ const OPENCLAW_SCHEMA: &str = "host/core/src/config/openclaw_schema.json";
 /// release (Node 24 and openclaw@2026.9.6 from the npm registry, through
 /// `xtask/openclaw/install.sh`), with the annotations validation does not
 /// use (`title`, `description`, `default`, `examples`) removed.
-fn openclaw_schema() -> Result<(), String> {
-    let root = root();
+/// Node 24 and openclaw@2026.9.6 from the npm registry, under target/openclaw-bench
+/// (xtask/openclaw/install.sh): the node binary and OpenClaw's CLI entry.
+fn install_openclaw() -> Result<(String, String), String> {
     let out = Command::new("bash")
-        .arg(root.join("xtask/openclaw/install.sh"))
-        .arg(root.join("target/openclaw-bench"))
+        .arg(root().join("xtask/openclaw/install.sh"))
+        .arg(root().join("target/openclaw-bench"))
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run xtask/openclaw/install.sh: {e}"))?;
@@ -653,13 +655,34 @@ fn openclaw_schema() -> Result<(), String> {
     }
     let paths = String::from_utf8_lossy(&out.stdout);
     let mut lines = paths.lines();
-    let (Some(node), Some(cli)) = (lines.next(), lines.next()) else {
-        return Err("xtask/openclaw/install.sh printed no paths".into());
-    };
+    match (lines.next(), lines.next()) {
+        (Some(node), Some(cli)) => Ok((node.to_string(), cli.to_string())),
+        _ => Err("xtask/openclaw/install.sh printed no paths".into()),
+    }
+}
+
+/// tests/conformance/route-broken-configs.json from OpenClaw's own routing code (xtask/openclaw/route-oracle.mjs).
+fn route_oracle() -> Result<(), String> {
+    let (node, cli) = install_openclaw()?;
+    let package = Path::new(&cli).parent().ok_or("OpenClaw's CLI path has no parent")?;
+    run(
+        "route-oracle.mjs",
+        Command::new(node)
+            .arg(root().join("xtask/openclaw/route-oracle.mjs"))
+            .arg(package)
+            .arg(root().join("tests/conformance/route-broken-configs.json"))
+            .args(["600", "20261203"]),
+    )
+}
+
+fn openclaw_schema() -> Result<(), String> {
+    let root = root();
+    let (node, cli) = install_openclaw()?;
     let home = root.join("target/openclaw-bench/home");
     std::fs::create_dir_all(&home).map_err(|e| format!("{}: {e}", home.display()))?;
     let printed = Command::new(node)
-        .args([cli, "config", "schema"])
+        .arg(&cli)
+        .args(["config", "schema"])
         .env("HOME", &home)
         .env("OPENCLAW_STATE_DIR", home.join("state"))
         .stderr(Stdio::inherit())
@@ -735,6 +758,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30)),
         Some("bench") => run("benchmarks", cargo().args(["bench", "-p", "chela-core"])),
         Some("openclaw-schema") => openclaw_schema(),
+        Some("route-oracle") => route_oracle(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

@@ -135,13 +135,16 @@ fn route_explains_the_peer_binding_winning_over_an_earlier_account_binding() {
     assert_eq!(v["binding"]["index"], 0);
 }
 
-#[test]
-fn route_cli_agrees_with_the_conformance_vectors() {
+/// Runs every `stride`th vector of a conformance file through `chela route
+/// --input --json` (the suite runs them all in-process); `check` sees each
+/// vector with the process output. Returns the failures.
+fn route_cli_failures(file: &str, stride: usize, check: impl Fn(&Value, &Output) -> Option<String>) -> Vec<String> {
     let s = Sandbox::new();
-    let vectors: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(repo("tests/conformance/route-vectors.json")).unwrap()).unwrap();
+    let path = repo(&format!("tests/conformance/{file}"));
+    let vectors: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(!vectors.is_empty(), "{file} has no vectors");
     let mut failures = Vec::new();
-    for (i, v) in vectors.iter().enumerate() {
+    for (i, v) in vectors.iter().enumerate().step_by(stride) {
         let cfg = s.write(&format!("v{i}.json"), &v["config"].to_string());
         let out = s.chela(&cfg, &["route", "--input", &v["input"].to_string(), "--json"]);
         let got = json(&out);
@@ -153,8 +156,41 @@ fn route_cli_agrees_with_the_conformance_vectors() {
         if !ok {
             failures.push(format!("{}: expect {expect} got {got}", v["name"]));
         }
+        failures.extend(check(v, &out).map(|why| format!("{}: {why}", v["name"])));
     }
+    failures
+}
+
+#[test]
+fn route_cli_agrees_with_the_conformance_vectors() {
+    let failures = route_cli_failures("route-vectors.json", 1, |_, _| None);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Configs OpenClaw routes although they are broken (entries without `id`,
+/// bindings without `agentId`, peers with an empty id): `route` answers as
+/// OpenClaw's routing does and names each problem as a warning.
+#[test]
+fn route_cli_routes_broken_configs_as_openclaw_and_warns() {
+    let failures = route_cli_failures("route-broken-configs.json", 4, |v, out| {
+        let cfg = &v["config"];
+        let blank = |x: &Value| x.as_str().is_none_or(|s| s.trim().is_empty());
+        let entries = cfg["agents"]["list"].as_array().cloned().unwrap_or_default();
+        let bindings = cfg["bindings"].as_array().cloned().unwrap_or_default();
+        let expected = [
+            (entries.iter().any(|e| blank(&e["id"])), "routing treats it as agent `main`"),
+            (bindings.iter().any(|b| blank(&b["agentId"])), "to the default agent"),
+            (
+                bindings.iter().any(|b| b["match"]["peer"].is_object() && blank(&b["match"]["peer"]["id"])),
+                "peer id is empty",
+            ),
+        ];
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let missing: Vec<&str> =
+            expected.iter().filter(|(has, w)| *has && !stderr.contains(w)).map(|(_, w)| *w).collect();
+        (!missing.is_empty()).then(|| format!("warnings missing {missing:?} in: {stderr}"))
+    });
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]

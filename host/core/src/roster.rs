@@ -84,10 +84,8 @@ impl Roster {
                     .list
                     .iter()
                     .flatten()
-                    .filter_map(|v| {
-                        let id = v.id.as_deref().or(v.agent_id.as_deref())?;
-                        Some(entry(id, v.default.unwrap_or(false)))
-                    })
+                    // An entry without an id is OpenClaw's agent `main` (validation warns).
+                    .map(|v| entry(v.id.as_deref().or(v.agent_id.as_deref()).unwrap_or(""), v.default.unwrap_or(false)))
                     .collect();
                 (RosterShape::List, entries)
             }
@@ -133,7 +131,8 @@ impl Roster {
                 _ => Err(OwnerError::NoExplicitAgent),
             };
         }
-        if self.entries.is_empty() {
+        // OpenClaw's lookup knows only entries written with an id: with none, any name stands.
+        if !self.entries.iter().any(RosterEntry::has_id) {
             return Ok(normalize_agent_id(Some(trimmed)));
         }
         if let Some(e) = self.find(trimmed) {
@@ -192,6 +191,13 @@ impl Roster {
             return Err(OwnerError::NoAgents);
         }
         Ok(self.default_agent())
+    }
+}
+
+impl RosterEntry {
+    /// Whether the entry was written with an id (one without is agent `main`).
+    pub fn has_id(&self) -> bool {
+        !js_trim(&self.raw_id).is_empty()
     }
 }
 

@@ -140,13 +140,16 @@ impl Checker<'_> {
         };
         let missing: Vec<usize> = self.list().filter(|(_, a)| a.id.is_none()).map(|(i, _)| i).collect();
         for i in missing {
-            self.err(list_path(i), "agent entry has no `id`; it is ignored".into());
+            self.err(
+                list_path(i),
+                "agent entry has no `id`: routing treats it as agent `main`, as OpenClaw does".into(),
+            );
         }
         let mut seen: HashMap<String, String> = HashMap::new();
         for (path, raw) in &ids {
             let norm = normalize_agent_id(Some(raw));
             if js_trim(raw).is_empty() {
-                self.err(path.clone(), "agent id is empty".into());
+                self.err(path.clone(), "agent id is empty: routing treats it as agent `main`, as OpenClaw does".into());
                 continue;
             }
             if !is_valid_agent_id(raw) {
@@ -205,10 +208,15 @@ impl Checker<'_> {
     /// included): what validation accepts, the runtime runs.
     fn binding_agent(&mut self, path: &str, b: &Binding) {
         let roster = &self.roster;
-        let agent = match b.agent_id.as_deref().map(js_trim) {
-            None | Some("") => return self.err(path.to_string(), "binding has no `agentId`".into()),
-            Some(agent) => agent,
-        };
+        let agent =
+            match b.agent_id.as_deref().map(js_trim) {
+                None | Some("") => return self.err(
+                    path.to_string(),
+                    "binding has no `agentId`: routing sends what it matches to the default agent, as OpenClaw does"
+                        .into(),
+                ),
+                Some(agent) => agent,
+            };
         // `main` named beside a list that lacks it is left as it was (routing sends it to `main`).
         let unconfigured = roster.shape == RosterShape::Unconfigured;
         if roster.find(agent).is_some() || (!unconfigured && normalize_agent_id(Some(agent)) == "main") {

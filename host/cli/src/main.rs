@@ -6,6 +6,7 @@
 
 mod agents;
 mod context;
+mod doctor;
 mod gateway;
 mod output;
 mod pairing;
@@ -67,6 +68,20 @@ enum Command {
     /// DM pairing requests: list and approve.
     #[command(subcommand)]
     Pairing(pairing::PairingCommand),
+    /// Health checks (config, permissions, token, plugins, exec confinement,
+    /// workspaces, session stores) and safe repairs with --fix.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct DoctorArgs {
+    /// Repair what is safe to: file permissions, and legacy config forms
+    /// rewritten in place with comments kept (never a change to routing).
+    #[arg(long)]
+    pub fix: bool,
+    /// Print JSON (`ok`, `findings`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -128,12 +143,14 @@ fn main() -> ExitCode {
         Command::Send(args) => sessions::send(&ctx, &args),
         Command::Sessions(cmd) => sessions::run(&ctx, cmd),
         Command::Pairing(cmd) => pairing::run(&ctx, cmd),
+        Command::Doctor(a) => doctor::run(&ctx, a.fix, a.json),
     };
     match result {
         Ok(code) => code,
+        // 1 for a runtime error, as OpenClaw's CLI; clap exits 2 for usage errors.
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::FAILURE
         }
     }
 }

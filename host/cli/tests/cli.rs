@@ -393,7 +393,7 @@ fn pairing_list_and_approve_work_on_the_gateways_files() {
     let allow = std::fs::read_to_string(s.path("state/credentials/telegram-allowFrom.json")).unwrap();
     assert!(allow.contains("\"111\""), "{allow}");
     let out = s.chela(&cfg, &["pairing", "approve", "telegram", "WXYZ6789"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1), "a runtime error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no pending pairing request with code `WXYZ6789`"));
 }
 
@@ -486,4 +486,73 @@ fn openclaw_settings_chela_ignores_load_with_warnings_and_fail_strict() {
     let out = s.chela(&typo, &["config", "validate"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("did you mean `humanDelay`?"), "{}", text(&out));
+}
+
+/// The seed article's config: `doctor` reports its legacy forms and writes
+/// nothing; `doctor --fix` rewrites them in place with the comments kept,
+/// and the result validates and routes every seed binding as it meant.
+#[test]
+fn doctor_fix_rewrites_the_seed_articles_config_keeping_comments_and_routing() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Sandbox::new();
+    let seed = format!(
+        "// The seed article's config\n{{\n  agents: {{\n    list: [\n      {{ agentId: \"family\", workspace: \"{ws}\" }}, // the family bot\n      {{ agentId: \"work\", default: true }},\n    ],\n    // which group goes where\n    bindings: [\n      {{ agentId: \"family\", channel: \"whatsapp\", groupId: \"120363@g.us\" }},\n      {{ agentId: \"work\", channel: \"slack\", accountId: \"acme\", peerId: \"U1\" }},\n    ],\n  }},\n}}\n",
+        ws = s.path("ws-family").display()
+    );
+    let cfg = s.write("chela.json5", &seed);
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = s.chela(&cfg, &["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = json(&out);
+    assert_eq!(report["ok"], false);
+    let legacy =
+        report["findings"].as_array().unwrap().iter().find(|f| f["message"].as_str().unwrap().contains("legacy form"));
+    assert_eq!(legacy.map(|f| f["fix"].as_str().unwrap().contains("--fix")), Some(true), "{report}");
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), seed, "doctor without --fix writes nothing");
+
+    let out = s.chela(&cfg, &["doctor", "--fix"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let fixed = std::fs::read_to_string(&cfg).unwrap();
+    for kept in ["// The seed article's config", "// the family bot", "// which group goes where"] {
+        assert!(fixed.contains(kept), "comment {kept:?} lost:\n{fixed}");
+    }
+    assert_eq!(std::fs::read_to_string(s.path("chela.json5.bak")).unwrap(), seed);
+    assert_eq!(std::fs::metadata(&cfg).unwrap().permissions().mode() & 0o777, 0o600, "the config holds secrets");
+    let validated = s.chela(&cfg, &["config", "validate", "--json"]);
+    assert_eq!(json(&validated)["valid"], true, "{}", text(&validated));
+    assert_eq!(json(&validated)["warnings"], 0, "no legacy form left: {}", text(&validated));
+    for (args, agent) in [
+        (["--channel", "whatsapp", "--peer", "group:120363@g.us", "--account", "default"], "family"),
+        (["--channel", "slack", "--peer", "direct:U1", "--account", "acme"], "work"),
+    ] {
+        let routed = json(&s.chela(&cfg, &[&["route", "--json"][..], &args[..]].concat()));
+        assert_eq!(
+            (routed["agentId"].as_str(), routed["matchedBy"].as_str()),
+            (Some(agent), Some("binding.peer")),
+            "{routed}"
+        );
+    }
+    assert_eq!(json(&s.chela(&cfg, &["doctor", "--json"]))["ok"], true);
+}
+
+/// Where moving the seed bindings would decide their precedence among
+/// existing ones, `doctor --fix` writes nothing and says why.
+#[test]
+fn doctor_fix_writes_nothing_when_the_fix_would_decide_routing() {
+    let s = Sandbox::new();
+    let text_before = "{\n  agents: { list: [{ id: \"a\" }], bindings: [{ agentId: \"a\", channel: \"slack\" }] },\n  bindings: [{ agentId: \"a\", match: { channel: \"telegram\" } }],\n}\n";
+    let cfg = s.write("chela.json5", text_before);
+    let out = s.chela(&cfg, &["doctor", "--fix"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not fixed: top-level `bindings` exist too"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), text_before);
+    assert!(!s.path("chela.json5.bak").exists());
+}
+
+#[test]
+fn usage_errors_exit_2_and_runtime_errors_exit_1() {
+    let s = Sandbox::new();
+    let cfg = s.write("c.json5", "{}");
+    assert_eq!(s.chela(&cfg, &["route", "--no-such-flag"]).status.code(), Some(2));
+    assert_eq!(s.chela(&cfg, &["pairing", "approve", "telegram", "ZZZZ2222"]).status.code(), Some(1));
 }

@@ -146,7 +146,16 @@ pub fn remove_array_elements(text: &str, path: &[&str], indexes: &[usize]) -> Re
 /// segment) to `value`, replacing an existing value or adding the member.
 pub fn set_member(text: &str, path: &[&str], key: &str, value: &str) -> Result<String, EditError> {
     let root = parse(text)?;
-    let mut node = &root;
+    let node = node_at(&root, path)?;
+    match node.get(key) {
+        Some(existing) => Ok(splice(text, existing.span.offset, existing.end, value)),
+        None => insert_member(text, node, key, value),
+    }
+}
+
+/// The node at `path` (object keys; an array index may appear as a number segment).
+fn node_at<'a>(root: &'a Node, path: &[&str]) -> Result<&'a Node, EditError> {
+    let mut node = root;
     for seg in path {
         node = match (&node.value, seg.parse::<usize>()) {
             (Value::Array(items), Ok(i)) => {
@@ -155,10 +164,57 @@ pub fn set_member(text: &str, path: &[&str], key: &str, value: &str) -> Result<S
             _ => node.get(seg).ok_or_else(|| EditError::WrongType(path.join("."), "present"))?,
         };
     }
-    match node.get(key) {
-        Some(existing) => Ok(splice(text, existing.span.offset, existing.end, value)),
-        None => insert_member(text, node, key, value),
+    Ok(node)
+}
+
+/// Where a key written at `start` ends: past its closing quote, or past its identifier.
+fn key_end(text: &str, start: usize) -> usize {
+    let rest = &text[start..];
+    match rest.chars().next() {
+        Some(q @ ('"' | '\'')) => {
+            let mut escaped = false;
+            for (i, c) in rest.char_indices().skip(1) {
+                match c {
+                    '\\' if !escaped => escaped = true,
+                    c if c == q && !escaped => return start + i + 1,
+                    _ => escaped = false,
+                }
+            }
+            text.len()
+        }
+        _ => start + rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$')).unwrap_or(rest.len()),
     }
+}
+
+/// Renames the member `old` of the object at `path` to `new`, value, comments and layout kept.
+pub fn rename_member(text: &str, path: &[&str], old: &str, new: &str) -> Result<String, EditError> {
+    let root = parse(text)?;
+    let member = node_at(&root, path)?.member(old).ok_or_else(|| EditError::WrongType(old.into(), "present"))?;
+    let start = member.key_span.offset;
+    Ok(splice(text, start, key_end(text, start), new))
+}
+
+/// Removes the member `key` of the object at `path` (with its comma, and its
+/// line when nothing else is on it); comments elsewhere are kept.
+pub fn remove_member(text: &str, path: &[&str], key: &str) -> Result<String, EditError> {
+    let root = parse(text)?;
+    let member = node_at(&root, path)?.member(key).ok_or_else(|| EditError::WrongType(key.into(), "present"))?;
+    let mut start = member.key_span.offset;
+    let mut end = member.value.end;
+    let after = &text[end..];
+    let gap = after.len() - after.trim_start_matches([' ', '\t']).len();
+    if after[gap..].starts_with(',') {
+        end += gap + 1;
+    }
+    // Alone on its line(s): take the line, indentation and newline with it.
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let rest = &text[end..];
+    let trailing = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+    if text[line_start..start].trim().is_empty() && rest[trailing..].starts_with('\n') {
+        start = line_start;
+        end += trailing + 1;
+    }
+    Ok(splice(text, start, end, ""))
 }
 
 #[cfg(test)]
@@ -192,6 +248,21 @@ mod tests {
         assert_eq!(loads(&remove_array_elements(text, &["b"], &[1, 2]).unwrap())["b"], serde_json::json!([1, 4]));
         assert_eq!(loads(&remove_array_elements("{b: [1]}", &["b"], &[0]).unwrap())["b"], serde_json::json!([]));
         assert!(remove_array_elements(text, &["b"], &[9]).is_err());
+    }
+
+    #[test]
+    fn rename_and_remove_members_keep_comments() {
+        let text = "{\n  agents: {\n    // who\n    list: [{ agentId: 'a' }, { \"agentId\": 'b', x: 1 }], // the team\n    bindings: [1], // old\n  },\n}\n";
+        let out = rename_member(text, &["agents", "list", "0"], "agentId", "id").unwrap();
+        let out = rename_member(&out, &["agents", "list", "1"], "agentId", "id").unwrap();
+        assert_eq!(loads(&out)["agents"]["list"], serde_json::json!([{"id": "a"}, {"id": "b", "x": 1}]));
+        let out = remove_member(&out, &["agents"], "bindings").unwrap();
+        assert!(out.contains("// who") && out.contains("// the team") && !out.contains("bindings"), "{out}");
+        assert_eq!(loads(&out)["agents"].as_object().unwrap().len(), 1);
+        let inline = remove_member("{a: 1, b: 2}", &[], "a").unwrap();
+        assert_eq!(loads(&inline), serde_json::json!({"b": 2}));
+        let last = remove_member("{a: 1, b: 2}", &[], "b").unwrap();
+        assert_eq!(loads(&last), serde_json::json!({"a": 1}));
     }
 
     #[test]

@@ -173,10 +173,14 @@ fn seed_shape_problems(root: &Node) -> Vec<Diagnostic> {
     out
 }
 
-/// Translates the seed article's `[{agentId, channel, groupId|peerId, accountId}]`.
 fn equivalent_bindings(flat: &Json) -> String {
-    let items: Vec<Json> = flat
-        .as_array()
+    serde_json::to_string_pretty(&Json::Array(seed_bindings(flat))).unwrap_or_default()
+}
+
+/// Translates the seed article's `[{agentId, channel, groupId|peerId, accountId}]`
+/// into top-level `bindings` entries (`chela doctor --fix` writes them).
+pub fn seed_bindings(flat: &Json) -> Vec<Json> {
+    flat.as_array()
         .map(|a| {
             a.iter()
                 .map(|b| {
@@ -202,8 +206,7 @@ fn equivalent_bindings(flat: &Json) -> String {
                 })
                 .collect()
         })
-        .unwrap_or_default();
-    serde_json::to_string_pretty(&Json::Array(items)).unwrap_or_default()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

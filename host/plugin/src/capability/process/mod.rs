@@ -77,6 +77,15 @@ pub fn bubblewrap() -> Option<PathBuf> {
     ["/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"].iter().map(PathBuf::from).find(|p| p.exists())
 }
 
+/// How host commands would be confined here (`chela doctor` asks): bubblewrap
+/// with namespaces, and whether Landlock is on offer; `Err` says why not.
+pub fn confinement() -> (Result<PathBuf, String>, bool) {
+    let bwrap = bubblewrap()
+        .ok_or_else(|| "bubblewrap (bwrap) is not installed".to_string())
+        .and_then(|b| confinement_works(&b).map(|()| b));
+    (bwrap, landlock::available())
+}
+
 /// `cwd` (relative to the root) without leaving it.
 fn working_dir(root: &Path, cwd: Option<&str>) -> Result<PathBuf, String> {
     let Some(rel) = cwd.filter(|c| !c.is_empty()) else { return Ok(PathBuf::new()) };

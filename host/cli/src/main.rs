@@ -8,6 +8,7 @@ mod agents;
 mod context;
 mod doctor;
 mod gateway;
+mod migrate;
 mod output;
 mod pairing;
 mod plugins;
@@ -71,6 +72,26 @@ enum Command {
     /// Health checks (config, permissions, token, plugins, exec confinement,
     /// workspaces, session stores) and safe repairs with --fix.
     Doctor(DoctorArgs),
+    /// Bring another gateway's install over.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum MigrateCommand {
+    /// An OpenClaw state dir: config, sessions and transcripts, auth
+    /// profiles, approved senders (the source is never modified).
+    Openclaw {
+        /// The OpenClaw state dir (default: $OPENCLAW_STATE_DIR, else ~/.openclaw).
+        #[arg(long, value_name = "DIR")]
+        from: Option<std::path::PathBuf>,
+        /// Report what would be carried, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug, Clone, Copy)]
@@ -144,6 +165,7 @@ fn main() -> ExitCode {
         Command::Sessions(cmd) => sessions::run(&ctx, cmd),
         Command::Pairing(cmd) => pairing::run(&ctx, cmd),
         Command::Doctor(a) => doctor::run(&ctx, a.fix, a.json),
+        Command::Migrate(MigrateCommand::Openclaw { from, dry_run, json }) => migrate::run(&ctx, from, dry_run, json),
     };
     match result {
         Ok(code) => code,

@@ -556,3 +556,122 @@ fn usage_errors_exit_2_and_runtime_errors_exit_1() {
     assert_eq!(s.chela(&cfg, &["route", "--no-such-flag"]).status.code(), Some(2));
     assert_eq!(s.chela(&cfg, &["pairing", "approve", "telegram", "ZZZZ2222"]).status.code(), Some(1));
 }
+
+/// Every file under `dir` with its bytes, sorted: a tree's fingerprint.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The state dir a real OpenClaw 2026.9.6 gateway left after two
+/// conversations over its OpenAI endpoint (tests/fixtures/openclaw-state),
+/// unpacked into `root/openclaw`, its workspaces under `root`; two approved
+/// senders are added the way OpenClaw stores them.
+fn openclaw_state(root: &Path) -> PathBuf {
+    use std::io::Read;
+    let src = repo("tests/fixtures/openclaw-state");
+    let dst = root.join("openclaw");
+    for rel in
+        ["agents/main/agent/openclaw-agent.sqlite", "agents/work/agent/openclaw-agent.sqlite", "state/openclaw.sqlite"]
+    {
+        let gz = std::fs::File::open(src.join(format!("{rel}.gz"))).unwrap();
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(gz).read_to_end(&mut bytes).unwrap();
+        std::fs::create_dir_all(dst.join(rel).parent().unwrap()).unwrap();
+        std::fs::write(dst.join(rel), bytes).unwrap();
+    }
+    let config = std::fs::read_to_string(src.join("openclaw.json")).unwrap();
+    std::fs::write(dst.join("openclaw.json"), config.replace("/tmp/ocrec/root", &root.display().to_string())).unwrap();
+    for ws in ["ws-main", "ws-work"] {
+        std::fs::create_dir_all(root.join(ws)).unwrap();
+    }
+    let db = rusqlite::Connection::open(dst.join("state/openclaw.sqlite")).unwrap();
+    for (account, entry) in [("default", "111"), ("ops", "222")] {
+        db.execute(
+            "INSERT INTO channel_pairing_allow_entries (channel_key, account_id, entry, sort_order, updated_at) VALUES ('telegram', ?1, ?2, 0, 0)",
+            [account, entry],
+        )
+        .unwrap();
+    }
+    dst
+}
+
+/// `chela migrate openclaw` on a real OpenClaw state dir: config, both
+/// agents' sessions (OpenAI-endpoint keys mapped to chela's) and approved
+/// senders are carried, the source is untouched, a second run carries
+/// nothing twice, an unreadable database is reported by path while the rest
+/// is carried, and the migrated agent continues its conversation.
+#[test]
+fn migrate_openclaw_carries_a_real_state_dir_and_the_conversation_continues() {
+    let s = Sandbox::new();
+    let from = openclaw_state(s.dir.path());
+    std::fs::create_dir_all(from.join("agents/broken/agent")).unwrap();
+    std::fs::write(from.join("agents/broken/agent/openclaw-agent.sqlite"), "not a database").unwrap();
+    let before = tree(&from);
+    let cfg = s.path("state/chela.json");
+    let from_arg = from.display().to_string();
+    let migrate =
+        |extra: &[&str]| s.chela(&cfg, &[&["migrate", "openclaw", "--from", &from_arg, "--json"][..], extra].concat());
+
+    let dry = migrate(&["--dry-run"]);
+    assert_eq!(json(&dry)["dryRun"], true, "{}", text(&dry));
+    assert!(!cfg.exists() && !s.path("state/agents").exists(), "a dry run writes nothing");
+
+    let out = migrate(&[]);
+    assert_eq!(out.status.code(), Some(1), "the broken database fails the run: {}", text(&out));
+    let report = json(&out);
+    let items = report["items"].as_array().unwrap();
+    let outcome = |what: &str| {
+        items
+            .iter()
+            .find(|i| i["what"].as_str().unwrap().contains(what))
+            .map(|i| i["outcome"].as_str().unwrap().to_string())
+    };
+    assert_eq!(outcome("session agent:main:openai-user:alice").as_deref(), Some("carried"), "{report}");
+    assert_eq!(outcome("session agent:work:openai-user:bob").as_deref(), Some("carried"), "{report}");
+    assert_eq!(outcome("config").as_deref(), Some("carried"), "{report}");
+    assert_eq!(outcome("approved senders of telegram/default").as_deref(), Some("carried"), "{report}");
+    let broken = items.iter().find(|i| i["outcome"] == "failed").expect("the broken database is reported");
+    assert!(broken["what"].as_str().unwrap().contains("agents/broken/agent/openclaw-agent.sqlite"), "{broken}");
+    assert_eq!(tree(&from), before, "the source dir is never modified");
+
+    let again = json(&migrate(&[]));
+    assert_eq!(again["carried"], 0, "nothing twice: {again}");
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path("state/agents/work/sessions/sessions.json")).unwrap())
+            .unwrap();
+    assert_eq!(index.as_object().unwrap().keys().collect::<Vec<_>>(), ["agent:work:openai:direct:bob"]);
+    assert!(std::fs::read_to_string(s.path("state/credentials/telegram-allowFrom.json")).unwrap().contains("\"111\""));
+    assert!(std::fs::read_to_string(s.path("state/credentials/telegram-ops-allowFrom.json"))
+        .unwrap()
+        .contains("\"222\""));
+
+    let shown = s.chela(&cfg, &["sessions", "show", "agent:work:openai:direct:bob"]);
+    assert!(
+        text(&shown).contains("user: hi work agent") && text(&shown).contains("user: second message to work"),
+        "{}",
+        text(&shown)
+    );
+    // The conversation goes on (on the offline model; the recorded fake is gone): its third message.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let migrated = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        migrated.replace("fake/gpt-rec", "offline/persona").replace("port: 18902", &format!("port: {port}")),
+    )
+    .unwrap();
+    let sent = s.chela(&cfg, &["send", "--agent", "work", "--session", "agent:work:openai:direct:bob", "third"]);
+    assert!(text(&sent).contains("(message 3 of this conversation)"), "{}", text(&sent));
+}

@@ -171,15 +171,28 @@ impl Pairing {
             .position(|r| r.code == code)
             .ok_or_else(|| PairingError::UnknownCode { channel: channel.to_string(), code: code.clone() })?;
         let req = pending.remove(pos);
-        let path = self.allow_path(channel, &req.account_id);
-        let mut allow: AllowFile = Self::read(&path)?;
-        if !allow.allow_from.contains(&req.id) {
-            allow.allow_from.push(req.id.clone());
-        }
-        allow.version = 1;
-        self.write(&path, &allow)?;
+        self.allow(channel, &req.account_id, std::slice::from_ref(&req.id))?;
         self.write(&self.pending_path(channel), &PendingFile { version: 1, requests: pending })?;
         Ok(req)
+    }
+
+    /// Adds senders to an account's approved list (those not on it yet, in
+    /// order); returns how many were added.
+    pub fn allow(&self, channel: &str, account: &str, senders: &[String]) -> Result<usize, PairingError> {
+        let path = self.allow_path(channel, account);
+        let mut allow: AllowFile = Self::read(&path)?;
+        let before = allow.allow_from.len();
+        for s in senders {
+            if !allow.allow_from.contains(s) {
+                allow.allow_from.push(s.clone());
+            }
+        }
+        let added = allow.allow_from.len() - before;
+        if added > 0 {
+            allow.version = 1;
+            self.write(&path, &allow)?;
+        }
+        Ok(added)
     }
 }
 

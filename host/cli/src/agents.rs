@@ -66,6 +66,8 @@ pub enum AgentsCommand {
         agent: Option<String>,
         #[arg(long = "bind", value_name = "CHANNEL[:ACCOUNT]", required = true)]
         binds: Vec<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Remove an agent's channel/account bindings (or all of them).
     Unbind {
@@ -75,6 +77,8 @@ pub enum AgentsCommand {
         binds: Vec<String>,
         #[arg(long, required_unless_present = "binds")]
         all: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -85,8 +89,8 @@ pub fn run(ctx: &Context, cmd: AgentsCommand) -> Result<ExitCode> {
             add(ctx, &name, workspace, model, agent_dir, &binds, json)
         }
         AgentsCommand::Delete { id, force, json } => delete(ctx, &id, force, json),
-        AgentsCommand::Bind { agent, binds } => bind(ctx, agent.as_deref(), &binds),
-        AgentsCommand::Unbind { agent, binds, all } => unbind(ctx, agent.as_deref(), &binds, all),
+        AgentsCommand::Bind { agent, binds, json } => bind(ctx, agent.as_deref(), &binds, json),
+        AgentsCommand::Unbind { agent, binds, all, json } => unbind(ctx, agent.as_deref(), &binds, all, json),
     }
 }
 
@@ -423,19 +427,21 @@ fn same_scope(b: &chela_core::config::schema::Binding, channel: &str, account: O
     plain && ch == channel && (acct == want || (acct.is_none() && want.as_deref() == Some("default")))
 }
 
-fn bind(ctx: &Context, agent: Option<&str>, binds: &[String]) -> Result<ExitCode> {
+fn bind(ctx: &Context, agent: Option<&str>, binds: &[String], json: bool) -> Result<ExitCode> {
     let old = ctx.read_text()?;
     let text = old.clone().unwrap_or_else(|| "{\n}\n".into());
     let before = ctx.parse(&text)?;
     let roster = Roster::from_config(&before.config);
     let id = target_agent(&roster, agent)?;
     let mut new = text.clone();
+    // What happened to each `--bind`: `added`, `upgraded` (bindings[i] got the account) or `already`.
+    let mut done: Vec<serde_json::Value> = Vec::new();
     for spec in binds {
         let (channel, account) = parse_bind(spec)?;
         let current = load_str(&new, None).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mine = bindings_of(&current.config, &id);
         if mine.iter().any(|(_, b)| same_scope(b, &channel, account.as_deref())) {
-            println!("`{id}` is already bound to {spec}");
+            done.push(json!({"bind": spec, "result": "already"}));
             continue;
         }
         // A channel-only binding is upgraded in place when an account is named.
@@ -444,11 +450,11 @@ fn bind(ctx: &Context, agent: Option<&str>, binds: &[String]) -> Result<ExitCode
         });
         new = match (upgrade, &account) {
             (Some(i), Some(a)) => {
-                println!("upgraded bindings[{i}] of `{id}` to account {a}");
+                done.push(json!({"bind": spec, "result": "upgraded", "index": i}));
                 set_member(&new, &["bindings", &i.to_string(), "match"], "accountId", &serde_json::to_string(a)?)?
             }
             _ => {
-                println!("bound `{id}` to {spec}");
+                done.push(json!({"bind": spec, "result": "added"}));
                 append_to_array(&new, &["bindings"], &binding_json5(&id, &channel, account.as_deref()))?
             }
         };
@@ -456,10 +462,22 @@ fn bind(ctx: &Context, agent: Option<&str>, binds: &[String]) -> Result<ExitCode
     if new != text {
         commit(ctx, &before, old.as_deref(), &new)?;
     }
+    if json {
+        print_json(&json!({"agentId": id, "binds": done}));
+        return Ok(ExitCode::SUCCESS);
+    }
+    for d in &done {
+        let spec = d["bind"].as_str().unwrap_or_default();
+        match d["result"].as_str() {
+            Some("already") => println!("`{id}` is already bound to {spec}"),
+            Some("upgraded") => println!("upgraded bindings[{}] of `{id}` to {spec}", d["index"]),
+            _ => println!("bound `{id}` to {spec}"),
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn unbind(ctx: &Context, agent: Option<&str>, binds: &[String], all: bool) -> Result<ExitCode> {
+fn unbind(ctx: &Context, agent: Option<&str>, binds: &[String], all: bool, json: bool) -> Result<ExitCode> {
     let Some(text) = ctx.read_text()? else { bail!("no config at {}", ctx.config_path.display()) };
     let before = ctx.parse(&text)?;
     let roster = Roster::from_config(&before.config);
@@ -470,12 +488,16 @@ fn unbind(ctx: &Context, agent: Option<&str>, binds: &[String], all: bool) -> Re
         .filter(|(_, b)| all || specs.iter().any(|(c, a)| same_scope(b, c, a.as_deref())))
         .map(|(i, _)| i)
         .collect();
-    if remove.is_empty() {
-        println!("nothing to unbind for `{id}`");
-        return Ok(ExitCode::SUCCESS);
+    if !remove.is_empty() {
+        let new = remove_array_elements(&text, &["bindings"], &remove)?;
+        commit(ctx, &before, Some(&text), &new)?;
     }
-    let new = remove_array_elements(&text, &["bindings"], &remove)?;
-    commit(ctx, &before, Some(&text), &new)?;
-    println!("removed {} binding(s) of `{id}`", remove.len());
+    if json {
+        print_json(&json!({"agentId": id, "removed": remove.len(), "indexes": remove}));
+    } else if remove.is_empty() {
+        println!("nothing to unbind for `{id}`");
+    } else {
+        println!("removed {} binding(s) of `{id}`", remove.len());
+    }
     Ok(ExitCode::SUCCESS)
 }

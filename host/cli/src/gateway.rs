@@ -68,16 +68,21 @@ pub fn run(ctx: &Context, args: &GatewayArgs) -> Result<ExitCode> {
         let gw = Gateway::new(Arc::new(cfg), ctx.env.clone(), plugins, providers, options, vars).await?;
         let running = gw.serve().await?;
         let _reload = gw.watch_config(ctx.config_path.clone(), Duration::from_secs(1));
-        eprintln!("chela gateway listening on http://{}", running.addr);
-        eprintln!("  config:  {}", ctx.config_path.display());
-        eprintln!("  plugins: {}", gw.plugin_dirs_hint().display());
-        for (c, why) in gw.missing_channels() {
-            eprintln!("  channel `{c}` not running: {why}");
+        // Through tracing, so `--log-format json` output is JSON only.
+        tracing::info!(
+            addr = %running.addr,
+            config = %ctx.config_path.display(),
+            plugins = %gw.plugin_dirs_hint().display(),
+            "chela gateway listening on http://{}",
+            running.addr
+        );
+        for (channel, why) in gw.missing_channels() {
+            tracing::warn!(%channel, "channel `{channel}` not running: {why}");
         }
         shutdown_signal().await;
-        eprintln!("shutting down: finishing turns in flight…");
+        tracing::info!("shutting down: finishing turns in flight");
         if !running.shutdown().await {
-            eprintln!("some turns did not finish within the grace period");
+            tracing::warn!("some turns did not finish within the grace period");
         }
         Ok::<_, anyhow::Error>(())
     })?;

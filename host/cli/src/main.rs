@@ -5,6 +5,7 @@
 //! Must not: hold rules: every decision is the core's or the gateway's, called from here.
 
 mod agents;
+mod config;
 mod context;
 mod doctor;
 mod gateway;
@@ -46,7 +47,7 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Check the config file.
+    /// Check, read and edit the config file.
     #[command(subcommand)]
     Config(ConfigCommand),
     /// List, add, delete, bind and unbind agents.
@@ -63,6 +64,8 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Send a message to an agent (through a running gateway, else directly).
     Send(sessions::SendArgs),
+    /// Run one agent turn (OpenClaw's `openclaw agent --message`).
+    Agent(sessions::AgentArgs),
     /// List sessions and show transcripts.
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
@@ -75,6 +78,8 @@ enum Command {
     /// Bring another gateway's install over.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Print a shell completion script (`chela completion bash > /etc/bash_completion.d/chela`).
+    Completion { shell: clap_complete::Shell },
 }
 
 #[derive(Subcommand, Debug)]
@@ -109,6 +114,8 @@ pub struct DoctorArgs {
 enum ConfigCommand {
     /// Report every problem in the config (exit 1 if there are errors).
     Validate(ValidateArgs),
+    #[command(flatten)]
+    Edit(config::ConfigEdit),
 }
 
 #[derive(Args, Debug, Clone, Copy)]
@@ -128,11 +135,18 @@ pub struct JsonFlag {
     pub json: bool,
 }
 
+/// Logs to stderr: `CHELA_LOG`, else `RUST_LOG`, else warnings plus what
+/// start-up is doing; colour only on a terminal and never with `NO_COLOR`.
 fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CHELA_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         // Warnings, plus what start-up is doing (compiling plugins, adapters started, listening).
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,chela_plugin::loader=info,chela_gateway=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("warn,chela=info,chela_plugin::loader=info,chela_gateway=info")
+        });
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -156,15 +170,26 @@ fn main() -> ExitCode {
     let ctx = context::Context::from_cli(cli.config.clone(), cli.profile.clone());
     let result = match cli.command {
         Command::Config(ConfigCommand::Validate(a)) => validate::run(&ctx, a.json, a.strict),
+        Command::Config(ConfigCommand::Edit(cmd)) => config::run(&ctx, cmd),
         Command::Agents(cmd) => agents::run(&ctx, cmd),
         Command::Route(args) => route::run(&ctx, &args),
         Command::Tools(args) => tools::run(&ctx, &args),
         Command::Plugins(cmd) => plugins::run(&ctx, cmd),
         Command::Gateway(args) => gateway::run(&ctx, &args),
         Command::Send(args) => sessions::send(&ctx, &args),
+        Command::Agent(args) => sessions::agent(&ctx, &args),
         Command::Sessions(cmd) => sessions::run(&ctx, cmd),
         Command::Pairing(cmd) => pairing::run(&ctx, cmd),
         Command::Doctor(a) => doctor::run(&ctx, a.fix, a.json),
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "chela",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate(MigrateCommand::Openclaw { from, dry_run, json }) => migrate::run(&ctx, from, dry_run, json),
     };
     match result {

@@ -20,7 +20,12 @@ pub enum PairingCommand {
         json: bool,
     },
     /// Approve a code: its sender may DM the account from now on.
-    Approve { channel: String, code: String },
+    Approve {
+        channel: String,
+        code: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(ctx: &Context, cmd: PairingCommand) -> Result<ExitCode> {
@@ -39,9 +44,13 @@ pub fn run(ctx: &Context, cmd: PairingCommand) -> Result<ExitCode> {
                 }
             }
         }
-        PairingCommand::Approve { channel, code } => {
+        PairingCommand::Approve { channel, code, json } => {
             let r = pairing.approve(&channel, &code)?;
-            println!("approved {} on {channel}/{}: they can message the bot now", r.id, r.account_id);
+            if json {
+                print_json(&serde_json::json!({ "channel": channel, "approved": r }));
+            } else {
+                println!("approved {} on {channel}/{}: they can message the bot now", r.id, r.account_id);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@
 //! Must not: assemble a runtime differently from the gateway (offline `send` uses
 //! `chela_gateway::agent_runtime`).
 
+use std::io::Read as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,16 +24,78 @@ use crate::output::print_json;
 
 #[derive(clap::Args, Debug)]
 pub struct SendArgs {
-    /// The agent to talk to.
+    /// The agent to talk to (default: the session key's agent, else the default agent).
     #[arg(long)]
-    agent: String,
+    agent: Option<String>,
     /// Session key (default: the agent's main session).
-    #[arg(long)]
+    #[arg(long, alias = "session-key")]
     session: Option<String>,
     /// The message.
     message: String,
     #[arg(long)]
     json: bool,
+}
+
+/// `chela agent`: one turn, OpenClaw's `openclaw agent` flags.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("body").required(true).args(["message", "message_file"])))]
+pub struct AgentArgs {
+    /// The message body.
+    #[arg(short, long)]
+    message: Option<String>,
+    /// Read the message body from a UTF-8 file (`-`: stdin).
+    #[arg(long, value_name = "PATH")]
+    message_file: Option<std::path::PathBuf>,
+    /// The agent (default: the session key's agent, else the default agent).
+    #[arg(long)]
+    agent: Option<String>,
+    /// Session key: `agent:<id>:<key>`, or a key of `--agent` (default: its main session).
+    #[arg(long)]
+    session_key: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// The most a `--message-file` may hold (OpenClaw's limit).
+const MAX_MESSAGE_FILE: u64 = 4 * 1024 * 1024;
+
+pub fn agent(ctx: &Context, args: &AgentArgs) -> Result<ExitCode> {
+    let message = match (&args.message, &args.message_file) {
+        (Some(m), _) => m.clone(),
+        (None, Some(path)) => {
+            let mut bytes = Vec::new();
+            let read = if path.as_os_str() == "-" {
+                std::io::Read::take(std::io::stdin(), MAX_MESSAGE_FILE + 1).read_to_end(&mut bytes)
+            } else {
+                std::fs::File::open(path)
+                    .and_then(|f| std::io::Read::take(f, MAX_MESSAGE_FILE + 1).read_to_end(&mut bytes))
+            };
+            read.with_context(|| format!("cannot read {}", path.display()))?;
+            if bytes.len() as u64 > MAX_MESSAGE_FILE {
+                bail!("{} is larger than 4 MiB", path.display());
+            }
+            let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))?;
+            text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text)
+        }
+        (None, None) => bail!("pass --message or --message-file"),
+    };
+    if message.trim().is_empty() {
+        bail!("the message is empty");
+    }
+    let send_args = SendArgs { agent: args.agent.clone(), session: args.session_key.clone(), message, json: args.json };
+    send(ctx, &send_args)
+}
+
+/// The agent a turn is for: `--agent`, else the session key's, else the
+/// default; both given must agree.
+fn turn_agent(roster: &Roster, agent: Option<&str>, session: Option<&str>) -> Result<String> {
+    let from_key = session.and_then(parse_agent_session_key).map(|p| p.agent_id);
+    match (agent.map(|a| normalize_agent_id(Some(a))), from_key) {
+        (Some(a), Some(k)) if a != k => bail!("--agent `{a}` does not match the session key's agent `{k}`"),
+        (Some(a), _) => Ok(a),
+        (None, Some(k)) => Ok(k),
+        (None, None) => Ok(roster.default_agent()),
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -97,7 +160,7 @@ fn control(
 pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
     let loaded = ctx.load()?;
     let cfg = loaded.config;
-    let agent = normalize_agent_id(Some(&args.agent));
+    let agent = turn_agent(&Roster::from_config(&cfg), args.agent.as_deref(), args.session.as_deref())?;
     let mut body = json!({"agentId": agent, "text": args.message});
     if let Some(s) = &args.session {
         body["sessionKey"] = json!(s);
@@ -106,7 +169,7 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
         Some(v) => v,
         None => {
             if Roster::from_config(&cfg).find(&agent).is_none() {
-                bail!("unknown agent `{}` (see `chela agents list`)", args.agent);
+                bail!("unknown agent `{agent}` (see `chela agents list`)");
             }
             let target = SessionTarget::requested(&cfg, &agent, args.session.as_deref())?;
             let rt = crate::plugins::runtime()?;

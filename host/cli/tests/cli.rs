@@ -388,8 +388,9 @@ fn pairing_list_and_approve_work_on_the_gateways_files() {
     let v = json(&s.chela(&cfg, &["pairing", "list", "telegram", "--json"]));
     let codes: Vec<&str> = v["requests"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();
     assert_eq!(codes, ["ABCD2345"], "expired requests are not listed");
-    let out = s.chela(&cfg, &["pairing", "approve", "telegram", "abcd2345"]);
+    let out = s.chela(&cfg, &["pairing", "approve", "telegram", "abcd2345", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json(&out)["approved"]["id"], "111");
     let allow = std::fs::read_to_string(s.path("state/credentials/telegram-allowFrom.json")).unwrap();
     assert!(allow.contains("\"111\""), "{allow}");
     let out = s.chela(&cfg, &["pairing", "approve", "telegram", "WXYZ6789"]);
@@ -674,4 +675,96 @@ fn migrate_openclaw_carries_a_real_state_dir_and_the_conversation_continues() {
     .unwrap();
     let sent = s.chela(&cfg, &["send", "--agent", "work", "--session", "agent:work:openai:direct:bob", "third"]);
     assert!(text(&sent).contains("(message 3 of this conversation)"), "{}", text(&sent));
+}
+
+/// `gateway --log-format json`: every line on stderr is a JSON object, the
+/// start banner included (with the address as a field); no colour codes when
+/// stderr is not a terminal.
+#[test]
+fn gateway_logs_are_pure_json_with_log_format_json() {
+    use std::io::BufRead;
+    let s = Sandbox::new();
+    let cfg = s.write("c.json5", "{}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chela"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--log-format", "json", "gateway", "--port", "0"])
+        .env("HOME", s.dir.path())
+        .env("CHELA_STATE_DIR", s.path("state"))
+        .env_remove("CHELA_LOG")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("chela starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let banner = loop {
+        let line =
+            rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or_else(|_| panic!("no banner in {seen:#?}"));
+        assert!(!line.contains('\u{1b}'), "a colour code on a pipe: {line:?}");
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+        seen.push(line);
+        if v["fields"]["message"].as_str().is_some_and(|m| m.contains("listening on http://")) {
+            break v;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(banner["fields"]["addr"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")), "{banner}");
+}
+
+/// `config get|set|unset|file`: values by path, secrets never printed,
+/// writes keep comments and refuse a change that breaks the config.
+#[test]
+fn config_get_set_unset_keep_comments_and_redact_secrets() {
+    let s = Sandbox::new();
+    let cfg = s.write("c.json5", "// mine\n{\n  channels: { telegram: { botToken: \"123:abc\" } }, // tg\n}\n");
+    let got = s.chela(&cfg, &["config", "get", "channels.telegram", "--json"]);
+    assert_eq!(json(&got), serde_json::json!({"botToken": "<redacted>"}), "{}", text(&got));
+    assert!(!text(&got).contains("123:abc"));
+    assert!(s.chela(&cfg, &["config", "set", "gateway.port", "19001"]).status.success());
+    assert_eq!(json(&s.chela(&cfg, &["config", "get", "gateway.port", "--json"])), 19001);
+    let written = std::fs::read_to_string(&cfg).unwrap();
+    assert!(written.contains("// mine") && written.contains("} }, // tg\n"), "{written}");
+    let refused = s.chela(&cfg, &["config", "set", "bindings", "[{agentId: 'ghost', match: {channel: 'x'}}]"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused).contains("not written") && !std::fs::read_to_string(&cfg).unwrap().contains("ghost"));
+    assert!(s.chela(&cfg, &["config", "unset", "gateway.port"]).status.success());
+    let unset = s.chela(&cfg, &["config", "get", "gateway.port"]);
+    assert!(unset.status.code() == Some(1) && text(&unset).contains("the default applies"), "{}", text(&unset));
+    assert!(text(&s.chela(&cfg, &["config", "get", "nope.x"])).contains("not a config path"));
+    assert_eq!(json(&s.chela(&cfg, &["config", "file", "--json"]))["path"], cfg.display().to_string());
+    assert_eq!(json(&s.chela(&cfg, &["config", "schema"]))["type"], "object");
+}
+
+/// Data commands answer in JSON with `--json`; `agent --message` runs on the
+/// default agent without `--agent`; `completion` prints a script.
+#[test]
+fn bind_unbind_and_agent_turns_speak_json() {
+    let s = Sandbox::new();
+    let cfg = s.write("c.json5", "{ agents: { list: [{ id: 'main', default: true }, { id: 'ops' }] } }");
+    let bound = json(&s.chela(&cfg, &["agents", "bind", "--agent", "ops", "--bind", "telegram:alerts", "--json"]));
+    assert_eq!(bound, serde_json::json!({"agentId": "ops", "binds": [{"bind": "telegram:alerts", "result": "added"}]}));
+    let again = json(&s.chela(&cfg, &["agents", "bind", "--agent", "ops", "--bind", "telegram:alerts", "--json"]));
+    assert_eq!(again["binds"][0]["result"], "already");
+    let unbound = json(&s.chela(&cfg, &["agents", "unbind", "--agent", "ops", "--all", "--json"]));
+    assert_eq!((unbound["removed"].as_u64(), unbound["indexes"].clone()), (Some(1), serde_json::json!([0])));
+    let turn = s.chela(&cfg, &["agent", "--message", "hello", "--json"]);
+    assert_eq!(json(&turn)["agentId"], "main", "{}", text(&turn));
+    let keyed = s.chela(&cfg, &["agent", "-m", "hi", "--session-key", "agent:ops:incident-42", "--json"]);
+    assert_eq!(json(&keyed)["sessionKey"], "agent:ops:incident-42", "{}", text(&keyed));
+    let clash = s.chela(&cfg, &["agent", "-m", "hi", "--agent", "main", "--session-key", "agent:ops:x"]);
+    assert_eq!(clash.status.code(), Some(1), "{}", text(&clash));
+    let script = s.chela(&cfg, &["completion", "bash"]);
+    assert!(script.status.success() && text(&script).contains("_chela()"), "{}", text(&script));
 }

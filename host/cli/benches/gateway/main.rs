@@ -104,7 +104,7 @@ async fn start(root: &Path, env: &[(&str, &str)]) -> (Gateway, Duration) {
         .args(["gateway", "--port", "0"])
         .env("CHELA_STATE_DIR", root.join("state"))
         .env("HOME", root)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,chela=info")
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -113,8 +113,9 @@ async fn start(root: &Path, env: &[(&str, &str)]) -> (Gateway, Duration) {
     let addr = loop {
         match lines.next_line().await {
             Ok(Some(line)) => {
-                if let Some(a) = line.split("listening on http://").nth(1) {
-                    break a.trim().to_string();
+                // `… listening on http://ADDR addr=ADDR config=…`: the first word after it.
+                if let Some(a) = line.split("listening on http://").nth(1).and_then(|a| a.split_whitespace().next()) {
+                    break a.to_string();
                 }
             }
             _ => panic!("the gateway exited before listening"),

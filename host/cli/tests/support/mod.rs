@@ -99,8 +99,9 @@ impl Gateway {
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let addr = tokio::time::timeout(START_WAIT, async {
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(a) = line.split("listening on http://").nth(1) {
-                    return a.trim().to_string();
+                // `… listening on http://ADDR addr=ADDR config=…`: the first word after it.
+                if let Some(a) = line.split("listening on http://").nth(1).and_then(|a| a.split_whitespace().next()) {
+                    return a.to_string();
                 }
             }
             panic!("the gateway exited before listening");

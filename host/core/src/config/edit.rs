@@ -60,8 +60,21 @@ fn insert_member(text: &str, obj: &Node, key: &str, value: &str) -> Result<Strin
     match members.last() {
         Some(last) => {
             let indent = indent_at(text, last.key_span.offset);
-            let with = format!(",\n{indent}{key_text}: {}", indented(value, &indent));
-            Ok(splice(text, last.value.end, last.value.end, &with))
+            let member = format!("\n{indent}{key_text}: {}", indented(value, &indent));
+            // After the last member's comma and its line comment, so a comment stays with its member.
+            let after = &text[last.value.end..];
+            let gap = after.len() - after.trim_start_matches([' ', '\t']).len();
+            let comma = after[gap..].starts_with(',');
+            let past_comma = last.value.end + gap + usize::from(comma);
+            let rest = &text[past_comma..];
+            let spaces = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+            if !rest[spaces..].starts_with("//") {
+                let with = if comma { member } else { format!(",{member}") };
+                return Ok(splice(text, past_comma, past_comma, &with));
+            }
+            let line_end = past_comma + rest.find('\n').unwrap_or(rest.len());
+            let text = splice(text, line_end, line_end, &member);
+            Ok(if comma { text } else { splice(&text, last.value.end, last.value.end, ",") })
         }
         None => {
             let outer = indent_at(text, obj.span.offset);
@@ -248,6 +261,18 @@ mod tests {
         assert_eq!(loads(&remove_array_elements(text, &["b"], &[1, 2]).unwrap())["b"], serde_json::json!([1, 4]));
         assert_eq!(loads(&remove_array_elements("{b: [1]}", &["b"], &[0]).unwrap())["b"], serde_json::json!([]));
         assert!(remove_array_elements(text, &["b"], &[9]).is_err());
+    }
+
+    #[test]
+    fn an_added_member_leaves_line_comments_with_their_members() {
+        for text in ["{\n  a: 1, // one\n}\n", "{\n  a: 1 // one\n}\n", "{a: 1}"] {
+            let out = set_member(text, &[], "b", "2").unwrap();
+            assert_eq!(loads(&out), serde_json::json!({"a": 1, "b": 2}), "{out}");
+            if text.contains("// one") {
+                assert!(out.contains("a: 1, // one\n") || out.contains("a: 1, // one"), "{out}");
+                assert!(out.lines().any(|l| l.trim() == "b: 2"), "{out}");
+            }
+        }
     }
 
     #[test]

@@ -106,6 +106,16 @@ fn schemas_at(path: &str) -> Vec<&'static Json> {
     nodes
 }
 
+/// OpenClaw's schema for the whole config (what `chela config schema` prints).
+pub fn schema() -> &'static Json {
+    &SCHEMA
+}
+
+/// Whether OpenClaw's schema allows a value at `path` (dots and `[i]`).
+pub fn is_known_path(path: &str) -> bool {
+    !schemas_at(path).is_empty()
+}
+
 /// The keys OpenClaw defines in the object at `path` (for "did you mean").
 pub fn keys_at(path: &str) -> Vec<String> {
     let mut out = Vec::new();

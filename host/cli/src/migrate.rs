@@ -216,7 +216,8 @@ fn agent_databases(from: &Path) -> Vec<(String, PathBuf)> {
         .flatten()
         .filter_map(|e| {
             let db = e.path().join("agent/openclaw-agent.sqlite");
-            db.exists().then(|| (e.file_name().to_string_lossy().into_owned(), db))
+            let id = chela_core::ids::normalize_agent_id(Some(&e.file_name().to_string_lossy()));
+            db.exists().then_some((id, db))
         })
         .collect();
     out.sort();
@@ -297,10 +298,15 @@ fn sessions(m: &mut Migration, cfg: &Config, agent: &str, conn: &Connection) {
     };
     for (key, session_id, entry_json, updated_at) in rows {
         let what = format!("session {key}");
-        let Some(target) = chela_key(agent, &key) else {
-            m.skipped(what, "not an agent session key");
+        let Some(target) = chela_key(agent, &key).filter(|k| k.agent_id() == agent) else {
+            m.skipped(what, format!("not a session key of agent `{agent}`"));
             continue;
         };
+        // The id names the transcript file: nothing but a plain name.
+        if session_id.is_empty() || !session_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            m.skipped(what, format!("session id `{session_id}` is not a plain name"));
+            continue;
+        }
         let origin = format!("openclaw:{session_id}");
         match store.get(target.as_str()) {
             Ok(Some(e)) if e.extra.get("migratedFrom").and_then(Json::as_str) == Some(origin.as_str()) => {

@@ -620,6 +620,16 @@ fn migrate_openclaw_carries_a_real_state_dir_and_the_conversation_continues() {
     let from = openclaw_state(s.dir.path());
     std::fs::create_dir_all(from.join("agents/broken/agent")).unwrap();
     std::fs::write(from.join("agents/broken/agent/openclaw-agent.sqlite"), "not a database").unwrap();
+    // Rows a crafted database could hold: a transcript name that climbs out, another agent's key.
+    let db = rusqlite::Connection::open(from.join("agents/work/agent/openclaw-agent.sqlite")).unwrap();
+    for (key, id) in [("agent:work:direct:evil", "../../../escaped"), ("agent:main:main", "abc")] {
+        db.execute(
+            "INSERT INTO session_nodes (session_key, current_session_id, entry_json, updated_at) VALUES (?1, ?2, '{}', 0)",
+            [key, id],
+        )
+        .unwrap();
+    }
+    drop(db);
     let before = tree(&from);
     let cfg = s.path("state/chela.json");
     let from_arg = from.display().to_string();
@@ -644,6 +654,9 @@ fn migrate_openclaw_carries_a_real_state_dir_and_the_conversation_continues() {
     assert_eq!(outcome("session agent:work:openai-user:bob").as_deref(), Some("carried"), "{report}");
     assert_eq!(outcome("config").as_deref(), Some("carried"), "{report}");
     assert_eq!(outcome("approved senders of telegram/default").as_deref(), Some("carried"), "{report}");
+    assert_eq!(outcome("session agent:work:direct:evil").as_deref(), Some("skipped"), "{report}");
+    assert_eq!(outcome("session agent:main:main").as_deref(), Some("skipped"), "{report}");
+    assert!(!s.path("escaped.jsonl").exists() && !s.dir.path().join("../escaped.jsonl").exists());
     let broken = items.iter().find(|i| i["outcome"] == "failed").expect("the broken database is reported");
     assert!(broken["what"].as_str().unwrap().contains("agents/broken/agent/openclaw-agent.sqlite"), "{broken}");
     assert_eq!(tree(&from), before, "the source dir is never modified");

@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result};
 use chela_agent::store::{FileStore, SessionStore};
 use chela_core::config::paths::{agent_dir, agent_store_dir};
 use chela_core::config::{load_str, Config};
-use chela_core::session_key::{parse_agent_session_key, ApiCaller, SessionKey};
+use chela_core::session_key::SessionKey;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use serde_json::{json, Value as Json};
@@ -254,17 +254,6 @@ fn rand_suffix() -> usize {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-/// The chela key of an OpenClaw session key: OpenClaw's OpenAI-endpoint
-/// sessions (`agent:<id>:openai-user:<user>`) become chela's
-/// (`agent:<id>:openai:direct:<user>`); channel and main keys are the same in both.
-fn chela_key(agent: &str, key: &str) -> Option<SessionKey> {
-    let parsed = parse_agent_session_key(key)?;
-    if let Some(user) = parsed.rest.strip_prefix("openai-user:") {
-        return Some(SessionKey::api(agent, ApiCaller::User(user)));
-    }
-    SessionKey::parse(key)
-}
-
 /// One transcript row as chela's store keeps it: user text as a text part.
 fn chela_line(mut event: Json) -> Json {
     if event["type"] == "message" {
@@ -298,7 +287,7 @@ fn sessions(m: &mut Migration, cfg: &Config, agent: &str, conn: &Connection) {
     };
     for (key, session_id, entry_json, updated_at) in rows {
         let what = format!("session {key}");
-        let Some(target) = chela_key(agent, &key).filter(|k| k.agent_id() == agent) else {
+        let Some(target) = SessionKey::from_openclaw(agent, &key) else {
             m.skipped(what, format!("not a session key of agent `{agent}`"));
             continue;
         };

@@ -49,6 +49,22 @@ impl SessionKey {
         SessionKey(build_api_session_key(agent_id, caller))
     }
 
+    /// The key chela keeps an OpenClaw 2026.9.6 session of `agent_id` under
+    /// (`chela migrate openclaw`): OpenClaw's OpenAI-endpoint sessions
+    /// (`agent:<id>:openai-user:<user>`) become chela's ([`build_api_session_key`]);
+    /// channel, main and other keys are the same in both. `None` for a key
+    /// that is not `agent_id`'s.
+    pub fn from_openclaw(agent_id: &str, raw: &str) -> Option<SessionKey> {
+        let parsed = parse_agent_session_key(raw)?;
+        if parsed.agent_id != normalize_agent_id(Some(agent_id)) {
+            return None;
+        }
+        match parsed.rest.strip_prefix("openai-user:") {
+            Some(user) => Some(SessionKey::api(agent_id, ApiCaller::User(user))),
+            None => SessionKey::parse(raw),
+        }
+    }
+
     /// A key a control-API caller names (maybe short, like `main`), as stored
     /// for `agent_id` ([`to_agent_store_session_key`]).
     pub fn requested(agent_id: &str, request_key: Option<&str>, main_key: Option<&str>) -> SessionKey {
@@ -508,6 +524,20 @@ mod tests {
             assert!(rest.starts_with("openai:") && subagent_depth(Some(&key)) == 0, "{key}");
             assert_eq!(rest.matches(':').count(), 1, "no smuggled separators: {key}");
         }
+    }
+
+    #[test]
+    fn openclaw_session_keys_map_to_chelas() {
+        assert_eq!(
+            SessionKey::from_openclaw("work", "agent:work:openai-user:Bob").unwrap(),
+            "agent:work:openai:direct:bob"
+        );
+        assert_eq!(
+            SessionKey::from_openclaw("work", "agent:work:telegram:direct:42").unwrap(),
+            "agent:work:telegram:direct:42"
+        );
+        assert_eq!(SessionKey::from_openclaw("work", "agent:main:main"), None, "another agent's key");
+        assert_eq!(SessionKey::from_openclaw("work", "main"), None);
     }
 
     #[test]

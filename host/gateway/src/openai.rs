@@ -26,7 +26,7 @@
 use std::sync::Arc;
 
 use chela_agent::{Inbound, Origin, RunError, TurnOutcome};
-use chela_core::ids::ChatType;
+use chela_core::ids::{is_valid_agent_id, ChatType};
 use chela_core::routing::SessionTarget;
 use chela_core::session_key::{is_reserved_api_session, ApiCaller, SessionKey};
 use chela_core::snapshot::Snapshot;
@@ -91,21 +91,13 @@ enum ModelTarget {
 const INVALID_MODEL: &str =
     "Invalid `model`. Use `openclaw`, `openclaw/default` or `openclaw/<agentId>` (see GET /v1/models).";
 
-/// OpenClaw's agent id shape: a letter or digit, then up to 63 of `[a-z0-9_-]` (lowercase already).
-fn is_agent_id(id: &str) -> bool {
-    let mut chars = id.chars();
-    id.len() <= 64
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
 /// `model` read as an agent target; `None` when it is not one (a provider model such as `gpt-4o`).
 fn model_target(model: &str) -> Option<ModelTarget> {
     let lowered = model.trim().to_ascii_lowercase();
     if lowered.is_empty() {
         return Some(ModelTarget::DefaultAgent);
     }
-    let agent = |id: &str| is_agent_id(id).then(|| ModelTarget::Agent(id.to_string()));
+    let agent = |id: &str| is_valid_agent_id(id).then(|| ModelTarget::Agent(id.to_string()));
     for brand in ["openclaw", "chela"] {
         let Some(rest) = lowered.strip_prefix(brand) else { continue };
         return match rest {
@@ -255,7 +247,7 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
     };
     let channel = match asked.channel.map(|c| chela_core::ids::normalize_channel(&c)) {
         None => "openai-api".to_string(),
-        Some(c) if is_agent_id(&c) => c,
+        Some(c) if is_valid_agent_id(&c) => c,
         Some(c) => return invalid(&format!("Invalid `x-openclaw-message-channel` `{c}`: not a channel id"), None),
     };
     let include_usage = match &body["stream_options"] {

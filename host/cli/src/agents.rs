@@ -1,4 +1,5 @@
-//! `chela agents …`: list, add, delete, bind, unbind (OpenClaw's contract, §13.1).
+//! `chela agents …`: list, add, delete, bind, unbind (OpenClaw's contract, §13.1);
+//! `set-identity` lives in `identity.rs`.
 //!
 //! Changes are made to the config *text* (comments survive), re-loaded and
 //! re-validated before the file is replaced; an edit that would add a config
@@ -60,6 +61,9 @@ pub enum AgentsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set an agent's name, theme, emoji and avatar (`identity`), from
+    /// flags or its workspace's IDENTITY.md.
+    SetIdentity(crate::identity::SetIdentityArgs),
     /// Bind channels (or accounts) to an agent.
     Bind {
         #[arg(long)]
@@ -89,6 +93,7 @@ pub fn run(ctx: &Context, cmd: AgentsCommand) -> Result<ExitCode> {
             add(ctx, &name, workspace, model, agent_dir, &binds, json)
         }
         AgentsCommand::Delete { id, force, json } => delete(ctx, &id, force, json),
+        AgentsCommand::SetIdentity(args) => crate::identity::run(ctx, &args),
         AgentsCommand::Bind { agent, binds, json } => bind(ctx, agent.as_deref(), &binds, json),
         AgentsCommand::Unbind { agent, binds, all, json } => unbind(ctx, agent.as_deref(), &binds, all, json),
     }

@@ -53,7 +53,7 @@ pub enum ConfigEdit {
 }
 
 /// `a.b[0]["c.d"]` → `a`, `b`, `0`, `c.d`.
-fn segments(path: &str) -> Result<Vec<String>> {
+pub fn segments(path: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut chars = path.chars().peekable();
     let mut key = String::new();
@@ -151,21 +151,7 @@ pub fn run(ctx: &Context, cmd: ConfigEdit) -> Result<ExitCode> {
                 source::parse(&value).map(|p| p.root.to_json()).unwrap_or(Json::String(value.clone()))
             };
             let segs = segments(&path)?;
-            let old = ctx.read_text()?;
-            let text = old.clone().unwrap_or_else(|| "{\n}\n".into());
-            let root = source::parse(&text).map_err(|e| anyhow::anyhow!("{file}: {e}"))?.root.to_json();
-            // The deepest existing object; what is missing below it is written as nested objects.
-            let mut depth = segs.len() - 1;
-            while depth > 0 && lookup(&root, &segs[..depth]).is_none() {
-                depth -= 1;
-            }
-            let mut literal = parsed.clone();
-            for key in segs[depth + 1..].iter().rev() {
-                literal = json!({ key: literal });
-            }
-            let parent: Vec<&str> = segs[..depth].iter().map(String::as_str).collect();
-            let new = set_member(&text, &parent, &segs[depth], &serde_json::to_string(&literal)?)?;
-            commit(ctx, old.as_deref(), &text, &new)?;
+            set_value(ctx, &segs, &parsed)?;
             if json {
                 print_json(&json!({"path": path, "value": redacted(segs.last().map(String::as_str), &parsed)}));
             } else {
@@ -194,6 +180,27 @@ pub fn run(ctx: &Context, cmd: ConfigEdit) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sets the value at `segs` (objects missing on the way are created), comments kept;
+/// written only when the result loads and adds no validation error.
+pub fn set_value(ctx: &Context, segs: &[String], value: &Json) -> Result<()> {
+    let file = ctx.config_path.display().to_string();
+    let old = ctx.read_text()?;
+    let text = old.clone().unwrap_or_else(|| "{\n}\n".into());
+    let root = source::parse(&text).map_err(|e| anyhow::anyhow!("{file}: {e}"))?.root.to_json();
+    // The deepest existing object; what is missing below it is written as nested objects.
+    let mut depth = segs.len() - 1;
+    while depth > 0 && lookup(&root, &segs[..depth]).is_none() {
+        depth -= 1;
+    }
+    let mut literal = value.clone();
+    for key in segs[depth + 1..].iter().rev() {
+        literal = json!({ key: literal });
+    }
+    let parent: Vec<&str> = segs[..depth].iter().map(String::as_str).collect();
+    let new = set_member(&text, &parent, &segs[depth], &serde_json::to_string(&literal)?)?;
+    commit(ctx, old.as_deref(), &text, &new)
 }
 
 /// Writes `new` when it loads and adds no validation error; else prints what it would break.

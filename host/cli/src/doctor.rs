@@ -1,14 +1,15 @@
 //! `chela doctor [--fix] [--json]`: health checks of one install, after
 //! OpenClaw's `openclaw doctor` — the config, the state dir and credential
-//! file permissions, the control token, every plugin, exec confinement,
-//! agent workspaces and session stores — each a finding `ok`, `warn` or
-//! `error`. `--fix` repairs what is safe to repair: permissions, and the seed
+//! file permissions, the control token, every plugin, each channel
+//! account's credentials (as its adapter judges them; with `--probe`, as its
+//! platform does), exec confinement, agent workspaces and session stores —
+//! each a finding `ok`, `warn` or `error`. `--fix` repairs what is safe to repair: permissions, and the seed
 //! article's legacy config forms (`agents.list[].agentId` → `id`, flat
 //! `agents.bindings` → top-level `bindings`), rewritten in place with comments
 //! kept. A config fix is written only when the fixed file loads and routes as
 //! the legacy form meant; otherwise nothing is written and the finding says why.
 //!
-//! Must not: start the gateway, reach the network, or change what routing
+//! Must not: start the gateway, reach the network without `--probe`, or change what routing
 //! decides (core's roster and bindings are compared before a config fix lands).
 
 use std::os::unix::fs::PermissionsExt;
@@ -60,7 +61,7 @@ impl Report {
     }
 }
 
-pub fn run(ctx: &Context, fix: bool, json: bool) -> Result<ExitCode> {
+pub fn run(ctx: &Context, fix: bool, probe: bool, json: bool) -> Result<ExitCode> {
     let mut report = Report::default();
     let loaded = config(ctx, fix, &mut report)?;
     state_dir(ctx, fix, &mut report);
@@ -69,6 +70,7 @@ pub fn run(ctx: &Context, fix: bool, json: bool) -> Result<ExitCode> {
         credential_files(ctx, cfg, fix, &mut report);
         token(ctx, cfg, &mut report);
         plugins(ctx, cfg, &mut report)?;
+        channels(ctx, cfg, probe, &mut report)?;
         confinement(&mut report);
         agents(ctx, cfg, &mut report);
     }
@@ -319,6 +321,22 @@ fn plugins(ctx: &Context, cfg: &Config, report: &mut Report) -> Result<()> {
     }
     if failed.is_empty() {
         report.add("plugins", Level::Ok, format!("{} plugin(s) load", list.len()));
+    }
+    Ok(())
+}
+
+/// Each channel account's credentials, as its adapter judges them; with
+/// `probe`, as its platform does (`probe.rs`).
+fn channels(ctx: &Context, cfg: &Config, probe: bool, report: &mut Report) -> Result<()> {
+    let timeout = std::time::Duration::from_secs(10);
+    for c in crate::probe::run(ctx, cfg, None, probe, timeout)? {
+        let level = match c.ok {
+            Some(true) => Level::Ok,
+            Some(false) => Level::Error,
+            None => Level::Warn,
+        };
+        let what = if c.stage == "probe" { "probe" } else { "credentials" };
+        report.add("channels", level, format!("{}/{} {what}: {}", c.channel, c.account, c.detail));
     }
     Ok(())
 }

@@ -5,16 +5,20 @@
 //! Must not: hold rules: every decision is the core's or the gateway's, called from here.
 
 mod agents;
+mod client;
 mod config;
 mod context;
 mod doctor;
 mod gateway;
+mod identity;
 mod migrate;
 mod output;
 mod pairing;
 mod plugins;
+mod probe;
 mod route;
 mod sessions;
+mod status;
 mod tools;
 mod validate;
 
@@ -72,9 +76,18 @@ enum Command {
     /// DM pairing requests: list and approve.
     #[command(subcommand)]
     Pairing(pairing::PairingCommand),
-    /// Health checks (config, permissions, token, plugins, exec confinement,
-    /// workspaces, session stores) and safe repairs with --fix.
+    /// Health checks (config, permissions, token, plugins, channel
+    /// credentials, exec confinement, workspaces, session stores) and safe
+    /// repairs with --fix.
     Doctor(DoctorArgs),
+    /// Config, state dir, gateway, agents and channels at a glance (works
+    /// without a running gateway).
+    Status(status::StatusArgs),
+    /// The running gateway's health snapshot (exit 1 when none answers).
+    Health(status::HealthArgs),
+    /// Channel accounts: their state, and with --probe whether their credentials work.
+    #[command(subcommand)]
+    Channels(status::ChannelsCommand),
     /// Bring another gateway's install over.
     #[command(subcommand)]
     Migrate(MigrateCommand),
@@ -105,6 +118,10 @@ pub struct DoctorArgs {
     /// rewritten in place with comments kept (never a change to routing).
     #[arg(long)]
     pub fix: bool,
+    /// Also ask each channel's platform whether the account's credentials
+    /// work (through its adapter; needs network access to the platform).
+    #[arg(long)]
+    pub probe: bool,
     /// Print JSON (`ok`, `findings`).
     #[arg(long)]
     pub json: bool,
@@ -180,7 +197,10 @@ fn main() -> ExitCode {
         Command::Agent(args) => sessions::agent(&ctx, &args),
         Command::Sessions(cmd) => sessions::run(&ctx, cmd),
         Command::Pairing(cmd) => pairing::run(&ctx, cmd),
-        Command::Doctor(a) => doctor::run(&ctx, a.fix, a.json),
+        Command::Doctor(a) => doctor::run(&ctx, a.fix, a.probe, a.json),
+        Command::Status(args) => status::status(&ctx, &args),
+        Command::Health(args) => status::health(&ctx, &args),
+        Command::Channels(cmd) => status::channels(&ctx, &cmd),
         Command::Completion { shell } => {
             clap_complete::generate(
                 shell,

@@ -7,7 +7,6 @@
 use std::io::Read as _;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use chela_agent::store::SessionStore;
@@ -17,7 +16,7 @@ use chela_core::roster::Roster;
 use chela_core::routing::SessionTarget;
 use chela_core::session_key::parse_agent_session_key;
 use chela_core::snapshot::SnapshotCell;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::context::Context;
 use crate::output::print_json;
@@ -120,43 +119,6 @@ pub enum SessionsCommand {
     },
 }
 
-/// A control API call to a gateway on loopback; `None` when none is listening.
-fn control(
-    ctx: &Context,
-    ctx_cfg: &chela_core::config::Config,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<&Value>,
-) -> Result<Option<Value>> {
-    let addr = crate::gateway::listen_addr(ctx_cfg, None, Some("loopback"))?;
-    let client = reqwest::blocking::Client::builder()
-        .connect_timeout(Duration::from_millis(300))
-        .timeout(Duration::from_secs(600))
-        .no_proxy()
-        .build()
-        .context("cannot build an HTTP client")?;
-    let mut request = client.request(method, format!("http://{addr}{path}"));
-    if let Some(token) = crate::gateway::client_token(ctx, ctx_cfg) {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    let response = match request.send() {
-        Ok(r) => r,
-        // Nobody listening: the caller works on the files instead.
-        Err(e) if e.is_connect() => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("gateway at {addr}")),
-    };
-    let status = response.status();
-    let text = response.text().with_context(|| format!("reading the answer of the gateway at {addr}"))?;
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
-    if !status.is_success() {
-        bail!("gateway at {addr} answered {status}: {}", v.get("error").and_then(Value::as_str).unwrap_or(&text));
-    }
-    Ok(Some(v))
-}
-
 pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
     let loaded = ctx.load()?;
     let cfg = loaded.config;
@@ -165,7 +127,7 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
     if let Some(s) = &args.session {
         body["sessionKey"] = json!(s);
     }
-    let outcome = match control(ctx, &cfg, reqwest::Method::POST, "/api/v1/send", Some(&body))? {
+    let outcome = match crate::client::control(ctx, &cfg, reqwest::Method::POST, "/api/v1/send", Some(&body))? {
         Some(v) => v,
         None => {
             if Roster::from_config(&cfg).find(&agent).is_none() {

@@ -781,3 +781,68 @@ fn bind_unbind_and_agent_turns_speak_json() {
     let script = s.chela(&cfg, &["completion", "bash"]);
     assert!(script.status.success() && text(&script).contains("_chela()"), "{}", text(&script));
 }
+
+/// `agents set-identity`: from the workspace's IDENTITY.md (placeholders
+/// ignored, Creature as the theme), flags over the file, fields not given
+/// kept, the config's comments kept; an avatar outside the workspace and a
+/// workspace no agent has are refused with nothing written; the implicit
+/// `main` of a config without agents gets an entry.
+#[test]
+fn agents_set_identity_reads_identity_md_and_writes_the_entry_keeping_comments() {
+    let s = Sandbox::new();
+    let ws = s.path("ws-ops");
+    let cfg = s.write(
+        "c.json5",
+        &format!(
+            "{{\n  // the roster\n  agents: {{ list: [\n    {{ id: \"work\", default: true, workspace: \"{}\" }},\n    \
+             {{ id: \"ops\", workspace: \"{}\", identity: {{ avatar: \"https://example.com/ops.png\" }} }},\n  ] }},\n}}\n",
+            s.path("ws-work").display(),
+            ws.display()
+        ),
+    );
+    s.write(
+        "ws-ops/IDENTITY.md",
+        "# IDENTITY.md - Who Am I?\n\n- **Name:** Ops Bot\n- **Creature:** a lobster\n- **Vibe:**\n  _(how do you come across? sharp? warm? chaotic? calm?)_\n- **Emoji:** _(your signature - pick one that feels right)_\n",
+    );
+    let out = s.chela(&cfg, &["agents", "set-identity", "--workspace", ws.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json(&out);
+    assert_eq!(v["agentId"], "ops");
+    assert_eq!(v["identity"]["name"], "Ops Bot");
+    assert_eq!(v["identity"]["theme"], "a lobster", "Creature stands in for Theme");
+    assert!(v["identity"].get("emoji").is_none(), "a placeholder is no emoji: {v}");
+    assert_eq!(v["identity"]["avatar"], "https://example.com/ops.png", "fields not given stay");
+    let written = std::fs::read_to_string(&cfg).unwrap();
+    assert!(written.contains("// the roster"), "{written}");
+    let got = s.chela(&cfg, &["config", "get", "agents.list[1].identity.name"]);
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "Ops Bot", "{}", text(&got));
+
+    // Flags win over the file (with --from-identity the file is read too).
+    let out =
+        s.chela(&cfg, &["agents", "set-identity", "--agent", "ops", "--from-identity", "--emoji", "🦞", "--json"]);
+    let v = json(&out);
+    assert_eq!((v["identity"]["emoji"].as_str(), v["identity"]["name"].as_str()), (Some("🦞"), Some("Ops Bot")));
+
+    // Refused, nothing written.
+    let before = std::fs::read_to_string(&cfg).unwrap();
+    let out = s.chela(&cfg, &["agents", "set-identity", "--agent", "ops", "--avatar", "../work/secret.png"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("inside the workspace"), "{}", text(&out));
+    let out = s.chela(&cfg, &["agents", "set-identity", "--workspace", s.path("elsewhere").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("pass --agent"), "{}", text(&out));
+    let out = s.chela(&cfg, &["agents", "set-identity", "--agent", "work"]);
+    assert_eq!(out.status.code(), Some(1), "no IDENTITY.md in work's workspace: {}", text(&out));
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), before);
+
+    // Single-agent mode: main gets an entry and stays the only agent.
+    let solo = s.write("solo.json5", "{\n  // nothing yet\n}\n");
+    let out = s.chela(&solo, &["agents", "set-identity", "--agent", "main", "--name", "Claw", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let list = json(&s.chela(&solo, &["agents", "list", "--json"]));
+    assert_eq!(list["agents"].as_array().unwrap().len(), 1);
+    assert_eq!(list["agents"][0]["id"], "main");
+    assert_eq!(list["agents"][0]["name"], Value::Null);
+    let got = s.chela(&solo, &["config", "get", "agents.entries.main.identity.name"]);
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "Claw");
+}

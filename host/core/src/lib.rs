@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod config;
+pub mod identity;
 pub mod ids;
 pub mod policy;
 pub mod roster;

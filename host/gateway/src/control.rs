@@ -51,6 +51,10 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Socke
     let path = req.uri().path().to_string();
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/api/v1/agents") => agents(&gw),
+        (Method::GET, "/api/v1/health") => json(StatusCode::OK, &crate::health::snapshot(&gw)),
+        (Method::GET, "/api/v1/channels") => {
+            json(StatusCode::OK, &serde_json::json!({ "channels": crate::health::channel_accounts(&gw) }))
+        }
         (Method::GET, "/api/v1/plugins") => json(StatusCode::OK, &serde_json::json!(gw.plugins.list())),
         (Method::GET, "/api/v1/sessions") => sessions(&gw, query(&req, "agentId")),
         (Method::GET, "/api/v1/sessions/history") => history(&gw, query(&req, "agentId"), query(&req, "key")),

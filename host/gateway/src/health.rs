@@ -1,6 +1,8 @@
-//! `/readyz` and `/metrics`: what is running and how it is doing.
+//! `/readyz`, `/metrics` and the health snapshot (`GET /api/v1/health`,
+//! `GET /api/v1/channels`, what `chela health` and `chela channels status`
+//! print): what is running and how it is doing.
 //!
-//! Must not: change any state; both answers are read-only views.
+//! Must not: change any state; every answer is a read-only view.
 
 use hyper::StatusCode;
 
@@ -45,6 +47,103 @@ pub(crate) fn readyz(gw: &Gateway, detailed: bool) -> Reply {
                            "accountsDegraded": degraded.len()})
     };
     json(status, &body)
+}
+
+/// Every account the config declares, with what the gateway makes of it:
+/// `state` from supervision when it is served; else `disabled`, `refused`
+/// (the adapter's reason) or `no-adapter` (no channel plugin for it loaded).
+pub(crate) fn channel_accounts(gw: &Gateway) -> Vec<serde_json::Value> {
+    let cfg = gw.config();
+    let served: std::collections::BTreeMap<(String, String), crate::supervisor::AccountReport> =
+        gw.supervision.report().into_iter().map(|r| ((r.channel.clone(), r.account.clone()), r)).collect();
+    let missing: std::collections::BTreeMap<String, String> = gw.missing_channels().into_iter().collect();
+    let mut out = Vec::new();
+    for (channel, section) in cfg.channels.iter().flatten() {
+        for declared in section.declared_accounts() {
+            let mut row = serde_json::json!({
+                "channel": channel,
+                "account": declared.id,
+                "name": declared.account.name,
+                "enabled": declared.enabled,
+            });
+            let key = (channel.clone(), declared.id.clone());
+            if let Some(report) = served.get(&key) {
+                row["running"] = serde_json::json!(report.state != AccountState::Degraded);
+                if let (Some(row), Ok(serde_json::Value::Object(r))) =
+                    (row.as_object_mut(), serde_json::to_value(report))
+                {
+                    row.extend(r.into_iter().filter(|(k, _)| k != "channel" && k != "account"));
+                }
+            } else {
+                let (state, why) = if !declared.enabled {
+                    ("disabled", None)
+                } else if let Some(why) = missing.get(&format!("{channel}/{}", declared.id)) {
+                    ("refused", Some(why.clone()))
+                } else {
+                    ("no-adapter", missing.get(channel).cloned())
+                };
+                row["running"] = serde_json::json!(false);
+                row["state"] = serde_json::json!(state);
+                row["lastError"] = serde_json::json!(why);
+            }
+            out.push(row);
+        }
+    }
+    out
+}
+
+/// The gateway's health snapshot (OpenClaw's `openclaw health --json`
+/// analogue): readiness, agents with their session stores, every declared
+/// channel account, plugins, and what the journal still holds.
+pub(crate) fn snapshot(gw: &Gateway) -> serde_json::Value {
+    let snap = gw.snapshot();
+    let roster = snap.routes.roster();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    let agents: Vec<serde_json::Value> = roster
+        .ids()
+        .into_iter()
+        .map(|id| {
+            let identity = snap.config.agent(&id).and_then(|(_, a)| a.identity.clone());
+            let mut row = serde_json::json!({
+                "id": id,
+                "default": roster.default_agent() == id,
+                "name": snap.config.agent(&id).and_then(|(_, a)| a.name.clone()),
+                "emoji": identity.and_then(|i| i.emoji),
+            });
+            match gw.runtime.store(&id).map_err(|e| e.to_string()).and_then(|s| s.list().map_err(|e| e.to_string())) {
+                Ok(list) => {
+                    let newest = list.iter().map(|(_, e)| e.updated_at).max();
+                    row["sessions"] = serde_json::json!(list.len());
+                    row["lastActivityAgeSeconds"] =
+                        serde_json::json!(newest.map(|t| ((now_ms - t).max(0) as f64) / 1000.0));
+                }
+                Err(e) => row["sessionStoreError"] = serde_json::json!(e),
+            }
+            row
+        })
+        .collect();
+    let plugins: Vec<serde_json::Value> = gw
+        .plugins
+        .list()
+        .into_iter()
+        .map(|p| serde_json::json!({"id": p.id, "kind": p.kind, "status": p.status, "error": p.error}))
+        .collect();
+    let (unfinished, undelivered) = gw.journal.depth();
+    serde_json::json!({
+        "ok": true,
+        "ready": gw.missing_channels().is_empty(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSeconds": gw.started.elapsed().as_secs_f64(),
+        "defaultAgent": roster.default_agent(),
+        "agents": agents,
+        "channels": channel_accounts(gw),
+        "plugins": plugins,
+        "journal": {"unfinishedMessages": unfinished, "undeliveredReplies": undelivered},
+        "chatsBusy": gw.chats.busy(),
+    })
 }
 
 pub(crate) async fn metrics(gw: &Gateway) -> String {

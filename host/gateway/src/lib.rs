@@ -156,6 +156,8 @@ pub struct Gateway {
     supervision: supervisor::Supervision,
     /// What the journal held at start, resumed once the gateway serves.
     recovered: std::sync::Mutex<Option<chela_journal::Recovered>>,
+    /// When this gateway was built (`uptimeSeconds` in the health snapshot).
+    started: std::time::Instant,
 }
 
 /// Secrets of tool plugins: `plugins.entries.<id>.secrets`, each a string
@@ -284,6 +286,7 @@ impl Gateway {
                 chats: chat_queue::ChatQueues::default(),
                 supervision: supervisor::Supervision::default(),
                 recovered: std::sync::Mutex::new(Some(recovered)),
+                started: std::time::Instant::now(),
             }
         });
         gw.sync_channels().await;

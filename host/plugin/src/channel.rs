@@ -64,6 +64,25 @@ pub enum ChannelError {
 struct Live {
     store: Store<PluginState>,
     bindings: SocketChannelPlugin,
+    /// `channel-probe.probe`, when the component exports it.
+    probe: Option<ProbeFunc>,
+}
+
+/// The optional `chela:plugin/channel-probe` export (`wit/channel.wit`).
+const PROBE_INTERFACE: &str = "chela:plugin/channel-probe@0.1.0";
+type ProbeFunc = wasmtime::component::TypedFunc<(String,), (Result<String, String>,)>;
+
+/// What a call sees of an instance: the adapter's exports, and the probe when there is one.
+struct Exports<'a> {
+    adapter: &'a Adapter,
+    probe: Option<ProbeFunc>,
+}
+
+impl std::ops::Deref for Exports<'_> {
+    type Target = Adapter;
+    fn deref(&self) -> &Adapter {
+        self.adapter
+    }
 }
 
 /// The channel's accounts in the config, and those the adapter refused.
@@ -98,6 +117,8 @@ pub struct ChannelRuntime {
     lanes: Lanes,
     /// The instance's memory cap (`plugins.entries.<id>.maxMemoryMb`, at most the engine's).
     memory_bytes: usize,
+    /// Where the component exports `channel-probe.probe` (`None`: it has no probe).
+    probe_export: Option<wasmtime::component::ComponentExportIndex>,
 }
 
 /// The adapter's exports, as a guarded call sees them.
@@ -137,6 +158,10 @@ impl ChannelRuntime {
         let pre = linker.instantiate_pre(&plugin.component).map_err(|e| setup(format!("cannot link: {e:#}")))?;
         let pre = SocketChannelPluginPre::new(pre).map_err(|e| setup(format!("{e:#}")))?;
         let entry = PluginEntry::of(cfg, &plugin.id);
+        let probe_export = plugin
+            .component
+            .get_export_index(None, PROBE_INTERFACE)
+            .and_then(|iface| plugin.component.get_export_index(Some(&iface), "probe"));
         let mut rt = ChannelRuntime {
             info: ChannelInfo {
                 id: String::new(),
@@ -152,13 +177,15 @@ impl ChannelRuntime {
             accounts: std::sync::RwLock::default(),
             lanes: Lanes::new(entry.instances_per_account().unwrap_or_else(default_instances)),
             memory_bytes: entry.memory_bytes().map_or(engine_memory, |m| m.min(engine_memory)),
+            probe_export,
             plugin,
         };
         // Described by an instance of its own, which is then dropped.
         rt.plugin.health.admit()?;
         let mut fresh = rt.instantiate().await?;
-        let info =
-            rt.run(&mut fresh, None, async |a: &Adapter, s: &mut Store<PluginState>| a.call_describe(s).await).await?;
+        let info = rt
+            .run(&mut fresh, None, async |a: &Exports<'_>, s: &mut Store<PluginState>| a.call_describe(s).await)
+            .await?;
         drop(fresh);
         if info.id.is_empty() {
             return Err(setup("describe returned an empty channel id".into()));
@@ -316,7 +343,7 @@ impl ChannelRuntime {
     pub async fn handle_webhook(&self, account: &str, request: HttpRequest) -> Result<WebhookOutcome, ChannelError> {
         self.known(account)?;
         let (mut outcome, proved) = self
-            .call(&Lane::Serve(account.to_string()), async |a: &Adapter, s: &mut Store<PluginState>| {
+            .call(&Lane::Serve(account.to_string()), async |a: &Exports<'_>, s: &mut Store<PluginState>| {
                 let outcome = a.call_handle_webhook(&mut *s, account, &request).await?;
                 Ok((outcome, std::mem::take(&mut s.data_mut().secrets.proved)))
             })
@@ -346,7 +373,7 @@ impl ChannelRuntime {
 
     pub async fn poll(&self, account: &str) -> Result<Vec<InboundEvent>, ChannelError> {
         self.known(account)?;
-        self.call(&Lane::Poll(account.to_string()), async |a: &Adapter, s: &mut Store<PluginState>| {
+        self.call(&Lane::Poll(account.to_string()), async |a: &Exports<'_>, s: &mut Store<PluginState>| {
             a.call_poll(s, account).await
         })
         .await?
@@ -357,8 +384,31 @@ impl ChannelRuntime {
     pub async fn send(&self, message: OutboundMessage) -> Result<Delivery, ChannelError> {
         let account = message.account_id.clone();
         self.known(&account)?;
-        self.call(&Lane::Serve(account), async |a: &Adapter, s: &mut Store<PluginState>| a.call_send(s, &message).await)
-            .await
+        self.call(&Lane::Serve(account), async |a: &Exports<'_>, s: &mut Store<PluginState>| {
+            a.call_send(s, &message).await
+        })
+        .await
+    }
+
+    /// Whether the component exports `channel-probe`.
+    pub fn can_probe(&self) -> bool {
+        self.probe_export.is_some()
+    }
+
+    /// Asks the platform, through the adapter, whether `account`'s
+    /// credential works: `Ok(None)` when the adapter has no probe,
+    /// `Ok(Some(Err(why)))` when the platform refused it.
+    pub async fn probe(&self, account: &str) -> Result<Option<Result<String, String>>, ChannelError> {
+        self.known(account)?;
+        if self.probe_export.is_none() {
+            return Ok(None);
+        }
+        let account = account.to_string();
+        self.call(&Lane::Serve(account.clone()), async |e: &Exports<'_>, s: &mut Store<PluginState>| match e.probe {
+            Some(f) => f.call_async(s, (account,)).await.map(|(r,)| Some(r)),
+            None => Ok(None),
+        })
+        .await
     }
 
     fn adapter(&self, message: &str) -> ChannelError {
@@ -427,22 +477,32 @@ impl ChannelRuntime {
         let mut store = new_store(&self.engine, state);
         // Instantiating runs the guest's start-up code: bounded like a call.
         store.data_mut().deadline = Some(Instant::now() + self.engine.limits().call_timeout);
-        let bindings = self.pre.instantiate_async(&mut store).await.map_err(|e| setup(format!("{e:#}")))?;
+        let instance =
+            self.pre.instance_pre().instantiate_async(&mut store).await.map_err(|e| setup(format!("{e:#}")))?;
+        let bindings = SocketChannelPlugin::new(&mut store, &instance).map_err(|e| setup(format!("{e:#}")))?;
+        let probe = match &self.probe_export {
+            Some(index) => Some(
+                instance
+                    .get_typed_func(&mut store, index)
+                    .map_err(|e| setup(format!("`{PROBE_INTERFACE}` export `probe` has the wrong type: {e:#}")))?,
+            ),
+            None => None,
+        };
         store.data_mut().deadline = None;
-        Ok(Live { store, bindings })
+        Ok(Live { store, bindings, probe })
     }
 
     /// `configure-account` for `a`: `Err` inside is the adapter refusing the settings.
     async fn configure(&self, live: &mut Live, a: &AccountSetup) -> Result<Result<(), String>, CallError> {
         let settings = a.settings.to_string();
-        let work = async |ad: &Adapter, s: &mut Store<PluginState>| {
+        let work = async |ad: &Exports<'_>, s: &mut Store<PluginState>| {
             ad.call_configure_account(s, &a.account_id, &settings).await
         };
         self.run(live, Some(a), work).await
     }
 
     async fn remove(&self, live: &mut Live, a: &AccountSetup) -> Result<(), CallError> {
-        self.run(live, Some(a), async |ad: &Adapter, s: &mut Store<PluginState>| {
+        self.run(live, Some(a), async |ad: &Exports<'_>, s: &mut Store<PluginState>| {
             ad.call_remove_account(s, &a.account_id).await
         })
         .await
@@ -454,7 +514,7 @@ impl ChannelRuntime {
     async fn call<T>(
         &self,
         lane: &Lane,
-        work: impl AsyncFnOnce(&Adapter, &mut Store<PluginState>) -> wasmtime::Result<T>,
+        work: impl AsyncFnOnce(&Exports<'_>, &mut Store<PluginState>) -> wasmtime::Result<T>,
     ) -> Result<T, ChannelError> {
         self.plugin.health.admit()?;
         let slot = self.lanes.pick(lane);
@@ -475,18 +535,18 @@ impl ChannelRuntime {
         &self,
         live: &mut Live,
         account: Option<&AccountSetup>,
-        work: impl AsyncFnOnce(&Adapter, &mut Store<PluginState>) -> wasmtime::Result<T>,
+        work: impl AsyncFnOnce(&Exports<'_>, &mut Store<PluginState>) -> wasmtime::Result<T>,
     ) -> Result<T, CallError> {
-        let Live { store, bindings } = live;
+        let Live { store, bindings, probe } = live;
         match account {
             Some(a) => store.data_mut().enter_scope(Some(KvScope::open(&a.kv_dir)), a.secrets.clone()),
             None => store.data_mut().enter_scope(None, Arc::new(SecretStore::default())),
         }
         let mut limits = *self.engine.limits();
         limits.memory_bytes = self.memory_bytes;
-        let adapter = bindings.chela_plugin_channel_adapter();
+        let exports = Exports { adapter: bindings.chela_plugin_channel_adapter(), probe: *probe };
         let out =
-            guarded(store, &self.plugin.health, &limits, async |s: &mut Store<PluginState>| work(adapter, s).await)
+            guarded(store, &self.plugin.health, &limits, async |s: &mut Store<PluginState>| work(&exports, s).await)
                 .await;
         store.data_mut().log.lines.clear();
         out

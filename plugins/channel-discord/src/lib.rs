@@ -601,6 +601,15 @@ impl Channel for Discord {
     }
 }
 
+impl chela_channel_sdk::Probe for Discord {
+    /// `GET /users/@me` with the bot token.
+    fn probe(account_id: String) -> Result<String, String> {
+        let acct = account(&account_id)?;
+        let me = rest(&acct, "GET", "/users/@me", None).map_err(rest_text)?;
+        Ok(format!("bot {} (id {})", me["username"].as_str().unwrap_or("?"), me["id"].as_str().unwrap_or("?")))
+    }
+}
+
 export_channel!(Discord);
 
 #[cfg(test)]

@@ -484,6 +484,16 @@ impl Channel for Slack {
     }
 }
 
+impl chela_channel_sdk::Probe for Slack {
+    /// `auth.test` with the bot token (asked now, not the cached identity).
+    fn probe(account_id: String) -> Result<String, String> {
+        let acct = account(&account_id)?;
+        let me = api(&acct, "auth.test", "botToken", &json!({})).map_err(|e| e.text())?;
+        let s = |k: &str| me[k].as_str().unwrap_or("?").to_string();
+        Ok(format!("bot {} ({}) in team {}", s("user"), s("user_id"), s("team_id")))
+    }
+}
+
 export_channel!(Slack);
 
 #[cfg(test)]

@@ -341,4 +341,30 @@ impl Channel for WhatsApp {
     }
 }
 
+impl chela_channel_sdk::Probe for WhatsApp {
+    /// `GET /<phone-number-id>` with the access token: the number's record.
+    fn probe(account_id: String) -> Result<String, String> {
+        let acct = account(&account_id)?;
+        let url = format!("{}/{}?fields=display_phone_number,verified_name", acct.api, acct.phone_number_id);
+        let headers = [("authorization", "Bearer {{secret:accessToken}}")];
+        let resp = http::request("GET", &url, &headers, None)?;
+        let v: Value = serde_json::from_slice(&resp.body)
+            .map_err(|e| format!("HTTP {} with a body that is not JSON: {e}", resp.status))?;
+        if !(200..300).contains(&resp.status) {
+            return Err(format!(
+                "HTTP {} (code {}): {}",
+                resp.status,
+                v["error"]["code"],
+                v["error"]["message"].as_str().unwrap_or("unknown error")
+            ));
+        }
+        Ok(format!(
+            "number {} \"{}\" (id {})",
+            v["display_phone_number"].as_str().unwrap_or("?"),
+            v["verified_name"].as_str().unwrap_or("?"),
+            acct.phone_number_id
+        ))
+    }
+}
+
 export_channel!(WhatsApp);

@@ -1,17 +1,19 @@
 //! chela-channel-sdk: write a chela channel adapter in Rust.
 //!
-//! Implement [`bindings::exports::chela::plugin::channel_adapter::Guest`] and
-//! call [`export_channel!`]. Outbound HTTP goes through [`http`]; credentials
+//! Implement [`Channel`] (the adapter) and [`Probe`] (whether an account's
+//! credential works, `chela channels status --probe`) on one type and call
+//! [`export_channel!`]. Outbound HTTP goes through [`http`]; credentials
 //! only as `{{secret:NAME}}` placeholders the host fills in on the way to an
 //! allowed host. [`split`] cuts long replies at the platform's limit.
 //!
 //! Must not: hold a credential's value: adapters only write `{{secret:NAME}}`.
 
-/// Generated bindings for the `socket-channel-plugin` world (`wit/`); a
-/// component imports only the interfaces its code calls.
+/// Generated bindings for the `probing-channel-plugin` world (`wit/`): the
+/// adapter and its credential probe; a component imports only the
+/// interfaces its code calls.
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "socket-channel-plugin",
+        world: "probing-channel-plugin",
         path: "../../wit",
         pub_export_macro: true,
         default_bindings_module: "chela_channel_sdk::bindings",
@@ -35,6 +37,7 @@ pub use bindings::chela::plugin::types::{
     Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage, Peer, PeerKind,
 };
 pub use bindings::exports::chela::plugin::channel_adapter::{ChannelInfo, Guest as Channel, WebhookOutcome};
+pub use bindings::exports::chela::plugin::channel_probe::Guest as Probe;
 
 /// Logging into the host's logs (tagged with the plugin by the host).
 pub mod log {

@@ -1,5 +1,6 @@
 //! A WhatsApp Cloud API fake (reference channels §4.7). Graph side: `POST
-//! /v<N>/<phone-number-id>/messages` with Bearer auth per number (a wrong
+//! /v<N>/<phone-number-id>/messages` and `GET /v<N>/<phone-number-id>` (the
+//! number's record) with Bearer auth per number (a wrong
 //! token → code 190), body validation (`messaging_product`, `type: text`,
 //! `text.body` ≤ 4096 characters, `recipient_type`, `context.message_id`
 //! must name a known message), the 24-hour window (131047: the recipient
@@ -292,6 +293,26 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     // /v<N>/<phone-number-id>/messages
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // GET /v<N>/<phone-number-id>: the number's record (what a credential check asks).
+    if let ([version, number_id], &hyper::Method::GET) = (&parts[..], &method) {
+        if version.starts_with('v') {
+            let st = lock(&state);
+            return match st.numbers.get(*number_id) {
+                Some(n) if auth.strip_prefix("Bearer ") == Some(n.token.as_str()) => json_reply(
+                    200,
+                    &json!({"display_phone_number": n.display, "verified_name": "chela test", "id": number_id}),
+                    &[],
+                ),
+                Some(_) => graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token", ""),
+                None => graph_error(
+                    400,
+                    100,
+                    &format!("Unsupported get request. Object with ID '{number_id}' does not exist"),
+                    "",
+                ),
+            };
+        }
+    }
     let [version, number_id, "messages"] = parts[..] else {
         return graph_error(400, 100, "Unknown path components", &path);
     };

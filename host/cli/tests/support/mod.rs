@@ -89,8 +89,25 @@ impl Gateway {
         }
         let config = root.join("chela.json5");
         std::fs::write(&config, config_text).unwrap();
+        command.args(["gateway", "--port", "0"]);
+        Gateway::launch(root, command, true).await
+    }
+
+    /// `chela gateway` on what `root` already holds (`chela.json5`, the
+    /// plugins in its state dir), on the config's own `gateway.port`: where
+    /// `chela status`, `health` and `send` look for it. Returned once it
+    /// listens, ready or not (`/readyz` is the test's to read).
+    pub async fn start_as_installed(root: &Path) -> Gateway {
+        let mut command = chela(root, &root.join("chela.json5"));
+        command.arg("gateway");
+        Gateway::launch(root, command, false).await
+    }
+
+    /// Spawns `command` and reads the address it listens on; with `ready`,
+    /// also waits for `/readyz` to answer 200.
+    async fn launch(root: &Path, mut command: Command, ready: bool) -> Gateway {
+        let config = root.join("chela.json5");
         let mut child = command
-            .args(["gateway", "--port", "0"])
             .env("OPENAI_API_KEY", "sk-fake-openai")
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -119,7 +136,7 @@ impl Gateway {
         });
         let gw = Gateway { child, addr, root: root.into(), config };
         let deadline = Instant::now() + WAIT;
-        while gw.get("/readyz", &[]).await.status != 200 {
+        while ready && gw.get("/readyz", &[]).await.status != 200 {
             assert!(Instant::now() < deadline, "not ready: {}", gw.get("/readyz", &[]).await.body);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

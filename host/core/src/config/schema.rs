@@ -595,6 +595,35 @@ pub struct ChannelConfig {
     pub top: ChannelAccount,
 }
 
+/// One account a channel section declares (see [`ChannelConfig::declared_accounts`]).
+#[derive(Debug, Clone)]
+pub struct DeclaredAccount<'a> {
+    pub id: String,
+    /// `enabled: false` on the account (or on the top level for `default`).
+    pub enabled: bool,
+    /// The account's own settings (the top level's for `default`).
+    pub account: &'a ChannelAccount,
+}
+
+impl ChannelConfig {
+    /// The accounts this section declares, disabled ones included: each of
+    /// `accounts.<id>`, or the top level alone as account `default` when
+    /// there is no (non-empty) `accounts` map.
+    pub fn declared_accounts(&self) -> Vec<DeclaredAccount<'_>> {
+        match &self.accounts {
+            Some(accounts) if !accounts.is_empty() => accounts
+                .iter()
+                .map(|(id, a)| DeclaredAccount { id: id.clone(), enabled: a.enabled != Some(false), account: a })
+                .collect(),
+            _ => vec![DeclaredAccount {
+                id: "default".to_string(),
+                enabled: self.top.enabled != Some(false),
+                account: &self.top,
+            }],
+        }
+    }
+}
+
 /// `broadcast`: `{strategy?, "<peerId>": ["agentA", …]}` (WhatsApp).
 #[derive(Debug, Clone, Default)]
 pub struct Broadcast {

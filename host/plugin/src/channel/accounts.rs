@@ -53,23 +53,19 @@ pub fn account_setups(
     vars: &EnvVars,
 ) -> Vec<AccountSetup> {
     let Some(ch) = cfg.channels.as_ref().and_then(|c| c.get(channel)) else { return Vec::new() };
-    let mut raw: Vec<(String, serde_json::Map<String, Value>, Option<String>)> = Vec::new();
     let top: serde_json::Map<String, Value> = ch.top.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    match &ch.accounts {
-        Some(accounts) if !accounts.is_empty() => {
-            for (id, a) in accounts {
-                if a.enabled == Some(false) {
-                    continue;
-                }
-                let mut merged = top.clone();
-                merged.extend(a.settings.iter().map(|(k, v)| (k.clone(), v.clone())));
-                // Not inherited: accounts sharing a state dir would share offsets and sessions.
-                raw.push((id.clone(), merged, a.auth_dir.clone()));
-            }
-        }
-        _ if ch.top.enabled != Some(false) => raw.push(("default".to_string(), top, ch.top.auth_dir.clone())),
-        _ => {}
-    }
+    let raw: Vec<(String, serde_json::Map<String, Value>, Option<String>)> = ch
+        .declared_accounts()
+        .into_iter()
+        .filter(|a| a.enabled)
+        .map(|a| {
+            // An account's own settings over the channel's (a no-op for `default` at the top level).
+            let mut merged = top.clone();
+            merged.extend(a.account.settings.iter().map(|(k, v)| (k.clone(), v.clone())));
+            // Not inherited: accounts sharing a state dir would share offsets and sessions.
+            (a.id, merged, a.account.auth_dir.clone())
+        })
+        .collect();
     raw.into_iter()
         .map(|(account_id, mut settings, auth_dir)| {
             let fingerprint = format!("{}|{auth_dir:?}", Value::Object(settings.clone()));

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use chela_core::config::paths::Environment;
 use chela_core::config::{load_str, ConfigError, Diagnostic, Loaded};
 
-use crate::output::{print_diagnostics, print_load_warnings};
+use crate::output::{print_diagnostics_in, print_load_warnings};
 
 pub struct Context {
     pub env: Environment,
@@ -45,7 +45,7 @@ impl Context {
                 Ok(loaded)
             }
             Err(e) => {
-                print_diagnostics(&e.diagnostics());
+                print_diagnostics_in(&e.diagnostics(), text);
                 Err(anyhow::anyhow!("{e}"))
             }
         }

@@ -9,7 +9,7 @@ use chela_core::config::validate::validate;
 use chela_core::config::{load_str, Diagnostic};
 
 use crate::context::Context;
-use crate::output::{print_diagnostics, print_json};
+use crate::output::{print_diagnostics_in, print_json};
 
 /// `strict`: the OpenClaw settings chela ignores are errors.
 pub fn run(ctx: &Context, json: bool, strict: bool) -> Result<ExitCode> {
@@ -35,7 +35,7 @@ pub fn run(ctx: &Context, json: bool, strict: bool) -> Result<ExitCode> {
             "file": file, "valid": errors == 0, "errors": errors, "warnings": warnings, "diagnostics": diagnostics,
         }));
     } else {
-        print_diagnostics(&diagnostics);
+        print_diagnostics_in(&diagnostics, &text);
         if errors == 0 {
             println!("{file}: valid ({warnings} warning(s))");
         } else {

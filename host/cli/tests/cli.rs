@@ -846,3 +846,81 @@ fn agents_set_identity_reads_identity_md_and_writes_the_entry_keeping_comments()
     let got = s.chela(&solo, &["config", "get", "agents.entries.main.identity.name"]);
     assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "Claw");
 }
+
+/// On a terminal a config error shows its source line with the field
+/// underlined (`script` gives chela a pseudo-terminal); piped, one plain
+/// `file:line:column` line, as before.
+#[test]
+fn config_errors_on_a_terminal_show_the_source_line_with_a_caret() {
+    let s = Sandbox::new();
+    let cfg = s.write("c.json5", "{\n  agents: {\n    list: [{ id: \"a\", worspace: \"/w\" }],\n  },\n}\n");
+    let cmd = format!("{} --config {} config validate", env!("CARGO_BIN_EXE_chela"), cfg.display());
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("HOME", s.dir.path())
+        .env("CHELA_STATE_DIR", s.path("state"))
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("`script` (util-linux) runs");
+    let shown = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(shown.contains(&format!("--> {}:3:23", cfg.display())), "{shown}");
+    let source = shown.lines().find(|l| l.contains("list: [{ id: \"a\", worspace: \"/w\" }],")).expect(&shown);
+    let caret = shown.lines().find(|l| l.contains("^^^^^^^^")).unwrap_or_else(|| panic!("no caret: {shown}"));
+    assert_eq!(caret.find('^'), source.find("worspace"), "{shown}");
+    assert!(shown.contains("help: did you mean `workspace`?"), "{shown}");
+    assert!(!shown.contains('\u{1b}'), "no colour with NO_COLOR: {shown:?}");
+    let piped = s.chela(&cfg, &["config", "validate"]);
+    assert!(text(&piped).contains(&format!("{}:3:23: error at `agents.list[0].worspace`", cfg.display())));
+    assert!(!text(&piped).contains("^^^"), "{}", text(&piped));
+}
+
+/// OpenClaw settings chela types but does not act on (`typingMode`), and
+/// the parts of a section it reads only in part (`messages.queue`), warn
+/// like every other ignored setting, with what chela does instead.
+#[test]
+fn ignored_openclaw_settings_say_what_chela_does_instead() {
+    let s = Sandbox::new();
+    let cfg = s.write(
+        "c.json5",
+        r#"{
+  agents: { defaults: { typingMode: "instant", heartbeat: { every: "30m" } } },
+  messages: { queue: { mode: "steer" }, groupChat: { mentionPatterns: ["@bot"] } },
+}"#,
+    );
+    let v = json(&s.chela(&cfg, &["config", "validate", "--json"]));
+    assert_eq!(v["valid"], true, "{v:#}");
+    let diag = |path: &str| {
+        v["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["path"] == path)
+            .unwrap_or_else(|| panic!("no warning at {path}: {v:#}"))
+            .clone()
+    };
+    for (path, says) in [
+        ("agents.defaults.typingMode", "typing indicators"),
+        ("agents.defaults.heartbeat", "cron"),
+        ("messages.queue", "mid-turn"),
+    ] {
+        let d = diag(path);
+        assert_eq!(d["severity"], "warning");
+        assert_eq!(d["unimplemented"], true, "{d}");
+        assert!(d["help"].as_str().is_some_and(|h| h.starts_with("instead: ") && h.contains(says)), "{d}");
+    }
+    assert!(
+        !v["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["path"].as_str().unwrap().starts_with("messages.groupChat")),
+        "chela reads groupChat: {v:#}"
+    );
+    let strict = json(&s.chela(&cfg, &["config", "validate", "--strict", "--json"]));
+    assert_eq!(strict["valid"], false);
+    assert_eq!(strict["errors"], 3, "{strict:#}");
+    // A wrong type is an error even in a setting chela ignores.
+    let bad = s.write("bad.json5", r#"{ agents: { defaults: { typingMode: 5 } } }"#);
+    assert_eq!(json(&s.chela(&bad, &["config", "validate", "--json"]))["valid"], false);
+}

@@ -143,25 +143,55 @@ pub fn classify(path: &str, member: &Member) -> Elsewhere {
         [one] => (*one).clone(),
         many => json!({ "anyOf": many }),
     };
-    let mut out = vec![Diagnostic::warning(
-        path,
-        member.key_span,
-        format!("`{}` is an OpenClaw {OPENCLAW_VERSION} setting chela does not implement; ignored", member.key),
-    )
-    .unimplemented()];
+    let mut out = vec![ignored(path, member)];
     out.extend(value_errors(path, &member.value, &schema, false));
     Elsewhere::OpenClaw(out)
 }
 
-/// Wrong types in a value chela keeps as opaque JSON (`models`, `tools.exec`…):
+/// The warning for an OpenClaw setting chela does not implement, with what chela does instead.
+fn ignored(path: &str, member: &Member) -> Diagnostic {
+    let d = Diagnostic::warning(
+        path,
+        member.key_span,
+        format!("`{}` is an OpenClaw {OPENCLAW_VERSION} setting chela does not implement; ignored", member.key),
+    )
+    .unimplemented();
+    match super::instead::instead(path) {
+        Some(what) => d.with_help(format!("instead: {what}")),
+        None => d,
+    }
+}
+
+/// Sections chela keeps as JSON but reads only in part: the members it
+/// reads. Any other member OpenClaw defines there is ignored, with a warning.
+const READ_IN_PART: &[(&str, &[&str])] = &[("messages", &["groupChat"])];
+
+fn unread_members(path: &str, node: &Node) -> Vec<Diagnostic> {
+    let (Some((_, read)), Value::Object(members)) = (READ_IN_PART.iter().find(|(p, _)| *p == path), &node.value) else {
+        return Vec::new();
+    };
+    members
+        .iter()
+        .filter(|m| !read.contains(&m.key.as_str()))
+        .map(|m| {
+            let at = format!("{path}.{}", m.key);
+            ignored(&at, m)
+        })
+        .collect()
+}
+
+/// Wrong types in a value chela keeps as opaque JSON (`models`, `tools.exec`…),
+/// and the members of a section chela reads in part that it does not read:
 /// OpenClaw's schema for it, type errors only (chela reads these itself and
 /// may allow more values, e.g. `tools.exec.host: "unconfined"`, or fewer keys).
 pub fn check_opaque(path: &str, node: &Node) -> Vec<Diagnostic> {
-    match schemas_at(path).as_slice() {
+    let mut out = unread_members(path, node);
+    out.extend(match schemas_at(path).as_slice() {
         [] => Vec::new(),
         [one] => value_errors(path, node, one, true),
         many => value_errors(path, node, &json!({ "anyOf": many }), true),
-    }
+    });
+    out
 }
 
 fn parent(path: &str) -> &str {

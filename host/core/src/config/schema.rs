@@ -97,34 +97,6 @@ impl Config {
     }
 }
 
-/// Top-level keys accepted only for OpenClaw compatibility (not interpreted).
-pub const OPAQUE_SECTIONS: &[&str] = &[
-    "meta",
-    "wizard",
-    "auth",
-    "env",
-    "models",
-    "messages",
-    "commands",
-    "hooks",
-    "skills",
-    "logging",
-    "update",
-    "browser",
-    "ui",
-    "diagnostics",
-    "cron",
-    "talk",
-    "web",
-    "discovery",
-    "canvasHost",
-    "nodeHost",
-    "approvals",
-    "acp",
-    "memory",
-    "secrets",
-];
-
 fn lenient_opt_vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Vec<T>>, D::Error> {
     lenient_vec(d).map(Some)
 }
@@ -157,26 +129,9 @@ pub struct AgentDefaults {
     pub sandbox: Option<SandboxConfig>,
     pub bootstrap_max_chars: Option<u64>,
     pub bootstrap_total_max_chars: Option<u64>,
-    pub skip_bootstrap: Option<bool>,
     pub system_agent: Option<SystemAgent>,
     pub subagents: Option<Json>,
     pub models: Option<Json>,
-    pub heartbeat: Option<Json>,
-    pub user_timezone: Option<String>,
-    pub time_format: Option<String>,
-    pub context_tokens: Option<u64>,
-    pub thinking_default: Option<String>,
-    pub verbose_default: Option<String>,
-    pub elevated_default: Option<String>,
-    pub block_streaming_default: Option<String>,
-    pub timeout_seconds: Option<u64>,
-    pub media_max_mb: Option<f64>,
-    pub typing_interval_seconds: Option<u64>,
-    pub typing_mode: Option<String>,
-    pub max_concurrent: Option<u64>,
-    pub memory_search: Option<Json>,
-    pub cli_backends: Option<Json>,
-    pub repo_root: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -205,11 +160,7 @@ pub struct AgentConfig {
     pub subagents: Option<Subagents>,
     pub sandbox: Option<SandboxConfig>,
     pub tools: Option<AgentToolsConfig>,
-    pub memory_search: Option<Json>,
-    pub heartbeat: Option<Json>,
-    pub status_updates: Option<Json>,
     pub runtime: Option<Json>,
-    pub thinking_default: Option<String>,
 }
 
 /// `"provider/model"` or `{primary, fallbacks}`.
@@ -533,8 +484,6 @@ pub struct SessionConfig {
     pub idle_minutes: Option<u64>,
     pub store: Option<String>,
     pub agent_to_agent: Option<SessionAgentToAgent>,
-    pub typing_interval_seconds: Option<u64>,
-    pub typing_mode: Option<String>,
     pub parent_fork_max_tokens: Option<u64>,
 }
 

@@ -1,0 +1,91 @@
+//! What chela does instead of an OpenClaw setting it ignores: the `help`
+//! of that setting's "ignored" warning, so an OpenClaw user reads what
+//! happens to their setting, not only that it is dropped. Keyed by the
+//! setting's path with the agent and account named generically
+//! (`agents.*`, `channels.*`).
+//!
+//! Must not: decide whether a setting is ignored (`openclaw_keys` does);
+//! it only explains.
+
+/// `(generic path prefix, what chela does instead)`; the first match wins.
+const INSTEAD: &[(&str, &str)] = &[
+    ("agents.*.heartbeat", "chela has no heartbeats yet; schedule `chela agent --agent <id> --message …` with the system's cron"),
+    ("agents.*.typing", "chela sends no typing indicators yet: the reply arrives when the turn ends"),
+    ("agents.*.blockStreaming", "replies are sent whole when the turn ends (split at the platform's length limit); streaming into chats is not built yet"),
+    ("agents.*.compaction", "sessions are not compacted yet: each turn sends the whole history; `/new` or `/reset` starts the session over"),
+    ("agents.*.contextTokens", "chela does not trim the context yet; `/new` or `/reset` starts the session over"),
+    ("agents.*.contextLimits", "chela does not trim the context yet; `/new` or `/reset` starts the session over"),
+    ("agents.*.sandbox.backend", "exec runs under bubblewrap with Landlock (`sandbox.mode`); there is no other backend"),
+    ("agents.*.media", "models receive text only for now; media in and out is not built yet"),
+    ("agents.*.imageModel", "models receive text only for now; media in and out is not built yet"),
+    ("agents.*.maxConcurrent", "one session's turns run one at a time, in order; different sessions run side by side"),
+    ("agents.*.memorySearch", "the `memory_search` tool ranks the workspace's memory/ files itself (no embedding index)"),
+    ("agents.*.thinkingDefault", "the model's own default applies (no /think yet)"),
+    ("agents.*.verboseDefault", "chela has no /verbose yet"),
+    ("agents.*.elevatedDefault", "chela has no /elevated yet; exec's confinement is `sandbox.mode` and `tools.exec`"),
+    ("agents.*.skipBootstrap", "chela writes the persona templates only into an empty workspace, never over a file"),
+    ("messages.queue", "a message that arrives mid-turn waits and runs after it, in arrival order (OpenClaw's `followup`)"),
+    ("messages.ackReaction", "chela sends no reactions yet"),
+    ("channels.*.typing", "chela sends no typing indicators yet: the reply arrives when the turn ends"),
+    ("channels.*.blockStreaming", "replies are sent whole when the turn ends; streaming into chats is not built yet"),
+    ("channels.*.streaming", "replies are sent whole when the turn ends; streaming into chats is not built yet"),
+    ("cron", "chela has no scheduler yet; the system's cron running `chela agent --agent <id> --message …` does the job"),
+    ("gateway.controlUi", "there is no control page yet: the control API (`/api/v1`) and `chela status`, `health`, `route`, `sessions`"),
+    ("mcp", "tools are WebAssembly components dropped into the plugins dir (docs/plugins.md)"),
+    ("hooks", "there are no hooks; channel adapters and tools are WebAssembly plugins"),
+    ("logging", "logs go to stderr: filter with `CHELA_LOG` or `RUST_LOG`, JSON with `--log-format json`"),
+    ("diagnostics.otel", "metrics are served at `/metrics` (OpenMetrics text)"),
+    ("tts", "chela sends text only"),
+    ("talk", "chela sends text only"),
+    ("browser", "there is no browser tool; `web_fetch` reads pages from the hosts a plugin is allowed"),
+    ("update", "chela updates with its binary"),
+];
+
+/// `agents.list[2].typingMode`, `agents.entries.work.typingMode` and
+/// `agents.defaults.typingMode` → `agents.*.typingMode`; the same for
+/// `channels.<c>` and `channels.<c>.accounts.<a>`.
+fn generic(path: &str) -> String {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    match parts.as_slice() {
+        ["agents", "list", ..] => {}
+        ["agents", first, ..] if first.starts_with("list[") => {
+            parts.splice(0..2, ["agents", "*"]);
+        }
+        ["agents", "entries", _, ..] => {
+            parts.splice(0..3, ["agents", "*"]);
+        }
+        ["agents", "defaults", ..] => {
+            parts.splice(0..2, ["agents", "*"]);
+        }
+        ["channels", _, "accounts", _, ..] => {
+            parts.splice(0..4, ["channels", "*"]);
+        }
+        ["channels", _, ..] => {
+            parts.splice(0..2, ["channels", "*"]);
+        }
+        _ => {}
+    }
+    parts.join(".")
+}
+
+/// What chela does instead of the OpenClaw setting at `path`, when that is known.
+pub fn instead(path: &str) -> Option<&'static str> {
+    let g = generic(path);
+    INSTEAD.iter().find(|(prefix, _)| g.starts_with(prefix)).map(|(_, what)| *what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_an_agent_or_account_finds_the_same_hint() {
+        let typing = instead("agents.defaults.typingMode");
+        assert!(typing.is_some_and(|t| t.contains("typing")));
+        assert_eq!(instead("agents.list[3].typingMode"), typing);
+        assert_eq!(instead("agents.entries.work.typingIntervalSeconds"), typing);
+        assert_eq!(instead("channels.telegram.accounts.ops.blockStreaming"), instead("channels.slack.blockStreaming"));
+        assert!(instead("cron.jobs").is_some());
+        assert_eq!(instead("agents.defaults.workspace"), None);
+    }
+}

@@ -443,7 +443,8 @@ fn bind(ctx: &Context, agent: Option<&str>, binds: &[String], json: bool) -> Res
     let mut done: Vec<serde_json::Value> = Vec::new();
     for spec in binds {
         let (channel, account) = parse_bind(spec)?;
-        let current = load_str(&new, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let current =
+            load_str(&new, Some(&ctx.config_path.display().to_string())).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mine = bindings_of(&current.config, &id);
         if mine.iter().any(|(_, b)| same_scope(b, &channel, account.as_deref())) {
             done.push(json!({"bind": spec, "result": "already"}));

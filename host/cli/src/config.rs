@@ -205,8 +205,9 @@ pub fn set_value(ctx: &Context, segs: &[String], value: &Json) -> Result<()> {
 
 /// Writes `new` when it loads and adds no validation error; else prints what it would break.
 fn commit(ctx: &Context, old: Option<&str>, text: &str, new: &str) -> Result<()> {
+    let file = ctx.config_path.display().to_string();
     let validate = |t: &str| {
-        load_str(t, None).map(|l| {
+        load_str(t, Some(&file)).map(|l| {
             let mut d = l.warnings.clone();
             d.extend(chela_core::config::validate::validate(&l, &ctx.env));
             d

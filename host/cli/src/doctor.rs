@@ -213,7 +213,8 @@ fn fixed_config(ctx: &Context, text: &str, legacy: &Legacy) -> Result<String, St
         intended["bindings"] = Json::Array(moved);
     }
     // What routing reads must be what the legacy form meant: the roster and the bindings.
-    let fixed = load_str(&new, None).map_err(|e| format!("the rewritten config would not load: {e}"))?;
+    let fixed = load_str(&new, Some(&ctx.config_path.display().to_string()))
+        .map_err(|e| format!("the rewritten config would not load: {e}"))?;
     let problems: Vec<String> = chela_core::config::validate::validate(&fixed, &ctx.env)
         .into_iter()
         .filter(|d| d.is_error() && (d.path.starts_with("bindings") || d.path.starts_with("agents")))

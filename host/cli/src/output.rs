@@ -25,7 +25,11 @@ pub fn print_diagnostics_in(diags: &[Diagnostic], text: &str) {
     }
     let colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     for d in diags {
-        eprintln!("{}\n", render_snippet(d, text, colour));
+        // A problem in an `$include`d file is about another text: its plain line.
+        match d.source {
+            0 => eprintln!("{}\n", render_snippet(d, text, colour)),
+            _ => eprintln!("{d}"),
+        }
     }
 }
 
@@ -123,9 +127,15 @@ pub fn one_line(text: &str) -> String {
 /// A binding as the user wrote it (from the config text), on one line.
 pub fn binding_source(loaded: &chela_core::config::Loaded, text: &str, index: usize) -> String {
     match loaded.source.get("bindings").map(|b| &b.value) {
-        Some(chela_core::config::source::Value::Array(items)) => {
-            items.get(index).and_then(|n| text.get(n.span.offset..n.end)).map(one_line).unwrap_or_default()
-        }
+        Some(chela_core::config::source::Value::Array(items)) => match items.get(index) {
+            // Written in an `$include`d file, not in `text`.
+            Some(n) if n.span.source != 0 => {
+                let file = loaded.files.get(n.span.source as usize).map(String::as_str).unwrap_or("an included file");
+                format!("(in {file}:{})", n.span.line)
+            }
+            Some(n) => text.get(n.span.offset..n.end).map(one_line).unwrap_or_default(),
+            None => String::new(),
+        },
         _ => String::new(),
     }
 }
@@ -152,7 +162,11 @@ mod tests {
 
     #[test]
     fn positions_past_the_text_fall_back_to_the_plain_line() {
-        let d = Diagnostic::error("x", chela_core::config::source::Span { offset: 0, line: 9, column: 1 }, "gone");
+        let d = Diagnostic::error(
+            "x",
+            chela_core::config::source::Span { offset: 0, line: 9, column: 1, source: 0 },
+            "gone",
+        );
         assert_eq!(render_snippet(&d, "{}", false), d.to_string());
     }
 }

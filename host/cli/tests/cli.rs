@@ -924,3 +924,76 @@ fn ignored_openclaw_settings_say_what_chela_does_instead() {
     let bad = s.write("bad.json5", r#"{ agents: { defaults: { typingMode: 5 } } }"#);
     assert_eq!(json(&s.chela(&bad, &["config", "validate", "--json"]))["valid"], false);
 }
+
+/// `$include` (OpenClaw's config splitting): one file replaces its object, a
+/// list is deep-merged (arrays concatenated), siblings override; the split
+/// config validates and routes; a problem in an included file names that
+/// file and line; includes may not leave the config's directory; an edit
+/// that would land under an include is refused with nothing written.
+#[test]
+fn a_config_split_with_include_loads_routes_and_refuses_edits_it_cannot_make() {
+    let s = Sandbox::new();
+    let cfg = s.write(
+        "conf/openclaw.json",
+        r#"{
+  // the roster lives in its own file
+  agents: { $include: "./agents.json5" },
+  bindings: [
+    { agentId: "work", match: { channel: "slack" } },
+    { $include: "./more/ops-binding.json5" },
+  ],
+  broadcast: { $include: ["./b1.json5", "./b2.json5"], strategy: "sequential" },
+}
+"#,
+    );
+    s.write(
+        "conf/agents.json5",
+        &format!(
+            "{{ list: [\n  {{ id: \"work\", default: true, workspace: \"{}\" }},\n  {{ id: \"ops\", workspace: \"{}\" }},\n] }}\n",
+            s.path("w1").display(),
+            s.path("w2").display()
+        ),
+    );
+    s.write(
+        "conf/more/ops-binding.json5",
+        r#"{ agentId: "ops", match: { channel: "telegram", accountId: "alerts" } }"#,
+    );
+    s.write("conf/b1.json5", r#"{ "-1001": ["work"] }"#);
+    s.write("conf/b2.json5", r#"{ "-1001": ["ops"], "-1002": ["ops"] }"#);
+    let v = json(&s.chela(&cfg, &["config", "validate", "--json"]));
+    assert_eq!(v["valid"], true, "{v:#}");
+    let route = json(
+        &s.chela(&cfg, &["route", "--channel", "telegram", "--account", "alerts", "--peer", "direct:42", "--json"]),
+    );
+    assert_eq!(route["agentId"], "ops", "{route:#}");
+    let list = json(&s.chela(&cfg, &["agents", "list", "--bindings", "--json"]));
+    assert_eq!(list["agents"].as_array().unwrap().len(), 2);
+    let ops_binding = list["agents"][1]["bindings"][0]["text"].as_str().unwrap().to_string();
+    assert!(ops_binding.contains("ops-binding.json5"), "{ops_binding}");
+    let got = s.chela(&cfg, &["config", "get", "broadcast.strategy"]);
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "sequential", "{}", text(&got));
+
+    // Refused edits leave every file as it was.
+    let before = std::fs::read_to_string(&cfg).unwrap();
+    let out = s.chela(&cfg, &["agents", "add", "Sales", "--workspace", s.path("w3").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("included file") && text(&out).contains("edit that file"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), before);
+
+    // A problem inside an included file is reported there.
+    let agents = std::fs::read_to_string(s.path("conf/agents.json5")).unwrap();
+    s.write("conf/agents.json5", &agents.replace("{ id: \"ops\", workspace", "{ id: \"ops\", worspace"));
+    let v = json(&s.chela(&cfg, &["config", "validate", "--json"]));
+    assert_eq!(v["valid"], false, "{v:#}");
+    let d = &v["diagnostics"][0];
+    assert!(d["file"].as_str().unwrap().ends_with("agents.json5"), "{d}");
+    assert_eq!((d["line"].as_u64(), d["path"].as_str()), (Some(3), Some("agents.list[1].worspace")), "{d}");
+    s.write("conf/agents.json5", &agents);
+
+    // Includes stay inside the config's directory.
+    s.write("secret.json5", "{}");
+    let escape = s.write("conf/escape.json5", r#"{ agents: { $include: "../secret.json5" } }"#);
+    let out = s.chela(&escape, &["config", "validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("outside the config's directory"), "{}", text(&out));
+}

@@ -596,3 +596,47 @@ async fn a_first_start_serves_before_its_tools_compile_and_a_turn_waits_for_them
     let text = sent[0]["text"].as_str().unwrap_or_default();
     assert!(text.contains("`slugify` says: hello-world"), "{text}");
 }
+
+/// A config split with `$include`: the gateway serves what the included
+/// file says, and an edit of that file (not of the main one) is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_included_file_is_served_and_its_edits_are_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let agents = |ids: &[&str]| {
+        let list: Vec<String> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                format!("{{ id: \"{id}\", default: {}, workspace: \"{}/ws-{id}\" }}", i == 0, root.display())
+            })
+            .collect();
+        format!("{{ list: [{}] }}", list.join(", "))
+    };
+    std::fs::write(root.join("agents.json5"), agents(&["work"])).unwrap();
+    let gw = Gateway::start_with(
+        root,
+        &format!(r#"{{ agents: {{ $include: "./agents.json5" }}, gateway: {{ auth: {{ token: "{TOKEN}" }} }} }}"#),
+        &[],
+    )
+    .await;
+    let auth = format!("Bearer {TOKEN}");
+    let ids = || async {
+        let answer = gw.get("/api/v1/agents", &[("authorization", auth.as_str())]).await;
+        let v: Value = serde_json::from_str(&answer.body).unwrap();
+        v["agents"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids().await, ["work"]);
+    // A newer mtime than the first write, whatever the file system's resolution.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    std::fs::write(root.join("agents.json5.tmp"), agents(&["work", "ops"])).unwrap();
+    std::fs::rename(root.join("agents.json5.tmp"), root.join("agents.json5")).unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if ids().await == ["work", "ops"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the edit of the included file was not applied: {:?}", ids().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -2,7 +2,7 @@
 //! session keys and tool policy live.
 //!
 //! Invariant: this crate knows nothing of tokio, hyper or wasmtime and does no
-//! I/O of its own beyond reading a config file when asked. Everything else in
+//! I/O of its own beyond reading a config file (and the files it `$include`s) when asked. Everything else in
 //! chela (CLI, gateway, plugin runtime) calls into it; none re-implements it.
 //!
 //! Must not: depend on tokio, hyper, wasmtime or the network, or write files.

@@ -370,22 +370,33 @@ impl Gateway {
         tracing::info!(channels_changed = ?changed, adapters_restarted = ?restart, "config applied");
     }
 
-    /// Watches the config file; a valid change is applied, an invalid one is
+    /// Watches the config file and the files it `$include`s; a valid change is applied, an invalid one is
     /// logged with every problem and the last good config stays (the same
     /// checks as `chela config validate`).
     pub fn watch_config(self: &Arc<Self>, path: PathBuf, every: Duration) -> tokio::task::JoinHandle<()> {
         let gw = Arc::downgrade(self);
         tokio::spawn(async move {
-            let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-            let mut last = stamp(&path);
+            // The config file and every file it `$include`s.
+            let stamps = |files: &[PathBuf]| -> Vec<Option<std::time::SystemTime>> {
+                files.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
+            };
+            let mut files = config_files(&path);
+            let mut last = stamps(&files);
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                let now = stamp(&path);
+                let now = stamps(&files);
                 if now == last {
                     continue;
                 }
-                last = now;
+                // Still watching the files the last good load read: a broken
+                // include is picked up again once it is fixed.
+                for f in config_files(&path) {
+                    if !files.contains(&f) {
+                        files.push(f);
+                    }
+                }
+                last = stamps(&files);
                 let Some(gw) = gw.upgrade() else { return };
                 match load_checked(&path, &gw.env) {
                     Ok(cfg) => gw.apply_config(Arc::new(cfg)).await,
@@ -515,6 +526,14 @@ impl Gateway {
 }
 
 /// Loads and validates a config file: the config, or every error found.
+/// The config file, then the files it `$include`s (as far as it loads).
+fn config_files(path: &std::path::Path) -> Vec<PathBuf> {
+    match chela_core::config::load_file(path) {
+        Ok(loaded) if !loaded.files.is_empty() => loaded.files.iter().map(PathBuf::from).collect(),
+        _ => vec![path.to_path_buf()],
+    }
+}
+
 pub fn load_checked(path: &std::path::Path, env: &Environment) -> Result<Config, Vec<String>> {
     use chela_core::config::{load_file, validate::validate, Severity};
     let loaded = load_file(path).map_err(|e| e.diagnostics().iter().map(|d| d.to_string()).collect::<Vec<_>>())?;

@@ -63,6 +63,10 @@ impl Sink {
     }
 }
 
+/// How [`DeError::Reported`] reads: a wrapper generic over the deserializer
+/// (`lenient`) can tell it apart from an error not recorded yet only this way.
+const REPORTED: &str = "(already reported)";
+
 /// The error type the deserializer hands serde. `Reported` means "already in
 /// the sink", so parents skip the value without reporting it twice.
 #[derive(Debug)]
@@ -75,7 +79,7 @@ pub enum DeError {
 impl fmt::Display for DeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DeError::Reported => f.write_str("reported"),
+            DeError::Reported => f.write_str(REPORTED),
             DeError::Message(m) => f.write_str(m),
             DeError::MissingField(name) => write!(f, "missing required field `{name}`"),
         }
@@ -116,15 +120,21 @@ pub fn from_node<'de, T: de::Deserialize<'de>>(node: &'de Node, path: &str, sink
     }
 }
 
-/// `deserialize_with` adapter: a failed value becomes `T::default()` so its
-/// siblings are still checked. Only sound under [`from_node`], whose errors
-/// are all recorded in the sink before they reach this function.
+/// `deserialize_with` adapter: a failed value whose problems are recorded
+/// becomes `T::default()` so its siblings are still checked. An error a
+/// type's own `Deserialize` raised (not recorded yet) goes up to the member
+/// holding the value, which records it there (`Map::next_value_seed`): a
+/// wrong value never vanishes silently.
 pub fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: de::Deserializer<'de>,
     T: de::Deserialize<'de> + Default,
 {
-    Ok(T::deserialize(d).unwrap_or_default())
+    match T::deserialize(d) {
+        Ok(v) => Ok(v),
+        Err(e) if e.to_string() == REPORTED => Ok(T::default()),
+        Err(e) => Err(e),
+    }
 }
 
 /// `deserialize_with` adapter for lists whose elements are checked one by one.
@@ -335,11 +345,20 @@ impl<'de> SeqAccess<'de> for Seq<'de> {
         };
         let path = format!("{}[{}]", self.path, self.index);
         self.index += 1;
-        seed.deserialize(NodeDeserializer { node, path, sink: self.sink }).map(Some)
+        let at = (path.clone(), node.span);
+        seed.deserialize(NodeDeserializer { node, path, sink: self.sink }).map(Some).map_err(|e| self.reported(e, at))
     }
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.items.len() - self.index)
+    }
+}
+
+impl Seq<'_> {
+    /// See `Map::next_value_seed`: an element's own error, recorded at it.
+    fn reported(&self, e: DeError, (path, span): (String, Span)) -> DeError {
+        report(self.sink, &e, &path, span);
+        DeError::Reported
     }
 }
 
@@ -366,7 +385,14 @@ impl<'de> MapAccess<'de> for Map<'de> {
         };
         self.index += 1;
         let path = join_key(&self.path, &m.key);
-        seed.deserialize(NodeDeserializer { node: &m.value, path, sink: self.sink })
+        let at = (path.clone(), m.value.span);
+        seed.deserialize(NodeDeserializer { node: &m.value, path, sink: self.sink }).map_err(|e| {
+            // An error a type's own `Deserialize` raised (`Broadcast`, an
+            // untagged enum) is recorded here, at its member; else a lenient
+            // parent would drop it and the value would silently vanish.
+            report(self.sink, &e, &at.0, at.1);
+            DeError::Reported
+        })
     }
 
     fn size_hint(&self) -> Option<usize> {

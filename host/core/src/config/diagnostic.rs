@@ -34,6 +34,10 @@ pub struct Diagnostic {
     /// under `config validate --strict`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unimplemented: bool,
+    /// The config file number the position is in (`Span::source`); the
+    /// loader names that file in `file`.
+    #[serde(skip)]
+    pub source: u32,
 }
 
 impl Diagnostic {
@@ -55,6 +59,7 @@ impl Diagnostic {
             message: message.into(),
             help: None,
             unimplemented: false,
+            source: span.source,
         }
     }
 
@@ -133,8 +138,8 @@ mod tests {
 
     #[test]
     fn display_names_file_line_column_and_path() {
-        let mut d =
-            Diagnostic::error("agents.list[0].id", Span { offset: 0, line: 3, column: 7 }, "bad").with_help("fix it");
+        let mut d = Diagnostic::error("agents.list[0].id", Span { offset: 0, line: 3, column: 7, source: 0 }, "bad")
+            .with_help("fix it");
         d.file = Some("chela.json".into());
         assert_eq!(d.to_string(), "chela.json:3:7: error at `agents.list[0].id`: bad\n  help: fix it");
     }

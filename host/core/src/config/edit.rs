@@ -19,6 +19,8 @@ pub enum EditError {
     WrongType(String, &'static str),
     #[error("`{path}` has no element {index}")]
     NoSuchElement { path: String, index: usize },
+    #[error("`{0}` is read from an included file (`$include`): edit that file instead")]
+    Included(String),
 }
 
 fn parse(text: &str) -> Result<Node, EditError> {
@@ -89,6 +91,7 @@ fn insert_member(text: &str, obj: &Node, key: &str, value: &str) -> Result<Strin
 /// creating the missing objects and the array on the way.
 pub fn append_to_array(text: &str, path: &[&str], element: &str) -> Result<String, EditError> {
     let root = parse(text)?;
+    refuse_included(&root, path)?;
     let mut node = &root;
     for (depth, key) in path.iter().enumerate() {
         match node.get(key) {
@@ -138,6 +141,7 @@ pub fn remove_array_elements(text: &str, path: &[&str], indexes: &[usize]) -> Re
     let mut text = text.to_string();
     for &index in sorted.iter().rev() {
         let root = parse(&text)?;
+        refuse_included(&root, path)?;
         let not_array = || EditError::WrongType(path.join("."), "an array");
         let node = array_at(&root, path).ok_or_else(not_array)?;
         let Value::Array(items) = &node.value else { return Err(not_array()) };
@@ -168,6 +172,7 @@ pub fn set_member(text: &str, path: &[&str], key: &str, value: &str) -> Result<S
 
 /// The node at `path` (object keys; an array index may appear as a number segment).
 fn node_at<'a>(root: &'a Node, path: &[&str]) -> Result<&'a Node, EditError> {
+    refuse_included(root, path)?;
     let mut node = root;
     for seg in path {
         node = match (&node.value, seg.parse::<usize>()) {
@@ -178,6 +183,28 @@ fn node_at<'a>(root: &'a Node, path: &[&str]) -> Result<&'a Node, EditError> {
         };
     }
     Ok(node)
+}
+
+/// What an `$include` brings in is not in this text: an edit at or below an
+/// object with `$include` would override or shadow it, so it is refused (as
+/// OpenClaw refuses such writes). Walks `path` as far as the text has it.
+fn refuse_included(root: &Node, path: &[&str]) -> Result<(), EditError> {
+    let mut node = root;
+    for depth in 0..=path.len() {
+        if node.member(crate::config::include::INCLUDE_KEY).is_some() {
+            return Err(EditError::Included(if depth == 0 { "the config".into() } else { path[..depth].join(".") }));
+        }
+        let Some(seg) = path.get(depth) else { break };
+        let next = match (&node.value, seg.parse::<usize>()) {
+            (Value::Array(items), Ok(i)) => items.get(i),
+            _ => node.get(seg),
+        };
+        match next {
+            Some(n) => node = n,
+            None => break,
+        }
+    }
+    Ok(())
 }
 
 /// Where a key written at `start` ends: past its closing quote, or past its identifier.
@@ -232,6 +259,21 @@ pub fn remove_member(text: &str, path: &[&str], key: &str) -> Result<String, Edi
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn edits_under_an_include_are_refused() {
+        let text = r#"{ agents: { $include: "./agents.json5" }, gateway: { port: 1 } }"#;
+        let e = append_to_array(text, &["agents", "list"], "{ id: \"x\" }").unwrap_err();
+        assert!(matches!(&e, EditError::Included(p) if p == "agents"), "{e}");
+        assert!(matches!(set_member(text, &["agents"], "defaults", "{}"), Err(EditError::Included(_))));
+        assert!(remove_member(text, &[], "agents").is_ok(), "removing the whole include is an edit of this file");
+        assert!(set_member(text, &["gateway"], "port", "2").is_ok(), "other sections stay editable");
+        let whole = r#"{ $include: "base.json5", gateway: {} }"#;
+        assert!(
+            matches!(set_member(whole, &["gateway"], "port", "2"), Err(EditError::Included(p)) if p == "the config")
+        );
+    }
+
     use super::*;
 
     fn loads(text: &str) -> serde_json::Value {

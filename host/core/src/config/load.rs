@@ -5,7 +5,8 @@
 //! (unknown agents, shared workspaces…) is checked by [`super::validate`],
 //! so `chela route` can still work on a config that loads but is invalid.
 //!
-//! Must not: check meaning (that is `validate`) or read anything but the one file asked for.
+//! Must not: check meaning (that is `validate`) or read anything but the one
+//! file asked for and the files it `$include`s (`include.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -25,15 +26,18 @@ pub const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
 #[derive(Debug)]
 pub struct Loaded {
     pub config: Config,
+    /// The merged tree (`$include`s resolved); each span names its file.
     pub source: Node,
     pub file: Option<String>,
+    /// The config file, then every file it `$include`s (`Span::source`).
+    pub files: Vec<String>,
     pub warnings: Vec<Diagnostic>,
 }
 
 impl Loaded {
     /// Fills in the file name on diagnostics found later (validation).
     pub fn attach_file(&self, mut d: Diagnostic) -> Diagnostic {
-        d.file = self.file.clone();
+        d.file = self.files.get(d.source as usize).cloned().or_else(|| self.file.clone());
         d
     }
 }
@@ -62,6 +66,7 @@ impl ConfigError {
                 message: other.to_string(),
                 help: None,
                 unimplemented: false,
+                source: 0,
             }],
         }
     }
@@ -76,19 +81,31 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
     load_str(&text, Some(&path.display().to_string()))
 }
 
-/// Parses and type-checks config text. `file` names it in diagnostics.
+/// Parses and type-checks config text. `file` names it in diagnostics, and
+/// is where its `$include`s are resolved from (`include.rs`).
 pub fn load_str(text: &str, file: Option<&str>) -> Result<Loaded, ConfigError> {
-    let with_file = |mut d: Diagnostic| {
-        d.file = file.map(str::to_string);
+    let mut files: Vec<String> = file.map(str::to_string).into_iter().collect();
+    let name_of = |files: &[String], mut d: Diagnostic| {
+        d.file = files.get(d.source as usize).cloned().or_else(|| file.map(str::to_string));
         d
     };
     let parsed = match source::parse(text) {
         Ok(p) => p,
         Err(e) => {
             let d = Diagnostic::error("", e.span, format!("invalid JSON5: {}", e.message));
-            return Err(ConfigError::Invalid { file: file.map(str::to_string), diagnostics: vec![with_file(d)] });
+            return Err(ConfigError::Invalid { file: file.map(str::to_string), diagnostics: vec![name_of(&files, d)] });
         }
     };
+    let parsed = match resolve_includes(parsed, file, &mut files) {
+        Ok(p) => p,
+        Err(d) => {
+            return Err(ConfigError::Invalid {
+                file: file.map(str::to_string),
+                diagnostics: vec![name_of(&files, *d)],
+            });
+        }
+    };
+    let with_file = |d: Diagnostic| name_of(&files, d);
     let mut warnings: Vec<Diagnostic> = parsed
         .duplicates
         .iter()
@@ -104,6 +121,7 @@ pub fn load_str(text: &str, file: Option<&str>) -> Result<Loaded, ConfigError> {
     let config: Option<Config> = from_node(&root, "", &sink);
     let mut diagnostics = sink.diagnostics.into_inner();
     diagnostics.extend(seed_shape_problems(&root));
+    diagnostics.extend(qualified_broadcasts(&root));
     let (errors, more_warnings): (Vec<_>, Vec<_>) = diagnostics.into_iter().partition(Diagnostic::is_error);
     warnings.extend(more_warnings);
     match config {
@@ -112,13 +130,67 @@ pub fn load_str(text: &str, file: Option<&str>) -> Result<Loaded, ConfigError> {
             source: root,
             file: file.map(str::to_string),
             warnings: warnings.into_iter().map(with_file).collect(),
+            files: files.clone(),
         }),
         _ => {
             let mut all: Vec<Diagnostic> = errors.into_iter().chain(warnings).map(with_file).collect();
-            all.sort_by_key(|d| (d.line, d.column));
+            all.sort_by_key(|d| (d.source, d.line, d.column));
             Err(ConfigError::Invalid { file: file.map(str::to_string), diagnostics: all })
         }
     }
+}
+
+/// The tree with its `$include`s resolved; the included files' names are
+/// added to `files` (after the config file's). A config read from no file
+/// cannot include.
+fn resolve_includes(
+    parsed: source::Parsed,
+    file: Option<&str>,
+    files: &mut Vec<String>,
+) -> Result<source::Parsed, Box<Diagnostic>> {
+    use super::include;
+    if !include::has_includes(&parsed.root) {
+        return Ok(parsed);
+    }
+    let Some(file) = file else {
+        let at = parsed.root.member(include::INCLUDE_KEY).map(|m| m.key_span).unwrap_or(parsed.root.span);
+        return Err(Box::new(Diagnostic::error(
+            include::INCLUDE_KEY,
+            at,
+            "`$include` needs the config to be read from a file",
+        )));
+    };
+    let mut read = include::Files::default();
+    let result = include::resolve(parsed.root, Path::new(file), &mut read);
+    files.extend(read.paths.iter().skip(1).map(|p| p.display().to_string()));
+    let root = result.map_err(Box::new)?;
+    Ok(source::Parsed { root, duplicates: parsed.duplicates })
+}
+
+/// OpenClaw's agent group threads (`broadcast["<channel>:<peer>"]`): checked,
+/// kept, not run; one "ignored" warning each.
+fn qualified_broadcasts(root: &Node) -> Vec<Diagnostic> {
+    let Some(source::Value::Object(members)) = root.get("broadcast").map(|b| &b.value) else { return Vec::new() };
+    members
+        .iter()
+        .filter(|m| super::schema::is_qualified_broadcast_key(&m.key))
+        .map(|m| {
+            Diagnostic::warning(
+                format!("broadcast[{:?}]", m.key),
+                m.key_span,
+                format!(
+                    "`{}` is an OpenClaw {} agent group thread (a qualified broadcast key); chela does not implement these: ignored",
+                    m.key,
+                    openclaw_keys::OPENCLAW_VERSION
+                ),
+            )
+            .unimplemented()
+            .with_help(format!(
+                "instead: an unqualified key (`{}`) broadcasts to every listed agent, each in its own session",
+                m.key.split_once(':').map_or(m.key.as_str(), |(_, p)| p)
+            ))
+        })
+        .collect()
 }
 
 /// `agents.list[].agentId` → `id`.
@@ -211,6 +283,32 @@ pub fn seed_bindings(flat: &Json) -> Vec<Json> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_wrong_broadcast_entry_is_an_error_and_qualified_groups_are_kept_but_ignored() {
+        // A custom `Deserialize` error used to vanish (the whole section became empty).
+        let e = load_str(r#"{ broadcast: { "-1001": "ops" } }"#, Some("c.json5")).unwrap_err();
+        let d = e.diagnostics();
+        assert!(d.iter().any(|d| d.path == "broadcast" && d.message.contains("list of agent ids")), "{d:?}");
+        let loaded = load_str(
+            r#"{ broadcast: { "-1001": ["work", "ops"], "telegram:-100123": { agents: ["work"], maxRounds: 2 } } }"#,
+            Some("c.json5"),
+        )
+        .expect("loads");
+        let bc = loaded.config.broadcast.expect("broadcast kept");
+        assert_eq!(bc.groups["-1001"], ["work", "ops"], "unqualified entries beside a qualified one still run");
+        assert_eq!(bc.qualified["telegram:-100123"], ["work"]);
+        let w = loaded.warnings.iter().find(|w| w.path == "broadcast[\"telegram:-100123\"]").expect("warned");
+        assert!(w.unimplemented && w.help.as_deref().is_some_and(|h| h.contains("`-100123`")), "{w:?}");
+        for bad in [
+            r#"{ broadcast: { "telegram:-1": { agents: ["a"], maxRounds: 9 } } }"#,
+            r#"{ broadcast: { "telegram:-1": { agents: ["a"], extra: 1 } } }"#,
+            r#"{ broadcast: { "-1": { agents: ["a"] } } }"#,
+        ] {
+            assert!(load_str(bad, None).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -574,10 +574,54 @@ impl ChannelConfig {
 }
 
 /// `broadcast`: `{strategy?, "<peerId>": ["agentA", …]}` (WhatsApp).
+/// OpenClaw 2026.9.6's qualified entries (`"<channel>:<peerId>"`, a list or
+/// `{agents, mentionGating, maxRounds, maxTurns}`: agent group threads) are
+/// checked and kept apart in `qualified`; chela does not run them (the
+/// loader warns that they are ignored).
 #[derive(Debug, Clone, Default)]
 pub struct Broadcast {
     pub strategy: Option<String>,
     pub groups: IndexMap<String, Vec<String>>,
+    /// Qualified entries: key → the agents they list (not dispatched).
+    pub qualified: IndexMap<String, Vec<String>>,
+}
+
+/// Whether a broadcast key is OpenClaw's qualified `<channel>:<peerId>` form.
+pub fn is_qualified_broadcast_key(key: &str) -> bool {
+    key.split_once(':').is_some_and(|(channel, peer)| !channel.is_empty() && !peer.is_empty())
+}
+
+fn agent_list(v: &Json) -> Option<Vec<String>> {
+    v.as_array()?.iter().map(|x| x.as_str().map(str::to_string)).collect()
+}
+
+/// A qualified entry's object form, strict as OpenClaw's.
+fn qualified_entry(k: &str, v: &Json) -> Result<Vec<String>, String> {
+    let Some(obj) = v.as_object() else {
+        return agent_list(v).ok_or_else(|| format!("broadcast[{k:?}] must be a list of agent ids or {{agents, …}}"));
+    };
+    if let Some(unknown) =
+        obj.keys().find(|f| !["agents", "mentionGating", "maxRounds", "maxTurns"].contains(&f.as_str()))
+    {
+        return Err(format!(
+            "broadcast[{k:?}] has unknown field `{unknown}` (agents, mentionGating, maxRounds, maxTurns)"
+        ));
+    }
+    let agents = obj
+        .get("agents")
+        .and_then(agent_list)
+        .ok_or_else(|| format!("broadcast[{k:?}].agents must be a list of agent ids"))?;
+    if obj.get("mentionGating").is_some_and(|g| !g.is_boolean()) {
+        return Err(format!("broadcast[{k:?}].mentionGating must be true or false"));
+    }
+    for (field, max) in [("maxRounds", 4), ("maxTurns", 32)] {
+        if let Some(n) = obj.get(field) {
+            if !n.as_u64().is_some_and(|n| (1..=max).contains(&n)) {
+                return Err(format!("broadcast[{k:?}].{field} must be an integer from 1 to {max}"));
+            }
+        }
+    }
+    Ok(agents)
 }
 
 impl<'de> Deserialize<'de> for Broadcast {
@@ -591,10 +635,15 @@ impl<'de> Deserialize<'de> for Broadcast {
                     Some(s @ ("parallel" | "sequential")) => out.strategy = Some(s.to_string()),
                     _ => return Err(D::Error::custom("broadcast.strategy must be \"parallel\" or \"sequential\"")),
                 }
+            } else if is_qualified_broadcast_key(&k) {
+                let agents = qualified_entry(&k, &v).map_err(D::Error::custom)?;
+                out.qualified.insert(k, agents);
+            } else if v.is_object() {
+                return Err(D::Error::custom(format!(
+                    "broadcast[{k:?}]: the object form needs a qualified key (`<channel>:{k}`); an unqualified entry is a list of agent ids"
+                )));
             } else {
-                let list = v
-                    .as_array()
-                    .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+                let list = agent_list(&v)
                     .ok_or_else(|| D::Error::custom(format!("broadcast[{k:?}] must be a list of agent ids")))?;
                 out.groups.insert(k, list);
             }

@@ -27,6 +27,9 @@ pub struct Span {
     pub offset: usize,
     pub line: u32,
     pub column: u32,
+    /// Which file of the config the position is in: 0 the config file
+    /// itself, else an `$include`d one (`Loaded::files`).
+    pub source: u32,
 }
 
 impl fmt::Display for Span {
@@ -169,7 +172,12 @@ pub struct Parsed {
 
 /// Parses a whole JSON5 document.
 pub fn parse(text: &str) -> Result<Parsed, SyntaxError> {
-    let mut p = Parser { src: text, pos: 0, line: 1, col: 1, duplicates: Vec::new() };
+    parse_source(text, 0)
+}
+
+/// [`parse`] for the config's file number `source` (its spans say so).
+pub fn parse_source(text: &str, source: u32) -> Result<Parsed, SyntaxError> {
+    let mut p = Parser { src: text, pos: 0, line: 1, col: 1, duplicates: Vec::new(), source };
     p.skip_trivia()?;
     let root = p.parse_value()?;
     p.skip_trivia()?;
@@ -185,6 +193,7 @@ struct Parser<'a> {
     line: u32,
     col: u32,
     duplicates: Vec<DuplicateKey>,
+    source: u32,
 }
 
 /// An open container on the explicit stack (containers are not parsed recursively).
@@ -203,7 +212,7 @@ fn is_ident_part(c: char) -> bool {
 
 impl<'a> Parser<'a> {
     fn span(&self) -> Span {
-        Span { offset: self.pos, line: self.line, column: self.col }
+        Span { offset: self.pos, line: self.line, column: self.col, source: self.source }
     }
 
     fn error_here(&self, message: impl Into<String>) -> SyntaxError {

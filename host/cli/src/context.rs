@@ -3,10 +3,11 @@
 //! Must not: interpret the config (core does); it only finds and reads it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use chela_core::config::paths::Environment;
-use chela_core::config::{load_str, ConfigError, Diagnostic, Loaded};
+use chela_core::config::{load_str, Config, ConfigError, Diagnostic, EnvVars, Loaded};
 
 use crate::output::{print_diagnostics_in, print_load_warnings};
 
@@ -63,6 +64,25 @@ impl Context {
                 .map(Some)
                 .with_context(|| format!("cannot read {}", self.config_path.display())),
         }
+    }
+
+    /// The variables chela reads (`${VAR}`, `<PROVIDER>_API_KEY`): the process
+    /// environment, then `<stateDir>/.env`, then the config's `env.vars`
+    /// (core's `config::env`). A line of `.env` that does not parse is
+    /// reported with the file and line and skipped.
+    pub fn vars(&self, cfg: &Config) -> Arc<EnvVars> {
+        let process: Arc<EnvVars> = Arc::new(|k: &str| std::env::var(k).ok());
+        let path = self.env.state_dir().join(".env");
+        let mut dotenv = Vec::new();
+        if let Ok(iter) = dotenvy::from_path_iter(&path) {
+            for (i, item) in iter.enumerate() {
+                match item {
+                    Ok(pair) => dotenv.push(pair),
+                    Err(e) => eprintln!("warning: {}: entry {} skipped: {e}", path.display(), i + 1),
+                }
+            }
+        }
+        chela_core::config::env::layered(process, dotenv, cfg)
     }
 
     /// Replaces the config file atomically (`chela_durable::replace`); the

@@ -281,10 +281,11 @@ fn state_dir(ctx: &Context, fix: bool, report: &mut Report) {
     permissions(report, fix, "state", &dir, 0o700, "state dir");
 }
 
-/// Files that hold secrets: the config, the generated token, pairing allowlists, each agent's auth profiles.
+/// Files that hold secrets: the config, the generated token, the state dir's
+/// `.env`, pairing allowlists, each agent's auth profiles.
 fn credential_files(ctx: &Context, cfg: &Config, fix: bool, report: &mut Report) {
     let state = ctx.env.state_dir();
-    let mut files = vec![ctx.config_path.clone(), chela_gateway::token::token_path(&state)];
+    let mut files = vec![ctx.config_path.clone(), chela_gateway::token::token_path(&state), state.join(".env")];
     if let Ok(entries) = std::fs::read_dir(state.join("credentials")) {
         files.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_file()));
     }
@@ -297,9 +298,13 @@ fn credential_files(ctx: &Context, cfg: &Config, fix: bool, report: &mut Report)
 }
 
 fn token(ctx: &Context, cfg: &Config, report: &mut Report) {
-    let vars = |k: &str| std::env::var(k).ok();
+    let vars = ctx.vars(cfg);
     let state = ctx.env.state_dir();
-    if chela_gateway::token::configured(cfg, &vars).is_some() {
+    let configured = match chela_gateway::token::configured(cfg, &*vars) {
+        Ok(t) => t,
+        Err(e) => return report.add("token", Level::Error, e.to_string()),
+    };
+    if configured.is_some() {
         report.add("token", Level::Ok, "control token configured (gateway.auth.token or CHELA_GATEWAY_TOKEN)");
     } else if chela_gateway::token::token_path(&state).exists() {
         report.add(

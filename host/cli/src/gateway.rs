@@ -44,14 +44,10 @@ pub fn listen_addr(ctx_cfg: &chela_core::config::Config, port: Option<u16>, bind
     Ok(SocketAddr::new(ip, port))
 }
 
-fn env_var(k: &str) -> Option<String> {
-    std::env::var(k).ok()
-}
-
 /// The token to present to a gateway on this machine: the configured one,
 /// else the one the gateway generated in the state dir.
 pub fn client_token(ctx: &Context, cfg: &chela_core::config::Config) -> Option<String> {
-    chela_gateway::token::for_client(cfg, &env_var, &ctx.env.state_dir())
+    chela_gateway::token::for_client(cfg, &*ctx.vars(cfg), &ctx.env.state_dir())
 }
 
 pub fn run(ctx: &Context, args: &GatewayArgs) -> Result<ExitCode> {
@@ -59,12 +55,12 @@ pub fn run(ctx: &Context, args: &GatewayArgs) -> Result<ExitCode> {
     let cfg = loaded.config;
     let mut options = GatewayOptions::loopback(0);
     options.addr = listen_addr(&cfg, args.port, args.bind.as_deref())?;
-    options.auth_token = chela_gateway::token::configured(&cfg, &env_var);
+    let vars = ctx.vars(&cfg);
+    options.auth_token = chela_gateway::token::configured(&cfg, &*vars)?;
     let rt = crate::plugins::runtime()?;
     rt.block_on(async {
         let plugins = Arc::new(crate::plugins::load_lazy(ctx, &cfg)?);
-        let vars = Arc::new(|k: &str| std::env::var(k).ok());
-        let providers = Providers::from_config(&cfg, Arc::new(|k: &str| std::env::var(k).ok()));
+        let providers = Providers::from_config(&cfg, vars.clone());
         let gw = Gateway::new(Arc::new(cfg), ctx.env.clone(), plugins, providers, options, vars).await?;
         let running = gw.serve().await?;
         let _reload = gw.watch_config(ctx.config_path.clone(), Duration::from_secs(1));

@@ -4,7 +4,7 @@
 //! openclaw-agent.sqlite`: `session_nodes`, `transcript_events`), its auth
 //! profiles (`auth_profile_store`, as `auth-profiles.json`), the channels'
 //! approved senders (`state/openclaw.sqlite`: `channel_pairing_allow_entries`),
-//! and says which `OPENCLAW_*` variables of this environment chela names
+//! carries OpenClaw's `.env`, and says which `OPENCLAW_*` variables of this environment chela names
 //! otherwise. Every item is reported carried, skipped (with why) or failed
 //! (with its path); one failure never stops the rest.
 //!
@@ -32,7 +32,6 @@ use crate::output::print_json;
 const ENV_NAMES: &[(&str, &str)] = &[
     ("OPENCLAW_STATE_DIR", "CHELA_STATE_DIR"),
     ("OPENCLAW_CONFIG_PATH", "CHELA_CONFIG_PATH"),
-    ("OPENCLAW_GATEWAY_TOKEN", "CHELA_GATEWAY_TOKEN"),
     ("OPENCLAW_PROFILE", "--profile"),
 ];
 
@@ -104,6 +103,7 @@ pub fn run(ctx: &Context, from: Option<PathBuf>, dry_run: bool, json: bool) -> R
             Err(e) => m.failed(shared.display().to_string(), e),
         }
     }
+    dotenv(&mut m);
     environment(&mut m);
     let failed = m.items.iter().filter(|i| i.outcome == Outcome::Failed).count();
     let carried = m.items.iter().filter(|i| i.outcome == Outcome::Carried).count();
@@ -443,6 +443,37 @@ fn approved_senders(m: &mut Migration, conn: &Connection) {
             Ok(_) => m.carried(what, to),
             Err(e) => m.failed(what, e),
         }
+    }
+}
+
+/// OpenClaw's global `.env` (`<stateDir>/.env`: provider keys, tokens)
+/// becomes chela's (read below the process environment, above `env.vars`),
+/// kept private; names of the variables it sets are reported, never values.
+fn dotenv(m: &mut Migration) {
+    let src = m.from.join(".env");
+    let Ok(bytes) = std::fs::read(&src) else { return };
+    let names: Vec<String> = dotenvy::from_read_iter(bytes.as_slice()).filter_map(|r| r.ok().map(|(k, _)| k)).collect();
+    let what = format!(".env ({} variable(s): {})", names.len(), names.join(", "));
+    let dest = m.ctx.env.state_dir().join(".env");
+    match std::fs::read(&dest) {
+        Ok(existing) if existing == bytes => return m.skipped(what, "already carried"),
+        Ok(_) => return m.skipped(what, format!("{} exists; merge by hand", dest.display())),
+        Err(_) => {}
+    }
+    for (theirs, ours) in ENV_NAMES {
+        if names.iter().any(|n| n == theirs) {
+            m.skipped(format!(".env sets {theirs}"), format!("chela reads {ours}: set that instead"));
+        }
+    }
+    if m.dry_run {
+        return m.carried(what, dest.display().to_string());
+    }
+    let written = dest.parent().map_or(Ok(()), std::fs::create_dir_all).map_err(|e| e.to_string()).and_then(|()| {
+        chela_durable::replace(&dest, &bytes, chela_durable::Durability::Fsync).map_err(|e| e.to_string())
+    });
+    match written {
+        Ok(()) => m.carried(what, dest.display().to_string()),
+        Err(e) => m.failed(what, e),
     }
 }
 

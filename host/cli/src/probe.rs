@@ -60,11 +60,11 @@ async fn check(
         return Ok(Vec::new());
     }
     let plugins = Arc::new(crate::plugins::load(ctx, cfg).await?);
-    let vars = |k: &str| std::env::var(k).ok();
+    let vars = ctx.vars(cfg);
     let mut adapters: Vec<ChannelRuntime> = Vec::new();
     let mut out = Vec::new();
     for plugin in plugins.all().into_iter().filter(|p| p.manifest.kind == PluginKind::Channel) {
-        match ChannelRuntime::start(&plugins, plugin.clone(), cfg, &ctx.env, &vars).await {
+        match ChannelRuntime::start(&plugins, plugin.clone(), cfg, &ctx.env, &*vars).await {
             Ok(rt) if wanted.iter().any(|c| c.as_str() == rt.channel_id()) => adapters.push(rt),
             Ok(_) => {}
             Err(e) => tracing::warn!(plugin = %plugin.id, error = %e, "channel plugin not started"),

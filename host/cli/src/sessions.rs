@@ -139,7 +139,7 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                 let plugins = Arc::new(crate::plugins::load(ctx, &cfg).await?);
                 let cell = SnapshotCell::of(Arc::new(cfg.clone()));
                 let snap = cell.load();
-                let vars: Arc<chela_core::config::EnvVars> = Arc::new(|k: &str| std::env::var(k).ok());
+                let vars = ctx.vars(&snap.config);
                 let providers = Providers::from_config(&snap.config, vars.clone());
                 // Without a gateway there is no chat to deliver to: what sub-agents
                 // report back is printed after the reply.

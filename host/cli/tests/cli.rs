@@ -630,6 +630,8 @@ fn migrate_openclaw_carries_a_real_state_dir_and_the_conversation_continues() {
         .unwrap();
     }
     drop(db);
+    // OpenClaw's global .env (provider keys), as a user would have it.
+    std::fs::write(from.join(".env"), "OPENROUTER_API_KEY=sk-or-test\nOPENCLAW_STATE_DIR=/srv/oc\n").unwrap();
     let before = tree(&from);
     let cfg = s.path("state/chela.json");
     let from_arg = from.display().to_string();
@@ -656,6 +658,17 @@ fn migrate_openclaw_carries_a_real_state_dir_and_the_conversation_continues() {
     assert_eq!(outcome("approved senders of telegram/default").as_deref(), Some("carried"), "{report}");
     assert_eq!(outcome("session agent:work:direct:evil").as_deref(), Some("skipped"), "{report}");
     assert_eq!(outcome("session agent:main:main").as_deref(), Some("skipped"), "{report}");
+    assert_eq!(outcome(".env (2 variable(s): OPENROUTER_API_KEY, OPENCLAW_STATE_DIR)").as_deref(), Some("carried"));
+    assert_eq!(outcome(".env sets OPENCLAW_STATE_DIR").as_deref(), Some("skipped"), "{report}");
+    assert!(!report.to_string().contains("sk-or-test"), "values are never reported");
+    assert_eq!(
+        std::fs::read_to_string(s.path("state/.env")).unwrap(),
+        std::fs::read_to_string(from.join(".env")).unwrap()
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(s.path("state/.env")).unwrap().permissions().mode() & 0o777, 0o600);
+    }
     assert!(!s.path("escaped.jsonl").exists() && !s.dir.path().join("../escaped.jsonl").exists());
     let broken = items.iter().find(|i| i["outcome"] == "failed").expect("the broken database is reported");
     assert!(broken["what"].as_str().unwrap().contains("agents/broken/agent/openclaw-agent.sqlite"), "{broken}");
@@ -996,4 +1009,31 @@ fn a_config_split_with_include_loads_routes_and_refuses_edits_it_cannot_make() {
     let out = s.chela(&escape, &["config", "validate"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("outside the config's directory"), "{}", text(&out));
+}
+
+/// The variables chela reads come from the shell, then `<stateDir>/.env`,
+/// then the config's `env.vars` (OpenClaw's layering): a token written as
+/// `${CTL}` is found in either file; with neither, doctor names the variable.
+#[test]
+fn variables_come_from_the_state_dirs_dotenv_and_the_configs_env_vars() {
+    let s = Sandbox::new();
+    let cfg = s.write("c.json5", r#"{ gateway: { auth: { token: "${CHELA_TEST_CTL}" } } }"#);
+    let token = |cfg: &Path| {
+        let v = json(&s.chela(cfg, &["doctor", "--json"]));
+        v["findings"].as_array().unwrap().iter().find(|f| f["check"] == "token").cloned().unwrap()
+    };
+    let none = token(&cfg);
+    assert_eq!(none["level"], "error", "{none}");
+    assert!(none["message"].as_str().unwrap().contains("CHELA_TEST_CTL is not set"), "{none}");
+    s.write("state/.env", "# from OpenClaw\nCHELA_TEST_CTL=from-dotenv\n");
+    assert_eq!(token(&cfg)["level"], "ok", "read from <stateDir>/.env");
+    std::fs::remove_file(s.path("state/.env")).unwrap();
+    let inline = s.write(
+        "inline.json5",
+        r#"{ env: { vars: { CHELA_TEST_CTL: "from-config" }, shellEnv: { enabled: true } }, gateway: { auth: { token: "${CHELA_TEST_CTL}" } } }"#,
+    );
+    assert_eq!(token(&inline)["level"], "ok", "read from env.vars");
+    let v = json(&s.chela(&inline, &["config", "validate", "--json"]));
+    let shell = v["diagnostics"].as_array().unwrap().iter().find(|d| d["path"] == "env.shellEnv").cloned();
+    assert!(shell.is_some_and(|d| d["unimplemented"] == true), "shellEnv is ignored, with a warning: {v}");
 }

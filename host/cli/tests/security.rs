@@ -547,3 +547,31 @@ async fn a_long_command_is_a_result_not_a_plugin_failure() {
     let exec = list.as_array().unwrap().iter().find(|p| p["id"] == "tool_exec").cloned().unwrap_or_default();
     assert_eq!(exec["status"], "ready", "{exec}");
 }
+
+/// `gateway.auth.token: "${VAR}"` (how OpenClaw's docs write it) is the
+/// variable's value: the literal text `${VAR}` is never a token. With the
+/// variable unset the gateway refuses to start and says which variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_written_as_a_variable_reference_is_never_the_literal_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let text =
+        agent_config(root, "").replace("gateway: {", r#"gateway: { auth: { token: "${CHELA_TEST_CTL_TOKEN}" },"#);
+    std::fs::write(root.join("chela.json5"), &text).unwrap();
+    let out = chela(root, &root.join("chela.json5"))
+        .args(["gateway", "--port", "0"])
+        .env_remove("CHELA_TEST_CTL_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CHELA_TEST_CTL_TOKEN is not set"), "{out:?}");
+
+    let mut command = chela(root, &root.join("chela.json5"));
+    command.env("CHELA_TEST_CTL_TOKEN", "the-real-token");
+    let gw = Gateway::start_as(root, &text, &[], command).await;
+    let literal = raw(&gw, "GET", "/api/v1/agents", &[("authorization", "Bearer ${CHELA_TEST_CTL_TOKEN}")], "").await;
+    assert_eq!(literal.status, 401, "the reference's text is not the token");
+    let real = raw(&gw, "GET", "/api/v1/agents", &[("authorization", "Bearer the-real-token")], "").await;
+    assert_eq!(real.status, 200, "{}", real.body);
+}

@@ -1,7 +1,8 @@
 //! The control-plane token: the one credential every control API and `/v1`
 //! request carries.
 //!
-//! Configured (`gateway.auth.token`, else `CHELA_GATEWAY_TOKEN`) when the
+//! Configured (`gateway.auth.token`, literal or `${VAR}`, else
+//! `CHELA_GATEWAY_TOKEN`, else OpenClaw's `OPENCLAW_GATEWAY_TOKEN`) when the
 //! operator chose one; otherwise generated on the gateway's first start into
 //! `<stateDir>/gateway.token` (mode 0600, 256 random bits), where the CLI on
 //! the same machine reads it. So there is always a token, and the owner
@@ -20,19 +21,36 @@ pub fn token_path(state_dir: &Path) -> PathBuf {
     state_dir.join("gateway.token")
 }
 
-/// The operator's token: `gateway.auth.token`, else `CHELA_GATEWAY_TOKEN` (`vars` reads the environment).
-pub fn configured(cfg: &Config, vars: &dyn Fn(&str) -> Option<String>) -> Option<String> {
-    cfg.gateway
-        .as_ref()
-        .and_then(|g| g.auth.as_ref()?.token.clone())
-        .or_else(|| vars("CHELA_GATEWAY_TOKEN"))
-        .filter(|t| !t.trim().is_empty())
+/// `gateway.auth.token` names a variable (`"${OPENCLAW_GATEWAY_TOKEN}"`, as
+/// OpenClaw's docs write it) that is not set: there is no token to use, and
+/// the literal text must never become one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("gateway.auth.token is `${{{var}}}`, and {var} is not set (set it, or remove gateway.auth.token to use the generated token)")]
+pub struct UnsetTokenVar {
+    pub var: String,
+}
+
+/// The operator's token: `gateway.auth.token` (a literal, or a `${VAR}`
+/// reference read through `vars`), else `CHELA_GATEWAY_TOKEN`, else
+/// OpenClaw's `OPENCLAW_GATEWAY_TOKEN` (`vars` reads the environment).
+pub fn configured(cfg: &Config, vars: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, UnsetTokenVar> {
+    let written = cfg.gateway.as_ref().and_then(|g| g.auth.as_ref()?.token.clone());
+    let token = match written {
+        Some(t) => match t.trim().strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+            Some(var) => {
+                Some(vars(var).filter(|v| !v.trim().is_empty()).ok_or_else(|| UnsetTokenVar { var: var.to_string() })?)
+            }
+            None => Some(t),
+        },
+        None => vars("CHELA_GATEWAY_TOKEN").or_else(|| vars("OPENCLAW_GATEWAY_TOKEN")),
+    };
+    Ok(token.filter(|t| !t.trim().is_empty()))
 }
 
 /// The token a local client should present: the configured one, else the
 /// one the gateway generated (`None` before any gateway ran on this state dir).
 pub fn for_client(cfg: &Config, vars: &dyn Fn(&str) -> Option<String>, state_dir: &Path) -> Option<String> {
-    configured(cfg, vars).or_else(|| read_generated(state_dir))
+    configured(cfg, vars).ok().flatten().or_else(|| read_generated(state_dir))
 }
 
 fn read_generated(state_dir: &Path) -> Option<String> {
@@ -101,5 +119,22 @@ mod tests {
             for_client(&cfg, &|k| (k == "CHELA_GATEWAY_TOKEN").then(|| "t".into()), dir.path()),
             Some("t".into())
         );
+    }
+
+    #[test]
+    fn a_token_reference_is_read_and_an_unset_one_is_no_token() {
+        let cfg = |t: &str| {
+            chela_core::config::load_str(&format!(r#"{{ gateway: {{ auth: {{ token: "{t}" }} }} }}"#), None)
+                .unwrap()
+                .config
+        };
+        let env = |k: &str| (k == "OC_TOKEN").then(|| "s3cret".to_string());
+        assert_eq!(configured(&cfg("${OC_TOKEN}"), &env), Ok(Some("s3cret".into())));
+        assert_eq!(configured(&cfg("${MISSING}"), &env), Err(UnsetTokenVar { var: "MISSING".into() }));
+        assert_eq!(configured(&cfg("literal"), &env), Ok(Some("literal".into())));
+        let openclaw = |k: &str| (k == "OPENCLAW_GATEWAY_TOKEN").then(|| "oc".to_string());
+        assert_eq!(configured(&Config::default(), &openclaw), Ok(Some("oc".into())));
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(for_client(&cfg("${MISSING}"), &env, dir.path()), None, "never the literal text");
     }
 }

@@ -81,7 +81,7 @@ impl Gateway {
         PathBuf::from(format!("/proc/{pid}/root")).join(state.strip_prefix("/").unwrap_or(&state))
     }
 
-    async fn start_as(root: &Path, config_text: &str, components: &[&str], mut command: Command) -> Gateway {
+    pub async fn start_as(root: &Path, config_text: &str, components: &[&str], mut command: Command) -> Gateway {
         let plugins = root.join("state/plugins");
         std::fs::create_dir_all(&plugins).unwrap();
         for c in components {

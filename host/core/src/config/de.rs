@@ -192,8 +192,13 @@ impl<'a> NodeDeserializer<'a> {
         self.fail(DeError::Message(format!("expected {expected}, found {}", self.node.type_name())))
     }
 
+    /// The members as serde sees them: a key written twice only once, its
+    /// last value (JSON5's rule; the parser already warned about it).
     fn map(&self, members: Vec<&'a Member>) -> Map<'a> {
-        Map { members, index: 0, path: self.path.clone(), sink: self.sink }
+        let mut seen = std::collections::HashSet::new();
+        let mut last: Vec<&'a Member> = members.into_iter().rev().filter(|m| seen.insert(m.key.as_str())).collect();
+        last.reverse();
+        Map { members: last, index: 0, path: self.path.clone(), sink: self.sink }
     }
 
     fn seq(&self, items: &'a [Node]) -> Seq<'a> {
@@ -420,6 +425,15 @@ mod tests {
         items: Vec<Item>,
         #[serde(default, deserialize_with = "lenient")]
         name: Option<String>,
+    }
+
+    #[test]
+    fn a_key_written_twice_takes_its_last_value_as_the_parser_warned() {
+        let root = parse(r#"{ id: "first", id: "second" }"#).unwrap().root;
+        let sink = Sink::default();
+        let item: Option<Item> = from_node(&root, "", &sink);
+        assert_eq!(item.map(|i| i.id).as_deref(), Some("second"));
+        assert!(sink.diagnostics.into_inner().is_empty());
     }
 
     #[test]

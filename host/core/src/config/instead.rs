@@ -29,6 +29,7 @@ const INSTEAD: &[(&str, &str)] = &[
     ("channels.*.typing", "chela sends no typing indicators yet: the reply arrives when the turn ends"),
     ("channels.*.blockStreaming", "replies are sent whole when the turn ends; streaming into chats is not built yet"),
     ("channels.*.streaming", "replies are sent whole when the turn ends; streaming into chats is not built yet"),
+    ("env.shellEnv", "chela does not read the login shell; put variables in the state dir's `.env` or `env.vars`"),
     ("cron", "chela has no scheduler yet; the system's cron running `chela agent --agent <id> --message …` does the job"),
     ("gateway.controlUi", "there is no control page yet: the control API (`/api/v1`) and `chela status`, `health`, `route`, `sessions`"),
     ("mcp", "tools are WebAssembly components dropped into the plugins dir (docs/plugins.md)"),

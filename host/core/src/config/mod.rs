@@ -6,6 +6,7 @@
 pub mod de;
 pub mod diagnostic;
 pub mod edit;
+pub mod env;
 pub mod include;
 pub mod instead;
 pub mod load;

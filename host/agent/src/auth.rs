@@ -1,7 +1,10 @@
 //! Model credentials of one agent: `<agentDir>/auth-profiles.json`
 //! (reference §12, version 1: `api_key` / `token` / `oauth` profiles, `order`
-//! and `lastGood` per provider), then the provider's environment variable
-//! (`OPENAI_API_KEY`, `<PROVIDER>_API_KEY`). Never another agent's file.
+//! and `lastGood` per provider), then the provider's `apiKey` in
+//! `models.providers.<id>` (a literal such as a local server's `"lmstudio"`,
+//! `"${VAR}"`, or OpenClaw's env SecretRef `{source: "env", id}`), then the
+//! provider's environment variable (`OPENAI_API_KEY`, `<PROVIDER>_API_KEY`).
+//! Never another agent's file.
 //!
 //! Must not: read another agent's agentDir or send a credential to any provider but its own.
 
@@ -58,6 +61,30 @@ pub fn credential(
     env: &dyn Fn(&str) -> Option<String>,
     now_ms: i64,
 ) -> Result<Option<Credential>, AuthFileError> {
+    credential_with(agent_dir, provider, None, env, now_ms)
+}
+
+/// The provider's configured `apiKey` (`models.providers.<id>.apiKey`), read:
+/// a literal, a whole `${VAR}`, or `{source: "env", id: "VAR"}`. OpenClaw's
+/// file, exec and store SecretRefs are not read (`None`).
+pub fn configured_key(value: &Value, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let key = match value {
+        Value::String(s) => chela_core::config::plugin_entry::resolve_env_ref(s, env),
+        Value::Object(o) if o.get("source").and_then(Value::as_str) == Some("env") => env(o.get("id")?.as_str()?),
+        _ => None,
+    };
+    key.filter(|k| !k.trim().is_empty())
+}
+
+/// [`credential`], with the provider's configured `apiKey` between the
+/// agent's profiles and the environment.
+pub fn credential_with(
+    agent_dir: &Path,
+    provider: &str,
+    configured: Option<&Value>,
+    env: &dyn Fn(&str) -> Option<String>,
+    now_ms: i64,
+) -> Result<Option<Credential>, AuthFileError> {
     let path = agent_dir.join("auth-profiles.json");
     if let Ok(text) = std::fs::read_to_string(&path) {
         let file: Value = serde_json::from_str(&text)
@@ -81,6 +108,13 @@ pub fn credential(
                 return Ok(Some(Credential { secret, kind, source: format!("{} ({name})", path.display()) }));
             }
         }
+    }
+    if let Some(secret) = configured.and_then(|v| configured_key(v, env)) {
+        return Ok(Some(Credential {
+            secret,
+            kind: CredentialKind::ApiKey,
+            source: format!("models.providers.{provider}.apiKey"),
+        }));
     }
     let var = format!("{}_API_KEY", provider.to_ascii_uppercase().replace('-', "_"));
     Ok(env(&var).filter(|v| !v.is_empty()).map(|secret| Credential {
@@ -117,6 +151,16 @@ mod tests {
         let env = |k: &str| (k == "OLLAMA_API_KEY").then(|| "from-env".to_string());
         assert_eq!(credential(dir.path(), "ollama", &env, 1000).unwrap().unwrap().secret, "from-env");
         assert!(credential(dir.path(), "groq", &no_env, 1000).unwrap().is_none());
+        // The provider's configured apiKey: after the agent's profiles, before the environment.
+        let key = |v: serde_json::Value| credential_with(dir.path(), "groq", Some(&v), &env, 1000).unwrap().unwrap();
+        assert_eq!(key(serde_json::json!("lmstudio")).secret, "lmstudio");
+        assert_eq!(key(serde_json::json!("lmstudio")).source, "models.providers.groq.apiKey");
+        let from_ref = credential_with(dir.path(), "groq", Some(&serde_json::json!("${OLLAMA_API_KEY}")), &env, 1000);
+        assert_eq!(from_ref.unwrap().unwrap().secret, "from-env");
+        let secret_ref = serde_json::json!({"source": "env", "provider": "default", "id": "OLLAMA_API_KEY"});
+        assert_eq!(key(secret_ref).secret, "from-env");
+        let profile_first = credential_with(dir.path(), "openai", Some(&serde_json::json!("cfg")), &no_env, 1000);
+        assert_eq!(profile_first.unwrap().unwrap().secret, "k-main", "the agent's own profile wins");
         std::fs::write(dir.path().join("auth-profiles.json"), "{oops").unwrap();
         assert!(credential(dir.path(), "openai", &no_env, 1000)
             .unwrap_err()

@@ -578,3 +578,49 @@ async fn a_finished_turn_for_the_same_platform_message_is_answered_from_the_tran
     assert_eq!(transcript(store.as_ref(), &key).len(), before + 2, "a new message is a new turn");
     assert_ne!(c.reply, a.reply, "the offline model counts the turns: {}", c.reply);
 }
+
+/// A provider's `apiKey` in `models.providers.<id>` (OpenClaw's way for local
+/// servers and custom endpoints): sent when the agent has no profile of its
+/// own, read from a `${VAR}` reference too; the agent's own profile wins.
+#[tokio::test]
+async fn a_providers_configured_api_key_is_sent_after_the_agents_own_profile() {
+    use chela_fakes::openai::{OpenAiFake, Scripted};
+    let fake = OpenAiFake::start("lm-key").await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"{{
+  models: {{ providers: {{ lmstudio: {{ baseUrl: "{base}", apiKey: "${{LM_KEY}}" }} }} }},
+  agents: {{ list: [
+    {{ id: "work", default: true, workspace: "$DIR/ws-work", agentDir: "$DIR/agent-work", model: "lmstudio/qwen" }},
+    {{ id: "own", workspace: "$DIR/ws-own", agentDir: "$DIR/agent-own", model: "lmstudio/qwen" }},
+  ] }},
+}}"#,
+        base = fake.base_url()
+    )
+    .replace("$DIR", &dir.path().display().to_string());
+    std::fs::create_dir_all(dir.path().join("agent-own")).unwrap();
+    std::fs::write(
+        dir.path().join("agent-own/auth-profiles.json"),
+        r#"{"version": 1, "profiles": {"lmstudio:me": {"type": "api_key", "provider": "lmstudio", "key": "own-key"}}}"#,
+    )
+    .unwrap();
+    let cfg = Arc::new(load_str(&text, None).expect("config loads").config);
+    let env = Environment {
+        home: dir.path().into(),
+        state_dir: Some(dir.path().join("state").display().to_string()),
+        ..Default::default()
+    };
+    let vars: Arc<chela_core::config::EnvVars> = Arc::new(|k: &str| (k == "LM_KEY").then(|| "lm-key".to_string()));
+    let providers = Providers::from_config(&cfg, vars);
+    let engine = Arc::new(PluginEngine::new(Limits::default()).unwrap());
+    let plugins = Arc::new(Plugins::new(engine, vec![], None));
+    let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
+    let rt = AgentRuntime::new(RuntimeParts::new(SnapshotCell::of(cfg), env, plugins, providers, secrets));
+    fake.script([Scripted::Text("from the local model".into()), Scripted::Text("again".into())]);
+    let out = rt.run(&rt.snapshot(), inbound(&rt, "work", "1", "hi")).await.unwrap();
+    assert_eq!((out.reply.as_str(), out.model.as_str()), ("from the local model", "lmstudio/qwen"));
+    // The fake knows only the configured key: `own`'s request is refused, but it was made with its own.
+    let _ = rt.run(&rt.snapshot(), inbound(&rt, "own", "2", "hi")).await;
+    let keys: Vec<Option<String>> = fake.requests().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, [Some("lm-key".to_string()), Some("own-key".to_string())]);
+}

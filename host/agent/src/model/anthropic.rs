@@ -25,6 +25,8 @@ pub struct Anthropic {
     base_url: String,
     client: reqwest::Client,
     env: Arc<EnvVars>,
+    /// `models.providers.anthropic.apiKey`, as written (`auth.rs` reads it).
+    configured_key: Option<serde_json::Value>,
 }
 
 impl Anthropic {
@@ -34,7 +36,13 @@ impl Anthropic {
             .read_timeout(Duration::from_secs(120))
             .build()
             .unwrap_or_default();
-        Anthropic { base_url: base_url.trim_end_matches('/').to_string(), client, env }
+        Anthropic { base_url: base_url.trim_end_matches('/').to_string(), client, env, configured_key: None }
+    }
+
+    /// With the provider's configured `apiKey` (`models.providers.anthropic.apiKey`).
+    pub fn with_configured_key(mut self, key: Option<serde_json::Value>) -> Anthropic {
+        self.configured_key = key;
+        self
     }
 
     fn fail(&self, message: String) -> ProviderError {
@@ -170,12 +178,13 @@ impl Fold {
 
 impl Anthropic {
     async fn answer(&self, req: &ModelRequest) -> Result<ModelReply, ProviderError> {
-        let cred = crate::auth::credential(&req.agent_dir, "anthropic", &*self.env, crate::clock::now_ms())
+        let now = crate::clock::now_ms();
+        let cred = crate::auth::credential_with(&req.agent_dir, "anthropic", self.configured_key.as_ref(), &*self.env, now)
             .map_err(|e| self.fail(e.to_string()))?
             .ok_or_else(|| ProviderError::Unavailable {
                 provider: "anthropic".into(),
                 why: format!(
-                    "agent `{}` has no credential (auth-profiles.json in its agentDir, or $ANTHROPIC_API_KEY)",
+                    "agent `{}` has no credential (auth-profiles.json in its agentDir, models.providers.anthropic.apiKey, or $ANTHROPIC_API_KEY)",
                     req.identity.agent_id
                 ),
             })?;

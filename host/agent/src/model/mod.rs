@@ -119,16 +119,24 @@ impl Providers {
             .cloned()
             .unwrap_or_default();
         let base_of = |id: &str| configured.get(id).and_then(|c| c["baseUrl"].as_str()).map(str::to_string);
+        let key_of = |id: &str| configured.get(id).and_then(|c| c.get("apiKey")).cloned();
         let openai_base = base_of("openai").unwrap_or_else(|| "https://api.openai.com/v1".into());
-        p.insert(Arc::new(openai::OpenAiCompatible::new("openai", &openai_base, true, env.clone())));
+        p.insert(Arc::new(
+            openai::OpenAiCompatible::new("openai", &openai_base, true, env.clone())
+                .with_configured_key(key_of("openai")),
+        ));
         let anthropic_base = base_of("anthropic").unwrap_or_else(|| "https://api.anthropic.com".into());
-        p.insert(Arc::new(anthropic::Anthropic::new(&anthropic_base, env.clone())));
+        p.insert(Arc::new(
+            anthropic::Anthropic::new(&anthropic_base, env.clone()).with_configured_key(key_of("anthropic")),
+        ));
         for (id, c) in &configured {
             if id == "openai" || id == "offline" || id == "anthropic" {
                 continue;
             }
             if let Some(base) = c["baseUrl"].as_str() {
-                p.insert(Arc::new(openai::OpenAiCompatible::new(id, base, false, env.clone())));
+                p.insert(Arc::new(
+                    openai::OpenAiCompatible::new(id, base, false, env.clone()).with_configured_key(key_of(id)),
+                ));
             }
         }
         p

@@ -26,6 +26,8 @@ pub struct OpenAiCompatible {
     env: Arc<EnvVars>,
     /// Local servers often need no key.
     key_required: bool,
+    /// `models.providers.<id>.apiKey`, as written (`auth.rs` reads it).
+    configured_key: Option<Value>,
 }
 
 impl OpenAiCompatible {
@@ -41,7 +43,14 @@ impl OpenAiCompatible {
             client,
             env,
             key_required,
+            configured_key: None,
         }
+    }
+
+    /// With the provider's configured `apiKey` (`models.providers.<id>.apiKey`).
+    pub fn with_configured_key(mut self, key: Option<Value>) -> OpenAiCompatible {
+        self.configured_key = key;
+        self
     }
 
     fn fail(&self, message: String) -> ProviderError {
@@ -148,14 +157,17 @@ impl Fold {
 
 impl OpenAiCompatible {
     async fn answer(&self, req: &ModelRequest) -> Result<ModelReply, ProviderError> {
-        let cred = crate::auth::credential(&req.agent_dir, &self.id, &*self.env, crate::clock::now_ms())
-            .map_err(|e| self.fail(e.to_string()))?;
+        let now = crate::clock::now_ms();
+        let cred =
+            crate::auth::credential_with(&req.agent_dir, &self.id, self.configured_key.as_ref(), &*self.env, now)
+                .map_err(|e| self.fail(e.to_string()))?;
         if cred.is_none() && self.key_required {
             return Err(ProviderError::Unavailable {
                 provider: self.id.clone(),
                 why: format!(
-                    "agent `{}` has no credential (auth-profiles.json in its agentDir, or ${}_API_KEY)",
+                    "agent `{}` has no credential (auth-profiles.json in its agentDir, models.providers.{}.apiKey, or ${}_API_KEY)",
                     req.identity.agent_id,
+                    self.id,
                     self.id.to_ascii_uppercase()
                 ),
             });

@@ -99,7 +99,10 @@ pub fn run(ctx: &Context, from: Option<PathBuf>, dry_run: bool, json: bool) -> R
     let shared = m.from.join("state/openclaw.sqlite");
     if shared.exists() {
         match open_copy(&m, &shared) {
-            Ok(conn) => approved_senders(&mut m, &conn),
+            Ok(conn) => {
+                approved_senders(&mut m, &conn);
+                pending_requests(&mut m, &conn);
+            }
             Err(e) => m.failed(shared.display().to_string(), e),
         }
     }
@@ -443,6 +446,31 @@ fn approved_senders(m: &mut Migration, conn: &Connection) {
             Ok(_) => m.carried(what, to),
             Err(e) => m.failed(what, e),
         }
+    }
+}
+
+/// `channel_pairing_requests`: codes waiting for approval. Not carried: a
+/// code lives an hour, and the sender gets a fresh one from chela with their
+/// next message; each account's count is reported.
+fn pending_requests(m: &mut Migration, conn: &Connection) {
+    let rows = conn
+        .prepare(
+            "SELECT channel_key, account_id, COUNT(*) FROM channel_pairing_requests GROUP BY channel_key, account_id",
+        )
+        .and_then(|mut q| {
+            q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?
+                .collect::<Result<Vec<_>, _>>()
+        });
+    match rows {
+        Ok(rows) => {
+            for (channel, account, n) in rows {
+                m.skipped(
+                    format!("{n} pending pairing request(s) of {channel}/{account}"),
+                    "codes expire within an hour: each sender gets a new code from chela with their next message (`chela pairing list`)",
+                );
+            }
+        }
+        Err(e) => m.failed("pending pairing requests (channel_pairing_requests)", e),
     }
 }
 

@@ -606,6 +606,11 @@ fn openclaw_state(root: &Path) -> PathBuf {
         )
         .unwrap();
     }
+    db.execute(
+        "INSERT INTO channel_pairing_requests (channel_key, account_id, request_id, code, created_at, last_seen_at) VALUES ('telegram', 'default', '333', 'ABCD2345', '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z')",
+        [],
+    )
+    .unwrap();
     dst
 }
 
@@ -660,6 +665,7 @@ fn migrate_openclaw_carries_a_real_state_dir_and_the_conversation_continues() {
     assert_eq!(outcome("session agent:main:main").as_deref(), Some("skipped"), "{report}");
     assert_eq!(outcome(".env (2 variable(s): OPENROUTER_API_KEY, OPENCLAW_STATE_DIR)").as_deref(), Some("carried"));
     assert_eq!(outcome(".env sets OPENCLAW_STATE_DIR").as_deref(), Some("skipped"), "{report}");
+    assert_eq!(outcome("1 pending pairing request(s) of telegram/default").as_deref(), Some("skipped"), "{report}");
     assert!(!report.to_string().contains("sk-or-test"), "values are never reported");
     assert_eq!(
         std::fs::read_to_string(s.path("state/.env")).unwrap(),
@@ -1036,4 +1042,58 @@ fn variables_come_from_the_state_dirs_dotenv_and_the_configs_env_vars() {
     let v = json(&s.chela(&inline, &["config", "validate", "--json"]));
     let shell = v["diagnostics"].as_array().unwrap().iter().find(|d| d["path"] == "env.shellEnv").cloned();
     assert!(shell.is_some_and(|d| d["unimplemented"] == true), "shellEnv is ignored, with a warning: {v}");
+}
+
+/// Every command whose output is data takes `--json` (walked from `--help`,
+/// so a new command without it fails here); `gateway` (a server) and
+/// `completion` (a script) print no data. A few are run and parsed.
+#[test]
+fn every_data_command_takes_json_and_prints_json() {
+    let s = Sandbox::new();
+    let cfg = s.write("c.json5", r#"{ agents: { list: [{ id: "work", default: true }] } }"#);
+    let help = |path: &[&str]| {
+        let out = s.chela(&cfg, &[path, &["--help"]].concat());
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let subcommands = |text: &str| -> Vec<String> {
+        let Some(list) = text.split("Commands:\n").nth(1) else { return Vec::new() };
+        list.lines()
+            .take_while(|l| l.starts_with("  "))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .filter(|c| c != "help")
+            .collect()
+    };
+    let mut leaves = Vec::new();
+    let mut todo: Vec<Vec<String>> = subcommands(&help(&[])).into_iter().map(|c| vec![c]).collect();
+    while let Some(path) = todo.pop() {
+        let args: Vec<&str> = path.iter().map(String::as_str).collect();
+        let text = help(&args);
+        let children = subcommands(&text);
+        if children.is_empty() {
+            leaves.push((path.join(" "), text));
+        } else {
+            todo.extend(children.into_iter().map(|c| [path.clone(), vec![c]].concat()));
+        }
+    }
+    assert!(leaves.len() >= 25, "walked {} commands", leaves.len());
+    let without: Vec<&str> =
+        leaves.iter().filter(|(_, h)| !h.contains("--json")).map(|(name, _)| name.as_str()).collect();
+    let mut without = without;
+    without.sort_unstable();
+    assert_eq!(without, ["completion", "gateway"], "commands without --json");
+    for args in [
+        &["status", "--json"][..],
+        &["channels", "status", "--json"],
+        &["agents", "list", "--json"],
+        &["config", "validate", "--json"],
+        &["config", "file", "--json"],
+        &["plugins", "list", "--json"],
+        &["sessions", "list", "--json"],
+        &["doctor", "--json"],
+        &["route", "--channel", "telegram", "--peer", "direct:1", "--json"],
+        &["tools", "--agent", "work", "--json"],
+    ] {
+        let out = s.chela(&cfg, args);
+        json(&out);
+    }
 }

@@ -94,6 +94,7 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability) ->
                             extra_system: None,
                             message_ref: None,
                             model_override: None,
+                            sampling: None,
                             delivery: None,
                         },
                     )

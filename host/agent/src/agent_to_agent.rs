@@ -122,6 +122,7 @@ fn inbound(
         extra_system,
         message_ref: None,
         model_override: None,
+        sampling: None,
         delivery: None,
     }
 }

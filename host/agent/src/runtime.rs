@@ -71,6 +71,9 @@ pub struct Inbound {
     /// This turn's model instead of the agent's own (`x-openclaw-model`),
     /// already checked with [`AgentRuntime::check_model_override`].
     pub model_override: Option<String>,
+    /// Sampling and length settings for this turn's model calls (the OpenAI
+    /// endpoint's `temperature`, `max_completion_tokens`…), best effort.
+    pub sampling: Option<crate::model::Sampling>,
 }
 
 /// A tool call made during a turn.

@@ -81,6 +81,7 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                     extra_system: None,
                     message_ref: None,
                     model_override: None,
+                    sampling: None,
                     delivery: None,
                 },
             )
@@ -118,6 +119,7 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                     ),
                     message_ref: None,
                     model_override: None,
+                    sampling: None,
                     delivery: None,
                 },
             )

@@ -58,6 +58,7 @@ async fn one_turn(provider: &str, base: &str, model: &str) -> chela_agent::TurnO
         extra_system: None,
         message_ref: None,
         model_override: None,
+        sampling: None,
         delivery: None,
     };
     rt.run(&rt.snapshot(), inbound).await.expect("the turn finishes")

@@ -102,6 +102,7 @@ fn inbound(rt: &AgentRuntime, agent: &str, peer: &str, text: &str) -> Inbound {
         extra_system: None,
         message_ref: None,
         model_override: None,
+        sampling: None,
         delivery: None,
     }
 }

@@ -161,6 +161,7 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                             extra_system: None,
                             message_ref: None,
                             model_override: None,
+                            sampling: None,
                             delivery: None,
                         },
                     )

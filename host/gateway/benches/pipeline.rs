@@ -76,6 +76,7 @@ fn bench(c: &mut Criterion) {
             extra_system: None,
             message_ref: None,
             model_override: None,
+            sampling: None,
             delivery: None,
         }
     };

@@ -157,6 +157,7 @@ async fn send(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         extra_system: None,
         message_ref: None,
         model_override: None,
+        sampling: None,
         delivery: None,
     };
     let _turn = gw.inflight.enter();

@@ -259,6 +259,7 @@ impl Gateway {
             // A journaled event replayed after a crash continues its turn.
             message_ref: seq.map(|_| dedupe_key(ev)).filter(|r| !r.is_empty()),
             model_override: None,
+            sampling: None,
             delivery: Some(DeliveryContext {
                 channel: ch.clone(),
                 to: ev.peer.id.clone(),

@@ -180,6 +180,56 @@ fn model(gw: &Gateway, encoded: &str) -> Reply {
     json_reply(StatusCode::OK, &model_object(&id))
 }
 
+/// The largest integer a JSON number carries exactly (OpenClaw's "safe integer").
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// OpenClaw's sampling contract (`docs/gateway/openai-http-api.md`): each
+/// field checked (a value out of range is a 400), forwarded best effort;
+/// `max_completion_tokens` wins over the legacy `max_tokens` (both checked).
+fn sampling(body: &Value) -> Result<Option<chela_agent::model::Sampling>, String> {
+    let tokens = |field: &str| match &body[field] {
+        Value::Null => Ok(None),
+        v => match v.as_u64() {
+            Some(n) if (1..=MAX_SAFE_INTEGER).contains(&n) => Ok(Some(n)),
+            _ => Err(format!("`{field}` must be a positive integer")),
+        },
+    };
+    let number = |field: &str, lo: f64, hi: f64| match &body[field] {
+        Value::Null => Ok(None),
+        v => match v.as_f64() {
+            Some(x) if (lo..=hi).contains(&x) => Ok(Some(x)),
+            _ => Err(format!("`{field}` must be a number from {lo} to {hi}")),
+        },
+    };
+    let legacy = tokens("max_tokens")?;
+    let max_tokens = tokens("max_completion_tokens")?.or(legacy);
+    let seed = match &body["seed"] {
+        Value::Null => None,
+        v => Some(v.as_i64().ok_or("`seed` must be an integer")?),
+    };
+    let stop = match &body["stop"] {
+        Value::Null => Vec::new(),
+        Value::String(s) if !s.is_empty() => vec![s.clone()],
+        Value::Array(items) if items.len() <= 4 => items
+            .iter()
+            .map(|i| i.as_str().filter(|s| !s.is_empty()).map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("`stop` entries must be non-empty strings")?,
+        Value::Array(_) => return Err("`stop` takes at most 4 sequences".into()),
+        _ => return Err("`stop` must be a string or a list of up to 4 strings".into()),
+    };
+    let s = chela_agent::model::Sampling {
+        max_tokens,
+        temperature: number("temperature", 0.0, 2.0)?,
+        top_p: number("top_p", 0.0, 1.0)?,
+        frequency_penalty: number("frequency_penalty", -2.0, 2.0)?,
+        presence_penalty: number("presence_penalty", -2.0, 2.0)?,
+        seed,
+        stop,
+    };
+    Ok((s != chela_agent::model::Sampling::default()).then_some(s))
+}
+
 /// What the request asked for besides its text, read from headers before the body.
 struct Asked {
     agent: Option<String>,
@@ -250,6 +300,10 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         Some(c) if is_valid_agent_id(&c) => c,
         Some(c) => return invalid(&format!("Invalid `x-openclaw-message-channel` `{c}`: not a channel id"), None),
     };
+    let sampling = match sampling(&body) {
+        Ok(s) => s,
+        Err(why) => return invalid(&why, None),
+    };
     let include_usage = match &body["stream_options"] {
         Value::Null => false,
         Value::Object(o) => o.get("include_usage").and_then(Value::as_bool).unwrap_or(false),
@@ -274,6 +328,7 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         delivery: None,
         message_ref: None,
         model_override,
+        sampling,
     };
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     // The response names the model as asked (OpenAI echoes it), or the agent's target.

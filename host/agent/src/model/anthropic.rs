@@ -201,6 +201,18 @@ impl Anthropic {
         if !tools.is_empty() {
             body["tools"] = json!(tools);
         }
+        let sampling = &req.sampling;
+        if let Some(n) = sampling.max_tokens {
+            body["max_tokens"] = json!(n);
+        }
+        for (field, v) in [("temperature", sampling.temperature), ("top_p", sampling.top_p)] {
+            if let Some(v) = v {
+                body[field] = json!(v);
+            }
+        }
+        if !sampling.stop.is_empty() {
+            body["stop_sequences"] = json!(sampling.stop);
+        }
         let mut http = self
             .client
             .post(format!("{}/v1/messages", self.base_url))

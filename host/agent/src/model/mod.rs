@@ -36,6 +36,8 @@ pub struct ToolSpec {
 }
 
 pub struct ModelRequest {
+    /// Sampling and length settings, when the caller asked for any.
+    pub sampling: Sampling,
     /// The model id after `provider/`.
     pub model: String,
     pub system: String,
@@ -46,6 +48,21 @@ pub struct ModelRequest {
     pub agent_dir: PathBuf,
     /// Where text deltas go while the answer streams in (`None`: nobody listens).
     pub on_text: Option<TextSink>,
+}
+
+/// What a caller may ask of the model beside the messages (OpenAI's
+/// Chat Completions fields, validated by the caller): each provider sends
+/// what its API has (`max_completion_tokens` or `max_tokens`, `stop` or
+/// `stop_sequences`) and leaves the rest out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sampling {
+    pub max_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub frequency_penalty: Option<f64>,
+    pub presence_penalty: Option<f64>,
+    pub seed: Option<i64>,
+    pub stop: Vec<String>,
 }
 
 impl ModelRequest {

@@ -211,6 +211,7 @@ mod tests {
 
     fn request(dir: &Path, messages: Vec<Message>, tools: &[&str]) -> ModelRequest {
         ModelRequest {
+            sampling: Default::default(),
             model: "persona".into(),
             system: "# Workspace Files (injected)\n## SOUL.md\nCalm and precise.\n".into(),
             messages: messages.into_iter().map(std::sync::Arc::new).collect(),

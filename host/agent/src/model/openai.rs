@@ -155,6 +155,31 @@ impl Fold {
     }
 }
 
+/// The caller's sampling settings as Chat Completions fields: the token cap
+/// is `max_completion_tokens` on OpenAI itself and `max_tokens` on other
+/// OpenAI-compatible servers (Ollama, vLLM, llama.cpp take the older name).
+fn sampling_fields(body: &mut Value, s: &crate::model::Sampling, openai_itself: bool) {
+    if let Some(n) = s.max_tokens {
+        body[if openai_itself { "max_completion_tokens" } else { "max_tokens" }] = json!(n);
+    }
+    for (field, v) in [
+        ("temperature", s.temperature),
+        ("top_p", s.top_p),
+        ("frequency_penalty", s.frequency_penalty),
+        ("presence_penalty", s.presence_penalty),
+    ] {
+        if let Some(v) = v {
+            body[field] = json!(v);
+        }
+    }
+    if let Some(seed) = s.seed {
+        body["seed"] = json!(seed);
+    }
+    if !s.stop.is_empty() {
+        body["stop"] = json!(s.stop);
+    }
+}
+
 impl OpenAiCompatible {
     async fn answer(&self, req: &ModelRequest) -> Result<ModelReply, ProviderError> {
         let now = crate::clock::now_ms();
@@ -182,6 +207,7 @@ impl OpenAiCompatible {
         if !tools.is_empty() {
             body["tools"] = json!(tools);
         }
+        sampling_fields(&mut body, &req.sampling, self.id == "openai");
         let mut http = self
             .client
             .post(format!("{}/chat/completions", self.base_url))
@@ -233,5 +259,24 @@ impl Provider for OpenAiCompatible {
 
     fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelReply, ProviderError>> {
         Box::pin(self.answer(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_cap_takes_each_servers_name_and_unset_fields_stay_out() {
+        let s = crate::model::Sampling { max_tokens: Some(64), temperature: Some(0.5), ..Default::default() };
+        let mut openai = json!({});
+        sampling_fields(&mut openai, &s, true);
+        assert_eq!(openai, json!({"max_completion_tokens": 64, "temperature": 0.5}));
+        let mut local = json!({});
+        sampling_fields(&mut local, &s, false);
+        assert_eq!(local, json!({"max_tokens": 64, "temperature": 0.5}), "Ollama, vLLM, llama.cpp");
+        let mut none = json!({});
+        sampling_fields(&mut none, &crate::model::Sampling::default(), true);
+        assert_eq!(none, json!({}));
     }
 }

@@ -128,6 +128,7 @@ struct Ask<'a> {
     identity: Identity,
     agent_dir: PathBuf,
     on_text: Option<TextSink>,
+    sampling: crate::model::Sampling,
 }
 
 impl AgentRuntime {
@@ -198,6 +199,7 @@ impl AgentRuntime {
             identity,
             agent_dir: agent_dir(cfg, agent_id, &self.env),
             on_text,
+            sampling: inbound.sampling.clone().unwrap_or_default(),
         };
         let exchange = match resumed(&mut conversation, inbound.message_ref.as_deref()).await? {
             Resumed::Answered(exchange) => exchange,
@@ -278,6 +280,7 @@ impl AgentRuntime {
         let mut exchange = Exchange { model: ask.models.first().cloned().unwrap_or_default(), ..Exchange::default() };
         for round in 0..self.limits.max_rounds {
             let request = ModelRequest {
+                sampling: ask.sampling.clone(),
                 model: String::new(),
                 system: ask.system.clone(),
                 messages: conversation.messages.clone(),

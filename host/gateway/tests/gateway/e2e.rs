@@ -347,7 +347,7 @@ async fn the_official_openai_sdk_speaks_to_every_model_alias() {
     let out = tokio::process::Command::new(&python).arg(&script).arg(&base).arg(&token).output().await.unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the SDK script failed:\n{stdout}\n{stderr}");
-    assert!(stdout.trim_end().ends_with("ok 33 checks"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("ok 35 checks"), "{stdout}");
     // `x-openclaw-model` ran that turn on the model asked for; the others on the agent's own.
     let sessions = gw.path("state/agents/work/sessions");
     let transcripts: Vec<String> = std::fs::read_dir(&sessions)

@@ -7,6 +7,7 @@ mod common;
 mod credentials;
 mod discord;
 mod e2e;
+mod openai_params;
 mod reload;
 mod slack;
 mod telegram;

@@ -74,6 +74,9 @@ def refused(name, exc, code, call):
         check(name, isinstance(err, dict) and err.get("code") == code and err.get("message") and err.get("type"), err)
 
 
+r = ask("openclaw/work", temperature=0.2, top_p=0.9, max_completion_tokens=64, stop=["END"], seed=7)
+check("sampling fields accepted", r.choices[0].message.content.startswith("Atlas ("), r)
+refused("temperature out of range", openai.BadRequestError, None, lambda: ask("openclaw", temperature=3))
 refused("provider model as model", openai.BadRequestError, "invalid_model", lambda: ask("gpt-4o"))
 refused("unknown agent", openai.NotFoundError, "model_not_found", lambda: ask("openclaw/nobody"))
 refused("unconfigured provider override", openai.BadRequestError, "invalid_model",

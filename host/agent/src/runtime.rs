@@ -26,6 +26,7 @@ use chela_plugin::capability::secrets::SecretStore;
 use chela_plugin::capability::sessions::SessionsAccess;
 use chela_plugin::Plugins;
 
+mod commands;
 mod turn;
 
 use crate::model::{split_model, ModelReply, ModelRequest, ProviderError, Providers, TextSink};
@@ -299,6 +300,12 @@ impl AgentRuntime {
         let agent_id = normalize_agent_id(Some(&inbound.target.agent_id));
         if snapshot.routes.roster().find(&agent_id).is_none() {
             return Err(RunError::UnknownAgent(inbound.target.agent_id));
+        }
+        // A command is answered at once, beside a turn that may be running.
+        if let Some(cmd) = chela_core::commands::parse(&inbound.text) {
+            if let commands::Handled::Reply(reply) = self.command(cfg, &agent_id, &inbound, &cmd).await? {
+                return Ok(commands::outcome(&agent_id, &inbound, reply));
+            }
         }
         let permit = self.queues.enter(inbound.target.key.as_str())?.await.ok_or(RunError::Closed)?;
         let limit = self.limits.turn_timeout;

@@ -77,6 +77,37 @@ pub fn dm_access(cfg: &Config, channel: &str, account_id: &str, sender: &str, ap
     }
 }
 
+/// Whether `sender` on `channel` may run chat commands (`commands.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandVerdict {
+    Allow,
+    Deny(String),
+}
+
+/// Chat command authorization (OpenClaw's `commands.allowFrom`): when set,
+/// it is the only source: the channel's own list, else its `"*"` entry; a
+/// sender on neither may not run commands. When not set, whoever the
+/// channel admitted to the agent may (DM and group policy already ran).
+/// `sender`: `None` for the operator's own surfaces (CLI, control API,
+/// OpenAI endpoint), which the gateway token already authenticated.
+pub fn command_access(cfg: &Config, channel: &str, sender: Option<&str>) -> CommandVerdict {
+    let Some(sender) = sender else { return CommandVerdict::Allow };
+    let Some(map) = cfg.commands.as_ref().and_then(|c| c.allow_from.as_ref()) else { return CommandVerdict::Allow };
+    let list = map
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(channel))
+        .or_else(|| map.iter().find(|(k, _)| k.as_str() == "*"))
+        .map(|(_, v)| v.as_slice());
+    // OpenClaw also accepts `user:<id>` (Discord) entries.
+    let bare = |l: &[IdValue]| -> Vec<IdValue> {
+        l.iter().map(|v| IdValue(v.0.trim().strip_prefix("user:").unwrap_or(v.0.trim()).to_string())).collect()
+    };
+    match list {
+        Some(l) if listed(&bare(l), &[], channel, sender) => CommandVerdict::Allow,
+        _ => CommandVerdict::Deny(format!("sender `{sender}` on {channel} is not in commands.allowFrom")),
+    }
+}
+
 /// Group access for a message in `group_id` from `sender`.
 pub fn group_access(cfg: &Config, channel: &str, account_id: &str, group_id: &str, sender: &str) -> GroupVerdict {
     let s = Scoped::new(cfg, channel, account_id);
@@ -139,6 +170,37 @@ pub fn is_mentioned(patterns: &[String], text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn commands_allow_from_is_the_only_source_when_set() {
+        let open = crate::config::load_str("{}", None).unwrap().config;
+        assert_eq!(
+            command_access(&open, "telegram", Some("42")),
+            CommandVerdict::Allow,
+            "unset: the channel admitted them"
+        );
+        let cfg = crate::config::load_str(
+            r#"{ commands: { allowFrom: { discord: ["user:123"], "*": ["telegram:42"] } } }"#,
+            None,
+        )
+        .unwrap()
+        .config;
+        assert_eq!(
+            command_access(&cfg, "discord", Some("123")),
+            CommandVerdict::Allow,
+            "user:<id> as OpenClaw writes it"
+        );
+        assert!(
+            matches!(command_access(&cfg, "discord", Some("42")), CommandVerdict::Deny(_)),
+            "discord has its own list"
+        );
+        assert_eq!(command_access(&cfg, "telegram", Some("42")), CommandVerdict::Allow, "the * entry");
+        assert!(
+            matches!(command_access(&cfg, "telegram", Some("7")), CommandVerdict::Deny(w) if w.contains("commands.allowFrom"))
+        );
+        assert_eq!(command_access(&cfg, "cli", None), CommandVerdict::Allow, "the operator's own surfaces");
+    }
+
     use super::*;
     use crate::config::load_str;
 

@@ -8,6 +8,7 @@
 //! Must not: depend on tokio, hyper, wasmtime or the network, or write files.
 
 pub mod access;
+pub mod commands;
 pub mod config;
 pub mod identity;
 pub mod ids;

@@ -32,7 +32,7 @@ use crate::store::{Content, DeliveryContext, History, Message, Origin, SessionEn
 
 /// Runs store work on the blocking pool: its fsyncs wait there, never on an
 /// async worker, and the index changes of many turns meet in one commit.
-async fn off_thread<T: Send + 'static>(
+pub(super) async fn off_thread<T: Send + 'static>(
     store: &Arc<dyn SessionStore>,
     work: impl FnOnce(&dyn SessionStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {

@@ -40,6 +40,9 @@ pub struct Config {
     pub gateway: Option<GatewayConfig>,
     #[serde(default, deserialize_with = "lenient")]
     pub plugins: Option<PluginsConfig>,
+    /// `commands`: chela reads `allowFrom` (who may run chat commands).
+    #[serde(default, deserialize_with = "lenient")]
+    pub commands: Option<CommandsConfig>,
     // OpenClaw sections chela reads in part (or, `meta` and `wizard`, keeps as written).
     #[serde(default)]
     pub meta: Option<Json>,
@@ -287,6 +290,15 @@ pub struct SubagentTools {
 pub struct AgentToAgent {
     pub enabled: Option<bool>,
     pub allow: Option<Vec<String>>,
+}
+
+/// `commands` (OpenClaw's chat command settings): chela reads `allowFrom`;
+/// the others are OpenClaw's (ignored with a warning).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommandsConfig {
+    /// `{<provider>|"*": [sender ids]}`: when set, the only authorization for commands.
+    pub allow_from: Option<IndexMap<String, Vec<IdValue>>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod commands;
 mod credentials;
 mod discord;
 mod e2e;

@@ -1,0 +1,129 @@
+//! Chat commands answered by the runtime itself, without a model turn
+//! (`/help`, `/commands`, `/status`, `/whoami`; core's `commands` knows the
+//! names, `access::command_access` who may run them). `/new` and `/reset`
+//! go on to the turn, which starts the session over. A command is not
+//! written to the transcript: the model never sees it.
+//!
+//! Must not: change a session (reads only), or answer for a sender
+//! `commands.allowFrom` does not list.
+
+use chela_core::access::{command_access, CommandVerdict};
+use chela_core::commands::{Parsed, COMMANDS};
+use chela_core::config::schema::Config;
+
+use super::{agent_profile, AgentRuntime, Inbound, RunError, TurnOutcome};
+use crate::clock;
+
+/// What the runtime does with a command message.
+pub(super) enum Handled {
+    /// Answered here: this is the reply.
+    Reply(String),
+    /// Not answered here (`/new`, `/reset`): the turn goes on.
+    Turn,
+}
+
+fn age(ms: i64) -> String {
+    let s = (ms.max(0) / 1000) as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+impl AgentRuntime {
+    pub(super) async fn command(
+        &self,
+        cfg: &Config,
+        agent_id: &str,
+        inbound: &Inbound,
+        cmd: &Parsed,
+    ) -> Result<Handled, RunError> {
+        let channel = inbound.origin.provider.as_deref().unwrap_or("");
+        if let CommandVerdict::Deny(why) = command_access(cfg, channel, inbound.sender_id.as_deref()) {
+            tracing::info!(agent = agent_id, command = cmd.spec.name, %why, "command refused");
+            return Ok(Handled::Reply(format!(
+                "You may not run /{} here: commands.allowFrom does not list you.",
+                cmd.spec.name
+            )));
+        }
+        if !cmd.spec.built {
+            return Ok(Handled::Reply(format!("/{} is not available in chela yet.", cmd.spec.name)));
+        }
+        let takes_args = matches!(cmd.spec.name, "new" | "reset");
+        if !takes_args && !cmd.args.is_empty() {
+            return Ok(Handled::Reply(format!("Usage: {}", cmd.spec.usage)));
+        }
+        let (models, identity) = agent_profile(cfg, agent_id);
+        let who = identity.name.clone();
+        let key = inbound.target.key.as_str().to_string();
+        let reply = match cmd.spec.name {
+            "new" | "reset" => return Ok(Handled::Turn),
+            "help" => format!(
+                "You are talking to {who}. Commands: /status, /whoami, /new, /reset, /help; /commands lists them all. \
+                 Anything else goes to {who}."
+            ),
+            "commands" => {
+                let lines: Vec<String> = COMMANDS
+                    .iter()
+                    .map(|c| {
+                        let later = if c.built { "" } else { " (not in chela yet)" };
+                        format!("{} — {}{later}", c.usage, c.summary)
+                    })
+                    .collect();
+                lines.join("\n")
+            }
+            "whoami" => match &inbound.sender_id {
+                Some(sender) => {
+                    let account = inbound.origin.account_id.as_deref().unwrap_or("default");
+                    format!("You are {sender} on {channel} (account {account}); you are talking to agent `{agent_id}` in session {key}.")
+                }
+                None => {
+                    format!("You are the operator ({channel}); you are talking to agent `{agent_id}` in session {key}.")
+                }
+            },
+            "status" => {
+                let store = self.store_in(cfg, agent_id)?;
+                let lookup = key.clone();
+                let found = super::turn::off_thread(&store, move |s| {
+                    let Some(entry) = s.get(&lookup)? else { return Ok(None) };
+                    let messages = s.transcript(&entry)?.messages.len();
+                    Ok(Some((entry, messages)))
+                })
+                .await?;
+                let model = models.first().cloned().unwrap_or_default();
+                let session = match found {
+                    None => "no messages yet".to_string(),
+                    Some((entry, messages)) => {
+                        let tokens = entry.total_tokens.map(|t| format!(", {t} tokens")).unwrap_or_default();
+                        format!(
+                            "{messages} messages{tokens}, last active {} ago",
+                            age(clock::now_ms() - entry.updated_at)
+                        )
+                    }
+                };
+                format!("Agent: {who} (`{agent_id}`) · model {model}\nSession: {key} ({session})")
+            }
+            other => format!("/{other} is not available in chela yet."),
+        };
+        Ok(Handled::Reply(reply))
+    }
+}
+
+/// A command's answer as a turn's outcome (no model, no tokens).
+pub(super) fn outcome(agent_id: &str, inbound: &Inbound, reply: String) -> TurnOutcome {
+    TurnOutcome {
+        agent_id: agent_id.to_string(),
+        session_key: inbound.target.key.as_str().to_string(),
+        session_id: String::new(),
+        reply,
+        model: "command".into(),
+        tool_calls: Vec::new(),
+        reset: false,
+        input_tokens: 0,
+        output_tokens: 0,
+        model_seconds: 0.0,
+        store_seconds: 0.0,
+    }
+}

@@ -1,0 +1,84 @@
+//! Chat commands (OpenClaw 2026.9.6's `docs/tools/slash-commands.md`): a
+//! message that is only `/name [args]` is a command. The registry says
+//! which names chela knows (with OpenClaw's aliases), what each does, and
+//! whether it is built here yet; an unknown `/name` is not a command and
+//! goes to the model as text, as OpenClaw does. Who may run commands is
+//! `access::command_access`.
+//!
+//! Must not: run a command (the agent runtime does) or decide who may.
+
+/// One command chela knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandSpec {
+    /// The canonical name, without the slash.
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub usage: &'static str,
+    pub summary: &'static str,
+    /// `false`: OpenClaw has it and chela does not yet (the reply says so).
+    pub built: bool,
+}
+
+const fn spec(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    usage: &'static str,
+    summary: &'static str,
+    built: bool,
+) -> CommandSpec {
+    CommandSpec { name, aliases, usage, summary, built }
+}
+
+/// Every command chela knows, in the order `/commands` lists them.
+pub const COMMANDS: &[CommandSpec] = &[
+    spec("help", &[], "/help", "what you can ask here", true),
+    spec("commands", &[], "/commands", "every command, with its usage", true),
+    spec("status", &[], "/status", "this agent, its model and this session", true),
+    spec("whoami", &["id"], "/whoami", "who you are to this agent", true),
+    spec("new", &[], "/new [message]", "start this session over", true),
+    spec("reset", &[], "/reset [message]", "start this session over", true),
+    spec("model", &[], "/model [name|default]", "show or pick this session's model", false),
+    spec("models", &[], "/models", "the models you can pick", false),
+    spec("compact", &[], "/compact [instructions]", "summarise older messages", false),
+    spec("stop", &[], "/stop", "stop the answer being written", false),
+    spec("queue", &[], "/queue <mode>", "how messages sent mid-answer are handled", false),
+    spec("think", &["thinking", "t"], "/think <level|default>", "the thinking level", false),
+    spec("verbose", &["v"], "/verbose on|off|full", "verbose output", false),
+    spec("elevated", &["elev"], "/elevated on|off|ask|full", "elevated exec", false),
+    spec("exec", &[], "/exec host=… security=… ask=…", "exec defaults", false),
+];
+
+/// A message that is a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub spec: CommandSpec,
+    /// What follows the name, trimmed (may be empty).
+    pub args: String,
+}
+
+/// The command `text` is, if it is one: `/name` (any case, `/name@bot` as
+/// Telegram writes it in groups) alone or followed by arguments.
+pub fn parse(text: &str) -> Option<Parsed> {
+    let rest = text.trim().strip_prefix('/')?;
+    let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let name = word.split_once('@').map_or(word, |(n, _)| n).to_ascii_lowercase();
+    let spec = COMMANDS.iter().find(|c| c.name == name || c.aliases.contains(&name.as_str()))?;
+    Some(Parsed { spec: *spec, args: args.trim().to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_names_and_aliases_are_commands_and_others_are_text() {
+        assert_eq!(parse("/status").map(|p| p.spec.name), Some("status"));
+        assert_eq!(parse("  /STATUS@sage_bot ").map(|p| p.spec.name), Some("status"));
+        assert_eq!(parse("/id").map(|p| p.spec.name), Some("whoami"));
+        let p = parse("/new  fresh start ").unwrap();
+        assert_eq!((p.spec.name, p.args.as_str()), ("new", "fresh start"));
+        assert_eq!(parse("/frobnicate now"), None, "unknown: the model gets it");
+        assert_eq!(parse("hello /status"), None, "only a message that starts with the command");
+        assert_eq!(parse("/"), None);
+    }
+}

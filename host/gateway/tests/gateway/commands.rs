@@ -1,0 +1,90 @@
+//! Chat commands through the gateway, as a chat user sends them (the
+//! JavaScript webhook channel): answered without a model turn and kept out
+//! of the transcript, refused to a sender `commands.allowFrom` does not
+//! list (a refused `/new` resets nothing), a usage line for a malformed one,
+//! and an unknown `/word` goes to the model as text.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common;
+
+async fn call(base: &str, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let headers = [("authorization", "Bearer inbox-secret"), ("content-type", "application/json")];
+    let body = if body.is_null() { String::new() } else { body.to_string() };
+    let a = chela_fakes::wire::request(method, &format!("{base}{path}"), &headers, body.as_bytes())
+        .await
+        .expect("the gateway answers");
+    (a.status, serde_json::from_str(&a.body).unwrap_or(Value::String(a.body)))
+}
+
+/// Sends `text` as `from` and returns the reply to it.
+async fn say(base: &str, n: &mut usize, from: &str, text: &str) -> String {
+    *n += 1;
+    let msg =
+        json!({"id": format!("m{n}"), "chat": {"type": "direct", "id": from}, "from": {"id": from}, "text": text});
+    let (s, b) = call(base, "POST", "/channels/webhook/inbox/messages", &msg).await;
+    assert_eq!(s, 202, "{b}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, b) = call(base, "GET", "/channels/webhook/inbox/outbox?after=0", &Value::Null).await;
+        let msgs = b["messages"].as_array().cloned().unwrap_or_default();
+        if let Some(m) = msgs.iter().find(|m| m["replyTo"] == format!("m{n}").as_str()) {
+            return m["text"].as_str().unwrap_or_default().to_string();
+        }
+        assert!(Instant::now() < deadline, "no reply to {text:?}: {b}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_answer_without_the_model_and_only_for_senders_commands_allow_from_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+      agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }} }} ] }},
+      commands: {{ allowFrom: {{ webhook: ["alice"], "*": ["nobody"] }} }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        root = root.display()
+    );
+    let running = common::serve(root, &config, &["channel_webhook_js"]).await;
+    let base = format!("http://{}", running.addr);
+    let mut n = 0;
+
+    let status = say(&base, &mut n, "alice", "/status").await;
+    assert!(status.contains("Agent: Atlas (`work`) · model offline/persona"), "{status}");
+    assert!(status.contains("no messages yet"), "a command is no message of the session: {status}");
+    let hello = say(&base, &mut n, "alice", "hello there").await;
+    assert!(hello.starts_with("Atlas (agent `work`) here."), "{hello}");
+    let status = say(&base, &mut n, "alice", "/STATUS").await;
+    assert!(status.contains("(2 messages"), "the user message and the reply, not the commands: {status}");
+
+    let whoami = say(&base, &mut n, "alice", "/whoami").await;
+    assert!(whoami.starts_with("You are alice on webhook (account inbox)"), "{whoami}");
+    assert!(say(&base, &mut n, "alice", "/help").await.contains("/commands lists them all"));
+    let all = say(&base, &mut n, "alice", "/commands").await;
+    assert!(
+        all.contains("/status — ")
+            && all.contains("/compact [instructions] — summarise older messages (not in chela yet)"),
+        "{all}"
+    );
+    assert_eq!(say(&base, &mut n, "alice", "/status now").await, "Usage: /status");
+    assert_eq!(say(&base, &mut n, "alice", "/compact").await, "/compact is not available in chela yet.");
+    let unknown = say(&base, &mut n, "alice", "/frobnicate the widget").await;
+    assert!(unknown.starts_with("Atlas (agent `work`) here."), "an unknown command is text for the model: {unknown}");
+
+    // bob reaches the agent (dmPolicy open) but may not run commands: refused, nothing reset.
+    let refused = say(&base, &mut n, "bob", "/status").await;
+    assert_eq!(refused, "You may not run /status here: commands.allowFrom does not list you.");
+    let refused = say(&base, &mut n, "bob", "/new").await;
+    assert!(refused.contains("commands.allowFrom"), "{refused}");
+    let status = say(&base, &mut n, "alice", "/status").await;
+    assert!(status.contains("(4 messages"), "bob's /new reset nothing (hello and /frobnicate, answered): {status}");
+    // alice's /new does.
+    let fresh = say(&base, &mut n, "alice", "/new").await;
+    let status = say(&base, &mut n, "alice", "/status").await;
+    assert!(!status.contains("(4 messages") && !status.contains("(6 messages"), "{fresh} / {status}");
+}

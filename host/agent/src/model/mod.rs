@@ -166,4 +166,11 @@ impl Providers {
     pub fn get(&self, id: &str) -> Option<&Arc<dyn Provider>> {
         self.by_id.get(id)
     }
+
+    /// Every provider's id, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.by_id.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
 }

@@ -51,7 +51,7 @@ impl AgentRuntime {
         if !cmd.spec.built {
             return Ok(Handled::Reply(format!("/{} is not available in chela yet.", cmd.spec.name)));
         }
-        let takes_args = matches!(cmd.spec.name, "new" | "reset");
+        let takes_args = matches!(cmd.spec.name, "new" | "reset" | "model");
         if !takes_args && !cmd.args.is_empty() {
             return Ok(Handled::Reply(format!("Usage: {}", cmd.spec.usage)));
         }
@@ -92,7 +92,11 @@ impl AgentRuntime {
                     Ok(Some((entry, messages)))
                 })
                 .await?;
-                let model = models.first().cloned().unwrap_or_default();
+                let pinned = found.as_ref().and_then(|(e, _)| e.pinned_model());
+                let model = match pinned {
+                    Some(m) => format!("{m} (this session's pick)"),
+                    None => models.first().cloned().unwrap_or_default(),
+                };
                 let session = match found {
                     None => "no messages yet".to_string(),
                     Some((entry, messages)) => {
@@ -105,10 +109,93 @@ impl AgentRuntime {
                 };
                 format!("Agent: {who} (`{agent_id}`) · model {model}\nSession: {key} ({session})")
             }
+            "model" => self.model_command(cfg, agent_id, &key, &cmd.args, &models).await?,
+            "models" => {
+                let mut lines = vec![format!("{who}'s models: {}", models.join(", then "))];
+                let catalog = cfg.agent_defaults().and_then(|d| d.models.as_ref()).and_then(|m| m.as_object());
+                match catalog.filter(|c| !c.is_empty()) {
+                    Some(c) => {
+                        let names: Vec<String> = c
+                            .iter()
+                            .map(|(k, v)| match v["alias"].as_str() {
+                                Some(a) => format!("{k} ({a})"),
+                                None => k.clone(),
+                            })
+                            .collect();
+                        lines.push(format!("You can pick: {}", names.join(", ")));
+                    }
+                    None => lines.push(format!("You can pick any model of: {}", self.providers.ids().join(", "))),
+                }
+                lines.push("/model <name> picks one for this session; /model default goes back.".into());
+                lines.join("\n")
+            }
             other => format!("/{other} is not available in chela yet."),
         };
         Ok(Handled::Reply(reply))
     }
+}
+
+impl AgentRuntime {
+    /// `/model`: show the session's model; `/model <name>` pins one (checked
+    /// as `x-openclaw-model` is: configured provider, the catalog when set);
+    /// `/model default` unpins. Written to the session's index entry only.
+    async fn model_command(
+        &self,
+        cfg: &Config,
+        agent_id: &str,
+        key: &str,
+        args: &str,
+        models: &[String],
+    ) -> Result<String, RunError> {
+        let store = self.store_in(cfg, agent_id)?;
+        let lookup = key.to_string();
+        let default = models.first().cloned().unwrap_or_default();
+        if args.is_empty() {
+            let entry = super::turn::off_thread(&store, move |s| s.get(&lookup)).await?;
+            return Ok(match entry.and_then(|e| e.pinned_model()) {
+                Some(m) => format!("Model: {m} (picked for this session; /model default goes back to {default})"),
+                None => format!("Model: {default} (the agent's; /models lists what you can pick)"),
+            });
+        }
+        if args.split_whitespace().count() > 1 {
+            return Ok("Usage: /model [name|default]".into());
+        }
+        let pick = if args.eq_ignore_ascii_case("default") {
+            None
+        } else {
+            match self.check_model_override(cfg, agent_id, args) {
+                Ok(m) => Some(m),
+                Err(why) => return Ok(format!("Cannot use {args}: {why}. /models lists what you can pick.")),
+            }
+        };
+        let parts = pick
+            .as_deref()
+            .and_then(|m| crate::model::split_model(m).ok())
+            .map(|(p, m)| (p.to_string(), m.to_string()));
+        off_thread_upsert(&store, key, parts).await?;
+        Ok(match pick {
+            Some(m) => format!("Model for this session: {m}."),
+            None => format!("Model for this session: {default} (the agent's)."),
+        })
+    }
+}
+
+/// Pins (or with `None` unpins) the session's model in its index entry.
+async fn off_thread_upsert(
+    store: &std::sync::Arc<dyn crate::store::SessionStore>,
+    key: &str,
+    pick: Option<(String, String)>,
+) -> Result<(), crate::store::StoreError> {
+    let key = key.to_string();
+    super::turn::off_thread(store, move |s| {
+        s.upsert(&key, &mut |e| {
+            e.model_override_source = pick.as_ref().map(|_| "user".to_string());
+            e.provider_override = pick.as_ref().map(|(p, _)| p.clone());
+            e.model_override = pick.as_ref().map(|(_, m)| m.clone());
+        })
+        .map(|_| ())
+    })
+    .await
 }
 
 /// A command's answer as a turn's outcome (no model, no tokens).

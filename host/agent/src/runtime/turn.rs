@@ -150,6 +150,14 @@ impl AgentRuntime {
         let (mut models, identity) = agent_profile(cfg, agent_id);
         if let Some(m) = &inbound.model_override {
             models = vec![m.clone()];
+        } else if let Some(pinned) = entry.pinned_model() {
+            // The session's own pick (`/model`) is exact: no fallbacks, and a
+            // pick the config no longer allows fails visibly.
+            let checked = self.check_model_override(cfg, agent_id, &pinned).map_err(|why| RunError::Model {
+                agent: agent_id.to_string(),
+                tried: vec![format!("{pinned} (this session's /model pick): {why}; `/model default` clears it")],
+            })?;
+            models = vec![checked];
         }
         let outcome = |session_id: String, exchange: Exchange| TurnOutcome {
             agent_id: agent_id.to_string(),

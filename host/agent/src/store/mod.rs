@@ -52,6 +52,14 @@ pub struct SessionEntry {
     pub output_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_tokens: Option<u64>,
+    /// The session's own model (`/model <name>`), OpenClaw's fields:
+    /// `providerOverride` + `modelOverride`, `modelOverrideSource: "user"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_override: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_override: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_override_source: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -88,6 +96,14 @@ pub struct DeliveryContext {
 }
 
 impl SessionEntry {
+    /// The model the session's user picked (`provider/model`), when one is pinned.
+    pub fn pinned_model(&self) -> Option<String> {
+        match (&self.provider_override, &self.model_override) {
+            (Some(p), Some(m)) if !p.is_empty() && !m.is_empty() => Some(format!("{p}/{m}")),
+            _ => None,
+        }
+    }
+
     pub fn new(now_ms: i64) -> SessionEntry {
         SessionEntry {
             session_id: uuid::Uuid::new_v4().to_string(),
@@ -105,6 +121,9 @@ impl SessionEntry {
             input_tokens: None,
             output_tokens: None,
             total_tokens: None,
+            provider_override: None,
+            model_override: None,
+            model_override_source: None,
             extra: Map::new(),
         }
     }

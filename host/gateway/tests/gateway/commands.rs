@@ -76,15 +76,36 @@ async fn commands_answer_without_the_model_and_only_for_senders_commands_allow_f
     let unknown = say(&base, &mut n, "alice", "/frobnicate the widget").await;
     assert!(unknown.starts_with("Atlas (agent `work`) here."), "an unknown command is text for the model: {unknown}");
 
+    // /model: shown, picked for this session (checked), used by the next turn, unpicked.
+    assert!(say(&base, &mut n, "alice", "/model").await.starts_with("Model: offline/persona (the agent's"));
+    let models = say(&base, &mut n, "alice", "/models").await;
+    assert!(models.contains("Atlas's models: offline/persona") && models.contains("offline"), "{models}");
+    let refused_pick = say(&base, &mut n, "alice", "/model nosuch/thing").await;
+    assert!(refused_pick.starts_with("Cannot use nosuch/thing: provider `nosuch` is not configured"), "{refused_pick}");
+    assert_eq!(say(&base, &mut n, "alice", "/model offline/scribe").await, "Model for this session: offline/scribe.");
+    assert!(say(&base, &mut n, "alice", "/status").await.contains("model offline/scribe (this session's pick)"));
+    let _ = say(&base, &mut n, "alice", "which model?").await;
+    let sessions = root.join("state/agents/work/sessions");
+    let transcript: String = std::fs::read_dir(&sessions)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(transcript.contains(r#""model":"scribe""#), "the pick answered: {transcript}");
+    assert!(say(&base, &mut n, "alice", "/model default").await.contains("offline/persona (the agent's)"));
+    let index = std::fs::read_to_string(sessions.join("sessions.json")).unwrap();
+    assert!(!index.contains("modelOverride\""), "unpicked: {index}");
+
     // bob reaches the agent (dmPolicy open) but may not run commands: refused, nothing reset.
     let refused = say(&base, &mut n, "bob", "/status").await;
     assert_eq!(refused, "You may not run /status here: commands.allowFrom does not list you.");
     let refused = say(&base, &mut n, "bob", "/new").await;
     assert!(refused.contains("commands.allowFrom"), "{refused}");
     let status = say(&base, &mut n, "alice", "/status").await;
-    assert!(status.contains("(4 messages"), "bob's /new reset nothing (hello and /frobnicate, answered): {status}");
+    assert!(status.contains("(6 messages"), "bob's /new reset nothing (three messages, answered): {status}");
     // alice's /new does.
     let fresh = say(&base, &mut n, "alice", "/new").await;
     let status = say(&base, &mut n, "alice", "/status").await;
-    assert!(!status.contains("(4 messages") && !status.contains("(6 messages"), "{fresh} / {status}");
+    assert!(!status.contains("(6 messages"), "{fresh} / {status}");
 }

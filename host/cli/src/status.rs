@@ -238,34 +238,10 @@ fn config_accounts(cfg: &Config, only: Option<&str>) -> Vec<Value> {
 
 /// Agents and their session stores, read from the files.
 fn local_agents(ctx: &Context, cfg: &Config) -> Value {
-    let roster = Roster::from_config(cfg);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
-    let rows: Vec<Value> = roster
-        .ids()
-        .into_iter()
-        .map(|id| {
-            let identity = cfg.agent(&id).and_then(|(_, a)| a.identity.clone());
-            let mut row = json!({
-                "id": id,
-                "default": roster.default_agent() == id,
-                "name": cfg.agent(&id).and_then(|(_, a)| a.name.clone()),
-                "emoji": identity.and_then(|i| i.emoji),
-            });
-            let dir = chela_agent::runtime::store_dir(cfg, &ctx.env, &id);
-            match FileStore::open(&dir).map_err(|e| e.to_string()).and_then(|s| s.list().map_err(|e| e.to_string())) {
-                Ok(list) => {
-                    let newest = list.iter().map(|(_, e)| e.updated_at).max();
-                    row["sessions"] = json!(list.len());
-                    row["lastActivityAgeSeconds"] = json!(newest.map(|t| ((now_ms - t).max(0) as f64) / 1000.0));
-                }
-                Err(e) => row["sessionStoreError"] = json!(e),
-            }
-            row
-        })
-        .collect();
+    let rows = chela_gateway::agent_summaries(cfg, &Roster::from_config(cfg), |id| {
+        let dir = chela_agent::runtime::store_dir(cfg, &ctx.env, id);
+        FileStore::open(&dir).map_err(|e| e.to_string()).and_then(|s| s.list().map_err(|e| e.to_string()))
+    });
     Value::Array(rows)
 }
 

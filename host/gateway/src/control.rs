@@ -51,7 +51,14 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Socke
     let path = req.uri().path().to_string();
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/api/v1/agents") => agents(&gw),
-        (Method::GET, "/api/v1/health") => json(StatusCode::OK, &crate::health::snapshot(&gw)),
+        // Reads every agent's session index: off the async workers.
+        (Method::GET, "/api/v1/health") => {
+            let gw = gw.clone();
+            match tokio::task::spawn_blocking(move || crate::health::snapshot(&gw)).await {
+                Ok(snapshot) => json(StatusCode::OK, &snapshot),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("health snapshot: {e}")),
+            }
+        }
         (Method::GET, "/api/v1/channels") => {
             json(StatusCode::OK, &serde_json::json!({ "channels": crate::health::channel_accounts(&gw) }))
         }

@@ -92,28 +92,31 @@ pub(crate) fn channel_accounts(gw: &Gateway) -> Vec<serde_json::Value> {
     out
 }
 
-/// The gateway's health snapshot (OpenClaw's `openclaw health --json`
-/// analogue): readiness, agents with their session stores, every declared
-/// channel account, plugins, and what the journal still holds.
-pub(crate) fn snapshot(gw: &Gateway) -> serde_json::Value {
-    let snap = gw.snapshot();
-    let roster = snap.routes.roster();
+/// Each agent of the roster with its identity and session store: how many
+/// sessions, how long since the newest was active (`sessions` lists one
+/// agent's store). What `chela health` and `chela status` show, from the
+/// gateway or, without one, from the files.
+pub fn agent_summaries(
+    cfg: &chela_core::config::Config,
+    roster: &chela_core::roster::Roster,
+    sessions: impl Fn(&str) -> Result<Vec<(String, chela_agent::SessionEntry)>, String>,
+) -> Vec<serde_json::Value> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default();
-    let agents: Vec<serde_json::Value> = roster
+    roster
         .ids()
         .into_iter()
         .map(|id| {
-            let identity = snap.config.agent(&id).and_then(|(_, a)| a.identity.clone());
+            let entry = cfg.agent(&id).map(|(_, a)| a);
             let mut row = serde_json::json!({
                 "id": id,
                 "default": roster.default_agent() == id,
-                "name": snap.config.agent(&id).and_then(|(_, a)| a.name.clone()),
-                "emoji": identity.and_then(|i| i.emoji),
+                "name": entry.and_then(|a| a.name.clone()),
+                "emoji": entry.and_then(|a| a.identity.as_ref()?.emoji.clone()),
             });
-            match gw.runtime.store(&id).map_err(|e| e.to_string()).and_then(|s| s.list().map_err(|e| e.to_string())) {
+            match sessions(&id) {
                 Ok(list) => {
                     let newest = list.iter().map(|(_, e)| e.updated_at).max();
                     row["sessions"] = serde_json::json!(list.len());
@@ -124,7 +127,18 @@ pub(crate) fn snapshot(gw: &Gateway) -> serde_json::Value {
             }
             row
         })
-        .collect();
+        .collect()
+}
+
+/// The gateway's health snapshot (OpenClaw's `openclaw health --json`
+/// analogue): readiness, agents with their session stores, every declared
+/// channel account, plugins, and what the journal still holds.
+pub(crate) fn snapshot(gw: &Gateway) -> serde_json::Value {
+    let snap = gw.snapshot();
+    let roster = snap.routes.roster();
+    let agents = agent_summaries(&snap.config, roster, |id| {
+        gw.runtime.store(id).map_err(|e| e.to_string()).and_then(|s| s.list().map_err(|e| e.to_string()))
+    });
     let plugins: Vec<serde_json::Value> = gw
         .plugins
         .list()

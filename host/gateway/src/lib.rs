@@ -24,6 +24,7 @@ mod reply;
 mod server;
 pub mod supervisor;
 pub mod token;
+pub use health::agent_summaries;
 mod webhook;
 
 use std::collections::HashMap;

@@ -11,12 +11,7 @@ use serde_json::{json, Value};
 use crate::common;
 
 async fn call(base: &str, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    let headers = [("authorization", "Bearer inbox-secret"), ("content-type", "application/json")];
-    let body = if body.is_null() { String::new() } else { body.to_string() };
-    let a = chela_fakes::wire::request(method, &format!("{base}{path}"), &headers, body.as_bytes())
-        .await
-        .expect("the gateway answers");
-    (a.status, serde_json::from_str(&a.body).unwrap_or(Value::String(a.body)))
+    common::inbox_call(base, method, path, body).await
 }
 
 /// Sends `text` as `from` and returns the reply to it.

@@ -61,3 +61,14 @@ pub async fn serve_with_options(
     assert!(gw.missing_channels().is_empty(), "{:?}", gw.missing_channels());
     gw.serve().await.expect("listens")
 }
+
+/// A request to the gateway at `base` as the webhook channel's `inbox`
+/// account (its token), JSON in and out.
+pub async fn inbox_call(base: &str, method: &str, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let headers = [("authorization", "Bearer inbox-secret"), ("content-type", "application/json")];
+    let body = if body.is_null() { String::new() } else { body.to_string() };
+    let a = chela_fakes::wire::request(method, &format!("{base}{path}"), &headers, body.as_bytes())
+        .await
+        .expect("the gateway answers");
+    (a.status, serde_json::from_str(&a.body).unwrap_or(serde_json::Value::String(a.body)))
+}

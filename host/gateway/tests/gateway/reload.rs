@@ -28,12 +28,7 @@ fn config(root: &std::path::Path, openai: &str, bee: &str) -> String {
 }
 
 async fn call(base: &str, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    let headers = [("authorization", "Bearer inbox-secret"), ("content-type", "application/json")];
-    let body = if body.is_null() { String::new() } else { body.to_string() };
-    let a = chela_fakes::wire::request(method, &format!("{base}{path}"), &headers, body.as_bytes())
-        .await
-        .expect("the gateway answers");
-    (a.status, serde_json::from_str(&a.body).unwrap_or(Value::String(a.body)))
+    common::inbox_call(base, method, path, body).await
 }
 
 async fn replies(base: &str, at_least: usize) -> Vec<Value> {

@@ -323,7 +323,8 @@ impl chela_channel_sdk::Probe for Telegram {
     /// `getMe` with the account's bot token (not the cached identity: the point is to ask now).
     fn probe(account_id: String) -> Result<String, String> {
         let acct = account(&account_id)?;
-        let me = api(&acct, "getMe", &json!({})).map_err(|e| format!("getMe failed ({}): {}", e.code, e.description))?;
+        let me =
+            api(&acct, "getMe", &json!({})).map_err(|e| format!("getMe failed ({}): {}", e.code, e.description))?;
         Ok(format!("bot @{} (id {})", me["username"].as_str().unwrap_or("?"), me["id"]))
     }
 }

@@ -48,9 +48,12 @@ async fn fakes() -> Fakes {
 }
 
 /// Per channel an account whose token the platform knows (`good`) and one
-/// it does not (`bad`); Telegram also has one without a token (`empty`) and
-/// a disabled one; the webhook channel's adapter (JavaScript, built against
-/// the WIT without `channel-probe`) has no probe.
+/// it does not (`bad`); Telegram also has one without a token (`empty`), a
+/// disabled one and one with a misspelt setting (`typo`); every channel
+/// carries OpenClaw options its adapter does not implement (`historyLimit`,
+/// `linkPreview`…), which must not get an account refused; the webhook
+/// channel's adapter (JavaScript, built against the WIT without
+/// `channel-probe`) has no probe.
 fn config(root: &Path, f: &Fakes) -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     format!(
@@ -58,14 +61,14 @@ fn config(root: &Path, f: &Fakes) -> String {
   agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws-work", identity: {{ emoji: "🛠" }} }},
                      {{ id: "ops", workspace: "{root}/ws-ops" }} ] }},
   channels: {{
-    telegram: {{ apiRoot: "{telegram}", accounts: {{
+    telegram: {{ apiRoot: "{telegram}", historyLimit: 50, linkPreview: false, accounts: {{
       good: {{ botToken: "{TG_GOOD}" }}, bad: {{ botToken: "999:unknown" }}, empty: {{ name: "no token" }},
-      off: {{ enabled: false, botToken: "{TG_GOOD}" }} }} }},
-    slack: {{ apiBase: "{slack}", accounts: {{
+      off: {{ enabled: false, botToken: "{TG_GOOD}" }}, typo: {{ botToken: "{TG_GOOD}", aipRoot: "x" }} }} }},
+    slack: {{ apiBase: "{slack}", textChunkLimit: 3000, accounts: {{
       good: {{ botToken: "xoxb-good", appToken: "xapp-1-good" }},
       bad: {{ botToken: "xoxb-revoked", appToken: "xapp-1-good" }} }} }},
-    discord: {{ apiBase: "{discord}", accounts: {{ good: {{ token: "{DISCORD_GOOD}" }}, bad: {{ token: "MTEx.revoked" }} }} }},
-    whatsapp: {{ appSecret: "wa-secret", verifyToken: "v", graphApiBase: "{whatsapp}", accounts: {{
+    discord: {{ apiBase: "{discord}", historyLimit: 20, accounts: {{ good: {{ token: "{DISCORD_GOOD}" }}, bad: {{ token: "MTEx.revoked" }} }} }},
+    whatsapp: {{ appSecret: "wa-secret", verifyToken: "v", graphApiBase: "{whatsapp}", mediaMaxMb: 50, accounts: {{
       good: {{ phoneNumberId: "{NUMBER}", accessToken: "EAAG-good" }},
       bad: {{ phoneNumberId: "{OTHER_NUMBER}", accessToken: "EAAG-expired" }} }} }},
     webhook: {{ accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }},
@@ -156,6 +159,9 @@ async fn probes_ask_each_platform_through_its_adapter_and_doctor_reports_them() 
     assert!(row(rows, "slack", "bad")["probe"]["detail"].as_str().unwrap().contains("invalid_auth"));
     assert!(row(rows, "whatsapp", "bad")["probe"]["detail"].as_str().unwrap().contains("190"));
     assert!(row(rows, "discord", "good")["probe"]["detail"].as_str().unwrap().contains("goodbot"));
+    let typo = &row(rows, "telegram", "typo")["probe"];
+    assert_eq!(typo["ok"], false, "{typo}");
+    assert!(typo["detail"].as_str().unwrap().contains("unknown setting `aipRoot`"), "a typo is still refused: {typo}");
     let empty = &row(rows, "telegram", "empty")["probe"];
     assert_eq!((&empty["ok"], &empty["stage"]), (&Value::Bool(false), &Value::from("settings")), "{empty}");
     let webhook = &row(rows, "webhook", "inbox")["probe"];
@@ -231,7 +237,7 @@ async fn status_health_and_channels_status_read_the_gateway_and_fall_back_to_the
     let only = json_of(&run(root, &["channels", "status", "--channel", "Telegram", "--json"]).await);
     assert_eq!(only["source"], "gateway");
     let rows = only["channels"].as_array().unwrap();
-    assert_eq!(rows.len(), 4, "the four telegram accounts only: {rows:#?}");
+    assert_eq!(rows.len(), 5, "the five telegram accounts only: {rows:#?}");
     assert!(rows.iter().all(|r| r["channel"] == "telegram"));
     let unknown = run(root, &["channels", "status", "--channel", "irc"]).await;
     assert_eq!(unknown.status.code(), Some(1));

@@ -66,16 +66,22 @@ struct Live {
     bindings: SocketChannelPlugin,
     /// `channel-probe.probe`, when the component exports it.
     probe: Option<ProbeFunc>,
+    /// `channel-settings.settings`, when the component exports it.
+    settings: Option<SettingsFunc>,
 }
 
 /// The optional `chela:plugin/channel-probe` export (`wit/channel.wit`).
 const PROBE_INTERFACE: &str = "chela:plugin/channel-probe@0.1.0";
+/// The optional `chela:plugin/channel-settings` export (`wit/channel.wit`).
+const SETTINGS_INTERFACE: &str = "chela:plugin/channel-settings@0.1.0";
+type SettingsFunc = wasmtime::component::TypedFunc<(), (Vec<String>,)>;
 type ProbeFunc = wasmtime::component::TypedFunc<(String,), (Result<String, String>,)>;
 
 /// What a call sees of an instance: the adapter's exports, and the probe when there is one.
 struct Exports<'a> {
     adapter: &'a Adapter,
     probe: Option<ProbeFunc>,
+    settings: Option<SettingsFunc>,
 }
 
 impl std::ops::Deref for Exports<'_> {
@@ -119,6 +125,10 @@ pub struct ChannelRuntime {
     memory_bytes: usize,
     /// Where the component exports `channel-probe.probe` (`None`: it has no probe).
     probe_export: Option<wasmtime::component::ComponentExportIndex>,
+    /// Where it exports `channel-settings.settings`.
+    settings_export: Option<wasmtime::component::ComponentExportIndex>,
+    /// The settings the adapter says it reads (`channel-settings`), when it says.
+    declared_settings: Option<BTreeSet<String>>,
 }
 
 /// The adapter's exports, as a guarded call sees them.
@@ -158,10 +168,14 @@ impl ChannelRuntime {
         let pre = linker.instantiate_pre(&plugin.component).map_err(|e| setup(format!("cannot link: {e:#}")))?;
         let pre = SocketChannelPluginPre::new(pre).map_err(|e| setup(format!("{e:#}")))?;
         let entry = PluginEntry::of(cfg, &plugin.id);
-        let probe_export = plugin
-            .component
-            .get_export_index(None, PROBE_INTERFACE)
-            .and_then(|iface| plugin.component.get_export_index(Some(&iface), "probe"));
+        let export = |interface: &str, func: &str| {
+            plugin
+                .component
+                .get_export_index(None, interface)
+                .and_then(|iface| plugin.component.get_export_index(Some(&iface), func))
+        };
+        let (probe_export, settings_export) =
+            (export(PROBE_INTERFACE, "probe"), export(SETTINGS_INTERFACE, "settings"));
         let mut rt = ChannelRuntime {
             info: ChannelInfo {
                 id: String::new(),
@@ -178,6 +192,8 @@ impl ChannelRuntime {
             lanes: Lanes::new(entry.instances_per_account().unwrap_or_else(default_instances)),
             memory_bytes: entry.memory_bytes().map_or(engine_memory, |m| m.min(engine_memory)),
             probe_export,
+            settings_export,
+            declared_settings: None,
             plugin,
         };
         // Described by an instance of its own, which is then dropped.
@@ -186,6 +202,13 @@ impl ChannelRuntime {
         let info = rt
             .run(&mut fresh, None, async |a: &Exports<'_>, s: &mut Store<PluginState>| a.call_describe(s).await)
             .await?;
+        let declared = rt
+            .run(&mut fresh, None, async |e: &Exports<'_>, s: &mut Store<PluginState>| match e.settings {
+                Some(f) => f.call_async(s, ()).await.map(|(names,)| Some(names)),
+                None => Ok(None),
+            })
+            .await?;
+        rt.declared_settings = declared.map(|names| names.into_iter().collect());
         drop(fresh);
         if info.id.is_empty() {
             return Err(setup("describe returned an empty channel id".into()));
@@ -488,13 +511,44 @@ impl ChannelRuntime {
             ),
             None => None,
         };
+        let settings =
+            match &self.settings_export {
+                Some(index) => Some(instance.get_typed_func(&mut store, index).map_err(|e| {
+                    setup(format!("`{SETTINGS_INTERFACE}` export `settings` has the wrong type: {e:#}"))
+                })?),
+                None => None,
+            };
         store.data_mut().deadline = None;
-        Ok(Live { store, bindings, probe })
+        Ok(Live { store, bindings, probe, settings })
+    }
+
+    /// The settings handed to the adapter: all of them, except — when the
+    /// adapter declared what it reads — a setting OpenClaw defines for this
+    /// channel that the adapter does not read: held back (chela does not
+    /// implement it), so an OpenClaw config never gets the account refused.
+    /// Anything else unknown (a typo) goes through and the adapter refuses it.
+    fn settings_for(&self, a: &AccountSetup) -> serde_json::Value {
+        let (Some(declared), serde_json::Value::Object(all)) = (&self.declared_settings, &a.settings) else {
+            return a.settings.clone();
+        };
+        let mut kept = serde_json::Map::new();
+        for (k, v) in all {
+            let known = |path: String| chela_core::config::openclaw_keys::is_known_path(&path);
+            let openclaws = known(format!("channels.{}.{k}", self.info.id))
+                || known(format!("channels.{}.accounts.{}.{k}", self.info.id, a.account_id));
+            if declared.contains(k) || !openclaws {
+                kept.insert(k.clone(), v.clone());
+            } else {
+                tracing::warn!(channel = %self.info.id, account = %a.account_id, setting = %k,
+                    "OpenClaw channel setting the adapter does not implement; ignored");
+            }
+        }
+        serde_json::Value::Object(kept)
     }
 
     /// `configure-account` for `a`: `Err` inside is the adapter refusing the settings.
     async fn configure(&self, live: &mut Live, a: &AccountSetup) -> Result<Result<(), String>, CallError> {
-        let settings = a.settings.to_string();
+        let settings = self.settings_for(a).to_string();
         let work = async |ad: &Exports<'_>, s: &mut Store<PluginState>| {
             ad.call_configure_account(s, &a.account_id, &settings).await
         };
@@ -537,14 +591,14 @@ impl ChannelRuntime {
         account: Option<&AccountSetup>,
         work: impl AsyncFnOnce(&Exports<'_>, &mut Store<PluginState>) -> wasmtime::Result<T>,
     ) -> Result<T, CallError> {
-        let Live { store, bindings, probe } = live;
+        let Live { store, bindings, probe, settings } = live;
         match account {
             Some(a) => store.data_mut().enter_scope(Some(KvScope::open(&a.kv_dir)), a.secrets.clone()),
             None => store.data_mut().enter_scope(None, Arc::new(SecretStore::default())),
         }
         let mut limits = *self.engine.limits();
         limits.memory_bytes = self.memory_bytes;
-        let exports = Exports { adapter: bindings.chela_plugin_channel_adapter(), probe: *probe };
+        let exports = Exports { adapter: bindings.chela_plugin_channel_adapter(), probe: *probe, settings: *settings };
         let out =
             guarded(store, &self.plugin.health, &limits, async |s: &mut Store<PluginState>| work(&exports, s).await)
                 .await;

@@ -41,6 +41,10 @@ use chela_channel_sdk::{
     PeerKind, WebhookOutcome,
 };
 
+/// The account settings this adapter reads (`channel-settings`), then its credentials.
+const SETTINGS: &[&str] = &["apiBase", "allowBots", "guilds"];
+const SECRET_SETTINGS: &[&str] = &["token"];
+
 const TEXT_LIMIT: u32 = 2000;
 /// GUILDS | GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT.
 const INTENTS: u64 = 1 | 1 << 9 | 1 << 12 | 1 << 15;
@@ -531,7 +535,7 @@ impl Channel for Discord {
         // Started over: a batch not yet checkpointed comes again (the host drops repeats).
         PENDING_SESSION.with(|p| p.borrow_mut().remove(&account_id));
         // `guilds` is OpenClaw's per-guild Discord settings, accepted for compatibility.
-        let s = parse_settings(&settings, &["apiBase", "allowBots", "guilds"], &["token"])?;
+        let s = parse_settings(&settings, SETTINGS, SECRET_SETTINGS)?;
         if !secrets::exists("token") {
             return Err("`token` is required (Developer Portal → your app → Bot → Reset Token)".into());
         }
@@ -607,6 +611,12 @@ impl chela_channel_sdk::Probe for Discord {
         let acct = account(&account_id)?;
         let me = rest(&acct, "GET", "/users/@me", None).map_err(rest_text)?;
         Ok(format!("bot {} (id {})", me["username"].as_str().unwrap_or("?"), me["id"].as_str().unwrap_or("?")))
+    }
+}
+
+impl chela_channel_sdk::Settings for Discord {
+    fn settings() -> Vec<String> {
+        SETTINGS.iter().chain(SECRET_SETTINGS).map(|s| s.to_string()).collect()
     }
 }
 

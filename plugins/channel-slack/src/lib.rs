@@ -39,6 +39,10 @@ use chela_channel_sdk::{
     PartError, Peer, PeerKind, WebhookOutcome,
 };
 
+/// The account settings this adapter reads (`channel-settings`), then its credentials.
+const SETTINGS: &[&str] = &["mode", "apiBase", "replyToMode", "channels"];
+const SECRET_SETTINGS: &[&str] = &["botToken", "appToken", "signingSecret"];
+
 const TEXT_LIMIT: u32 = 4000;
 /// Slack's replay window for signed requests.
 const MAX_SKEW_S: u64 = 300;
@@ -365,11 +369,7 @@ impl Channel for Slack {
 
     fn configure_account(account_id: String, settings: String) -> Result<(), String> {
         // `channels` is OpenClaw's per-channel Slack settings, accepted for compatibility.
-        let s = parse_settings(
-            &settings,
-            &["mode", "apiBase", "replyToMode", "channels"],
-            &["botToken", "appToken", "signingSecret"],
-        )?;
+        let s = parse_settings(&settings, SETTINGS, SECRET_SETTINGS)?;
         if !secrets::exists("botToken") {
             return Err("`botToken` is required (OAuth & Permissions → Bot User OAuth Token, xoxb-…)".into());
         }
@@ -491,6 +491,12 @@ impl chela_channel_sdk::Probe for Slack {
         let me = api(&acct, "auth.test", "botToken", &json!({})).map_err(|e| e.text())?;
         let s = |k: &str| me[k].as_str().unwrap_or("?").to_string();
         Ok(format!("bot {} ({}) in team {}", s("user"), s("user_id"), s("team_id")))
+    }
+}
+
+impl chela_channel_sdk::Settings for Slack {
+    fn settings() -> Vec<String> {
+        SETTINGS.iter().chain(SECRET_SETTINGS).map(|s| s.to_string()).collect()
     }
 }
 

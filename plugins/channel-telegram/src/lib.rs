@@ -36,6 +36,10 @@ use chela_channel_sdk::{
 };
 
 /// What OpenClaw uses; Telegram's hard limit is 4096.
+/// The account settings this adapter reads (`channel-settings`), then its credentials.
+const SETTINGS: &[&str] = &["apiRoot", "mode"];
+const SECRET_SETTINGS: &[&str] = &["botToken", "webhookSecret"];
+
 const TEXT_LIMIT: u32 = 4000;
 /// Seconds a `getUpdates` call may wait (the instance serves sends between polls).
 const POLL_TIMEOUT_S: u64 = 1;
@@ -192,7 +196,7 @@ impl Channel for Telegram {
     fn configure_account(account_id: String, settings: String) -> Result<(), String> {
         // Started over: a batch not yet committed comes again (the host drops what it holds).
         PENDING_OFFSET.with(|p| p.borrow_mut().remove(&account_id));
-        let s = parse_settings(&settings, &["apiRoot", "mode"], &["botToken", "webhookSecret"])?;
+        let s = parse_settings(&settings, SETTINGS, SECRET_SETTINGS)?;
         if !secrets::exists("botToken") {
             return Err("`botToken` is required (from @BotFather)".into());
         }
@@ -326,6 +330,12 @@ impl chela_channel_sdk::Probe for Telegram {
         let me =
             api(&acct, "getMe", &json!({})).map_err(|e| format!("getMe failed ({}): {}", e.code, e.description))?;
         Ok(format!("bot @{} (id {})", me["username"].as_str().unwrap_or("?"), me["id"]))
+    }
+}
+
+impl chela_channel_sdk::Settings for Telegram {
+    fn settings() -> Vec<String> {
+        SETTINGS.iter().chain(SECRET_SETTINGS).map(|s| s.to_string()).collect()
     }
 }
 

@@ -35,6 +35,10 @@ use chela_channel_sdk::{
     PartError, Peer, PeerKind, WebhookOutcome,
 };
 
+/// The account settings this adapter reads (`channel-settings`), then its credentials.
+const SETTINGS: &[&str] = &["phoneNumberId", "graphApiBase", "graphApiVersion"];
+const SECRET_SETTINGS: &[&str] = &["accessToken", "appSecret", "verifyToken"];
+
 const TEXT_LIMIT: u32 = 4000;
 /// First wait after a throttling error; doubled per consecutive one.
 const BASE_BACKOFF_MS: u64 = 1000;
@@ -207,11 +211,7 @@ impl Channel for WhatsApp {
     }
 
     fn configure_account(account_id: String, settings: String) -> Result<(), String> {
-        let s = parse_settings(
-            &settings,
-            &["phoneNumberId", "graphApiBase", "graphApiVersion"],
-            &["accessToken", "appSecret", "verifyToken"],
-        )?;
+        let s = parse_settings(&settings, SETTINGS, SECRET_SETTINGS)?;
         let phone_number_id = match &s["phoneNumberId"] {
             Value::String(p) if !p.is_empty() => p.clone(),
             Value::Number(n) => n.to_string(),
@@ -364,6 +364,12 @@ impl chela_channel_sdk::Probe for WhatsApp {
             v["verified_name"].as_str().unwrap_or("?"),
             acct.phone_number_id
         ))
+    }
+}
+
+impl chela_channel_sdk::Settings for WhatsApp {
+    fn settings() -> Vec<String> {
+        SETTINGS.iter().chain(SECRET_SETTINGS).map(|s| s.to_string()).collect()
     }
 }
 

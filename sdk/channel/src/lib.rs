@@ -1,8 +1,8 @@
 //! chela-channel-sdk: write a chela channel adapter in Rust.
 //!
-//! Implement [`Channel`] (the adapter) and [`Probe`] (whether an account's
-//! credential works, `chela channels status --probe`) on one type and call
-//! [`export_channel!`]. Outbound HTTP goes through [`http`]; credentials
+//! Implement [`Channel`] (the adapter), [`Probe`] (whether an account's
+//! credential works, `chela channels status --probe`) and [`Settings`] (the
+//! account settings it reads) on one type and call [`export_channel!`]. Outbound HTTP goes through [`http`]; credentials
 //! only as `{{secret:NAME}}` placeholders the host fills in on the way to an
 //! allowed host. [`split`] cuts long replies at the platform's limit.
 //!
@@ -38,6 +38,7 @@ pub use bindings::chela::plugin::types::{
 };
 pub use bindings::exports::chela::plugin::channel_adapter::{ChannelInfo, Guest as Channel, WebhookOutcome};
 pub use bindings::exports::chela::plugin::channel_probe::Guest as Probe;
+pub use bindings::exports::chela::plugin::channel_settings::Guest as Settings;
 
 /// Logging into the host's logs (tagged with the plugin by the host).
 pub mod log {

@@ -77,6 +77,58 @@ pub fn dm_access(cfg: &Config, channel: &str, account_id: &str, sender: &str, ap
     }
 }
 
+/// How many unanswered group messages are kept for the next answered turn
+/// (OpenClaw: the account's `historyLimit`, the channel's, then
+/// `messages.groupChat.historyLimit`, then 50; 0 keeps none).
+pub fn group_history_limit(cfg: &Config, channel: &str, account_id: &str) -> usize {
+    let s = Scoped::new(cfg, channel, account_id);
+    let global = || cfg.messages.as_ref()?.get("groupChat")?.get("historyLimit")?.as_u64();
+    s.pick(|a| a.history_limit).or_else(global).unwrap_or(50) as usize
+}
+
+/// Whether a sender's line of group history may reach the model
+/// (`contextVisibility`: the account's, the channel's, then
+/// `channels.defaults.contextVisibility`; `all` by default). Under
+/// `allowlist` (and `allowlist_quote`: chela carries no quotes) only senders
+/// the account's `groupAllowFrom` or `allowFrom` lists; an unknown mode
+/// fails closed (no history), as OpenClaw's does.
+pub fn history_visible(cfg: &Config, channel: &str, account_id: &str, sender: &str) -> bool {
+    let s = Scoped::new(cfg, channel, account_id);
+    let defaults = || {
+        let d = cfg.channels.as_ref()?.get("defaults")?;
+        d.top.context_visibility.clone()
+    };
+    match s.pick(|a| a.context_visibility.clone()).or_else(defaults).as_deref().unwrap_or("all") {
+        "all" => true,
+        "allowlist" | "allowlist_quote" => {
+            let lists = [s.pick(|a| a.group_allow_from.as_deref()), s.pick(|a| a.allow_from.as_deref())];
+            lists.into_iter().flatten().any(|l| listed(l, &[], channel, sender))
+        }
+        _ => false,
+    }
+}
+
+/// One unanswered group message, as the next answered turn is told it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryLine {
+    pub sender: String,
+    pub text: String,
+}
+
+/// The answered message with the group's unanswered ones before it, in
+/// OpenClaw's markers (`src/auto-reply/reply/history.ts`); the message alone
+/// when there are none.
+pub fn with_group_history(lines: &[HistoryLine], current: &str) -> String {
+    if lines.is_empty() {
+        return current.to_string();
+    }
+    let history: Vec<String> = lines.iter().map(|l| format!("{}: {}", l.sender, l.text)).collect();
+    format!(
+        "[Chat messages since your last reply - for context]\n{}\n\n[Current message - respond to this]\n{current}",
+        history.join("\n")
+    )
+}
+
 /// Whether `sender` on `channel` may run chat commands (`commands.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandVerdict {
@@ -170,6 +222,26 @@ pub fn is_mentioned(patterns: &[String], text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn group_history_limit_resolves_account_channel_global_then_50() {
+        let cfg = crate::config::load_str(
+            r#"{ messages: { groupChat: { historyLimit: 7 } },
+                 channels: { telegram: { historyLimit: 3, accounts: { ops: { historyLimit: 0 }, main: {} } }, slack: {} } }"#,
+            None,
+        )
+        .unwrap()
+        .config;
+        assert_eq!(group_history_limit(&cfg, "telegram", "ops"), 0);
+        assert_eq!(group_history_limit(&cfg, "telegram", "main"), 3);
+        assert_eq!(group_history_limit(&cfg, "slack", "default"), 7);
+        let bare = crate::config::load_str("{}", None).unwrap().config;
+        assert_eq!(group_history_limit(&bare, "slack", "default"), 50);
+        let lines = [HistoryLine { sender: "Dave".into(), text: "hi".into() }];
+        assert_eq!(with_group_history(&[], "now"), "now");
+        assert!(with_group_history(&lines, "now")
+            .starts_with("[Chat messages since your last reply - for context]\nDave: hi\n\n"));
+    }
 
     #[test]
     fn commands_allow_from_is_the_only_source_when_set() {

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use chela_agent::store::StoreError;
 use chela_agent::{DeliveryContext, Inbound, Origin, RunError};
-use chela_core::access::{dm_access, group_access, is_mentioned, mention_patterns, DmVerdict, GroupVerdict};
+use chela_core::access::{
+    dm_access, group_access, group_history_limit, history_visible, is_mentioned, mention_patterns, with_group_history,
+    DmVerdict, GroupVerdict, HistoryLine,
+};
 use chela_core::ids::ChatType;
 use chela_core::routing::{BroadcastOrder, PeerRef, Route, RouteInput};
 use chela_core::snapshot::Snapshot;
@@ -183,16 +186,29 @@ impl Gateway {
         for r in &routes {
             self.metrics.inc("chela_routes_total", &[("matched_by", r.matched_by.as_str()), ("agent", &r.agent_id)]);
         }
+        let mut ev = ev;
         if ev.peer.kind != PeerKind::Direct {
+            let group = (ch.clone(), account.clone(), ev.peer.id.clone());
+            let limit = group_history_limit(cfg, &ch, &account);
             match group_access(cfg, &ch, &account, &ev.peer.id, &ev.sender_id) {
                 GroupVerdict::Deny(why) => return self.drop_event(&ch, &account, &why),
                 GroupVerdict::Allow { require_mention: true }
                     if !ev.mentions_bot
                         && !routes.iter().any(|r| is_mentioned(&mention_patterns(cfg, &r.agent_id), &ev.text)) =>
                 {
+                    // Kept for the next answered message of the group.
+                    if history_visible(cfg, &ch, &account, &ev.sender_id) && !ev.text.trim().is_empty() {
+                        let sender =
+                            ev.sender_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or(ev.sender_id.clone());
+                        self.group_history.record(group, HistoryLine { sender, text: ev.text.clone() }, limit);
+                    }
                     return self.drop_event(&ch, &account, "group message without a mention");
                 }
-                GroupVerdict::Allow { .. } => {}
+                GroupVerdict::Allow { .. } => {
+                    // A replayed event after a crash finds no history: it was given the first time.
+                    let lines = self.group_history.take(&group, limit);
+                    ev.text = with_group_history(&lines, &ev.text);
+                }
             }
         }
         // A replayed event: agents whose reply is already journaled are done.

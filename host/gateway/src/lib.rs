@@ -12,6 +12,7 @@
 mod backoff;
 mod chat_queue;
 mod control;
+mod group_history;
 mod guard;
 mod health;
 mod inbound;
@@ -159,6 +160,8 @@ pub struct Gateway {
     recovered: std::sync::Mutex<Option<chela_journal::Recovered>>,
     /// When this gateway was built (`uptimeSeconds` in the health snapshot).
     started: std::time::Instant,
+    /// Unanswered group messages, for the next answered one (`group_history.rs`).
+    group_history: group_history::GroupHistory,
 }
 
 /// Secrets of tool plugins: `plugins.entries.<id>.secrets`, each a string
@@ -288,6 +291,7 @@ impl Gateway {
                 supervision: supervisor::Supervision::default(),
                 recovered: std::sync::Mutex::new(Some(recovered)),
                 started: std::time::Instant::now(),
+                group_history: group_history::GroupHistory::default(),
             }
         });
         gw.sync_channels().await;

@@ -542,6 +542,10 @@ pub struct ChannelAccount {
     pub group_allow_from: Option<Vec<IdValue>>,
     pub groups: Option<IndexMap<String, Json>>,
     pub auth_dir: Option<String>,
+    /// Unanswered group messages kept for the next answered turn (OpenClaw's; 0 disables).
+    pub history_limit: Option<u64>,
+    /// `all` | `allowlist` | `allowlist_quote`: whose supplemental context (group history) the model sees.
+    pub context_visibility: Option<String>,
     /// Adapter-specific settings (tokens, base URLs…), checked by the channel plugin.
     #[serde(flatten)]
     pub settings: IndexMap<String, Json>,

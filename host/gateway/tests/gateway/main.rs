@@ -8,6 +8,7 @@ mod commands;
 mod credentials;
 mod discord;
 mod e2e;
+mod group_history;
 mod openai_params;
 mod reload;
 mod slack;

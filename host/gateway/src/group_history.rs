@@ -16,7 +16,7 @@ use chela_core::access::HistoryLine;
 /// Groups remembered at once.
 const MAX_GROUPS: usize = 1000;
 
-/// `(channel, account, group)`.
+/// `(channel, account, group)` (the group with `:thread:<id>` for a topic or thread).
 type GroupKey = (String, String, String);
 
 #[derive(Default)]

@@ -188,7 +188,9 @@ impl Gateway {
         }
         let mut ev = ev;
         if ev.peer.kind != PeerKind::Direct {
-            let group = (ch.clone(), account.clone(), ev.peer.id.clone());
+            // A forum topic or thread keeps its own history.
+            let thread = ev.thread_id.as_deref().map(|t| format!(":thread:{t}")).unwrap_or_default();
+            let group = (ch.clone(), account.clone(), format!("{}{thread}", ev.peer.id));
             let limit = group_history_limit(cfg, &ch, &account);
             match group_access(cfg, &ch, &account, &ev.peer.id, &ev.sender_id) {
                 GroupVerdict::Deny(why) => return self.drop_event(&ch, &account, &why),

@@ -12,6 +12,7 @@ pub mod agent_to_agent;
 mod assemble;
 pub mod auth;
 pub(crate) mod clock;
+pub mod compaction;
 pub mod freshness;
 pub mod model;
 pub mod persona;

@@ -27,6 +27,7 @@ use chela_plugin::capability::sessions::SessionsAccess;
 use chela_plugin::Plugins;
 
 mod commands;
+mod compact;
 mod turn;
 
 use crate::model::{split_model, ModelReply, ModelRequest, ProviderError, Providers, TextSink};
@@ -303,8 +304,18 @@ impl AgentRuntime {
         }
         // A command is answered at once, beside a turn that may be running.
         if let Some(cmd) = chela_core::commands::parse(&inbound.text) {
-            if let commands::Handled::Reply(reply) = self.command(cfg, &agent_id, &inbound, &cmd).await? {
-                return Ok(commands::outcome(&agent_id, &inbound, reply));
+            match self.command(cfg, &agent_id, &inbound, &cmd).await? {
+                commands::Handled::Reply(reply) => return Ok(commands::outcome(&agent_id, &inbound, reply)),
+                commands::Handled::Compact(focus) => {
+                    // It rewrites what the next turn reads: after the turns before it, before those after.
+                    let permit = self.queues.enter(inbound.target.key.as_str())?.await.ok_or(RunError::Closed)?;
+                    let limit = self.limits.turn_timeout;
+                    let out = tokio::time::timeout(limit, self.compact_command(cfg, &agent_id, &inbound, &focus)).await;
+                    drop(permit);
+                    let reply = out.map_err(|_| RunError::Timeout(limit))??;
+                    return Ok(commands::outcome(&agent_id, &inbound, reply));
+                }
+                commands::Handled::Turn => {}
             }
         }
         let permit = self.queues.enter(inbound.target.key.as_str())?.await.ok_or(RunError::Closed)?;

@@ -473,7 +473,7 @@ fn openclaw_settings_chela_ignores_load_with_warnings_and_fail_strict() {
         .filter(|d| d["unimplemented"] == true)
         .map(|d| d["path"].as_str().unwrap())
         .collect();
-    assert_eq!(ignored, ["agents.defaults.compaction", "agents.defaults.humanDelay", "telemetry"], "{v}");
+    assert_eq!(ignored, ["agents.defaults.compaction.mode", "agents.defaults.humanDelay", "telemetry"], "{v}");
     let strict = s.chela(&cfg, &["config", "validate", "--strict"]);
     assert_eq!(strict.status.code(), Some(1), "{}", text(&strict));
     assert!(text(&strict).contains("3 error(s)"), "{}", text(&strict));

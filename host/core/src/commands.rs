@@ -39,7 +39,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("reset", &[], "/reset [message]", "start this session over", true),
     spec("model", &[], "/model [name|default]", "show or pick this session's model", true),
     spec("models", &[], "/models", "the models you can pick", true),
-    spec("compact", &[], "/compact [instructions]", "summarise older messages", false),
+    spec("compact", &[], "/compact [instructions]", "summarise older messages now", true),
     spec("stop", &[], "/stop", "stop the answer being written", false),
     spec("queue", &[], "/queue <mode>", "how messages sent mid-answer are handled", false),
     spec("think", &["thinking", "t"], "/think <level|default>", "the thinking level", false),

@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod commands;
+pub mod compaction;
 pub mod config;
 pub mod identity;
 pub mod ids;

@@ -35,6 +35,9 @@ struct State {
     requests: Vec<(Option<String>, Value)>,
     /// Off under load: a benchmark's requests would pile up in memory.
     unrecorded: bool,
+    /// Requests estimated above this many tokens are refused as OpenAI
+    /// refuses them (400 `context_length_exceeded`).
+    context_limit: Option<u64>,
 }
 
 pub struct OpenAiFake {
@@ -98,6 +101,12 @@ impl OpenAiFake {
         lock(&self.state).script.extend(answers);
     }
 
+    /// Refuses requests over `tokens` (estimated at four bytes of the JSON
+    /// body a token) with OpenAI's `context_length_exceeded` error.
+    pub fn limit_context(&self, tokens: u64) {
+        lock(&self.state).context_limit = Some(tokens);
+    }
+
     /// Every request: the bearer key it carried and its body.
     pub fn requests(&self) -> Vec<(Option<String>, Value)> {
         lock(&self.state).requests.clone()
@@ -134,6 +143,11 @@ async fn handle(
         }
         if key.as_deref() != Some(st.key.as_str()) {
             return respond(401, "application/json", json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}).to_string());
+        }
+        let tokens = body["messages"].to_string().len() as u64 / 4;
+        if let Some(limit) = st.context_limit.filter(|limit| tokens > *limit) {
+            let message = format!("This model's maximum context length is {limit} tokens. However, your messages resulted in {tokens} tokens. Please reduce the length of the messages.");
+            return respond(400, "application/json", json!({"error": {"message": message, "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}).to_string());
         }
         st.script.pop_front().unwrap_or(Scripted::Text("(no scripted answer)".into()))
     };

@@ -36,6 +36,9 @@ pub struct ToolSpec {
 }
 
 pub struct ModelRequest {
+    /// What the answer is for (providers send every request alike; the
+    /// offline model answers a summary request with a summary).
+    pub purpose: Purpose,
     /// Sampling and length settings, when the caller asked for any.
     pub sampling: Sampling,
     /// The model id after `provider/`.
@@ -48,6 +51,17 @@ pub struct ModelRequest {
     pub agent_dir: PathBuf,
     /// Where text deltas go while the answer streams in (`None`: nobody listens).
     pub on_text: Option<TextSink>,
+}
+
+/// Why the run loop asks the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    /// A turn of the conversation (or a housekeeping turn such as the memory flush).
+    #[default]
+    Turn,
+    /// A compaction summary: the one user message holds what to summarise
+    /// (`compaction::summary_input`).
+    Summary,
 }
 
 /// What a caller may ask of the model beside the messages (OpenAI's

@@ -10,6 +10,9 @@
 //! ```
 //! `when` matches case-insensitively as a substring (`"*"`: any message);
 //! `{{message}}` is the user's text, `{{result}}` the tool's answer.
+//! A compaction summary request gets a deterministic summary that counts
+//! what it summarised and quotes the first and latest requests, carried
+//! over from the previous summary (bounded however often it runs).
 //!
 //! Must not: reach the network or depend on anything outside the request and the agent's own dir.
 
@@ -98,8 +101,64 @@ fn text(t: String) -> Vec<Content> {
     vec![Content::Text { text: t }]
 }
 
+/// The line of a previous offline summary that starts with `label`, without it.
+fn summary_field<'a>(summary: &'a str, label: &str) -> Option<&'a str> {
+    summary.lines().find_map(|l| l.strip_prefix(label)).map(str::trim)
+}
+
+fn quoted(text: &str) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let cut: String = one_line.chars().take(120).collect();
+    if cut.len() < one_line.len() {
+        format!("“{cut}…”")
+    } else {
+        format!("“{cut}”")
+    }
+}
+
+/// The offline model's compaction summary of a `compaction::summary_input` text.
+fn summarise(input: &str) -> String {
+    let previous = input
+        .split_once("<previous-summary>\n")
+        .and_then(|(_, rest)| rest.split_once("\n</previous-summary>"))
+        .map(|(p, _)| p);
+    let conversation = input
+        .split_once("<conversation>\n")
+        .and_then(|(_, rest)| rest.rsplit_once("</conversation>"))
+        .map_or("", |(c, _)| c);
+    let count = |prefix: &str| conversation.lines().filter(|l| l.starts_with(prefix)).count();
+    let (users, answers, tools) = (count("[User]: "), count("[Assistant]: "), count("[Tool "));
+    let requests: Vec<&str> = conversation.lines().filter_map(|l| l.strip_prefix("[User]: ")).collect();
+    let before: usize = previous
+        .and_then(|p| summary_field(p, "- Messages summarised so far: "))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let first = previous
+        .and_then(|p| summary_field(p, "- First request: "))
+        .map(str::to_string)
+        .or_else(|| requests.first().map(|r| quoted(r)))
+        .unwrap_or_else(|| "(none)".into());
+    let mut out = format!(
+        "## Summary (offline model)\n- Messages summarised so far: {} (this pass: {users} from the user, {answers} answers, {tools} tool results)\n- First request: {first}",
+        before + users + answers + tools
+    );
+    if let Some(latest) = requests.last() {
+        out.push_str(&format!("\n- Latest request summarised: {}", quoted(latest)));
+    }
+    if let Some(focus) = input.split_once("<focus>").and_then(|(_, r)| r.split_once("</focus>")).map(|(f, _)| f) {
+        out.push_str(&format!("\n- Focus: {focus}"));
+    }
+    out
+}
+
 impl Offline {
     fn answer(&self, req: &ModelRequest) -> Result<ModelReply, ProviderError> {
+        if req.purpose == super::Purpose::Summary {
+            let input = req.messages.last().map(|m| m.text()).unwrap_or_default();
+            let summary = summarise(&input);
+            let usage = Usage { input: input.len() as u64 / 4, output: summary.len() as u64 / 4, ..Usage::default() };
+            return Ok(ModelReply { content: text(summary), usage, stop_reason: "stop".into() });
+        }
         let script = load_script(&req.agent_dir)?;
         let last_user = req.messages.iter().rev().find(|m| matches!(m.as_ref(), Message::User { .. }));
         let said = last_user.map(|m| m.text()).unwrap_or_default();
@@ -211,6 +270,7 @@ mod tests {
 
     fn request(dir: &Path, messages: Vec<Message>, tools: &[&str]) -> ModelRequest {
         ModelRequest {
+            purpose: Default::default(),
             sampling: Default::default(),
             model: "persona".into(),
             system: "# Workspace Files (injected)\n## SOUL.md\nCalm and precise.\n".into(),
@@ -242,6 +302,24 @@ mod tests {
             .text(),
             "Atlas (agent `work`) here. Calm and precise. You said: “hello” (message 2 of this conversation)."
         );
+    }
+
+    #[test]
+    fn summaries_count_and_carry_over_from_the_previous_one() {
+        let first = summarise(
+            "<conversation>\n[User]: plan a trip to Lisbon\n[Assistant]: ok\n[User]: in May\n</conversation>\n",
+        );
+        assert!(first.contains("so far: 3 (this pass: 2 from the user, 1 answers, 0 tool results)"), "{first}");
+        assert!(
+            first.contains("First request: “plan a trip to Lisbon”")
+                && first.contains("Latest request summarised: “in May”")
+        );
+        let input = format!(
+            "<previous-summary>\n{first}\n</previous-summary>\n\n<conversation>\n[User]: book it\n[Tool result: x]: done\n</conversation>\n\n<focus>dates</focus>\n"
+        );
+        let second = summarise(&input);
+        assert!(second.contains("so far: 5 ") && second.contains("First request: “plan a trip to Lisbon”"), "{second}");
+        assert!(second.ends_with("- Focus: dates") && second.len() < first.len() + 40, "{second}");
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub(super) enum Handled {
     Reply(String),
     /// Not answered here (`/new`, `/reset`): the turn goes on.
     Turn,
+    /// `/compact [focus]`: run in the session's turn order.
+    Compact(String),
 }
 
 fn age(ms: i64) -> String {
@@ -51,7 +53,7 @@ impl AgentRuntime {
         if !cmd.spec.built {
             return Ok(Handled::Reply(format!("/{} is not available in chela yet.", cmd.spec.name)));
         }
-        let takes_args = matches!(cmd.spec.name, "new" | "reset" | "model");
+        let takes_args = matches!(cmd.spec.name, "new" | "reset" | "model" | "compact");
         if !takes_args && !cmd.args.is_empty() {
             return Ok(Handled::Reply(format!("Usage: {}", cmd.spec.usage)));
         }
@@ -60,8 +62,9 @@ impl AgentRuntime {
         let key = inbound.target.key.as_str().to_string();
         let reply = match cmd.spec.name {
             "new" | "reset" => return Ok(Handled::Turn),
+            "compact" => return Ok(Handled::Compact(cmd.args.clone())),
             "help" => format!(
-                "You are talking to {who}. Commands: /status, /whoami, /new, /reset, /help; /commands lists them all. \
+                "You are talking to {who}. Commands: /status, /whoami, /new, /reset, /compact, /help; /commands lists them all. \
                  Anything else goes to {who}."
             ),
             "commands" => {
@@ -97,17 +100,19 @@ impl AgentRuntime {
                     Some(m) => format!("{m} (this session's pick)"),
                     None => models.first().cloned().unwrap_or_default(),
                 };
-                let session = match found {
-                    None => "no messages yet".to_string(),
+                let (session, compactions) = match found {
+                    None => ("no messages yet".to_string(), 0),
                     Some((entry, messages)) => {
                         let tokens = entry.total_tokens.map(|t| format!(", {t} tokens")).unwrap_or_default();
-                        format!(
-                            "{messages} messages{tokens}, last active {} ago",
-                            age(clock::now_ms() - entry.updated_at)
-                        )
+                        let ago = age(clock::now_ms() - entry.updated_at);
+                        (format!("{messages} messages{tokens}, last active {ago} ago"), entry.compaction_count.unwrap_or(0))
                     }
                 };
-                format!("Agent: {who} (`{agent_id}`) · model {model}\nSession: {key} ({session})")
+                let mut status = format!("Agent: {who} (`{agent_id}`) · model {model}\nSession: {key} ({session})");
+                if compactions > 0 {
+                    status.push_str(&format!("\n🧹 Compactions: {compactions}"));
+                }
+                status
             }
             "model" => self.model_command(cfg, agent_id, &key, &cmd.args, &models).await?,
             "models" => {

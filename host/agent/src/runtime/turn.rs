@@ -21,14 +21,16 @@ use chela_core::session_key::SessionKey;
 use chela_plugin::{AgentTools, LinkRequest};
 use serde_json::Value;
 
+use super::compact::Housekeeping;
 use super::{agent_profile, sender_may_elevate, spawned_by, strip_reset_trigger};
 use super::{AgentRuntime, Inbound, RunError, ToolCallSummary, TurnOutcome};
 use crate::clock;
 use crate::freshness::{self, ResetPolicy};
-use crate::model::{split_model, ModelRequest, TextSink, ToolSpec};
+use crate::model::{split_model, ModelRequest, Purpose, TextSink, ToolSpec};
 use crate::persona::{self, Budget, Identity, PromptInput};
 use crate::store::transcript::message_entry;
-use crate::store::{Content, DeliveryContext, History, Message, Origin, SessionEntry, SessionStore, StoreError};
+use crate::store::{Content, DeliveryContext, Message, Origin, SessionEntry, SessionStore, StoreError, Transcript};
+use chela_core::compaction::is_context_overflow;
 
 /// Runs store work on the blocking pool: its fsyncs wait there, never on an
 /// async worker, and the index changes of many turns meet in one commit.
@@ -48,17 +50,17 @@ pub(super) async fn off_thread<T: Send + 'static>(
 /// ([`off_thread`]), and the time the turn spent waiting on it (for the
 /// store-time histogram).
 #[derive(Clone)]
-struct TurnStore {
+pub(super) struct TurnStore {
     store: Arc<dyn SessionStore>,
     waited_ns: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl TurnStore {
-    fn new(store: Arc<dyn SessionStore>) -> TurnStore {
+    pub(super) fn new(store: Arc<dyn SessionStore>) -> TurnStore {
         TurnStore { store, waited_ns: Arc::default() }
     }
 
-    async fn call<T: Send + 'static>(
+    pub(super) async fn call<T: Send + 'static>(
         &self,
         work: impl FnOnce(&dyn SessionStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -76,41 +78,101 @@ impl TurnStore {
 
 /// The session's conversation as this turn extends it: each message is on
 /// disk before the next step starts, so a crash loses at most the step in progress.
-struct Conversation {
+pub(super) struct Conversation {
     store: TurnStore,
+    key: Arc<str>,
     entry: Arc<SessionEntry>,
     cwd: Arc<str>,
-    parent: Option<String>,
-    messages: History,
-    /// Per message: the inbound message it records (user messages of platform turns).
-    inbound_refs: Vec<Option<Arc<str>>>,
+    /// What the model sees (since the last compaction), extended as the turn goes.
+    pub(super) view: Transcript,
+    /// A private copy (the memory flush): its appends stay in memory.
+    detached: bool,
+    /// The compaction count at which the memory flush last ran (one flush per cycle).
+    pub(super) flushed_at_compaction: Option<u64>,
+}
+
+fn new_entry_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
 }
 
 impl Conversation {
-    async fn push(&mut self, m: Message) -> Result<(), StoreError> {
+    pub(super) fn new(
+        store: TurnStore,
+        key: &str,
+        entry: Arc<SessionEntry>,
+        cwd: Arc<str>,
+        view: Transcript,
+    ) -> Conversation {
+        let flushed_at_compaction = entry.memory_flush_compaction_count;
+        Conversation { store, key: Arc::from(key), entry, cwd, view, detached: false, flushed_at_compaction }
+    }
+
+    pub(super) async fn push(&mut self, m: Message) -> Result<(), StoreError> {
         self.push_as(m, None).await
     }
 
     /// Appends `m`; a user message may record the inbound message it is.
     async fn push_as(&mut self, m: Message, inbound_ref: Option<&str>) -> Result<(), StoreError> {
-        let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-        let mut line = message_entry(&id, self.parent.as_deref(), &clock::iso_now(), &m);
-        if let (Some(r), Some(obj)) = (inbound_ref, line.as_object_mut()) {
-            obj.insert("inboundRef".into(), Value::String(r.to_string()));
+        let id = new_entry_id();
+        if !self.detached {
+            let mut line = message_entry(&id, self.view.last_id.as_deref(), &clock::iso_now(), &m);
+            if let (Some(r), Some(obj)) = (inbound_ref, line.as_object_mut()) {
+                obj.insert("inboundRef".into(), Value::String(r.to_string()));
+            }
+            let (entry, cwd) = (self.entry.clone(), self.cwd.clone());
+            self.store.call(move |s| s.append(&entry, &cwd, &[line])).await?;
         }
-        let (entry, cwd) = (self.entry.clone(), self.cwd.clone());
-        self.store.call(move |s| s.append(&entry, &cwd, &[line])).await?;
-        self.parent = Some(id);
-        self.messages.push(Arc::new(m));
-        self.inbound_refs.push(inbound_ref.map(Arc::from));
+        self.view.push_message(&id, Arc::new(m), inbound_ref.map(Arc::from));
         Ok(())
+    }
+
+    /// Appends an entry that is not a message (a compaction) and reads it into the view.
+    pub(super) async fn push_entry(&mut self, line: Value) -> Result<(), StoreError> {
+        if !self.detached {
+            let (entry, cwd, shared) = (self.entry.clone(), self.cwd.clone(), line.clone());
+            self.store.call(move |s| s.append(&entry, &cwd, &[shared])).await?;
+        }
+        self.view.push_line(&line);
+        Ok(())
+    }
+
+    /// A private copy whose appends are never written (the memory flush's view).
+    pub(super) fn detached(&self) -> Conversation {
+        Conversation { detached: true, view: self.view.clone(), ..self.shallow() }
+    }
+
+    fn shallow(&self) -> Conversation {
+        Conversation {
+            store: self.store.clone(),
+            key: self.key.clone(),
+            entry: self.entry.clone(),
+            cwd: self.cwd.clone(),
+            view: Transcript::default(),
+            detached: self.detached,
+            flushed_at_compaction: self.flushed_at_compaction,
+        }
+    }
+
+    /// Runs index work for this session (after a compaction or a flush).
+    pub(super) async fn update_entry(
+        &self,
+        edit: impl FnMut(&mut SessionEntry) + Send + 'static,
+    ) -> Result<(), StoreError> {
+        if self.detached {
+            return Ok(());
+        }
+        let key = self.key.clone();
+        let mut edit = edit;
+        self.store.call(move |s| s.upsert(&key, &mut edit).map(|_| ())).await
     }
 }
 
 /// What the model rounds of one turn produced.
 #[derive(Default)]
-struct Exchange {
+pub(super) struct Exchange {
     reply: String,
+    /// Said before the reply (a compaction that ran with `notifyUser`, or failed).
+    pub(super) notices: Vec<String>,
     model: String,
     calls: Vec<ToolCallSummary>,
     input_tokens: u64,
@@ -120,15 +182,15 @@ struct Exchange {
 }
 
 /// What a model round is asked with (the same in every round of a turn).
-struct Ask<'a> {
-    agent_id: &'a str,
-    session_key: &'a str,
-    models: &'a [String],
-    system: String,
-    identity: Identity,
-    agent_dir: PathBuf,
-    on_text: Option<TextSink>,
-    sampling: crate::model::Sampling,
+pub(super) struct Ask<'a> {
+    pub(super) agent_id: &'a str,
+    pub(super) session_key: &'a str,
+    pub(super) models: &'a [String],
+    pub(super) system: String,
+    pub(super) identity: Identity,
+    pub(super) agent_dir: PathBuf,
+    pub(super) on_text: Option<TextSink>,
+    pub(super) sampling: crate::model::Sampling,
 }
 
 impl AgentRuntime {
@@ -163,7 +225,7 @@ impl AgentRuntime {
             agent_id: agent_id.to_string(),
             session_key: key.to_string(),
             session_id,
-            reply: exchange.reply,
+            reply: with_notices(&exchange.notices, exchange.reply),
             model: exchange.model,
             tool_calls: exchange.calls,
             reset,
@@ -186,14 +248,9 @@ impl AgentRuntime {
         let entry = Arc::new(entry);
         let shared = entry.clone();
         let transcript = store.call(move |s| s.transcript(&shared)).await?;
-        let mut conversation = Conversation {
-            store: store.clone(),
-            entry: entry.clone(),
-            cwd: workspace.display().to_string().into(),
-            parent: transcript.last_id,
-            messages: transcript.messages,
-            inbound_refs: transcript.inbound_refs,
-        };
+        let cwd: Arc<str> = workspace.display().to_string().into();
+        let mut conversation = Conversation::new(store.clone(), key, entry.clone(), cwd, transcript);
+        let housekeeping = self.housekeeping(cfg, agent_id, &models);
         // Right after a start, tool components may still be compiling: wait
         // for them rather than run the turn without its tools.
         self.plugins.settled().await;
@@ -211,10 +268,10 @@ impl AgentRuntime {
         };
         let exchange = match resumed(&mut conversation, inbound.message_ref.as_deref()).await? {
             Resumed::Answered(exchange) => exchange,
-            Resumed::Continue => self.rounds(&ask, &tools, &specs, &mut conversation).await?,
+            Resumed::Continue => self.rounds(&ask, &tools, &specs, &mut conversation, Some(&housekeeping)).await?,
             Resumed::New => {
                 conversation.push_as(Message::user(&text, clock::now_ms()), inbound.message_ref.as_deref()).await?;
-                self.rounds(&ask, &tools, &specs, &mut conversation).await?
+                self.rounds(&ask, &tools, &specs, &mut conversation, Some(&housekeeping)).await?
             }
         };
         let usage = (key.to_string(), exchange.input_tokens, exchange.output_tokens);
@@ -277,29 +334,65 @@ impl AgentRuntime {
     }
 
     /// Model calls until one asks for no tool, bounded by `max_rounds`; each
-    /// asked-for tool runs between rounds.
-    async fn rounds(
+    /// asked-for tool runs between rounds. With `housekeeping`, each request
+    /// is kept within the session's budget first (memory flush, pruning,
+    /// compaction), and a request the provider refuses as too long is
+    /// compacted and asked again once; without (the memory flush's own
+    /// rounds), the conversation goes as it is.
+    pub(super) async fn rounds(
         &self,
         ask: &Ask<'_>,
         tools: &AgentTools,
         specs: &[ToolSpec],
         conversation: &mut Conversation,
+        housekeeping: Option<&Housekeeping>,
     ) -> Result<Exchange, RunError> {
         let mut exchange = Exchange { model: ask.models.first().cloned().unwrap_or_default(), ..Exchange::default() };
+        let mut recovered = false;
         for round in 0..self.limits.max_rounds {
-            let request = ModelRequest {
-                sampling: ask.sampling.clone(),
-                model: String::new(),
-                system: ask.system.clone(),
-                messages: conversation.messages.clone(),
-                tools: specs.to_vec(),
-                identity: ask.identity.clone(),
-                agent_dir: ask.agent_dir.clone(),
-                on_text: ask.on_text.clone(),
+            let (name, answer) = loop {
+                let messages = match housekeeping {
+                    Some(hk) => {
+                        let (messages, notice) =
+                            self.within_budget(ask, tools, specs, conversation, hk, round == 0).await;
+                        exchange.notices.extend(notice);
+                        messages
+                    }
+                    None => conversation.view.messages.clone(),
+                };
+                let request = ModelRequest {
+                    purpose: Purpose::Turn,
+                    sampling: ask.sampling.clone(),
+                    model: String::new(),
+                    system: ask.system.clone(),
+                    messages,
+                    tools: specs.to_vec(),
+                    identity: ask.identity.clone(),
+                    agent_dir: ask.agent_dir.clone(),
+                    on_text: ask.on_text.clone(),
+                };
+                let asked = std::time::Instant::now();
+                let answered = self.complete(ask.agent_id, ask.models, request).await;
+                exchange.model_time += asked.elapsed();
+                match (answered, housekeeping) {
+                    (Ok(a), _) => break a,
+                    (Err(RunError::Model { agent, tried }), Some(hk))
+                        if !recovered && tried.iter().any(|t| is_context_overflow(t)) =>
+                    {
+                        recovered = true;
+                        tracing::info!(
+                            agent = ask.agent_id,
+                            session = ask.session_key,
+                            "the model refused the context as too long; compacting"
+                        );
+                        match self.compact(ask, conversation, hk, None, true).await {
+                            Ok(Some(done)) => exchange.notices.extend(hk.plan.notify_user.then(|| done.notice())),
+                            Ok(None) | Err(_) => return Err(RunError::Model { agent, tried }),
+                        }
+                    }
+                    (Err(e), _) => return Err(e),
+                }
             };
-            let asked = std::time::Instant::now();
-            let (name, answer) = self.complete(ask.agent_id, ask.models, request).await?;
-            exchange.model_time += asked.elapsed();
             exchange.input_tokens += answer.usage.input;
             exchange.output_tokens += answer.usage.output;
             let (provider, model) = split_model(&name).unwrap_or(("", ""));
@@ -381,10 +474,11 @@ enum Resumed {
 /// Whether the conversation already holds the turn for `message_ref`.
 async fn resumed(conversation: &mut Conversation, message_ref: Option<&str>) -> Result<Resumed, StoreError> {
     let Some(r) = message_ref else { return Ok(Resumed::New) };
-    let Some(at) = conversation.inbound_refs.iter().rposition(|x| x.as_deref() == Some(r)) else {
+    let view = &conversation.view;
+    let Some(at) = view.inbound_refs.iter().rposition(|x| x.as_deref() == Some(r)) else {
         return Ok(Resumed::New);
     };
-    let after = &conversation.messages[(at + 1).min(conversation.messages.len())..];
+    let after = &view.messages[(at + 1).min(view.messages.len())..];
     if let Some(m @ Message::Assistant { provider, model, .. }) = after.last().map(|m| m.as_ref()) {
         if m.tool_calls().is_empty() {
             tracing::info!(inbound = r, "the turn finished before a restart; its reply is used");
@@ -427,6 +521,14 @@ async fn resumed(conversation: &mut Conversation, message_ref: Option<&str>) -> 
             .await?;
     }
     Ok(Resumed::Continue)
+}
+
+/// The reply with what the chat is told first (compaction notices).
+fn with_notices(notices: &[String], reply: String) -> String {
+    if notices.is_empty() {
+        return reply;
+    }
+    format!("{}\n\n{reply}", notices.join("\n"))
 }
 
 /// What a message stamps on its session's index entry.

@@ -60,6 +60,15 @@ pub struct SessionEntry {
     pub model_override: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_override_source: Option<String>,
+    /// Compactions of this session (OpenClaw's `compactionCount`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compaction_count: Option<u64>,
+    /// When the last pre-compaction memory flush ran, and at which compaction count
+    /// (one flush per compaction cycle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_flush_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_flush_compaction_count: Option<u64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -124,6 +133,9 @@ impl SessionEntry {
             provider_override: None,
             model_override: None,
             model_override_source: None,
+            compaction_count: None,
+            memory_flush_at: None,
+            memory_flush_compaction_count: None,
             extra: Map::new(),
         }
     }

@@ -2,8 +2,12 @@
 //! (version 3) that OpenClaw writes, so existing tooling can read ours.
 //!
 //! Line 1 is a `session` header; later lines are entries chained by
-//! `id`/`parentId`. Only `message` entries feed the model; other entry types
-//! (`model_change`, `compaction`, `custom`, …) are kept on disk untouched.
+//! `id`/`parentId`. `message` entries feed the model; a `compaction` entry
+//! (`summary`, `firstKeptEntryId`, `tokensBefore`) replaces what came before
+//! its first kept entry with the summary, as pi and OpenClaw read it; other
+//! entry types (`model_change`, `custom`, …) are kept on disk untouched.
+//! The file keeps the whole history: compaction changes only what is read
+//! back for the model.
 //!
 //! Must not: drop or rewrite entries it does not understand.
 
@@ -139,11 +143,46 @@ pub fn message_entry(id: &str, parent_id: Option<&str>, timestamp: &str, message
     })
 }
 
+/// What the model reads of a compacted history: the summary as a user
+/// message between these (pi's `compactionSummary` rendering).
+pub const SUMMARY_PREFIX: &str =
+    "The conversation history before this point was compacted into the following summary:\n\n<summary>\n";
+pub const SUMMARY_SUFFIX: &str = "\n</summary>";
+
+/// A `compaction` entry line: `summary` stands for everything before `first_kept`.
+pub fn compaction_entry(
+    id: &str,
+    parent_id: Option<&str>,
+    timestamp: &str,
+    summary: &str,
+    first_kept: &str,
+    tokens_before: u64,
+    tokens_after: u64,
+) -> Value {
+    serde_json::json!({
+        "type": "compaction",
+        "id": id,
+        "parentId": parent_id,
+        "timestamp": timestamp,
+        "summary": summary,
+        "firstKeptEntryId": first_kept,
+        "tokensBefore": tokens_before,
+        "tokensAfter": tokens_after,
+    })
+}
+
 /// What a transcript file holds, as read back.
 #[derive(Debug, Default, Clone)]
 pub struct Transcript {
-    /// The conversation: the `message` entries this runtime understands.
+    /// The conversation as the model sees it: since the last compaction, its
+    /// summary (a user message) and the messages it kept, then what came after.
     pub messages: History,
+    /// Per message of `messages`: its entry id (`None`: the compaction summary).
+    pub ids: Vec<Option<Arc<str>>>,
+    /// The summary of the last compaction, if the session was compacted.
+    pub summary: Option<Arc<str>>,
+    /// How many compaction entries the file holds.
+    pub compactions: u64,
     /// The id of the last entry (the parent of the next one).
     pub last_id: Option<String>,
     /// Per message of `messages`: the inbound message it records
@@ -176,13 +215,64 @@ impl Transcript {
         if let (Some(id), false) = (line.get("id").and_then(Value::as_str), kind == Some("session")) {
             self.last_id = Some(id.to_string());
         }
+        if kind == Some("compaction") {
+            return self.compact(line);
+        }
         if kind != Some("message") {
             return true;
         }
         let inbound_ref = line.get("inboundRef").and_then(Value::as_str).map(Arc::from);
         let Some(Ok(m)) = line.get("message").map(Message::deserialize) else { return false };
-        self.messages.push(Arc::new(m));
+        let id = line.get("id").and_then(Value::as_str).map(Arc::from);
+        self.push_read(id, Arc::new(m), inbound_ref);
+        true
+    }
+
+    /// Takes in a message entry appended after the ones read, already parsed
+    /// (the run loop's own appends: no round trip through JSON).
+    pub fn push_message(&mut self, id: &str, m: Arc<Message>, inbound_ref: Option<Arc<str>>) {
+        self.last_id = Some(id.to_string());
+        self.push_read(Some(Arc::from(id)), m, inbound_ref);
+    }
+
+    fn push_read(&mut self, id: Option<Arc<str>>, m: Arc<Message>, inbound_ref: Option<Arc<str>>) {
+        self.messages.push(m);
+        self.ids.push(id);
         self.inbound_refs.push(inbound_ref);
+    }
+
+    /// Whether `messages[0]` is the last compaction's summary.
+    pub fn starts_with_summary(&self) -> bool {
+        self.summary.is_some() && self.ids.first().is_some_and(Option::is_none)
+    }
+
+    /// Applies a `compaction` entry: the summary, then the messages from
+    /// `firstKeptEntryId` on. An entry whose first kept message is not among
+    /// those read keeps them all (nothing is lost to a broken reference).
+    fn compact(&mut self, line: &Value) -> bool {
+        let (Some(summary), Some(first_kept)) =
+            (line.get("summary").and_then(Value::as_str), line.get("firstKeptEntryId").and_then(Value::as_str))
+        else {
+            return false;
+        };
+        self.compactions += 1;
+        let Some(at) = self.ids.iter().position(|id| id.as_deref() == Some(first_kept)) else {
+            self.summary = Some(Arc::from(summary));
+            return true;
+        };
+        let timestamp = line
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or(0, |t| t.timestamp_millis());
+        let rendered = Message::user(&format!("{SUMMARY_PREFIX}{summary}{SUMMARY_SUFFIX}"), timestamp);
+        let kept = self.messages.split_off(at);
+        self.messages = std::iter::once(Arc::new(rendered)).chain(kept).collect();
+        let kept_ids = self.ids.split_off(at);
+        self.ids = std::iter::once(None).chain(kept_ids).collect();
+        let kept_refs = self.inbound_refs.split_off(at);
+        self.inbound_refs = std::iter::once(None).chain(kept_refs).collect();
+        self.summary = Some(Arc::from(summary));
         true
     }
 }
@@ -236,5 +326,31 @@ mod tests {
         assert_eq!(t.messages[0].text(), "hi");
         assert_eq!(t.last_id.as_deref(), Some("a2"));
         assert_eq!(t.skipped, vec![4]);
+    }
+
+    #[test]
+    fn a_compaction_entry_replaces_what_precedes_its_first_kept_message() {
+        let mut t = Transcript::default();
+        for (i, text) in ["one", "two", "three"].iter().enumerate() {
+            let id = format!("m{i}");
+            assert!(t.push_line(&message_entry(&id, None, "2026-12-03T00:00:00Z", &Message::user(text, 1))));
+        }
+        assert!(t.push_line(&compaction_entry("c1", Some("m2"), "2026-12-03T00:00:01Z", "S1", "m1", 90, 30)));
+        assert_eq!(t.messages.len(), 3, "summary + two kept");
+        assert!(t.messages[0].text().contains("<summary>\nS1\n</summary>"));
+        assert_eq!(t.messages[1].text(), "two");
+        assert_eq!((t.ids[0].clone(), t.compactions, t.last_id.as_deref()), (None, 1, Some("c1")));
+        // A second compaction re-summarises: the earlier summary goes too.
+        assert!(t.push_line(&message_entry("m3", Some("c1"), "t", &Message::user("four", 2))));
+        assert!(t.push_line(&compaction_entry("c2", Some("m3"), "t", "S2", "m3", 60, 20)));
+        assert_eq!(t.messages.iter().map(|m| m.text()).filter(|x| !x.contains("S2")).collect::<Vec<_>>(), ["four"]);
+        assert_eq!((t.compactions, t.summary.as_deref()), (2, Some("S2")));
+        // A reference to nothing read keeps every message.
+        assert!(t.push_line(&compaction_entry("c3", Some("c2"), "t", "S3", "gone", 1, 1)));
+        assert_eq!(t.messages.len(), 2);
+        assert!(
+            !t.push_line(&serde_json::json!({"type": "compaction", "id": "c4"})),
+            "a compaction without summary is unreadable"
+        );
     }
 }

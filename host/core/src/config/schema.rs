@@ -135,6 +135,69 @@ pub struct AgentDefaults {
     pub system_agent: Option<SystemAgent>,
     pub subagents: Option<Json>,
     pub models: Option<Json>,
+    pub compaction: Option<CompactionConfig>,
+}
+
+/// `agents.defaults.compaction`: when and how long sessions are summarised
+/// (what the values mean: `crate::compaction`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompactionConfig {
+    pub enabled: Option<bool>,
+    pub keep_recent_tokens: Option<u64>,
+    /// `provider/model` or an alias of `agents.defaults.models` for the summary calls.
+    pub model: Option<String>,
+    pub notify_user: Option<bool>,
+    pub max_active_transcript_bytes: Option<ByteSize>,
+    pub memory_flush: Option<MemoryFlushConfig>,
+}
+
+/// `agents.defaults.compaction.memoryFlush`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemoryFlushConfig {
+    pub enabled: Option<bool>,
+    pub model: Option<String>,
+    pub soft_threshold_tokens: Option<u64>,
+}
+
+/// A byte count as OpenClaw writes one: a number, or a string such as
+/// `"20mb"` (`b`, `kb`, `mb`, `gb`; 1024-based, as OpenClaw's `"2mb"` = 2,097,152).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::Count(n)) => Ok(ByteSize(n)),
+            Ok(Raw::Text(t)) => ByteSize::parse(&t).map_err(serde::de::Error::custom),
+            Err(_) => Err(serde::de::Error::custom("expected a byte count: a number, or a string such as \"20mb\"")),
+        }
+    }
+}
+
+impl ByteSize {
+    /// `"512"`, `"64kb"`, `"20mb"`, `"1gb"` (any case, spaces allowed).
+    pub fn parse(text: &str) -> Result<ByteSize, String> {
+        let t = text.trim().to_ascii_lowercase();
+        let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (number, unit) = t.split_at(digits);
+        let scale: u64 = match unit.trim() {
+            "" | "b" => 1,
+            "k" | "kb" | "kib" => 1 << 10,
+            "m" | "mb" | "mib" => 1 << 20,
+            "g" | "gb" | "gib" => 1 << 30,
+            other => return Err(format!("`{text}`: unknown unit `{other}` (use b, kb, mb or gb)")),
+        };
+        let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a byte count such as \"20mb\""))?;
+        n.checked_mul(scale).map(ByteSize).ok_or_else(|| format!("`{text}` is too large"))
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -4,34 +4,9 @@
 //! list (a refused `/new` resets nothing), a usage line for a malformed one,
 //! and an unknown `/word` goes to the model as text.
 
-use std::time::{Duration, Instant};
-
-use serde_json::{json, Value};
-
 use crate::common;
 
-async fn call(base: &str, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    common::inbox_call(base, method, path, body).await
-}
-
-/// Sends `text` as `from` and returns the reply to it.
-async fn say(base: &str, n: &mut usize, from: &str, text: &str) -> String {
-    *n += 1;
-    let msg =
-        json!({"id": format!("m{n}"), "chat": {"type": "direct", "id": from}, "from": {"id": from}, "text": text});
-    let (s, b) = call(base, "POST", "/channels/webhook/inbox/messages", &msg).await;
-    assert_eq!(s, 202, "{b}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, b) = call(base, "GET", "/channels/webhook/inbox/outbox?after=0", &Value::Null).await;
-        let msgs = b["messages"].as_array().cloned().unwrap_or_default();
-        if let Some(m) = msgs.iter().find(|m| m["replyTo"] == format!("m{n}").as_str()) {
-            return m["text"].as_str().unwrap_or_default().to_string();
-        }
-        assert!(Instant::now() < deadline, "no reply to {text:?}: {b}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use common::say;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_answer_without_the_model_and_only_for_senders_commands_allow_from_lists() {
@@ -63,11 +38,12 @@ async fn commands_answer_without_the_model_and_only_for_senders_commands_allow_f
     let all = say(&base, &mut n, "alice", "/commands").await;
     assert!(
         all.contains("/status — ")
-            && all.contains("/compact [instructions] — summarise older messages (not in chela yet)"),
+            && all.contains("/compact [instructions] — summarise older messages now")
+            && all.contains("/stop — stop the answer being written (not in chela yet)"),
         "{all}"
     );
     assert_eq!(say(&base, &mut n, "alice", "/status now").await, "Usage: /status");
-    assert_eq!(say(&base, &mut n, "alice", "/compact").await, "/compact is not available in chela yet.");
+    assert_eq!(say(&base, &mut n, "alice", "/stop").await, "/stop is not available in chela yet.");
     let unknown = say(&base, &mut n, "alice", "/frobnicate the widget").await;
     assert!(unknown.starts_with("Atlas (agent `work`) here."), "an unknown command is text for the model: {unknown}");
 

@@ -72,3 +72,24 @@ pub async fn inbox_call(base: &str, method: &str, path: &str, body: &serde_json:
         .expect("the gateway answers");
     (a.status, serde_json::from_str(&a.body).unwrap_or(serde_json::Value::String(a.body)))
 }
+
+/// Sends `text` as `from` through the webhook channel's `inbox` account
+/// (message id `m<n>`, `n` counted up) and returns the reply to it.
+pub async fn say(base: &str, n: &mut usize, from: &str, text: &str) -> String {
+    use serde_json::{json, Value};
+    *n += 1;
+    let msg =
+        json!({"id": format!("m{n}"), "chat": {"type": "direct", "id": from}, "from": {"id": from}, "text": text});
+    let (s, b) = inbox_call(base, "POST", "/channels/webhook/inbox/messages", &msg).await;
+    assert_eq!(s, 202, "{b}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, b) = inbox_call(base, "GET", "/channels/webhook/inbox/outbox?after=0", &Value::Null).await;
+        let msgs = b["messages"].as_array().cloned().unwrap_or_default();
+        if let Some(m) = msgs.iter().find(|m| m["replyTo"] == format!("m{n}").as_str()) {
+            return m["text"].as_str().unwrap_or_default().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no reply to {text:?}: {b}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -5,6 +5,7 @@
 mod common;
 
 mod commands;
+mod compaction;
 mod credentials;
 mod discord;
 mod e2e;

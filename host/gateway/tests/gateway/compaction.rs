@@ -1,0 +1,163 @@
+//! Compaction through the gateway, as a chat user lives it (the JavaScript
+//! webhook channel, the offline model, a 16,000-token window): a long
+//! session is summarised into a `compaction` entry in OpenClaw's transcript
+//! shape while the file keeps every message; the memory flush runs first as
+//! a private turn that writes `memory/` through the agent's own `write`
+//! tool and leaves no trace in the transcript; the model then sees the
+//! summary and the recent tail; `/status` counts compactions; `/compact
+//! <focus>` summarises on demand; a summary model that cannot answer leaves
+//! the conversation as it was and says so.
+
+use serde_json::Value;
+
+use crate::common;
+use common::say;
+
+fn transcript_lines(root: &std::path::Path) -> Vec<Value> {
+    let sessions = root.join("state/agents/work/sessions");
+    let mut lines = Vec::new();
+    for e in std::fs::read_dir(&sessions).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "jsonl") {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            lines.extend(text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()));
+        }
+    }
+    lines
+}
+
+fn of_type<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["type"] == kind).collect()
+}
+
+/// "… (message N of this conversation)." → N.
+fn turn_number(reply: &str) -> usize {
+    let at = reply.rfind("(message ").expect("an offline persona reply");
+    reply[at + 9..].split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_session_is_compacted_after_a_memory_flush_and_keeps_its_history_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("agent")).unwrap();
+    std::fs::write(
+        root.join("agent/offline-script.json5"),
+        r#"{ rules: [{ when: "Pre-compaction memory flush", tool: "write",
+                       arguments: { path: "memory/flush.md", content: "noted before compaction" } }] }"#,
+    )
+    .unwrap();
+    let config = format!(
+        r#"{{
+      models: {{ providers: {{ offline: {{ models: [{{ id: "persona", name: "persona", contextWindow: 16000 }}] }} }} }},
+      agents: {{
+        defaults: {{ compaction: {{ keepRecentTokens: 1500, notifyUser: true, memoryFlush: {{ softThresholdTokens: 1500 }} }} }},
+        list: [ {{ id: "work", default: true, workspace: "{root}/ws", agentDir: "{root}/agent",
+                  identity: {{ name: "Atlas" }}, tools: {{ allow: ["write"] }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        root = root.display()
+    );
+    let running = common::serve(root, &config, &["channel_webhook_js", "tool_write"]).await;
+    let base = format!("http://{}", running.addr);
+    let mut n = 0;
+
+    assert!(
+        say(&base, &mut n, "alice", "/compact")
+            .await
+            .starts_with("Nothing to compact: this session has no messages yet"),
+        "an empty session"
+    );
+    let filler = "the itinerary needs trains, hotels and a museum pass; ".repeat(18); // ~1,000 characters
+    let mut sent = 0;
+    let compacted_reply = loop {
+        sent += 1;
+        assert!(sent <= 60, "no compaction after {sent} long messages");
+        let reply = say(&base, &mut n, "alice", &format!("request {sent}: {filler}")).await;
+        if reply.starts_with("🧹 Compacted:") {
+            break reply;
+        }
+        assert!(!reply.contains("Compaction failed"), "{reply}");
+        assert_eq!(turn_number(&reply), sent, "no compaction yet: the model sees every message");
+    };
+    assert!(sent > 3, "the window is not full at once: {sent}");
+    assert!(compacted_reply.contains("compaction 1 of this session"), "{compacted_reply}");
+    // The model answered from the summary and the recent tail: fewer user messages than were sent.
+    let seen = turn_number(&compacted_reply);
+    assert!(seen < sent, "the model saw {seen} of {sent} user messages after compacting");
+
+    // The memory flush ran before, through the agent's own tool, and privately.
+    assert_eq!(std::fs::read_to_string(root.join("ws/memory/flush.md")).unwrap(), "noted before compaction");
+    let lines = transcript_lines(root);
+    let all_text = serde_json::to_string(&lines).unwrap();
+    assert!(!all_text.contains("Pre-compaction memory flush"), "the flush never enters the transcript");
+    assert!(!all_text.contains("noted before compaction"), "nor does its tool call");
+
+    // OpenClaw's shape; the whole history stays on disk.
+    let compactions = of_type(&lines, "compaction");
+    assert_eq!(compactions.len(), 1);
+    let c = compactions[0];
+    let first_kept = c["firstKeptEntryId"].as_str().unwrap();
+    let kept = lines.iter().position(|l| l["id"] == first_kept).expect("firstKeptEntryId names an entry");
+    assert_eq!(lines[kept]["type"], "message");
+    assert!(c["tokensBefore"].as_u64().unwrap() > c["tokensAfter"].as_u64().unwrap(), "{c}");
+    assert!(c["summary"].as_str().unwrap().contains("First request: “request 1:"), "{c}");
+    let users = of_type(&lines, "message").iter().filter(|l| l["message"]["role"] == "user").count();
+    assert_eq!(users, sent, "every user message is still in the file");
+
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("state/agents/work/sessions/sessions.json")).unwrap())
+            .unwrap();
+    let entry = index.as_object().unwrap().values().next().unwrap();
+    assert_eq!((entry["compactionCount"].as_u64(), entry["memoryFlushCompactionCount"].as_u64()), (Some(1), Some(0)));
+    assert!(entry["memoryFlushAt"].as_i64().is_some(), "{entry}");
+
+    let status = say(&base, &mut n, "alice", "/status").await;
+    assert!(status.contains("🧹 Compactions: 1"), "{status}");
+
+    // On demand, with the operator's focus; the summary re-distils the previous one.
+    let manual = say(&base, &mut n, "alice", "/compact keep the <budget> in view").await;
+    assert!(manual.starts_with("🧹 Compacted:") && manual.contains("compaction 2 of this session"), "{manual}");
+    let lines = transcript_lines(root);
+    let compactions = of_type(&lines, "compaction");
+    assert_eq!(compactions.len(), 2);
+    let summary = compactions[1]["summary"].as_str().unwrap();
+    assert!(summary.contains("Focus: keep the &lt;budget&gt; in view"), "the focus is data: {summary}");
+    assert!(summary.contains("First request: “request 1:"), "carried over: {summary}");
+    let after = say(&base, &mut n, "alice", "and now?").await;
+    // The summary, the tail /compact kept, and this message: still far fewer than were sent.
+    assert!(turn_number(&after) <= seen + 1 && turn_number(&after) < sent, "{after} ({seen} seen, {sent} sent)");
+    drop(running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_summary_model_that_cannot_answer_leaves_the_conversation_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+      agents: {{
+        defaults: {{ compaction: {{ keepRecentTokens: 10, model: "nosuch/summariser" }} }},
+        list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        root = root.display()
+    );
+    let running = common::serve(root, &config, &["channel_webhook_js"]).await;
+    let base = format!("http://{}", running.addr);
+    let mut n = 0;
+    for i in 0..3 {
+        let _ = say(&base, &mut n, "alice", &format!("message {i}")).await;
+    }
+    let before = transcript_lines(root).len();
+    let failed = say(&base, &mut n, "alice", "/compact").await;
+    assert!(
+        failed.starts_with("Compaction failed (agents.defaults.compaction.model `nosuch/summariser`: provider `nosuch` is not configured")
+            && failed.ends_with("the conversation is unchanged."),
+        "{failed}"
+    );
+    let lines = transcript_lines(root);
+    assert_eq!((lines.len(), of_type(&lines, "compaction").len()), (before, 0), "nothing was written");
+    let next = say(&base, &mut n, "alice", "still there?").await;
+    assert_eq!(turn_number(&next), 4, "the whole conversation is still what the model sees: {next}");
+    drop(running);
+}

@@ -625,3 +625,65 @@ async fn a_providers_configured_api_key_is_sent_after_the_agents_own_profile() {
     let keys: Vec<Option<String>> = fake.requests().into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, [Some("lm-key".to_string()), Some("own-key".to_string())]);
 }
+
+/// A provider that refuses the context as too long (OpenAI's 400
+/// `context_length_exceeded`, from the fake's own limit): the session is
+/// compacted by the same model and the request asked once more, smaller.
+#[tokio::test]
+async fn a_context_the_provider_refuses_as_too_long_is_compacted_and_asked_again() {
+    use chela_fakes::openai::{OpenAiFake, Scripted};
+    let fake = OpenAiFake::start("sk-work").await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"{{
+  models: {{ providers: {{ openai: {{ baseUrl: "{base}", apiKey: "sk-work" }} }} }},
+  agents: {{ defaults: {{ compaction: {{ keepRecentTokens: 50 }} }},
+    list: [ {{ id: "work", default: true, workspace: "$DIR/ws", identity: {{ name: "Atlas" }}, model: "openai/gpt-test" }} ] }},
+}}"#,
+        base = fake.base_url()
+    )
+    .replace("$DIR", &dir.path().display().to_string());
+    let cfg = Arc::new(load_str(&text, None).expect("config loads").config);
+    let env = Environment {
+        home: dir.path().into(),
+        state_dir: Some(dir.path().join("state").display().to_string()),
+        ..Default::default()
+    };
+    let no_env: Arc<chela_core::config::EnvVars> = Arc::new(|_: &str| None);
+    let providers = Providers::from_config(&cfg, no_env);
+    let engine = Arc::new(PluginEngine::new(Limits::default()).unwrap());
+    let plugins = Arc::new(Plugins::new(engine, vec![dir.path().join("plugins")], None));
+    let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
+    let rt = AgentRuntime::new(RuntimeParts::new(SnapshotCell::of(cfg), env, plugins, providers, secrets));
+    let long = "the plan has many parts and every one of them matters a great deal. ".repeat(20);
+    for i in 0..4 {
+        fake.script([Scripted::Text(format!("noted {i}"))]);
+        rt.run(&rt.snapshot(), inbound(&rt, "work", "1", &format!("{i}: {long}"))).await.unwrap();
+    }
+    let sent_before = fake.requests().len();
+    let largest = fake.requests().iter().map(|(_, b)| b["messages"].to_string().len() as u64 / 4).max().unwrap();
+    // The next request would be larger than any so far: over the limit.
+    fake.limit_context(largest + 50);
+    fake.script([
+        Scripted::Text("SUMMARY: four long plan messages".into()),
+        Scripted::Text("answered after compacting".into()),
+    ]);
+    let out = rt.run(&rt.snapshot(), inbound(&rt, "work", "1", &format!("4: {long}"))).await.unwrap();
+    assert_eq!(out.reply, "answered after compacting");
+    let reqs = fake.requests();
+    assert_eq!(reqs.len() - sent_before, 3, "refused, the summary, the retry");
+    let summary_req = &reqs[sent_before + 1].1;
+    assert!(summary_req["messages"][0]["content"].as_str().unwrap().contains("You compact a conversation"));
+    let retry = reqs[sent_before + 2].1["messages"].to_string();
+    assert!(
+        retry.contains("SUMMARY: four long plan messages")
+            && retry.len() < reqs[sent_before].1["messages"].to_string().len()
+    );
+    let store = rt.store("work").unwrap();
+    let entry = store.get("agent:work:telegram:direct:1").unwrap().unwrap();
+    assert_eq!(entry.compaction_count, Some(1));
+    let file =
+        std::fs::read_to_string(dir.path().join(format!("state/agents/work/sessions/{}.jsonl", entry.session_id)))
+            .unwrap();
+    assert_eq!(file.matches(r#""type":"compaction""#).count(), 1);
+}

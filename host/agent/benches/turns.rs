@@ -4,6 +4,12 @@
 //! fsync policy on (the default) and off (OS-buffered). No network, no tools:
 //! this is the host's own overhead per message.
 //!
+//! A second table follows one session for 5,000 turns (10,000 messages) in a
+//! 16,000-token window, with compaction on and off (the peer): the median turn
+//! at about 10, 1,000 and 10,000 messages of history, and how many compaction
+//! entries the transcript gained. With compaction the turn cost stays flat;
+//! without it every turn re-reads and re-sends the whole history.
+//!
 //! Run: `cargo bench -p chela-agent --bench turns` (`-- --quick`: a smoke run).
 //! A bench binary rather than criterion: the figures are a distribution over
 //! many concurrent turns (throughput, p50, p99), not one repeated call.
@@ -27,6 +33,23 @@ struct Figures {
     latencies: Vec<Duration>,
     /// One session: median latency of its first and of its last 50 turns.
     early_late: Option<(Duration, Duration)>,
+    /// One long session: median turn latency at about 10, 1,000 and 10,000
+    /// messages of history (turns 4–8, 476–525 and the last 50).
+    at_history: Option<[Duration; 3]>,
+    /// `compaction` entries written into the transcripts.
+    compactions: usize,
+}
+
+fn count_compactions(root: &std::path::Path) -> usize {
+    let sessions = root.join("state/agents/work/sessions");
+    let files = std::fs::read_dir(sessions).expect("sessions dir").flatten();
+    files
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .map(|e| {
+            let text = std::fs::read_to_string(e.path()).expect("transcript");
+            text.lines().filter(|l| l.contains(r#""type":"compaction""#)).count()
+        })
+        .sum()
 }
 
 fn median(mut d: Vec<Duration>) -> Duration {
@@ -41,13 +64,47 @@ impl Figures {
     }
 }
 
-async fn measure(sessions: usize, per_session: usize, durability: Durability) -> Figures {
+/// How the measured sessions' context is kept in bounds.
+#[derive(Clone, Copy, PartialEq)]
+enum Context {
+    /// chela's defaults: a 200,000-token window, so these histories never
+    /// reach it (the turn rows).
+    Default,
+    /// A 16,000-token window with compaction on (its default).
+    Compacted,
+    /// The same window with `compaction.enabled: false`: the whole history
+    /// goes to the model every turn (the peer of `Compacted`).
+    Uncompacted,
+}
+
+impl Context {
+    fn config(self) -> &'static str {
+        match self {
+            Context::Default => "",
+            Context::Compacted => {
+                r#"models: { providers: { offline: { models: [{ id: "persona", name: "persona", contextWindow: 16000 }] } } },
+                   defaults: { compaction: { keepRecentTokens: 2000 } },"#
+            }
+            Context::Uncompacted => {
+                r#"models: { providers: { offline: { models: [{ id: "persona", name: "persona", contextWindow: 16000 }] } } },
+                   defaults: { compaction: { enabled: false } },"#
+            }
+        }
+    }
+}
+
+async fn measure(sessions: usize, per_session: usize, durability: Durability, context: Context) -> Figures {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
     std::fs::create_dir_all(root.join("ws")).expect("workspace");
     std::fs::write(root.join("ws/SOUL.md"), "Calm, brief, exact.\n").expect("SOUL.md");
+    let (models, defaults) = match context.config().split_once("defaults:") {
+        Some((models, defaults)) => (models.to_string(), format!("defaults:{defaults}")),
+        None => (String::new(), String::new()),
+    };
     let text = format!(
-        r#"{{ agents: {{ list: [{{ id: "work", default: true, workspace: "{}/ws", identity: {{ name: "Atlas" }} }}] }},
+        r#"{{ {models}
+            agents: {{ {defaults} list: [{{ id: "work", default: true, workspace: "{}/ws", identity: {{ name: "Atlas" }} }}] }},
             session: {{ dmScope: "per-channel-peer" }},
             bindings: [{{ agentId: "work", match: {{ channel: "telegram", accountId: "*" }} }}] }}"#,
         root.display()
@@ -88,7 +145,12 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability) ->
                         &snap,
                         Inbound {
                             target: route.target(),
-                            text: format!("message {m}"),
+                            text: if context == Context::Default {
+                                format!("message {m}")
+                            } else {
+                                // ~60 tokens: a 16,000-token window fills in about 120 turns.
+                                format!("message {m}: {}", "plan the trip, book the hotel, check trains. ".repeat(5))
+                            },
                             sender_id: None,
                             origin: Origin { provider: Some("telegram".into()), ..Origin::default() },
                             extra_system: None,
@@ -107,17 +169,28 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability) ->
     }
     let mut latencies = Vec::with_capacity(sessions * per_session);
     let mut early_late = None;
+    let mut at_history = None;
     while let Some(lane) = lanes.join_next().await {
         let lane = lane.expect("lane");
         if sessions == 1 && lane.len() >= 100 {
             let n = lane.len();
             early_late = Some((median(lane[..50].to_vec()), median(lane[n - 50..].to_vec())));
         }
+        if sessions == 1 && lane.len() >= 1000 {
+            let n = lane.len();
+            at_history =
+                Some([median(lane[3..8].to_vec()), median(lane[475..525].to_vec()), median(lane[n - 50..].to_vec())]);
+        }
         latencies.extend(lane);
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    Figures { messages: sessions * per_session, elapsed, latencies, early_late }
+    let compactions = if context == Context::Default { 0 } else { count_compactions(root) };
+    Figures { messages: sessions * per_session, elapsed, latencies, early_late, at_history, compactions }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
 fn main() {
@@ -135,8 +208,7 @@ fn main() {
                 (false, 1) => 1000,
                 (false, _) => 20,
             };
-            let f = rt.block_on(measure(sessions, per_session, durability));
-            let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
+            let f = rt.block_on(measure(sessions, per_session, durability, Context::Default));
             let growth = match f.early_late {
                 Some((a, b)) => format!("{} → {} ({:.2}×)", ms(a), ms(b), b.as_secs_f64() / a.as_secs_f64()),
                 None => "—".into(),
@@ -153,5 +225,35 @@ fn main() {
                 ms(f.percentile(0.99)),
             );
         }
+    }
+
+    // One long session (5,000 turns: 10,000 messages in the transcript) in a
+    // 16,000-token window, with compaction and without (the peer), store
+    // writes OS-buffered so the fsyncs do not hide the CPU per turn.
+    let turns = if quick { 300 } else { 5000 };
+    println!();
+    println!(
+        "| one session, 16,000-token window | turns | compactions | ≈10 messages of history | ≈1,000 | ≈10,000 | slowest ÷ fastest | p99 |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for context in [Context::Compacted, Context::Uncompacted] {
+        let f = rt.block_on(measure(1, turns, Durability::OsBuffered, context));
+        let (cells, ratio) = match f.at_history {
+            Some(at) => {
+                let (lo, hi) = (at.iter().min().copied(), at.iter().max().copied());
+                let ratio = match (lo, hi) {
+                    (Some(lo), Some(hi)) => format!("{:.2}×", hi.as_secs_f64() / lo.as_secs_f64()),
+                    _ => "—".into(),
+                };
+                (at.map(ms).join(" | "), ratio)
+            }
+            None => ("— | — | —".into(), "—".into()),
+        };
+        println!(
+            "| {} | {turns} | {} | {cells} | {ratio} | {} |",
+            if context == Context::Compacted { "compaction on" } else { "compaction off (peer)" },
+            f.compactions,
+            ms(f.percentile(0.99)),
+        );
     }
 }

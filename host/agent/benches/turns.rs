@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use chela_agent::runtime::RuntimeParts;
 use chela_agent::store::Durability;
-use chela_agent::{AgentRuntime, Inbound, Origin, Providers, RunLimits};
+use chela_agent::{AgentRuntime, Inbound, Origin, Providers};
 use chela_core::config::load_str;
 use chela_core::config::paths::Environment;
 use chela_core::routing::{PeerRef, RouteInput};
@@ -119,9 +119,7 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability, co
     let engine = Arc::new(PluginEngine::new(Limits::default()).expect("engine"));
     let plugins = Arc::new(Plugins::new(engine, vec![root.join("no-plugins")], None));
     let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
-    let limits = RunLimits { queue_limit: per_session + 1, ..RunLimits::default() };
     let mut parts = RuntimeParts::new(cell.clone(), env, plugins, Providers::builtin(), secrets);
-    parts.limits = limits;
     parts.durability = durability;
     let runtime = AgentRuntime::new(parts);
 

@@ -1,7 +1,9 @@
 //! When a session expires (reference §5): checked on the next inbound
 //! message. Daily mode resets at `atHour` (default 04:00, gateway local
-//! time); idle mode after `idleMinutes`; with both, whichever comes first.
-//! Without any `session.reset*` config OpenClaw resets daily at 04:00.
+//! time) counted from when the session started; idle mode after
+//! `idleMinutes` without a message; with both, whichever comes first.
+//! Without any `session.reset*` config a session never expires (OpenClaw
+//! 2026.9.6's `mode: "none"` default: compaction bounds its context).
 //!
 //! Must not: reset a session itself (the turn does, when this says it is stale).
 
@@ -17,17 +19,24 @@ pub struct ResetPolicy {
 }
 
 impl ResetPolicy {
+    /// Never expires on its own (`mode: "none"`, the default).
+    pub const NONE: ResetPolicy = ResetPolicy { daily_at_hour: None, idle_minutes: None };
+
     fn from_config(r: &ResetConfig) -> ResetPolicy {
         let idle = r.idle_minutes.filter(|m| *m > 0);
+        let daily = || Some(r.at_hour.unwrap_or(4).min(23));
         match r.mode.as_deref() {
+            Some("none") => ResetPolicy::NONE,
             Some("idle") => ResetPolicy { daily_at_hour: None, idle_minutes: idle },
-            _ => ResetPolicy { daily_at_hour: Some(r.at_hour.unwrap_or(4).min(23)), idle_minutes: idle },
+            Some(_) => ResetPolicy { daily_at_hour: daily(), idle_minutes: idle },
+            // No mode: what the block sets.
+            None => ResetPolicy { daily_at_hour: r.at_hour.and(daily()), idle_minutes: idle },
         }
     }
 }
 
 /// `resetByChannel[channel]` > `resetByType[direct|group|thread]` > `reset` >
-/// legacy `idleMinutes` (idle only) > daily at 04:00.
+/// legacy `idleMinutes` (idle only) > none.
 pub fn policy_for(cfg: &Config, channel: Option<&str>, chat_type: ChatType) -> ResetPolicy {
     let s = cfg.session.as_ref();
     let chat_type = chat_type.as_str();
@@ -41,12 +50,14 @@ pub fn policy_for(cfg: &Config, channel: Option<&str>, chat_type: ChatType) -> R
     }
     match s.and_then(|s| s.idle_minutes) {
         Some(m) if m > 0 => ResetPolicy { daily_at_hour: None, idle_minutes: Some(m) },
-        _ => ResetPolicy { daily_at_hour: Some(4), idle_minutes: None },
+        _ => ResetPolicy::NONE,
     }
 }
 
-/// Whether a session last active at `last_ms` has expired at `now`.
-pub fn is_stale<Tz: TimeZone>(policy: ResetPolicy, last_ms: i64, now: &DateTime<Tz>) -> bool {
+/// Whether a session that started at `started_ms` and was last active at
+/// `last_ms` has expired at `now` (daily counts from the start, idle from
+/// the last message).
+pub fn is_stale<Tz: TimeZone>(policy: ResetPolicy, started_ms: i64, last_ms: i64, now: &DateTime<Tz>) -> bool {
     let now_ms = now.timestamp_millis();
     if let Some(m) = policy.idle_minutes {
         if now_ms - last_ms >= (m as i64) * 60_000 {
@@ -58,14 +69,14 @@ pub fn is_stale<Tz: TimeZone>(policy: ResetPolicy, last_ms: i64, now: &DateTime<
         let boundary = today.and_then(|t| now.timezone().from_local_datetime(&t).earliest());
         if let Some(b) = boundary {
             let b = if b.timestamp_millis() > now_ms { b - Duration::days(1) } else { b };
-            return last_ms < b.timestamp_millis();
+            return started_ms < b.timestamp_millis();
         }
     }
     false
 }
 
-pub fn is_stale_now(policy: ResetPolicy, last_ms: i64) -> bool {
-    is_stale(policy, last_ms, &Local::now())
+pub fn is_stale_now(policy: ResetPolicy, started_ms: i64, last_ms: i64) -> bool {
+    is_stale(policy, started_ms, last_ms, &Local::now())
 }
 
 #[cfg(test)]
@@ -82,13 +93,17 @@ mod tests {
     fn daily_boundary_and_idle_whichever_first() {
         let daily = ResetPolicy { daily_at_hour: Some(4), idle_minutes: None };
         let now = at("2026-11-21T10:00:00Z");
-        assert!(is_stale(daily, at("2026-11-21T03:59:00Z").timestamp_millis(), &now));
-        assert!(!is_stale(daily, at("2026-11-21T04:01:00Z").timestamp_millis(), &now));
+        let ms = |s: &str| at(s).timestamp_millis();
+        let recent = ms("2026-11-21T09:59:00Z");
+        assert!(is_stale(daily, ms("2026-11-21T03:59:00Z"), recent, &now), "started before today's 04:00");
+        assert!(!is_stale(daily, ms("2026-11-21T04:01:00Z"), recent, &now));
         let early = at("2026-11-21T02:00:00Z");
-        assert!(!is_stale(daily, at("2026-11-20T05:00:00Z").timestamp_millis(), &early));
+        assert!(!is_stale(daily, ms("2026-11-20T05:00:00Z"), ms("2026-11-20T05:00:00Z"), &early));
         let both = ResetPolicy { daily_at_hour: Some(4), idle_minutes: Some(30) };
-        assert!(is_stale(both, at("2026-11-21T09:00:00Z").timestamp_millis(), &now));
-        assert!(!is_stale(both, at("2026-11-21T09:45:00Z").timestamp_millis(), &now));
+        let started = ms("2026-11-21T05:00:00Z");
+        assert!(is_stale(both, started, ms("2026-11-21T09:00:00Z"), &now), "idle for an hour");
+        assert!(!is_stale(both, started, ms("2026-11-21T09:45:00Z"), &now));
+        assert!(!is_stale(ResetPolicy::NONE, 0, 0, &now), "none never expires");
     }
 
     #[test]
@@ -119,7 +134,10 @@ mod tests {
         let none = load_str("{}", None).unwrap().config;
         assert_eq!(
             policy_for(&none, None, ChatType::Direct),
-            ResetPolicy { daily_at_hour: Some(4), idle_minutes: None }
+            ResetPolicy::NONE,
+            "OpenClaw 2026.9.6: no automatic reset"
         );
+        let off = load_str("{session: {reset: {mode: 'none', idleMinutes: 5}}}", None).unwrap().config;
+        assert_eq!(policy_for(&off, None, ChatType::Direct), ResetPolicy::NONE);
     }
 }

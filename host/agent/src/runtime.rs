@@ -20,6 +20,7 @@ use chela_core::config::paths::Environment;
 use chela_core::config::schema::Config;
 use chela_core::ids::{normalize_agent_id, ChatType};
 use chela_core::policy::elevated_allowed;
+use chela_core::queue_mode::{DropPolicy, QueueMode, QueueSettings};
 use chela_core::routing::SessionTarget;
 use chela_core::session_key::SessionKey;
 use chela_plugin::capability::secrets::SecretStore;
@@ -32,7 +33,7 @@ mod turn;
 
 use crate::model::{split_model, ModelReply, ModelRequest, ProviderError, Providers, TextSink};
 use crate::persona::Identity;
-use crate::queue::{QueueFull, SessionQueues};
+use crate::queue::{Absorbed, Admit, Arrival, Entered, QueueFull, SessionQueues, TurnPermit};
 use crate::store::{DeliveryContext, Durability, FileStore, Origin, SessionStore, StoreError};
 
 /// The model an agent uses when none is configured: works with no key and no network.
@@ -44,15 +45,18 @@ pub struct RunLimits {
     pub max_rounds: usize,
     /// Wall-clock bound on one turn, queue wait excluded.
     pub turn_timeout: Duration,
-    /// Turns per session key, running plus waiting.
-    pub queue_limit: usize,
 }
 
 impl Default for RunLimits {
     fn default() -> Self {
-        RunLimits { max_rounds: 8, turn_timeout: Duration::from_secs(300), queue_limit: 32 }
+        RunLimits { max_rounds: 8, turn_timeout: Duration::from_secs(300) }
     }
 }
+
+/// Waits before a turn the session store refused runs again (the session's
+/// later messages wait behind it).
+const STORE_FIRST_RETRY: Duration = Duration::from_millis(500);
+const STORE_LONGEST_RETRY: Duration = Duration::from_secs(30);
 
 /// One message for an agent, already routed.
 #[derive(Debug, Clone)]
@@ -105,6 +109,16 @@ pub struct TurnOutcome {
     pub model_seconds: f64,
     /// Seconds waiting on the session store (its syncs included), all calls.
     pub store_seconds: f64,
+    /// The message got no turn of its own (steered into the running turn,
+    /// collected, dropped by the queue's cap, cleared by `/stop`); `reply` is empty.
+    pub absorbed: Option<Absorbed>,
+}
+
+impl TurnOutcome {
+    /// A chat command's answer (no model turn).
+    pub fn is_command(&self) -> bool {
+        self.model == commands::COMMAND_MODEL
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +135,9 @@ pub enum RunError {
     Timeout(Duration),
     #[error("the session queue was closed")]
     Closed,
+    /// `/stop`, or a newer message under queue mode `interrupt`.
+    #[error("the turn was aborted: {0}")]
+    Aborted(&'static str),
 }
 
 pub type SecretsFor = dyn Fn(&str) -> Arc<SecretStore> + Send + Sync;
@@ -194,6 +211,8 @@ pub struct AgentRuntime {
     announcer: Option<Arc<Announcer>>,
     /// What `sessions_*` tools of this runtime's turns see (answered from its stores).
     sessions: Arc<dyn SessionsAccess>,
+    /// Set by [`AgentRuntime::close`]: turns the store refuses stop waiting for it.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl AgentRuntime {
@@ -209,11 +228,12 @@ impl AgentRuntime {
             secrets,
             stores: Mutex::default(),
             durability,
-            queues: SessionQueues::new(limits.queue_limit),
+            queues: SessionQueues::new(),
             limits,
             background: Mutex::default(),
             announcer,
             sessions,
+            closing: tokio::sync::watch::channel(false).0,
         }
     }
 
@@ -297,18 +317,66 @@ impl AgentRuntime {
         inbound: Inbound,
         on_text: Option<TextSink>,
     ) -> Result<TurnOutcome, RunError> {
+        self.run_queued(snapshot, inbound, on_text, None, Caller::InOrder).await
+    }
+
+    /// [`run_streaming`](Self::run_streaming), telling `admitted` as soon as
+    /// the message has its place in the session's order (a command answered,
+    /// or a place in line taken): a caller that keeps its chat's messages in
+    /// order may let the next one in from then on, and the next one then
+    /// meets this turn as its queue mode says.
+    /// Only a chat message meets the session's queue mode; an API caller
+    /// ([`run`](Self::run)) waits its turn and gets its own answer.
+    pub async fn run_admitted(
+        &self,
+        snapshot: &Snapshot,
+        inbound: Inbound,
+        on_text: Option<TextSink>,
+        admitted: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Result<TurnOutcome, RunError> {
+        self.run_queued(snapshot, inbound, on_text, admitted, Caller::Chat).await
+    }
+
+    async fn run_queued(
+        &self,
+        snapshot: &Snapshot,
+        inbound: Inbound,
+        on_text: Option<TextSink>,
+        admitted: Option<tokio::sync::oneshot::Sender<()>>,
+        caller: Caller,
+    ) -> Result<TurnOutcome, RunError> {
+        let admitted = std::sync::Mutex::new(admitted);
+        let admit = || {
+            if let Some(tx) = admitted.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = tx.send(());
+            }
+        };
         let cfg = &snapshot.config;
         let agent_id = normalize_agent_id(Some(&inbound.target.agent_id));
         if snapshot.routes.roster().find(&agent_id).is_none() {
             return Err(RunError::UnknownAgent(inbound.target.agent_id));
         }
+        let key = inbound.target.key.as_str().to_string();
         // A command is answered at once, beside a turn that may be running.
         if let Some(cmd) = chela_core::commands::parse(&inbound.text) {
             match self.command(cfg, &agent_id, &inbound, &cmd).await? {
-                commands::Handled::Reply(reply) => return Ok(commands::outcome(&agent_id, &inbound, reply)),
+                commands::Handled::Reply(reply) => {
+                    admit();
+                    return Ok(commands::outcome(&agent_id, &inbound, reply));
+                }
                 commands::Handled::Compact(focus) => {
                     // It rewrites what the next turn reads: after the turns before it, before those after.
-                    let permit = self.queues.enter(inbound.target.key.as_str())?.await.ok_or(RunError::Closed)?;
+                    let in_order = QueueSettings {
+                        mode: QueueMode::Followup,
+                        cap: usize::MAX,
+                        ..self.queue_settings(cfg, &inbound, &agent_id)
+                    };
+                    let entered = self.queues.enter(&key, &in_order, &arrival(&inbound))?;
+                    admit();
+                    let permit = match self.wait_turn(entered).await? {
+                        Ok(p) => p,
+                        Err(absorbed) => return Ok(absorbed_outcome(&agent_id, &inbound, absorbed)),
+                    };
                     let limit = self.limits.turn_timeout;
                     let out = tokio::time::timeout(limit, self.compact_command(cfg, &agent_id, &inbound, &focus)).await;
                     drop(permit);
@@ -318,13 +386,120 @@ impl AgentRuntime {
                 commands::Handled::Turn => {}
             }
         }
-        let permit = self.queues.enter(inbound.target.key.as_str())?.await.ok_or(RunError::Closed)?;
+        let mut settings = self.queue_settings(cfg, &inbound, &agent_id);
+        if caller == Caller::InOrder {
+            // Waits its turn, refused at the cap (the API says 429), never absorbed.
+            settings = QueueSettings {
+                mode: QueueMode::Followup,
+                debounce: Duration::ZERO,
+                drop: DropPolicy::New,
+                ..settings
+            };
+        }
+        let entered = self.queues.enter(&key, &settings, &arrival(&inbound))?;
+        admit();
+        let permit = match self.wait_turn(entered).await? {
+            Ok(p) => p,
+            Err(Absorbed::Stopped) if caller == Caller::InOrder => return Err(RunError::Aborted("stopped by /stop")),
+            Err(absorbed) => {
+                tracing::info!(agent = %agent_id, session = %key, ?absorbed, "message absorbed by the session queue");
+                return Ok(absorbed_outcome(&agent_id, &inbound, absorbed));
+            }
+        };
+        let (collected, overflow) = permit.settle(settings.debounce).await;
+        let mut inbound = inbound;
+        if let Some(items) = collected {
+            inbound.text = chela_core::queue_mode::collect_prompt(&items);
+        }
+        if let Some((dropped, lines)) = overflow {
+            inbound.text = format!("{}\n\n{}", chela_core::queue_mode::overflow_prompt(dropped, &lines), inbound.text);
+        }
         let limit = self.limits.turn_timeout;
-        let out = tokio::time::timeout(limit, self.turn(cfg, &agent_id, inbound, on_text)).await;
-        drop(permit);
-        out.map_err(|_| RunError::Timeout(limit))?
+        let mut closing = self.closing.subscribe();
+        let mut attempt = 0;
+        loop {
+            let turn = self.turn(cfg, &agent_id, inbound.clone(), on_text.clone(), &permit);
+            let out = tokio::time::timeout(limit, turn).await.map_err(|_| RunError::Timeout(limit))?;
+            match out {
+                // The store refused a write (a full disk): the turn runs again
+                // once it can be stored, holding the session's place, so its
+                // later messages keep their order. Closing: the caller keeps it.
+                Err(RunError::Store(e @ StoreError::Io { .. })) if !*closing.borrow() => {
+                    let wait = STORE_FIRST_RETRY.saturating_mul(1u32 << attempt.min(16)).min(STORE_LONGEST_RETRY);
+                    tracing::warn!(agent = %agent_id, session = %key, error = %e, ?wait, "the turn cannot be stored; running it again");
+                    attempt += 1;
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = closing.wait_for(|c| *c) => {}
+                    }
+                }
+                out => return out,
+            }
+        }
     }
 
+    /// Turns the store refuses are no longer run again (shutting down): they
+    /// return their error and stay with the caller.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// The queue settings of the session `inbound` runs in (its `/queue`
+    /// override, then the config's for its channel).
+    ///
+    /// Read at once (the index is in memory), not on the blocking pool:
+    /// callers that start together take their places in the order they came.
+    fn queue_settings(&self, cfg: &Config, inbound: &Inbound, agent_id: &str) -> QueueSettings {
+        let own = self
+            .store_in(cfg, agent_id)
+            .ok()
+            .and_then(|s| s.get(inbound.target.key.as_str()).ok().flatten())
+            .map(|e| e.queue_override())
+            .unwrap_or_default();
+        let channel = inbound.delivery.as_ref().map(|d| d.channel.as_str()).or(inbound.origin.provider.as_deref());
+        chela_core::queue_mode::settings(cfg, channel, &own)
+    }
+
+    /// Waits for a place in line to become the turn, or for the message to
+    /// be absorbed (taken by the running turn, collected, dropped).
+    async fn wait_turn(&self, entered: Entered) -> Result<Result<TurnPermit, Absorbed>, RunError> {
+        let place = match entered {
+            Entered::Now(p) => return Ok(Ok(p)),
+            // Done once its batch's turn has stored it.
+            Entered::Collected(stored) => {
+                return stored.await.map(|()| Err(Absorbed::Collected)).map_err(|_| RunError::Closed)
+            }
+            Entered::Wait(place) => place,
+            Entered::Offered { taken, mut place } => {
+                // Taken by the running turn: answered there. If the turn
+                // ends without it, the place in line comes up instead.
+                if let Ok(()) = tokio::select! {
+                    biased;
+                    t = taken => t,
+                    admit = &mut place => return admission(admit).await,
+                } {
+                    return Ok(Err(Absorbed::Steered));
+                }
+                place
+            }
+        };
+        admission(place.await).await
+    }
+}
+
+/// What a place in line came to.
+async fn admission(
+    admit: Result<Admit, tokio::sync::oneshot::error::RecvError>,
+) -> Result<Result<TurnPermit, Absorbed>, RunError> {
+    match admit.map_err(|_| RunError::Closed)? {
+        Admit::Turn(p) => Ok(Ok(p)),
+        Admit::Absorbed(a, None) => Ok(Err(a)),
+        // Done once the turn that took its text has stored it.
+        Admit::Absorbed(a, Some(stored)) => stored.await.map(|()| Err(a)).map_err(|_| RunError::Closed),
+    }
+}
+
+impl AgentRuntime {
     /// A per-turn model instead of `agent_id`'s own (the OpenAI endpoint's
     /// `x-openclaw-model`), as `provider/model`: a bare name takes the
     /// agent's primary provider or is an alias from `agents.defaults.models`;
@@ -392,6 +567,41 @@ impl AgentRuntime {
             }
         }
         Err(RunError::Model { agent: agent_id.to_string(), tried })
+    }
+}
+
+/// Who runs a message: a chat (its session's queue mode applies) or an API
+/// caller (in order, always its own turn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Chat,
+    InOrder,
+}
+
+/// A message as the session queue sees it.
+fn arrival(inbound: &Inbound) -> Arrival {
+    let chat = match &inbound.delivery {
+        Some(d) => format!("{}/{}/{}/{}", d.channel, d.account_id, d.to, d.thread_id.as_deref().unwrap_or("")),
+        None => format!(
+            "{}/{}",
+            inbound.origin.provider.as_deref().unwrap_or(""),
+            inbound.origin.from.as_deref().unwrap_or("")
+        ),
+    };
+    Arrival {
+        text: inbound.text.clone(),
+        sender: inbound.origin.label.clone().or_else(|| inbound.sender_id.clone()),
+        chat,
+        message_ref: inbound.message_ref.clone(),
+    }
+}
+
+/// The outcome of a message that got no turn of its own.
+fn absorbed_outcome(agent_id: &str, inbound: &Inbound, absorbed: Absorbed) -> TurnOutcome {
+    TurnOutcome {
+        absorbed: Some(absorbed),
+        model: String::new(),
+        ..commands::outcome(agent_id, inbound, String::new())
     }
 }
 

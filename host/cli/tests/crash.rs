@@ -15,8 +15,13 @@ mod support;
 
 const SENDERS: usize = 8;
 
+/// Each user has their own session: the senders write without waiting, and
+/// one session shared by all of them would meet `messages.queue.cap` (20
+/// waiting, OpenClaw's default), which folds the oldest into a summary
+/// instead of answering each (`host/gateway/tests/gateway/queue.rs`).
 fn config() -> String {
-    r#"{ channels: { webhook: { dmPolicy: "open", allowFrom: ["*"],
+    r#"{ session: { dmScope: "per-channel-peer" },
+         channels: { webhook: { dmPolicy: "open", allowFrom: ["*"],
                                 accounts: { inbox: { webhookToken: "inbox-secret" } } } } }"#
         .to_string()
 }
@@ -191,7 +196,8 @@ const BOT: &str = "555:CRASH-bot";
 /// One polling Telegram bot, `BOT`, open to everyone, against the fake at `api`.
 fn telegram_config(api: &str) -> String {
     format!(
-        r#"{{ channels: {{ telegram: {{ dmPolicy: "open", allowFrom: ["*"],
+        r#"{{ session: {{ dmScope: "per-channel-peer" }},
+             channels: {{ telegram: {{ dmPolicy: "open", allowFrom: ["*"],
                accounts: {{ default: {{ botToken: "{BOT}", apiRoot: "{api}" }} }} }} }} }}"#
     )
 }

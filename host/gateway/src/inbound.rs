@@ -23,7 +23,9 @@ use chela_plugin::channel::{ChannelError, ChannelRuntime, Delivery, InboundEvent
 use crate::backoff::backoff;
 use crate::journal_codec::{chat_key, dedupe_key, incoming, reply_json};
 use crate::pairing::Pairing;
+use crate::reply_order::Turnstile;
 use crate::Gateway;
+use chela_agent::queue::Absorbed;
 
 /// Delivery attempts when the platform asks to retry later.
 const MAX_DELIVERY_ATTEMPTS: u32 = 4;
@@ -64,6 +66,13 @@ pub fn route_input(ev: &InboundEvent) -> RouteInput {
         thread_id: ev.thread_id.clone(),
         ..RouteInput::default()
     }
+}
+
+/// Where one message stands with its chat's order: who to tell once it has
+/// its place in its session's line, and its place in the reply order.
+pub(crate) struct Stage<'a> {
+    pub admitted: Option<tokio::sync::oneshot::Sender<()>>,
+    pub order: Option<&'a Turnstile>,
 }
 
 /// What became of one inbound event (for logs, metrics and tests).
@@ -111,7 +120,7 @@ impl Gateway {
     pub async fn handle_event(self: &Arc<Self>, channel: Arc<ChannelRuntime>, ev: InboundEvent) -> Outcome {
         let accepted = self.journal.accept(vec![incoming(&ev)]).await;
         match accepted.as_deref() {
-            Ok([Some(seq)]) => self.process(channel, ev, Ticket::accepted_now(*seq)).await,
+            Ok([Some(seq)]) => self.process(channel, ev, Ticket::accepted_now(*seq), None, None).await,
             Ok(_) => self.drop_event(&ev.channel, &ev.account_id, "duplicate: this message was accepted before"),
             Err(e) => self.fail(&ev.channel, &ev.account_id, "journal", e.to_string()),
         }
@@ -119,16 +128,23 @@ impl Gateway {
 
     /// Runs an accepted event through the pipeline and records in the
     /// journal that it is finished (its replies journaled, or none due).
+    /// `admitted` is told when the message has its place in its session's
+    /// line; `order` holds its reply behind its chat's earlier ones.
     pub(crate) async fn process(
         self: &Arc<Self>,
         channel: Arc<ChannelRuntime>,
         ev: InboundEvent,
         ticket: Ticket,
+        admitted: Option<tokio::sync::oneshot::Sender<()>>,
+        order: Option<&Turnstile>,
     ) -> Outcome {
+        let _inflight = self.inflight.enter();
         let seq = ticket.seq;
         let mut attempt = 0;
+        let mut admitted = admitted;
         let outcome = loop {
-            let outcome = self.pipeline(channel.clone(), ev.clone(), ticket.clone()).await;
+            let stage = Stage { admitted: admitted.take(), order };
+            let outcome = self.pipeline(channel.clone(), ev.clone(), ticket.clone(), stage).await;
             // A turn the store refused runs again once it can be stored, and
             // the chat's later messages wait behind it (this is their queue).
             // Not journaled, or shutting down: it stays for the next start.
@@ -160,8 +176,13 @@ impl Gateway {
     }
 
     /// The pipeline of one event. Every exit is an [`Outcome`].
-    async fn pipeline(self: &Arc<Self>, channel: Arc<ChannelRuntime>, ev: InboundEvent, ticket: Ticket) -> Outcome {
-        let _turn = self.inflight.enter();
+    async fn pipeline(
+        self: &Arc<Self>,
+        channel: Arc<ChannelRuntime>,
+        ev: InboundEvent,
+        ticket: Ticket,
+        stage: Stage<'_>,
+    ) -> Outcome {
         // One snapshot for the whole message: access, routing and every turn it starts.
         let snap = self.snapshot();
         let cfg = &snap.config;
@@ -217,35 +238,47 @@ impl Gateway {
         let routes: Vec<Route> = routes.into_iter().filter(|r| !ticket.answered_by.contains(&r.agent_id)).collect();
         let Some(order) = order else {
             return match routes.into_iter().next() {
-                Some(route) => self.run_route(&snap, &channel, &ev, route, &ticket, true).await,
+                Some(route) => self.run_route(&snap, &channel, &ev, route, &ticket, true, stage).await,
                 None if !ticket.answered_by.is_empty() => Outcome::Dropped("answered before a restart".into()),
                 None => self.fail(&ch, &account, "route", "routing returned no route".into()),
             };
         };
         // Broadcast: each agent on its own; one failing does not stop the others.
         let mut outcomes = Vec::with_capacity(routes.len());
+        // The chat's next message waits until every agent of the broadcast is done.
+        let held = stage.admitted;
         if order == BroadcastOrder::Sequential {
             for route in routes {
-                outcomes.push(self.run_route(&snap, &channel, &ev, route, &ticket, false).await);
+                let stage = Stage { admitted: None, order: stage.order };
+                outcomes.push(self.run_route(&snap, &channel, &ev, route, &ticket, false, stage).await);
             }
         } else {
+            // The agents answer at once, so the chat's earlier replies go first.
+            if let Some(order) = stage.order {
+                order.wait().await;
+            }
             let tasks: Vec<_> = routes
                 .into_iter()
                 .map(|route| {
                     let (gw, snap, channel, ev, ticket) =
                         (self.clone(), snap.clone(), channel.clone(), ev.clone(), ticket.clone());
-                    tokio::spawn(async move { gw.run_route(&snap, &channel, &ev, route, &ticket, false).await })
+                    tokio::spawn(async move {
+                        let stage = Stage { admitted: None, order: None };
+                        gw.run_route(&snap, &channel, &ev, route, &ticket, false, stage).await
+                    })
                 })
                 .collect();
             for t in tasks {
                 outcomes.push(t.await.unwrap_or_else(|e| Outcome::Failed(format!("broadcast turn panicked: {e}"))));
             }
         }
+        drop(held);
         Outcome::Broadcast(outcomes)
     }
 
     /// One agent's turn for an event, and its reply through the event's own
     /// route: journaled (with the event finished, when `finish`), then sent.
+    #[allow(clippy::too_many_arguments)]
     async fn run_route(
         self: &Arc<Self>,
         snap: &Snapshot,
@@ -254,6 +287,7 @@ impl Gateway {
         route: Route,
         ticket: &Ticket,
         finish: bool,
+        stage: Stage<'_>,
     ) -> Outcome {
         let seq = ticket.seq;
         let (ch, account) = (ev.channel.clone(), ev.account_id.clone());
@@ -286,8 +320,11 @@ impl Gateway {
             }),
         };
         let started = std::time::Instant::now();
-        let turn = match self.runtime.run(snap, inbound).await {
+        let turn = match self.runtime.run_admitted(snap, inbound, None, stage.admitted).await {
             Ok(t) => t,
+            Err(RunError::Aborted(why)) => {
+                return self.drop_event(&ch, &account, &format!("queue: turn aborted ({why})"))
+            }
             Err(e @ RunError::Store(StoreError::Io { .. })) => {
                 tracing::error!(channel = %ch, account, error = %e, "the turn cannot be stored; it will run again");
                 self.metrics.inc("chela_errors_total", &[("stage", "store")]);
@@ -305,8 +342,29 @@ impl Gateway {
             self.metrics.inc("chela_tool_calls_total", &[labels[0], labels[1], ("result", result)]);
             self.metrics.observe("chela_tool_call_seconds", &labels, call.elapsed_ms as f64 / 1000.0);
         }
+        if let Some(absorbed) = turn.absorbed {
+            let why = match absorbed {
+                Absorbed::Steered => "queue: steered into the running turn, which answers it".to_string(),
+                Absorbed::Collected => "queue: collected with the message waiting before it".to_string(),
+                Absorbed::DroppedByCap { summarized: true } => {
+                    "queue: dropped at the cap (summarized for the next turn)".to_string()
+                }
+                Absorbed::DroppedByCap { summarized: false } => "queue: dropped at the cap".to_string(),
+                Absorbed::Stopped => "queue: cleared by /stop".to_string(),
+            };
+            return self.drop_event(&ch, &account, &why);
+        }
         if turn.reply.trim().is_empty() {
             return Outcome::Dropped("the agent chose not to reply".into());
+        }
+        if !self.may_send(&snap.config, &session_key, &ch, route.chat_type) {
+            // The turn ran and is in the transcript; only its delivery is held back.
+            return self.drop_event(&ch, &account, "send policy: session.sendPolicy denies replies into this session");
+        }
+        // After the chat's earlier messages have sent their replies (a
+        // command's answer goes at once: it is about now, not a turn).
+        if let Some(order) = stage.order.filter(|_| !turn.is_command()) {
+            order.wait().await;
         }
         // The reply goes back exactly where the message came from.
         let reply = OutboundMessage {
@@ -394,6 +452,10 @@ impl Gateway {
         if a.text.trim().is_empty() {
             return;
         }
+        if !self.may_send(&self.config(), a.session_key.as_str(), &d.channel, a.chat_type) {
+            tracing::info!(session = %a.session_key, "announcement held back: session.sendPolicy denies it");
+            return;
+        }
         let msg = OutboundMessage {
             account_id: d.account_id.clone(),
             peer: chela_plugin::channel::Peer { kind: peer_kind(a.chat_type), id: d.to.clone() },
@@ -451,6 +513,10 @@ impl Gateway {
             "duplicate"
         } else if reason.contains("pairing") {
             "pairing"
+        } else if reason.starts_with("queue") {
+            "queue"
+        } else if reason.starts_with("send policy") {
+            "send_policy"
         } else if reason.contains("mention") {
             "no_mention"
         } else if reason.contains("group") {
@@ -461,6 +527,24 @@ impl Gateway {
         self.metrics
             .inc("chela_messages_dropped_total", &[("channel", channel), ("account", account), ("reason", class)]);
         Outcome::Dropped(why.to_string())
+    }
+
+    /// Whether `session.sendPolicy` (or the session's own `sendPolicy`) lets
+    /// an answer into `session_key`'s chat on `channel`.
+    fn may_send(
+        &self,
+        cfg: &chela_core::config::schema::Config,
+        session_key: &str,
+        channel: &str,
+        chat: ChatType,
+    ) -> bool {
+        let agent =
+            chela_core::session_key::parse_agent_session_key(session_key).map(|p| p.agent_id).unwrap_or_default();
+        let entry = self.runtime.store(&agent).ok().and_then(|s| s.get(session_key).ok().flatten());
+        let own = entry.as_ref().and_then(|e| e.extra.get("sendPolicy")).and_then(|v| v.as_str());
+        let target =
+            chela_core::send_policy::SendTarget { session_key, channel: Some(channel), chat_type: Some(chat), own };
+        chela_core::send_policy::send_allowed(cfg, &target)
     }
 
     fn fail(&self, channel: &str, account: &str, stage: &'static str, message: String) -> Outcome {

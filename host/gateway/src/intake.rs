@@ -41,13 +41,24 @@ impl Gateway {
         Ok(())
     }
 
-    /// Runs an accepted event after the earlier ones of its chat.
+    /// Runs an accepted event after the earlier ones of its chat: the next
+    /// one is let in once this one has its place in its session's line (so
+    /// it can meet this turn as its queue mode says), and its reply leaves
+    /// after this one's.
     fn enqueue(self: &Arc<Self>, channel: Arc<ChannelRuntime>, ev: InboundEvent, ticket: Ticket) {
         let chat = chat_key(&ev.channel, &ev.account_id, &ev.peer, ev.thread_id.as_deref());
         let gw = self.clone();
-        self.chats.push(&chat, async move {
-            let out = gw.process(channel, ev, ticket).await;
-            tracing::debug!(?out, "inbound handled");
+        self.chats.push(&chat.clone(), async move {
+            let order = gw.reply_order.next(&chat);
+            let (admitted, on_admitted) = tokio::sync::oneshot::channel();
+            let run = gw.clone();
+            tokio::spawn(async move {
+                let out = run.process(channel, ev, ticket, Some(admitted), Some(&order)).await;
+                order.finish();
+                tracing::debug!(?out, "inbound handled");
+            });
+            // Admitted, or finished without a turn (the sender dropped).
+            let _ = on_admitted.await;
         });
     }
 

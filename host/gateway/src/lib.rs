@@ -22,6 +22,7 @@ pub mod metrics;
 mod openai;
 pub mod pairing;
 mod reply;
+mod reply_order;
 mod server;
 pub mod supervisor;
 pub mod token;
@@ -154,6 +155,8 @@ pub struct Gateway {
     journal: chela_journal::Journal,
     /// One queue per chat: its messages run in order.
     chats: chat_queue::ChatQueues,
+    /// Each chat's replies in the order its messages were admitted.
+    reply_order: reply_order::ReplyOrder,
     /// Each served account's liveness (`supervisor.rs`).
     supervision: supervisor::Supervision,
     /// What the journal held at start, resumed once the gateway serves.
@@ -212,6 +215,8 @@ impl Running {
     /// grace period), then background loops end.
     pub async fn shutdown(self) -> bool {
         self.gateway.stopping.store(true, Ordering::SeqCst);
+        // A turn waiting for a refusing store stops waiting: it stays in the journal.
+        self.gateway.runtime.close();
         let _ = self.stop.send(true);
         let _ = self.server.await;
         // Accepted messages still queued in their chats are answered too (what
@@ -288,6 +293,7 @@ impl Gateway {
                 webhook_failures: guard::Lockout::new(30, 600, Duration::from_secs(60)),
                 journal,
                 chats: chat_queue::ChatQueues::default(),
+                reply_order: reply_order::ReplyOrder::default(),
                 supervision: supervisor::Supervision::default(),
                 recovered: std::sync::Mutex::new(Some(recovered)),
                 started: std::time::Instant::now(),

@@ -4,7 +4,10 @@
 //! go on to the turn, which starts the session over. A command is not
 //! written to the transcript: the model never sees it.
 //!
-//! Must not: change a session (reads only), or answer for a sender
+//! `/model` and `/queue` write only their own fields of the session's index
+//! entry; `/stop` aborts the running turn through the session queue.
+//!
+//! Must not: change a session's transcript, or answer for a sender
 //! `commands.allowFrom` does not list.
 
 use chela_core::access::{command_access, CommandVerdict};
@@ -53,7 +56,7 @@ impl AgentRuntime {
         if !cmd.spec.built {
             return Ok(Handled::Reply(format!("/{} is not available in chela yet.", cmd.spec.name)));
         }
-        let takes_args = matches!(cmd.spec.name, "new" | "reset" | "model" | "compact");
+        let takes_args = matches!(cmd.spec.name, "new" | "reset" | "model" | "compact" | "queue");
         if !takes_args && !cmd.args.is_empty() {
             return Ok(Handled::Reply(format!("Usage: {}", cmd.spec.usage)));
         }
@@ -64,7 +67,7 @@ impl AgentRuntime {
             "new" | "reset" => return Ok(Handled::Turn),
             "compact" => return Ok(Handled::Compact(cmd.args.clone())),
             "help" => format!(
-                "You are talking to {who}. Commands: /status, /whoami, /new, /reset, /compact, /help; /commands lists them all. \
+                "You are talking to {who}. Commands: /status, /whoami, /new, /reset, /compact, /queue, /stop, /help; /commands lists them all. \
                  Anything else goes to {who}."
             ),
             "commands" => {
@@ -115,6 +118,17 @@ impl AgentRuntime {
                 status
             }
             "model" => self.model_command(cfg, agent_id, &key, &cmd.args, &models).await?,
+            "queue" => self.queue_command(cfg, agent_id, &key, channel, &cmd.args).await?,
+            "stop" => match self.queues.stop(&key) {
+                (false, 0) => "Nothing to stop: no answer is being written here.".to_string(),
+                (running, waiting) => {
+                    let mut reply = if running { "⚙️ Agent was aborted.".to_string() } else { "⚙️ Nothing was running.".to_string() };
+                    if waiting > 0 {
+                        reply.push_str(&format!(" Dropped {waiting} waiting message{}.", if waiting == 1 { "" } else { "s" }));
+                    }
+                    reply
+                }
+            },
             "models" => {
                 let mut lines = vec![format!("{who}'s models: {}", models.join(", then "))];
                 let catalog = cfg.agent_defaults().and_then(|d| d.models.as_ref()).and_then(|m| m.as_object());
@@ -185,6 +199,49 @@ impl AgentRuntime {
     }
 }
 
+impl AgentRuntime {
+    /// `/queue`: show the session's queue settings; `/queue <mode> [options]`
+    /// stores them on its index entry (options combine with what is
+    /// stored; a mode replaces the stored mode); `/queue default` clears them.
+    async fn queue_command(
+        &self,
+        cfg: &Config,
+        agent_id: &str,
+        key: &str,
+        channel: &str,
+        args: &str,
+    ) -> Result<String, RunError> {
+        use chela_core::queue_mode::{describe, parse_directive, settings, QueueDirective, QueueOverride, QUEUE_USAGE};
+        let directive = match parse_directive(args) {
+            Ok(d) => d,
+            Err(why) => return Ok(format!("{why}. Usage: {QUEUE_USAGE}")),
+        };
+        let store = self.store_in(cfg, agent_id)?;
+        let lookup = key.to_string();
+        let stored = super::turn::off_thread(&store, move |s| s.get(&lookup)).await?;
+        let current = stored.map(|e| e.queue_override()).unwrap_or_default();
+        let own = match directive {
+            QueueDirective::Show => {
+                return Ok(describe(&settings(cfg, Some(channel), &current), &current));
+            }
+            QueueDirective::Reset => QueueOverride::default(),
+            QueueDirective::Set(new) => QueueOverride {
+                mode: new.mode.or(current.mode),
+                debounce: new.debounce.or(current.debounce),
+                cap: new.cap.or(current.cap),
+                drop: new.drop.or(current.drop),
+            },
+        };
+        let (upsert_key, stored_own) = (key.to_string(), own);
+        super::turn::off_thread(&store, move |s| {
+            s.upsert(&upsert_key, &mut |e| e.set_queue_override(&stored_own)).map(|_| ())
+        })
+        .await?;
+        let now = describe(&settings(cfg, Some(channel), &own), &own);
+        Ok(if own.is_empty() { format!("Queue settings for this session cleared. {now}") } else { now })
+    }
+}
+
 /// Pins (or with `None` unpins) the session's model in its index entry.
 async fn off_thread_upsert(
     store: &std::sync::Arc<dyn crate::store::SessionStore>,
@@ -203,6 +260,9 @@ async fn off_thread_upsert(
     .await
 }
 
+/// The `model` of a command's answer.
+pub(super) const COMMAND_MODEL: &str = "command";
+
 /// A command's answer as a turn's outcome (no model, no tokens).
 pub(super) fn outcome(agent_id: &str, inbound: &Inbound, reply: String) -> TurnOutcome {
     TurnOutcome {
@@ -210,9 +270,10 @@ pub(super) fn outcome(agent_id: &str, inbound: &Inbound, reply: String) -> TurnO
         session_key: inbound.target.key.as_str().to_string(),
         session_id: String::new(),
         reply,
-        model: "command".into(),
+        model: COMMAND_MODEL.into(),
         tool_calls: Vec::new(),
         reset: false,
+        absorbed: None,
         input_tokens: 0,
         output_tokens: 0,
         model_seconds: 0.0,

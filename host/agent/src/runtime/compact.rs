@@ -174,6 +174,7 @@ impl AgentRuntime {
                 agent_dir: ask.agent_dir.clone(),
                 on_text: None,
                 sampling: Sampling::default(),
+                permit: None,
             };
             let mut private = conversation.detached();
             let date = chrono::Local::now().format("%Y-%m-%d").to_string();
@@ -302,6 +303,7 @@ impl AgentRuntime {
             agent_dir: agent_dir(cfg, agent_id, &self.env),
             on_text: None,
             sampling: Sampling::default(),
+            permit: None,
         };
         let recent = hk.plan.keep_recent;
         Ok(match self.compact(&ask, &mut conversation, &hk, focus(instructions).as_deref(), false).await {

@@ -28,6 +28,7 @@ use crate::clock;
 use crate::freshness::{self, ResetPolicy};
 use crate::model::{split_model, ModelRequest, Purpose, TextSink, ToolSpec};
 use crate::persona::{self, Budget, Identity, PromptInput};
+use crate::queue::TurnPermit;
 use crate::store::transcript::message_entry;
 use crate::store::{Content, DeliveryContext, Message, Origin, SessionEntry, SessionStore, StoreError, Transcript};
 use chela_core::compaction::is_context_overflow;
@@ -191,7 +192,15 @@ pub(super) struct Ask<'a> {
     pub(super) agent_dir: PathBuf,
     pub(super) on_text: Option<TextSink>,
     pub(super) sampling: crate::model::Sampling,
+    /// The session's turn (the rounds of a chat message: steered messages
+    /// come in and aborts are seen through it); `None` for private rounds
+    /// (the memory flush, a compaction's summary).
+    pub(super) permit: Option<&'a TurnPermit>,
 }
+
+/// The result a tool call the model asked for gets when a steered message
+/// came before it started (OpenClaw's wording).
+const STEER_SKIP: &str = "Skipped to process an incoming message.";
 
 impl AgentRuntime {
     pub(super) async fn turn(
@@ -200,6 +209,7 @@ impl AgentRuntime {
         agent_id: &str,
         inbound: Inbound,
         on_text: Option<TextSink>,
+        permit: &TurnPermit,
     ) -> Result<TurnOutcome, RunError> {
         let store = TurnStore::new(self.store_in(cfg, agent_id)?);
         let key = inbound.target.key.as_str();
@@ -233,6 +243,7 @@ impl AgentRuntime {
             output_tokens: exchange.output_tokens,
             model_seconds: exchange.model_time.as_secs_f64(),
             store_seconds: store.waited().as_secs_f64(),
+            absorbed: None,
         };
         if text.trim().is_empty() {
             let greeting = Exchange {
@@ -265,12 +276,15 @@ impl AgentRuntime {
             agent_dir: agent_dir(cfg, agent_id, &self.env),
             on_text,
             sampling: inbound.sampling.clone().unwrap_or_default(),
+            permit: Some(permit),
         };
         let exchange = match resumed(&mut conversation, inbound.message_ref.as_deref()).await? {
             Resumed::Answered(exchange) => exchange,
             Resumed::Continue => self.rounds(&ask, &tools, &specs, &mut conversation, Some(&housekeeping)).await?,
             Resumed::New => {
                 conversation.push_as(Message::user(&text, clock::now_ms()), inbound.message_ref.as_deref()).await?;
+                // The messages this one carries (collected, summarized) are stored with it.
+                permit.stored();
                 self.rounds(&ask, &tools, &specs, &mut conversation, Some(&housekeeping)).await?
             }
         };
@@ -349,7 +363,15 @@ impl AgentRuntime {
     ) -> Result<Exchange, RunError> {
         let mut exchange = Exchange { model: ask.models.first().cloned().unwrap_or_default(), ..Exchange::default() };
         let mut recovered = false;
+        if let Some(p) = ask.permit {
+            // From now on a message sent meanwhile may steer this turn.
+            p.steering().open();
+        }
         for round in 0..self.limits.max_rounds {
+            if round > 0 {
+                // A model decision is a boundary: what was steered in meanwhile is seen first.
+                take_steered(ask, conversation).await?;
+            }
             let (name, answer) = loop {
                 let messages = match housekeeping {
                     Some(hk) => {
@@ -372,7 +394,13 @@ impl AgentRuntime {
                     on_text: ask.on_text.clone(),
                 };
                 let asked = std::time::Instant::now();
-                let answered = self.complete(ask.agent_id, ask.models, request).await;
+                let answered = match ask.permit {
+                    Some(p) => tokio::select! {
+                        a = self.complete(ask.agent_id, ask.models, request) => a,
+                        why = p.aborted() => return Err(RunError::Aborted(why)),
+                    },
+                    None => self.complete(ask.agent_id, ask.models, request).await,
+                };
                 exchange.model_time += asked.elapsed();
                 match (answered, housekeeping) {
                     (Ok(a), _) => break a,
@@ -416,8 +444,27 @@ impl AgentRuntime {
                 exchange.reply = format!("(stopped: more than {} model rounds in one turn)", self.limits.max_rounds);
                 break;
             }
-            for (call_id, name, arguments) in wanted {
-                let (result, summary) = self.call_tool(ask, tools, call_id, name, &arguments).await;
+            for (i, (call_id, name, arguments)) in wanted.iter().enumerate() {
+                let steered = ask.permit.is_some_and(|p| p.steering().pending());
+                if steered {
+                    // A tool not started yet gives way to the steered message.
+                    conversation.push(skipped(call_id, name, STEER_SKIP)).await?;
+                    continue;
+                }
+                let call = self.call_tool(ask, tools, call_id.clone(), name.clone(), arguments);
+                let (result, summary) = match ask.permit {
+                    Some(p) => tokio::select! {
+                        done = call => done,
+                        why = p.aborted() => {
+                            // Every call keeps a result: this one and those after say why.
+                            for (id, n, _) in &wanted[i..] {
+                                conversation.push(skipped(id, n, &format!("Not completed: the turn was aborted ({why})."))).await?;
+                            }
+                            return Err(RunError::Aborted(why));
+                        }
+                    },
+                    None => call.await,
+                };
                 exchange.calls.push(summary);
                 conversation.push(result).await?;
             }
@@ -457,6 +504,29 @@ impl AgentRuntime {
         };
         (result, summary)
     }
+}
+
+/// The tool result of a call that did not run.
+fn skipped(call_id: &str, name: &str, why: &str) -> Message {
+    Message::ToolResult {
+        tool_call_id: call_id.to_string(),
+        tool_name: name.to_string(),
+        content: vec![Content::Text { text: why.to_string() }],
+        is_error: true,
+        timestamp: clock::now_ms(),
+    }
+}
+
+/// The messages steered into the running turn since the last boundary,
+/// appended as the user's (each with its platform message, so a replay
+/// after a crash finds it answered).
+async fn take_steered(ask: &Ask<'_>, conversation: &mut Conversation) -> Result<(), StoreError> {
+    let Some(p) = ask.permit else { return Ok(()) };
+    for (text, message_ref) in p.steering().take() {
+        tracing::info!(agent = ask.agent_id, session = ask.session_key, "a message steered into the running turn");
+        conversation.push_as(Message::user(&text, clock::now_ms()), message_ref.as_deref()).await?;
+    }
+    Ok(())
 }
 
 /// Where a turn for an inbound message stands when it starts.
@@ -568,7 +638,8 @@ fn open_session(store: &dyn SessionStore, opening: &Opening) -> Result<(bool, Se
     if reset {
         store.reset(key)?;
     } else if let Some(old) = store.get(key)? {
-        if freshness::is_stale_now(opening.policy, old.last_interaction_at.unwrap_or(old.updated_at)) {
+        let last = old.last_interaction_at.unwrap_or(old.updated_at);
+        if freshness::is_stale_now(opening.policy, old.session_started_at.unwrap_or(last), last) {
             tracing::info!(session = key, "session expired; starting a new one");
             store.reset(key)?;
             reset = true;

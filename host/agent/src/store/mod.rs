@@ -113,6 +113,37 @@ impl SessionEntry {
         }
     }
 
+    /// The session's `/queue` settings, as OpenClaw stores them
+    /// (`queueMode`, `queueDebounceMs`, `queueCap`, `queueDrop`); a value
+    /// that does not parse counts as unset.
+    pub fn queue_override(&self) -> chela_core::queue_mode::QueueOverride {
+        use chela_core::queue_mode::{DropPolicy, QueueMode, QueueOverride};
+        let text = |k: &str| self.extra.get(k).and_then(Value::as_str);
+        let number = |k: &str| self.extra.get(k).and_then(Value::as_u64);
+        QueueOverride {
+            mode: text("queueMode").and_then(QueueMode::parse),
+            debounce: number("queueDebounceMs").map(std::time::Duration::from_millis),
+            cap: number("queueCap").and_then(|n| usize::try_from(n).ok()).filter(|n| *n >= 1),
+            drop: text("queueDrop").and_then(DropPolicy::parse),
+        }
+    }
+
+    /// Stores `own` as the session's `/queue` settings (unset fields removed).
+    pub fn set_queue_override(&mut self, own: &chela_core::queue_mode::QueueOverride) {
+        let mut put = |k: &str, v: Option<Value>| match v {
+            Some(v) => {
+                self.extra.insert(k.to_string(), v);
+            }
+            None => {
+                self.extra.remove(k);
+            }
+        };
+        put("queueMode", own.mode.map(|m| Value::from(m.as_str())));
+        put("queueDebounceMs", own.debounce.map(|d| Value::from(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))));
+        put("queueCap", own.cap.map(|n| Value::from(n as u64)));
+        put("queueDrop", own.drop.map(|d| Value::from(d.as_str())));
+    }
+
     pub fn new(now_ms: i64) -> SessionEntry {
         SessionEntry {
             session_id: uuid::Uuid::new_v4().to_string(),

@@ -560,6 +560,9 @@ pub struct SessionConfig {
     pub store: Option<String>,
     pub agent_to_agent: Option<SessionAgentToAgent>,
     pub parent_fork_max_tokens: Option<u64>,
+    /// `{ rules: [{ action, match: { channel, chatType, keyPrefix, rawKeyPrefix } }], default }`
+    /// (checked against OpenClaw's schema; read by `send_policy`).
+    pub send_policy: Option<Json>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

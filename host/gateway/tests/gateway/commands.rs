@@ -39,11 +39,12 @@ async fn commands_answer_without_the_model_and_only_for_senders_commands_allow_f
     assert!(
         all.contains("/status — ")
             && all.contains("/compact [instructions] — summarise older messages now")
-            && all.contains("/stop — stop the answer being written (not in chela yet)"),
+            && all.contains("/stop — stop the answer being written and drop waiting messages")
+            && all.contains("/think <level|default> — the thinking level (not in chela yet)"),
         "{all}"
     );
     assert_eq!(say(&base, &mut n, "alice", "/status now").await, "Usage: /status");
-    assert_eq!(say(&base, &mut n, "alice", "/stop").await, "/stop is not available in chela yet.");
+    assert_eq!(say(&base, &mut n, "alice", "/think high").await, "/think is not available in chela yet.");
     let unknown = say(&base, &mut n, "alice", "/frobnicate the widget").await;
     assert!(unknown.starts_with("Atlas (agent `work`) here."), "an unknown command is text for the model: {unknown}");
 

@@ -1,0 +1,64 @@
+//! `session.sendPolicy` through the gateway: a rule that denies group chats
+//! holds back the agent's answers there (the turn still runs and is in the
+//! transcript, as OpenClaw's does), while direct chats are answered.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_rule_holds_back_answers_into_matching_sessions_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+      session: {{ sendPolicy: {{ rules: [{{ action: "deny", match: {{ channel: "webhook", chatType: "group" }} }}] }} }},
+      agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], groupPolicy: "open",
+        groups: {{ "*": {{ requireMention: false }} }}, accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        root = root.display()
+    );
+    let running = common::serve(root, &config, &["channel_webhook_js"]).await;
+    let base = format!("http://{}", running.addr);
+    let post = |msg: Value| {
+        let base = base.clone();
+        async move {
+            let (s, b) = common::inbox_call(&base, "POST", "/channels/webhook/inbox/messages", &msg).await;
+            assert_eq!(s, 202, "{b}");
+        }
+    };
+    post(json!({"id": "g1", "chat": {"type": "group", "id": "team"}, "from": {"id": "ana"}, "text": "status, please"}))
+        .await;
+    let held = || {
+        running.gateway.metrics.get(
+            "chela_messages_dropped_total",
+            &[("channel", "webhook"), ("account", "inbox"), ("reason", "send_policy")],
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while held() < 1 {
+        assert!(Instant::now() < deadline, "the group answer was neither sent nor held back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut n = 0;
+    let dm = common::say(&base, &mut n, "bob", "hello").await;
+    assert!(dm.starts_with("Atlas (agent `work`) here."), "{dm}");
+    let (_, outbox) = common::inbox_call(&base, "GET", "/channels/webhook/inbox/outbox?after=0", &Value::Null).await;
+    let sent: Vec<&str> = outbox["messages"].as_array().unwrap().iter().filter_map(|m| m["replyTo"].as_str()).collect();
+    assert_eq!(sent, ["m1"], "only the direct chat was answered");
+    // The group's turn ran: its answer is in the session's transcript.
+    let sessions = root.join("state/agents/work/sessions");
+    let transcripts: String = std::fs::read_dir(&sessions)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(
+        transcripts.contains("status, please") && transcripts.matches("Atlas (agent").count() == 2,
+        "{transcripts}"
+    );
+}

@@ -160,6 +160,10 @@ pub struct SessionQueues {
     lanes: Lanes,
 }
 
+/// The longest a queued turn waits for its session to be quiet is ten
+/// debounces, and at least this.
+const MAX_QUIET_WAIT_FLOOR: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Holding this is holding the key's turn; dropping it hands the turn to the
 /// next waiter in line.
 pub struct TurnPermit {
@@ -362,9 +366,11 @@ impl TurnPermit {
         debounce: std::time::Duration,
     ) -> (Option<Vec<Collected>>, Option<(usize, Vec<String>)>) {
         if self.queued && !debounce.is_zero() {
+            // A session that is never quiet (a busy group) still gets its turn.
+            let latest = Instant::now() + (debounce * 10).max(MAX_QUIET_WAIT_FLOOR);
             loop {
                 let last = lock(&self.lanes).get(&self.key).and_then(|l| l.last_arrival);
-                let Some(quiet_at) = last.map(|t| t + debounce) else { break };
+                let Some(quiet_at) = last.map(|t| (t + debounce).min(latest)) else { break };
                 if Instant::now() >= quiet_at {
                     break;
                 }
@@ -517,6 +523,38 @@ mod tests {
         drop(running);
         assert!(taken.await.is_err(), "the turn ended without it");
         assert!(matches!(place.await, Ok(Admit::Turn(_)) | Err(_)));
+    }
+
+    #[tokio::test]
+    async fn a_queued_turn_waits_for_quiet_but_not_forever() {
+        let q = Arc::new(SessionQueues::new());
+        let s =
+            QueueSettings { debounce: Duration::from_millis(50), ..settings(QueueMode::Followup, 50, DropPolicy::New) };
+        let first = turn(q.enter("k", &s, &arrival("1")).unwrap()).await.unwrap();
+        let second = q.enter("k", &s, &arrival("2")).unwrap();
+        drop(first);
+        let second = turn(second).await.unwrap();
+        // Quiet: it starts one debounce after the last arrival.
+        let started = Instant::now();
+        second.settle(s.debounce).await;
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        // Never quiet (a message every 10 ms): it still starts, after at most the bound.
+        let third = q.enter("k", &s, &arrival("3")).unwrap();
+        drop(second);
+        let third = turn(third).await.unwrap();
+        let chatter = {
+            let q = q.clone();
+            tokio::spawn(async move {
+                loop {
+                    let _ = q.enter("k", &s, &arrival("chatter"));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        };
+        let started = Instant::now();
+        tokio::time::timeout(Duration::from_secs(30), third.settle(s.debounce)).await.expect("the bound holds");
+        assert!(started.elapsed() >= Duration::from_secs(5), "it waited for quiet first: {:?}", started.elapsed());
+        chatter.abort();
     }
 
     #[tokio::test]

@@ -107,6 +107,37 @@ fn inbound(rt: &AgentRuntime, agent: &str, peer: &str, text: &str) -> Inbound {
     }
 }
 
+/// A runtime on `text` (the config) with its providers built from the
+/// config and `vars` (as the binary builds them), its state under `dir`,
+/// and the tool components `tools` in `<dir>/plugins`.
+async fn provider_runtime(
+    dir: &std::path::Path,
+    text: &str,
+    vars: Arc<chela_core::config::EnvVars>,
+    tools: &[&str],
+) -> Arc<AgentRuntime> {
+    let pdir = dir.join("plugins");
+    std::fs::create_dir_all(&pdir).unwrap();
+    for t in tools {
+        std::fs::copy(wasm(t), pdir.join(format!("{t}.wasm"))).unwrap();
+    }
+    let plugins = Arc::new(Plugins::new(Arc::new(PluginEngine::new(Limits::default()).unwrap()), vec![pdir], None));
+    plugins.rescan().await;
+    let cfg = Arc::new(load_str(text, None).expect("config loads").config);
+    let env = Environment {
+        home: dir.into(),
+        state_dir: Some(dir.join("state").display().to_string()),
+        ..Default::default()
+    };
+    let providers = Providers::from_config(&cfg, vars);
+    let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
+    AgentRuntime::new(RuntimeParts::new(SnapshotCell::of(cfg), env, plugins, providers, secrets))
+}
+
+fn no_vars() -> Arc<chela_core::config::EnvVars> {
+    Arc::new(|_: &str| None)
+}
+
 fn transcript(store: &dyn SessionStore, key: &str) -> Vec<Message> {
     let entry = store.get(key).unwrap().expect("session exists");
     store.transcript(&entry).unwrap().messages.iter().map(|m| m.as_ref().clone()).collect()
@@ -433,22 +464,7 @@ async fn openai_provider_streams_tool_calls_with_the_agents_own_key() {
     std::fs::create_dir_all(dir.path().join("ws-work")).unwrap();
     std::fs::write(dir.path().join("ws-work/note.txt"), "from disk").unwrap();
 
-    let pdir = dir.path().join("plugins");
-    std::fs::create_dir_all(&pdir).unwrap();
-    std::fs::copy(wasm("tool_read"), pdir.join("tool_read.wasm")).unwrap();
-    let engine = Arc::new(PluginEngine::new(Limits::default()).unwrap());
-    let plugins = Arc::new(Plugins::new(engine, vec![pdir], None));
-    plugins.rescan().await;
-    let cfg = Arc::new(load_str(&text, None).expect("config loads").config);
-    let env = Environment {
-        home: dir.path().into(),
-        state_dir: Some(dir.path().join("state").display().to_string()),
-        ..Default::default()
-    };
-    let no_env: Arc<chela_core::config::EnvVars> = Arc::new(|_: &str| None);
-    let providers = Providers::from_config(&cfg, no_env);
-    let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
-    let rt = AgentRuntime::new(RuntimeParts::new(SnapshotCell::of(cfg), env, plugins, providers, secrets));
+    let rt = provider_runtime(dir.path(), &text, no_vars(), &["tool_read"]).await;
 
     let out = rt.run(&rt.snapshot(), inbound(&rt, "work", "1", "what does my note say?")).await.unwrap();
     assert_eq!(out.reply, "The note says: from disk");
@@ -514,21 +530,7 @@ async fn anthropic_provider_streams_tool_use_with_the_agents_own_key() {
     .unwrap();
     std::fs::create_dir_all(dir.path().join("ws-work")).unwrap();
     std::fs::write(dir.path().join("ws-work/todo.txt"), "ship it").unwrap();
-    let pdir = dir.path().join("plugins");
-    std::fs::create_dir_all(&pdir).unwrap();
-    std::fs::copy(wasm("tool_read"), pdir.join("tool_read.wasm")).unwrap();
-    let plugins = Arc::new(Plugins::new(Arc::new(PluginEngine::new(Limits::default()).unwrap()), vec![pdir], None));
-    plugins.rescan().await;
-    let cfg = Arc::new(load_str(&text, None).expect("config loads").config);
-    let env = Environment {
-        home: dir.path().into(),
-        state_dir: Some(dir.path().join("state").display().to_string()),
-        ..Default::default()
-    };
-    let no_env: Arc<chela_core::config::EnvVars> = Arc::new(|_: &str| None);
-    let providers = Providers::from_config(&cfg, no_env);
-    let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
-    let rt = AgentRuntime::new(RuntimeParts::new(SnapshotCell::of(cfg), env, plugins, providers, secrets));
+    let rt = provider_runtime(dir.path(), &text, no_vars(), &["tool_read"]).await;
 
     let out = rt.run(&rt.snapshot(), inbound(&rt, "work", "1", "what is on my todo?")).await.unwrap();
     assert_eq!((out.reply.as_str(), out.model.as_str()), ("Your todo: ship it", "anthropic/claude-test"));
@@ -605,18 +607,8 @@ async fn a_providers_configured_api_key_is_sent_after_the_agents_own_profile() {
         r#"{"version": 1, "profiles": {"lmstudio:me": {"type": "api_key", "provider": "lmstudio", "key": "own-key"}}}"#,
     )
     .unwrap();
-    let cfg = Arc::new(load_str(&text, None).expect("config loads").config);
-    let env = Environment {
-        home: dir.path().into(),
-        state_dir: Some(dir.path().join("state").display().to_string()),
-        ..Default::default()
-    };
     let vars: Arc<chela_core::config::EnvVars> = Arc::new(|k: &str| (k == "LM_KEY").then(|| "lm-key".to_string()));
-    let providers = Providers::from_config(&cfg, vars);
-    let engine = Arc::new(PluginEngine::new(Limits::default()).unwrap());
-    let plugins = Arc::new(Plugins::new(engine, vec![], None));
-    let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
-    let rt = AgentRuntime::new(RuntimeParts::new(SnapshotCell::of(cfg), env, plugins, providers, secrets));
+    let rt = provider_runtime(dir.path(), &text, vars, &[]).await;
     fake.script([Scripted::Text("from the local model".into()), Scripted::Text("again".into())]);
     let out = rt.run(&rt.snapshot(), inbound(&rt, "work", "1", "hi")).await.unwrap();
     assert_eq!((out.reply.as_str(), out.model.as_str()), ("from the local model", "lmstudio/qwen"));
@@ -643,18 +635,7 @@ async fn a_context_the_provider_refuses_as_too_long_is_compacted_and_asked_again
         base = fake.base_url()
     )
     .replace("$DIR", &dir.path().display().to_string());
-    let cfg = Arc::new(load_str(&text, None).expect("config loads").config);
-    let env = Environment {
-        home: dir.path().into(),
-        state_dir: Some(dir.path().join("state").display().to_string()),
-        ..Default::default()
-    };
-    let no_env: Arc<chela_core::config::EnvVars> = Arc::new(|_: &str| None);
-    let providers = Providers::from_config(&cfg, no_env);
-    let engine = Arc::new(PluginEngine::new(Limits::default()).unwrap());
-    let plugins = Arc::new(Plugins::new(engine, vec![dir.path().join("plugins")], None));
-    let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
-    let rt = AgentRuntime::new(RuntimeParts::new(SnapshotCell::of(cfg), env, plugins, providers, secrets));
+    let rt = provider_runtime(dir.path(), &text, no_vars(), &[]).await;
     let long = "the plan has many parts and every one of them matters a great deal. ".repeat(20);
     for i in 0..4 {
         fake.script([Scripted::Text(format!("noted {i}"))]);
@@ -686,4 +667,57 @@ async fn a_context_the_provider_refuses_as_too_long_is_compacted_and_asked_again
         std::fs::read_to_string(dir.path().join(format!("state/agents/work/sessions/{}.jsonl", entry.session_id)))
             .unwrap();
     assert_eq!(file.matches(r#""type":"compaction""#).count(), 1);
+}
+
+/// Only a chat message meets its session's queue mode: a caller of `run`
+/// (the OpenAI endpoint, the control API) sent while a chat turn is in its
+/// model call waits its turn and gets its own answer, and the chat turn's
+/// tool call is not skipped for it (as it would be for a steered message).
+#[tokio::test]
+async fn an_api_turn_waits_and_keeps_its_own_answer_beside_a_chat_turn() {
+    use chela_fakes::openai::{OpenAiFake, Scripted};
+    let fake = OpenAiFake::start("sk-work").await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"{{
+  models: {{ providers: {{ openai: {{ baseUrl: "{base}", apiKey: "sk-work" }} }} }},
+  agents: {{ list: [ {{ id: "work", default: true, workspace: "$DIR/ws", model: "openai/gpt-test", tools: {{ allow: ["read"] }} }} ] }},
+}}"#,
+        base = fake.base_url()
+    )
+    .replace("$DIR", &dir.path().display().to_string());
+    std::fs::create_dir_all(dir.path().join("ws")).unwrap();
+    std::fs::write(dir.path().join("ws/note.txt"), "from disk").unwrap();
+    let rt = provider_runtime(dir.path(), &text, no_vars(), &["tool_read"]).await;
+    fake.script([
+        Scripted::ToolCall { name: "read".into(), arguments: serde_json::json!({"path": "note.txt"}) },
+        Scripted::Text("chat answer".into()),
+        Scripted::Text("api answer".into()),
+    ]);
+    fake.hold();
+    let snap = rt.snapshot();
+    let chat = {
+        let (rt, snap) = (rt.clone(), snap.clone());
+        tokio::spawn(async move { rt.run_admitted(&snap, inbound(&rt, "work", "1", "read my note"), None, None).await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while fake.requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the chat turn never reached its model");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let api = {
+        let (rt, snap) = (rt.clone(), snap.clone());
+        tokio::spawn(async move { rt.run(&snap, inbound(&rt, "work", "1", "and from the API?")).await })
+    };
+    while rt.queue_depth("agent:work:telegram:direct:1") < 2 {
+        assert!(std::time::Instant::now() < deadline, "the API turn never took its place");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    fake.release();
+    let chat = chat.await.unwrap().unwrap();
+    let api = api.await.unwrap().unwrap();
+    assert_eq!((chat.reply.as_str(), api.reply.as_str()), ("chat answer", "api answer"));
+    assert_eq!((api.absorbed, chat.tool_calls.len(), chat.tool_calls[0].ok), (None, 1, true), "the tool ran");
+    let second = fake.requests()[1].1["messages"].to_string();
+    assert!(second.contains("from disk") && !second.contains("and from the API?"), "{second}");
 }

@@ -30,20 +30,26 @@ pub enum GroupVerdict {
     },
 }
 
-/// The account's settings with the channel's top level as fallback.
+/// The account's settings with the channel's top level, then
+/// `channels.defaults` (OpenClaw's shared baseline), as fallbacks.
 struct Scoped<'a> {
     account: Option<&'a ChannelAccount>,
     top: Option<&'a ChannelAccount>,
+    defaults: Option<&'a ChannelAccount>,
 }
 
 impl<'a> Scoped<'a> {
     fn new(cfg: &'a Config, channel: &str, account_id: &str) -> Scoped<'a> {
         let ch = cfg.channels.as_ref().and_then(|c| c.get(channel));
-        Scoped { account: ch.and_then(|c| c.accounts.as_ref()?.get(account_id)), top: ch.map(|c| &c.top) }
+        Scoped {
+            account: ch.and_then(|c| c.accounts.as_ref()?.get(account_id)),
+            top: ch.map(|c| &c.top),
+            defaults: cfg.channel_defaults.as_ref().map(|d| &d.top),
+        }
     }
 
     fn pick<T>(&self, f: impl Fn(&'a ChannelAccount) -> Option<T>) -> Option<T> {
-        self.account.and_then(&f).or_else(|| self.top.and_then(&f))
+        self.account.and_then(&f).or_else(|| self.top.and_then(&f)).or_else(|| self.defaults.and_then(&f))
     }
 }
 
@@ -94,11 +100,7 @@ pub fn group_history_limit(cfg: &Config, channel: &str, account_id: &str) -> usi
 /// fails closed (no history), as OpenClaw's does.
 pub fn history_visible(cfg: &Config, channel: &str, account_id: &str, sender: &str) -> bool {
     let s = Scoped::new(cfg, channel, account_id);
-    let defaults = || {
-        let d = cfg.channels.as_ref()?.get("defaults")?;
-        d.top.context_visibility.clone()
-    };
-    match s.pick(|a| a.context_visibility.clone()).or_else(defaults).as_deref().unwrap_or("all") {
+    match s.pick(|a| a.context_visibility.clone()).as_deref().unwrap_or("all") {
         "all" => true,
         "allowlist" | "allowlist_quote" => {
             let lists = [s.pick(|a| a.group_allow_from.as_deref()), s.pick(|a| a.allow_from.as_deref())];
@@ -302,6 +304,30 @@ mod tests {
             dm_access(&cfg("{}"), "telegram", "default", "1", &[]),
             DmVerdict::Pairing,
             "pairing is the default"
+        );
+    }
+
+    #[test]
+    fn channels_defaults_is_a_baseline_for_every_channel_not_a_channel() {
+        let cfg = crate::config::load_str(
+            r#"{ channels: { defaults: { groupPolicy: "open", contextVisibility: "allowlist" },
+                            telegram: { groupAllowFrom: ["ana"] }, slack: { groupPolicy: "disabled" } } }"#,
+            None,
+        )
+        .unwrap()
+        .config;
+        let ids: Vec<&String> = cfg.channels.as_ref().unwrap().keys().collect();
+        assert_eq!(ids, ["telegram", "slack"], "`defaults` is not a channel");
+        assert!(
+            matches!(group_access(&cfg, "telegram", "default", "g1", "ana"), GroupVerdict::Allow { .. }),
+            "open from defaults"
+        );
+        assert!(
+            matches!(group_access(&cfg, "slack", "default", "g1", "bob"), GroupVerdict::Deny(_)),
+            "a channel's own wins"
+        );
+        assert!(
+            history_visible(&cfg, "telegram", "default", "ana") && !history_visible(&cfg, "telegram", "default", "bob")
         );
     }
 

@@ -139,17 +139,13 @@ impl Conversation {
 
     /// A private copy whose appends are never written (the memory flush's view).
     pub(super) fn detached(&self) -> Conversation {
-        Conversation { detached: true, view: self.view.clone(), ..self.shallow() }
-    }
-
-    fn shallow(&self) -> Conversation {
         Conversation {
             store: self.store.clone(),
             key: self.key.clone(),
             entry: self.entry.clone(),
             cwd: self.cwd.clone(),
-            view: Transcript::default(),
-            detached: self.detached,
+            view: self.view.clone(),
+            detached: true,
             flushed_at_compaction: self.flushed_at_compaction,
         }
     }

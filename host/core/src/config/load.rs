@@ -193,8 +193,17 @@ fn qualified_broadcasts(root: &Node) -> Vec<Diagnostic> {
         .collect()
 }
 
-/// `agents.list[].agentId` → `id`.
+/// Members of `channels` that are not channels: `defaults` (kept as
+/// `channel_defaults`) and `modelByChannel` (checked against OpenClaw's
+/// schema, not acted on).
+const NOT_CHANNELS: [&str; 2] = ["defaults", "modelByChannel"];
+
+/// `agents.list[].agentId` → `id`; `channels.defaults` out of the channels.
 fn apply_aliases(mut config: Config) -> Config {
+    if let Some(channels) = config.channels.as_mut() {
+        config.channel_defaults = channels.shift_remove(NOT_CHANNELS[0]);
+        channels.shift_remove(NOT_CHANNELS[1]);
+    }
     if let Some(list) = config.agents.as_mut().and_then(|a| a.list.as_mut()) {
         for agent in list {
             if agent.id.is_none() {

@@ -34,6 +34,11 @@ pub struct Config {
     pub tools: Option<ToolsConfig>,
     #[serde(default, deserialize_with = "lenient")]
     pub channels: Option<IndexMap<String, ChannelConfig>>,
+    /// `channels.defaults` (OpenClaw's shared channel baseline: `groupPolicy`,
+    /// `contextVisibility`, …), taken out of `channels` on load so it is never
+    /// mistaken for a channel; `channels.modelByChannel` is taken out too.
+    #[serde(skip)]
+    pub channel_defaults: Option<ChannelConfig>,
     #[serde(default, deserialize_with = "lenient")]
     pub broadcast: Option<Broadcast>,
     #[serde(default, deserialize_with = "lenient")]

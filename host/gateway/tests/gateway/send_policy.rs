@@ -1,6 +1,9 @@
 //! `session.sendPolicy` through the gateway: a rule that denies group chats
 //! holds back the agent's answers there (the turn still runs and is in the
-//! transcript, as OpenClaw's does), while direct chats are answered.
+//! transcript, as OpenClaw's does), while direct chats are answered. The
+//! group is admitted by `channels.defaults.groupPolicy` (OpenClaw's shared
+//! channel baseline, which is not a channel: the gateway runs with no
+//! adapter missing).
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +19,8 @@ async fn a_deny_rule_holds_back_answers_into_matching_sessions_only() {
         r#"{{
       session: {{ sendPolicy: {{ rules: [{{ action: "deny", match: {{ channel: "webhook", chatType: "group" }} }}] }} }},
       agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }} }} ] }},
-      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], groupPolicy: "open",
+      channels: {{ defaults: {{ groupPolicy: "open" }},
+        webhook: {{ dmPolicy: "open", allowFrom: ["*"],
         groups: {{ "*": {{ requireMention: false }} }}, accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
     }}"#,
         root = root.display()

@@ -162,6 +162,16 @@ pub fn command_access(cfg: &Config, channel: &str, sender: Option<&str>) -> Comm
     }
 }
 
+/// Whether `sender` on `channel` is an owner (`commands.ownerAllowFrom`:
+/// `<channel>:<id>` entries, or bare ids on any channel; `"*"` names no
+/// owner, as in OpenClaw). The operator's own surfaces (`sender: None`) are.
+pub fn is_owner(cfg: &Config, channel: &str, sender: Option<&str>) -> bool {
+    let Some(sender) = sender else { return true };
+    let owners = cfg.commands.as_ref().and_then(|c| c.owner_allow_from.as_deref()).unwrap_or(&[]);
+    let concrete: Vec<IdValue> = owners.iter().filter(|v| v.0.trim() != "*").cloned().collect();
+    listed(&concrete, &[], channel, sender)
+}
+
 /// Group access for a message in `group_id` from `sender`.
 pub fn group_access(cfg: &Config, channel: &str, account_id: &str, group_id: &str, sender: &str) -> GroupVerdict {
     let s = Scoped::new(cfg, channel, account_id);
@@ -305,6 +315,19 @@ mod tests {
             DmVerdict::Pairing,
             "pairing is the default"
         );
+    }
+
+    #[test]
+    fn owners_are_concrete_entries_of_owner_allow_from() {
+        let cfg = |t: &str| crate::config::load_str(t, None).unwrap().config;
+        let c = cfg(r#"{ commands: { ownerAllowFrom: ["telegram:123", "*"] } }"#);
+        assert!(is_owner(&c, "telegram", Some("123")) && !is_owner(&c, "telegram", Some("456")));
+        assert!(!is_owner(&c, "discord", Some("123")), "the entry names its channel");
+        assert!(
+            !is_owner(&cfg(r#"{ commands: { ownerAllowFrom: ["*"] } }"#), "telegram", Some("1")),
+            "* names no owner"
+        );
+        assert!(!is_owner(&cfg("{}"), "telegram", Some("1")) && is_owner(&cfg("{}"), "cli", None));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! which names chela knows (with OpenClaw's aliases), what each does, and
 //! whether it is built here yet; an unknown `/name` is not a command and
 //! goes to the model as text, as OpenClaw does. Who may run commands is
-//! `access::command_access`.
+//! `access::command_access` (owner-only ones: `access::is_owner`).
 //!
 //! Must not: run a command (the agent runtime does) or decide who may.
 
@@ -48,6 +48,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         "how messages sent mid-answer are handled",
         true,
     ),
+    spec("send", &[], "/send on|off|inherit", "whether answers are delivered into this chat (owners only)", true),
     spec("think", &["thinking", "t"], "/think <level|default>", "the thinking level", false),
     spec("verbose", &["v"], "/verbose on|off|full", "verbose output", false),
     spec("elevated", &["elev"], "/elevated on|off|ask|full", "elevated exec", false),
@@ -67,8 +68,11 @@ pub struct Parsed {
 pub fn parse(text: &str) -> Option<Parsed> {
     let rest = text.trim().strip_prefix('/')?;
     let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    // An optional `:` between the command and its arguments (`/think: high`, `/queue:collect`).
+    let (word, glued) = word.split_once(':').unwrap_or((word, ""));
     let name = word.split_once('@').map_or(word, |(n, _)| n).to_ascii_lowercase();
     let spec = COMMANDS.iter().find(|c| c.name == name || c.aliases.contains(&name.as_str()))?;
+    let args = format!("{glued} {args}");
     Some(Parsed { spec: *spec, args: args.trim().to_string() })
 }
 
@@ -86,5 +90,8 @@ mod tests {
         assert_eq!(parse("/frobnicate now"), None, "unknown: the model gets it");
         assert_eq!(parse("hello /status"), None, "only a message that starts with the command");
         assert_eq!(parse("/"), None);
+        let p = parse("/queue: collect cap:3").unwrap();
+        assert_eq!((p.spec.name, p.args.as_str()), ("queue", "collect cap:3"), "an optional colon");
+        assert_eq!(parse("/think:high").map(|p| p.args), Some("high".to_string()));
     }
 }

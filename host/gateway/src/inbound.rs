@@ -357,7 +357,9 @@ impl Gateway {
         if turn.reply.trim().is_empty() {
             return Outcome::Dropped("the agent chose not to reply".into());
         }
-        if !self.may_send(&snap.config, &session_key, &ch, route.chat_type) {
+        // A command's answer is the gateway's own, not the agent's: it goes
+        // (so an owner can turn delivery back on and see it).
+        if !turn.is_command() && !self.may_send(&snap.config, &session_key, &ch, route.chat_type) {
             // The turn ran and is in the transcript; only its delivery is held back.
             return self.drop_event(&ch, &account, "send policy: session.sendPolicy denies replies into this session");
         }

@@ -10,7 +10,7 @@
 //! Must not: change a session's transcript, or answer for a sender
 //! `commands.allowFrom` does not list.
 
-use chela_core::access::{command_access, CommandVerdict};
+use chela_core::access::{command_access, is_owner, CommandVerdict};
 use chela_core::commands::{Parsed, COMMANDS};
 use chela_core::config::schema::Config;
 
@@ -56,7 +56,7 @@ impl AgentRuntime {
         if !cmd.spec.built {
             return Ok(Handled::Reply(format!("/{} is not available in chela yet.", cmd.spec.name)));
         }
-        let takes_args = matches!(cmd.spec.name, "new" | "reset" | "model" | "compact" | "queue");
+        let takes_args = matches!(cmd.spec.name, "new" | "reset" | "model" | "compact" | "queue" | "send");
         if !takes_args && !cmd.args.is_empty() {
             return Ok(Handled::Reply(format!("Usage: {}", cmd.spec.usage)));
         }
@@ -119,6 +119,10 @@ impl AgentRuntime {
             }
             "model" => self.model_command(cfg, agent_id, &key, &cmd.args, &models).await?,
             "queue" => self.queue_command(cfg, agent_id, &key, channel, &cmd.args).await?,
+            "send" if !is_owner(cfg, channel, inbound.sender_id.as_deref()) => {
+                "/send is for owners only: commands.ownerAllowFrom does not list you.".to_string()
+            }
+            "send" => self.send_command(cfg, agent_id, &key, &cmd.args).await?,
             "stop" => match self.queues.stop(&key) {
                 (false, 0) => "Nothing to stop: no answer is being written here.".to_string(),
                 (running, waiting) => {
@@ -239,6 +243,38 @@ impl AgentRuntime {
         .await?;
         let now = describe(&settings(cfg, Some(channel), &own), &own);
         Ok(if own.is_empty() { format!("Queue settings for this session cleared. {now}") } else { now })
+    }
+}
+
+impl AgentRuntime {
+    /// `/send on|off|inherit`: the session's own `sendPolicy` (`allow`,
+    /// `deny`, or none: `session.sendPolicy` decides), on its index entry.
+    async fn send_command(&self, cfg: &Config, agent_id: &str, key: &str, args: &str) -> Result<String, RunError> {
+        let (value, reply) = match args.to_ascii_lowercase().as_str() {
+            "on" | "allow" => (Some("allow"), "Send policy for this session: on (answers are delivered)."),
+            "off" | "deny" => {
+                (Some("deny"), "Send policy for this session: off (answers are not delivered; commands still are).")
+            }
+            "inherit" | "default" | "reset" => {
+                (None, "Send policy for this session: inherited from session.sendPolicy.")
+            }
+            _ => return Ok("Usage: /send on|off|inherit".into()),
+        };
+        let store = self.store_in(cfg, agent_id)?;
+        let key = key.to_string();
+        super::turn::off_thread(&store, move |s| {
+            s.upsert(&key, &mut |e| match value {
+                Some(v) => {
+                    e.extra.insert("sendPolicy".into(), serde_json::Value::from(v));
+                }
+                None => {
+                    e.extra.remove("sendPolicy");
+                }
+            })
+            .map(|_| ())
+        })
+        .await?;
+        Ok(reply.to_string())
     }
 }
 

@@ -367,6 +367,8 @@ pub struct AgentToAgent {
 pub struct CommandsConfig {
     /// `{<provider>|"*": [sender ids]}`: when set, the only authorization for commands.
     pub allow_from: Option<IndexMap<String, Vec<IdValue>>>,
+    /// `["<channel>:<sender id>", …]`: who may run owner-only commands (`/send`).
+    pub owner_allow_from: Option<Vec<IdValue>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -66,3 +66,49 @@ async fn a_deny_rule_holds_back_answers_into_matching_sessions_only() {
         "{transcripts}"
     );
 }
+
+/// `/send off|on|inherit` sets a session's own policy, for owners only
+/// (`commands.ownerAllowFrom`): answers stop while it is off, the command's
+/// own confirmations still arrive, and another sender is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_turns_delivery_off_and_on_for_a_session_with_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+      commands: {{ ownerAllowFrom: ["webhook:alice"] }},
+      agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        root = root.display()
+    );
+    let running = common::serve(root, &config, &["channel_webhook_js"]).await;
+    let base = format!("http://{}", running.addr);
+    let mut n = 0;
+    let refused = common::say(&base, &mut n, "bob", "/send off").await;
+    assert_eq!(refused, "/send is for owners only: commands.ownerAllowFrom does not list you.");
+    let off = common::say(&base, &mut n, "alice", "/send: off").await;
+    assert!(off.starts_with("Send policy for this session: off"), "{off}");
+    // Held back: the turn runs, its answer is not delivered.
+    n += 1;
+    let msg = json!({"id": format!("m{n}"), "chat": {"type": "direct", "id": "alice"}, "from": {"id": "alice"}, "text": "anyone?"});
+    let (s, b) = common::inbox_call(&base, "POST", "/channels/webhook/inbox/messages", &msg).await;
+    assert_eq!(s, 202, "{b}");
+    let held = || {
+        running.gateway.metrics.get(
+            "chela_messages_dropped_total",
+            &[("channel", "webhook"), ("account", "inbox"), ("reason", "send_policy")],
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while held() < 1 {
+        assert!(Instant::now() < deadline, "the answer was neither sent nor held back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(common::say(&base, &mut n, "alice", "/send inherit").await.contains("inherited from session.sendPolicy"));
+    let back = common::say(&base, &mut n, "alice", "still there?").await;
+    assert!(back.starts_with("Atlas (agent `work`) here."), "{back}");
+    let (_, outbox) = common::inbox_call(&base, "GET", "/channels/webhook/inbox/outbox?after=0", &Value::Null).await;
+    let sent: Vec<&str> = outbox["messages"].as_array().unwrap().iter().filter_map(|m| m["replyTo"].as_str()).collect();
+    assert_eq!(sent, ["m1", "m2", "m4", "m5"], "nothing for m3");
+}

@@ -103,6 +103,8 @@ impl AgentRuntime {
                     Some(m) => format!("{m} (this session's pick)"),
                     None => models.first().cloned().unwrap_or_default(),
                 };
+                let own = found.as_ref().map(|(e, _)| e.queue_override()).unwrap_or_default();
+                let queue = chela_core::queue_mode::settings(cfg, Some(channel), &own);
                 let (session, compactions) = match found {
                     None => ("no messages yet".to_string(), 0),
                     Some((entry, messages)) => {
@@ -115,6 +117,9 @@ impl AgentRuntime {
                 if compactions > 0 {
                     status.push_str(&format!("\n🧹 Compactions: {compactions}"));
                 }
+                // The turn running now (if any) and the messages waiting behind it.
+                let busy = self.queue_depth(&key);
+                status.push_str(&format!("\nQueue: {} ({busy} running or waiting)", queue.mode.as_str()));
                 status
             }
             "model" => self.model_command(cfg, agent_id, &key, &cmd.args, &models).await?,

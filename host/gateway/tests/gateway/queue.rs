@@ -180,10 +180,14 @@ async fn followup_waits_for_the_running_turn_and_runs_next() {
     chat.start_turn("m1", "first question").await;
     chat.send("m2", "second question").await;
     chat.until("m2 waiting behind the turn", |c| c.depth() == 2).await;
+    // /status is answered at once, beside the running turn, and shows the queue.
+    chat.send("s", "/status").await;
+    let status = chat.reply_to("s").await;
+    assert!(status.contains("Queue: followup (2 running or waiting)"), "{status}");
     chat.fake.release();
     assert_eq!(chat.reply_to("m1").await, "first answer");
     assert_eq!(chat.reply_to("m2").await, "second answer");
-    assert_eq!(chat.replied().await, ["q", "m1", "m2"]);
+    assert_eq!(chat.replied().await, ["q", "s", "m1", "m2"]);
     // Not steered: the turn's second call did not see m2; the next turn saw m1's answer first.
     assert_eq!(chat.user_texts(1), ["first question"]);
     assert_eq!(std::fs::read_to_string(chat._dir.path().join("ws/a.md")).unwrap(), "a", "its tool ran");

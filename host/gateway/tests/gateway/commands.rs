@@ -57,16 +57,10 @@ async fn commands_answer_without_the_model_and_only_for_senders_commands_allow_f
     assert_eq!(say(&base, &mut n, "alice", "/model offline/scribe").await, "Model for this session: offline/scribe.");
     assert!(say(&base, &mut n, "alice", "/status").await.contains("model offline/scribe (this session's pick)"));
     let _ = say(&base, &mut n, "alice", "which model?").await;
-    let sessions = root.join("state/agents/work/sessions");
-    let transcript: String = std::fs::read_dir(&sessions)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap())
-        .collect();
+    let transcript = common::transcripts_text(root, "work");
     assert!(transcript.contains(r#""model":"scribe""#), "the pick answered: {transcript}");
     assert!(say(&base, &mut n, "alice", "/model default").await.contains("offline/persona (the agent's)"));
-    let index = std::fs::read_to_string(sessions.join("sessions.json")).unwrap();
+    let index = std::fs::read_to_string(root.join("state/agents/work/sessions/sessions.json")).unwrap();
     assert!(!index.contains("modelOverride\""), "unpicked: {index}");
 
     // bob reaches the agent (dmPolicy open) but may not run commands: refused, nothing reset.

@@ -93,3 +93,25 @@ pub async fn say(base: &str, n: &mut usize, from: &str, text: &str) -> String {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Every transcript line of `agent`'s sessions under `root`'s state dir, as one text.
+pub fn transcripts_text(root: &Path, agent: &str) -> String {
+    let sessions = root.join(format!("state/agents/{agent}/sessions"));
+    std::fs::read_dir(&sessions)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect()
+}
+
+/// Waits until the `inbox` account of the webhook channel has counted `n`
+/// messages dropped for `reason` (a decision the gateway made, not a timeout).
+pub async fn until_dropped(running: &Running, reason: &str, n: u64) {
+    let labels = [("channel", "webhook"), ("account", "inbox"), ("reason", reason)];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while running.gateway.metrics.get("chela_messages_dropped_total", &labels) < n {
+        assert!(std::time::Instant::now() < deadline, "fewer than {n} messages dropped for {reason}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -90,14 +90,6 @@ impl Chat {
         self.running.gateway.runtime().queue_depths().iter().map(|(_, n)| n).sum()
     }
 
-    /// Messages the session queue absorbed (steered, collected, dropped, cleared).
-    fn absorbed(&self) -> u64 {
-        self.running
-            .gateway
-            .metrics
-            .get("chela_messages_dropped_total", &[("channel", "webhook"), ("account", "inbox"), ("reason", "queue")])
-    }
-
     /// The messages of model request `i` as (role, text).
     fn request(&self, i: usize) -> Vec<(String, String)> {
         let requests = self.fake.requests();
@@ -165,7 +157,7 @@ async fn steer_puts_a_message_into_the_running_turn_after_its_tool_call() {
     assert_eq!(chat.reply_to("m3").await, "You are welcome.");
     // Replies leave in order: had m2 been answered on its own, it would be before m3's.
     assert_eq!(chat.replied().await, ["m1", "m3"]);
-    assert_eq!(chat.absorbed(), 1);
+    common::until_dropped(&chat.running, "queue", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +208,8 @@ async fn collect_answers_the_waiting_messages_in_one_turn() {
         "[Queued messages while agent was busy]\n\n---\nQueued #1 (from Alice)\nsecond\n\n---\nQueued #2 (from Alice)\nthird\n\n---\nQueued #3 (from Alice)\nfourth"
     );
     assert_eq!(chat.replied().await, ["q", "m1", "m2"]);
-    chat.until("m3 and m4 done once stored", |c| c.absorbed() == 2).await;
+    // m3 and m4 are done once their batch's turn stored them.
+    common::until_dropped(&chat.running, "queue", 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,7 +262,8 @@ async fn a_full_queue_summarizes_what_it_drops_and_stop_clears_the_session() {
     assert_eq!(chat.reply_to("m6").await, "after the stop");
     assert_eq!(chat.replied().await, ["q", "m1", "m3", "s1", "m6"], "nothing for m2, m4 or m5");
     assert_eq!(chat.fake.requests().len(), 4);
-    chat.until("m2 (summarized), m4 (aborted), m5 (cleared) done", |c| c.absorbed() == 3).await;
+    // m2 (summarized), m4 (aborted), m5 (cleared).
+    common::until_dropped(&chat.running, "queue", 3).await;
 
     // /stop with nothing running; a malformed /queue gets its usage.
     chat.send("s2", "/stop").await;

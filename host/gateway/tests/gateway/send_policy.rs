@@ -5,8 +5,6 @@
 //! channel baseline, which is not a channel: the gateway runs with no
 //! adapter missing).
 
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
 
 use crate::common;
@@ -36,17 +34,7 @@ async fn a_deny_rule_holds_back_answers_into_matching_sessions_only() {
     };
     post(json!({"id": "g1", "chat": {"type": "group", "id": "team"}, "from": {"id": "ana"}, "text": "status, please"}))
         .await;
-    let held = || {
-        running.gateway.metrics.get(
-            "chela_messages_dropped_total",
-            &[("channel", "webhook"), ("account", "inbox"), ("reason", "send_policy")],
-        )
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while held() < 1 {
-        assert!(Instant::now() < deadline, "the group answer was neither sent nor held back");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::until_dropped(&running, "send_policy", 1).await;
     let mut n = 0;
     let dm = common::say(&base, &mut n, "bob", "hello").await;
     assert!(dm.starts_with("Atlas (agent `work`) here."), "{dm}");
@@ -54,13 +42,7 @@ async fn a_deny_rule_holds_back_answers_into_matching_sessions_only() {
     let sent: Vec<&str> = outbox["messages"].as_array().unwrap().iter().filter_map(|m| m["replyTo"].as_str()).collect();
     assert_eq!(sent, ["m1"], "only the direct chat was answered");
     // The group's turn ran: its answer is in the session's transcript.
-    let sessions = root.join("state/agents/work/sessions");
-    let transcripts: String = std::fs::read_dir(&sessions)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap())
-        .collect();
+    let transcripts = common::transcripts_text(root, "work");
     assert!(
         transcripts.contains("status, please") && transcripts.matches("Atlas (agent").count() == 2,
         "{transcripts}"
@@ -94,17 +76,7 @@ async fn an_owner_turns_delivery_off_and_on_for_a_session_with_send() {
     let msg = json!({"id": format!("m{n}"), "chat": {"type": "direct", "id": "alice"}, "from": {"id": "alice"}, "text": "anyone?"});
     let (s, b) = common::inbox_call(&base, "POST", "/channels/webhook/inbox/messages", &msg).await;
     assert_eq!(s, 202, "{b}");
-    let held = || {
-        running.gateway.metrics.get(
-            "chela_messages_dropped_total",
-            &[("channel", "webhook"), ("account", "inbox"), ("reason", "send_policy")],
-        )
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while held() < 1 {
-        assert!(Instant::now() < deadline, "the answer was neither sent nor held back");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::until_dropped(&running, "send_policy", 1).await;
     assert!(common::say(&base, &mut n, "alice", "/send inherit").await.contains("inherited from session.sendPolicy"));
     let back = common::say(&base, &mut n, "alice", "still there?").await;
     assert!(back.starts_with("Atlas (agent `work`) here."), "{back}");

@@ -92,7 +92,7 @@ impl AgentRuntime {
             "status" => {
                 let store = self.store_in(cfg, agent_id)?;
                 let lookup = key.clone();
-                let found = super::turn::off_thread(&store, move |s| {
+                let found = super::conversation::off_thread(&store, move |s| {
                     let Some(entry) = s.get(&lookup)? else { return Ok(None) };
                     let messages = s.transcript(&entry)?.messages.len();
                     Ok(Some((entry, messages)))
@@ -179,7 +179,7 @@ impl AgentRuntime {
         let lookup = key.to_string();
         let default = models.first().cloned().unwrap_or_default();
         if args.is_empty() {
-            let entry = super::turn::off_thread(&store, move |s| s.get(&lookup)).await?;
+            let entry = super::conversation::off_thread(&store, move |s| s.get(&lookup)).await?;
             return Ok(match entry.and_then(|e| e.pinned_model()) {
                 Some(m) => format!("Model: {m} (picked for this session; /model default goes back to {default})"),
                 None => format!("Model: {default} (the agent's; /models lists what you can pick)"),
@@ -227,7 +227,7 @@ impl AgentRuntime {
         };
         let store = self.store_in(cfg, agent_id)?;
         let lookup = key.to_string();
-        let stored = super::turn::off_thread(&store, move |s| s.get(&lookup)).await?;
+        let stored = super::conversation::off_thread(&store, move |s| s.get(&lookup)).await?;
         let current = stored.map(|e| e.queue_override()).unwrap_or_default();
         let own = match directive {
             QueueDirective::Show => {
@@ -242,7 +242,7 @@ impl AgentRuntime {
             },
         };
         let (upsert_key, stored_own) = (key.to_string(), own);
-        super::turn::off_thread(&store, move |s| {
+        super::conversation::off_thread(&store, move |s| {
             s.upsert(&upsert_key, &mut |e| e.set_queue_override(&stored_own)).map(|_| ())
         })
         .await?;
@@ -267,7 +267,7 @@ impl AgentRuntime {
         };
         let store = self.store_in(cfg, agent_id)?;
         let key = key.to_string();
-        super::turn::off_thread(&store, move |s| {
+        super::conversation::off_thread(&store, move |s| {
             s.upsert(&key, &mut |e| match value {
                 Some(v) => {
                     e.extra.insert("sendPolicy".into(), serde_json::Value::from(v));
@@ -290,7 +290,7 @@ async fn off_thread_upsert(
     pick: Option<(String, String)>,
 ) -> Result<(), crate::store::StoreError> {
     let key = key.to_string();
-    super::turn::off_thread(store, move |s| {
+    super::conversation::off_thread(store, move |s| {
         s.upsert(&key, &mut |e| {
             e.model_override_source = pick.as_ref().map(|_| "user".to_string());
             e.provider_override = pick.as_ref().map(|(p, _)| p.clone());

@@ -21,7 +21,7 @@ use chela_core::config::schema::Config;
 use chela_core::roster::Roster;
 use chela_plugin::AgentTools;
 
-use super::turn::{Ask, Conversation, TurnStore};
+use super::conversation::{Ask, Conversation, TurnStore};
 use super::{agent_profile, AgentRuntime, Inbound, RunError};
 use crate::clock;
 use crate::compaction::{

@@ -37,6 +37,17 @@ impl QueueMode {
         }
     }
 
+    /// A mode as a session entry stores it: [`QueueMode::parse`], plus the
+    /// legacy values older OpenClaw versions wrote (`queue`/`queued` are
+    /// `steer`, `steer+backlog` is `followup`), as OpenClaw reads them.
+    pub fn parse_persisted(s: &str) -> Option<QueueMode> {
+        QueueMode::parse(s).or_else(|| match s.trim().to_ascii_lowercase().as_str() {
+            "queue" | "queued" => Some(QueueMode::Steer),
+            "steer+backlog" | "steer-backlog" | "steer_backlog" => Some(QueueMode::Followup),
+            _ => None,
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             QueueMode::Steer => "steer",
@@ -305,6 +316,9 @@ mod tests {
         assert_eq!(parse_duration("250"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("3w"), None);
+        assert_eq!(QueueMode::parse_persisted("steer+backlog"), Some(QueueMode::Followup));
+        assert_eq!(QueueMode::parse_persisted("queued"), Some(QueueMode::Steer));
+        assert_eq!(QueueMode::parse("queued"), None, "not a mode /queue accepts");
     }
 
     #[test]

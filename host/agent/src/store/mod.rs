@@ -121,7 +121,7 @@ impl SessionEntry {
         let text = |k: &str| self.extra.get(k).and_then(Value::as_str);
         let number = |k: &str| self.extra.get(k).and_then(Value::as_u64);
         QueueOverride {
-            mode: text("queueMode").and_then(QueueMode::parse),
+            mode: text("queueMode").and_then(QueueMode::parse_persisted),
             debounce: number("queueDebounceMs").map(std::time::Duration::from_millis),
             cap: number("queueCap").and_then(|n| usize::try_from(n).ok()).filter(|n| *n >= 1),
             drop: text("queueDrop").and_then(DropPolicy::parse),

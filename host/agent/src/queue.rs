@@ -68,6 +68,20 @@ struct Offer {
     taken: oneshot::Sender<()>,
 }
 
+/// A steered message the running turn took: its text and platform message.
+pub struct Taken {
+    pub text: String,
+    pub message_ref: Option<String>,
+    taken: oneshot::Sender<()>,
+}
+
+impl Taken {
+    /// The turn has stored it: its sender is done.
+    pub fn stored(self) {
+        let _ = self.taken.send(());
+    }
+}
+
 /// The running turn's inbox for steered messages. Closed (no offers) until
 /// the turn reaches its model rounds and after it ends: an offer then stays
 /// a followup.
@@ -97,17 +111,12 @@ impl Steering {
         !self.state.lock().unwrap_or_else(|p| p.into_inner()).1.is_empty()
     }
 
-    /// Takes the waiting messages (text and message ref), in arrival order:
-    /// their senders learn they were taken.
-    pub fn take(&self) -> Vec<(String, Option<String>)> {
+    /// Takes the waiting messages, in arrival order. Each one's sender
+    /// learns it was taken when [`Taken::stored`] says so; a taken message
+    /// dropped unstored goes back to its place in line.
+    pub fn take(&self) -> Vec<Taken> {
         let offers = std::mem::take(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()).1);
-        offers
-            .into_iter()
-            .map(|o| {
-                let _ = o.taken.send(());
-                (o.text, o.message_ref)
-            })
-            .collect()
+        offers.into_iter().map(|o| Taken { text: o.text, message_ref: o.message_ref, taken: o.taken }).collect()
     }
 
     /// No more offers; those not taken stay followups.
@@ -517,8 +526,10 @@ mod tests {
             panic!("offered to the open turn")
         };
         assert!(running.steering().pending());
-        assert_eq!(running.steering().take(), vec![("steer me".to_string(), None)]);
-        assert!(taken.await.is_ok(), "its sender learns it was taken");
+        let took = running.steering().take();
+        assert_eq!(took.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), ["steer me"]);
+        took.into_iter().for_each(Taken::stored);
+        assert!(taken.await.is_ok(), "its sender learns it was taken once stored");
         let Entered::Offered { taken, place } = q.enter("k", &s, &arrival("late")).unwrap() else { panic!() };
         drop(running);
         assert!(taken.await.is_err(), "the turn ended without it");

@@ -370,9 +370,11 @@ fn skipped(call_id: &str, name: &str, why: &str) -> Message {
 /// after a crash finds it answered).
 async fn take_steered(ask: &Ask<'_>, conversation: &mut Conversation) -> Result<(), StoreError> {
     let Some(p) = ask.permit else { return Ok(()) };
-    for (text, message_ref) in p.steering().take() {
+    for taken in p.steering().take() {
         tracing::info!(agent = ask.agent_id, session = ask.session_key, "a message steered into the running turn");
-        conversation.push_as(Message::user(&text, clock::now_ms()), message_ref.as_deref()).await?;
+        conversation.push_as(Message::user(&taken.text, clock::now_ms()), taken.message_ref.as_deref()).await?;
+        // Done only once it is on disk: a crash before leaves it to run again.
+        taken.stored();
     }
     Ok(())
 }

@@ -37,6 +37,10 @@ pub struct Arrival {
     pub chat: String,
     /// The platform message it is (a steered message is stored with it).
     pub message_ref: Option<String>,
+    /// Its sender may hold elevated tools (`tools.elevated`): a message is
+    /// steered into a turn, or collected into a batch, only with the same
+    /// tool rights — it never borrows another sender's.
+    pub elevated: bool,
 }
 
 /// Why a message got no turn of its own.
@@ -137,6 +141,8 @@ struct Batch {
 }
 
 struct Running {
+    /// The tool rights the turn was linked with (see [`Arrival::elevated`]).
+    elevated: bool,
     steering: Arc<Steering>,
     abort: watch::Sender<Option<&'static str>>,
     /// The batch this turn is still gathering (during its debounce).
@@ -147,6 +153,7 @@ struct Waiter {
     tx: oneshot::Sender<Admit>,
     summary: String,
     chat: String,
+    elevated: bool,
     batch: Option<Arc<Mutex<Batch>>>,
 }
 
@@ -218,17 +225,18 @@ impl SessionQueues {
         let lane = lanes.entry(key.to_string()).or_default();
         lane.last_arrival = Some(Instant::now());
         let Some(running) = &lane.running else {
-            return Ok(Entered::Now(self.permit(key, lane, None, false)));
+            return Ok(Entered::Now(permit_for(&self.lanes, key, lane, None, false, arrival.elevated)));
         };
         if settings.mode == QueueMode::Collect {
             let same_chat = |chat: &str| chat == arrival.chat;
-            let open = lane
-                .waiting
-                .iter()
-                .rev()
-                .find(|w| same_chat(&w.chat))
-                .and_then(|w| w.batch.clone())
-                .or_else(|| running.batch.as_ref().filter(|(c, _)| same_chat(c)).map(|(_, b)| b.clone()));
+            let open = match lane.waiting.iter().rev().find(|w| same_chat(&w.chat)) {
+                Some(w) => w.batch.clone().filter(|_| w.elevated == arrival.elevated),
+                None => running
+                    .batch
+                    .as_ref()
+                    .filter(|(c, _)| same_chat(c) && running.elevated == arrival.elevated)
+                    .map(|(_, b)| b.clone()),
+            };
             if let Some(batch) = open {
                 let mut b = batch.lock().unwrap_or_else(|p| p.into_inner());
                 if !b.closed {
@@ -259,29 +267,20 @@ impl SessionQueues {
                 let _ = oldest.tx.send(Admit::Absorbed(Absorbed::DroppedByCap { summarized }, stored));
             }
         }
-        let steering = lane.running.as_ref().map(|r| r.steering.clone());
+        let steering = lane.running.as_ref().filter(|r| r.elevated == arrival.elevated).map(|r| r.steering.clone());
         let (tx, rx) = oneshot::channel();
         let batch = (settings.mode == QueueMode::Collect).then(|| {
             let first = Collected { sender: arrival.sender.clone(), text: arrival.text.clone() };
             Arc::new(Mutex::new(Batch { closed: false, items: vec![first], stored: Vec::new() }))
         });
-        lane.waiting.push_back(Waiter { tx, summary: summary_line(&arrival.text), chat: arrival.chat.clone(), batch });
+        let summary = summary_line(&arrival.text);
+        lane.waiting.push_back(Waiter { tx, summary, chat: arrival.chat.clone(), elevated: arrival.elevated, batch });
         if settings.mode == QueueMode::Steer {
             if let Some(taken) = steering.and_then(|s| s.offer(arrival)) {
                 return Ok(Entered::Offered { taken, place: rx });
             }
         }
         Ok(Entered::Wait(rx))
-    }
-
-    fn permit(
-        &self,
-        key: &str,
-        lane: &mut Lane,
-        gathering: Option<(String, Arc<Mutex<Batch>>)>,
-        queued: bool,
-    ) -> TurnPermit {
-        permit_for(&self.lanes, key, lane, gathering, queued)
     }
 
     /// Aborts `key`'s running turn and clears its waiting messages (`/stop`):
@@ -327,11 +326,12 @@ fn permit_for(
     lane: &mut Lane,
     gathering: Option<(String, Arc<Mutex<Batch>>)>,
     queued: bool,
+    elevated: bool,
 ) -> TurnPermit {
     let steering = Arc::new(Steering::default());
     let (abort_tx, abort) = watch::channel(None);
     let batch = gathering.as_ref().map(|(_, b)| b.clone());
-    lane.running = Some(Running { steering: steering.clone(), abort: abort_tx, batch: gathering });
+    lane.running = Some(Running { elevated, steering: steering.clone(), abort: abort_tx, batch: gathering });
     TurnPermit {
         key: key.to_string(),
         lanes: lanes.clone(),
@@ -424,7 +424,7 @@ impl Drop for TurnPermit {
         // Hand the turn to the first waiter still waiting.
         while let Some(next) = lane.waiting.pop_front() {
             let gathering = next.batch.clone().map(|b| (next.chat.clone(), b));
-            let permit = permit_for(&self.lanes, &self.key, lane, gathering, true);
+            let permit = permit_for(&self.lanes, &self.key, lane, gathering, true, next.elevated);
             match next.tx.send(Admit::Turn(permit)) {
                 Ok(()) => return,
                 Err(unused) => {
@@ -450,7 +450,7 @@ mod tests {
     }
 
     fn arrival(text: &str) -> Arrival {
-        Arrival { text: text.into(), sender: None, chat: "c".into(), message_ref: None }
+        Arrival { text: text.into(), sender: None, chat: "c".into(), message_ref: None, elevated: false }
     }
 
     async fn turn(e: Entered) -> Option<TurnPermit> {
@@ -530,6 +530,9 @@ mod tests {
         assert_eq!(took.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), ["steer me"]);
         took.into_iter().for_each(Taken::stored);
         assert!(taken.await.is_ok(), "its sender learns it was taken once stored");
+        // A sender with other tool rights is never steered in: it waits its own turn.
+        let elevated = Arrival { elevated: true, ..arrival("with more rights") };
+        assert!(matches!(q.enter("k", &s, &elevated).unwrap(), Entered::Wait(_)));
         let Entered::Offered { taken, place } = q.enter("k", &s, &arrival("late")).unwrap() else { panic!() };
         drop(running);
         assert!(taken.await.is_err(), "the turn ended without it");
@@ -577,6 +580,8 @@ mod tests {
         let Entered::Collected(b_stored) = q.enter("k", &s, &arrival("b")).unwrap() else { panic!("b is collected") };
         let other = Arrival { chat: "elsewhere".into(), ..arrival("c") };
         assert!(matches!(q.enter("k", &s, &other).unwrap(), Entered::Wait(_)), "another chat is not collected");
+        let elevated = Arrival { elevated: true, ..arrival("d") };
+        assert!(matches!(q.enter("k", &s, &elevated).unwrap(), Entered::Wait(_)), "nor other tool rights");
         drop(running);
         let leader = turn(leader).await.unwrap();
         let (collected, _) = leader.settle(Duration::ZERO).await;
@@ -590,6 +595,6 @@ mod tests {
             tokio::time::timeout(Duration::from_secs(5), aborted).await.unwrap(),
             "interrupted by a newer message (queue mode interrupt)"
         );
-        assert_eq!(q.stop("k"), (true, 2));
+        assert_eq!(q.stop("k"), (true, 3));
     }
 }

@@ -374,7 +374,7 @@ impl AgentRuntime {
                         cap: usize::MAX,
                         ..self.queue_settings(cfg, &inbound, &agent_id)
                     };
-                    let entered = self.queues.enter(&key, &in_order, &arrival(&inbound))?;
+                    let entered = self.queues.enter(&key, &in_order, &arrival(cfg, &agent_id, &inbound))?;
                     admit();
                     let permit = match self.wait_turn(entered).await? {
                         Ok(p) => p,
@@ -399,7 +399,7 @@ impl AgentRuntime {
                 ..settings
             };
         }
-        let entered = self.queues.enter(&key, &settings, &arrival(&inbound))?;
+        let entered = self.queues.enter(&key, &settings, &arrival(cfg, &agent_id, &inbound))?;
         admit();
         let permit = match self.wait_turn(entered).await? {
             Ok(p) => p,

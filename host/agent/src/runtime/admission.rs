@@ -10,7 +10,7 @@
 use chela_core::config::schema::Config;
 use chela_core::queue_mode::QueueSettings;
 
-use super::{commands, AgentRuntime, Inbound, RunError, TurnOutcome};
+use super::{commands, sender_may_elevate, AgentRuntime, Inbound, RunError, TurnOutcome};
 use crate::queue::{Absorbed, Admit, Arrival, Entered, TurnPermit};
 
 impl AgentRuntime {
@@ -78,7 +78,7 @@ pub(super) enum Caller {
 }
 
 /// A message as the session queue sees it.
-pub(super) fn arrival(inbound: &Inbound) -> Arrival {
+pub(super) fn arrival(cfg: &Config, agent_id: &str, inbound: &Inbound) -> Arrival {
     let chat = match &inbound.delivery {
         Some(d) => format!("{}/{}/{}/{}", d.channel, d.account_id, d.to, d.thread_id.as_deref().unwrap_or("")),
         None => format!(
@@ -92,6 +92,8 @@ pub(super) fn arrival(inbound: &Inbound) -> Arrival {
         sender: inbound.origin.label.clone().or_else(|| inbound.sender_id.clone()),
         chat,
         message_ref: inbound.message_ref.clone(),
+        // The one sender-dependent part of linking (`turn.rs`'s `link_tools`).
+        elevated: sender_may_elevate(cfg, agent_id, inbound),
     }
 }
 

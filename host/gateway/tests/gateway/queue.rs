@@ -26,11 +26,16 @@ struct Chat {
 
 impl Chat {
     async fn start() -> Chat {
+        Chat::start_with("").await
+    }
+
+    /// [`Chat::start`] with more top-level config (`key: value,` pairs).
+    async fn start_with(extra: &str) -> Chat {
         let fake = OpenAiFake::start("sk-test").await;
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let config = format!(
-            r#"{{
+            r#"{{ {extra}
       models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
       agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }},
                            model: "openai/gpt-test", tools: {{ allow: ["write"] }} }} ] }},
@@ -48,7 +53,15 @@ impl Chat {
 
     /// Sends message `id` from alice (accepted: 202).
     async fn send(&self, id: &str, text: &str) {
-        let msg = json!({"id": id, "chat": {"type": "direct", "id": "alice"}, "from": {"id": "alice", "name": "Alice"}, "text": text});
+        self.send_from(id, "alice", text).await;
+    }
+
+    /// Sends message `id` from `who`'s direct chat (every DM shares the main
+    /// session: `dmScope` is OpenClaw's default).
+    async fn send_from(&self, id: &str, who: &str, text: &str) {
+        let name = who[..1].to_uppercase() + &who[1..];
+        let msg =
+            json!({"id": id, "chat": {"type": "direct", "id": who}, "from": {"id": who, "name": name}, "text": text});
         let (s, b) = common::inbox_call(&self.base, "POST", "/channels/webhook/inbox/messages", &msg).await;
         assert_eq!(s, 202, "{b}");
     }
@@ -272,4 +285,27 @@ async fn a_full_queue_summarizes_what_it_drops_and_stop_clears_the_session() {
     let usage = chat.reply_to("q2").await;
     assert!(usage.contains("`sideways` is not a queue mode") && usage.contains("Usage: /queue"), "{usage}");
     chat.queue("q3", "default", "cleared. Queue: mode steer").await;
+}
+
+/// A message never borrows another sender's tool rights: in a session two
+/// people share, bob (no `tools.elevated`) is not steered into the turn alice
+/// (elevated) started — it waits its own turn, linked with bob's own rights —
+/// and alice's tool call is not skipped for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_with_other_tool_rights_is_not_steered_into_the_running_turn() {
+    let chat = Chat::start_with(r#"tools: { elevated: { enabled: true, allowFrom: { webhook: ["alice"] } } },"#).await;
+    chat.fake.script([
+        Scripted::ToolCall { name: "write".into(), arguments: json!({"path": "mine.md", "content": "alice"}) },
+        Scripted::Text("alice's answer".into()),
+        Scripted::Text("bob's answer".into()),
+    ]);
+    chat.start_turn("m1", "save my note").await;
+    chat.send_from("m2", "bob", "and read it to me").await;
+    chat.until("bob's message waiting", |c| c.depth() == 2).await;
+    chat.fake.release();
+    assert_eq!(chat.reply_to("m1").await, "alice's answer");
+    assert_eq!(chat.reply_to("m2").await, "bob's answer");
+    assert_eq!(std::fs::read_to_string(chat._dir.path().join("ws/mine.md")).unwrap(), "alice", "alice's tool ran");
+    assert_eq!(chat.user_texts(1), ["save my note"], "bob's text did not enter alice's turn");
+    assert_eq!(chat.user_texts(2).last().map(String::as_str), Some("and read it to me"));
 }

@@ -200,7 +200,12 @@ impl AgentRuntime {
             .as_deref()
             .and_then(|m| crate::model::split_model(m).ok())
             .map(|(p, m)| (p.to_string(), m.to_string()));
-        off_thread_upsert(&store, key, parts).await?;
+        edit_entry(&store, key, move |e| {
+            e.model_override_source = parts.as_ref().map(|_| "user".to_string());
+            e.provider_override = parts.as_ref().map(|(p, _)| p.clone());
+            e.model_override = parts.as_ref().map(|(_, m)| m.clone());
+        })
+        .await?;
         Ok(match pick {
             Some(m) => format!("Model for this session: {m}."),
             None => format!("Model for this session: {default} (the agent's)."),
@@ -241,11 +246,7 @@ impl AgentRuntime {
                 drop: new.drop.or(current.drop),
             },
         };
-        let (upsert_key, stored_own) = (key.to_string(), own);
-        super::conversation::off_thread(&store, move |s| {
-            s.upsert(&upsert_key, &mut |e| e.set_queue_override(&stored_own)).map(|_| ())
-        })
-        .await?;
+        edit_entry(&store, key, move |e| e.set_queue_override(&own)).await?;
         let now = describe(&settings(cfg, Some(channel), &own), &own);
         Ok(if own.is_empty() { format!("Queue settings for this session cleared. {now}") } else { now })
     }
@@ -266,39 +267,27 @@ impl AgentRuntime {
             _ => return Ok("Usage: /send on|off|inherit".into()),
         };
         let store = self.store_in(cfg, agent_id)?;
-        let key = key.to_string();
-        super::conversation::off_thread(&store, move |s| {
-            s.upsert(&key, &mut |e| match value {
-                Some(v) => {
-                    e.extra.insert("sendPolicy".into(), serde_json::Value::from(v));
-                }
-                None => {
-                    e.extra.remove("sendPolicy");
-                }
-            })
-            .map(|_| ())
+        edit_entry(&store, key, move |e| match value {
+            Some(v) => {
+                e.extra.insert("sendPolicy".into(), serde_json::Value::from(v));
+            }
+            None => {
+                e.extra.remove("sendPolicy");
+            }
         })
         .await?;
         Ok(reply.to_string())
     }
 }
 
-/// Pins (or with `None` unpins) the session's model in its index entry.
-async fn off_thread_upsert(
+/// Changes the session's index entry (a command's own fields), off the async workers.
+async fn edit_entry(
     store: &std::sync::Arc<dyn crate::store::SessionStore>,
     key: &str,
-    pick: Option<(String, String)>,
+    mut edit: impl FnMut(&mut crate::store::SessionEntry) + Send + 'static,
 ) -> Result<(), crate::store::StoreError> {
     let key = key.to_string();
-    super::conversation::off_thread(store, move |s| {
-        s.upsert(&key, &mut |e| {
-            e.model_override_source = pick.as_ref().map(|_| "user".to_string());
-            e.provider_override = pick.as_ref().map(|(p, _)| p.clone());
-            e.model_override = pick.as_ref().map(|(_, m)| m.clone());
-        })
-        .map(|_| ())
-    })
-    .await
+    super::conversation::off_thread(store, move |s| s.upsert(&key, &mut edit).map(|_| ())).await
 }
 
 /// The `model` of a command's answer.

@@ -145,9 +145,10 @@ impl Gateway {
         let outcome = loop {
             let stage = Stage { admitted: admitted.take(), order };
             let outcome = self.pipeline(channel.clone(), ev.clone(), ticket.clone(), stage).await;
-            // A turn the store refused runs again once it can be stored, and
-            // the chat's later messages wait behind it (this is their queue).
-            // Not journaled, or shutting down: it stays for the next start.
+            // A turn the store refused runs again once it can be stored (the
+            // runtime retries one that has its session's place itself; this is
+            // for a refusal before that). Not journaled, or shutting down: it
+            // stays for the next start.
             if !matches!(outcome, Outcome::Deferred(_)) || seq.is_none() || self.stopping.load(Ordering::SeqCst) {
                 break outcome;
             }

@@ -895,8 +895,9 @@ fn config_errors_on_a_terminal_show_the_source_line_with_a_caret() {
 }
 
 /// OpenClaw settings chela types but does not act on (`typingMode`), and
-/// the parts of a section it reads only in part (`messages.queue`), warn
-/// like every other ignored setting, with what chela does instead.
+/// the parts of a section it reads only in part (`messages.ackReaction`,
+/// `cron.triggers`), warn like every other ignored setting, with what chela
+/// does instead; the parts it reads (`messages.queue`, `heartbeat`) do not.
 #[test]
 fn ignored_openclaw_settings_say_what_chela_does_instead() {
     let s = Sandbox::new();
@@ -904,15 +905,15 @@ fn ignored_openclaw_settings_say_what_chela_does_instead() {
         "c.json5",
         r#"{
   agents: { defaults: { typingMode: "instant", heartbeat: { every: "30m" } } },
-  messages: { queue: { mode: "steer" }, groupChat: { mentionPatterns: ["@bot"] } },
+  messages: { queue: { mode: "steer" }, ackReaction: "👀", groupChat: { mentionPatterns: ["@bot"] } },
+  cron: { enabled: true, triggers: { enabled: false } },
 }"#,
     );
     let v = json(&s.chela(&cfg, &["config", "validate", "--json"]));
     assert_eq!(v["valid"], true, "{v:#}");
+    let diagnostics = v["diagnostics"].as_array().unwrap().clone();
     let diag = |path: &str| {
-        v["diagnostics"]
-            .as_array()
-            .unwrap()
+        diagnostics
             .iter()
             .find(|d| d["path"] == path)
             .unwrap_or_else(|| panic!("no warning at {path}: {v:#}"))
@@ -920,22 +921,20 @@ fn ignored_openclaw_settings_say_what_chela_does_instead() {
     };
     for (path, says) in [
         ("agents.defaults.typingMode", "typing indicators"),
-        ("agents.defaults.heartbeat", "cron"),
-        ("messages.queue", "mid-turn"),
+        ("messages.ackReaction", "reactions"),
+        ("cron.triggers", "condition triggers"),
     ] {
         let d = diag(path);
         assert_eq!(d["severity"], "warning");
         assert_eq!(d["unimplemented"], true, "{d}");
         assert!(d["help"].as_str().is_some_and(|h| h.starts_with("instead: ") && h.contains(says)), "{d}");
     }
-    assert!(
-        !v["diagnostics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|d| d["path"].as_str().unwrap().starts_with("messages.groupChat")),
-        "chela reads groupChat: {v:#}"
-    );
+    for read in ["messages.groupChat", "messages.queue", "agents.defaults.heartbeat", "cron.enabled"] {
+        assert!(
+            !diagnostics.iter().any(|d| d["path"].as_str().unwrap().starts_with(read)),
+            "chela reads {read}: {v:#}"
+        );
+    }
     let strict = json(&s.chela(&cfg, &["config", "validate", "--strict", "--json"]));
     assert_eq!(strict["valid"], false);
     assert_eq!(strict["errors"], 3, "{strict:#}");

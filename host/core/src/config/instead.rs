@@ -9,7 +9,6 @@
 
 /// `(generic path prefix, what chela does instead)`; the first match wins.
 const INSTEAD: &[(&str, &str)] = &[
-    ("agents.*.heartbeat", "chela has no heartbeats yet; schedule `chela agent --agent <id> --message …` with the system's cron"),
     ("agents.*.typing", "chela sends no typing indicators yet: the reply arrives when the turn ends"),
     ("agents.*.blockStreaming", "replies are sent whole when the turn ends (split at the platform's length limit); streaming into chats is not built yet"),
     ("agents.*.compaction", "chela compacts with the agent's model (or `compaction.model`) in one summary pass; `enabled`, `keepRecentTokens`, `model`, `notifyUser`, `maxActiveTranscriptBytes` and `memoryFlush` (`enabled`, `model`, `softThresholdTokens`) are what it reads"),
@@ -24,13 +23,15 @@ const INSTEAD: &[(&str, &str)] = &[
     ("agents.*.verboseDefault", "chela has no /verbose yet"),
     ("agents.*.elevatedDefault", "chela has no /elevated yet; exec's confinement is `sandbox.mode` and `tools.exec`"),
     ("agents.*.skipBootstrap", "chela writes the persona templates only into an empty workspace, never over a file"),
-    ("messages.queue", "a message that arrives mid-turn waits and runs after it, in arrival order (OpenClaw's `followup`)"),
     ("messages.ackReaction", "chela sends no reactions yet"),
     ("channels.*.typing", "chela sends no typing indicators yet: the reply arrives when the turn ends"),
     ("channels.*.blockStreaming", "replies are sent whole when the turn ends; streaming into chats is not built yet"),
     ("channels.*.streaming", "replies are sent whole when the turn ends; streaming into chats is not built yet"),
     ("env.shellEnv", "chela does not read the login shell; put variables in the state dir's `.env` or `env.vars`"),
-    ("cron", "chela has no scheduler yet; the system's cron running `chela agent --agent <id> --message …` does the job"),
+    ("cron.triggers", "chela has no condition triggers, stream sources or script payloads: jobs run on `at`, `every` or `cron` schedules"),
+    ("cron.webhook", "a job's output is announced to a chat or not delivered (`delivery.mode`); there is no webhook delivery"),
+    ("cron.failureAlert", "a failed run is logged, counted in `chela_cron_runs_total{status=\"error\"}` and shown by `chela cron list`"),
+    ("cron.sessionRetention", "an isolated job's run sessions stay in its agent's session store"),
     ("gateway.controlUi", "there is no control page yet: the control API (`/api/v1`) and `chela status`, `health`, `route`, `sessions`"),
     ("mcp", "tools are WebAssembly components dropped into the plugins dir (docs/plugins.md)"),
     ("hooks", "there are no hooks; channel adapters and tools are WebAssembly plugins"),
@@ -86,7 +87,8 @@ mod tests {
         assert_eq!(instead("agents.list[3].typingMode"), typing);
         assert_eq!(instead("agents.entries.work.typingIntervalSeconds"), typing);
         assert_eq!(instead("channels.telegram.accounts.ops.blockStreaming"), instead("channels.slack.blockStreaming"));
-        assert!(instead("cron.jobs").is_some());
+        assert!(instead("cron.triggers.enabled").is_some());
+        assert_eq!(instead("cron.jobs"), None, "chela reads `cron.jobs`");
         assert_eq!(instead("agents.defaults.workspace"), None);
     }
 }

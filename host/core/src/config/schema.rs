@@ -48,6 +48,8 @@ pub struct Config {
     /// `commands`: chela reads `allowFrom` (who may run chat commands).
     #[serde(default, deserialize_with = "lenient")]
     pub commands: Option<CommandsConfig>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub cron: Option<CronConfig>,
     // OpenClaw sections chela reads in part (or, `meta` and `wizard`, keeps as written).
     #[serde(default)]
     pub meta: Option<Json>,
@@ -141,6 +143,57 @@ pub struct AgentDefaults {
     pub subagents: Option<Json>,
     pub models: Option<Json>,
     pub compaction: Option<CompactionConfig>,
+    pub heartbeat: Option<HeartbeatConfig>,
+    /// The zone `activeHours` is read in when it names none (`"user"`).
+    pub user_timezone: Option<String>,
+    /// A turn's longest run, in seconds (heartbeat turns use it when they set none).
+    pub timeout_seconds: Option<u64>,
+}
+
+/// `agents.*.heartbeat` (OpenClaw's `docs/gateway/heartbeat.md`; what the
+/// values mean: `crate::heartbeat`). Strict, as in OpenClaw.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeartbeatConfig {
+    /// A duration string, minutes when bare (`"30m"`; `"0m"` turns the cadence off).
+    pub every: Option<String>,
+    pub active_hours: Option<ActiveHoursConfig>,
+    pub model: Option<String>,
+    pub session: Option<String>,
+    /// `owner` (default) | `last` | `none` | a channel id.
+    pub target: Option<String>,
+    /// `allow` (default) | `block`.
+    pub direct_policy: Option<String>,
+    pub to: Option<String>,
+    pub account_id: Option<String>,
+    pub prompt: Option<String>,
+    pub timeout_seconds: Option<u64>,
+    pub light_context: Option<bool>,
+    pub isolated_session: Option<bool>,
+    /// `agents.defaults.heartbeat.agentId`: the heartbeat's owner when no agent has its own block.
+    pub agent_id: Option<String>,
+}
+
+/// `heartbeat.activeHours`: `HH:MM` start (inclusive) and end (exclusive, `24:00` allowed).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActiveHoursConfig {
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub timezone: Option<String>,
+}
+
+/// `cron`: the scheduler (OpenClaw's automations). `jobs` is chela's: jobs
+/// declared in config, beside those `chela cron add` stores in the state dir.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CronConfig {
+    /// `false`: no job and no scheduled heartbeat runs.
+    pub enabled: Option<bool>,
+    /// Skip `cron`/`every` slots missed while the gateway was down instead of catching up once.
+    pub skip_missed_jobs: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_opt_vec")]
+    pub jobs: Option<Vec<crate::cron_job::JobSpec>>,
 }
 
 /// `agents.defaults.compaction`: when and how long sessions are summarised
@@ -232,6 +285,7 @@ pub struct AgentConfig {
     pub sandbox: Option<SandboxConfig>,
     pub tools: Option<AgentToolsConfig>,
     pub runtime: Option<Json>,
+    pub heartbeat: Option<HeartbeatConfig>,
 }
 
 /// `"provider/model"` or `{primary, fallbacks}`.

@@ -76,6 +76,8 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
         check.binding_account(&path, b, &channel);
     }
     check.broadcast_agents();
+    check.heartbeats();
+    check.cron_jobs();
     check.weakened_isolation();
     check.ignored_settings();
     check.out.into_iter().map(|d| loaded.attach_file(d)).collect()
@@ -297,6 +299,81 @@ impl Checker<'_> {
                         format!("broadcast names agent `{a}`, which is not configured"),
                     );
                 }
+            }
+        }
+    }
+
+    /// Heartbeat blocks: their interval, active hours and policies parse
+    /// (OpenClaw's own checks and messages).
+    fn heartbeats(&mut self) {
+        let defaults = self.cfg.agents.as_ref().and_then(|a| a.defaults.as_ref());
+        let user_tz = defaults.and_then(|d| d.user_timezone.clone());
+        if let Some(tz) = user_tz.as_deref().filter(|tz| crate::schedule::Zone::parse(Some(tz)).is_none()) {
+            self.err(
+                "agents.defaults.userTimezone".into(),
+                format!("`{tz}` is not a time zone (an IANA name such as `Europe/Vienna`)"),
+            );
+        }
+        let mut blocks: Vec<(String, crate::config::schema::HeartbeatConfig)> = Vec::new();
+        if let Some(h) = defaults.and_then(|d| d.heartbeat.clone()) {
+            blocks.push(("agents.defaults.heartbeat".into(), h));
+        }
+        for id in self.roster.ids() {
+            if let Some((path, a)) = self.cfg.agent(&id) {
+                if let Some(h) = a.heartbeat.clone() {
+                    blocks.push((format!("{path}.heartbeat"), h));
+                }
+            }
+        }
+        for (path, h) in blocks {
+            if let Some(every) = &h.every {
+                if let Err(e) = crate::schedule::parse_duration_ms(every, crate::schedule::Unit::Minutes) {
+                    self.err(format!("{path}.every"), e);
+                }
+            }
+            if let Some(p) = h.direct_policy.as_deref().filter(|p| *p != "allow" && *p != "block") {
+                self.err(format!("{path}.directPolicy"), format!("`{p}` is not a direct policy: `allow` or `block`"));
+            }
+            if let Some(t) = h.target.as_deref().filter(|t| t.contains(':')) {
+                let d = self.diagnostic(true, format!("{path}.target"), format!("`{t}` is not a heartbeat target"));
+                self.out.push(d.with_help("set `target` to the channel and `to` to the recipient; `<channel>:<id>` belongs in `commands.ownerAllowFrom`"));
+            }
+            if let Some(a) = &h.active_hours {
+                match crate::heartbeat::active_hours(a, user_tz.as_deref()) {
+                    Err(e) => self.err(format!("{path}.activeHours.{}", e.field), e.message),
+                    Ok(w) if w.start == w.end => self.warn(
+                        format!("{path}.activeHours"),
+                        "`start` equals `end`: a zero-width window, so this heartbeat never runs".into(),
+                    ),
+                    Ok(_) => {}
+                }
+            }
+            if h.agent_id.is_some() && path != "agents.defaults.heartbeat" {
+                self.warn(format!("{path}.agentId"), "`agentId` is read only in `agents.defaults.heartbeat`".into());
+            }
+        }
+    }
+
+    /// Jobs declared in `cron.jobs`: each has a unique id and no problem
+    /// (the same check `chela cron add` makes).
+    fn cron_jobs(&mut self) {
+        let Some(jobs) = self.cfg.cron.as_ref().and_then(|c| c.jobs.clone()) else { return };
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, job) in jobs.iter().enumerate() {
+            let path = format!("cron.jobs[{i}]");
+            match job.id.as_deref() {
+                None => self.err(format!("{path}.id"), "a job declared in config needs an `id`".into()),
+                Some(id) => {
+                    if let Some(first) = seen.insert(id.to_string(), i) {
+                        self.err(
+                            format!("{path}.id"),
+                            format!("duplicate job id `{id}` (also at `cron.jobs[{first}]`)"),
+                        );
+                    }
+                }
+            }
+            for p in job.problems(self.cfg, 0) {
+                self.err(format!("{path}.{}", p.field), p.message);
             }
         }
     }

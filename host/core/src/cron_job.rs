@@ -1,0 +1,286 @@
+//! A scheduled job as OpenClaw writes one (`docs/automation/cron-jobs/*`):
+//! its schedule, the agent it runs as, the session it runs in
+//! (`main` | `isolated` | `current` | `session:<id>`), what it runs (a
+//! system event or an agent turn) and where its output goes (`announce` |
+//! `none`). One shape for jobs declared in config (`cron.jobs`) and jobs
+//! `chela cron add` stores; [`JobSpec::problems`] is the one check of both.
+//!
+//! Isolation: a job runs as its own agent only. The session it names must be
+//! that agent's ([`JobSpec::session`] refuses another agent's key), so a job
+//! can never write into, or read from, another agent's conversations.
+//!
+//! Must not: schedule, persist or run anything (the gateway's scheduler does).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::schema::Config;
+use crate::ids::normalize_agent_id;
+use crate::roster::Roster;
+use crate::schedule::{Schedule, ScheduleSpec};
+use crate::session_key::SessionKey;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobSpec {
+    /// Stable id (`chela cron rm <id>`); config jobs must set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The agent the job runs as; unset: the default agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    pub schedule: ScheduleSpec,
+    /// `main` | `isolated` | `current` | `session:<id>`; unset: `main` for a
+    /// system event, `isolated` for an agent turn (OpenClaw's defaults for a
+    /// caller without a conversation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_target: Option<String>,
+    /// The conversation a `current` job is bound to (a session key of its agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
+    pub payload: Payload,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+    /// Remove a one-shot (`at`) job after it ran (default true for one-shots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_after_run: Option<bool>,
+    /// A run's longest wall-clock time (default: the agent turn limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
+pub enum Payload {
+    /// Text handed to the session as a system event (a turn in that session).
+    SystemEvent { text: String },
+    /// A model-backed agent turn with this message.
+    #[serde(rename_all = "camelCase")]
+    AgentTurn {
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        light_context: Option<bool>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Delivery {
+    /// `announce` | `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+}
+
+/// Where a job's turn runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobSession {
+    /// The agent's main session.
+    Main,
+    /// A fresh session per run under `agent:<id>:cron:<jobId>`.
+    Isolated,
+    /// The bound conversation (`sessionKey`).
+    Current(SessionKey),
+    /// A persistent named session `agent:<id>:session:<name>`.
+    Custom(SessionKey),
+}
+
+/// A problem with a job: the field (relative to the job, e.g. `schedule.expr`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobProblem {
+    pub field: String,
+    pub message: String,
+}
+
+fn problem(field: impl Into<String>, message: impl Into<String>) -> JobProblem {
+    JobProblem { field: field.into(), message: message.into() }
+}
+
+/// Characters a job id may hold (it names a session and a file entry).
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl JobSpec {
+    /// The agent the job runs as (canonical id), or why it names none.
+    pub fn agent(&self, cfg: &Config) -> Result<String, String> {
+        Roster::from_config(cfg).pick(self.agent_id.as_deref()).map_err(|e| e.to_string())
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled != Some(false)
+    }
+
+    /// Whether its output is announced to a chat (`delivery.mode: announce`,
+    /// the default for an agent turn that names a chat).
+    pub fn announces(&self) -> bool {
+        match self.delivery.as_ref().and_then(|d| d.mode.as_deref()) {
+            Some("announce") => true,
+            Some(_) => false,
+            None => self.delivery.as_ref().is_some_and(|d| d.channel.is_some() || d.to.is_some()),
+        }
+    }
+
+    /// Where its turn runs, for `agent_id` (already resolved). A named
+    /// session must be this agent's.
+    pub fn session(&self, cfg: &Config, agent_id: &str) -> Result<JobSession, JobProblem> {
+        let default = match self.payload {
+            Payload::SystemEvent { .. } => "main",
+            Payload::AgentTurn { .. } => "isolated",
+        };
+        let target = self.session_target.as_deref().map(str::trim).unwrap_or(default);
+        let own = |raw: &str, field: &str| -> Result<SessionKey, JobProblem> {
+            let key = crate::routing::SessionTarget::requested(cfg, agent_id, Some(raw))
+                .map_err(|e| problem(field, format!("{e}: a job runs as its own agent only")))?;
+            Ok(key.key)
+        };
+        match target {
+            "main" => Ok(JobSession::Main),
+            "isolated" => Ok(JobSession::Isolated),
+            "current" => {
+                let raw = self.session_key.as_deref().filter(|k| !k.trim().is_empty()).ok_or_else(|| {
+                    problem(
+                        "sessionKey",
+                        "a `current` job is bound to a conversation: set `sessionKey` (see `chela sessions list`)",
+                    )
+                })?;
+                Ok(JobSession::Current(own(raw, "sessionKey")?))
+            }
+            other => match other.strip_prefix("session:") {
+                Some(name) if !name.trim().is_empty() && !name.contains(':') => {
+                    let key = own(&format!("session:{}", name.trim()), "sessionTarget")?;
+                    Ok(JobSession::Custom(key))
+                }
+                Some(name) if name.contains(':') => Ok(JobSession::Custom(own(name, "sessionTarget")?)),
+                _ => Err(problem(
+                    "sessionTarget",
+                    format!("`{other}` is not a session target: use `main`, `isolated`, `current` or `session:<id>`"),
+                )),
+            },
+        }
+    }
+
+    /// Everything wrong with the job under `cfg`, each with its field.
+    pub fn problems(&self, cfg: &Config, now_ms: i64) -> Vec<JobProblem> {
+        let mut out = Vec::new();
+        if let Some(id) = &self.id {
+            if !valid_id(id) {
+                out.push(problem("id", format!("`{id}` is not a job id (letters, digits, `-`, `_`; at most 64)")));
+            }
+        }
+        if let Err(e) = Schedule::compile(&self.schedule, now_ms) {
+            out.push(problem(format!("schedule.{}", e.field), e.message));
+        }
+        let agent = match self.agent(cfg) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                out.push(problem("agentId", e));
+                None
+            }
+        };
+        match &self.payload {
+            Payload::SystemEvent { text } if text.trim().is_empty() => {
+                out.push(problem("payload.text", "a system event needs its text"))
+            }
+            Payload::AgentTurn { message, .. } if message.trim().is_empty() => {
+                out.push(problem("payload.message", "an agent turn needs its message"))
+            }
+            _ => {}
+        }
+        if let Some(agent) = &agent {
+            match self.session(cfg, agent) {
+                Ok(JobSession::Main) if self.announces() => out.push(problem(
+                    "delivery.mode",
+                    "a `main` job answers in the main session's own chat; use an `isolated` job to announce elsewhere",
+                )),
+                Ok(_) => {}
+                Err(p) => out.push(p),
+            }
+        }
+        if let Some(d) = &self.delivery {
+            match d.mode.as_deref() {
+                None | Some("announce") | Some("none") => {}
+                Some(m) => {
+                    out.push(problem("delivery.mode", format!("`{m}` is not a delivery mode: `announce` or `none`")))
+                }
+            }
+            if self.announces() && matches!(&self.payload, Payload::AgentTurn { .. }) {
+                let to = d.to.as_deref().is_some_and(|t| !t.trim().is_empty());
+                let channel = d.channel.as_deref().is_some_and(|t| !t.trim().is_empty());
+                let bound = self.session_key.is_some();
+                if !(bound || to && channel) {
+                    out.push(problem(
+                        "delivery",
+                        "announcing needs `channel` and `to` (or a `current` job's conversation)",
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The agent's id as stored on the job (canonical), for listings.
+    pub fn agent_label(&self) -> String {
+        self.agent_id.as_deref().map(|a| normalize_agent_id(Some(a))).unwrap_or_else(|| "(default)".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Config {
+        crate::config::load_str(text, None).expect("config loads").config
+    }
+
+    fn job(text: &str) -> JobSpec {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_job_names_only_its_own_agents_sessions() {
+        let c = cfg(r#"{ agents: { list: [ { id: "home", default: true }, { id: "work" } ] } }"#);
+        let j = job(r#"{ "agentId": "work", "schedule": { "kind": "every", "everyMs": 60000 },
+            "sessionTarget": "current", "sessionKey": "agent:home:telegram:direct:42",
+            "payload": { "kind": "agentTurn", "message": "hi" } }"#);
+        let p = j.problems(&c, 0);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "sessionKey");
+        assert!(p[0].message.contains("belongs to agent `home`"), "{}", p[0].message);
+        let custom = JobSpec { session_target: Some("session:agent:home:main".into()), session_key: None, ..j.clone() };
+        assert_eq!(custom.problems(&c, 0)[0].field, "sessionTarget");
+        let fine = JobSpec { session_target: Some("session:standup".into()), session_key: None, ..j };
+        assert!(fine.problems(&c, 0).is_empty());
+        assert_eq!(
+            fine.session(&c, "work").unwrap(),
+            JobSession::Custom(SessionKey::parse("agent:work:session:standup").unwrap())
+        );
+    }
+
+    #[test]
+    fn problems_name_their_fields() {
+        let c = cfg("{}");
+        let j = job(r#"{ "agentId": "ghost", "schedule": { "kind": "cron", "expr": "99 * * * *" },
+            "sessionTarget": "somewhere", "payload": { "kind": "systemEvent", "text": " " },
+            "delivery": { "mode": "webhook" } }"#);
+        let fields: Vec<String> = j.problems(&c, 0).into_iter().map(|p| p.field).collect();
+        assert!(fields.contains(&"schedule.expr".to_string()), "{fields:?}");
+        assert!(fields.contains(&"payload.text".to_string()), "{fields:?}");
+        assert!(fields.contains(&"delivery.mode".to_string()), "{fields:?}");
+        // single-agent mode: any name stands for the one agent, so `agentId` is not a problem there.
+        let two = cfg(r#"{ agents: { list: [ { id: "a" }, { id: "b" } ] } }"#);
+        assert!(j.problems(&two, 0).iter().any(|p| p.field == "agentId"));
+    }
+}

@@ -155,6 +155,7 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability, co
                             message_ref: None,
                             model_override: None,
                             sampling: None,
+                            scheduled: None,
                             delivery: None,
                         },
                     )

@@ -123,6 +123,7 @@ fn inbound(
         message_ref: None,
         model_override: None,
         sampling: None,
+        scheduled: None,
         delivery: None,
     }
 }

@@ -24,5 +24,5 @@ pub mod subagents;
 pub mod workspace_read;
 
 pub use model::{Provider, Providers, TextSink};
-pub use runtime::{AgentRuntime, Announcement, Announcer, Inbound, RunError, RunLimits, TurnOutcome};
+pub use runtime::{AgentRuntime, Announcement, Announcer, Inbound, RunError, RunLimits, Scheduled, TurnOutcome};
 pub use store::{DeliveryContext, FileStore, Origin, SessionEntry, SessionStore};

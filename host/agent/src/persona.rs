@@ -64,6 +64,8 @@ pub struct PromptInput<'a> {
     pub budget: Budget,
     /// Sub-agent and cron sessions get the minimal file set.
     pub minimal: bool,
+    /// A scheduled run with `lightContext`: no workspace files at all.
+    pub light: bool,
     pub now: &'a str,
 }
 
@@ -90,7 +92,11 @@ pub fn system_prompt(input: &PromptInput<'_>) -> String {
         }
     }
     out.push_str("\n# Workspace Files (injected)\n");
-    out.push_str(&workspace_files(input.workspace, input.budget, input.minimal));
+    if input.light {
+        out.push_str("[light context: the workspace files are not injected for this scheduled run]\n");
+    } else {
+        out.push_str(&workspace_files(input.workspace, input.budget, input.minimal));
+    }
     out.push_str(&format!("\n# Current Date & Time\n{}\n", input.now));
     out
 }

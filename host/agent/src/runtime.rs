@@ -83,6 +83,17 @@ pub struct Inbound {
     /// Sampling and length settings for this turn's model calls (the OpenAI
     /// endpoint's `temperature`, `max_completion_tokens`…), best effort.
     pub sampling: Option<crate::model::Sampling>,
+    /// A turn the scheduler starts (a cron job, a heartbeat), not a person.
+    pub scheduled: Option<Scheduled>,
+}
+
+/// How a scheduled turn opens its session and prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Scheduled {
+    /// Start a new session id first (an `isolated` job's fresh session per run).
+    pub fresh_session: bool,
+    /// Leave the workspace bootstrap files out of the system prompt (`lightContext`).
+    pub light_context: bool,
 }
 
 /// A tool call made during a turn.

@@ -82,6 +82,7 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                     message_ref: None,
                     model_override: None,
                     sampling: None,
+                    scheduled: None,
                     delivery: None,
                 },
             )
@@ -120,6 +121,7 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                     message_ref: None,
                     model_override: None,
                     sampling: None,
+                    scheduled: None,
                     delivery: None,
                 },
             )

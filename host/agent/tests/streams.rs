@@ -59,6 +59,7 @@ async fn one_turn(provider: &str, base: &str, model: &str) -> chela_agent::TurnO
         message_ref: None,
         model_override: None,
         sampling: None,
+        scheduled: None,
         delivery: None,
     };
     rt.run(&rt.snapshot(), inbound).await.expect("the turn finishes")

@@ -103,6 +103,7 @@ fn inbound(rt: &AgentRuntime, agent: &str, peer: &str, text: &str) -> Inbound {
         message_ref: None,
         model_override: None,
         sampling: None,
+        scheduled: None,
         delivery: None,
     }
 }

@@ -8,6 +8,7 @@ mod agents;
 mod client;
 mod config;
 mod context;
+mod cron;
 mod doctor;
 mod gateway;
 mod identity;
@@ -76,6 +77,9 @@ enum Command {
     /// DM pairing requests: list and approve.
     #[command(subcommand)]
     Pairing(pairing::PairingCommand),
+    /// Scheduled jobs and heartbeats: list, add, remove, run now.
+    #[command(subcommand)]
+    Cron(cron::CronCommand),
     /// Health checks (config, permissions, token, plugins, channel
     /// credentials, exec confinement, workspaces, session stores) and safe
     /// repairs with --fix.
@@ -197,6 +201,7 @@ fn main() -> ExitCode {
         Command::Agent(args) => sessions::agent(&ctx, &args),
         Command::Sessions(cmd) => sessions::run(&ctx, cmd),
         Command::Pairing(cmd) => pairing::run(&ctx, cmd),
+        Command::Cron(cmd) => cron::run(&ctx, cmd),
         Command::Doctor(a) => doctor::run(&ctx, a.fix, a.probe, a.json),
         Command::Status(args) => status::status(&ctx, &args),
         Command::Health(args) => status::health(&ctx, &args),

@@ -162,6 +162,7 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                             message_ref: None,
                             model_override: None,
                             sampling: None,
+                            scheduled: None,
                             delivery: None,
                         },
                     )

@@ -913,11 +913,7 @@ fn ignored_openclaw_settings_say_what_chela_does_instead() {
     assert_eq!(v["valid"], true, "{v:#}");
     let diagnostics = v["diagnostics"].as_array().unwrap().clone();
     let diag = |path: &str| {
-        diagnostics
-            .iter()
-            .find(|d| d["path"] == path)
-            .unwrap_or_else(|| panic!("no warning at {path}: {v:#}"))
-            .clone()
+        diagnostics.iter().find(|d| d["path"] == path).unwrap_or_else(|| panic!("no warning at {path}: {v:#}")).clone()
     };
     for (path, says) in [
         ("agents.defaults.typingMode", "typing indicators"),

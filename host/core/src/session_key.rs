@@ -44,6 +44,13 @@ impl SessionKey {
         SessionKey(format!("agent:{}:subagent:{}", normalize_agent_id(Some(agent_id)), run.to_lowercase()))
     }
 
+    /// A scheduled job's own session `agent:<id>:cron:<job id>` (an
+    /// `isolated` job's, or an isolated heartbeat's): background, minimal prompt.
+    pub fn cron(agent_id: &str, job_id: &str) -> SessionKey {
+        let job: String = job_id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+        SessionKey(format!("agent:{}:cron:{}", normalize_agent_id(Some(agent_id)), job.to_lowercase()))
+    }
+
     /// The session of an OpenAI-compatible API request ([`build_api_session_key`]).
     pub fn api(agent_id: &str, caller: ApiCaller<'_>) -> SessionKey {
         SessionKey(build_api_session_key(agent_id, caller))

@@ -77,6 +77,7 @@ fn bench(c: &mut Criterion) {
             message_ref: None,
             model_override: None,
             sampling: None,
+            scheduled: None,
             delivery: None,
         }
     };

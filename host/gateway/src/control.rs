@@ -67,6 +67,8 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Socke
         (Method::GET, "/api/v1/sessions/history") => history(&gw, query(&req, "agentId"), query(&req, "key")),
         (Method::POST, "/api/v1/send") => send(gw, req).await,
         (Method::POST, "/api/v1/route") => route(gw, req).await,
+        (Method::GET, "/api/v1/cron") => cron_list(&gw),
+        (Method::POST, "/api/v1/cron/run") => cron_run(gw, req).await,
         (m, p) => error(StatusCode::NOT_FOUND, &format!("no control API route {m} {p}")),
     }
 }
@@ -165,6 +167,7 @@ async fn send(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         message_ref: None,
         model_override: None,
         sampling: None,
+        scheduled: None,
         delivery: None,
     };
     let _turn = gw.inflight.enter();
@@ -172,6 +175,35 @@ async fn send(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         Ok(t) => json(StatusCode::OK, &serde_json::json!(t)),
         Err(chela_agent::RunError::UnknownAgent(a)) => error(StatusCode::NOT_FOUND, &format!("unknown agent `{a}`")),
         Err(e @ chela_agent::RunError::QueueFull(_)) => error(StatusCode::TOO_MANY_REQUESTS, &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+fn cron_list(gw: &Gateway) -> Reply {
+    match gw.scheduler.list(&gw.config()) {
+        Ok(jobs) => {
+            json(StatusCode::OK, &serde_json::json!({ "jobs": crate::cron::listing_json(&gw.config(), &jobs) }))
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CronRunBody {
+    id: String,
+}
+
+async fn cron_run(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
+    let body: CronRunBody = match body_json(&gw, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    use crate::cron::scheduler::RunNowError;
+    match crate::cron::Scheduler::run_now(&gw, &body.id).await {
+        Ok(report) => json(StatusCode::OK, &serde_json::json!(report)),
+        Err(e @ RunNowError::Unknown(_)) => error(StatusCode::NOT_FOUND, &e.to_string()),
+        Err(e @ (RunNowError::Busy(_) | RunNowError::Disabled)) => error(StatusCode::CONFLICT, &e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

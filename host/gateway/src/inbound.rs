@@ -313,6 +313,7 @@ impl Gateway {
             message_ref: seq.map(|_| dedupe_key(ev)).filter(|r| !r.is_empty()),
             model_override: None,
             sampling: None,
+            scheduled: None,
             delivery: Some(DeliveryContext {
                 channel: ch.clone(),
                 to: ev.peer.id.clone(),
@@ -443,21 +444,23 @@ impl Gateway {
 
     /// Delivers a reply no inbound message waits for (a sub-agent's result,
     /// as the parent session answered it) to the chat the session belongs to.
-    pub async fn deliver_announcement(&self, a: chela_agent::Announcement) {
+    /// Delivers a reply nobody's message waits for (a sub-agent's result, a
+    /// scheduled run's output); whether it was sent.
+    pub async fn deliver_announcement(&self, a: chela_agent::Announcement) -> bool {
         let Some(d) = a.delivery else {
             tracing::info!(session = %a.session_key, "announcement for a session without a chat; it stays in the transcript");
-            return;
+            return false;
         };
         let Some(channel) = self.channel(&d.channel) else {
             tracing::warn!(session = %a.session_key, channel = %d.channel, "announcement: channel not running");
-            return;
+            return false;
         };
         if a.text.trim().is_empty() {
-            return;
+            return false;
         }
         if !self.may_send(&self.config(), a.session_key.as_str(), &d.channel, a.chat_type) {
             tracing::info!(session = %a.session_key, "announcement held back: session.sendPolicy denies it");
-            return;
+            return false;
         }
         let msg = OutboundMessage {
             account_id: d.account_id.clone(),
@@ -472,10 +475,12 @@ impl Gateway {
                 self.metrics.inc(
                     "chela_messages_out_total",
                     &[("channel", &d.channel), ("account", &d.account_id), ("agent", &agent)],
-                )
+                );
+                true
             }
             Err(e) => {
                 self.fail(&d.channel, &d.account_id, "announce", e);
+                false
             }
         }
     }

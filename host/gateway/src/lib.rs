@@ -12,6 +12,7 @@
 mod backoff;
 mod chat_queue;
 mod control;
+pub mod cron;
 mod group_history;
 mod guard;
 mod health;
@@ -165,6 +166,8 @@ pub struct Gateway {
     started: std::time::Instant,
     /// Unanswered group messages, for the next answered one (`group_history.rs`).
     group_history: group_history::GroupHistory,
+    /// Cron jobs and heartbeats (`cron/`).
+    scheduler: cron::Scheduler,
 }
 
 /// Secrets of tool plugins: `plugins.entries.<id>.secrets`, each a string
@@ -266,12 +269,15 @@ impl Gateway {
             tracing::warn!(path = %path.display(), error = %e, "plugin not loaded");
         }
         let cell = SnapshotCell::of(config);
+        let state_dir = env.state_dir();
         let gw = Arc::new_cyclic(|me: &std::sync::Weak<Gateway>| {
             // Announcements are delivered through the channels of this gateway.
             let me = me.clone();
             let announcer: Arc<chela_agent::runtime::Announcer> = Arc::new(move |a| {
                 if let Some(gw) = me.upgrade() {
-                    tokio::spawn(async move { gw.deliver_announcement(a).await });
+                    tokio::spawn(async move {
+                        gw.deliver_announcement(a).await;
+                    });
                 }
             });
             let runtime =
@@ -298,6 +304,7 @@ impl Gateway {
                 recovered: std::sync::Mutex::new(Some(recovered)),
                 started: std::time::Instant::now(),
                 group_history: group_history::GroupHistory::default(),
+                scheduler: cron::Scheduler::new(cron::CronStore::new(&state_dir)),
             }
         });
         gw.sync_channels().await;
@@ -527,8 +534,12 @@ impl Gateway {
         if let Some(recovered) = recovered {
             self.resume(recovered);
         }
+        let scheduler = tokio::spawn(cron::Scheduler::run_loop(Arc::downgrade(self)));
+        if let Some(why) = chela_core::heartbeat::plans(&self.config()).warning {
+            tracing::warn!("{why}");
+        }
         tracing::info!(%local, "gateway listening");
-        Ok(Running { addr: local, gateway: self.clone(), stop, server, background: vec![watcher] })
+        Ok(Running { addr: local, gateway: self.clone(), stop, server, background: vec![watcher, scheduler] })
     }
 
     pub fn plugin_dirs_hint(&self) -> PathBuf {

@@ -12,7 +12,9 @@
 //! `{{message}}` is the user's text, `{{result}}` the tool's answer.
 //! A compaction summary request gets a deterministic summary that counts
 //! what it summarised and quotes the first and latest requests, carried
-//! over from the previous summary (bounded however often it runs).
+//! over from the previous summary (bounded however often it runs). A
+//! heartbeat poll is answered with the first item of HEARTBEAT.md as its
+//! alert, or `NO_REPLY` when the agent has none.
 //!
 //! Must not: reach the network or depend on anything outside the request and the agent's own dir.
 
@@ -151,6 +153,25 @@ fn summarise(input: &str) -> String {
     out
 }
 
+/// A heartbeat poll (the gateway's `# Heartbeat poll` prompt section): the
+/// first item of the monitor scratch (HEARTBEAT.md) as the alert, or
+/// `NO_REPLY` when there is none — deterministic, and quiet by default.
+fn heartbeat_reply(system: &str) -> Option<String> {
+    let (_, poll) = system.split_once("# Heartbeat poll\n")?;
+    let Some((_, scratch)) = poll.split_once("## Heartbeat monitor scratch") else {
+        return Some(chela_core::heartbeat::SILENT_REPLY.to_string());
+    };
+    let item = scratch
+        .lines()
+        .skip(1)
+        .map(|l| l.trim().trim_start_matches(['-', '*', ' ']).trim())
+        .find(|l| !l.is_empty() && !l.starts_with('#'));
+    Some(match item {
+        Some(item) => format!("Heartbeat: {item}"),
+        None => chela_core::heartbeat::SILENT_REPLY.to_string(),
+    })
+}
+
 impl Offline {
     fn answer(&self, req: &ModelRequest) -> Result<ModelReply, ProviderError> {
         if req.purpose == super::Purpose::Summary {
@@ -230,6 +251,9 @@ impl Offline {
             if let Some(t) = &rule.reply {
                 return Ok(reply(text(t.replace("{{message}}", &said)), "stop"));
             }
+        }
+        if let Some(reply_line) = heartbeat_reply(&req.system) {
+            return Ok(reply(text(reply_line), "stop"));
         }
         let turn = req.messages.iter().filter(|m| matches!(m.as_ref(), Message::User { .. })).count();
         let mut out = format!("{who} (agent `{}`) here.", req.identity.agent_id);

@@ -65,7 +65,13 @@ impl AgentRuntime {
         // The reply's channel, else the one the caller says it speaks for (`x-openclaw-message-channel`).
         let channel = inbound.delivery.as_ref().map(|d| d.channel.as_str()).or(inbound.origin.provider.as_deref());
         let policy = freshness::policy_for(cfg, channel, inbound.target.chat_type);
-        let opening = Opening { key: key.to_string(), explicit_reset, policy, stamp: Stamp::of(&inbound) };
+        let fresh = inbound.scheduled.is_some_and(|s| s.fresh_session);
+        let opening = Opening {
+            key: key.to_string(),
+            explicit_reset: explicit_reset || fresh,
+            policy,
+            stamp: Stamp::of(&inbound),
+        };
         let (reset, entry) = store.call(move |s| open_session(s, &opening)).await?;
         let (mut models, identity) = agent_profile(cfg, agent_id);
         if let Some(m) = &inbound.model_override {
@@ -186,6 +192,7 @@ impl AgentRuntime {
             tool_names: &tool_names,
             budget,
             minimal: inbound.target.key.is_background(),
+            light: inbound.scheduled.is_some_and(|s| s.light_context),
             now: &chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         });
         if let Some(extra) = &inbound.extra_system {

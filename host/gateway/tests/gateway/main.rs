@@ -7,6 +7,7 @@ mod common;
 mod commands;
 mod compaction;
 mod credentials;
+mod cron;
 mod discord;
 mod e2e;
 mod group_history;

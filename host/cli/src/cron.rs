@@ -1,0 +1,282 @@
+//! `chela cron list|add|rm|run` (OpenClaw's `openclaw cron`): the jobs of the
+//! config (`cron.jobs`), those stored in the state dir, and the heartbeat
+//! monitors, on the files the gateway's scheduler reads every tick. `run`
+//! asks the running gateway to run a job now.
+//!
+//! Must not: keep its own job format or checks (core's `cron_job` and the
+//! gateway's cron store are the one home of both).
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use chela_core::cron_job::{valid_id, Delivery, JobSpec, Payload};
+use chela_core::schedule::{parse_duration_ms, parse_instant, ScheduleSpec, Unit};
+use chela_gateway::cron::{scheduler, CronStore};
+
+use crate::context::Context;
+use crate::output::print_json;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum CronCommand {
+    /// Jobs, heartbeats, their next and last runs.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store a new job (runs in the gateway; no restart needed).
+    Add(Box<AddArgs>),
+    /// Remove a stored job.
+    #[command(alias = "remove")]
+    Rm {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a job now, in the running gateway, and wait for it.
+    Run {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AddArgs {
+    /// The job's id (default: generated).
+    #[arg(long)]
+    id: Option<String>,
+    #[arg(long)]
+    name: Option<String>,
+    /// The agent it runs as (default: the default agent).
+    #[arg(long)]
+    agent: Option<String>,
+    /// Once: an ISO 8601 time (no offset: UTC) or a delay such as `20m`.
+    #[arg(long, conflicts_with_all = ["every", "cron"])]
+    at: Option<String>,
+    /// Every interval: `10m`, `1h`, `1d`.
+    #[arg(long, conflicts_with = "cron")]
+    every: Option<String>,
+    /// A cron expression (5 fields, or 6 with seconds).
+    #[arg(long)]
+    cron: Option<String>,
+    /// The zone of `--cron` (IANA name; default: the host's).
+    #[arg(long, requires = "cron")]
+    tz: Option<String>,
+    /// `main` | `isolated` | `current` | `session:<id>`.
+    #[arg(long)]
+    session: Option<String>,
+    /// The conversation a `current` job belongs to (a session key of its agent).
+    #[arg(long)]
+    session_key: Option<String>,
+    /// An agent turn with this message.
+    #[arg(long, conflicts_with = "system_event")]
+    message: Option<String>,
+    /// A system event with this text (into the main session).
+    #[arg(long)]
+    system_event: Option<String>,
+    /// The job's model (`provider/model`, must be allowed for the agent).
+    #[arg(long)]
+    model: Option<String>,
+    /// Leave the workspace files out of the prompt.
+    #[arg(long)]
+    light_context: bool,
+    /// Deliver the result to a chat (`--channel` and `--to`).
+    #[arg(long)]
+    announce: bool,
+    #[arg(long)]
+    channel: Option<String>,
+    #[arg(long)]
+    to: Option<String>,
+    #[arg(long)]
+    account: Option<String>,
+    /// Keep a one-shot job after it ran.
+    #[arg(long)]
+    keep_after_run: bool,
+    /// Store it disabled.
+    #[arg(long)]
+    disabled: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(ctx: &Context, cmd: CronCommand) -> Result<ExitCode> {
+    let store = CronStore::new(&ctx.env.state_dir());
+    match cmd {
+        CronCommand::List { json } => list(ctx, &store, json),
+        CronCommand::Add(args) => add(ctx, &store, *args),
+        CronCommand::Rm { id, json } => remove(ctx, &store, &id, json),
+        CronCommand::Run { id, json } => run_now(ctx, &id, json),
+    }
+}
+
+fn list(ctx: &Context, store: &CronStore, json: bool) -> Result<ExitCode> {
+    let cfg = ctx.load()?.config;
+    let jobs = scheduler::listing(store, &cfg)?;
+    if json {
+        print_json(&serde_json::json!({ "jobs": chela_gateway::cron::listing_json(&cfg, &jobs) }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if jobs.is_empty() {
+        println!("no cron jobs (add one with `chela cron add`)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<22} {:<10} {:<26} {:<12} {:<26} LAST", "ID", "AGENT", "SCHEDULE", "SESSION", "NEXT RUN");
+    for (job, st) in &jobs {
+        let agent = job.agent(&cfg).unwrap_or_else(|| "?".into());
+        let next = match (job.enabled(), st.next_run_at_ms) {
+            (false, _) => "disabled".to_string(),
+            (_, _) if st.done => "done".to_string(),
+            (_, Some(ms)) => chela_core::schedule::format_instant(ms),
+            (_, None) => "-".to_string(),
+        };
+        let last = match (&st.last_status, &st.last_reason) {
+            (Some(s), Some(r)) => format!("{s} ({r})"),
+            (Some(s), None) => s.clone(),
+            _ => "never".into(),
+        };
+        let running = if st.running.is_some() { " [running]" } else { "" };
+        println!(
+            "{:<22} {:<10} {:<26} {:<12} {:<26} {last}{running}",
+            job.id,
+            agent,
+            job.describe_schedule(),
+            job.session_label(),
+            next
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn now_ms() -> i64 {
+    scheduler::now_ms()
+}
+
+fn schedule(args: &AddArgs) -> Result<ScheduleSpec> {
+    if let Some(at) = &args.at {
+        // A delay (`20m`) counts from now; otherwise an ISO 8601 time.
+        let when = match parse_duration_ms(at, Unit::Minutes) {
+            Ok(ms) if parse_instant(at).is_none() => now_ms() + ms as i64,
+            _ => parse_instant(at)
+                .ok_or_else(|| anyhow::anyhow!("--at `{at}`: not an ISO 8601 time or a delay such as `20m`"))?,
+        };
+        return Ok(ScheduleSpec::At { at: chela_core::schedule::format_instant(when) });
+    }
+    if let Some(every) = &args.every {
+        let ms = parse_duration_ms(every, Unit::Minutes).map_err(|e| anyhow::anyhow!("--every: {e}"))?;
+        return Ok(ScheduleSpec::Every { every_ms: Some(ms), every: None, anchor_ms: Some(now_ms()) });
+    }
+    if let Some(expr) = &args.cron {
+        return Ok(ScheduleSpec::Cron { expr: expr.clone(), tz: args.tz.clone() });
+    }
+    bail!("a job needs a schedule: --at, --every or --cron")
+}
+
+fn add(ctx: &Context, store: &CronStore, args: AddArgs) -> Result<ExitCode> {
+    let cfg = ctx.load()?.config;
+    let payload = match (&args.message, &args.system_event) {
+        (Some(m), None) => Payload::AgentTurn {
+            message: m.clone(),
+            model: args.model.clone(),
+            light_context: args.light_context.then_some(true),
+        },
+        (None, Some(t)) => Payload::SystemEvent { text: t.clone() },
+        _ => bail!("a job runs --message (an agent turn) or --system-event (into the main session)"),
+    };
+    let id = match &args.id {
+        Some(id) if !valid_id(id) => bail!("--id `{id}`: letters, digits, `-` and `_` only (at most 64)"),
+        Some(id) => id.clone(),
+        None => uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+    };
+    let delivery = (args.announce || args.channel.is_some() || args.to.is_some()).then(|| Delivery {
+        mode: Some(if args.announce || args.channel.is_some() { "announce" } else { "none" }.into()),
+        channel: args.channel.clone(),
+        to: args.to.clone(),
+        account_id: args.account.clone(),
+        thread_id: None,
+    });
+    let spec = JobSpec {
+        id: Some(id.clone()),
+        name: args.name.clone(),
+        agent_id: args.agent.clone(),
+        enabled: args.disabled.then_some(false),
+        schedule: schedule(&args)?,
+        session_target: args.session.clone(),
+        session_key: args.session_key.clone(),
+        payload,
+        delivery,
+        delete_after_run: args.keep_after_run.then_some(false),
+        timeout_seconds: None,
+    };
+    let problems = spec.problems(&cfg, now_ms());
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("error: {}: {}", p.field, p.message);
+        }
+        bail!("the job was not added ({} problem{})", problems.len(), if problems.len() == 1 { "" } else { "s" });
+    }
+    let taken = chela_gateway::cron::catalogue(&cfg, &[]);
+    let added = store.add(spec.clone(), |stored| {
+        if let Some(j) = taken.iter().find(|j| j.id == id) {
+            return Err(format!("a job `{id}` exists already ({})", source_text(&j.source)));
+        }
+        if stored.iter().any(|j| j.id.as_deref() == Some(id.as_str())) {
+            return Err(format!("a job `{id}` exists already (stored; `chela cron rm {id}` first)"));
+        }
+        Ok(())
+    })?;
+    if let Err(why) = added {
+        bail!("{why}");
+    }
+    if args.json {
+        print_json(&serde_json::json!({ "added": spec }));
+    } else {
+        let agent = spec.agent(&cfg).unwrap_or_default();
+        println!("added cron job {id} for agent {agent}; the gateway picks it up within a second");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn source_text(source: &chela_gateway::cron::Source) -> String {
+    match source {
+        chela_gateway::cron::Source::Config(i) => format!("declared in config at `cron.jobs[{i}]`"),
+        chela_gateway::cron::Source::Stored => "stored".into(),
+        chela_gateway::cron::Source::Heartbeat => "a heartbeat, from `agents.*.heartbeat`".into(),
+    }
+}
+
+fn remove(ctx: &Context, store: &CronStore, id: &str, json: bool) -> Result<ExitCode> {
+    let cfg = ctx.load()?.config;
+    if let Some(j) = chela_gateway::cron::catalogue(&cfg, &[]).into_iter().find(|j| j.id == id) {
+        bail!("cron job `{id}` is {}; change it there", source_text(&j.source));
+    }
+    if !store.remove(id)? {
+        bail!("no stored cron job `{id}` (see `chela cron list`)");
+    }
+    if json {
+        print_json(&serde_json::json!({ "removed": id }));
+    } else {
+        println!("removed cron job {id}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_now(ctx: &Context, id: &str, json: bool) -> Result<ExitCode> {
+    let cfg = ctx.load()?.config;
+    let body = serde_json::json!({ "id": id });
+    let Some(report) = crate::client::control(ctx, &cfg, reqwest::Method::POST, "/api/v1/cron/run", Some(&body))?
+    else {
+        bail!("no gateway is running for this config: `chela cron run` runs the job in the gateway (start it with `chela gateway`)");
+    };
+    if json {
+        print_json(&report);
+    } else {
+        let status = report["status"].as_str().unwrap_or("?");
+        let reason = report["reason"].as_str().map(|r| format!(" ({r})")).unwrap_or_default();
+        let delivered = if report["delivered"] == true { ", delivered" } else { "" };
+        println!("cron job {id}: {status}{reason}{delivered}");
+        if let Some(reply) = report["reply"].as_str().filter(|r| !r.is_empty()) {
+            println!("{reply}");
+        }
+    }
+    Ok(if report["status"] == "error" { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,323 @@
+//! Running one job as its agent: the session it names (the agent's own,
+//! checked by core), a turn through the agent runtime (that agent's
+//! workspace, tools and model, as any of its turns), then the reply
+//! delivered where the job says, or held back when it is an acknowledgement.
+//!
+//! Heartbeats first check what would make the run pointless: outside
+//! `activeHours`, a busy session, or no one to tell (`no-route`) skip it
+//! before the model is asked anything.
+//!
+//! Must not: pick the agent or session itself (core's `cron_job` and
+//! `heartbeat` do), or deliver around `deliver_announcement` (which applies
+//! `session.sendPolicy`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chela_agent::{DeliveryContext, Inbound, Origin, Scheduled};
+use chela_core::config::schema::Config;
+use chela_core::cron_job::{JobSession, JobSpec, Payload};
+use chela_core::heartbeat::{self, HeartbeatPlan, Target};
+use chela_core::ids::ChatType;
+use chela_core::routing::SessionTarget;
+use chela_core::session_key::{derive_chat_type_from_key, SessionKey};
+
+use super::store::Claim;
+use super::{Job, JobKind};
+use crate::Gateway;
+
+/// The most of HEARTBEAT.md the heartbeat prompt carries.
+const SCRATCH_MAX_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Error,
+    Skipped,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Error => "error",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: Status,
+    pub reason: Option<String>,
+    pub reply: Option<String>,
+    pub delivered: bool,
+    pub session_key: Option<String>,
+}
+
+fn ended(status: Status, reason: impl Into<String>) -> Outcome {
+    Outcome { status, reason: Some(reason.into()), reply: None, delivered: false, session_key: None }
+}
+
+/// Where a reply goes: a chat, and what kind of chat it is.
+type Route = Option<(DeliveryContext, ChatType)>;
+
+pub async fn run(gw: &Arc<Gateway>, job: &Job, claim: &Claim) -> Outcome {
+    match &job.kind {
+        JobKind::Spec(spec) => cron_job(gw, &job.id, spec).await,
+        JobKind::Heartbeat(plan) => heartbeat_run(gw, plan, claim.forced).await,
+    }
+}
+
+/// The session's last route (where its replies went), if any.
+fn last_route(gw: &Gateway, target: &SessionTarget) -> Route {
+    let store = gw.runtime.store(&target.agent_id).ok()?;
+    let entry = store.get(target.key.as_str()).ok().flatten()?;
+    let d = entry.delivery_context?;
+    let chat = derive_chat_type_from_key(target.key.as_str()).unwrap_or(ChatType::Direct);
+    Some((d, chat))
+}
+
+fn explicit_route(d: &chela_core::cron_job::Delivery) -> Route {
+    let channel = d.channel.as_deref().map(str::trim).filter(|c| !c.is_empty())?;
+    let to = d.to.as_deref().map(str::trim).filter(|t| !t.is_empty())?;
+    let ctx = DeliveryContext {
+        channel: channel.to_ascii_lowercase(),
+        to: to.to_string(),
+        account_id: d.account_id.clone().unwrap_or_else(|| "default".into()),
+        thread_id: d.thread_id.clone(),
+    };
+    Some((ctx, ChatType::Direct))
+}
+
+async fn cron_job(gw: &Arc<Gateway>, id: &str, spec: &JobSpec) -> Outcome {
+    let snap = gw.snapshot();
+    let cfg = &snap.config;
+    let agent = match spec.agent(cfg) {
+        Ok(a) => a,
+        Err(e) => return ended(Status::Error, format!("agentId: {e}")),
+    };
+    let session = match spec.session(cfg, &agent) {
+        Ok(s) => s,
+        Err(p) => return ended(Status::Error, format!("{}: {}", p.field, p.message)),
+    };
+    let (target, fresh) = match &session {
+        JobSession::Main => (SessionTarget::main(cfg, &agent), false),
+        JobSession::Isolated => (SessionTarget::of_key(cfg, SessionKey::cron(&agent, id), ChatType::Direct), true),
+        JobSession::Current(key) | JobSession::Custom(key) => {
+            let chat = derive_chat_type_from_key(key.as_str()).unwrap_or(ChatType::Direct);
+            (SessionTarget::of_key(cfg, key.clone(), chat), false)
+        }
+    };
+    let route: Route = match spec.delivery.as_ref() {
+        Some(d) if d.mode.as_deref() == Some("none") => None,
+        Some(d) if spec.announces() => explicit_route(d).or_else(|| last_route(gw, &target)),
+        _ if session == JobSession::Isolated => None,
+        _ => last_route(gw, &target),
+    };
+    let name = spec.name.clone().unwrap_or_else(|| id.to_string());
+    let (text, light, model) = match &spec.payload {
+        Payload::SystemEvent { text } => (format!("System: {text}"), false, None),
+        Payload::AgentTurn { message, light_context, model } => {
+            (message.clone(), light_context.unwrap_or(false), model.clone())
+        }
+    };
+    let model_override = match model {
+        Some(raw) => match gw.runtime.check_model_override(cfg, &agent, &raw) {
+            Ok(m) => Some(m),
+            Err(why) => return ended(Status::Error, format!("payload.model: {why}")),
+        },
+        None => None,
+    };
+    let unattended = format!(
+        "# Scheduled run\nThis turn is the scheduled job `{name}`; no one is present to answer questions. \
+         Reply with the result itself, or exactly NO_REPLY when nothing needs saying."
+    );
+    let inbound = Inbound {
+        target,
+        text,
+        sender_id: None,
+        origin: Origin { provider: Some("cron".into()), label: Some(format!("cron job {id}")), ..Origin::default() },
+        extra_system: Some(unattended),
+        delivery: None,
+        message_ref: None,
+        model_override,
+        sampling: None,
+        scheduled: Some(Scheduled { fresh_session: fresh, light_context: light }),
+    };
+    let timeout = spec.timeout_seconds.map(Duration::from_secs);
+    turn_and_deliver(gw, &snap, inbound, route, timeout, false).await
+}
+
+async fn heartbeat_run(gw: &Arc<Gateway>, plan: &HeartbeatPlan, forced: bool) -> Outcome {
+    let snap = gw.snapshot();
+    let cfg = &snap.config;
+    let agent = plan.agent_id.as_str();
+    if !forced {
+        if let Some(w) = &plan.active_hours {
+            if !w.contains(super::scheduler::now_ms()) {
+                return ended(Status::Skipped, "quiet-hours");
+            }
+        }
+    }
+    let (target, fresh) = if plan.isolated_session {
+        (SessionTarget::of_key(cfg, SessionKey::cron(agent, "heartbeat"), ChatType::Direct), true)
+    } else {
+        match SessionTarget::requested(cfg, agent, plan.session.as_deref()) {
+            Ok(t) => (t, false),
+            Err(e) => return ended(Status::Error, format!("heartbeat.session: {e}")),
+        }
+    };
+    // The session whose last route `target: "last"` follows: the run's own, or (isolated) the main one.
+    let context = if plan.isolated_session {
+        SessionTarget::requested(cfg, agent, plan.session.as_deref())
+            .unwrap_or_else(|_| SessionTarget::main(cfg, agent))
+    } else {
+        target.clone()
+    };
+    if gw.runtime.queue_depth(target.key.as_str()) > 0 {
+        return ended(Status::Skipped, "busy");
+    }
+    let route: Route = match &plan.target {
+        Target::None => None,
+        Target::Owner => match heartbeat::owner_route(cfg, plan.account_id.as_deref()) {
+            Some(o) => Some((
+                DeliveryContext { channel: o.channel, to: o.to, account_id: o.account_id, thread_id: None },
+                ChatType::Direct,
+            )),
+            None => return ended(Status::Skipped, "no-route"),
+        },
+        Target::Last => match last_route(gw, &context) {
+            Some((mut d, chat)) => {
+                if let Some(a) = &plan.account_id {
+                    d.account_id = a.clone();
+                }
+                Some((d, chat))
+            }
+            None => return ended(Status::Skipped, "no-route"),
+        },
+        Target::Channel { channel, to } => {
+            let last = last_route(gw, &context).filter(|(d, _)| &d.channel == channel);
+            match (to, last) {
+                (Some(to), last) => Some((
+                    DeliveryContext {
+                        channel: channel.clone(),
+                        to: to.clone(),
+                        account_id: plan
+                            .account_id
+                            .clone()
+                            .or(last.map(|(d, _)| d.account_id))
+                            .unwrap_or_else(|| "default".into()),
+                        thread_id: None,
+                    },
+                    ChatType::Direct,
+                )),
+                (None, Some(last)) => Some(last),
+                (None, None) => return ended(Status::Skipped, "no-route"),
+            }
+        }
+    };
+    let model_override = match &plan.model {
+        Some(raw) => match gw.runtime.check_model_override(cfg, agent, raw) {
+            Ok(m) => Some(m),
+            Err(why) => return ended(Status::Error, format!("heartbeat.model: {why}")),
+        },
+        None => None,
+    };
+    let inbound = Inbound {
+        target,
+        text: plan.prompt.clone(),
+        sender_id: None,
+        origin: Origin {
+            provider: Some("heartbeat".into()),
+            label: Some(heartbeat::TRANSCRIPT_MARKER.into()),
+            ..Origin::default()
+        },
+        extra_system: Some(heartbeat_context(cfg, gw, agent)),
+        delivery: None,
+        message_ref: None,
+        model_override,
+        sampling: None,
+        scheduled: Some(Scheduled { fresh_session: fresh, light_context: plan.light_context }),
+    };
+    let route = match route {
+        Some((_, ChatType::Direct)) if plan.block_direct => None,
+        r => r,
+    };
+    turn_and_deliver(gw, &snap, inbound, route, Some(Duration::from_millis(plan.timeout_ms)), true).await
+}
+
+/// The heartbeat's part of the system prompt: what it is, and the agent's
+/// monitor scratch (`HEARTBEAT.md` in its workspace), when it has one.
+fn heartbeat_context(cfg: &Config, gw: &Gateway, agent: &str) -> String {
+    let roster = chela_core::roster::Roster::from_config(cfg);
+    let ws = chela_core::config::paths::agent_workspace(cfg, &roster, agent, &gw.env);
+    let scratch = chela_agent::workspace_read::Workspace::open(&ws)
+        .ok()
+        .and_then(|w| w.read_text(heartbeat::SCRATCH_FILE, SCRATCH_MAX_BYTES).ok())
+        .map(|(t, _)| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    let mut out = format!(
+        "# Heartbeat poll\n{} This turn is a scheduled heartbeat: no one asked anything. Reply NO_REPLY unless something needs the user's attention; then reply with only the alert.",
+        heartbeat::TRANSCRIPT_MARKER
+    );
+    if let Some(s) = scratch {
+        out.push_str(&format!("\n\n## Heartbeat monitor scratch ({})\n{s}", heartbeat::SCRATCH_FILE));
+    }
+    out
+}
+
+async fn turn_and_deliver(
+    gw: &Arc<Gateway>,
+    snap: &chela_core::snapshot::Snapshot,
+    inbound: Inbound,
+    route: Route,
+    timeout: Option<Duration>,
+    is_heartbeat: bool,
+) -> Outcome {
+    let key = inbound.target.key.clone();
+    let run = gw.runtime.run(snap, inbound);
+    let result = match timeout {
+        Some(t) => match tokio::time::timeout(t, run).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Outcome {
+                    session_key: Some(key.to_string()),
+                    ..ended(Status::Error, format!("timed out after {t:?}"))
+                }
+            }
+        },
+        None => run.await,
+    };
+    let turn = match result {
+        Ok(t) => t,
+        Err(e) => return Outcome { session_key: Some(key.to_string()), ..ended(Status::Error, e.to_string()) },
+    };
+    let reply = turn.reply.clone();
+    let alert = if is_heartbeat {
+        heartbeat::acknowledgement(&reply)
+    } else {
+        Some(reply.trim().to_string()).filter(|r| !r.is_empty() && !heartbeat::is_silent(r))
+    };
+    let mut out = Outcome {
+        status: Status::Ok,
+        reason: None,
+        reply: Some(reply),
+        delivered: false,
+        session_key: Some(key.to_string()),
+    };
+    let Some(text) = alert else {
+        out.reason = Some(if is_heartbeat { "ack" } else { "silent" }.into());
+        return out;
+    };
+    let Some((delivery, chat_type)) = route else {
+        out.reason = Some("no-delivery".into());
+        return out;
+    };
+    let announcement = chela_agent::Announcement { session_key: key, delivery: Some(delivery), chat_type, text };
+    out.delivered = gw.deliver_announcement(announcement).await;
+    if !out.delivered {
+        out.reason = Some("not delivered (see the log)".into());
+    }
+    out
+}

@@ -1,0 +1,329 @@
+//! When jobs run: every tick the scheduler reads the jobs (config, store,
+//! heartbeats), brings each job's persisted state up to date (a changed
+//! schedule starts over), claims the due ones and starts them.
+//!
+//! Claiming writes, in one synced replacement of `state.json`, the run's
+//! claim and the job's next occurrence, before the run starts. So:
+//! - a restart keeps every next-run time (nothing is re-anchored to "now");
+//! - occurrences missed while the gateway was down run once on start
+//!   (`cron.skipMissedJobs: true` skips them instead);
+//! - a claim found on start belongs to a run a crash cut off: it is recorded
+//!   as `interrupted` and never run again for that occurrence.
+//!
+//! Failed recurring runs back off (30 s, 1 min, 5 min, 15 min, 60 min, as
+//! OpenClaw); a one-shot runs once, whatever its outcome.
+//!
+//! Must not: run a turn itself (`run.rs` does, as the job's agent) or decide
+//! what a schedule means (core's `schedule`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use chela_core::config::schema::Config;
+use chela_core::schedule::Schedule;
+
+use super::store::{Claim, CronStore, CronStoreError, JobState};
+use super::{catalogue, Job, JobKind, Source};
+use crate::Gateway;
+
+/// How often the scheduler looks for due jobs.
+const TICK: Duration = Duration::from_millis(250);
+/// Back-off after consecutive failed runs of a recurring job.
+const BACKOFF_MS: [i64; 5] = [30_000, 60_000, 300_000, 900_000, 3_600_000];
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    pub job_id: String,
+    pub run_id: String,
+    /// `ok` | `error` | `skipped`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The agent's reply (before acknowledgement suppression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    /// Whether a message was delivered to a chat.
+    pub delivered: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// Why `chela cron run` could not start a job.
+#[derive(Debug, thiserror::Error)]
+pub enum RunNowError {
+    #[error("no cron job `{0}` (see `chela cron list`)")]
+    Unknown(String),
+    #[error("cron job `{0}` is running already")]
+    Busy(String),
+    #[error("the scheduler is off (`cron.enabled: false` or CHELA_SKIP_CRON)")]
+    Disabled,
+    #[error(transparent)]
+    Store(#[from] CronStoreError),
+}
+
+/// The scheduler's own state in this process.
+pub struct Scheduler {
+    store: CronStore,
+    /// Jobs with a run in progress here.
+    running: Mutex<HashSet<String>>,
+}
+
+impl Scheduler {
+    pub fn new(store: CronStore) -> Scheduler {
+        Scheduler { store, running: Mutex::default() }
+    }
+
+    pub fn store(&self) -> &CronStore {
+        &self.store
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The jobs and their states, for listings.
+    pub fn list(&self, cfg: &Config) -> Result<Vec<(Job, JobState)>, CronStoreError> {
+        listing(&self.store, cfg)
+    }
+
+    /// The scheduler loop, until the gateway is gone or stopping.
+    pub(crate) async fn run_loop(gw: Weak<Gateway>) {
+        let mut first = true;
+        loop {
+            let Some(g) = gw.upgrade() else { return };
+            if g.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            if super::enabled(&g.config(), &*g.vars) {
+                match g.scheduler.claim_due(&g.config(), first) {
+                    Ok(due) => {
+                        first = false;
+                        for (job, claim) in due {
+                            let gw = g.clone();
+                            tokio::spawn(async move { Scheduler::execute(gw, job, claim).await });
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "scheduler: cannot read or write its state; retrying"),
+                }
+            }
+            drop(g);
+            tokio::time::sleep(TICK).await;
+        }
+    }
+
+    /// Brings every job's state up to date and claims the due jobs (synced before returning).
+    fn claim_due(&self, cfg: &Config, first: bool) -> Result<Vec<(Job, Claim)>, CronStoreError> {
+        let jobs = catalogue(cfg, &self.store.jobs()?);
+        let now = now_ms();
+        let skip_missed = cfg.cron.as_ref().and_then(|c| c.skip_missed_jobs) == Some(true);
+        let busy = self.running().clone();
+        let due = self.store.update_states(|states| {
+            let mut changed = false;
+            let mut due = Vec::new();
+            let known: HashSet<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+            let before = states.len();
+            states.retain(|id, s| known.contains(id.as_str()) || s.running.is_some());
+            changed |= states.len() != before;
+            for job in &jobs {
+                let st = states.entry(job.id.clone()).or_insert_with(|| {
+                    changed = true;
+                    JobState { anchor_ms: now, ..JobState::default() }
+                });
+                let fingerprint = serde_json::to_value(job.schedule()).ok();
+                if st.schedule != fingerprint {
+                    st.schedule = fingerprint;
+                    st.next_run_at_ms = None;
+                    st.done = false;
+                    changed = true;
+                }
+                if first && st.running.is_some() && !busy.contains(&job.id) {
+                    // A run a crash (or kill) cut off: recorded, never run again.
+                    let claim = st.running.take();
+                    st.last_status = Some("interrupted".into());
+                    st.last_reason = Some("the gateway stopped during this run; it is not run again".into());
+                    st.last_run_at_ms = claim.map(|c| c.started_at_ms);
+                    changed = true;
+                    tracing::warn!(job = %job.id, "cron: a run was cut off by the last shutdown; recorded as interrupted");
+                }
+                if !job.enabled() || st.done {
+                    continue;
+                }
+                let schedule = match Schedule::compile(&job.schedule(), st.anchor_ms) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let why = format!("schedule.{}: {e}", e.field);
+                        if st.last_reason.as_deref() != Some(why.as_str()) {
+                            tracing::error!(job = %job.id, error = %why, "cron: the job's schedule does not compile");
+                            st.last_status = Some("error".into());
+                            st.last_reason = Some(why);
+                            changed = true;
+                        }
+                        continue;
+                    }
+                };
+                if st.next_run_at_ms.is_none() {
+                    st.next_run_at_ms = match schedule {
+                        // A one-shot never run runs, even late (catch-up).
+                        Schedule::At(at) => Some(at),
+                        _ => schedule.next_after(now),
+                    };
+                    changed = true;
+                }
+                if first && skip_missed && !schedule.is_one_shot() && st.next_run_at_ms.is_some_and(|n| n < now) {
+                    st.next_run_at_ms = schedule.next_after(now);
+                    changed = true;
+                }
+                let Some(next) = st.next_run_at_ms else { continue };
+                if next > now || st.running.is_some() || busy.contains(&job.id) {
+                    continue;
+                }
+                let claim = Claim { run_id: run_id(), occurrence_ms: next, started_at_ms: now, forced: false };
+                st.running = Some(claim.clone());
+                st.next_run_at_ms = if schedule.is_one_shot() { None } else { schedule.next_after(now.max(next)) };
+                changed = true;
+                due.push((job.clone(), claim));
+            }
+            (changed, due)
+        })?;
+        let mut running = self.running();
+        for (job, _) in &due {
+            running.insert(job.id.clone());
+        }
+        Ok(due)
+    }
+
+    /// Runs a claimed job and records how it ended.
+    async fn execute(gw: Arc<Gateway>, job: Job, claim: Claim) -> RunReport {
+        let _turn = gw.inflight.enter();
+        let started = std::time::Instant::now();
+        let outcome = super::run::run(&gw, &job, &claim).await;
+        let report = RunReport {
+            job_id: job.id.clone(),
+            run_id: claim.run_id.clone(),
+            status: outcome.status.as_str().into(),
+            reason: outcome.reason,
+            reply: outcome.reply,
+            delivered: outcome.delivered,
+            session_key: outcome.session_key,
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        match report.status.as_str() {
+            "error" => tracing::warn!(job = %job.id, run = %claim.run_id, reason = ?report.reason, "cron run failed"),
+            _ => {
+                tracing::info!(job = %job.id, run = %claim.run_id, status = %report.status, reason = ?report.reason, delivered = report.delivered, "cron run finished")
+            }
+        }
+        gw.metrics.inc("chela_cron_runs_total", &[("job", &job.id), ("status", &report.status)]);
+        if let Err(e) = gw.scheduler.finish(&job, &claim, &report) {
+            tracing::error!(job = %job.id, error = %e, "cron: cannot record how a run ended");
+        }
+        gw.scheduler.running().remove(&job.id);
+        report
+    }
+
+    /// Records a finished run (and retires a stored one-shot that ran).
+    fn finish(&self, job: &Job, claim: &Claim, report: &RunReport) -> Result<(), CronStoreError> {
+        let one_shot = matches!(job.schedule(), chela_core::schedule::ScheduleSpec::At { .. });
+        let now = now_ms();
+        self.store.update_states(|states| {
+            let st = states.entry(job.id.clone()).or_default();
+            if st.running.as_ref().is_some_and(|c| c.run_id == claim.run_id) {
+                st.running = None;
+            }
+            st.last_run_at_ms = Some(claim.started_at_ms);
+            st.last_status = Some(report.status.clone());
+            st.last_reason = report.reason.clone();
+            st.last_duration_ms = Some(report.duration_ms);
+            st.runs += 1;
+            if report.status == "error" {
+                st.consecutive_errors = st.consecutive_errors.saturating_add(1);
+                if !one_shot && !claim.forced {
+                    let wait = BACKOFF_MS[(st.consecutive_errors as usize - 1).min(BACKOFF_MS.len() - 1)];
+                    st.next_run_at_ms = st.next_run_at_ms.map(|n| n.max(now + wait));
+                }
+            } else {
+                st.consecutive_errors = 0;
+            }
+            if one_shot && !claim.forced {
+                st.done = true;
+            }
+            (true, ())
+        })?;
+        let delete = match &job.kind {
+            JobKind::Spec(s) => s.delete_after_run != Some(false),
+            JobKind::Heartbeat(_) => false,
+        };
+        if one_shot && !claim.forced && delete && report.status == "ok" && job.source == Source::Stored {
+            self.store.retire(&job.id)?;
+        }
+        Ok(())
+    }
+
+    /// `chela cron run <id>`: runs a job now, out of schedule (its next run
+    /// stays), and waits for it.
+    pub(crate) async fn run_now(gw: &Arc<Gateway>, id: &str) -> Result<RunReport, RunNowError> {
+        let cfg = gw.config();
+        if !super::enabled(&cfg, &*gw.vars) {
+            return Err(RunNowError::Disabled);
+        }
+        let sched = &gw.scheduler;
+        let job = catalogue(&cfg, &sched.store.jobs()?)
+            .into_iter()
+            .find(|j| j.id == id)
+            .ok_or_else(|| RunNowError::Unknown(id.to_string()))?;
+        if !sched.running().insert(job.id.clone()) {
+            return Err(RunNowError::Busy(job.id));
+        }
+        let now = now_ms();
+        let claim = Claim { run_id: run_id(), occurrence_ms: now, started_at_ms: now, forced: true };
+        let claimed = sched.store.update_states(|states| {
+            let st = states.entry(job.id.clone()).or_insert_with(|| JobState { anchor_ms: now, ..JobState::default() });
+            if st.running.is_some() {
+                return (false, false);
+            }
+            st.running = Some(claim.clone());
+            (true, true)
+        });
+        match claimed {
+            Ok(true) => Ok(Scheduler::execute(gw.clone(), job, claim).await),
+            Ok(false) => {
+                sched.running().remove(&job.id);
+                Err(RunNowError::Busy(job.id))
+            }
+            Err(e) => {
+                sched.running().remove(&job.id);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// The jobs of `cfg` and the store, each with its state.
+pub fn listing(store: &CronStore, cfg: &Config) -> Result<Vec<(Job, JobState)>, CronStoreError> {
+    let jobs = catalogue(cfg, &store.jobs()?);
+    let states: BTreeMap<String, JobState> = store.states()?;
+    Ok(jobs
+        .into_iter()
+        .map(|j| {
+            let st = states.get(&j.id).cloned().unwrap_or_default();
+            (j, st)
+        })
+        .collect())
+}
+
+fn run_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+/// Whether the job's kind is a heartbeat (for the control API's listing).
+pub fn is_heartbeat(job: &Job) -> bool {
+    matches!(job.kind, JobKind::Heartbeat(_))
+}

@@ -1,0 +1,269 @@
+//! The scheduler's files under `<stateDir>/cron/`: `jobs.json` (the jobs
+//! `chela cron add` made) and `state.json` (every job's next run, last run
+//! and the claim of a run in progress). Each change is a read-modify-write
+//! under an exclusive lock on `cron/lock`, so the gateway and the CLI never
+//! lose each other's writes, and each file is replaced atomically.
+//!
+//! A run is *claimed* — its claim and the job's next run time written and
+//! synced — before it starts. A gateway killed mid-run finds the claim on
+//! its next start and records the run as interrupted instead of running it
+//! again: a job never runs twice for one occurrence.
+//!
+//! Must not: decide when a job is due or run it (`scheduler.rs`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chela_core::cron_job::JobSpec;
+use serde::{Deserialize, Serialize};
+
+/// A job `chela cron add` stored (an `every` schedule carries its `anchorMs`).
+pub type StoredJob = JobSpec;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JobsFile {
+    #[serde(default)]
+    jobs: Vec<StoredJob>,
+}
+
+/// What the scheduler keeps of one job between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobState {
+    /// The schedule these times were computed for; another one starts over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<serde_json::Value>,
+    /// When the job was first seen (the anchor of an `every` without one).
+    #[serde(default)]
+    pub anchor_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_at_ms: Option<i64>,
+    /// `ok` | `error` | `skipped` | `interrupted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<String>,
+    /// Why the last run failed or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_duration_ms: Option<u64>,
+    /// A run in progress (or cut off by a crash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<Claim>,
+    #[serde(default)]
+    pub runs: u64,
+    #[serde(default)]
+    pub consecutive_errors: u32,
+    /// A one-shot that ran: it does not run again.
+    #[serde(default)]
+    pub done: bool,
+}
+
+/// A run that has started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Claim {
+    pub run_id: String,
+    /// The occurrence it runs (its scheduled time), or when a forced run was asked for.
+    pub occurrence_ms: i64,
+    pub started_at_ms: i64,
+    /// Asked for by `chela cron run`, not the schedule.
+    #[serde(default)]
+    pub forced: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct StateFile {
+    #[serde(default)]
+    jobs: BTreeMap<String, JobState>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CronStoreError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a scheduler file chela can read ({source}); fix or remove it", path.display())]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Replace(#[from] chela_durable::ReplaceError),
+}
+
+/// The scheduler's files in a state dir.
+#[derive(Debug, Clone)]
+pub struct CronStore {
+    dir: PathBuf,
+    durability: chela_durable::Durability,
+}
+
+/// The held lock; the files are read and written while it lives.
+struct Locked(#[allow(dead_code)] std::fs::File);
+
+impl CronStore {
+    pub fn new(state_dir: &Path) -> CronStore {
+        CronStore { dir: state_dir.join("cron"), durability: chela_durable::Durability::Fsync }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> CronStoreError + '_ {
+        let path = path.to_path_buf();
+        move |source| CronStoreError::Io { path: path.clone(), source }
+    }
+
+    fn lock(&self) -> Result<Locked, CronStoreError> {
+        std::fs::create_dir_all(&self.dir).map_err(self.io(&self.dir))?;
+        let path = self.dir.join("lock");
+        let file =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(self.io(&path))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).map_err(|e| self.io(&path)(e.into()))?;
+        Ok(Locked(file))
+    }
+
+    fn read<T: for<'de> Deserialize<'de> + Default>(&self, name: &str) -> Result<T, CronStoreError> {
+        let path = self.dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(T::default()),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| CronStoreError::Corrupt { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+            Err(e) => Err(self.io(&path)(e)),
+        }
+    }
+
+    fn write<T: Serialize>(&self, name: &str, value: &T) -> Result<(), CronStoreError> {
+        let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+        bytes.push(b'\n');
+        chela_durable::replace(&self.dir.join(name), &bytes, self.durability)?;
+        Ok(())
+    }
+
+    /// The stored jobs, in the order they were added.
+    pub fn jobs(&self) -> Result<Vec<StoredJob>, CronStoreError> {
+        let _lock = self.lock()?;
+        Ok(self.read::<JobsFile>("jobs.json")?.jobs)
+    }
+
+    /// Adds a job (its id already checked unique by the caller, under
+    /// `unique`: it sees the stored jobs while the lock is held).
+    pub fn add(
+        &self,
+        job: StoredJob,
+        unique: impl FnOnce(&[StoredJob]) -> Result<(), String>,
+    ) -> Result<Result<(), String>, CronStoreError> {
+        let _lock = self.lock()?;
+        let mut file: JobsFile = self.read("jobs.json")?;
+        if let Err(why) = unique(&file.jobs) {
+            return Ok(Err(why));
+        }
+        file.jobs.push(job);
+        self.write("jobs.json", &file)?;
+        Ok(Ok(()))
+    }
+
+    /// Removes a stored job and its state; whether it was there.
+    pub fn remove(&self, id: &str) -> Result<bool, CronStoreError> {
+        let _lock = self.lock()?;
+        let mut file: JobsFile = self.read("jobs.json")?;
+        let before = file.jobs.len();
+        file.jobs.retain(|j| j.id.as_deref() != Some(id));
+        let removed = file.jobs.len() != before;
+        if removed {
+            self.write("jobs.json", &file)?;
+            let mut state: StateFile = self.read("state.json")?;
+            if state.jobs.remove(id).is_some() {
+                self.write("state.json", &state)?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Every job's state.
+    pub fn states(&self) -> Result<BTreeMap<String, JobState>, CronStoreError> {
+        let _lock = self.lock()?;
+        Ok(self.read::<StateFile>("state.json")?.jobs)
+    }
+
+    /// Changes the states under the lock and writes them (synced) when `change` says so.
+    pub fn update_states<R>(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, JobState>) -> (bool, R),
+    ) -> Result<R, CronStoreError> {
+        let _lock = self.lock()?;
+        let mut state: StateFile = self.read("state.json")?;
+        let (changed, out) = change(&mut state.jobs);
+        if changed {
+            self.write("state.json", &state)?;
+        }
+        Ok(out)
+    }
+
+    /// Removes a stored job once its one-shot ran (its state stays, marked done).
+    pub fn retire(&self, id: &str) -> Result<(), CronStoreError> {
+        let _lock = self.lock()?;
+        let mut file: JobsFile = self.read("jobs.json")?;
+        let before = file.jobs.len();
+        file.jobs.retain(|j| j.id.as_deref() != Some(id));
+        if file.jobs.len() != before {
+            self.write("jobs.json", &file)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str) -> StoredJob {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "schedule": { "kind": "every", "everyMs": 60000 },
+            "payload": { "kind": "agentTurn", "message": "hi" }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn jobs_and_states_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CronStore::new(dir.path());
+        assert!(store.add(job("a"), |_| Ok(())).unwrap().is_ok());
+        let refused = store.add(job("a"), |jobs| match jobs.iter().any(|j| j.id.as_deref() == Some("a")) {
+            true => Err("taken".into()),
+            false => Ok(()),
+        });
+        assert_eq!(refused.unwrap(), Err("taken".to_string()));
+        store
+            .update_states(|s| {
+                s.entry("a".into()).or_default().next_run_at_ms = Some(42);
+                (true, ())
+            })
+            .unwrap();
+        let again = CronStore::new(dir.path());
+        assert_eq!(again.jobs().unwrap(), vec![job("a")]);
+        assert_eq!(again.states().unwrap()["a"].next_run_at_ms, Some(42));
+        assert!(again.remove("a").unwrap());
+        assert!(again.jobs().unwrap().is_empty() && again.states().unwrap().is_empty());
+        assert!(!again.remove("a").unwrap());
+    }
+
+    #[test]
+    fn a_corrupt_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CronStore::new(dir.path());
+        std::fs::create_dir_all(store.dir()).unwrap();
+        std::fs::write(store.dir().join("jobs.json"), "{ not json").unwrap();
+        let e = store.jobs().unwrap_err().to_string();
+        assert!(e.contains("jobs.json") && e.contains("fix or remove it"), "{e}");
+    }
+}

@@ -1,0 +1,183 @@
+//! Heartbeats and cron jobs through the gateway (the JavaScript webhook
+//! channel, the OpenAI fake as the model): a heartbeat alerts the owner and
+//! keeps acknowledgements to itself, stays quiet outside its active hours and
+//! with nobody to tell; a job runs as its own agent, in its own session, and
+//! announces where it says.
+
+use std::time::{Duration, Instant};
+
+use chela_fakes::openai::{OpenAiFake, Scripted};
+use serde_json::Value;
+
+use crate::common;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn outbox(base: &str) -> Vec<Value> {
+    let (_, b) = common::inbox_call(base, "GET", "/channels/webhook/inbox/outbox?after=0", &Value::Null).await;
+    b["messages"].as_array().cloned().unwrap_or_default()
+}
+
+/// Messages delivered to `chat` that answer no message (announcements).
+async fn announced_to(base: &str, chat: &str) -> Vec<String> {
+    outbox(base)
+        .await
+        .iter()
+        .filter(|m| m["chat"]["id"] == chat && m["replyTo"].is_null())
+        .filter_map(|m| m["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn runs(running: &chela_gateway::Running, job: &str, status: &str) -> u64 {
+    running.gateway.metrics.get("chela_cron_runs_total", &[("job", job), ("status", status)])
+}
+
+fn vars() -> std::sync::Arc<chela_core::config::EnvVars> {
+    std::sync::Arc::new(|k: &str| (k == "OPENAI_API_KEY").then(|| "sk-test".to_string()))
+}
+
+/// The model's user and system text of request `i`.
+fn request_texts(fake: &OpenAiFake, i: usize) -> (String, String) {
+    let body = &fake.requests()[i].1;
+    let mut user = String::new();
+    let mut system = String::new();
+    for m in body["messages"].as_array().unwrap() {
+        let text = match &m["content"] {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(""),
+            _ => String::new(),
+        };
+        match m["role"].as_str() {
+            Some("system") | Some("developer") => system.push_str(&text),
+            Some("user") => user = text,
+            _ => {}
+        }
+    }
+    (user, system)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_alerts_the_owner_and_keeps_acknowledgements_to_itself() {
+    let fake = OpenAiFake::start("sk-test").await;
+    fake.script([Scripted::Text("HEARTBEAT_OK".into()), Scripted::Text("The disk is 95% full.".into())]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("ws")).unwrap();
+    std::fs::write(root.join("ws/HEARTBEAT.md"), "- check the disk\n").unwrap();
+    let config = format!(
+        r#"{{
+      commands: {{ ownerAllowFrom: ["webhook:alice"] }},
+      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{ defaults: {{ heartbeat: {{ every: "1s" }} }},
+        list: [ {{ id: "work", default: true, workspace: "{root}/ws", model: "openai/gpt-test" }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        openai = fake.base_url(),
+        root = root.display()
+    );
+    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], vars()).await;
+    let base = format!("http://{}", running.addr);
+    let deadline = Instant::now() + WAIT;
+    let alerts = loop {
+        let a = announced_to(&base, "alice").await;
+        if !a.is_empty() {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "no heartbeat alert: {:?}", outbox(&base).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The first heartbeat's HEARTBEAT_OK ran before the alert and was never sent.
+    assert_eq!(alerts, ["The disk is 95% full."]);
+    assert!(runs(&running, "heartbeat-work", "ok") >= 2);
+    let (user, system) = request_texts(&fake, 0);
+    assert_eq!(user, chela_core::heartbeat::DEFAULT_PROMPT, "the prompt is sent verbatim");
+    assert!(
+        system.contains("Heartbeat monitor scratch (HEARTBEAT.md)") && system.contains("- check the disk"),
+        "{system}"
+    );
+    // It ran in the agent's main session.
+    assert!(common::transcripts_text(root, "work").contains("The disk is 95% full."));
+    let sessions = std::fs::read_to_string(root.join("state/agents/work/sessions/sessions.json")).unwrap();
+    assert!(sessions.contains("agent:work:main"), "{sessions}");
+}
+
+/// Outside `activeHours` and with no owner to tell, the heartbeat skips
+/// before the model is asked anything (counted as skipped runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_outside_its_hours_or_without_a_route_asks_no_model() {
+    let fake = OpenAiFake::start("sk-test").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // A window that is never open (zero width), for one agent; no owner for the other.
+    let config = format!(
+        r#"{{
+      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{ list: [
+        {{ id: "night", default: true, workspace: "{root}/n", model: "openai/gpt-test",
+           heartbeat: {{ every: "1s", target: "webhook", to: "alice", activeHours: {{ start: "08:00", end: "08:00" }} }} }},
+        {{ id: "lonely", workspace: "{root}/l", model: "openai/gpt-test", heartbeat: {{ every: "1s" }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        openai = fake.base_url(),
+        root = root.display()
+    );
+    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], vars()).await;
+    until("both heartbeats skipped twice", || {
+        runs(&running, "heartbeat-night", "skipped") >= 2 && runs(&running, "heartbeat-lonely", "skipped") >= 2
+    })
+    .await;
+    assert!(fake.requests().is_empty(), "no model call: {:?}", fake.requests());
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("state/cron/state.json")).unwrap()).unwrap();
+    assert_eq!(state["jobs"]["heartbeat-night"]["lastReason"], "quiet-hours", "{state:#}");
+    assert_eq!(state["jobs"]["heartbeat-lonely"]["lastReason"], "no-route", "{state:#}");
+}
+
+/// A job runs as its own agent only: its persona, its workspace, a session
+/// of its own under its agent; the other agent's sessions are untouched.
+/// Its answer is announced where it says; `NO_REPLY` announces nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_as_its_agent_in_its_own_session_and_announces() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for (ws, soul) in [("home", "I keep the house."), ("work", "I keep the books.")] {
+        std::fs::create_dir_all(root.join(ws)).unwrap();
+        std::fs::write(root.join(ws).join("SOUL.md"), soul).unwrap();
+    }
+    let config = format!(
+        r#"{{
+      agents: {{ list: [
+        {{ id: "home", default: true, workspace: "{root}/home", identity: {{ name: "Hestia" }} }},
+        {{ id: "work", workspace: "{root}/work", identity: {{ name: "Atlas" }} }} ] }},
+      cron: {{ jobs: [
+        {{ id: "brief", agentId: "work", schedule: {{ kind: "at", at: "2020-01-01T00:00:00Z" }},
+           sessionTarget: "isolated", payload: {{ kind: "agentTurn", message: "morning brief" }},
+           delivery: {{ mode: "announce", channel: "webhook", to: "alice", accountId: "inbox" }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        root = root.display()
+    );
+    let running = common::serve(root, &config, &["channel_webhook_js"]).await;
+    let base = format!("http://{}", running.addr);
+    until("the one-shot ran", || runs(&running, "brief", "ok") == 1).await;
+    let sent = announced_to(&base, "alice").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].starts_with("Atlas (agent `work`) here. I keep the books."), "{}", sent[0]);
+    assert!(sent[0].contains("“morning brief”"), "{}", sent[0]);
+    let sessions = std::fs::read_to_string(root.join("state/agents/work/sessions/sessions.json")).unwrap();
+    assert!(sessions.contains("agent:work:cron:brief"), "{sessions}");
+    assert!(!root.join("state/agents/home/sessions/sessions.json").exists(), "home's sessions are untouched");
+    // A one-shot in config runs once: the state says done, and a forced run is the only way again.
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("state/cron/state.json")).unwrap()).unwrap();
+    assert_eq!(state["jobs"]["brief"]["done"], true, "{state:#}");
+    assert_eq!(state["jobs"]["brief"]["lastStatus"], "ok", "{state:#}");
+}

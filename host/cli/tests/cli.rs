@@ -1092,3 +1092,110 @@ fn every_data_command_takes_json_and_prints_json() {
         json(&out);
     }
 }
+
+/// `chela cron add|list|rm` on the state dir's job store: a job is added
+/// with OpenClaw's shape and listed beside the config's jobs and the
+/// heartbeats; a job that names another agent's conversation is refused
+/// (a job runs as its own agent only); a config job cannot be removed from
+/// the CLI; `run` needs the gateway.
+#[test]
+fn cron_add_list_and_rm_keep_jobs_with_their_agent() {
+    let s = Sandbox::new();
+    let cfg = s.write(
+        "c.json5",
+        r#"{ agents: { list: [ { id: "home", default: true }, { id: "work" } ] },
+             cron: { jobs: [ { id: "nightly", agentId: "home", schedule: { kind: "cron", expr: "0 3 * * *", tz: "UTC" },
+                               payload: { kind: "systemEvent", text: "tidy up" } } ] } }"#,
+    );
+    let add =
+        s.chela(&cfg, &["cron", "add", "--id", "brief", "--agent", "work", "--every", "1h", "--message", "the brief"]);
+    assert!(add.status.success(), "{}", text(&add));
+    let list = json(&s.chela(&cfg, &["cron", "list", "--json"]));
+    let ids: Vec<&str> = list["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["nightly", "brief", "heartbeat-home"], "{list:#}");
+    let brief = &list["jobs"][1];
+    assert_eq!((brief["agentId"].as_str(), brief["sessionTarget"].as_str()), (Some("work"), Some("isolated")));
+    assert_eq!(brief["schedule"]["everyMs"], 3_600_000);
+    let human = text(&s.chela(&cfg, &["cron", "list"]));
+    assert!(
+        human.contains("cron 0 3 * * * (UTC)") && human.contains("every 1h") && human.contains("every 30m"),
+        "{human}"
+    );
+
+    // Another agent's conversation: refused, naming the field and the owner.
+    let foreign = s.chela(
+        &cfg,
+        &[
+            "cron",
+            "add",
+            "--agent",
+            "work",
+            "--every",
+            "1h",
+            "--message",
+            "peek",
+            "--session",
+            "current",
+            "--session-key",
+            "agent:home:webhook:direct:alice",
+        ],
+    );
+    assert!(!foreign.status.success());
+    let err = text(&foreign);
+    assert!(err.contains("sessionKey") && err.contains("belongs to agent `home`"), "{err}");
+    let bad = s.chela(&cfg, &["cron", "add", "--cron", "61 * * * *", "--message", "x"]);
+    assert!(!bad.status.success() && text(&bad).contains("schedule.expr"), "{}", text(&bad));
+    let taken = s.chela(&cfg, &["cron", "add", "--id", "nightly", "--every", "1h", "--message", "x"]);
+    assert!(text(&taken).contains("declared in config at `cron.jobs[0]`"), "{}", text(&taken));
+
+    let rm_config = s.chela(&cfg, &["cron", "rm", "nightly"]);
+    assert!(!rm_config.status.success() && text(&rm_config).contains("change it there"), "{}", text(&rm_config));
+    assert!(s.chela(&cfg, &["cron", "rm", "brief"]).status.success());
+    let after = json(&s.chela(&cfg, &["cron", "list", "--json"]));
+    assert_eq!(after["jobs"].as_array().unwrap().len(), 2, "{after:#}");
+    let run = s.chela(&cfg, &["cron", "run", "nightly"]);
+    assert!(!run.status.success() && text(&run).contains("no gateway is running"), "{}", text(&run));
+}
+
+/// Bad schedules, intervals and active hours are config errors with the
+/// file, line and field, in OpenClaw's words where OpenClaw has them.
+#[test]
+fn bad_schedules_and_active_hours_are_errors_with_their_position() {
+    let s = Sandbox::new();
+    let cfg = s.write(
+        "c.json5",
+        r#"{
+  agents: { defaults: { heartbeat: { every: "soon",
+    activeHours: { start: "24:00", end: "25:00" } } } },
+  cron: { jobs: [
+    { id: "a", schedule: { kind: "cron", expr: "0 9 * *" }, payload: { kind: "agentTurn", message: "x" } },
+    { id: "a", schedule: { kind: "every", every: "0s" }, payload: { kind: "agentTurn", message: "x" } },
+  ] },
+}"#,
+    );
+    let v = json(&s.chela(&cfg, &["config", "validate", "--json"]));
+    assert_eq!(v["valid"], false, "{v:#}");
+    let at = |path: &str| -> Value {
+        v["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["path"] == path && d["severity"] == "error")
+            .unwrap_or_else(|| panic!("no error at {path}: {v:#}"))
+            .clone()
+    };
+    let every = at("agents.defaults.heartbeat.every");
+    assert!(every["message"].as_str().unwrap().contains("invalid duration"), "{every}");
+    assert_eq!(every["line"], 2, "{every}");
+    assert!(at("agents.defaults.heartbeat.activeHours.start")["message"]
+        .as_str()
+        .unwrap()
+        .contains("start cannot be 24:00"));
+    assert_eq!(at("agents.defaults.heartbeat.activeHours.start")["line"], 3);
+    let expr = at("cron.jobs[0].schedule.expr");
+    assert!(expr["message"].as_str().unwrap().contains("4 fields"), "{expr}");
+    assert_eq!(expr["line"], 5, "{expr}");
+    assert!(at("cron.jobs[1].id")["message"].as_str().unwrap().contains("duplicate job id `a`"));
+    assert!(at("cron.jobs[1].schedule.every")["message"].as_str().unwrap().contains("shorter than the 1 s minimum"));
+    assert!(expr["file"].as_str().is_some_and(|f| f.ends_with("c.json5")), "{expr}");
+}

@@ -372,3 +372,79 @@ async fn a_second_gateway_on_the_same_state_dir_is_refused() {
     assert!(stderr.contains("in use by another chela gateway"), "{stderr}");
     assert_eq!(gw.get("/readyz", &[]).await.status, 200, "the first one is unaffected");
 }
+
+/// The scheduler's state after a restart: `state.json` under the state dir.
+fn cron_state(root: &Path) -> Value {
+    std::fs::read_to_string(root.join("state/cron/state.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// A scheduled job is claimed before it runs: `kill -9` in the middle of
+/// its turn, and the restarted gateway records it as interrupted and never
+/// runs it again, while the schedule goes on (another job keeps running) and
+/// every next-run time is the one written before the kill. `chela cron run`
+/// runs a job at once through the gateway and leaves its schedule alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_mid_job_never_runs_it_twice_and_keeps_next_run_times() {
+    use chela_fakes::openai::OpenAiFake;
+    let fake = OpenAiFake::start("sk-fake-openai").await;
+    fake.hold();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // A port of its own in the config: `chela cron run` finds the gateway there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!(
+        r#"{{ gateway: {{ port: {port} }},
+      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{ list: [ {{ id: "main", default: true, model: "openai/gpt-test" }}, {{ id: "clock" }} ] }},
+      cron: {{ jobs: [
+        {{ id: "once", schedule: {{ kind: "at", at: "2020-01-01T00:00:00Z" }},
+           payload: {{ kind: "agentTurn", message: "the one-shot job" }} }},
+        {{ id: "hourly", schedule: {{ kind: "every", every: "1h" }}, payload: {{ kind: "agentTurn", message: "hourly" }} }},
+        {{ id: "tick", agentId: "clock", schedule: {{ kind: "every", everyMs: 1000 }},
+           payload: {{ kind: "systemEvent", text: "tick" }} }} ] }} }}"#,
+        openai = fake.base_url()
+    );
+    let asked = |what: &str| fake.requests().iter().filter(|(_, body)| body.to_string().contains(what)).count();
+    std::fs::write(root.join("chela.json5"), &config).unwrap();
+    let gw = Gateway::start_as_installed(root).await;
+    support::eventually("the one-shot job is in its model call", || asked("the one-shot job") == 1).await;
+    let before = cron_state(root);
+    assert!(before["jobs"]["once"]["running"].is_object(), "claimed before it ran: {before:#}");
+    let hourly_next = before["jobs"]["hourly"]["nextRunAtMs"].as_i64().expect("hourly has its next run");
+    let ticks_before = before["jobs"]["tick"]["runs"].as_u64().unwrap_or(0);
+    kill_9(gw).await;
+
+    fake.release();
+    let gw = Gateway::start_as_installed(root).await;
+    support::eventually("the restart recorded the cut-off run, and later ticks ran", || {
+        let s = cron_state(root);
+        s["jobs"]["once"]["lastStatus"] == "interrupted"
+            && s["jobs"]["tick"]["runs"].as_u64().unwrap_or(0) >= ticks_before + 3
+    })
+    .await;
+    let after = cron_state(root);
+    assert_eq!(asked("the one-shot job"), 1, "never run a second time");
+    assert!(after["jobs"]["once"]["nextRunAtMs"].is_null() && after["jobs"]["once"]["done"] == true, "{after:#}");
+    assert_eq!(after["jobs"]["once"]["runs"], 0, "no run of it finished: {after:#}");
+    assert_eq!(after["jobs"]["hourly"]["nextRunAtMs"].as_i64(), Some(hourly_next), "the restart kept the next run");
+
+    let out = support::chela(root, &root.join("chela.json5"))
+        .args(["cron", "run", "hourly", "--json"])
+        .output()
+        .await
+        .expect("chela runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["status"], "ok", "{report:#}");
+    assert_eq!(report["sessionKey"], "agent:main:cron:hourly", "{report:#}");
+    assert_eq!(asked("hourly"), 1);
+    assert_eq!(
+        cron_state(root)["jobs"]["hourly"]["nextRunAtMs"].as_i64(),
+        Some(hourly_next),
+        "a forced run keeps the schedule"
+    );
+    drop(gw);
+}

@@ -187,6 +187,8 @@ impl Scheduler {
                 }
                 let claim = Claim { run_id: run_id(), occurrence_ms: next, started_at_ms: now, forced: false };
                 st.running = Some(claim.clone());
+                // A one-shot is used up by its claim: cut off or not, it does not run again.
+                st.done = schedule.is_one_shot();
                 st.next_run_at_ms = if schedule.is_one_shot() { None } else { schedule.next_after(now.max(next)) };
                 changed = true;
                 due.push((job.clone(), claim));

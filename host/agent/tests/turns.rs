@@ -722,3 +722,28 @@ async fn an_api_turn_waits_and_keeps_its_own_answer_beside_a_chat_turn() {
     let second = fake.requests()[1].1["messages"].to_string();
     assert!(second.contains("from disk") && !second.contains("and from the API?"), "{second}");
 }
+
+/// A scheduled turn (a heartbeat, a cron job) runs in the session like any
+/// other, but is not activity: it leaves `lastInteractionAt` alone, so it
+/// never keeps an idle session fresh (OpenClaw's rule); `fresh_session`
+/// starts a new session id first (an isolated job's run).
+#[tokio::test]
+async fn a_scheduled_turn_is_not_activity_and_a_fresh_one_starts_a_new_session() {
+    let w = World::new(CONFIG).await;
+    w.say("work", "7", "hello").await;
+    let store = w.runtime.store("work").unwrap();
+    let key = "agent:work:telegram:direct:7";
+    let before = store.get(key).unwrap().unwrap();
+    let mut scheduled = inbound(&w.runtime, "work", "7", "heartbeat poll");
+    scheduled.sender_id = None;
+    scheduled.scheduled = Some(chela_agent::Scheduled::default());
+    w.runtime.run(&w.runtime.snapshot(), scheduled.clone()).await.expect("turn runs");
+    let after = store.get(key).unwrap().unwrap();
+    assert_eq!(after.session_id, before.session_id, "same session");
+    assert!(after.updated_at >= before.updated_at);
+    assert_eq!(after.last_interaction_at, before.last_interaction_at, "not counted as activity");
+    scheduled.scheduled = Some(chela_agent::Scheduled { fresh_session: true, light_context: true });
+    let out = w.runtime.run(&w.runtime.snapshot(), scheduled).await.expect("turn runs");
+    assert!(out.reset, "{out:?}");
+    assert_ne!(store.get(key).unwrap().unwrap().session_id, before.session_id, "a new session id");
+}

@@ -463,6 +463,9 @@ struct Stamp {
     chat_type: String,
     origin: Origin,
     delivery: Option<DeliveryContext>,
+    /// A scheduled turn (cron, heartbeat): it neither expires the session
+    /// nor counts as activity that keeps it fresh (as in OpenClaw).
+    scheduled: bool,
 }
 
 impl Stamp {
@@ -471,6 +474,7 @@ impl Stamp {
             chat_type: inbound.target.chat_type.as_str().to_string(),
             origin: inbound.origin.clone(),
             delivery: inbound.delivery.clone(),
+            scheduled: inbound.scheduled.is_some(),
         }
     }
 }
@@ -494,7 +498,7 @@ fn open_session(store: &dyn SessionStore, opening: &Opening) -> Result<(bool, Se
     let mut reset = opening.explicit_reset;
     if reset {
         store.reset(key)?;
-    } else if let Some(old) = store.get(key)? {
+    } else if let Some(old) = store.get(key)?.filter(|_| !opening.stamp.scheduled) {
         let last = old.last_interaction_at.unwrap_or(old.updated_at);
         if freshness::is_stale_now(opening.policy, old.session_started_at.unwrap_or(last), last) {
             tracing::info!(session = key, "session expired; starting a new one");
@@ -505,7 +509,9 @@ fn open_session(store: &dyn SessionStore, opening: &Opening) -> Result<(bool, Se
     let stamp = &opening.stamp;
     let entry = store.upsert(key, &mut |e| {
         e.updated_at = now;
-        e.last_interaction_at = Some(now);
+        if !stamp.scheduled {
+            e.last_interaction_at = Some(now);
+        }
         e.chat_type = Some(stamp.chat_type.clone());
         // A chat session keeps its chat's origin when another agent or a sub-agent writes into it.
         if stamp.delivery.is_some() || e.origin.is_none() {

@@ -227,6 +227,21 @@ impl JobSpec {
                     ));
                 }
             }
+            if let (true, Some(agent), Some(ch)) =
+                (self.announces(), &agent, d.channel.as_deref().filter(|c| !c.trim().is_empty()))
+            {
+                let account = d.account_id.as_deref().unwrap_or("default");
+                let owners = crate::routing::RouteTable::build(cfg).agents_on_account(ch, account);
+                if !owners.contains(agent) {
+                    out.push(problem(
+                        if d.account_id.is_some() { "delivery.accountId" } else { "delivery.channel" },
+                        format!(
+                            "account `{account}` of `{ch}` speaks for {}, not `{agent}`: a job sends only through its own agent's accounts",
+                            owners.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
         }
         out
     }
@@ -261,12 +276,31 @@ mod tests {
         assert!(p[0].message.contains("belongs to agent `home`"), "{}", p[0].message);
         let custom = JobSpec { session_target: Some("session:agent:home:main".into()), session_key: None, ..j.clone() };
         assert_eq!(custom.problems(&c, 0)[0].field, "sessionTarget");
-        let fine = JobSpec { session_target: Some("session:standup".into()), session_key: None, ..j };
+        let fine = JobSpec { session_target: Some("session:standup".into()), session_key: None, ..j.clone() };
         assert!(fine.problems(&c, 0).is_empty());
         assert_eq!(
             fine.session(&c, "work").unwrap(),
             JobSession::Custom(SessionKey::parse("agent:work:session:standup").unwrap())
         );
+    }
+
+    #[test]
+    fn a_job_announces_only_through_its_own_agents_accounts() {
+        let c = cfg(r#"{ agents: { list: [ { id: "home", default: true }, { id: "work" } ] },
+            bindings: [ { agentId: "work", match: { channel: "telegram", accountId: "work-bot" } } ] }"#);
+        let j = |agent: &str, account: &str| {
+            job(&format!(
+                r#"{{ "agentId": "{agent}", "schedule": {{ "kind": "every", "everyMs": 60000 }},
+                "payload": {{ "kind": "agentTurn", "message": "hi" }},
+                "delivery": {{ "mode": "announce", "channel": "telegram", "to": "42", "accountId": "{account}" }} }}"#
+            ))
+        };
+        assert!(j("work", "work-bot").problems(&c, 0).is_empty());
+        let p = j("home", "work-bot").problems(&c, 0);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "delivery.accountId");
+        assert!(p[0].message.contains("speaks for `work`, not `home`"), "{}", p[0].message);
+        assert!(!j("work", "default").problems(&c, 0).is_empty(), "the default account answers `home`");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 mod dispatch;
 mod explain;
 mod input;
+mod ownership;
 mod table;
 mod target;
 

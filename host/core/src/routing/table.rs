@@ -132,6 +132,15 @@ impl TierIndex {
         }
     }
 
+    /// Every position, in no particular order.
+    fn all(&self) -> impl Iterator<Item = u32> + '_ {
+        let maps = [&self.peer_direct, &self.peer_room, &self.guild_roles, &self.guild, &self.team];
+        maps.into_iter()
+            .flat_map(|m| m.values().flatten().copied())
+            .chain(self.wildcard.iter().copied())
+            .chain(self.rest.iter().copied())
+    }
+
     /// Candidates of one tier, in source order.
     fn candidates(&self, tier: MatchedBy, peer: Option<&NormPeer>, scope: &Scope<'_>) -> &[u32] {
         let by_id = |p: &NormPeer| -> &[u32] {
@@ -279,6 +288,24 @@ impl RouteTable {
 
     pub fn roster(&self) -> &Roster {
         &self.roster
+    }
+
+    /// The bindings that can match a message on `channel`/`account` (its own
+    /// account's and the channel's any-account ones), and whether one of them
+    /// matches every message there (no peer, guild, team or role constraint).
+    pub(crate) fn bindings_on_account(&self, channel: &str, account: &str) -> (Vec<&CompiledBinding>, bool) {
+        let Some(index) = self.channels.get(&normalize_channel(channel)) else { return (Vec::new(), false) };
+        let own = index.by_account.get(&normalize_account_id(Some(account)));
+        let positions: Vec<u32> =
+            own.into_iter().chain(std::iter::once(&index.any_account)).flat_map(TierIndex::all).collect();
+        let unconstrained = own.is_some_and(|t| !t.rest.is_empty()) || !index.any_account.rest.is_empty();
+        let found = positions.into_iter().filter_map(|p| self.bindings.get(p as usize)).collect();
+        (found, unconstrained)
+    }
+
+    /// Every agent of the `broadcast` groups.
+    pub(crate) fn broadcast_agents(&self) -> impl Iterator<Item = &String> {
+        self.broadcast.values().flatten()
     }
 
     /// Routes one message.

@@ -314,6 +314,17 @@ async fn turn_and_deliver(
         out.reason = Some("no-delivery".into());
         return out;
     };
+    // Only through an account that speaks for this agent: never as another agent's bot.
+    let agent = key.agent_id();
+    if !snap.routes.speaks_for(&agent, &delivery.channel, &delivery.account_id) {
+        let owners = snap.routes.agents_on_account(&delivery.channel, &delivery.account_id).join(", ");
+        out.status = if is_heartbeat { Status::Skipped } else { Status::Error };
+        out.reason = Some(format!(
+            "account `{}` of `{}` speaks for {owners}, not `{agent}`: not delivered",
+            delivery.account_id, delivery.channel
+        ));
+        return out;
+    }
     let announcement = chela_agent::Announcement { session_key: key, delivery: Some(delivery), chat_type, text };
     out.delivered = gw.deliver_announcement(announcement).await;
     if !out.delivered {

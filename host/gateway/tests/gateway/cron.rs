@@ -142,8 +142,10 @@ async fn a_heartbeat_outside_its_hours_or_without_a_route_asks_no_model() {
 }
 
 /// A job runs as its own agent only: its persona, its workspace, a session
-/// of its own under its agent; the other agent's sessions are untouched.
-/// Its answer is announced where it says; `NO_REPLY` announces nothing.
+/// of its own under its agent. Its answer is announced where it says, and
+/// only through an account that speaks for its agent: another agent's job
+/// announcing through that account is refused (no agent sends as another
+/// agent's bot).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_runs_as_its_agent_in_its_own_session_and_announces() {
     let dir = tempfile::tempdir().unwrap();
@@ -157,7 +159,11 @@ async fn a_job_runs_as_its_agent_in_its_own_session_and_announces() {
       agents: {{ list: [
         {{ id: "home", default: true, workspace: "{root}/home", identity: {{ name: "Hestia" }} }},
         {{ id: "work", workspace: "{root}/work", identity: {{ name: "Atlas" }} }} ] }},
+      bindings: [ {{ agentId: "work", match: {{ channel: "webhook", accountId: "inbox" }} }} ],
       cron: {{ jobs: [
+        {{ id: "spoof", agentId: "home", schedule: {{ kind: "at", at: "2020-01-01T00:00:00Z" }},
+           payload: {{ kind: "agentTurn", message: "pretend to be Atlas" }},
+           delivery: {{ mode: "announce", channel: "webhook", to: "alice", accountId: "inbox" }} }},
         {{ id: "brief", agentId: "work", schedule: {{ kind: "at", at: "2020-01-01T00:00:00Z" }},
            sessionTarget: "isolated", payload: {{ kind: "agentTurn", message: "morning brief" }},
            delivery: {{ mode: "announce", channel: "webhook", to: "alice", accountId: "inbox" }} }} ] }},
@@ -167,17 +173,22 @@ async fn a_job_runs_as_its_agent_in_its_own_session_and_announces() {
     );
     let running = common::serve(root, &config, &["channel_webhook_js"]).await;
     let base = format!("http://{}", running.addr);
-    until("the one-shot ran", || runs(&running, "brief", "ok") == 1).await;
+    until("both one-shots ran", || runs(&running, "brief", "ok") == 1 && runs(&running, "spoof", "error") == 1).await;
     let sent = announced_to(&base, "alice").await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].starts_with("Atlas (agent `work`) here. I keep the books."), "{}", sent[0]);
     assert!(sent[0].contains("“morning brief”"), "{}", sent[0]);
     let sessions = std::fs::read_to_string(root.join("state/agents/work/sessions/sessions.json")).unwrap();
     assert!(sessions.contains("agent:work:cron:brief"), "{sessions}");
-    assert!(!root.join("state/agents/home/sessions/sessions.json").exists(), "home's sessions are untouched");
+    // `home`'s job ran in `home`'s own session, and was not let speak through `work`'s account.
+    let home = std::fs::read_to_string(root.join("state/agents/home/sessions/sessions.json")).unwrap();
+    assert!(home.contains("agent:home:cron:spoof") && !home.contains("brief"), "{home}");
+    assert!(!sessions.contains("spoof"), "{sessions}");
     // A one-shot in config runs once: the state says done, and a forced run is the only way again.
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("state/cron/state.json")).unwrap()).unwrap();
     assert_eq!(state["jobs"]["brief"]["done"], true, "{state:#}");
     assert_eq!(state["jobs"]["brief"]["lastStatus"], "ok", "{state:#}");
+    let refused = state["jobs"]["spoof"]["lastReason"].as_str().unwrap_or_default();
+    assert!(refused.contains("speaks for work, not `home`"), "{state:#}");
 }

@@ -52,7 +52,7 @@ pub fn message_tokens(m: &Message) -> u64 {
         .iter()
         .map(|c| match c {
             Content::Text { text } => text_tokens(text),
-            Content::Thinking { thinking } => text_tokens(thinking),
+            Content::Thinking { thinking, .. } => text_tokens(thinking),
             Content::ToolCall { name, arguments, .. } => text_tokens(name) + text_tokens(&arguments.to_string()),
             Content::Other => 0,
         })

@@ -49,8 +49,14 @@ pub const COMMANDS: &[CommandSpec] = &[
         true,
     ),
     spec("send", &[], "/send on|off|inherit", "whether answers are delivered into this chat (owners only)", true),
-    spec("think", &["thinking", "t"], "/think <level|default>", "the thinking level", false),
-    spec("verbose", &["v"], "/verbose on|off|full", "verbose output", false),
+    spec("think", &["thinking", "t"], "/think [level|default]", "show or set this session's thinking level", true),
+    spec(
+        "verbose",
+        &["v"],
+        "/verbose [on|off|full]",
+        "list the tools each answer used (full: with their results)",
+        true,
+    ),
     spec("elevated", &["elev"], "/elevated on|off|ask|full", "elevated exec", false),
     spec("exec", &[], "/exec host=… security=… ask=…", "exec defaults", false),
 ];

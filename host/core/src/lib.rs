@@ -23,3 +23,4 @@ pub mod schedule;
 pub mod send_policy;
 pub mod session_key;
 pub mod snapshot;
+pub mod thinking;

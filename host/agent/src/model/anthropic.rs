@@ -66,6 +66,13 @@ fn messages(req: &ModelRequest) -> Vec<Value> {
                         Content::ToolCall { id, name, arguments } => {
                             Some(json!({"type": "tool_use", "id": id, "name": name, "input": arguments}))
                         }
+                        // Its own reasoning goes back as it came (a tool round needs it), signed.
+                        Content::Thinking { thinking_signature: Some(sig), redacted: true, .. } => {
+                            Some(json!({"type": "redacted_thinking", "data": sig}))
+                        }
+                        Content::Thinking { thinking, thinking_signature: Some(sig), .. } => {
+                            Some(json!({"type": "thinking", "thinking": thinking, "signature": sig}))
+                        }
                         _ => None,
                     })
                     .collect(),
@@ -112,6 +119,15 @@ impl Fold {
                     self.blocks.push(Default::default());
                 }
                 self.blocks[i] = match b["type"].as_str() {
+                    Some("thinking") => (
+                        "thinking".into(),
+                        b["thinking"].as_str().unwrap_or_default().into(),
+                        b["signature"].as_str().unwrap_or_default().into(),
+                        String::new(),
+                    ),
+                    Some("redacted_thinking") => {
+                        ("redacted".into(), String::new(), b["data"].as_str().unwrap_or_default().into(), String::new())
+                    }
                     Some("tool_use") => (
                         "tool_use".into(),
                         b["id"].as_str().unwrap_or_default().into(),
@@ -134,6 +150,8 @@ impl Fold {
                         }
                     }
                     Some("input_json_delta") => block.3.push_str(d["partial_json"].as_str().unwrap_or_default()),
+                    Some("thinking_delta") => block.1.push_str(d["thinking"].as_str().unwrap_or_default()),
+                    Some("signature_delta") => block.2.push_str(d["signature"].as_str().unwrap_or_default()),
                     _ => {}
                 }
             }
@@ -163,6 +181,13 @@ impl Fold {
                     serde_json::from_str(&json_text).map_err(|e| format!("tool_use `{name}` input is not JSON: {e}"))?
                 };
                 content.push(Content::ToolCall { id: a, name, arguments });
+            } else if kind == "thinking" || kind == "redacted" {
+                let signature = (!name.is_empty()).then_some(name);
+                content.push(Content::Thinking {
+                    thinking: a,
+                    thinking_signature: signature,
+                    redacted: kind == "redacted",
+                });
             } else if !a.is_empty() {
                 content.push(Content::Text { text: a });
             }
@@ -173,6 +198,28 @@ impl Fold {
             _ => "stop",
         };
         Ok(ModelReply { content, usage: self.usage, stop_reason: stop_reason.into() })
+    }
+}
+
+/// Extended thinking for a level: a token budget (`max_tokens` raised above
+/// it, sampling left to the API, which requires its defaults with thinking),
+/// or the adaptive mode; `off` and no level send nothing.
+fn thinking_fields(body: &mut Value, level: Option<chela_core::thinking::ThinkLevel>) {
+    use chela_core::thinking::ThinkLevel;
+    let Some(level) = level else { return };
+    if level == ThinkLevel::Adaptive {
+        body["thinking"] = json!({"type": "adaptive"});
+        return;
+    }
+    let Some(budget) = level.anthropic_budget() else { return };
+    body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
+    let max = body["max_tokens"].as_u64().unwrap_or(MAX_TOKENS);
+    if max <= budget {
+        body["max_tokens"] = json!(budget + MAX_TOKENS);
+    }
+    if let Some(b) = body.as_object_mut() {
+        b.remove("temperature");
+        b.remove("top_p");
     }
 }
 
@@ -213,6 +260,7 @@ impl Anthropic {
         if !sampling.stop.is_empty() {
             body["stop_sequences"] = json!(sampling.stop);
         }
+        thinking_fields(&mut body, req.thinking);
         let mut http = self
             .client
             .post(format!("{}/v1/messages", self.base_url))
@@ -266,5 +314,94 @@ impl Provider for Anthropic {
 
     fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelReply, ProviderError>> {
         Box::pin(self.answer(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chela_core::thinking::ThinkLevel;
+
+    #[test]
+    fn thinking_blocks_are_kept_signed_and_sent_back() {
+        let mut fold = Fold::default();
+        for e in [
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "the user wants "}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "a word count"}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "sig-1"}}),
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "redacted_thinking", "data": "opaque"}}),
+            json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "t1", "name": "word_count"}}),
+            json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{\"text\":\"a b\"}"}}),
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
+        ] {
+            fold.event(&e).unwrap();
+        }
+        let reply = fold.reply().unwrap();
+        assert_eq!(
+            reply.content[0],
+            Content::Thinking {
+                thinking: "the user wants a word count".into(),
+                thinking_signature: Some("sig-1".into()),
+                redacted: false
+            }
+        );
+        assert_eq!(
+            reply.content[1],
+            Content::Thinking { thinking: String::new(), thinking_signature: Some("opaque".into()), redacted: true }
+        );
+        assert_eq!(reply.stop_reason, "toolUse");
+        // Stored as pi writes it, and read back the same.
+        let stored = serde_json::to_value(&reply.content[0]).unwrap();
+        assert_eq!(
+            stored,
+            json!({"type": "thinking", "thinking": "the user wants a word count", "thinkingSignature": "sig-1"})
+        );
+        assert_eq!(serde_json::from_value::<Content>(stored).unwrap(), reply.content[0]);
+
+        let assistant = Message::Assistant {
+            content: reply.content,
+            timestamp: 0,
+            provider: "anthropic".into(),
+            model: "claude".into(),
+            usage: Usage::default(),
+            stop_reason: "toolUse".into(),
+        };
+        let req = ModelRequest {
+            purpose: Default::default(),
+            sampling: Default::default(),
+            model: "claude".into(),
+            system: String::new(),
+            messages: vec![Arc::new(Message::user("count a b", 0)), Arc::new(assistant)],
+            tools: Vec::new(),
+            identity: Default::default(),
+            agent_dir: Default::default(),
+            on_text: None,
+            thinking: Some(ThinkLevel::High),
+        };
+        let sent = messages(&req);
+        let blocks = sent[1]["content"].as_array().unwrap();
+        assert_eq!(
+            blocks[0],
+            json!({"type": "thinking", "thinking": "the user wants a word count", "signature": "sig-1"})
+        );
+        assert_eq!(blocks[1], json!({"type": "redacted_thinking", "data": "opaque"}));
+        assert_eq!(blocks[2]["type"], "tool_use");
+    }
+
+    #[test]
+    fn a_level_asks_for_a_budget_above_max_tokens() {
+        let mut body = json!({"max_tokens": MAX_TOKENS, "temperature": 0.2});
+        thinking_fields(&mut body, Some(ThinkLevel::High));
+        assert_eq!(body["thinking"], json!({"type": "enabled", "budget_tokens": 16384}));
+        assert!(body["max_tokens"].as_u64().unwrap() > 16384);
+        assert!(body.get("temperature").is_none(), "the API takes no temperature with thinking");
+        let mut off = json!({"max_tokens": MAX_TOKENS});
+        thinking_fields(&mut off, Some(ThinkLevel::Off));
+        thinking_fields(&mut off, None);
+        assert_eq!(off, json!({"max_tokens": MAX_TOKENS}));
+        let mut adaptive = json!({});
+        thinking_fields(&mut adaptive, Some(ThinkLevel::Adaptive));
+        assert_eq!(adaptive["thinking"], json!({"type": "adaptive"}));
     }
 }

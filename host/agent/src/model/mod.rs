@@ -51,6 +51,9 @@ pub struct ModelRequest {
     pub agent_dir: PathBuf,
     /// Where text deltas go while the answer streams in (`None`: nobody listens).
     pub on_text: Option<TextSink>,
+    /// The thinking level to ask for (`/think`, `thinkingDefault`); `None`:
+    /// the provider's default, nothing sent.
+    pub thinking: Option<chela_core::thinking::ThinkLevel>,
 }
 
 /// Why the run loop asks the model.

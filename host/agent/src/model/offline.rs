@@ -306,6 +306,7 @@ mod tests {
             identity: Identity { agent_id: "work".into(), name: "Atlas".into(), emoji: None },
             agent_dir: dir.to_path_buf(),
             on_text: None,
+            thinking: None,
         }
     }
 

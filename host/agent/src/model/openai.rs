@@ -208,6 +208,9 @@ impl OpenAiCompatible {
             body["tools"] = json!(tools);
         }
         sampling_fields(&mut body, &req.sampling, self.id == "openai");
+        if let Some(effort) = req.thinking.and_then(|l| l.openai_effort()) {
+            body["reasoning_effort"] = json!(effort);
+        }
         let mut http = self
             .client
             .post(format!("{}/chat/completions", self.base_url))

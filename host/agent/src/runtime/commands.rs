@@ -56,7 +56,8 @@ impl AgentRuntime {
         if !cmd.spec.built {
             return Ok(Handled::Reply(format!("/{} is not available in chela yet.", cmd.spec.name)));
         }
-        let takes_args = matches!(cmd.spec.name, "new" | "reset" | "model" | "compact" | "queue" | "send");
+        let takes_args =
+            matches!(cmd.spec.name, "new" | "reset" | "model" | "compact" | "queue" | "send" | "think" | "verbose");
         if !takes_args && !cmd.args.is_empty() {
             return Ok(Handled::Reply(format!("Usage: {}", cmd.spec.usage)));
         }
@@ -128,6 +129,8 @@ impl AgentRuntime {
                 "/send is for owners only: commands.ownerAllowFrom does not list you.".to_string()
             }
             "send" => self.send_command(cfg, agent_id, &key, &cmd.args).await?,
+            "think" => self.think_command(cfg, agent_id, &key, &cmd.args).await?,
+            "verbose" => self.verbose_command(cfg, agent_id, &key, &cmd.args).await?,
             "stop" => match self.queues.stop(&key) {
                 (false, 0) => "Nothing to stop: no answer is being written here.".to_string(),
                 (running, waiting) => {
@@ -277,6 +280,70 @@ impl AgentRuntime {
         })
         .await?;
         Ok(reply.to_string())
+    }
+}
+
+impl AgentRuntime {
+    /// `/think`: show the level this session's turns use; `/think <level>`
+    /// stores it as the session's `thinkingLevel` (OpenClaw's field);
+    /// `/think default` clears it. An unknown level changes nothing.
+    async fn think_command(&self, cfg: &Config, agent_id: &str, key: &str, args: &str) -> Result<String, RunError> {
+        use chela_core::thinking::{resolve, unknown_level, LevelSource, ThinkLevel};
+        let store = self.store_in(cfg, agent_id)?;
+        if args.is_empty() {
+            let lookup = key.to_string();
+            let entry = super::conversation::off_thread(&store, move |s| s.get(&lookup)).await?;
+            let own = entry.as_ref().and_then(|e| e.thinking_level());
+            return Ok(match resolve(cfg, agent_id, own.as_deref()) {
+                None => "Thinking level: the model's default (/think <level> sets one for this session).".into(),
+                Some((l, LevelSource::Session)) => {
+                    format!("Thinking level: {} (this session's; /think default clears it).", l.as_str())
+                }
+                Some((l, _)) => format!("Thinking level: {} (thinkingDefault).", l.as_str()),
+            });
+        }
+        let clear = matches!(args.to_ascii_lowercase().as_str(), "default" | "inherit" | "clear" | "reset" | "unpin");
+        let level = match (clear, ThinkLevel::parse(args)) {
+            (true, _) => None,
+            (false, Some(l)) => Some(l),
+            (false, None) => return Ok(unknown_level(args)),
+        };
+        edit_entry(&store, key, move |e| e.set_thinking_level(level.map(|l| l.as_str()))).await?;
+        Ok(match level {
+            Some(ThinkLevel::Off) => "Thinking disabled.".into(),
+            Some(l) => format!("Thinking level set to {}.", l.as_str()),
+            None => match resolve(cfg, agent_id, None) {
+                Some((l, _)) => format!("Thinking level cleared; using {} (thinkingDefault).", l.as_str()),
+                None => "Thinking level cleared; using the model's default.".into(),
+            },
+        })
+    }
+
+    /// `/verbose on|off|full`: whether this session's answers end with the
+    /// tools they used (`full`: with what each returned), stored as
+    /// OpenClaw's `verboseLevel`; `/verbose` shows it.
+    async fn verbose_command(&self, cfg: &Config, agent_id: &str, key: &str, args: &str) -> Result<String, RunError> {
+        let store = self.store_in(cfg, agent_id)?;
+        let level = match args.to_ascii_lowercase().as_str() {
+            "" => {
+                let lookup = key.to_string();
+                let entry = super::conversation::off_thread(&store, move |s| s.get(&lookup)).await?;
+                let now = entry.map(|e| e.verbose_level()).unwrap_or_default();
+                return Ok(format!("Verbose: {} (/verbose on|off|full).", now.as_str()));
+            }
+            "on" | "true" | "1" => crate::store::Verbose::On,
+            "full" | "all" => crate::store::Verbose::Full,
+            "off" | "false" | "0" => crate::store::Verbose::Off,
+            _ => return Ok("Usage: /verbose [on|off|full]".into()),
+        };
+        edit_entry(&store, key, move |e| e.set_verbose_level(level)).await?;
+        Ok(match level {
+            crate::store::Verbose::Off => "Verbose off.".into(),
+            crate::store::Verbose::On => "Verbose on: answers end with the tools they used.".into(),
+            crate::store::Verbose::Full => {
+                "Verbose full: answers end with the tools they used and what each returned.".into()
+            }
+        })
     }
 }
 

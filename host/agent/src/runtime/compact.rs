@@ -174,6 +174,7 @@ impl AgentRuntime {
                 agent_dir: ask.agent_dir.clone(),
                 on_text: None,
                 sampling: Sampling::default(),
+                thinking: None,
                 permit: None,
             };
             let mut private = conversation.detached();
@@ -231,6 +232,7 @@ impl AgentRuntime {
             identity: ask.identity.clone(),
             agent_dir: ask.agent_dir.clone(),
             on_text: None,
+            thinking: None,
         };
         let (_, answer) = self.complete(ask.agent_id, &models, request).await.map_err(|e| e.to_string())?;
         let summary: String = answer
@@ -303,6 +305,7 @@ impl AgentRuntime {
             agent_dir: agent_dir(cfg, agent_id, &self.env),
             on_text: None,
             sampling: Sampling::default(),
+            thinking: None,
             permit: None,
         };
         let recent = hk.plan.keep_recent;

@@ -160,6 +160,8 @@ pub(super) struct Ask<'a> {
     pub(super) agent_dir: PathBuf,
     pub(super) on_text: Option<TextSink>,
     pub(super) sampling: Sampling,
+    /// The thinking level the model is asked for (`None`: its own default).
+    pub(super) thinking: Option<chela_core::thinking::ThinkLevel>,
     /// The session's turn (the rounds of a chat message: steered messages
     /// come in and aborts are seen through it); `None` for private rounds
     /// (the memory flush, a compaction's summary).

@@ -40,6 +40,8 @@ pub(super) struct Exchange {
     pub(super) notices: Vec<String>,
     model: String,
     calls: Vec<ToolCallSummary>,
+    /// What each call returned, beside `calls` (for `/verbose full`).
+    outputs: Vec<String>,
     input_tokens: u64,
     output_tokens: u64,
     /// Time spent waiting on the model (all rounds).
@@ -130,6 +132,7 @@ impl AgentRuntime {
             agent_dir: agent_dir(cfg, agent_id, &self.env),
             on_text,
             sampling: inbound.sampling.clone().unwrap_or_default(),
+            thinking: chela_core::thinking::resolve(cfg, agent_id, entry.thinking_level().as_deref()).map(|(l, _)| l),
             permit: Some(permit),
         };
         let exchange = match resumed(&mut conversation, inbound.message_ref.as_deref()).await? {
@@ -144,6 +147,8 @@ impl AgentRuntime {
         };
         let usage = (key.to_string(), exchange.input_tokens, exchange.output_tokens);
         let done = store.call(move |s| record_usage(s, &usage.0, usage.1, usage.2)).await?;
+        let mut exchange = exchange;
+        exchange.reply = verbose_reply(entry.verbose_level(), exchange.reply, &exchange.calls, &exchange.outputs);
         Ok(outcome(done.session_id, exchange))
     }
 
@@ -247,6 +252,7 @@ impl AgentRuntime {
                     identity: ask.identity.clone(),
                     agent_dir: ask.agent_dir.clone(),
                     on_text: ask.on_text.clone(),
+                    thinking: ask.thinking,
                 };
                 let asked = std::time::Instant::now();
                 let answered = match ask.permit {
@@ -321,6 +327,7 @@ impl AgentRuntime {
                     None => call.await,
                 };
                 exchange.calls.push(summary);
+                exchange.outputs.push(result.text());
                 conversation.push(result).await?;
             }
         }
@@ -451,6 +458,36 @@ async fn resumed(conversation: &mut Conversation, message_ref: Option<&str>) -> 
 }
 
 /// The reply with what the chat is told first (compaction notices).
+/// The longest part of a tool's result `/verbose full` shows.
+const VERBOSE_RESULT_CHARS: usize = 300;
+
+/// The reply with the tools it used after it (`/verbose on`; `full`: with
+/// what each returned). The transcript keeps the reply alone.
+fn verbose_reply(level: crate::store::Verbose, reply: String, calls: &[ToolCallSummary], outputs: &[String]) -> String {
+    use crate::store::Verbose;
+    if level == Verbose::Off || calls.is_empty() {
+        return reply;
+    }
+    let lines: Vec<String> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mark = if c.ok { "✓" } else { "✗" };
+            let mut line = format!("🔧 {} {mark} ({} ms)", c.name, c.elapsed_ms);
+            if level == Verbose::Full {
+                let out = outputs.get(i).map(String::as_str).unwrap_or("");
+                let mut shown: String = out.chars().take(VERBOSE_RESULT_CHARS).collect();
+                if out.chars().count() > VERBOSE_RESULT_CHARS {
+                    shown.push('…');
+                }
+                line.push_str(&format!(": {}", shown.replace('\n', " ")));
+            }
+            line
+        })
+        .collect();
+    format!("{reply}\n\n{}", lines.join("\n"))
+}
+
 fn with_notices(notices: &[String], reply: String) -> String {
     if notices.is_empty() {
         return reply;

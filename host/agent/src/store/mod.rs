@@ -93,6 +93,25 @@ pub struct Origin {
     pub thread_id: Option<String>,
 }
 
+/// `/verbose`: whether answers end with the tools they used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verbose {
+    #[default]
+    Off,
+    On,
+    Full,
+}
+
+impl Verbose {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verbose::Off => "off",
+            Verbose::On => "on",
+            Verbose::Full => "full",
+        }
+    }
+}
+
 /// The route a reply takes.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -110,6 +129,42 @@ impl SessionEntry {
         match (&self.provider_override, &self.model_override) {
             (Some(p), Some(m)) if !p.is_empty() && !m.is_empty() => Some(format!("{p}/{m}")),
             _ => None,
+        }
+    }
+
+    /// The session's `/think` pick (`thinkingLevel`), when it has one.
+    pub fn thinking_level(&self) -> Option<String> {
+        self.extra.get("thinkingLevel").and_then(Value::as_str).map(str::to_string)
+    }
+
+    pub fn set_thinking_level(&mut self, level: Option<&str>) {
+        match level {
+            Some(l) => {
+                self.extra.insert("thinkingLevel".into(), Value::from(l));
+            }
+            None => {
+                self.extra.remove("thinkingLevel");
+            }
+        }
+    }
+
+    /// The session's `/verbose` setting (`verboseLevel`; `off` when unset).
+    pub fn verbose_level(&self) -> Verbose {
+        match self.extra.get("verboseLevel").and_then(Value::as_str) {
+            Some("on") => Verbose::On,
+            Some("full") => Verbose::Full,
+            _ => Verbose::Off,
+        }
+    }
+
+    pub fn set_verbose_level(&mut self, level: Verbose) {
+        match level {
+            Verbose::Off => {
+                self.extra.remove("verboseLevel");
+            }
+            other => {
+                self.extra.insert("verboseLevel".into(), Value::from(other.as_str()));
+            }
         }
     }
 

@@ -61,8 +61,16 @@ pub enum Content {
         name: String,
         arguments: Value,
     },
+    /// The model's reasoning (pi's shape): Anthropic's signature in
+    /// `thinkingSignature` (a redacted block's data, with `redacted`), sent
+    /// back to it as it asks; other providers never see it.
+    #[serde(rename_all = "camelCase")]
     Thinking {
         thinking: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thinking_signature: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        redacted: bool,
     },
     /// Blocks this runtime does not interpret (images, …): skipped for the model.
     #[serde(other)]

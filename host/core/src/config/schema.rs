@@ -148,6 +148,8 @@ pub struct AgentDefaults {
     pub user_timezone: Option<String>,
     /// A turn's longest run, in seconds (heartbeat turns use it when they set none).
     pub timeout_seconds: Option<u64>,
+    /// The thinking level of turns whose session picked none (`crate::thinking`).
+    pub thinking_default: Option<String>,
 }
 
 /// `agents.*.heartbeat` (OpenClaw's `docs/gateway/heartbeat.md`; what the
@@ -286,6 +288,8 @@ pub struct AgentConfig {
     pub tools: Option<AgentToolsConfig>,
     pub runtime: Option<Json>,
     pub heartbeat: Option<HeartbeatConfig>,
+    /// This agent's thinking level when its session picked none (`crate::thinking`).
+    pub thinking_default: Option<String>,
 }
 
 /// `"provider/model"` or `{primary, fallbacks}`.

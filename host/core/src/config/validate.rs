@@ -77,6 +77,7 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
     }
     check.broadcast_agents();
     check.heartbeats();
+    check.thinking_levels();
     check.cron_jobs();
     check.weakened_isolation();
     check.ignored_settings();
@@ -299,6 +300,28 @@ impl Checker<'_> {
                         format!("broadcast names agent `{a}`, which is not configured"),
                     );
                 }
+            }
+        }
+    }
+
+    /// `thinkingDefault` values are thinking levels.
+    fn thinking_levels(&mut self) {
+        let mut levels: Vec<(String, String)> = Vec::new();
+        if let Some(t) =
+            self.cfg.agents.as_ref().and_then(|a| a.defaults.as_ref()).and_then(|d| d.thinking_default.clone())
+        {
+            levels.push(("agents.defaults.thinkingDefault".into(), t));
+        }
+        for id in self.roster.ids() {
+            if let Some((path, a)) = self.cfg.agent(&id) {
+                if let Some(t) = a.thinking_default.clone() {
+                    levels.push((format!("{path}.thinkingDefault"), t));
+                }
+            }
+        }
+        for (path, level) in levels {
+            if crate::thinking::ThinkLevel::parse(&level).is_none() {
+                self.err(path, crate::thinking::unknown_level(&level));
             }
         }
     }

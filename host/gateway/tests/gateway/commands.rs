@@ -40,11 +40,12 @@ async fn commands_answer_without_the_model_and_only_for_senders_commands_allow_f
         all.contains("/status — ")
             && all.contains("/compact [instructions] — summarise older messages now")
             && all.contains("/stop — stop the answer being written and drop waiting messages")
-            && all.contains("/think <level|default> — the thinking level (not in chela yet)"),
+            && all.contains("/think [level|default] — show or set this session's thinking level")
+            && all.contains("/elevated on|off|ask|full — elevated exec (not in chela yet)"),
         "{all}"
     );
     assert_eq!(say(&base, &mut n, "alice", "/status now").await, "Usage: /status");
-    assert_eq!(say(&base, &mut n, "alice", "/think high").await, "/think is not available in chela yet.");
+    assert_eq!(say(&base, &mut n, "alice", "/exec host=sandbox").await, "/exec is not available in chela yet.");
     let unknown = say(&base, &mut n, "alice", "/frobnicate the widget").await;
     assert!(unknown.starts_with("Atlas (agent `work`) here."), "an unknown command is text for the model: {unknown}");
 
@@ -74,4 +75,64 @@ async fn commands_answer_without_the_model_and_only_for_senders_commands_allow_f
     let fresh = say(&base, &mut n, "alice", "/new").await;
     let status = say(&base, &mut n, "alice", "/status").await;
     assert!(!status.contains("(6 messages"), "{fresh} / {status}");
+}
+
+/// `/think` sets the session's thinking level (OpenClaw's `thinkingLevel`),
+/// which the model request carries (`reasoning_effort` for an OpenAI model);
+/// `/think default` clears it, an unknown level changes nothing. `/verbose
+/// full` ends answers with the tools they used and what each returned,
+/// outside the transcript.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn think_sets_the_reasoning_effort_and_verbose_lists_the_tools() {
+    use chela_fakes::openai::{OpenAiFake, Scripted};
+    let fake = OpenAiFake::start("sk-test").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", model: "openai/gpt-test",
+                           tools: {{ allow: ["write"] }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        openai = fake.base_url(),
+        root = root.display()
+    );
+    let vars: std::sync::Arc<chela_core::config::EnvVars> =
+        std::sync::Arc::new(|k: &str| (k == "OPENAI_API_KEY").then(|| "sk-test".to_string()));
+    let running = common::serve_with_vars(root, &config, &["channel_webhook_js", "tool_write"], vars).await;
+    let base = format!("http://{}", running.addr);
+    let mut n = 0;
+    let effort = |i: usize| fake.requests()[i].1.get("reasoning_effort").cloned();
+
+    assert!(say(&base, &mut n, "alice", "/think").await.starts_with("Thinking level: the model's default"));
+    assert_eq!(say(&base, &mut n, "alice", "/think: high").await, "Thinking level set to high.");
+    assert_eq!(
+        say(&base, &mut n, "alice", "/think big").await,
+        "Unrecognized thinking level \"big\". Valid levels: off, minimal, low, medium, high, xhigh, adaptive, max."
+    );
+    assert!(say(&base, &mut n, "alice", "/t").await.starts_with("Thinking level: high (this session's"));
+    fake.script([Scripted::Text("thought about it".into())]);
+    assert_eq!(say(&base, &mut n, "alice", "hello").await, "thought about it");
+    assert_eq!(effort(0), Some(serde_json::json!("high")), "{:?}", fake.requests()[0].1);
+
+    assert!(say(&base, &mut n, "alice", "/verbose full").await.starts_with("Verbose full"));
+    fake.script([
+        Scripted::ToolCall { name: "write".into(), arguments: serde_json::json!({"path": "a.txt", "content": "hi"}) },
+        Scripted::Text("wrote it".into()),
+    ]);
+    let verbose = say(&base, &mut n, "alice", "write a file").await;
+    assert!(verbose.starts_with("wrote it\n\n🔧 write ✓ ("), "{verbose}");
+    assert!(verbose.contains(": wrote 2 bytes to a.txt"), "{verbose}");
+    assert!(!common::transcripts_text(root, "work").contains("🔧"), "the list is not in the transcript");
+
+    assert_eq!(
+        say(&base, &mut n, "alice", "/think default").await,
+        "Thinking level cleared; using the model's default."
+    );
+    assert!(say(&base, &mut n, "alice", "/verbose off").await.starts_with("Verbose off"));
+    fake.script([Scripted::Text("plain".into())]);
+    assert_eq!(say(&base, &mut n, "alice", "again").await, "plain");
+    let last = fake.requests().len() - 1;
+    assert_eq!(effort(last), None, "no level, nothing sent");
 }

@@ -426,6 +426,18 @@ async fn elevated_exec_leaves_the_sandbox_only_for_allowed_senders() {
     assert!(stranger.reply.contains("elevated exec is not allowed"), "{}", stranger.reply);
     let owner = w.say("box", "42", &cat(true)).await;
     assert!(owner.reply.contains("host file"), "{}", owner.reply);
+    // `/elevated off` takes the right away for this session; `/elevated on` gives it back;
+    // a sender without the right cannot give it to themselves.
+    assert_eq!(w.say("box", "42", "/elevated").await.reply, "Elevated: on (the default; /elevated on|off|ask|full).");
+    assert!(w.say("box", "42", "/elevated off").await.reply.starts_with("Elevated off"));
+    let off = w.say("box", "42", &cat(true)).await;
+    assert!(off.reply.contains("elevated exec is not allowed"), "{}", off.reply);
+    assert!(w.say("box", "42", "/elev: full").await.reply.starts_with("Elevated full"));
+    assert!(w.say("box", "42", &cat(true)).await.reply.contains("host file"));
+    let refused = w.say("box", "7", "/elevated on").await;
+    assert!(refused.reply.starts_with("Elevated mode is not available to you here"), "{}", refused.reply);
+    assert!(w.say("box", "7", &cat(true)).await.reply.contains("elevated exec is not allowed"));
+    assert!(w.say("box", "42", "/exec").await.reply.starts_with("Exec: this session's commands run in the sandbox"));
     if chela_plugin::capability::process::bubblewrap().is_some() {
         let boxed = w.say("box", "42", &cat(false)).await;
         assert!(!boxed.reply.contains("host file"), "not elevated: sandboxed: {}", boxed.reply);

@@ -57,8 +57,14 @@ pub const COMMANDS: &[CommandSpec] = &[
         "list the tools each answer used (full: with their results)",
         true,
     ),
-    spec("elevated", &["elev"], "/elevated on|off|ask|full", "elevated exec", false),
-    spec("exec", &[], "/exec host=… security=… ask=…", "exec defaults", false),
+    spec(
+        "elevated",
+        &["elev"],
+        "/elevated [on|off|ask|full]",
+        "whether your commands may run outside the sandbox",
+        true,
+    ),
+    spec("exec", &[], "/exec", "where this agent's commands run", true),
 ];
 
 /// A message that is a command.

@@ -56,8 +56,10 @@ impl AgentRuntime {
         if !cmd.spec.built {
             return Ok(Handled::Reply(format!("/{} is not available in chela yet.", cmd.spec.name)));
         }
-        let takes_args =
-            matches!(cmd.spec.name, "new" | "reset" | "model" | "compact" | "queue" | "send" | "think" | "verbose");
+        let takes_args = matches!(
+            cmd.spec.name,
+            "new" | "reset" | "model" | "compact" | "queue" | "send" | "think" | "verbose" | "elevated" | "exec"
+        );
         if !takes_args && !cmd.args.is_empty() {
             return Ok(Handled::Reply(format!("Usage: {}", cmd.spec.usage)));
         }
@@ -131,6 +133,8 @@ impl AgentRuntime {
             "send" => self.send_command(cfg, agent_id, &key, &cmd.args).await?,
             "think" => self.think_command(cfg, agent_id, &key, &cmd.args).await?,
             "verbose" => self.verbose_command(cfg, agent_id, &key, &cmd.args).await?,
+            "elevated" => self.elevated_command(cfg, agent_id, inbound, &key, &cmd.args).await?,
+            "exec" => exec_summary(cfg, agent_id, inbound, &cmd.args),
             "stop" => match self.queues.stop(&key) {
                 (false, 0) => "Nothing to stop: no answer is being written here.".to_string(),
                 (running, waiting) => {
@@ -345,6 +349,59 @@ impl AgentRuntime {
             }
         })
     }
+}
+
+impl AgentRuntime {
+    /// `/elevated on|off|ask|full`: the session's `elevatedLevel`. It can
+    /// only take elevation away from, or give it back to, a sender
+    /// `tools.elevated` allows; it never makes anyone allowed.
+    async fn elevated_command(
+        &self,
+        cfg: &Config,
+        agent_id: &str,
+        inbound: &Inbound,
+        key: &str,
+        args: &str,
+    ) -> Result<String, RunError> {
+        use chela_core::policy::{elevated_allowed, elevated_level, parse_elevated_level};
+        let channel = inbound.origin.provider.as_deref().unwrap_or("");
+        let allowed = inbound.sender_id.as_deref().is_some_and(|s| elevated_allowed(cfg, agent_id, channel, s));
+        if !allowed {
+            return Ok("Elevated mode is not available to you here: tools.elevated.allowFrom (and the agent's tools.elevated) must list you.".into());
+        }
+        let store = self.store_in(cfg, agent_id)?;
+        if args.is_empty() {
+            let lookup = key.to_string();
+            let entry = super::conversation::off_thread(&store, move |s| s.get(&lookup)).await?;
+            let own = entry.and_then(|e| e.elevated_level());
+            let level = elevated_level(cfg, agent_id, own.as_deref());
+            let from = if own.is_some() { "this session's" } else { "the default" };
+            return Ok(format!("Elevated: {level} ({from}; /elevated on|off|ask|full)."));
+        }
+        let Some(level) = parse_elevated_level(args) else { return Ok("Usage: /elevated [on|off|ask|full]".into()) };
+        edit_entry(&store, key, move |e| e.set_elevated_level(Some(level))).await?;
+        Ok(match level {
+            "off" => "Elevated off: your commands stay in the sandbox.".into(),
+            l => format!("Elevated {l}: commands that ask for it may run outside the sandbox (chela has no approval prompts, so ask and full are on)."),
+        })
+    }
+}
+
+/// `/exec`: where this agent's commands run (chela changes it only in
+/// config: a chat cannot move commands out of their confinement).
+fn exec_summary(cfg: &Config, agent_id: &str, inbound: &Inbound, args: &str) -> String {
+    if !args.is_empty() {
+        return "chela does not change where commands run from a chat: set tools.exec.host and sandbox.mode in the config. /exec shows the settings.".into();
+    }
+    let sandboxed = chela_core::policy::is_sandboxed(cfg, agent_id, &inbound.target.kind);
+    let place = match (sandboxed, chela_core::policy::exec_unconfined(cfg, agent_id)) {
+        (true, _) => "in the sandbox (bubblewrap; sandbox.mode)",
+        (false, false) => {
+            "on the gateway host, confined (the gateway's state, the config and other agents' files hidden)"
+        }
+        (false, true) => "on the gateway host, unconfined (tools.exec.host: unconfined)",
+    };
+    format!("Exec: this session's commands run {place}. /elevated says whether yours may leave the sandbox.")
 }
 
 /// Changes the session's index entry (a command's own fields), off the async workers.

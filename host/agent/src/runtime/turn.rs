@@ -164,7 +164,9 @@ impl AgentRuntime {
             agent_id,
             kind: inbound.target.kind.clone(),
             parent: spawner.as_ref().map(|(a, k)| (a.as_str(), k.clone())),
-            elevated: sender_may_elevate(cfg, agent_id, inbound),
+            // The sender's right, as the session's `/elevated` level leaves it.
+            elevated: sender_may_elevate(cfg, agent_id, inbound)
+                && chela_core::policy::elevated_level(cfg, agent_id, entry.elevated_level().as_deref()) != "off",
             sessions: Some(self.sessions.clone()),
         };
         let secrets = self.secrets.clone();

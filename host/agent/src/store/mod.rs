@@ -148,6 +148,22 @@ impl SessionEntry {
         }
     }
 
+    /// The session's `/elevated` pick (`elevatedLevel`), when it has one.
+    pub fn elevated_level(&self) -> Option<String> {
+        self.extra.get("elevatedLevel").and_then(Value::as_str).map(str::to_string)
+    }
+
+    pub fn set_elevated_level(&mut self, level: Option<&str>) {
+        match level {
+            Some(l) => {
+                self.extra.insert("elevatedLevel".into(), Value::from(l));
+            }
+            None => {
+                self.extra.remove("elevatedLevel");
+            }
+        }
+    }
+
     /// The session's `/verbose` setting (`verboseLevel`; `off` when unset).
     pub fn verbose_level(&self) -> Verbose {
         match self.extra.get("verboseLevel").and_then(Value::as_str) {

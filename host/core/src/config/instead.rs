@@ -20,7 +20,6 @@ const INSTEAD: &[(&str, &str)] = &[
     ("agents.*.maxConcurrent", "one session's turns run one at a time, in order; different sessions run side by side"),
     ("agents.*.memorySearch", "the `memory_search` tool ranks the workspace's memory/ files itself (no embedding index)"),
     ("agents.*.verboseDefault", "sessions start with `/verbose off`; `/verbose on|full` sets it per session"),
-    ("agents.*.elevatedDefault", "chela has no /elevated yet; exec's confinement is `sandbox.mode` and `tools.exec`"),
     ("agents.*.skipBootstrap", "chela writes the persona templates only into an empty workspace, never over a file"),
     ("messages.ackReaction", "chela sends no reactions yet"),
     ("channels.*.typing", "chela sends no typing indicators yet: the reply arrives when the turn ends"),

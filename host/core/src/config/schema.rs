@@ -150,6 +150,8 @@ pub struct AgentDefaults {
     pub timeout_seconds: Option<u64>,
     /// The thinking level of turns whose session picked none (`crate::thinking`).
     pub thinking_default: Option<String>,
+    /// `/elevated` level of sessions that picked none (`on` when unset, as OpenClaw).
+    pub elevated_default: Option<String>,
 }
 
 /// `agents.*.heartbeat` (OpenClaw's `docs/gateway/heartbeat.md`; what the
@@ -290,6 +292,8 @@ pub struct AgentConfig {
     pub heartbeat: Option<HeartbeatConfig>,
     /// This agent's thinking level when its session picked none (`crate::thinking`).
     pub thinking_default: Option<String>,
+    /// This agent's `/elevated` level when its session picked none.
+    pub elevated_default: Option<String>,
 }
 
 /// `"provider/model"` or `{primary, fallbacks}`.

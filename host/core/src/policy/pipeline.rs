@@ -523,10 +523,51 @@ pub fn elevated_allowed(cfg: &Config, agent_id: &str, provider: &str, sender: &s
     global.is_some() && permits(global, false) && permits(agent, true)
 }
 
+/// `/elevated` levels (OpenClaw's): `on`, `ask` (the same here: chela has
+/// no approval prompts) and `full` let an allowed sender's exec leave the
+/// sandbox; `off` keeps it in. Unknown values are `None`.
+pub fn parse_elevated_level(raw: &str) -> Option<&'static str> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" => Some("on"),
+        "ask" => Some("ask"),
+        "full" => Some("full"),
+        "off" | "false" => Some("off"),
+        _ => None,
+    }
+}
+
+/// Whether a turn's exec may leave the sandbox: the sender must be allowed
+/// (`elevated_allowed`), and the session's `/elevated` level (else the
+/// agent's, else `agents.defaults.elevatedDefault`, else `on`, as OpenClaw
+/// resolves it) must not be `off`.
+pub fn elevated_active(cfg: &Config, agent_id: &str, provider: &str, sender: &str, session: Option<&str>) -> bool {
+    if !elevated_allowed(cfg, agent_id, provider, sender) {
+        return false;
+    }
+    elevated_level(cfg, agent_id, session) != "off"
+}
+
+/// The `/elevated` level in force for an allowed sender (see [`elevated_active`]).
+pub fn elevated_level(cfg: &Config, agent_id: &str, session: Option<&str>) -> &'static str {
+    let agent = cfg.agent(agent_id).and_then(|(_, a)| a.elevated_default.as_deref());
+    let defaults = cfg.agent_defaults().and_then(|d| d.elevated_default.as_deref());
+    session.or(agent).or(defaults).and_then(parse_elevated_level).unwrap_or("on")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::load_str;
+
+    #[test]
+    fn the_session_level_turns_an_allowed_senders_elevation_off() {
+        let c = cfg("{tools: {elevated: {enabled: true, allowFrom: {whatsapp: ['+1']}}}, agents: {defaults: {elevatedDefault: 'on'}, list: [{id: 'a'}, {id: 'b', elevatedDefault: 'off'}]}}");
+        assert!(elevated_active(&c, "a", "whatsapp", "+1", None), "OpenClaw's default is on");
+        assert!(!elevated_active(&c, "a", "whatsapp", "+1", Some("off")));
+        assert!(!elevated_active(&c, "b", "whatsapp", "+1", None), "the agent's default");
+        assert!(elevated_active(&c, "b", "whatsapp", "+1", Some("full")), "the session's pick wins");
+        assert!(!elevated_active(&c, "a", "whatsapp", "+2", Some("on")), "a level never makes a sender allowed");
+    }
 
     fn cfg(text: &str) -> Config {
         load_str(text, None).expect("config loads").config

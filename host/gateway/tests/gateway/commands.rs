@@ -41,11 +41,17 @@ async fn commands_answer_without_the_model_and_only_for_senders_commands_allow_f
             && all.contains("/compact [instructions] — summarise older messages now")
             && all.contains("/stop — stop the answer being written and drop waiting messages")
             && all.contains("/think [level|default] — show or set this session's thinking level")
-            && all.contains("/elevated on|off|ask|full — elevated exec (not in chela yet)"),
+            && all.contains("/elevated [on|off|ask|full] — whether your commands may run outside the sandbox")
+            && !all.contains("not in chela yet"),
         "{all}"
     );
     assert_eq!(say(&base, &mut n, "alice", "/status now").await, "Usage: /status");
-    assert_eq!(say(&base, &mut n, "alice", "/exec host=sandbox").await, "/exec is not available in chela yet.");
+    assert!(
+        say(&base, &mut n, "alice", "/exec host=gateway")
+            .await
+            .starts_with("chela does not change where commands run from a chat"),
+        "a chat cannot move commands out of their confinement"
+    );
     let unknown = say(&base, &mut n, "alice", "/frobnicate the widget").await;
     assert!(unknown.starts_with("Atlas (agent `work`) here."), "an unknown command is text for the model: {unknown}");
 

@@ -95,6 +95,9 @@ pub struct AddArgs {
     /// Store it disabled.
     #[arg(long)]
     disabled: bool,
+    /// A system event: `now` (run at once) or `next-heartbeat` (hand it to the next heartbeat).
+    #[arg(long, requires = "system_event")]
+    wake: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -206,6 +209,7 @@ fn add(ctx: &Context, store: &CronStore, args: AddArgs) -> Result<ExitCode> {
         delivery,
         delete_after_run: args.keep_after_run.then_some(false),
         timeout_seconds: None,
+        wake_mode: args.wake.clone(),
     };
     let problems = spec.problems(&cfg, now_ms());
     if !problems.is_empty() {

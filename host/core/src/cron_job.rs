@@ -50,6 +50,10 @@ pub struct JobSpec {
     /// A run's longest wall-clock time (default: the agent turn limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
+    /// A `main` system event: `now` (default) runs it at once, `next-heartbeat`
+    /// hands it to the agent's next heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_mode: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +212,10 @@ impl JobSpec {
                 Ok(_) => {}
                 Err(p) => out.push(p),
             }
+        }
+        match self.wake_mode.as_deref() {
+            None | Some("now") | Some("next-heartbeat") => {}
+            Some(w) => out.push(problem("wakeMode", format!("`{w}` is not a wake mode: `now` or `next-heartbeat`"))),
         }
         if let Some(d) = &self.delivery {
             match d.mode.as_deref() {

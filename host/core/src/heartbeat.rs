@@ -250,6 +250,47 @@ pub fn active_hours(a: &ActiveHoursConfig, user_tz: Option<&str>) -> Result<Acti
     Ok(ActiveHours { start, end, zone })
 }
 
+/// Whether a monitor scratch (HEARTBEAT.md) holds nothing to act on: only
+/// blank lines, headings, HTML comments, fence markers or empty checklist
+/// items. OpenClaw skips the heartbeat then (`empty-heartbeat-file`).
+pub fn scratch_is_empty(text: &str) -> bool {
+    let mut in_comment = false;
+    for line in text.lines() {
+        let mut t = line.trim().to_string();
+        if in_comment {
+            match t.find("-->") {
+                Some(end) => {
+                    in_comment = false;
+                    t = t[end + 3..].trim().to_string();
+                }
+                None => continue,
+            }
+        }
+        while let Some(start) = t.find("<!--") {
+            match t[start..].find("-->") {
+                Some(end) => t = format!("{}{}", &t[..start], &t[start + end + 3..]).trim().to_string(),
+                None => {
+                    in_comment = true;
+                    t = t[..start].trim().to_string();
+                    break;
+                }
+            }
+        }
+        let t = t.as_str();
+        let heading =
+            t.starts_with('#') && (t.trim_start_matches('#').is_empty() || t.trim_start_matches('#').starts_with(' '));
+        let fence = t.starts_with("```") && t[3..].chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let stub = {
+            let rest = t.strip_prefix(['-', '*', '+']).map(str::trim);
+            matches!(rest, Some("") | Some("[ ]") | Some("[x]") | Some("[X]") | Some("[]"))
+        };
+        if !(t.is_empty() || heading || fence || stub) {
+            return false;
+        }
+    }
+    true
+}
+
 /// A reply that says "nothing needs attention": [`SILENT_REPLY`], or
 /// [`ACK_TOKEN`] at its start or end with at most [`ACK_MAX_CHARS`] beside
 /// it (OpenClaw's rule; the token in the middle is not special). Otherwise
@@ -453,6 +494,15 @@ mod tests {
             "in the middle it is not special"
         );
         assert_eq!(acknowledgement("Disk is 95% full"), Some("Disk is 95% full".into()));
+    }
+
+    #[test]
+    fn an_effectively_empty_scratch_is_recognised() {
+        assert!(scratch_is_empty("# Heartbeat checklist\n\n- \n- [ ]\n<!-- add items -->\n```md\n```\n"));
+        assert!(scratch_is_empty("<!--\nmulti\nline\n-->\n## Notes"));
+        assert!(!scratch_is_empty("# Checklist\n- check the disk"));
+        assert!(!scratch_is_empty("#hashtag is text"));
+        assert!(!scratch_is_empty("<!-- c --> real text"));
     }
 
     #[test]

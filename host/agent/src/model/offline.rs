@@ -13,8 +13,8 @@
 //! A compaction summary request gets a deterministic summary that counts
 //! what it summarised and quotes the first and latest requests, carried
 //! over from the previous summary (bounded however often it runs). A
-//! heartbeat poll is answered with the first item of HEARTBEAT.md as its
-//! alert, or `NO_REPLY` when the agent has none.
+//! heartbeat poll is answered with its first queued system event, else the
+//! first item of HEARTBEAT.md, as its alert, or `NO_REPLY` when it has neither.
 //!
 //! Must not: reach the network or depend on anything outside the request and the agent's own dir.
 
@@ -158,6 +158,10 @@ fn summarise(input: &str) -> String {
 /// `NO_REPLY` when there is none — deterministic, and quiet by default.
 fn heartbeat_reply(system: &str) -> Option<String> {
     let (_, poll) = system.split_once("# Heartbeat poll\n")?;
+    if let Some((_, events)) = poll.split_once("## System events since the last heartbeat\n") {
+        let first = events.lines().next().unwrap_or("").trim().trim_start_matches("- ");
+        return Some(format!("Heartbeat: {first}"));
+    }
     let Some((_, scratch)) = poll.split_once("## Heartbeat monitor scratch") else {
         return Some(chela_core::heartbeat::SILENT_REPLY.to_string());
     };

@@ -115,6 +115,29 @@ async fn cron_job(gw: &Arc<Gateway>, id: &str, spec: &JobSpec) -> Outcome {
         _ if session == JobSession::Isolated => None,
         _ => last_route(gw, &target),
     };
+    if let (Payload::SystemEvent { text }, JobSession::Main, Some("next-heartbeat")) =
+        (&spec.payload, &session, spec.wake_mode.as_deref())
+    {
+        let beats = chela_core::heartbeat::plans(cfg).plans.iter().any(|p| p.agent_id == agent && p.every_ms > 0);
+        if beats {
+            let event = super::store::PendingEvent {
+                job_id: id.to_string(),
+                text: text.clone(),
+                at_ms: super::scheduler::now_ms(),
+            };
+            return match gw.scheduler.store().push_event(&agent, event) {
+                Ok(()) => Outcome {
+                    status: Status::Ok,
+                    reason: Some("queued for the next heartbeat".into()),
+                    reply: None,
+                    delivered: false,
+                    session_key: Some(target.key.to_string()),
+                },
+                Err(e) => ended(Status::Error, format!("cannot queue the system event: {e}")),
+            };
+        }
+        tracing::info!(job = id, agent = %agent, "wakeMode next-heartbeat, but the agent runs no heartbeat: the event runs now");
+    }
     let name = spec.name.clone().unwrap_or_else(|| id.to_string());
     let (text, light, model) = match &spec.payload {
         Payload::SystemEvent { text } => (format!("System: {text}"), false, None),
@@ -159,6 +182,12 @@ async fn heartbeat_run(gw: &Arc<Gateway>, plan: &HeartbeatPlan, forced: bool) ->
                 return ended(Status::Skipped, "quiet-hours");
             }
         }
+    }
+    // An empty checklist with no event waiting: nothing to look at, no model call.
+    let scratch = read_scratch(cfg, gw, agent);
+    let waiting = gw.scheduler.store().has_events(agent).unwrap_or(true);
+    if scratch.as_deref().is_some_and(heartbeat::scratch_is_empty) && !waiting {
+        return ended(Status::Skipped, "empty-heartbeat-file");
     }
     let (target, fresh) = if plan.isolated_session {
         (SessionTarget::of_key(cfg, SessionKey::cron(agent, "heartbeat"), ChatType::Direct), true)
@@ -224,6 +253,11 @@ async fn heartbeat_run(gw: &Arc<Gateway>, plan: &HeartbeatPlan, forced: bool) ->
         },
         None => None,
     };
+    // System events queued for this heartbeat (`wakeMode: "next-heartbeat"`), taken now: at most once.
+    let events = match gw.scheduler.store().take_events(agent) {
+        Ok(e) => e,
+        Err(e) => return ended(Status::Error, format!("cannot read the queued system events: {e}")),
+    };
     let inbound = Inbound {
         target,
         text: plan.prompt.clone(),
@@ -233,7 +267,7 @@ async fn heartbeat_run(gw: &Arc<Gateway>, plan: &HeartbeatPlan, forced: bool) ->
             label: Some(heartbeat::TRANSCRIPT_MARKER.into()),
             ..Origin::default()
         },
-        extra_system: Some(heartbeat_context(cfg, gw, agent)),
+        extra_system: Some(heartbeat_context(scratch.as_deref(), &events)),
         delivery: None,
         message_ref: None,
         model_override,
@@ -247,21 +281,29 @@ async fn heartbeat_run(gw: &Arc<Gateway>, plan: &HeartbeatPlan, forced: bool) ->
     turn_and_deliver(gw, &snap, inbound, route, Some(Duration::from_millis(plan.timeout_ms)), true).await
 }
 
-/// The heartbeat's part of the system prompt: what it is, and the agent's
-/// monitor scratch (`HEARTBEAT.md` in its workspace), when it has one.
-fn heartbeat_context(cfg: &Config, gw: &Gateway, agent: &str) -> String {
+/// The agent's monitor scratch (`HEARTBEAT.md` in its workspace), read
+/// confined beneath it, when the file is there.
+fn read_scratch(cfg: &Config, gw: &Gateway, agent: &str) -> Option<String> {
     let roster = chela_core::roster::Roster::from_config(cfg);
     let ws = chela_core::config::paths::agent_workspace(cfg, &roster, agent, &gw.env);
-    let scratch = chela_agent::workspace_read::Workspace::open(&ws)
-        .ok()
-        .and_then(|w| w.read_text(heartbeat::SCRATCH_FILE, SCRATCH_MAX_BYTES).ok())
-        .map(|(t, _)| t.trim().to_string())
-        .filter(|t| !t.is_empty());
+    let w = chela_agent::workspace_read::Workspace::open(&ws).ok()?;
+    w.read_text(heartbeat::SCRATCH_FILE, SCRATCH_MAX_BYTES).ok().map(|(t, _)| t)
+}
+
+/// The heartbeat's part of the system prompt: what it is, the system events
+/// queued for it, and the monitor scratch.
+fn heartbeat_context(scratch: Option<&str>, events: &[super::store::PendingEvent]) -> String {
     let mut out = format!(
         "# Heartbeat poll\n{} This turn is a scheduled heartbeat: no one asked anything. Reply NO_REPLY unless something needs the user's attention; then reply with only the alert.",
         heartbeat::TRANSCRIPT_MARKER
     );
-    if let Some(s) = scratch {
+    if !events.is_empty() {
+        out.push_str("\n\n## System events since the last heartbeat");
+        for e in events {
+            out.push_str(&format!("\n- System: {} (cron job `{}`)", e.text, e.job_id));
+        }
+    }
+    if let Some(s) = scratch.map(str::trim).filter(|s| !s.is_empty()) {
         out.push_str(&format!("\n\n## Heartbeat monitor scratch ({})\n{s}", heartbeat::SCRATCH_FILE));
     }
     out

@@ -74,6 +74,24 @@ pub struct Claim {
     pub forced: bool,
 }
 
+/// A system event waiting for its agent's next heartbeat (`wakeMode: "next-heartbeat"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingEvent {
+    pub job_id: String,
+    pub text: String,
+    pub at_ms: i64,
+}
+
+/// The most events one agent keeps waiting; older ones give way.
+const MAX_PENDING_EVENTS: usize = 50;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct EventsFile {
+    #[serde(default)]
+    agents: BTreeMap<String, Vec<PendingEvent>>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct StateFile {
     #[serde(default)]
@@ -206,6 +224,35 @@ impl CronStore {
             self.write("state.json", &state)?;
         }
         Ok(out)
+    }
+
+    /// Queues a system event for `agent`'s next heartbeat (`events.json`).
+    pub fn push_event(&self, agent: &str, event: PendingEvent) -> Result<(), CronStoreError> {
+        let _lock = self.lock()?;
+        let mut file: EventsFile = self.read("events.json")?;
+        let queue = file.agents.entry(agent.to_string()).or_default();
+        queue.push(event);
+        let over = queue.len().saturating_sub(MAX_PENDING_EVENTS);
+        queue.drain(..over);
+        self.write("events.json", &file)
+    }
+
+    /// Whether events wait for `agent`'s heartbeat.
+    pub fn has_events(&self, agent: &str) -> Result<bool, CronStoreError> {
+        let _lock = self.lock()?;
+        let file: EventsFile = self.read("events.json")?;
+        Ok(file.agents.get(agent).is_some_and(|q| !q.is_empty()))
+    }
+
+    /// Takes (and removes) the events waiting for `agent`'s heartbeat.
+    pub fn take_events(&self, agent: &str) -> Result<Vec<PendingEvent>, CronStoreError> {
+        let _lock = self.lock()?;
+        let mut file: EventsFile = self.read("events.json")?;
+        let taken = file.agents.remove(agent).unwrap_or_default();
+        if !taken.is_empty() {
+            self.write("events.json", &file)?;
+        }
+        Ok(taken)
     }
 
     /// Removes a stored job once its one-shot ran (its state stays, marked done).

@@ -109,21 +109,26 @@ async fn a_heartbeat_alerts_the_owner_and_keeps_acknowledgements_to_itself() {
     assert!(sessions.contains("agent:work:main"), "{sessions}");
 }
 
-/// Outside `activeHours` and with no owner to tell, the heartbeat skips
-/// before the model is asked anything (counted as skipped runs).
+/// Outside `activeHours`, with no owner to tell, or with an empty checklist,
+/// the heartbeat skips before the model is asked anything (counted as
+/// skipped runs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_heartbeat_outside_its_hours_or_without_a_route_asks_no_model() {
     let fake = OpenAiFake::start("sk-test").await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    // A window that is never open (zero width), for one agent; no owner for the other.
+    // A window that is never open (zero width), for one agent; no owner for
+    // another; a checklist with nothing on it for the third.
+    std::fs::create_dir_all(root.join("b")).unwrap();
+    std::fs::write(root.join("b/HEARTBEAT.md"), "# Checklist\n\n- [ ]\n<!-- add items here -->\n").unwrap();
     let config = format!(
         r#"{{
       models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
       agents: {{ list: [
         {{ id: "night", default: true, workspace: "{root}/n", model: "openai/gpt-test",
            heartbeat: {{ every: "1s", target: "webhook", to: "alice", activeHours: {{ start: "08:00", end: "08:00" }} }} }},
-        {{ id: "lonely", workspace: "{root}/l", model: "openai/gpt-test", heartbeat: {{ every: "1s" }} }} ] }},
+        {{ id: "lonely", workspace: "{root}/l", model: "openai/gpt-test", heartbeat: {{ every: "1s" }} }},
+        {{ id: "blank", workspace: "{root}/b", model: "openai/gpt-test", heartbeat: {{ every: "1s", target: "webhook", to: "alice" }} }} ] }},
       channels: {{ webhook: {{ dmPolicy: "open", accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
     }}"#,
         openai = fake.base_url(),
@@ -131,7 +136,7 @@ async fn a_heartbeat_outside_its_hours_or_without_a_route_asks_no_model() {
     );
     let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], vars()).await;
     until("both heartbeats skipped twice", || {
-        runs(&running, "heartbeat-night", "skipped") >= 2 && runs(&running, "heartbeat-lonely", "skipped") >= 2
+        ["heartbeat-night", "heartbeat-lonely", "heartbeat-blank"].iter().all(|j| runs(&running, j, "skipped") >= 2)
     })
     .await;
     assert!(fake.requests().is_empty(), "no model call: {:?}", fake.requests());
@@ -139,6 +144,7 @@ async fn a_heartbeat_outside_its_hours_or_without_a_route_asks_no_model() {
         serde_json::from_str(&std::fs::read_to_string(root.join("state/cron/state.json")).unwrap()).unwrap();
     assert_eq!(state["jobs"]["heartbeat-night"]["lastReason"], "quiet-hours", "{state:#}");
     assert_eq!(state["jobs"]["heartbeat-lonely"]["lastReason"], "no-route", "{state:#}");
+    assert_eq!(state["jobs"]["heartbeat-blank"]["lastReason"], "empty-heartbeat-file", "{state:#}");
 }
 
 /// A job runs as its own agent only: its persona, its workspace, a session
@@ -191,4 +197,43 @@ async fn a_job_runs_as_its_agent_in_its_own_session_and_announces() {
     assert_eq!(state["jobs"]["brief"]["lastStatus"], "ok", "{state:#}");
     let refused = state["jobs"]["spoof"]["lastReason"].as_str().unwrap_or_default();
     assert!(refused.contains("speaks for work, not `home`"), "{state:#}");
+}
+
+/// A `main` system event with `wakeMode: "next-heartbeat"` waits for the
+/// agent's next heartbeat and is handed to it (the offline model alerts on
+/// it), even though the agent's checklist is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_system_event_for_the_next_heartbeat_is_handed_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("ws")).unwrap();
+    std::fs::write(root.join("ws/HEARTBEAT.md"), "# Checklist\n").unwrap();
+    let config = format!(
+        r#"{{
+      commands: {{ ownerAllowFrom: ["webhook:alice"] }},
+      agents: {{ defaults: {{ heartbeat: {{ every: "2s" }} }},
+        list: [ {{ id: "work", default: true, workspace: "{root}/ws" }} ] }},
+      cron: {{ jobs: [ {{ id: "ping", schedule: {{ kind: "at", at: "2020-01-01T00:00:00Z" }}, sessionTarget: "main",
+                        wakeMode: "next-heartbeat", payload: {{ kind: "systemEvent", text: "the build broke" }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        root = root.display()
+    );
+    let running = common::serve(root, &config, &["channel_webhook_js"]).await;
+    let base = format!("http://{}", running.addr);
+    let deadline = Instant::now() + WAIT;
+    let alerts = loop {
+        let a = announced_to(&base, "alice").await;
+        if !a.is_empty() {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "no heartbeat alert: {:?}", outbox(&base).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(alerts, ["Heartbeat: System: the build broke (cron job `ping`)"]);
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("state/cron/state.json")).unwrap()).unwrap();
+    assert_eq!(state["jobs"]["ping"]["lastReason"], "queued for the next heartbeat", "{state:#}");
+    let events = std::fs::read_to_string(root.join("state/cron/events.json")).unwrap();
+    assert!(!events.contains("the build broke"), "taken by the heartbeat: {events}");
 }

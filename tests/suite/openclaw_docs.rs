@@ -73,16 +73,16 @@ fn typos_stay_errors_with_a_suggestion_from_either_schema() {
 
 #[test]
 fn wrong_types_are_errors_even_under_keys_chela_ignores() {
-    let text = "{ agents: { defaults: {\n  heartbeat: \"every now and then\",\n} } }";
+    let text = "{ agents: { defaults: {\n  contextPruning: \"now and then\",\n} } }";
     let e = errors(text, "types.json5");
     assert_eq!(e.len(), 1, "{e:?}");
-    assert_eq!((e[0].path.as_str(), e[0].line), ("agents.defaults.heartbeat", 2), "{e:?}");
+    assert_eq!((e[0].path.as_str(), e[0].line), ("agents.defaults.contextPruning", 2), "{e:?}");
     assert!(e[0].message.contains("OpenClaw"), "{e:?}");
     // Deeper: the wrong value is named at its own place.
-    let text = "{ agents: { defaults: { heartbeat: {\n  every: 30,\n} } } }";
+    let text = "{ agents: { defaults: { contextPruning: {\n  ttl: 30,\n} } } }";
     let e = errors(text, "deep.json5");
     assert_eq!(e.len(), 1, "{e:?}");
-    assert_eq!((e[0].path.as_str(), e[0].line), ("agents.defaults.heartbeat.every", 2), "{e:?}");
+    assert_eq!((e[0].path.as_str(), e[0].line), ("agents.defaults.contextPruning.ttl", 2), "{e:?}");
     // In a section chela keeps as opaque JSON.
     let e = errors(r#"{ models: { providers: "ollama" } }"#, "opaque.json5");
     assert_eq!(e.len(), 1, "{e:?}");

@@ -11,7 +11,7 @@
 pub mod agent_to_agent;
 mod assemble;
 pub mod auth;
-pub(crate) mod clock;
+pub mod clock;
 pub mod compaction;
 pub mod freshness;
 pub mod model;

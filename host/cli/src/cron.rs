@@ -9,6 +9,7 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
+use chela_agent::clock::now_ms;
 use chela_core::cron_job::{valid_id, Delivery, JobSpec, Payload};
 use chela_core::schedule::{parse_duration_ms, parse_instant, ScheduleSpec, Unit};
 use chela_gateway::cron::{scheduler, CronStore};
@@ -148,10 +149,6 @@ fn list(ctx: &Context, store: &CronStore, json: bool) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn now_ms() -> i64 {
-    scheduler::now_ms()
 }
 
 fn schedule(args: &AddArgs) -> Result<ScheduleSpec> {

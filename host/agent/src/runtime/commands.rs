@@ -274,15 +274,7 @@ impl AgentRuntime {
             _ => return Ok("Usage: /send on|off|inherit".into()),
         };
         let store = self.store_in(cfg, agent_id)?;
-        edit_entry(&store, key, move |e| match value {
-            Some(v) => {
-                e.extra.insert("sendPolicy".into(), serde_json::Value::from(v));
-            }
-            None => {
-                e.extra.remove("sendPolicy");
-            }
-        })
-        .await?;
+        edit_entry(&store, key, move |e| e.set_text_field("sendPolicy", value)).await?;
         Ok(reply.to_string())
     }
 }
@@ -312,7 +304,7 @@ impl AgentRuntime {
             (false, Some(l)) => Some(l),
             (false, None) => return Ok(unknown_level(args)),
         };
-        edit_entry(&store, key, move |e| e.set_thinking_level(level.map(|l| l.as_str()))).await?;
+        edit_entry(&store, key, move |e| e.set_text_field("thinkingLevel", level.map(|l| l.as_str()))).await?;
         Ok(match level {
             Some(ThinkLevel::Off) => "Thinking disabled.".into(),
             Some(l) => format!("Thinking level set to {}.", l.as_str()),
@@ -379,7 +371,7 @@ impl AgentRuntime {
             return Ok(format!("Elevated: {level} ({from}; /elevated on|off|ask|full)."));
         }
         let Some(level) = parse_elevated_level(args) else { return Ok("Usage: /elevated [on|off|ask|full]".into()) };
-        edit_entry(&store, key, move |e| e.set_elevated_level(Some(level))).await?;
+        edit_entry(&store, key, move |e| e.set_text_field("elevatedLevel", Some(level))).await?;
         Ok(match level {
             "off" => "Elevated off: your commands stay in the sandbox.".into(),
             l => format!("Elevated {l}: commands that ask for it may run outside the sandbox (chela has no approval prompts, so ask and full are on)."),

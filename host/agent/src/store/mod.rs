@@ -132,41 +132,36 @@ impl SessionEntry {
         }
     }
 
-    /// The session's `/think` pick (`thinkingLevel`), when it has one.
-    pub fn thinking_level(&self) -> Option<String> {
-        self.extra.get("thinkingLevel").and_then(Value::as_str).map(str::to_string)
+    /// A text field OpenClaw keeps on the entry (`thinkingLevel`, `sendPolicy`…).
+    pub fn text_field(&self, key: &str) -> Option<String> {
+        self.extra.get(key).and_then(Value::as_str).map(str::to_string)
     }
 
-    pub fn set_thinking_level(&mut self, level: Option<&str>) {
-        match level {
-            Some(l) => {
-                self.extra.insert("thinkingLevel".into(), Value::from(l));
+    /// Sets (or, with `None`, removes) such a field.
+    pub fn set_text_field(&mut self, key: &str, value: Option<&str>) {
+        match value {
+            Some(v) => {
+                self.extra.insert(key.into(), Value::from(v));
             }
             None => {
-                self.extra.remove("thinkingLevel");
+                self.extra.remove(key);
             }
         }
+    }
+
+    /// The session's `/think` pick (`thinkingLevel`), when it has one.
+    pub fn thinking_level(&self) -> Option<String> {
+        self.text_field("thinkingLevel")
     }
 
     /// The session's `/elevated` pick (`elevatedLevel`), when it has one.
     pub fn elevated_level(&self) -> Option<String> {
-        self.extra.get("elevatedLevel").and_then(Value::as_str).map(str::to_string)
-    }
-
-    pub fn set_elevated_level(&mut self, level: Option<&str>) {
-        match level {
-            Some(l) => {
-                self.extra.insert("elevatedLevel".into(), Value::from(l));
-            }
-            None => {
-                self.extra.remove("elevatedLevel");
-            }
-        }
+        self.text_field("elevatedLevel")
     }
 
     /// The session's `/verbose` setting (`verboseLevel`; `off` when unset).
     pub fn verbose_level(&self) -> Verbose {
-        match self.extra.get("verboseLevel").and_then(Value::as_str) {
+        match self.text_field("verboseLevel").as_deref() {
             Some("on") => Verbose::On,
             Some("full") => Verbose::Full,
             _ => Verbose::Off,
@@ -174,14 +169,7 @@ impl SessionEntry {
     }
 
     pub fn set_verbose_level(&mut self, level: Verbose) {
-        match level {
-            Verbose::Off => {
-                self.extra.remove("verboseLevel");
-            }
-            other => {
-                self.extra.insert("verboseLevel".into(), Value::from(other.as_str()));
-            }
-        }
+        self.set_text_field("verboseLevel", (level != Verbose::Off).then_some(level.as_str()));
     }
 
     /// The session's `/queue` settings, as OpenClaw stores them

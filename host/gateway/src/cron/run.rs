@@ -123,7 +123,7 @@ async fn cron_job(gw: &Arc<Gateway>, id: &str, spec: &JobSpec) -> Outcome {
             let event = super::store::PendingEvent {
                 job_id: id.to_string(),
                 text: text.clone(),
-                at_ms: super::scheduler::now_ms(),
+                at_ms: chela_agent::clock::now_ms(),
             };
             return match gw.scheduler.store().push_event(&agent, event) {
                 Ok(()) => Outcome {
@@ -178,7 +178,7 @@ async fn heartbeat_run(gw: &Arc<Gateway>, plan: &HeartbeatPlan, forced: bool) ->
     let agent = plan.agent_id.as_str();
     if !forced {
         if let Some(w) = &plan.active_hours {
-            if !w.contains(super::scheduler::now_ms()) {
+            if !w.contains(chela_agent::clock::now_ms()) {
                 return ended(Status::Skipped, "quiet-hours");
             }
         }

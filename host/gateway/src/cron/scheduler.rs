@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use chela_agent::clock::now_ms;
 use chela_core::config::schema::Config;
 use chela_core::schedule::Schedule;
 
@@ -31,10 +32,6 @@ use crate::Gateway;
 const TICK: Duration = Duration::from_millis(250);
 /// Back-off after consecutive failed runs of a recurring job.
 const BACKOFF_MS: [i64; 5] = [30_000, 60_000, 300_000, 900_000, 3_600_000];
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -323,9 +320,4 @@ pub fn listing(store: &CronStore, cfg: &Config) -> Result<Vec<(Job, JobState)>, 
 
 fn run_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
-}
-
-/// Whether the job's kind is a heartbeat (for the control API's listing).
-pub fn is_heartbeat(job: &Job) -> bool {
-    matches!(job.kind, JobKind::Heartbeat(_))
 }

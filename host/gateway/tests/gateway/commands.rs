@@ -104,8 +104,7 @@ async fn think_sets_the_reasoning_effort_and_verbose_lists_the_tools() {
         openai = fake.base_url(),
         root = root.display()
     );
-    let vars: std::sync::Arc<chela_core::config::EnvVars> =
-        std::sync::Arc::new(|k: &str| (k == "OPENAI_API_KEY").then(|| "sk-test".to_string()));
+    let vars = common::openai_test_key();
     let running = common::serve_with_vars(root, &config, &["channel_webhook_js", "tool_write"], vars).await;
     let base = format!("http://{}", running.addr);
     let mut n = 0;

@@ -19,6 +19,11 @@ pub fn wasm(name: &str) -> PathBuf {
     p
 }
 
+/// The environment of a gateway whose OpenAI key is the fakes' `sk-test`.
+pub fn openai_test_key() -> Arc<chela_core::config::EnvVars> {
+    Arc::new(|k: &str| (k == "OPENAI_API_KEY").then(|| "sk-test".to_string()))
+}
+
 /// A gateway serving `config` with `plugins` in `<root>/state/plugins`; every
 /// configured channel's adapter must be running.
 pub async fn serve(root: &Path, config: &str, plugins: &[&str]) -> Running {

@@ -28,6 +28,19 @@ async fn announced_to(base: &str, chat: &str) -> Vec<String> {
         .collect()
 }
 
+/// The announcements `chat` has got, once there is at least one.
+async fn first_announcements(base: &str, chat: &str) -> Vec<String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let a = announced_to(base, chat).await;
+        if !a.is_empty() {
+            return a;
+        }
+        assert!(Instant::now() < deadline, "nothing announced to {chat}: {:?}", outbox(base).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !done() {
@@ -38,10 +51,6 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
 
 fn runs(running: &chela_gateway::Running, job: &str, status: &str) -> u64 {
     running.gateway.metrics.get("chela_cron_runs_total", &[("job", job), ("status", status)])
-}
-
-fn vars() -> std::sync::Arc<chela_core::config::EnvVars> {
-    std::sync::Arc::new(|k: &str| (k == "OPENAI_API_KEY").then(|| "sk-test".to_string()))
 }
 
 /// The model's user and system text of request `i`.
@@ -83,17 +92,9 @@ async fn a_heartbeat_alerts_the_owner_and_keeps_acknowledgements_to_itself() {
         openai = fake.base_url(),
         root = root.display()
     );
-    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], vars()).await;
+    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
     let base = format!("http://{}", running.addr);
-    let deadline = Instant::now() + WAIT;
-    let alerts = loop {
-        let a = announced_to(&base, "alice").await;
-        if !a.is_empty() {
-            break a;
-        }
-        assert!(Instant::now() < deadline, "no heartbeat alert: {:?}", outbox(&base).await);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let alerts = first_announcements(&base, "alice").await;
     // The first heartbeat's HEARTBEAT_OK ran before the alert and was never sent.
     assert_eq!(alerts, ["The disk is 95% full."]);
     assert!(runs(&running, "heartbeat-work", "ok") >= 2);
@@ -134,7 +135,7 @@ async fn a_heartbeat_outside_its_hours_or_without_a_route_asks_no_model() {
         openai = fake.base_url(),
         root = root.display()
     );
-    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], vars()).await;
+    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
     until("both heartbeats skipped twice", || {
         ["heartbeat-night", "heartbeat-lonely", "heartbeat-blank"].iter().all(|j| runs(&running, j, "skipped") >= 2)
     })
@@ -221,15 +222,7 @@ async fn a_system_event_for_the_next_heartbeat_is_handed_to_it() {
     );
     let running = common::serve(root, &config, &["channel_webhook_js"]).await;
     let base = format!("http://{}", running.addr);
-    let deadline = Instant::now() + WAIT;
-    let alerts = loop {
-        let a = announced_to(&base, "alice").await;
-        if !a.is_empty() {
-            break a;
-        }
-        assert!(Instant::now() < deadline, "no heartbeat alert: {:?}", outbox(&base).await);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let alerts = first_announcements(&base, "alice").await;
     assert_eq!(alerts, ["Heartbeat: System: the build broke (cron job `ping`)"]);
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("state/cron/state.json")).unwrap()).unwrap();

@@ -2,8 +2,6 @@
 //! the endpoint (out of range → 400, no model call) and forwarded to the
 //! agent's provider, here the OpenAI fake, in the names its API uses.
 
-use std::sync::Arc;
-
 use chela_fakes::openai::{OpenAiFake, Scripted};
 use serde_json::{json, Value};
 
@@ -23,8 +21,7 @@ async fn sampling_fields_are_checked_and_reach_the_provider() {
         openai = fake.base_url(),
         root = root.display()
     );
-    let vars: Arc<chela_core::config::EnvVars> =
-        Arc::new(|k: &str| (k == "OPENAI_API_KEY").then(|| "sk-test".to_string()));
+    let vars = common::openai_test_key();
     let running = common::serve_with_vars(root, &config, &[], vars).await;
     let token = format!("Bearer {}", running.gateway.control_token());
     let ask = |extra: Value| {

@@ -44,8 +44,7 @@ impl Chat {
             openai = fake.base_url(),
             root = root.display()
         );
-        let vars: std::sync::Arc<chela_core::config::EnvVars> =
-            std::sync::Arc::new(|k: &str| (k == "OPENAI_API_KEY").then(|| "sk-test".to_string()));
+        let vars = common::openai_test_key();
         let running = common::serve_with_vars(root, &config, &["channel_webhook_js", "tool_write"], vars).await;
         let base = format!("http://{}", running.addr);
         Chat { running, base, fake, _dir: dir }

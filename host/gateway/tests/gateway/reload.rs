@@ -53,8 +53,7 @@ async fn a_message_in_flight_during_a_reload_sees_one_snapshot() {
     let fake = OpenAiFake::start("sk-test").await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let vars: Arc<chela_core::config::EnvVars> =
-        Arc::new(|k: &str| (k == "OPENAI_API_KEY").then(|| "sk-test".to_string()));
+    let vars = common::openai_test_key();
     let running =
         common::serve_with_vars(root, &config(root, &fake.base_url(), "Bee-1"), &["channel_webhook_js"], vars).await;
     let base = format!("http://{}", running.addr);

@@ -1,4 +1,4 @@
-//! `chela cron list|add|rm|run` (OpenClaw's `openclaw cron`): the jobs of the
+//! `chela cron list|add|rm|runs|run` (OpenClaw's `openclaw cron`): the jobs of the
 //! config (`cron.jobs`), those stored in the state dir, and the heartbeat
 //! monitors, on the files the gateway's scheduler reads every tick. `run`
 //! asks the running gateway to run a job now.
@@ -30,6 +30,14 @@ pub enum CronCommand {
     #[command(alias = "remove")]
     Rm {
         id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A job's recent runs (newest first).
+    Runs {
+        id: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
         #[arg(long)]
         json: bool,
     },
@@ -110,6 +118,7 @@ pub fn run(ctx: &Context, cmd: CronCommand) -> Result<ExitCode> {
         CronCommand::Add(args) => add(ctx, &store, *args),
         CronCommand::Rm { id, json } => remove(ctx, &store, &id, json),
         CronCommand::Run { id, json } => run_now(ctx, &id, json),
+        CronCommand::Runs { id, limit, json } => runs(&store, &id, limit, json),
     }
 }
 
@@ -257,6 +266,31 @@ fn remove(ctx: &Context, store: &CronStore, id: &str, json: bool) -> Result<Exit
         print_json(&serde_json::json!({ "removed": id }));
     } else {
         println!("removed cron job {id}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runs(store: &CronStore, id: &str, limit: usize, json: bool) -> Result<ExitCode> {
+    let mut runs = store.runs(id)?;
+    runs.reverse();
+    runs.truncate(limit);
+    if json {
+        print_json(&serde_json::json!({ "jobId": id, "runs": runs }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if runs.is_empty() {
+        println!("no runs of {id} yet");
+    }
+    for r in &runs {
+        let took = r.duration_ms.map(|d| format!(" in {d} ms")).unwrap_or_default();
+        let reason = r.reason.as_deref().map(|x| format!(" ({x})")).unwrap_or_default();
+        let how = if r.forced { " [cron run]" } else { "" };
+        let delivered = if r.delivered { ", delivered" } else { "" };
+        println!(
+            "{}  {}{took}{reason}{delivered}{how}",
+            chela_core::schedule::format_instant(r.started_at_ms),
+            r.status
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -446,5 +446,23 @@ async fn kill_9_mid_job_never_runs_it_twice_and_keeps_next_run_times() {
         Some(hourly_next),
         "a forced run keeps the schedule"
     );
+    // The history says what happened: the cut-off run, and the forced one.
+    let history = |id: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chela"))
+            .arg("--config")
+            .arg(root.join("chela.json5"))
+            .args(["cron", "runs", id, "--json"])
+            .env("CHELA_STATE_DIR", root.join("state"))
+            .env("HOME", root)
+            .output()
+            .expect("chela runs");
+        serde_json::from_slice::<Value>(&out.stdout).expect("JSON")
+    };
+    let once = history("once");
+    assert_eq!(once["runs"].as_array().map(Vec::len), Some(1), "{once:#}");
+    assert_eq!(once["runs"][0]["status"], "interrupted", "{once:#}");
+    let hourly = history("hourly");
+    let newest = (hourly["runs"][0]["status"].as_str(), hourly["runs"][0]["forced"].as_bool());
+    assert_eq!(newest, (Some("ok"), Some(true)), "{hourly:#}");
     drop(gw);
 }

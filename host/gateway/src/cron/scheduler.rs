@@ -24,9 +24,12 @@ use chela_agent::clock::now_ms;
 use chela_core::config::schema::Config;
 use chela_core::schedule::Schedule;
 
-use super::store::{Claim, CronStore, CronStoreError, JobState};
+use super::store::{Claim, CronStore, CronStoreError, JobState, RunRecord};
 use super::{catalogue, Job, JobKind, Source};
 use crate::Gateway;
+
+/// Why a run found claimed at start is not run again.
+const INTERRUPTED: &str = "the gateway stopped during this run; it is not run again";
 
 /// How often the scheduler looks for due jobs.
 const TICK: Duration = Duration::from_millis(250);
@@ -122,9 +125,10 @@ impl Scheduler {
         let now = now_ms();
         let skip_missed = cfg.cron.as_ref().and_then(|c| c.skip_missed_jobs) == Some(true);
         let busy = self.running().clone();
-        let due = self.store.update_states(|states| {
+        let (due, cut_off) = self.store.update_states(|states| {
             let mut changed = false;
             let mut due = Vec::new();
+            let mut cut_off: Vec<(String, Claim)> = Vec::new();
             let known: HashSet<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
             let before = states.len();
             states.retain(|id, s| known.contains(id.as_str()) || s.running.is_some());
@@ -145,8 +149,9 @@ impl Scheduler {
                     // A run a crash (or kill) cut off: recorded, never run again.
                     let claim = st.running.take();
                     st.last_status = Some("interrupted".into());
-                    st.last_reason = Some("the gateway stopped during this run; it is not run again".into());
-                    st.last_run_at_ms = claim.map(|c| c.started_at_ms);
+                    st.last_reason = Some(INTERRUPTED.into());
+                    st.last_run_at_ms = claim.as_ref().map(|c| c.started_at_ms);
+                    cut_off.extend(claim.map(|c| (job.id.clone(), c)));
                     changed = true;
                     tracing::warn!(job = %job.id, "cron: a run was cut off by the last shutdown; recorded as interrupted");
                 }
@@ -190,8 +195,21 @@ impl Scheduler {
                 changed = true;
                 due.push((job.clone(), claim));
             }
-            (changed, due)
+            (changed, (due, cut_off))
         })?;
+        for (id, claim) in cut_off {
+            let run = RunRecord {
+                run_id: claim.run_id,
+                started_at_ms: claim.started_at_ms,
+                duration_ms: None,
+                status: "interrupted".into(),
+                reason: Some(INTERRUPTED.into()),
+                delivered: false,
+                session_key: None,
+                forced: claim.forced,
+            };
+            self.store.record_run(&id, run)?;
+        }
         let mut running = self.running();
         for (job, _) in &due {
             running.insert(job.id.clone());
@@ -256,6 +274,17 @@ impl Scheduler {
             }
             (true, ())
         })?;
+        let run = RunRecord {
+            run_id: claim.run_id.clone(),
+            started_at_ms: claim.started_at_ms,
+            duration_ms: Some(report.duration_ms),
+            status: report.status.clone(),
+            reason: report.reason.clone(),
+            delivered: report.delivered,
+            session_key: report.session_key.clone(),
+            forced: claim.forced,
+        };
+        self.store.record_run(&job.id, run)?;
         let delete = match &job.kind {
             JobKind::Spec(s) => s.delete_after_run != Some(false),
             JobKind::Heartbeat(_) => false,

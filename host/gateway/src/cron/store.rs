@@ -74,6 +74,30 @@ pub struct Claim {
     pub forced: bool,
 }
 
+/// One run as `chela cron runs` lists it (finished, or cut off by a crash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub run_id: String,
+    pub started_at_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// `ok` | `error` | `skipped` | `interrupted`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub delivered: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
+    /// Asked for by `chela cron run`.
+    #[serde(default)]
+    pub forced: bool,
+}
+
+/// Runs kept per job (the oldest give way).
+pub const RUNS_KEPT: usize = 200;
+
 /// A system event waiting for its agent's next heartbeat (`wakeMode: "next-heartbeat"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -202,6 +226,12 @@ impl CronStore {
             if state.jobs.remove(id).is_some() {
                 self.write("state.json", &state)?;
             }
+            let runs = self.dir.join(Self::runs_file(id));
+            match std::fs::remove_file(&runs) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io(&runs)(e)),
+            }
         }
         Ok(removed)
     }
@@ -224,6 +254,28 @@ impl CronStore {
             self.write("state.json", &state)?;
         }
         Ok(out)
+    }
+
+    fn runs_file(job_id: &str) -> String {
+        let safe: String = job_id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+        format!("runs/{safe}.json")
+    }
+
+    /// Adds a run to the job's history (`runs/<id>.json`, the newest [`RUNS_KEPT`]).
+    pub fn record_run(&self, job_id: &str, run: RunRecord) -> Result<(), CronStoreError> {
+        let _lock = self.lock()?;
+        let name = Self::runs_file(job_id);
+        let mut runs: Vec<RunRecord> = self.read(&name)?;
+        runs.push(run);
+        let over = runs.len().saturating_sub(RUNS_KEPT);
+        runs.drain(..over);
+        self.write(&name, &runs)
+    }
+
+    /// The job's runs, oldest first.
+    pub fn runs(&self, job_id: &str) -> Result<Vec<RunRecord>, CronStoreError> {
+        let _lock = self.lock()?;
+        self.read(&Self::runs_file(job_id))
     }
 
     /// Queues a system event for `agent`'s next heartbeat (`events.json`).
@@ -302,6 +354,29 @@ mod tests {
         assert!(again.remove("a").unwrap());
         assert!(again.jobs().unwrap().is_empty() && again.states().unwrap().is_empty());
         assert!(!again.remove("a").unwrap());
+    }
+
+    #[test]
+    fn run_history_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CronStore::new(dir.path());
+        for i in 0..RUNS_KEPT + 5 {
+            let run = RunRecord {
+                run_id: format!("r{i}"),
+                started_at_ms: i as i64,
+                duration_ms: Some(1),
+                status: "ok".into(),
+                reason: None,
+                delivered: false,
+                session_key: None,
+                forced: false,
+            };
+            store.record_run("job-1", run).unwrap();
+        }
+        let runs = store.runs("job-1").unwrap();
+        assert_eq!(runs.len(), RUNS_KEPT);
+        assert_eq!(runs[0].run_id, "r5", "the oldest gave way");
+        assert!(store.runs("other").unwrap().is_empty());
     }
 
     #[test]

@@ -137,14 +137,21 @@ impl JobSpec {
         }
     }
 
-    /// Where its turn runs, for `agent_id` (already resolved). A named
-    /// session must be this agent's.
-    pub fn session(&self, cfg: &Config, agent_id: &str) -> Result<JobSession, JobProblem> {
+    /// The session target as written, or its default: `main` for a system
+    /// event, `isolated` for an agent turn (OpenClaw's for a caller without a
+    /// conversation).
+    pub fn session_target_name(&self) -> &str {
         let default = match self.payload {
             Payload::SystemEvent { .. } => "main",
             Payload::AgentTurn { .. } => "isolated",
         };
-        let target = self.session_target.as_deref().map(str::trim).unwrap_or(default);
+        self.session_target.as_deref().map(str::trim).unwrap_or(default)
+    }
+
+    /// Where its turn runs, for `agent_id` (already resolved). A named
+    /// session must be this agent's.
+    pub fn session(&self, cfg: &Config, agent_id: &str) -> Result<JobSession, JobProblem> {
+        let target = self.session_target_name();
         let own = |raw: &str, field: &str| -> Result<SessionKey, JobProblem> {
             let key = crate::routing::SessionTarget::requested(cfg, agent_id, Some(raw))
                 .map_err(|e| problem(field, format!("{e}: a job runs as its own agent only")))?;

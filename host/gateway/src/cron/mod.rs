@@ -104,10 +104,7 @@ impl Job {
     /// The session target, as written (`main`, `isolated`, …).
     pub fn session_label(&self) -> String {
         match &self.kind {
-            JobKind::Spec(s) => s.session_target.clone().unwrap_or_else(|| match s.payload {
-                chela_core::cron_job::Payload::SystemEvent { .. } => "main".into(),
-                chela_core::cron_job::Payload::AgentTurn { .. } => "isolated".into(),
-            }),
+            JobKind::Spec(s) => s.session_target_name().to_string(),
             JobKind::Heartbeat(p) if p.isolated_session => "isolated".into(),
             JobKind::Heartbeat(p) => p.session.clone().unwrap_or_else(|| "main".into()),
         }

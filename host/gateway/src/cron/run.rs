@@ -189,21 +189,18 @@ async fn heartbeat_run(gw: &Arc<Gateway>, plan: &HeartbeatPlan, forced: bool) ->
     if scratch.as_deref().is_some_and(heartbeat::scratch_is_empty) && !waiting {
         return ended(Status::Skipped, "empty-heartbeat-file");
     }
-    let (target, fresh) = if plan.isolated_session {
-        (SessionTarget::of_key(cfg, SessionKey::cron(agent, "heartbeat"), ChatType::Direct), true)
-    } else {
-        match SessionTarget::requested(cfg, agent, plan.session.as_deref()) {
-            Ok(t) => (t, false),
-            Err(e) => return ended(Status::Error, format!("heartbeat.session: {e}")),
-        }
-    };
-    // The session whose last route `target: "last"` follows: the run's own, or (isolated) the main one.
-    let context = if plan.isolated_session {
-        SessionTarget::requested(cfg, agent, plan.session.as_deref())
-            .unwrap_or_else(|_| SessionTarget::main(cfg, agent))
-    } else {
-        target.clone()
-    };
+    // The conversation the heartbeat belongs to (`target: "last"` follows its
+    // route); an isolated heartbeat runs beside it in a fresh session of its own.
+    let (target, fresh, context) =
+        match (plan.isolated_session, SessionTarget::requested(cfg, agent, plan.session.as_deref())) {
+            (true, own) => (
+                SessionTarget::of_key(cfg, SessionKey::cron(agent, "heartbeat"), ChatType::Direct),
+                true,
+                own.unwrap_or_else(|_| SessionTarget::main(cfg, agent)),
+            ),
+            (false, Ok(own)) => (own.clone(), false, own),
+            (false, Err(e)) => return ended(Status::Error, format!("heartbeat.session: {e}")),
+        };
     if gw.runtime.queue_depth(target.key.as_str()) > 0 {
         return ended(Status::Skipped, "busy");
     }

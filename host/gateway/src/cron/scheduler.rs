@@ -103,7 +103,16 @@ impl Scheduler {
                 return;
             }
             if super::enabled(&g.config(), &*g.vars) {
-                match g.scheduler.claim_due(&g.config(), first) {
+                // File reads and writes under a lock the CLI may hold: off the async workers.
+                let (sched, cfg) = (g.clone(), g.config());
+                let claimed = tokio::task::spawn_blocking(move || sched.scheduler.claim_due(&cfg, first)).await;
+                let claimed = claimed.unwrap_or_else(|e| {
+                    Err(CronStoreError::Io {
+                        path: g.scheduler.store.dir().to_path_buf(),
+                        source: std::io::Error::other(e.to_string()),
+                    })
+                });
+                match claimed {
                     Ok(due) => {
                         first = false;
                         for (job, claim) in due {
@@ -239,8 +248,11 @@ impl Scheduler {
             }
         }
         gw.metrics.inc("chela_cron_runs_total", &[("job", &job.id), ("status", &report.status)]);
-        if let Err(e) = gw.scheduler.finish(&job, &claim, &report) {
-            tracing::error!(job = %job.id, error = %e, "cron: cannot record how a run ended");
+        let (g, j, c, r) = (gw.clone(), job.clone(), claim.clone(), report.clone());
+        match tokio::task::spawn_blocking(move || g.scheduler.finish(&j, &c, &r)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(job = %job.id, error = %e, "cron: cannot record how a run ended"),
+            Err(e) => tracing::error!(job = %job.id, error = %e, "cron: recording how a run ended failed"),
         }
         gw.scheduler.running().remove(&job.id);
         report

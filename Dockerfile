@@ -4,10 +4,23 @@
 #   docker run --rm -p 18789:18789 -e CHELA_GATEWAY_TOKEN=change-me chela:dev
 # Kubernetes: deploy/kubernetes/ and docs/deploy.md.
 
-# ---- build: the host binary and the components, in one cargo target dir ----
-FROM rust:1.95-bookworm AS build
+# ---- chef: the build toolchain, with cargo-chef to cache dependency builds ----
+FROM rust:1.95-bookworm AS chef
 WORKDIR /src
-RUN rustup target add wasm32-wasip2
+RUN rustup target add wasm32-wasip2 \
+ && cargo install cargo-chef --locked --version 0.1.78
+
+# ---- plan: the host workspace's manifests and lock file, nothing else ----
+FROM chef AS plan
+COPY . .
+RUN cargo chef prepare --recipe-path /recipe.json
+
+# ---- build: the host's dependencies in their own layer (rebuilt only when a
+# manifest or Cargo.lock changes), then the host binary and the components,
+# in one cargo target dir ----
+FROM chef AS build
+COPY --from=plan /recipe.json /recipe.json
+RUN cargo chef cook --release --locked -p chela --recipe-path /recipe.json
 COPY . .
 RUN cargo build --release --locked -p chela \
  && cargo build --release --locked --target wasm32-wasip2 --manifest-path plugins/Cargo.toml --target-dir target \
@@ -19,10 +32,10 @@ RUN cargo build --release --locked -p chela \
  && cp target/release/chela /out/chela \
  && cp target/wasm32-wasip2/release/tool_*.wasm target/wasm32-wasip2/release/channel_*.wasm /out/plugins/
 
-# ---- run: the binary, the plugins, bubblewrap for sandboxed exec ----
+# ---- run: the binary, the plugins, bubblewrap for sandboxed exec, tini ----
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates bubblewrap \
+ && apt-get install -y --no-install-recommends ca-certificates bubblewrap tini \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/chela --create-home chela
 COPY --from=build /out/chela /usr/local/bin/chela
@@ -38,5 +51,7 @@ USER 10001
 EXPOSE 18789
 # Off loopback the gateway refuses to start without a token
 # (gateway.auth.token or CHELA_GATEWAY_TOKEN).
-ENTRYPOINT ["chela"]
+# tini is PID 1: it forwards SIGTERM to the gateway (which then drains) and
+# reaps the processes `exec` spawns, so no zombie outlives its command.
+ENTRYPOINT ["/usr/bin/tini", "--", "chela"]
 CMD ["gateway", "--bind", "lan"]

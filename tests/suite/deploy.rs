@@ -1,6 +1,7 @@
 //! The deployment files against the code they package: the container config
 //! loads without problems, every agent has its own workspace volume in the
-//! Deployment, and every plugin the Dockerfile builds exists in `plugins/`.
+//! Deployment, every plugin the Dockerfile builds exists in `plugins/`, and
+//! the image runs chela under an init that its runtime stage installs.
 //! (The manifests' schemas are checked by `cargo xtask validate-deploy`.)
 //!
 //! Must not: run a container or a cluster; it checks files against the code.
@@ -61,4 +62,20 @@ fn the_dockerfile_builds_plugins_that_exist() {
             assert!(repo().join(src).exists(), "Dockerfile copies `{src}`: not in the repo");
         }
     }
+}
+
+/// chela spawns child processes (`exec`): as PID 1 it would have to reap
+/// them and handle signals itself, so the image runs it under tini.
+#[test]
+fn the_image_runs_chela_under_an_init() {
+    let docker = read("Dockerfile");
+    let runtime = docker.rsplit("\nFROM ").next().unwrap_or_default();
+    let entrypoint =
+        runtime.lines().find(|l| l.starts_with("ENTRYPOINT ")).expect("the runtime stage has an ENTRYPOINT");
+    assert!(
+        entrypoint.starts_with(r#"ENTRYPOINT ["/usr/bin/tini", "--", "chela"]"#),
+        "chela is not started by tini: {entrypoint}"
+    );
+    let installs = runtime.lines().any(|l| l.contains("apt-get install") && l.split_whitespace().any(|w| w == "tini"));
+    assert!(installs, "the runtime stage does not install tini");
 }

@@ -32,14 +32,14 @@ pub enum GroupVerdict {
 
 /// The account's settings with the channel's top level, then
 /// `channels.defaults` (OpenClaw's shared baseline), as fallbacks.
-struct Scoped<'a> {
+pub(crate) struct Scoped<'a> {
     account: Option<&'a ChannelAccount>,
     top: Option<&'a ChannelAccount>,
     defaults: Option<&'a ChannelAccount>,
 }
 
 impl<'a> Scoped<'a> {
-    fn new(cfg: &'a Config, channel: &str, account_id: &str) -> Scoped<'a> {
+    pub(crate) fn new(cfg: &'a Config, channel: &str, account_id: &str) -> Scoped<'a> {
         let ch = cfg.channels.as_ref().and_then(|c| c.get(channel));
         Scoped {
             account: ch.and_then(|c| c.accounts.as_ref()?.get(account_id)),
@@ -48,7 +48,12 @@ impl<'a> Scoped<'a> {
         }
     }
 
-    fn pick<T>(&self, f: impl Fn(&'a ChannelAccount) -> Option<T>) -> Option<T> {
+    /// `channels.defaults` alone: no channel in view.
+    pub(crate) fn defaults_only(cfg: &'a Config) -> Scoped<'a> {
+        Scoped { account: None, top: None, defaults: cfg.channel_defaults.as_ref().map(|d| &d.top) }
+    }
+
+    pub(crate) fn pick<T>(&self, f: impl Fn(&'a ChannelAccount) -> Option<T>) -> Option<T> {
         self.account.and_then(&f).or_else(|| self.top.and_then(&f)).or_else(|| self.defaults.and_then(&f))
     }
 }

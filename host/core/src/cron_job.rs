@@ -75,7 +75,7 @@ pub enum Payload {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Delivery {
-    /// `announce` | `none`.
+    /// `announce` | `webhook` (POST the finished run to `to`, a URL) | `none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +86,28 @@ pub struct Delivery {
     pub account_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<String>,
+}
+
+/// Why `to` is not a URL a webhook may be posted to (http or https, a
+/// host, no `user:pass@`); `None` when it is one. Where it may connect is
+/// the gateway's egress check, at send time.
+fn webhook_url_problem(to: Option<&str>) -> Option<String> {
+    let Some(to) = to.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Some("webhook delivery needs `to`: the URL to POST the finished run to".into());
+    };
+    let Some((scheme, rest)) = to.split_once("://") else {
+        return Some(format!("`{to}` is not an http(s) URL"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+        Some(format!("`{to}` is not an http(s) URL"))
+    } else if authority.contains('@') {
+        Some(format!("`{to}`: a webhook URL cannot carry credentials (`user:pass@`); set `cron.webhookToken`"))
+    } else if authority.is_empty() {
+        Some(format!("`{to}` names no host"))
+    } else {
+        None
+    }
 }
 
 /// Where a job's turn runs.
@@ -135,6 +157,12 @@ impl JobSpec {
             Some(_) => false,
             None => self.delivery.as_ref().is_some_and(|d| d.channel.is_some() || d.to.is_some()),
         }
+    }
+
+    /// The URL a `delivery.mode: "webhook"` job POSTs its finished run to.
+    pub fn webhook_url(&self) -> Option<&str> {
+        let d = self.delivery.as_ref().filter(|d| d.mode.as_deref() == Some("webhook"))?;
+        d.to.as_deref().map(str::trim).filter(|t| !t.is_empty())
     }
 
     /// The session target as written, or its default: `main` for a system
@@ -227,9 +255,25 @@ impl JobSpec {
         if let Some(d) = &self.delivery {
             match d.mode.as_deref() {
                 None | Some("announce") | Some("none") => {}
-                Some(m) => {
-                    out.push(problem("delivery.mode", format!("`{m}` is not a delivery mode: `announce` or `none`")))
+                Some("webhook") => {
+                    if let Some(why) = webhook_url_problem(d.to.as_deref()) {
+                        out.push(problem("delivery.to", why));
+                    }
+                    for (field, set) in
+                        [("channel", &d.channel), ("accountId", &d.account_id), ("threadId", &d.thread_id)]
+                    {
+                        if set.is_some() {
+                            out.push(problem(
+                                format!("delivery.{field}"),
+                                "webhook delivery posts to `to` only; it cannot combine with chat delivery fields",
+                            ));
+                        }
+                    }
                 }
+                Some(m) => out.push(problem(
+                    "delivery.mode",
+                    format!("`{m}` is not a delivery mode: `announce`, `webhook` or `none`"),
+                )),
             }
             if self.announces() && matches!(&self.payload, Payload::AgentTurn { .. }) {
                 let to = d.to.as_deref().is_some_and(|t| !t.trim().is_empty());
@@ -323,7 +367,7 @@ mod tests {
         let c = cfg("{}");
         let j = job(r#"{ "agentId": "ghost", "schedule": { "kind": "cron", "expr": "99 * * * *" },
             "sessionTarget": "somewhere", "payload": { "kind": "systemEvent", "text": " " },
-            "delivery": { "mode": "webhook" } }"#);
+            "delivery": { "mode": "pigeon" } }"#);
         let fields: Vec<String> = j.problems(&c, 0).into_iter().map(|p| p.field).collect();
         assert!(fields.contains(&"schedule.expr".to_string()), "{fields:?}");
         assert!(fields.contains(&"payload.text".to_string()), "{fields:?}");
@@ -331,5 +375,31 @@ mod tests {
         // single-agent mode: any name stands for the one agent, so `agentId` is not a problem there.
         let two = cfg(r#"{ agents: { list: [ { id: "a" }, { id: "b" } ] } }"#);
         assert!(j.problems(&two, 0).iter().any(|p| p.field == "agentId"));
+    }
+
+    #[test]
+    fn a_webhook_job_names_an_http_url_and_nothing_of_a_chat() {
+        let c = cfg("{}");
+        let j = |delivery: &str| {
+            job(&format!(
+                r#"{{ "schedule": {{ "kind": "every", "everyMs": 60000 }},
+                "payload": {{ "kind": "agentTurn", "message": "hi" }}, "delivery": {delivery} }}"#
+            ))
+        };
+        let fine = j(r#"{ "mode": "webhook", "to": "https://hooks.example.com/cron?x=1" }"#);
+        assert!(fine.problems(&c, 0).is_empty(), "{:?}", fine.problems(&c, 0));
+        assert_eq!(fine.webhook_url(), Some("https://hooks.example.com/cron?x=1"));
+        assert!(!fine.announces());
+        for (delivery, field, says) in [
+            (r#"{ "mode": "webhook" }"#, "delivery.to", "needs `to`"),
+            (r#"{ "mode": "webhook", "to": "ftp://h/x" }"#, "delivery.to", "not an http(s) URL"),
+            (r#"{ "mode": "webhook", "to": "hooks.example.com" }"#, "delivery.to", "not an http(s) URL"),
+            (r#"{ "mode": "webhook", "to": "https://u:p@h/x" }"#, "delivery.to", "credentials"),
+            (r#"{ "mode": "webhook", "to": "https:///x" }"#, "delivery.to", "names no host"),
+            (r#"{ "mode": "webhook", "to": "https://h/x", "channel": "slack" }"#, "delivery.channel", "cannot combine"),
+        ] {
+            let p = j(delivery).problems(&c, 0);
+            assert!(p.iter().any(|p| p.field == field && p.message.contains(says)), "{delivery}: {p:?}");
+        }
     }
 }

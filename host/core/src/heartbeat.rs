@@ -291,6 +291,44 @@ pub fn scratch_is_empty(text: &str) -> bool {
     true
 }
 
+/// Which heartbeat replies reach a chat (`heartbeatVisibility`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Visibility {
+    /// Send [`ACK_TOKEN`] when the reply says nothing needs attention (default off).
+    pub show_ok: bool,
+    /// Send the alert when it does (default on).
+    pub show_alerts: bool,
+    /// Report the run to status surfaces (default on).
+    pub use_indicator: bool,
+}
+
+impl Visibility {
+    /// Nothing would be shown anywhere: the run is skipped before the
+    /// model is asked (OpenClaw's `alerts-disabled`).
+    pub fn shows_nothing(&self) -> bool {
+        !(self.show_ok || self.show_alerts || self.use_indicator)
+    }
+}
+
+/// The heartbeat visibility of a delivery target, flag by flag: the
+/// account's `heartbeatVisibility`, the channel's, `channels.defaults`',
+/// then OpenClaw's defaults (OKs hidden, alerts shown, indicator on).
+/// `None`: no channel in view (`target: "none"`), `channels.defaults` only.
+pub fn visibility(cfg: &Config, channel_account: Option<(&str, &str)>) -> Visibility {
+    let scope = match channel_account {
+        Some((channel, account)) => crate::access::Scoped::new(cfg, channel, account),
+        None => crate::access::Scoped::defaults_only(cfg),
+    };
+    let flag = |f: fn(&crate::config::schema::HeartbeatVisibilityConfig) -> Option<bool>, default: bool| {
+        scope.pick(|a| a.heartbeat_visibility.as_ref().and_then(f)).unwrap_or(default)
+    };
+    Visibility {
+        show_ok: flag(|v| v.show_ok, false),
+        show_alerts: flag(|v| v.show_alerts, true),
+        use_indicator: flag(|v| v.use_indicator, true),
+    }
+}
+
 /// A reply that says "nothing needs attention": [`SILENT_REPLY`], or
 /// [`ACK_TOKEN`] at its start or end with at most [`ACK_MAX_CHARS`] beside
 /// it (OpenClaw's rule; the token in the middle is not special). Otherwise
@@ -421,6 +459,41 @@ mod tests {
 
     fn cfg(text: &str) -> Config {
         load_str(text, None).expect("config loads").config
+    }
+
+    #[test]
+    fn visibility_is_resolved_flag_by_flag_account_then_channel_then_defaults() {
+        // OpenClaw's docs/gateway/heartbeat.md example.
+        let c = cfg(r#"{ channels: {
+            defaults: { heartbeatVisibility: { showOk: false, showAlerts: true, useIndicator: true } },
+            slack: { botToken: "x", heartbeatVisibility: { showOk: true },
+                     accounts: { ops: { heartbeatVisibility: { showAlerts: false } }, main: {} } },
+            telegram: { botToken: "y" } } }"#);
+        let v = |ch: &str, acc: &str| visibility(&c, Some((ch, acc)));
+        assert_eq!(v("slack", "ops"), Visibility { show_ok: true, show_alerts: false, use_indicator: true });
+        assert_eq!(v("slack", "main"), Visibility { show_ok: true, show_alerts: true, use_indicator: true });
+        assert_eq!(v("telegram", "default"), Visibility { show_ok: false, show_alerts: true, use_indicator: true });
+        let none = cfg("{}");
+        let built_in = visibility(&none, None);
+        assert_eq!(built_in, Visibility { show_ok: false, show_alerts: true, use_indicator: true });
+        assert!(!built_in.shows_nothing());
+        let silent = cfg(
+            r#"{ channels: { defaults: { heartbeatVisibility: { showOk: false, showAlerts: false, useIndicator: false } } } }"#,
+        );
+        assert!(visibility(&silent, None).shows_nothing());
+        assert!(visibility(&silent, Some(("telegram", "default"))).shows_nothing());
+    }
+
+    #[test]
+    fn a_misspelt_visibility_flag_is_a_config_error_naming_it_and_its_block() {
+        let text = "{\n channels: { telegram: { botToken: \"y\",\n   heartbeatVisibility: { showOK: true } } } }";
+        let Err(crate::config::load::ConfigError::Invalid { diagnostics, .. }) = load_str(text, Some("x.json5")) else {
+            panic!("a misspelt flag loads")
+        };
+        let d = &diagnostics[0];
+        // The line of the block the flag is in (serde reports the failing object).
+        assert_eq!((d.line, d.path.as_str()), (2, "channels.telegram"), "{d:?}");
+        assert!(d.message.contains("`showOK`") && d.message.contains("`showOk`"), "{d:?}");
     }
 
     #[test]

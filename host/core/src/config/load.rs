@@ -193,16 +193,12 @@ fn qualified_broadcasts(root: &Node) -> Vec<Diagnostic> {
         .collect()
 }
 
-/// Members of `channels` that are not channels: `defaults` (kept as
-/// `channel_defaults`) and `modelByChannel` (checked against OpenClaw's
-/// schema, not acted on).
-const NOT_CHANNELS: [&str; 2] = ["defaults", "modelByChannel"];
-
-/// `agents.list[].agentId` → `id`; `channels.defaults` out of the channels.
+/// `agents.list[].agentId` → `id`; `channels` split into the channel
+/// sections and `channels.defaults`.
 fn apply_aliases(mut config: Config) -> Config {
-    if let Some(channels) = config.channels.as_mut() {
-        config.channel_defaults = channels.shift_remove(NOT_CHANNELS[0]);
-        channels.shift_remove(NOT_CHANNELS[1]);
+    if let Some(section) = config.channels_section.take() {
+        config.channels = Some(section.named);
+        config.channel_defaults = section.defaults.map(super::schema::ChannelDefaults::into_section);
     }
     if let Some(list) = config.agents.as_mut().and_then(|a| a.list.as_mut()) {
         for agent in list {
@@ -340,6 +336,39 @@ mod tests {
         let tg = &loaded.config.channels.as_ref().unwrap()["telegram"];
         assert!(tg.top.settings.contains_key("botToken"));
         assert!(tg.accounts.as_ref().unwrap().contains_key("ops"));
+    }
+
+    #[test]
+    fn channels_defaults_is_the_shared_baseline_read_strictly() {
+        use crate::config::schema::GroupPolicy;
+        let loaded = load_str(
+            "{ channels: {\n defaults: { groupPolicy: 'allowlist', heartbeatVisibility: { showOk: true },\n   botLoopProtection: { enabled: true }, implicitMentions: { replyToBot: false } },\n modelByChannel: { telegram: { '-100': 'openai/gpt-5' } },\n telegram: { botToken: 'x' } } }",
+            Some("c.json5"),
+        )
+        .expect("loads");
+        let channels = loaded.config.channels.as_ref().expect("channels");
+        assert_eq!(channels.keys().collect::<Vec<_>>(), ["telegram"], "defaults and modelByChannel are not channels");
+        let baseline = &loaded.config.channel_defaults.as_ref().expect("baseline").top;
+        assert_eq!(baseline.group_policy, Some(GroupPolicy::Allowlist));
+        assert_eq!(baseline.heartbeat_visibility.as_ref().and_then(|v| v.show_ok), Some(true));
+        for (key, line) in [("botLoopProtection", 3), ("implicitMentions", 3)] {
+            let w = loaded.warnings.iter().find(|w| w.path == format!("channels.defaults.{key}"));
+            let w = w.unwrap_or_else(|| panic!("{key} warned: {:?}", loaded.warnings));
+            assert!(w.unimplemented && w.message.contains("ignored") && w.line == line, "{w:?}");
+        }
+
+        // A key OpenClaw does not define there, and a wrong type in an ignored one, are errors.
+        let err = load_str(
+            "{ channels: { defaults: { groupPolicy: 'open', dmPolicy: 'open',\n botLoopProtection: { enabled: 'yes' } } } }",
+            Some("c.json5"),
+        )
+        .unwrap_err();
+        let d = err.diagnostics();
+        let paths: Vec<&str> = d.iter().filter(|d| d.is_error()).map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, ["channels.defaults.dmPolicy", "channels.defaults.botLoopProtection.enabled"], "{d:#?}");
+        assert!(d.iter().all(|d| d.file.as_deref() == Some("c.json5") && d.line > 0), "{d:#?}");
+        let bad_map = load_str("{ channels: { modelByChannel: { telegram: 3 } } }", None).unwrap_err();
+        assert!(bad_map.diagnostics().iter().any(|d| d.path.starts_with("channels.modelByChannel")), "{bad_map:?}");
     }
 
     #[test]

@@ -32,11 +32,16 @@ pub struct Config {
     pub session: Option<SessionConfig>,
     #[serde(default, deserialize_with = "lenient")]
     pub tools: Option<ToolsConfig>,
-    #[serde(default, deserialize_with = "lenient")]
+    /// `channels` as read; the loader splits it into `channels` and
+    /// `channel_defaults` (see [`ChannelsSection`]).
+    #[serde(rename = "channels", default, deserialize_with = "lenient")]
+    pub(crate) channels_section: Option<ChannelsSection>,
+    /// The channel sections by id (`channels.<id>`).
+    #[serde(skip)]
     pub channels: Option<IndexMap<String, ChannelConfig>>,
     /// `channels.defaults` (OpenClaw's shared channel baseline: `groupPolicy`,
-    /// `contextVisibility`, …), taken out of `channels` on load so it is never
-    /// mistaken for a channel; `channels.modelByChannel` is taken out too.
+    /// `contextVisibility`, `heartbeatVisibility`), shaped like a channel
+    /// section with only those keys set, so it is never mistaken for a channel.
     #[serde(skip)]
     pub channel_defaults: Option<ChannelConfig>,
     #[serde(default, deserialize_with = "lenient")]
@@ -198,6 +203,26 @@ pub struct CronConfig {
     pub skip_missed_jobs: Option<bool>,
     #[serde(default, deserialize_with = "lenient_opt_vec")]
     pub jobs: Option<Vec<crate::cron_job::JobSpec>>,
+    /// Sent as `Authorization: Bearer …` on webhook deliveries: a string,
+    /// `"${VAR}"` or an env SecretRef (`{source: "env", id}`).
+    pub webhook_token: Option<Json>,
+    /// Where webhook deliveries may connect beyond public addresses.
+    pub webhook_ssrf_policy: Option<WebhookSsrfPolicy>,
+}
+
+/// `cron.webhookSsrfPolicy`: a webhook delivery goes only to public
+/// addresses unless a host is listed here (OpenClaw's strict default).
+/// OpenClaw's two narrow fake-IP proxy flags are not read (they load with
+/// an "ignored" warning; their ranges stay refused).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookSsrfPolicy {
+    /// Exact host names or IP addresses allowed even when they are loopback or private.
+    pub allowed_hostnames: Option<Vec<String>>,
+    /// Hosts refused before anything else: exact names, `*.domain` for its subdomains.
+    pub blocked_hostnames: Option<Vec<String>>,
+    /// Every host may resolve to a private or loopback address.
+    pub dangerously_allow_private_network: Option<bool>,
 }
 
 /// `agents.defaults.compaction`: when and how long sessions are summarised
@@ -681,9 +706,87 @@ pub struct ChannelAccount {
     pub history_limit: Option<u64>,
     /// `all` | `allowlist` | `allowlist_quote`: whose supplemental context (group history) the model sees.
     pub context_visibility: Option<String>,
+    /// Which heartbeat replies this account delivers (OpenClaw's; see [`crate::heartbeat::visibility`]).
+    pub heartbeat_visibility: Option<HeartbeatVisibilityConfig>,
     /// Adapter-specific settings (tokens, base URLs…), checked by the channel plugin.
     #[serde(flatten)]
     pub settings: IndexMap<String, Json>,
+}
+
+/// `heartbeatVisibility` of `channels.defaults`, a channel or one of its
+/// accounts; each flag unset falls back to the wider scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeartbeatVisibilityConfig {
+    pub show_ok: Option<bool>,
+    pub show_alerts: Option<bool>,
+    pub use_indicator: Option<bool>,
+}
+
+/// `channels` as written: the channel sections, and the two members that
+/// are not channels. `defaults` is read strictly (OpenClaw allows five keys
+/// there: the two chela does not act on, `botLoopProtection` and
+/// `implicitMentions`, load with an "ignored" warning; anything else is an
+/// error); `modelByChannel` is type-checked against OpenClaw's schema and
+/// not acted on.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChannelsSection {
+    pub(crate) named: IndexMap<String, ChannelConfig>,
+    pub(crate) defaults: Option<ChannelDefaults>,
+}
+
+impl<'de> Deserialize<'de> for ChannelsSection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = ChannelsSection;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of channel sections")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ChannelsSection, A::Error> {
+                let mut out = ChannelsSection::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "defaults" => out.defaults = Some(map.next_value()?),
+                        "modelByChannel" => {
+                            map.next_value::<Json>()?;
+                        }
+                        _ => {
+                            let section = map.next_value()?;
+                            out.named.insert(key, section);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+/// `channels.defaults`: the settings every channel inherits where it and
+/// its account set none.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ChannelDefaults {
+    group_policy: Option<GroupPolicy>,
+    context_visibility: Option<String>,
+    heartbeat_visibility: Option<HeartbeatVisibilityConfig>,
+}
+
+impl ChannelDefaults {
+    /// The baseline as a channel section with only the shared keys set, so
+    /// one lookup ([`crate::access`]'s scopes) reads account, channel and
+    /// baseline alike.
+    pub(crate) fn into_section(self) -> ChannelConfig {
+        let top = ChannelAccount {
+            group_policy: self.group_policy,
+            context_visibility: self.context_visibility,
+            heartbeat_visibility: self.heartbeat_visibility,
+            ..ChannelAccount::default()
+        };
+        ChannelConfig { accounts: None, top }
+    }
 }
 
 /// `channels.<id>`: one account at the top level, or several under `accounts`.

@@ -15,6 +15,7 @@
 mod run;
 pub mod scheduler;
 pub mod store;
+mod webhook;
 
 use chela_core::config::schema::Config;
 use chela_core::cron_job::JobSpec;

@@ -1,10 +1,12 @@
 //! Running one job as its agent: the session it names (the agent's own,
 //! checked by core), a turn through the agent runtime (that agent's
 //! workspace, tools and model, as any of its turns), then the reply
-//! delivered where the job says, or held back when it is an acknowledgement.
+//! delivered where the job says (a chat, or a webhook: `webhook.rs`), or
+//! held back when it is an acknowledgement.
 //!
 //! Heartbeats first check what would make the run pointless: outside
-//! `activeHours`, a busy session, or no one to tell (`no-route`) skip it
+//! `activeHours`, a busy session, no one to tell (`no-route`), or a target
+//! whose `heartbeatVisibility` shows nothing (`alerts-disabled`) skip it
 //! before the model is asked anything.
 //!
 //! Must not: pick the agent or session itself (core's `cron_job` and
@@ -64,7 +66,13 @@ type Route = Option<(DeliveryContext, ChatType)>;
 
 pub async fn run(gw: &Arc<Gateway>, job: &Job, claim: &Claim) -> Outcome {
     match &job.kind {
-        JobKind::Spec(spec) => cron_job(gw, &job.id, spec).await,
+        JobKind::Spec(spec) => {
+            let out = cron_job(gw, &job.id, spec).await;
+            match spec.webhook_url() {
+                Some(url) => super::webhook::deliver(gw, job, url, claim, out).await,
+                None => out,
+            }
+        }
         JobKind::Heartbeat(plan) => heartbeat_run(gw, plan, claim.forced).await,
     }
 }
@@ -110,7 +118,7 @@ async fn cron_job(gw: &Arc<Gateway>, id: &str, spec: &JobSpec) -> Outcome {
         }
     };
     let route: Route = match spec.delivery.as_ref() {
-        Some(d) if d.mode.as_deref() == Some("none") => None,
+        Some(d) if matches!(d.mode.as_deref(), Some("none" | "webhook")) => None,
         Some(d) if spec.announces() => explicit_route(d).or_else(|| last_route(gw, &target)),
         _ if session == JobSession::Isolated => None,
         _ => last_route(gw, &target),
@@ -169,7 +177,7 @@ async fn cron_job(gw: &Arc<Gateway>, id: &str, spec: &JobSpec) -> Outcome {
         scheduled: Some(Scheduled { fresh_session: fresh, light_context: light }),
     };
     let timeout = spec.timeout_seconds.map(Duration::from_secs);
-    turn_and_deliver(gw, &snap, inbound, route, timeout, false).await
+    turn_and_deliver(gw, &snap, inbound, route, timeout, None).await
 }
 
 async fn heartbeat_run(gw: &Arc<Gateway>, plan: &HeartbeatPlan, forced: bool) -> Outcome {
@@ -243,6 +251,16 @@ async fn heartbeat_run(gw: &Arc<Gateway>, plan: &HeartbeatPlan, forced: bool) ->
             }
         }
     };
+    let route = match route {
+        Some((_, ChatType::Direct)) if plan.block_direct => None,
+        r => r,
+    };
+    // What the target's channel account shows of heartbeats (`heartbeatVisibility`).
+    let visibility =
+        heartbeat::visibility(cfg, route.as_ref().map(|(d, _)| (d.channel.as_str(), d.account_id.as_str())));
+    if visibility.shows_nothing() {
+        return ended(Status::Skipped, "alerts-disabled");
+    }
     let model_override = match &plan.model {
         Some(raw) => match gw.runtime.check_model_override(cfg, agent, raw) {
             Ok(m) => Some(m),
@@ -271,11 +289,7 @@ async fn heartbeat_run(gw: &Arc<Gateway>, plan: &HeartbeatPlan, forced: bool) ->
         sampling: None,
         scheduled: Some(Scheduled { fresh_session: fresh, light_context: plan.light_context }),
     };
-    let route = match route {
-        Some((_, ChatType::Direct)) if plan.block_direct => None,
-        r => r,
-    };
-    turn_and_deliver(gw, &snap, inbound, route, Some(Duration::from_millis(plan.timeout_ms)), true).await
+    turn_and_deliver(gw, &snap, inbound, route, Some(Duration::from_millis(plan.timeout_ms)), Some(visibility)).await
 }
 
 /// The agent's monitor scratch (`HEARTBEAT.md` in its workspace), read
@@ -312,8 +326,10 @@ async fn turn_and_deliver(
     inbound: Inbound,
     route: Route,
     timeout: Option<Duration>,
-    is_heartbeat: bool,
+    // `Some` for a heartbeat: what its target shows.
+    heartbeat: Option<heartbeat::Visibility>,
 ) -> Outcome {
+    let is_heartbeat = heartbeat.is_some();
     let key = inbound.target.key.clone();
     let run = gw.runtime.run(snap, inbound);
     let result = match timeout {
@@ -333,10 +349,9 @@ async fn turn_and_deliver(
         Err(e) => return Outcome { session_key: Some(key.to_string()), ..ended(Status::Error, e.to_string()) },
     };
     let reply = turn.reply.clone();
-    let alert = if is_heartbeat {
-        heartbeat::acknowledgement(&reply)
-    } else {
-        Some(reply.trim().to_string()).filter(|r| !r.is_empty() && !heartbeat::is_silent(r))
+    let alert = match heartbeat {
+        Some(_) => heartbeat::acknowledgement(&reply),
+        None => Some(reply.trim().to_string()).filter(|r| !r.is_empty() && !heartbeat::is_silent(r)),
     };
     let mut out = Outcome {
         status: Status::Ok,
@@ -345,9 +360,18 @@ async fn turn_and_deliver(
         delivered: false,
         session_key: Some(key.to_string()),
     };
-    let Some(text) = alert else {
-        out.reason = Some(if is_heartbeat { "ack" } else { "silent" }.into());
-        return out;
+    // An OK goes out only under `showOk` (as the bare token), an alert unless `showAlerts: false`.
+    let text = match (alert, heartbeat) {
+        (None, Some(v)) if v.show_ok => heartbeat::ACK_TOKEN.to_string(),
+        (None, _) => {
+            out.reason = Some(if is_heartbeat { "ack" } else { "silent" }.into());
+            return out;
+        }
+        (Some(_), Some(v)) if !v.show_alerts => {
+            out.reason = Some("alert hidden (heartbeatVisibility.showAlerts: false)".into());
+            return out;
+        }
+        (Some(text), _) => text,
     };
     let Some((delivery, chat_type)) = route else {
         out.reason = Some("no-delivery".into());

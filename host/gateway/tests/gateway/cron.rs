@@ -1,7 +1,8 @@
 //! Heartbeats and cron jobs through the gateway (the JavaScript webhook
 //! channel, the OpenAI fake as the model): a heartbeat alerts the owner and
 //! keeps acknowledgements to itself, stays quiet outside its active hours and
-//! with nobody to tell; a job runs as its own agent, in its own session, and
+//! with nobody to tell, shows per account what `heartbeatVisibility` says;
+//! a job runs as its own agent, in its own session, and
 //! announces where it says.
 
 use std::time::{Duration, Instant};
@@ -148,6 +149,85 @@ async fn a_heartbeat_outside_its_hours_or_without_a_route_asks_no_model() {
     assert_eq!(state["jobs"]["heartbeat-blank"]["lastReason"], "empty-heartbeat-file", "{state:#}");
 }
 
+/// `heartbeatVisibility` of the target account, flag by flag: `showOk` sends
+/// the bare `HEARTBEAT_OK` for a quiet poll, `showAlerts: false` keeps an
+/// alert in the transcript only, and with all three off the heartbeat never
+/// runs (`alerts-disabled`). The offline model answers (NO_REPLY without a
+/// checklist, the first item with one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_visibility_decides_what_each_account_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("hush")).unwrap();
+    std::fs::write(root.join("hush/HEARTBEAT.md"), "- check the disk\n").unwrap();
+    std::fs::create_dir_all(root.join("mute")).unwrap();
+    std::fs::write(root.join("mute/HEARTBEAT.md"), "- check the disk\n").unwrap();
+    let beat =
+        |acc: &str| format!(r#"heartbeat: {{ every: "1s", target: "webhook", to: "{acc}-chat", accountId: "{acc}" }}"#);
+    let config = format!(
+        r#"{{
+      agents: {{ list: [
+        {{ id: "loud", default: true, workspace: "{root}/loud", {loud} }},
+        {{ id: "hush", workspace: "{root}/hush", {hush} }},
+        {{ id: "mute", workspace: "{root}/mute", {mute} }} ] }},
+      bindings: [ {{ agentId: "loud", match: {{ channel: "webhook", accountId: "loud" }} }},
+                  {{ agentId: "hush", match: {{ channel: "webhook", accountId: "hush" }} }},
+                  {{ agentId: "mute", match: {{ channel: "webhook", accountId: "mute" }} }} ],
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{
+        loud: {{ webhookToken: "inbox-secret", heartbeatVisibility: {{ showOk: true }} }},
+        hush: {{ webhookToken: "inbox-secret", heartbeatVisibility: {{ showAlerts: false }} }},
+        mute: {{ webhookToken: "inbox-secret",
+                 heartbeatVisibility: {{ showOk: false, showAlerts: false, useIndicator: false }} }} }} }} }},
+    }}"#,
+        root = root.display(),
+        loud = beat("loud"),
+        hush = beat("hush"),
+        mute = beat("mute"),
+    );
+    let running = common::serve(root, &config, &["channel_webhook_js"]).await;
+    let base = format!("http://{}", running.addr);
+    let sent = |account: &'static str| {
+        let base = base.clone();
+        async move {
+            let path = format!("/channels/webhook/{account}/outbox?after=0");
+            let (_, b) = common::inbox_call(&base, "GET", &path, &Value::Null).await;
+            b["messages"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    // A quiet poll on `loud` goes out as the bare token.
+    let deadline = Instant::now() + WAIT;
+    let loud = loop {
+        let m = sent("loud").await;
+        if !m.is_empty() {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no HEARTBEAT_OK through `loud`");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(loud[0]["text"], "HEARTBEAT_OK", "{loud:?}");
+    assert_eq!(loud[0]["chat"]["id"], "loud-chat", "{loud:?}");
+    // The alert on `hush` was answered and kept in the transcript, not sent.
+    let state_file = root.join("state/cron/state.json");
+    let hidden = "alert hidden (heartbeatVisibility.showAlerts: false)";
+    until("hush's alert held back", || {
+        let state: Value = std::fs::read_to_string(&state_file)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        state["jobs"]["heartbeat-hush"]["lastReason"] == hidden
+    })
+    .await;
+    assert!(common::transcripts_text(root, "hush").contains("check the disk"));
+    assert!(sent("hush").await.is_empty(), "{:?}", sent("hush").await);
+    // `mute` shows nothing anywhere: skipped before any turn, no session.
+    until("mute skipped twice", || runs(&running, "heartbeat-mute", "skipped") >= 2).await;
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert_eq!(state["jobs"]["heartbeat-mute"]["lastReason"], "alerts-disabled", "{state:#}");
+    assert_eq!(runs(&running, "heartbeat-mute", "ok"), 0);
+    assert!(!root.join("state/agents/mute/sessions/sessions.json").exists(), "mute ran a turn");
+    assert!(sent("mute").await.is_empty());
+}
+
 /// A job runs as its own agent only: its persona, its workspace, a session
 /// of its own under its agent. Its answer is announced where it says, and
 /// only through an account that speaks for its agent: another agent's job
@@ -229,4 +309,96 @@ async fn a_system_event_for_the_next_heartbeat_is_handed_to_it() {
     assert_eq!(state["jobs"]["ping"]["lastReason"], "queued for the next heartbeat", "{state:#}");
     let events = std::fs::read_to_string(root.join("state/cron/events.json")).unwrap();
     assert!(!events.contains("the build broke"), "taken by the heartbeat: {events}");
+}
+
+/// What a webhook receiver on 127.0.0.1 got: path, `Authorization`, body.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>, Value)>>>;
+
+async fn webhook_receiver() -> (std::net::SocketAddr, Received, tokio::task::JoinHandle<()>) {
+    use http_body_util::BodyExt;
+    let got: Received = Default::default();
+    let sink = got.clone();
+    let (addr, task) = chela_fakes::wire::serve(move |req: hyper::Request<hyper::body::Incoming>| {
+        let sink = sink.clone();
+        async move {
+            let path = req.uri().path().to_string();
+            let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            chela_fakes::wire::lock(&sink).push((path, auth, json));
+            chela_fakes::wire::json_reply(200, &serde_json::json!({"ok": true}), &[])
+        }
+    })
+    .await;
+    (addr, got, task)
+}
+
+/// `delivery.mode: "webhook"` POSTs OpenClaw's `finished` event, with
+/// `cron.webhookToken` as the bearer; a loopback receiver is reached only
+/// because `webhookSsrfPolicy.allowedHostnames` names it (`localhost`): the
+/// same receiver by its IP address, which the policy does not name, gets
+/// nothing and the run records why. A failed run posts its error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_job_posts_its_finished_run_only_where_the_ssrf_policy_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("ws")).unwrap();
+    let (addr, got, _receiver) = webhook_receiver().await;
+    let port = addr.port();
+    let config = format!(
+        r#"{{
+      agents: {{ list: [ {{ id: "main", default: true, workspace: "{root}/ws" }} ] }},
+      cron: {{
+        webhookToken: "hook-secret",
+        webhookSsrfPolicy: {{ allowedHostnames: ["localhost"] }},
+        jobs: [
+          {{ id: "report", schedule: {{ kind: "at", at: "2020-01-01T00:00:00Z" }},
+             payload: {{ kind: "agentTurn", message: "nightly report" }},
+             delivery: {{ mode: "webhook", to: "http://localhost:{port}/hooks/report?src=chela" }} }},
+          {{ id: "broken", schedule: {{ kind: "at", at: "2020-01-01T00:00:00Z" }},
+             payload: {{ kind: "agentTurn", message: "x", model: "nosuch/model" }},
+             delivery: {{ mode: "webhook", to: "http://localhost:{port}/hooks/broken" }} }},
+          {{ id: "sneaky", schedule: {{ kind: "at", at: "2020-01-01T00:00:00Z" }},
+             payload: {{ kind: "agentTurn", message: "exfiltrate" }},
+             delivery: {{ mode: "webhook", to: "http://127.0.0.1:{port}/hooks/sneaky" }} }} ] }},
+    }}"#,
+        root = root.display()
+    );
+    let running = common::serve(root, &config, &[]).await;
+    until("all three one-shots ran", || {
+        runs(&running, "report", "ok") == 1
+            && runs(&running, "broken", "error") == 1
+            && runs(&running, "sneaky", "ok") == 1
+    })
+    .await;
+    let got = chela_fakes::wire::lock(&got).clone();
+    let paths: Vec<&str> = got.iter().map(|(p, _, _)| p.as_str()).collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["/hooks/broken", "/hooks/report"], "the unlisted 127.0.0.1 got nothing: {got:?}");
+    for (_, auth, _) in &got {
+        assert_eq!(auth.as_deref(), Some("Bearer hook-secret"));
+    }
+    let event = |path: &str| got.iter().find(|(p, _, _)| p == path).map(|(_, _, b)| b.clone()).unwrap();
+    let report = event("/hooks/report");
+    assert_eq!(report["action"], "finished", "{report:#}");
+    assert_eq!(report["jobId"], "report");
+    assert_eq!(report["status"], "ok");
+    assert_eq!(report["sessionKey"], "agent:main:cron:report");
+    assert!(report["summary"].as_str().is_some_and(|s| s.contains("nightly report")), "{report:#}");
+    assert!(report["runAtMs"].as_i64().is_some_and(|t| t > 0) && report["runId"].is_string(), "{report:#}");
+    assert!(report.get("error").is_none());
+    let broken = event("/hooks/broken");
+    assert_eq!(broken["status"], "error", "{broken:#}");
+    assert!(broken["error"].as_str().is_some_and(|e| e.contains("payload.model")), "{broken:#}");
+    assert!(broken.get("summary").is_none(), "{broken:#}");
+
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("state/cron/state.json")).unwrap()).unwrap();
+    let why = state["jobs"]["sneaky"]["lastReason"].as_str().unwrap_or_default();
+    assert!(why.contains("not delivered") && why.contains("allowedHostnames"), "{state:#}");
+    assert!(!why.contains("src=chela"), "logged URLs lose their query");
+    assert!(state["jobs"]["report"]["lastReason"].is_null(), "{state:#}");
+    let history = std::fs::read_to_string(root.join("state/cron/runs/report.json")).unwrap();
+    assert!(history.contains("\"delivered\": true") || history.contains("\"delivered\":true"), "{history}");
 }

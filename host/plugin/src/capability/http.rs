@@ -4,6 +4,9 @@
 //! speaks HTTP/1.1 over it (TLS with the webpki roots for `https`). A denied
 //! request never opens a connection.
 //!
+//! The host's own requests ([`host_post`]: cron webhooks) take the same
+//! path, with a grant the host builds for them.
+//!
 //! Must not: let a request reach a host the egress policy refuses, or put a secret in a body.
 
 use std::future::Future;
@@ -63,30 +66,52 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> I
 
 type Sent = (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>);
 
+/// Why [`open`] made no connection.
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    #[error(transparent)]
+    Egress(#[from] EgressError),
+    #[error("`{0}` is not a name TLS can verify")]
+    TlsName(String),
+    #[error("the TLS handshake timed out")]
+    TlsTimeout,
+    #[error("TLS: {0}")]
+    Tls(std::io::Error),
+}
+
+/// A connection to a checked address of `target`, TLS when it is `https`.
+async fn open(
+    egress: &Egress,
+    target: &Target,
+    carries_secret: bool,
+    wait: Duration,
+) -> Result<(Box<dyn Io>, std::net::SocketAddr), OpenError> {
+    let (stream, addr) = egress.connect(target, carries_secret, wait).await?;
+    tracing::debug!(%addr, url = %target.url, "outbound request");
+    if !target.tls {
+        return Ok((Box::new(stream), addr));
+    }
+    let name = rustls::pki_types::ServerName::try_from(target.host()).map_err(|_| OpenError::TlsName(target.host()))?;
+    let tls = tokio_rustls::TlsConnector::from(tls_config()).connect(name, stream);
+    let io = tokio::time::timeout(wait, tls).await.map_err(|_| OpenError::TlsTimeout)?.map_err(OpenError::Tls)?;
+    Ok((Box::new(io), addr))
+}
+
 async fn send(egress: Egress, p: Prepared, options: Option<RequestOptions>) -> Result<Sent, Error> {
     let connect_wait = options.and_then(|o| o.connect_timeout).unwrap_or(DEFAULT_WAIT);
     let first_byte = options.and_then(|o| o.first_byte_timeout).unwrap_or(DEFAULT_WAIT);
-    let (stream, addr) = egress.connect(&p.target, p.carries_secret, connect_wait).await.map_err(|e| {
+    let (io, _) = open(&egress, &p.target, p.carries_secret, connect_wait).await.map_err(|e| {
         tracing::warn!(error = %e, "outbound request refused or failed");
         match e {
-            EgressError::Denied(_) => Error::HttpRequestDenied,
-            EgressError::Prohibited(_) => Error::DestinationIpProhibited,
-            EgressError::Dns(_) => Error::DnsError { rcode: None, info_code: None },
-            EgressError::Connect(_) => Error::ConnectionRefused,
-            EgressError::Timeout(_) => Error::ConnectionTimeout,
+            OpenError::Egress(EgressError::Denied(_)) => Error::HttpRequestDenied,
+            OpenError::Egress(EgressError::Prohibited(_)) => Error::DestinationIpProhibited,
+            OpenError::Egress(EgressError::Dns(_)) => Error::DnsError { rcode: None, info_code: None },
+            OpenError::Egress(EgressError::Connect(_)) => Error::ConnectionRefused,
+            OpenError::Egress(EgressError::Timeout(_)) | OpenError::TlsTimeout => Error::ConnectionTimeout,
+            OpenError::TlsName(_) => Error::HttpRequestUriInvalid,
+            OpenError::Tls(e) => Error::Tls(e),
         }
     })?;
-    tracing::debug!(%addr, url = %p.target.url, "outbound request");
-    let io: Box<dyn Io> = if p.target.tls {
-        let name =
-            rustls::pki_types::ServerName::try_from(p.target.host()).map_err(|_| Error::HttpRequestUriInvalid)?;
-        let tls = tokio_rustls::TlsConnector::from(tls_config()).connect(name, stream);
-        Box::new(
-            tokio::time::timeout(connect_wait, tls).await.map_err(|_| Error::ConnectionTimeout)?.map_err(Error::Tls)?,
-        )
-    } else {
-        Box::new(stream)
-    };
     let (mut sender, conn) =
         tokio::time::timeout(connect_wait, hyper::client::conn::http1::handshake(TokioIo::new(io)))
             .await
@@ -108,6 +133,62 @@ async fn send(egress: Egress, p: Prepared, options: Option<RequestOptions>) -> R
         }
     };
     Ok((response, Box::new(io)))
+}
+
+/// Why [`host_post`] did not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HostRequestError {
+    /// The egress grant refuses the URL or every address it resolves to.
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// A request the host makes itself (a cron webhook), through the same
+/// egress check, address pinning and TLS as a plugin's: one POST of `body`,
+/// redirects not followed. `carries_secret` (a bearer token in `headers`)
+/// keeps it off plaintext unless the checked address is loopback. Returns
+/// the response status; the body is not read.
+pub async fn host_post(
+    egress: &Egress,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+    carries_secret: bool,
+    timeout: Duration,
+) -> Result<u16, HostRequestError> {
+    let target = egress.check(url, Protocol::Http).map_err(HostRequestError::Refused)?;
+    let exchange = async {
+        let (io, addr) = open(egress, &target, carries_secret, timeout).await.map_err(|e| match e {
+            OpenError::Egress(EgressError::Denied(w) | EgressError::Prohibited(w)) => HostRequestError::Refused(w),
+            other => HostRequestError::Failed(other.to_string()),
+        })?;
+        let failed = |e: hyper::Error| HostRequestError::Failed(format!("{addr}: {e}"));
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(failed)?;
+        let driver = tokio::spawn(conn);
+        let authority = match target.url.port() {
+            Some(port) => format!("{}:{port}", target.url.host_str().unwrap_or_default()),
+            None => target.url.host_str().unwrap_or_default().to_string(),
+        };
+        let path = match target.url.query() {
+            Some(q) => format!("{}?{q}", target.url.path()),
+            None => target.url.path().to_string(),
+        };
+        let mut request = http::Request::post(path).header(http::header::HOST, authority);
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        let request = request
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| HostRequestError::Failed(format!("cannot build the request: {e}")))?;
+        let response = sender.send_request(request).await.map_err(failed);
+        driver.abort();
+        Ok(response?.status().as_u16())
+    };
+    tokio::time::timeout(timeout, exchange).await.map_err(|_| HostRequestError::Timeout(timeout))?
 }
 
 type SendFuture = Box<dyn Future<Output = Result<Sent, Error>> + Send>;

@@ -98,6 +98,12 @@ pub struct AddArgs {
     to: Option<String>,
     #[arg(long)]
     account: Option<String>,
+    /// POST the finished run to this URL instead of a chat (OpenClaw's `--webhook`).
+    #[arg(long, conflicts_with_all = ["announce", "channel", "to", "account"])]
+    webhook: Option<String>,
+    /// No failure alerts for this job (`failureAlert: false`).
+    #[arg(long)]
+    no_failure_alert: bool,
     /// Keep a one-shot job after it ran.
     #[arg(long)]
     keep_after_run: bool,
@@ -196,13 +202,16 @@ fn add(ctx: &Context, store: &CronStore, args: AddArgs) -> Result<ExitCode> {
         Some(id) => id.clone(),
         None => uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
     };
-    let delivery = (args.announce || args.channel.is_some() || args.to.is_some()).then(|| Delivery {
-        mode: Some(if args.announce || args.channel.is_some() { "announce" } else { "none" }.into()),
-        channel: args.channel.clone(),
-        to: args.to.clone(),
-        account_id: args.account.clone(),
-        thread_id: None,
-    });
+    let delivery = match &args.webhook {
+        Some(url) => Some(Delivery { mode: Some("webhook".into()), to: Some(url.clone()), ..Delivery::default() }),
+        None => (args.announce || args.channel.is_some() || args.to.is_some()).then(|| Delivery {
+            mode: Some(if args.announce || args.channel.is_some() { "announce" } else { "none" }.into()),
+            channel: args.channel.clone(),
+            to: args.to.clone(),
+            account_id: args.account.clone(),
+            thread_id: None,
+        }),
+    };
     let spec = JobSpec {
         id: Some(id.clone()),
         name: args.name.clone(),
@@ -216,6 +225,7 @@ fn add(ctx: &Context, store: &CronStore, args: AddArgs) -> Result<ExitCode> {
         delete_after_run: args.keep_after_run.then_some(false),
         timeout_seconds: None,
         wake_mode: args.wake.clone(),
+        failure_alert: args.no_failure_alert.then_some(chela_core::failure_alert::JobFailureAlert::Switch(false)),
     };
     let problems = spec.problems(&cfg, now_ms());
     if !problems.is_empty() {

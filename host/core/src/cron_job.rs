@@ -54,6 +54,10 @@ pub struct JobSpec {
     /// hands it to the agent's next heartbeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake_mode: Option<String>,
+    /// `false`: no failure alerts for this job; an object: its own policy
+    /// (`crate::failure_alert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_alert: Option<crate::failure_alert::JobFailureAlert>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,7 +95,7 @@ pub struct Delivery {
 /// Why `to` is not a URL a webhook may be posted to (http or https, a
 /// host, no `user:pass@`); `None` when it is one. Where it may connect is
 /// the gateway's egress check, at send time.
-fn webhook_url_problem(to: Option<&str>) -> Option<String> {
+pub(crate) fn webhook_url_problem(to: Option<&str>) -> Option<String> {
     let Some(to) = to.map(str::trim).filter(|t| !t.is_empty()) else {
         return Some("webhook delivery needs `to`: the URL to POST the finished run to".into());
     };
@@ -247,6 +251,9 @@ impl JobSpec {
                 Ok(_) => {}
                 Err(p) => out.push(p),
             }
+        }
+        if let Some(crate::failure_alert::JobFailureAlert::Policy(p)) = &self.failure_alert {
+            out.extend(p.problems("failureAlert").into_iter().map(|(f, m)| problem(f, m)));
         }
         match self.wake_mode.as_deref() {
             None | Some("now") | Some("next-heartbeat") => {}

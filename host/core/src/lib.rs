@@ -12,6 +12,7 @@ pub mod commands;
 pub mod compaction;
 pub mod config;
 pub mod cron_job;
+pub mod failure_alert;
 pub mod heartbeat;
 pub mod identity;
 pub mod ids;

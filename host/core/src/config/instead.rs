@@ -30,7 +30,6 @@ const INSTEAD: &[(&str, &str)] = &[
     ("cron.webhookSsrfPolicy.allowRfc2544BenchmarkRange", "198.18.0.0/15 stays refused; name the receiver in `allowedHostnames`"),
     ("cron.webhookSsrfPolicy.allowIpv6UniqueLocalRange", "fc00::/7 stays refused; name the receiver in `allowedHostnames`"),
     ("cron.webhook", "OpenClaw retired this fallback URL: set a job's `delivery: {mode: \"webhook\", to}`"),
-    ("cron.failureAlert", "a failed run is logged, counted in `chela_cron_runs_total{status=\"error\"}` and shown by `chela cron list`"),
     ("cron.sessionRetention", "an isolated job's run sessions stay in its agent's session store"),
     ("gateway.controlUi", "there is no control page yet: the control API (`/api/v1`) and `chela status`, `health`, `route`, `sessions`"),
     ("mcp", "tools are WebAssembly components dropped into the plugins dir (docs/plugins.md)"),

@@ -208,6 +208,8 @@ pub struct CronConfig {
     pub webhook_token: Option<Json>,
     /// Where webhook deliveries may connect beyond public addresses.
     pub webhook_ssrf_policy: Option<WebhookSsrfPolicy>,
+    /// Who is told when a job keeps failing (`crate::failure_alert`).
+    pub failure_alert: Option<crate::failure_alert::FailureAlertConfig>,
 }
 
 /// `cron.webhookSsrfPolicy`: a webhook delivery goes only to public

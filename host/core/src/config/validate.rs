@@ -380,6 +380,11 @@ impl Checker<'_> {
     /// Jobs declared in `cron.jobs`: each has a unique id and no problem
     /// (the same check `chela cron add` makes).
     fn cron_jobs(&mut self) {
+        if let Some(global) = self.cfg.cron.as_ref().and_then(|c| c.failure_alert.as_ref()) {
+            for (field, message) in global.problems("cron.failureAlert") {
+                self.err(field, message);
+            }
+        }
         let Some(jobs) = self.cfg.cron.as_ref().and_then(|c| c.jobs.clone()) else { return };
         let mut seen: HashMap<String, usize> = HashMap::new();
         for (i, job) in jobs.iter().enumerate() {

@@ -12,6 +12,7 @@
 //! use (core's `schedule`, `heartbeat`, `cron_job`), or run a turn in any
 //! agent but the job's own.
 
+mod alert;
 mod run;
 pub mod scheduler;
 pub mod store;
@@ -28,7 +29,7 @@ pub use store::{CronStore, CronStoreError, JobState};
 /// What a job runs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobKind {
-    Spec(JobSpec),
+    Spec(Box<JobSpec>),
     Heartbeat(HeartbeatPlan),
 }
 
@@ -118,7 +119,7 @@ pub fn catalogue(cfg: &Config, stored: &[JobSpec]) -> Vec<Job> {
     let mut out: Vec<Job> = Vec::new();
     for (i, spec) in cfg.cron.as_ref().and_then(|c| c.jobs.as_ref()).into_iter().flatten().enumerate() {
         if let Some(id) = spec.id.clone() {
-            out.push(Job { id, kind: JobKind::Spec(spec.clone()), source: Source::Config(i) });
+            out.push(Job { id, kind: JobKind::Spec(Box::new(spec.clone())), source: Source::Config(i) });
         }
     }
     for spec in stored {
@@ -127,7 +128,7 @@ pub fn catalogue(cfg: &Config, stored: &[JobSpec]) -> Vec<Job> {
             tracing::warn!(job = %id, "a stored cron job has the id of a job in config; the config's runs");
             continue;
         }
-        out.push(Job { id, kind: JobKind::Spec(spec.clone()), source: Source::Stored });
+        out.push(Job { id, kind: JobKind::Spec(Box::new(spec.clone())), source: Source::Stored });
     }
     for plan in chela_core::heartbeat::plans(cfg).plans {
         out.push(Job { id: heartbeat_id(&plan.agent_id), kind: JobKind::Heartbeat(plan), source: Source::Heartbeat });

@@ -78,7 +78,7 @@ pub async fn run(gw: &Arc<Gateway>, job: &Job, claim: &Claim) -> Outcome {
 }
 
 /// The session's last route (where its replies went), if any.
-fn last_route(gw: &Gateway, target: &SessionTarget) -> Route {
+pub(super) fn last_route(gw: &Gateway, target: &SessionTarget) -> Route {
     let store = gw.runtime.store(&target.agent_id).ok()?;
     let entry = store.get(target.key.as_str()).ok().flatten()?;
     let d = entry.delivery_context?;
@@ -377,15 +377,9 @@ async fn turn_and_deliver(
         out.reason = Some("no-delivery".into());
         return out;
     };
-    // Only through an account that speaks for this agent: never as another agent's bot.
-    let agent = key.agent_id();
-    if !snap.routes.speaks_for(&agent, &delivery.channel, &delivery.account_id) {
-        let owners = snap.routes.agents_on_account(&delivery.channel, &delivery.account_id).join(", ");
+    if let Some(why) = foreign_account(snap, &key.agent_id(), &delivery) {
         out.status = if is_heartbeat { Status::Skipped } else { Status::Error };
-        out.reason = Some(format!(
-            "account `{}` of `{}` speaks for {owners}, not `{agent}`: not delivered",
-            delivery.account_id, delivery.channel
-        ));
+        out.reason = Some(why);
         return out;
     }
     let announcement = chela_agent::Announcement { session_key: key, delivery: Some(delivery), chat_type, text };
@@ -394,4 +388,21 @@ async fn turn_and_deliver(
         out.reason = Some("not delivered (see the log)".into());
     }
     out
+}
+
+/// Why `agent` may not speak through the account of `delivery` (another
+/// agent's bot), if it may not.
+pub(super) fn foreign_account(
+    snap: &chela_core::snapshot::Snapshot,
+    agent: &str,
+    delivery: &DeliveryContext,
+) -> Option<String> {
+    if snap.routes.speaks_for(agent, &delivery.channel, &delivery.account_id) {
+        return None;
+    }
+    let owners = snap.routes.agents_on_account(&delivery.channel, &delivery.account_id).join(", ");
+    Some(format!(
+        "account `{}` of `{}` speaks for {owners}, not `{agent}`: not delivered",
+        delivery.account_id, delivery.channel
+    ))
 }

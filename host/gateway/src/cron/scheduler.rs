@@ -11,7 +11,9 @@
 //!   as `interrupted` and never run again for that occurrence.
 //!
 //! Failed recurring runs back off (30 s, 1 min, 5 min, 15 min, 60 min, as
-//! OpenClaw); a one-shot runs once, whatever its outcome.
+//! OpenClaw); a one-shot runs once, whatever its outcome. How a run ended
+//! also moves the job's failure incident (core's `failure_alert`), in the
+//! same state write; `alert.rs` sends what that calls for.
 //!
 //! Must not: run a turn itself (`run.rs` does, as the job's agent) or decide
 //! what a schedule means (core's `schedule`).
@@ -22,6 +24,7 @@ use std::time::Duration;
 
 use chela_agent::clock::now_ms;
 use chela_core::config::schema::Config;
+use chela_core::failure_alert::{self, RunEnd};
 use chela_core::schedule::Schedule;
 
 use super::store::{Claim, CronStore, CronStoreError, JobState, RunRecord};
@@ -248,21 +251,41 @@ impl Scheduler {
             }
         }
         gw.metrics.inc("chela_cron_runs_total", &[("job", &job.id), ("status", &report.status)]);
-        let (g, j, c, r) = (gw.clone(), job.clone(), claim.clone(), report.clone());
-        match tokio::task::spawn_blocking(move || g.scheduler.finish(&j, &c, &r)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(job = %job.id, error = %e, "cron: cannot record how a run ended"),
-            Err(e) => tracing::error!(job = %job.id, error = %e, "cron: recording how a run ended failed"),
+        let policy = match &job.kind {
+            JobKind::Spec(spec) => failure_alert::policy(&gw.snapshot().config, spec),
+            JobKind::Heartbeat(_) => None,
+        };
+        let (g, j, c, r, p) = (gw.clone(), job.clone(), claim.clone(), report.clone(), policy.clone());
+        let notice = match tokio::task::spawn_blocking(move || g.scheduler.finish(&j, &c, &r, p.as_ref())).await {
+            Ok(Ok(notice)) => notice,
+            Ok(Err(e)) => {
+                tracing::error!(job = %job.id, error = %e, "cron: cannot record how a run ended");
+                None
+            }
+            Err(e) => {
+                tracing::error!(job = %job.id, error = %e, "cron: recording how a run ended failed");
+                None
+            }
+        };
+        if let (Some(policy), Some(notice)) = (&policy, &notice) {
+            super::alert::send(&gw, &job, policy, notice, &report, claim.started_at_ms).await;
         }
         gw.scheduler.running().remove(&job.id);
         report
     }
 
-    /// Records a finished run (and retires a stored one-shot that ran).
-    fn finish(&self, job: &Job, claim: &Claim, report: &RunReport) -> Result<(), CronStoreError> {
+    /// Records a finished run (and retires a stored one-shot that ran);
+    /// under an alert `policy`, the failure alert or recovery notice it calls for.
+    fn finish(
+        &self,
+        job: &Job,
+        claim: &Claim,
+        report: &RunReport,
+        policy: Option<&failure_alert::AlertPolicy>,
+    ) -> Result<Option<failure_alert::Notice>, CronStoreError> {
         let one_shot = matches!(job.schedule(), chela_core::schedule::ScheduleSpec::At { .. });
         let now = now_ms();
-        self.store.update_states(|states| {
+        let notice = self.store.update_states(|states| {
             let st = states.entry(job.id.clone()).or_default();
             if st.running.as_ref().is_some_and(|c| c.run_id == claim.run_id) {
                 st.running = None;
@@ -278,13 +301,29 @@ impl Scheduler {
                     let wait = BACKOFF_MS[(st.consecutive_errors as usize - 1).min(BACKOFF_MS.len() - 1)];
                     st.next_run_at_ms = st.next_run_at_ms.map(|n| n.max(now + wait));
                 }
-            } else {
+            } else if report.status == "ok" {
+                // A skipped run leaves the error streak (and its back-off) alone.
                 st.consecutive_errors = 0;
             }
+            st.consecutive_skips = if report.status == "skipped" { st.consecutive_skips.saturating_add(1) } else { 0 };
             if one_shot && !claim.forced {
                 st.done = true;
             }
-            (true, ())
+            let end = match report.status.as_str() {
+                "ok" => Some(RunEnd::Ok),
+                "error" => Some(RunEnd::Error),
+                "skipped" => Some(RunEnd::Skipped),
+                _ => None,
+            };
+            let notice = match (policy, end) {
+                (Some(p), Some(end)) => {
+                    let streak = if end == RunEnd::Skipped { st.consecutive_skips } else { st.consecutive_errors };
+                    let reason = report.reason.as_deref().unwrap_or_default();
+                    failure_alert::on_run(p, &mut st.incident, end, streak, reason, now)
+                }
+                _ => None,
+            };
+            (true, notice)
         })?;
         let run = RunRecord {
             run_id: claim.run_id.clone(),
@@ -304,7 +343,7 @@ impl Scheduler {
         if one_shot && !claim.forced && delete && report.status == "ok" && job.source == Source::Stored {
             self.store.retire(&job.id)?;
         }
-        Ok(())
+        Ok(notice)
     }
 
     /// `chela cron run <id>`: runs a job now, out of schedule (its next run

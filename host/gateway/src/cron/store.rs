@@ -56,6 +56,12 @@ pub struct JobState {
     pub runs: u64,
     #[serde(default)]
     pub consecutive_errors: u32,
+    /// Skipped runs in a row (failure alerts under `includeSkipped`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consecutive_skips: u32,
+    /// The failure an alert went out for, until a success closes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<chela_core::failure_alert::Incident>,
     /// A one-shot that ran: it does not run again.
     #[serde(default)]
     pub done: bool,
@@ -318,6 +324,10 @@ impl CronStore {
         }
         Ok(())
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

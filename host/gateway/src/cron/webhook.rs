@@ -48,6 +48,25 @@ pub(super) async fn deliver(gw: &Arc<Gateway>, job: &Job, url: &str, claim: &Cla
         return out;
     }
     let payload = finished_event(&cfg, job, claim, &out, summary);
+    match post(gw, &cfg, url, &payload).await {
+        Ok(()) => {
+            tracing::info!(job = %job.id, url = %redacted(url), "cron webhook delivered");
+            out.delivered = true;
+            if out.status != Status::Error {
+                out.reason = None;
+            }
+        }
+        Err(why) => {
+            tracing::warn!(job = %job.id, %why, "cron webhook not delivered");
+            note(&mut out, why);
+        }
+    }
+    out
+}
+
+/// POSTs `payload` to `url` under `cron.webhookSsrfPolicy`, with
+/// `cron.webhookToken`; an error says why it did not arrive (URL redacted).
+pub(super) async fn post(gw: &Gateway, cfg: &Config, url: &str, payload: &Json) -> Result<(), String> {
     let token = cfg
         .cron
         .as_ref()
@@ -57,33 +76,15 @@ pub(super) async fn deliver(gw: &Arc<Gateway>, job: &Job, url: &str, claim: &Cla
     if let Some(t) = &token {
         headers.push(("authorization", format!("Bearer {t}")));
     }
-    let policy = cfg.cron.as_ref().and_then(|c| c.webhook_ssrf_policy.as_ref());
-    let result = match grant(policy, url) {
-        Ok(egress) => {
-            let body = serde_json::to_vec(&payload).unwrap_or_default();
-            host_post(&egress, url, &headers, body, token.is_some(), TIMEOUT).await.map_err(|e| explain(e, url))
-        }
-        Err(why) => Err(why),
-    };
     let shown = redacted(url);
-    match result {
-        Ok(status) if (200..300).contains(&status) => {
-            tracing::info!(job = %job.id, url = %shown, status, "cron webhook delivered");
-            out.delivered = true;
-            if out.status != Status::Error {
-                out.reason = None;
-            }
-        }
-        Ok(status) => {
-            tracing::warn!(job = %job.id, url = %shown, status, "cron webhook refused by the receiver");
-            note(&mut out, format!("webhook {shown} answered HTTP {status}"));
-        }
-        Err(why) => {
-            tracing::warn!(job = %job.id, url = %shown, %why, "cron webhook not delivered");
-            note(&mut out, format!("webhook {shown} not delivered: {why}"));
-        }
+    let policy = cfg.cron.as_ref().and_then(|c| c.webhook_ssrf_policy.as_ref());
+    let egress = grant(policy, url).map_err(|why| format!("webhook {shown} not delivered: {why}"))?;
+    let body = serde_json::to_vec(payload).unwrap_or_default();
+    match host_post(&egress, url, &headers, body, token.is_some(), TIMEOUT).await {
+        Ok(status) if (200..300).contains(&status) => Ok(()),
+        Ok(status) => Err(format!("webhook {shown} answered HTTP {status}")),
+        Err(e) => Err(format!("webhook {shown} not delivered: {}", explain(e, url))),
     }
-    out
 }
 
 /// Adds a delivery failure to the run's reason (after its own error, if any).

@@ -402,3 +402,80 @@ async fn a_webhook_job_posts_its_finished_run_only_where_the_ssrf_policy_allows(
     let history = std::fs::read_to_string(root.join("state/cron/runs/report.json")).unwrap();
     assert!(history.contains("\"delivered\": true") || history.contains("\"delivered\":true"), "{history}");
 }
+
+/// `POST /api/v1/cron/run` (what `chela cron run` calls): the finished run's report.
+async fn force_run(running: &chela_gateway::Running, id: &str) -> Value {
+    let url = format!("http://{}/api/v1/cron/run", running.addr);
+    let auth = format!("Bearer {}", running.gateway.control_token());
+    let body = serde_json::json!({ "id": id }).to_string();
+    let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+    let a = chela_fakes::wire::request("POST", &url, &headers, body.as_bytes()).await.expect("the gateway answers");
+    assert_eq!(a.status, 200, "{}", a.body);
+    serde_json::from_str(&a.body).unwrap()
+}
+
+/// A job that announces is covered by failure alerts by default (OpenClaw's
+/// policy): after two consecutive failures one alert, with a normalised
+/// cause and not the provider's error; the third failure, same cause, is the
+/// same incident and stays quiet; the first success after it sends one
+/// recovery notice. The incident is kept in the job's state meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_job_alerts_once_per_incident_and_once_when_it_recovers() {
+    let fake = OpenAiFake::start("sk-test").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", model: "openai/gpt-test" }} ] }},
+      cron: {{ jobs: [ {{ id: "nightly", name: "Nightly digest", schedule: {{ kind: "every", every: "6h" }},
+          sessionTarget: "isolated", payload: {{ kind: "agentTurn", message: "digest" }},
+          delivery: {{ mode: "announce", channel: "webhook", to: "alice", accountId: "inbox" }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        openai = fake.base_url(),
+        root = root.display()
+    );
+    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
+    let base = format!("http://{}", running.addr);
+    fake.script([
+        Scripted::Status(400),
+        Scripted::Status(400),
+        Scripted::Status(400),
+        Scripted::Text("all quiet".into()),
+    ]);
+    let state = || -> Value {
+        serde_json::from_str(&std::fs::read_to_string(root.join("state/cron/state.json")).unwrap()).unwrap()
+    };
+    let mut statuses = Vec::new();
+    for run in 1..=4 {
+        let report = force_run(&running, "nightly").await;
+        statuses.push(report["status"].as_str().unwrap_or_default().to_string());
+        if run == 3 {
+            let st = state();
+            let incident = &st["jobs"]["nightly"]["incident"];
+            assert_eq!(incident["cause"], "the agent turn failed", "{st:#}");
+            assert_eq!(incident["failures"], 3, "{st:#}");
+        }
+    }
+    assert_eq!(statuses, ["error", "error", "error", "ok"]);
+    let deadline = Instant::now() + WAIT;
+    let sent = loop {
+        let sent = announced_to(&base, "alice").await;
+        if sent.len() >= 3 || Instant::now() > deadline {
+            break sent;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(sent.len(), 3, "one alert, the answer, one recovery notice: {sent:#?}");
+    assert!(
+        sent[0].starts_with("⚠️ Scheduled job “Nightly digest” failed 2 times in a row: the agent turn failed."),
+        "{}",
+        sent[0]
+    );
+    assert!(sent[0].contains("chela cron runs nightly") && !sent[0].contains("400"), "{}", sent[0]);
+    assert!(sent[1].contains("all quiet"), "{}", sent[1]);
+    assert_eq!(sent[2], "✅ Scheduled job “Nightly digest” is working again (after 3 failed runs).");
+    assert!(state()["jobs"]["nightly"].get("incident").is_none(), "the success closed the incident");
+    assert_eq!(fake.requests().len(), 4, "every run asked the model once");
+}

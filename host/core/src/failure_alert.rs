@@ -1,0 +1,379 @@
+//! Failure alerts of scheduled jobs (OpenClaw's `cron.failureAlert` and a
+//! job's own `failureAlert`, `docs/automation/cron-jobs/delivery.md`): who
+//! is told when a job keeps failing, when, and when it has recovered.
+//!
+//! - A job is covered when it has a route to tell — its own `failureAlert`
+//!   object, a `cron.failureAlert` object, or its primary announce target —
+//!   and not switched off (`failureAlert: false`, or `cron.failureAlert.
+//!   enabled: false` without a per-job object).
+//! - After `after` (2) consecutive failures one alert goes out. Later
+//!   failures with the same cause belong to the same incident and stay
+//!   quiet, however long it lasts; a changed cause alerts again once
+//!   `cooldownMs` (1 h) has passed since the last alert. The first success
+//!   after an alert sends one recovery notice and closes the incident.
+//!   Skipped runs count only under `includeSkipped`, on their own streak,
+//!   and never recover an incident.
+//! - Chats get a normalised cause; the raw error stays in the run history
+//!   (and in a webhook alert's structured body).
+//!
+//! Must not: send, persist or schedule anything (the gateway's scheduler
+//! keeps the incident in the job's state and delivers the notice).
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::config::schema::Config;
+use crate::cron_job::JobSpec;
+
+/// OpenClaw's defaults: alert after two consecutive failures, then wait an hour.
+pub const DEFAULT_AFTER: u32 = 2;
+pub const DEFAULT_COOLDOWN_MS: u64 = 3_600_000;
+
+/// `cron.failureAlert`, or a job's `failureAlert` object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailureAlertConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Consecutive failures before the alert (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_ms: Option<u64>,
+    /// Count consecutive skipped runs too (on their own streak).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_skipped: Option<bool>,
+    /// `announce` (a chat) or `webhook` (`to` is the URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The chat's channel; `last` (or unset): where the job last spoke.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+}
+
+impl FailureAlertConfig {
+    fn names_destination(&self) -> bool {
+        self.mode.is_some() || self.channel.is_some() || self.to.is_some() || self.account_id.is_some()
+    }
+
+    /// Problems with its values, each with its field below `at`.
+    pub fn problems(&self, at: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.after == Some(0) {
+            out.push((format!("{at}.after"), "at least 1: the failures before an alert".into()));
+        }
+        match self.mode.as_deref() {
+            None | Some("announce") => {}
+            Some("webhook") => {
+                if let Some(why) = crate::cron_job::webhook_url_problem(self.to.as_deref()) {
+                    out.push((format!("{at}.to"), why));
+                }
+            }
+            Some(m) => out.push((format!("{at}.mode"), format!("`{m}` is not an alert mode: `announce` or `webhook`"))),
+        }
+        out
+    }
+}
+
+/// A job's `failureAlert`: `false` (never for this job), `true` or an
+/// object (its own policy, which also turns alerts on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum JobFailureAlert {
+    Switch(bool),
+    Policy(Box<FailureAlertConfig>),
+}
+
+impl<'de> Deserialize<'de> for JobFailureAlert {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = JobFailureAlert;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("false, true or an object {after, cooldownMs, mode, channel, to, accountId, …}")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<JobFailureAlert, E> {
+                Ok(JobFailureAlert::Switch(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<JobFailureAlert, A::Error> {
+                FailureAlertConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|p| JobFailureAlert::Policy(Box::new(p)))
+            }
+        }
+        d.deserialize_any(Either)
+    }
+}
+
+/// Where an alert goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A chat: each part unset (or channel `last`) is taken from where the job last spoke.
+    Chat { channel: Option<String>, to: Option<String>, account_id: Option<String> },
+    /// POSTed to this URL.
+    Webhook(String),
+}
+
+/// The alert policy in force for one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertPolicy {
+    pub after: u32,
+    pub cooldown_ms: u64,
+    pub include_skipped: bool,
+    pub destination: Destination,
+}
+
+fn destination_of(c: &FailureAlertConfig) -> Destination {
+    let set = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    match c.mode.as_deref() {
+        Some("webhook") => Destination::Webhook(set(&c.to).unwrap_or_default()),
+        _ => Destination::Chat {
+            channel: set(&c.channel).filter(|ch| ch != "last"),
+            to: set(&c.to),
+            account_id: set(&c.account_id),
+        },
+    }
+}
+
+/// The policy covering `job`, or `None` when it is not covered.
+pub fn policy(cfg: &Config, job: &JobSpec) -> Option<AlertPolicy> {
+    let global = cfg.cron.as_ref().and_then(|c| c.failure_alert.as_ref());
+    let own = match &job.failure_alert {
+        Some(JobFailureAlert::Switch(false)) => return None,
+        Some(JobFailureAlert::Switch(true)) => Some(FailureAlertConfig::default()),
+        Some(JobFailureAlert::Policy(p)) => Some((**p).clone()),
+        None => None,
+    };
+    if own.is_none() && global.is_some_and(|g| g.enabled == Some(false)) {
+        return None;
+    }
+    let primary = job.delivery.as_ref().filter(|_| job.announces()).map(|d| Destination::Chat {
+        channel: d.channel.clone(),
+        to: d.to.clone(),
+        account_id: d.account_id.clone(),
+    });
+    let destination = match (&own, global) {
+        (Some(o), _) if o.names_destination() => destination_of(o),
+        (_, Some(g)) if g.names_destination() => destination_of(g),
+        _ => match primary {
+            Some(p) => p,
+            // No route of its own: covered only when a policy object asks for alerts.
+            None if own.is_some() || global.is_some() => {
+                Destination::Chat { channel: None, to: None, account_id: None }
+            }
+            None => return None,
+        },
+    };
+    let pick = |f: fn(&FailureAlertConfig) -> Option<u64>| own.as_ref().and_then(f).or_else(|| global.and_then(f));
+    Some(AlertPolicy {
+        after: pick(|c| c.after.map(u64::from)).map_or(DEFAULT_AFTER, |a| a.clamp(1, u64::from(u32::MAX)) as u32),
+        cooldown_ms: pick(|c| c.cooldown_ms).unwrap_or(DEFAULT_COOLDOWN_MS),
+        include_skipped: pick(|c| c.include_skipped.map(u64::from)) == Some(1),
+        destination,
+    })
+}
+
+/// An open incident: the failure an alert went out for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Incident {
+    /// The normalised cause ([`chat_cause`]) the last alert named.
+    pub cause: String,
+    pub alerted_at_ms: i64,
+    /// Consecutive failures so far.
+    pub failures: u32,
+}
+
+/// How a run ended, as far as alerts care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    Ok,
+    Error,
+    Skipped,
+}
+
+/// What to tell after a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Alert { cause: &'static str, failures: u32 },
+    Recovered { failures: u32 },
+}
+
+/// Updates `incident` for one finished run and says what to send.
+/// `streak` is the run's consecutive count of its kind (errors, or skips).
+pub fn on_run(
+    policy: &AlertPolicy,
+    incident: &mut Option<Incident>,
+    end: RunEnd,
+    streak: u32,
+    reason: &str,
+    now_ms: i64,
+) -> Option<Notice> {
+    let cause = match end {
+        RunEnd::Ok => return incident.take().map(|i| Notice::Recovered { failures: i.failures }),
+        RunEnd::Skipped if !policy.include_skipped => return None,
+        RunEnd::Skipped => "it was skipped",
+        RunEnd::Error => chat_cause(reason),
+    };
+    if streak < policy.after {
+        return None;
+    }
+    if let Some(open) = incident.as_mut() {
+        open.failures = streak;
+        let cooled = now_ms.saturating_sub(open.alerted_at_ms) >= policy.cooldown_ms as i64;
+        if open.cause == cause || !cooled {
+            return None;
+        }
+    }
+    *incident = Some(Incident { cause: cause.to_string(), alerted_at_ms: now_ms, failures: streak });
+    Some(Notice::Alert { cause, failures: streak })
+}
+
+/// The cause a chat is told: never the raw error (provider bodies, paths
+/// and secrets stay in the run history).
+pub fn chat_cause(reason: &str) -> &'static str {
+    let r = reason.trim();
+    if r.contains("timed out") {
+        "the run timed out"
+    } else if r.contains("speaks for") {
+        "its delivery account belongs to another agent"
+    } else if ["payload.", "agentId", "sessionTarget", "sessionKey", "delivery"].iter().any(|p| r.starts_with(p)) {
+        "the job's settings are invalid"
+    } else {
+        "the agent turn failed"
+    }
+}
+
+/// The chat text of a notice about job `id` (`name`), for a run started at `run_at`.
+pub fn text(notice: &Notice, id: &str, name: &str, run_at: &str) -> String {
+    match notice {
+        Notice::Alert { cause, failures } => format!(
+            "⚠️ Scheduled job “{name}” failed {failures} times in a row: {cause}.\nRun started: {run_at}\nDetails: `chela cron runs {id}`"
+        ),
+        Notice::Recovered { failures } => {
+            format!("✅ Scheduled job “{name}” is working again (after {failures} failed runs).")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Config {
+        crate::config::load_str(text, None).expect("config loads").config
+    }
+
+    fn job(text: &str) -> JobSpec {
+        serde_json::from_str(text).expect("job parses")
+    }
+
+    const ANNOUNCES: &str = r#"{ "id": "j", "schedule": { "kind": "every", "everyMs": 60000 },
+        "payload": { "kind": "agentTurn", "message": "hi" },
+        "delivery": { "mode": "announce", "channel": "slack", "to": "C1", "accountId": "ops" } }"#;
+    const QUIET: &str = r#"{ "id": "j", "schedule": { "kind": "every", "everyMs": 60000 },
+        "payload": { "kind": "agentTurn", "message": "hi" }, "delivery": { "mode": "none" } }"#;
+
+    #[test]
+    fn a_job_is_covered_by_its_route_or_an_explicit_policy() {
+        let none = cfg("{}");
+        let p = policy(&none, &job(ANNOUNCES)).expect("a job that announces is covered by default");
+        assert_eq!((p.after, p.cooldown_ms, p.include_skipped), (2, 3_600_000, false));
+        assert_eq!(
+            p.destination,
+            Destination::Chat { channel: Some("slack".into()), to: Some("C1".into()), account_id: Some("ops".into()) }
+        );
+        assert_eq!(policy(&none, &job(QUIET)), None, "no route, no policy object: quiet");
+
+        let global = cfg(r#"{ cron: { failureAlert: { after: 3, mode: "webhook", to: "https://h.example/alert" } } }"#);
+        let p = policy(&global, &job(QUIET)).expect("a global object activates");
+        assert_eq!((p.after, p.destination), (3, Destination::Webhook("https://h.example/alert".into())));
+
+        let off = cfg(r#"{ cron: { failureAlert: { enabled: false } } }"#);
+        assert_eq!(policy(&off, &job(ANNOUNCES)), None, "global off: inherited alerts off");
+        let mut own = job(ANNOUNCES);
+        own.failure_alert = Some(JobFailureAlert::Policy(Box::new(FailureAlertConfig {
+            after: Some(1),
+            channel: Some("telegram".into()),
+            to: Some("42".into()),
+            ..Default::default()
+        })));
+        let p = policy(&off, &own).expect("a per-job object re-enables");
+        assert_eq!(p.after, 1);
+        assert!(matches!(p.destination, Destination::Chat { channel: Some(ref c), .. } if c == "telegram"));
+        own.failure_alert = Some(JobFailureAlert::Switch(false));
+        assert_eq!(policy(&none, &own), None, "`failureAlert: false`");
+    }
+
+    fn two() -> AlertPolicy {
+        AlertPolicy {
+            after: 2,
+            cooldown_ms: 1_000,
+            include_skipped: false,
+            destination: Destination::Chat { channel: None, to: None, account_id: None },
+        }
+    }
+
+    #[test]
+    fn one_alert_per_incident_a_new_cause_after_the_cooldown_and_one_recovery() {
+        let p = two();
+        let mut open = None;
+        assert_eq!(on_run(&p, &mut open, RunEnd::Error, 1, "model said 500", 0), None, "below `after`");
+        assert_eq!(
+            on_run(&p, &mut open, RunEnd::Error, 2, "model said 500", 10),
+            Some(Notice::Alert { cause: "the agent turn failed", failures: 2 })
+        );
+        assert_eq!(on_run(&p, &mut open, RunEnd::Error, 3, "model said 502", 5_000), None, "same cause: same incident");
+        assert_eq!(on_run(&p, &mut open, RunEnd::Error, 4, "timed out after 30s", 500), None, "within the cooldown");
+        assert_eq!(
+            on_run(&p, &mut open, RunEnd::Error, 5, "timed out after 30s", 2_000),
+            Some(Notice::Alert { cause: "the run timed out", failures: 5 })
+        );
+        assert_eq!(on_run(&p, &mut open, RunEnd::Skipped, 1, "busy", 9_000), None, "a skip is no recovery");
+        assert!(open.is_some());
+        assert_eq!(on_run(&p, &mut open, RunEnd::Ok, 0, "", 9_500), Some(Notice::Recovered { failures: 5 }));
+        assert_eq!(open, None);
+        assert_eq!(on_run(&p, &mut open, RunEnd::Ok, 0, "", 9_600), None, "one recovery notice");
+    }
+
+    #[test]
+    fn skipped_runs_alert_only_when_included() {
+        let mut p = two();
+        let mut open = None;
+        assert_eq!(on_run(&p, &mut open, RunEnd::Skipped, 5, "quiet-hours", 0), None);
+        p.include_skipped = true;
+        assert_eq!(
+            on_run(&p, &mut open, RunEnd::Skipped, 2, "quiet-hours", 0),
+            Some(Notice::Alert { cause: "it was skipped", failures: 2 })
+        );
+    }
+
+    #[test]
+    fn chats_are_told_a_normalised_cause_never_the_raw_error() {
+        let raw = "model error: 400 {\"error\":{\"message\":\"key sk-live-123 invalid\"}}";
+        let t = text(&Notice::Alert { cause: chat_cause(raw), failures: 2 }, "j", "Nightly", "2026-12-06T00:00:00Z");
+        assert!(
+            !t.contains("sk-live") && t.contains("the agent turn failed") && t.contains("chela cron runs j"),
+            "{t}"
+        );
+        assert_eq!(chat_cause("payload.model: unknown model"), "the job's settings are invalid");
+    }
+
+    #[test]
+    fn a_job_failure_alert_is_false_true_or_a_checked_object() {
+        let j = |fa: &str| {
+            serde_json::from_str::<JobSpec>(
+                &ANNOUNCES.replace("\"id\": \"j\",", &format!("\"id\": \"j\", \"failureAlert\": {fa},")),
+            )
+        };
+        assert_eq!(j("false").unwrap().failure_alert, Some(JobFailureAlert::Switch(false)));
+        assert!(matches!(j(r#"{ "after": 3 }"#).unwrap().failure_alert, Some(JobFailureAlert::Policy(_))));
+        let e = j(r#"{ "aftr": 3 }"#).unwrap_err().to_string();
+        assert!(e.contains("aftr"), "{e}");
+        let bad = FailureAlertConfig { mode: Some("pager".into()), after: Some(0), ..Default::default() };
+        let fields: Vec<String> = bad.problems("failureAlert").into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["failureAlert.after", "failureAlert.mode"]);
+    }
+}

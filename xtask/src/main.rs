@@ -364,7 +364,8 @@ impl Demo {
     fn print_next_steps(&self) {
         let (port, say_port) = (self.port, self.say_port);
         println!(
-            "\nThe gateway is running on http://127.0.0.1:{port} (Ctrl-C stops it). Try:\n\
+            "\nThe gateway is running on http://127.0.0.1:{port} (Ctrl-C stops it).\n\
+             The control page: http://127.0.0.1:{port}/ (log in with the token in {token}). Try:\n\
              \x20 {bin} --config {cfg} send --agent personal \"what's on this weekend?\"\n\
              \x20 TOKEN=$(cat {token})   # the control-plane token the gateway generated\n\
              \x20 curl -s -H \"Authorization: Bearer $TOKEN\" localhost:{port}/api/v1/agents\n\
@@ -580,6 +581,7 @@ fn test() -> Result<(), String> {
     )?;
     build_plugins()?;
     ensure_bubblewrap();
+    ensure_browser()?;
     run("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     validate_deploy()?;
     python_tool(&root().join("target/py-venv"), OPENAI_SDK, "openai")?;
@@ -609,12 +611,11 @@ fn test() -> Result<(), String> {
     Ok(())
 }
 
-/// Sandboxed `exec` runs under bubblewrap (Debian package `bubblewrap`).
-/// Installed when missing and apt can; otherwise the sandbox tests check
-/// that exec fails closed instead.
-fn ensure_bubblewrap() {
-    if Path::new("/usr/bin/bwrap").exists() {
-        return;
+/// Installs Debian `package` (which provides `path`) when `path` is missing
+/// and apt can (as root, or through `sudo -n`); `Err` when it could not.
+fn ensure_apt(package: &str, path: &str) -> Result<(), String> {
+    if Path::new(path).exists() {
+        return Ok(());
     }
     let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
     let apt = |args: &[&str]| {
@@ -625,11 +626,31 @@ fn ensure_bubblewrap() {
         c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
         run(&format!("apt-get {}", args.join(" ")), &mut c)
     };
-    if apt(&["install", "-y", "-q", "bubblewrap"]).is_err()
-        && (apt(&["update", "-q"]).is_err() || apt(&["install", "-y", "-q", "bubblewrap"]).is_err())
-    {
+    apt(&["install", "-y", "-q", "--no-install-recommends", package]).or_else(|_| {
+        apt(&["update", "-q"]).and_then(|()| apt(&["install", "-y", "-q", "--no-install-recommends", package]))
+    })
+}
+
+/// Sandboxed `exec` runs under bubblewrap (Debian package `bubblewrap`);
+/// without it the sandbox tests check that exec fails closed instead.
+fn ensure_bubblewrap() {
+    if ensure_apt("bubblewrap", "/usr/bin/bwrap").is_err() {
         eprintln!("warning: bubblewrap could not be installed; sandboxed exec will refuse to run (tests check that)");
     }
+}
+
+/// The control page's browser test: Debian's Chromium and playwright-core
+/// (npm, `tests/ui/package-lock.json`).
+fn ensure_browser() -> Result<(), String> {
+    ensure_apt("chromium", "/usr/bin/chromium")?;
+    let ui = root().join("tests/ui");
+    if ui.join("node_modules/playwright-core").is_dir() {
+        return Ok(());
+    }
+    run(
+        "npm ci (playwright-core, for the browser tests)",
+        Command::new("npm").current_dir(&ui).args(["ci", "--no-fund", "--no-audit"]),
+    )
 }
 
 /// The file chela's config loader knows OpenClaw's keys from.

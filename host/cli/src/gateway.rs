@@ -72,6 +72,9 @@ pub fn run(ctx: &Context, args: &GatewayArgs) -> Result<ExitCode> {
             "chela gateway listening on http://{}",
             running.addr
         );
+        if let Some(base) = chela_gateway::control_ui::base_path(&gw.config()) {
+            tracing::info!("control page at http://{}{base}/", running.addr);
+        }
         for (channel, why) in gw.missing_channels() {
             tracing::warn!(%channel, "channel `{channel}` not running: {why}");
         }

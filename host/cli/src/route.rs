@@ -127,8 +127,9 @@ fn json_output(
     if let Some(i) = e.result.as_ref().ok().and_then(|r| r.binding_index) {
         out["binding"] = serde_json::json!({"index": i, "text": describe(i)});
     }
-    out["tiers"] = serde_json::to_value(&e.tiers).unwrap_or_default();
-    out["shadowed"] = e.shadowed.iter().map(|(t, i)| serde_json::json!({"matchedBy": t, "index": i})).collect();
+    let trace = e.trace_json();
+    out["tiers"] = trace["tiers"].clone();
+    out["shadowed"] = trace["shadowed"].clone();
     out
 }
 

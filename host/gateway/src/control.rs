@@ -217,8 +217,20 @@ async fn route(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         Ok(i) => i,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
-    match gw.snapshot().routes.dispatch(&input) {
-        Ok(d) => json(StatusCode::OK, &serde_json::json!(d)),
-        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+    let snap = gw.snapshot();
+    // The tier walk too, so a caller (the control page) can show why.
+    let mut trace = snap.routes.explain(&snap.config, &input).trace_json();
+    match snap.routes.dispatch(&input) {
+        Ok(d) => {
+            let mut out = serde_json::json!(d);
+            out["tiers"] = trace["tiers"].take();
+            out["shadowed"] = trace["shadowed"].take();
+            json(StatusCode::OK, &out)
+        }
+        Err(e) => {
+            let mut out = serde_json::json!({ "error": e.to_string() });
+            out["tiers"] = trace["tiers"].take();
+            json(StatusCode::UNPROCESSABLE_ENTITY, &out)
+        }
     }
 }

@@ -131,10 +131,9 @@ impl Refusal {
 pub(crate) fn allowed_origins(cfg: &Config) -> Vec<String> {
     cfg.gateway
         .as_ref()
-        .and_then(|g| g.control_ui.as_ref()?.get("allowedOrigins")?.as_array().cloned())
+        .and_then(|g| g.control_ui.as_ref()?.allowed_origins.clone())
         .unwrap_or_default()
         .iter()
-        .filter_map(|v| v.as_str())
         .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
         .collect()
 }

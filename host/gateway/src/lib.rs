@@ -12,6 +12,7 @@
 mod backoff;
 mod chat_queue;
 mod control;
+pub mod control_ui;
 pub mod cron;
 mod group_history;
 mod guard;

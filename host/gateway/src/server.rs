@@ -154,6 +154,9 @@ async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::net::Sock
             Ok(()) => crate::openai::handle(gw, req).await,
             Err(r) => crate::openai::refused(r),
         },
-        _ => error(StatusCode::NOT_FOUND, &format!("no route for {} {path}", req.method())),
+        _ => match crate::control_ui::serve(&gw.config(), req.method(), &path) {
+            Some(page) => page,
+            None => error(StatusCode::NOT_FOUND, &format!("no route for {} {path}", req.method())),
+        },
     }
 }

@@ -31,7 +31,7 @@ const INSTEAD: &[(&str, &str)] = &[
     ("cron.webhookSsrfPolicy.allowIpv6UniqueLocalRange", "fc00::/7 stays refused; name the receiver in `allowedHostnames`"),
     ("cron.webhook", "OpenClaw retired this fallback URL: set a job's `delivery: {mode: \"webhook\", to}`"),
     ("cron.sessionRetention", "an isolated job's run sessions stay in its agent's session store"),
-    ("gateway.controlUi", "there is no control page yet: the control API (`/api/v1`) and `chela status`, `health`, `route`, `sessions`"),
+    ("gateway.controlUi", "chela's control page is built into the binary and reads `enabled`, `basePath` and `allowedOrigins` only"),
     ("mcp", "tools are WebAssembly components dropped into the plugins dir (docs/plugins.md)"),
     ("hooks", "there are no hooks; channel adapters and tools are WebAssembly plugins"),
     ("logging", "logs go to stderr: filter with `CHELA_LOG` or `RUST_LOG`, JSON with `--log-format json`"),

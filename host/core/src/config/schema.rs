@@ -917,10 +917,48 @@ pub struct GatewayConfig {
     pub mode: Option<String>,
     pub auth: Option<GatewayAuth>,
     pub http: Option<Json>,
-    pub control_ui: Option<Json>,
+    pub control_ui: Option<ControlUiConfig>,
     pub tls: Option<Json>,
     /// chela: `/metrics`.
     pub metrics: Option<GatewayMetrics>,
+}
+
+/// `gateway.controlUi`: the control page the gateway serves (OpenClaw's
+/// keys; the others it defines load with an "ignored" warning).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ControlUiConfig {
+    /// `false`: no control page (the control API stays).
+    pub enabled: Option<bool>,
+    /// Where the page is served (`/ops`); default `/`.
+    pub base_path: Option<String>,
+    /// Other origins whose pages may call the control API (a reverse proxy's name).
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+impl ControlUiConfig {
+    /// The base path normalised (`""` for the root, else `/a/b` without a
+    /// trailing slash), or why it cannot be one.
+    pub fn base(&self) -> Result<String, String> {
+        let raw = self.base_path.as_deref().unwrap_or("").trim();
+        let trimmed = raw.trim_end_matches('/');
+        if trimmed.is_empty() {
+            return Ok(String::new());
+        }
+        if !trimmed.starts_with('/') {
+            return Err(format!("`{raw}` must start with `/`"));
+        }
+        if trimmed.split('/').any(|s| s == ".." || s == ".")
+            || !trimmed.chars().all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c))
+        {
+            return Err(format!("`{raw}`: letters, digits, `-`, `_`, `.` and `/` only, no `.` or `..` segments"));
+        }
+        let first = trimmed.split('/').nth(1).unwrap_or_default();
+        if ["api", "v1", "channels", "healthz", "readyz", "metrics"].contains(&first) {
+            return Err(format!("`{raw}` would hide the gateway's own `/{first}` routes"));
+        }
+        Ok(trimmed.to_string())
+    }
 }
 
 /// `gateway.metrics` (chela).

@@ -79,6 +79,7 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
     check.heartbeats();
     check.thinking_levels();
     check.cron_jobs();
+    check.control_ui();
     check.weakened_isolation();
     check.ignored_settings();
     check.out.into_iter().map(|d| loaded.attach_file(d)).collect()
@@ -403,6 +404,13 @@ impl Checker<'_> {
             for p in job.problems(self.cfg, 0) {
                 self.err(format!("{path}.{}", p.field), p.message);
             }
+        }
+    }
+
+    /// `gateway.controlUi.basePath` must be a path the page can live under.
+    fn control_ui(&mut self) {
+        if let Some(Err(why)) = self.cfg.gateway.as_ref().and_then(|g| g.control_ui.as_ref()).map(|c| c.base()) {
+            self.err("gateway.controlUi.basePath".into(), why);
         }
     }
 

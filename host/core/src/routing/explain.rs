@@ -102,6 +102,18 @@ fn describe(m: Mismatch) -> String {
     }
 }
 
+impl Explanation {
+    /// The walk as JSON, as `chela route --json` and the control API give it:
+    /// `tiers` (each tier checked or skipped, with every candidate's verdict)
+    /// and `shadowed` (bindings that also match but lose).
+    pub fn trace_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "tiers": serde_json::to_value(&self.tiers).unwrap_or_default(),
+            "shadowed": self.shadowed.iter().map(|(t, i)| serde_json::json!({"matchedBy": t, "index": i})).collect::<Vec<_>>(),
+        })
+    }
+}
+
 impl RouteTable {
     /// Routes `input` and records why each tier did or did not match.
     pub fn explain(&self, cfg: &Config, input: &RouteInput) -> Explanation {

@@ -17,4 +17,5 @@ mod reload;
 mod send_policy;
 mod slack;
 mod telegram;
+mod ui;
 mod whatsapp;

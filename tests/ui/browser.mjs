@@ -1,0 +1,118 @@
+// The control page in a real headless Chromium (Debian's `chromium`,
+// driven by playwright-core), against a running gateway. Started by the
+// Rust test `host/gateway/tests/gateway/ui.rs`, which sets up the gateway,
+// its agents and a conversation, and passes:
+//   CHELA_URL        the page (the gateway's origin and base path)
+//   CHELA_TOKEN      the gateway token
+//   CHELA_EXPECT     JSON: {agents: [...], route: {...}, session: {...}}
+//   CHELA_SHOTS      where to save one screenshot per page (docs/ui)
+// Exits 0 when every check passed; otherwise prints the failed check and exits 1.
+
+import { chromium } from "playwright-core";
+import http from "node:http";
+import assert from "node:assert/strict";
+
+const url = process.env.CHELA_URL;
+const token = process.env.CHELA_TOKEN;
+const expect = JSON.parse(process.env.CHELA_EXPECT || "{}");
+const shots = process.env.CHELA_SHOTS;
+const executablePath = process.env.CHELA_CHROMIUM || "/usr/bin/chromium";
+
+const browser = await chromium.launch({ executablePath, headless: true, args: ["--no-sandbox"] });
+const step = (name) => console.log(`ok - ${name}`);
+const shot = async (page, name) => {
+  if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+};
+
+try {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 720 }, colorScheme: "light" });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  // A CSP violation is logged as a console error: the page must not cause any.
+  page.on("console", (m) => m.type() === "error" && !m.text().includes("401") && errors.push(m.text()));
+
+  await page.goto(url);
+  await page.waitForSelector("#login");
+  await shot(page, "login");
+  await page.fill("#token", "not-the-token");
+  await page.click("#login button[type=submit]");
+  await page.waitForFunction(() => document.querySelector("#login-error")?.textContent.includes("refused"));
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("chela.token")), null, "a refused token is not kept");
+  step("a wrong token is refused and not kept");
+
+  await page.fill("#token", token);
+  await page.click("#login button[type=submit]");
+  await page.waitForSelector("#agents tbody tr");
+  const agents = await page.$$eval("#agents tbody tr td:first-child", (tds) => tds.map((td) => td.textContent));
+  assert.deepEqual(agents.sort(), [...expect.agents].sort(), "the agents of the config");
+  assert.ok(!page.url().includes(token), "the token never goes into the URL");
+  const channels = await page.$$eval("#channels tbody tr", (rows) => rows.map((r) => r.textContent));
+  assert.ok(channels.some((r) => r.includes(expect.channel)), `channel ${expect.channel} listed: ${channels}`);
+  await shot(page, "overview");
+  step("logged in: the overview lists every agent and channel");
+
+  await page.click('nav a[href="#/route"]');
+  await page.waitForSelector("#route-form");
+  for (const [name, value] of Object.entries(expect.route.input)) await page.fill(`#route-form [name=${name}]`, value);
+  await page.click("#route-form button[type=submit]");
+  await page.waitForSelector("#route-agent");
+  assert.equal((await page.textContent("#route-agent")).trim(), expect.route.agent);
+  assert.equal((await page.textContent("#route-tier")).trim(), expect.route.tier);
+  const matched = await page.textContent("#tiers li.matched");
+  assert.ok(matched.includes(expect.route.tier), `the matched tier is marked: ${matched}`);
+  await shot(page, "route");
+  step(`route explanation: ${expect.route.agent} by ${expect.route.tier}`);
+
+  await page.click('nav a[href="#/sessions"]');
+  await page.selectOption("#agent", expect.session.agent);
+  await page.waitForSelector(`#sessions a:text-is("${expect.session.key}")`);
+  await shot(page, "sessions");
+  await page.click(`#sessions a:text-is("${expect.session.key}")`);
+  await page.waitForSelector("#transcript .msg");
+  const transcript = await page.textContent("#transcript");
+  for (const text of expect.session.contains) assert.ok(transcript.includes(text), `transcript has “${text}”: ${transcript}`);
+  // Chat text is shown as text: a message carrying markup makes no element.
+  assert.equal(await page.$$eval("#transcript img, #transcript script", (n) => n.length), 0, "markup in a message stays text");
+  await shot(page, "transcript");
+  step("sessions and a transcript, markup shown as text");
+
+  // A token that stops working sends the user back to the login.
+  await page.evaluate(() => sessionStorage.setItem("chela.token", "revoked"));
+  await page.click('nav a[href="#/overview"]');
+  await page.waitForFunction(() => document.querySelector("#login-error")?.textContent.includes("log in again"));
+  step("a refused token shows the login again");
+  assert.deepEqual(errors, [], "no script errors or CSP violations");
+
+  // A page on another origin cannot use the API, even holding the token.
+  const evil = http.createServer((_, res) => {
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end("<!doctype html><title>elsewhere</title>");
+  });
+  await new Promise((r) => evil.listen(0, "127.0.0.1", r));
+  const other = await context.newPage();
+  await other.goto(`http://127.0.0.1:${evil.address().port}/`);
+  const api = new URL("/api/v1/agents", url).href;
+  const outcome = await other.evaluate(
+    async ({ api, token }) => {
+      const out = {};
+      try {
+        const r = await fetch(api, { headers: { authorization: `Bearer ${token}` } });
+        out.read = `answered ${r.status}`;
+      } catch (e) {
+        out.read = "blocked";
+      }
+      return out;
+    },
+    { api, token },
+  );
+  assert.equal(outcome.read, "blocked", "a cross-origin page cannot read the API");
+  evil.close();
+  step("another origin cannot use the API");
+  console.log(JSON.stringify({ passed: true, crossOrigin: outcome }));
+} catch (e) {
+  console.error(`not ok - ${e.message}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,265 @@
+// chela's control page: a client of the control API (`/api/v1`), nothing
+// more. The gateway token is asked for once, kept in this tab's
+// sessionStorage and sent as `Authorization: Bearer`; it never goes into a
+// URL. Everything shown is built with DOM nodes and textContent, never
+// innerHTML, so chat text in transcripts cannot become markup.
+
+const TOKEN_KEY = "chela.token";
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+
+/** h("td", {class: "x"}, "text", node…): an element with attributes and children. */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function show(...nodes) {
+  main.replaceChildren(...nodes);
+  main.focus();
+}
+
+class Refused extends Error {}
+
+/** A control API call; a refused token sends the user back to the login. */
+async function api(path, { method = "GET", body } = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) throw new Refused("not logged in");
+  const headers = { authorization: `Bearer ${token}` };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(`/api/v1/${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await res.json().catch(() => ({}));
+  if (res.status === 401) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    login("The gateway refused the token; log in again.");
+    throw new Refused(data.error || "unauthorized");
+  }
+  return { ok: res.ok, status: res.status, data };
+}
+
+function table(id, columns, rows) {
+  return h(
+    "table",
+    { id },
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}, rows.map((r) => h("tr", {}, r.map((cell) => h("td", {}, cell))))),
+  );
+}
+
+function login(message) {
+  nav.hidden = true;
+  const error = h("p", { id: "login-error", class: "error", role: "alert" }, message || "");
+  const input = h("input", { id: "token", type: "password", autocomplete: "off", required: true });
+  const form = h(
+    "form",
+    { class: "login", id: "login" },
+    h("h1", {}, "Log in"),
+    h("p", { class: "muted" }, "Paste the gateway token (", h("code", {}, "gateway.auth.token"), ", or ", h("code", {}, "<stateDir>/gateway.token"), ")."),
+    h("label", {}, "Gateway token", input),
+    h("button", { class: "primary", type: "submit" }, "Log in"),
+    error,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const res = await fetch("/api/v1/agents", { headers: { authorization: `Bearer ${input.value.trim()}` } });
+    if (res.ok) {
+      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+      if (location.hash === "#/overview") render();
+      else location.hash = "#/overview";
+    } else {
+      const data = await res.json().catch(() => ({}));
+      error.textContent = res.status === 429 ? data.error || "Too many attempts; wait a minute." : "The gateway refused this token.";
+    }
+  });
+  show(form);
+  input.focus();
+}
+
+async function overview() {
+  const [agents, channels, plugins] = await Promise.all([api("agents"), api("channels"), api("plugins")]);
+  show(
+    h("h1", {}, "Overview"),
+    h("h2", {}, "Agents"),
+    table(
+      "agents",
+      ["Agent", "Name", "Default", "Bindings", "Workspace"],
+      (agents.data.agents || []).map((a) => [h("code", {}, a.id), a.name || "—", a.default ? "yes" : "", String(a.bindings), h("code", {}, a.workspace || "")]),
+    ),
+    h("h2", {}, "Channels"),
+    table(
+      "channels",
+      ["Channel", "Account", "State", "Detail"],
+      (channels.data.channels || []).map((c) => [
+        c.channel,
+        c.account,
+        h("span", { class: c.running ? "ok" : "error" }, c.state || (c.running ? "running" : "stopped")),
+        c.lastError || "",
+      ]),
+    ),
+    h("h2", {}, "Plugins"),
+    table(
+      "plugins",
+      ["Plugin", "Kind", "Status", "Error"],
+      (Array.isArray(plugins.data) ? plugins.data : []).map((p) => [
+        h("code", {}, p.id),
+        p.tool ? `tool ${p.tool}` : p.kind || "",
+        h("span", { class: p.status === "ready" ? "ok" : "error" }, p.status),
+        p.error || "",
+      ]),
+    ),
+  );
+}
+
+function tierLine(t) {
+  if (t.status === "skipped") return h("li", {}, h("code", {}, t.tier), ` — skipped: ${t.reason}`);
+  const cands = t.candidates || [];
+  const matched = cands.find((c) => !c.rejectedBecause);
+  if (matched) return h("li", { class: "matched" }, h("code", {}, t.tier), ` — matched bindings[${matched.bindingIndex}]`);
+  if (!cands.length) return h("li", {}, h("code", {}, t.tier), " — no binding here");
+  return h(
+    "li",
+    {},
+    h("code", {}, t.tier),
+    " — no match: ",
+    cands.map((c) => `bindings[${c.bindingIndex}] ${c.rejectedBecause}`).join("; "),
+  );
+}
+
+function routePage() {
+  const field = (name, label, attrs = {}) => h("label", {}, label, h("input", { name, ...attrs }));
+  const kind = (name) =>
+    h("label", {}, `${name === "peerKind" ? "Peer" : "Parent"} kind`, h("select", { name }, ["", "direct", "group", "channel"].map((k) => h("option", { value: k }, k || "—"))));
+  const result = h("section", { id: "route-result", "aria-live": "polite" });
+  const form = h(
+    "form",
+    { class: "grid", id: "route-form" },
+    field("channel", "Channel", { required: true, placeholder: "whatsapp" }),
+    field("accountId", "Account", { placeholder: "default" }),
+    kind("peerKind"),
+    field("peerId", "Peer id"),
+    kind("parentKind"),
+    field("parentId", "Parent peer id"),
+    field("guildId", "Guild (Discord)"),
+    field("memberRoleIds", "Roles (comma separated)"),
+    field("teamId", "Team (Slack)"),
+    h("button", { class: "primary", type: "submit" }, "Explain"),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    const v = (k) => (f.get(k) || "").toString().trim();
+    const body = { channel: v("channel") };
+    if (v("accountId")) body.accountId = v("accountId");
+    if (v("peerId")) body.peer = { kind: v("peerKind") || "direct", id: v("peerId") };
+    if (v("parentId")) body.parentPeer = { kind: v("parentKind") || "group", id: v("parentId") };
+    if (v("guildId")) body.guildId = v("guildId");
+    if (v("teamId")) body.teamId = v("teamId");
+    if (v("memberRoleIds")) body.memberRoleIds = v("memberRoleIds").split(",").map((s) => s.trim()).filter(Boolean);
+    const res = await api("route", { method: "POST", body });
+    const tiers = h("ol", { class: "tiers", id: "tiers" }, (res.data.tiers || []).map(tierLine));
+    if (!res.ok) {
+      result.replaceChildren(h("p", { class: "error", role: "alert" }, res.data.error || `HTTP ${res.status}`), tiers);
+      return;
+    }
+    const r = (res.data.routes || [])[0] || {};
+    result.replaceChildren(
+      h("h2", {}, "Route"),
+      h(
+        "dl",
+        {},
+        h("dt", {}, "Agent"),
+        h("dd", { id: "route-agent" }, h("code", {}, r.agentId)),
+        h("dt", {}, "Matched by"),
+        h("dd", { id: "route-tier" }, h("code", {}, r.matchedBy)),
+        h("dt", {}, "Session"),
+        h("dd", {}, h("code", {}, r.sessionKey)),
+      ),
+      h("h2", {}, "Tiers, most specific first"),
+      tiers,
+    );
+  });
+  show(h("h1", {}, "Why does a message go to that agent?"), form, result);
+}
+
+function parts(content) {
+  if (typeof content === "string") return [content];
+  return (content || []).map((p) => {
+    if (p.type === "text") return p.text;
+    if (p.type === "toolCall") return h("div", { class: "tool" }, `⚙ ${p.name}(${JSON.stringify(p.arguments)})`);
+    if (p.type === "thinking") return h("div", { class: "muted" }, "(thinking)");
+    if (p.type === "image") return h("div", { class: "muted" }, "(image)");
+    return h("div", { class: "muted" }, `(${p.type})`);
+  });
+}
+
+async function transcript(agent, key) {
+  const res = await api(`sessions/history?agentId=${encodeURIComponent(agent)}&key=${encodeURIComponent(key)}`);
+  if (!res.ok) return show(h("p", { class: "error", role: "alert" }, res.data.error || `HTTP ${res.status}`));
+  const messages = (res.data.messages || []).map((m) => {
+    const who = m.role === "toolResult" ? `result of ${m.toolName}` : m.role;
+    const usage = m.usage ? ` · ${m.usage.input ?? 0} in / ${m.usage.output ?? 0} out tokens` : "";
+    return h("div", { class: `msg ${m.role}` }, h("span", { class: "who" }, who + usage), parts(m.content));
+  });
+  show(
+    h("h1", {}, "Transcript"),
+    h("p", {}, h("a", { href: `#/sessions/${encodeURIComponent(agent)}` }, "← sessions of ", agent), " · ", h("code", {}, key)),
+    h("section", { id: "transcript" }, messages.length ? messages : h("p", { class: "muted" }, "No messages yet.")),
+  );
+}
+
+async function sessions(agent) {
+  const agents = (await api("agents")).data.agents || [];
+  const chosen = agent || (agents.find((a) => a.default) || agents[0] || {}).id;
+  const pick = h(
+    "select",
+    { id: "agent", onchange: (ev) => (location.hash = `#/sessions/${encodeURIComponent(ev.target.value)}`) },
+    agents.map((a) => h("option", { value: a.id, selected: a.id === chosen }, a.name ? `${a.id} (${a.name})` : a.id)),
+  );
+  const list = chosen ? (await api(`sessions?agentId=${encodeURIComponent(chosen)}`)).data.sessions || [] : [];
+  list.sort((a, b) => (b.entry?.updatedAt ?? 0) - (a.entry?.updatedAt ?? 0));
+  show(
+    h("h1", {}, "Sessions"),
+    h("label", {}, "Agent", pick),
+    table(
+      "sessions",
+      ["Session", "Last activity", "Chat"],
+      list.map((s) => [
+        h("a", { class: "row", href: `#/transcript/${encodeURIComponent(chosen)}/${encodeURIComponent(s.key)}` }, s.key),
+        s.entry?.updatedAt ? new Date(s.entry.updatedAt).toLocaleString() : "—",
+        s.entry?.chatType || "",
+      ]),
+    ),
+  );
+}
+
+async function render() {
+  if (!sessionStorage.getItem(TOKEN_KEY)) return login();
+  nav.hidden = false;
+  const [page, ...args] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  for (const a of nav.querySelectorAll("a")) a.toggleAttribute("aria-current", a.getAttribute("href") === `#/${page || "overview"}`);
+  for (const a of nav.querySelectorAll("a[aria-current]")) a.setAttribute("aria-current", "page");
+  try {
+    if (page === "route") return routePage();
+    if (page === "sessions") return await sessions(args[0]);
+    if (page === "transcript") return await transcript(args[0], args.slice(1).join("/"));
+    return await overview();
+  } catch (e) {
+    if (!(e instanceof Refused)) show(h("p", { class: "error", role: "alert" }, `The page failed: ${e.message}`));
+  }
+}
+
+document.getElementById("logout").addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  login("Logged out.");
+});
+window.addEventListener("hashchange", render);
+render();

@@ -241,7 +241,106 @@ async function sessions(agent) {
   );
 }
 
+async function pairingPage(note) {
+  const res = await api("pairing");
+  const status = h("p", { id: "pairing-status", role: "status" }, note || "");
+  const decide = async (row, approve) => {
+    const r = await api(`pairing/${approve ? "approve" : "deny"}`, { method: "POST", body: { channel: row.channel, code: row.code } });
+    const done = r.ok ? `${approve ? "Approved" : "Denied"} ${row.id} on ${row.channel}.` : r.data.error || `HTTP ${r.status}`;
+    await pairingPage(done);
+  };
+  const rows = (res.data.pending || []).map((r) => [
+    r.channel,
+    r.accountId,
+    h("code", {}, r.id),
+    r.name || "—",
+    h("code", { class: "code" }, r.code),
+    new Date(r.createdAt).toLocaleTimeString(),
+    h(
+      "span",
+      {},
+      h("button", { class: "primary", type: "button", "data-code": r.code, onclick: () => decide(r, true) }, "Approve"),
+      " ",
+      h("button", { type: "button", "data-deny": r.code, onclick: () => decide(r, false) }, "Deny"),
+    ),
+  ]);
+  show(
+    h("h1", {}, "Pairing requests"),
+    h("p", { class: "muted" }, "Unknown senders under ", h("code", {}, 'dmPolicy: "pairing"'), " get a code; approving one lets that sender talk to the account's agent. Codes expire after an hour."),
+    status,
+    rows.length ? table("pairing", ["Channel", "Account", "Sender", "Name", "Code", "Asked", ""], rows) : h("p", { id: "pairing-empty" }, "No pending requests."),
+  );
+}
+
+/** The live feed: server-sent events read with fetch (EventSource cannot send the token). */
+let liveStream = null;
+
+async function livePage() {
+  const agents = (await api("agents")).data.agents || [];
+  const agent = h("select", { id: "live-agent" }, h("option", { value: "" }, "every agent"), agents.map((a) => h("option", { value: a.id }, a.id)));
+  const body = h("tbody");
+  const state = h("p", { id: "live-state", class: "muted", role: "status" }, "Connecting…");
+  const connect = async () => {
+    liveStream?.abort();
+    const controller = new AbortController();
+    liveStream = controller;
+    const query = agent.value ? `?agentId=${encodeURIComponent(agent.value)}` : "";
+    const res = await fetch(`/api/v1/events${query}`, {
+      headers: { authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` },
+      signal: controller.signal,
+    }).catch(() => null);
+    if (!res || !res.ok) {
+      state.textContent = "The live feed is not available.";
+      return;
+    }
+    state.textContent = "Live: new events appear at the top.";
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ done: true }));
+      if (done) break;
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        const data = block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+        if (!data) continue;
+        if (block.startsWith("event: missed")) {
+          body.prepend(h("tr", {}, h("td", { colspan: 5, class: "muted" }, `${data} events missed (the page read too slowly)`)));
+          continue;
+        }
+        const ev = JSON.parse(data);
+        body.prepend(
+          h(
+            "tr",
+            { class: `live-${ev.kind}` },
+            h("td", {}, new Date(ev.atMs).toLocaleTimeString()),
+            h("td", { class: ev.kind === "dropped" ? "error" : "" }, ev.kind),
+            h("td", {}, `${ev.channel}/${ev.account}`),
+            h("td", {}, ev.agent || "—"),
+            h("td", {}, ev.text || ev.reason || ""),
+          ),
+        );
+        while (body.children.length > 200) body.lastChild.remove();
+      }
+    }
+  };
+  agent.addEventListener("change", connect);
+  show(
+    h("h1", {}, "Live"),
+    h("label", {}, "Agent", agent),
+    state,
+    h("table", { id: "live" }, h("thead", {}, h("tr", {}, ["Time", "What", "Channel/account", "Agent", "Text or reason"].map((c) => h("th", { scope: "col" }, c)))), body),
+  );
+  connect();
+}
+
 async function render() {
+  if (!location.hash.startsWith("#/live")) {
+    liveStream?.abort();
+    liveStream = null;
+  }
   if (!sessionStorage.getItem(TOKEN_KEY)) return login();
   nav.hidden = false;
   const [page, ...args] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
@@ -249,6 +348,8 @@ async function render() {
   for (const a of nav.querySelectorAll("a[aria-current]")) a.setAttribute("aria-current", "page");
   try {
     if (page === "route") return routePage();
+    if (page === "live") return await livePage();
+    if (page === "pairing") return await pairingPage();
     if (page === "sessions") return await sessions(args[0]);
     if (page === "transcript") return await transcript(args[0], args.slice(1).join("/"));
     return await overview();

@@ -77,6 +77,32 @@ try {
   await shot(page, "transcript");
   step("sessions and a transcript, markup shown as text");
 
+  // Live: a message that arrives while the page is open shows up, and its answer.
+  await page.click('nav a[href="#/live"]');
+  await page.waitForFunction(() => document.querySelector("#live-state")?.textContent.startsWith("Live"));
+  const sent = await fetch(expect.live.webhook, {
+    method: "POST",
+    headers: { authorization: `Bearer ${expect.live.token}`, "content-type": "application/json" },
+    body: JSON.stringify(expect.live.message),
+  });
+  assert.equal(sent.status, 202, "the webhook took the message");
+  await page.waitForSelector("#live tr.live-in");
+  await page.waitForSelector("#live tr.live-out");
+  const inRow = await page.textContent("#live tr.live-in");
+  assert.ok(inRow.includes(expect.live.message.text) && inRow.includes(expect.live.agent), `the inbound row: ${inRow}`);
+  await shot(page, "live");
+  step("live: the message and its answer appear as they happen");
+
+  await page.click('nav a[href="#/pairing"]');
+  await page.waitForSelector(`#pairing button[data-code="${expect.pairing.code}"]`);
+  const row = await page.textContent("#pairing tbody");
+  assert.ok(row.includes(expect.pairing.sender), `the pending request names its sender: ${row}`);
+  await shot(page, "pairing");
+  await page.click(`#pairing button[data-code="${expect.pairing.code}"]`);
+  await page.waitForFunction(() => document.querySelector("#pairing-status")?.textContent.startsWith("Approved"));
+  assert.equal(await page.$(`#pairing button[data-code="${expect.pairing.code}"]`), null, "no longer pending");
+  step("pairing: the request approved from the page");
+
   // A token that stops working sends the user back to the login.
   await page.evaluate(() => sessionStorage.setItem("chela.token", "revoked"));
   await page.click('nav a[href="#/overview"]');

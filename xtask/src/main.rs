@@ -626,9 +626,9 @@ fn ensure_apt(package: &str, path: &str) -> Result<(), String> {
         c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
         run(&format!("apt-get {}", args.join(" ")), &mut c)
     };
-    apt(&["install", "-y", "-q", "--no-install-recommends", package]).or_else(|_| {
-        apt(&["update", "-q"]).and_then(|()| apt(&["install", "-y", "-q", "--no-install-recommends", package]))
-    })
+    // With its recommends: Chromium's fonts come that way.
+    apt(&["install", "-y", "-q", package])
+        .or_else(|_| apt(&["update", "-q"]).and_then(|()| apt(&["install", "-y", "-q", package])))
 }
 
 /// Sandboxed `exec` runs under bubblewrap (Debian package `bubblewrap`);

@@ -67,6 +67,10 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Socke
         (Method::GET, "/api/v1/sessions/history") => history(&gw, query(&req, "agentId"), query(&req, "key")),
         (Method::POST, "/api/v1/send") => send(gw, req).await,
         (Method::POST, "/api/v1/route") => route(gw, req).await,
+        (Method::GET, "/api/v1/events") => events(&gw, query(&req, "agentId"), query(&req, "channel")),
+        (Method::GET, "/api/v1/pairing") => pairing_list(&gw),
+        (Method::POST, "/api/v1/pairing/approve") => pairing_decide(gw, req, true).await,
+        (Method::POST, "/api/v1/pairing/deny") => pairing_decide(gw, req, false).await,
         (Method::GET, "/api/v1/cron") => cron_list(&gw),
         (Method::POST, "/api/v1/cron/run") => cron_run(gw, req).await,
         (m, p) => error(StatusCode::NOT_FOUND, &format!("no control API route {m} {p}")),
@@ -184,6 +188,111 @@ fn cron_list(gw: &Gateway) -> Reply {
         Ok(jobs) => {
             json(StatusCode::OK, &serde_json::json!({ "jobs": crate::cron::listing_json(&gw.config(), &jobs) }))
         }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// Pieces of the live feed a client may fall behind by before it is cut off.
+const LIVE_BACKLOG: usize = 256;
+
+/// `GET /api/v1/events`: the live feed as server-sent events, optionally
+/// only one agent's or one channel's. Ends when the client goes, reads too
+/// slowly, or the gateway stops.
+fn events(gw: &Arc<Gateway>, agent: Option<String>, channel: Option<String>) -> Reply {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut feed = gw.live.subscribe();
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(LIVE_BACKLOG);
+    let gw = Arc::downgrade(gw);
+    tokio::spawn(async move {
+        let mut quiet = 0u32;
+        if tx.try_send(bytes::Bytes::from_static(b": chela live feed\n\n")).is_err() {
+            return;
+        }
+        loop {
+            let piece = match tokio::time::timeout(std::time::Duration::from_secs(1), feed.recv()).await {
+                Ok(Ok(ev)) => {
+                    let wanted = agent.as_ref().is_none_or(|a| ev.agent.as_ref() == Some(a))
+                        && channel.as_ref().is_none_or(|c| &ev.channel == c);
+                    if !wanted {
+                        continue;
+                    }
+                    quiet = 0;
+                    format!("data: {}\n\n", serde_json::to_string(&*ev).unwrap_or_default())
+                }
+                Ok(Err(RecvError::Lagged(n))) => format!("event: missed\ndata: {n}\n\n"),
+                Ok(Err(RecvError::Closed)) => break,
+                Err(_) => {
+                    if gw.upgrade().is_none_or(|g| g.stopping.load(std::sync::atomic::Ordering::Relaxed)) {
+                        break;
+                    }
+                    quiet += 1;
+                    if quiet % 15 != 0 {
+                        continue;
+                    }
+                    ": keep-alive\n\n".to_string()
+                }
+            };
+            // A client that does not read is cut off rather than buffered for.
+            if tx.try_send(bytes::Bytes::from(piece)).is_err() {
+                break;
+            }
+        }
+    });
+    crate::reply::event_stream(rx)
+}
+
+/// `GET /api/v1/pairing`: pending pairing requests of every configured channel.
+fn pairing_list(gw: &Gateway) -> Reply {
+    let pairing = crate::pairing::Pairing::new(&gw.env.state_dir());
+    let mut out = Vec::new();
+    for channel in gw.config().channels.iter().flat_map(|c| c.keys().cloned().collect::<Vec<_>>()) {
+        match pairing.pending(&channel) {
+            Ok(list) => out.extend(list.into_iter().map(|r| {
+                let mut row = serde_json::json!(r);
+                row["channel"] = serde_json::json!(channel);
+                row
+            })),
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        }
+    }
+    json(StatusCode::OK, &serde_json::json!({ "pending": out }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PairingBody {
+    channel: String,
+    code: String,
+}
+
+/// `POST /api/v1/pairing/approve|deny` `{channel, code}`, as `chela pairing approve`.
+async fn pairing_decide(gw: Arc<Gateway>, req: Request<Incoming>, approve: bool) -> Reply {
+    let body: PairingBody = match body_json(&gw, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    // Only a configured channel: its name becomes part of a file name.
+    if !gw.config().channels.as_ref().is_some_and(|c| c.contains_key(&body.channel)) {
+        return error(StatusCode::NOT_FOUND, &format!("no channel `{}` in the config", body.channel));
+    }
+    let pairing = crate::pairing::Pairing::new(&gw.env.state_dir());
+    let (channel, code) = (body.channel.clone(), body.code.clone());
+    let decided = tokio::task::spawn_blocking(move || {
+        if approve {
+            pairing.approve(&channel, &code)
+        } else {
+            pairing.deny(&channel, &code)
+        }
+    })
+    .await;
+    match decided {
+        Ok(Ok(r)) => {
+            tracing::info!(channel = %body.channel, sender = %r.id, approve, "pairing request decided through the control API");
+            let key = if approve { "approved" } else { "denied" };
+            json(StatusCode::OK, &serde_json::json!({ key: r, "channel": body.channel }))
+        }
+        Ok(Err(e @ crate::pairing::PairingError::UnknownCode { .. })) => error(StatusCode::NOT_FOUND, &e.to_string()),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

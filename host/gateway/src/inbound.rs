@@ -22,6 +22,7 @@ use chela_plugin::channel::{ChannelError, ChannelRuntime, Delivery, InboundEvent
 
 use crate::backoff::backoff;
 use crate::journal_codec::{chat_key, dedupe_key, incoming, reply_json};
+use crate::live::{Direction, LiveEvent};
 use crate::pairing::Pairing;
 use crate::reply_order::Turnstile;
 use crate::Gateway;
@@ -295,6 +296,9 @@ impl Gateway {
         self.metrics
             .inc("chela_messages_in_total", &[("channel", &ch), ("account", &account), ("agent", &route.agent_id)]);
         let session_key = route.session_key.to_string();
+        self.live.publish(
+            LiveEvent::new(Direction::In, &ch, &account).agent(&route.agent_id, Some(&session_key)).text(&ev.text),
+        );
         let inbound = Inbound {
             target: route.target(),
             text: ev.text.clone(),
@@ -399,12 +403,15 @@ impl Gateway {
             }
         };
         let finished = finish && journaled.is_some();
+        let out =
+            LiveEvent::new(Direction::Out, &ch, &account).agent(&turn.agent_id, Some(&session_key)).text(&reply.text);
         match self.send_reply(channel, journaled, reply).await {
             Ok(ids) => {
                 self.metrics.inc(
                     "chela_messages_out_total",
                     &[("channel", &ch), ("account", &account), ("agent", &turn.agent_id)],
                 );
+                self.live.publish(out);
                 if let Some(at) = ticket.accepted {
                     self.metrics.observe(
                         "chela_message_reply_seconds",
@@ -462,6 +469,10 @@ impl Gateway {
             tracing::info!(session = %a.session_key, "announcement held back: session.sendPolicy denies it");
             return false;
         }
+        let agent = a.session_key.agent_id();
+        let out = LiveEvent::new(Direction::Out, &d.channel, &d.account_id)
+            .agent(&agent, Some(a.session_key.as_str()))
+            .text(&a.text);
         let msg = OutboundMessage {
             account_id: d.account_id.clone(),
             peer: chela_plugin::channel::Peer { kind: peer_kind(a.chat_type), id: d.to.clone() },
@@ -471,11 +482,11 @@ impl Gateway {
         };
         match deliver(&channel, msg).await {
             Ok(_) => {
-                let agent = a.session_key.agent_id();
                 self.metrics.inc(
                     "chela_messages_out_total",
                     &[("channel", &d.channel), ("account", &d.account_id), ("agent", &agent)],
                 );
+                self.live.publish(out);
                 true
             }
             Err(e) => {
@@ -534,6 +545,7 @@ impl Gateway {
         };
         self.metrics
             .inc("chela_messages_dropped_total", &[("channel", channel), ("account", account), ("reason", class)]);
+        self.live.publish(LiveEvent::new(Direction::Dropped, channel, account).reason(why));
         Outcome::Dropped(why.to_string())
     }
 

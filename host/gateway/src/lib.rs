@@ -20,6 +20,7 @@ mod health;
 mod inbound;
 mod intake;
 mod journal_codec;
+mod live;
 pub mod metrics;
 mod openai;
 pub mod pairing;
@@ -169,6 +170,8 @@ pub struct Gateway {
     group_history: group_history::GroupHistory,
     /// Cron jobs and heartbeats (`cron/`).
     scheduler: cron::Scheduler,
+    /// What happens to messages, for the control page's Live page (`live.rs`).
+    live: live::Live,
 }
 
 /// Secrets of tool plugins: `plugins.entries.<id>.secrets`, each a string
@@ -306,6 +309,7 @@ impl Gateway {
                 started: std::time::Instant::now(),
                 group_history: group_history::GroupHistory::default(),
                 scheduler: cron::Scheduler::new(cron::CronStore::new(&state_dir)),
+                live: live::Live::default(),
             }
         });
         gw.sync_channels().await;

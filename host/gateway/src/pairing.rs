@@ -13,6 +13,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// In this process, one read-modify-write of the pairing files at a time
+/// (the gateway's inbound path and the control API both write them).
+static WRITE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_writer() -> std::sync::MutexGuard<'static, ()> {
+    WRITE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Codes use these 32 characters: no 0/O, no 1/I.
 const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 pub const CODE_LEN: usize = 8;
@@ -134,6 +142,7 @@ impl Pairing {
         sender: &str,
         name: Option<&str>,
     ) -> Result<Option<String>, PairingError> {
+        let _one_writer = one_writer();
         let now = now_ms();
         let mut pending = self.pending(channel)?;
         if let Some(r) = pending.iter_mut().find(|r| r.id == sender && r.account_id == account) {
@@ -164,6 +173,7 @@ impl Pairing {
 
     /// Approves a pending code: the sender joins the account's approved list.
     pub fn approve(&self, channel: &str, code: &str) -> Result<PairingRequest, PairingError> {
+        let _one_writer = one_writer();
         let code = code.trim().to_ascii_uppercase();
         let mut pending = self.pending(channel)?;
         let pos = pending
@@ -171,7 +181,22 @@ impl Pairing {
             .position(|r| r.code == code)
             .ok_or_else(|| PairingError::UnknownCode { channel: channel.to_string(), code: code.clone() })?;
         let req = pending.remove(pos);
-        self.allow(channel, &req.account_id, std::slice::from_ref(&req.id))?;
+        self.allow_locked(channel, &req.account_id, std::slice::from_ref(&req.id))?;
+        self.write(&self.pending_path(channel), &PendingFile { version: 1, requests: pending })?;
+        Ok(req)
+    }
+
+    /// Refuses a pending code: the request is forgotten (the sender may ask
+    /// again, and gets a new code).
+    pub fn deny(&self, channel: &str, code: &str) -> Result<PairingRequest, PairingError> {
+        let _one_writer = one_writer();
+        let code = code.trim().to_ascii_uppercase();
+        let mut pending = self.pending(channel)?;
+        let pos = pending
+            .iter()
+            .position(|r| r.code == code)
+            .ok_or_else(|| PairingError::UnknownCode { channel: channel.to_string(), code: code.clone() })?;
+        let req = pending.remove(pos);
         self.write(&self.pending_path(channel), &PendingFile { version: 1, requests: pending })?;
         Ok(req)
     }
@@ -179,6 +204,12 @@ impl Pairing {
     /// Adds senders to an account's approved list (those not on it yet, in
     /// order); returns how many were added.
     pub fn allow(&self, channel: &str, account: &str, senders: &[String]) -> Result<usize, PairingError> {
+        let _one_writer = one_writer();
+        self.allow_locked(channel, account, senders)
+    }
+
+    /// [`Pairing::allow`], for a caller that holds [`WRITE`].
+    fn allow_locked(&self, channel: &str, account: &str, senders: &[String]) -> Result<usize, PairingError> {
         let path = self.allow_path(channel, account);
         let mut allow: AllowFile = Self::read(&path)?;
         let before = allow.allow_from.len();

@@ -48,6 +48,29 @@ pub(crate) fn streaming(
     r
 }
 
+/// [`ChannelBody`] over a bounded channel: the sender sees when the client reads too slowly.
+struct BoundedBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for BoundedBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|piece| piece.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// An event stream from a bounded channel (the live feed).
+pub(crate) fn event_stream(pieces: tokio::sync::mpsc::Receiver<Bytes>) -> Reply {
+    let mut r = Response::new(BoundedBody(pieces).boxed_unsync());
+    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("text/event-stream"));
+    r.headers_mut().insert("cache-control", hyper::header::HeaderValue::from_static("no-cache"));
+    r
+}
+
 pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
     let mut r = Response::new(full(value.to_string()));
     *r.status_mut() = status;

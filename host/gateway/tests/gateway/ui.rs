@@ -3,8 +3,10 @@
 //! test`) against a gateway with three agents, the webhook channel and one
 //! conversation. The script logs in (a wrong token first), reads the
 //! overview, explains a route, opens the conversation's transcript, sees a
-//! revoked token send it back to the login, and checks that a page on
-//! another origin cannot read the API. Screenshots go to `docs/ui/`.
+//! revoked token send it back to the login, watches a message arrive and
+//! be answered on the Live page, approves a pairing request (the sender is
+//! then answered), and checks that a page on another origin cannot read
+//! the API. Screenshots go to `docs/ui/`.
 
 use std::path::PathBuf;
 
@@ -36,7 +38,9 @@ async fn the_control_page_works_in_a_real_browser() {
       bindings: [
         {{ agentId: "work", match: {{ channel: "webhook", accountId: "inbox" }} }},
         {{ agentId: "ops", match: {{ channel: "webhook", accountId: "inbox", peer: {{ kind: "group", id: "oncall" }} }} }} ],
-      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+      channels: {{ webhook: {{ accounts: {{
+        inbox: {{ webhookToken: "inbox-secret", dmPolicy: "open", allowFrom: ["*"] }},
+        door: {{ webhookToken: "door-secret", dmPolicy: "pairing" }} }} }} }},
     }}"#,
         root = root.display()
     );
@@ -44,6 +48,10 @@ async fn the_control_page_works_in_a_real_browser() {
     let base = format!("http://{}", running.addr);
     let mut n = 0;
     common::say(&base, &mut n, "alice", "hello from alice <img src=x onerror=alert(1)>").await;
+    // Bob is unknown on the `door` account (dmPolicy: pairing): he gets a code.
+    let code = door(&base, "d1", "bob", "let me in").await;
+    let code =
+        code.split("pairing code is ").nth(1).and_then(|r| r.split('.').next()).expect("a pairing code").to_string();
     let expect = serde_json::json!({
         "agents": ["home", "work", "ops"],
         "channel": "webhook",
@@ -56,6 +64,13 @@ async fn the_control_page_works_in_a_real_browser() {
             "agent": "work",
             "key": "agent:work:main",
             "contains": ["hello from alice <img src=x onerror=alert(1)>", "Atlas"],
+        },
+        "pairing": { "channel": "webhook", "code": code, "sender": "bob" },
+        "live": {
+            "webhook": format!("{base}/channels/webhook/inbox/messages"),
+            "token": "inbox-secret",
+            "message": { "id": "live-1", "chat": { "type": "direct", "id": "carol" }, "from": { "id": "carol" }, "text": "live ping" },
+            "agent": "work",
         },
     });
     let shots = repo().join("docs/ui");
@@ -73,7 +88,37 @@ async fn the_control_page_works_in_a_real_browser() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the browser checks failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("\"passed\":true"), "{stdout}");
-    for page in ["login", "overview", "route", "sessions", "transcript"] {
+    for page in ["login", "overview", "route", "sessions", "transcript", "live", "pairing"] {
         assert!(shots.join(format!("{page}.png")).is_file(), "screenshot of {page}");
+    }
+    // Approved on the page: bob's next message reaches the agent.
+    let answer = door(&base, "d2", "bob", "thanks").await;
+    assert!(answer.starts_with("Hestia"), "bob is let in after the approval: {answer}");
+}
+
+/// Sends `text` from `from` to the `door` account; returns the next
+/// message sent to that chat (a pairing code is not a reply to anything).
+async fn door(base: &str, id: &str, from: &str, text: &str) -> String {
+    use serde_json::{json, Value};
+    let headers = [("authorization", "Bearer door-secret"), ("content-type", "application/json")];
+    let to_chat = || async {
+        let url = format!("{base}/channels/webhook/door/outbox?after=0");
+        let a = chela_fakes::wire::request("GET", &url, &headers, b"").await.expect("the gateway answers");
+        let b: Value = serde_json::from_str(&a.body).unwrap_or(Value::Null);
+        b["messages"].as_array().into_iter().flatten().filter(|m| m["chat"]["id"] == from).cloned().collect::<Vec<_>>()
+    };
+    let before = to_chat().await.len();
+    let msg = json!({"id": id, "chat": {"type": "direct", "id": from}, "from": {"id": from}, "text": text}).to_string();
+    let url = format!("{base}/channels/webhook/door/messages");
+    let a = chela_fakes::wire::request("POST", &url, &headers, msg.as_bytes()).await.expect("the gateway answers");
+    assert_eq!(a.status, 202, "{}", a.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let sent = to_chat().await;
+        if let Some(m) = sent.get(before) {
+            return m["text"].as_str().unwrap_or_default().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing sent to {from} after {id}: {sent:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -272,6 +272,31 @@ async function pairingPage(note) {
   );
 }
 
+async function configPage() {
+  const res = await api("config");
+  const r = res.data;
+  const when = r.checkedAtMs ? new Date(r.checkedAtMs).toLocaleTimeString() : "";
+  const status = !r.file
+    ? h("p", { id: "config-status", class: "muted" }, "No config file is watched (the gateway was given its config directly).")
+    : r.applied
+      ? h("p", { id: "config-status", class: "ok" }, "In force: ", h("code", {}, r.file), ` (checked ${when}).`)
+      : h("p", { id: "config-status", class: "error", role: "alert" }, "The last change to ", h("code", {}, r.file), ` was not applied (checked ${when}): the gateway keeps running the last good config. Fix the errors below and save again.`);
+  const problems = r.problems || [];
+  const rows = problems.map((d) => [
+    h("span", { class: d.severity === "error" ? "error" : "muted" }, d.severity),
+    h("code", {}, `${d.file || ""}:${d.line}:${d.column}`),
+    h("code", {}, d.path || ""),
+    h("span", {}, d.message, d.help ? h("div", { class: "muted" }, d.help) : null),
+    d.source !== undefined ? h("code", { class: "source" }, d.source) : "",
+  ]);
+  show(
+    h("h1", {}, "Config"),
+    status,
+    h("button", { id: "config-refresh", type: "button", onclick: () => configPage() }, "Check again"),
+    rows.length ? table("problems", ["", "Where", "Field", "Problem", "Line"], rows) : h("p", { id: "no-problems" }, "No problems."),
+  );
+}
+
 /** The live feed: server-sent events read with fetch (EventSource cannot send the token). */
 let liveStream = null;
 
@@ -350,6 +375,7 @@ async function render() {
     if (page === "route") return routePage();
     if (page === "live") return await livePage();
     if (page === "pairing") return await pairingPage();
+    if (page === "config") return await configPage();
     if (page === "sessions") return await sessions(args[0]);
     if (page === "transcript") return await transcript(args[0], args.slice(1).join("/"));
     return await overview();

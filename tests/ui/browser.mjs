@@ -10,6 +10,7 @@
 
 import { chromium } from "playwright-core";
 import http from "node:http";
+import fs from "node:fs";
 import assert from "node:assert/strict";
 
 const url = process.env.CHELA_URL;
@@ -102,6 +103,22 @@ try {
   await page.waitForFunction(() => document.querySelector("#pairing-status")?.textContent.startsWith("Approved"));
   assert.equal(await page.$(`#pairing button[data-code="${expect.pairing.code}"]`), null, "no longer pending");
   step("pairing: the request approved from the page");
+
+  // Config: the file in force, then an edit that breaks it, shown with its line and not applied.
+  await page.click('nav a[href="#/config"]');
+  await page.waitForFunction(() => document.querySelector("#config-status")?.textContent.startsWith("In force"));
+  fs.writeFileSync(expect.config.file, expect.config.bad);
+  for (let tries = 0; ; tries++) {
+    await page.click("#config-refresh");
+    await page.waitForTimeout(300);
+    if ((await page.textContent("#config-status")).includes("was not applied")) break;
+    assert.ok(tries < 50, "the refused edit shows within 15 s");
+  }
+  const problem = await page.textContent("#problems tbody");
+  assert.ok(problem.includes(expect.config.agent), `the problem names the unknown agent: ${problem}`);
+  assert.ok(problem.includes(`:${expect.config.line}:`), `the problem names line ${expect.config.line}: ${problem}`);
+  await shot(page, "config");
+  step("config: a refused edit is shown with its position and source line");
 
   // A token that stops working sends the user back to the login.
   await page.evaluate(() => sessionStorage.setItem("chela.token", "revoked"));

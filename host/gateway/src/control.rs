@@ -67,6 +67,7 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Socke
         (Method::GET, "/api/v1/sessions/history") => history(&gw, query(&req, "agentId"), query(&req, "key")),
         (Method::POST, "/api/v1/send") => send(gw, req).await,
         (Method::POST, "/api/v1/route") => route(gw, req).await,
+        (Method::GET, "/api/v1/config") => config_report(&gw),
         (Method::GET, "/api/v1/events") => events(&gw, query(&req, "agentId"), query(&req, "channel")),
         (Method::GET, "/api/v1/pairing") => pairing_list(&gw),
         (Method::POST, "/api/v1/pairing/approve") => pairing_decide(gw, req, true).await,
@@ -190,6 +191,41 @@ fn cron_list(gw: &Gateway) -> Reply {
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
+}
+
+/// The longest source line a config problem carries.
+const SOURCE_LINE_MAX: usize = 300;
+
+/// `GET /api/v1/config`: the watched config file's last check, each problem
+/// with the text of its line.
+fn config_report(gw: &Gateway) -> Reply {
+    let report = gw.config_report();
+    let mut texts: std::collections::HashMap<String, Option<String>> = std::collections::HashMap::new();
+    let problems: Vec<serde_json::Value> = report
+        .problems
+        .iter()
+        .map(|d| {
+            let mut row = serde_json::json!(d);
+            // The loader names only the config file and the files it includes.
+            if let Some(file) = &d.file {
+                let text = texts.entry(file.clone()).or_insert_with(|| std::fs::read_to_string(file).ok());
+                let line = text.as_deref().and_then(|t| t.lines().nth((d.line as usize).checked_sub(1)?));
+                if let Some(line) = line {
+                    row["source"] = serde_json::json!(line.chars().take(SOURCE_LINE_MAX).collect::<String>());
+                }
+            }
+            row
+        })
+        .collect();
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "file": report.file,
+            "checkedAtMs": report.checked_at_ms,
+            "applied": report.applied,
+            "problems": problems,
+        }),
+    )
 }
 
 /// Pieces of the live feed a client may fall behind by before it is cut off.

@@ -44,7 +44,7 @@ use chela_agent::{AgentRuntime, Providers};
 use chela_core::config::paths::Environment;
 use chela_core::config::plugin_entry::{resolve_env_ref, PluginEntry};
 use chela_core::config::schema::Config;
-use chela_core::config::EnvVars;
+use chela_core::config::{Diagnostic, EnvVars};
 use chela_core::snapshot::{Snapshot, SnapshotCell};
 use chela_plugin::capability::secrets::SecretStore;
 use chela_plugin::channel::ChannelRuntime;
@@ -172,6 +172,8 @@ pub struct Gateway {
     scheduler: cron::Scheduler,
     /// What happens to messages, for the control page's Live page (`live.rs`).
     live: live::Live,
+    /// The watched config file's last check (`GET /api/v1/config`).
+    config_report: std::sync::Mutex<ConfigReport>,
 }
 
 /// Secrets of tool plugins: `plugins.entries.<id>.secrets`, each a string
@@ -310,6 +312,7 @@ impl Gateway {
                 group_history: group_history::GroupHistory::default(),
                 scheduler: cron::Scheduler::new(cron::CronStore::new(&state_dir)),
                 live: live::Live::default(),
+                config_report: std::sync::Mutex::default(),
             }
         });
         gw.sync_channels().await;
@@ -405,6 +408,11 @@ impl Gateway {
             };
             let mut files = config_files(&path);
             let mut last = stamps(&files);
+            // The config in force was read from this file: what it says now.
+            if let Some(gw) = gw.upgrade() {
+                let (checked, problems) = check_file(&path, &gw.env);
+                gw.report_config(&path, checked.is_some(), problems);
+            }
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
@@ -421,17 +429,35 @@ impl Gateway {
                 }
                 last = stamps(&files);
                 let Some(gw) = gw.upgrade() else { return };
-                match load_checked(&path, &gw.env) {
-                    Ok(cfg) => gw.apply_config(Arc::new(cfg)).await,
-                    Err(problems) => {
-                        for p in &problems {
+                let (checked, problems) = check_file(&path, &gw.env);
+                let applied = checked.is_some();
+                match checked {
+                    Some(cfg) => gw.apply_config(Arc::new(cfg)).await,
+                    None => {
+                        for p in problems.iter().filter(|d| d.is_error()) {
                             tracing::error!(problem = %p, "config change not applied");
                         }
                         gw.metrics.inc("chela_errors_total", &[("stage", "config_reload")]);
                     }
                 }
+                gw.report_config(&path, applied, problems);
             }
         })
+    }
+
+    fn report_config(&self, path: &std::path::Path, applied: bool, problems: Vec<Diagnostic>) {
+        let report = ConfigReport {
+            file: Some(path.display().to_string()),
+            checked_at_ms: Some(chela_agent::clock::now_ms()),
+            applied,
+            problems,
+        };
+        *self.config_report.lock().unwrap_or_else(|p| p.into_inner()) = report;
+    }
+
+    /// What the config watcher last found (empty when nothing watches a file).
+    pub fn config_report(&self) -> ConfigReport {
+        self.config_report.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Channels in the config without a running adapter, and accounts
@@ -562,18 +588,35 @@ fn config_files(path: &std::path::Path) -> Vec<PathBuf> {
 }
 
 pub fn load_checked(path: &std::path::Path, env: &Environment) -> Result<Config, Vec<String>> {
-    use chela_core::config::{load_file, validate::validate, Severity};
-    let loaded = load_file(path).map_err(|e| e.diagnostics().iter().map(|d| d.to_string()).collect::<Vec<_>>())?;
-    let errors: Vec<String> = validate(&loaded, env)
-        .into_iter()
-        .filter(|d| d.severity == Severity::Error)
-        .map(|d| loaded.attach_file(d).to_string())
-        .collect();
-    if errors.is_empty() {
-        Ok(loaded.config)
-    } else {
-        Err(errors)
+    match check_file(path, env) {
+        (Some(cfg), _) => Ok(cfg),
+        (None, problems) => Err(problems.iter().filter(|d| d.is_error()).map(|d| d.to_string()).collect()),
     }
+}
+
+/// Loads and validates a config file: the config when it has no error, and
+/// every problem found (warnings included), each naming its file.
+pub fn check_file(path: &std::path::Path, env: &Environment) -> (Option<Config>, Vec<Diagnostic>) {
+    use chela_core::config::{load_file, validate::validate};
+    let loaded = match load_file(path) {
+        Ok(l) => l,
+        Err(e) => return (None, e.diagnostics()),
+    };
+    let mut problems = loaded.warnings.clone();
+    problems.extend(validate(&loaded, env).into_iter().map(|d| loaded.attach_file(d)));
+    let ok = !problems.iter().any(Diagnostic::is_error);
+    (ok.then_some(loaded.config), problems)
+}
+
+/// What the config watcher last found (`GET /api/v1/config`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigReport {
+    pub file: Option<String>,
+    pub checked_at_ms: Option<i64>,
+    /// Whether the file as checked is the config in force.
+    pub applied: bool,
+    pub problems: Vec<Diagnostic>,
 }
 
 /// The channels whose `channels.<id>` section differs between two configs

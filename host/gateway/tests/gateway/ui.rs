@@ -46,6 +46,17 @@ async fn the_control_page_works_in_a_real_browser() {
     );
     let running = common::serve(root, &config, &["channel_webhook_js"]).await;
     let base = format!("http://{}", running.addr);
+    // The file the gateway watches: the Config page shows what it says.
+    let file = root.join("chela.json5");
+    std::fs::write(&file, &config).unwrap();
+    let _watch = running.gateway.watch_config(file.clone(), std::time::Duration::from_millis(200));
+    // An edit the page must show refused: a binding to an agent that does not exist, on its own line.
+    let bad = config.replacen(
+        "bindings: [",
+        "bindings: [\n        { agentId: \"ghost\", match: { channel: \"webhook\" } },",
+        1,
+    );
+    let bad_line = bad.lines().position(|l| l.contains("ghost")).unwrap() + 1;
     let mut n = 0;
     common::say(&base, &mut n, "alice", "hello from alice <img src=x onerror=alert(1)>").await;
     // Bob is unknown on the `door` account (dmPolicy: pairing): he gets a code.
@@ -66,6 +77,7 @@ async fn the_control_page_works_in_a_real_browser() {
             "contains": ["hello from alice <img src=x onerror=alert(1)>", "Atlas"],
         },
         "pairing": { "channel": "webhook", "code": code, "sender": "bob" },
+        "config": { "file": file, "bad": bad, "line": bad_line, "agent": "ghost" },
         "live": {
             "webhook": format!("{base}/channels/webhook/inbox/messages"),
             "token": "inbox-secret",
@@ -88,10 +100,11 @@ async fn the_control_page_works_in_a_real_browser() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the browser checks failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("\"passed\":true"), "{stdout}");
-    for page in ["login", "overview", "route", "sessions", "transcript", "live", "pairing"] {
+    for page in ["login", "overview", "route", "sessions", "transcript", "live", "pairing", "config"] {
         assert!(shots.join(format!("{page}.png")).is_file(), "screenshot of {page}");
     }
-    // Approved on the page: bob's next message reaches the agent.
+    assert!(!running.gateway.config_report().applied, "the refused edit is reported as not applied");
+    // Approved on the page: bob's next message reaches the agent (under the last good config).
     let answer = door(&base, "d2", "bob", "thanks").await;
     assert!(answer.starts_with("Hestia"), "bob is let in after the approval: {answer}");
 }

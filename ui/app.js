@@ -119,6 +119,90 @@ async function overview() {
   );
 }
 
+function scopeText(s) {
+  const parts = [`${s.channel || "(no channel)"}/${s.accountId}`];
+  if (s.peer) parts.push(`peer ${s.peer.kind}:${s.peer.id}`);
+  if (s.guildId) parts.push(`guild ${s.guildId}`);
+  if (s.roles) parts.push(`roles ${s.roles.join(", ")}`);
+  if (s.teamId) parts.push(`team ${s.teamId}`);
+  return parts.join(" · ");
+}
+
+function problemList(problems) {
+  return h(
+    "ul",
+    { class: "problems" },
+    (problems || []).map((d) =>
+      h("li", {}, h("code", {}, `${d.path} (line ${d.line}, column ${d.column})`), `: ${d.message}`, d.help ? ` — ${d.help}` : "", d.source !== undefined ? h("div", {}, h("code", { class: "source" }, d.source)) : null),
+    ),
+  );
+}
+
+async function bindingsPage(note) {
+  const [res, agents] = await Promise.all([api("bindings"), api("agents")]);
+  const order = res.data.tiers || [];
+  const list = [...(res.data.bindings || [])].sort(
+    (a, b) => (a.tier ? order.indexOf(a.tier) : 99) - (b.tier ? order.indexOf(b.tier) : 99) || a.index - b.index,
+  );
+  const status = h("div", { id: "binding-status", role: "status" }, note || "");
+  const remove = async (b) => {
+    const r = await api("bindings/remove", { method: "POST", body: { index: b.index } });
+    if (r.ok) return bindingsPage(h("p", { class: "ok" }, `Removed bindings[${b.index}].`));
+    status.replaceChildren(h("p", { class: "error", role: "alert" }, r.data.error || `HTTP ${r.status}`), problemList(r.data.problems));
+  };
+  const standing = (b) =>
+    b.status === "active"
+      ? h("span", { class: "ok" }, "active")
+      : b.status === "shadowed"
+        ? h("span", { class: "muted" }, `shadowed by bindings[${b.by}]`)
+        : h("span", { class: "error" }, `dead: ${b.why}`);
+  const rows = list.map((b) => [
+    h("code", {}, `bindings[${b.index}]`),
+    h("code", {}, b.tier || "—"),
+    b.agentId || "—",
+    scopeText(b.scope),
+    standing(b),
+    h("button", { type: "button", "data-remove": b.index, onclick: () => remove(b) }, "Remove"),
+  ]);
+  const field = (name, label, attrs = {}) => h("label", {}, label, h("input", { name, ...attrs }));
+  const form = h(
+    "form",
+    { class: "grid", id: "binding-form" },
+    h("label", {}, "Agent", h("input", { name: "agentId", list: "agent-ids", required: true })),
+    h("datalist", { id: "agent-ids" }, (agents.data.agents || []).map((a) => h("option", { value: a.id }))),
+    field("channel", "Channel", { required: true }),
+    field("accountId", "Account (empty: default, * every account)"),
+    h("label", {}, "Peer kind", h("select", { name: "peerKind" }, ["", "direct", "group", "channel"].map((k) => h("option", { value: k }, k || "—")))),
+    field("peerId", "Peer id"),
+    field("guildId", "Guild (Discord)"),
+    field("roles", "Roles (comma separated)"),
+    field("teamId", "Team (Slack)"),
+    h("button", { class: "primary", type: "submit" }, "Add binding"),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    const v = (k) => (f.get(k) || "").toString().trim();
+    const match = { channel: v("channel") };
+    if (v("accountId")) match.accountId = v("accountId");
+    if (v("peerId")) match.peer = { kind: v("peerKind") || "direct", id: v("peerId") };
+    if (v("guildId")) match.guildId = v("guildId");
+    if (v("teamId")) match.teamId = v("teamId");
+    if (v("roles")) match.roles = v("roles").split(",").map((s) => s.trim()).filter(Boolean);
+    const r = await api("bindings/add", { method: "POST", body: { agentId: v("agentId"), match } });
+    if (r.ok) return bindingsPage(h("p", { class: "ok" }, `Added: the config file is written (comments kept) and in force.`));
+    status.replaceChildren(h("p", { class: "error", role: "alert" }, r.data.error || `HTTP ${r.status}`), problemList(r.data.problems));
+  });
+  show(
+    h("h1", {}, "Bindings"),
+    h("p", { class: "muted" }, "Most specific tier first; within a tier the first binding in the file wins. Edits go to ", h("code", {}, res.data.file || "(no watched file)"), "."),
+    status,
+    table("bindings", ["Binding", "Tier", "Agent", "Matches", "Standing", ""], rows),
+    h("h2", {}, "Add a binding"),
+    form,
+  );
+}
+
 function tierLine(t) {
   if (t.status === "skipped") return h("li", {}, h("code", {}, t.tier), ` — skipped: ${t.reason}`);
   const cands = t.candidates || [];
@@ -373,6 +457,7 @@ async function render() {
   for (const a of nav.querySelectorAll("a[aria-current]")) a.setAttribute("aria-current", "page");
   try {
     if (page === "route") return routePage();
+    if (page === "bindings") return await bindingsPage();
     if (page === "live") return await livePage();
     if (page === "pairing") return await pairingPage();
     if (page === "config") return await configPage();

@@ -14,14 +14,13 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _, Result};
 use chela_core::config::edit::{append_to_array, remove_array_elements, set_member};
 use chela_core::config::paths::{agent_dir, agent_workspace, expand_tilde, sessions_dir};
-use chela_core::config::validate::validate;
 use chela_core::config::{load_str, Config, Loaded};
 use chela_core::ids::{js_trim, normalize_account_id, normalize_agent_id, normalize_channel, DEFAULT_AGENT_ID};
 use chela_core::roster::{Roster, RosterShape};
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::context::{new_errors, Context};
+use crate::context::Context;
 use crate::output::{binding_source, print_diagnostics, print_json};
 
 #[derive(Subcommand, Debug)]
@@ -200,20 +199,16 @@ fn binding_json5(agent: &str, channel: &str, account: Option<&str>) -> String {
 /// Checks edited text and writes it, unless it adds config errors.
 fn commit(ctx: &Context, before: &Loaded, old: Option<&str>, new: &str) -> Result<Loaded> {
     let file = ctx.config_path.display().to_string();
-    let after = match load_str(new, Some(&file)) {
-        Ok(l) => l,
-        Err(e) => {
-            print_diagnostics(&e.diagnostics());
-            bail!("internal error: the edited config does not load; nothing was written");
+    match chela_core::config::validate::check_edit(before, new, &file, &ctx.env) {
+        Ok(after) => {
+            ctx.write_config(old, new)?;
+            Ok(after)
         }
-    };
-    let added = new_errors(&validate(before, &ctx.env), &validate(&after, &ctx.env));
-    if !added.is_empty() {
-        print_diagnostics(&added);
-        bail!("the change would make the config invalid; nothing was written");
+        Err(problems) => {
+            print_diagnostics(&problems);
+            bail!("the change would make the config invalid; nothing was written");
+        }
     }
-    ctx.write_config(old, new)?;
-    Ok(after)
 }
 
 const AGENTS_TEMPLATE: &str =

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use chela_core::config::paths::Environment;
-use chela_core::config::{load_str, Config, ConfigError, Diagnostic, EnvVars, Loaded};
+use chela_core::config::{load_str, Config, ConfigError, EnvVars, Loaded};
 
 use crate::output::{print_diagnostics_in, print_load_warnings};
 
@@ -89,27 +89,9 @@ impl Context {
     /// previous version is kept as `<file>.bak`. A crash leaves either
     /// version, never half.
     pub fn write_config(&self, old: Option<&str>, new: &str) -> Result<()> {
-        let path = &self.config_path;
-        if let Some(old) = old {
-            chela_durable::replace(&with_suffix(path, ".bak"), old.as_bytes(), chela_durable::Durability::Fsync)
-                .context("cannot keep a backup of the config")?;
-        }
-        chela_durable::replace(path, new.as_bytes(), chela_durable::Durability::Fsync)?;
-        Ok(())
+        chela_gateway::write_config(&self.config_path, old, new)
+            .with_context(|| format!("cannot write {}", self.config_path.display()))
     }
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-/// Errors in `after` that were not in `before` (compared by path and message).
-pub fn new_errors(before: &[Diagnostic], after: &[Diagnostic]) -> Vec<Diagnostic> {
-    after
-        .iter()
-        .filter(|d| d.is_error() && !before.iter().any(|b| b.is_error() && b.path == d.path && b.message == d.message))
-        .cloned()
-        .collect()
-}
+pub use chela_core::config::validate::new_errors;

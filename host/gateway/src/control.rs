@@ -17,6 +17,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 
+use crate::config_edit::Edit;
 use crate::reply::{error, json, refused, Reply};
 use crate::Gateway;
 
@@ -68,6 +69,15 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Socke
         (Method::POST, "/api/v1/send") => send(gw, req).await,
         (Method::POST, "/api/v1/route") => route(gw, req).await,
         (Method::GET, "/api/v1/config") => config_report(&gw),
+        (Method::GET, "/api/v1/bindings") => crate::config_edit::list(&gw),
+        (Method::POST, "/api/v1/bindings/add") => match body_json::<AddBinding>(&gw, req).await {
+            Ok(b) => crate::config_edit::apply(&gw, Edit::Add { agent_id: b.agent_id, matcher: b.matcher }).await,
+            Err(r) => r,
+        },
+        (Method::POST, "/api/v1/bindings/remove") => match body_json::<RemoveBinding>(&gw, req).await {
+            Ok(b) => crate::config_edit::apply(&gw, Edit::Remove { index: b.index }).await,
+            Err(r) => r,
+        },
         (Method::GET, "/api/v1/events") => events(&gw, query(&req, "agentId"), query(&req, "channel")),
         (Method::GET, "/api/v1/pairing") => pairing_list(&gw),
         (Method::POST, "/api/v1/pairing/approve") => pairing_decide(gw, req, true).await,
@@ -193,39 +203,33 @@ fn cron_list(gw: &Gateway) -> Reply {
     }
 }
 
-/// The longest source line a config problem carries.
-const SOURCE_LINE_MAX: usize = 300;
-
 /// `GET /api/v1/config`: the watched config file's last check, each problem
 /// with the text of its line.
 fn config_report(gw: &Gateway) -> Reply {
     let report = gw.config_report();
-    let mut texts: std::collections::HashMap<String, Option<String>> = std::collections::HashMap::new();
-    let problems: Vec<serde_json::Value> = report
-        .problems
-        .iter()
-        .map(|d| {
-            let mut row = serde_json::json!(d);
-            // The loader names only the config file and the files it includes.
-            if let Some(file) = &d.file {
-                let text = texts.entry(file.clone()).or_insert_with(|| std::fs::read_to_string(file).ok());
-                let line = text.as_deref().and_then(|t| t.lines().nth((d.line as usize).checked_sub(1)?));
-                if let Some(line) = line {
-                    row["source"] = serde_json::json!(line.chars().take(SOURCE_LINE_MAX).collect::<String>());
-                }
-            }
-            row
-        })
-        .collect();
     json(
         StatusCode::OK,
         &serde_json::json!({
             "file": report.file,
             "checkedAtMs": report.checked_at_ms,
             "applied": report.applied,
-            "problems": problems,
+            "problems": crate::config_edit::problems_json(&report.problems, None),
         }),
     )
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AddBinding {
+    agent_id: String,
+    #[serde(rename = "match")]
+    matcher: serde_json::Value,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RemoveBinding {
+    index: usize,
 }
 
 /// Pieces of the live feed a client may fall behind by before it is cut off.

@@ -11,6 +11,7 @@
 
 mod backoff;
 mod chat_queue;
+mod config_edit;
 mod control;
 pub mod control_ui;
 pub mod cron;
@@ -174,6 +175,8 @@ pub struct Gateway {
     live: live::Live,
     /// The watched config file's last check (`GET /api/v1/config`).
     config_report: std::sync::Mutex<ConfigReport>,
+    /// The config file the watcher reads: where the control page's edits go.
+    config_path: std::sync::Mutex<Option<PathBuf>>,
 }
 
 /// Secrets of tool plugins: `plugins.entries.<id>.secrets`, each a string
@@ -313,6 +316,7 @@ impl Gateway {
                 scheduler: cron::Scheduler::new(cron::CronStore::new(&state_dir)),
                 live: live::Live::default(),
                 config_report: std::sync::Mutex::default(),
+                config_path: std::sync::Mutex::default(),
             }
         });
         gw.sync_channels().await;
@@ -400,6 +404,7 @@ impl Gateway {
     /// logged with every problem and the last good config stays (the same
     /// checks as `chela config validate`).
     pub fn watch_config(self: &Arc<Self>, path: PathBuf, every: Duration) -> tokio::task::JoinHandle<()> {
+        *self.config_path.lock().unwrap_or_else(|p| p.into_inner()) = Some(path.clone());
         let gw = Arc::downgrade(self);
         tokio::spawn(async move {
             // The config file and every file it `$include`s.
@@ -453,6 +458,19 @@ impl Gateway {
             problems,
         };
         *self.config_report.lock().unwrap_or_else(|p| p.into_inner()) = report;
+    }
+
+    /// The config file the watcher reads, if one is watched.
+    pub(crate) fn config_path(&self) -> Option<PathBuf> {
+        self.config_path.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Applies a config the control API wrote to `path` (checked already),
+    /// without waiting for the watcher.
+    pub(crate) async fn apply_written(self: &Arc<Self>, path: &std::path::Path, cfg: Config) {
+        self.apply_config(Arc::new(cfg)).await;
+        let (_, problems) = check_file(path, &self.env);
+        self.report_config(path, true, problems);
     }
 
     /// What the config watcher last found (empty when nothing watches a file).
@@ -606,6 +624,17 @@ pub fn check_file(path: &std::path::Path, env: &Environment) -> (Option<Config>,
     problems.extend(validate(&loaded, env).into_iter().map(|d| loaded.attach_file(d)));
     let ok = !problems.iter().any(Diagnostic::is_error);
     (ok.then_some(loaded.config), problems)
+}
+
+/// Writes an edited config file (the CLI's edits and the control page's),
+/// keeping the text it replaces as `<file>.bak`; both synced.
+pub fn write_config(path: &std::path::Path, old: Option<&str>, new: &str) -> Result<(), chela_durable::ReplaceError> {
+    if let Some(old) = old {
+        let mut backup = path.as_os_str().to_owned();
+        backup.push(".bak");
+        chela_durable::replace(std::path::Path::new(&backup), old.as_bytes(), chela_durable::Durability::Fsync)?;
+    }
+    chela_durable::replace(path, new.as_bytes(), chela_durable::Durability::Fsync)
 }
 
 /// What the config watcher last found (`GET /api/v1/config`).

@@ -58,6 +58,28 @@ pub fn locate(root: &Node, path: &str) -> Span {
 }
 
 /// Checks the meaning of a loaded config. Returns errors and warnings.
+/// Errors in `after` that were not in `before` (compared by path and message).
+pub fn new_errors(before: &[Diagnostic], after: &[Diagnostic]) -> Vec<Diagnostic> {
+    after
+        .iter()
+        .filter(|d| d.is_error() && !before.iter().any(|b| b.is_error() && b.path == d.path && b.message == d.message))
+        .cloned()
+        .collect()
+}
+
+/// An edit of the config text (`new`, of the file `file`) checked against
+/// the config as it was: the new config when it loads and adds no error,
+/// else every problem that stops it, each at its place in the new text.
+pub fn check_edit(before: &Loaded, new: &str, file: &str, env: &Environment) -> Result<Loaded, Vec<Diagnostic>> {
+    let after = super::load::load_str(new, Some(file)).map_err(|e| e.diagnostics())?;
+    let added = new_errors(&validate(before, env), &validate(&after, env));
+    if added.is_empty() {
+        Ok(after)
+    } else {
+        Err(added.into_iter().map(|d| after.attach_file(d)).collect())
+    }
+}
+
 pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
     let mut check = Checker {
         cfg: &loaded.config,

@@ -9,6 +9,7 @@
 //!
 //! Must not: look at access policy or session stores, or drop a message silently.
 
+mod audit;
 mod dispatch;
 mod explain;
 mod input;
@@ -16,6 +17,7 @@ mod ownership;
 mod table;
 mod target;
 
+pub use audit::{BindingAudit, Standing, TIER_ORDER};
 pub use dispatch::{BroadcastOrder, Dispatch};
 pub use explain::{CandidateVerdict, Explanation, TierOutcome, TierTrace};
 pub use input::{PeerRef, RouteInput};

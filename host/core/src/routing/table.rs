@@ -116,6 +116,24 @@ struct TierIndex {
     rest: Vec<u32>,
 }
 
+impl CompiledBinding {
+    /// The tier [`TierIndex::insert`] files it under (`any_account`: in the
+    /// channel's any-account index, where the last tier is `Channel`).
+    pub(crate) fn tier(&self, any_account: bool) -> MatchedBy {
+        match &self.peer {
+            PeerConstraint::Exact(..) => MatchedBy::Peer,
+            PeerConstraint::Wildcard(_) => MatchedBy::PeerWildcard,
+            PeerConstraint::Any => match (&self.guild, &self.roles, &self.team) {
+                (Some(_), Some(_), _) => MatchedBy::GuildRoles,
+                (Some(_), None, _) => MatchedBy::Guild,
+                (None, _, Some(_)) => MatchedBy::Team,
+                (None, _, None) if any_account => MatchedBy::Channel,
+                (None, _, None) => MatchedBy::Account,
+            },
+        }
+    }
+}
+
 impl TierIndex {
     fn insert(&mut self, pos: u32, b: &CompiledBinding) {
         let push = |map: &mut HashMap<String, Vec<u32>>, key: &str| map.entry(key.to_string()).or_default().push(pos);

@@ -35,6 +35,7 @@ async fn the_control_page_works_in_a_real_browser() {
         {{ id: "home", default: true, workspace: "{root}/home", identity: {{ name: "Hestia" }} }},
         {{ id: "work", workspace: "{root}/work", identity: {{ name: "Atlas" }} }},
         {{ id: "ops", workspace: "{root}/ops" }} ] }},
+      // Who answers what.
       bindings: [
         {{ agentId: "work", match: {{ channel: "webhook", accountId: "inbox" }} }},
         {{ agentId: "ops", match: {{ channel: "webhook", accountId: "inbox", peer: {{ kind: "group", id: "oncall" }} }} }} ],
@@ -78,6 +79,11 @@ async fn the_control_page_works_in_a_real_browser() {
         },
         "pairing": { "channel": "webhook", "code": code, "sender": "bob" },
         "config": { "file": file, "bad": bad, "line": bad_line, "agent": "ghost" },
+        "bindings": {
+            "tiers": [[0, "binding.account"], [1, "binding.peer"]],
+            "add": { "agent": "ops", "peer": "dave" },
+            "comment": "// Who answers what.",
+        },
         "live": {
             "webhook": format!("{base}/channels/webhook/inbox/messages"),
             "token": "inbox-secret",
@@ -100,10 +106,13 @@ async fn the_control_page_works_in_a_real_browser() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the browser checks failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("\"passed\":true"), "{stdout}");
-    for page in ["login", "overview", "route", "sessions", "transcript", "live", "pairing", "config"] {
+    for page in ["login", "overview", "route", "sessions", "transcript", "live", "pairing", "bindings", "config"] {
         assert!(shots.join(format!("{page}.png")).is_file(), "screenshot of {page}");
     }
     assert!(!running.gateway.config_report().applied, "the refused edit is reported as not applied");
+    // The binding added on the page is in force: dave's message goes to `ops`.
+    let answer = common::say(&base, &mut n, "dave", "who answers me?").await;
+    assert!(answer.contains("agent `ops`"), "routed by the new binding: {answer}");
     // Approved on the page: bob's next message reaches the agent (under the last good config).
     let answer = door(&base, "d2", "bob", "thanks").await;
     assert!(answer.starts_with("Hestia"), "bob is let in after the approval: {answer}");

@@ -1,10 +1,12 @@
 // The control page in a real headless Chromium (Debian's `chromium`,
 // driven by playwright-core), against a running gateway. Started by the
-// Rust test `host/gateway/tests/gateway/ui.rs`, which sets up the gateway,
-// its agents and a conversation, and passes:
+// Rust test `the_control_page_works_in_a_real_browser_on_the_demo_config`
+// (`host/cli/tests/gateway.rs`: the binary on the demo config with the demo
+// platforms), which passes:
 //   CHELA_URL        the page (the gateway's origin and base path)
 //   CHELA_TOKEN      the gateway token
-//   CHELA_EXPECT     JSON: {agents: [...], route: {...}, session: {...}}
+//   CHELA_EXPECT     JSON: what the page must show, and how to act as a user
+//                    (agents, route, live, session, pairing, bindings, config)
 //   CHELA_SHOTS      where to save one screenshot per page (docs/ui)
 // Exits 0 when every check passed; otherwise prints the failed check and exits 1.
 
@@ -67,34 +69,34 @@ try {
   await shot(page, "route");
   step(`route explanation: ${expect.route.agent} by ${expect.route.tier}`);
 
-  await page.click('nav a[href="#/sessions"]');
-  await page.selectOption("#agent", expect.session.agent);
-  await page.waitForSelector(`#sessions a:text-is("${expect.session.key}")`);
-  await shot(page, "sessions");
-  await page.click(`#sessions a:text-is("${expect.session.key}")`);
-  await page.waitForSelector("#transcript .msg");
-  const transcript = await page.textContent("#transcript");
-  for (const text of expect.session.contains) assert.ok(transcript.includes(text), `transcript has “${text}”: ${transcript}`);
-  // Chat text is shown as text: a message carrying markup makes no element.
-  assert.equal(await page.$$eval("#transcript img, #transcript script", (n) => n.length), 0, "markup in a message stays text");
-  await shot(page, "transcript");
-  step("sessions and a transcript, markup shown as text");
 
   // Live: a message that arrives while the page is open shows up, and its answer.
   await page.click('nav a[href="#/live"]');
   await page.waitForFunction(() => document.querySelector("#live-state")?.textContent.startsWith("Live"));
-  const sent = await fetch(expect.live.webhook, {
-    method: "POST",
-    headers: { authorization: `Bearer ${expect.live.token}`, "content-type": "application/json" },
-    body: JSON.stringify(expect.live.message),
-  });
-  assert.equal(sent.status, 202, "the webhook took the message");
+  // As a user of the platform (the platform fakes deliver it to the gateway).
+  const sent = await fetch(expect.live.say, { method: "POST", body: JSON.stringify(expect.live.message) });
+  const said = await sent.json();
+  assert.ok(said.replies?.length, `the user got an answer: ${JSON.stringify(said)}`);
   await page.waitForSelector("#live tr.live-in");
   await page.waitForSelector("#live tr.live-out");
   const inRow = await page.textContent("#live tr.live-in");
   assert.ok(inRow.includes(expect.live.message.text) && inRow.includes(expect.live.agent), `the inbound row: ${inRow}`);
   await shot(page, "live");
   step("live: the message and its answer appear as they happen");
+
+  await page.click('nav a[href="#/sessions"]');
+  await page.selectOption("#agent", expect.session.agent);
+  const link = `#sessions a:has-text("${expect.session.keyContains}")`;
+  await page.waitForSelector(link);
+  await shot(page, "sessions");
+  await page.click(link);
+  await page.waitForSelector("#transcript .msg");
+  const transcript = await page.textContent("#transcript");
+  for (const text of expect.session.contains) assert.ok(transcript.includes(text), `transcript has “${text}”: ${transcript}`);
+  // Chat text is shown as text: a message carrying markup makes no element.
+  assert.equal(await page.$$eval("#transcript img, #transcript script", (n) => n.length), 0, "markup in a message stays text");
+  await shot(page, "transcript");
+  step("sessions and the transcript, markup shown as text");
 
   await page.click('nav a[href="#/pairing"]');
   await page.waitForSelector(`#pairing button[data-code="${expect.pairing.code}"]`);
@@ -120,15 +122,16 @@ try {
     }
     await page.click("#binding-form button[type=submit]");
   };
-  await add({ agentId: "ghost", channel: "webhook", accountId: "inbox", peerKind: "direct", peerId: "dave" });
+  const b = expect.bindings.add;
+  await add({ agentId: "ghost", channel: b.channel, accountId: b.account, peerKind: "direct", peerId: b.peer });
   await page.waitForSelector("#binding-status [role=alert]");
   const refusal = await page.textContent("#binding-status");
   assert.ok(refusal.includes("nothing was written") && refusal.includes(".agentId (line "), `refused with its position: ${refusal}`);
   await shot(page, "bindings-refused");
-  await add({ agentId: expect.bindings.add.agent, channel: "webhook", accountId: "inbox", peerKind: "direct", peerId: expect.bindings.add.peer });
+  await add({ agentId: b.agent, channel: b.channel, accountId: b.account, peerKind: "direct", peerId: b.peer });
   await page.waitForFunction(() => document.querySelector("#binding-status")?.textContent.startsWith("Added"));
   const after = await page.$$eval("#bindings tbody tr", (rows) => rows.map((r) => r.textContent));
-  assert.ok(after.some((r) => r.includes(`peer direct:${expect.bindings.add.peer}`) && r.includes("binding.peer")), `the new binding: ${after}`);
+  assert.ok(after.some((r) => r.includes(`peer direct:${b.peer}`) && r.includes("binding.peer")), `the new binding: ${after}`);
   assert.ok(fs.readFileSync(expect.config.file, "utf8").includes(expect.bindings.comment), "the file's comments are kept");
   await shot(page, "bindings");
   step("bindings: a bad edit refused at its position, a good one written and listed");

@@ -230,14 +230,12 @@ async fn a_public_listener_without_a_token_refuses_to_start() {
     assert!(err.contains("token"), "{err}");
 }
 
-/// `examples/multi-agent.json5` as the demo runs it: the platforms of
-/// `chela-platforms` (here on free ports), users writing on each of them,
-/// and the agent each binding names answering through the right account.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_example_config_answers_by_binding_on_the_four_demo_platforms() {
-    use chela_fakes::platforms::{Platforms, Say};
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+/// `examples/multi-agent.json5` as the demo runs it, under `root`: its
+/// workspaces copied, the platforms of `chela-platforms` on free ports in
+/// place of the demo's fixed ones, the JavaScript webhook channel; the
+/// gateway (the binary) and the platforms, running. Also the config text.
+async fn demo_gateway(root: &Path) -> (chela_fakes::platforms::Platforms, Gateway, String) {
+    use chela_fakes::platforms::Platforms;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     for agent in ["personal", "work", "support"] {
         let to = root.join("examples/workspaces").join(agent);
@@ -266,8 +264,12 @@ async fn the_example_config_answers_by_binding_on_the_four_demo_platforms() {
     std::fs::copy(&js, root.join("state/plugins/channel_webhook_js.wasm")).unwrap();
     let gw = Gateway::start(root, &text).await;
     platforms.set_gateway(&format!("http://{}", gw.addr)).await;
+    (platforms, gw, text)
+}
 
-    let say = |channel: &str, account: Option<&str>, from: &str, text: &str| Say {
+/// A user's message on one of the demo platforms, waiting up to 20 s for the answer.
+fn say(channel: &str, account: Option<&str>, from: &str, text: &str) -> chela_fakes::platforms::Say {
+    chela_fakes::platforms::Say {
         channel: channel.into(),
         account: account.map(str::to_string),
         from: from.into(),
@@ -277,7 +279,18 @@ async fn the_example_config_answers_by_binding_on_the_four_demo_platforms() {
         roles: Vec::new(),
         mention: false,
         wait_ms: Some(20_000),
-    };
+    }
+}
+
+/// `examples/multi-agent.json5` as the demo runs it: the platforms of
+/// `chela-platforms` (here on free ports), users writing on each of them,
+/// and the agent each binding names answering through the right account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_config_answers_by_binding_on_the_four_demo_platforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (platforms, gw, _) = demo_gateway(root).await;
+
     let first = |replies: Vec<Value>| -> String {
         assert_eq!(replies.len(), 1, "{replies:?}");
         replies[0]["text"].as_str().unwrap_or_default().to_string()
@@ -639,4 +652,107 @@ async fn an_included_file_is_served_and_its_edits_are_applied() {
         assert!(Instant::now() < deadline, "the edit of the included file was not applied: {:?}", ids().await);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The control page in a real browser, on the demo config and the demo
+/// platforms: Debian's Chromium driven by playwright-core
+/// (`tests/ui/browser.mjs`, both installed by `cargo xtask test`). The
+/// script logs in (a wrong token first), sees the three agents, explains a
+/// route, watches a WhatsApp user's message arrive and be answered on the
+/// Live page and reads it in the transcript, approves a Telegram pairing
+/// code, adds a binding (a bad one refused with its position first), sees a
+/// broken config edit refused at its line, is sent back to the login by a
+/// revoked token, and checks that a page on another origin cannot read the
+/// API. Screenshots go to `docs/ui/`. This test then checks the effects
+/// from outside: the paired user and the new binding's peer are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_page_works_in_a_real_browser_on_the_demo_config() {
+    use std::sync::Arc;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let ui = repo.join("tests/ui");
+    assert!(
+        ui.join("node_modules/playwright-core").is_dir() && Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs Chromium and playwright-core: `cargo xtask test` installs both"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (platforms, gw, text) = demo_gateway(root).await;
+    let platforms = Arc::new(platforms);
+    let reply_text = |r: Vec<Value>| r.first().and_then(|m| m["text"].as_str()).unwrap_or_default().to_string();
+    // A stranger asks the default Telegram bot to pair: the code the page approves.
+    let r = platforms.say(&say("telegram", Some("default"), "333333333", "hello")).await.unwrap();
+    let answer = reply_text(r);
+    let code = answer.split("pairing code is ").nth(1).and_then(|r| r.split('.').next()).expect("a code").to_string();
+    // The page says things as a WhatsApp user through this endpoint (what `chela-platforms` serves).
+    let p = platforms.clone();
+    let (say_addr, _say) = chela_fakes::wire::serve(move |req: hyper::Request<hyper::body::Incoming>| {
+        let p = p.clone();
+        async move {
+            use http_body_util::BodyExt;
+            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let answer = match serde_json::from_slice::<chela_fakes::platforms::Say>(&body) {
+                Ok(s) => match p.say(&s).await {
+                    Ok(replies) => serde_json::json!({ "replies": replies }),
+                    Err(e) => serde_json::json!({ "error": e.to_string() }),
+                },
+                Err(e) => serde_json::json!({ "error": e.to_string() }),
+            };
+            chela_fakes::wire::json_reply(200, &answer, &[])
+        }
+    })
+    .await;
+    let bad =
+        text.replacen("bindings: [", "bindings: [\n    { agentId: \"ghost\", match: { channel: \"slack\" } },", 1);
+    let bad_line = bad.lines().position(|l| l.contains("ghost")).unwrap() + 1;
+    let token = std::fs::read_to_string(root.join("state/gateway.token")).unwrap().trim().to_string();
+    let expect = serde_json::json!({
+        "agents": ["personal", "work", "support"],
+        "channel": "whatsapp",
+        "route": {
+            "input": { "channel": "whatsapp", "accountId": "biz", "peerId": "+15550001111" },
+            "agent": "personal",
+            "tier": "binding.peer",
+        },
+        "live": {
+            "say": format!("http://{say_addr}/say"),
+            "message": { "channel": "whatsapp", "account": "biz", "from": "+15557770000",
+                         "text": "price list? <img src=x onerror=alert(1)>", "waitMs": 20000 },
+            "agent": "work",
+        },
+        "session": {
+            "agent": "work",
+            "keyContains": "15557770000",
+            "contains": ["price list? <img src=x onerror=alert(1)>", "Atlas"],
+        },
+        "pairing": { "channel": "telegram", "code": code, "sender": "333333333" },
+        "bindings": {
+            "tiers": [[0, "binding.account"], [2, "binding.peer"], [3, "binding.team"], [5, "binding.guild+roles"], [6, "binding.guild"]],
+            "add": { "agent": "support", "channel": "whatsapp", "account": "biz", "peer": "+15559990000" },
+            "comment": "// Most specific wins: peer",
+        },
+        "config": { "file": gw.config, "bad": bad, "line": bad_line, "agent": "ghost" },
+    });
+    let shots = repo.join("docs/ui");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(ui.join("browser.mjs"))
+        .env("CHELA_URL", format!("http://{}/", gw.addr))
+        .env("CHELA_TOKEN", &token)
+        .env("CHELA_EXPECT", expect.to_string())
+        .env("CHELA_SHOTS", &shots)
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the browser checks failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("\"passed\":true"), "{stdout}");
+    for page in ["login", "overview", "route", "live", "sessions", "transcript", "pairing", "bindings", "config"] {
+        assert!(shots.join(format!("{page}.png")).is_file(), "screenshot of {page}");
+    }
+    // From outside: the binding added on the page routes the new peer to `support`…
+    let r = platforms.say(&say("whatsapp", Some("biz"), "+15559990000", "hello?")).await.unwrap();
+    assert!(reply_text(r.clone()).contains("Sage (agent `support`)"), "the new binding is in force: {r:?}");
+    // …and the Telegram user approved on the page is answered, not asked to pair again.
+    let r = platforms.say(&say("telegram", Some("default"), "333333333", "thanks")).await.unwrap();
+    assert!(reply_text(r.clone()).contains("Pip (agent `personal`)"), "paired: {r:?}");
 }

@@ -17,5 +17,4 @@ mod reload;
 mod send_policy;
 mod slack;
 mod telegram;
-mod ui;
 mod whatsapp;

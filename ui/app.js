@@ -84,24 +84,92 @@ function login(message) {
   input.focus();
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+/** Bars per minute, stacked by key (agent or drop reason), with a legend. */
+function chart(id, title, minutes, field) {
+  const keys = [...new Set(minutes.flatMap((m) => Object.keys(m[field] || {})))].sort();
+  const total = (m) => Object.values(m[field] || {}).reduce((a, b) => a + b, 0);
+  const max = Math.max(1, ...minutes.map(total));
+  const [w, hgt] = [600, 90];
+  const bw = w / minutes.length;
+  const colour = (i) => `hsl(${(i * 67) % 360} 60% 50%)`;
+  const sum = keys.map((k) => [k, minutes.reduce((a, m) => a + (m[field]?.[k] || 0), 0)]);
+  const label = `${title}: ${sum.map(([k, n]) => `${k} ${n}`).join(", ") || "none"} in the last ${minutes.length} minutes`;
+  const bars = minutes.flatMap((m, i) => {
+    let y = hgt;
+    return keys
+      .filter((k) => m[field]?.[k])
+      .map((k) => {
+        const bh = (m[field][k] / max) * (hgt - 4);
+        y -= bh;
+        return svg("rect", { x: i * bw + 1, y, width: Math.max(1, bw - 2), height: bh, fill: colour(keys.indexOf(k)) }, svg("title", {}, `${new Date(m.atMs).toLocaleTimeString()}: ${k} ${m[field][k]}`));
+      });
+  });
+  return h(
+    "figure",
+    { id, class: "chart" },
+    h("figcaption", {}, title, h("span", { class: "muted" }, ` (per minute, max ${max})`)),
+    svg("svg", { viewBox: `0 0 ${w} ${hgt}`, role: "img", "aria-label": label, preserveAspectRatio: "none" }, svg("line", { x1: 0, y1: hgt - 0.5, x2: w, y2: hgt - 0.5, class: "axis" }), ...bars),
+    h(
+      "p",
+      { class: "legend" },
+      sum.length
+        ? sum.map(([k, n]) => {
+            // Through the CSSOM: the page's CSP allows no inline style attributes.
+            const swatch = h("span", { class: "swatch" });
+            swatch.style.background = colour(keys.indexOf(k));
+            return h("span", {}, swatch, `${k}: ${n}`);
+          })
+        : "nothing yet",
+    ),
+  );
+}
+
+function age(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  if (seconds < 60) return `${Math.round(seconds)} s ago`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+  return `${Math.round(seconds / 3600)} h ago`;
+}
+
 async function overview() {
-  const [agents, channels, plugins] = await Promise.all([api("agents"), api("channels"), api("plugins")]);
+  const [agents, channels, plugins, traffic] = await Promise.all([api("agents"), api("channels"), api("plugins"), api("traffic")]);
+  const minutes = traffic.data.minutes || [];
   show(
     h("h1", {}, "Overview"),
     h("h2", {}, "Agents"),
     table(
       "agents",
-      ["Agent", "Name", "Default", "Bindings", "Workspace"],
-      (agents.data.agents || []).map((a) => [h("code", {}, a.id), a.name || "—", a.default ? "yes" : "", String(a.bindings), h("code", {}, a.workspace || "")]),
+      ["Agent", "Name", "Model", "Sandbox", "Tools", "Bindings", "Workspace"],
+      (agents.data.agents || []).map((a) => [
+        h("code", {}, a.id),
+        [a.emoji ? `${a.emoji} ` : "", a.name || "—", a.default ? h("span", { class: "muted" }, " (default)") : ""],
+        h("code", {}, a.model || "default"),
+        a.sandbox || "off",
+        a.toolProfile || "full",
+        String(a.bindings),
+        h("code", {}, a.workspace || ""),
+      ]),
     ),
+    h("h2", {}, "Traffic"),
+    h("div", { class: "charts" }, chart("chart-in", "Messages in, by agent", minutes, "in"), chart("chart-dropped", "Dropped, by reason", minutes, "dropped")),
     h("h2", {}, "Channels"),
     table(
       "channels",
-      ["Channel", "Account", "State", "Detail"],
+      ["Channel", "Account", "State", "Last message", "Detail"],
       (channels.data.channels || []).map((c) => [
         c.channel,
         c.account,
         h("span", { class: c.running ? "ok" : "error" }, c.state || (c.running ? "running" : "stopped")),
+        age(c.lastEventAgeSeconds),
         c.lastError || "",
       ]),
     ),

@@ -98,6 +98,16 @@ try {
   await shot(page, "transcript");
   step("sessions and the transcript, markup shown as text");
 
+  // The Overview's traffic chart counts the messages so far, by agent.
+  await page.click('nav a[href="#/overview"]');
+  await page.waitForSelector("#chart-in svg");
+  const legend = await page.textContent("#chart-in .legend");
+  assert.ok(legend.includes(`${expect.live.agent}:`), `messages in by agent: ${legend}`);
+  const agentRow = await page.textContent("#agents tbody tr:first-child");
+  assert.ok(agentRow.includes(expect.overview.firstAgentModel), `the agent's model: ${agentRow}`);
+  await shot(page, "overview");
+  step("overview: traffic by agent and each agent's model");
+
   await page.click('nav a[href="#/pairing"]');
   await page.waitForSelector(`#pairing button[data-code="${expect.pairing.code}"]`);
   const row = await page.textContent("#pairing tbody");

@@ -114,10 +114,7 @@ fn list(ctx: &Context, with_bindings: bool, json: bool) -> Result<ExitCode> {
     let cfg = &loaded.config;
     let roster = Roster::from_config(cfg);
     let default = roster.default_agent();
-    let model_of = |id: &str| -> Option<String> {
-        let own = cfg.agent(id).and_then(|(_, a)| a.model.as_ref());
-        own.or(cfg.agent_defaults()?.model.as_ref()).and_then(|m| m.primary()).map(str::to_string)
-    };
+    let model_of = |id: &str| cfg.agent_model(id).map(str::to_string);
     let name_of = |id: &str| cfg.agent(id).and_then(|(_, a)| a.name.clone());
     let rows: Vec<serde_json::Value> = roster
         .ids()

@@ -707,6 +707,7 @@ async fn the_control_page_works_in_a_real_browser_on_the_demo_config() {
     let token = std::fs::read_to_string(root.join("state/gateway.token")).unwrap().trim().to_string();
     let expect = serde_json::json!({
         "agents": ["personal", "work", "support"],
+        "overview": { "firstAgentModel": "offline/persona" },
         "channel": "whatsapp",
         "route": {
             "input": { "channel": "whatsapp", "accountId": "biz", "peerId": "+15550001111" },

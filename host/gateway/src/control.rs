@@ -78,6 +78,9 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Socke
             Ok(b) => crate::config_edit::apply(&gw, Edit::Remove { index: b.index }).await,
             Err(r) => r,
         },
+        (Method::GET, "/api/v1/traffic") => {
+            json(StatusCode::OK, &serde_json::json!({ "minutes": gw.live.traffic(chela_agent::clock::now_ms(), 30) }))
+        }
         (Method::GET, "/api/v1/events") => events(&gw, query(&req, "agentId"), query(&req, "channel")),
         (Method::GET, "/api/v1/pairing") => pairing_list(&gw),
         (Method::POST, "/api/v1/pairing/approve") => pairing_decide(gw, req, true).await,
@@ -103,10 +106,17 @@ fn agents(gw: &Gateway) -> Reply {
                     b.agent_id.as_deref().map(|a| chela_core::ids::normalize_agent_id(Some(a))) == Some(id.clone())
                 })
                 .count();
-            let name = cfg.agent(&id).and_then(|(_, a)| a.name.clone());
+            let own = cfg.agent(&id).map(|(_, a)| a);
+            let profile = own
+                .and_then(|a| a.tools.as_ref()?.profile.clone())
+                .or_else(|| cfg.tools.as_ref().and_then(|t| t.profile.clone()));
             serde_json::json!({
                 "id": id,
-                "name": name,
+                "name": own.and_then(|a| a.name.clone()),
+                "emoji": own.and_then(|a| a.identity.as_ref()?.emoji.clone()),
+                "model": cfg.agent_model(&id),
+                "sandbox": chela_core::policy::sandbox_mode(cfg, &id),
+                "toolProfile": profile,
                 "default": roster.default_agent() == id,
                 "workspace": agent_workspace(cfg, roster, &id, &gw.env),
                 "bindings": bindings,

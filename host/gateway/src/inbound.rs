@@ -545,7 +545,7 @@ impl Gateway {
         };
         self.metrics
             .inc("chela_messages_dropped_total", &[("channel", channel), ("account", account), ("reason", class)]);
-        self.live.publish(LiveEvent::new(Direction::Dropped, channel, account).reason(why));
+        self.live.publish(LiveEvent::new(Direction::Dropped, channel, account).reason(why, class));
         Outcome::Dropped(why.to_string())
     }
 

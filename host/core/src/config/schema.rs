@@ -106,6 +106,13 @@ impl Config {
             .map(|(i, a)| (format!("agents.list[{i}]"), a))
     }
 
+    /// The agent's primary model as configured (its own, else
+    /// `agents.defaults.model`); `None`: the built-in default.
+    pub fn agent_model(&self, agent_id: &str) -> Option<&str> {
+        let own = self.agent(agent_id).and_then(|(_, a)| a.model.as_ref());
+        own.or(self.agent_defaults()?.model.as_ref()).and_then(|m| m.primary())
+    }
+
     /// `agents.defaults`, when set.
     pub fn agent_defaults(&self) -> Option<&AgentDefaults> {
         self.agents.as_ref()?.defaults.as_ref()

@@ -123,7 +123,7 @@ fn by_provider<'a>(
 }
 
 /// The agent's `sandbox.mode` (its own, else the defaults', else off).
-pub(crate) fn sandbox_mode(cfg: &Config, agent_id: &str) -> SandboxMode {
+pub fn sandbox_mode(cfg: &Config, agent_id: &str) -> SandboxMode {
     let id = normalize_agent_id(Some(agent_id));
     let agent = cfg.agent(&id).map(|(_, a)| a);
     agent

@@ -356,7 +356,11 @@ function parts(content) {
 async function transcript(agent, key) {
   const res = await api(`sessions/history?agentId=${encodeURIComponent(agent)}&key=${encodeURIComponent(key)}`);
   if (!res.ok) return show(h("p", { class: "error", role: "alert" }, res.data.error || `HTTP ${res.status}`));
-  const messages = (res.data.messages || []).map((m) => {
+  const ids = res.data.entryIds || [];
+  const messages = (res.data.messages || []).map((m, i) => {
+    if (ids.length && ids[i] === null) {
+      return h("div", { class: "msg compaction" }, h("span", { class: "who" }, `compaction summary (${res.data.compactions} compaction${res.data.compactions === 1 ? "" : "s"}: older turns summarised)`), parts(m.content));
+    }
     const who = m.role === "toolResult" ? `result of ${m.toolName}` : m.role;
     const usage = m.usage ? ` · ${m.usage.input ?? 0} in / ${m.usage.output ?? 0} out tokens` : "";
     return h("div", { class: `msg ${m.role}` }, h("span", { class: "who" }, who + usage), parts(m.content));

@@ -159,7 +159,14 @@ fn history(gw: &Gateway, agent: Option<String>, key: Option<String>) -> Reply {
         Ok(Some(entry)) => match store.transcript(&entry) {
             Ok(t) => json(
                 StatusCode::OK,
-                &serde_json::json!({"key": key, "sessionId": entry.session_id, "messages": t.messages}),
+                &serde_json::json!({
+                    "key": key,
+                    "sessionId": entry.session_id,
+                    "messages": t.messages,
+                    // Per message: its entry id (`null`: the last compaction's summary).
+                    "entryIds": t.ids,
+                    "compactions": t.compactions,
+                }),
             ),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         },

@@ -47,6 +47,12 @@ pub enum CronCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Turn a job back on that the scheduler turned off after failing 10 times in a row.
+    Enable {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -124,6 +130,7 @@ pub fn run(ctx: &Context, cmd: CronCommand) -> Result<ExitCode> {
         CronCommand::Add(args) => add(ctx, &store, *args),
         CronCommand::Rm { id, json } => remove(ctx, &store, &id, json),
         CronCommand::Run { id, json } => run_now(ctx, &id, json),
+        CronCommand::Enable { id, json } => enable(&store, &id, json),
         CronCommand::Runs { id, limit, json } => runs(&store, &id, limit, json),
     }
 }
@@ -162,6 +169,18 @@ fn list(ctx: &Context, store: &CronStore, json: bool) -> Result<ExitCode> {
             job.session_label(),
             next
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn enable(store: &CronStore, id: &str, json: bool) -> Result<ExitCode> {
+    let enabled = store.enable(id)?;
+    if json {
+        print_json(&serde_json::json!({ "id": id, "enabled": enabled }));
+    } else if enabled {
+        println!("`{id}` is on again (its failure streak cleared); the gateway picks it up at once");
+    } else {
+        println!("`{id}` was not turned off by the scheduler; nothing to do");
     }
     Ok(ExitCode::SUCCESS)
 }

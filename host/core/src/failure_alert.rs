@@ -15,6 +15,9 @@
 //!   and never recover an incident.
 //! - Chats get a normalised cause; the raw error stays in the run history
 //!   (and in a webhook alert's structured body).
+//! - Whatever the policy, a recurring job that fails [`AUTO_DISABLE_AFTER`]
+//!   (10) times in a row is turned off, and its agent's chat is told how to
+//!   turn it back on (OpenClaw's safety backstop).
 //!
 //! Must not: send, persist or schedule anything (the gateway's scheduler
 //! keeps the incident in the job's state and delivers the notice).
@@ -27,6 +30,9 @@ use crate::cron_job::JobSpec;
 /// OpenClaw's defaults: alert after two consecutive failures, then wait an hour.
 pub const DEFAULT_AFTER: u32 = 2;
 pub const DEFAULT_COOLDOWN_MS: u64 = 3_600_000;
+/// OpenClaw's safety backstop: a recurring job that fails this many times
+/// in a row is turned off until someone enables it again.
+pub const AUTO_DISABLE_AFTER: u32 = 10;
 
 /// `cron.failureAlert`, or a job's `failureAlert` object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,8 +203,33 @@ pub enum RunEnd {
 /// What to tell after a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    Alert { cause: &'static str, failures: u32 },
-    Recovered { failures: u32 },
+    Alert {
+        cause: &'static str,
+        failures: u32,
+    },
+    Recovered {
+        failures: u32,
+    },
+    /// The job was turned off ([`AUTO_DISABLE_AFTER`]); sent even where
+    /// alerts are off (`failureAlert: false`), in place of a regular alert.
+    AutoDisabled {
+        cause: &'static str,
+        failures: u32,
+    },
+}
+
+/// Whether a recurring job with `streak` consecutive failures is turned off now.
+pub fn auto_disables(recurring: bool, streak: u32) -> bool {
+    recurring && streak >= AUTO_DISABLE_AFTER
+}
+
+/// Where the turn-off notice goes when no alert policy covers the job: its
+/// announce target, else where it last spoke.
+pub fn safety_destination(job: &JobSpec) -> Destination {
+    match job.delivery.as_ref().filter(|_| job.announces()) {
+        Some(d) => Destination::Chat { channel: d.channel.clone(), to: d.to.clone(), account_id: d.account_id.clone() },
+        None => Destination::Chat { channel: None, to: None, account_id: None },
+    }
 }
 
 /// Updates `incident` for one finished run and says what to send.
@@ -255,6 +286,9 @@ pub fn text(notice: &Notice, id: &str, name: &str, run_at: &str) -> String {
         Notice::Recovered { failures } => {
             format!("✅ Scheduled job “{name}” is working again (after {failures} failed runs).")
         }
+        Notice::AutoDisabled { cause, failures } => format!(
+            "⛔ Scheduled job “{name}” was turned off after {failures} failures in a row: {cause}.\nFix the cause, then turn it back on: `chela cron enable {id}`"
+        ),
     }
 }
 
@@ -336,6 +370,20 @@ mod tests {
         assert_eq!(on_run(&p, &mut open, RunEnd::Ok, 0, "", 9_500), Some(Notice::Recovered { failures: 5 }));
         assert_eq!(open, None);
         assert_eq!(on_run(&p, &mut open, RunEnd::Ok, 0, "", 9_600), None, "one recovery notice");
+    }
+
+    #[test]
+    fn ten_failures_turn_a_recurring_job_off_with_a_notice_naming_the_way_back() {
+        assert!(!auto_disables(true, AUTO_DISABLE_AFTER - 1));
+        assert!(auto_disables(true, AUTO_DISABLE_AFTER));
+        assert!(!auto_disables(false, 50), "a one-shot runs once anyway");
+        let t = text(&Notice::AutoDisabled { cause: "the run timed out", failures: 10 }, "j", "Nightly", "x");
+        assert!(t.contains("turned off after 10 failures") && t.contains("chela cron enable j"), "{t}");
+        assert_eq!(
+            safety_destination(&job(QUIET)),
+            Destination::Chat { channel: None, to: None, account_id: None },
+            "no route of its own: where it last spoke"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Delivering a job's failure alert or recovery notice (core's
-//! `failure_alert` decides whether there is one): to a chat through an
+//! Delivering a job's failure alert, recovery notice or turn-off notice
+//! (core's `failure_alert` decides whether there is one): to a chat through an
 //! account that speaks for the job's agent, or POSTed to a webhook.
 //!
 //! A chat destination that names no channel or recipient (`channel:
@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use chela_agent::DeliveryContext;
-use chela_core::failure_alert::{self, AlertPolicy, Destination, Notice};
+use chela_core::failure_alert::{self, Destination, Notice};
 use chela_core::ids::ChatType;
 use chela_core::routing::SessionTarget;
 use chela_core::session_key::SessionKey;
@@ -21,11 +21,11 @@ use super::scheduler::RunReport;
 use super::Job;
 use crate::Gateway;
 
-/// Sends `notice` about `job` (run `report`, started at `run_at_ms`) where `policy` says.
+/// Sends `notice` about `job` (run `report`, started at `run_at_ms`) to `destination`.
 pub(super) async fn send(
     gw: &Arc<Gateway>,
     job: &Job,
-    policy: &AlertPolicy,
+    destination: &Destination,
     notice: &Notice,
     report: &RunReport,
     run_at_ms: i64,
@@ -37,12 +37,14 @@ pub(super) async fn send(
     let kind = match notice {
         Notice::Alert { .. } => "failure alert",
         Notice::Recovered { .. } => "recovery notice",
+        Notice::AutoDisabled { .. } => "turn-off notice",
     };
-    let sent = match &policy.destination {
+    let sent = match destination {
         Destination::Webhook(url) => {
             let (action, failures) = match notice {
                 Notice::Alert { failures, .. } => ("failureAlert", failures),
                 Notice::Recovered { failures } => ("recovered", failures),
+                Notice::AutoDisabled { failures, .. } => ("autoDisabled", failures),
             };
             let payload = json!({
                 "jobId": job.id,

@@ -24,7 +24,7 @@ use chela_core::heartbeat::HeartbeatPlan;
 use chela_core::schedule::{format_duration, ScheduleSpec};
 
 pub use scheduler::Scheduler;
-pub use store::{CronStore, CronStoreError, JobState};
+pub use store::{AutoDisabled, CronStore, CronStoreError, JobState};
 
 /// What a job runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,7 +152,8 @@ pub fn listing_json(cfg: &Config, jobs: &[(Job, JobState)]) -> serde_json::Value
                 "id": job.id,
                 "name": job.name(),
                 "agentId": job.agent(cfg),
-                "enabled": job.enabled(),
+                "enabled": job.enabled() && st.auto_disabled.is_none(),
+                "autoDisabled": st.auto_disabled,
                 "source": job.source,
                 "schedule": job.schedule(),
                 "scheduleText": job.describe_schedule(),

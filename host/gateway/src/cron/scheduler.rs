@@ -27,7 +27,7 @@ use chela_core::config::schema::Config;
 use chela_core::failure_alert::{self, RunEnd};
 use chela_core::schedule::Schedule;
 
-use super::store::{Claim, CronStore, CronStoreError, JobState, RunRecord};
+use super::store::{AutoDisabled, Claim, CronStore, CronStoreError, JobState, RunRecord};
 use super::{catalogue, Job, JobKind, Source};
 use crate::Gateway;
 
@@ -167,7 +167,7 @@ impl Scheduler {
                     changed = true;
                     tracing::warn!(job = %job.id, "cron: a run was cut off by the last shutdown; recorded as interrupted");
                 }
-                if !job.enabled() || st.done {
+                if !job.enabled() || st.done || st.auto_disabled.is_some() {
                     continue;
                 }
                 let schedule = match Schedule::compile(&job.schedule(), st.anchor_ms) {
@@ -267,8 +267,12 @@ impl Scheduler {
                 None
             }
         };
-        if let (Some(policy), Some(notice)) = (&policy, &notice) {
-            super::alert::send(&gw, &job, policy, notice, &report, claim.started_at_ms).await;
+        if let (JobKind::Spec(spec), Some(notice)) = (&job.kind, &notice) {
+            let destination = match &policy {
+                Some(p) => p.destination.clone(),
+                None => failure_alert::safety_destination(spec),
+            };
+            super::alert::send(&gw, &job, &destination, notice, &report, claim.started_at_ms).await;
         }
         gw.scheduler.running().remove(&job.id);
         report
@@ -315,13 +319,28 @@ impl Scheduler {
                 "skipped" => Some(RunEnd::Skipped),
                 _ => None,
             };
-            let notice = match (policy, end) {
-                (Some(p), Some(end)) => {
-                    let streak = if end == RunEnd::Skipped { st.consecutive_skips } else { st.consecutive_errors };
-                    let reason = report.reason.as_deref().unwrap_or_default();
-                    failure_alert::on_run(p, &mut st.incident, end, streak, reason, now)
+            let reason = report.reason.as_deref().unwrap_or_default();
+            let spec = matches!(job.kind, JobKind::Spec(_));
+            let notice = if spec
+                && end == Some(RunEnd::Error)
+                && st.auto_disabled.is_none()
+                && failure_alert::auto_disables(!one_shot, st.consecutive_errors)
+            {
+                // The safety backstop replaces the regular alert, whatever the policy.
+                st.auto_disabled = Some(AutoDisabled { reason: "consecutive-failures".into(), at_ms: now });
+                tracing::warn!(job = %job.id, failures = st.consecutive_errors, "cron: job turned off after failing in a row");
+                Some(failure_alert::Notice::AutoDisabled {
+                    cause: failure_alert::chat_cause(reason),
+                    failures: st.consecutive_errors,
+                })
+            } else {
+                match (policy, end) {
+                    (Some(p), Some(end)) => {
+                        let streak = if end == RunEnd::Skipped { st.consecutive_skips } else { st.consecutive_errors };
+                        failure_alert::on_run(p, &mut st.incident, end, streak, reason, now)
+                    }
+                    _ => None,
                 }
-                _ => None,
             };
             (true, notice)
         })?;

@@ -62,9 +62,22 @@ pub struct JobState {
     /// The failure an alert went out for, until a success closes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<chela_core::failure_alert::Incident>,
+    /// Turned off by the scheduler after too many failures in a row
+    /// (`chela cron enable` turns it back on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_disabled: Option<AutoDisabled>,
     /// A one-shot that ran: it does not run again.
     #[serde(default)]
     pub done: bool,
+}
+
+/// Why and when the scheduler turned a job off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoDisabled {
+    /// `consecutive-failures` (OpenClaw's reason).
+    pub reason: String,
+    pub at_ms: i64,
 }
 
 /// A run that has started.
@@ -323,6 +336,21 @@ impl CronStore {
             self.write("jobs.json", &file)?;
         }
         Ok(())
+    }
+
+    /// Turns a job the scheduler turned off back on, its failure streaks and
+    /// incident cleared (`chela cron enable`); `false` when it was not off.
+    pub fn enable(&self, id: &str) -> Result<bool, CronStoreError> {
+        self.update_states(|states| match states.get_mut(id) {
+            Some(st) if st.auto_disabled.is_some() => {
+                st.auto_disabled = None;
+                st.consecutive_errors = 0;
+                st.consecutive_skips = 0;
+                st.incident = None;
+                (true, true)
+            }
+            _ => (false, false),
+        })
     }
 }
 

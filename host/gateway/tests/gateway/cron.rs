@@ -479,3 +479,59 @@ async fn a_failing_job_alerts_once_per_incident_and_once_when_it_recovers() {
     assert!(state()["jobs"]["nightly"].get("incident").is_none(), "the success closed the incident");
     assert_eq!(fake.requests().len(), 4, "every run asked the model once");
 }
+
+/// OpenClaw's safety backstop: a recurring job failing 10 times in a row is
+/// turned off — even with `failureAlert: false` its chat is told, once,
+/// how to turn it back on — and stays off for the scheduler (listed as off)
+/// until `chela cron enable` (here its store call) clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_failing_ten_times_in_a_row_is_turned_off_until_enabled() {
+    let fake = OpenAiFake::start("sk-test").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", model: "openai/gpt-test" }} ] }},
+      cron: {{ jobs: [ {{ id: "nightly", name: "Nightly digest", schedule: {{ kind: "every", every: "6h" }},
+          sessionTarget: "isolated", payload: {{ kind: "agentTurn", message: "digest" }}, failureAlert: false,
+          delivery: {{ mode: "announce", channel: "webhook", to: "alice", accountId: "inbox" }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        openai = fake.base_url(),
+        root = root.display()
+    );
+    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
+    let base = format!("http://{}", running.addr);
+    fake.script((0..10).map(|_| Scripted::Status(400)).chain([Scripted::Text("back on track".into())]));
+    for _ in 0..10 {
+        assert_eq!(force_run(&running, "nightly").await["status"], "error");
+    }
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("state/cron/state.json")).unwrap()).unwrap();
+    assert_eq!(state["jobs"]["nightly"]["autoDisabled"]["reason"], "consecutive-failures", "{state:#}");
+    let store = chela_gateway::cron::CronStore::new(&root.join("state"));
+    let cfg = running.gateway.config();
+    let listed =
+        || chela_gateway::cron::listing_json(&cfg, &chela_gateway::cron::scheduler::listing(&store, &cfg).unwrap());
+    assert_eq!(listed()[0]["enabled"], false, "listed as off: {:#}", listed());
+    let sent = first_announcements(&base, "alice").await;
+    assert_eq!(sent.len(), 1, "only the turn-off notice (failureAlert: false): {sent:#?}");
+    assert!(
+        sent[0].starts_with("⛔ Scheduled job “Nightly digest” was turned off after 10 failures in a row"),
+        "{}",
+        sent[0]
+    );
+    assert!(sent[0].contains("chela cron enable nightly"), "{}", sent[0]);
+
+    assert!(store.enable("nightly").unwrap(), "`chela cron enable`");
+    assert_eq!(listed()[0]["enabled"], true, "{:#}", listed());
+    assert_eq!(force_run(&running, "nightly").await["status"], "ok");
+    let deadline = Instant::now() + WAIT;
+    while announced_to(&base, "alice").await.len() < 2 {
+        assert!(Instant::now() < deadline, "the answer after enabling");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = announced_to(&base, "alice").await;
+    assert!(sent[1].contains("back on track"), "{sent:#?}");
+}

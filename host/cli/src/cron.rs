@@ -228,7 +228,7 @@ fn add(ctx: &Context, store: &CronStore, args: AddArgs) -> Result<ExitCode> {
             channel: args.channel.clone(),
             to: args.to.clone(),
             account_id: args.account.clone(),
-            thread_id: None,
+            ..Delivery::default()
         }),
     };
     let spec = JobSpec {

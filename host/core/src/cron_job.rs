@@ -90,6 +90,14 @@ pub struct Delivery {
     pub account_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<String>,
+    /// Where failure alerts go (`mode`, `channel`, `to`, `accountId`),
+    /// layered over `cron.failureAlert`'s (`crate::failure_alert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_destination: Option<crate::failure_alert::FailureDestination>,
+    /// A delivery failure is not the job's: no inherited failure alerts
+    /// (a job's own `failureAlert` still applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_effort: Option<bool>,
 }
 
 /// Why `to` is not a URL a webhook may be posted to (http or https, a
@@ -254,6 +262,21 @@ impl JobSpec {
         }
         if let Some(crate::failure_alert::JobFailureAlert::Policy(p)) = &self.failure_alert {
             out.extend(p.problems("failureAlert").into_iter().map(|(f, m)| problem(f, m)));
+        }
+        if let Some(fd) = self.delivery.as_ref().and_then(|d| d.failure_destination.as_ref()) {
+            let as_policy = crate::failure_alert::FailureAlertConfig {
+                mode: fd.mode.clone(),
+                to: fd.to.clone(),
+                ..Default::default()
+            };
+            out.extend(as_policy.problems("delivery.failureDestination").into_iter().map(|(f, m)| problem(f, m)));
+            // OpenClaw's rule: only an isolated job, or one whose primary delivery is a webhook.
+            if self.session_target_name() != "isolated" && self.webhook_url().is_none() {
+                out.push(problem(
+                    "delivery.failureDestination",
+                    "only an `isolated` job, or one delivering to a webhook, has a failure destination",
+                ));
+            }
         }
         match self.wake_mode.as_deref() {
             None | Some("now") | Some("next-heartbeat") => {}

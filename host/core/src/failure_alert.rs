@@ -84,6 +84,20 @@ impl FailureAlertConfig {
     }
 }
 
+/// `delivery.failureDestination`: where a job's failure alerts go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailureDestination {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+}
+
 /// A job's `failureAlert`: `false` (never for this job), `true` or an
 /// object (its own policy, which also turns alerts on).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -152,25 +166,37 @@ pub fn policy(cfg: &Config, job: &JobSpec) -> Option<AlertPolicy> {
         Some(JobFailureAlert::Policy(p)) => Some((**p).clone()),
         None => None,
     };
-    if own.is_none() && global.is_some_and(|g| g.enabled == Some(false)) {
+    let best_effort = job.delivery.as_ref().and_then(|d| d.best_effort) == Some(true);
+    if own.is_none() && (best_effort || global.is_some_and(|g| g.enabled == Some(false))) {
         return None;
     }
+    // `delivery.failureDestination`, field by field over the global destination.
+    let layered = job.delivery.as_ref().and_then(|d| d.failure_destination.as_ref()).map(|fd| {
+        let g = global.cloned().unwrap_or_default();
+        FailureAlertConfig {
+            mode: fd.mode.clone().or(g.mode),
+            channel: fd.channel.clone().or(g.channel),
+            to: fd.to.clone().or(g.to),
+            account_id: fd.account_id.clone().or(g.account_id),
+            ..FailureAlertConfig::default()
+        }
+    });
     let primary = job.delivery.as_ref().filter(|_| job.announces()).map(|d| Destination::Chat {
         channel: d.channel.clone(),
         to: d.to.clone(),
         account_id: d.account_id.clone(),
     });
-    let destination = match (&own, global) {
-        (Some(o), _) if o.names_destination() => destination_of(o),
-        (_, Some(g)) if g.names_destination() => destination_of(g),
-        _ => match primary {
-            Some(p) => p,
-            // No route of its own: covered only when a policy object asks for alerts.
-            None if own.is_some() || global.is_some() => {
-                Destination::Chat { channel: None, to: None, account_id: None }
-            }
-            None => return None,
-        },
+    // The first that names a destination: the job's object, its failure
+    // destination (over the global one), the global object.
+    let named = [own.as_ref(), layered.as_ref(), global].into_iter().flatten().find(|c| c.names_destination());
+    let destination = match (named, primary) {
+        (Some(c), _) => destination_of(c),
+        (None, Some(p)) => p,
+        // No route of its own: covered only when a policy object asks for alerts.
+        (None, None) if own.is_some() || global.is_some() || layered.is_some() => {
+            Destination::Chat { channel: None, to: None, account_id: None }
+        }
+        (None, None) => return None,
     };
     let pick = |f: fn(&FailureAlertConfig) -> Option<u64>| own.as_ref().and_then(f).or_else(|| global.and_then(f));
     Some(AlertPolicy {
@@ -339,6 +365,36 @@ mod tests {
         assert!(matches!(p.destination, Destination::Chat { channel: Some(ref c), .. } if c == "telegram"));
         own.failure_alert = Some(JobFailureAlert::Switch(false));
         assert_eq!(policy(&none, &own), None, "`failureAlert: false`");
+    }
+
+    #[test]
+    fn a_failure_destination_layers_over_the_global_one_and_best_effort_quiets_inherited_alerts() {
+        let global = cfg(r#"{ cron: { failureAlert: { channel: "slack", to: "C-ops", accountId: "ops" } } }"#);
+        let with = |delivery: &str| {
+            job(&format!(
+                r#"{{ "id": "j", "schedule": {{ "kind": "every", "everyMs": 60000 }}, "sessionTarget": "isolated",
+                "payload": {{ "kind": "agentTurn", "message": "hi" }}, "delivery": {delivery} }}"#
+            ))
+        };
+        let j = with(r#"{ "mode": "none", "failureDestination": { "to": "C-oncall" } }"#);
+        assert_eq!(
+            policy(&global, &j).unwrap().destination,
+            Destination::Chat {
+                channel: Some("slack".into()),
+                to: Some("C-oncall".into()),
+                account_id: Some("ops".into())
+            },
+            "its `to` over the global channel and account"
+        );
+        assert!(j.problems(&global, 0).is_empty(), "{:?}", j.problems(&global, 0));
+        let quiet = with(r#"{ "mode": "announce", "channel": "slack", "to": "C1", "bestEffort": true }"#);
+        assert_eq!(policy(&cfg("{}"), &quiet), None, "bestEffort: no inherited alerts");
+        let mut own = quiet.clone();
+        own.failure_alert = Some(JobFailureAlert::Switch(true));
+        assert!(policy(&cfg("{}"), &own).is_some(), "an explicit per-job policy stays");
+        let main = job(r#"{ "id": "m", "schedule": { "kind": "every", "everyMs": 60000 }, "sessionTarget": "main",
+            "payload": { "kind": "systemEvent", "text": "x" }, "delivery": { "failureDestination": { "to": "C1" } } }"#);
+        assert!(main.problems(&global, 0).iter().any(|p| p.field == "delivery.failureDestination"));
     }
 
     fn two() -> AlertPolicy {

@@ -264,12 +264,7 @@ impl JobSpec {
             out.extend(p.problems("failureAlert").into_iter().map(|(f, m)| problem(f, m)));
         }
         if let Some(fd) = self.delivery.as_ref().and_then(|d| d.failure_destination.as_ref()) {
-            let as_policy = crate::failure_alert::FailureAlertConfig {
-                mode: fd.mode.clone(),
-                to: fd.to.clone(),
-                ..Default::default()
-            };
-            out.extend(as_policy.problems("delivery.failureDestination").into_iter().map(|(f, m)| problem(f, m)));
+            out.extend(fd.problems("delivery.failureDestination").into_iter().map(|(f, m)| problem(f, m)));
             // OpenClaw's rule: only an isolated job, or one whose primary delivery is a webhook.
             if self.session_target_name() != "isolated" && self.webhook_url().is_none() {
                 out.push(problem(

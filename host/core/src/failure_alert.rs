@@ -61,8 +61,14 @@ pub struct FailureAlertConfig {
 }
 
 impl FailureAlertConfig {
-    fn names_destination(&self) -> bool {
-        self.mode.is_some() || self.channel.is_some() || self.to.is_some() || self.account_id.is_some()
+    /// Its destination fields.
+    pub fn route(&self) -> FailureDestination {
+        FailureDestination {
+            mode: self.mode.clone(),
+            channel: self.channel.clone(),
+            to: self.to.clone(),
+            account_id: self.account_id.clone(),
+        }
     }
 
     /// Problems with its values, each with its field below `at`.
@@ -71,15 +77,7 @@ impl FailureAlertConfig {
         if self.after == Some(0) {
             out.push((format!("{at}.after"), "at least 1: the failures before an alert".into()));
         }
-        match self.mode.as_deref() {
-            None | Some("announce") => {}
-            Some("webhook") => {
-                if let Some(why) = crate::cron_job::webhook_url_problem(self.to.as_deref()) {
-                    out.push((format!("{at}.to"), why));
-                }
-            }
-            Some(m) => out.push((format!("{at}.mode"), format!("`{m}` is not an alert mode: `announce` or `webhook`"))),
-        }
+        out.extend(self.route().problems(at));
         out
     }
 }
@@ -96,6 +94,34 @@ pub struct FailureDestination {
     pub to: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
+}
+
+impl FailureDestination {
+    fn names(&self) -> bool {
+        self.mode.is_some() || self.channel.is_some() || self.to.is_some() || self.account_id.is_some()
+    }
+
+    /// Each field it leaves unset taken from `wider`.
+    fn over(&self, wider: &FailureDestination) -> FailureDestination {
+        let pick = |a: &Option<String>, b: &Option<String>| a.clone().or_else(|| b.clone());
+        FailureDestination {
+            mode: pick(&self.mode, &wider.mode),
+            channel: pick(&self.channel, &wider.channel),
+            to: pick(&self.to, &wider.to),
+            account_id: pick(&self.account_id, &wider.account_id),
+        }
+    }
+
+    /// Problems with its mode and, for a webhook, its URL, below `at`.
+    pub fn problems(&self, at: &str) -> Vec<(String, String)> {
+        match self.mode.as_deref() {
+            None | Some("announce") => Vec::new(),
+            Some("webhook") => crate::cron_job::webhook_url_problem(self.to.as_deref())
+                .map(|why| vec![(format!("{at}.to"), why)])
+                .unwrap_or_default(),
+            Some(m) => vec![(format!("{at}.mode"), format!("`{m}` is not an alert mode: `announce` or `webhook`"))],
+        }
+    }
 }
 
 /// A job's `failureAlert`: `false` (never for this job), `true` or an
@@ -145,7 +171,7 @@ pub struct AlertPolicy {
     pub destination: Destination,
 }
 
-fn destination_of(c: &FailureAlertConfig) -> Destination {
+fn destination_of(c: &FailureDestination) -> Destination {
     let set = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
     match c.mode.as_deref() {
         Some("webhook") => Destination::Webhook(set(&c.to).unwrap_or_default()),
@@ -170,27 +196,20 @@ pub fn policy(cfg: &Config, job: &JobSpec) -> Option<AlertPolicy> {
     if own.is_none() && (best_effort || global.is_some_and(|g| g.enabled == Some(false))) {
         return None;
     }
-    // `delivery.failureDestination`, field by field over the global destination.
-    let layered = job.delivery.as_ref().and_then(|d| d.failure_destination.as_ref()).map(|fd| {
-        let g = global.cloned().unwrap_or_default();
-        FailureAlertConfig {
-            mode: fd.mode.clone().or(g.mode),
-            channel: fd.channel.clone().or(g.channel),
-            to: fd.to.clone().or(g.to),
-            account_id: fd.account_id.clone().or(g.account_id),
-            ..FailureAlertConfig::default()
-        }
-    });
-    let primary = job.delivery.as_ref().filter(|_| job.announces()).map(|d| Destination::Chat {
-        channel: d.channel.clone(),
-        to: d.to.clone(),
-        account_id: d.account_id.clone(),
-    });
-    // The first that names a destination: the job's object, its failure
-    // destination (over the global one), the global object.
-    let named = [own.as_ref(), layered.as_ref(), global].into_iter().flatten().find(|c| c.names_destination());
+    // The first that names a destination: the job's object, its
+    // `delivery.failureDestination` (field by field over the global one),
+    // the global object.
+    let global_route = global.map(FailureAlertConfig::route);
+    let layered = job
+        .delivery
+        .as_ref()
+        .and_then(|d| d.failure_destination.as_ref())
+        .map(|fd| fd.over(&global_route.clone().unwrap_or_default()));
+    let own_route = own.as_ref().map(FailureAlertConfig::route);
+    let primary = announce_target(job);
+    let named = [&own_route, &layered, &global_route].into_iter().flatten().find(|r| r.names());
     let destination = match (named, primary) {
-        (Some(c), _) => destination_of(c),
+        (Some(r), _) => destination_of(r),
         (None, Some(p)) => p,
         // No route of its own: covered only when a policy object asks for alerts.
         (None, None) if own.is_some() || global.is_some() || layered.is_some() => {
@@ -252,10 +271,13 @@ pub fn auto_disables(recurring: bool, streak: u32) -> bool {
 /// Where the turn-off notice goes when no alert policy covers the job: its
 /// announce target, else where it last spoke.
 pub fn safety_destination(job: &JobSpec) -> Destination {
-    match job.delivery.as_ref().filter(|_| job.announces()) {
-        Some(d) => Destination::Chat { channel: d.channel.clone(), to: d.to.clone(), account_id: d.account_id.clone() },
-        None => Destination::Chat { channel: None, to: None, account_id: None },
-    }
+    announce_target(job).unwrap_or(Destination::Chat { channel: None, to: None, account_id: None })
+}
+
+/// The chat a job announces its output to, if it does.
+fn announce_target(job: &JobSpec) -> Option<Destination> {
+    let d = job.delivery.as_ref().filter(|_| job.announces())?;
+    Some(Destination::Chat { channel: d.channel.clone(), to: d.to.clone(), account_id: d.account_id.clone() })
 }
 
 /// Updates `incident` for one finished run and says what to send.

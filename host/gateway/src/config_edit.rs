@@ -53,7 +53,7 @@ pub(crate) fn list(gw: &Gateway) -> Reply {
         StatusCode::OK,
         &json!({
             "file": gw.config_path(),
-            "tiers": chela_core::routing::TIER_ORDER,
+            "tiers": chela_core::routing::MatchedBy::TIERS,
             "bindings": snap.routes.audit(&snap.config),
         }),
     )

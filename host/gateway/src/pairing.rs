@@ -174,6 +174,14 @@ impl Pairing {
     /// Approves a pending code: the sender joins the account's approved list.
     pub fn approve(&self, channel: &str, code: &str) -> Result<PairingRequest, PairingError> {
         let _one_writer = one_writer();
+        let (req, rest) = self.take(channel, code)?;
+        self.allow_locked(channel, &req.account_id, std::slice::from_ref(&req.id))?;
+        self.write(&self.pending_path(channel), &PendingFile { version: 1, requests: rest })?;
+        Ok(req)
+    }
+
+    /// The pending request with `code` (any case), and the others.
+    fn take(&self, channel: &str, code: &str) -> Result<(PairingRequest, Vec<PairingRequest>), PairingError> {
         let code = code.trim().to_ascii_uppercase();
         let mut pending = self.pending(channel)?;
         let pos = pending
@@ -181,23 +189,15 @@ impl Pairing {
             .position(|r| r.code == code)
             .ok_or_else(|| PairingError::UnknownCode { channel: channel.to_string(), code: code.clone() })?;
         let req = pending.remove(pos);
-        self.allow_locked(channel, &req.account_id, std::slice::from_ref(&req.id))?;
-        self.write(&self.pending_path(channel), &PendingFile { version: 1, requests: pending })?;
-        Ok(req)
+        Ok((req, pending))
     }
 
     /// Refuses a pending code: the request is forgotten (the sender may ask
     /// again, and gets a new code).
     pub fn deny(&self, channel: &str, code: &str) -> Result<PairingRequest, PairingError> {
         let _one_writer = one_writer();
-        let code = code.trim().to_ascii_uppercase();
-        let mut pending = self.pending(channel)?;
-        let pos = pending
-            .iter()
-            .position(|r| r.code == code)
-            .ok_or_else(|| PairingError::UnknownCode { channel: channel.to_string(), code: code.clone() })?;
-        let req = pending.remove(pos);
-        self.write(&self.pending_path(channel), &PendingFile { version: 1, requests: pending })?;
+        let (req, rest) = self.take(channel, code)?;
+        self.write(&self.pending_path(channel), &PendingFile { version: 1, requests: rest })?;
         Ok(req)
     }
 

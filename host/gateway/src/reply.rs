@@ -20,11 +20,29 @@ pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed_unsync()
 }
 
-/// A body that sends each piece given to the channel as it comes, and ends
-/// when every sender is dropped.
-struct ChannelBody(tokio::sync::mpsc::UnboundedReceiver<Bytes>);
+/// A receiving end of a channel of pieces (bounded or not).
+trait Pieces: Send + Unpin + 'static {
+    fn poll_piece(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Bytes>>;
+}
 
-impl hyper::body::Body for ChannelBody {
+impl Pieces for tokio::sync::mpsc::UnboundedReceiver<Bytes> {
+    fn poll_piece(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Bytes>> {
+        self.poll_recv(cx)
+    }
+}
+
+impl Pieces for tokio::sync::mpsc::Receiver<Bytes> {
+    fn poll_piece(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Bytes>> {
+        self.poll_recv(cx)
+    }
+}
+
+/// A body that sends each piece given to the channel as it comes, and ends
+/// when every sender is dropped. Over a bounded channel the sender sees a
+/// client that reads too slowly.
+struct ChannelBody<P>(P);
+
+impl<P: Pieces> hyper::body::Body for ChannelBody<P> {
     type Data = Bytes;
     type Error = std::convert::Infallible;
 
@@ -32,7 +50,7 @@ impl hyper::body::Body for ChannelBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        self.0.poll_recv(cx).map(|piece| piece.map(|b| Ok(hyper::body::Frame::data(b))))
+        self.0.poll_piece(cx).map(|piece| piece.map(|b| Ok(hyper::body::Frame::data(b))))
     }
 }
 
@@ -41,32 +59,18 @@ pub(crate) fn streaming(
     content_type: &'static str,
     pieces: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
 ) -> Reply {
-    let mut r = Response::new(ChannelBody(pieces).boxed_unsync());
-    *r.status_mut() = status;
-    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static(content_type));
-    r.headers_mut().insert("cache-control", hyper::header::HeaderValue::from_static("no-cache"));
-    r
-}
-
-/// [`ChannelBody`] over a bounded channel: the sender sees when the client reads too slowly.
-struct BoundedBody(tokio::sync::mpsc::Receiver<Bytes>);
-
-impl hyper::body::Body for BoundedBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        self.0.poll_recv(cx).map(|piece| piece.map(|b| Ok(hyper::body::Frame::data(b))))
-    }
+    piece_stream(status, content_type, ChannelBody(pieces))
 }
 
 /// An event stream from a bounded channel (the live feed).
 pub(crate) fn event_stream(pieces: tokio::sync::mpsc::Receiver<Bytes>) -> Reply {
-    let mut r = Response::new(BoundedBody(pieces).boxed_unsync());
-    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("text/event-stream"));
+    piece_stream(StatusCode::OK, "text/event-stream", ChannelBody(pieces))
+}
+
+fn piece_stream<P: Pieces>(status: StatusCode, content_type: &'static str, body: ChannelBody<P>) -> Reply {
+    let mut r = Response::new(body.boxed_unsync());
+    *r.status_mut() = status;
+    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static(content_type));
     r.headers_mut().insert("cache-control", hyper::header::HeaderValue::from_static("no-cache"));
     r
 }

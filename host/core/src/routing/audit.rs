@@ -40,18 +40,6 @@ pub struct BindingAudit {
     pub standing: Standing,
 }
 
-/// The precedence of the tiers, most specific first (what the page sorts by).
-pub const TIER_ORDER: [MatchedBy; 8] = [
-    MatchedBy::Peer,
-    MatchedBy::ParentPeer,
-    MatchedBy::PeerWildcard,
-    MatchedBy::GuildRoles,
-    MatchedBy::Guild,
-    MatchedBy::Team,
-    MatchedBy::Account,
-    MatchedBy::Channel,
-];
-
 impl RouteTable {
     /// Every binding of `cfg` (which this table was built from), audited.
     pub fn audit(&self, cfg: &Config) -> Vec<BindingAudit> {

@@ -17,7 +17,7 @@ mod ownership;
 mod table;
 mod target;
 
-pub use audit::{BindingAudit, Standing, TIER_ORDER};
+pub use audit::{BindingAudit, Standing};
 pub use dispatch::{BroadcastOrder, Dispatch};
 pub use explain::{CandidateVerdict, Explanation, TierOutcome, TierTrace};
 pub use input::{PeerRef, RouteInput};

@@ -250,7 +250,6 @@ impl Scheduler {
                 tracing::info!(job = %job.id, run = %claim.run_id, status = %report.status, reason = ?report.reason, delivered = report.delivered, "cron run finished")
             }
         }
-        gw.metrics.inc("chela_cron_runs_total", &[("job", &job.id), ("status", &report.status)]);
         let policy = match &job.kind {
             JobKind::Spec(spec) => failure_alert::policy(&gw.snapshot().config, spec),
             JobKind::Heartbeat(_) => None,
@@ -267,6 +266,8 @@ impl Scheduler {
                 None
             }
         };
+        // Counted once recorded: a run the metric shows is in `state.json` and its history.
+        gw.metrics.inc("chela_cron_runs_total", &[("job", &job.id), ("status", &report.status)]);
         if let (JobKind::Spec(spec), Some(notice)) = (&job.kind, &notice) {
             let destination = match &policy {
                 Some(p) => p.destination.clone(),

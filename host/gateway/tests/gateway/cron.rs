@@ -98,7 +98,8 @@ async fn a_heartbeat_alerts_the_owner_and_keeps_acknowledgements_to_itself() {
     let alerts = first_announcements(&base, "alice").await;
     // The first heartbeat's HEARTBEAT_OK ran before the alert and was never sent.
     assert_eq!(alerts, ["The disk is 95% full."]);
-    assert!(runs(&running, "heartbeat-work", "ok") >= 2);
+    // (A run is counted once recorded, just after its reply went out.)
+    until("both runs counted", || runs(&running, "heartbeat-work", "ok") >= 2).await;
     let (user, system) = request_texts(&fake, 0);
     assert_eq!(user, chela_core::heartbeat::DEFAULT_PROMPT, "the prompt is sent verbatim");
     assert!(
@@ -414,13 +415,10 @@ async fn force_run(running: &chela_gateway::Running, id: &str) -> Value {
     serde_json::from_str(&a.body).unwrap()
 }
 
-/// A job that announces is covered by failure alerts by default (OpenClaw's
-/// policy): after two consecutive failures one alert, with a normalised
-/// cause and not the provider's error; the third failure, same cause, is the
-/// same incident and stays quiet; the first success after it sends one
-/// recovery notice. The incident is kept in the job's state meanwhile.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_job_alerts_once_per_incident_and_once_when_it_recovers() {
+/// A gateway whose agent `work` (model: the OpenAI fake) has the job
+/// `nightly` ("Nightly digest", every 6 h, isolated) announcing to alice on
+/// the webhook channel; `extra` adds job keys.
+async fn nightly_job(extra: &str) -> (OpenAiFake, tempfile::TempDir, chela_gateway::Running) {
     let fake = OpenAiFake::start("sk-test").await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -429,7 +427,7 @@ async fn a_failing_job_alerts_once_per_incident_and_once_when_it_recovers() {
       models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
       agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", model: "openai/gpt-test" }} ] }},
       cron: {{ jobs: [ {{ id: "nightly", name: "Nightly digest", schedule: {{ kind: "every", every: "6h" }},
-          sessionTarget: "isolated", payload: {{ kind: "agentTurn", message: "digest" }},
+          sessionTarget: "isolated", payload: {{ kind: "agentTurn", message: "digest" }}, {extra}
           delivery: {{ mode: "announce", channel: "webhook", to: "alice", accountId: "inbox" }} }} ] }},
       channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
     }}"#,
@@ -437,7 +435,18 @@ async fn a_failing_job_alerts_once_per_incident_and_once_when_it_recovers() {
         root = root.display()
     );
     let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
-    let base = format!("http://{}", running.addr);
+    (fake, dir, running)
+}
+
+/// A job that announces is covered by failure alerts by default (OpenClaw's
+/// policy): after two consecutive failures one alert, with a normalised
+/// cause and not the provider's error; the third failure, same cause, is the
+/// same incident and stays quiet; the first success after it sends one
+/// recovery notice. The incident is kept in the job's state meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_job_alerts_once_per_incident_and_once_when_it_recovers() {
+    let (fake, dir, running) = nightly_job("").await;
+    let (root, base) = (dir.path(), format!("http://{}", running.addr));
     fake.script([
         Scripted::Status(400),
         Scripted::Status(400),
@@ -486,23 +495,8 @@ async fn a_failing_job_alerts_once_per_incident_and_once_when_it_recovers() {
 /// until `chela cron enable` (here its store call) clears it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_failing_ten_times_in_a_row_is_turned_off_until_enabled() {
-    let fake = OpenAiFake::start("sk-test").await;
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let config = format!(
-        r#"{{
-      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
-      agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", model: "openai/gpt-test" }} ] }},
-      cron: {{ jobs: [ {{ id: "nightly", name: "Nightly digest", schedule: {{ kind: "every", every: "6h" }},
-          sessionTarget: "isolated", payload: {{ kind: "agentTurn", message: "digest" }}, failureAlert: false,
-          delivery: {{ mode: "announce", channel: "webhook", to: "alice", accountId: "inbox" }} }} ] }},
-      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
-    }}"#,
-        openai = fake.base_url(),
-        root = root.display()
-    );
-    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
-    let base = format!("http://{}", running.addr);
+    let (fake, dir, running) = nightly_job("failureAlert: false,").await;
+    let (root, base) = (dir.path(), format!("http://{}", running.addr));
     fake.script((0..10).map(|_| Scripted::Status(400)).chain([Scripted::Text("back on track".into())]));
     for _ in 0..10 {
         assert_eq!(force_run(&running, "nightly").await["status"], "error");

@@ -381,19 +381,30 @@ async function sessions(agent) {
     agents.map((a) => h("option", { value: a.id, selected: a.id === chosen }, a.name ? `${a.id} (${a.name})` : a.id)),
   );
   const list = chosen ? (await api(`sessions?agentId=${encodeURIComponent(chosen)}`)).data.sessions || [] : [];
-  list.sort((a, b) => (b.entry?.updatedAt ?? 0) - (a.entry?.updatedAt ?? 0));
+  let newestFirst = true;
+  const body = h("tbody");
+  const fill = () => {
+    list.sort((a, b) => ((b.entry?.updatedAt ?? 0) - (a.entry?.updatedAt ?? 0)) * (newestFirst ? 1 : -1));
+    body.replaceChildren(
+      ...list.map((s) =>
+        h(
+          "tr",
+          { "data-updated": s.entry?.updatedAt ?? 0 },
+          h("td", {}, h("a", { class: "row", href: `#/transcript/${encodeURIComponent(chosen)}/${encodeURIComponent(s.key)}` }, s.key)),
+          h("td", {}, s.entry?.updatedAt ? new Date(s.entry.updatedAt).toLocaleString() : "—"),
+          h("td", {}, s.entry?.chatType || ""),
+        ),
+      ),
+    );
+    sortButton.textContent = `Last activity ${newestFirst ? "↓" : "↑"}`;
+    sortButton.setAttribute("aria-label", `Last activity, ${newestFirst ? "newest" : "oldest"} first; activate to reverse`);
+  };
+  const sortButton = h("button", { type: "button", class: "sort", onclick: () => { newestFirst = !newestFirst; fill(); } });
+  fill();
   show(
     h("h1", {}, "Sessions"),
     h("label", {}, "Agent", pick),
-    table(
-      "sessions",
-      ["Session", "Last activity", "Chat"],
-      list.map((s) => [
-        h("a", { class: "row", href: `#/transcript/${encodeURIComponent(chosen)}/${encodeURIComponent(s.key)}` }, s.key),
-        s.entry?.updatedAt ? new Date(s.entry.updatedAt).toLocaleString() : "—",
-        s.entry?.chatType || "",
-      ]),
-    ),
+    h("table", { id: "sessions" }, h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Session"), h("th", { scope: "col", "aria-sort": "descending" }, sortButton), h("th", { scope: "col" }, "Chat"))), body),
   );
 }
 

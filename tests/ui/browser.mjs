@@ -88,6 +88,14 @@ try {
   await page.selectOption("#agent", expect.session.agent);
   const link = `#sessions a:has-text("${expect.session.keyContains}")`;
   await page.waitForSelector(link);
+  // Sorted by last activity, newest first; the header turns the order around.
+  const order = () => page.$$eval("#sessions tbody tr", (rows) => rows.map((r) => Number(r.dataset.updated)));
+  const newest = await order();
+  assert.ok(newest.length >= 2, `several sessions to order: ${newest}`);
+  assert.deepEqual(newest, [...newest].sort((x, y) => y - x), "newest first");
+  await page.click("#sessions th button");
+  const oldest = await order();
+  assert.deepEqual(oldest, [...newest].reverse(), "oldest first after a click");
   await shot(page, "sessions");
   await page.click(link);
   await page.waitForSelector("#transcript .msg");
@@ -144,7 +152,19 @@ try {
   assert.ok(after.some((r) => r.includes(`peer direct:${b.peer}`) && r.includes("binding.peer")), `the new binding: ${after}`);
   assert.ok(fs.readFileSync(expect.config.file, "utf8").includes(expect.bindings.comment), "the file's comments are kept");
   await shot(page, "bindings");
-  step("bindings: a bad edit refused at its position, a good one written and listed");
+  // One more, then removed again from its row.
+  await add({ agentId: b.agent, channel: b.channel, accountId: b.account, peerKind: "direct", peerId: "+15550000042" });
+  await page.waitForFunction(() => [...document.querySelectorAll("#bindings tbody tr")].some((r) => r.textContent.includes("+15550000042")));
+  const index = await page.$$eval("#bindings tbody tr", (rows) => {
+    const row = rows.find((r) => r.textContent.includes("+15550000042"));
+    return row.querySelector("button[data-remove]").dataset.remove;
+  });
+  await page.click(`#bindings button[data-remove="${index}"]`);
+  await page.waitForFunction(() => document.querySelector("#binding-status")?.textContent.startsWith("Removed"));
+  const left = await page.textContent("#bindings tbody");
+  assert.ok(!left.includes("+15550000042") && left.includes(b.peer), `removed, the other kept: ${left}`);
+  assert.ok(!fs.readFileSync(expect.config.file, "utf8").includes("+15550000042"), "removed from the file");
+  step("bindings: a bad edit refused at its position, good ones written, listed and removed");
 
   // Config: the file in force, then an edit that breaks it, shown with its line and not applied.
   await page.click('nav a[href="#/config"]');

@@ -683,6 +683,9 @@ async fn the_control_page_works_in_a_real_browser_on_the_demo_config() {
     let r = platforms.say(&say("telegram", Some("default"), "333333333", "hello")).await.unwrap();
     let answer = reply_text(r);
     let code = answer.split("pairing code is ").nth(1).and_then(|r| r.split('.').next()).expect("a code").to_string();
+    // An earlier conversation of `work`, so the Sessions page has an order to show.
+    let r = platforms.say(&say("whatsapp", Some("biz"), "+15557771111", "an earlier question")).await.unwrap();
+    assert!(reply_text(r).contains("agent `work`"));
     // The page says things as a WhatsApp user through this endpoint (what `chela-platforms` serves).
     let p = platforms.clone();
     let (say_addr, _say) = chela_fakes::wire::serve(move |req: hyper::Request<hyper::body::Incoming>| {

@@ -57,7 +57,7 @@ pub struct JobSpec {
     /// `false`: no failure alerts for this job; an object: its own policy
     /// (`crate::failure_alert`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_alert: Option<crate::failure_alert::JobFailureAlert>,
+    pub failure_alert: Option<crate::config::schema::JobFailureAlert>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +93,7 @@ pub struct Delivery {
     /// Where failure alerts go (`mode`, `channel`, `to`, `accountId`),
     /// layered over `cron.failureAlert`'s (`crate::failure_alert`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_destination: Option<crate::failure_alert::FailureDestination>,
+    pub failure_destination: Option<crate::config::schema::FailureDestination>,
     /// A delivery failure is not the job's: no inherited failure alerts
     /// (a job's own `failureAlert` still applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -260,7 +260,7 @@ impl JobSpec {
                 Err(p) => out.push(p),
             }
         }
-        if let Some(crate::failure_alert::JobFailureAlert::Policy(p)) = &self.failure_alert {
+        if let Some(crate::config::schema::JobFailureAlert::Policy(p)) = &self.failure_alert {
             out.extend(p.problems("failureAlert").into_iter().map(|(f, m)| problem(f, m)));
         }
         if let Some(fd) = self.delivery.as_ref().and_then(|d| d.failure_destination.as_ref()) {

@@ -22,9 +22,10 @@
 //! Must not: send, persist or schedule anything (the gateway's scheduler
 //! keeps the incident in the job's state and delivers the notice).
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::config::schema::Config;
+pub use crate::config::schema::{FailureAlertConfig, FailureDestination, JobFailureAlert};
 use crate::cron_job::JobSpec;
 
 /// OpenClaw's defaults: alert after two consecutive failures, then wait an hour.
@@ -33,125 +34,6 @@ pub const DEFAULT_COOLDOWN_MS: u64 = 3_600_000;
 /// OpenClaw's safety backstop: a recurring job that fails this many times
 /// in a row is turned off until someone enables it again.
 pub const AUTO_DISABLE_AFTER: u32 = 10;
-
-/// `cron.failureAlert`, or a job's `failureAlert` object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FailureAlertConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    /// Consecutive failures before the alert (at least 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cooldown_ms: Option<u64>,
-    /// Count consecutive skipped runs too (on their own streak).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub include_skipped: Option<bool>,
-    /// `announce` (a chat) or `webhook` (`to` is the URL).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
-    /// The chat's channel; `last` (or unset): where the job last spoke.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
-}
-
-impl FailureAlertConfig {
-    /// Its destination fields.
-    pub fn route(&self) -> FailureDestination {
-        FailureDestination {
-            mode: self.mode.clone(),
-            channel: self.channel.clone(),
-            to: self.to.clone(),
-            account_id: self.account_id.clone(),
-        }
-    }
-
-    /// Problems with its values, each with its field below `at`.
-    pub fn problems(&self, at: &str) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        if self.after == Some(0) {
-            out.push((format!("{at}.after"), "at least 1: the failures before an alert".into()));
-        }
-        out.extend(self.route().problems(at));
-        out
-    }
-}
-
-/// `delivery.failureDestination`: where a job's failure alerts go.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FailureDestination {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
-}
-
-impl FailureDestination {
-    fn names(&self) -> bool {
-        self.mode.is_some() || self.channel.is_some() || self.to.is_some() || self.account_id.is_some()
-    }
-
-    /// Each field it leaves unset taken from `wider`.
-    fn over(&self, wider: &FailureDestination) -> FailureDestination {
-        let pick = |a: &Option<String>, b: &Option<String>| a.clone().or_else(|| b.clone());
-        FailureDestination {
-            mode: pick(&self.mode, &wider.mode),
-            channel: pick(&self.channel, &wider.channel),
-            to: pick(&self.to, &wider.to),
-            account_id: pick(&self.account_id, &wider.account_id),
-        }
-    }
-
-    /// Problems with its mode and, for a webhook, its URL, below `at`.
-    pub fn problems(&self, at: &str) -> Vec<(String, String)> {
-        match self.mode.as_deref() {
-            None | Some("announce") => Vec::new(),
-            Some("webhook") => crate::cron_job::webhook_url_problem(self.to.as_deref())
-                .map(|why| vec![(format!("{at}.to"), why)])
-                .unwrap_or_default(),
-            Some(m) => vec![(format!("{at}.mode"), format!("`{m}` is not an alert mode: `announce` or `webhook`"))],
-        }
-    }
-}
-
-/// A job's `failureAlert`: `false` (never for this job), `true` or an
-/// object (its own policy, which also turns alerts on).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum JobFailureAlert {
-    Switch(bool),
-    Policy(Box<FailureAlertConfig>),
-}
-
-impl<'de> Deserialize<'de> for JobFailureAlert {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Either;
-        impl<'de> serde::de::Visitor<'de> for Either {
-            type Value = JobFailureAlert;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("false, true or an object {after, cooldownMs, mode, channel, to, accountId, …}")
-            }
-            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<JobFailureAlert, E> {
-                Ok(JobFailureAlert::Switch(v))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<JobFailureAlert, A::Error> {
-                FailureAlertConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(|p| JobFailureAlert::Policy(Box::new(p)))
-            }
-        }
-        d.deserialize_any(Either)
-    }
-}
 
 /// Where an alert goes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -216,7 +216,127 @@ pub struct CronConfig {
     /// Where webhook deliveries may connect beyond public addresses.
     pub webhook_ssrf_policy: Option<WebhookSsrfPolicy>,
     /// Who is told when a job keeps failing (`crate::failure_alert`).
-    pub failure_alert: Option<crate::failure_alert::FailureAlertConfig>,
+    pub failure_alert: Option<FailureAlertConfig>,
+}
+
+/// `cron.failureAlert`, or a job's `failureAlert` object (what the values
+/// mean: `crate::failure_alert`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailureAlertConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Consecutive failures before the alert (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_ms: Option<u64>,
+    /// Count consecutive skipped runs too (on their own streak).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_skipped: Option<bool>,
+    /// `announce` (a chat) or `webhook` (`to` is the URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The chat's channel; `last` (or unset): where the job last spoke.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+}
+
+impl FailureAlertConfig {
+    /// Its destination fields.
+    pub fn route(&self) -> FailureDestination {
+        FailureDestination {
+            mode: self.mode.clone(),
+            channel: self.channel.clone(),
+            to: self.to.clone(),
+            account_id: self.account_id.clone(),
+        }
+    }
+
+    /// Problems with its values, each with its field below `at`.
+    pub fn problems(&self, at: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.after == Some(0) {
+            out.push((format!("{at}.after"), "at least 1: the failures before an alert".into()));
+        }
+        out.extend(self.route().problems(at));
+        out
+    }
+}
+
+/// `delivery.failureDestination`: where a job's failure alerts go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailureDestination {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+}
+
+impl FailureDestination {
+    pub(crate) fn names(&self) -> bool {
+        self.mode.is_some() || self.channel.is_some() || self.to.is_some() || self.account_id.is_some()
+    }
+
+    /// Each field it leaves unset taken from `wider`.
+    pub(crate) fn over(&self, wider: &FailureDestination) -> FailureDestination {
+        let pick = |a: &Option<String>, b: &Option<String>| a.clone().or_else(|| b.clone());
+        FailureDestination {
+            mode: pick(&self.mode, &wider.mode),
+            channel: pick(&self.channel, &wider.channel),
+            to: pick(&self.to, &wider.to),
+            account_id: pick(&self.account_id, &wider.account_id),
+        }
+    }
+
+    /// Problems with its mode and, for a webhook, its URL, below `at`.
+    pub fn problems(&self, at: &str) -> Vec<(String, String)> {
+        match self.mode.as_deref() {
+            None | Some("announce") => Vec::new(),
+            Some("webhook") => crate::cron_job::webhook_url_problem(self.to.as_deref())
+                .map(|why| vec![(format!("{at}.to"), why)])
+                .unwrap_or_default(),
+            Some(m) => vec![(format!("{at}.mode"), format!("`{m}` is not an alert mode: `announce` or `webhook`"))],
+        }
+    }
+}
+
+/// A job's `failureAlert`: `false` (never for this job), `true` or an
+/// object (its own policy, which also turns alerts on).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum JobFailureAlert {
+    Switch(bool),
+    Policy(Box<FailureAlertConfig>),
+}
+
+impl<'de> serde::Deserialize<'de> for JobFailureAlert {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = JobFailureAlert;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("false, true or an object {after, cooldownMs, mode, channel, to, accountId, …}")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<JobFailureAlert, E> {
+                Ok(JobFailureAlert::Switch(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<JobFailureAlert, A::Error> {
+                FailureAlertConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|p| JobFailureAlert::Policy(Box::new(p)))
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 /// `cron.webhookSsrfPolicy`: a webhook delivery goes only to public

@@ -17,19 +17,21 @@ use chela_core::routing::SessionTarget;
 use chela_core::session_key::SessionKey;
 use serde_json::json;
 
-use super::scheduler::RunReport;
 use super::Job;
 use crate::Gateway;
 
-/// Sends `notice` about `job` (run `report`, started at `run_at_ms`) to `destination`.
-pub(super) async fn send(
-    gw: &Arc<Gateway>,
-    job: &Job,
-    destination: &Destination,
-    notice: &Notice,
-    report: &RunReport,
-    run_at_ms: i64,
-) {
+/// The run a notice is about.
+pub(super) struct Run<'a> {
+    pub id: &'a str,
+    /// Why it failed, as recorded.
+    pub error: Option<&'a str>,
+    pub session_key: Option<&'a str>,
+    pub started_at_ms: i64,
+}
+
+/// Sends `notice` about `job` (after `run`) to `destination`.
+pub(super) async fn send(gw: &Arc<Gateway>, job: &Job, destination: &Destination, notice: &Notice, run: &Run<'_>) {
+    let run_at_ms = run.started_at_ms;
     let snap = gw.snapshot();
     let cfg = &snap.config;
     let Some(agent) = job.agent(cfg) else { return };
@@ -52,9 +54,9 @@ pub(super) async fn send(
                 "agentId": agent,
                 "text": text,
                 // The raw error: a webhook is an integration, not a chat.
-                "error": report.reason,
+                "error": run.error,
                 "consecutiveFailures": failures,
-                "runId": report.run_id,
+                "runId": run.id,
                 "runAtMs": run_at_ms,
             });
             super::webhook::post(gw, cfg, url, &payload).await
@@ -71,7 +73,7 @@ pub(super) async fn send(
                     ChatType::Direct,
                 )),
                 _ => {
-                    let own = report.session_key.as_deref().and_then(SessionKey::parse);
+                    let own = run.session_key.and_then(SessionKey::parse);
                     let own = own.map(|k| SessionTarget::of_key(cfg, k, ChatType::Direct));
                     own.and_then(|t| super::run::last_route(gw, &t))
                         .or_else(|| super::run::last_route(gw, &SessionTarget::main(cfg, &agent)))

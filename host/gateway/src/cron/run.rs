@@ -1,8 +1,8 @@
 //! Running one job as its agent: the session it names (the agent's own,
 //! checked by core), a turn through the agent runtime (that agent's
 //! workspace, tools and model, as any of its turns), then the reply
-//! delivered where the job says (a chat, or a webhook: `webhook.rs`), or
-//! held back when it is an acknowledgement.
+//! delivered to the chat the job says (a webhook job's run is posted by
+//! `webhook.rs` afterwards), or held back when it is an acknowledgement.
 //!
 //! Heartbeats first check what would make the run pointless: outside
 //! `activeHours`, a busy session, no one to tell (`no-route`), or a target
@@ -66,13 +66,7 @@ type Route = Option<(DeliveryContext, ChatType)>;
 
 pub async fn run(gw: &Arc<Gateway>, job: &Job, claim: &Claim) -> Outcome {
     match &job.kind {
-        JobKind::Spec(spec) => {
-            let out = cron_job(gw, &job.id, spec).await;
-            match spec.webhook_url() {
-                Some(url) => super::webhook::deliver(gw, job, url, claim, out).await,
-                None => out,
-            }
-        }
+        JobKind::Spec(spec) => cron_job(gw, &job.id, spec).await,
         JobKind::Heartbeat(plan) => heartbeat_run(gw, plan, claim.forced).await,
     }
 }

@@ -233,7 +233,13 @@ impl Scheduler {
     async fn execute(gw: Arc<Gateway>, job: Job, claim: Claim) -> RunReport {
         let _turn = gw.inflight.enter();
         let started = std::time::Instant::now();
-        let outcome = super::run::run(&gw, &job, &claim).await;
+        let mut outcome = super::run::run(&gw, &job, &claim).await;
+        if let Some(url) = match &job.kind {
+            JobKind::Spec(spec) => spec.webhook_url(),
+            JobKind::Heartbeat(_) => None,
+        } {
+            outcome = super::webhook::deliver(&gw, &job, url, &claim, outcome).await;
+        }
         let report = RunReport {
             job_id: job.id.clone(),
             run_id: claim.run_id.clone(),
@@ -273,7 +279,13 @@ impl Scheduler {
                 Some(p) => p.destination.clone(),
                 None => failure_alert::safety_destination(spec),
             };
-            super::alert::send(&gw, &job, &destination, notice, &report, claim.started_at_ms).await;
+            let run = super::alert::Run {
+                id: &report.run_id,
+                error: report.reason.as_deref(),
+                session_key: report.session_key.as_deref(),
+                started_at_ms: claim.started_at_ms,
+            };
+            super::alert::send(&gw, &job, &destination, notice, &run).await;
         }
         gw.scheduler.running().remove(&job.id);
         report

@@ -230,9 +230,34 @@ async function bindingsPage(note) {
     b.agentId || "—",
     scopeText(b.scope),
     standing(b),
-    h("button", { type: "button", "data-remove": b.index, onclick: () => remove(b) }, "Remove"),
+    h(
+      "span",
+      {},
+      h("button", { type: "button", "data-edit": b.index, onclick: () => edit(b) }, "Edit"),
+      " ",
+      h("button", { type: "button", "data-remove": b.index, onclick: () => remove(b) }, "Remove"),
+    ),
   ]);
   const field = (name, label, attrs = {}) => h("label", {}, label, h("input", { name, ...attrs }));
+  // Editing bindings[editing] (the form then changes it in place), or adding one.
+  let editing = null;
+  const heading = h("h2", { id: "binding-form-title" }, "Add a binding");
+  const submit = h("button", { class: "primary", type: "submit" }, "Add binding");
+  const edit = (b) => {
+    editing = b.index;
+    heading.textContent = `Change bindings[${b.index}]`;
+    submit.textContent = "Save binding";
+    const set = (name, value) => (form.elements[name].value = value ?? "");
+    set("agentId", b.agentId);
+    set("channel", b.scope.channel);
+    set("accountId", b.scope.accountId === "default" ? "" : b.scope.accountId);
+    set("peerKind", b.scope.peer?.kind);
+    set("peerId", b.scope.peer?.id);
+    set("guildId", b.scope.guildId);
+    set("roles", (b.scope.roles || []).join(", "));
+    set("teamId", b.scope.teamId);
+    form.elements.agentId.focus();
+  };
   const form = h(
     "form",
     { class: "grid", id: "binding-form" },
@@ -245,7 +270,7 @@ async function bindingsPage(note) {
     field("guildId", "Guild (Discord)"),
     field("roles", "Roles (comma separated)"),
     field("teamId", "Team (Slack)"),
-    h("button", { class: "primary", type: "submit" }, "Add binding"),
+    submit,
   );
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -257,8 +282,12 @@ async function bindingsPage(note) {
     if (v("guildId")) match.guildId = v("guildId");
     if (v("teamId")) match.teamId = v("teamId");
     if (v("roles")) match.roles = v("roles").split(",").map((s) => s.trim()).filter(Boolean);
-    const r = await api("bindings/add", { method: "POST", body: { agentId: v("agentId"), match } });
-    if (r.ok) return bindingsPage(h("p", { class: "ok" }, `Added: the config file is written (comments kept) and in force.`));
+    const r =
+      editing === null
+        ? await api("bindings/add", { method: "POST", body: { agentId: v("agentId"), match } })
+        : await api("bindings/replace", { method: "POST", body: { index: editing, agentId: v("agentId"), match } });
+    const done = editing === null ? "Added" : `Changed bindings[${editing}]`;
+    if (r.ok) return bindingsPage(h("p", { class: "ok" }, `${done}: the config file is written (comments kept) and in force.`));
     status.replaceChildren(h("p", { class: "error", role: "alert" }, r.data.error || `HTTP ${r.status}`), problemList(r.data.problems));
   });
   show(
@@ -266,7 +295,7 @@ async function bindingsPage(note) {
     h("p", { class: "muted" }, "Most specific tier first; within a tier the first binding in the file wins. Edits go to ", h("code", {}, res.data.file || "(no watched file)"), "."),
     status,
     table("bindings", ["Binding", "Tier", "Agent", "Matches", "Standing", ""], rows),
-    h("h2", {}, "Add a binding"),
+    heading,
     form,
   );
 }
@@ -470,13 +499,19 @@ let liveStream = null;
 async function livePage() {
   const agents = (await api("agents")).data.agents || [];
   const agent = h("select", { id: "live-agent" }, h("option", { value: "" }, "every agent"), agents.map((a) => h("option", { value: a.id }, a.id)));
+  const channels = [...new Set(((await api("channels")).data.channels || []).map((c) => c.channel))];
+  const channel = h("select", { id: "live-channel" }, h("option", { value: "" }, "every channel"), channels.map((c) => h("option", { value: c }, c)));
   const body = h("tbody");
   const state = h("p", { id: "live-state", class: "muted", role: "status" }, "Connecting…");
   const connect = async () => {
     liveStream?.abort();
+    state.textContent = "Connecting…";
     const controller = new AbortController();
     liveStream = controller;
-    const query = agent.value ? `?agentId=${encodeURIComponent(agent.value)}` : "";
+    const params = new URLSearchParams();
+    if (agent.value) params.set("agentId", agent.value);
+    if (channel.value) params.set("channel", channel.value);
+    const query = params.size ? `?${params}` : "";
     const res = await fetch(`/api/v1/events${query}`, {
       headers: { authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` },
       signal: controller.signal,
@@ -519,9 +554,10 @@ async function livePage() {
     }
   };
   agent.addEventListener("change", connect);
+  channel.addEventListener("change", connect);
   show(
     h("h1", {}, "Live"),
-    h("label", {}, "Agent", agent),
+    h("div", { class: "grid" }, h("label", {}, "Agent", agent), h("label", {}, "Channel", channel)),
     state,
     h("table", { id: "live" }, h("thead", {}, h("tr", {}, ["Time", "What", "Channel/account", "Agent", "Text or reason"].map((c) => h("th", { scope: "col" }, c)))), body),
   );

@@ -73,6 +73,9 @@ try {
   // Live: a message that arrives while the page is open shows up, and its answer.
   await page.click('nav a[href="#/live"]');
   await page.waitForFunction(() => document.querySelector("#live-state")?.textContent.startsWith("Live"));
+  // Only this channel's events (the stream is asked again with the filter).
+  await page.selectOption("#live-channel", expect.live.message.channel);
+  await page.waitForFunction(() => document.querySelector("#live-state")?.textContent.startsWith("Live"));
   // As a user of the platform (the platform fakes deliver it to the gateway).
   const sent = await fetch(expect.live.say, { method: "POST", body: JSON.stringify(expect.live.message) });
   const said = await sent.json();
@@ -159,12 +162,20 @@ try {
     const row = rows.find((r) => r.textContent.includes("+15550000042"));
     return row.querySelector("button[data-remove]").dataset.remove;
   });
+  // Changed in place: another agent for the same peer.
+  await page.click(`#bindings button[data-edit="${index}"]`);
+  assert.equal(await page.inputValue("#binding-form [name=peerId]"), "+15550000042", "the form holds the binding");
+  await page.fill("#binding-form [name=agentId]", expect.bindings.changeTo);
+  await page.click("#binding-form button[type=submit]");
+  await page.waitForFunction(() => document.querySelector("#binding-status")?.textContent.startsWith("Changed"));
+  const changed = await page.$$eval("#bindings tbody tr", (rows) => rows.find((r) => r.textContent.includes("+15550000042"))?.textContent);
+  assert.ok(changed.includes(expect.bindings.changeTo) && changed.includes(`bindings[${index}]`), `changed in place: ${changed}`);
   await page.click(`#bindings button[data-remove="${index}"]`);
   await page.waitForFunction(() => document.querySelector("#binding-status")?.textContent.startsWith("Removed"));
   const left = await page.textContent("#bindings tbody");
   assert.ok(!left.includes("+15550000042") && left.includes(b.peer), `removed, the other kept: ${left}`);
   assert.ok(!fs.readFileSync(expect.config.file, "utf8").includes("+15550000042"), "removed from the file");
-  step("bindings: a bad edit refused at its position, good ones written, listed and removed");
+  step("bindings: a bad edit refused at its position, good ones written, changed and removed");
 
   // Config: the file in force, then an edit that breaks it, shown with its line and not applied.
   await page.click('nav a[href="#/config"]');

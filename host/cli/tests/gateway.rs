@@ -733,6 +733,7 @@ async fn the_control_page_works_in_a_real_browser_on_the_demo_config() {
             "tiers": [[0, "binding.account"], [2, "binding.peer"], [3, "binding.team"], [5, "binding.guild+roles"], [6, "binding.guild"]],
             "add": { "agent": "support", "channel": "whatsapp", "account": "biz", "peer": "+15559990000" },
             "comment": "// Most specific wins: peer",
+            "changeTo": "work",
         },
         "config": { "file": gw.config, "bad": bad, "line": bad_line, "agent": "ghost" },
     });

@@ -1,5 +1,5 @@
 //! The control API's config edits (the control page's Bindings page): a
-//! binding added or removed in the watched config file, the way `chela
+//! binding added, changed or removed in the watched config file, the way `chela
 //! agents bind` edits it — the text spliced so comments and layout stay,
 //! the result checked by core against the config as it was (an edit that
 //! adds an error is refused with each problem at its place in the new
@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use chela_core::config::edit::{append_to_array, remove_array_elements};
+use chela_core::config::edit::{append_to_array, remove_array_elements, set_member};
 use chela_core::config::Diagnostic;
 use hyper::StatusCode;
 use serde_json::{json, Value as Json};
@@ -65,6 +65,9 @@ pub(crate) enum Edit {
     Add { agent_id: String, matcher: Json },
     /// Remove `bindings[index]`.
     Remove { index: usize },
+    /// Set `agentId` and `match` of `bindings[index]` (its other keys, such
+    /// as `comment`, and the comments around it stay).
+    Replace { index: usize, agent_id: String, matcher: Json },
 }
 
 /// Applies one edit to the watched file.
@@ -94,6 +97,11 @@ pub(crate) async fn apply(gw: &Arc<Gateway>, edit: Edit) -> Reply {
             append_to_array(&text, &["bindings"], &element)
         }
         Edit::Remove { index } => remove_array_elements(&text, &["bindings"], &[*index]),
+        Edit::Replace { index, agent_id, matcher } => {
+            let at = index.to_string();
+            set_member(&text, &["bindings", &at], "agentId", &json!(agent_id).to_string())
+                .and_then(|t| set_member(&t, &["bindings", &at], "match", &matcher.to_string()))
+        }
     };
     let new = match edited {
         Ok(n) => n,

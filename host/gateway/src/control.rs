@@ -78,6 +78,13 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Socke
             Ok(b) => crate::config_edit::apply(&gw, Edit::Remove { index: b.index }).await,
             Err(r) => r,
         },
+        (Method::POST, "/api/v1/bindings/replace") => match body_json::<ReplaceBinding>(&gw, req).await {
+            Ok(b) => {
+                let edit = Edit::Replace { index: b.index, agent_id: b.agent_id, matcher: b.matcher };
+                crate::config_edit::apply(&gw, edit).await
+            }
+            Err(r) => r,
+        },
         (Method::GET, "/api/v1/traffic") => {
             json(StatusCode::OK, &serde_json::json!({ "minutes": gw.live.traffic(chela_agent::clock::now_ms(), 30) }))
         }
@@ -247,6 +254,15 @@ struct AddBinding {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RemoveBinding {
     index: usize,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReplaceBinding {
+    index: usize,
+    agent_id: String,
+    #[serde(rename = "match")]
+    matcher: serde_json::Value,
 }
 
 /// Pieces of the live feed a client may fall behind by before it is cut off.

@@ -187,6 +187,24 @@ async function overview() {
   );
 }
 
+/** A labelled text input, and a labelled chat-kind select. */
+const textField = (name, label, attrs = {}) => h("label", {}, label, h("input", { name, ...attrs }));
+const kindField = (name, label) =>
+  h("label", {}, label, h("select", { name }, ["", "direct", "group", "channel"].map((k) => h("option", { value: k }, k || "—"))));
+
+/** What a scope form (channel, account, peer, guild, team) says, as the API writes it; `roles` apart. */
+function readScope(form) {
+  const f = new FormData(form);
+  const v = (k) => (f.get(k) || "").toString().trim();
+  const scope = { channel: v("channel") };
+  if (v("accountId")) scope.accountId = v("accountId");
+  if (v("peerId")) scope.peer = { kind: v("peerKind") || "direct", id: v("peerId") };
+  if (v("guildId")) scope.guildId = v("guildId");
+  if (v("teamId")) scope.teamId = v("teamId");
+  const roles = v("roles").split(",").map((s) => s.trim()).filter(Boolean);
+  return { scope, roles, v };
+}
+
 function scopeText(s) {
   const parts = [`${s.channel || "(no channel)"}/${s.accountId}`];
   if (s.peer) parts.push(`peer ${s.peer.kind}:${s.peer.id}`);
@@ -238,7 +256,7 @@ async function bindingsPage(note) {
       h("button", { type: "button", "data-remove": b.index, onclick: () => remove(b) }, "Remove"),
     ),
   ]);
-  const field = (name, label, attrs = {}) => h("label", {}, label, h("input", { name, ...attrs }));
+  const field = textField;
   // Editing bindings[editing] (the form then changes it in place), or adding one.
   let editing = null;
   const heading = h("h2", { id: "binding-form-title" }, "Add a binding");
@@ -265,7 +283,7 @@ async function bindingsPage(note) {
     h("datalist", { id: "agent-ids" }, (agents.data.agents || []).map((a) => h("option", { value: a.id }))),
     field("channel", "Channel", { required: true }),
     field("accountId", "Account (empty: default, * every account)"),
-    h("label", {}, "Peer kind", h("select", { name: "peerKind" }, ["", "direct", "group", "channel"].map((k) => h("option", { value: k }, k || "—")))),
+    kindField("peerKind", "Peer kind"),
     field("peerId", "Peer id"),
     field("guildId", "Guild (Discord)"),
     field("roles", "Roles (comma separated)"),
@@ -274,14 +292,8 @@ async function bindingsPage(note) {
   );
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const f = new FormData(form);
-    const v = (k) => (f.get(k) || "").toString().trim();
-    const match = { channel: v("channel") };
-    if (v("accountId")) match.accountId = v("accountId");
-    if (v("peerId")) match.peer = { kind: v("peerKind") || "direct", id: v("peerId") };
-    if (v("guildId")) match.guildId = v("guildId");
-    if (v("teamId")) match.teamId = v("teamId");
-    if (v("roles")) match.roles = v("roles").split(",").map((s) => s.trim()).filter(Boolean);
+    const { scope: match, roles, v } = readScope(form);
+    if (roles.length) match.roles = roles;
     const r =
       editing === null
         ? await api("bindings/add", { method: "POST", body: { agentId: v("agentId"), match } })
@@ -316,35 +328,27 @@ function tierLine(t) {
 }
 
 function routePage() {
-  const field = (name, label, attrs = {}) => h("label", {}, label, h("input", { name, ...attrs }));
-  const kind = (name) =>
-    h("label", {}, `${name === "peerKind" ? "Peer" : "Parent"} kind`, h("select", { name }, ["", "direct", "group", "channel"].map((k) => h("option", { value: k }, k || "—"))));
+  const field = textField;
   const result = h("section", { id: "route-result", "aria-live": "polite" });
   const form = h(
     "form",
     { class: "grid", id: "route-form" },
     field("channel", "Channel", { required: true, placeholder: "whatsapp" }),
     field("accountId", "Account", { placeholder: "default" }),
-    kind("peerKind"),
+    kindField("peerKind", "Peer kind"),
     field("peerId", "Peer id"),
-    kind("parentKind"),
+    kindField("parentKind", "Parent kind"),
     field("parentId", "Parent peer id"),
     field("guildId", "Guild (Discord)"),
-    field("memberRoleIds", "Roles (comma separated)"),
+    field("roles", "Member roles (comma separated)"),
     field("teamId", "Team (Slack)"),
     h("button", { class: "primary", type: "submit" }, "Explain"),
   );
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const f = new FormData(form);
-    const v = (k) => (f.get(k) || "").toString().trim();
-    const body = { channel: v("channel") };
-    if (v("accountId")) body.accountId = v("accountId");
-    if (v("peerId")) body.peer = { kind: v("peerKind") || "direct", id: v("peerId") };
+    const { scope: body, roles, v } = readScope(form);
     if (v("parentId")) body.parentPeer = { kind: v("parentKind") || "group", id: v("parentId") };
-    if (v("guildId")) body.guildId = v("guildId");
-    if (v("teamId")) body.teamId = v("teamId");
-    if (v("memberRoleIds")) body.memberRoleIds = v("memberRoleIds").split(",").map((s) => s.trim()).filter(Boolean);
+    if (roles.length) body.memberRoleIds = roles;
     const res = await api("route", { method: "POST", body });
     const tiers = h("ol", { class: "tiers", id: "tiers" }, (res.data.tiers || []).map(tierLine));
     if (!res.ok) {

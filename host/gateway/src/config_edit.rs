@@ -126,7 +126,7 @@ pub(crate) async fn apply(gw: &Arc<Gateway>, edit: Edit) -> Reply {
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
     tracing::info!(file = %file, "config edited through the control API");
-    gw.apply_written(&path, after.config).await;
+    gw.apply_written(&path, after).await;
     list(gw)
 }
 

@@ -467,9 +467,9 @@ impl Gateway {
 
     /// Applies a config the control API wrote to `path` (checked already),
     /// without waiting for the watcher.
-    pub(crate) async fn apply_written(self: &Arc<Self>, path: &std::path::Path, cfg: Config) {
-        self.apply_config(Arc::new(cfg)).await;
-        let (_, problems) = check_file(path, &self.env);
+    pub(crate) async fn apply_written(self: &Arc<Self>, path: &std::path::Path, written: chela_core::config::Loaded) {
+        let problems = problems_of(&written, &self.env);
+        self.apply_config(Arc::new(written.config)).await;
         self.report_config(path, true, problems);
     }
 
@@ -615,15 +615,20 @@ pub fn load_checked(path: &std::path::Path, env: &Environment) -> Result<Config,
 /// Loads and validates a config file: the config when it has no error, and
 /// every problem found (warnings included), each naming its file.
 pub fn check_file(path: &std::path::Path, env: &Environment) -> (Option<Config>, Vec<Diagnostic>) {
-    use chela_core::config::{load_file, validate::validate};
-    let loaded = match load_file(path) {
+    let loaded = match chela_core::config::load_file(path) {
         Ok(l) => l,
         Err(e) => return (None, e.diagnostics()),
     };
-    let mut problems = loaded.warnings.clone();
-    problems.extend(validate(&loaded, env).into_iter().map(|d| loaded.attach_file(d)));
+    let problems = problems_of(&loaded, env);
     let ok = !problems.iter().any(Diagnostic::is_error);
     (ok.then_some(loaded.config), problems)
+}
+
+/// A loaded config's warnings and validation problems, each naming its file.
+fn problems_of(loaded: &chela_core::config::Loaded, env: &Environment) -> Vec<Diagnostic> {
+    let mut problems = loaded.warnings.clone();
+    problems.extend(chela_core::config::validate::validate(loaded, env).into_iter().map(|d| loaded.attach_file(d)));
+    problems
 }
 
 /// Writes an edited config file (the CLI's edits and the control page's),

@@ -938,6 +938,12 @@ pub struct DeclaredAccount<'a> {
 }
 
 impl ChannelConfig {
+    /// Whether `account` (any spelling of its id) is one this section declares.
+    pub fn declares(&self, account: &str) -> bool {
+        let want = crate::ids::normalize_account_id(Some(account));
+        self.declared_accounts().iter().any(|d| crate::ids::normalize_account_id(Some(&d.id)) == want)
+    }
+
     /// The accounts this section declares, disabled ones included: each of
     /// `accounts.<id>`, or the top level alone as account `default` when
     /// there is no (non-empty) `accounts` map.

@@ -16,9 +16,7 @@ use super::load::Loaded;
 use super::paths::{agent_dir, agent_workspace, Environment};
 use super::schema::{AgentConfig, Binding, Config, SandboxConfig};
 use super::source::{Node, Span};
-use crate::ids::{
-    is_valid_agent_id, js_trim, normalize_account_id, normalize_agent_id, normalize_channel, normalize_chat_type,
-};
+use crate::ids::{is_valid_agent_id, js_trim, normalize_agent_id, normalize_channel, normalize_chat_type};
 use crate::roster::{Roster, RosterShape};
 
 /// Finds the position of a dotted/indexed path (`bindings[3].match.peer`) in the source.
@@ -302,8 +300,7 @@ impl Checker<'_> {
         let (false, Some(accounts)) = (acct == "*" || acct.is_empty(), &ch.accounts) else {
             return;
         };
-        let want = normalize_account_id(Some(acct));
-        if !accounts.keys().any(|k| normalize_account_id(Some(k)) == want) {
+        if !ch.declares(acct) {
             let names = accounts.keys().cloned().collect::<Vec<_>>().join(", ");
             self.warn(
                 format!("{path}.match.accountId"),

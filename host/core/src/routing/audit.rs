@@ -150,9 +150,7 @@ fn undeclared_account(cfg: &Config, channel: &str, account: &str) -> Option<Stri
         return None;
     }
     let section = cfg.channels.as_ref()?.iter().find(|(id, _)| normalize_channel(id) == channel)?.1;
-    let declared = section.declared_accounts();
-    let known = declared.iter().any(|d| normalize_account_id(Some(&d.id)) == account);
-    (!known).then(|| format!("account `{account}` is not declared under `channels.{channel}`"))
+    (!section.declares(account)).then(|| format!("account `{account}` is not declared under `channels.{channel}`"))
 }
 
 #[cfg(test)]

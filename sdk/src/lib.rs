@@ -22,20 +22,23 @@
 /// built with them imports only the interfaces its code calls.
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "tool-plugin-all",
+        world: "chela:plugin/tool-plugin-all@0.1.0",
         path: "../wit",
         pub_export_macro: true,
         default_bindings_module: "chela_sdk::bindings",
         export_macro_name: "export_tool_bindings",
         generate_all,
     });
+    /// The 0.1.0 interfaces without the version in the path (wit-bindgen
+    /// adds it because `wit/` holds two versions of `chela:plugin`).
+    pub use chela::plugin0_1_0 as plugin;
 }
 
 pub use serde_json;
 
 /// Logging into the host's logs (tagged with plugin and agent by the host).
 pub mod log {
-    use crate::bindings::chela::plugin::log::{log, Level};
+    use crate::bindings::plugin::log::{log, Level};
 
     pub fn info(msg: &str) {
         log(Level::Info, msg);
@@ -50,12 +53,12 @@ pub mod log {
 
 /// Persistent key-value state scoped to this plugin (and agent or account).
 pub mod kv {
-    pub use crate::bindings::chela::plugin::kv::{delete, get, list_keys, set};
+    pub use crate::bindings::plugin::kv::{delete, get, list_keys, set};
 }
 
 /// Secrets by name; values never enter the plugin.
 pub mod secrets {
-    pub use crate::bindings::chela::plugin::secrets::{exists, matches, verify_hmac_sha256};
+    pub use crate::bindings::plugin::secrets::{exists, matches, verify_hmac_sha256};
 
     /// The placeholder the host replaces with secret `name` on egress to an allowed host.
     pub fn placeholder(name: &str) -> String {
@@ -66,7 +69,7 @@ pub mod secrets {
 /// The calling agent's sessions (`sessions_*` tools); the host decides
 /// what is visible to the session the call runs for.
 pub mod sessions {
-    pub use crate::bindings::chela::plugin::sessions::{
+    pub use crate::bindings::plugin::sessions::{
         history, list_sessions, send, spawn, status, SessionStatus, SessionSummary, SpawnRequest, TranscriptEntry,
     };
 }
@@ -76,7 +79,7 @@ pub use chela_sdk_http as http;
 
 /// Writing a tool.
 pub mod tool {
-    pub use crate::bindings::chela::plugin::types::{InvokeContext as Context, ToolError, ToolInfo};
+    pub use crate::bindings::plugin::types::{InvokeContext as Context, ToolError, ToolInfo};
 
     impl ToolInfo {
         /// A tool description with no HTTP hosts.
@@ -105,7 +108,7 @@ pub mod tool {
     /// Adapts a [`Tool`] to the generated export trait.
     pub struct Adapter<T>(core::marker::PhantomData<T>);
 
-    impl<T: Tool> crate::bindings::exports::chela::plugin::tool::Guest for Adapter<T> {
+    impl<T: Tool> crate::bindings::exports::chela::plugin0_1_0::tool::Guest for Adapter<T> {
         fn describe() -> ToolInfo {
             T::info()
         }

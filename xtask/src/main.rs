@@ -449,7 +449,7 @@ fn build_js_plugins() -> Result<(), String> {
     for (dir, out) in JS_PLUGINS {
         let src = plugins.join(dir);
         let wasm = root().join(format!("target/polyglot/{out}.wasm"));
-        let mut sources = files_in(&root().join("wit"));
+        let mut sources = wit_files();
         sources.extend(files_in(&src));
         if up_to_date(&wasm, &sources) {
             eprintln!("==> javascript plugin up to date: {}", wasm.display());
@@ -500,6 +500,16 @@ fn up_to_date(out: &Path, sources: &[PathBuf]) -> bool {
     sources.iter().all(|s| modified(s).is_some_and(|m| m < built))
 }
 
+/// Every `.wit` file the guest builds read: `wit/` and the versions in `wit/deps/`.
+fn wit_files() -> Vec<PathBuf> {
+    let wit = root().join("wit");
+    let mut files = files_in(&wit);
+    for dep in std::fs::read_dir(wit.join("deps")).into_iter().flatten().flatten() {
+        files.extend(files_in(&dep.path()));
+    }
+    files
+}
+
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect()).unwrap_or_default()
 }
@@ -523,7 +533,7 @@ fn build_python_plugins() -> Result<(), String> {
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     let src = root().join("plugins/tool-word-count-py");
     let wasm = out.join("tool_word_count_py.wasm");
-    let mut sources = files_in(&root().join("wit"));
+    let mut sources = wit_files();
     sources.extend(files_in(&src));
     if up_to_date(&wasm, &sources) {
         eprintln!("==> python plugin up to date: {}", wasm.display());

@@ -156,6 +156,7 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability, co
                             model_override: None,
                             sampling: None,
                             scheduled: None,
+                            media: Vec::new(),
                             delivery: None,
                         },
                     )

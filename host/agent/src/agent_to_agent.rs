@@ -124,6 +124,7 @@ fn inbound(
         model_override: None,
         sampling: None,
         scheduled: None,
+        media: Vec::new(),
         delivery: None,
     }
 }

@@ -46,6 +46,9 @@ fn is_cjk(c: char) -> bool {
 
 /// Estimated tokens of one message (its text, tool calls and thinking, plus
 /// a few for the role and framing).
+/// The estimate for one image block.
+pub const IMAGE_TOKENS: u64 = 1_600;
+
 pub fn message_tokens(m: &Message) -> u64 {
     let blocks: u64 = m
         .content()
@@ -54,6 +57,8 @@ pub fn message_tokens(m: &Message) -> u64 {
             Content::Text { text } => text_tokens(text),
             Content::Thinking { thinking, .. } => text_tokens(thinking),
             Content::ToolCall { name, arguments, .. } => text_tokens(name) + text_tokens(&arguments.to_string()),
+            // What providers charge for an image of common size (~1,600 tokens on Anthropic's scale).
+            Content::Image { .. } => IMAGE_TOKENS,
             Content::Other => 0,
         })
         .sum();

@@ -85,6 +85,10 @@ pub struct Inbound {
     pub sampling: Option<crate::model::Sampling>,
     /// A turn the scheduler starts (a cron job, a heartbeat), not a person.
     pub scheduled: Option<Scheduled>,
+    /// Blocks stored after the text in the user's message: the images that
+    /// came with it (`Content::Image`). Files of other kinds are described
+    /// in `text` by whoever took them in.
+    pub media: Vec<crate::store::Content>,
 }
 
 /// How a scheduled turn opens its session and prompt.

@@ -83,6 +83,7 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                     model_override: None,
                     sampling: None,
                     scheduled: None,
+                    media: Vec::new(),
                     delivery: None,
                 },
             )
@@ -122,6 +123,7 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                     model_override: None,
                     sampling: None,
                     scheduled: None,
+                    media: Vec::new(),
                     delivery: None,
                 },
             )

@@ -60,6 +60,7 @@ async fn one_turn(provider: &str, base: &str, model: &str) -> chela_agent::TurnO
         model_override: None,
         sampling: None,
         scheduled: None,
+        media: Vec::new(),
         delivery: None,
     };
     rt.run(&rt.snapshot(), inbound).await.expect("the turn finishes")

@@ -104,6 +104,7 @@ fn inbound(rt: &AgentRuntime, agent: &str, peer: &str, text: &str) -> Inbound {
         model_override: None,
         sampling: None,
         scheduled: None,
+        media: Vec::new(),
         delivery: None,
     }
 }

@@ -163,6 +163,7 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                             model_override: None,
                             sampling: None,
                             scheduled: None,
+                            media: Vec::new(),
                             delivery: None,
                         },
                     )

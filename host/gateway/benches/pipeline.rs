@@ -78,6 +78,7 @@ fn bench(c: &mut Criterion) {
             model_override: None,
             sampling: None,
             scheduled: None,
+            media: Vec::new(),
             delivery: None,
         }
     };
@@ -108,6 +109,8 @@ fn bench(c: &mut Criterion) {
                 mentions_bot: false,
                 reply_to_message_id: None,
                 raw: String::new(),
+                attachments: vec![],
+                sender_is_bot: false,
             };
             let out = rt.block_on(gw.handle_event(channel.clone(), ev));
             assert!(matches!(out, chela_gateway::Outcome::Replied { .. }), "{out:?}");

@@ -207,6 +207,7 @@ async fn send(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         model_override: None,
         sampling: None,
         scheduled: None,
+        media: Vec::new(),
         delivery: None,
     };
     let _turn = gw.inflight.enter();

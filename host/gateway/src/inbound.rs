@@ -26,7 +26,10 @@ use crate::live::{Direction, LiveEvent};
 use crate::pairing::Pairing;
 use crate::reply_order::Turnstile;
 use crate::Gateway;
+use crate::{media_in, presence};
 use chela_agent::queue::Absorbed;
+use chela_core::config::paths::session_media_dir;
+use chela_core::presence::{ack_reaction, typing_interval, typing_start};
 
 /// Delivery attempts when the platform asks to retry later.
 const MAX_DELIVERY_ATTEMPTS: u32 = 4;
@@ -284,7 +287,7 @@ impl Gateway {
     async fn run_route(
         self: &Arc<Self>,
         snap: &Snapshot,
-        channel: &ChannelRuntime,
+        channel: &Arc<ChannelRuntime>,
         ev: &InboundEvent,
         route: Route,
         ticket: &Ticket,
@@ -299,9 +302,48 @@ impl Gateway {
         self.live.publish(
             LiveEvent::new(Direction::In, &ch, &account).agent(&route.agent_id, Some(&session_key)).text(&ev.text),
         );
+        let cfg = &snap.config;
+        let mentioned = ev.mentions_bot || is_mentioned(&mention_patterns(cfg, &route.agent_id), &ev.text);
+        // Acknowledged once, when it first comes in (not when replayed after a restart).
+        if ticket.accepted.is_some() {
+            if let Some(emoji) = ack_reaction(cfg, &ch, &account, &route.agent_id, route.chat_type, mentioned) {
+                presence::acknowledge(channel, ev, emoji);
+            }
+        }
+        let files = match ev.attachments.is_empty() {
+            true => media_in::Files::default(),
+            false => {
+                let dir = session_media_dir(cfg, &self.env, &route.agent_id, &session_key);
+                let limit = chela_core::media::max_bytes(cfg, &ch, &account, &route.agent_id);
+                media_in::take_in(channel, ev, &dir, limit).await
+            }
+        };
+        if !files.refused.is_empty() {
+            let notice = OutboundMessage {
+                account_id: account.clone(),
+                peer: ev.peer.clone(),
+                thread_id: ev.thread_id.clone(),
+                reply_to_message_id: Some(ev.message_id.clone()),
+                text: format!("⚠️ {}", files.refused.join("\n⚠️ ")),
+                attachments: Vec::new(),
+                identity: None,
+            };
+            if let Err(e) = deliver(channel, notice).await {
+                tracing::warn!(channel = %ch, account, error = %e, "refused-file notice not delivered");
+            }
+            if ev.text.trim().is_empty() && files.stored == 0 {
+                return self.drop_event(&ch, &account, "attachment refused: over the size limit");
+            }
+        }
+        let typing = presence::Typing::begin(
+            channel,
+            ev,
+            typing_start(cfg, &route.agent_id, route.chat_type, mentioned),
+            typing_interval(cfg),
+        );
         let inbound = Inbound {
             target: route.target(),
-            text: ev.text.clone(),
+            text: files.text(&ev.text),
             sender_id: Some(ev.sender_id.clone()),
             origin: Origin {
                 label: ev.sender_name.clone(),
@@ -318,6 +360,7 @@ impl Gateway {
             model_override: None,
             sampling: None,
             scheduled: None,
+            media: files.media,
             delivery: Some(DeliveryContext {
                 channel: ch.clone(),
                 to: ev.peer.id.clone(),
@@ -326,7 +369,9 @@ impl Gateway {
             }),
         };
         let started = std::time::Instant::now();
-        let turn = match self.runtime.run_admitted(snap, inbound, None, stage.admitted).await {
+        let turn = self.runtime.run_admitted(snap, inbound, Some(typing.sink()), stage.admitted).await;
+        drop(typing);
+        let turn = match turn {
             Ok(t) => t,
             Err(RunError::Aborted(why)) => {
                 return self.drop_event(&ch, &account, &format!("queue: turn aborted ({why})"))
@@ -381,6 +426,8 @@ impl Gateway {
             thread_id: ev.thread_id.clone(),
             reply_to_message_id: Some(ev.message_id.clone()),
             text: turn.reply.clone(),
+            attachments: Vec::new(),
+            identity: None,
         };
         let chat = chat_key(&ch, &account, &ev.peer, ev.thread_id.as_deref());
         let journaled = match seq {
@@ -479,6 +526,8 @@ impl Gateway {
             thread_id: d.thread_id.clone(),
             reply_to_message_id: None,
             text: a.text,
+            attachments: Vec::new(),
+            identity: None,
         };
         match deliver(&channel, msg).await {
             Ok(_) => {
@@ -511,6 +560,8 @@ impl Gateway {
                     thread_id: ev.thread_id.clone(),
                     reply_to_message_id: None,
                     text,
+                    attachments: Vec::new(),
+                    identity: None,
                 };
                 if let Err(e) = deliver(channel, msg).await {
                     return self.fail(ch, account, "pairing", e);

@@ -1,32 +1,57 @@
-//! Host-side bindings of `wit/` (`chela:plugin@0.1.0`), async on both sides
-//! so a guest waiting on the host never blocks a runtime thread.
+//! Host-side bindings of `wit/`, async on both sides so a guest waiting on
+//! the host never blocks a runtime thread. The capability interfaces
+//! (`log`, `kv`, `secrets`, `process`, `sessions`, `websocket`) and the tool
+//! contract are `chela:plugin@0.1.0`, bound once; the channel contract has
+//! two versions, 0.2.0 (current) and 0.1.0 (still loaded: `channel/compat.rs`
+//! shows a 0.1.0 adapter to the host as a 0.2.0 one).
 //!
 //! Must not: implement any host function (the capability modules do).
 
 // `tool-plugin-all`: the exports of every tool world are the same; the
 // imports it names give host traits for every capability.
 wasmtime::component::bindgen!({
-    world: "tool-plugin-all",
+    world: "chela:plugin/tool-plugin-all@0.1.0",
     path: "../../wit",
     imports: { default: async },
     exports: { default: async },
     with: { "chela:plugin/websocket.connection": crate::capability::websocket::connection::WsConnection },
 });
 
-/// The channel world, sharing the capability interfaces (and their host
-/// implementations) with the tool world.
+/// The 0.1.0 interfaces under a name without the version (bindgen adds it
+/// because `wit/` holds two versions of `chela:plugin`).
+pub use chela::plugin0_1_0 as plugin;
+
+/// The channel world (0.2.0), sharing the capability interfaces (and their
+/// host implementations) with the tool world.
 pub mod channel {
     wasmtime::component::bindgen!({
-        world: "socket-channel-plugin",
+        world: "chela:plugin/socket-channel-plugin@0.2.0",
         path: "../../wit",
         imports: { default: async },
         exports: { default: async },
         with: {
-            "chela:plugin/types": super::chela::plugin::types,
-            "chela:plugin/log": super::chela::plugin::log,
-            "chela:plugin/kv": super::chela::plugin::kv,
-            "chela:plugin/secrets": super::chela::plugin::secrets,
-            "chela:plugin/websocket": super::chela::plugin::websocket,
+            "chela:plugin/types@0.1.0": super::plugin::types,
+            "chela:plugin/log@0.1.0": super::plugin::log,
+            "chela:plugin/kv@0.1.0": super::plugin::kv,
+            "chela:plugin/secrets@0.1.0": super::plugin::secrets,
+            "chela:plugin/websocket@0.1.0": super::plugin::websocket,
+        },
+    });
+}
+
+/// The channel world as 0.1.0 adapters were built against it.
+pub mod channel_v0_1 {
+    wasmtime::component::bindgen!({
+        world: "chela:plugin/socket-channel-plugin@0.1.0",
+        path: "../../wit",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "chela:plugin/types@0.1.0": super::plugin::types,
+            "chela:plugin/log@0.1.0": super::plugin::log,
+            "chela:plugin/kv@0.1.0": super::plugin::kv,
+            "chela:plugin/secrets@0.1.0": super::plugin::secrets,
+            "chela:plugin/websocket@0.1.0": super::plugin::websocket,
         },
     });
 }

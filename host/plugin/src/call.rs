@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 
-use crate::bindings::chela::plugin::types::{InvokeContext, ToolError, ToolInfo};
+use crate::bindings::plugin::types::{InvokeContext, ToolError, ToolInfo};
 use crate::bindings::ToolPluginAllPre;
 use crate::capability::secrets::SecretStore;
 use crate::capability::sessions::SessionsAccess;
@@ -86,7 +86,7 @@ pub(crate) async fn invoke(
     run(engine, pre, health, scope, Some(session), call).await
 }
 
-type Guest = crate::bindings::exports::chela::plugin::tool::Guest;
+type Guest = crate::bindings::exports::chela::plugin0_1_0::tool::Guest;
 
 /// Instantiates `pre` for the scope's agent with its grants (one of at most
 /// `MAX_CONCURRENT_INSTANCES`) and runs `work` on it as one guarded call.
@@ -120,7 +120,7 @@ async fn run<T>(
     let mut store = new_store(engine, state);
     let value = guarded(&mut store, health, &limits, async |store: &mut Store<PluginState>| {
         let instance = pre.instantiate_async(&mut *store).await?;
-        work(instance.chela_plugin_tool(), store).await
+        work(instance.chela_plugin0_1_0_tool(), store).await
     })
     .await?;
     Ok(CallOutcome { value, logs: std::mem::take(&mut store.data_mut().log.lines), elapsed: start.elapsed() })

@@ -25,7 +25,6 @@ use chela_core::config::schema::Config;
 use chela_core::config::EnvVars;
 use wasmtime::Store;
 
-use crate::bindings::channel::{SocketChannelPlugin, SocketChannelPluginPre};
 use crate::capability::kv::KvScope;
 use crate::capability::secrets::SecretStore;
 use crate::capability::{Capability, GrantSet};
@@ -36,14 +35,21 @@ use crate::state::linker_for;
 use crate::state::PluginState;
 
 mod accounts;
+mod compat;
 mod lanes;
 
-pub use crate::bindings::channel::exports::chela::plugin::channel_adapter::{ChannelInfo, WebhookOutcome};
-pub use crate::bindings::chela::plugin::types::{
-    Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage, Peer, PeerKind,
+pub use crate::bindings::channel::chela::plugin0_2_0::channel_types::{
+    AttachmentKind, Download, Identity, InboundAttachment, InboundEvent, MessageRef, OutboundAttachment,
+    OutboundMessage,
 };
+pub use crate::bindings::channel::exports::chela::plugin0_2_0::channel_adapter::{
+    ChannelInfo, Features, WebhookOutcome,
+};
+pub use crate::bindings::plugin::types::{Delivery, HttpRequest, HttpResponse, Peer, PeerKind};
 use accounts::allowed_hosts;
 pub use accounts::{account_setups, is_secret_setting, AccountSetup};
+pub use compat::ContractVersion;
+use compat::{Adapter, Bindings, Pre};
 pub use lanes::Lane;
 use lanes::{Lanes, Slot};
 
@@ -61,9 +67,18 @@ pub enum ChannelError {
     Adapter { plugin: String, message: String },
 }
 
+/// Why an attachment's bytes did not come.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DownloadError {
+    #[error("the file is larger than the {limit}-byte limit")]
+    TooLarge { limit: u64 },
+    #[error("{0}")]
+    Failed(String),
+}
+
 struct Live {
     store: Store<PluginState>,
-    bindings: SocketChannelPlugin,
+    bindings: Bindings,
     /// `channel-probe.probe`, when the component exports it.
     probe: Option<ProbeFunc>,
     /// `channel-settings.settings`, when the component exports it.
@@ -79,15 +94,15 @@ type ProbeFunc = wasmtime::component::TypedFunc<(String,), (Result<String, Strin
 
 /// What a call sees of an instance: the adapter's exports, and the probe when there is one.
 struct Exports<'a> {
-    adapter: &'a Adapter,
+    adapter: Adapter<'a>,
     probe: Option<ProbeFunc>,
     settings: Option<SettingsFunc>,
 }
 
-impl std::ops::Deref for Exports<'_> {
-    type Target = Adapter;
-    fn deref(&self) -> &Adapter {
-        self.adapter
+impl<'a> std::ops::Deref for Exports<'a> {
+    type Target = Adapter<'a>;
+    fn deref(&self) -> &Adapter<'a> {
+        &self.adapter
     }
 }
 
@@ -117,7 +132,8 @@ pub struct ChannelRuntime {
     pub plugin: Arc<LoadedPlugin>,
     pub info: ChannelInfo,
     engine: Arc<PluginEngine>,
-    pre: SocketChannelPluginPre<PluginState>,
+    pre: Pre,
+    version: ContractVersion,
     grants: GrantSet,
     accounts: std::sync::RwLock<Accounts>,
     lanes: Lanes,
@@ -130,9 +146,6 @@ pub struct ChannelRuntime {
     /// The settings the adapter says it reads (`channel-settings`), when it says.
     declared_settings: Option<BTreeSet<String>>,
 }
-
-/// The adapter's exports, as a guarded call sees them.
-type Adapter = crate::bindings::channel::exports::chela::plugin::channel_adapter::Guest;
 
 /// Serve instances per account unless `instancesPerAccount` says otherwise: one per core, at most 4.
 fn default_instances() -> usize {
@@ -166,7 +179,10 @@ impl ChannelRuntime {
         let engine_memory = engine.limits().memory_bytes;
         let linker = linker_for(engine.engine(), &shape).map_err(|e| setup(format!("{e:#}")))?;
         let pre = linker.instantiate_pre(&plugin.component).map_err(|e| setup(format!("cannot link: {e:#}")))?;
-        let pre = SocketChannelPluginPre::new(pre).map_err(|e| setup(format!("{e:#}")))?;
+        let version = ContractVersion::of_export(&plugin.manifest.world_export).ok_or_else(|| {
+            setup(format!("`{}`: not a channel contract this host speaks", plugin.manifest.world_export))
+        })?;
+        let pre = Pre::new(pre, version).map_err(|e| setup(format!("{e:#}")))?;
         let entry = PluginEntry::of(cfg, &plugin.id);
         let export = |interface: &str, func: &str| {
             plugin
@@ -184,9 +200,12 @@ impl ChannelRuntime {
                 supports_threads: false,
                 http_hosts: Vec::new(),
                 needs_polling: false,
+                features: Features::empty(),
+                upload_limit: 0,
             },
             engine,
             pre,
+            version,
             grants: GrantSet { capabilities: shape, ..GrantSet::minimal() },
             accounts: std::sync::RwLock::default(),
             lanes: Lanes::new(entry.instances_per_account().unwrap_or_else(default_instances)),
@@ -404,13 +423,104 @@ impl ChannelRuntime {
     }
 
     /// Delivers a reply through the account it names (never another one).
+    /// Files need `features.attachments-out`; without it the message is refused, not sent without them.
     pub async fn send(&self, message: OutboundMessage) -> Result<Delivery, ChannelError> {
+        if !message.attachments.is_empty() {
+            self.require(Features::ATTACHMENTS_OUT, "attachments-out")?;
+        }
         let account = message.account_id.clone();
         self.known(&account)?;
         self.call(&Lane::Serve(account), async |a: &Exports<'_>, s: &mut Store<PluginState>| {
             a.call_send(s, &message).await
         })
         .await
+    }
+
+    /// Edits a message this account sent (`features.edit`).
+    pub async fn edit(&self, message: MessageRef, text: &str) -> Result<Delivery, ChannelError> {
+        self.require(Features::EDIT, "edit")?;
+        let account = message.account_id.clone();
+        self.known(&account)?;
+        self.call(&Lane::Serve(account), async |a: &Exports<'_>, s: &mut Store<PluginState>| {
+            a.call_edit(s, &message, text).await
+        })
+        .await
+    }
+
+    /// Shows the bot typing in a chat (`features.typing`).
+    pub async fn typing(&self, account: &str, peer: &Peer, thread: Option<&str>) -> Result<(), ChannelError> {
+        self.require(Features::TYPING, "typing")?;
+        self.known(account)?;
+        self.call(&Lane::Serve(account.to_string()), async |a: &Exports<'_>, s: &mut Store<PluginState>| {
+            a.call_typing(s, account, peer, thread).await
+        })
+        .await?
+        .map_err(|m| self.adapter(&m))
+    }
+
+    /// Adds a reaction to a message (`features.react`).
+    pub async fn react(&self, message: MessageRef, emoji: &str) -> Result<(), ChannelError> {
+        self.require(Features::REACT, "react")?;
+        let account = message.account_id.clone();
+        self.known(&account)?;
+        self.call(&Lane::Serve(account), async |a: &Exports<'_>, s: &mut Store<PluginState>| {
+            a.call_react(s, &message, emoji).await
+        })
+        .await?
+        .map_err(|m| self.adapter(&m))
+    }
+
+    /// Where an inbound attachment's bytes are (`features.attachments-in`).
+    pub async fn resolve_attachment(&self, account: &str, reference: &str) -> Result<Download, ChannelError> {
+        self.require(Features::ATTACHMENTS_IN, "attachments-in")?;
+        self.known(account)?;
+        self.call(&Lane::Serve(account.to_string()), async |a: &Exports<'_>, s: &mut Store<PluginState>| {
+            a.call_resolve_attachment(s, account, reference).await
+        })
+        .await?
+        .map_err(|m| self.adapter(&m))
+    }
+
+    /// The bytes of an inbound attachment the adapter resolved: fetched by
+    /// the host through this adapter's egress grant, with the account's
+    /// secrets filled into the URL's path and the headers, at most `limit`
+    /// bytes (a larger file stops the download and nothing is kept).
+    pub async fn download(&self, account: &str, download: &Download, limit: u64) -> Result<Vec<u8>, DownloadError> {
+        let setup = self.setup(account).ok_or_else(|| DownloadError::Failed(format!("no account `{account}`")))?;
+        if download.size.is_some_and(|s| s > limit) {
+            return Err(DownloadError::TooLarge { limit });
+        }
+        let egress = crate::capability::http::Egress::new(
+            &self.grants.http_hosts,
+            &self.grants.public_hosts,
+            setup.secrets.clone(),
+        );
+        let timeout = self.engine.limits().call_timeout;
+        use crate::capability::http::{host_get, HostRequestError};
+        match host_get(&egress, &download.url, &download.headers, limit, timeout).await {
+            Ok((200..=299, bytes)) => Ok(bytes),
+            Ok((status, _)) => Err(DownloadError::Failed(format!("the file host answered HTTP {status}"))),
+            Err(HostRequestError::TooLarge(_)) => Err(DownloadError::TooLarge { limit }),
+            Err(e) => Err(DownloadError::Failed(e.to_string())),
+        }
+    }
+
+    /// Which version of the channel contract the component speaks.
+    pub fn contract(&self) -> ContractVersion {
+        self.version
+    }
+
+    /// What the adapter declared it can do beyond text.
+    pub fn features(&self) -> Features {
+        self.info.features
+    }
+
+    fn require(&self, feature: Features, name: &str) -> Result<(), ChannelError> {
+        if self.info.features.contains(feature) {
+            Ok(())
+        } else {
+            Err(self.adapter(&format!("the adapter does not declare `{name}`")))
+        }
     }
 
     /// Whether the component exports `channel-probe`.
@@ -502,7 +612,7 @@ impl ChannelRuntime {
         store.data_mut().deadline = Some(Instant::now() + self.engine.limits().call_timeout);
         let instance =
             self.pre.instance_pre().instantiate_async(&mut store).await.map_err(|e| setup(format!("{e:#}")))?;
-        let bindings = SocketChannelPlugin::new(&mut store, &instance).map_err(|e| setup(format!("{e:#}")))?;
+        let bindings = self.pre.bindings(&mut store, &instance).map_err(|e| setup(format!("{e:#}")))?;
         let probe = match &self.probe_export {
             Some(index) => Some(
                 instance
@@ -598,7 +708,7 @@ impl ChannelRuntime {
         }
         let mut limits = *self.engine.limits();
         limits.memory_bytes = self.memory_bytes;
-        let exports = Exports { adapter: bindings.chela_plugin_channel_adapter(), probe: *probe, settings: *settings };
+        let exports = Exports { adapter: bindings.adapter(), probe: *probe, settings: *settings };
         let out =
             guarded(store, &self.plugin.health, &limits, async |s: &mut Store<PluginState>| work(&exports, s).await)
                 .await;

@@ -59,8 +59,14 @@ pub fn inspect(engine: &Engine, component: &Component) -> Result<PluginManifest,
             ))
         }
     };
-    if !world_export.ends_with("@0.1.0") {
-        return Err(format!("`{world_export}`: this host speaks chela:plugin@0.1.0"));
+    let speaks = match kind {
+        PluginKind::Tool => world_export.ends_with("@0.1.0"),
+        PluginKind::Channel => crate::channel::ContractVersion::of_export(&world_export).is_some(),
+    };
+    if !speaks {
+        return Err(format!(
+            "`{world_export}`: this host speaks chela:plugin@0.1.0 tools and chela:plugin@0.1.0 or @0.2.0 channel adapters"
+        ));
     }
     Ok(PluginManifest { kind, world_export, exports, imports, needs })
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::StreamExt as _;
 use wasmtime::component::Component;
 
-use crate::bindings::chela::plugin::types::{InvokeContext, ToolInfo};
+use crate::bindings::plugin::types::{InvokeContext, ToolInfo};
 use crate::bindings::ToolPluginAllPre;
 use crate::cache::{digest, CacheOutcome, CompileCache};
 use crate::capability::{Capability, GrantSet};

@@ -136,7 +136,7 @@ impl PluginState {
 pub fn linker_for(engine: &wasmtime::Engine, shape: &BTreeSet<Capability>) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::<PluginState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    crate::bindings::chela::plugin::types::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)?;
+    crate::bindings::plugin::types::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)?;
     for c in shape {
         match c {
             Capability::Log => log::add_to_linker(&mut linker, |s| &mut s.log)?,
@@ -163,4 +163,4 @@ impl WasiHttpView for PluginState {
     }
 }
 
-impl crate::bindings::chela::plugin::types::Host for PluginState {}
+impl crate::bindings::plugin::types::Host for PluginState {}

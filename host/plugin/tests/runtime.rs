@@ -651,3 +651,43 @@ async fn landlock_confines_host_commands_where_namespaces_are_missing() {
     assert!(stdout.contains("BESIDE-OK") && stdout.contains("mine\n") && stdout.contains("host-ok"), "{stdout}");
     assert!(stdout.contains("parent-environ-denied"), "{stdout}");
 }
+
+/// Both channel contracts load side by side: the JavaScript webhook adapter
+/// is built against `chela:plugin@0.1.0` and is shown to the host as a
+/// 0.2.0 adapter without features (a file, an edit or typing is refused
+/// before the component is called, naming the missing feature); the Rust
+/// Telegram adapter speaks 0.2.0 and declares what it can do.
+#[tokio::test]
+async fn a_0_1_0_channel_adapter_loads_beside_0_2_0_ones() {
+    use chela_plugin::channel::{ChannelRuntime, ContractVersion, Features, Peer, PeerKind};
+    let limits = Limits { memory_bytes: 128 << 20, call_timeout: Duration::from_secs(20), ..Limits::default() };
+    let w = World::new(&["channel_webhook_js", "channel_telegram"], limits).await;
+    let cfg = w.config(
+        "{channels: {webhook: {accounts: {inbox: {webhookToken: 't'}}},
+                     telegram: {accounts: {bot: {botToken: '1:A', apiRoot: 'http://127.0.0.1:9'}}}}}",
+    );
+    let vars = |_: &str| None;
+    let start = |id: &str| {
+        let plugin = w.plugins.get(id).unwrap();
+        assert!(
+            plugin.manifest.world_export.starts_with("chela:plugin/channel-adapter@"),
+            "{}",
+            plugin.manifest.world_export
+        );
+        ChannelRuntime::start(&w.plugins, plugin, &cfg, &w.env, &vars)
+    };
+    let old = start("channel_webhook_js").await.expect("the 0.1.0 adapter starts");
+    assert_eq!(old.plugin.manifest.world_export, "chela:plugin/channel-adapter@0.1.0");
+    assert_eq!((old.contract(), old.features()), (ContractVersion::V0_1, Features::empty()));
+    assert_eq!(old.account_ids(), ["inbox"]);
+    let peer = Peer { kind: PeerKind::Direct, id: "u1".into() };
+    let refused = old.typing("inbox", &peer, None).await.unwrap_err().to_string();
+    assert!(refused.contains("does not declare `typing`"), "{refused}");
+
+    let new = start("channel_telegram").await.expect("the 0.2.0 adapter starts");
+    assert_eq!(new.plugin.manifest.world_export, "chela:plugin/channel-adapter@0.2.0");
+    assert_eq!(new.contract(), ContractVersion::V0_2);
+    let f = new.features();
+    assert!(f.contains(Features::EDIT | Features::TYPING | Features::REACT | Features::ATTACHMENTS_IN), "{f:?}");
+    assert_eq!(new.info.upload_limit, 50 * 1024 * 1024);
+}

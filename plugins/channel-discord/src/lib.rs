@@ -33,13 +33,16 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use chela_channel_sdk::bindings::chela::plugin::websocket::{Connection, Message};
+use chela_channel_sdk::bindings::plugin::websocket::{Connection, Message};
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
     base_url, deliver_parts, export_channel, http, kv, log, monotonic_ms, parse_settings, random_fraction, respond,
-    secrets, split::split, Channel, ChannelInfo, Delivery, HttpRequest, InboundEvent, OutboundMessage, PartError, Peer,
-    PeerKind, WebhookOutcome,
+    secrets, split::split, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest, InboundEvent, MessageRef,
+    OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
 };
+
+/// What a function answers that `describe` does not declare (the host never calls it).
+const NOT_DECLARED: &str = "not supported by this adapter";
 
 /// The account settings this adapter reads (`channel-settings`), then its credentials.
 const SETTINGS: &[&str] = &["apiBase", "allowBots", "guilds"];
@@ -308,6 +311,8 @@ fn to_event(account_id: &str, acct: &Account, bot: &str, d: &Value) -> Option<In
         mentions_bot,
         reply_to_message_id: d["message_reference"]["message_id"].as_str().map(str::to_string),
         raw: d.to_string(),
+        attachments: vec![],
+        sender_is_bot: author["bot"] == true,
     })
 }
 
@@ -528,6 +533,8 @@ impl Channel for Discord {
             supports_threads: true,
             http_hosts: vec!["discord.com".into(), "gateway.discord.gg".into(), "*.discord.gg".into()],
             needs_polling: true,
+            features: Features::empty(),
+            upload_limit: 0,
         }
     }
 
@@ -580,6 +587,22 @@ impl Channel for Discord {
             connect(&account_id, &acct)?;
         }
         pump(&account_id, &acct)
+    }
+
+    fn edit(_message: MessageRef, _text: String) -> Delivery {
+        Delivery::Failed(NOT_DECLARED.into())
+    }
+
+    fn typing(_account_id: String, _peer: Peer, _thread_id: Option<String>) -> Result<(), String> {
+        Err(NOT_DECLARED.into())
+    }
+
+    fn react(_message: MessageRef, _emoji: String) -> Result<(), String> {
+        Err(NOT_DECLARED.into())
+    }
+
+    fn resolve_attachment(_account_id: String, _reference: String) -> Result<Download, String> {
+        Err(NOT_DECLARED.into())
     }
 
     fn send(message: OutboundMessage) -> Delivery {

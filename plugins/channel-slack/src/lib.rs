@@ -31,13 +31,16 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use chela_channel_sdk::bindings::chela::plugin::websocket::{Connection, Message};
+use chela_channel_sdk::bindings::plugin::websocket::{Connection, Message};
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
     base_url, deliver_parts, export_channel, header, hex_decode, http, kv, log, now_unix_s, parse_settings, respond,
-    secrets, split::split, Channel, ChannelInfo, Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage,
-    PartError, Peer, PeerKind, WebhookOutcome,
+    secrets, split::split, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest, HttpResponse, InboundEvent,
+    MessageRef, OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
 };
+
+/// What a function answers that `describe` does not declare (the host never calls it).
+const NOT_DECLARED: &str = "not supported by this adapter";
 
 /// The account settings this adapter reads (`channel-settings`), then its credentials.
 const SETTINGS: &[&str] = &["mode", "apiBase", "replyToMode", "channels"];
@@ -225,6 +228,8 @@ fn to_event(account_id: &str, me: &Identity, payload: &Value) -> Option<InboundE
         mentions_bot,
         reply_to_message_id: None,
         raw: payload.to_string(),
+        attachments: vec![],
+        sender_is_bot: e["bot_id"].is_string(),
     })
 }
 
@@ -364,6 +369,8 @@ impl Channel for Slack {
             supports_threads: true,
             http_hosts: vec!["slack.com".into(), "*.slack.com".into()],
             needs_polling: true,
+            features: Features::empty(),
+            upload_limit: 0,
         }
     }
 
@@ -453,6 +460,22 @@ impl Channel for Slack {
         let me = identity(&account_id, &acct)?;
         ensure_socket(&account_id, &acct)?;
         read_socket(&account_id, &me)
+    }
+
+    fn edit(_message: MessageRef, _text: String) -> Delivery {
+        Delivery::Failed(NOT_DECLARED.into())
+    }
+
+    fn typing(_account_id: String, _peer: Peer, _thread_id: Option<String>) -> Result<(), String> {
+        Err(NOT_DECLARED.into())
+    }
+
+    fn react(_message: MessageRef, _emoji: String) -> Result<(), String> {
+        Err(NOT_DECLARED.into())
+    }
+
+    fn resolve_attachment(_account_id: String, _reference: String) -> Result<Download, String> {
+        Err(NOT_DECLARED.into())
     }
 
     fn send(message: OutboundMessage) -> Delivery {

@@ -15,6 +15,14 @@
 //! Replies: `sendMessage` with `reply_parameters` on the first chunk and
 //! `message_thread_id` (never 1) on every chunk, split at 4000 UTF-16 units.
 //!
+//! Files in: a photo (its largest size), voice note, audio, video, video
+//! note, document or sticker becomes an attachment whose reference is the
+//! `file_id`; `resolve-attachment` asks `getFile` and answers with the
+//! download URL `<apiRoot>/file/bot{{secret:botToken}}/<file_path>` (the Bot
+//! API serves files up to 20 MB). The caption is the event's text. Edits
+//! (`editMessageText`), typing (`sendChatAction`) and reactions
+//! (`setMessageReaction`) are declared in `describe`.
+//!
 //! Offsets: `getUpdates` with an offset tells Telegram every earlier update
 //! was received. The host calls `poll` again only after the previous batch
 //! is in its journal, so a batch's next offset is committed to kv (and sent
@@ -31,8 +39,8 @@ use std::collections::HashMap;
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
     base_url, deliver_parts, export_channel, header, http, kv, log, parse_settings, respond, secrets, split::split,
-    Channel, ChannelInfo, Delivery, HttpRequest, InboundEvent, OutboundMessage, PartError, Peer, PeerKind,
-    WebhookOutcome,
+    AttachmentKind, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest, InboundAttachment, InboundEvent,
+    MessageRef, OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
 };
 
 /// What OpenClaw uses; Telegram's hard limit is 4096.
@@ -41,6 +49,8 @@ const SETTINGS: &[&str] = &["apiRoot", "mode"];
 const SECRET_SETTINGS: &[&str] = &["botToken", "webhookSecret"];
 
 const TEXT_LIMIT: u32 = 4000;
+/// What the Bot API accepts from a bot in one upload (50 MB).
+const UPLOAD_LIMIT: u64 = 50 * 1024 * 1024;
 /// Seconds a `getUpdates` call may wait (the instance serves sends between polls).
 const POLL_TIMEOUT_S: u64 = 1;
 
@@ -131,7 +141,12 @@ fn id_string(v: &Value) -> Option<String> {
 /// One update → an inbound event (`None`: nothing to route).
 fn to_event(account_id: &str, bot: &Bot, update: &Value) -> Option<InboundEvent> {
     let msg = update.get("message").or_else(|| update.get("channel_post"))?;
-    let text = msg["text"].as_str().or_else(|| msg["caption"].as_str())?.to_string();
+    let attachments = attachments(msg);
+    let text = match msg["text"].as_str().or_else(|| msg["caption"].as_str()) {
+        Some(t) => t.to_string(),
+        None if !attachments.is_empty() => String::new(),
+        None => return None, // service messages, polls, locations…
+    };
     let from = &msg["from"];
     if from["id"].as_i64() == Some(bot.id) {
         return None; // our own message
@@ -172,7 +187,63 @@ fn to_event(account_id: &str, bot: &Bot, update: &Value) -> Option<InboundEvent>
         text,
         reply_to_message_id: id_string(&msg["reply_to_message"]["message_id"]),
         raw: update.to_string(),
+        attachments,
+        sender_is_bot: from["is_bot"] == true,
     })
+}
+
+/// The files of a message, with what Telegram says of each.
+fn attachments(msg: &Value) -> Vec<InboundAttachment> {
+    let file = |kind: AttachmentKind, v: &Value, mime: Option<&str>| {
+        Some(InboundAttachment {
+            kind,
+            mime_type: v["mime_type"].as_str().or(mime).map(str::to_string),
+            size: v["file_size"].as_u64(),
+            file_name: v["file_name"].as_str().map(str::to_string),
+            caption: None,
+            reference: v["file_id"].as_str()?.to_string(),
+        })
+    };
+    let mut out = Vec::new();
+    // A photo comes in several sizes, smallest first: the largest is the photo.
+    if let Some(largest) = msg["photo"].as_array().and_then(|sizes| sizes.last()) {
+        out.extend(file(AttachmentKind::Image, largest, Some("image/jpeg")));
+    }
+    let sticker_mime = if msg["sticker"]["is_video"] == true {
+        "video/webm"
+    } else if msg["sticker"]["is_animated"] == true {
+        "application/x-tgsticker"
+    } else {
+        "image/webp"
+    };
+    for (key, kind, mime) in [
+        ("voice", AttachmentKind::Voice, Some("audio/ogg")),
+        ("audio", AttachmentKind::Audio, None),
+        ("video", AttachmentKind::Video, Some("video/mp4")),
+        ("video_note", AttachmentKind::Video, Some("video/mp4")),
+        ("animation", AttachmentKind::Video, Some("video/mp4")),
+        ("document", AttachmentKind::Document, None),
+        ("sticker", AttachmentKind::Sticker, Some(sticker_mime)),
+    ] {
+        if msg[key].is_object() && !(key == "document" && msg["animation"].is_object()) {
+            out.extend(file(kind, &msg[key], mime));
+        }
+    }
+    out
+}
+
+/// The chat id and forum topic a peer id names (`<chat>:topic:<thread>`).
+fn chat_of(peer_id: &str) -> (Value, Option<i64>) {
+    let (chat, topic) = match peer_id.split_once(":topic:") {
+        Some((c, t)) => (c, t.parse::<i64>().ok()),
+        None => (peer_id, None),
+    };
+    // Numeric ids as numbers; `@channelusername` as a string (the API takes both).
+    (chat.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(chat)), topic)
+}
+
+fn failed(method: &str, e: ApiError) -> String {
+    format!("{method} ({}): {}", e.code, e.description)
 }
 
 fn kv_u64(key: &str) -> u64 {
@@ -190,6 +261,8 @@ impl Channel for Telegram {
             supports_threads: true,
             http_hosts: vec!["api.telegram.org".into()],
             needs_polling: true,
+            features: Features::EDIT | Features::TYPING | Features::REACT | Features::ATTACHMENTS_IN,
+            upload_limit: UPLOAD_LIMIT,
         }
     }
 
@@ -284,6 +357,47 @@ impl Channel for Telegram {
         Ok(events)
     }
 
+    fn edit(message: MessageRef, text: String) -> Delivery {
+        match Telegram::edit_message(&message, &text) {
+            Ok(id) => Delivery::Sent(id.into_iter().collect()),
+            Err(e) => Delivery::Failed(e),
+        }
+    }
+
+    fn typing(account_id: String, peer: Peer, thread_id: Option<String>) -> Result<(), String> {
+        let acct = account(&account_id)?;
+        let (chat_id, topic) = chat_of(&peer.id);
+        let mut body = json!({"chat_id": chat_id, "action": "typing"});
+        if let Some(t) = thread_id.as_deref().and_then(|t| t.parse::<i64>().ok()).or(topic).filter(|t| *t != 1) {
+            body["message_thread_id"] = json!(t);
+        }
+        api(&acct, "sendChatAction", &body).map(|_| ()).map_err(|e| failed("sendChatAction", e))
+    }
+
+    fn react(message: MessageRef, emoji: String) -> Result<(), String> {
+        let acct = account(&message.account_id)?;
+        let (chat_id, _) = chat_of(&message.peer.id);
+        let id =
+            message.message_id.parse::<i64>().map_err(|_| format!("`{}` is not a message id", message.message_id))?;
+        let body = json!({"chat_id": chat_id, "message_id": id, "reaction": [{"type": "emoji", "emoji": emoji}]});
+        api(&acct, "setMessageReaction", &body).map(|_| ()).map_err(|e| failed("setMessageReaction", e))
+    }
+
+    fn resolve_attachment(account_id: String, reference: String) -> Result<Download, String> {
+        let acct = account(&account_id)?;
+        let file = api(&acct, "getFile", &json!({"file_id": reference})).map_err(|e| failed("getFile", e))?;
+        let path = file["file_path"]
+            .as_str()
+            .ok_or("getFile gave no file_path (files over 20 MB cannot be downloaded by bots)")?;
+        Ok(Download {
+            url: format!("{}/file/bot{{{{secret:botToken}}}}/{path}", acct.api_root),
+            headers: vec![],
+            size: file["file_size"].as_u64(),
+            file_name: path.rsplit('/').next().map(str::to_string),
+            mime_type: None,
+        })
+    }
+
     fn send(message: OutboundMessage) -> Delivery {
         let acct = match account(&message.account_id) {
             Ok(a) => a,
@@ -320,6 +434,24 @@ impl Channel for Telegram {
                 Err(e) => Err(PartError::Failed(format!("sendMessage ({}): {}", e.code, e.description))),
             };
         })
+    }
+}
+
+impl Telegram {
+    fn edit_message(message: &MessageRef, text: &str) -> Result<Option<String>, String> {
+        let acct = account(&message.account_id)?;
+        let (chat_id, _) = chat_of(&message.peer.id);
+        let id =
+            message.message_id.parse::<i64>().map_err(|_| format!("`{}` is not a message id", message.message_id))?;
+        let text: String = split(text, TEXT_LIMIT as usize).into_iter().next().unwrap_or_default();
+        let body =
+            json!({"chat_id": chat_id, "message_id": id, "text": text, "link_preview_options": {"is_disabled": true}});
+        match api(&acct, "editMessageText", &body) {
+            Ok(_) => Ok(Some(message.message_id.clone())),
+            // The same text again is not a failure: the message already says it.
+            Err(e) if e.description.contains("message is not modified") => Ok(Some(message.message_id.clone())),
+            Err(e) => Err(failed("editMessageText", e)),
+        }
     }
 }
 

@@ -31,9 +31,12 @@ use std::collections::HashMap;
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
     base_url, deliver_parts, export_channel, header, hex_decode, http, log, parse_settings, query_param, respond,
-    secrets, split::split, Channel, ChannelInfo, Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage,
-    PartError, Peer, PeerKind, WebhookOutcome,
+    secrets, split::split, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest, HttpResponse, InboundEvent,
+    MessageRef, OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
 };
+
+/// What a function answers that `describe` does not declare (the host never calls it).
+const NOT_DECLARED: &str = "not supported by this adapter";
 
 /// The account settings this adapter reads (`channel-settings`), then its credentials.
 const SETTINGS: &[&str] = &["phoneNumberId", "graphApiBase", "graphApiVersion"];
@@ -145,6 +148,8 @@ fn to_event(account_id: &str, value: &Value, msg: &Value) -> Option<InboundEvent
         mentions_bot,
         reply_to_message_id: msg["context"]["id"].as_str().map(str::to_string),
         raw: msg.to_string(),
+        attachments: vec![],
+        sender_is_bot: false,
     })
 }
 
@@ -207,6 +212,8 @@ impl Channel for WhatsApp {
             supports_threads: false,
             http_hosts: vec!["graph.facebook.com".into()],
             needs_polling: false,
+            features: Features::empty(),
+            upload_limit: 0,
         }
     }
 
@@ -296,6 +303,22 @@ impl Channel for WhatsApp {
 
     fn poll(_account_id: String) -> Result<Vec<InboundEvent>, String> {
         Ok(vec![]) // webhooks only
+    }
+
+    fn edit(_message: MessageRef, _text: String) -> Delivery {
+        Delivery::Failed(NOT_DECLARED.into())
+    }
+
+    fn typing(_account_id: String, _peer: Peer, _thread_id: Option<String>) -> Result<(), String> {
+        Err(NOT_DECLARED.into())
+    }
+
+    fn react(_message: MessageRef, _emoji: String) -> Result<(), String> {
+        Err(NOT_DECLARED.into())
+    }
+
+    fn resolve_attachment(_account_id: String, _reference: String) -> Result<Download, String> {
+        Err(NOT_DECLARED.into())
     }
 
     fn send(message: OutboundMessage) -> Delivery {

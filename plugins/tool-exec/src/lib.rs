@@ -4,7 +4,7 @@
 //!
 //! Must not: decide its own confinement (the host does, from the agent's policy).
 
-use chela_sdk::bindings::chela::plugin::process::{run, Command};
+use chela_sdk::bindings::plugin::process::{run, Command};
 use chela_sdk::serde_json::{self, json};
 use chela_sdk::tool::{str_arg, Context, Tool, ToolError, ToolInfo};
 

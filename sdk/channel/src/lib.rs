@@ -8,18 +8,21 @@
 //!
 //! Must not: hold a credential's value: adapters only write `{{secret:NAME}}`.
 
-/// Generated bindings for the `probing-channel-plugin` world (`wit/`): the
+/// Generated bindings for the `probing-channel-plugin` world (`wit/`,
+/// `chela:plugin@0.2.0`): the
 /// adapter and its credential probe; a component imports only the
 /// interfaces its code calls.
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "probing-channel-plugin",
+        world: "chela:plugin/probing-channel-plugin@0.2.0",
         path: "../../wit",
         pub_export_macro: true,
         default_bindings_module: "chela_channel_sdk::bindings",
         export_macro_name: "export_channel_bindings",
         generate_all,
     });
+    /// The 0.1.0 interfaces (capabilities, shared types) without the version in the path.
+    pub use chela::plugin0_1_0 as plugin;
 }
 
 pub mod deliver;
@@ -33,16 +36,20 @@ pub use serde_json;
 pub use settings::{base_url, parse_settings};
 pub use util::{header, hex_decode, monotonic_ms, now_unix_s, query_param, random_fraction, sleep_ms};
 
-pub use bindings::chela::plugin::types::{
-    Delivery, HttpRequest, HttpResponse, InboundEvent, OutboundMessage, Peer, PeerKind,
+pub use bindings::chela::plugin0_2_0::channel_types::{
+    AttachmentKind, Download, Identity, InboundAttachment, InboundEvent, MessageRef, OutboundAttachment,
+    OutboundMessage,
 };
-pub use bindings::exports::chela::plugin::channel_adapter::{ChannelInfo, Guest as Channel, WebhookOutcome};
-pub use bindings::exports::chela::plugin::channel_probe::Guest as Probe;
-pub use bindings::exports::chela::plugin::channel_settings::Guest as Settings;
+pub use bindings::exports::chela::plugin0_1_0::channel_probe::Guest as Probe;
+pub use bindings::exports::chela::plugin0_1_0::channel_settings::Guest as Settings;
+pub use bindings::exports::chela::plugin0_2_0::channel_adapter::{
+    ChannelInfo, Features, Guest as Channel, WebhookOutcome,
+};
+pub use bindings::plugin::types::{Delivery, HttpRequest, HttpResponse, Peer, PeerKind};
 
 /// Logging into the host's logs (tagged with the plugin by the host).
 pub mod log {
-    use crate::bindings::chela::plugin::log::{log, Level};
+    use crate::bindings::plugin::log::{log, Level};
 
     pub fn info(msg: &str) {
         log(Level::Info, msg);
@@ -54,12 +61,12 @@ pub mod log {
 
 /// Key-value state, scoped by the host to this plugin and the current account.
 pub mod kv {
-    pub use crate::bindings::chela::plugin::kv::{delete, get, list_keys, set};
+    pub use crate::bindings::plugin::kv::{delete, get, list_keys, set};
 }
 
 /// Secrets by name; values never enter the plugin.
 pub mod secrets {
-    pub use crate::bindings::chela::plugin::secrets::{exists, matches, verify_hmac_sha256};
+    pub use crate::bindings::plugin::secrets::{exists, matches, verify_hmac_sha256};
 }
 
 /// A JSON HTTP answer.

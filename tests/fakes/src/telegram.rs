@@ -5,6 +5,12 @@
 //! (1–4096 UTF-16 units, reply and thread checks), `setWebhook` /
 //! `deleteWebhook` / `getWebhookInfo` with pushes carrying
 //! `X-Telegram-Bot-Api-Secret-Token`; scripted 429 / 403 / migrate faults.
+//! Files: users send photos, voice notes and documents (`user_file`);
+//! `getFile` answers with a `file_path` (400 "file is too big" over 20 MB)
+//! served at `GET /file/bot<token>/<file_path>`. `sendChatAction`,
+//! `setMessageReaction` (Telegram's emoji set only) and `editMessageText`
+//! (only the bot's own messages; 400 "message is not modified") are
+//! checked and recorded.
 //!
 //! Must not: accept what Telegram refuses, or know chela's internals.
 
@@ -55,7 +61,24 @@ struct Bot {
     offsets: Vec<i64>,
     /// `getUpdates` is accepted and left unanswered (a platform gone silent).
     silent: bool,
+    /// `sendChatAction`, `setMessageReaction` and `editMessageText` requests, in order.
+    actions: Vec<(String, Value)>,
 }
+
+/// A file a user sent: where `getFile` says it is, and its bytes.
+struct StoredFile {
+    path: String,
+    bytes: Vec<u8>,
+}
+
+/// What bots may download with `getFile` (20 MB).
+pub const DOWNLOAD_LIMIT: usize = 20 * 1024 * 1024;
+
+/// The emoji `setMessageReaction` takes (part of Telegram's fixed set).
+const REACTIONS: &[&str] = &[
+    "👍", "👎", "❤", "🔥", "🥰", "👏", "😁", "🤔", "🤯", "😱", "🎉", "🤩", "🙏", "👌", "👀", "🤝", "✍", "💯", "⚡",
+    "🏆",
+];
 
 #[derive(Default)]
 struct State {
@@ -63,6 +86,9 @@ struct State {
     /// Chats whose `sendMessage` requests are held open until released.
     held: HashSet<i64>,
     chats: HashMap<i64, Chat>,
+    files: HashMap<String, StoredFile>,
+    /// The text of each message a bot sent, by (chat, message id).
+    bot_texts: HashMap<(i64, i64), String>,
     next_update: i64,
     next_message: i64,
 }
@@ -151,6 +177,7 @@ impl TelegramFake {
                 faults: VecDeque::new(),
                 offsets: Vec::new(),
                 silent: false,
+                actions: Vec::new(),
             },
         );
     }
@@ -214,6 +241,90 @@ impl TelegramFake {
         drop(st);
         self.changed.notify_waiters();
         update
+    }
+
+    /// A user sends a file: `key` is the message field (`photo`, `voice`,
+    /// `document`, `audio`, `video`), `meta` its extra fields (`mime_type`,
+    /// `file_name`, `duration`…; a `caption` there is the message's). A
+    /// photo comes in two sizes, as Telegram sends them. Returns the update.
+    pub fn user_file(
+        &self,
+        token: &str,
+        chat_id: Option<i64>,
+        from: (i64, &str),
+        key: &str,
+        bytes: Vec<u8>,
+        mut meta: Value,
+    ) -> Value {
+        let caption = meta.as_object_mut().and_then(|m| m.remove("caption"));
+        let caption = caption.as_ref().and_then(|c| c.as_str());
+        let file = |st: &mut State, size: usize, bytes: Vec<u8>| {
+            let n = st.files.len() + 1;
+            let id = format!("AgAC{key}{n:04}");
+            let ext = match key {
+                "photo" => "jpg",
+                "voice" => "oga",
+                _ => "bin",
+            };
+            let dir = if key == "photo" { "photos" } else { "documents" };
+            st.files.insert(id.clone(), StoredFile { path: format!("{dir}/file_{n}.{ext}"), bytes });
+            let mut v = json!({"file_id": id, "file_unique_id": format!("AQAD{n}"), "file_size": size});
+            if let (Some(o), Some(m)) = (v.as_object_mut(), meta.as_object()) {
+                o.extend(m.clone());
+            }
+            v
+        };
+        let extra = {
+            let mut st = lock(&self.state);
+            let size = bytes.len();
+            let value = if key == "photo" {
+                let thumb = file(&mut st, 1024, vec![0xff; 1024]);
+                let mut full = file(&mut st, size, bytes);
+                full["width"] = json!(1280);
+                full["height"] = json!(960);
+                json!([thumb, full])
+            } else {
+                file(&mut st, size, bytes)
+            };
+            let mut extra = json!({ key: value });
+            if let Some(c) = caption {
+                extra["caption"] = json!(c);
+            }
+            extra
+        };
+        let mut update = self.user_message(token, chat_id, from, "", extra);
+        // A file message has a caption, never a text.
+        if let Some(m) = update["message"].as_object_mut() {
+            m.remove("text");
+        }
+        let mut st = lock(&self.state);
+        if let Some(bot) = st.bots.get_mut(token) {
+            if let Some(last) = bot.updates.back_mut() {
+                *last = update.clone();
+            }
+        }
+        drop(st);
+        update["message"]["caption"] = caption.map_or(Value::Null, |c| json!(c));
+        update
+    }
+
+    /// The bot's `sendChatAction`, `setMessageReaction` and
+    /// `editMessageText` requests, in order: (method, body).
+    pub fn actions(&self, token: &str) -> Vec<(String, Value)> {
+        lock(&self.state).bots.get(token).map(|b| b.actions.clone()).unwrap_or_default()
+    }
+
+    /// Waits until the bot made a `method` request (lowercase), and returns them all.
+    pub async fn wait_action(&self, token: &str, method: &str, within: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let found: Vec<Value> =
+                self.actions(token).into_iter().filter(|(m, _)| m == method).map(|(_, v)| v).collect();
+            if !found.is_empty() || tokio::time::Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// What the bot `token` sent with `sendMessage`, in order (request bodies).
@@ -301,6 +412,21 @@ async fn handle(state: Arc<Mutex<State>>, changed: Arc<Notify>, req: Request<Inc
     let query = req.uri().query().map(form);
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    if let Some((token, file_path)) = path.strip_prefix("/file/bot").and_then(|r| r.split_once('/')) {
+        let st = lock(&state);
+        if !st.bots.contains_key(token) {
+            return error(401, "Unauthorized", None);
+        }
+        return match st.files.values().find(|f| f.path == file_path) {
+            Some(f) => {
+                let mut r = Response::new(Full::new(Bytes::from(f.bytes.clone())));
+                r.headers_mut()
+                    .insert("content-type", hyper::header::HeaderValue::from_static("application/octet-stream"));
+                r
+            }
+            None => error(404, "Not Found", None),
+        };
+    }
     let Some((token, method)) = path.strip_prefix("/bot").and_then(|r| r.split_once('/')) else {
         return error(404, "Not Found", None);
     };
@@ -356,7 +482,67 @@ async fn handle(state: Arc<Mutex<State>>, changed: Arc<Notify>, req: Request<Inc
                 json!({"url": b.webhook.as_ref().map(|w| w.0.clone()).unwrap_or_default(), "pending_update_count": b.updates.len()}),
             )
         }
-        "sendchataction" => ok(json!(true)),
+        "sendchataction" => {
+            let mut st = lock(&state);
+            let Some(chat) = as_i64(&params["chat_id"]).filter(|c| st.chats.contains_key(c)) else {
+                return error(400, "Bad Request: chat not found", None);
+            };
+            let actions =
+                ["typing", "upload_photo", "record_voice", "upload_voice", "upload_document", "choose_sticker"];
+            if !actions.contains(&params["action"].as_str().unwrap_or_default()) {
+                return error(400, "Bad Request: wrong parameter action in request", None);
+            }
+            let _ = chat;
+            st.bots.get_mut(&token).expect("checked").actions.push((method.clone(), params.clone()));
+            ok(json!(true))
+        }
+        "setmessagereaction" => {
+            let mut st = lock(&state);
+            let chat = as_i64(&params["chat_id"]);
+            let Some(c) = chat.and_then(|c| st.chats.get(&c)) else {
+                return error(400, "Bad Request: chat not found", None);
+            };
+            if !as_i64(&params["message_id"]).is_some_and(|m| c.messages.contains(&m)) {
+                return error(400, "Bad Request: message to react not found", None);
+            }
+            let ok_reaction = params["reaction"].as_array().is_some_and(|r| {
+                r.iter().all(|x| x["type"] == "emoji" && REACTIONS.contains(&x["emoji"].as_str().unwrap_or_default()))
+            });
+            if !ok_reaction {
+                return error(400, "Bad Request: REACTION_INVALID", None);
+            }
+            st.bots.get_mut(&token).expect("checked").actions.push((method.clone(), params.clone()));
+            ok(json!(true))
+        }
+        "editmessagetext" => {
+            let mut st = lock(&state);
+            let key = (as_i64(&params["chat_id"]).unwrap_or(0), as_i64(&params["message_id"]).unwrap_or(0));
+            let text = params["text"].as_str().unwrap_or_default().to_string();
+            match st.bot_texts.get(&key) {
+                None => return error(400, "Bad Request: message to edit not found", None),
+                Some(old) if *old == text => {
+                    return error(400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message", None)
+                }
+                Some(_) => {}
+            }
+            if text.is_empty() || text.encode_utf16().count() > 4096 {
+                return error(400, "Bad Request: message text is empty or too long", None);
+            }
+            st.bot_texts.insert(key, text.clone());
+            st.bots.get_mut(&token).expect("checked").actions.push((method.clone(), params.clone()));
+            ok(json!({"message_id": key.1, "chat": {"id": key.0}, "date": 1_767_700_000, "text": text}))
+        }
+        "getfile" => {
+            let st = lock(&state);
+            let id = params["file_id"].as_str().unwrap_or_default();
+            let Some(f) = st.files.get(id) else {
+                return error(400, "Bad Request: invalid file_id", None);
+            };
+            if f.bytes.len() > DOWNLOAD_LIMIT {
+                return error(400, "Bad Request: file is too big", None);
+            }
+            ok(json!({"file_id": id, "file_unique_id": "AQADx", "file_size": f.bytes.len(), "file_path": f.path}))
+        }
         _ => error(404, "Not Found: method not found", None),
     }
 }
@@ -470,6 +656,7 @@ fn send_message(state: &Mutex<State>, token: &str, p: &Value) -> Response<Full<B
     if let Some(c) = st.chats.get_mut(&chat_id) {
         c.messages.insert(message_id);
     }
+    st.bot_texts.insert((chat_id, message_id), text.to_string());
     let mut m = json!({"message_id": message_id, "from": {"id": bot_id, "is_bot": true, "first_name": username, "username": username},
                        "chat": {"id": chat_id}, "date": 1_767_700_000, "text": text});
     if let Some(t) = thread {

@@ -56,7 +56,13 @@ fn messages(req: &ModelRequest) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::new();
     for m in &req.messages {
         let (role, blocks): (&str, Vec<Value>) = match m.as_ref() {
-            Message::User { .. } => ("user", vec![json!({"type": "text", "text": m.text()})]),
+            Message::User { .. } => {
+                let mut blocks = vec![json!({"type": "text", "text": m.text()})];
+                blocks.extend(m.images().map(|(mime, data)| {
+                    json!({"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}})
+                }));
+                ("user", blocks)
+            }
             Message::Assistant { content, .. } => (
                 "assistant",
                 content

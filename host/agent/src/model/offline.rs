@@ -265,6 +265,18 @@ impl Offline {
             out.push_str(&format!(" {soul}"));
         }
         out.push_str(&format!(" You said: “{said}” (message {turn} of this conversation)."));
+        // What came with it, so the media path shows offline.
+        let images: Vec<String> = last_user
+            .into_iter()
+            .flat_map(|m| m.images())
+            .map(|(mime, data)| {
+                let bytes = data.len() / 4 * 3 - data.bytes().rev().take_while(|b| *b == b'=').count();
+                format!("an image ({mime}, {})", chela_core::media::human_size(bytes as u64))
+            })
+            .collect();
+        if !images.is_empty() {
+            out.push_str(&format!(" I see {}.", images.join(" and ")));
+        }
         Ok(reply(text(out), "stop"))
     }
 }

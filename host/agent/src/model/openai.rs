@@ -63,7 +63,21 @@ fn messages(req: &ModelRequest) -> Vec<Value> {
     let mut out = vec![json!({"role": "system", "content": req.system})];
     for m in &req.messages {
         match m.as_ref() {
-            Message::User { .. } => out.push(json!({"role": "user", "content": m.text()})),
+            Message::User { .. } => {
+                // Images as `image_url` parts with a data URL (vision models); text alone otherwise.
+                let images: Vec<Value> = m
+                    .images()
+                    .map(|(mime, data)| json!({"type": "image_url", "image_url": {"url": format!("data:{mime};base64,{data}")}}))
+                    .collect();
+                let content = if images.is_empty() {
+                    json!(m.text())
+                } else {
+                    let mut parts = vec![json!({"type": "text", "text": m.text()})];
+                    parts.extend(images);
+                    Value::Array(parts)
+                };
+                out.push(json!({"role": "user", "content": content}))
+            }
             Message::Assistant { .. } => {
                 let calls: Vec<Value> = m
                     .tool_calls()

@@ -139,7 +139,8 @@ impl AgentRuntime {
             Resumed::Answered(exchange) => exchange,
             Resumed::Continue => self.rounds(&ask, &tools, &specs, &mut conversation, Some(&housekeeping)).await?,
             Resumed::New => {
-                conversation.push_as(Message::user(&text, clock::now_ms()), inbound.message_ref.as_deref()).await?;
+                let message = Message::user_with(&text, &inbound.media, clock::now_ms());
+                conversation.push_as(message, inbound.message_ref.as_deref()).await?;
                 // The messages this one carries (collected, summarized) are stored with it.
                 permit.stored();
                 self.rounds(&ask, &tools, &specs, &mut conversation, Some(&housekeeping)).await?

@@ -72,7 +72,14 @@ pub enum Content {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         redacted: bool,
     },
-    /// Blocks this runtime does not interpret (images, …): skipped for the model.
+    /// An image the user sent (pi's shape: base64 `data`, `mimeType`), given
+    /// to models that take images and described to the others.
+    #[serde(rename_all = "camelCase")]
+    Image {
+        data: String,
+        mime_type: String,
+    },
+    /// Blocks this runtime does not interpret: skipped for the model.
     #[serde(other)]
     Other,
 }
@@ -90,6 +97,21 @@ pub struct Usage {
 impl Message {
     pub fn user(text: &str, timestamp: i64) -> Message {
         Message::User { content: vec![Content::Text { text: text.to_string() }], timestamp }
+    }
+
+    /// A user message with blocks after its text (the images that came with it).
+    pub fn user_with(text: &str, media: &[Content], timestamp: i64) -> Message {
+        let mut content = vec![Content::Text { text: text.to_string() }];
+        content.extend(media.iter().cloned());
+        Message::User { content, timestamp }
+    }
+
+    /// The images in this message: (MIME type, base64 data).
+    pub fn images(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.content().iter().filter_map(|c| match c {
+            Content::Image { data, mime_type } => Some((mime_type.as_str(), data.as_str())),
+            _ => None,
+        })
     }
 
     pub fn content(&self) -> &[Content] {

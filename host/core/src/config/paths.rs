@@ -141,6 +141,15 @@ pub fn agent_store_dir(cfg: &Config, env: &Environment, agent_id: &str) -> PathB
     }
 }
 
+/// Where the files that came into one session are kept: `media/<session>`
+/// beside the agent's sessions (the key with every character but letters,
+/// digits, `-` and `_` as `_`).
+pub fn session_media_dir(cfg: &Config, env: &Environment, agent_id: &str, session_key: &str) -> PathBuf {
+    let name: String =
+        session_key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    agent_store_dir(cfg, env, agent_id).join("media").join(name)
+}
+
 /// The plugin dirs: `<stateDir>/plugins`, then every `plugins.dirs` entry.
 pub fn plugin_dirs(cfg: &Config, env: &Environment) -> Vec<PathBuf> {
     let mut dirs = vec![env.state_dir().join("plugins")];

@@ -164,6 +164,26 @@ pub struct AgentDefaults {
     pub thinking_default: Option<String>,
     /// `/elevated` level of sessions that picked none (`on` when unset, as OpenClaw).
     pub elevated_default: Option<String>,
+    /// When chats see the agent typing (`crate::presence`).
+    pub typing_mode: Option<TypingMode>,
+    /// How often typing is shown again while a turn runs (OpenClaw's default: 6).
+    pub typing_interval_seconds: Option<u64>,
+    /// The largest inbound file an agent's turn takes, in MB (`crate::media`).
+    pub media_max_mb: Option<f64>,
+}
+
+/// `typingMode` (OpenClaw's `docs/concepts/typing-indicators.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TypingMode {
+    Never,
+    /// From the moment the turn starts.
+    Instant,
+    /// From the model's first reasoning; chela's providers do not stream
+    /// reasoning, so from the model's first output, like `message`.
+    Thinking,
+    /// From the model's first visible output.
+    Message,
 }
 
 /// `agents.*.heartbeat` (OpenClaw's `docs/gateway/heartbeat.md`; what the
@@ -448,6 +468,8 @@ pub struct AgentConfig {
     pub thinking_default: Option<String>,
     /// This agent's `/elevated` level when its session picked none.
     pub elevated_default: Option<String>,
+    pub typing_mode: Option<TypingMode>,
+    pub media_max_mb: Option<f64>,
 }
 
 /// `"provider/model"` or `{primary, fallbacks}`.
@@ -837,6 +859,10 @@ pub struct ChannelAccount {
     pub context_visibility: Option<String>,
     /// Which heartbeat replies this account delivers (OpenClaw's; see [`crate::heartbeat::visibility`]).
     pub heartbeat_visibility: Option<HeartbeatVisibilityConfig>,
+    /// The emoji put on a message when it is taken in (`""`: none; `crate::presence`).
+    pub ack_reaction: Option<String>,
+    /// The largest inbound file this account takes, in MB (`crate::media`).
+    pub media_max_mb: Option<f64>,
     /// Adapter-specific settings (tokens, base URLs…), checked by the channel plugin.
     #[serde(flatten)]
     pub settings: IndexMap<String, Json>,

@@ -98,6 +98,7 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
     check.broadcast_agents();
     check.heartbeats();
     check.thinking_levels();
+    check.ack_scope();
     check.cron_jobs();
     check.control_ui();
     check.weakened_isolation();
@@ -343,6 +344,17 @@ impl Checker<'_> {
             if crate::thinking::ThinkLevel::parse(&level).is_none() {
                 self.err(path, crate::thinking::unknown_level(&level));
             }
+        }
+    }
+
+    /// `messages.ackReactionScope` names a scope (`crate::presence`).
+    fn ack_scope(&mut self) {
+        let scope = self.cfg.messages.as_ref().and_then(|m| m.get("ackReactionScope")).and_then(|v| v.as_str());
+        if let Some(s) = scope.filter(|s| crate::presence::AckScope::parse(s).is_none()) {
+            self.err(
+                "messages.ackReactionScope".into(),
+                format!("`{s}` is not an ack reaction scope (one of {})", crate::presence::AckScope::NAMES),
+            );
         }
     }
 

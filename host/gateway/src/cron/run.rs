@@ -169,6 +169,7 @@ async fn cron_job(gw: &Arc<Gateway>, id: &str, spec: &JobSpec) -> Outcome {
         model_override,
         sampling: None,
         scheduled: Some(Scheduled { fresh_session: fresh, light_context: light }),
+        media: Vec::new(),
     };
     let timeout = spec.timeout_seconds.map(Duration::from_secs);
     turn_and_deliver(gw, &snap, inbound, route, timeout, None).await
@@ -282,6 +283,7 @@ async fn heartbeat_run(gw: &Arc<Gateway>, plan: &HeartbeatPlan, forced: bool) ->
         model_override,
         sampling: None,
         scheduled: Some(Scheduled { fresh_session: fresh, light_context: plan.light_context }),
+        media: Vec::new(),
     };
     turn_and_deliver(gw, &snap, inbound, route, Some(Duration::from_millis(plan.timeout_ms)), Some(visibility)).await
 }

@@ -64,6 +64,8 @@ async fn each_adapter_names_the_platforms_refusal() {
         thread_id: None,
         reply_to_message_id: None,
         text: "hi".into(),
+        attachments: vec![],
+        identity: None,
     };
     match channel("whatsapp").send(reply).await.expect("the adapter answers") {
         Delivery::Failed(why) => assert!(why.contains("190") && why.contains("access token"), "{why}"),

@@ -213,3 +213,144 @@ async fn readyz_shows_account_details_off_loopback_only_with_the_token() {
     assert!(accounts.contains(&"work") && accounts.contains(&"help"), "{owner}");
     assert!(gw.shutdown().await);
 }
+
+/// A JPEG-looking payload of `n` bytes (the fake and the model only count and pass it on).
+fn jpeg(n: usize) -> Vec<u8> {
+    let mut b = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    b.extend((0..n.saturating_sub(4)).map(|i| (i % 251) as u8));
+    b
+}
+
+/// Files in (WIT 0.2.0 attachments): a photo reaches the OpenAI-compatible
+/// model as an image part with exactly the bytes the user sent, a voice
+/// note and a text document reach the offline model described (and the
+/// document inline), each kept in the session's media dir; a file over
+/// `mediaMaxMb` is refused in the chat, never downloaded, never stored.
+/// Typing shows in the chat while the turn runs, and a mentioned group
+/// message gets the ack reaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_in_typing_and_ack_reactions() {
+    use chela_fakes::openai::{OpenAiFake, Scripted};
+    let openai = OpenAiFake::start("sk-test").await;
+    let fake = TelegramFake::start().await;
+    fake_bots(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+  models: {{ providers: {{ openai: {{ baseUrl: "{base}" }} }} }},
+  agents: {{ list: [
+    {{ id: "work", default: true, workspace: "{root}/ws-work", identity: {{ name: "Atlas" }} }},
+    {{ id: "vision", workspace: "{root}/ws-vision", model: "openai/gpt-test" }},
+  ] }},
+  bindings: [ {{ agentId: "vision", match: {{ channel: "telegram", accountId: "help" }} }} ],
+  channels: {{ telegram: {{
+    dmPolicy: "open", allowFrom: ["*"], groupPolicy: "open", groups: {{ "*": {{ requireMention: true }} }},
+    mediaMaxMb: 1,
+    accounts: {{
+      work: {{ botToken: "{WORK}", apiRoot: "{api}" }},
+      help: {{ botToken: "{HELP}", apiRoot: "{api}" }},
+    }},
+  }} }},
+}}"#,
+        base = openai.base_url(),
+        api = fake.api_root(),
+        root = root.display()
+    );
+    let gw = common::serve_with_vars(root, &config, &["channel_telegram"], common::openai_test_key()).await;
+
+    // A photo to the vision agent: the model gets the caption and the image, byte for byte.
+    let photo = jpeg(14_540);
+    openai.script([Scripted::Text("a test card".into())]);
+    fake.user_file(HELP, None, (5001, "Ada"), "photo", photo.clone(), json!({"caption": "what is this?"}));
+    let sent = fake.wait_sent(HELP, 1, WAIT).await;
+    assert_eq!(sent.first().map(|s| s["text"].clone()), Some(json!("a test card")), "{sent:?}");
+    let (_, request) = openai.requests().last().cloned().expect("the model was asked");
+    let user = request["messages"].as_array().unwrap().iter().rev().find(|m| m["role"] == "user").unwrap().clone();
+    let parts = user["content"].as_array().unwrap_or_else(|| panic!("content parts: {user}"));
+    let text = parts[0]["text"].as_str().unwrap();
+    assert!(text.starts_with("what is this?\n[image: file_2.jpg, image/jpeg, 14.2 KB]"), "{text}");
+    use base64::Engine as _;
+    let url = format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(&photo));
+    assert_eq!(parts[1], json!({"type": "image_url", "image_url": {"url": url}}));
+    let media = |agent: &str| -> Vec<std::path::PathBuf> {
+        let d = root.join(format!("state/agents/{agent}/sessions/media"));
+        walk(&d)
+    };
+    let kept = media("vision");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), photo);
+    // Typing was shown in that chat while the turn ran (a DM: at once).
+    let typing = fake.wait_action(HELP, "sendchataction", WAIT).await;
+    assert_eq!(
+        typing.first().map(|t| (t["chat_id"].clone(), t["action"].clone())),
+        Some((json!(5001), json!("typing")))
+    );
+
+    // A voice note and a text document to the offline agent: described, the document inline.
+    fake.user_file(WORK, None, (5002, "Bo"), "voice", vec![7; 5120], json!({"duration": 3, "mime_type": "audio/ogg"}));
+    let sent = fake.wait_sent(WORK, 1, WAIT).await;
+    let reply = sent.first().and_then(|s| s["text"].as_str()).unwrap_or_default().to_string();
+    assert!(reply.contains("[voice: file_3.oga, audio/ogg, 5.0 KB]"), "{reply}");
+    let notes = b"buy milk\ncall mum\n".to_vec();
+    fake.user_file(
+        WORK,
+        None,
+        (5002, "Bo"),
+        "document",
+        notes,
+        json!({"file_name": "todo.txt", "mime_type": "text/plain", "caption": "my list"}),
+    );
+    let sent = fake.wait_sent(WORK, 2, WAIT).await;
+    let reply = sent.get(1).and_then(|s| s["text"].as_str()).unwrap_or_default().to_string();
+    assert!(reply.contains("my list\n[document: todo.txt, text/plain, 18 B]"), "{reply}");
+    assert!(reply.contains("<file name=\"todo.txt\">\nbuy milk\ncall mum\n"), "{reply}");
+    assert_eq!(media("work").len(), 2);
+
+    // Over the 1 MB cap: refused in the chat, nothing downloaded or stored, no turn.
+    fake.user_file(
+        WORK,
+        None,
+        (5002, "Bo"),
+        "document",
+        vec![1; 2 * 1024 * 1024],
+        json!({"file_name": "big.zip", "mime_type": "application/zip"}),
+    );
+    let sent = fake.wait_sent(WORK, 3, WAIT).await;
+    let notice = sent.get(2).and_then(|s| s["text"].as_str()).unwrap_or_default().to_string();
+    assert_eq!(notice, "⚠️ big.zip is too large (2.0 MB; the limit is 1.0 MB), so it was not taken in");
+    assert_eq!(media("work").len(), 2, "nothing of the refused file is kept");
+
+    // A mentioned group message gets 👀 (the default scope acknowledges group mentions).
+    fake.add_group(-100_900, "Team", &[]);
+    let u = fake.user_message(
+        WORK,
+        Some(-100_900),
+        (5003, "Cy"),
+        "@atlas_bot ping",
+        json!({"entities": [{"type": "mention", "offset": 0, "length": 10}]}),
+    );
+    let reactions = fake.wait_action(WORK, "setmessagereaction", WAIT).await;
+    assert_eq!(
+        reactions.first().cloned(),
+        Some(
+            json!({"chat_id": -100_900, "message_id": u["message"]["message_id"], "reaction": [{"type": "emoji", "emoji": "👀"}]})
+        )
+    );
+    fake.wait_sent(WORK, 4, WAIT).await;
+    gw.shutdown().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}

@@ -4,8 +4,9 @@
 //! speaks HTTP/1.1 over it (TLS with the webpki roots for `https`). A denied
 //! request never opens a connection.
 //!
-//! The host's own requests ([`host_post`]: cron webhooks) take the same
-//! path, with a grant the host builds for them.
+//! The host's own requests ([`host_post`]: cron webhooks; [`host_get`]: an
+//! inbound file an adapter pointed at) take the same path, with a grant the
+//! host builds for them or the plugin's own.
 //!
 //! Must not: let a request reach a host the egress policy refuses, or put a secret in a body.
 
@@ -135,7 +136,7 @@ async fn send(egress: Egress, p: Prepared, options: Option<RequestOptions>) -> R
     Ok((response, Box::new(io)))
 }
 
-/// Why [`host_post`] did not get an answer.
+/// Why a host request ([`host_post`], [`host_get`]) did not get an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum HostRequestError {
     /// The egress grant refuses the URL or every address it resolves to.
@@ -145,24 +146,28 @@ pub enum HostRequestError {
     Failed(String),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// The body grew past the limit; what came is dropped.
+    #[error("larger than {0} bytes")]
+    TooLarge(u64),
 }
 
-/// A request the host makes itself (a cron webhook), through the same
-/// egress check, address pinning and TLS as a plugin's: one POST of `body`,
-/// redirects not followed. `carries_secret` (a bearer token in `headers`)
-/// keeps it off plaintext unless the checked address is loopback. Returns
-/// the response status; the body is not read.
-pub async fn host_post(
-    egress: &Egress,
-    url: &str,
-    headers: &[(&str, String)],
+/// One request the host makes itself, through the same egress check,
+/// address pinning and TLS as a plugin's; redirects not followed. Reads the
+/// body (up to `read_limit` bytes) when asked to.
+struct HostRequest<'a> {
+    method: http::Method,
+    url: &'a str,
+    headers: &'a [(&'a str, String)],
     body: Vec<u8>,
     carries_secret: bool,
     timeout: Duration,
-) -> Result<u16, HostRequestError> {
-    let target = egress.check(url, Protocol::Http).map_err(HostRequestError::Refused)?;
+    read_limit: Option<u64>,
+}
+
+async fn host_request(egress: &Egress, r: HostRequest<'_>) -> Result<(u16, Vec<u8>), HostRequestError> {
+    let target = egress.check(r.url, Protocol::Http).map_err(HostRequestError::Refused)?;
     let exchange = async {
-        let (io, addr) = open(egress, &target, carries_secret, timeout).await.map_err(|e| match e {
+        let (io, addr) = open(egress, &target, r.carries_secret, r.timeout).await.map_err(|e| match e {
             OpenError::Egress(EgressError::Denied(w) | EgressError::Prohibited(w)) => HostRequestError::Refused(w),
             other => HostRequestError::Failed(other.to_string()),
         })?;
@@ -177,18 +182,84 @@ pub async fn host_post(
             Some(q) => format!("{}?{q}", target.url.path()),
             None => target.url.path().to_string(),
         };
-        let mut request = http::Request::post(path).header(http::header::HOST, authority);
-        for (name, value) in headers {
+        let mut request = http::Request::builder().method(r.method).uri(path).header(http::header::HOST, authority);
+        for (name, value) in r.headers {
             request = request.header(*name, value.as_str());
         }
         let request = request
-            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .body(http_body_util::Full::new(bytes::Bytes::from(r.body)))
             .map_err(|e| HostRequestError::Failed(format!("cannot build the request: {e}")))?;
-        let response = sender.send_request(request).await.map_err(failed);
+        let outcome = async {
+            let response = sender.send_request(request).await.map_err(failed)?;
+            let status = response.status().as_u16();
+            let Some(limit) = r.read_limit else { return Ok((status, Vec::new())) };
+            let mut body = response.into_body();
+            let mut out = Vec::new();
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame.map_err(failed)?.into_data() {
+                    if (out.len() + data.len()) as u64 > limit {
+                        return Err(HostRequestError::TooLarge(limit));
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+            Ok((status, out))
+        }
+        .await;
         driver.abort();
-        Ok(response?.status().as_u16())
+        outcome
     };
-    tokio::time::timeout(timeout, exchange).await.map_err(|_| HostRequestError::Timeout(timeout))?
+    tokio::time::timeout(r.timeout, exchange).await.map_err(|_| HostRequestError::Timeout(r.timeout))?
+}
+
+/// A POST the host makes itself (a cron webhook): one POST of `body`.
+/// `carries_secret` (a bearer token in `headers`) keeps it off plaintext
+/// unless the checked address is loopback. Returns the response status;
+/// the body is not read.
+pub async fn host_post(
+    egress: &Egress,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+    carries_secret: bool,
+    timeout: Duration,
+) -> Result<u16, HostRequestError> {
+    let request =
+        HostRequest { method: http::Method::POST, url, headers, body, carries_secret, timeout, read_limit: None };
+    host_request(egress, request).await.map(|(status, _)| status)
+}
+
+/// A GET the host makes for a plugin (an inbound file's bytes): `url` and
+/// `headers` may hold `{{secret:NAME}}` placeholders, filled from the
+/// grant's secrets as a plugin's own request would be (path and headers
+/// only, never toward a host a secret is not bound to). The body is read up
+/// to `limit` bytes: beyond it the download stops with
+/// [`HostRequestError::TooLarge`] and nothing is kept.
+pub async fn host_get(
+    egress: &Egress,
+    url: &str,
+    headers: &[(String, String)],
+    limit: u64,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), HostRequestError> {
+    let target = egress.check(url, Protocol::Http).map_err(HostRequestError::Refused)?;
+    let (url, mut carries_secret) = egress.substitute_url(url, &target).map_err(HostRequestError::Refused)?;
+    let mut filled = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let (value, used) = egress.substitute(value, &target).map_err(HostRequestError::Refused)?;
+        carries_secret |= used;
+        filled.push((name.as_str(), value));
+    }
+    let request = HostRequest {
+        method: http::Method::GET,
+        url: &url,
+        headers: &filled,
+        body: Vec::new(),
+        carries_secret,
+        timeout,
+        read_limit: Some(limit),
+    };
+    host_request(egress, request).await
 }
 
 type SendFuture = Box<dyn Future<Output = Result<Sent, Error>> + Send>;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::chela::plugin::kv;
+use crate::bindings::plugin::kv;
 use crate::capability::kv_log::Stored;
 use crate::capability::GrantSet;
 

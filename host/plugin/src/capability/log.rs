@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::chela::plugin::log::{self, Level};
+use crate::bindings::plugin::log::{self, Level};
 
 /// Longest message kept; longer ones are cut (a plugin cannot flood the logs with one line).
 const MAX_MESSAGE: usize = 4096;

@@ -65,7 +65,8 @@ impl Capability {
             "chela:plugin/process" => Capability::Process,
             "chela:plugin/sessions" => Capability::Sessions,
             "chela:plugin/websocket" => Capability::Websocket,
-            "chela:plugin/types" => return Ok(None),
+            // Type-only interfaces: nothing to link.
+            "chela:plugin/types" | "chela:plugin/channel-types" => return Ok(None),
             b if b.starts_with("wasi:http/") => Capability::Http,
             // The filesystem has no preopens unless the workspace is granted;
             // sockets are denied by the WASI context. Both may be imported.

@@ -15,8 +15,8 @@ use std::pin::Pin;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::chela::plugin::sessions;
-pub use crate::bindings::chela::plugin::sessions::{SessionStatus, SessionSummary, SpawnRequest, TranscriptEntry};
+use crate::bindings::plugin::sessions;
+pub use crate::bindings::plugin::sessions::{SessionStatus, SessionSummary, SpawnRequest, TranscriptEntry};
 use chela_core::policy::SessionRights;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -40,8 +40,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command as Child;
 use wasmtime::component::Linker;
 
-use crate::bindings::chela::plugin::process;
-pub use crate::bindings::chela::plugin::process::{Command, Output};
+use crate::bindings::plugin::process;
+pub use crate::bindings::plugin::process::{Command, Output};
 
 /// Bytes kept of stdout and of stderr each.
 pub const MAX_OUTPUT_BYTES: usize = 1 << 20;

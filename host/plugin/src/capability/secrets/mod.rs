@@ -11,7 +11,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::chela::plugin::secrets;
+use crate::bindings::plugin::secrets;
 
 pub mod store;
 pub use store::SecretStore;

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use super::egress::{Egress, Protocol};
-use crate::bindings::chela::plugin::websocket::{self, Message};
+use crate::bindings::plugin::websocket::{self, Message};
 
 pub(crate) mod connection;
 pub use connection::WsConnection;

@@ -1,0 +1,101 @@
+//! What a chat sees of an agent at work, through its adapter: the
+//! acknowledgement reaction on a message taken in, and the typing
+//! indicator while the turn runs, shown again every `typingIntervalSeconds`
+//! until the turn ends (core's `presence` decides when).
+//!
+//! Must not: hold up a turn: every call to the platform runs beside it and
+//! its failure is only logged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chela_agent::model::TextSink;
+use chela_core::presence::TypingStart;
+use chela_plugin::channel::{ChannelRuntime, Features, InboundEvent, MessageRef};
+
+/// Puts `emoji` on the event's message, beside the turn.
+pub(crate) fn acknowledge(channel: &Arc<ChannelRuntime>, ev: &InboundEvent, emoji: String) {
+    if !channel.features().contains(Features::REACT) || ev.message_id.is_empty() {
+        return;
+    }
+    let message = MessageRef {
+        account_id: ev.account_id.clone(),
+        peer: ev.peer.clone(),
+        thread_id: ev.thread_id.clone(),
+        message_id: ev.message_id.clone(),
+    };
+    let channel = channel.clone();
+    tokio::spawn(async move {
+        if let Err(e) = channel.react(message, &emoji).await {
+            tracing::warn!(channel = %channel.channel_id(), error = %e, "ack reaction not sent");
+        }
+    });
+}
+
+/// Silent answers that never start typing (`message` mode): a reply that
+/// is still a prefix of one of these shows nothing yet.
+const SILENT: [&str; 2] = ["NO_REPLY", "HEARTBEAT_OK"];
+
+/// Typing in one chat for as long as this lives.
+pub(crate) struct Typing {
+    start: Arc<tokio::sync::Notify>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    seen: Arc<std::sync::Mutex<String>>,
+}
+
+impl Typing {
+    /// Typing for the event's chat, from now (`AtStart`) or from the
+    /// model's first visible text ([`Typing::sink`]), repeated every `every`.
+    pub(crate) fn begin(
+        channel: &Arc<ChannelRuntime>,
+        ev: &InboundEvent,
+        when: TypingStart,
+        every: Duration,
+    ) -> Typing {
+        let start = Arc::new(tokio::sync::Notify::new());
+        let seen = Arc::new(std::sync::Mutex::new(String::new()));
+        if when == TypingStart::Never || !channel.features().contains(Features::TYPING) {
+            return Typing { start, task: None, seen };
+        }
+        let (channel, account, peer, thread) =
+            (channel.clone(), ev.account_id.clone(), ev.peer.clone(), ev.thread_id.clone());
+        let wait = start.clone();
+        let task = tokio::spawn(async move {
+            if when == TypingStart::OnOutput {
+                wait.notified().await;
+            }
+            loop {
+                if let Err(e) = channel.typing(&account, &peer, thread.as_deref()).await {
+                    tracing::debug!(channel = %channel.channel_id(), error = %e, "typing not shown");
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+        Typing { start, task: Some(task), seen }
+    }
+
+    /// The sink that starts `OnOutput` typing at the first visible text.
+    pub(crate) fn sink(&self) -> TextSink {
+        let (start, seen) = (self.start.clone(), self.seen.clone());
+        Arc::new(move |delta: &str| {
+            let mut so_far = seen.lock().unwrap_or_else(|p| p.into_inner());
+            if so_far.len() > 32 {
+                return;
+            }
+            so_far.push_str(delta);
+            let text = so_far.trim_start();
+            if !text.is_empty() && !SILENT.iter().any(|s| s.starts_with(text) || text.starts_with(s)) {
+                start.notify_one();
+                so_far.push_str(&" ".repeat(33)); // decided: nothing more to look at
+            }
+        })
+    }
+}
+
+impl Drop for Typing {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}

@@ -1,5 +1,6 @@
-//! The rules for files that come with chat messages: how large one may be
-//! (OpenClaw's `mediaMaxMb`), and how an agent's turn is told about one.
+//! The rules for files in chat messages: how large an inbound one may be
+//! (OpenClaw's `mediaMaxMb`), and which files a reply attaches (OpenClaw's
+//! standalone `MEDIA:` lines).
 //!
 //! Must not: download, store or read files (the gateway does); it only decides and words.
 
@@ -30,6 +31,45 @@ pub fn max_bytes(cfg: &Config, channel: &str, account_id: &str, agent_id: &str) 
     (mb * 1024.0 * 1024.0) as u64
 }
 
+/// A reply's text without its `MEDIA:` lines, and the references they
+/// name, in order (OpenClaw's rich-output protocol: a line whose text,
+/// after at most three spaces, starts with `MEDIA:`; never inside a fenced
+/// code block; a reference may be double-quoted).
+pub fn reply_media(reply: &str) -> (String, Vec<String>) {
+    let mut kept = Vec::new();
+    let mut refs = Vec::new();
+    let mut fence: Option<&str> = None;
+    for line in reply.lines() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        let body = line.trim_start_matches(' ');
+        if indent <= 3 {
+            for marker in ["```", "~~~"] {
+                if body.starts_with(marker) {
+                    fence = match fence {
+                        None => Some(marker),
+                        Some(open) if open == marker => None,
+                        open => open,
+                    };
+                }
+            }
+        }
+        let reference = (fence.is_none() && indent <= 3 && !line.starts_with('\t'))
+            .then(|| body.strip_prefix("MEDIA:"))
+            .flatten()
+            .map(|r| {
+                let r = r.trim();
+                r.strip_prefix('"').and_then(|q| q.strip_suffix('"')).unwrap_or(r).to_string()
+            })
+            .filter(|r| !r.is_empty());
+        match reference {
+            Some(r) => refs.push(r),
+            None => kept.push(line),
+        }
+    }
+    let text = kept.join("\n").trim_end().to_string();
+    (text, refs)
+}
+
 /// A size for people: `812 B`, `14.2 KB`, `3.0 MB`.
 pub fn human_size(bytes: u64) -> String {
     match bytes {
@@ -57,5 +97,17 @@ mod tests {
         let off = load(r#"{ channels: { telegram: { mediaMaxMb: 0 } } }"#);
         assert_eq!(max_bytes(&off, "telegram", "default", "main"), 0);
         assert_eq!(human_size(14_540), "14.2 KB");
+    }
+
+    #[test]
+    fn only_standalone_media_lines_attach() {
+        let reply = "Here it is.\n\nMEDIA:report.pdf\n   MEDIA:\"out/a b.png\"\n**MEDIA:x.png**\nsee MEDIA:y.png\n    MEDIA:code.png\n```\nMEDIA:fenced.png\n```";
+        let (text, refs) = reply_media(reply);
+        assert_eq!(refs, ["report.pdf", "out/a b.png"]);
+        assert_eq!(
+            text,
+            "Here it is.\n\n**MEDIA:x.png**\nsee MEDIA:y.png\n    MEDIA:code.png\n```\nMEDIA:fenced.png\n```"
+        );
+        assert_eq!(reply_media("no files"), ("no files".to_string(), vec![]));
     }
 }

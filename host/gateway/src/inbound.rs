@@ -26,10 +26,11 @@ use crate::live::{Direction, LiveEvent};
 use crate::pairing::Pairing;
 use crate::reply_order::Turnstile;
 use crate::Gateway;
-use crate::{media_in, presence};
+use crate::{media_in, media_out, presence};
 use chela_agent::queue::Absorbed;
-use chela_core::config::paths::session_media_dir;
+use chela_core::config::paths::{agent_workspace, session_media_dir};
 use chela_core::presence::{ack_reaction, typing_interval, typing_start};
+use chela_core::roster::Roster;
 
 /// Delivery attempts when the platform asks to retry later.
 const MAX_DELIVERY_ATTEMPTS: u32 = 4;
@@ -419,14 +420,17 @@ impl Gateway {
         if let Some(order) = stage.order.filter(|_| !turn.is_command()) {
             order.wait().await;
         }
+        // The files its `MEDIA:` lines name, from the agent's own workspace.
+        let workspace = agent_workspace(cfg, &Roster::from_config(cfg), &turn.agent_id, &self.env);
+        let outgoing = media_out::attach(&turn.reply, &workspace, channel);
         // The reply goes back exactly where the message came from.
         let reply = OutboundMessage {
             account_id: account.clone(),
             peer: ev.peer.clone(),
             thread_id: ev.thread_id.clone(),
             reply_to_message_id: Some(ev.message_id.clone()),
-            text: turn.reply.clone(),
-            attachments: Vec::new(),
+            text: outgoing.text,
+            attachments: outgoing.attachments,
             identity: None,
         };
         let chat = chat_key(&ch, &account, &ev.peer, ev.thread_id.as_deref());

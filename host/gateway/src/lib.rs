@@ -23,6 +23,7 @@ mod intake;
 mod journal_codec;
 mod live;
 mod media_in;
+mod media_out;
 pub mod metrics;
 mod openai;
 pub mod pairing;

@@ -21,7 +21,10 @@
 //! download URL `<apiRoot>/file/bot{{secret:botToken}}/<file_path>` (the Bot
 //! API serves files up to 20 MB). The caption is the event's text. Edits
 //! (`editMessageText`), typing (`sendChatAction`) and reactions
-//! (`setMessageReaction`) are declared in `describe`.
+//! (`setMessageReaction`) are declared in `describe`. Files out: each
+//! attachment after the text, as `sendPhoto`, `sendVoice`, `sendAudio`,
+//! `sendVideo` or `sendDocument` (multipart upload, up to 50 MB) in the
+//! same chat and topic.
 //!
 //! Offsets: `getUpdates` with an offset tells Telegram every earlier update
 //! was received. The host calls `poll` again only after the previous batch
@@ -38,9 +41,9 @@ use std::collections::HashMap;
 
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
-    base_url, deliver_parts, export_channel, header, http, kv, log, parse_settings, respond, secrets, split::split,
-    AttachmentKind, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest, InboundAttachment, InboundEvent,
-    MessageRef, OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
+    base_url, deliver_parts, export_channel, header, http, kv, log, multipart, parse_settings, respond, secrets,
+    split::split, AttachmentKind, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest, InboundAttachment,
+    InboundEvent, MessageRef, OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
 };
 
 /// What OpenClaw uses; Telegram's hard limit is 4096.
@@ -86,11 +89,13 @@ fn account(id: &str) -> Result<Account, String> {
 }
 
 fn api(acct: &Account, method: &str, body: &Value) -> Result<Value, ApiError> {
+    api_raw(acct, method, "application/json", body.to_string().as_bytes())
+}
+
+fn api_raw(acct: &Account, method: &str, content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
     let url = format!("{}/bot{{{{secret:botToken}}}}/{method}", acct.api_root);
     let err = |description: String| ApiError { code: 0, description, retry_after: None, migrate_to: None };
-    let body = body.to_string();
-    let resp =
-        http::request("POST", &url, &[("content-type", "application/json")], Some(body.as_bytes())).map_err(err)?;
+    let resp = http::request("POST", &url, &[("content-type", content_type)], Some(body)).map_err(err)?;
     let v: Value = serde_json::from_slice(&resp.body)
         .map_err(|e| err(format!("{method}: HTTP {} with a body that is not JSON: {e}", resp.status)))?;
     if v["ok"] == true {
@@ -261,7 +266,11 @@ impl Channel for Telegram {
             supports_threads: true,
             http_hosts: vec!["api.telegram.org".into()],
             needs_polling: true,
-            features: Features::EDIT | Features::TYPING | Features::REACT | Features::ATTACHMENTS_IN,
+            features: Features::EDIT
+                | Features::TYPING
+                | Features::REACT
+                | Features::ATTACHMENTS_IN
+                | Features::ATTACHMENTS_OUT,
             upload_limit: UPLOAD_LIMIT,
         }
     }
@@ -411,7 +420,38 @@ impl Channel for Telegram {
         let thread = message.thread_id.as_deref().and_then(|t| t.parse::<i64>().ok()).or(topic).filter(|t| *t != 1);
         let reply_to = message.reply_to_message_id.as_deref().and_then(|r| r.parse::<i64>().ok());
         let mut migrated = false;
-        deliver_parts(&split(&message.text, TEXT_LIMIT as usize), |i, part| loop {
+        // The text in parts, then each file as a part of its own.
+        let mut parts =
+            if message.text.trim().is_empty() { Vec::new() } else { split(&message.text, TEXT_LIMIT as usize) };
+        let texts = parts.len();
+        parts.extend(message.attachments.iter().map(|a| a.file_name.clone()));
+        deliver_parts(&parts, |i, part| loop {
+            if i >= texts {
+                let file = &message.attachments[i - texts];
+                let (method, field) = match file.kind {
+                    AttachmentKind::Image => ("sendPhoto", "photo"),
+                    AttachmentKind::Voice => ("sendVoice", "voice"),
+                    AttachmentKind::Audio => ("sendAudio", "audio"),
+                    AttachmentKind::Video => ("sendVideo", "video"),
+                    _ => ("sendDocument", "document"),
+                };
+                let mut fields = vec![("chat_id", chat.clone())];
+                if let Some(t) = thread {
+                    fields.push(("message_thread_id", t.to_string()));
+                }
+                if let (0, Some(r)) = (i, reply_to) {
+                    fields.push((
+                        "reply_parameters",
+                        json!({"message_id": r, "allow_sending_without_reply": true}).to_string(),
+                    ));
+                }
+                let form = multipart::form(&fields, (field, &file.file_name, &file.mime_type, &file.data));
+                return match api_raw(&acct, method, &form.content_type, &form.body) {
+                    Ok(m) => Ok(id_string(&m["message_id"])),
+                    Err(ApiError { retry_after: Some(s), .. }) => Err(PartError::RateLimited(s * 1000)),
+                    Err(e) => Err(PartError::Failed(failed(method, e))),
+                };
+            }
             // Numeric ids as numbers; `@channelusername` as a string (the API takes both).
             let chat_id = chat.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(chat.as_str()));
             let mut body = json!({"chat_id": chat_id, "text": part, "link_preview_options": {"is_disabled": true}});

@@ -26,6 +26,7 @@ pub mod bindings {
 }
 
 pub mod deliver;
+pub mod multipart;
 pub mod settings;
 pub mod split;
 pub mod util;

@@ -10,7 +10,9 @@
 //! served at `GET /file/bot<token>/<file_path>`. `sendChatAction`,
 //! `setMessageReaction` (Telegram's emoji set only) and `editMessageText`
 //! (only the bot's own messages; 400 "message is not modified") are
-//! checked and recorded.
+//! checked and recorded. Uploads: `sendPhoto` (10 MB), `sendDocument`,
+//! `sendVoice`, `sendAudio`, `sendVideo` (50 MB) as `multipart/form-data`,
+//! recorded with their bytes (`uploads`).
 //!
 //! Must not: accept what Telegram refuses, or know chela's internals.
 
@@ -63,6 +65,17 @@ struct Bot {
     silent: bool,
     /// `sendChatAction`, `setMessageReaction` and `editMessageText` requests, in order.
     actions: Vec<(String, Value)>,
+    uploads: Vec<Upload>,
+}
+
+/// A file a bot uploaded: the method, its text fields, and the file part.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub method: String,
+    pub fields: Value,
+    pub file_name: String,
+    pub mime_type: String,
+    pub bytes: Vec<u8>,
 }
 
 /// A file a user sent: where `getFile` says it is, and its bytes.
@@ -178,6 +191,7 @@ impl TelegramFake {
                 offsets: Vec::new(),
                 silent: false,
                 actions: Vec::new(),
+                uploads: Vec::new(),
             },
         );
     }
@@ -308,6 +322,23 @@ impl TelegramFake {
         update
     }
 
+    /// The files the bot uploaded, in order.
+    pub fn uploads(&self, token: &str) -> Vec<Upload> {
+        lock(&self.state).bots.get(token).map(|b| b.uploads.clone()).unwrap_or_default()
+    }
+
+    /// Waits until the bot uploaded at least `n` files.
+    pub async fn wait_uploads(&self, token: &str, n: usize, within: Duration) -> Vec<Upload> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let up = self.uploads(token);
+            if up.len() >= n || tokio::time::Instant::now() >= deadline {
+                return up;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The bot's `sendChatAction`, `setMessageReaction` and
     /// `editMessageText` requests, in order: (method, body).
     pub fn actions(&self, token: &str) -> Vec<(String, Value)> {
@@ -407,6 +438,34 @@ impl TelegramFake {
 
 pub use crate::wire::post_json;
 
+/// A `multipart/form-data` body: its text fields as JSON, and its file
+/// part (field, file name, content type, bytes) if it has one.
+type FilePart = (String, String, String, Vec<u8>);
+
+async fn multipart(content_type: &str, body: Bytes) -> Result<(Value, Option<FilePart>), String> {
+    let boundary = multer::parse_boundary(content_type).map_err(|e| e.to_string())?;
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    let mut fields = serde_json::Map::new();
+    let mut file = None;
+    while let Some(field) = form.next_field().await.map_err(|e| e.to_string())? {
+        let name = field.name().unwrap_or_default().to_string();
+        match field.file_name().map(str::to_string) {
+            Some(file_name) => {
+                let mime = field.content_type().map(|m| m.to_string()).unwrap_or_default();
+                let bytes = field.bytes().await.map_err(|e| e.to_string())?.to_vec();
+                file = Some((name, file_name, mime, bytes));
+            }
+            None => {
+                let text = field.text().await.map_err(|e| e.to_string())?;
+                let value = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
+                fields.insert(name, value);
+            }
+        }
+    }
+    Ok((Value::Object(fields), file))
+}
+
 async fn handle(state: Arc<Mutex<State>>, changed: Arc<Notify>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(form);
@@ -431,7 +490,16 @@ async fn handle(state: Arc<Mutex<State>>, changed: Arc<Notify>, req: Request<Inc
         return error(404, "Not Found", None);
     };
     let (token, method) = (token.to_string(), method.to_ascii_lowercase());
-    let params = if body.is_empty() {
+    let mut file = None;
+    let params = if content_type.starts_with("multipart/form-data") {
+        match multipart(&content_type, body.clone()).await {
+            Ok((fields, f)) => {
+                file = f;
+                fields
+            }
+            Err(why) => return error(400, &format!("Bad Request: {why}"), None),
+        }
+    } else if body.is_empty() {
         query.unwrap_or_else(|| json!({}))
     } else if content_type.starts_with("application/json") {
         match serde_json::from_slice::<Value>(&body) {
@@ -531,6 +599,29 @@ async fn handle(state: Arc<Mutex<State>>, changed: Arc<Notify>, req: Request<Inc
             st.bot_texts.insert(key, text.clone());
             st.bots.get_mut(&token).expect("checked").actions.push((method.clone(), params.clone()));
             ok(json!({"message_id": key.1, "chat": {"id": key.0}, "date": 1_767_700_000, "text": text}))
+        }
+        "sendphoto" | "senddocument" | "sendvoice" | "sendaudio" | "sendvideo" => {
+            let field = &method[4..];
+            let Some((name, file_name, mime, bytes)) = file.filter(|f| f.0 == field) else {
+                return error(400, &format!("Bad Request: there is no {field} in the request"), None);
+            };
+            let _ = name;
+            let limit = if field == "photo" { 10 * 1024 * 1024 } else { 50 * 1024 * 1024 };
+            if bytes.len() > limit {
+                return error(413, "Request Entity Too Large", None);
+            }
+            let mut st = lock(&state);
+            let Some(chat_id) = as_i64(&params["chat_id"]).filter(|c| st.chats.contains_key(c)) else {
+                return error(400, "Bad Request: chat not found", None);
+            };
+            let message_id = st.next_message;
+            st.next_message += 1;
+            if let Some(c) = st.chats.get_mut(&chat_id) {
+                c.messages.insert(message_id);
+            }
+            let upload = Upload { method: method.clone(), fields: params.clone(), file_name, mime_type: mime, bytes };
+            st.bots.get_mut(&token).expect("checked").uploads.push(upload);
+            ok(json!({"message_id": message_id, "chat": {"id": chat_id}, "date": 1_767_700_000}))
         }
         "getfile" => {
             let st = lock(&state);

@@ -354,3 +354,55 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+/// Files out: a reply's `MEDIA:` lines attach files from the agent's own
+/// workspace, uploaded with the platform's file methods in the same chat
+/// and topic, through the account the message came in on; a file outside
+/// the workspace is not read, and the reply says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_files_are_uploaded_from_the_workspace_only() {
+    let fake = TelegramFake::start().await;
+    fake_bots(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ws = root.join("ws-work");
+    std::fs::create_dir_all(ws.join("out")).unwrap();
+    let report = b"%PDF-1.7 quarterly numbers".to_vec();
+    std::fs::write(ws.join("out/report.pdf"), &report).unwrap();
+    std::fs::write(ws.join("chart.png"), jpeg(2048)).unwrap();
+    std::fs::write(root.join("private.txt"), b"another agent's notes").unwrap();
+    let agent_dir = root.join("state/agents/work/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    std::fs::write(
+        agent_dir.join("offline-script.json5"),
+        r#"{ rules: [
+            { when: "report", reply: "Here it is.\n\nMEDIA:out/report.pdf\nMEDIA:/workspace/chart.png" },
+            { when: "peek", reply: "Trying.\nMEDIA:../private.txt" },
+        ] }"#,
+    )
+    .unwrap();
+    let gw = start(root, &fake, "polling").await;
+    fake.add_group(-100_500, "Team", &[7]);
+    let topic = json!({"message_thread_id": 7, "is_topic_message": true,
+                       "entities": [{"type": "mention", "offset": 0, "length": 10}]});
+    fake.user_message(WORK, Some(-100_500), (5001, "Ada"), "@atlas_bot the report please", topic);
+    let uploads = fake.wait_uploads(WORK, 2, WAIT).await;
+    assert_eq!(uploads.len(), 2, "{uploads:?}");
+    assert_eq!(uploads[0].method, "senddocument");
+    assert_eq!((uploads[0].file_name.as_str(), uploads[0].mime_type.as_str()), ("report.pdf", "application/pdf"));
+    assert_eq!(uploads[0].bytes, report);
+    assert_eq!(
+        (uploads[0].fields["chat_id"].clone(), uploads[0].fields["message_thread_id"].clone()),
+        (json!(-100_500), json!(7))
+    );
+    assert_eq!(uploads[1].method, "sendphoto");
+    let text = fake.wait_sent(WORK, 1, WAIT).await;
+    assert_eq!(text[0]["text"], "Here it is.", "the MEDIA lines are not sent as text");
+    assert!(fake.uploads(HELP).is_empty(), "nothing leaves through another account");
+
+    fake.user_message(WORK, None, (5001, "Ada"), "peek", json!({}));
+    let sent = fake.wait_sent(WORK, 2, WAIT).await;
+    assert_eq!(sent[1]["text"], "Trying.\n(private.txt not attached: outside the agent's workspace)");
+    assert_eq!(fake.uploads(WORK).len(), 2);
+    assert!(gw.shutdown().await);
+}

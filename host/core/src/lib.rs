@@ -19,6 +19,7 @@ pub mod ids;
 pub mod media;
 pub mod policy;
 pub mod presence;
+pub mod preview;
 pub mod queue_mode;
 pub mod roster;
 pub mod routing;

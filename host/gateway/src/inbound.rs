@@ -26,10 +26,11 @@ use crate::live::{Direction, LiveEvent};
 use crate::pairing::Pairing;
 use crate::reply_order::Turnstile;
 use crate::Gateway;
-use crate::{media_in, media_out, presence};
+use crate::{media_in, media_out, presence, preview};
 use chela_agent::queue::Absorbed;
 use chela_core::config::paths::{agent_workspace, session_media_dir};
 use chela_core::presence::{ack_reaction, typing_interval, typing_start};
+use chela_core::preview::preview_settings;
 use chela_core::roster::Roster;
 
 /// Delivery attempts when the platform asks to retry later.
@@ -342,6 +343,16 @@ impl Gateway {
             typing_start(cfg, &route.agent_id, route.chat_type, mentioned),
             typing_interval(cfg),
         );
+        let preview = preview::Preview::begin(channel, ev, preview_settings(cfg, &ch, &account));
+        let on_text: chela_agent::TextSink = {
+            let (typing_sink, preview_sink) = (typing.sink(), preview.as_ref().map(|p| p.sink()));
+            Arc::new(move |delta: &str| {
+                typing_sink(delta);
+                if let Some(p) = &preview_sink {
+                    p(delta);
+                }
+            })
+        };
         let inbound = Inbound {
             target: route.target(),
             text: files.text(&ev.text),
@@ -370,8 +381,13 @@ impl Gateway {
             }),
         };
         let started = std::time::Instant::now();
-        let turn = self.runtime.run_admitted(snap, inbound, Some(typing.sink()), stage.admitted).await;
+        let turn = self.runtime.run_admitted(snap, inbound, Some(on_text), stage.admitted).await;
         drop(typing);
+        // The preview's last edit is done before the answer replaces it.
+        let shown = match preview {
+            Some(p) => p.finish().await,
+            None => None,
+        };
         let turn = match turn {
             Ok(t) => t,
             Err(RunError::Aborted(why)) => {
@@ -456,7 +472,11 @@ impl Gateway {
         let finished = finish && journaled.is_some();
         let out =
             LiveEvent::new(Direction::Out, &ch, &account).agent(&turn.agent_id, Some(&session_key)).text(&reply.text);
-        match self.send_reply(channel, journaled, reply).await {
+        let sent = match shown {
+            Some((message, _)) => self.send_reply_over(channel, journaled, reply, message).await,
+            None => self.send_reply(channel, journaled, reply).await,
+        };
+        match sent {
             Ok(ids) => {
                 self.metrics.inc(
                     "chela_messages_out_total",
@@ -475,6 +495,50 @@ impl Gateway {
             // The reply is recorded dead in the journal; the event itself is done.
             Err(e) => self.fail(&ch, &account, "deliver", e),
         }
+    }
+
+    /// A reply whose preview is on screen: the preview is edited into the
+    /// answer (as much of it as one message holds), and the rest (more
+    /// text, files) is sent after it. If the edit fails, the whole reply is
+    /// sent as usual. The result is recorded against its journal id.
+    async fn send_reply_over(
+        &self,
+        channel: &ChannelRuntime,
+        journal_id: Option<u64>,
+        reply: OutboundMessage,
+        preview: chela_plugin::channel::MessageRef,
+    ) -> Result<Vec<String>, String> {
+        let limit = channel.info.text_limit.max(1) as usize;
+        let mut head = preview::cut(&reply.text, limit);
+        if head.len() < reply.text.len() {
+            // Cut at the last line or word break that leaves a sizeable first part.
+            if let Some(i) = head.rfind('\n').or_else(|| head.rfind(' ')).filter(|i| *i > head.len() / 2) {
+                head = &head[..i];
+            }
+        }
+        let (head, rest) = (head.trim_end().to_string(), reply.text[head.len()..].trim_start().to_string());
+        if head.is_empty() {
+            return self.send_reply(channel, journal_id, reply).await;
+        }
+        match channel.edit(preview.clone(), &head).await {
+            Ok(Delivery::Sent(_)) => {}
+            other => {
+                tracing::warn!(channel = %channel.channel_id(), result = ?other, "the preview could not become the answer; sending it as a new message");
+                return self.send_reply(channel, journal_id, reply).await;
+            }
+        }
+        let mut ids = vec![preview.message_id];
+        if rest.is_empty() && reply.attachments.is_empty() {
+            if let Some(id) = journal_id {
+                if let Err(e) = self.journal.delivered(id).await {
+                    tracing::warn!(id, error = %e, "cannot record the reply's delivery");
+                }
+            }
+            return Ok(ids);
+        }
+        let remainder = OutboundMessage { text: rest, reply_to_message_id: None, ..reply };
+        ids.extend(self.send_reply(channel, journal_id, remainder).await?);
+        Ok(ids)
     }
 
     /// Sends a reply and records the result against its journal id (when it has one).

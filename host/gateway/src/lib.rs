@@ -28,6 +28,7 @@ pub mod metrics;
 mod openai;
 pub mod pairing;
 mod presence;
+mod preview;
 mod reply;
 mod reply_order;
 mod server;

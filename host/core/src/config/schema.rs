@@ -863,6 +863,9 @@ pub struct ChannelAccount {
     pub ack_reaction: Option<String>,
     /// The largest inbound file this account takes, in MB (`crate::media`).
     pub media_max_mb: Option<f64>,
+    /// Preview streaming (`crate::preview`): `mode` and
+    /// `preview.chunk.minChars` are read; OpenClaw's other members are kept as written.
+    pub streaming: Option<Json>,
     /// Adapter-specific settings (tokens, base URLs…), checked by the channel plugin.
     #[serde(flatten)]
     pub settings: IndexMap<String, Json>,

@@ -99,6 +99,7 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
     check.heartbeats();
     check.thinking_levels();
     check.ack_scope();
+    check.streaming_modes();
     check.cron_jobs();
     check.control_ui();
     check.weakened_isolation();
@@ -344,6 +345,24 @@ impl Checker<'_> {
             if crate::thinking::ThinkLevel::parse(&level).is_none() {
                 self.err(path, crate::thinking::unknown_level(&level));
             }
+        }
+    }
+
+    /// Every `streaming.mode` names a preview mode (`crate::preview`).
+    fn streaming_modes(&mut self) {
+        let mut bad = Vec::new();
+        for (name, ch) in self.cfg.channels.iter().flatten() {
+            let accounts = ch.accounts.iter().flatten().map(|(id, a)| (format!("channels.{name}.accounts.{id}"), a));
+            for (path, a) in std::iter::once((format!("channels.{name}"), &ch.top)).chain(accounts) {
+                if let Some(mode) = a.streaming.as_ref().and_then(|s| s.get("mode")).and_then(|m| m.as_str()) {
+                    if crate::preview::parse_mode(mode).is_none() {
+                        bad.push((format!("{path}.streaming.mode"), mode.to_string()));
+                    }
+                }
+            }
+        }
+        for (path, mode) in bad {
+            self.err(path, format!("`{mode}` is not a streaming mode (one of {})", crate::preview::MODES));
         }
     }
 

@@ -406,3 +406,65 @@ async fn reply_files_are_uploaded_from_the_workspace_only() {
     assert_eq!(fake.uploads(WORK).len(), 2);
     assert!(gw.shutdown().await);
 }
+
+/// Preview streaming (`streaming.mode: "partial"`): the answer appears as
+/// one message while it is written, edited as it grows, and its last edit
+/// is exactly the answer the transcript holds; no second message is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_is_edited_in_place_into_the_transcripts_text() {
+    let fake = TelegramFake::start().await;
+    fake_bots(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let answer = "The plan has three parts. First we gather what the team already knows and write it down \
+        in one place, so nobody has to ask twice. Then we pick the two questions that matter most this \
+        month and give each an owner. Last, we meet on Friday, look at what we learned, and decide what \
+        to stop doing. That is all it takes.";
+    let agent_dir = root.join("state/agents/work/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    std::fs::write(
+        agent_dir.join("offline-script.json5"),
+        format!("{{ rules: [ {{ when: \"plan\", reply: {} }} ] }}", serde_json::to_string(answer).unwrap()),
+    )
+    .unwrap();
+    let text = config(root, &fake.api_root(), "polling").replace(
+        "dmPolicy: \"open\",",
+        "dmPolicy: \"open\", streaming: { mode: \"partial\", preview: { chunk: { minChars: 60 } } },",
+    );
+    let gw = common::serve(root, &text, &["channel_telegram"]).await;
+    let u = fake.user_message(WORK, None, (5001, "Ada"), "what is the plan?", json!({}));
+    let edits = async {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let edits: Vec<Value> =
+                fake.actions(WORK).into_iter().filter(|(m, _)| m == "editmessagetext").map(|(_, v)| v).collect();
+            if edits.last().is_some_and(|e| e["text"] == answer) || tokio::time::Instant::now() >= deadline {
+                return edits;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    .await;
+    let sent = fake.sent(WORK);
+    assert_eq!(sent.len(), 1, "one message, edited in place: {sent:?}");
+    let first = sent[0]["text"].as_str().unwrap();
+    assert!(first.chars().count() >= 60 && answer.starts_with(first), "the preview is the answer so far: {first}");
+    assert_eq!(sent[0]["reply_parameters"]["message_id"], u["message"]["message_id"]);
+    assert!(!edits.is_empty(), "the preview was edited: {:?}", fake.actions(WORK));
+    assert_eq!(edits.last().unwrap()["text"], answer, "{edits:?}");
+    // The transcript holds the same answer.
+    let sessions = root.join("state/agents/work/sessions");
+    let transcript = walk(&sessions)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .expect("a transcript");
+    let last_assistant = transcript
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["message"]["role"] == "assistant")
+        .expect("an assistant message");
+    assert_eq!(last_assistant["message"]["content"][0]["text"], answer);
+    assert!(gw.shutdown().await);
+}

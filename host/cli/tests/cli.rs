@@ -894,18 +894,20 @@ fn config_errors_on_a_terminal_show_the_source_line_with_a_caret() {
     assert!(!text(&piped).contains("^^^"), "{}", text(&piped));
 }
 
-/// OpenClaw settings chela types but does not act on (`typingMode`), and
-/// the parts of a section it reads only in part (`messages.ackReaction`,
+/// OpenClaw settings chela does not act on (`blockStreamingDefault`), and
+/// the parts of a section it reads only in part (`messages.statusReactions`,
 /// `cron.triggers`), warn like every other ignored setting, with what chela
-/// does instead; the parts it reads (`messages.queue`, `heartbeat`) do not.
+/// does instead; the parts it reads (`messages.queue`, `ackReaction`,
+/// `typingMode`, `heartbeat`) do not.
 #[test]
 fn ignored_openclaw_settings_say_what_chela_does_instead() {
     let s = Sandbox::new();
     let cfg = s.write(
         "c.json5",
         r#"{
-  agents: { defaults: { typingMode: "instant", heartbeat: { every: "30m" } } },
-  messages: { queue: { mode: "steer" }, ackReaction: "👀", groupChat: { mentionPatterns: ["@bot"] } },
+  agents: { defaults: { typingMode: "instant", blockStreamingDefault: "on", heartbeat: { every: "30m" } } },
+  messages: { queue: { mode: "steer" }, ackReaction: "👀", statusReactions: { enabled: true },
+              groupChat: { mentionPatterns: ["@bot"] } },
   cron: { enabled: true, triggers: { enabled: false } },
 }"#,
     );
@@ -916,8 +918,8 @@ fn ignored_openclaw_settings_say_what_chela_does_instead() {
         diagnostics.iter().find(|d| d["path"] == path).unwrap_or_else(|| panic!("no warning at {path}: {v:#}")).clone()
     };
     for (path, says) in [
-        ("agents.defaults.typingMode", "typing indicators"),
-        ("messages.ackReaction", "reactions"),
+        ("agents.defaults.blockStreamingDefault", "block replies"),
+        ("messages.statusReactions", "no status reactions"),
         ("cron.triggers", "condition triggers"),
     ] {
         let d = diag(path);
@@ -925,7 +927,14 @@ fn ignored_openclaw_settings_say_what_chela_does_instead() {
         assert_eq!(d["unimplemented"], true, "{d}");
         assert!(d["help"].as_str().is_some_and(|h| h.starts_with("instead: ") && h.contains(says)), "{d}");
     }
-    for read in ["messages.groupChat", "messages.queue", "agents.defaults.heartbeat", "cron.enabled"] {
+    for read in [
+        "messages.groupChat",
+        "messages.queue",
+        "messages.ackReaction",
+        "agents.defaults.typingMode",
+        "agents.defaults.heartbeat",
+        "cron.enabled",
+    ] {
         assert!(
             !diagnostics.iter().any(|d| d["path"].as_str().unwrap().starts_with(read)),
             "chela reads {read}: {v:#}"

@@ -27,6 +27,13 @@
 //! `message_reference` on the first part, split at 2000 characters, 429
 //! honoured with `retry_after`.
 //!
+//! Files in: a message's `attachments` (a voice message by its flag, else
+//! by `content_type`), resolved to their CDN URL (no credentials: Discord
+//! signs the URL). Files out: one `POST …/messages` per file, multipart
+//! (`payload_json` + `files[0]`, 10 MiB). Typing (`POST …/typing`),
+//! reactions (`PUT …/reactions/{emoji}/@me`) and edits (`PATCH
+//! …/messages/{id}`) are declared in `describe`.
+//!
 //! Must not: hold the bot token (only `{{secret:token}}`), route or dedupe messages (the host
 //! does), or checkpoint a sequence before the host journaled what it covers.
 
@@ -36,13 +43,16 @@ use std::collections::HashMap;
 use chela_channel_sdk::bindings::plugin::websocket::{Connection, Message};
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
-    base_url, deliver_parts, export_channel, http, kv, log, monotonic_ms, parse_settings, random_fraction, respond,
-    secrets, split::split, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest, InboundEvent, MessageRef,
-    OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
+    base_url, deliver_parts, export_channel, http, kv, log, monotonic_ms, multipart, parse_settings, random_fraction,
+    respond, secrets, split::split, AttachmentKind, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest,
+    InboundAttachment, InboundEvent, MessageRef, OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
 };
 
-/// What a function answers that `describe` does not declare (the host never calls it).
-const NOT_DECLARED: &str = "not supported by this adapter";
+/// What a bot may upload per file without boosts (10 MiB).
+const UPLOAD_LIMIT: u64 = 10 * 1024 * 1024;
+/// Discord's flag on a voice message.
+const IS_VOICE_MESSAGE: u64 = 1 << 13;
+
 
 /// The account settings this adapter reads (`channel-settings`), then its credentials.
 const SETTINGS: &[&str] = &["apiBase", "allowBots", "guilds"];
@@ -126,11 +136,21 @@ enum RestError {
 }
 
 fn rest(acct: &Account, method: &str, path: &str, body: Option<&Value>) -> Result<Value, RestError> {
+    let bytes = body.map(|b| b.to_string().into_bytes());
+    rest_raw(acct, method, path, "application/json", bytes.as_deref())
+}
+
+fn rest_raw(
+    acct: &Account,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Option<&[u8]>,
+) -> Result<Value, RestError> {
     let url = format!("{}{path}", acct.api);
     let headers =
-        [("authorization", "Bot {{secret:token}}"), ("user-agent", USER_AGENT), ("content-type", "application/json")];
-    let bytes = body.map(|b| b.to_string().into_bytes());
-    let resp = http::request(method, &url, &headers, bytes.as_deref()).map_err(RestError::Discord)?;
+        [("authorization", "Bot {{secret:token}}"), ("user-agent", USER_AGENT), ("content-type", content_type)];
+    let resp = http::request(method, &url, &headers, body).map_err(RestError::Discord)?;
     let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
     if resp.status == 429 {
         let header = resp
@@ -272,8 +292,9 @@ fn to_event(account_id: &str, acct: &Account, bot: &str, d: &Value) -> Option<In
         return None; // joins, pins, boosts…
     }
     let content = d["content"].as_str().unwrap_or_default();
-    if content.trim().is_empty() {
-        return None; // attachments only, or content withheld (no MESSAGE_CONTENT)
+    let attachments = attachments(d);
+    if content.trim().is_empty() && attachments.is_empty() {
+        return None; // content withheld (no MESSAGE_CONTENT), or nothing to read
     }
     let channel_id = d["channel_id"].as_str()?;
     let guild = d["guild_id"].as_str();
@@ -311,7 +332,7 @@ fn to_event(account_id: &str, acct: &Account, bot: &str, d: &Value) -> Option<In
         mentions_bot,
         reply_to_message_id: d["message_reference"]["message_id"].as_str().map(str::to_string),
         raw: d.to_string(),
-        attachments: vec![],
+        attachments,
         sender_is_bot: author["bot"] == true,
     })
 }
@@ -509,6 +530,44 @@ fn dispatch(
 }
 
 /// The channel a reply goes to: a user's DM channel for a direct peer.
+/// A message's files: a voice message by its flag, the rest by content type.
+fn attachments(d: &Value) -> Vec<InboundAttachment> {
+    let voice = d["flags"].as_u64().is_some_and(|f| f & IS_VOICE_MESSAGE != 0);
+    let list = d["attachments"].as_array().into_iter().flatten();
+    list.filter_map(|a| {
+        let mime = a["content_type"].as_str().map(|m| m.split(';').next().unwrap_or(m).trim().to_string());
+        let kind = match mime.as_deref().unwrap_or_default() {
+            _ if voice => AttachmentKind::Voice,
+            m if m.starts_with("image/") => AttachmentKind::Image,
+            m if m.starts_with("audio/") => AttachmentKind::Audio,
+            m if m.starts_with("video/") => AttachmentKind::Video,
+            _ => AttachmentKind::Document,
+        };
+        Some(InboundAttachment {
+            kind,
+            mime_type: mime,
+            size: a["size"].as_u64(),
+            file_name: a["filename"].as_str().map(str::to_string),
+            caption: a["description"].as_str().map(str::to_string),
+            reference: a["url"].as_str()?.to_string(),
+        })
+    })
+    .collect()
+}
+
+/// `👀` → `%F0%9F%91%80` (a reaction's path segment).
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 fn reply_channel(acct: &Account, peer: &Peer) -> Result<String, String> {
     if peer.kind != PeerKind::Direct {
         return Ok(peer.id.clone());
@@ -531,10 +590,20 @@ impl Channel for Discord {
             version: env!("CARGO_PKG_VERSION").into(),
             text_limit: TEXT_LIMIT,
             supports_threads: true,
-            http_hosts: vec!["discord.com".into(), "gateway.discord.gg".into(), "*.discord.gg".into()],
+            http_hosts: vec![
+                "discord.com".into(),
+                "gateway.discord.gg".into(),
+                "*.discord.gg".into(),
+                "cdn.discordapp.com".into(),
+                "media.discordapp.net".into(),
+            ],
             needs_polling: true,
-            features: Features::empty(),
-            upload_limit: 0,
+            features: Features::EDIT
+                | Features::TYPING
+                | Features::REACT
+                | Features::ATTACHMENTS_IN
+                | Features::ATTACHMENTS_OUT,
+            upload_limit: UPLOAD_LIMIT,
         }
     }
 
@@ -589,20 +658,40 @@ impl Channel for Discord {
         pump(&account_id, &acct)
     }
 
-    fn edit(_message: MessageRef, _text: String) -> Delivery {
-        Delivery::Failed(NOT_DECLARED.into())
+    fn edit(message: MessageRef, text: String) -> Delivery {
+        let edit = || -> Result<Option<String>, RestError> {
+            let acct = account(&message.account_id).map_err(RestError::Discord)?;
+            let channel = reply_channel(&acct, &message.peer).map_err(RestError::Discord)?;
+            let content: String = text.chars().take(TEXT_LIMIT as usize).collect();
+            let path = format!("/channels/{channel}/messages/{}", message.message_id);
+            let m = rest(&acct, "PATCH", &path, Some(&json!({"content": content, "allowed_mentions": {"parse": []}})))?;
+            Ok(m["id"].as_str().map(str::to_string))
+        };
+        match edit() {
+            Ok(id) => Delivery::Sent(id.into_iter().collect()),
+            Err(RestError::RateLimited(ms)) => Delivery::RetryAfter(ms),
+            Err(e) => Delivery::Failed(format!("edit message: {}", rest_text(e))),
+        }
     }
 
-    fn typing(_account_id: String, _peer: Peer, _thread_id: Option<String>) -> Result<(), String> {
-        Err(NOT_DECLARED.into())
+    fn typing(account_id: String, peer: Peer, _thread_id: Option<String>) -> Result<(), String> {
+        let acct = account(&account_id)?;
+        let channel = reply_channel(&acct, &peer)?;
+        rest(&acct, "POST", &format!("/channels/{channel}/typing"), None).map(|_| ()).map_err(rest_text)
     }
 
-    fn react(_message: MessageRef, _emoji: String) -> Result<(), String> {
-        Err(NOT_DECLARED.into())
+    fn react(message: MessageRef, emoji: String) -> Result<(), String> {
+        let acct = account(&message.account_id)?;
+        let channel = reply_channel(&acct, &message.peer)?;
+        let path =
+            format!("/channels/{channel}/messages/{}/reactions/{}/@me", message.message_id, percent_encode(&emoji));
+        rest(&acct, "PUT", &path, None).map(|_| ()).map_err(rest_text)
     }
 
-    fn resolve_attachment(_account_id: String, _reference: String) -> Result<Download, String> {
-        Err(NOT_DECLARED.into())
+    fn resolve_attachment(account_id: String, reference: String) -> Result<Download, String> {
+        account(&account_id)?;
+        // The CDN URL is the reference; Discord signs it, no token goes along.
+        Ok(Download { url: reference, headers: vec![], size: None, file_name: None, mime_type: None })
     }
 
     fn send(message: OutboundMessage) -> Delivery {
@@ -614,7 +703,29 @@ impl Channel for Discord {
             Ok(c) => c,
             Err(e) => return Delivery::Failed(format!("cannot open the DM: {e}")),
         };
-        deliver_parts(&split(&message.text, TEXT_LIMIT as usize), |i, part| {
+        let mut parts =
+            if message.text.trim().is_empty() { Vec::new() } else { split(&message.text, TEXT_LIMIT as usize) };
+        let texts = parts.len();
+        parts.extend(message.attachments.iter().map(|a| a.file_name.clone()));
+        deliver_parts(&parts, |i, part| {
+            if i >= texts {
+                let file = &message.attachments[i - texts];
+                let mut payload = json!({"allowed_mentions": {"parse": []},
+                                         "attachments": [{"id": 0, "filename": file.file_name}]});
+                if let (0, Some(r)) = (i, &message.reply_to_message_id) {
+                    payload["message_reference"] = json!({"message_id": r, "fail_if_not_exists": false});
+                }
+                let form = multipart::form(
+                    &[("payload_json", payload.to_string())],
+                    ("files[0]", &file.file_name, &file.mime_type, &file.data),
+                );
+                let path = format!("/channels/{channel}/messages");
+                return match rest_raw(&acct, "POST", &path, &form.content_type, Some(&form.body)) {
+                    Ok(m) => Ok(m["id"].as_str().map(str::to_string)),
+                    Err(RestError::RateLimited(ms)) => Err(PartError::RateLimited(ms)),
+                    Err(e) => Err(PartError::Failed(format!("upload: {}", rest_text(e)))),
+                };
+            }
             let mut body = json!({"content": part, "allowed_mentions": {"parse": [], "replied_user": false}});
             if let (0, Some(r)) = (i, &message.reply_to_message_id) {
                 body["message_reference"] = json!({"message_id": r, "fail_if_not_exists": false});

@@ -12,7 +12,13 @@
 //! intents and blanked without MESSAGE_CONTENT (unless DM, mention or own),
 //! RESUME replaying what the session missed then RESUMED, scripted op 7
 //! RECONNECT, op 9 INVALID_SESSION, drops and close codes. The bot's own
-//! messages come back as MESSAGE_CREATE, as on Discord.
+//! messages come back as MESSAGE_CREATE, as on Discord. Files: a user's
+//! message may carry an attachment served from the fake's CDN path
+//! (`/attachments/{channel}/{id}/{name}`); `POST /channels/{id}/typing`,
+//! `PUT …/messages/{id}/reactions/{emoji}/@me` (percent-encoded emoji) and
+//! `PATCH …/messages/{id}` (only the bot's own; 1–2000 characters) are
+//! checked and recorded; `POST …/messages` as `multipart/form-data`
+//! (`payload_json` + `files[n]`, 10 MiB per file) is an upload.
 //!
 //! Must not: accept what Discord refuses, or know chela's internals.
 
@@ -57,6 +63,18 @@ struct Bot {
     resumes: u32,
     heartbeats: u32,
     user_agents: HashSet<String>,
+    /// Typing, reactions and edits: (what, channel, body).
+    actions: Vec<(String, String, Value)>,
+    uploads: Vec<Upload>,
+}
+
+/// A file the bot uploaded with a message: channel, `payload_json`, the file part.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub channel_id: String,
+    pub payload: Value,
+    pub file_name: String,
+    pub bytes: Vec<u8>,
 }
 
 struct ChannelInfo {
@@ -80,6 +98,9 @@ struct State {
     gateway_url: Option<String>,
     /// `GET /gateway/bot` requests served.
     gateway_bot_requests: usize,
+    /// CDN files by path, and the bot's own message ids (edits need them).
+    files: HashMap<String, Vec<u8>>,
+    bot_messages: HashSet<String>,
 }
 
 pub struct DiscordFake {
@@ -120,6 +141,8 @@ impl DiscordFake {
             addr: None,
             gateway_url: None,
             gateway_bot_requests: 0,
+            files: HashMap::new(),
+            bot_messages: HashSet::new(),
         }));
         let st = state.clone();
         let (addr, server) = wire::serve_on(port, move |req| handle(st.clone(), req)).await?;
@@ -147,6 +170,8 @@ impl DiscordFake {
                 resumes: 0,
                 heartbeats: 0,
                 user_agents: HashSet::new(),
+                actions: Vec::new(),
+                uploads: Vec::new(),
             },
         );
     }
@@ -237,6 +262,73 @@ impl DiscordFake {
         }
         dispatch(&mut st, bot_token, "MESSAGE_CREATE", d);
         id
+    }
+
+    /// A user's message with one file (`content_type` decides the kind;
+    /// `voice` sets the voice-message flag). Returns the message id.
+    pub fn user_file(
+        &self,
+        bot_token: &str,
+        channel_id: Option<&str>,
+        author: (&str, &str),
+        content: &str,
+        file: (&str, &str, Vec<u8>),
+    ) -> String {
+        let mut st = lock(&self.state);
+        let id = snowflake(&mut st);
+        let channel = match channel_id {
+            Some(c) => c.to_string(),
+            None => dm_channel(&mut st, author.0),
+        };
+        if let Some(c) = st.channels.get_mut(&channel) {
+            c.messages.insert(id.clone());
+        }
+        let (name, content_type, bytes) = file;
+        let attachment_id = snowflake(&mut st);
+        let path = format!("/attachments/{channel}/{attachment_id}/{name}");
+        let base = format!("http://{}", st.addr.map(|a| a.to_string()).unwrap_or_default());
+        let size = bytes.len();
+        st.files.insert(path.clone(), bytes);
+        let guild = st.channels.get(&channel).and_then(|c| c.guild_id.clone());
+        let mut d = json!({"id": id, "type": 0, "channel_id": channel, "content": content,
+            "author": {"id": author.0, "username": author.1.to_lowercase(), "global_name": author.1},
+            "mentions": [], "mention_roles": [], "mention_everyone": false,
+            "timestamp": "2026-01-01T12:00:00.000000+00:00", "edited_timestamp": null, "tts": false,
+            "attachments": [{"id": attachment_id, "filename": name, "size": size, "content_type": content_type,
+                             "url": format!("{base}{path}"), "proxy_url": format!("{base}{path}")}],
+            "embeds": [], "pinned": false});
+        if content_type.starts_with("audio/ogg") {
+            d["flags"] = json!(8192);
+        }
+        if let Some(g) = &guild {
+            d["guild_id"] = json!(g);
+            d["member"] = json!({"roles": [], "nick": null, "joined_at": "2024-01-01T00:00:00.000000+00:00",
+                                 "deaf": false, "mute": false});
+        }
+        dispatch(&mut st, bot_token, "MESSAGE_CREATE", d);
+        id
+    }
+
+    /// The bot's typing, reactions and edits: (`typing` | `reaction` | `edit`, channel, body).
+    pub fn actions(&self, token: &str) -> Vec<(String, String, Value)> {
+        lock(&self.state).bots.get(token).map(|b| b.actions.clone()).unwrap_or_default()
+    }
+
+    /// Waits until the bot made an action of `kind`; all of them.
+    pub async fn wait_action(&self, token: &str, kind: &str, within: Duration) -> Vec<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let found: Vec<(String, Value)> =
+                self.actions(token).into_iter().filter(|(k, _, _)| k == kind).map(|(_, c, v)| (c, v)).collect();
+            if !found.is_empty() || tokio::time::Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn uploads(&self, token: &str) -> Vec<Upload> {
+        lock(&self.state).bots.get(token).map(|b| b.uploads.clone()).unwrap_or_default()
     }
 
     /// What the bot created with `POST /channels/{id}/messages` (`(channel, body)`), in order.
@@ -371,15 +463,32 @@ fn dispatch(st: &mut State, token: &str, t: &str, mut d: Value) {
 
 async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_string();
+    if path.starts_with("/attachments/") {
+        // The CDN: no authentication, signed URLs in real life.
+        return match lock(&state).files.get(&path) {
+            Some(bytes) => {
+                let mut r = Reply::new(http_body_util::Full::new(bytes::Bytes::from(bytes.clone())));
+                r.headers_mut()
+                    .insert("content-type", hyper::header::HeaderValue::from_static("application/octet-stream"));
+                r
+            }
+            None => error(404, 0, "404: Not Found"),
+        };
+    }
     if !path.starts_with("/api/") {
         let st = state.clone();
         return wire::upgrade(req, move |ws| gateway(st, ws)).unwrap_or_else(|| error(404, 0, "404: Not Found"));
     }
     let method = req.method().clone();
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let ua = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let Some(route) = path.strip_prefix("/api/v10") else { return error(404, 0, "404: Not Found") };
+    let form = match content_type.starts_with("multipart/form-data") {
+        true => Some(wire::multipart(&content_type, body.clone()).await),
+        false => None,
+    };
     let mut st = lock(&state);
     let Some(token) = auth.strip_prefix("Bot ").filter(|t| st.bots.contains_key(*t)).map(str::to_string) else {
         return error(401, 0, "401: Unauthorized");
@@ -423,7 +532,68 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
             let id = dm_channel(&mut st, &user);
             json_reply(200, &json!({"id": id, "type": 1, "recipients": [{"id": user}]}), &[])
         }
+        ("POST", ["channels", id, "messages"]) if content_type.starts_with("multipart/form-data") => {
+            let id = id.to_string();
+            let Some(Ok((fields, Some((field, file_name, _, bytes))))) = form else {
+                return error(400, 50035, "Invalid Form Body");
+            };
+            if !field.starts_with("files[") {
+                return error(400, 50035, "Invalid Form Body: files[n] expected");
+            }
+            if bytes.len() > 10 * 1024 * 1024 {
+                return error(413, 40005, "Request entity too large");
+            }
+            if !st.channels.contains_key(&id) {
+                return error(404, 10003, "Unknown Channel");
+            }
+            let payload = match &fields["payload_json"] {
+                Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),
+                v => v.clone(),
+            };
+            let message_id = snowflake(&mut st);
+            st.bot_messages.insert(message_id.clone());
+            let upload = Upload { channel_id: id.clone(), payload, file_name: file_name.clone(), bytes };
+            st.bots.get_mut(&token).expect("checked").uploads.push(upload);
+            json_reply(200, &json!({"id": message_id, "channel_id": id, "attachments": [{"filename": file_name}]}), &[])
+        }
         ("POST", ["channels", id, "messages"]) => create_message(&mut st, &token, id, &body),
+        ("POST", ["channels", id, "typing"]) => {
+            if !st.channels.contains_key(*id) {
+                return error(404, 10003, "Unknown Channel");
+            }
+            let id = id.to_string();
+            st.bots.get_mut(&token).expect("checked").actions.push(("typing".into(), id, Value::Null));
+            wire::json_reply(204, &Value::Null, &[])
+        }
+        ("PUT", ["channels", cid, "messages", mid, "reactions", emoji, "@me"]) => {
+            let known = st.channels.get(*cid).is_some_and(|c| c.messages.contains(*mid));
+            if !known {
+                return error(404, 10008, "Unknown Message");
+            }
+            let Some(decoded) = percent_decode(emoji).filter(|e| !e.is_empty() && !e.contains(' ')) else {
+                return error(400, 10014, "Unknown Emoji");
+            };
+            let (cid, mid) = (cid.to_string(), mid.to_string());
+            let entry = ("reaction".to_string(), cid, json!({"message_id": mid, "emoji": decoded}));
+            st.bots.get_mut(&token).expect("checked").actions.push(entry);
+            wire::json_reply(204, &Value::Null, &[])
+        }
+        ("PATCH", ["channels", cid, "messages", mid]) => {
+            if !st.bot_messages.contains(*mid) {
+                return error(403, 50005, "Cannot edit a message authored by another user");
+            }
+            let Ok(p) = serde_json::from_slice::<Value>(&body) else {
+                return error(400, 50109, "The request body contains invalid JSON.");
+            };
+            let content = p["content"].as_str().unwrap_or_default().to_string();
+            if content.is_empty() || content.chars().count() > 2000 {
+                return error(400, 50035, "Invalid Form Body");
+            }
+            let (cid, mid) = (cid.to_string(), mid.to_string());
+            let entry = ("edit".to_string(), cid.clone(), json!({"message_id": mid, "content": content}));
+            st.bots.get_mut(&token).expect("checked").actions.push(entry);
+            json_reply(200, &json!({"id": mid, "channel_id": cid, "content": content}), &[])
+        }
         _ => error(404, 0, "404: Not Found"),
     }
 }
@@ -473,6 +643,7 @@ fn create_message(st: &mut State, token: &str, channel_id: &str, body: &[u8]) ->
     bot.sent.push(json!({"channel_id": channel_id, "body": p}));
     let author = json!({"id": bot.user_id, "username": bot.username, "bot": true});
     let id = snowflake(st);
+    st.bot_messages.insert(id.clone());
     if let Some(c) = st.channels.get_mut(channel_id) {
         c.messages.insert(id.clone());
     }
@@ -485,6 +656,24 @@ fn create_message(st: &mut State, token: &str, channel_id: &str, body: &[u8]) ->
     // Discord echoes the bot's own message over the gateway.
     dispatch(st, token, "MESSAGE_CREATE", m.clone());
     json_reply(200, &m, &headers(4))
+}
+
+/// `%F0%9F%91%80` → 👀 (the emoji in a reaction path).
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::new();
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// One gateway connection: HELLO, then IDENTIFY or RESUME, heartbeats, dispatches.

@@ -438,34 +438,6 @@ impl TelegramFake {
 
 pub use crate::wire::post_json;
 
-/// A `multipart/form-data` body: its text fields as JSON, and its file
-/// part (field, file name, content type, bytes) if it has one.
-type FilePart = (String, String, String, Vec<u8>);
-
-async fn multipart(content_type: &str, body: Bytes) -> Result<(Value, Option<FilePart>), String> {
-    let boundary = multer::parse_boundary(content_type).map_err(|e| e.to_string())?;
-    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
-    let mut form = multer::Multipart::new(stream, boundary);
-    let mut fields = serde_json::Map::new();
-    let mut file = None;
-    while let Some(field) = form.next_field().await.map_err(|e| e.to_string())? {
-        let name = field.name().unwrap_or_default().to_string();
-        match field.file_name().map(str::to_string) {
-            Some(file_name) => {
-                let mime = field.content_type().map(|m| m.to_string()).unwrap_or_default();
-                let bytes = field.bytes().await.map_err(|e| e.to_string())?.to_vec();
-                file = Some((name, file_name, mime, bytes));
-            }
-            None => {
-                let text = field.text().await.map_err(|e| e.to_string())?;
-                let value = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
-                fields.insert(name, value);
-            }
-        }
-    }
-    Ok((Value::Object(fields), file))
-}
-
 async fn handle(state: Arc<Mutex<State>>, changed: Arc<Notify>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(form);
@@ -492,7 +464,7 @@ async fn handle(state: Arc<Mutex<State>>, changed: Arc<Notify>, req: Request<Inc
     let (token, method) = (token.to_string(), method.to_ascii_lowercase());
     let mut file = None;
     let params = if content_type.starts_with("multipart/form-data") {
-        match multipart(&content_type, body.clone()).await {
+        match wire::multipart(&content_type, body.clone()).await {
             Ok((fields, f)) => {
                 file = f;
                 fields

@@ -272,3 +272,54 @@ async fn editing_one_account_restarts_only_that_account() {
     assert!(fake.connected(MAIN));
     gw.shutdown().await;
 }
+
+/// WIT 0.2.0 on Discord: a DM with an image reaches the agent described and
+/// as an image (the offline model says what it saw), typing shows in the
+/// DM, a mentioned guild message gets 👀, and a reply's `MEDIA:` file is
+/// uploaded (multipart, `payload_json` + `files[0]`) in the same channel
+/// through the same bot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_typing_reactions_and_uploads() {
+    let fake = fake(41_250).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("ws-work")).unwrap();
+    std::fs::write(root.join("ws-work/notes.md"), b"# Notes\n").unwrap();
+    let agent_dir = root.join("state/agents/work/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    std::fs::write(
+        agent_dir.join("offline-script.json5"),
+        r#"{ rules: [ { when: "notes", reply: "Attached.\nMEDIA:notes.md" } ] }"#,
+    )
+    .unwrap();
+    let gw = start(root, &fake).await;
+
+    let png: Vec<u8> = [0x89, b'P', b'N', b'G'].into_iter().chain((0..2044).map(|i| (i % 200) as u8)).collect();
+    fake.user_file(MAIN, None, ("1100000000000000005", "Ada"), "look", ("cat.png", "image/png", png));
+    let sent = fake.wait_sent(MAIN, 1, WAIT).await;
+    let reply = sent.first().map(|s| content(&s.1).to_string()).unwrap_or_default();
+    assert!(reply.contains("[image: cat.png, image/png, 2.0 KB]"), "{reply}");
+    assert!(reply.contains("I see an image (image/png, 2.0 KB)"), "{reply}");
+    let typing = fake.wait_action(MAIN, "typing", WAIT).await;
+    assert_eq!(typing.first().map(|t| t.0.clone()), Some(sent[0].0.clone()), "typing in the DM channel");
+
+    let id = fake.user_message(MAIN, Some(GENERAL), ("1100000000000000006", "Bo"), "ping", &[], true);
+    let reactions = fake.wait_action(MAIN, "reaction", WAIT).await;
+    assert_eq!(
+        reactions.first().cloned(),
+        Some((GENERAL.to_string(), serde_json::json!({"message_id": id, "emoji": "👀"})))
+    );
+
+    fake.user_message(MAIN, Some(GENERAL), ("1100000000000000006", "Bo"), "the notes please", &[], true);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while fake.uploads(MAIN).is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let uploads = fake.uploads(MAIN);
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    assert_eq!((uploads[0].channel_id.as_str(), uploads[0].file_name.as_str()), (GENERAL, "notes.md"));
+    assert_eq!(uploads[0].bytes, b"# Notes\n");
+    assert_eq!(uploads[0].payload["attachments"][0]["filename"], "notes.md");
+    assert!(fake.uploads(OPS).is_empty());
+    assert!(gw.shutdown().await);
+}

@@ -447,7 +447,7 @@ impl Gateway {
             reply_to_message_id: Some(ev.message_id.clone()),
             text: outgoing.text,
             attachments: outgoing.attachments,
-            identity: None,
+            identity: presence::identity(cfg, &turn.agent_id, channel),
         };
         let chat = chat_key(&ch, &account, &ev.peer, ev.thread_id.as_deref());
         let journaled = match seq {

@@ -1,7 +1,8 @@
 //! What a chat sees of an agent at work, through its adapter: the
-//! acknowledgement reaction on a message taken in, and the typing
-//! indicator while the turn runs, shown again every `typingIntervalSeconds`
-//! until the turn ends (core's `presence` decides when).
+//! acknowledgement reaction on a message taken in, the typing indicator
+//! while the turn runs, shown again every `typingIntervalSeconds` until the
+//! turn ends (core's `presence` decides when), and the agent's name and
+//! emoji on its replies where one bot posts for several agents.
 //!
 //! Must not: hold up a turn: every call to the platform runs beside it and
 //! its failure is only logged.
@@ -10,8 +11,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chela_agent::model::TextSink;
+use chela_core::config::schema::Config;
 use chela_core::presence::TypingStart;
-use chela_plugin::channel::{ChannelRuntime, Features, InboundEvent, MessageRef};
+use chela_plugin::channel::{ChannelRuntime, Features, Identity, InboundEvent, MessageRef};
+
+/// The agent's `identity` (name, emoji, an `https` avatar) for a reply,
+/// when the adapter posts under per-message identities.
+pub(crate) fn identity(cfg: &Config, agent_id: &str, channel: &ChannelRuntime) -> Option<Identity> {
+    if !channel.features().contains(Features::IDENTITY) {
+        return None;
+    }
+    let i = cfg.agent(agent_id).and_then(|(_, a)| a.identity.clone())?;
+    let avatar_url = i.avatar.filter(|a| a.starts_with("https://"));
+    (i.name.is_some() || i.emoji.is_some() || avatar_url.is_some()).then_some(Identity {
+        name: i.name,
+        emoji: i.emoji,
+        avatar_url,
+    })
+}
 
 /// Puts `emoji` on the event's message, beside the turn.
 pub(crate) fn acknowledge(channel: &Arc<ChannelRuntime>, ev: &InboundEvent, emoji: String) {

@@ -53,7 +53,6 @@ const UPLOAD_LIMIT: u64 = 10 * 1024 * 1024;
 /// Discord's flag on a voice message.
 const IS_VOICE_MESSAGE: u64 = 1 << 13;
 
-
 /// The account settings this adapter reads (`channel-settings`), then its credentials.
 const SETTINGS: &[&str] = &["apiBase", "allowBots", "guilds"];
 const SECRET_SETTINGS: &[&str] = &["token"];

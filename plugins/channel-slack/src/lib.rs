@@ -25,6 +25,15 @@
 //! outside Slack's own `<…>` tokens, split at 4000 characters, 429 honoured
 //! with `Retry-After`.
 //!
+//! Files in: a `file_share` message's `files[]`, downloaded by the host from
+//! `url_private_download` with `Authorization: Bearer {{secret:botToken}}`.
+//! Files out: `files.getUploadURLExternal` → the bytes to `upload_url` →
+//! `files.completeUploadExternal` in the channel and thread. Edits
+//! (`chat.update`), reactions (`reactions.add`, the emoji by its Slack name)
+//! and the agent's name and emoji on each post (`username`, `icon_emoji`:
+//! the app needs `chat:write.customize`) are declared in `describe`; Slack
+//! has no typing indicator for bots.
+//!
 //! Must not: hold a token (only `{{secret:…}}`), route or dedupe messages (the host does), or
 //! acknowledge an envelope before the host journaled it.
 
@@ -35,12 +44,58 @@ use chela_channel_sdk::bindings::plugin::websocket::{Connection, Message};
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
     base_url, deliver_parts, export_channel, header, hex_decode, http, kv, log, now_unix_s, parse_settings, respond,
-    secrets, split::split, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest, HttpResponse, InboundEvent,
-    MessageRef, OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
+    secrets, split::split, AttachmentKind, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest,
+    HttpResponse, InboundAttachment, InboundEvent, MessageRef, OutboundMessage, PartError, Peer, PeerKind,
+    WebhookOutcome,
 };
+
+/// Slack's names for the emoji agents use most (`reactions.add` and
+/// `icon_emoji` take names, not characters).
+const EMOJI_NAMES: &[(&str, &str)] = &[
+    ("👀", "eyes"),
+    ("👍", "+1"),
+    ("✅", "white_check_mark"),
+    ("🔥", "fire"),
+    ("❤️", "heart"),
+    ("❤", "heart"),
+    ("🎉", "tada"),
+    ("🦀", "crab"),
+    ("🤔", "thinking_face"),
+    ("👌", "ok_hand"),
+    ("🙏", "pray"),
+    ("🚀", "rocket"),
+    ("💯", "100"),
+    ("⚡", "zap"),
+    ("🔧", "wrench"),
+    ("🤖", "robot_face"),
+];
+
+/// An emoji as Slack names it: a known character's name, or `:name:` as written.
+fn emoji_name(emoji: &str) -> Option<String> {
+    let e = emoji.trim();
+    if let Some(name) = e.strip_prefix(':').and_then(|n| n.strip_suffix(':')) {
+        return Some(name.to_string());
+    }
+    EMOJI_NAMES.iter().find(|(c, _)| *c == e).map(|(_, n)| n.to_string())
+}
+
+/// Percent-encodes a form value.
+fn form_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
 
 /// What a function answers that `describe` does not declare (the host never calls it).
 const NOT_DECLARED: &str = "not supported by this adapter";
+/// Slack's file size limit (1 GB).
+const UPLOAD_LIMIT: u64 = 1024 * 1024 * 1024;
 
 /// The account settings this adapter reads (`channel-settings`), then its credentials.
 const SETTINGS: &[&str] = &["mode", "apiBase", "replyToMode", "channels"];
@@ -103,10 +158,20 @@ impl ApiError {
 
 /// Calls a Web API method with a JSON body and the token named `token`.
 fn api(acct: &Account, method: &str, token: &str, body: &Value) -> Result<Value, ApiError> {
+    api_body(acct, method, token, "application/json; charset=utf-8", body.to_string().as_bytes())
+}
+
+/// Calls a Web API method that takes form arguments (`files.getUploadURLExternal`).
+fn api_form(acct: &Account, method: &str, token: &str, args: &[(&str, String)]) -> Result<Value, ApiError> {
+    let body: Vec<String> = args.iter().map(|(k, v)| format!("{k}={}", form_value(v))).collect();
+    api_body(acct, method, token, "application/x-www-form-urlencoded", body.join("&").as_bytes())
+}
+
+fn api_body(acct: &Account, method: &str, token: &str, content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
     let url = format!("{}/{method}", acct.api);
     let auth = format!("Bearer {{{{secret:{token}}}}}");
-    let headers = [("content-type", "application/json; charset=utf-8"), ("authorization", auth.as_str())];
-    let resp = http::request("POST", &url, &headers, Some(body.to_string().as_bytes())).map_err(ApiError::Slack)?;
+    let headers = [("content-type", content_type), ("authorization", auth.as_str())];
+    let resp = http::request("POST", &url, &headers, Some(body)).map_err(ApiError::Slack)?;
     if resp.status == 429 {
         let wait = resp
             .headers
@@ -208,6 +273,7 @@ fn to_event(account_id: &str, me: &Identity, payload: &Value) -> Option<InboundE
         _ => Peer { kind: PeerKind::Channel, id: channel.to_string() },
     };
     let text = unescape(e["text"].as_str().unwrap_or_default());
+    let attachments = files(e);
     let thread = e["thread_ts"].as_str().filter(|t| *t != ts);
     let mentions_bot = kind == "app_mention"
         || (!me.user_id.is_empty() && text.contains(&format!("<@{}>", me.user_id)))
@@ -228,7 +294,7 @@ fn to_event(account_id: &str, me: &Identity, payload: &Value) -> Option<InboundE
         mentions_bot,
         reply_to_message_id: None,
         raw: payload.to_string(),
-        attachments: vec![],
+        attachments,
         sender_is_bot: e["bot_id"].is_string(),
     })
 }
@@ -236,6 +302,31 @@ fn to_event(account_id: &str, me: &Identity, payload: &Value) -> Option<InboundE
 /// An `event_callback` (HTTP body or Socket Mode payload) → events. Retries
 /// and redeliveries are the host's to drop: it journals every event before
 /// the platform hears of it and dedupes by message (`channel`, `ts`).
+/// A message's shared files.
+fn files(e: &Value) -> Vec<InboundAttachment> {
+    let list = e["files"].as_array().into_iter().flatten();
+    list.filter_map(|f| {
+        let mime = f["mimetype"].as_str().map(str::to_string);
+        let kind = match mime.as_deref().unwrap_or_default() {
+            // Slack's voice clips are audio/webm or mp4 "audio" files shown as clips.
+            _ if f["subtype"] == "slack_audio" => AttachmentKind::Voice,
+            m if m.starts_with("image/") => AttachmentKind::Image,
+            m if m.starts_with("audio/") => AttachmentKind::Audio,
+            m if m.starts_with("video/") => AttachmentKind::Video,
+            _ => AttachmentKind::Document,
+        };
+        Some(InboundAttachment {
+            kind,
+            mime_type: mime,
+            size: f["size"].as_u64(),
+            file_name: f["name"].as_str().map(str::to_string),
+            caption: f["title"].as_str().filter(|t| Some(*t) != f["name"].as_str()).map(str::to_string),
+            reference: f["url_private_download"].as_str().or(f["url_private"].as_str())?.to_string(),
+        })
+    })
+    .collect()
+}
+
 fn callback_events(account_id: &str, me: &Identity, payload: &Value) -> Vec<InboundEvent> {
     to_event(account_id, me, payload).into_iter().collect()
 }
@@ -369,8 +460,12 @@ impl Channel for Slack {
             supports_threads: true,
             http_hosts: vec!["slack.com".into(), "*.slack.com".into()],
             needs_polling: true,
-            features: Features::empty(),
-            upload_limit: 0,
+            features: Features::EDIT
+                | Features::REACT
+                | Features::ATTACHMENTS_IN
+                | Features::ATTACHMENTS_OUT
+                | Features::IDENTITY,
+            upload_limit: UPLOAD_LIMIT,
         }
     }
 
@@ -462,20 +557,44 @@ impl Channel for Slack {
         read_socket(&account_id, &me)
     }
 
-    fn edit(_message: MessageRef, _text: String) -> Delivery {
-        Delivery::Failed(NOT_DECLARED.into())
+    fn edit(message: MessageRef, text: String) -> Delivery {
+        let acct = match account(&message.account_id) {
+            Ok(a) => a,
+            Err(e) => return Delivery::Failed(e),
+        };
+        let channel = match reply_channel(&message.account_id, &acct, &message.peer) {
+            Ok(c) => c,
+            Err(e) => return Delivery::Failed(e),
+        };
+        let text: String = text.chars().take(TEXT_LIMIT as usize).collect();
+        let body = json!({"channel": channel, "ts": message.message_id, "text": escape(&text)});
+        match api(&acct, "chat.update", "botToken", &body) {
+            Ok(_) => Delivery::Sent(vec![message.message_id]),
+            Err(ApiError::RateLimited(s)) => Delivery::RetryAfter(s * 1000),
+            Err(e) => Delivery::Failed(format!("chat.update: {}", e.text())),
+        }
     }
 
     fn typing(_account_id: String, _peer: Peer, _thread_id: Option<String>) -> Result<(), String> {
         Err(NOT_DECLARED.into())
     }
 
-    fn react(_message: MessageRef, _emoji: String) -> Result<(), String> {
-        Err(NOT_DECLARED.into())
+    fn react(message: MessageRef, emoji: String) -> Result<(), String> {
+        let acct = account(&message.account_id)?;
+        let name = emoji_name(&emoji).ok_or_else(|| format!("no Slack name known for the emoji {emoji}"))?;
+        let channel = reply_channel(&message.account_id, &acct, &message.peer)?;
+        let body = json!({"channel": channel, "timestamp": message.message_id, "name": name});
+        match api(&acct, "reactions.add", "botToken", &body) {
+            Ok(_) => Ok(()),
+            Err(ApiError::Slack(e)) if e.ends_with("already_reacted") => Ok(()),
+            Err(e) => Err(e.text()),
+        }
     }
 
-    fn resolve_attachment(_account_id: String, _reference: String) -> Result<Download, String> {
-        Err(NOT_DECLARED.into())
+    fn resolve_attachment(account_id: String, reference: String) -> Result<Download, String> {
+        account(&account_id)?;
+        let headers = vec![("authorization".to_string(), "Bearer {{secret:botToken}}".to_string())];
+        Ok(Download { url: reference, headers, size: None, file_name: None, mime_type: None })
     }
 
     fn send(message: OutboundMessage) -> Delivery {
@@ -491,8 +610,27 @@ impl Channel for Slack {
             ReplyTo::Off => None,
             ReplyTo::First | ReplyTo::All => message.reply_to_message_id.clone(),
         });
-        deliver_parts(&split(&message.text, TEXT_LIMIT as usize), |i, part| {
+        let mut parts =
+            if message.text.trim().is_empty() { Vec::new() } else { split(&message.text, TEXT_LIMIT as usize) };
+        let texts = parts.len();
+        parts.extend(message.attachments.iter().map(|a| a.file_name.clone()));
+        deliver_parts(&parts, |i, part| {
+            if i >= texts {
+                let file = &message.attachments[i - texts];
+                let threaded = message.thread_id.is_some() || acct.reply_to == ReplyTo::All || i == 0;
+                return upload(&acct, &channel, thread.as_deref().filter(|_| threaded), file);
+            }
             let mut body = json!({"channel": channel, "text": escape(part), "unfurl_links": false});
+            if let Some(who) = &message.identity {
+                if let Some(name) = &who.name {
+                    body["username"] = json!(name);
+                }
+                if let Some(e) = who.emoji.as_deref().and_then(emoji_name) {
+                    body["icon_emoji"] = json!(format!(":{e}:"));
+                } else if let Some(url) = &who.avatar_url {
+                    body["icon_url"] = json!(url);
+                }
+            }
             // `first`: only the first part starts the thread under the message.
             let threaded = message.thread_id.is_some() || acct.reply_to == ReplyTo::All || i == 0;
             if let Some(t) = thread.as_ref().filter(|_| threaded) {
@@ -505,6 +643,37 @@ impl Channel for Slack {
             }
         })
     }
+}
+
+/// One file through Slack's external upload flow; the message id is the file's.
+fn upload(
+    acct: &Account,
+    channel: &str,
+    thread: Option<&str>,
+    file: &chela_channel_sdk::OutboundAttachment,
+) -> Result<Option<String>, PartError> {
+    let failed = |step: &str, e: ApiError| match e {
+        ApiError::RateLimited(s) => PartError::RateLimited(s * 1000),
+        other => PartError::Failed(format!("{step}: {}", other.text())),
+    };
+    let args = [("filename", file.file_name.clone()), ("length", file.data.len().to_string())];
+    let target = api_form(acct, "files.getUploadURLExternal", "botToken", &args)
+        .map_err(|e| failed("files.getUploadURLExternal", e))?;
+    let (Some(url), Some(id)) = (target["upload_url"].as_str(), target["file_id"].as_str()) else {
+        return Err(PartError::Failed("files.getUploadURLExternal gave no upload_url".into()));
+    };
+    let sent = http::request("POST", url, &[("content-type", file.mime_type.as_str())], Some(&file.data))
+        .map_err(|e| PartError::Failed(format!("upload: {e}")))?;
+    if !(200..300).contains(&sent.status) {
+        return Err(PartError::Failed(format!("upload: HTTP {}", sent.status)));
+    }
+    let mut body = json!({"files": [{"id": id, "title": file.file_name}], "channel_id": channel});
+    if let Some(t) = thread {
+        body["thread_ts"] = json!(t);
+    }
+    api(acct, "files.completeUploadExternal", "botToken", &body)
+        .map_err(|e| failed("files.completeUploadExternal", e))?;
+    Ok(Some(id.to_string()))
 }
 
 impl chela_channel_sdk::Probe for Slack {

@@ -11,7 +11,13 @@
 //! handshake and signed event deliveries (`X-Slack-Signature`,
 //! `X-Slack-Request-Timestamp`), redeliveries with `X-Slack-Retry-Num`. A
 //! message that mentions a bot is also sent as an `app_mention` event, as
-//! Slack does for apps subscribed to both.
+//! Slack does for apps subscribed to both. Files: a user's message may
+//! share a file (`file_share`, `files[]` with `url_private_download`,
+//! served only with the bot token); `reactions.add` (a known emoji name),
+//! `chat.update` (the bot's own messages), and the upload flow
+//! `files.getUploadURLExternal` (form-encoded) → POST to `upload_url` →
+//! `files.completeUploadExternal` are checked and recorded;
+//! `chat.postMessage` takes `username`/`icon_emoji` (`chat:write.customize`).
 //!
 //! Must not: accept what Slack refuses, or know chela's internals.
 
@@ -63,7 +69,39 @@ struct App {
     events: Vec<Value>,
     redeliveries: u32,
     connections: u32,
+    /// `reactions.add` and `chat.update` requests: (method, params).
+    actions: Vec<(String, Value)>,
+    uploads: Vec<Upload>,
 }
+
+/// A file the bot shared: where, under which title, and its bytes.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub channel_id: String,
+    pub thread_ts: Option<String>,
+    pub title: String,
+    pub file_name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Emoji names `reactions.add` knows (a few of Slack's).
+const EMOJI_NAMES: &[&str] = &[
+    "eyes",
+    "+1",
+    "white_check_mark",
+    "fire",
+    "heart",
+    "tada",
+    "crab",
+    "thinking_face",
+    "ok_hand",
+    "pray",
+    "rocket",
+    "100",
+    "zap",
+    "wrench",
+    "robot_face",
+];
 
 struct Conversation {
     team_id: String,
@@ -83,6 +121,11 @@ struct State {
     next: u64,
     ack_deadline: Duration,
     addr: Option<std::net::SocketAddr>,
+    /// Files users shared (by URL path), and the bot's uploads in progress (file id → (app, name, length, bytes)).
+    files: HashMap<String, Vec<u8>>,
+    pending_uploads: HashMap<String, (String, String, usize, Option<Vec<u8>>)>,
+    /// The bot's own message timestamps (edits need them).
+    bot_messages: HashSet<String>,
 }
 
 pub struct SlackFake {
@@ -145,11 +188,32 @@ pub async fn post_signed(
     wire::request("POST", url, &headers, body).await
 }
 
+/// `%F0%9F%A6%80` → 🦀 (bytes that do not decode are kept as written).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%').then(|| bytes.get(i + 1..i + 3)).flatten();
+        match hex.and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()) {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn form(s: &str) -> Value {
     let mut o = serde_json::Map::new();
     for pair in s.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        o.insert(k.to_string(), Value::String(v.replace('+', " ")));
+        o.insert(k.to_string(), Value::String(percent_decode(&v.replace('+', " "))));
     }
     Value::Object(o)
 }
@@ -168,6 +232,9 @@ impl SlackFake {
             next: 1,
             ack_deadline: Duration::from_secs(3),
             addr: None,
+            files: HashMap::new(),
+            pending_uploads: HashMap::new(),
+            bot_messages: HashSet::new(),
         }));
         let st = state.clone();
         let (addr, http) = wire::serve_on(port, move |req| handle(st.clone(), req)).await?;
@@ -207,6 +274,8 @@ impl SlackFake {
                 events: Vec::new(),
                 redeliveries: 0,
                 connections: 0,
+                actions: Vec::new(),
+                uploads: Vec::new(),
             },
         );
     }
@@ -264,6 +333,19 @@ impl SlackFake {
         text: &str,
         thread_ts: Option<&str>,
     ) -> (String, Vec<Option<u16>>) {
+        self.user_event(app_id, channel, user, text, thread_ts, json!({})).await
+    }
+
+    /// [`Self::user_message`] with `extra` merged into the event.
+    async fn user_event(
+        &self,
+        app_id: &str,
+        channel: &str,
+        user: &str,
+        text: &str,
+        thread_ts: Option<&str>,
+        extra: Value,
+    ) -> (String, Vec<Option<u16>>) {
         let (ts, envelopes, http) = {
             let mut st = lock(&self.state);
             let n = st.next;
@@ -279,6 +361,9 @@ impl SlackFake {
                                    "client_msg_id": format!("c0ffee00-{n:04}")});
             if let Some(t) = thread_ts {
                 event["thread_ts"] = json!(t);
+            }
+            if let (Some(e), Some(x)) = (event.as_object_mut(), extra.as_object()) {
+                e.extend(x.clone());
             }
             let mut events = vec![event.clone()];
             if text.contains(&format!("<@{}>", app.bot_user_id)) && kind != "im" {
@@ -318,6 +403,41 @@ impl SlackFake {
             pump(&self.state);
         }
         (ts, statuses)
+    }
+
+    /// `user` shares a file in `channel` with `text` as its comment: a
+    /// `message` event with subtype `file_share` and the file's private
+    /// URL (served to the bot token only). Returns the ts.
+    pub async fn user_file(
+        &self,
+        app_id: &str,
+        channel: &str,
+        user: &str,
+        text: &str,
+        file: (&str, &str, Vec<u8>),
+    ) -> String {
+        let (name, mime, bytes) = file;
+        let extra = {
+            let mut st = lock(&self.state);
+            let id = format!("F{:09}", st.next);
+            st.next += 1;
+            let path = format!("/files-pri/T-{id}/download/{name}");
+            let base = format!("http://{}", st.addr.map(|a| a.to_string()).unwrap_or_default());
+            let size = bytes.len();
+            st.files.insert(path.clone(), bytes);
+            json!({"subtype": "file_share", "files": [{"id": id, "name": name, "title": name, "mimetype": mime,
+                   "filetype": name.rsplit('.').next().unwrap_or("bin"), "size": size,
+                   "url_private": format!("{base}{path}"), "url_private_download": format!("{base}{path}")}]})
+        };
+        self.user_event(app_id, channel, user, text, None, extra).await.0
+    }
+
+    pub fn actions(&self, app_id: &str) -> Vec<(String, Value)> {
+        lock(&self.state).apps.get(app_id).map(|a| a.actions.clone()).unwrap_or_default()
+    }
+
+    pub fn uploads(&self, app_id: &str) -> Vec<Upload> {
+        lock(&self.state).apps.get(app_id).map(|a| a.uploads.clone()).unwrap_or_default()
     }
 
     /// Every event envelope made for the app, in order.
@@ -467,6 +587,37 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
     let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    if path.starts_with("/files-pri/") {
+        // A private file: only with a bot token of the workspace.
+        let st = lock(&state);
+        let token = auth.strip_prefix("Bearer ").unwrap_or_default();
+        if !st.apps.values().any(|a| a.bot_token == token) {
+            return json_reply(403, &json!({"error": "not_authed"}), &[]);
+        }
+        return match st.files.get(&path) {
+            Some(b) => {
+                let mut r = Reply::new(http_body_util::Full::new(bytes::Bytes::from(b.clone())));
+                r.headers_mut()
+                    .insert("content-type", hyper::header::HeaderValue::from_static("application/octet-stream"));
+                r
+            }
+            None => json_reply(404, &json!({"error": "file_not_found"}), &[]),
+        };
+    }
+    if let Some(file_id) = path.strip_prefix("/upload/") {
+        // The upload URL: the raw bytes, exactly `length` of them.
+        let mut st = lock(&state);
+        return match st.pending_uploads.get_mut(file_id) {
+            Some((_, _, length, data)) if *length == body.len() => {
+                *data = Some(body.to_vec());
+                let mut r = Reply::new(http_body_util::Full::new(bytes::Bytes::from(format!("OK - {}", body.len()))));
+                r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("text/plain"));
+                r
+            }
+            Some(_) => json_reply(400, &json!({"error": "invalid_length"}), &[]),
+            None => json_reply(404, &json!({"error": "upload_not_found"}), &[]),
+        };
+    }
     let Some(method) = path.strip_prefix("/api/") else { return json_reply(404, &json!({}), &[]) };
     let params = if content_type.starts_with("application/json") {
         match serde_json::from_slice::<Value>(&body) {
@@ -534,6 +685,82 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
             ok(json!({"channel": {"id": id}}))
         }
         "chat.postMessage" => post_message(&mut st, &app_id, &params),
+        "reactions.add" => {
+            let channel = params["channel"].as_str().unwrap_or_default();
+            let ts = params["timestamp"].as_str().unwrap_or_default();
+            if !st.conversations.get(channel).is_some_and(|c| c.messages.contains(ts)) {
+                return fail("message_not_found");
+            }
+            if !EMOJI_NAMES.contains(&params["name"].as_str().unwrap_or_default()) {
+                return fail("invalid_name");
+            }
+            st.apps.get_mut(&app_id).expect("found").actions.push((method.to_string(), params.clone()));
+            ok(json!({}))
+        }
+        "chat.update" => {
+            let ts = params["ts"].as_str().unwrap_or_default().to_string();
+            if !st.bot_messages.contains(&ts) {
+                return fail(if st.conversations.values().any(|c| c.messages.contains(&ts)) {
+                    "cant_update_message"
+                } else {
+                    "message_not_found"
+                });
+            }
+            if params["text"].as_str().unwrap_or_default().trim().is_empty() {
+                return fail("no_text");
+            }
+            st.apps.get_mut(&app_id).expect("found").actions.push((method.to_string(), params.clone()));
+            ok(json!({"channel": params["channel"], "ts": ts, "text": params["text"]}))
+        }
+        "files.getUploadURLExternal" => {
+            // Form arguments only, as Slack takes them for this method.
+            if content_type.starts_with("application/json") {
+                return fail("invalid_arguments");
+            }
+            let name = params["filename"].as_str().unwrap_or_default().to_string();
+            let length = params["length"].as_u64().or_else(|| params["length"].as_str()?.parse().ok());
+            let Some(length) = length.filter(|l| *l > 0) else { return fail("invalid_arguments") };
+            if name.is_empty() {
+                return fail("invalid_arguments");
+            }
+            let id = format!("F{:09}", st.next);
+            st.next += 1;
+            st.pending_uploads.insert(id.clone(), (app_id.clone(), name, length as usize, None));
+            let addr = st.addr.map(|a| a.to_string()).unwrap_or_default();
+            ok(json!({"upload_url": format!("http://{addr}/upload/{id}"), "file_id": id}))
+        }
+        "files.completeUploadExternal" => {
+            let channel = params["channel_id"].as_str().unwrap_or_default().to_string();
+            let team = st.apps[&app_id].team_id.clone();
+            if !st.conversations.get(&channel).is_some_and(|c| c.team_id == team) {
+                return fail("channel_not_found");
+            }
+            let files = params["files"].as_array().cloned().unwrap_or_default();
+            if files.is_empty() {
+                return fail("invalid_arguments");
+            }
+            let mut done = Vec::new();
+            for f in files {
+                let id = f["id"].as_str().unwrap_or_default().to_string();
+                let Some((owner, name, _, Some(bytes))) = st.pending_uploads.remove(&id) else {
+                    return fail("file_not_found");
+                };
+                if owner != app_id {
+                    return fail("file_not_found");
+                }
+                let title = f["title"].as_str().unwrap_or(&name).to_string();
+                let thread_ts = params["thread_ts"].as_str().map(str::to_string);
+                done.push(json!({"id": id, "title": title}));
+                st.apps.get_mut(&app_id).expect("found").uploads.push(Upload {
+                    channel_id: channel.clone(),
+                    thread_ts,
+                    title,
+                    file_name: name,
+                    bytes,
+                });
+            }
+            ok(json!({"files": done}))
+        }
         _ => fail("unknown_method"),
     }
 }
@@ -576,6 +803,7 @@ fn post_message(st: &mut State, app_id: &str, p: &Value) -> Reply {
     if let Some(c) = st.conversations.get_mut(&channel) {
         c.messages.insert(ts.clone());
     }
+    st.bot_messages.insert(ts.clone());
     // Slack echoes the bot's own post as a `message` event (with `bot_id`) to the app.
     let mut event = json!({"type": "message", "channel": channel, "user": bot_user, "bot_id": bot_id, "text": text,
                            "ts": ts, "event_ts": ts, "channel_type": kind, "team": team});

@@ -196,3 +196,64 @@ async fn events_api_verifies_signatures_dedupes_and_routes_by_team() {
     assert_eq!(routed(&gw, "globex", "support"), 2);
     assert!(gw.shutdown().await);
 }
+
+/// WIT 0.2.0 on Slack: a shared image is downloaded with the bot token and
+/// reaches the agent; replies carry the agent's name and emoji
+/// (`chat:write.customize`); a mentioned channel message gets `:eyes:`;
+/// a reply's `MEDIA:` file goes through the external upload flow into the
+/// same channel, through the same app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_identity_reactions_and_uploads() {
+    let fake = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("ws-work")).unwrap();
+    std::fs::write(root.join("ws-work/summary.txt"), b"all good\n").unwrap();
+    let agent_dir = root.join("state/agents/work/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    std::fs::write(
+        agent_dir.join("offline-script.json5"),
+        r#"{ rules: [ { when: "summary", reply: "Here.\nMEDIA:summary.txt" } ] }"#,
+    )
+    .unwrap();
+    let text = config(root, &fake.api_base())
+        .replace(r#"identity: { name: "Atlas" }"#, r#"identity: { name: "Atlas", emoji: "🦀" }"#);
+    let gw = common::serve(root, &text, &["channel_slack"]).await;
+
+    let png: Vec<u8> = [0x89, b'P', b'N', b'G'].into_iter().chain((0..1020).map(|i| (i % 200) as u8)).collect();
+    fake.user_file(ACME, "D0ADA", "U0ADA", "what's this", ("shot.png", "image/png", png)).await;
+    let sent = fake.wait_sent(ACME, 1, WAIT).await;
+    let reply = sent.first().map(|m| text_of(m)).unwrap_or_default();
+    assert!(
+        reply.contains("[image: shot.png, image/png, 1.0 KB]") && reply.contains("I see an image (image/png, 1.0 KB)"),
+        "{reply}"
+    );
+    assert_eq!(
+        (sent[0]["username"].clone(), sent[0]["icon_emoji"].clone()),
+        (serde_json::json!("Atlas"), serde_json::json!(":crab:"))
+    );
+
+    let (ts, _) = fake.user_message(ACME, "C0GENERAL", "U0BO", "<@U0BOTACME> the summary please", None).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while (fake.uploads(ACME).is_empty() || fake.actions(ACME).is_empty()) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The ack: the agent's own emoji (no `ackReaction` set), by its Slack name.
+    assert_eq!(
+        fake.actions(ACME).first().cloned(),
+        Some((
+            "reactions.add".to_string(),
+            serde_json::json!({"channel": "C0GENERAL", "timestamp": ts, "name": "crab"})
+        ))
+    );
+    let uploads = fake.uploads(ACME);
+    assert_eq!(uploads.len(), 1, "{uploads:?} {:?}", fake.sent(ACME));
+    assert_eq!((uploads[0].channel_id.as_str(), uploads[0].file_name.as_str()), ("C0GENERAL", "summary.txt"));
+    assert_eq!(uploads[0].bytes, b"all good\n");
+    assert!(fake.uploads(GLOBEX).is_empty());
+    assert!(gw.shutdown().await);
+}
+
+fn text_of(m: &Value) -> String {
+    m["text"].as_str().unwrap_or_default().to_string()
+}

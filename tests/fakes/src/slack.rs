@@ -74,6 +74,15 @@ struct App {
     uploads: Vec<Upload>,
 }
 
+/// An upload `files.getUploadURLExternal` started: for which app, the
+/// file's name and announced length, and the bytes once they came.
+struct PendingUpload {
+    app: String,
+    name: String,
+    length: usize,
+    data: Option<Vec<u8>>,
+}
+
 /// A file the bot shared: where, under which title, and its bytes.
 #[derive(Debug, Clone)]
 pub struct Upload {
@@ -123,7 +132,7 @@ struct State {
     addr: Option<std::net::SocketAddr>,
     /// Files users shared (by URL path), and the bot's uploads in progress (file id → (app, name, length, bytes)).
     files: HashMap<String, Vec<u8>>,
-    pending_uploads: HashMap<String, (String, String, usize, Option<Vec<u8>>)>,
+    pending_uploads: HashMap<String, PendingUpload>,
     /// The bot's own message timestamps (edits need them).
     bot_messages: HashSet<String>,
 }
@@ -608,7 +617,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
         // The upload URL: the raw bytes, exactly `length` of them.
         let mut st = lock(&state);
         return match st.pending_uploads.get_mut(file_id) {
-            Some((_, _, length, data)) if *length == body.len() => {
+            Some(PendingUpload { length, data, .. }) if *length == body.len() => {
                 *data = Some(body.to_vec());
                 let mut r = Reply::new(http_body_util::Full::new(bytes::Bytes::from(format!("OK - {}", body.len()))));
                 r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("text/plain"));
@@ -725,14 +734,15 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
             }
             let id = format!("F{:09}", st.next);
             st.next += 1;
-            st.pending_uploads.insert(id.clone(), (app_id.clone(), name, length as usize, None));
+            let pending = PendingUpload { app: app_id.clone(), name, length: length as usize, data: None };
+            st.pending_uploads.insert(id.clone(), pending);
             let addr = st.addr.map(|a| a.to_string()).unwrap_or_default();
             ok(json!({"upload_url": format!("http://{addr}/upload/{id}"), "file_id": id}))
         }
         "files.completeUploadExternal" => {
             let channel = params["channel_id"].as_str().unwrap_or_default().to_string();
             let team = st.apps[&app_id].team_id.clone();
-            if !st.conversations.get(&channel).is_some_and(|c| c.team_id == team) {
+            if st.conversations.get(&channel).is_none_or(|c| c.team_id != team) {
                 return fail("channel_not_found");
             }
             let files = params["files"].as_array().cloned().unwrap_or_default();
@@ -742,7 +752,8 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
             let mut done = Vec::new();
             for f in files {
                 let id = f["id"].as_str().unwrap_or_default().to_string();
-                let Some((owner, name, _, Some(bytes))) = st.pending_uploads.remove(&id) else {
+                let Some(PendingUpload { app: owner, name, data: Some(bytes), .. }) = st.pending_uploads.remove(&id)
+                else {
                     return fail("file_not_found");
                 };
                 if owner != app_id {

@@ -223,7 +223,7 @@ async fn files_identity_reactions_and_uploads() {
     let png: Vec<u8> = [0x89, b'P', b'N', b'G'].into_iter().chain((0..1020).map(|i| (i % 200) as u8)).collect();
     fake.user_file(ACME, "D0ADA", "U0ADA", "what's this", ("shot.png", "image/png", png)).await;
     let sent = fake.wait_sent(ACME, 1, WAIT).await;
-    let reply = sent.first().map(|m| text_of(m)).unwrap_or_default();
+    let reply = sent.first().map(text_of).unwrap_or_default();
     assert!(
         reply.contains("[image: shot.png, image/png, 1.0 KB]") && reply.contains("I see an image (image/png, 1.0 KB)"),
         "{reply}"

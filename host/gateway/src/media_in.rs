@@ -112,28 +112,31 @@ pub(crate) async fn take_in(channel: &ChannelRuntime, ev: &InboundEvent, dir: &P
     }
     for (i, a) in ev.attachments.iter().enumerate() {
         let name = a.file_name.clone().unwrap_or_else(|| default_name(a.kind, a.mime_type.as_deref()));
-        let too_large = |size: Option<u64>| {
-            format!(
-                "{} is too large ({}; the limit is {}), so it was not taken in",
-                name,
-                size.map(human_size).unwrap_or_else(|| "over the limit".into()),
+        let too_large = |size: Option<u64>| match size {
+            Some(size) => format!(
+                "{name} is too large ({}; the limit is {}), so it was not taken in",
+                human_size(size),
                 human_size(limit)
-            )
+            ),
+            None => format!("{name} is over the {} limit, so it was not taken in", human_size(limit)),
         };
         if a.size.is_some_and(|s| s > limit) || limit == 0 {
             intake.notes.push(format!("[{} — refused: over the size limit]", describe(a, &name, a.size)));
             intake.refused.push(too_large(a.size));
             continue;
         }
-        let fetched = match channel.resolve_attachment(&ev.account_id, &a.reference).await {
+        let resolved = channel.resolve_attachment(&ev.account_id, &a.reference).await;
+        // The size the platform reports on resolving (WhatsApp's webhooks carry none).
+        let reported = resolved.as_ref().ok().and_then(|d| d.size).or(a.size);
+        let fetched = match resolved {
             Ok(d) => channel.download(&ev.account_id, &d, limit).await.map(|bytes| (d, bytes)),
             Err(e) => Err(DownloadError::Failed(e.to_string())),
         };
         let (download, bytes) = match fetched {
             Ok(x) => x,
             Err(DownloadError::TooLarge { .. }) => {
-                intake.notes.push(format!("[{} — refused: over the size limit]", describe(a, &name, a.size)));
-                intake.refused.push(too_large(None));
+                intake.notes.push(format!("[{} — refused: over the size limit]", describe(a, &name, reported)));
+                intake.refused.push(too_large(reported.filter(|s| *s > limit)));
                 continue;
             }
             Err(DownloadError::Failed(why)) => {

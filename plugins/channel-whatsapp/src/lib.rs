@@ -22,6 +22,14 @@
 //! Throttling is keyed on `error.code` (4, 80007, 130429, 131048, 131056):
 //! Meta documents no Retry-After, so waits double per account.
 //!
+//! Media in: `image`, `audio` (`voice: true` is a voice note), `video`,
+//! `document` and `sticker` messages carry a media id (no size: the host's
+//! download cap applies); `resolve-attachment` asks `GET /<media-id>` for the
+//! URL, fetched by the host with the access token. Media out: `POST
+//! /<number>/media` (multipart), then a message of that type with the id.
+//! Reactions are `reaction` messages; typing is the read receipt with
+//! `typing_indicator` on the chat's latest inbound message (kept in kv).
+//!
 //! Must not: hold the access token or app secret (only `{{secret:…}}` and host checks), route or
 //! dedupe messages (the host does), or credit a delivery to an account it was not signed for.
 
@@ -30,13 +38,16 @@ use std::collections::HashMap;
 
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
-    base_url, deliver_parts, export_channel, header, hex_decode, http, log, parse_settings, query_param, respond,
-    secrets, split::split, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest, HttpResponse, InboundEvent,
-    MessageRef, OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
+    base_url, deliver_parts, export_channel, header, hex_decode, http, kv, log, multipart, parse_settings, query_param,
+    respond, secrets, split::split, AttachmentKind, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest,
+    HttpResponse, InboundAttachment, InboundEvent, MessageRef, OutboundMessage, PartError, Peer, PeerKind,
+    WebhookOutcome,
 };
 
 /// What a function answers that `describe` does not declare (the host never calls it).
 const NOT_DECLARED: &str = "not supported by this adapter";
+/// The Cloud API's largest upload (documents, 100 MB; images 5 MB, audio and video 16 MB).
+const UPLOAD_LIMIT: u64 = 100 * 1024 * 1024;
 
 /// The account settings this adapter reads (`channel-settings`), then its credentials.
 const SETTINGS: &[&str] = &["phoneNumberId", "graphApiBase", "graphApiVersion"];
@@ -102,10 +113,29 @@ fn signature_ok(request: &HttpRequest) -> bool {
 
 /// One `messages[]` entry of a change → an inbound event.
 fn to_event(account_id: &str, value: &Value, msg: &Value) -> Option<InboundEvent> {
-    let text = match msg["type"].as_str()? {
-        "text" => msg["text"]["body"].as_str()?,
-        // Media with a caption still carries words for the agent.
-        "image" | "video" | "document" => msg[msg["type"].as_str()?]["caption"].as_str()?,
+    let kind = msg["type"].as_str()?;
+    let (text, attachments) = match kind {
+        "text" => (msg["text"]["body"].as_str()?, vec![]),
+        "image" | "audio" | "video" | "document" | "sticker" => {
+            let m = &msg[kind];
+            let kind = match kind {
+                "image" => AttachmentKind::Image,
+                "audio" if m["voice"] == true => AttachmentKind::Voice,
+                "audio" => AttachmentKind::Audio,
+                "video" => AttachmentKind::Video,
+                "sticker" => AttachmentKind::Sticker,
+                _ => AttachmentKind::Document,
+            };
+            let file = InboundAttachment {
+                kind,
+                mime_type: m["mime_type"].as_str().map(|t| t.split(';').next().unwrap_or(t).trim().to_string()),
+                size: None,
+                file_name: m["filename"].as_str().map(str::to_string),
+                caption: None,
+                reference: m["id"].as_str()?.to_string(),
+            };
+            (m["caption"].as_str().unwrap_or_default(), vec![file])
+        }
         _ => return None,
     };
     let from = msg["from"].as_str()?;
@@ -148,9 +178,45 @@ fn to_event(account_id: &str, value: &Value, msg: &Value) -> Option<InboundEvent
         mentions_bot,
         reply_to_message_id: msg["context"]["id"].as_str().map(str::to_string),
         raw: msg.to_string(),
-        attachments: vec![],
+        attachments,
         sender_is_bot: false,
     })
+}
+
+/// Where typing is shown: the read receipt of the chat's latest message.
+fn last_inbound_key(peer: &Peer) -> String {
+    format!("last-in:{}", peer.id)
+}
+
+fn graph_get(acct: &Account, path: &str) -> Result<Value, String> {
+    let url = format!("{}/{path}", acct.api);
+    let resp = http::request("GET", &url, &[("authorization", "Bearer {{secret:accessToken}}")], None)?;
+    let v: Value = serde_json::from_slice(&resp.body)
+        .map_err(|e| format!("HTTP {} with a body that is not JSON: {e}", resp.status))?;
+    if (200..300).contains(&resp.status) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "HTTP {} (code {}): {}",
+            resp.status,
+            v["error"]["code"],
+            v["error"]["message"].as_str().unwrap_or("?")
+        ))
+    }
+}
+
+/// A file to `/media`; its media id.
+fn upload(acct: &Account, file: &chela_channel_sdk::OutboundAttachment) -> Result<String, String> {
+    let url = format!("{}/{}/media", acct.api, acct.phone_number_id);
+    let fields = [("messaging_product", "whatsapp".to_string()), ("type", file.mime_type.clone())];
+    let form = multipart::form(&fields, ("file", &file.file_name, &file.mime_type, &file.data));
+    let headers = [("content-type", form.content_type.as_str()), ("authorization", "Bearer {{secret:accessToken}}")];
+    let resp = http::request("POST", &url, &headers, Some(&form.body))?;
+    let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+    match v["id"].as_str() {
+        Some(id) if (200..300).contains(&resp.status) => Ok(id.to_string()),
+        _ => Err(format!("media upload: HTTP {} {}", resp.status, v["error"]["message"].as_str().unwrap_or(""))),
+    }
 }
 
 fn digits(s: &str) -> String {
@@ -165,6 +231,16 @@ struct GraphError {
 }
 
 fn post_message(acct: &Account, body: &Value) -> Result<String, GraphError> {
+    let v = graph_post(acct, body)?;
+    v["messages"][0]["id"].as_str().map(str::to_string).ok_or_else(|| GraphError {
+        code: 0,
+        message: "the answer names no message id".into(),
+        retry_after_s: None,
+    })
+}
+
+/// `POST /<number>/messages`: the answer, or Graph's error.
+fn graph_post(acct: &Account, body: &Value) -> Result<Value, GraphError> {
     let url = format!("{}/{}/messages", acct.api, acct.phone_number_id);
     let headers = [("content-type", "application/json"), ("authorization", "Bearer {{secret:accessToken}}")];
     let failed = |message: String| GraphError { code: 0, message, retry_after_s: None };
@@ -172,10 +248,7 @@ fn post_message(acct: &Account, body: &Value) -> Result<String, GraphError> {
     let v: Value = serde_json::from_slice(&resp.body)
         .map_err(|e| failed(format!("HTTP {} with a body that is not JSON: {e}", resp.status)))?;
     if (200..300).contains(&resp.status) {
-        return v["messages"][0]["id"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| failed("the answer names no message id".into()));
+        return Ok(v);
     }
     let e = &v["error"];
     let details = e["error_data"]["details"].as_str().map(|d| format!(": {d}")).unwrap_or_default();
@@ -210,10 +283,10 @@ impl Channel for WhatsApp {
             version: env!("CARGO_PKG_VERSION").into(),
             text_limit: TEXT_LIMIT,
             supports_threads: false,
-            http_hosts: vec!["graph.facebook.com".into()],
+            http_hosts: vec!["graph.facebook.com".into(), "lookaside.fbsbx.com".into()],
             needs_polling: false,
-            features: Features::empty(),
-            upload_limit: 0,
+            features: Features::TYPING | Features::REACT | Features::ATTACHMENTS_IN | Features::ATTACHMENTS_OUT,
+            upload_limit: UPLOAD_LIMIT,
         }
     }
 
@@ -295,7 +368,12 @@ impl Channel for WhatsApp {
             for msg in value["messages"].as_array().into_iter().flatten() {
                 // Redeliveries (Meta's at-least-once) are dropped by the host's
                 // journal, which dedupes by `wamid` once the event is stored.
-                events.extend(to_event(&target, value, msg));
+                let event = to_event(&target, value, msg);
+                // Typing needs the chat's latest message (this account's kv only).
+                if let Some(ev) = event.as_ref().filter(|ev| ev.account_id == account_id) {
+                    let _ = kv::set(&last_inbound_key(&ev.peer), ev.message_id.as_bytes());
+                }
+                events.extend(event);
             }
         }
         WebhookOutcome { response: respond(200, &json!({})), events }
@@ -309,16 +387,35 @@ impl Channel for WhatsApp {
         Delivery::Failed(NOT_DECLARED.into())
     }
 
-    fn typing(_account_id: String, _peer: Peer, _thread_id: Option<String>) -> Result<(), String> {
-        Err(NOT_DECLARED.into())
+    fn typing(account_id: String, peer: Peer, _thread_id: Option<String>) -> Result<(), String> {
+        let acct = account(&account_id)?;
+        let Some(last) = kv::get(&last_inbound_key(&peer)).and_then(|v| String::from_utf8(v).ok()) else {
+            return Err("no message from this chat to show typing on".into());
+        };
+        let body = json!({"messaging_product": "whatsapp", "status": "read", "message_id": last,
+                          "typing_indicator": {"type": "text"}});
+        graph_post(&acct, &body).map(|_| ()).map_err(|e| format!("error {}: {}", e.code, e.message))
     }
 
-    fn react(_message: MessageRef, _emoji: String) -> Result<(), String> {
-        Err(NOT_DECLARED.into())
+    fn react(message: MessageRef, emoji: String) -> Result<(), String> {
+        let acct = account(&message.account_id)?;
+        let recipient_type = if message.peer.kind == PeerKind::Group { "group" } else { "individual" };
+        let body = json!({"messaging_product": "whatsapp", "recipient_type": recipient_type,
+                          "to": message.peer.id.trim_start_matches('+'), "type": "reaction",
+                          "reaction": {"message_id": message.message_id, "emoji": emoji}});
+        post_message(&acct, &body).map(|_| ()).map_err(|e| format!("error {}: {}", e.code, e.message))
     }
 
-    fn resolve_attachment(_account_id: String, _reference: String) -> Result<Download, String> {
-        Err(NOT_DECLARED.into())
+    fn resolve_attachment(account_id: String, reference: String) -> Result<Download, String> {
+        let acct = account(&account_id)?;
+        let media = graph_get(&acct, &reference)?;
+        Ok(Download {
+            url: media["url"].as_str().ok_or("the media record has no url")?.to_string(),
+            headers: vec![("authorization".into(), "Bearer {{secret:accessToken}}".into())],
+            size: media["file_size"].as_u64(),
+            file_name: None,
+            mime_type: media["mime_type"].as_str().map(str::to_string),
+        })
     }
 
     fn send(message: OutboundMessage) -> Delivery {
@@ -331,7 +428,31 @@ impl Channel for WhatsApp {
             _ => "individual",
         };
         let account_id = message.account_id.clone();
-        deliver_parts(&split(&message.text, TEXT_LIMIT as usize), |i, part| {
+        let mut parts =
+            if message.text.trim().is_empty() { Vec::new() } else { split(&message.text, TEXT_LIMIT as usize) };
+        let texts = parts.len();
+        parts.extend(message.attachments.iter().map(|a| a.file_name.clone()));
+        deliver_parts(&parts, |i, part| {
+            if i >= texts {
+                let file = &message.attachments[i - texts];
+                let id = upload(&acct, file).map_err(PartError::Failed)?;
+                let kind = match file.kind {
+                    AttachmentKind::Image => "image",
+                    AttachmentKind::Audio | AttachmentKind::Voice => "audio",
+                    AttachmentKind::Video => "video",
+                    AttachmentKind::Sticker => "sticker",
+                    AttachmentKind::Document => "document",
+                };
+                let mut media = json!({"id": id});
+                if kind == "document" {
+                    media["filename"] = json!(file.file_name);
+                }
+                let body = json!({"messaging_product": "whatsapp", "recipient_type": recipient_type,
+                                  "to": message.peer.id.trim_start_matches('+'), "type": kind, kind: media});
+                return post_message(&acct, &body)
+                    .map(Some)
+                    .map_err(|e| PartError::Failed(format!("error {}: {}", e.code, e.message)));
+            }
             let mut body = json!({
                 "messaging_product": "whatsapp",
                 "recipient_type": recipient_type,

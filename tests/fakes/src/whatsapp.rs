@@ -9,7 +9,13 @@
 //! every send. Webhook side: the GET verification handshake, then POSTs of
 //! ASCII-only JSON (non-ASCII as `\uXXXX`, as Meta sends it) signed with
 //! `X-Hub-Signature-256` over exactly those bytes; undelivered
-//! notifications are kept for a retry, and any can be redelivered.
+//! notifications are kept for a retry, and any can be redelivered. Media:
+//! users send images, voice notes, audio, video and documents by media id
+//! (webhooks carry no size); `GET /v<N>/<media-id>` answers the download URL
+//! (with `file_size`), served only with a number's token; `POST
+//! /v<N>/<number>/media` (multipart) uploads, and `image`/`audio`/`video`/
+//! `document` messages send an uploaded id; `reaction` messages and the
+//! `status: read` + `typing_indicator` call are checked and recorded.
 //!
 //! Must not: accept what Meta refuses, or know chela's internals.
 
@@ -44,6 +50,10 @@ struct Number {
     faults: VecDeque<Fault>,
     /// Users who wrote to this number (the 24-hour window is open for them).
     contacts: HashSet<String>,
+    /// Reactions, typing indicators and media messages sent, in order.
+    actions: Vec<Value>,
+    /// Files uploaded to `/media`: id → (MIME type, bytes).
+    uploaded: HashMap<String, (String, Vec<u8>)>,
 }
 
 #[derive(Default)]
@@ -60,6 +70,9 @@ struct State {
     next_id: u64,
     /// Every successful send, as it happens: (phone number id, request body).
     sends: Option<tokio::sync::broadcast::Sender<(String, Value)>>,
+    /// Media users sent: media id → (MIME type, bytes).
+    media: HashMap<String, (String, Vec<u8>)>,
+    addr: Option<std::net::SocketAddr>,
 }
 
 pub struct WhatsAppFake {
@@ -128,6 +141,7 @@ impl WhatsAppFake {
         }));
         let st = state.clone();
         let (addr, server) = wire::serve_on(port, move |req| handle(st.clone(), req)).await?;
+        lock(&state).addr = Some(addr);
         Ok(WhatsAppFake { addr, state, server })
     }
 
@@ -146,6 +160,8 @@ impl WhatsAppFake {
                 sent: Vec::new(),
                 faults: VecDeque::new(),
                 contacts: HashSet::new(),
+                actions: Vec::new(),
+                uploaded: HashMap::new(),
             },
         );
     }
@@ -204,6 +220,54 @@ impl WhatsAppFake {
         };
         let status = self.deliver(body).await;
         (id, status)
+    }
+
+    /// A user sends a file: `kind` is the message type (`image`, `audio`,
+    /// `video`, `document`, `sticker`), `meta` its extra fields (`caption`,
+    /// `filename`, `voice: true`). Returns the message id and the webhook's status.
+    pub async fn user_media(
+        &self,
+        phone_number_id: &str,
+        from: (&str, &str),
+        kind: &str,
+        mime: &str,
+        bytes: Vec<u8>,
+        meta: Value,
+    ) -> (String, Option<u16>) {
+        let (id, body) = {
+            let mut st = lock(&self.state);
+            let id = format!("wamid.HBgL{:012}FAKE", st.next_id);
+            let media_id = format!("{}", 1_000_000_000_000 + st.next_id);
+            st.next_id += 1;
+            st.messages.insert(id.clone());
+            st.media.insert(media_id.clone(), (mime.to_string(), bytes));
+            let display = st.numbers.get(phone_number_id).map(|n| n.display.clone()).unwrap_or_default();
+            if let Some(n) = st.numbers.get_mut(phone_number_id) {
+                n.contacts.insert(from.0.to_string());
+            }
+            let mut media = json!({"id": media_id, "mime_type": mime, "sha256": "ZmFrZQ=="});
+            if let (Some(m), Some(x)) = (media.as_object_mut(), meta.as_object()) {
+                m.extend(x.clone());
+            }
+            let msg = json!({"from": from.0, "id": id, "timestamp": "1767700000", "type": kind, kind: media});
+            let value = json!({"messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": display, "phone_number_id": phone_number_id},
+                "contacts": [{"profile": {"name": from.1}, "wa_id": from.0}],
+                "messages": [msg]});
+            (id, notification(value))
+        };
+        let status = self.deliver(body).await;
+        (id, status)
+    }
+
+    /// The number's reactions, typing indicators and media messages (request bodies).
+    pub fn actions(&self, phone_number_id: &str) -> Vec<Value> {
+        lock(&self.state).numbers.get(phone_number_id).map(|n| n.actions.clone()).unwrap_or_default()
+    }
+
+    /// What an uploaded media id holds.
+    pub fn uploaded(&self, phone_number_id: &str, media_id: &str) -> Option<(String, Vec<u8>)> {
+        lock(&self.state).numbers.get(phone_number_id)?.uploaded.get(media_id).cloned()
     }
 
     /// Signs and POSTs a notification body to the webhook; kept for a retry unless 2xx.
@@ -290,9 +354,69 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_string();
     let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let method = req.method().clone();
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     // /v<N>/<phone-number-id>/messages
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let token_ok = |st: &State| st.numbers.values().any(|n| auth.strip_prefix("Bearer ") == Some(n.token.as_str()));
+    // The media CDN: the bytes, to a number's token only.
+    if let ["media-cdn", media_id] = parts[..] {
+        let st = lock(&state);
+        if !token_ok(&st) {
+            return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token", "");
+        }
+        return match st.media.get(media_id) {
+            Some((mime, bytes)) => {
+                let mut r = Reply::new(http_body_util::Full::new(bytes::Bytes::from(bytes.clone())));
+                if let Ok(v) = hyper::header::HeaderValue::from_str(mime) {
+                    r.headers_mut().insert("content-type", v);
+                }
+                r
+            }
+            None => graph_error(404, 100, "media not found", ""),
+        };
+    }
+    // GET /v<N>/<media-id>: where a user's media is.
+    if let ([version, media_id], &hyper::Method::GET) = (&parts[..], &method) {
+        let st = lock(&state);
+        if version.starts_with('v') && st.media.contains_key(*media_id) {
+            if !token_ok(&st) {
+                return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token", "");
+            }
+            let (mime, bytes) = &st.media[*media_id];
+            let addr = st.addr.map(|a| a.to_string()).unwrap_or_default();
+            return json_reply(
+                200,
+                &json!({"messaging_product": "whatsapp", "url": format!("http://{addr}/media-cdn/{media_id}"),
+                        "mime_type": mime, "sha256": "ZmFrZQ==", "file_size": bytes.len(), "id": media_id}),
+                &[],
+            );
+        }
+    }
+    // POST /v<N>/<number>/media: an upload (multipart).
+    if let ([version, number_id, "media"], &hyper::Method::POST) = (&parts[..], &method) {
+        let form = wire::multipart(&content_type, body.clone()).await;
+        let mut st = lock(&state);
+        let Some(number) = st.numbers.get(*number_id).filter(|_| version.starts_with('v')) else {
+            return graph_error(400, 100, "Unsupported post request", "");
+        };
+        if auth.strip_prefix("Bearer ") != Some(number.token.as_str()) {
+            return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token", "");
+        }
+        let Ok((fields, Some((_, _, mime, bytes)))) = form else {
+            return graph_error(400, 100, "(#100) The parameter file is required.", "");
+        };
+        if fields["messaging_product"] != "whatsapp" {
+            return graph_error(400, 100, "(#100) Invalid parameter", "messaging_product must be whatsapp");
+        }
+        if bytes.len() > 100 * 1024 * 1024 {
+            return graph_error(400, 131053, "(#131053) Media upload error", "file too large");
+        }
+        let id = format!("{}", 2_000_000_000_000 + st.next_id);
+        st.next_id += 1;
+        st.numbers.get_mut(*number_id).expect("looked up").uploaded.insert(id.clone(), (mime, bytes));
+        return json_reply(200, &json!({"id": id}), &[]);
+    }
     // GET /v<N>/<phone-number-id>: the number's record (what a credential check asks).
     if let ([version, number_id], &hyper::Method::GET) = (&parts[..], &method) {
         if version.starts_with('v') {
@@ -337,6 +461,14 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
     if p["messaging_product"] != "whatsapp" {
         return graph_error(400, 100, "(#100) Invalid parameter", "messaging_product must be whatsapp");
     }
+    // Read receipts with a typing indicator: no message is sent.
+    if p["status"] == "read" {
+        if !p["message_id"].as_str().is_some_and(|m| st.messages.contains(m)) {
+            return graph_error(400, 100, "(#100) Invalid parameter", "message_id is unknown");
+        }
+        st.numbers.get_mut(number_id).expect("looked up above").actions.push(p.clone());
+        return json_reply(200, &json!({"success": true}), &[]);
+    }
     let recipient_type = p["recipient_type"].as_str().unwrap_or("individual");
     if !["individual", "group"].contains(&recipient_type) {
         return graph_error(400, 100, "(#100) Invalid parameter", "recipient_type must be individual or group");
@@ -344,8 +476,26 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
     let Some(to) = p["to"].as_str().filter(|t| !t.is_empty()) else {
         return graph_error(400, 100, "(#100) The parameter to is required.", "");
     };
-    if p["type"] != "text" {
-        return graph_error(400, 100, "(#100) Invalid parameter", "only text messages are faked");
+    let kind = p["type"].as_str().unwrap_or_default().to_string();
+    if kind != "text" {
+        let ok = match kind.as_str() {
+            "reaction" => p["reaction"]["message_id"].as_str().is_some_and(|m| st.messages.contains(m)),
+            "image" | "audio" | "video" | "document" | "sticker" => {
+                p[kind.as_str()]["id"].as_str().is_some_and(|m| number.uploaded.contains_key(m))
+            }
+            _ => return graph_error(400, 100, "(#100) Invalid parameter", "unsupported message type"),
+        };
+        if !ok {
+            return graph_error(400, 131009, "(#131009) Parameter value is not valid", "unknown message or media id");
+        }
+        if !number.contacts.contains(to) {
+            return graph_error(400, 131047, "(#131047) Re-engagement message", "More than 24 hours have passed.");
+        }
+        let id = format!("wamid.HBgL{:012}SENT", st.next_id);
+        st.next_id += 1;
+        st.messages.insert(id.clone());
+        st.numbers.get_mut(number_id).expect("looked up above").actions.push(p.clone());
+        return json_reply(200, &json!({"messaging_product": "whatsapp", "messages": [{"id": id}]}), &[]);
     }
     let text = p["text"]["body"].as_str().unwrap_or_default();
     if text.is_empty() {

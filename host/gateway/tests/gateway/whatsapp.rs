@@ -180,3 +180,96 @@ async fn signatures_malformed_bodies_and_redelivery() {
     assert_eq!(fake.sent(SALES).len(), 1, "not processed again after a restart");
     assert!(gw.shutdown().await);
 }
+
+/// WIT 0.2.0 on WhatsApp: a voice note (a media id, no size in the webhook)
+/// is resolved through `GET /<media-id>`, downloaded with the access token
+/// and reaches the agent; the message gets `messages.ackReaction` (the only
+/// source WhatsApp takes) and a typing indicator; an image over
+/// `mediaMaxMb` is refused and nothing is kept; a reply's `MEDIA:` file is
+/// uploaded to `/media` and sent as a document through the same number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_reactions_typing_and_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("ws-work")).unwrap();
+    std::fs::write(root.join("ws-work/invoice.pdf"), b"%PDF-1.4 invoice 42").unwrap();
+    let agent_dir = root.join("state/agents/work/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    std::fs::write(
+        agent_dir.join("offline-script.json5"),
+        r#"{ rules: [ { when: "invoice", reply: "Sure.\nMEDIA:invoice.pdf" } ] }"#,
+    )
+    .unwrap();
+    let fake = WhatsAppFake::start(APP_SECRET).await;
+    fake.add_number(SALES, "15550783881", "EAAG-sales");
+    fake.add_number(CARE, "15550783882", "EAAG-care");
+    let cfg = config(root, &fake.base_url())
+        .replace("  channels: {", "  messages: { ackReaction: \"👍\", ackReactionScope: \"all\" },\n  channels: {")
+        .replace("dmPolicy: \"open\",", "dmPolicy: \"open\", mediaMaxMb: 1,");
+    let gw = common::serve(root, &cfg, &["channel_whatsapp"]).await;
+    fake.subscribe(&format!("http://{}/channels/whatsapp/sales/", gw.addr), "let-me-in").await.expect("subscribed");
+
+    let (id, status) = fake
+        .user_media(
+            SALES,
+            ("16505551234", "Ada"),
+            "audio",
+            "audio/ogg; codecs=opus",
+            vec![3; 5120],
+            serde_json::json!({"voice": true}),
+        )
+        .await;
+    assert_eq!(status, Some(200));
+    let sent = fake.wait_sent(SALES, 1, WAIT).await;
+    let reply = sent.first().map(|m| text(m).to_string()).unwrap_or_default();
+    assert!(reply.contains("[voice: voice.ogg, audio/ogg, 5.0 KB]"), "{reply}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while fake.actions(SALES).len() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let actions = fake.actions(SALES);
+    let reaction = actions.iter().find(|a| a["type"] == "reaction").expect("an ack reaction");
+    assert_eq!(reaction["reaction"], serde_json::json!({"message_id": id, "emoji": "👍"}));
+    assert_eq!(reaction["to"], "16505551234");
+    let typing = actions.iter().find(|a| a["status"] == "read").expect("a typing indicator");
+    assert_eq!(
+        (typing["message_id"].as_str(), typing["typing_indicator"]["type"].as_str()),
+        (Some(id.as_str()), Some("text"))
+    );
+
+    // 2 MB against a 1 MB cap: refused, nothing kept, no turn.
+    fake.user_media(
+        SALES,
+        ("16505551234", "Ada"),
+        "image",
+        "image/jpeg",
+        vec![9; 2 * 1024 * 1024],
+        serde_json::json!({}),
+    )
+    .await;
+    let sent = fake.wait_sent(SALES, 2, WAIT).await;
+    assert_eq!(
+        sent.get(1).map(|m| text(m)),
+        Some("⚠️ image.jpg is too large (2.0 MB; the limit is 1.0 MB), so it was not taken in")
+    );
+    let media_dir = root.join("state/agents/work/sessions/media");
+    let kept: Vec<_> = std::fs::read_dir(&media_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+        .collect();
+    assert_eq!(kept.len(), 1, "only the voice note is kept: {kept:?}");
+
+    fake.user_message(SALES, ("16505551234", "Ada"), "send the invoice", None, None).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !fake.actions(SALES).iter().any(|a| a["type"] == "document") && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let doc = fake.actions(SALES).into_iter().find(|a| a["type"] == "document").expect("a document message");
+    assert_eq!(doc["document"]["filename"], "invoice.pdf");
+    let media_id = doc["document"]["id"].as_str().unwrap().to_string();
+    assert_eq!(fake.uploaded(SALES, &media_id), Some(("application/pdf".to_string(), b"%PDF-1.4 invoice 42".to_vec())));
+    assert!(fake.actions(CARE).is_empty(), "nothing through the other number");
+    assert!(gw.shutdown().await);
+}

@@ -249,7 +249,7 @@ async fn media_reactions_typing_and_uploads() {
     .await;
     let sent = fake.wait_sent(SALES, 2, WAIT).await;
     assert_eq!(
-        sent.get(1).map(|m| text(m)),
+        sent.get(1).map(text),
         Some("⚠️ image.jpg is too large (2.0 MB; the limit is 1.0 MB), so it was not taken in")
     );
     let media_dir = root.join("state/agents/work/sessions/media");

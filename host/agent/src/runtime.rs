@@ -299,6 +299,36 @@ impl AgentRuntime {
         &self.plugins
     }
 
+    /// The text of an audio file sent to `agent_id`, by the transcription
+    /// model `tools.media` names (core's `media::transcription`), with that
+    /// agent's credentials: `Ok(None)` when none is configured.
+    pub async fn transcribe(
+        &self,
+        cfg: &Config,
+        agent_id: &str,
+        file_name: &str,
+        mime_type: &str,
+        data: &[u8],
+    ) -> Result<Option<String>, ProviderError> {
+        let Some(t) = chela_core::media::transcription(cfg) else { return Ok(None) };
+        let Some(provider) = self.providers.get(&t.provider) else {
+            return Err(ProviderError::Unavailable {
+                provider: t.provider.clone(),
+                why: "`tools.media.models` names a provider chela does not have".into(),
+            });
+        };
+        let dir = chela_core::config::paths::agent_dir(cfg, agent_id, &self.env);
+        let request = crate::model::TranscribeRequest {
+            model: &t.model,
+            file_name,
+            mime_type,
+            data,
+            language: t.language.as_deref(),
+            agent_dir: &dir,
+        };
+        provider.transcribe(&request).await.map(Some)
+    }
+
     pub fn queue_depths(&self) -> Vec<(String, usize)> {
         self.queues.depths()
     }

@@ -70,6 +70,37 @@ pub fn reply_media(reply: &str) -> (String, Vec<String>) {
     (text, refs)
 }
 
+/// Which model transcribes voice notes and audio files (OpenClaw's
+/// `tools.media`): the first `models[]` entry of `provider` + `model` whose
+/// `capabilities` include `audio` (or that names none), unless
+/// `tools.media.audio.enabled` is `false`; CLI entries are not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcription {
+    pub provider: String,
+    pub model: String,
+    /// `tools.media.audio.language`: a hint for the model.
+    pub language: Option<String>,
+}
+
+pub fn transcription(cfg: &Config) -> Option<Transcription> {
+    let media = cfg.tools.as_ref()?.media.as_ref()?;
+    if media["audio"]["enabled"] == false {
+        return None;
+    }
+    let entry = media["models"].as_array()?.iter().find(|m| {
+        let caps = m["capabilities"].as_array();
+        m["type"].as_str().is_none_or(|t| t == "provider")
+            && caps.is_none_or(|c| c.iter().any(|x| x == "audio"))
+            && m["provider"].is_string()
+            && m["model"].is_string()
+    })?;
+    Some(Transcription {
+        provider: entry["provider"].as_str()?.to_string(),
+        model: entry["model"].as_str()?.to_string(),
+        language: media["audio"]["language"].as_str().map(str::to_string),
+    })
+}
+
 /// A size for people: `812 B`, `14.2 KB`, `3.0 MB`.
 pub fn human_size(bytes: u64) -> String {
     match bytes {
@@ -97,6 +128,31 @@ mod tests {
         let off = load(r#"{ channels: { telegram: { mediaMaxMb: 0 } } }"#);
         assert_eq!(max_bytes(&off, "telegram", "default", "main"), 0);
         assert_eq!(human_size(14_540), "14.2 KB");
+    }
+
+    #[test]
+    fn the_first_audio_model_transcribes_unless_audio_is_off() {
+        let load = |t: &str| crate::config::load::load_str(t, Some("t.json5")).expect("loads").config;
+        let c = load(
+            r#"{ tools: { media: { models: [
+                { provider: "google", model: "gemini-3-flash-preview", capabilities: ["image", "video"] },
+                { type: "cli", command: "whisper", args: ["{{AttachmentPath}}"], capabilities: ["audio"] },
+                { provider: "openai", model: "gpt-4o-mini-transcribe", capabilities: ["audio"] },
+              ], audio: { language: "de" } } } }"#,
+        );
+        assert_eq!(
+            transcription(&c),
+            Some(Transcription {
+                provider: "openai".into(),
+                model: "gpt-4o-mini-transcribe".into(),
+                language: Some("de".into())
+            })
+        );
+        let off = load(
+            r#"{ tools: { media: { models: [ { provider: "openai", model: "whisper-1" } ], audio: { enabled: false } } } }"#,
+        );
+        assert_eq!(transcription(&off), None);
+        assert_eq!(transcription(&load("{}")), None);
     }
 
     #[test]

@@ -317,7 +317,8 @@ impl Gateway {
             false => {
                 let dir = session_media_dir(cfg, &self.env, &route.agent_id, &session_key);
                 let limit = chela_core::media::max_bytes(cfg, &ch, &account, &route.agent_id);
-                media_in::take_in(channel, ev, &dir, limit).await
+                let agent = media_in::For { runtime: &self.runtime, cfg, agent_id: &route.agent_id };
+                media_in::take_in(channel, ev, &dir, limit, agent).await
             }
         };
         if !files.refused.is_empty() {

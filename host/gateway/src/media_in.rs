@@ -2,7 +2,9 @@
 //! agent's size cap (`chela_core::media`), resolved by its adapter,
 //! downloaded by the host through that adapter's egress grant, and kept in
 //! the session's media dir; the turn is told about each one in its text,
-//! and gets images as image blocks and small text documents inline.
+//! and gets images as image blocks, small text documents inline, and voice
+//! notes and audio transcribed when `tools.media` names a transcription
+//! model.
 //!
 //! Must not: keep a file over the cap (not even in part), or let the model
 //! see a path outside the session's media dir.
@@ -105,7 +107,21 @@ fn is_text(mime: Option<&str>, name: &str) -> bool {
 /// Takes in the files of `ev` for a turn of an agent whose cap is
 /// `limit` bytes, keeping them in `dir`. Never fails as a whole: each file
 /// is taken, refused or noted as unavailable on its own.
-pub(crate) async fn take_in(channel: &ChannelRuntime, ev: &InboundEvent, dir: &Path, limit: u64) -> Files {
+/// Whose turn the files are for: the agent, its config, its runtime (for
+/// transcription with the agent's own credentials).
+pub(crate) struct For<'a> {
+    pub runtime: &'a chela_agent::AgentRuntime,
+    pub cfg: &'a chela_core::config::schema::Config,
+    pub agent_id: &'a str,
+}
+
+pub(crate) async fn take_in(
+    channel: &ChannelRuntime,
+    ev: &InboundEvent,
+    dir: &Path,
+    limit: u64,
+    agent: For<'_>,
+) -> Files {
     let mut intake = Files::default();
     if ev.attachments.is_empty() || !channel.features().contains(Features::ATTACHMENTS_IN) {
         return intake;
@@ -157,6 +173,17 @@ pub(crate) async fn take_in(channel: &ChannelRuntime, ev: &InboundEvent, dir: &P
         let mut note = format!("[{}]", describe(a, &name, Some(bytes.len() as u64)));
         if let Some(c) = &a.caption {
             note.push_str(&format!(" {c}"));
+        }
+        if matches!(a.kind, AttachmentKind::Voice | AttachmentKind::Audio) {
+            let mime = mime.as_deref().unwrap_or("audio/ogg");
+            match agent.runtime.transcribe(agent.cfg, agent.agent_id, &safe_name(&name), mime, &bytes).await {
+                Ok(Some(text)) => note.push_str(&format!("\nTranscript: {text}")),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(file = %name, error = %e, "audio not transcribed");
+                    note.push_str(" (not transcribed: the transcription model failed)");
+                }
+            }
         }
         match mime.as_deref() {
             Some(m) if is_image(m) => {

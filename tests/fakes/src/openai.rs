@@ -2,7 +2,9 @@
 //! key check (401 in OpenAI's error shape), scripted answers (text, a tool
 //! call, or an HTTP status), SSE streaming in OpenAI's chunk shape (content
 //! and tool-call arguments split across chunks, usage last, `[DONE]`), and
-//! a recorder of every request and the key it carried.
+//! a recorder of every request and the key it carried. `POST
+//! /v1/audio/transcriptions` (multipart `file` + `model`, 25 MB at most, as
+//! OpenAI takes it) answers `{"text"}` with the scripted transcript.
 //!
 //! Must not: accept what the real API refuses, or know chela's internals.
 
@@ -38,6 +40,19 @@ struct State {
     /// Requests estimated above this many tokens are refused as OpenAI
     /// refuses them (400 `context_length_exceeded`).
     context_limit: Option<u64>,
+    /// What `/audio/transcriptions` answers, and what it was sent.
+    transcript: String,
+    transcriptions: Vec<Transcription>,
+}
+
+/// One transcription request: its form fields and the file.
+#[derive(Debug, Clone)]
+pub struct Transcription {
+    pub key: Option<String>,
+    pub fields: Value,
+    pub file_name: String,
+    pub mime_type: String,
+    pub bytes: Vec<u8>,
 }
 
 pub struct OpenAiFake {
@@ -83,6 +98,15 @@ impl OpenAiFake {
         fake
     }
 
+    /// What `/audio/transcriptions` answers from now on.
+    pub fn set_transcript(&self, text: &str) {
+        lock(&self.state).transcript = text.to_string();
+    }
+
+    pub fn transcriptions(&self) -> Vec<Transcription> {
+        lock(&self.state).transcriptions.clone()
+    }
+
     /// Holds every answer until [`OpenAiFake::release`]: a turn stays in its model call.
     pub fn hold(&self) {
         self.gate.send_replace(true);
@@ -125,7 +149,35 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    if path == "/v1/audio/transcriptions" {
+        let invalid = |message: &str| {
+            respond(
+                400,
+                "application/json",
+                json!({"error": {"message": message, "type": "invalid_request_error"}}).to_string(),
+            )
+        };
+        let Ok((fields, file)) = wire::multipart(&content_type, body).await else {
+            return invalid("Could not parse multipart form");
+        };
+        let mut st = lock(&state);
+        if key.as_deref() != Some(st.key.as_str()) {
+            return respond(401, "application/json", json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}).to_string());
+        }
+        let Some((_, file_name, mime_type, bytes)) = file.filter(|f| f.0 == "file") else {
+            return invalid("Missing required parameter: 'file'.");
+        };
+        if !fields["model"].is_string() {
+            return invalid("Missing required parameter: 'model'.");
+        }
+        if bytes.len() > 25 * 1024 * 1024 {
+            return respond(413, "application/json", json!({"error": {"message": "Maximum content size limit (26214400) exceeded", "type": "invalid_request_error"}}).to_string());
+        }
+        st.transcriptions.push(Transcription { key, fields, file_name, mime_type, bytes });
+        return respond(200, "application/json", json!({"text": st.transcript}).to_string());
+    }
     if path != "/v1/chat/completions" {
         return respond(
             404,

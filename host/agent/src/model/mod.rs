@@ -111,10 +111,31 @@ pub enum ProviderError {
     Script { path: String, message: String },
 }
 
+/// An audio file to turn into text (a voice note, with the agent's credentials).
+pub struct TranscribeRequest<'a> {
+    pub model: &'a str,
+    pub file_name: &'a str,
+    pub mime_type: &'a str,
+    pub data: &'a [u8],
+    pub language: Option<&'a str>,
+    /// The agent's state dir (its credentials).
+    pub agent_dir: &'a std::path::Path,
+}
+
 /// A model provider.
 pub trait Provider: Send + Sync {
     fn id(&self) -> &str;
     fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelReply, ProviderError>>;
+    /// The text of an audio file, where the provider has a transcription API.
+    fn transcribe<'a>(&'a self, request: &'a TranscribeRequest<'a>) -> BoxFuture<'a, Result<String, ProviderError>> {
+        let _ = request;
+        Box::pin(async move {
+            Err(ProviderError::Unavailable {
+                provider: self.id().to_string(),
+                why: "it has no transcription API".into(),
+            })
+        })
+    }
 }
 
 /// `provider/model` → (`provider`, `model`).

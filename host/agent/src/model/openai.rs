@@ -15,7 +15,7 @@ use chela_core::config::EnvVars;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use super::{BoxFuture, ModelReply, ModelRequest, Provider, ProviderError};
+use super::{BoxFuture, ModelReply, ModelRequest, Provider, ProviderError, TranscribeRequest};
 use crate::store::{Content, Message, Usage};
 
 pub struct OpenAiCompatible {
@@ -269,6 +269,46 @@ impl OpenAiCompatible {
     }
 }
 
+impl OpenAiCompatible {
+    /// `POST /audio/transcriptions` (multipart `file`, `model`, `language`),
+    /// as OpenAI, whisper.cpp's server and vLLM take it; the `text` of the answer.
+    async fn transcription(&self, req: &TranscribeRequest<'_>) -> Result<String, ProviderError> {
+        let now = crate::clock::now_ms();
+        let cred = crate::auth::credential_with(req.agent_dir, &self.id, self.configured_key.as_ref(), &*self.env, now)
+            .map_err(|e| self.fail(e.to_string()))?;
+        if cred.is_none() && self.key_required {
+            return Err(ProviderError::Unavailable { provider: self.id.clone(), why: "no credential".into() });
+        }
+        let file = reqwest::multipart::Part::bytes(req.data.to_vec())
+            .file_name(req.file_name.to_string())
+            .mime_str(req.mime_type)
+            .map_err(|e| self.fail(format!("bad MIME type `{}`: {e}", req.mime_type)))?;
+        let mut form = reqwest::multipart::Form::new()
+            .text("model", req.model.to_string())
+            .text("response_format", "json")
+            .part("file", file);
+        if let Some(l) = req.language {
+            form = form.text("language", l.to_string());
+        }
+        let mut http = self.client.post(format!("{}/audio/transcriptions", self.base_url)).multipart(form);
+        if let Some(c) = &cred {
+            http = http.bearer_auth(&c.secret);
+        }
+        let resp = http.send().await.map_err(|e| self.fail(format!("request failed: {e}")))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = v["error"]["message"].as_str().map(str::to_string).unwrap_or(text);
+            return Err(self.fail(format!("transcription: HTTP {status}: {msg}")));
+        }
+        v["text"]
+            .as_str()
+            .map(|t| t.trim().to_string())
+            .ok_or_else(|| self.fail("transcription: no `text` in the answer".into()))
+    }
+}
+
 impl Provider for OpenAiCompatible {
     fn id(&self) -> &str {
         &self.id
@@ -276,6 +316,10 @@ impl Provider for OpenAiCompatible {
 
     fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelReply, ProviderError>> {
         Box::pin(self.answer(request))
+    }
+
+    fn transcribe<'a>(&'a self, request: &'a TranscribeRequest<'a>) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(self.transcription(request))
     }
 }
 

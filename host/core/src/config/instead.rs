@@ -15,7 +15,7 @@ const INSTEAD: &[(&str, &str)] = &[
     ("agents.*.contextPruning", "a session over its budget first has tool results older than its last three answers cut to their first and last 1,500 characters in what the model is sent (the transcript keeps them whole), then compacts; these settings are not read"),
     ("agents.*.contextLimits", "compaction keeps the context within the model's window (`models.providers.*.models[].contextWindow`)"),
     ("agents.*.sandbox.backend", "exec runs under bubblewrap with Landlock (`sandbox.mode`); there is no other backend"),
-    ("agents.*.media", "images go to the agent's own model as image parts, text documents inline, other files described in the text (`mediaMaxMb` caps them); no transcription or media model yet"),
+    ("agents.*.media", "images go to the agent's own model as image parts, text documents inline, audio transcribed by `tools.media.models`, other files described in the text (`mediaMaxMb` caps them)"),
     ("agents.*.imageModel", "images go to the agent's own model as image parts; there is no separate image model"),
     ("agents.*.maxConcurrent", "one session's turns run one at a time, in order; different sessions run side by side"),
     ("agents.*.memorySearch", "the `memory_search` tool ranks the workspace's memory/ files itself (no embedding index)"),

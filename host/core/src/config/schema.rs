@@ -639,6 +639,9 @@ pub struct ToolsConfig {
     pub sessions: Option<SessionsTools>,
     pub exec: Option<Json>,
     pub message: Option<Json>,
+    /// Media understanding (`crate::media::transcription`): `models[]` with
+    /// `capabilities: ["audio"]` and `audio.enabled`/`language` are read.
+    pub media: Option<Json>,
 }
 
 /// `agents.list[].tools`.

@@ -223,8 +223,9 @@ fn jpeg(n: usize) -> Vec<u8> {
 
 /// Files in (WIT 0.2.0 attachments): a photo reaches the OpenAI-compatible
 /// model as an image part with exactly the bytes the user sent, a voice
-/// note and a text document reach the offline model described (and the
-/// document inline), each kept in the session's media dir; a file over
+/// note is transcribed by the fake's `/audio/transcriptions` and a text
+/// document read inline, both reaching the offline model, each kept in the
+/// session's media dir; a file over
 /// `mediaMaxMb` is refused in the chat, never downloaded, never stored.
 /// Typing shows in the chat while the turn runs, and a mentioned group
 /// message gets the ack reaction.
@@ -239,6 +240,7 @@ async fn files_in_typing_and_ack_reactions() {
     let config = format!(
         r#"{{
   models: {{ providers: {{ openai: {{ baseUrl: "{base}" }} }} }},
+  tools: {{ media: {{ models: [ {{ provider: "openai", model: "whisper-1", capabilities: ["audio"] }} ] }} }},
   agents: {{ list: [
     {{ id: "work", default: true, workspace: "{root}/ws-work", identity: {{ name: "Atlas" }} }},
     {{ id: "vision", workspace: "{root}/ws-vision", model: "openai/gpt-test" }},
@@ -287,11 +289,17 @@ async fn files_in_typing_and_ack_reactions() {
         Some((json!(5001), json!("typing")))
     );
 
-    // A voice note and a text document to the offline agent: described, the document inline.
+    // A voice note and a text document to the offline agent: the voice note
+    // transcribed (by the configured model, with the agent's key), the document inline.
+    openai.set_transcript("remind me to buy milk");
     fake.user_file(WORK, None, (5002, "Bo"), "voice", vec![7; 5120], json!({"duration": 3, "mime_type": "audio/ogg"}));
     let sent = fake.wait_sent(WORK, 1, WAIT).await;
     let reply = sent.first().and_then(|s| s["text"].as_str()).unwrap_or_default().to_string();
-    assert!(reply.contains("[voice: file_3.oga, audio/ogg, 5.0 KB]"), "{reply}");
+    assert!(reply.contains("[voice: file_3.oga, audio/ogg, 5.0 KB]\nTranscript: remind me to buy milk"), "{reply}");
+    let heard = openai.transcriptions();
+    assert_eq!(heard.len(), 1);
+    assert_eq!((heard[0].fields["model"].as_str(), heard[0].bytes.len()), (Some("whisper-1"), 5120));
+    assert_eq!((heard[0].file_name.as_str(), heard[0].mime_type.as_str()), ("file_3.oga", "audio/ogg"));
     let notes = b"buy milk\ncall mum\n".to_vec();
     fake.user_file(
         WORK,

@@ -241,6 +241,14 @@ impl Gateway {
                 }
             }
         }
+        // Two bots answering each other: the pair has a budget.
+        if ev.sender_is_bot && !self.bot_pair_may_talk(cfg, &ev, true) {
+            return self.drop_event(
+                &ch,
+                &account,
+                "bot loop protection: this bot pair exceeded botLoopProtection.maxEventsPerWindow; cooling down",
+            );
+        }
         // A replayed event: agents whose reply is already journaled are done.
         let routes: Vec<Route> = routes.into_iter().filter(|r| !ticket.answered_by.contains(&r.agent_id)).collect();
         let Some(order) = order else {
@@ -479,6 +487,9 @@ impl Gateway {
         };
         match sent {
             Ok(ids) => {
+                if ev.sender_is_bot {
+                    self.bot_pair_may_talk(cfg, ev, false);
+                }
                 self.metrics.inc(
                     "chela_messages_out_total",
                     &[("channel", &ch), ("account", &account), ("agent", &turn.agent_id)],
@@ -495,6 +506,21 @@ impl Gateway {
             }
             // The reply is recorded dead in the journal; the event itself is done.
             Err(e) => self.fail(&ch, &account, "deliver", e),
+        }
+    }
+
+    /// Counts one event of a bot pair (an inbound bot message, or our reply
+    /// to one: `inbound` false) in the pair's ledger; whether an inbound one may be answered.
+    fn bot_pair_may_talk(&self, cfg: &chela_core::config::Config, ev: &InboundEvent, inbound: bool) -> bool {
+        let limits = chela_core::bot_loop::limits(cfg, &ev.channel, &ev.account_id, &ev.peer.id);
+        let key = (ev.channel.clone(), ev.account_id.clone(), ev.peer.id.clone(), ev.sender_id.clone());
+        let mut guard = self.bot_loops.lock().unwrap_or_else(|p| p.into_inner());
+        let now = guard.0.elapsed().as_millis() as u64;
+        if inbound {
+            guard.1.inbound(&key, now, &limits)
+        } else {
+            guard.1.reply(&key, now, &limits);
+            true
         }
     }
 

@@ -173,6 +173,8 @@ pub struct Gateway {
     started: std::time::Instant,
     /// Unanswered group messages, for the next answered one (`group_history.rs`).
     group_history: group_history::GroupHistory,
+    /// Bot pairs' recent exchanges (core's `bot_loop` decides), with the clock they are counted on.
+    bot_loops: std::sync::Mutex<(std::time::Instant, chela_core::bot_loop::BotLoopLedger)>,
     /// Cron jobs and heartbeats (`cron/`).
     scheduler: cron::Scheduler,
     /// What happens to messages, for the control page's Live page (`live.rs`).
@@ -317,6 +319,7 @@ impl Gateway {
                 recovered: std::sync::Mutex::new(Some(recovered)),
                 started: std::time::Instant::now(),
                 group_history: group_history::GroupHistory::default(),
+                bot_loops: std::sync::Mutex::new((std::time::Instant::now(), Default::default())),
                 scheduler: cron::Scheduler::new(cron::CronStore::new(&state_dir)),
                 live: live::Live::default(),
                 config_report: std::sync::Mutex::default(),

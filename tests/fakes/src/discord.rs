@@ -101,6 +101,8 @@ struct State {
     /// CDN files by path, and the bot's own message ids (edits need them).
     files: HashMap<String, Vec<u8>>,
     bot_messages: HashSet<String>,
+    /// Users that are bots (their messages carry `author.bot`).
+    bot_users: HashSet<String>,
 }
 
 pub struct DiscordFake {
@@ -143,6 +145,7 @@ impl DiscordFake {
             gateway_bot_requests: 0,
             files: HashMap::new(),
             bot_messages: HashSet::new(),
+            bot_users: HashSet::new(),
         }));
         let st = state.clone();
         let (addr, server) = wire::serve_on(port, move |req| handle(st.clone(), req)).await?;
@@ -255,6 +258,9 @@ impl DiscordFake {
             "mentions": if mention { json!([{"id": bot_id, "username": "bot", "bot": true}]) } else { json!([]) },
             "mention_roles": [], "mention_everyone": false, "timestamp": "2026-01-01T12:00:00.000000+00:00",
             "edited_timestamp": null, "tts": false, "attachments": [], "embeds": [], "pinned": false});
+        if st.bot_users.contains(author.0) {
+            d["author"]["bot"] = json!(true);
+        }
         if let Some(g) = &guild {
             d["guild_id"] = json!(g);
             d["member"] = json!({"roles": roles, "nick": null, "joined_at": "2024-01-01T00:00:00.000000+00:00",
@@ -262,6 +268,11 @@ impl DiscordFake {
         }
         dispatch(&mut st, bot_token, "MESSAGE_CREATE", d);
         id
+    }
+
+    /// From now on `user_id`'s messages are a bot's (`author.bot: true`).
+    pub fn make_bot(&self, user_id: &str) {
+        lock(&self.state).bot_users.insert(user_id.to_string());
     }
 
     /// A user's message with one file (`content_type` decides the kind;

@@ -351,11 +351,15 @@ mod tests {
         let baseline = &loaded.config.channel_defaults.as_ref().expect("baseline").top;
         assert_eq!(baseline.group_policy, Some(GroupPolicy::Allowlist));
         assert_eq!(baseline.heartbeat_visibility.as_ref().and_then(|v| v.show_ok), Some(true));
-        for (key, line) in [("botLoopProtection", 3), ("implicitMentions", 3)] {
-            let w = loaded.warnings.iter().find(|w| w.path == format!("channels.defaults.{key}"));
-            let w = w.unwrap_or_else(|| panic!("{key} warned: {:?}", loaded.warnings));
-            assert!(w.unimplemented && w.message.contains("ignored") && w.line == line, "{w:?}");
-        }
+        assert_eq!(
+            baseline.bot_loop_protection.and_then(|b| b.enabled),
+            Some(true),
+            "botLoopProtection is read (crate::bot_loop)"
+        );
+        let w = loaded.warnings.iter().find(|w| w.path == "channels.defaults.implicitMentions");
+        let w = w.unwrap_or_else(|| panic!("implicitMentions warned: {:?}", loaded.warnings));
+        assert!(w.unimplemented && w.message.contains("ignored") && w.line == 3, "{w:?}");
+        assert!(!loaded.warnings.iter().any(|w| w.path.contains("botLoopProtection")), "{:?}", loaded.warnings);
 
         // A key OpenClaw does not define there, and a wrong type in an ignored one, are errors.
         let err = load_str(

@@ -866,6 +866,8 @@ pub struct ChannelAccount {
     pub ack_reaction: Option<String>,
     /// The largest inbound file this account takes, in MB (`crate::media`).
     pub media_max_mb: Option<f64>,
+    /// Bot-to-bot pair limits (`crate::bot_loop`).
+    pub bot_loop_protection: Option<BotLoopConfig>,
     /// Preview streaming (`crate::preview`): `mode` and
     /// `preview.chunk.minChars` are read; OpenClaw's other members are kept as written.
     pub streaming: Option<Json>,
@@ -886,8 +888,8 @@ pub struct HeartbeatVisibilityConfig {
 
 /// `channels` as written: the channel sections, and the two members that
 /// are not channels. `defaults` is read strictly (OpenClaw allows five keys
-/// there: the two chela does not act on, `botLoopProtection` and
-/// `implicitMentions`, load with an "ignored" warning; anything else is an
+/// there: the one chela does not act on, `implicitMentions`, loads with an
+/// "ignored" warning; anything else is an
 /// error); `modelByChannel` is type-checked against OpenClaw's schema and
 /// not acted on.
 #[derive(Debug, Clone, Default)]
@@ -933,6 +935,19 @@ pub(crate) struct ChannelDefaults {
     group_policy: Option<GroupPolicy>,
     context_visibility: Option<String>,
     heartbeat_visibility: Option<HeartbeatVisibilityConfig>,
+    bot_loop_protection: Option<BotLoopConfig>,
+}
+
+/// `botLoopProtection` (OpenClaw's `docs/channels/bot-loop-protection.md`;
+/// what the values mean: `crate::bot_loop`). Each key unset falls back to
+/// the wider scope, then to the built-in default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BotLoopConfig {
+    pub enabled: Option<bool>,
+    pub max_events_per_window: Option<u32>,
+    pub window_seconds: Option<u64>,
+    pub cooldown_seconds: Option<u64>,
 }
 
 impl ChannelDefaults {
@@ -944,6 +959,7 @@ impl ChannelDefaults {
             group_policy: self.group_policy,
             context_visibility: self.context_visibility,
             heartbeat_visibility: self.heartbeat_visibility,
+            bot_loop_protection: self.bot_loop_protection,
             ..ChannelAccount::default()
         };
         ChannelConfig { accounts: None, top }

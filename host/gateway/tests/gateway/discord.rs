@@ -323,3 +323,38 @@ async fn files_typing_reactions_and_uploads() {
     assert!(fake.uploads(OPS).is_empty());
     assert!(gw.shutdown().await);
 }
+
+/// Bot-loop protection: with `allowBots`, another bot's mentions are
+/// answered until the pair has exchanged `maxEventsPerWindow` messages
+/// (its messages and our replies, counted together); then that bot is not
+/// answered during the cooldown, while a person in the same channel still is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_bots_in_one_channel_stop_at_the_pair_budget() {
+    let fake = fake(41_250).await;
+    const OTHER_BOT: &str = "1100000000000000077";
+    fake.make_bot(OTHER_BOT);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let text = config(root, &fake.api_base()).replace(
+        &format!("main: {{ token: \"{MAIN}\" }}"),
+        &format!("main: {{ token: \"{MAIN}\", allowBots: true, botLoopProtection: {{ maxEventsPerWindow: 4, cooldownSeconds: 600 }} }}"),
+    );
+    assert!(text.contains("allowBots: true"), "{text}");
+    let gw = common::serve(root, &text, &["channel_discord"]).await;
+    assert!(fake.wait_connected(MAIN, WAIT).await);
+    for n in 1..=2 {
+        fake.user_message(MAIN, Some(GENERAL), (OTHER_BOT, "Echo"), &format!("round {n}"), &[], true);
+        let sent = fake.wait_sent(MAIN, n, WAIT).await;
+        assert_eq!(sent.len(), n, "the bot's message {n} is answered");
+    }
+    // The fifth event of the pair: not answered.
+    fake.user_message(MAIN, Some(GENERAL), (OTHER_BOT, "Echo"), "round 3", &[], true);
+    // A person after it, in the same channel: answered (after the bot's
+    // message was decided, so the count below is final).
+    let human = fake.user_message(MAIN, Some(GENERAL), ("1100000000000000006", "Bo"), "are you there?", &[], true);
+    let sent = fake.wait_sent(MAIN, 3, WAIT).await;
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert_eq!(sent[2].1["message_reference"]["message_id"], human.as_str(), "the third reply is the person's");
+    assert!(content(&sent[2].1).contains("are you there?"));
+    assert!(gw.shutdown().await);
+}

@@ -77,6 +77,8 @@ pub enum Content {
     #[serde(rename_all = "camelCase")]
     Image {
         data: String,
+        /// Empty when the block named none: such an image is kept, not sent.
+        #[serde(default)]
         mime_type: String,
     },
     /// Blocks this runtime does not interpret: skipped for the model.
@@ -109,7 +111,7 @@ impl Message {
     /// The images in this message: (MIME type, base64 data).
     pub fn images(&self) -> impl Iterator<Item = (&str, &str)> {
         self.content().iter().filter_map(|c| match c {
-            Content::Image { data, mime_type } => Some((mime_type.as_str(), data.as_str())),
+            Content::Image { data, mime_type } if !mime_type.is_empty() => Some((mime_type.as_str(), data.as_str())),
             _ => None,
         })
     }
@@ -345,7 +347,7 @@ mod tests {
         let text = concat!(
             r#"{"type":"session","version":3,"id":"s","timestamp":"t","cwd":"/w"}"#,
             "\n",
-            r#"{"type":"message","id":"a1","parentId":null,"timestamp":"t","message":{"role":"user","content":[{"type":"image","data":"…"},{"type":"text","text":"hi"}],"timestamp":1}}"#,
+            r#"{"type":"message","id":"a1","parentId":null,"timestamp":"t","message":{"role":"user","content":[{"type":"image","data":"…"},{"type":"audio","data":"…"},{"type":"text","text":"hi"}],"timestamp":1}}"#,
             "\n",
             r#"{"type":"custom","id":"a2","parentId":"a1","timestamp":"t","data":{}}"#,
             "\n",
@@ -354,6 +356,7 @@ mod tests {
         let t = Transcript::parse(text);
         assert_eq!(t.messages.len(), 1);
         assert_eq!(t.messages[0].text(), "hi");
+        assert_eq!(t.messages[0].images().count(), 0, "an image without its MIME type is kept, not sent");
         assert_eq!(t.last_id.as_deref(), Some("a2"));
         assert_eq!(t.skipped, vec![4]);
     }

@@ -358,3 +358,36 @@ async fn two_bots_in_one_channel_stop_at_the_pair_budget() {
     assert!(content(&sent[2].1).contains("are you there?"));
     assert!(gw.shutdown().await);
 }
+
+/// Preview streaming on Discord (`streaming.mode: "partial"`): one message
+/// while the answer is written, then `PATCH`ed into the final answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_is_edited_in_place() {
+    let fake = fake(41_250).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let answer = "First, we list what we know. Then we pick the two questions that matter most and give each an \
+        owner. On Friday we look at what we learned and decide what to stop doing.";
+    let agent_dir = root.join("state/agents/work/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let script = format!("{{ rules: [ {{ when: \"plan\", reply: {} }} ] }}", serde_json::to_string(answer).unwrap());
+    std::fs::write(agent_dir.join("offline-script.json5"), script).unwrap();
+    let text = config(root, &fake.api_base())
+        .replace("apiBase:", "streaming: { mode: \"partial\", preview: { chunk: { minChars: 40 } } }, apiBase:");
+    let gw = common::serve(root, &text, &["channel_discord"]).await;
+    assert!(fake.wait_connected(MAIN, WAIT).await);
+    fake.user_message(MAIN, None, ("1100000000000000005", "Ada"), "what is the plan?", &[], false);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let edits = loop {
+        let edits = fake.wait_action(MAIN, "edit", WAIT).await;
+        if edits.last().is_some_and(|e| e.1["content"] == answer) || tokio::time::Instant::now() >= deadline {
+            break edits;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let sent = fake.sent(MAIN);
+    assert_eq!(sent.len(), 1, "one message: {sent:?}");
+    assert!(answer.starts_with(content(&sent[0].1)) && content(&sent[0].1).len() >= 40, "{sent:?}");
+    assert_eq!(edits.last().map(|e| e.1["content"].clone()), Some(serde_json::json!(answer)), "{edits:?}");
+    assert!(gw.shutdown().await);
+}

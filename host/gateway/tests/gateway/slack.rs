@@ -257,3 +257,37 @@ async fn files_identity_reactions_and_uploads() {
 fn text_of(m: &Value) -> String {
     m["text"].as_str().unwrap_or_default().to_string()
 }
+
+/// Preview streaming on Slack (`streaming.mode: "partial"`): one post while
+/// the answer is written, then `chat.update`d into the final answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_is_updated_in_place() {
+    let fake = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let answer = "First, we list what we know. Then we pick the two questions that matter most and give each an \
+        owner. On Friday we look at what we learned and decide what to stop doing.";
+    let agent_dir = root.join("state/agents/work/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let script = format!("{{ rules: [ {{ when: \"plan\", reply: {} }} ] }}", serde_json::to_string(answer).unwrap());
+    std::fs::write(agent_dir.join("offline-script.json5"), script).unwrap();
+    let text = config(root, &fake.api_base())
+        .replace("apiBase:", "streaming: { mode: \"partial\", preview: { chunk: { minChars: 40 } } }, apiBase:");
+    let gw = common::serve(root, &text, &["channel_slack"]).await;
+    fake.user_message(ACME, "D0ADA", "U0ADA", "what is the plan?", None).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let updates = loop {
+        let updates: Vec<Value> =
+            fake.actions(ACME).into_iter().filter(|(m, _)| m == "chat.update").map(|(_, v)| v).collect();
+        if updates.last().is_some_and(|u| u["text"] == answer) || tokio::time::Instant::now() >= deadline {
+            break updates;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let sent = fake.sent(ACME);
+    assert_eq!(sent.len(), 1, "one post: {sent:?}");
+    let first = text_of(&sent[0]);
+    assert!(answer.starts_with(&first) && first.len() >= 40, "{sent:?}");
+    assert_eq!(updates.last().map(|u| u["text"].clone()), Some(serde_json::json!(answer)), "{updates:?}");
+    assert!(gw.shutdown().await);
+}

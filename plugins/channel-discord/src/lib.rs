@@ -44,7 +44,7 @@ use chela_channel_sdk::bindings::plugin::websocket::{Connection, Message};
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
     base_url, deliver_parts, export_channel, http, kv, log, monotonic_ms, multipart, parse_settings, random_fraction,
-    respond, secrets, split::split, AttachmentKind, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest,
+    respond, secrets, AttachmentKind, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest,
     InboundAttachment, InboundEvent, MessageRef, OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
 };
 
@@ -537,10 +537,7 @@ fn attachments(d: &Value) -> Vec<InboundAttachment> {
         let mime = a["content_type"].as_str().map(|m| m.split(';').next().unwrap_or(m).trim().to_string());
         let kind = match mime.as_deref().unwrap_or_default() {
             _ if voice => AttachmentKind::Voice,
-            m if m.starts_with("image/") => AttachmentKind::Image,
-            m if m.starts_with("audio/") => AttachmentKind::Audio,
-            m if m.starts_with("video/") => AttachmentKind::Video,
-            _ => AttachmentKind::Document,
+            m => chela_channel_sdk::files::kind_for_mime(m),
         };
         Some(InboundAttachment {
             kind,
@@ -702,10 +699,8 @@ impl Channel for Discord {
             Ok(c) => c,
             Err(e) => return Delivery::Failed(format!("cannot open the DM: {e}")),
         };
-        let mut parts =
-            if message.text.trim().is_empty() { Vec::new() } else { split(&message.text, TEXT_LIMIT as usize) };
-        let texts = parts.len();
-        parts.extend(message.attachments.iter().map(|a| a.file_name.clone()));
+        let chela_channel_sdk::files::Parts { parts, texts } =
+            chela_channel_sdk::files::reply_parts(&message, TEXT_LIMIT as usize);
         deliver_parts(&parts, |i, part| {
             if i >= texts {
                 let file = &message.attachments[i - texts];

@@ -44,9 +44,8 @@ use chela_channel_sdk::bindings::plugin::websocket::{Connection, Message};
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
     base_url, deliver_parts, export_channel, header, hex_decode, http, kv, log, now_unix_s, parse_settings, respond,
-    secrets, split::split, AttachmentKind, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest,
-    HttpResponse, InboundAttachment, InboundEvent, MessageRef, OutboundMessage, PartError, Peer, PeerKind,
-    WebhookOutcome,
+    secrets, AttachmentKind, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest, HttpResponse,
+    InboundAttachment, InboundEvent, MessageRef, OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
 };
 
 /// Slack's names for the emoji agents use most (`reactions.add` and
@@ -310,10 +309,7 @@ fn files(e: &Value) -> Vec<InboundAttachment> {
         let kind = match mime.as_deref().unwrap_or_default() {
             // Slack's voice clips are audio/webm or mp4 "audio" files shown as clips.
             _ if f["subtype"] == "slack_audio" => AttachmentKind::Voice,
-            m if m.starts_with("image/") => AttachmentKind::Image,
-            m if m.starts_with("audio/") => AttachmentKind::Audio,
-            m if m.starts_with("video/") => AttachmentKind::Video,
-            _ => AttachmentKind::Document,
+            m => chela_channel_sdk::files::kind_for_mime(m),
         };
         Some(InboundAttachment {
             kind,
@@ -610,10 +606,8 @@ impl Channel for Slack {
             ReplyTo::Off => None,
             ReplyTo::First | ReplyTo::All => message.reply_to_message_id.clone(),
         });
-        let mut parts =
-            if message.text.trim().is_empty() { Vec::new() } else { split(&message.text, TEXT_LIMIT as usize) };
-        let texts = parts.len();
-        parts.extend(message.attachments.iter().map(|a| a.file_name.clone()));
+        let chela_channel_sdk::files::Parts { parts, texts } =
+            chela_channel_sdk::files::reply_parts(&message, TEXT_LIMIT as usize);
         deliver_parts(&parts, |i, part| {
             if i >= texts {
                 let file = &message.attachments[i - texts];

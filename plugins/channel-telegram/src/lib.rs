@@ -421,10 +421,8 @@ impl Channel for Telegram {
         let reply_to = message.reply_to_message_id.as_deref().and_then(|r| r.parse::<i64>().ok());
         let mut migrated = false;
         // The text in parts, then each file as a part of its own.
-        let mut parts =
-            if message.text.trim().is_empty() { Vec::new() } else { split(&message.text, TEXT_LIMIT as usize) };
-        let texts = parts.len();
-        parts.extend(message.attachments.iter().map(|a| a.file_name.clone()));
+        let chela_channel_sdk::files::Parts { parts, texts } =
+            chela_channel_sdk::files::reply_parts(&message, TEXT_LIMIT as usize);
         deliver_parts(&parts, |i, part| loop {
             if i >= texts {
                 let file = &message.attachments[i - texts];

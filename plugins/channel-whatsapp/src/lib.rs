@@ -39,9 +39,8 @@ use std::collections::HashMap;
 use chela_channel_sdk::serde_json::{self, json, Value};
 use chela_channel_sdk::{
     base_url, deliver_parts, export_channel, header, hex_decode, http, kv, log, multipart, parse_settings, query_param,
-    respond, secrets, split::split, AttachmentKind, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest,
-    HttpResponse, InboundAttachment, InboundEvent, MessageRef, OutboundMessage, PartError, Peer, PeerKind,
-    WebhookOutcome,
+    respond, secrets, AttachmentKind, Channel, ChannelInfo, Delivery, Download, Features, HttpRequest, HttpResponse,
+    InboundAttachment, InboundEvent, MessageRef, OutboundMessage, PartError, Peer, PeerKind, WebhookOutcome,
 };
 
 /// What a function answers that `describe` does not declare (the host never calls it).
@@ -428,10 +427,8 @@ impl Channel for WhatsApp {
             _ => "individual",
         };
         let account_id = message.account_id.clone();
-        let mut parts =
-            if message.text.trim().is_empty() { Vec::new() } else { split(&message.text, TEXT_LIMIT as usize) };
-        let texts = parts.len();
-        parts.extend(message.attachments.iter().map(|a| a.file_name.clone()));
+        let chela_channel_sdk::files::Parts { parts, texts } =
+            chela_channel_sdk::files::reply_parts(&message, TEXT_LIMIT as usize);
         deliver_parts(&parts, |i, part| {
             if i >= texts {
                 let file = &message.attachments[i - texts];

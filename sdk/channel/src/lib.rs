@@ -26,6 +26,7 @@ pub mod bindings {
 }
 
 pub mod deliver;
+pub mod files;
 pub mod multipart;
 pub mod settings;
 pub mod split;

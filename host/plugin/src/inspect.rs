@@ -16,6 +16,24 @@ pub enum PluginKind {
     Channel,
 }
 
+/// Which version of `channel-adapter` a component exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContractVersion {
+    V0_1,
+    V0_2,
+}
+
+impl ContractVersion {
+    /// From the exported interface's name (`chela:plugin/channel-adapter@0.2.0`).
+    pub fn of_export(export: &str) -> Option<ContractVersion> {
+        match export.rsplit_once('@').map(|(_, v)| v) {
+            Some("0.1.0") => Some(ContractVersion::V0_1),
+            Some("0.2.0") => Some(ContractVersion::V0_2),
+            _ => None,
+        }
+    }
+}
+
 /// The facts `chela plugins inspect` prints and the loader decides on.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -61,7 +79,7 @@ pub fn inspect(engine: &Engine, component: &Component) -> Result<PluginManifest,
     };
     let speaks = match kind {
         PluginKind::Tool => world_export.ends_with("@0.1.0"),
-        PluginKind::Channel => crate::channel::ContractVersion::of_export(&world_export).is_some(),
+        PluginKind::Channel => ContractVersion::of_export(&world_export).is_some(),
     };
     if !speaks {
         return Err(format!(

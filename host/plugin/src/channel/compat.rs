@@ -18,25 +18,8 @@ use crate::bindings::channel_v0_1::{
     SocketChannelPlugin as SocketChannelPluginV1, SocketChannelPluginPre as SocketChannelPluginPreV1,
 };
 use crate::bindings::plugin::types as v1;
+pub use crate::inspect::ContractVersion;
 use crate::state::PluginState;
-
-/// Which version of `channel-adapter` a component exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContractVersion {
-    V0_1,
-    V0_2,
-}
-
-impl ContractVersion {
-    /// From the exported interface's name (`chela:plugin/channel-adapter@0.2.0`).
-    pub fn of_export(export: &str) -> Option<ContractVersion> {
-        match export.rsplit_once('@').map(|(_, v)| v) {
-            Some("0.1.0") => Some(ContractVersion::V0_1),
-            Some("0.2.0") => Some(ContractVersion::V0_2),
-            _ => None,
-        }
-    }
-}
 
 /// A linked channel component, ready to instantiate.
 pub(super) enum Pre {

@@ -551,19 +551,6 @@ fn attachments(d: &Value) -> Vec<InboundAttachment> {
     .collect()
 }
 
-/// `👀` → `%F0%9F%91%80` (a reaction's path segment).
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 fn reply_channel(acct: &Account, peer: &Peer) -> Result<String, String> {
     if peer.kind != PeerKind::Direct {
         return Ok(peer.id.clone());
@@ -679,8 +666,11 @@ impl Channel for Discord {
     fn react(message: MessageRef, emoji: String) -> Result<(), String> {
         let acct = account(&message.account_id)?;
         let channel = reply_channel(&acct, &message.peer)?;
-        let path =
-            format!("/channels/{channel}/messages/{}/reactions/{}/@me", message.message_id, percent_encode(&emoji));
+        let path = format!(
+            "/channels/{channel}/messages/{}/reactions/{}/@me",
+            message.message_id,
+            chela_channel_sdk::percent_encode(&emoji)
+        );
         rest(&acct, "PUT", &path, None).map(|_| ()).map_err(rest_text)
     }
 

@@ -78,19 +78,6 @@ fn emoji_name(emoji: &str) -> Option<String> {
     EMOJI_NAMES.iter().find(|(c, _)| *c == e).map(|(_, n)| n.to_string())
 }
 
-/// Percent-encodes a form value.
-fn form_value(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 /// What a function answers that `describe` does not declare (the host never calls it).
 const NOT_DECLARED: &str = "not supported by this adapter";
 /// Slack's file size limit (1 GB).
@@ -162,7 +149,7 @@ fn api(acct: &Account, method: &str, token: &str, body: &Value) -> Result<Value,
 
 /// Calls a Web API method that takes form arguments (`files.getUploadURLExternal`).
 fn api_form(acct: &Account, method: &str, token: &str, args: &[(&str, String)]) -> Result<Value, ApiError> {
-    let body: Vec<String> = args.iter().map(|(k, v)| format!("{k}={}", form_value(v))).collect();
+    let body: Vec<String> = args.iter().map(|(k, v)| format!("{k}={}", chela_channel_sdk::percent_encode(v))).collect();
     api_body(acct, method, token, "application/x-www-form-urlencoded", body.join("&").as_bytes())
 }
 

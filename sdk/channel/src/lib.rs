@@ -36,7 +36,7 @@ pub use chela_sdk_http as http;
 pub use deliver::{deliver_parts, PartError};
 pub use serde_json;
 pub use settings::{base_url, parse_settings};
-pub use util::{header, hex_decode, monotonic_ms, now_unix_s, query_param, random_fraction, sleep_ms};
+pub use util::{header, hex_decode, monotonic_ms, now_unix_s, percent_encode, query_param, random_fraction, sleep_ms};
 
 pub use bindings::chela::plugin0_2_0::channel_types::{
     AttachmentKind, Download, Identity, InboundAttachment, InboundEvent, MessageRef, OutboundAttachment,

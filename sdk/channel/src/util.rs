@@ -63,6 +63,20 @@ pub fn query_param(path_with_query: &str, name: &str) -> Option<String> {
 }
 
 /// Waits inside the guest (wasi clocks): a short rate-limit pause mid-reply.
+/// Percent-encodes every byte but RFC 3986's unreserved ones (a path
+/// segment such as a reaction's emoji, or a form value).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 pub fn sleep_ms(ms: u64) {
     wasip2::clocks::monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
 }

@@ -581,7 +581,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
             if !known {
                 return error(404, 10008, "Unknown Message");
             }
-            let Some(decoded) = percent_decode(emoji).filter(|e| !e.is_empty() && !e.contains(' ')) else {
+            let Some(decoded) = wire::percent_decode(emoji).filter(|e| !e.is_empty() && !e.contains(' ')) else {
                 return error(400, 10014, "Unknown Emoji");
             };
             let (cid, mid) = (cid.to_string(), mid.to_string());
@@ -667,24 +667,6 @@ fn create_message(st: &mut State, token: &str, channel_id: &str, body: &[u8]) ->
     // Discord echoes the bot's own message over the gateway.
     dispatch(st, token, "MESSAGE_CREATE", m.clone());
     json_reply(200, &m, &headers(4))
-}
-
-/// `%F0%9F%91%80` → 👀 (the emoji in a reaction path).
-fn percent_decode(s: &str) -> Option<String> {
-    let mut out = Vec::new();
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// One gateway connection: HELLO, then IDENTIFY or RESUME, heartbeats, dispatches.

@@ -197,32 +197,11 @@ pub async fn post_signed(
     wire::request("POST", url, &headers, body).await
 }
 
-/// `%F0%9F%A6%80` → 🦀 (bytes that do not decode are kept as written).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = (bytes[i] == b'%').then(|| bytes.get(i + 1..i + 3)).flatten();
-        match hex.and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()) {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn form(s: &str) -> Value {
     let mut o = serde_json::Map::new();
     for pair in s.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        o.insert(k.to_string(), Value::String(percent_decode(&v.replace('+', " "))));
+        o.insert(k.to_string(), Value::String(wire::percent_decode(&v.replace('+', " ")).unwrap_or_default()));
     }
     Value::Object(o)
 }

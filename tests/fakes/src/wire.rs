@@ -289,3 +289,22 @@ pub async fn multipart(content_type: &str, body: Bytes) -> Result<(Value, Option
     }
     Ok((Value::Object(fields), file))
 }
+
+/// `%F0%9F%91%80` → 👀 (a path segment or form value); `None` when the
+/// escapes are malformed or the bytes are not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}

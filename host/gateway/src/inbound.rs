@@ -447,7 +447,8 @@ impl Gateway {
         }
         // The files its `MEDIA:` lines name, from the agent's own workspace.
         let workspace = agent_workspace(cfg, &Roster::from_config(cfg), &turn.agent_id, &self.env);
-        let outgoing = media_out::attach(&turn.reply, &workspace, channel);
+        let may_read = chela_core::policy::may_attach_files(cfg, &turn.agent_id, &route.session_kind);
+        let outgoing = media_out::attach(&turn.reply, &workspace, may_read, channel);
         // The reply goes back exactly where the message came from.
         let reply = OutboundMessage {
             account_id: account.clone(),

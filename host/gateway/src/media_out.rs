@@ -5,7 +5,8 @@
 //! reply instead of silently dropped.
 //!
 //! Must not: read a file outside the agent's workspace (a `..`, an absolute
-//! path elsewhere or a symlink out of it is refused), or fetch a URL.
+//! path elsewhere or a symlink out of it is refused), read one for an agent
+//! whose tool policy denies `read` (core's `may_attach_files`), or fetch a URL.
 
 use std::path::{Path, PathBuf};
 
@@ -50,7 +51,7 @@ fn resolve(workspace: &Path, reference: &str) -> Result<PathBuf, String> {
 
 /// The reply `text` with its `MEDIA:` files read from `workspace`, as far
 /// as `channel` can send them.
-pub(crate) fn attach(text: &str, workspace: &Path, channel: &ChannelRuntime) -> Outgoing {
+pub(crate) fn attach(text: &str, workspace: &Path, may_read: bool, channel: &ChannelRuntime) -> Outgoing {
     let (kept, refs) = reply_media(text);
     if refs.is_empty() {
         return Outgoing { text: text.to_string(), attachments: Vec::new() };
@@ -62,6 +63,9 @@ pub(crate) fn attach(text: &str, workspace: &Path, channel: &ChannelRuntime) -> 
     for r in refs {
         let name = r.rsplit('/').next().unwrap_or(&r).to_string();
         let read = || -> Result<OutboundAttachment, String> {
+            if !may_read {
+                return Err("this agent's tool policy does not allow `read`".into());
+            }
             if !can_upload {
                 return Err(format!("{} cannot send files", channel.channel_id()));
             }

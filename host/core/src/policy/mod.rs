@@ -16,6 +16,6 @@ pub use exec::{exec_confinement, exec_unconfined, ExecConfinement, UNCONFINED};
 pub use matcher::ToolMatcher;
 pub use pipeline::{
     agent_to_agent_allowed, classify_session, effective_tools, elevated_active, elevated_allowed, elevated_level,
-    is_sandboxed, may_spawn, parse_elevated_level, reach, sandbox_mode, session_kind_for_key, session_visible,
-    workspace_access, EffectiveTools, Reach, SessionKind, SessionRights, ToolDecision,
+    is_sandboxed, may_attach_files, may_spawn, parse_elevated_level, reach, sandbox_mode, session_kind_for_key,
+    session_visible, workspace_access, EffectiveTools, Reach, SessionKind, SessionRights, ToolDecision,
 };

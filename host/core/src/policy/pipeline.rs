@@ -220,6 +220,13 @@ pub fn session_visible(
     }
 }
 
+/// Whether a reply of `agent_id` in a session of `kind` may attach files
+/// from its workspace (`MEDIA:` lines): only when its tool policy lets it
+/// `read` them, as OpenClaw's file-read policy decides for attachments.
+pub fn may_attach_files(cfg: &Config, agent_id: &str, kind: &SessionKind) -> bool {
+    effective_tools(cfg, agent_id, kind, &ToolCatalog::core()).allows("read")
+}
+
 /// The workspace access of an agent's sandbox (`none` unless configured).
 pub fn workspace_access(cfg: &Config, agent_id: &str) -> WorkspaceAccess {
     let id = normalize_agent_id(Some(agent_id));
@@ -556,6 +563,19 @@ pub fn elevated_level(cfg: &Config, agent_id: &str, session: Option<&str>) -> &'
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn attaching_files_needs_the_read_tool() {
+        let c = crate::config::load::load_str(
+            r#"{ agents: { list: [ { id: "main" }, { id: "blind", tools: { deny: ["read"] } }, { id: "fs", tools: { deny: ["group:fs"] } } ] } }"#,
+            Some("t.json5"),
+        )
+        .expect("loads")
+        .config;
+        assert!(may_attach_files(&c, "main", &SessionKind::Main));
+        assert!(!may_attach_files(&c, "blind", &SessionKind::Main));
+        assert!(!may_attach_files(&c, "fs", &SessionKind::Main));
+    }
     use super::*;
     use crate::config::load_str;
 

@@ -476,3 +476,35 @@ async fn a_streamed_answer_is_edited_in_place_into_the_transcripts_text() {
     assert_eq!(last_assistant["message"]["content"][0]["text"], answer);
     assert!(gw.shutdown().await);
 }
+
+/// A reply's `MEDIA:` line reads a workspace file only for an agent whose
+/// tool policy allows `read`: with `read` denied nothing is uploaded and
+/// the reply says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_files_need_the_read_tool() {
+    let fake = TelegramFake::start().await;
+    fake_bots(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("ws-support")).unwrap();
+    std::fs::write(root.join("ws-support/notes.txt"), b"private notes").unwrap();
+    let agent_dir = root.join("state/agents/support/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    std::fs::write(
+        agent_dir.join("offline-script.json5"),
+        r#"{ rules: [ { when: "notes", reply: "Here.\nMEDIA:notes.txt" } ] }"#,
+    )
+    .unwrap();
+    let text = config(root, &fake.api_root(), "polling")
+        .replace(r#"identity: { name: "Sage" } }"#, r#"identity: { name: "Sage" }, tools: { deny: ["read"] } }"#);
+    assert!(text.contains(r#"deny: ["read"]"#), "{text}");
+    let gw = common::serve(root, &text, &["channel_telegram"]).await;
+    fake.user_message(HELP, None, (5001, "Ada"), "the notes please", json!({}));
+    let sent = fake.wait_sent(HELP, 1, WAIT).await;
+    assert_eq!(
+        sent.first().map(|m| m["text"].clone()),
+        Some(json!("Here.\n(notes.txt not attached: this agent's tool policy does not allow `read`)"))
+    );
+    assert!(fake.uploads(HELP).is_empty());
+    assert!(gw.shutdown().await);
+}

@@ -151,13 +151,13 @@ async fn a_full_disk_refuses_webhooks_and_pauses_polling_then_everything_is_answ
     );
 
     // A webhook delivery: refused with 503 and Retry-After, so Meta retries.
-    let (_, status) = whatsapp.user_message(NUMBER, ("15550001111", "Ana"), "while full (whatsapp)", None, None).await;
-    assert_eq!(status, Some(503), "a webhook the gateway could not store was acknowledged");
     let raw =
         raw_signed_post(&gw.addr, "/channels/whatsapp/biz/", &notification("wamid.DISK-raw", "raw while full")).await;
     let head = raw.split("\r\n\r\n").next().unwrap_or_default().to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 503"), "{raw}");
+    assert!(head.starts_with("http/1.1 503"), "a webhook the gateway could not store was acknowledged: {raw}");
     assert!(head.contains("\r\nretry-after: "), "a refusal says when to retry: {raw}");
+    let (_, status) = whatsapp.user_message(NUMBER, ("15550001111", "Ana"), "while full (whatsapp)", None, None).await;
+    assert_eq!(status, Some(503), "a webhook the gateway could not store was acknowledged");
     let (_, status) = whatsapp.user_message(NUMBER, ("15550001111", "Ana"), "again while full", None, None).await;
     assert_eq!(status, Some(503));
     assert_eq!(whatsapp.sent(NUMBER).len(), 1, "nothing was answered while full");

@@ -210,8 +210,8 @@ async fn four_platforms_pairing_mentions_broadcast_reload_limits_and_sigterm() {
             ok_count += 1;
         }
     }
-    let mut child = gw.child;
-    let exit = tokio::time::timeout(WAIT, child.wait()).await.expect("exits").unwrap();
+    let mut gw = gw;
+    let exit = tokio::time::timeout(WAIT, gw.child.wait()).await.expect("exits").unwrap();
     assert!(exit.success(), "{exit:?}");
     assert!(ok_count >= 10, "the first half was accepted: {ok_count}");
     let replies = f.whatsapp.sent(SALES).len() - before;

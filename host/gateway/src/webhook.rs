@@ -1,7 +1,9 @@
 //! `/channels/<channel>/<account>/<rest>`: a platform's webhook delivery,
 //! handed raw to the channel adapter that verifies and parses it; the events
 //! it yields are accepted into the journal (`intake.rs`) before the platform is
-//! answered, and run after.
+//! answered, and run after. What cannot be handled or stored right now is
+//! refused 503 with `Retry-After` (the platform delivers it again); a delivery
+//! the adapter broke on (a trap, its memory cap) is 502.
 //!
 //! Must not: verify signatures or parse platform payloads itself (the adapter
 //! does), or wait for turns before answering the platform.
@@ -13,7 +15,8 @@ use hyper::{Request, Response, StatusCode};
 
 use crate::reply::{error, full, read_body, refused, Reply};
 use crate::Gateway;
-use chela_plugin::channel::HttpRequest;
+use chela_plugin::channel::{ChannelError, HttpRequest};
+use chela_plugin::CallError;
 
 /// `/channels/<channel>/<account>/<rest>`: raw request to the adapter.
 /// An address whose requests the adapter keeps refusing as unauthenticated
@@ -52,7 +55,15 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::
         Ok(o) => o,
         Err(e) => {
             gw.metrics.inc("chela_errors_total", &[("stage", "webhook")]);
-            return error(StatusCode::BAD_GATEWAY, &e.to_string());
+            tracing::warn!(channel = channel_id, account, error = %e, "webhook delivery not handled; refused");
+            return match &e {
+                // The adapter itself broke on this delivery.
+                ChannelError::Call(CallError::Trap { .. } | CallError::OutOfMemory { .. }) => {
+                    error(StatusCode::BAD_GATEWAY, &e.to_string())
+                }
+                // Anything else passes (a cool-down, a slow start, settings being fixed): retry later.
+                _ => retry_later(&e.to_string()),
+            };
         }
     };
     if matches!(outcome.response.status, 401 | 403) {
@@ -66,9 +77,7 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::
     if let Err(e) = gw.intake(&channel, outcome.events).await {
         tracing::error!(channel = channel_id, account, error = %e, "cannot journal a webhook delivery; refused");
         gw.metrics.inc("chela_errors_total", &[("stage", "journal")]);
-        let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "the gateway cannot store messages right now; retry later");
-        r.headers_mut().insert("retry-after", hyper::header::HeaderValue::from_static("5"));
-        return r;
+        return retry_later("the gateway cannot store messages right now; retry later");
     }
     let mut r = Response::new(full(outcome.response.body));
     *r.status_mut() = StatusCode::from_u16(outcome.response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -79,5 +88,12 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: std::
             r.headers_mut().append(k, v);
         }
     }
+    r
+}
+
+/// 503 with `Retry-After`: not acknowledged, so the platform delivers it again.
+fn retry_later(message: &str) -> Reply {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    r.headers_mut().insert("retry-after", hyper::header::HeaderValue::from_static("5"));
     r
 }

@@ -3,8 +3,10 @@
 //! to it, and waiting for a condition (never a fixed sleep).
 #![allow(dead_code)] // each test binary uses a part
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chela_fakes::wire;
@@ -32,6 +34,25 @@ pub struct Gateway {
     pub addr: String,
     pub root: PathBuf,
     pub config: PathBuf,
+    /// The last lines of its log, shown when the test fails.
+    log_tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+/// How many of the gateway's last log lines a failing test shows.
+const LOG_TAIL_LINES: usize = 200;
+
+impl Drop for Gateway {
+    /// A failing test shows what the gateway logged last (on CI there is
+    /// nothing else to read).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let tail = self.log_tail.lock().unwrap_or_else(|p| p.into_inner());
+            eprintln!("--- the gateway's last {} log lines ---", tail.len());
+            for line in tail.iter() {
+                eprintln!("[gateway] {line}");
+            }
+        }
+    }
 }
 
 impl Gateway {
@@ -125,16 +146,24 @@ impl Gateway {
         })
         .await
         .expect("the gateway listens");
-        // Keep draining its log so it never blocks on a full pipe (CHELA_TEST_LOG=1 shows it).
+        // Keep draining its log so it never blocks on a full pipe (CHELA_TEST_LOG=1 shows it;
+        // a failing test shows the tail).
         let show = std::env::var_os("CHELA_TEST_LOG").is_some();
+        let log_tail = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_TAIL_LINES)));
+        let tail = log_tail.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 if show {
                     eprintln!("[gateway] {line}");
                 }
+                let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+                if tail.len() == LOG_TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
             }
         });
-        let gw = Gateway { child, addr, root: root.into(), config };
+        let gw = Gateway { child, addr, root: root.into(), config, log_tail };
         let deadline = Instant::now() + WAIT;
         while ready && gw.get("/readyz", &[]).await.status != 200 {
             assert!(Instant::now() < deadline, "not ready: {}", gw.get("/readyz", &[]).await.body);

@@ -18,11 +18,13 @@
 //! Must not: give a tool anything its manifest did not ask for (the host links only granted
 //! capabilities).
 
-/// Generated bindings for the `tool-plugin-all` world (`wit/`); a component
-/// built with them imports only the interfaces its code calls.
+/// Generated bindings for the `tool-plugin-all` world (`wit/`, 0.2.0:
+/// 0.1.0's capabilities and tool contract plus `messaging`); a component
+/// built with them imports only the interfaces its code calls, so a tool
+/// that sends no messages still loads on a 0.1.0 host.
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "chela:plugin/tool-plugin-all@0.1.0",
+        world: "chela:plugin/tool-plugin-all@0.2.0",
         path: "../wit",
         pub_export_macro: true,
         default_bindings_module: "chela_sdk::bindings",
@@ -32,6 +34,8 @@ pub mod bindings {
     /// The 0.1.0 interfaces without the version in the path (wit-bindgen
     /// adds it because `wit/` holds two versions of `chela:plugin`).
     pub use chela::plugin0_1_0 as plugin;
+    /// `messaging` (0.2.0).
+    pub use chela::plugin0_2_0::messaging;
 }
 
 pub use serde_json;
@@ -72,6 +76,12 @@ pub mod sessions {
     pub use crate::bindings::plugin::sessions::{
         history, list_sessions, send, spawn, status, SessionStatus, SessionSummary, SpawnRequest, TranscriptEntry,
     };
+}
+
+/// Sending messages into chats (the `message` tool): the host picks only
+/// accounts that speak for the calling agent and files from its workspace.
+pub mod messaging {
+    pub use crate::bindings::messaging::{send, Outbound, Sent};
 }
 
 /// Outbound HTTP through `wasi:http` (the host allows only granted hosts).

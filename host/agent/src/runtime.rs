@@ -23,8 +23,10 @@ use chela_core::policy::elevated_allowed;
 use chela_core::queue_mode::{DropPolicy, QueueMode, QueueSettings};
 use chela_core::routing::SessionTarget;
 use chela_core::session_key::SessionKey;
+use chela_plugin::capability::messaging::MessagingAccess;
 use chela_plugin::capability::secrets::SecretStore;
 use chela_plugin::capability::sessions::SessionsAccess;
+use chela_plugin::capability::HostServices;
 use chela_plugin::Plugins;
 
 mod admission;
@@ -189,6 +191,9 @@ pub struct RuntimeParts {
     /// Where announcements go (the gateway delivers them through the channel;
     /// `None`: they are logged and stay in the transcript).
     pub announcer: Option<Arc<Announcer>>,
+    /// What the `message` tool sends through (the gateway's channels; `None`:
+    /// its calls fail as unavailable).
+    pub messaging: Option<Arc<dyn MessagingAccess>>,
 }
 
 impl RuntimeParts {
@@ -209,6 +214,7 @@ impl RuntimeParts {
             limits: RunLimits::default(),
             durability: Durability::default(),
             announcer: None,
+            messaging: None,
         }
     }
 }
@@ -229,6 +235,7 @@ pub struct AgentRuntime {
     announcer: Option<Arc<Announcer>>,
     /// What `sessions_*` tools of this runtime's turns see (answered from its stores).
     sessions: Arc<dyn SessionsAccess>,
+    messaging: Option<Arc<dyn MessagingAccess>>,
     /// Set by [`AgentRuntime::close`]: turns the store refuses stop waiting for it.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -237,7 +244,8 @@ impl AgentRuntime {
     /// The runtime of `parts`, answering its tools' `sessions` calls through
     /// `sessions` (built by `assemble.rs`, which ties the two together).
     pub(crate) fn from_parts(parts: RuntimeParts, sessions: Arc<dyn SessionsAccess>) -> AgentRuntime {
-        let RuntimeParts { snapshot, env, plugins, providers, secrets, limits, durability, announcer } = parts;
+        let RuntimeParts { snapshot, env, plugins, providers, secrets, limits, durability, announcer, messaging } =
+            parts;
         AgentRuntime {
             env,
             snapshot,
@@ -251,8 +259,14 @@ impl AgentRuntime {
             background: Mutex::default(),
             announcer,
             sessions,
+            messaging,
             closing: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// The host services its turns' tools are linked with.
+    pub(crate) fn services(&self) -> HostServices {
+        HostServices { sessions: Some(self.sessions.clone()), messaging: self.messaging.clone() }
     }
 
     pub(crate) fn announce(&self, a: Announcement) {

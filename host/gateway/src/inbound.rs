@@ -50,7 +50,7 @@ pub fn chat_type(k: PeerKind) -> ChatType {
     }
 }
 
-fn peer_kind(c: ChatType) -> PeerKind {
+pub(crate) fn peer_kind(c: ChatType) -> PeerKind {
     match c {
         ChatType::Direct => PeerKind::Direct,
         ChatType::Group => PeerKind::Group,
@@ -698,7 +698,7 @@ impl Gateway {
 
     /// Whether `session.sendPolicy` (or the session's own `sendPolicy`) lets
     /// an answer into `session_key`'s chat on `channel`.
-    fn may_send(
+    pub(crate) fn may_send(
         &self,
         cfg: &chela_core::config::schema::Config,
         session_key: &str,
@@ -725,7 +725,7 @@ impl Gateway {
 /// failed in the adapter (trap, timeout, cool-down) is retried with
 /// exponential back-off and jitter, a few times; a refusal by the platform
 /// or a missing account is final.
-async fn deliver(channel: &ChannelRuntime, reply: OutboundMessage) -> Result<Vec<String>, String> {
+pub(crate) async fn deliver(channel: &ChannelRuntime, reply: OutboundMessage) -> Result<Vec<String>, String> {
     let mut last = String::from("delivery failed");
     for attempt in 1..=MAX_DELIVERY_ATTEMPTS {
         let wait = match channel.send(reply.clone()).await {

@@ -24,6 +24,7 @@ mod journal_codec;
 mod live;
 mod media_in;
 mod media_out;
+mod messenger;
 pub mod metrics;
 mod openai;
 pub mod pairing;
@@ -199,23 +200,34 @@ pub fn tool_secrets(cfg: &Config, vars: &EnvVars, plugin_id: &str) -> Arc<Secret
     SecretStore::from_bound(entries)
 }
 
+/// What the agent runtime reaches the channels through, when a gateway
+/// runs them (`chela send` without a gateway has neither).
+#[derive(Default)]
+pub struct RuntimeServices {
+    /// Where announcements go.
+    pub announcer: Option<Arc<chela_agent::runtime::Announcer>>,
+    /// What the `message` tool sends through.
+    pub messaging: Option<Arc<dyn chela_plugin::capability::messaging::MessagingAccess>>,
+}
+
 /// The agent runtime of a host, assembled the one way the gateway and
 /// `chela send` both use: the shared snapshot, the plugins, the providers,
 /// tool secrets read from the snapshot in force (`plugins.entries.<id>.secrets`,
-/// `${VAR}` from `vars`), and where announcements go.
+/// `${VAR}` from `vars`), and the channels' services.
 pub fn agent_runtime(
     snapshot: Arc<SnapshotCell>,
     env: Environment,
     plugins: Arc<Plugins>,
     providers: Providers,
     vars: Arc<EnvVars>,
-    announcer: Option<Arc<chela_agent::runtime::Announcer>>,
+    services: RuntimeServices,
 ) -> Arc<AgentRuntime> {
     let secrets_of = snapshot.clone();
     let secrets: Arc<chela_agent::runtime::SecretsFor> =
         Arc::new(move |plugin: &str| tool_secrets(&secrets_of.load().config, &*vars, plugin));
     let mut parts = RuntimeParts::new(snapshot, env, plugins, providers, secrets);
-    parts.announcer = announcer;
+    parts.announcer = services.announcer;
+    parts.messaging = services.messaging;
     AgentRuntime::new(parts)
 }
 
@@ -286,7 +298,8 @@ impl Gateway {
         let cell = SnapshotCell::of(config);
         let state_dir = env.state_dir();
         let gw = Arc::new_cyclic(|me: &std::sync::Weak<Gateway>| {
-            // Announcements are delivered through the channels of this gateway.
+            // Announcements and the `message` tool's sends go through the channels of this gateway.
+            let me_too = me.clone();
             let me = me.clone();
             let announcer: Arc<chela_agent::runtime::Announcer> = Arc::new(move |a| {
                 if let Some(gw) = me.upgrade() {
@@ -295,8 +308,9 @@ impl Gateway {
                     });
                 }
             });
-            let runtime =
-                agent_runtime(cell.clone(), env.clone(), plugins.clone(), providers, vars.clone(), Some(announcer));
+            let services =
+                RuntimeServices { announcer: Some(announcer), messaging: Some(messenger::messenger(me_too)) };
+            let runtime = agent_runtime(cell.clone(), env.clone(), plugins.clone(), providers, vars.clone(), services);
             Gateway {
                 snapshot: cell,
                 env,

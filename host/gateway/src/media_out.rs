@@ -2,7 +2,8 @@
 //! (core's `media::reply_media`) names a file in the agent's own
 //! workspace, read here and handed to the adapter with the text, within
 //! the platform's upload limit. What cannot be attached is said in the
-//! reply instead of silently dropped.
+//! reply instead of silently dropped. The `message` tool's files
+//! (`messenger.rs`) are read by the same rules.
 //!
 //! Must not: read a file outside the agent's workspace (a `..`, an absolute
 //! path elsewhere or a symlink out of it is refused), read one for an agent
@@ -58,36 +59,12 @@ pub(crate) fn attach(text: &str, workspace: &Path, may_read: bool, channel: &Cha
     }
     let mut out = Outgoing { text: kept, attachments: Vec::new() };
     let mut problems = Vec::new();
-    let can_upload = channel.features().contains(Features::ATTACHMENTS_OUT);
-    let limit = channel.info.upload_limit;
     for r in refs {
-        let name = r.rsplit('/').next().unwrap_or(&r).to_string();
-        let read = || -> Result<OutboundAttachment, String> {
-            if !may_read {
-                return Err("this agent's tool policy does not allow `read`".into());
-            }
-            if !can_upload {
-                return Err(format!("{} cannot send files", channel.channel_id()));
-            }
-            let path = resolve(workspace, &r)?;
-            let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
-            if size > limit {
-                return Err(format!(
-                    "{} is over {}'s {} upload limit",
-                    human_size(size),
-                    channel.channel_id(),
-                    human_size(limit)
-                ));
-            }
-            let data = std::fs::read(&path).map_err(|e| format!("cannot read it: {e}"))?;
-            let mime = mime_guess::from_path(&path).first_or_octet_stream().essence_str().to_string();
-            Ok(OutboundAttachment { kind: kind_of(&mime), file_name: name.clone(), mime_type: mime, data })
-        };
-        match read() {
+        match attachment(&r, workspace, may_read, channel) {
             Ok(a) => out.attachments.push(a),
             Err(why) => {
                 tracing::warn!(file = %r, %why, "reply file not attached");
-                problems.push(format!("({name} not attached: {why})"));
+                problems.push(format!("({} not attached: {why})", file_name(&r)));
             }
         }
     }
@@ -98,6 +75,41 @@ pub(crate) fn attach(text: &str, workspace: &Path, may_read: bool, channel: &Cha
         out.text.push_str(&p);
     }
     out
+}
+
+/// The last part of a file reference (what the chat shows as its name).
+pub(crate) fn file_name(reference: &str) -> &str {
+    reference.rsplit('/').next().unwrap_or(reference)
+}
+
+/// The file `reference` names in `workspace` as an attachment `channel`
+/// can send, or why not.
+pub(crate) fn attachment(
+    reference: &str,
+    workspace: &Path,
+    may_read: bool,
+    channel: &ChannelRuntime,
+) -> Result<OutboundAttachment, String> {
+    if !may_read {
+        return Err("this agent's tool policy does not allow `read`".into());
+    }
+    if !channel.features().contains(Features::ATTACHMENTS_OUT) {
+        return Err(format!("{} cannot send files", channel.channel_id()));
+    }
+    let path = resolve(workspace, reference)?;
+    let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+    let limit = channel.info.upload_limit;
+    if size > limit {
+        return Err(format!(
+            "{} is over {}'s {} upload limit",
+            human_size(size),
+            channel.channel_id(),
+            human_size(limit)
+        ));
+    }
+    let data = std::fs::read(&path).map_err(|e| format!("cannot read it: {e}"))?;
+    let mime = mime_guess::from_path(&path).first_or_octet_stream().essence_str().to_string();
+    Ok(OutboundAttachment { kind: kind_of(&mime), file_name: file_name(reference).to_string(), mime_type: mime, data })
 }
 
 #[cfg(test)]

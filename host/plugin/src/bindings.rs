@@ -1,16 +1,17 @@
 //! Host-side bindings of `wit/`, async on both sides so a guest waiting on
 //! the host never blocks a runtime thread. The capability interfaces
 //! (`log`, `kv`, `secrets`, `process`, `sessions`, `websocket`) and the tool
-//! contract are `chela:plugin@0.1.0`, bound once; the channel contract has
+//! contract are `chela:plugin@0.1.0`, bound once (with 0.2.0's `messaging`); the channel contract has
 //! two versions, 0.2.0 (current) and 0.1.0 (still loaded: `channel/compat.rs`
 //! shows a 0.1.0 adapter to the host as a 0.2.0 one).
 //!
 //! Must not: implement any host function (the capability modules do).
 
-// `tool-plugin-all`: the exports of every tool world are the same; the
-// imports it names give host traits for every capability.
+// `tool-plugin-all` (0.2.0: 0.1.0's plus `messaging`): the exports of every
+// tool world are the same; the imports it names give host traits for every
+// capability.
 wasmtime::component::bindgen!({
-    world: "chela:plugin/tool-plugin-all@0.1.0",
+    world: "chela:plugin/tool-plugin-all@0.2.0",
     path: "../../wit",
     imports: { default: async },
     exports: { default: async },
@@ -20,6 +21,8 @@ wasmtime::component::bindgen!({
 /// The 0.1.0 interfaces under a name without the version (bindgen adds it
 /// because `wit/` holds two versions of `chela:plugin`).
 pub use chela::plugin0_1_0 as plugin;
+/// `messaging`, the one 0.2.0 interface a tool may import.
+pub use chela::plugin0_2_0::messaging;
 
 /// The channel world (0.2.0), sharing the capability interfaces (and their
 /// host implementations) with the tool world.

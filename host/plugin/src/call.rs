@@ -12,8 +12,7 @@ use wasmtime::Store;
 use crate::bindings::plugin::types::{InvokeContext, ToolError, ToolInfo};
 use crate::bindings::ToolPluginAllPre;
 use crate::capability::secrets::SecretStore;
-use crate::capability::sessions::SessionsAccess;
-use crate::capability::GrantSet;
+use crate::capability::{Capability, GrantSet, HostServices};
 use crate::engine::PluginEngine;
 use crate::guarded::{guarded, new_store, CallError, Health};
 use crate::state::PluginState;
@@ -55,7 +54,8 @@ pub(crate) struct CallScope<'a> {
     pub agent_id: &'a str,
     pub grants: &'a GrantSet,
     pub secrets: Arc<SecretStore>,
-    pub sessions: Option<Arc<dyn SessionsAccess>>,
+    /// What the `sessions` and `messaging` capabilities answer from.
+    pub services: HostServices,
     /// This plugin's memory cap, when the config sets one below the engine's.
     pub memory_bytes: Option<usize>,
 }
@@ -106,10 +106,15 @@ async fn run<T>(
     let grants = scope.grants;
     let mut state =
         PluginState::new(plugin_id, scope.agent_id, grants, scope.secrets, limits.memory_bytes).map_err(setup)?;
-    state.sessions.session_key = session_key.unwrap_or_default();
-    if grants.holds(crate::capability::Capability::Sessions) {
-        state.sessions.access = scope.sessions;
+    let session_key = session_key.unwrap_or_default();
+    if grants.holds(Capability::Sessions) {
+        state.sessions.access = scope.services.sessions;
     }
+    if grants.holds(Capability::Messaging) {
+        state.messaging.access = scope.services.messaging;
+    }
+    state.messaging.session_key = session_key.clone();
+    state.sessions.session_key = session_key;
     let start = Instant::now();
     let Some(_slot) = engine.instance_slot((start + limits.call_timeout).into()).await else {
         return Err(setup(format!(

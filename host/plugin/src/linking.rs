@@ -23,8 +23,7 @@ use crate::bindings::ToolPluginAllPre;
 use crate::call::{self, CallOutcome, ToolResult};
 use crate::capability::process::ProcessGrant;
 use crate::capability::secrets::SecretStore;
-use crate::capability::sessions::SessionsAccess;
-use crate::capability::{Capability, GrantSet, WorkspaceAccess};
+use crate::capability::{Capability, GrantSet, HostServices, WorkspaceAccess};
 use crate::guarded::CallError;
 use crate::loader::{LoadedPlugin, PluginStatus, Plugins, ToolDescriptor};
 use crate::state::PluginState;
@@ -39,7 +38,7 @@ pub struct LinkedTool {
     secrets: Arc<SecretStore>,
     /// `plugins.entries.<id>.maxMemoryMb`, when set.
     memory_bytes: Option<usize>,
-    sessions: Option<Arc<dyn SessionsAccess>>,
+    services: HostServices,
 }
 
 /// A tool plugin that is loaded but not available to this agent, and why.
@@ -81,14 +80,14 @@ pub struct LinkRequest<'a> {
     pub kind: SessionKind,
     pub parent: Option<(&'a str, SessionKind)>,
     pub elevated: bool,
-    /// What the `sessions` capability of these tools answers from (the
-    /// agent runtime's stores); `None`: its calls fail as unavailable.
-    pub sessions: Option<Arc<dyn SessionsAccess>>,
+    /// What the `sessions` (the agent runtime's stores) and `messaging`
+    /// (the gateway's channels) capabilities of these tools answer from.
+    pub services: HostServices,
 }
 
 impl<'a> LinkRequest<'a> {
     pub fn new(agent_id: &'a str, kind: SessionKind) -> LinkRequest<'a> {
-        LinkRequest { agent_id, kind, parent: None, elevated: false, sessions: None }
+        LinkRequest { agent_id, kind, parent: None, elevated: false, services: HostServices::default() }
     }
 }
 
@@ -99,6 +98,9 @@ pub fn agent_grants(cfg: &Config, env: &Environment, policy: &EffectiveTools, ki
     if r.sessions.any() {
         grants = grants.with(Capability::Sessions);
         grants.sessions = r.sessions;
+    }
+    if r.messaging {
+        grants = grants.with(Capability::Messaging);
     }
     let roster = Roster::from_config(cfg);
     let workspace = agent_workspace(cfg, &roster, &policy.agent_id, env);
@@ -224,7 +226,7 @@ impl Plugins {
                         pre,
                         secrets: secrets(&p.id),
                         memory_bytes: entry.memory_bytes(),
-                        sessions: request.sessions.clone(),
+                        services: request.services.clone(),
                     })
                 }
                 Err(e) => unavailable.push(no(e)),
@@ -250,7 +252,7 @@ impl LinkedTool {
             agent_id: &self.agent_id,
             grants: &self.grants,
             secrets: self.secrets.clone(),
-            sessions: self.sessions.clone(),
+            services: self.services.clone(),
             memory_bytes: self.memory_bytes,
         };
         call::invoke(engine, &self.pre, &self.plugin.health, scope, cx, arguments).await

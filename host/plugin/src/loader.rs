@@ -399,7 +399,7 @@ impl Plugins {
             agent_id: "-",
             grants: &grants,
             secrets,
-            sessions: None,
+            services: crate::capability::HostServices::default(),
             memory_bytes: None,
         };
         let out = crate::call::describe(&self.engine, &pre, health, scope)

@@ -17,11 +17,14 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::capability::http::Egress;
 use crate::capability::kv::{KvScope, KvState};
 use crate::capability::log::LogState;
+use crate::capability::messaging::MessagingState;
 use crate::capability::process::{ProcessState, ProcessView};
 use crate::capability::secrets::{SecretStore, SecretsState};
 use crate::capability::sessions::SessionsState;
 use crate::capability::websocket::WsView;
-use crate::capability::{http, kv, log, process, secrets, sessions, websocket, workspace, Capability, GrantSet};
+use crate::capability::{
+    http, kv, log, messaging, process, secrets, sessions, websocket, workspace, Capability, GrantSet,
+};
 
 pub struct PluginState {
     wasi: WasiCtx,
@@ -33,6 +36,7 @@ pub struct PluginState {
     pub(crate) kv: KvState,
     pub(crate) secrets: SecretsState,
     pub(crate) sessions: SessionsState,
+    pub(crate) messaging: MessagingState,
     pub(crate) process: ProcessState,
     /// WebSocket connections this instance holds.
     ws_open: usize,
@@ -79,6 +83,7 @@ impl PluginState {
                 rights: grants.sessions,
                 ..SessionsState::default()
             },
+            messaging: MessagingState { agent: agent.to_string(), ..MessagingState::default() },
             process: ProcessState {
                 grant: grants.process.clone().filter(|_| grants.holds(Capability::Process)),
                 plugin: plugin.to_string(),
@@ -144,6 +149,7 @@ pub fn linker_for(engine: &wasmtime::Engine, shape: &BTreeSet<Capability>) -> wa
             Capability::Secrets => secrets::add_to_linker(&mut linker, |s| &mut s.secrets)?,
             Capability::Http => http::add_to_linker(&mut linker)?,
             Capability::Sessions => sessions::add_to_linker(&mut linker, |s| &mut s.sessions)?,
+            Capability::Messaging => messaging::add_to_linker(&mut linker, |s| &mut s.messaging)?,
             Capability::Websocket => websocket::add_to_linker(&mut linker, PluginState::ws)?,
             Capability::Process => process::add_to_linker(&mut linker, PluginState::process)?,
         }

@@ -168,7 +168,7 @@ impl AgentRuntime {
             // The sender's right, as the session's `/elevated` level leaves it.
             elevated: sender_may_elevate(cfg, agent_id, inbound)
                 && chela_core::policy::elevated_level(cfg, agent_id, entry.elevated_level().as_deref()) != "off",
-            sessions: Some(self.sessions.clone()),
+            services: self.services(),
         };
         let secrets = self.secrets.clone();
         self.plugins.link_session(cfg, &self.env, &request, &move |p| secrets(p))

@@ -412,12 +412,15 @@ impl Pipeline<'_> {
 /// What an agent's session may reach beyond tool names: its workspace
 /// (read-write if it may `write`/`edit`/`apply_patch`, read-only if only
 /// `read`; a sandbox's `workspaceAccess` can only narrow it), running
-/// processes (`exec`), and its sessions (`sessions_*`, `session_status`).
+/// processes (`exec`), its sessions (`sessions_*`, `session_status`), and
+/// sending messages on its own (`message`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reach {
     pub workspace: WorkspaceAccess,
     pub processes: bool,
     pub sessions: SessionRights,
+    /// The `message` tool: sending through the accounts that speak for the agent.
+    pub messaging: bool,
     /// Commands must run in the sandbox (reference §11).
     pub sandboxed: bool,
     /// The sandbox may use the network (`sandbox.docker.network` other than `none`).
@@ -480,7 +483,14 @@ pub fn reach(cfg: &Config, tools: &EffectiveTools, kind: &SessionKind) -> Reach 
     let network = net(cfg.agent(&id).and_then(|(_, a)| a.sandbox.as_ref()))
         .or_else(|| net(cfg.agent_defaults().and_then(|d| d.sandbox.as_ref())))
         .unwrap_or(false);
-    Reach { workspace, processes: tools.allows("exec"), sessions: SessionRights::of(tools), sandboxed, network }
+    Reach {
+        workspace,
+        processes: tools.allows("exec"),
+        sessions: SessionRights::of(tools),
+        messaging: tools.allows("message"),
+        sandboxed,
+        network,
+    }
 }
 
 /// `tools.agentToAgent`: both requester and target must match `allow` (default off).
@@ -677,6 +687,7 @@ mod tests {
                 workspace: WorkspaceAccess::Rw,
                 processes: true,
                 sessions: SessionRights::all(),
+                messaging: true,
                 sandboxed: false,
                 network: false
             }

@@ -44,6 +44,18 @@ impl RouteTable {
         let agent = crate::ids::normalize_agent_id(Some(agent_id));
         self.agents_on_account(channel, account).contains(&agent)
     }
+
+    /// [`RouteTable::speaks_for`], with the refusal said as a user reads it
+    /// (whose account it is) when it does not.
+    pub fn may_speak_through(&self, agent_id: &str, channel: &str, account: &str) -> Result<(), String> {
+        if self.speaks_for(agent_id, channel, account) {
+            return Ok(());
+        }
+        let agent = crate::ids::normalize_agent_id(Some(agent_id));
+        let owners = self.agents_on_account(channel, account);
+        let owners = if owners.is_empty() { "no agent".to_string() } else { owners.join(", ") };
+        Err(format!("account `{account}` of `{channel}` speaks for {owners}, not `{agent}`"))
+    }
 }
 
 #[cfg(test)]
@@ -65,6 +77,11 @@ mod tests {
         assert_eq!(t.agents_on_account("telegram", "work-bot"), ["work"], "its binding catches everything there");
         assert_eq!(t.agents_on_account("telegram", "home-bot"), ["ops", "home"], "a peer binding, then the default");
         assert!(!t.speaks_for("work", "telegram", "home-bot"));
+        assert_eq!(
+            t.may_speak_through("work", "telegram", "home-bot").unwrap_err(),
+            "account `home-bot` of `telegram` speaks for ops, home, not `work`"
+        );
+        assert!(t.may_speak_through("Work", "telegram", "work-bot").is_ok(), "ids compare canonically");
         assert!(t.speaks_for("home", "slack", "default"), "unbound accounts answer the default agent");
         let single = table("{}");
         assert!(single.speaks_for("main", "whatsapp", "anything"), "single-agent mode: main owns every account");

@@ -393,12 +393,6 @@ pub(super) fn foreign_account(
     agent: &str,
     delivery: &DeliveryContext,
 ) -> Option<String> {
-    if snap.routes.speaks_for(agent, &delivery.channel, &delivery.account_id) {
-        return None;
-    }
-    let owners = snap.routes.agents_on_account(&delivery.channel, &delivery.account_id).join(", ");
-    Some(format!(
-        "account `{}` of `{}` speaks for {owners}, not `{agent}`: not delivered",
-        delivery.account_id, delivery.channel
-    ))
+    let refused = snap.routes.may_speak_through(agent, &delivery.channel, &delivery.account_id).err()?;
+    Some(format!("{refused}: not delivered"))
 }

@@ -508,3 +508,93 @@ async fn reply_files_need_the_read_tool() {
     assert!(fake.uploads(HELP).is_empty());
     assert!(gw.shutdown().await);
 }
+
+/// The `message` tool (OpenClaw's `action: "send"`): an agent sends text
+/// and a file from its workspace into another chat through its own bot,
+/// and into its own chat with no target named; naming another agent's
+/// account is refused and nothing leaves through that bot; an agent whose
+/// policy denies `message` has no such tool at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_tool_sends_through_the_agents_own_account_only() {
+    let fake = TelegramFake::start().await;
+    fake_bots(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ws = root.join("ws-work");
+    std::fs::create_dir_all(ws.join("out")).unwrap();
+    let report = b"%PDF-1.7 the numbers Bo asked for".to_vec();
+    std::fs::write(ws.join("out/report.pdf"), &report).unwrap();
+    for (agent, script) in [
+        (
+            "work",
+            r#"{ rules: [
+                { when: "send bo the report", tool: "message",
+                  arguments: { action: "send", to: "5002", message: "The report, as promised.", media: "out/report.pdf" },
+                  reply: "Sent: {{result}}" },
+                { when: "as sage", tool: "message",
+                  arguments: { action: "send", accountId: "help", to: "5001", message: "Hello from Sage (not really)" } },
+                { when: "note here", tool: "message", arguments: { action: "send", message: "An extra note." }, reply: "Done." },
+                { when: "steal", tool: "message",
+                  arguments: { action: "send", to: "5002", message: "x", media: "../ws-support/notes.txt" } },
+            ] }"#,
+        ),
+        (
+            "support",
+            r#"{ rules: [ { when: "announce", tool: "message", arguments: { action: "send", message: "hi" } } ] }"#,
+        ),
+    ] {
+        let agent_dir = root.join(format!("state/agents/{agent}/agent"));
+        std::fs::create_dir_all(&agent_dir).unwrap();
+        std::fs::write(agent_dir.join("offline-script.json5"), script).unwrap();
+    }
+    std::fs::create_dir_all(root.join("ws-support")).unwrap();
+    std::fs::write(root.join("ws-support/notes.txt"), b"support's private notes").unwrap();
+    let text = config(root, &fake.api_root(), "polling")
+        .replace(r#"identity: { name: "Sage" } }"#, r#"identity: { name: "Sage" }, tools: { deny: ["message"] } }"#);
+    assert!(text.contains(r#"deny: ["message"]"#), "{text}");
+    let gw = common::serve(root, &text, &["channel_telegram", "tool_message"]).await;
+
+    // Bo has talked to the bot (a bot can write only to those who did).
+    fake.user_message(WORK, None, (5002, "Bo"), "hi", json!({}));
+    fake.wait_sent(WORK, 1, WAIT).await;
+
+    // Into another chat, through its own bot: the text, then the file, in Bo's chat.
+    fake.user_message(WORK, None, (5001, "Ada"), "please send bo the report", json!({}));
+    let uploads = fake.wait_uploads(WORK, 1, WAIT).await;
+    assert_eq!(uploads.len(), 1, "{:?}", fake.sent(WORK));
+    assert_eq!(uploads[0].method, "senddocument");
+    assert_eq!(uploads[0].fields["chat_id"], json!(5002), "{:?}", uploads[0].fields);
+    assert_eq!((uploads[0].file_name.as_str(), uploads[0].bytes.as_slice()), ("report.pdf", report.as_slice()));
+    let sent = fake.wait_sent(WORK, 3, WAIT).await;
+    assert_eq!((sent[1]["chat_id"].clone(), sent[1]["text"].clone()), (json!(5002), json!("The report, as promised.")));
+    assert_eq!(sent[2]["chat_id"], 5001, "the turn's own answer goes back to Ada");
+    let answer = sent[2]["text"].as_str().unwrap();
+    assert!(answer.starts_with("Sent: ") && answer.contains(r#""accountId":"work""#), "{answer}");
+
+    // Through another agent's bot: refused, and nothing leaves through it.
+    fake.user_message(WORK, None, (5001, "Ada"), "say hello as sage", json!({}));
+    let sent = fake.wait_sent(WORK, 4, WAIT).await;
+    let refusal = sent[3]["text"].as_str().unwrap();
+    assert!(refusal.contains("the tool `message` failed"), "{refusal}");
+    assert!(refusal.contains("account `help` of `telegram` speaks for support, not `work`"), "{refusal}");
+    assert!(fake.sent(HELP).is_empty() && fake.uploads(HELP).is_empty(), "{:?}", fake.sent(HELP));
+
+    // No target: the session's own chat. A file outside the workspace: nothing sent.
+    fake.user_message(WORK, None, (5001, "Ada"), "add a note here", json!({}));
+    let sent = fake.wait_sent(WORK, 6, WAIT).await;
+    assert_eq!((sent[4]["chat_id"].clone(), sent[4]["text"].clone()), (json!(5001), json!("An extra note.")));
+    assert_eq!(sent[5]["text"], "Done.");
+    fake.user_message(WORK, None, (5001, "Ada"), "steal their notes", json!({}));
+    let sent = fake.wait_sent(WORK, 7, WAIT).await;
+    let refusal = sent[6]["text"].as_str().unwrap();
+    assert!(refusal.contains("notes.txt not sent: outside the agent's workspace"), "{refusal}");
+    assert_eq!(fake.uploads(WORK).len(), 1, "nothing more was uploaded");
+    assert!(sent.iter().all(|s| s["text"] != "x"), "no part of a refused message is sent: {sent:?}");
+
+    // Denied by policy: the tool is not there for `support`.
+    fake.user_message(HELP, None, (5001, "Ada"), "announce it", json!({}));
+    let help = fake.wait_sent(HELP, 1, WAIT).await;
+    assert!(help[0]["text"].as_str().unwrap().contains("I have no tool `message` in this session"), "{}", help[0]);
+    assert_eq!(help.len(), 1);
+    assert!(gw.shutdown().await);
+}

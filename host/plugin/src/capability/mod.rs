@@ -2,7 +2,7 @@
 //!
 //! Each capability is one module with the same shape (Spin's factors are
 //! the model): it owns its per-instance state (`KvState`, `SecretsState`,
-//! `SessionsState`, `ProcessState`, `LogState`; a view over shared parts
+//! `SessionsState`, `MessagingState`, `ProcessState`, `LogState`; a view over shared parts
 //! for `websocket` and `http`), builds it from the grant, implements its WIT
 //! host trait on that state, and offers `add_to_linker` over any store data
 //! given a projection to it. `crate::state` composes the states into one
@@ -16,6 +16,7 @@ pub mod http;
 pub mod kv;
 mod kv_log;
 pub mod log;
+pub mod messaging;
 pub mod process;
 pub mod secrets;
 pub mod sessions;
@@ -24,6 +25,7 @@ pub mod workspace;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use chela_core::config::schema::WorkspaceAccess;
 pub use chela_core::policy::SessionRights;
@@ -39,6 +41,7 @@ pub enum Capability {
     Process,
     Sessions,
     Websocket,
+    Messaging,
 }
 
 impl Capability {
@@ -51,6 +54,7 @@ impl Capability {
             Capability::Process => "process",
             Capability::Sessions => "sessions",
             Capability::Websocket => "websocket",
+            Capability::Messaging => "messaging",
         }
     }
 
@@ -65,6 +69,7 @@ impl Capability {
             "chela:plugin/process" => Capability::Process,
             "chela:plugin/sessions" => Capability::Sessions,
             "chela:plugin/websocket" => Capability::Websocket,
+            "chela:plugin/messaging" => Capability::Messaging,
             // Type-only interfaces: nothing to link.
             "chela:plugin/types" | "chela:plugin/channel-types" => return Ok(None),
             b if b.starts_with("wasi:http/") => Capability::Http,
@@ -79,6 +84,15 @@ impl Capability {
             _ => return Err(format!("unknown import `{name}`")),
         }))
     }
+}
+
+/// The host services behind the capabilities the embedding host answers
+/// (the agent runtime its stores, the gateway its channels); `None`: calls
+/// to that capability fail as unavailable.
+#[derive(Clone, Default)]
+pub struct HostServices {
+    pub sessions: Option<Arc<dyn sessions::SessionsAccess>>,
+    pub messaging: Option<Arc<dyn messaging::MessagingAccess>>,
 }
 
 /// What one agent's plugin instances may use.

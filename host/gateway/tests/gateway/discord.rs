@@ -391,3 +391,51 @@ async fn a_streamed_answer_is_edited_in_place() {
     assert_eq!(edits.last().map(|e| e.1["content"].clone()), Some(serde_json::json!(answer)), "{edits:?}");
     assert!(gw.shutdown().await);
 }
+
+/// The `message` tool on Discord: a workspace file into the channel the
+/// message came from, through the agent's own bot; naming the bot of
+/// another agent (`ops` routes only to `support`) is refused and that bot
+/// posts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_tool_uploads_through_the_agents_own_bot_only() {
+    let fake = fake(41_250).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("ws-work")).unwrap();
+    std::fs::write(root.join("ws-work/notes.md"), b"# Shipping notes\n").unwrap();
+    let agent_dir = root.join("state/agents/work/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    std::fs::write(
+        agent_dir.join("offline-script.json5"),
+        format!(
+            r#"{{ rules: [
+                {{ when: "ship it", tool: "message", arguments: {{ action: "send", message: "Shipping notes.", media: "notes.md" }},
+                   reply: "Sent." }},
+                {{ when: "as ops", tool: "message",
+                   arguments: {{ action: "send", accountId: "ops", to: "channel:{GENERAL}", message: "hi from ops" }} }},
+            ] }}"#
+        ),
+    )
+    .unwrap();
+    let text = config(root, &fake.api_base());
+    let gw = common::serve(root, &text, &["channel_discord", "tool_message"]).await;
+    assert!(fake.wait_connected(MAIN, WAIT).await);
+
+    fake.user_message(MAIN, Some(GENERAL), ("1100000000000000006", "Bo"), "ship it", &[], true);
+    // The tool's text, then the turn's answer; the file as its own post.
+    let sent = fake.wait_sent(MAIN, 2, WAIT).await;
+    let texts: Vec<&str> = sent.iter().map(|s| content(&s.1)).collect();
+    assert_eq!(texts, ["Shipping notes.", "Sent."], "{sent:?}");
+    assert!(sent.iter().all(|s| s.0 == GENERAL), "{sent:?}");
+    let uploads = fake.uploads(MAIN);
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    assert_eq!((uploads[0].channel_id.as_str(), uploads[0].file_name.as_str()), (GENERAL, "notes.md"));
+    assert_eq!(uploads[0].bytes, b"# Shipping notes\n");
+
+    fake.user_message(MAIN, Some(GENERAL), ("1100000000000000006", "Bo"), "post as ops", &[], true);
+    let sent = fake.wait_sent(MAIN, 3, WAIT).await;
+    let refusal = content(&sent[2].1);
+    assert!(refusal.contains("account `ops` of `discord` speaks for support, not `work`"), "{refusal}");
+    assert!(fake.sent(OPS).is_empty() && fake.uploads(OPS).is_empty(), "{:?}", fake.sent(OPS));
+    assert!(gw.shutdown().await);
+}

@@ -291,3 +291,56 @@ async fn a_streamed_answer_is_updated_in_place() {
     assert_eq!(updates.last().map(|u| u["text"].clone()), Some(serde_json::json!(answer)), "{updates:?}");
     assert!(gw.shutdown().await);
 }
+
+/// The `message` tool on Slack: a workspace file into the thread the
+/// message came from, through the agent's own app (the upload flow); naming
+/// the app of another agent is refused and that app posts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_tool_uploads_into_the_thread_through_the_agents_own_app_only() {
+    let fake = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("ws-work")).unwrap();
+    std::fs::write(root.join("ws-work/summary.txt"), b"all good\n").unwrap();
+    let agent_dir = root.join("state/agents/work/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    std::fs::write(
+        agent_dir.join("offline-script.json5"),
+        r#"{ rules: [
+            { when: "file the summary", tool: "message",
+              arguments: { action: "send", message: "The summary.", media: "summary.txt" }, reply: "Filed." },
+            { when: "as globex", tool: "message",
+              arguments: { action: "send", accountId: "globex", to: "C0GENERAL", message: "hi from globex" } },
+        ] }"#,
+    )
+    .unwrap();
+    // `globex` routes only to `support` here (no message there reaches `work`).
+    let text = config(root, &fake.api_base()).replace(
+        r#"{ agentId: "support", match: { channel: "slack", accountId: "*", teamId: "T0GLOBEX" } }"#,
+        r#"{ agentId: "support", match: { channel: "slack", accountId: "globex" } }"#,
+    );
+    assert!(text.contains(r#"accountId: "globex" }"#), "{text}");
+    let gw = common::serve(root, &text, &["channel_slack", "tool_message"]).await;
+
+    let (root_ts, _) = fake.user_message(ACME, "C0GENERAL", "U0BO", "<@U0BOTACME> starting a thread", None).await;
+    fake.wait_sent(ACME, 1, WAIT).await;
+    fake.user_message(ACME, "C0GENERAL", "U0BO", "<@U0BOTACME> file the summary", Some(&root_ts)).await;
+    let sent = fake.wait_sent(ACME, 3, WAIT).await;
+    let texts: Vec<String> = sent.iter().map(text_of).collect();
+    assert_eq!(texts[1..], ["The summary.", "Filed."], "{sent:?}");
+    assert!(sent[1..].iter().all(|s| s["thread_ts"] == root_ts.as_str()), "in the thread: {sent:?}");
+    let uploads = fake.uploads(ACME);
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    assert_eq!(
+        (uploads[0].channel_id.as_str(), uploads[0].thread_ts.as_deref(), uploads[0].file_name.as_str()),
+        ("C0GENERAL", Some(root_ts.as_str()), "summary.txt")
+    );
+    assert_eq!(uploads[0].bytes, b"all good\n");
+
+    fake.user_message(ACME, "C0GENERAL", "U0BO", "<@U0BOTACME> say it as globex", Some(&root_ts)).await;
+    let sent = fake.wait_sent(ACME, 4, WAIT).await;
+    let refusal = text_of(&sent[3]);
+    assert!(refusal.contains("account `globex` of `slack` speaks for support, not `work`"), "{refusal}");
+    assert!(fake.sent(GLOBEX).is_empty() && fake.uploads(GLOBEX).is_empty(), "{:?}", fake.sent(GLOBEX));
+    assert!(gw.shutdown().await);
+}

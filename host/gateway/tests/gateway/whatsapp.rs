@@ -273,3 +273,48 @@ async fn media_reactions_typing_and_uploads() {
     assert!(fake.actions(CARE).is_empty(), "nothing through the other number");
     assert!(gw.shutdown().await);
 }
+
+/// The `message` tool on WhatsApp: a workspace file (media upload, then a
+/// document message) to the person who asked, through the agent's own
+/// number; naming the number of another agent is refused and that number
+/// sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_tool_sends_a_document_through_the_agents_own_number_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("ws-work")).unwrap();
+    std::fs::write(root.join("ws-work/invoice.pdf"), b"%PDF-1.4 invoice 43").unwrap();
+    let agent_dir = root.join("state/agents/work/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    std::fs::write(
+        agent_dir.join("offline-script.json5"),
+        r#"{ rules: [
+            { when: "invoice", tool: "message",
+              arguments: { action: "send", message: "Your invoice.", media: "invoice.pdf" }, reply: "Sent it." },
+            { when: "as care", tool: "message",
+              arguments: { action: "send", accountId: "care", to: "16505551234", message: "hi from care" } },
+        ] }"#,
+    )
+    .unwrap();
+    let fake = WhatsAppFake::start(APP_SECRET).await;
+    fake.add_number(SALES, "15550783881", "EAAG-sales");
+    fake.add_number(CARE, "15550783882", "EAAG-care");
+    let gw = common::serve(root, &config(root, &fake.base_url()), &["channel_whatsapp", "tool_message"]).await;
+    fake.subscribe(&format!("http://{}/channels/whatsapp/sales/", gw.addr), "let-me-in").await.expect("subscribed");
+
+    fake.user_message(SALES, ("16505551234", "Ada"), "my invoice please", None, None).await;
+    let sent = fake.wait_sent(SALES, 2, WAIT).await;
+    let texts: Vec<&str> = sent.iter().map(text).collect();
+    assert_eq!(texts, ["Your invoice.", "Sent it."], "{sent:?}");
+    assert!(sent.iter().all(|s| s["to"] == "16505551234"), "{sent:?}");
+    let doc = fake.actions(SALES).into_iter().find(|a| a["type"] == "document").expect("a document message");
+    assert_eq!((doc["to"].as_str(), doc["document"]["filename"].as_str()), (Some("16505551234"), Some("invoice.pdf")));
+    let media_id = doc["document"]["id"].as_str().unwrap().to_string();
+    assert_eq!(fake.uploaded(SALES, &media_id), Some(("application/pdf".to_string(), b"%PDF-1.4 invoice 43".to_vec())));
+
+    fake.user_message(SALES, ("16505551234", "Ada"), "say it as care", None, None).await;
+    let sent = fake.wait_sent(SALES, 3, WAIT).await;
+    assert!(text(&sent[2]).contains("account `care` of `whatsapp` speaks for support, not `work`"), "{sent:?}");
+    assert!(fake.sent(CARE).is_empty() && fake.actions(CARE).is_empty(), "{:?}", fake.sent(CARE));
+    assert!(gw.shutdown().await);
+}

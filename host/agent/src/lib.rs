@@ -23,6 +23,6 @@ pub mod store;
 pub mod subagents;
 pub mod workspace_read;
 
-pub use model::{Provider, Providers, TextSink};
+pub use model::{Provider, Providers, TextEvent, TextSink};
 pub use runtime::{AgentRuntime, Announcement, Announcer, Inbound, RunError, RunLimits, Scheduled, TurnOutcome};
 pub use store::{DeliveryContext, FileStore, Origin, SessionEntry, SessionStore};

@@ -8,6 +8,7 @@
 //! Must not: depend on tokio, hyper, wasmtime or the network, or write files.
 
 pub mod access;
+pub mod block_stream;
 pub mod bot_loop;
 pub mod commands;
 pub mod compaction;

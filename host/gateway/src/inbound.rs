@@ -26,8 +26,9 @@ use crate::live::{Direction, LiveEvent};
 use crate::pairing::Pairing;
 use crate::reply_order::Turnstile;
 use crate::Gateway;
-use crate::{media_in, media_out, presence, preview};
+use crate::{blocks, media_in, media_out, presence, preview};
 use chela_agent::queue::Absorbed;
+use chela_core::block_stream::block_settings;
 use chela_core::config::paths::{agent_workspace, session_media_dir};
 use chela_core::presence::{ack_reaction, typing_interval, typing_start};
 use chela_core::preview::preview_settings;
@@ -352,15 +353,20 @@ impl Gateway {
             typing_start(cfg, &route.agent_id, route.chat_type, mentioned),
             typing_interval(cfg),
         );
-        let preview = preview::Preview::begin(channel, ev, preview_settings(cfg, &ch, &account));
+        // Blocks as they are written, or one preview edited in place (never both).
+        let limit = channel.info.text_limit.max(1) as usize;
+        let blocks = block_settings(cfg, &route.agent_id, &ch, &account, limit)
+            .map(|s| blocks::BlockReplies::begin(channel, ev, s, presence::identity(cfg, &route.agent_id, channel)));
+        let preview = match blocks {
+            Some(_) => None,
+            None => preview::Preview::begin(channel, ev, preview_settings(cfg, &ch, &account)),
+        };
         let on_text: chela_agent::TextSink = {
-            let (typing_sink, preview_sink) = (typing.sink(), preview.as_ref().map(|p| p.sink()));
-            Arc::new(move |delta: &str| {
-                typing_sink(delta);
-                if let Some(p) = &preview_sink {
-                    p(delta);
-                }
-            })
+            let sinks: Vec<chela_agent::TextSink> = std::iter::once(typing.sink())
+                .chain(preview.as_ref().map(|p| p.sink()))
+                .chain(blocks.as_ref().map(|b| b.sink()))
+                .collect();
+            Arc::new(move |ev: chela_agent::TextEvent<'_>| sinks.iter().for_each(|s| s(ev)))
         };
         let inbound = Inbound {
             target: route.target(),
@@ -392,10 +398,15 @@ impl Gateway {
         let started = std::time::Instant::now();
         let turn = self.runtime.run_admitted(snap, inbound, Some(on_text), stage.admitted).await;
         drop(typing);
-        // The preview's last edit is done before the answer replaces it.
+        // The preview's last edit is done before the answer replaces it;
+        // the last block is out before the rest of the reply goes.
         let shown = match preview {
             Some(p) => p.finish().await,
             None => None,
+        };
+        let streamed = match blocks {
+            Some(b) => b.finish().await,
+            None => blocks::Streamed::default(),
         };
         let turn = match turn {
             Ok(t) => t,
@@ -449,19 +460,24 @@ impl Gateway {
         let workspace = agent_workspace(cfg, &Roster::from_config(cfg), &turn.agent_id, &self.env);
         let may_read = chela_core::policy::may_attach_files(cfg, &turn.agent_id, &route.session_kind);
         let outgoing = media_out::attach(&turn.reply, &workspace, may_read, channel);
+        // What the blocks did not carry (all of it when none went out).
+        let text = streamed.rest_of(&outgoing.text);
+        let all_said = !streamed.ids.is_empty() && text.is_empty() && outgoing.attachments.is_empty();
         // The reply goes back exactly where the message came from.
         let reply = OutboundMessage {
             account_id: account.clone(),
             peer: ev.peer.clone(),
             thread_id: ev.thread_id.clone(),
-            reply_to_message_id: Some(ev.message_id.clone()),
-            text: outgoing.text,
+            reply_to_message_id: streamed.ids.is_empty().then(|| ev.message_id.clone()),
+            text,
             attachments: outgoing.attachments,
             identity: presence::identity(cfg, &turn.agent_id, channel),
         };
         let chat = chat_key(&ch, &account, &ev.peer, ev.thread_id.as_deref());
         let journaled = match seq {
             None => None,
+            // The blocks said it all: nothing is left to send (or to journal).
+            Some(_) if all_said => None,
             Some(seq) => {
                 let message = reply_json(&ch, &reply);
                 let written = if finish {
@@ -480,12 +496,15 @@ impl Gateway {
             }
         };
         let finished = finish && journaled.is_some();
-        let out =
-            LiveEvent::new(Direction::Out, &ch, &account).agent(&turn.agent_id, Some(&session_key)).text(&reply.text);
+        let out = LiveEvent::new(Direction::Out, &ch, &account)
+            .agent(&turn.agent_id, Some(&session_key))
+            .text(if streamed.ids.is_empty() { &reply.text } else { &turn.reply });
         let sent = match shown {
+            _ if all_said => Ok(Vec::new()),
             Some((message, _)) => self.send_reply_over(channel, journaled, reply, message).await,
             None => self.send_reply(channel, journaled, reply).await,
         };
+        let sent = sent.map(|ids| streamed.ids.into_iter().chain(ids).collect::<Vec<_>>());
         match sent {
             Ok(ids) => {
                 if ev.sender_is_bot {

@@ -10,6 +10,7 @@
 //! table from two places (one snapshot).
 
 mod backoff;
+mod blocks;
 mod chat_queue;
 mod config_edit;
 mod control;

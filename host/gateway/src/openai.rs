@@ -396,8 +396,10 @@ fn stream(gw: Arc<Gateway>, snap: Arc<Snapshot>, inbound: Inbound, head: ChunkHe
     let choice = |delta: Value, finish: Value| json!([{"index": 0, "delta": delta, "finish_reason": finish}]);
     let _ = tx.send(chunk(choice(json!({"role": "assistant"}), Value::Null), None));
     let (deltas, chunk_for_deltas) = (tx.clone(), chunk.clone());
-    let sink: chela_agent::TextSink = Arc::new(move |text: &str| {
-        let _ = deltas.send(chunk_for_deltas(choice(json!({"content": text}), Value::Null), None));
+    let sink: chela_agent::TextSink = Arc::new(move |ev: chela_agent::TextEvent<'_>| {
+        if let chela_agent::TextEvent::Delta(text) = ev {
+            let _ = deltas.send(chunk_for_deltas(choice(json!({"content": text}), Value::Null), None));
+        }
     });
     tokio::spawn(async move {
         let _turn = gw.inflight.enter();

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chela_agent::model::TextSink;
+use chela_agent::model::{TextEvent, TextSink};
 use chela_core::config::schema::Config;
 use chela_core::presence::TypingStart;
 use chela_plugin::channel::{ChannelRuntime, Features, Identity, InboundEvent, MessageRef};
@@ -94,7 +94,8 @@ impl Typing {
     /// The sink that starts `OnOutput` typing at the first visible text.
     pub(crate) fn sink(&self) -> TextSink {
         let (start, seen) = (self.start.clone(), self.seen.clone());
-        Arc::new(move |delta: &str| {
+        Arc::new(move |ev: TextEvent<'_>| {
+            let TextEvent::Delta(delta) = ev else { return };
             let mut so_far = seen.lock().unwrap_or_else(|p| p.into_inner());
             if so_far.len() > 32 {
                 return;

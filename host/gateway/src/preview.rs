@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use chela_agent::model::TextSink;
+use chela_agent::model::{TextEvent, TextSink};
 use chela_core::preview::{PreviewMode, PreviewSettings};
 use chela_plugin::channel::{ChannelRuntime, Delivery, Features, InboundEvent, MessageRef, OutboundMessage};
 use tokio::sync::mpsc;
@@ -61,7 +61,8 @@ impl Preview {
     /// `min_chars` more are written (cut to the platform's limit).
     pub(crate) fn sink(&self) -> TextSink {
         let (seen, tx, min, limit) = (self.seen.clone(), self.tx.clone(), self.min_chars, self.limit);
-        Arc::new(move |delta: &str| {
+        Arc::new(move |ev: TextEvent<'_>| {
+            let TextEvent::Delta(delta) = ev else { return };
             let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
             s.text.push_str(delta);
             let len = s.text.chars().count();

@@ -152,7 +152,7 @@ impl Fold {
                         let t = d["text"].as_str().unwrap_or_default();
                         block.1.push_str(t);
                         if let (Some(sink), false) = (&self.on_text, t.is_empty()) {
-                            sink(t);
+                            sink(crate::model::TextEvent::Delta(t));
                         }
                     }
                     Some("input_json_delta") => block.3.push_str(d["partial_json"].as_str().unwrap_or_default()),

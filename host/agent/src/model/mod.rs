@@ -22,9 +22,20 @@ use crate::store::{Content, History, Usage};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What a listener hears while a turn's answer streams in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextEvent<'a> {
+    /// More of the answer's text.
+    Delta(&'a str),
+    /// One assistant message of the turn is complete (more may follow
+    /// after its tool calls).
+    MessageEnd,
+}
+
 /// Receives the answer's text as the model produces it (for streaming it
-/// on: SSE to an API client). The finished reply is still returned whole.
-pub type TextSink = Arc<dyn Fn(&str) + Send + Sync>;
+/// on: SSE to an API client, previews and block replies in chats). The
+/// finished reply is still returned whole.
+pub type TextSink = Arc<dyn Fn(TextEvent<'_>) + Send + Sync>;
 
 /// A tool as the model is shown it.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +97,7 @@ impl ModelRequest {
     /// Passes a piece of the answer's text on to whoever listens.
     pub fn emit(&self, text: &str) {
         if let (Some(sink), false) = (&self.on_text, text.is_empty()) {
-            sink(text);
+            sink(TextEvent::Delta(text));
         }
     }
 }

@@ -122,7 +122,7 @@ impl Fold {
         if let Some(t) = choice["delta"]["content"].as_str() {
             self.text.push_str(t);
             if let (Some(sink), false) = (&self.on_text, t.is_empty()) {
-                sink(t);
+                sink(crate::model::TextEvent::Delta(t));
             }
         }
         for tc in choice["delta"]["tool_calls"].as_array().into_iter().flatten() {

@@ -298,6 +298,9 @@ impl AgentRuntime {
             };
             exchange.model = name.clone();
             exchange.reply = assistant.text();
+            if let Some(sink) = &ask.on_text {
+                sink(crate::model::TextEvent::MessageEnd);
+            }
             let wanted: Vec<(String, String, Value)> =
                 assistant.tool_calls().into_iter().map(|(i, n, a)| (i.to_string(), n.to_string(), a.clone())).collect();
             conversation.push(assistant).await?;

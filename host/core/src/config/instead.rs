@@ -10,7 +10,6 @@
 /// `(generic path prefix, what chela does instead)`; the first match wins.
 const INSTEAD: &[(&str, &str)] = &[
     ("agents.*.typing", "typing shows per `typingMode` (agent, then `agents.defaults`) and repeats every `agents.defaults.typingIntervalSeconds`; a per-agent interval is not read"),
-    ("agents.*.blockStreaming", "block replies are not built: the answer is sent when the turn ends, or shown in one message edited in place with `channels.<channel>.streaming.mode: \"partial\"`"),
     ("agents.*.compaction", "chela compacts with the agent's model (or `compaction.model`) in one summary pass; `enabled`, `keepRecentTokens`, `model`, `notifyUser`, `maxActiveTranscriptBytes` and `memoryFlush` (`enabled`, `model`, `softThresholdTokens`) are what it reads"),
     ("agents.*.contextPruning", "a session over its budget first has tool results older than its last three answers cut to their first and last 1,500 characters in what the model is sent (the transcript keeps them whole), then compacts; these settings are not read"),
     ("agents.*.contextLimits", "compaction keeps the context within the model's window (`models.providers.*.models[].contextWindow`)"),
@@ -23,7 +22,7 @@ const INSTEAD: &[(&str, &str)] = &[
     ("agents.*.skipBootstrap", "chela writes the persona templates only into an empty workspace, never over a file"),
     ("messages.statusReactions", "only the acknowledgement reaction is sent (`messages.ackReaction`, `ackReactionScope`); no status reactions"),
     ("channels.*.typing", "typing follows the agent's `typingMode`"),
-    ("channels.*.blockStreaming", "block replies are not built: the answer is sent when the turn ends, or shown in one message edited in place with `streaming.mode: \"partial\"`"),
+    ("channels.*.blockStreaming", "block replies are switched per channel or account with `streaming.block.enabled` (and merged per `streaming.block.coalesce`)"),
     ("env.shellEnv", "chela does not read the login shell; put variables in the state dir's `.env` or `env.vars`"),
     ("cron.triggers", "chela has no condition triggers, stream sources or script payloads: jobs run on `at`, `every` or `cron` schedules"),
     ("cron.webhookSsrfPolicy.allowRfc2544BenchmarkRange", "198.18.0.0/15 stays refused; name the receiver in `allowedHostnames`"),

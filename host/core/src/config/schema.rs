@@ -170,6 +170,43 @@ pub struct AgentDefaults {
     pub typing_interval_seconds: Option<u64>,
     /// The largest inbound file an agent's turn takes, in MB (`crate::media`).
     pub media_max_mb: Option<f64>,
+    /// `"on"`: replies stream as blocks where a channel does not say otherwise (`crate::block_stream`).
+    pub block_streaming_default: Option<String>,
+    /// `"text_end"` (default) or `"message_end"`.
+    pub block_streaming_break: Option<String>,
+    pub block_streaming_chunk: Option<BlockChunkConfig>,
+    pub block_streaming_coalesce: Option<BlockCoalesceConfig>,
+    /// The pause between block replies.
+    pub human_delay: Option<HumanDelayConfig>,
+}
+
+/// `agents.defaults.blockStreamingChunk`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlockChunkConfig {
+    pub min_chars: Option<u64>,
+    pub max_chars: Option<u64>,
+    /// `paragraph` (default), `newline`, `sentence`.
+    pub break_preference: Option<String>,
+}
+
+/// `blockStreamingCoalesce`, and a channel's `streaming.block.coalesce`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlockCoalesceConfig {
+    pub min_chars: Option<u64>,
+    pub max_chars: Option<u64>,
+    pub idle_ms: Option<u64>,
+}
+
+/// `humanDelay` (agent or `agents.defaults`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HumanDelayConfig {
+    /// `off` (default), `natural`, `custom`.
+    pub mode: Option<String>,
+    pub min_ms: Option<u64>,
+    pub max_ms: Option<u64>,
 }
 
 /// `typingMode` (OpenClaw's `docs/concepts/typing-indicators.md`).
@@ -470,6 +507,8 @@ pub struct AgentConfig {
     pub elevated_default: Option<String>,
     pub typing_mode: Option<TypingMode>,
     pub media_max_mb: Option<f64>,
+    /// The pause between this agent's block replies (over `agents.defaults.humanDelay`).
+    pub human_delay: Option<HumanDelayConfig>,
 }
 
 /// `"provider/model"` or `{primary, fallbacks}`.

@@ -100,6 +100,7 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
     check.thinking_levels();
     check.ack_scope();
     check.streaming_modes();
+    check.block_streaming();
     check.cron_jobs();
     check.control_ui();
     check.weakened_isolation();
@@ -366,6 +367,49 @@ impl Checker<'_> {
         }
     }
 
+    /// The `blockStreaming*` and `humanDelay` values name what they may
+    /// (`crate::block_stream`; a channel's `streaming.block` is checked
+    /// against OpenClaw's schema when the file loads).
+    fn block_streaming(&mut self) {
+        let mut bad: Vec<(String, String)> = Vec::new();
+        let one_of = |value: Option<&str>, allowed: &[&str], path: &str, bad: &mut Vec<(String, String)>| {
+            if let Some(v) = value.filter(|v| !allowed.contains(v)) {
+                bad.push((path.to_string(), format!("`{v}` is not one of {}", allowed.join(", "))));
+            }
+        };
+        if let Some(d) = self.cfg.agent_defaults() {
+            let p = "agents.defaults";
+            one_of(
+                d.block_streaming_default.as_deref(),
+                &["on", "off"],
+                &format!("{p}.blockStreamingDefault"),
+                &mut bad,
+            );
+            one_of(
+                d.block_streaming_break.as_deref(),
+                &["text_end", "message_end"],
+                &format!("{p}.blockStreamingBreak"),
+                &mut bad,
+            );
+            let prefer = d.block_streaming_chunk.as_ref().and_then(|c| c.break_preference.as_deref());
+            one_of(
+                prefer,
+                &["paragraph", "newline", "sentence"],
+                &format!("{p}.blockStreamingChunk.breakPreference"),
+                &mut bad,
+            );
+            let mode = d.human_delay.as_ref().and_then(|h| h.mode.as_deref());
+            one_of(mode, &["off", "natural", "custom"], &format!("{p}.humanDelay.mode"), &mut bad);
+        }
+        for (i, a) in self.list() {
+            let mode = a.human_delay.as_ref().and_then(|h| h.mode.as_deref());
+            one_of(mode, &["off", "natural", "custom"], &format!("agents.list[{i}].humanDelay.mode"), &mut bad);
+        }
+        for (path, msg) in bad {
+            self.err(path, msg);
+        }
+    }
+
     /// `messages.ackReactionScope` names a scope (`crate::presence`).
     fn ack_scope(&mut self) {
         let scope = self.cfg.messages.as_ref().and_then(|m| m.get("ackReactionScope")).and_then(|v| v.as_str());
@@ -545,6 +589,26 @@ mod tests {
         assert!(has("`match.channel` is empty"), "{msgs:#?}");
         assert!(has("unknown peer kind `thread`"), "{msgs:#?}");
         assert!(has("peer id is empty"), "{msgs:#?}");
+    }
+
+    #[test]
+    fn block_streaming_values_are_checked_where_they_are() {
+        let d = problems(
+            "{agents: {defaults: {blockStreamingDefault: 'yes', blockStreamingChunk: {breakPreference: 'word'}},\n list: [{id: 'a', humanDelay: {mode: 'slow'}}]}}",
+        );
+        let at: Vec<(String, u32)> = d.iter().filter(|d| d.is_error()).map(|d| (d.path.clone(), d.line)).collect();
+        assert_eq!(
+            at,
+            [
+                ("agents.defaults.blockStreamingDefault".to_string(), 1),
+                ("agents.defaults.blockStreamingChunk.breakPreference".to_string(), 1),
+                ("agents.list[0].humanDelay.mode".to_string(), 2),
+            ],
+            "{d:#?}"
+        );
+        assert!(d[0].message.contains("`yes` is not one of on, off"), "{d:#?}");
+        let fine = problems("{agents: {defaults: {blockStreamingDefault: 'on', blockStreamingBreak: 'message_end'}}}");
+        assert!(fine.iter().all(|d| !d.is_error()), "{fine:#?}");
     }
 
     #[test]

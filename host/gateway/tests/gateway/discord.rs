@@ -439,3 +439,47 @@ async fn the_message_tool_uploads_through_the_agents_own_bot_only() {
     assert!(fake.sent(OPS).is_empty() && fake.uploads(OPS).is_empty(), "{:?}", fake.sent(OPS));
     assert!(gw.shutdown().await);
 }
+
+/// Block streaming on Discord, switched on for the channel
+/// (`streaming.block.enabled`) and coalesced (`streaming.block.coalesce`):
+/// paragraph blocks are merged with a blank line until the next one would
+/// pass `maxChars`, so three paragraphs arrive as two messages whose text,
+/// joined, is the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_replies_are_coalesced_up_to_max_chars() {
+    let fake = fake(41_250).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let paragraphs = [
+        "First, we gather what the team already knows and write it down in one place.",
+        "Then we pick the two questions that matter most this month and give each one an owner.",
+        "Last, we meet on Friday, look at what we learned, and decide what to stop doing.",
+    ];
+    let answer = paragraphs.join("\n\n");
+    let agent_dir = root.join("state/agents/work/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    std::fs::write(
+        agent_dir.join("offline-script.json5"),
+        format!("{{ rules: [ {{ when: \"plan\", reply: {} }} ] }}", serde_json::to_string(&answer).unwrap()),
+    )
+    .unwrap();
+    let text = config(root, &fake.api_base())
+        .replace(
+            "agents: { list: [",
+            "agents: { defaults: { blockStreamingChunk: { minChars: 40, maxChars: 200 } }, list: [",
+        )
+        .replace(
+            "apiBase:",
+            "streaming: { block: { enabled: true, coalesce: { minChars: 1000, maxChars: 170, idleMs: 60000 } } }, apiBase:",
+        );
+    assert!(text.contains("coalesce") && text.contains("blockStreamingChunk"), "{text}");
+    let gw = common::serve(root, &text, &["channel_discord"]).await;
+    assert!(fake.wait_connected(MAIN, WAIT).await);
+    fake.user_message(MAIN, Some(GENERAL), ("1100000000000000006", "Bo"), "what is the plan?", &[], true);
+    let sent = fake.wait_sent(MAIN, 2, WAIT).await;
+    let texts: Vec<&str> = sent.iter().map(|s| content(&s.1)).collect();
+    assert_eq!(texts, [format!("{}\n\n{}", paragraphs[0], paragraphs[1]).as_str(), paragraphs[2]], "{sent:?}");
+    assert_eq!(texts.join("\n\n"), answer, "together they are the answer");
+    assert!(gw.shutdown().await);
+    assert_eq!(fake.sent(MAIN).len(), 2, "nothing after the blocks");
+}

@@ -598,3 +598,59 @@ async fn the_message_tool_sends_through_the_agents_own_account_only() {
     assert_eq!(help.len(), 1);
     assert!(gw.shutdown().await);
 }
+
+/// Block streaming (`agents.defaults.blockStreamingDefault: "on"`): the
+/// answer arrives as several messages, cut at paragraph breaks once
+/// `blockStreamingChunk.minChars` are written, the first replying to the
+/// message; together they are the transcript's answer, nothing is edited,
+/// and a `MEDIA:` line's file comes after them (not as text).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_streamed_answer_arrives_as_paragraph_blocks_equal_to_the_transcript() {
+    let fake = TelegramFake::start().await;
+    fake_bots(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let paragraphs = [
+        "First, we gather what the team already knows and write it down in one place.",
+        "Then we pick the two questions that matter most this month and give each one an owner.",
+        "Last, we meet on Friday, look at what we learned, and decide what to stop doing.",
+    ];
+    let answer = format!("{}\n\nMEDIA:plan.txt", paragraphs.join("\n\n"));
+    std::fs::create_dir_all(root.join("ws-work")).unwrap();
+    std::fs::write(root.join("ws-work/plan.txt"), b"the plan, in full\n").unwrap();
+    let agent_dir = root.join("state/agents/work/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    std::fs::write(
+        agent_dir.join("offline-script.json5"),
+        format!("{{ rules: [ {{ when: \"plan\", reply: {} }} ] }}", serde_json::to_string(&answer).unwrap()),
+    )
+    .unwrap();
+    let text = config(root, &fake.api_root(), "polling").replace(
+        "agents: { list: [",
+        "agents: { defaults: { blockStreamingDefault: \"on\", blockStreamingChunk: { minChars: 40, maxChars: 200 } }, list: [",
+    );
+    assert!(text.contains("blockStreamingDefault"), "{text}");
+    let gw = common::serve(root, &text, &["channel_telegram"]).await;
+    let u = fake.user_message(WORK, None, (5001, "Ada"), "what is the plan?", json!({}));
+    let uploads = fake.wait_uploads(WORK, 1, WAIT).await;
+    assert_eq!(uploads.len(), 1, "the file after the blocks: {:?}", fake.sent(WORK));
+    assert_eq!(
+        (uploads[0].file_name.as_str(), uploads[0].bytes.as_slice()),
+        ("plan.txt", b"the plan, in full\n".as_slice())
+    );
+    let sent = fake.wait_sent(WORK, 3, WAIT).await;
+    let texts: Vec<&str> = sent.iter().map(|s| s["text"].as_str().unwrap_or_default()).collect();
+    assert_eq!(texts, paragraphs, "one block per paragraph, in order, nothing else: {sent:?}");
+    assert_eq!(sent[0]["reply_parameters"]["message_id"], u["message"]["message_id"]);
+    assert!(sent[1..].iter().all(|s| s.get("reply_parameters").is_none()), "only the first replies: {sent:?}");
+    assert!(fake.actions(WORK).iter().all(|(m, _)| m != "editmessagetext"), "blocks are not edits");
+    // The transcript holds the answer the blocks carried.
+    let transcript = std::fs::read_dir(root.join("state/agents/work/sessions"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect::<String>();
+    assert!(transcript.contains(&serde_json::to_string(&answer).unwrap()), "{transcript}");
+    assert!(gw.shutdown().await);
+}

@@ -23,6 +23,7 @@ pub mod policy;
 pub mod presence;
 pub mod preview;
 pub mod queue_mode;
+pub mod reply_prefix;
 pub mod roster;
 pub mod routing;
 pub mod schedule;

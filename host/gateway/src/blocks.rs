@@ -59,6 +59,14 @@ impl Streamed {
     }
 }
 
+/// How the blocks show who speaks: the per-post identity, and the
+/// `responsePrefix` on the first block.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Look {
+    pub identity: Option<Identity>,
+    pub prefix: Option<String>,
+}
+
 pub(crate) struct BlockReplies {
     tx: mpsc::UnboundedSender<Piece>,
     task: tokio::task::JoinHandle<Streamed>,
@@ -70,10 +78,10 @@ impl BlockReplies {
         channel: &Arc<ChannelRuntime>,
         ev: &InboundEvent,
         settings: BlockSettings,
-        identity: Option<Identity>,
+        look: Look,
     ) -> BlockReplies {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(stream(channel.clone(), ev.clone(), settings, identity, rx));
+        let task = tokio::spawn(stream(channel.clone(), ev.clone(), settings, look, rx));
         BlockReplies { tx, task }
     }
 
@@ -99,7 +107,7 @@ impl BlockReplies {
 struct Sender {
     channel: Arc<ChannelRuntime>,
     ev: InboundEvent,
-    identity: Option<Identity>,
+    look: Look,
     settings: BlockSettings,
     out: Streamed,
 }
@@ -115,14 +123,19 @@ impl Sender {
             let unit = getrandom::u64().map_or(0.5, |r| (r >> 11) as f64 / (1u64 << 53) as f64);
             tokio::time::sleep(Duration::from_millis(delay.pause_ms(unit))).await;
         }
+        let first = self.out.ids.is_empty();
+        let text = match self.look.prefix.as_deref().filter(|_| first) {
+            Some(p) => chela_core::reply_prefix::apply(p, kept),
+            None => kept.to_string(),
+        };
         let msg = OutboundMessage {
             account_id: self.ev.account_id.clone(),
             peer: self.ev.peer.clone(),
             thread_id: self.ev.thread_id.clone(),
-            reply_to_message_id: self.out.ids.is_empty().then(|| self.ev.message_id.clone()),
-            text: kept.to_string(),
+            reply_to_message_id: first.then(|| self.ev.message_id.clone()),
+            text,
             attachments: Vec::new(),
-            identity: self.identity.clone(),
+            identity: self.look.identity.clone(),
         };
         match deliver(&self.channel, msg).await {
             Ok(ids) => self.out.ids.extend(ids),
@@ -135,14 +148,14 @@ async fn stream(
     channel: Arc<ChannelRuntime>,
     ev: InboundEvent,
     settings: BlockSettings,
-    identity: Option<Identity>,
+    look: Look,
     mut rx: mpsc::UnboundedReceiver<Piece>,
 ) -> Streamed {
     let started = Instant::now();
     let now_ms = || started.elapsed().as_millis() as u64;
     let mut chunker = BlockChunker::new(settings.chunk);
     let mut coalescer = settings.coalesce.map(|c| Coalescer::new(c, settings.chunk.prefer));
-    let mut sender = Sender { channel, ev, identity, settings, out: Streamed::default() };
+    let mut sender = Sender { channel, ev, look, settings, out: Streamed::default() };
     let mut message = String::new();
     // A block goes through the coalescer, when there is one.
     async fn offer(sender: &mut Sender, coalescer: &mut Option<Coalescer>, block: String, now: u64) {

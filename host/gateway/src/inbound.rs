@@ -355,8 +355,20 @@ impl Gateway {
         );
         // Blocks as they are written, or one preview edited in place (never both).
         let limit = channel.info.text_limit.max(1) as usize;
-        let blocks = block_settings(cfg, &route.agent_id, &ch, &account, limit)
-            .map(|s| blocks::BlockReplies::begin(channel, ev, s, presence::identity(cfg, &route.agent_id, channel)));
+        let thinking = self
+            .runtime
+            .store(&route.agent_id)
+            .ok()
+            .and_then(|s| s.get(&session_key).ok().flatten())
+            .and_then(|e| e.thinking_level());
+        let prefix = |model: Option<&str>| {
+            presence::reply_prefix(cfg, &ch, &account, &route.agent_id, thinking.as_deref(), model)
+        };
+        let blocks = block_settings(cfg, &route.agent_id, &ch, &account, limit).map(|s| {
+            let look =
+                blocks::Look { identity: presence::identity(cfg, &route.agent_id, channel), prefix: prefix(None) };
+            blocks::BlockReplies::begin(channel, ev, s, look)
+        });
         let preview = match blocks {
             Some(_) => None,
             None => preview::Preview::begin(channel, ev, preview_settings(cfg, &ch, &account)),
@@ -461,7 +473,10 @@ impl Gateway {
         let may_read = chela_core::policy::may_attach_files(cfg, &turn.agent_id, &route.session_kind);
         let outgoing = media_out::attach(&turn.reply, &workspace, may_read, channel);
         // What the blocks did not carry (all of it when none went out).
-        let text = streamed.rest_of(&outgoing.text);
+        let text = match (streamed.ids.is_empty(), prefix(Some(&turn.model)).filter(|_| !turn.is_command())) {
+            (true, Some(p)) => chela_core::reply_prefix::apply(&p, &outgoing.text),
+            _ => streamed.rest_of(&outgoing.text),
+        };
         let all_said = !streamed.ids.is_empty() && text.is_empty() && outgoing.attachments.is_empty();
         // The reply goes back exactly where the message came from.
         let reply = OutboundMessage {

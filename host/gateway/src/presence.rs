@@ -2,7 +2,8 @@
 //! acknowledgement reaction on a message taken in, the typing indicator
 //! while the turn runs, shown again every `typingIntervalSeconds` until the
 //! turn ends (core's `presence` decides when), and the agent's name and
-//! emoji on its replies where one bot posts for several agents.
+//! emoji on its replies where one bot posts for several agents (per-post
+//! identity where the adapter has it; `responsePrefix` anywhere).
 //!
 //! Must not: hold up a turn: every call to the platform runs beside it and
 //! its failure is only logged.
@@ -14,6 +15,30 @@ use chela_agent::model::{TextEvent, TextSink};
 use chela_core::config::schema::Config;
 use chela_core::presence::TypingStart;
 use chela_plugin::channel::{ChannelRuntime, Features, Identity, InboundEvent, MessageRef};
+
+/// The `responsePrefix` for a reply of `agent_id` on `channel`/`account`
+/// (core's `reply_prefix`), its variables filled: `model` is what answered
+/// (`None`: the agent's configured model, for text sent while it runs),
+/// the thinking level the session's turns use, the agent's name.
+pub(crate) fn reply_prefix(
+    cfg: &Config,
+    channel: &str,
+    account: &str,
+    agent_id: &str,
+    session_thinking: Option<&str>,
+    model: Option<&str>,
+) -> Option<String> {
+    let template = chela_core::reply_prefix::response_prefix(cfg, channel, account)?;
+    let configured = cfg.agent_model(agent_id).unwrap_or(chela_agent::runtime::DEFAULT_MODEL);
+    let thinking = chela_core::thinking::resolve(cfg, agent_id, session_thinking).map_or("off", |(l, _)| l.as_str());
+    let name = cfg.agent(agent_id).and_then(|(_, a)| a.identity.as_ref()?.name.clone());
+    let vars = chela_core::reply_prefix::PrefixVars {
+        model_full: model.unwrap_or(configured),
+        thinking_level: thinking,
+        identity_name: name.as_deref().unwrap_or(agent_id),
+    };
+    Some(chela_core::reply_prefix::render(&template, &vars))
+}
 
 /// The agent's `identity` (name, emoji, an `https` avatar) for a reply,
 /// when the adapter posts under per-message identities.

@@ -903,12 +903,15 @@ pub struct ChannelAccount {
     pub heartbeat_visibility: Option<HeartbeatVisibilityConfig>,
     /// The emoji put on a message when it is taken in (`""`: none; `crate::presence`).
     pub ack_reaction: Option<String>,
+    /// Put before each reply (`""`: none; `crate::reply_prefix`).
+    pub response_prefix: Option<String>,
     /// The largest inbound file this account takes, in MB (`crate::media`).
     pub media_max_mb: Option<f64>,
     /// Bot-to-bot pair limits (`crate::bot_loop`).
     pub bot_loop_protection: Option<BotLoopConfig>,
     /// Preview streaming (`crate::preview`): `mode` and
-    /// `preview.chunk.minChars` are read; OpenClaw's other members are kept as written.
+    /// `preview.chunk.minChars` are read, and `block.enabled` and
+    /// `block.coalesce` (`crate::block_stream`); OpenClaw's other members are kept as written.
     pub streaming: Option<Json>,
     /// Adapter-specific settings (tokens, base URLs…), checked by the channel plugin.
     #[serde(flatten)]

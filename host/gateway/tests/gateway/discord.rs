@@ -483,3 +483,33 @@ async fn block_replies_are_coalesced_up_to_max_chars() {
     assert!(gw.shutdown().await);
     assert_eq!(fake.sent(MAIN).len(), 2, "nothing after the blocks");
 }
+
+/// One bot for two agents: with `responsePrefix: "auto"` each reply starts
+/// with its agent's name (`[{identity.name}]`), so the channel tells them
+/// apart; an account's `""` turns it off there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_carry_their_agents_name_prefix() {
+    let fake = fake(41_250).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let text = config(root, &fake.api_base()).replace("apiBase:", "responsePrefix: \"auto\", apiBase:").replace(
+        &format!("ops: {{ token: \"{OPS}\" }}"),
+        &format!("ops: {{ token: \"{OPS}\", responsePrefix: \"\" }}"),
+    );
+    assert!(text.contains("responsePrefix: \"\""), "{text}");
+    let gw = common::serve(root, &text, &["channel_discord"]).await;
+    assert!(fake.wait_connected(MAIN, WAIT).await);
+    // The same bot: `work` in #general, `support` in #help (a peer binding).
+    fake.user_message(MAIN, Some(GENERAL), ("1100000000000000006", "Bo"), "hello", &[], true);
+    let sent = fake.wait_sent(MAIN, 1, WAIT).await;
+    assert!(content(&sent[0].1).starts_with("[Atlas] Atlas (agent `work`)"), "{sent:?}");
+    fake.user_message(MAIN, Some(HELP), ("1100000000000000006", "Bo"), "hello", &[], true);
+    let sent = fake.wait_sent(MAIN, 2, WAIT).await;
+    assert!(content(&sent[1].1).starts_with("[Sage] Sage (agent `support`)"), "{sent:?}");
+    // The ops bot is support's alone: no prefix there.
+    assert!(fake.wait_connected(OPS, WAIT).await);
+    fake.user_message(OPS, Some(GENERAL), ("1100000000000000006", "Bo"), "hello", &[], true);
+    let ops = fake.wait_sent(OPS, 1, WAIT).await;
+    assert!(content(&ops[0].1).starts_with("Sage (agent `support`)"), "{ops:?}");
+    assert!(gw.shutdown().await);
+}

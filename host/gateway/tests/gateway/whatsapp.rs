@@ -318,3 +318,45 @@ async fn the_message_tool_sends_a_document_through_the_agents_own_number_only() 
     assert!(fake.sent(CARE).is_empty() && fake.actions(CARE).is_empty(), "{:?}", fake.sent(CARE));
     assert!(gw.shutdown().await);
 }
+
+/// Block streaming where the platform has no edits: with
+/// `streaming.block.enabled` on the channel, a long answer arrives as
+/// several WhatsApp messages while it is written (the first quoting the
+/// message), together exactly the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_streamed_answer_arrives_as_several_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let paragraphs = [
+        "First, we gather what the team already knows and write it down in one place.",
+        "Then we pick the two questions that matter most this month and give each one an owner.",
+    ];
+    let answer = paragraphs.join("\n\n");
+    let agent_dir = root.join("state/agents/work/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    std::fs::write(
+        agent_dir.join("offline-script.json5"),
+        format!("{{ rules: [ {{ when: \"plan\", reply: {} }} ] }}", serde_json::to_string(&answer).unwrap()),
+    )
+    .unwrap();
+    let fake = WhatsAppFake::start(APP_SECRET).await;
+    fake.add_number(SALES, "15550783881", "EAAG-sales");
+    fake.add_number(CARE, "15550783882", "EAAG-care");
+    let config_text = config(root, &fake.base_url())
+        .replace(
+            "agents: { list: [",
+            "agents: { defaults: { blockStreamingChunk: { minChars: 40, maxChars: 200 } }, list: [",
+        )
+        .replace("graphApiBase:", "streaming: { block: { enabled: true } }, graphApiBase:");
+    assert!(config_text.contains("block: { enabled: true }"), "{config_text}");
+    let gw = common::serve(root, &config_text, &["channel_whatsapp"]).await;
+    fake.subscribe(&format!("http://{}/channels/whatsapp/sales/", gw.addr), "let-me-in").await.expect("subscribed");
+    let (id, _) = fake.user_message(SALES, ("16505551234", "Ada"), "what is the plan?", None, None).await;
+    let sent = fake.wait_sent(SALES, 2, WAIT).await;
+    let texts: Vec<&str> = sent.iter().map(text).collect();
+    assert_eq!(texts, paragraphs, "{sent:?}");
+    assert_eq!(sent[0]["context"]["message_id"], id.as_str(), "the first block quotes the message");
+    assert!(sent[1].get("context").is_none(), "{sent:?}");
+    assert!(gw.shutdown().await);
+    assert_eq!(fake.sent(SALES).len(), 2, "nothing after the blocks");
+}

@@ -88,6 +88,67 @@ pub fn ack_reaction(
     (!emoji.is_empty()).then_some(emoji)
 }
 
+/// A turn's stage, as status reactions show it (OpenClaw's lifecycle:
+/// queued is the acknowledgement itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnStage {
+    Thinking,
+    Tool,
+    Compacting,
+    Done,
+    Error,
+}
+
+/// How a channel shows a turn's stages on the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusStyle {
+    /// One reaction slot, replaced at each stage and the acknowledgement
+    /// put back when the turn is done (Telegram, WhatsApp).
+    Replace,
+    /// The acknowledgement stays; only a failure adds a reaction (Discord,
+    /// Slack: no per-stage emoji, no success flash).
+    ErrorOnly,
+}
+
+/// Status reactions of one turn: how they show, over which acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusReactions {
+    pub style: StatusStyle,
+    pub ack: String,
+}
+
+/// `messages.statusReactions.enabled` for `channel`, over the turn's
+/// acknowledgement `ack` (none: no status reactions either). Unset: on for
+/// Discord (where acknowledgements are), off elsewhere, as in OpenClaw.
+pub fn status_reactions(cfg: &Config, channel: &str, ack: Option<&str>) -> Option<StatusReactions> {
+    let ack = ack?;
+    let set = cfg.messages.as_ref().and_then(|m| m.get("statusReactions")?.get("enabled")?.as_bool());
+    if !set.unwrap_or(channel == "discord") {
+        return None;
+    }
+    let style = match channel {
+        "telegram" | "whatsapp" => StatusStyle::Replace,
+        _ => StatusStyle::ErrorOnly,
+    };
+    Some(StatusReactions { style, ack: ack.to_string() })
+}
+
+impl StatusReactions {
+    /// The reaction `stage` puts on the message (`None`: it changes nothing).
+    /// The emoji are ones Telegram lets bots react with.
+    pub fn emoji(&self, stage: TurnStage) -> Option<&str> {
+        match (self.style, stage) {
+            (StatusStyle::Replace, TurnStage::Thinking) => Some("🤔"),
+            (StatusStyle::Replace, TurnStage::Tool) => Some("🔥"),
+            (StatusStyle::Replace, TurnStage::Compacting) => Some("✍"),
+            (StatusStyle::Replace, TurnStage::Done) => Some(&self.ack),
+            (StatusStyle::Replace, TurnStage::Error) => Some("😱"),
+            (StatusStyle::ErrorOnly, TurnStage::Error) => Some("❌"),
+            (StatusStyle::ErrorOnly, _) => None,
+        }
+    }
+}
+
 /// When typing starts in a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TypingStart {
@@ -125,6 +186,22 @@ pub fn typing_interval(cfg: &Config) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_reactions_follow_the_channel_and_the_acknowledgement() {
+        let on =
+            crate::config::load::load_str("{ messages: { statusReactions: { enabled: true } } }", None).unwrap().config;
+        let unset = crate::config::load::load_str("{}", None).unwrap().config;
+        let t = status_reactions(&on, "telegram", Some("👀")).expect("enabled");
+        let stages = [TurnStage::Thinking, TurnStage::Tool, TurnStage::Compacting, TurnStage::Done, TurnStage::Error];
+        let shown: Vec<Option<&str>> = stages.iter().map(|s| t.emoji(*s)).collect();
+        assert_eq!(shown, [Some("🤔"), Some("🔥"), Some("✍"), Some("👀"), Some("😱")], "replaced, the ack put back");
+        let s = status_reactions(&on, "slack", Some("👀")).unwrap();
+        assert_eq!(stages.map(|st| s.emoji(st)), [None, None, None, None, Some("❌")], "only a failure shows");
+        assert!(status_reactions(&on, "telegram", None).is_none(), "no acknowledgement, no status");
+        assert!(status_reactions(&unset, "telegram", Some("👀")).is_none(), "off unless enabled");
+        assert!(status_reactions(&unset, "discord", Some("👀")).is_some(), "Discord: on where acks are");
+    }
 
     fn cfg(text: &str) -> Config {
         crate::config::load::load_str(text, Some("t.json5")).expect("loads").config

@@ -89,10 +89,12 @@ impl BlockReplies {
     pub(crate) fn sink(&self) -> TextSink {
         let tx = self.tx.clone();
         Arc::new(move |ev: TextEvent<'_>| {
-            let _ = tx.send(match ev {
+            let piece = match ev {
                 TextEvent::Delta(t) => Piece::Text(t.to_string()),
                 TextEvent::MessageEnd => Piece::MessageEnd,
-            });
+                TextEvent::Thinking | TextEvent::Tool(_) | TextEvent::Compacting => return,
+            };
+            let _ = tx.send(piece);
         })
     }
 

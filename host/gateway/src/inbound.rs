@@ -30,6 +30,7 @@ use crate::{blocks, media_in, media_out, presence, preview};
 use chela_agent::queue::Absorbed;
 use chela_core::block_stream::block_settings;
 use chela_core::config::paths::{agent_workspace, session_media_dir};
+use chela_core::presence::status_reactions;
 use chela_core::presence::{ack_reaction, typing_interval, typing_start};
 use chela_core::preview::preview_settings;
 use chela_core::roster::Roster;
@@ -316,10 +317,13 @@ impl Gateway {
         let cfg = &snap.config;
         let mentioned = ev.mentions_bot || is_mentioned(&mention_patterns(cfg, &route.agent_id), &ev.text);
         // Acknowledged once, when it first comes in (not when replayed after a restart).
-        if ticket.accepted.is_some() {
-            if let Some(emoji) = ack_reaction(cfg, &ch, &account, &route.agent_id, route.chat_type, mentioned) {
-                presence::acknowledge(channel, ev, emoji);
-            }
+        let ack =
+            ticket.accepted.and_then(|_| ack_reaction(cfg, &ch, &account, &route.agent_id, route.chat_type, mentioned));
+        // Its stages as reactions after the acknowledgement (`messages.statusReactions`), which
+        // then sends that first; else the acknowledgement alone.
+        let status = status_reactions(cfg, &ch, ack.as_deref()).and_then(|s| presence::Status::begin(channel, ev, s));
+        if let (Some(emoji), None) = (&ack, &status) {
+            presence::acknowledge(channel, ev, emoji.clone());
         }
         let files = match ev.attachments.is_empty() {
             true => media_in::Files::default(),
@@ -375,6 +379,7 @@ impl Gateway {
         };
         let on_text: chela_agent::TextSink = {
             let sinks: Vec<chela_agent::TextSink> = std::iter::once(typing.sink())
+                .chain(status.as_ref().map(|s| s.sink()))
                 .chain(preview.as_ref().map(|p| p.sink()))
                 .chain(blocks.as_ref().map(|b| b.sink()))
                 .collect();
@@ -420,6 +425,9 @@ impl Gateway {
             Some(b) => b.finish().await,
             None => blocks::Streamed::default(),
         };
+        if let Some(s) = status {
+            s.finish(matches!(&turn, Err(e) if !matches!(e, RunError::Aborted(_)))).await;
+        }
         let turn = match turn {
             Ok(t) => t,
             Err(RunError::Aborted(why)) => {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chela_agent::model::{TextEvent, TextSink};
 use chela_core::config::schema::Config;
-use chela_core::presence::TypingStart;
+use chela_core::presence::{StatusReactions, TurnStage, TypingStart};
 use chela_plugin::channel::{ChannelRuntime, Features, Identity, InboundEvent, MessageRef};
 
 /// The `responsePrefix` for a reply of `agent_id` on `channel`/`account`
@@ -72,6 +72,67 @@ pub(crate) fn acknowledge(channel: &Arc<ChannelRuntime>, ev: &InboundEvent, emoj
             tracing::warn!(channel = %channel.channel_id(), error = %e, "ack reaction not sent");
         }
     });
+}
+
+/// A turn's stages shown as reactions on the message it answers (core's
+/// `status_reactions` decides which, and how a channel shows them): the
+/// acknowledgement first, then one reaction call at a time, in order, an
+/// unchanged one not repeated.
+pub(crate) struct Status {
+    tx: tokio::sync::mpsc::UnboundedSender<TurnStage>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Status {
+    /// Status reactions for the event's message, when its adapter reacts.
+    pub(crate) fn begin(channel: &Arc<ChannelRuntime>, ev: &InboundEvent, s: StatusReactions) -> Option<Status> {
+        if !channel.features().contains(Features::REACT) || ev.message_id.is_empty() {
+            return None;
+        }
+        let message = MessageRef {
+            account_id: ev.account_id.clone(),
+            peer: ev.peer.clone(),
+            thread_id: ev.thread_id.clone(),
+            message_id: ev.message_id.clone(),
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TurnStage>();
+        let channel = channel.clone();
+        let task = tokio::spawn(async move {
+            let mut shown = s.ack.clone();
+            if let Err(e) = channel.react(message.clone(), &s.ack).await {
+                tracing::warn!(channel = %channel.channel_id(), error = %e, "ack reaction not sent");
+            }
+            while let Some(stage) = rx.recv().await {
+                let Some(emoji) = s.emoji(stage).filter(|e| *e != shown) else { continue };
+                match channel.react(message.clone(), emoji).await {
+                    Ok(()) => shown = emoji.to_string(),
+                    Err(e) => tracing::debug!(channel = %channel.channel_id(), error = %e, "status reaction not sent"),
+                }
+            }
+        });
+        Some(Status { tx, task })
+    }
+
+    /// The turn's stages as they happen.
+    pub(crate) fn sink(&self) -> TextSink {
+        let tx = self.tx.clone();
+        Arc::new(move |ev: TextEvent<'_>| {
+            let stage = match ev {
+                TextEvent::Thinking => TurnStage::Thinking,
+                TextEvent::Tool(_) => TurnStage::Tool,
+                TextEvent::Compacting => TurnStage::Compacting,
+                TextEvent::Delta(_) | TextEvent::MessageEnd => return,
+            };
+            let _ = tx.send(stage);
+        })
+    }
+
+    /// The turn is over (`failed`: with an error): the last reaction is on.
+    pub(crate) async fn finish(self, failed: bool) {
+        let _ = self.tx.send(if failed { TurnStage::Error } else { TurnStage::Done });
+        drop(self.tx);
+        let _ = self.task.await;
+    }
 }
 
 /// Silent answers that never start typing (`message` mode): a reply that

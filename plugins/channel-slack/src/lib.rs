@@ -67,6 +67,10 @@ const EMOJI_NAMES: &[(&str, &str)] = &[
     ("⚡", "zap"),
     ("🔧", "wrench"),
     ("🤖", "robot_face"),
+    ("❌", "x"),
+    ("😱", "scream"),
+    ("✍", "writing_hand"),
+    ("✍️", "writing_hand"),
 ];
 
 /// An emoji as Slack names it: a known character's name, or `:name:` as written.

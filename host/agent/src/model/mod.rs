@@ -22,7 +22,8 @@ use crate::store::{Content, History, Usage};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// What a listener hears while a turn's answer streams in.
+/// What a listener hears while a turn runs: the answer's text as it
+/// streams in, and the turn's stages (for status reactions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextEvent<'a> {
     /// More of the answer's text.
@@ -30,6 +31,12 @@ pub enum TextEvent<'a> {
     /// One assistant message of the turn is complete (more may follow
     /// after its tool calls).
     MessageEnd,
+    /// The model is asked (each round of the turn).
+    Thinking,
+    /// A tool call starts (the tool's name).
+    Tool(&'a str),
+    /// The session is being compacted.
+    Compacting,
 }
 
 /// Receives the answer's text as the model produces it (for streaming it

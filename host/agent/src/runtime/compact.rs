@@ -220,6 +220,9 @@ impl AgentRuntime {
             return Err("the kept messages have no entry id".into());
         };
         let models = hk.summary_models.clone()?;
+        if let Some(sink) = &ask.on_text {
+            sink(crate::model::TextEvent::Compacting);
+        }
         let input = summary_input(view.summary.as_deref(), &view.messages[from..cut], focus);
         let request = ModelRequest {
             purpose: Purpose::Summary,

@@ -245,6 +245,9 @@ impl AgentRuntime {
                     }
                     None => conversation.view.messages.clone(),
                 };
+                if let Some(sink) = &ask.on_text {
+                    sink(crate::model::TextEvent::Thinking);
+                }
                 let request = ModelRequest {
                     purpose: Purpose::Turn,
                     sampling: ask.sampling.clone(),
@@ -351,6 +354,9 @@ impl AgentRuntime {
         arguments: &Value,
     ) -> (Message, ToolCallSummary) {
         let started = Instant::now();
+        if let Some(sink) = &ask.on_text {
+            sink(crate::model::TextEvent::Tool(&name));
+        }
         let (out, is_error) = match tools.get(&name) {
             None => (format!("tool `{name}` is not available to agent `{}`", ask.agent_id), true),
             Some(t) => match t.invoke(&self.plugins, ask.session_key, &call_id, &arguments.to_string()).await {

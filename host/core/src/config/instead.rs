@@ -20,7 +20,6 @@ const INSTEAD: &[(&str, &str)] = &[
     ("agents.*.memorySearch", "the `memory_search` tool ranks the workspace's memory/ files itself (no embedding index)"),
     ("agents.*.verboseDefault", "sessions start with `/verbose off`; `/verbose on|full` sets it per session"),
     ("agents.*.skipBootstrap", "chela writes the persona templates only into an empty workspace, never over a file"),
-    ("messages.statusReactions", "only the acknowledgement reaction is sent (`messages.ackReaction`, `ackReactionScope`); no status reactions"),
     ("channels.*.typing", "typing follows the agent's `typingMode`"),
     ("channels.*.blockStreaming", "block replies are switched per channel or account with `streaming.block.enabled` (and merged per `streaming.block.coalesce`)"),
     ("env.shellEnv", "chela does not read the login shell; put variables in the state dir's `.env` or `env.vars`"),

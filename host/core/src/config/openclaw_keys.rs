@@ -164,8 +164,10 @@ fn ignored(path: &str, member: &Member) -> Diagnostic {
 
 /// Sections chela keeps as JSON but reads only in part: the members it
 /// reads. Any other member OpenClaw defines there is ignored, with a warning.
-const READ_IN_PART: &[(&str, &[&str])] =
-    &[("messages", &["groupChat", "queue", "ackReaction", "ackReactionScope", "responsePrefix"]), ("env", &["vars"])];
+const READ_IN_PART: &[(&str, &[&str])] = &[
+    ("messages", &["groupChat", "queue", "ackReaction", "ackReactionScope", "responsePrefix", "statusReactions"]),
+    ("env", &["vars"]),
+];
 
 fn unread_members(path: &str, node: &Node) -> Vec<Diagnostic> {
     let (Some((_, read)), Value::Object(members)) = (READ_IN_PART.iter().find(|(p, _)| *p == path), &node.value) else {

@@ -654,3 +654,43 @@ async fn a_block_streamed_answer_arrives_as_paragraph_blocks_equal_to_the_transc
     assert!(transcript.contains(&serde_json::to_string(&answer).unwrap()), "{transcript}");
     assert!(gw.shutdown().await);
 }
+
+/// Status reactions (`messages.statusReactions.enabled`): the one reaction
+/// a bot has on the message goes 👀 (taken in) → 🤔 (thinking) → 🔥 (a
+/// tool runs) → 🤔 → 👀 again once the answer is out, in that order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reactions_follow_the_turn_and_end_on_the_acknowledgement() {
+    let fake = TelegramFake::start().await;
+    fake_bots(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let agent_dir = root.join("state/agents/work/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    std::fs::write(
+        agent_dir.join("offline-script.json5"),
+        r#"{ rules: [ { when: "echo", tool: "echo", arguments: { text: "ping" }, reply: "Echoed: {{result}}" } ] }"#,
+    )
+    .unwrap();
+    let text = config(root, &fake.api_root(), "polling").replace(
+        "channels: {",
+        "messages: { ackReactionScope: \"all\", statusReactions: { enabled: true } }, channels: {",
+    );
+    assert!(text.contains("statusReactions"), "{text}");
+    let gw = common::serve(root, &text, &["channel_telegram", "tool_echo"]).await;
+    let u = fake.user_message(WORK, None, (5001, "Ada"), "echo this", json!({}));
+    let sent = fake.wait_sent(WORK, 1, WAIT).await;
+    assert!(sent[0]["text"].as_str().unwrap().starts_with("Echoed:"), "{sent:?}");
+    let emojis = || -> Vec<String> {
+        fake.actions(WORK)
+            .into_iter()
+            .filter(|(m, v)| m == "setmessagereaction" && v["message_id"] == u["message"]["message_id"])
+            .map(|(_, v)| v["reaction"][0]["emoji"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while emojis().len() < 5 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(emojis(), ["👀", "🤔", "🔥", "🤔", "👀"]);
+    assert!(gw.shutdown().await);
+}

@@ -513,3 +513,65 @@ async fn replies_carry_their_agents_name_prefix() {
     assert!(content(&ops[0].1).starts_with("Sage (agent `support`)"), "{ops:?}");
     assert!(gw.shutdown().await);
 }
+
+/// A Discord voice message (an `audio/ogg` attachment with the voice flag)
+/// is downloaded from the CDN and transcribed by the configured model
+/// (`tools.media.models`, OpenAI's `/audio/transcriptions` fake); the turn
+/// gets the transcript. A file over `mediaMaxMb` is refused in the chat,
+/// not downloaded, and nothing is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voice_message_is_transcribed_and_an_oversized_file_refused() {
+    use chela_fakes::openai::OpenAiFake;
+    let openai = OpenAiFake::start("sk-test").await;
+    openai.set_transcript("remind me to water the plants");
+    let fake = fake(41_250).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let text = config(root, &fake.api_base())
+        .replace(
+            "agents: { list: [",
+            &format!(
+                "models: {{ providers: {{ openai: {{ baseUrl: \"{}\" }} }} }}, tools: {{ media: {{ models: [ {{ provider: \"openai\", model: \"whisper-1\", capabilities: [\"audio\"] }} ] }} }}, agents: {{ list: [",
+                openai.base_url()
+            ),
+        )
+        .replace("apiBase:", "mediaMaxMb: 1, apiBase:");
+    assert!(text.contains("whisper-1") && text.contains("mediaMaxMb: 1"), "{text}");
+    let gw = common::serve_with_vars(root, &text, &["channel_discord"], common::openai_test_key()).await;
+    assert!(fake.wait_connected(MAIN, WAIT).await);
+
+    let voice: Vec<u8> = b"OggS".iter().copied().chain((0..4092).map(|i| (i % 251) as u8)).collect();
+    fake.user_file(MAIN, None, ("1100000000000000005", "Ada"), "", ("voice-message.ogg", "audio/ogg", voice.clone()));
+    let sent = fake.wait_sent(MAIN, 1, WAIT).await;
+    let reply = content(&sent[0].1);
+    assert!(reply.contains("remind me to water the plants"), "the turn got the transcript: {reply}");
+    let heard = openai.transcriptions();
+    assert_eq!(heard.len(), 1);
+    assert_eq!((heard[0].fields["model"].as_str(), heard[0].bytes.as_slice()), (Some("whisper-1"), voice.as_slice()));
+
+    let big = vec![7u8; 1_200_000];
+    fake.user_file(MAIN, None, ("1100000000000000005", "Ada"), "", ("big.bin", "application/octet-stream", big));
+    let sent = fake.wait_sent(MAIN, 2, WAIT).await;
+    let notice = content(&sent[1].1);
+    assert!(
+        notice.contains("big.bin") && notice.contains("the limit is 1.0 MB"),
+        "a notice naming the file and the limit: {notice}"
+    );
+    assert_eq!(openai.transcriptions().len(), 1);
+    let kept: Vec<_> = walk(&root.join("state/agents/work/sessions/media"));
+    assert_eq!(kept.len(), 1, "only the voice message is kept: {kept:?}");
+    assert!(gw.shutdown().await);
+    assert_eq!(fake.sent(MAIN).len(), 2, "no turn for a refused file alone");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}

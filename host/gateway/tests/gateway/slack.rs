@@ -344,3 +344,52 @@ async fn the_message_tool_uploads_into_the_thread_through_the_agents_own_app_onl
     assert!(fake.sent(GLOBEX).is_empty() && fake.uploads(GLOBEX).is_empty(), "{:?}", fake.sent(GLOBEX));
     assert!(gw.shutdown().await);
 }
+
+/// A Slack audio clip is downloaded with the bot token and transcribed by
+/// the configured model (`tools.media.models`); the turn gets the
+/// transcript. A file over `mediaMaxMb` is refused in the chat and nothing
+/// is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audio_clip_is_transcribed_and_an_oversized_file_refused() {
+    use chela_fakes::openai::OpenAiFake;
+    let openai = OpenAiFake::start("sk-test").await;
+    openai.set_transcript("book the room for friday");
+    let fake = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let text = config(root, &fake.api_base())
+        .replace(
+            "agents: { list: [",
+            &format!(
+                "models: {{ providers: {{ openai: {{ baseUrl: \"{}\" }} }} }}, tools: {{ media: {{ models: [ {{ provider: \"openai\", model: \"whisper-1\", capabilities: [\"audio\"] }} ] }} }}, agents: {{ list: [",
+                openai.base_url()
+            ),
+        )
+        .replace("apiBase:", "mediaMaxMb: 1, apiBase:");
+    assert!(text.contains("whisper-1") && text.contains("mediaMaxMb: 1"), "{text}");
+    let gw = common::serve_with_vars(root, &text, &["channel_slack"], common::openai_test_key()).await;
+
+    let clip: Vec<u8> = (0..3000).map(|i| (i % 241) as u8).collect();
+    fake.user_file(ACME, "D0ADA", "U0ADA", "", ("audio_message.webm", "audio/webm", clip.clone())).await;
+    let sent = fake.wait_sent(ACME, 1, WAIT).await;
+    let reply = sent.first().map(text_of).unwrap_or_default();
+    assert!(reply.contains("book the room for friday"), "the turn got the transcript: {reply}");
+    let heard = openai.transcriptions();
+    assert_eq!(heard.len(), 1);
+    assert_eq!(heard[0].bytes, clip);
+
+    fake.user_file(ACME, "D0ADA", "U0ADA", "", ("dump.bin", "application/octet-stream", vec![1u8; 1_300_000])).await;
+    let sent = fake.wait_sent(ACME, 2, WAIT).await;
+    let notice = text_of(&sent[1]);
+    assert!(notice.contains("dump.bin") && notice.contains("the limit is 1.0 MB"), "{notice}");
+    let media = root.join("state/agents/work/sessions/media");
+    let kept: usize = std::fs::read_dir(&media)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|d| std::fs::read_dir(d.path()).map(|r| r.count()).unwrap_or(0))
+        .sum();
+    assert_eq!(kept, 1, "only the clip is kept");
+    assert!(gw.shutdown().await);
+    assert_eq!(fake.sent(ACME).len(), 2, "no turn for a refused file alone");
+}

@@ -461,7 +461,7 @@ fn openclaw_settings_chela_ignores_load_with_warnings_and_fail_strict() {
     let s = Sandbox::new();
     let cfg = s.write(
         "openclaw.json",
-        "{ agents: { defaults: { compaction: { mode: 'safeguard' }, humanDelay: { mode: 'off' } } }, telemetry: {} }",
+        "{ agents: { defaults: { compaction: { mode: 'safeguard' }, verboseDefault: 'on' } }, telemetry: {} }",
     );
     let out = s.chela(&cfg, &["config", "validate", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -473,7 +473,7 @@ fn openclaw_settings_chela_ignores_load_with_warnings_and_fail_strict() {
         .filter(|d| d["unimplemented"] == true)
         .map(|d| d["path"].as_str().unwrap())
         .collect();
-    assert_eq!(ignored, ["agents.defaults.compaction.mode", "agents.defaults.humanDelay", "telemetry"], "{v}");
+    assert_eq!(ignored, ["agents.defaults.compaction.mode", "agents.defaults.verboseDefault", "telemetry"], "{v}");
     let strict = s.chela(&cfg, &["config", "validate", "--strict"]);
     assert_eq!(strict.status.code(), Some(1), "{}", text(&strict));
     assert!(text(&strict).contains("3 error(s)"), "{}", text(&strict));
@@ -482,7 +482,7 @@ fn openclaw_settings_chela_ignores_load_with_warnings_and_fail_strict() {
     let grouped: Vec<String> =
         text(&listed).lines().filter(|l| l.contains("chela does not implement")).map(String::from).collect();
     assert_eq!(grouped.len(), 1, "one grouped warning: {grouped:?}");
-    assert!(grouped[0].contains("agents.defaults.humanDelay"), "{grouped:?}");
+    assert!(grouped[0].contains("agents.defaults.verboseDefault"), "{grouped:?}");
     let typo = s.write("typo.json", "{ agents: { defaults: { humanDelai: { mode: 'off' } } } }");
     let out = s.chela(&typo, &["config", "validate"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -894,9 +894,9 @@ fn config_errors_on_a_terminal_show_the_source_line_with_a_caret() {
     assert!(!text(&piped).contains("^^^"), "{}", text(&piped));
 }
 
-/// OpenClaw settings chela does not act on (`blockStreamingDefault`), and
-/// the parts of a section it reads only in part (`messages.statusReactions`,
-/// `cron.triggers`), warn like every other ignored setting, with what chela
+/// OpenClaw settings chela does not act on (`verboseDefault`,
+/// `skipBootstrap`), and the parts of a section it reads only in part
+/// (`cron.triggers`), warn like every other ignored setting, with what chela
 /// does instead; the parts it reads (`messages.queue`, `ackReaction`,
 /// `typingMode`, `heartbeat`) do not.
 #[test]
@@ -905,9 +905,10 @@ fn ignored_openclaw_settings_say_what_chela_does_instead() {
     let cfg = s.write(
         "c.json5",
         r#"{
-  agents: { defaults: { typingMode: "instant", blockStreamingDefault: "on", heartbeat: { every: "30m" } } },
+  agents: { defaults: { typingMode: "instant", blockStreamingDefault: "on", heartbeat: { every: "30m" },
+                        verboseDefault: "on", skipBootstrap: true } },
   messages: { queue: { mode: "steer" }, ackReaction: "👀", statusReactions: { enabled: true },
-              groupChat: { mentionPatterns: ["@bot"] } },
+              responsePrefix: "auto", groupChat: { mentionPatterns: ["@bot"] } },
   cron: { enabled: true, triggers: { enabled: false } },
 }"#,
     );
@@ -918,8 +919,8 @@ fn ignored_openclaw_settings_say_what_chela_does_instead() {
         diagnostics.iter().find(|d| d["path"] == path).unwrap_or_else(|| panic!("no warning at {path}: {v:#}")).clone()
     };
     for (path, says) in [
-        ("agents.defaults.blockStreamingDefault", "block replies"),
-        ("messages.statusReactions", "no status reactions"),
+        ("agents.defaults.verboseDefault", "/verbose off"),
+        ("agents.defaults.skipBootstrap", "persona templates"),
         ("cron.triggers", "condition triggers"),
     ] {
         let d = diag(path);
@@ -931,6 +932,9 @@ fn ignored_openclaw_settings_say_what_chela_does_instead() {
         "messages.groupChat",
         "messages.queue",
         "messages.ackReaction",
+        "messages.statusReactions",
+        "messages.responsePrefix",
+        "agents.defaults.blockStreamingDefault",
         "agents.defaults.typingMode",
         "agents.defaults.heartbeat",
         "cron.enabled",

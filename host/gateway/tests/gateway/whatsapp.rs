@@ -360,3 +360,62 @@ async fn a_block_streamed_answer_arrives_as_several_messages() {
     assert!(gw.shutdown().await);
     assert_eq!(fake.sent(SALES).len(), 2, "nothing after the blocks");
 }
+
+/// A photo to a vision model and a voice note to the transcription model,
+/// through the media id → URL → bytes flow: the model request carries the
+/// image byte for byte, and the voice note's transcript reaches the turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_reaches_the_model_and_a_voice_note_is_transcribed() {
+    use base64::Engine as _;
+    use chela_fakes::openai::{OpenAiFake, Scripted};
+    let openai = OpenAiFake::start("sk-test").await;
+    openai.set_transcript("call the supplier tomorrow");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let fake = WhatsAppFake::start(APP_SECRET).await;
+    fake.add_number(SALES, "15550783881", "EAAG-sales");
+    fake.add_number(CARE, "15550783882", "EAAG-care");
+    let cfg = config(root, &fake.base_url())
+        .replace(
+            "agents: { list: [",
+            &format!(
+                "models: {{ providers: {{ openai: {{ baseUrl: \"{}\" }} }} }}, tools: {{ media: {{ models: [ {{ provider: \"openai\", model: \"whisper-1\", capabilities: [\"audio\"] }} ] }} }}, agents: {{ list: [",
+                openai.base_url()
+            ),
+        )
+        .replace(r#"identity: { name: "Sage" } }"#, r#"identity: { name: "Sage" }, model: "openai/gpt-test" }"#);
+    assert!(cfg.contains("gpt-test") && cfg.contains("whisper-1"), "{cfg}");
+    let gw = common::serve_with_vars(root, &cfg, &["channel_whatsapp"], common::openai_test_key()).await;
+    fake.subscribe(&format!("http://{}/channels/whatsapp/care/", gw.addr), "let-me-in").await.expect("subscribed");
+
+    let photo: Vec<u8> = [0xFF, 0xD8, 0xFF, 0xE0].into_iter().chain((0..6000).map(|i| (i % 199) as u8)).collect();
+    openai.script([Scripted::Text("a receipt".into())]);
+    fake.user_media(CARE, ("16505551234", "Ada"), "image", "image/jpeg", photo.clone(), serde_json::json!({})).await;
+    let sent = fake.wait_sent(CARE, 1, WAIT).await;
+    assert_eq!(sent.first().map(text), Some("a receipt"), "{sent:?}");
+    let (_, request) = openai.requests().last().cloned().expect("the model was asked");
+    let user = request["messages"].as_array().unwrap().iter().rev().find(|m| m["role"] == "user").unwrap().clone();
+    let url = format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(&photo));
+    assert!(
+        user["content"].as_array().is_some_and(|p| p.iter().any(|p| p["image_url"]["url"] == url.as_str())),
+        "the image, byte for byte: {user}"
+    );
+
+    openai.script([Scripted::Text("noted".into())]);
+    let voice = vec![5u8; 4096];
+    fake.user_media(
+        CARE,
+        ("16505551234", "Ada"),
+        "audio",
+        "audio/ogg; codecs=opus",
+        voice.clone(),
+        serde_json::json!({"voice": true}),
+    )
+    .await;
+    fake.wait_sent(CARE, 2, WAIT).await;
+    let heard = openai.transcriptions();
+    assert_eq!((heard.len(), heard.first().map(|h| h.bytes.clone())), (1, Some(voice)));
+    let (_, request) = openai.requests().last().cloned().expect("the model was asked again");
+    assert!(request.to_string().contains("call the supplier tomorrow"), "the transcript is in the turn: {request}");
+    assert!(gw.shutdown().await);
+}

@@ -158,6 +158,7 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability, co
                             scheduled: None,
                             media: Vec::new(),
                             delivery: None,
+                            live_tool_summaries: false,
                         },
                     )
                     .await

@@ -126,5 +126,6 @@ fn inbound(
         scheduled: None,
         media: Vec::new(),
         delivery: None,
+        live_tool_summaries: false,
     }
 }

@@ -91,6 +91,10 @@ pub struct Inbound {
     /// came with it (`Content::Image`). Files of other kinds are described
     /// in `text` by whoever took them in.
     pub media: Vec<crate::store::Content>,
+    /// The caller shows the session's `/verbose` tool summaries as each
+    /// call finishes (`TextEvent::ToolSummary`, to a chat), so the reply
+    /// does not list them again; otherwise they follow the reply.
+    pub live_tool_summaries: bool,
 }
 
 /// How a scheduled turn opens its session and prompt.

@@ -85,6 +85,7 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                     scheduled: None,
                     media: Vec::new(),
                     delivery: None,
+                    live_tool_summaries: false,
                 },
             )
             .await;
@@ -125,6 +126,7 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                     scheduled: None,
                     media: Vec::new(),
                     delivery: None,
+                    live_tool_summaries: false,
                 },
             )
             .await;

@@ -62,6 +62,7 @@ async fn one_turn(provider: &str, base: &str, model: &str) -> chela_agent::TurnO
         scheduled: None,
         media: Vec::new(),
         delivery: None,
+        live_tool_summaries: false,
     };
     rt.run(&rt.snapshot(), inbound).await.expect("the turn finishes")
 }

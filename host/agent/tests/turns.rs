@@ -106,6 +106,7 @@ fn inbound(rt: &AgentRuntime, agent: &str, peer: &str, text: &str) -> Inbound {
         scheduled: None,
         media: Vec::new(),
         delivery: None,
+        live_tool_summaries: false,
     }
 }
 

@@ -165,6 +165,7 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                             scheduled: None,
                             media: Vec::new(),
                             delivery: None,
+                            live_tool_summaries: false,
                         },
                     )
                     .await?;

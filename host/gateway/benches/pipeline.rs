@@ -80,6 +80,7 @@ fn bench(c: &mut Criterion) {
             scheduled: None,
             media: Vec::new(),
             delivery: None,
+            live_tool_summaries: false,
         }
     };
     let mut g = c.benchmark_group("pipeline");

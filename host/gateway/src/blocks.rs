@@ -92,7 +92,7 @@ impl BlockReplies {
             let piece = match ev {
                 TextEvent::Delta(t) => Piece::Text(t.to_string()),
                 TextEvent::MessageEnd => Piece::MessageEnd,
-                TextEvent::Thinking | TextEvent::Tool(_) | TextEvent::Compacting => return,
+                TextEvent::Thinking | TextEvent::Tool(_) | TextEvent::Compacting | TextEvent::ToolSummary(_) => return,
             };
             let _ = tx.send(piece);
         })

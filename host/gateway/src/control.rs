@@ -209,6 +209,7 @@ async fn send(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         scheduled: None,
         media: Vec::new(),
         delivery: None,
+        live_tool_summaries: false,
     };
     let _turn = gw.inflight.enter();
     match gw.runtime.run(&snap, inbound).await {

@@ -26,7 +26,7 @@ use crate::live::{Direction, LiveEvent};
 use crate::pairing::Pairing;
 use crate::reply_order::Turnstile;
 use crate::Gateway;
-use crate::{blocks, media_in, media_out, presence, preview};
+use crate::{blocks, media_in, media_out, presence, preview, tool_summaries};
 use chela_agent::queue::Absorbed;
 use chela_core::block_stream::block_settings;
 use chela_core::config::paths::{agent_workspace, session_media_dir};
@@ -377,8 +377,10 @@ impl Gateway {
             Some(_) => None,
             None => preview::Preview::begin(channel, ev, preview_settings(cfg, &ch, &account)),
         };
+        let summaries = tool_summaries::ToolSummaries::begin(channel, ev);
         let on_text: chela_agent::TextSink = {
-            let sinks: Vec<chela_agent::TextSink> = std::iter::once(typing.sink())
+            let sinks: Vec<chela_agent::TextSink> = [typing.sink(), summaries.sink()]
+                .into_iter()
                 .chain(status.as_ref().map(|s| s.sink()))
                 .chain(preview.as_ref().map(|p| p.sink()))
                 .chain(blocks.as_ref().map(|b| b.sink()))
@@ -411,6 +413,7 @@ impl Gateway {
                 account_id: account.clone(),
                 thread_id: ev.thread_id.clone(),
             }),
+            live_tool_summaries: true,
         };
         let started = std::time::Instant::now();
         let turn = self.runtime.run_admitted(snap, inbound, Some(on_text), stage.admitted).await;
@@ -425,6 +428,7 @@ impl Gateway {
             Some(b) => b.finish().await,
             None => blocks::Streamed::default(),
         };
+        summaries.finish().await;
         if let Some(s) = status {
             s.finish(matches!(&turn, Err(e) if !matches!(e, RunError::Aborted(_)))).await;
         }

@@ -37,6 +37,7 @@ mod server;
 pub mod supervisor;
 pub mod token;
 pub use health::agent_summaries;
+mod tool_summaries;
 mod webhook;
 
 use std::collections::HashMap;

@@ -331,6 +331,7 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         sampling,
         scheduled: None,
         media: Vec::new(),
+        live_tool_summaries: false,
     };
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     // The response names the model as asked (OpenAI echoes it), or the agent's target.

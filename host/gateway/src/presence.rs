@@ -121,7 +121,7 @@ impl Status {
                 TextEvent::Thinking => TurnStage::Thinking,
                 TextEvent::Tool(_) => TurnStage::Tool,
                 TextEvent::Compacting => TurnStage::Compacting,
-                TextEvent::Delta(_) | TextEvent::MessageEnd => return,
+                TextEvent::Delta(_) | TextEvent::MessageEnd | TextEvent::ToolSummary(_) => return,
             };
             let _ = tx.send(stage);
         })

@@ -37,6 +37,9 @@ pub enum TextEvent<'a> {
     Tool(&'a str),
     /// The session is being compacted.
     Compacting,
+    /// A finished tool call as `/verbose` shows it, for a caller that shows
+    /// them as they happen ([`crate::Inbound::live_tool_summaries`]).
+    ToolSummary(&'a str),
 }
 
 /// Receives the answer's text as the model produces it (for streaming it

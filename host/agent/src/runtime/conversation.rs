@@ -159,6 +159,9 @@ pub(super) struct Ask<'a> {
     pub(super) identity: Identity,
     pub(super) agent_dir: PathBuf,
     pub(super) on_text: Option<TextSink>,
+    /// The session's `/verbose` level when its summaries go to `on_text` as
+    /// each tool call finishes (`None`: they follow the reply, or are off).
+    pub(super) live_verbose: Option<crate::store::Verbose>,
     pub(super) sampling: Sampling,
     /// The thinking level the model is asked for (`None`: its own default).
     pub(super) thinking: Option<chela_core::thinking::ThinkLevel>,

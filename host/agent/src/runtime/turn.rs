@@ -130,6 +130,9 @@ impl AgentRuntime {
             system: self.system_prompt(cfg, agent_id, &identity, &workspace, &specs, &inbound),
             identity,
             agent_dir: agent_dir(cfg, agent_id, &self.env),
+            live_verbose: (inbound.live_tool_summaries && on_text.is_some())
+                .then(|| entry.verbose_level())
+                .filter(|l| *l != crate::store::Verbose::Off),
             on_text,
             sampling: inbound.sampling.clone().unwrap_or_default(),
             thinking: chela_core::thinking::resolve(cfg, agent_id, entry.thinking_level().as_deref()).map(|(l, _)| l),
@@ -149,7 +152,9 @@ impl AgentRuntime {
         let usage = (key.to_string(), exchange.input_tokens, exchange.output_tokens);
         let done = store.call(move |s| record_usage(s, &usage.0, usage.1, usage.2)).await?;
         let mut exchange = exchange;
-        exchange.reply = verbose_reply(entry.verbose_level(), exchange.reply, &exchange.calls, &exchange.outputs);
+        if !inbound.live_tool_summaries {
+            exchange.reply = verbose_reply(entry.verbose_level(), exchange.reply, &exchange.calls, &exchange.outputs);
+        }
         Ok(outcome(done.session_id, exchange))
     }
 
@@ -335,6 +340,9 @@ impl AgentRuntime {
                     },
                     None => call.await,
                 };
+                if let (Some(level), Some(sink)) = (ask.live_verbose, &ask.on_text) {
+                    sink(crate::model::TextEvent::ToolSummary(&verbose_line(level, &summary, &result.text())));
+                }
                 exchange.calls.push(summary);
                 exchange.outputs.push(result.text());
                 conversation.push(result).await?;
@@ -483,21 +491,23 @@ fn verbose_reply(level: crate::store::Verbose, reply: String, calls: &[ToolCallS
     let lines: Vec<String> = calls
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            let mark = if c.ok { "✓" } else { "✗" };
-            let mut line = format!("🔧 {} {mark} ({} ms)", c.name, c.elapsed_ms);
-            if level == Verbose::Full {
-                let out = outputs.get(i).map(String::as_str).unwrap_or("");
-                let mut shown: String = out.chars().take(VERBOSE_RESULT_CHARS).collect();
-                if out.chars().count() > VERBOSE_RESULT_CHARS {
-                    shown.push('…');
-                }
-                line.push_str(&format!(": {}", shown.replace('\n', " ")));
-            }
-            line
-        })
+        .map(|(i, c)| verbose_line(level, c, outputs.get(i).map_or("", String::as_str)))
         .collect();
     format!("{reply}\n\n{}", lines.join("\n"))
+}
+
+/// One tool call as `/verbose` shows it: name, ✓ or ✗, time; `full`: what it returned, cut.
+fn verbose_line(level: crate::store::Verbose, c: &ToolCallSummary, out: &str) -> String {
+    let mark = if c.ok { "✓" } else { "✗" };
+    let mut line = format!("🔧 {} {mark} ({} ms)", c.name, c.elapsed_ms);
+    if level == crate::store::Verbose::Full {
+        let mut shown: String = out.chars().take(VERBOSE_RESULT_CHARS).collect();
+        if out.chars().count() > VERBOSE_RESULT_CHARS {
+            shown.push('…');
+        }
+        line.push_str(&format!(": {}", shown.replace('\n', " ")));
+    }
+    line
 }
 
 fn with_notices(notices: &[String], reply: String) -> String {

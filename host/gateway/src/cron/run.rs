@@ -170,6 +170,7 @@ async fn cron_job(gw: &Arc<Gateway>, id: &str, spec: &JobSpec) -> Outcome {
         sampling: None,
         scheduled: Some(Scheduled { fresh_session: fresh, light_context: light }),
         media: Vec::new(),
+        live_tool_summaries: false,
     };
     let timeout = spec.timeout_seconds.map(Duration::from_secs);
     turn_and_deliver(gw, &snap, inbound, route, timeout, None).await
@@ -284,6 +285,7 @@ async fn heartbeat_run(gw: &Arc<Gateway>, plan: &HeartbeatPlan, forced: bool) ->
         sampling: None,
         scheduled: Some(Scheduled { fresh_session: fresh, light_context: plan.light_context }),
         media: Vec::new(),
+        live_tool_summaries: false,
     };
     turn_and_deliver(gw, &snap, inbound, route, Some(Duration::from_millis(plan.timeout_ms)), Some(visibility)).await
 }

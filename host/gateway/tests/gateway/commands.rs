@@ -86,8 +86,8 @@ async fn commands_answer_without_the_model_and_only_for_senders_commands_allow_f
 /// `/think` sets the session's thinking level (OpenClaw's `thinkingLevel`),
 /// which the model request carries (`reasoning_effort` for an OpenAI model);
 /// `/think default` clears it, an unknown level changes nothing. `/verbose
-/// full` ends answers with the tools they used and what each returned,
-/// outside the transcript.
+/// full` sends each tool call with what it returned as its own message,
+/// before the answer and outside the transcript.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn think_sets_the_reasoning_effort_and_verbose_lists_the_tools() {
     use chela_fakes::openai::{OpenAiFake, Scripted};
@@ -126,9 +126,20 @@ async fn think_sets_the_reasoning_effort_and_verbose_lists_the_tools() {
         Scripted::ToolCall { name: "write".into(), arguments: serde_json::json!({"path": "a.txt", "content": "hi"}) },
         Scripted::Text("wrote it".into()),
     ]);
-    let verbose = say(&base, &mut n, "alice", "write a file").await;
-    assert!(verbose.starts_with("wrote it\n\n🔧 write ✓ ("), "{verbose}");
-    assert!(verbose.contains(": wrote 2 bytes to a.txt"), "{verbose}");
+    // In a chat, each call's summary is its own message, sent as the call
+    // finishes and before the answer, which does not list them again.
+    assert_eq!(say(&base, &mut n, "alice", "write a file").await, "wrote it");
+    let (_, outbox) =
+        common::inbox_call(&base, "GET", "/channels/webhook/inbox/outbox?after=0", &serde_json::Value::Null).await;
+    let texts: Vec<String> = outbox["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let summary = texts.iter().position(|t| t.starts_with("🔧 write ✓ (")).expect("a summary message");
+    assert!(texts[summary].ends_with(": wrote 2 bytes to a.txt"), "{texts:?}");
+    assert_eq!(texts.get(summary + 1).map(String::as_str), Some("wrote it"), "then the answer: {texts:?}");
     assert!(!common::transcripts_text(root, "work").contains("🔧"), "the list is not in the transcript");
 
     assert_eq!(

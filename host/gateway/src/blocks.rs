@@ -21,7 +21,7 @@ use chela_plugin::channel::{ChannelRuntime, Identity, InboundEvent, OutboundMess
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::inbound::deliver;
+use crate::delivery::deliver;
 
 enum Piece {
     Text(String),

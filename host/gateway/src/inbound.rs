@@ -18,9 +18,10 @@ use chela_core::access::{
 use chela_core::ids::ChatType;
 use chela_core::routing::{BroadcastOrder, PeerRef, Route, RouteInput};
 use chela_core::snapshot::Snapshot;
-use chela_plugin::channel::{ChannelError, ChannelRuntime, Delivery, InboundEvent, OutboundMessage, PeerKind};
+use chela_plugin::channel::{ChannelRuntime, Delivery, InboundEvent, OutboundMessage, PeerKind};
 
 use crate::backoff::backoff;
+use crate::delivery::{deliver, peer_kind};
 use crate::journal_codec::{chat_key, dedupe_key, incoming, reply_json};
 use crate::live::{Direction, LiveEvent};
 use crate::pairing::Pairing;
@@ -35,10 +36,6 @@ use chela_core::presence::{ack_reaction, typing_interval, typing_start};
 use chela_core::preview::preview_settings;
 use chela_core::roster::Roster;
 
-/// Delivery attempts when the platform asks to retry later.
-const MAX_DELIVERY_ATTEMPTS: u32 = 4;
-/// The longest retry-after we wait for before giving up on a reply.
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 /// Waits before a turn the session store refused runs again.
 const DEFERRED_FIRST_RETRY: Duration = Duration::from_millis(500);
 const DEFERRED_LONGEST_RETRY: Duration = Duration::from_secs(30);
@@ -49,14 +46,6 @@ pub fn chat_type(k: PeerKind) -> ChatType {
         PeerKind::Direct => ChatType::Direct,
         PeerKind::Group => ChatType::Group,
         PeerKind::Channel => ChatType::Channel,
-    }
-}
-
-pub(crate) fn peer_kind(c: ChatType) -> PeerKind {
-    match c {
-        ChatType::Direct => PeerKind::Direct,
-        ChatType::Group => PeerKind::Group,
-        ChatType::Channel => PeerKind::Channel,
     }
 }
 
@@ -765,37 +754,4 @@ impl Gateway {
         self.metrics.inc("chela_errors_total", &[("stage", stage)]);
         Outcome::Failed(message)
     }
-}
-
-/// Sends a reply: the platform's retry-after is honoured, and a call that
-/// failed in the adapter (trap, timeout, cool-down) is retried with
-/// exponential back-off and jitter, a few times; a refusal by the platform
-/// or a missing account is final.
-pub(crate) async fn deliver(channel: &ChannelRuntime, reply: OutboundMessage) -> Result<Vec<String>, String> {
-    let mut last = String::from("delivery failed");
-    for attempt in 1..=MAX_DELIVERY_ATTEMPTS {
-        let wait = match channel.send(reply.clone()).await {
-            Ok(Delivery::Sent(ids)) => return Ok(ids),
-            Ok(Delivery::Failed(why)) => return Err(format!("delivery failed: {why}")),
-            Ok(Delivery::RetryAfter(ms)) => {
-                last = format!("rate limited; gave up after {attempt} attempts (retry after {ms} ms)");
-                let wait = Duration::from_millis(ms);
-                if wait > MAX_RETRY_WAIT {
-                    return Err(last);
-                }
-                tracing::info!(channel = channel.channel_id(), ms, "rate limited; retrying the reply");
-                wait
-            }
-            Err(e @ ChannelError::Call(_)) => {
-                last = format!("{e} (after {attempt} attempts)");
-                tracing::warn!(channel = channel.channel_id(), error = %e, attempt, "send failed in the adapter; retrying");
-                backoff(Duration::from_millis(250), attempt, Duration::from_secs(16))
-            }
-            Err(e) => return Err(e.to_string()),
-        };
-        if attempt < MAX_DELIVERY_ATTEMPTS {
-            tokio::time::sleep(wait).await;
-        }
-    }
-    Err(last)
 }

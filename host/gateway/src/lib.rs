@@ -16,6 +16,7 @@ mod config_edit;
 mod control;
 pub mod control_ui;
 pub mod cron;
+mod delivery;
 mod group_history;
 mod guard;
 mod health;

@@ -22,7 +22,7 @@ use chela_core::session_key::SessionKey;
 use chela_plugin::capability::messaging::{BoxFuture, Caller, MessagingAccess, Outbound, Sent};
 use chela_plugin::channel::{OutboundMessage, Peer};
 
-use crate::inbound::{deliver, peer_kind};
+use crate::delivery::{deliver, peer_kind};
 use crate::live::{Direction, LiveEvent};
 use crate::{media_out, presence, Gateway};
 

@@ -10,7 +10,7 @@ use chela_agent::model::{TextEvent, TextSink};
 use chela_plugin::channel::{ChannelRuntime, InboundEvent, OutboundMessage};
 use tokio::sync::mpsc;
 
-use crate::inbound::deliver;
+use crate::delivery::deliver;
 
 pub(crate) struct ToolSummaries {
     tx: mpsc::UnboundedSender<String>,

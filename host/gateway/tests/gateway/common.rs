@@ -120,3 +120,49 @@ pub async fn until_dropped(running: &Running, reason: &str, n: u64) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Writes `agent`'s offline-model script (`<agentDir>/offline-script.json5`).
+pub fn offline_script(root: &Path, agent: &str, script: &str) {
+    let dir = root.join(format!("state/agents/{agent}/agent"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("offline-script.json5"), script).unwrap();
+}
+
+/// An offline script that answers a message containing `when` with `reply`, verbatim.
+pub fn offline_reply(root: &Path, agent: &str, when: &str, reply: &str) {
+    let rule = serde_json::json!({ "rules": [ { "when": when, "reply": reply } ] });
+    offline_script(root, agent, &rule.to_string());
+}
+
+/// A three-paragraph answer (for block streaming: a paragraph each).
+pub const PLAN: [&str; 3] = [
+    "First, we gather what the team already knows and write it down in one place.",
+    "Then we pick the two questions that matter most this month and give each one an owner.",
+    "Last, we meet on Friday, look at what we learned, and decide what to stop doing.",
+];
+
+/// `config` (which lists its agents as `agents: { list: [`) with the
+/// OpenAI fake at `openai_base` as provider and as the audio model of
+/// `tools.media.models` (`whisper-1`).
+pub fn with_transcription(config: &str, openai_base: &str) -> String {
+    let out = config.replacen(
+        "agents: { list: [",
+        &format!(
+            "models: {{ providers: {{ openai: {{ baseUrl: \"{openai_base}\" }} }} }}, tools: {{ media: {{ models: [ {{ provider: \"openai\", model: \"whisper-1\", capabilities: [\"audio\"] }} ] }} }}, agents: {{ list: ["
+        ),
+        1,
+    );
+    assert!(out.contains("whisper-1"), "the config lists no agents to add the model before: {config}");
+    out
+}
+
+/// `config` with `agents.defaults.blockStreamingChunk` small enough for a paragraph per block.
+pub fn with_paragraph_blocks(config: &str) -> String {
+    let out = config.replacen(
+        "agents: { list: [",
+        "agents: { defaults: { blockStreamingChunk: { minChars: 40, maxChars: 200 } }, list: [",
+        1,
+    );
+    assert!(out.contains("blockStreamingChunk"), "{config}");
+    out
+}

@@ -285,13 +285,7 @@ async fn files_typing_reactions_and_uploads() {
     let root = dir.path();
     std::fs::create_dir_all(root.join("ws-work")).unwrap();
     std::fs::write(root.join("ws-work/notes.md"), b"# Notes\n").unwrap();
-    let agent_dir = root.join("state/agents/work/agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    std::fs::write(
-        agent_dir.join("offline-script.json5"),
-        r#"{ rules: [ { when: "notes", reply: "Attached.\nMEDIA:notes.md" } ] }"#,
-    )
-    .unwrap();
+    common::offline_script(root, "work", r#"{ rules: [ { when: "notes", reply: "Attached.\nMEDIA:notes.md" } ] }"#);
     let gw = start(root, &fake).await;
 
     let png: Vec<u8> = [0x89, b'P', b'N', b'G'].into_iter().chain((0..2044).map(|i| (i % 200) as u8)).collect();
@@ -403,11 +397,10 @@ async fn the_message_tool_uploads_through_the_agents_own_bot_only() {
     let root = dir.path();
     std::fs::create_dir_all(root.join("ws-work")).unwrap();
     std::fs::write(root.join("ws-work/notes.md"), b"# Shipping notes\n").unwrap();
-    let agent_dir = root.join("state/agents/work/agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    std::fs::write(
-        agent_dir.join("offline-script.json5"),
-        format!(
+    common::offline_script(
+        root,
+        "work",
+        &format!(
             r#"{{ rules: [
                 {{ when: "ship it", tool: "message", arguments: {{ action: "send", message: "Shipping notes.", media: "notes.md" }},
                    reply: "Sent." }},
@@ -415,8 +408,7 @@ async fn the_message_tool_uploads_through_the_agents_own_bot_only() {
                    arguments: {{ action: "send", accountId: "ops", to: "channel:{GENERAL}", message: "hi from ops" }} }},
             ] }}"#
         ),
-    )
-    .unwrap();
+    );
     let text = config(root, &fake.api_base());
     let gw = common::serve(root, &text, &["channel_discord", "tool_message"]).await;
     assert!(fake.wait_connected(MAIN, WAIT).await);
@@ -450,28 +442,13 @@ async fn block_replies_are_coalesced_up_to_max_chars() {
     let fake = fake(41_250).await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let paragraphs = [
-        "First, we gather what the team already knows and write it down in one place.",
-        "Then we pick the two questions that matter most this month and give each one an owner.",
-        "Last, we meet on Friday, look at what we learned, and decide what to stop doing.",
-    ];
+    let paragraphs = common::PLAN;
     let answer = paragraphs.join("\n\n");
-    let agent_dir = root.join("state/agents/work/agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    std::fs::write(
-        agent_dir.join("offline-script.json5"),
-        format!("{{ rules: [ {{ when: \"plan\", reply: {} }} ] }}", serde_json::to_string(&answer).unwrap()),
-    )
-    .unwrap();
-    let text = config(root, &fake.api_base())
-        .replace(
-            "agents: { list: [",
-            "agents: { defaults: { blockStreamingChunk: { minChars: 40, maxChars: 200 } }, list: [",
-        )
-        .replace(
-            "apiBase:",
-            "streaming: { block: { enabled: true, coalesce: { minChars: 1000, maxChars: 170, idleMs: 60000 } } }, apiBase:",
-        );
+    common::offline_reply(root, "work", "plan", &answer);
+    let text = common::with_paragraph_blocks(&config(root, &fake.api_base())).replace(
+        "apiBase:",
+        "streaming: { block: { enabled: true, coalesce: { minChars: 1000, maxChars: 170, idleMs: 60000 } } }, apiBase:",
+    );
     assert!(text.contains("coalesce") && text.contains("blockStreamingChunk"), "{text}");
     let gw = common::serve(root, &text, &["channel_discord"]).await;
     assert!(fake.wait_connected(MAIN, WAIT).await);
@@ -527,14 +504,7 @@ async fn a_voice_message_is_transcribed_and_an_oversized_file_refused() {
     let fake = fake(41_250).await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let text = config(root, &fake.api_base())
-        .replace(
-            "agents: { list: [",
-            &format!(
-                "models: {{ providers: {{ openai: {{ baseUrl: \"{}\" }} }} }}, tools: {{ media: {{ models: [ {{ provider: \"openai\", model: \"whisper-1\", capabilities: [\"audio\"] }} ] }} }}, agents: {{ list: [",
-                openai.base_url()
-            ),
-        )
+    let text = common::with_transcription(&config(root, &fake.api_base()), &openai.base_url())
         .replace("apiBase:", "mediaMaxMb: 1, apiBase:");
     assert!(text.contains("whisper-1") && text.contains("mediaMaxMb: 1"), "{text}");
     let gw = common::serve_with_vars(root, &text, &["channel_discord"], common::openai_test_key()).await;

@@ -209,13 +209,7 @@ async fn files_identity_reactions_and_uploads() {
     let root = dir.path();
     std::fs::create_dir_all(root.join("ws-work")).unwrap();
     std::fs::write(root.join("ws-work/summary.txt"), b"all good\n").unwrap();
-    let agent_dir = root.join("state/agents/work/agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    std::fs::write(
-        agent_dir.join("offline-script.json5"),
-        r#"{ rules: [ { when: "summary", reply: "Here.\nMEDIA:summary.txt" } ] }"#,
-    )
-    .unwrap();
+    common::offline_script(root, "work", r#"{ rules: [ { when: "summary", reply: "Here.\nMEDIA:summary.txt" } ] }"#);
     let text = config(root, &fake.api_base())
         .replace(r#"identity: { name: "Atlas" }"#, r#"identity: { name: "Atlas", emoji: "🦀" }"#);
     let gw = common::serve(root, &text, &["channel_slack"]).await;
@@ -302,18 +296,16 @@ async fn the_message_tool_uploads_into_the_thread_through_the_agents_own_app_onl
     let root = dir.path();
     std::fs::create_dir_all(root.join("ws-work")).unwrap();
     std::fs::write(root.join("ws-work/summary.txt"), b"all good\n").unwrap();
-    let agent_dir = root.join("state/agents/work/agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    std::fs::write(
-        agent_dir.join("offline-script.json5"),
+    common::offline_script(
+        root,
+        "work",
         r#"{ rules: [
             { when: "file the summary", tool: "message",
               arguments: { action: "send", message: "The summary.", media: "summary.txt" }, reply: "Filed." },
             { when: "as globex", tool: "message",
               arguments: { action: "send", accountId: "globex", to: "C0GENERAL", message: "hi from globex" } },
         ] }"#,
-    )
-    .unwrap();
+    );
     // `globex` routes only to `support` here (no message there reaches `work`).
     let text = config(root, &fake.api_base()).replace(
         r#"{ agentId: "support", match: { channel: "slack", accountId: "*", teamId: "T0GLOBEX" } }"#,
@@ -357,14 +349,7 @@ async fn an_audio_clip_is_transcribed_and_an_oversized_file_refused() {
     let fake = fake().await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let text = config(root, &fake.api_base())
-        .replace(
-            "agents: { list: [",
-            &format!(
-                "models: {{ providers: {{ openai: {{ baseUrl: \"{}\" }} }} }}, tools: {{ media: {{ models: [ {{ provider: \"openai\", model: \"whisper-1\", capabilities: [\"audio\"] }} ] }} }}, agents: {{ list: [",
-                openai.base_url()
-            ),
-        )
+    let text = common::with_transcription(&config(root, &fake.api_base()), &openai.base_url())
         .replace("apiBase:", "mediaMaxMb: 1, apiBase:");
     assert!(text.contains("whisper-1") && text.contains("mediaMaxMb: 1"), "{text}");
     let gw = common::serve_with_vars(root, &text, &["channel_slack"], common::openai_test_key()).await;

@@ -379,16 +379,14 @@ async fn reply_files_are_uploaded_from_the_workspace_only() {
     std::fs::write(ws.join("out/report.pdf"), &report).unwrap();
     std::fs::write(ws.join("chart.png"), jpeg(2048)).unwrap();
     std::fs::write(root.join("private.txt"), b"another agent's notes").unwrap();
-    let agent_dir = root.join("state/agents/work/agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    std::fs::write(
-        agent_dir.join("offline-script.json5"),
+    common::offline_script(
+        root,
+        "work",
         r#"{ rules: [
             { when: "report", reply: "Here it is.\n\nMEDIA:out/report.pdf\nMEDIA:/workspace/chart.png" },
             { when: "peek", reply: "Trying.\nMEDIA:../private.txt" },
         ] }"#,
-    )
-    .unwrap();
+    );
     let gw = start(root, &fake, "polling").await;
     fake.add_group(-100_500, "Team", &[7]);
     let topic = json!({"message_thread_id": 7, "is_topic_message": true,
@@ -428,13 +426,11 @@ async fn a_streamed_answer_is_edited_in_place_into_the_transcripts_text() {
         in one place, so nobody has to ask twice. Then we pick the two questions that matter most this \
         month and give each an owner. Last, we meet on Friday, look at what we learned, and decide what \
         to stop doing. That is all it takes.";
-    let agent_dir = root.join("state/agents/work/agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    std::fs::write(
-        agent_dir.join("offline-script.json5"),
-        format!("{{ rules: [ {{ when: \"plan\", reply: {} }} ] }}", serde_json::to_string(answer).unwrap()),
-    )
-    .unwrap();
+    common::offline_script(
+        root,
+        "work",
+        &format!("{{ rules: [ {{ when: \"plan\", reply: {} }} ] }}", serde_json::to_string(answer).unwrap()),
+    );
     let text = config(root, &fake.api_root(), "polling").replace(
         "dmPolicy: \"open\",",
         "dmPolicy: \"open\", streaming: { mode: \"partial\", preview: { chunk: { minChars: 60 } } },",
@@ -488,13 +484,7 @@ async fn reply_files_need_the_read_tool() {
     let root = dir.path();
     std::fs::create_dir_all(root.join("ws-support")).unwrap();
     std::fs::write(root.join("ws-support/notes.txt"), b"private notes").unwrap();
-    let agent_dir = root.join("state/agents/support/agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    std::fs::write(
-        agent_dir.join("offline-script.json5"),
-        r#"{ rules: [ { when: "notes", reply: "Here.\nMEDIA:notes.txt" } ] }"#,
-    )
-    .unwrap();
+    common::offline_script(root, "support", r#"{ rules: [ { when: "notes", reply: "Here.\nMEDIA:notes.txt" } ] }"#);
     let text = config(root, &fake.api_root(), "polling")
         .replace(r#"identity: { name: "Sage" } }"#, r#"identity: { name: "Sage" }, tools: { deny: ["read"] } }"#);
     assert!(text.contains(r#"deny: ["read"]"#), "{text}");
@@ -543,9 +533,7 @@ async fn the_message_tool_sends_through_the_agents_own_account_only() {
             r#"{ rules: [ { when: "announce", tool: "message", arguments: { action: "send", message: "hi" } } ] }"#,
         ),
     ] {
-        let agent_dir = root.join(format!("state/agents/{agent}/agent"));
-        std::fs::create_dir_all(&agent_dir).unwrap();
-        std::fs::write(agent_dir.join("offline-script.json5"), script).unwrap();
+        common::offline_script(root, agent, script);
     }
     std::fs::create_dir_all(root.join("ws-support")).unwrap();
     std::fs::write(root.join("ws-support/notes.txt"), b"support's private notes").unwrap();
@@ -610,25 +598,13 @@ async fn a_block_streamed_answer_arrives_as_paragraph_blocks_equal_to_the_transc
     fake_bots(&fake);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let paragraphs = [
-        "First, we gather what the team already knows and write it down in one place.",
-        "Then we pick the two questions that matter most this month and give each one an owner.",
-        "Last, we meet on Friday, look at what we learned, and decide what to stop doing.",
-    ];
+    let paragraphs = common::PLAN;
     let answer = format!("{}\n\nMEDIA:plan.txt", paragraphs.join("\n\n"));
     std::fs::create_dir_all(root.join("ws-work")).unwrap();
     std::fs::write(root.join("ws-work/plan.txt"), b"the plan, in full\n").unwrap();
-    let agent_dir = root.join("state/agents/work/agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    std::fs::write(
-        agent_dir.join("offline-script.json5"),
-        format!("{{ rules: [ {{ when: \"plan\", reply: {} }} ] }}", serde_json::to_string(&answer).unwrap()),
-    )
-    .unwrap();
-    let text = config(root, &fake.api_root(), "polling").replace(
-        "agents: { list: [",
-        "agents: { defaults: { blockStreamingDefault: \"on\", blockStreamingChunk: { minChars: 40, maxChars: 200 } }, list: [",
-    );
+    common::offline_reply(root, "work", "plan", &answer);
+    let text = common::with_paragraph_blocks(&config(root, &fake.api_root(), "polling"))
+        .replace("agents: { defaults: {", "agents: { defaults: { blockStreamingDefault: \"on\",");
     assert!(text.contains("blockStreamingDefault"), "{text}");
     let gw = common::serve(root, &text, &["channel_telegram"]).await;
     let u = fake.user_message(WORK, None, (5001, "Ada"), "what is the plan?", json!({}));
@@ -664,13 +640,11 @@ async fn status_reactions_follow_the_turn_and_end_on_the_acknowledgement() {
     fake_bots(&fake);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let agent_dir = root.join("state/agents/work/agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    std::fs::write(
-        agent_dir.join("offline-script.json5"),
+    common::offline_script(
+        root,
+        "work",
         r#"{ rules: [ { when: "echo", tool: "echo", arguments: { text: "ping" }, reply: "Echoed: {{result}}" } ] }"#,
-    )
-    .unwrap();
+    );
     let text = config(root, &fake.api_root(), "polling").replace(
         "channels: {",
         "messages: { ackReactionScope: \"all\", statusReactions: { enabled: true } }, channels: {",

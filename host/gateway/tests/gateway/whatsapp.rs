@@ -193,13 +193,7 @@ async fn media_reactions_typing_and_uploads() {
     let root = dir.path();
     std::fs::create_dir_all(root.join("ws-work")).unwrap();
     std::fs::write(root.join("ws-work/invoice.pdf"), b"%PDF-1.4 invoice 42").unwrap();
-    let agent_dir = root.join("state/agents/work/agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    std::fs::write(
-        agent_dir.join("offline-script.json5"),
-        r#"{ rules: [ { when: "invoice", reply: "Sure.\nMEDIA:invoice.pdf" } ] }"#,
-    )
-    .unwrap();
+    common::offline_script(root, "work", r#"{ rules: [ { when: "invoice", reply: "Sure.\nMEDIA:invoice.pdf" } ] }"#);
     let fake = WhatsAppFake::start(APP_SECRET).await;
     fake.add_number(SALES, "15550783881", "EAAG-sales");
     fake.add_number(CARE, "15550783882", "EAAG-care");
@@ -284,18 +278,16 @@ async fn the_message_tool_sends_a_document_through_the_agents_own_number_only() 
     let root = dir.path();
     std::fs::create_dir_all(root.join("ws-work")).unwrap();
     std::fs::write(root.join("ws-work/invoice.pdf"), b"%PDF-1.4 invoice 43").unwrap();
-    let agent_dir = root.join("state/agents/work/agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    std::fs::write(
-        agent_dir.join("offline-script.json5"),
+    common::offline_script(
+        root,
+        "work",
         r#"{ rules: [
             { when: "invoice", tool: "message",
               arguments: { action: "send", message: "Your invoice.", media: "invoice.pdf" }, reply: "Sent it." },
             { when: "as care", tool: "message",
               arguments: { action: "send", accountId: "care", to: "16505551234", message: "hi from care" } },
         ] }"#,
-    )
-    .unwrap();
+    );
     let fake = WhatsAppFake::start(APP_SECRET).await;
     fake.add_number(SALES, "15550783881", "EAAG-sales");
     fake.add_number(CARE, "15550783882", "EAAG-care");
@@ -327,26 +319,13 @@ async fn the_message_tool_sends_a_document_through_the_agents_own_number_only() 
 async fn a_block_streamed_answer_arrives_as_several_messages() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let paragraphs = [
-        "First, we gather what the team already knows and write it down in one place.",
-        "Then we pick the two questions that matter most this month and give each one an owner.",
-    ];
+    let paragraphs = &common::PLAN[..2];
     let answer = paragraphs.join("\n\n");
-    let agent_dir = root.join("state/agents/work/agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    std::fs::write(
-        agent_dir.join("offline-script.json5"),
-        format!("{{ rules: [ {{ when: \"plan\", reply: {} }} ] }}", serde_json::to_string(&answer).unwrap()),
-    )
-    .unwrap();
+    common::offline_reply(root, "work", "plan", &answer);
     let fake = WhatsAppFake::start(APP_SECRET).await;
     fake.add_number(SALES, "15550783881", "EAAG-sales");
     fake.add_number(CARE, "15550783882", "EAAG-care");
-    let config_text = config(root, &fake.base_url())
-        .replace(
-            "agents: { list: [",
-            "agents: { defaults: { blockStreamingChunk: { minChars: 40, maxChars: 200 } }, list: [",
-        )
+    let config_text = common::with_paragraph_blocks(&config(root, &fake.base_url()))
         .replace("graphApiBase:", "streaming: { block: { enabled: true } }, graphApiBase:");
     assert!(config_text.contains("block: { enabled: true }"), "{config_text}");
     let gw = common::serve(root, &config_text, &["channel_whatsapp"]).await;
@@ -375,14 +354,7 @@ async fn a_photo_reaches_the_model_and_a_voice_note_is_transcribed() {
     let fake = WhatsAppFake::start(APP_SECRET).await;
     fake.add_number(SALES, "15550783881", "EAAG-sales");
     fake.add_number(CARE, "15550783882", "EAAG-care");
-    let cfg = config(root, &fake.base_url())
-        .replace(
-            "agents: { list: [",
-            &format!(
-                "models: {{ providers: {{ openai: {{ baseUrl: \"{}\" }} }} }}, tools: {{ media: {{ models: [ {{ provider: \"openai\", model: \"whisper-1\", capabilities: [\"audio\"] }} ] }} }}, agents: {{ list: [",
-                openai.base_url()
-            ),
-        )
+    let cfg = common::with_transcription(&config(root, &fake.base_url()), &openai.base_url())
         .replace(r#"identity: { name: "Sage" } }"#, r#"identity: { name: "Sage" }, model: "openai/gpt-test" }"#);
     assert!(cfg.contains("gpt-test") && cfg.contains("whisper-1"), "{cfg}");
     let gw = common::serve_with_vars(root, &cfg, &["channel_whatsapp"], common::openai_test_key()).await;

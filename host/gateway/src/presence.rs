@@ -142,7 +142,9 @@ const SILENT: [&str; 2] = ["NO_REPLY", "HEARTBEAT_OK"];
 /// Typing in one chat for as long as this lives.
 pub(crate) struct Typing {
     start: Arc<tokio::sync::Notify>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    /// Told when the turn is over: the loop ends after the call in flight
+    /// (never cut off: an adapter call is finished, not abandoned).
+    stop: tokio::sync::watch::Sender<bool>,
     seen: Arc<std::sync::Mutex<String>>,
 }
 
@@ -157,24 +159,31 @@ impl Typing {
     ) -> Typing {
         let start = Arc::new(tokio::sync::Notify::new());
         let seen = Arc::new(std::sync::Mutex::new(String::new()));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
         if when == TypingStart::Never || !channel.features().contains(Features::TYPING) {
-            return Typing { start, task: None, seen };
+            return Typing { start, stop, seen };
         }
         let (channel, account, peer, thread) =
             (channel.clone(), ev.account_id.clone(), ev.peer.clone(), ev.thread_id.clone());
         let wait = start.clone();
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             if when == TypingStart::OnOutput {
-                wait.notified().await;
+                tokio::select! {
+                    _ = wait.notified() => {}
+                    _ = stopped.changed() => return,
+                }
             }
             loop {
                 if let Err(e) = channel.typing(&account, &peer, thread.as_deref()).await {
                     tracing::debug!(channel = %channel.channel_id(), error = %e, "typing not shown");
                 }
-                tokio::time::sleep(every).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stopped.changed() => return,
+                }
             }
         });
-        Typing { start, task: Some(task), seen }
+        Typing { start, stop, seen }
     }
 
     /// The sink that starts `OnOutput` typing at the first visible text.
@@ -198,8 +207,6 @@ impl Typing {
 
 impl Drop for Typing {
     fn drop(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
+        let _ = self.stop.send(true);
     }
 }

@@ -76,6 +76,21 @@ pub enum DownloadError {
     Failed(String),
 }
 
+/// An instance in a call: dropped with it unless the call finished.
+struct CutOff<'a> {
+    live: &'a mut Option<Live>,
+    finished: bool,
+}
+
+impl Drop for CutOff<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            tracing::debug!("a channel call was cut off; its instance is dropped");
+            *self.live = None;
+        }
+    }
+}
+
 struct Live {
     store: Store<PluginState>,
     bindings: Bindings,
@@ -685,8 +700,14 @@ impl ChannelRuntime {
         let mut guard = slot.live.lock().await;
         self.ensure(&slot, &mut guard).await?;
         let setup = self.setup(lane.account());
-        let Some(live) = guard.as_mut() else { return Err(self.adapter("instance not running")) };
+        // Should this future be dropped mid-call (a caller gave up, a client
+        // hung up), the instance is left inside the guest and wasmtime will
+        // not enter it again: it is dropped with the call, started anew next time.
+        let mut call = CutOff { live: &mut guard, finished: false };
+        let Some(live) = call.live.as_mut() else { return Err(self.adapter("instance not running")) };
         let result = self.run(live, setup.as_deref(), work).await;
+        call.finished = true;
+        drop(call);
         if result.as_ref().is_err_and(CallError::spoils_instance) {
             *guard = None;
         }

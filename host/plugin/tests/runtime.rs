@@ -691,3 +691,35 @@ async fn a_0_1_0_channel_adapter_loads_beside_0_2_0_ones() {
     assert!(f.contains(Features::EDIT | Features::TYPING | Features::REACT | Features::ATTACHMENTS_IN), "{f:?}");
     assert_eq!(new.info.upload_limit, 50 * 1024 * 1024);
 }
+
+/// A channel call whose caller gives up (its future dropped mid-call: a
+/// timeout, a client that hung up) leaves no broken instance behind: the
+/// next call on that lane gets a fresh one instead of wasmtime's "cannot
+/// enter component instance".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_call_cut_off_midway_does_not_break_the_next_one() {
+    use chela_plugin::channel::{ChannelRuntime, HttpRequest, Peer, PeerKind};
+    // A platform that takes the request and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let limits = Limits { memory_bytes: 128 << 20, call_timeout: Duration::from_secs(20), ..Limits::default() };
+    let w = World::new(&["channel_telegram"], limits).await;
+    let cfg = w.config(&format!(
+        "{{channels: {{telegram: {{accounts: {{bot: {{botToken: '1:A', apiRoot: 'http://127.0.0.1:{port}'}}}}}}}}}}"
+    ));
+    let vars = |_: &str| None;
+    let plugin = w.plugins.get("channel_telegram").unwrap();
+    let ch = ChannelRuntime::start(&w.plugins, plugin, &cfg, &w.env, &vars).await.expect("starts");
+    let peer = Peer { kind: PeerKind::Direct, id: "42".into() };
+    let cut = tokio::time::timeout(Duration::from_millis(300), ch.typing("bot", &peer, None)).await;
+    assert!(cut.is_err(), "the typing call waits on the silent platform: {cut:?}");
+    let request = HttpRequest { method: "POST".into(), path_with_query: "/".into(), headers: vec![], body: vec![] };
+    let next = ch.handle_webhook("bot", request).await;
+    assert!(next.is_ok(), "the lane answers with a fresh instance: {:?}", next.err());
+}

@@ -346,7 +346,11 @@ impl Gateway {
             typing_start(cfg, &route.agent_id, route.chat_type, mentioned),
             typing_interval(cfg),
         );
-        // Blocks as they are written, or one preview edited in place (never both).
+        // Blocks as they are written, or one preview edited in place (never
+        // both), and `/verbose` summaries: only into a chat `sendPolicy` lets
+        // this session's answers into (what is sent while the turn runs would
+        // otherwise get past it).
+        let may_deliver = self.may_send(cfg, &session_key, &ch, route.chat_type);
         let limit = channel.info.text_limit.max(1) as usize;
         let thinking = self
             .runtime
@@ -357,13 +361,14 @@ impl Gateway {
         let prefix = |model: Option<&str>| {
             presence::reply_prefix(cfg, &ch, &account, &route.agent_id, thinking.as_deref(), model)
         };
-        let blocks = block_settings(cfg, &route.agent_id, &ch, &account, limit).map(|s| {
+        let blocks = block_settings(cfg, &route.agent_id, &ch, &account, limit).filter(|_| may_deliver).map(|s| {
             let look =
                 blocks::Look { identity: presence::identity(cfg, &route.agent_id, channel), prefix: prefix(None) };
             blocks::BlockReplies::begin(channel, ev, s, look)
         });
         let preview = match blocks {
             Some(_) => None,
+            None if !may_deliver => None,
             None => preview::Preview::begin(channel, ev, preview_settings(cfg, &ch, &account)),
         };
         let summaries = tool_summaries::ToolSummaries::begin(channel, ev);
@@ -402,7 +407,8 @@ impl Gateway {
                 account_id: account.clone(),
                 thread_id: ev.thread_id.clone(),
             }),
-            live_tool_summaries: true,
+            // Held back with the reply where `sendPolicy` holds it back.
+            live_tool_summaries: may_deliver,
         };
         let started = std::time::Instant::now();
         let turn = self.runtime.run_admitted(snap, inbound, Some(on_text), stage.admitted).await;

@@ -3,7 +3,8 @@
 //! transcript, as OpenClaw's does), while direct chats are answered. The
 //! group is admitted by `channels.defaults.groupPolicy` (OpenClaw's shared
 //! channel baseline, which is not a channel: the gateway runs with no
-//! adapter missing).
+//! adapter missing). With block replies on, nothing of a held-back answer
+//! goes out while it is written either.
 
 use serde_json::{json, Value};
 
@@ -16,7 +17,8 @@ async fn a_deny_rule_holds_back_answers_into_matching_sessions_only() {
     let config = format!(
         r#"{{
       session: {{ sendPolicy: {{ rules: [{{ action: "deny", match: {{ channel: "webhook", chatType: "group" }} }}] }} }},
-      agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }} }} ] }},
+      agents: {{ defaults: {{ blockStreamingDefault: "on", blockStreamingChunk: {{ minChars: 10, maxChars: 400 }} }},
+                list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }} }} ] }},
       channels: {{ defaults: {{ groupPolicy: "open" }},
         webhook: {{ dmPolicy: "open", allowFrom: ["*"],
         groups: {{ "*": {{ requireMention: false }} }}, accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},

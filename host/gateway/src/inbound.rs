@@ -425,7 +425,7 @@ impl Gateway {
         };
         summaries.finish().await;
         if let Some(s) = status {
-            s.finish(matches!(&turn, Err(e) if !matches!(e, RunError::Aborted(_)))).await;
+            s.finish(matches!(&turn, Err(e) if !matches!(e, RunError::Aborted(_))));
         }
         let turn = match turn {
             Ok(t) => t,

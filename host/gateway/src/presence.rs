@@ -80,7 +80,6 @@ pub(crate) fn acknowledge(channel: &Arc<ChannelRuntime>, ev: &InboundEvent, emoj
 /// unchanged one not repeated.
 pub(crate) struct Status {
     tx: tokio::sync::mpsc::UnboundedSender<TurnStage>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl Status {
@@ -97,7 +96,7 @@ impl Status {
         };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TurnStage>();
         let channel = channel.clone();
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             let mut shown = s.ack.clone();
             if let Err(e) = channel.react(message.clone(), &s.ack).await {
                 tracing::warn!(channel = %channel.channel_id(), error = %e, "ack reaction not sent");
@@ -110,7 +109,7 @@ impl Status {
                 }
             }
         });
-        Some(Status { tx, task })
+        Some(Status { tx })
     }
 
     /// The turn's stages as they happen.
@@ -127,11 +126,10 @@ impl Status {
         })
     }
 
-    /// The turn is over (`failed`: with an error): the last reaction is on.
-    pub(crate) async fn finish(self, failed: bool) {
+    /// The turn is over (`failed`: with an error): its last reaction goes
+    /// after the others, beside the reply (which does not wait for it).
+    pub(crate) fn finish(self, failed: bool) {
         let _ = self.tx.send(if failed { TurnStage::Error } else { TurnStage::Done });
-        drop(self.tx);
-        let _ = self.task.await;
     }
 }
 

@@ -561,7 +561,7 @@ fn fuzz(seconds: u64) -> Result<(), String> {
         run("install cargo-fuzz", cargo().args(["install", "cargo-fuzz", "--locked"]))?;
     }
     let fuzz_dir = root().join("host/core/fuzz");
-    for target in ["config_load", "resolve"] {
+    for target in ["config_load", "resolve", "block_chunks"] {
         let corpus = fuzz_dir.join("corpus").join(target);
         std::fs::create_dir_all(&corpus).map_err(|e| e.to_string())?;
         if target == "config_load" {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chela_agent::store::StoreError;
-use chela_agent::{DeliveryContext, Inbound, Origin, RunError};
+use chela_agent::{DeliveryContext, Inbound, Origin, RunError, SessionEntry};
 use chela_core::access::{
     dm_access, group_access, group_history_limit, history_visible, is_mentioned, mention_patterns, with_group_history,
     DmVerdict, GroupVerdict, HistoryLine,
@@ -350,14 +350,10 @@ impl Gateway {
         // both), and `/verbose` summaries: only into a chat `sendPolicy` lets
         // this session's answers into (what is sent while the turn runs would
         // otherwise get past it).
-        let may_deliver = self.may_send(cfg, &session_key, &ch, route.chat_type);
+        let entry = self.session_entry(&session_key);
+        let may_deliver = may_send_with(cfg, &session_key, &ch, route.chat_type, entry.as_ref());
         let limit = channel.info.text_limit.max(1) as usize;
-        let thinking = self
-            .runtime
-            .store(&route.agent_id)
-            .ok()
-            .and_then(|s| s.get(&session_key).ok().flatten())
-            .and_then(|e| e.thinking_level());
+        let thinking = entry.as_ref().and_then(|e| e.thinking_level());
         let prefix = |model: Option<&str>| {
             presence::reply_prefix(cfg, &ch, &account, &route.agent_id, thinking.as_deref(), model)
         };
@@ -371,10 +367,12 @@ impl Gateway {
             None if !may_deliver => None,
             None => preview::Preview::begin(channel, ev, preview_settings(cfg, &ch, &account)),
         };
-        let summaries = tool_summaries::ToolSummaries::begin(channel, ev);
+        // `/verbose` lines as the calls finish (a task only where the session asked for them).
+        let verbose = entry.as_ref().is_some_and(|e| e.verbose_level() != chela_agent::store::Verbose::Off);
+        let summaries = (may_deliver && verbose).then(|| tool_summaries::ToolSummaries::begin(channel, ev));
         let on_text: chela_agent::TextSink = {
-            let sinks: Vec<chela_agent::TextSink> = [typing.sink(), summaries.sink()]
-                .into_iter()
+            let sinks: Vec<chela_agent::TextSink> = std::iter::once(typing.sink())
+                .chain(summaries.as_ref().map(|s| s.sink()))
                 .chain(status.as_ref().map(|s| s.sink()))
                 .chain(preview.as_ref().map(|p| p.sink()))
                 .chain(blocks.as_ref().map(|b| b.sink()))
@@ -423,7 +421,9 @@ impl Gateway {
             Some(b) => b.finish().await,
             None => blocks::Streamed::default(),
         };
-        summaries.finish().await;
+        if let Some(s) = summaries {
+            s.finish().await;
+        }
         if let Some(s) = status {
             s.finish(matches!(&turn, Err(e) if !matches!(e, RunError::Aborted(_))));
         }
@@ -466,7 +466,7 @@ impl Gateway {
         }
         // A command's answer is the gateway's own, not the agent's: it goes
         // (so an owner can turn delivery back on and see it).
-        if !turn.is_command() && !self.may_send(&snap.config, &session_key, &ch, route.chat_type) {
+        if !turn.is_command() && !may_deliver {
             // The turn ran and is in the transcript; only its delivery is held back.
             return self.drop_event(&ch, &account, "send policy: session.sendPolicy denies replies into this session");
         }
@@ -746,13 +746,15 @@ impl Gateway {
         channel: &str,
         chat: ChatType,
     ) -> bool {
+        let entry = self.session_entry(session_key);
+        may_send_with(cfg, session_key, channel, chat, entry.as_ref())
+    }
+
+    /// The index entry of `session_key` (`None`: a new session, or none readable).
+    pub(crate) fn session_entry(&self, session_key: &str) -> Option<SessionEntry> {
         let agent =
             chela_core::session_key::parse_agent_session_key(session_key).map(|p| p.agent_id).unwrap_or_default();
-        let entry = self.runtime.store(&agent).ok().and_then(|s| s.get(session_key).ok().flatten());
-        let own = entry.as_ref().and_then(|e| e.extra.get("sendPolicy")).and_then(|v| v.as_str());
-        let target =
-            chela_core::send_policy::SendTarget { session_key, channel: Some(channel), chat_type: Some(chat), own };
-        chela_core::send_policy::send_allowed(cfg, &target)
+        self.runtime.store(&agent).ok().and_then(|s| s.get(session_key).ok().flatten())
     }
 
     fn fail(&self, channel: &str, account: &str, stage: &'static str, message: String) -> Outcome {
@@ -760,4 +762,18 @@ impl Gateway {
         self.metrics.inc("chela_errors_total", &[("stage", stage)]);
         Outcome::Failed(message)
     }
+}
+
+/// [`Gateway::may_send`] with the session's entry already read.
+pub(crate) fn may_send_with(
+    cfg: &chela_core::config::schema::Config,
+    session_key: &str,
+    channel: &str,
+    chat: ChatType,
+    entry: Option<&SessionEntry>,
+) -> bool {
+    let own = entry.and_then(|e| e.extra.get("sendPolicy")).and_then(|v| v.as_str());
+    let target =
+        chela_core::send_policy::SendTarget { session_key, channel: Some(channel), chat_type: Some(chat), own };
+    chela_core::send_policy::send_allowed(cfg, &target)
 }

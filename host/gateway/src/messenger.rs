@@ -23,6 +23,7 @@ use chela_plugin::capability::messaging::{BoxFuture, Caller, MessagingAccess, Ou
 use chela_plugin::channel::{OutboundMessage, Peer};
 
 use crate::delivery::{deliver, peer_kind};
+use crate::inbound::may_send_with;
 use crate::live::{Direction, LiveEvent};
 use crate::{media_out, presence, Gateway};
 
@@ -78,7 +79,7 @@ impl Gateway {
         let cfg = self.config();
         let snap = self.snapshot();
         let agent = chela_core::ids::normalize_agent_id(Some(&caller.agent_id));
-        let entry = self.runtime.store(&agent).ok().and_then(|s| s.get(&caller.session_key).ok().flatten());
+        let entry = self.session_entry(&caller.session_key);
         let own = entry.as_ref().and_then(|e| e.delivery_context.clone());
         let own_chat = entry.as_ref().and_then(|e| e.chat_type.as_deref()).and_then(normalize_chat_type);
         let channel_id = message
@@ -131,7 +132,7 @@ impl Gateway {
             },
             (None, None) => return Err(format!("name the chat (`to`) on `{channel_id}`")),
         };
-        if !self.may_send(&cfg, &caller.session_key, &target.channel, target.chat) {
+        if !may_send_with(&cfg, &caller.session_key, &target.channel, target.chat, entry.as_ref()) {
             return Err("session.sendPolicy does not allow this session to send there".into());
         }
         let main = SessionKey::main(&agent, main_key(&cfg));

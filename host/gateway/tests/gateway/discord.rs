@@ -362,10 +362,7 @@ async fn a_streamed_answer_is_edited_in_place() {
     let root = dir.path();
     let answer = "First, we list what we know. Then we pick the two questions that matter most and give each an \
         owner. On Friday we look at what we learned and decide what to stop doing.";
-    let agent_dir = root.join("state/agents/work/agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    let script = format!("{{ rules: [ {{ when: \"plan\", reply: {} }} ] }}", serde_json::to_string(answer).unwrap());
-    std::fs::write(agent_dir.join("offline-script.json5"), script).unwrap();
+    common::offline_reply(root, "work", "plan", answer);
     let text = config(root, &fake.api_base())
         .replace("apiBase:", "streaming: { mode: \"partial\", preview: { chunk: { minChars: 40 } } }, apiBase:");
     let gw = common::serve(root, &text, &["channel_discord"]).await;

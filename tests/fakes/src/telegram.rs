@@ -221,6 +221,19 @@ impl TelegramFake {
         text: &str,
         extra: Value,
     ) -> Value {
+        self.push_message(token, chat_id, from, Some(text), extra)
+    }
+
+    /// Queues one update whole (the poller may take it at once): a file
+    /// message has a caption and no `text`.
+    fn push_message(
+        &self,
+        token: &str,
+        chat_id: Option<i64>,
+        from: (i64, &str),
+        text: Option<&str>,
+        extra: Value,
+    ) -> Value {
         let mut st = lock(&self.state);
         let chat_id = chat_id.unwrap_or(from.0);
         let message_id = st.next_message;
@@ -241,8 +254,10 @@ impl TelegramFake {
             "from": {"id": from.0, "is_bot": false, "first_name": from.1},
             "chat": chat_json,
             "date": 1_767_700_000 + message_id,
-            "text": text,
         });
+        if let Some(t) = text {
+            message["text"] = json!(t);
+        }
         if let (Some(m), Some(e)) = (message.as_object_mut(), extra.as_object()) {
             m.extend(e.clone());
         }
@@ -306,18 +321,9 @@ impl TelegramFake {
             }
             extra
         };
-        let mut update = self.user_message(token, chat_id, from, "", extra);
-        // A file message has a caption, never a text.
-        if let Some(m) = update["message"].as_object_mut() {
-            m.remove("text");
-        }
-        let mut st = lock(&self.state);
-        if let Some(bot) = st.bots.get_mut(token) {
-            if let Some(last) = bot.updates.back_mut() {
-                *last = update.clone();
-            }
-        }
-        drop(st);
+        // A file message has a caption, never a text; queued whole, so a
+        // poll never sees it half made.
+        let mut update = self.push_message(token, chat_id, from, None, extra);
         update["message"]["caption"] = caption.map_or(Value::Null, |c| json!(c));
         update
     }

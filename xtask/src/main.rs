@@ -577,7 +577,8 @@ fn fuzz(seconds: u64) -> Result<(), String> {
                 .env("RUSTC_BOOTSTRAP", "1")
                 .args(["fuzz", "run", "--fuzz-dir", fuzz_dir.to_str().unwrap_or("."), target])
                 .arg(&corpus)
-                .args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=4096"]),
+                // A hang fails in 10 s, not libFuzzer's default 20 minutes.
+                .args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=4096", "-timeout=10"]),
         )?;
     }
     Ok(())

@@ -252,11 +252,16 @@ impl BlockChunker {
                 Some((head.to_string(), rest.trim_start().to_string()))
             }
             None => {
-                // A hard break at the high bound; inside a fence, close it and reopen it after.
+                // A hard break at the high bound; inside a fence, close it and
+                // reopen it after, but only when the cut carries more than the
+                // opening line (else the reopened rest would be no shorter
+                // than the buffer and the chunker would never finish).
                 let (head, rest) = self.buf.split_at(window_end);
                 match open_fence_at(&fences, window_end) {
-                    Some(opener) => Some((format!("{}\n```", head.trim_end()), format!("{opener}\n{rest}"))),
-                    None => Some((head.to_string(), rest.to_string())),
+                    Some(opener) if opener.len() + 1 < window_end => {
+                        Some((format!("{}\n```", head.trim_end()), format!("{opener}\n{rest}")))
+                    }
+                    _ => Some((head.to_string(), rest.to_string())),
                 }
             }
         }
@@ -433,6 +438,22 @@ mod tests {
         let blocks = stream(&mut c, "```py\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n```", 5);
         assert!(blocks.len() >= 2, "{blocks:?}");
         assert!(blocks[0].ends_with("\n```") && blocks[1].starts_with("```py\n"), "{blocks:?}");
+    }
+
+    #[test]
+    fn a_fence_whose_opening_line_fills_the_bound_still_ends() {
+        // Found by fuzzing: the opening line alone is past the high bound, so
+        // reopening it after a forced cut never shortened the buffer.
+        let mut c = BlockChunker::new(bounds(4, 9, BreakPreference::Paragraph));
+        let mut blocks = c.push("```\0\0\0\0 \0");
+        blocks.extend(c.flush());
+        assert!(!blocks.is_empty());
+        assert!(blocks.iter().all(|b| b.chars().count() <= 9 + 4), "{blocks:?}");
+        let mut c = BlockChunker::new(bounds(4, 9, BreakPreference::Paragraph));
+        let mut blocks = c.push("```abcde\nfn main() {}\n```");
+        blocks.extend(c.flush());
+        let body: String = blocks.concat().chars().filter(|c| !c.is_whitespace()).collect();
+        assert!(body.contains("fnmain(){}"), "{blocks:?}");
     }
 
     #[test]

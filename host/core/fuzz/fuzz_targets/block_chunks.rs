@@ -37,14 +37,13 @@ fuzz_target!(|input: Input| {
     });
     let chars: Vec<char> = input.text.chars().collect();
     let mut blocks = Vec::new();
-    let (mut at, mut step, mut now) = (0usize, 0usize, 0u64);
+    let (mut at, mut step) = (0usize, 0usize);
     while at < chars.len() {
         let n = usize::from(*input.steps.get(step).unwrap_or(&7)).max(1);
         let piece: String = chars[at..(at + n).min(chars.len())].iter().collect();
         at += n;
         step += 1;
         blocks.extend(chunker.push(&piece));
-        now += 10;
     }
     blocks.extend(chunker.flush());
     // Every block within the bound (a forced cut in a fence adds "\n```").

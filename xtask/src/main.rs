@@ -593,6 +593,8 @@ fn test() -> Result<(), String> {
     build_plugins()?;
     ensure_bubblewrap();
     ensure_browser()?;
+    // The replica tests run a real PostgreSQL server (a throwaway cluster each).
+    ensure_apt("postgresql", "/usr/lib/postgresql")?;
     run("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     validate_deploy()?;
     python_tool(&root().join("target/py-venv"), OPENAI_SDK, "openai")?;

@@ -198,6 +198,9 @@ pub struct RuntimeParts {
     /// What the `message` tool sends through (the gateway's channels; `None`:
     /// its calls fail as unavailable).
     pub messaging: Option<Arc<dyn MessagingAccess>>,
+    /// The shared database sessions live in (core's `storage`); `None`: the
+    /// embedded files.
+    pub database: Option<Arc<chela_database::Database>>,
 }
 
 impl RuntimeParts {
@@ -219,6 +222,7 @@ impl RuntimeParts {
             durability: Durability::default(),
             announcer: None,
             messaging: None,
+            database: None,
         }
     }
 }
@@ -230,8 +234,10 @@ pub struct AgentRuntime {
     plugins: Arc<Plugins>,
     providers: Providers,
     secrets: Arc<SecretsFor>,
-    stores: Mutex<HashMap<PathBuf, Arc<FileStore>>>,
+    /// Opened stores, by directory (files) or agent (the database).
+    stores: Mutex<HashMap<String, Arc<dyn SessionStore>>>,
     durability: Durability,
+    database: Option<Arc<chela_database::Database>>,
     queues: SessionQueues,
     limits: RunLimits,
     /// Turns started by tools (agent-to-agent, sub-agents) that no caller awaits.
@@ -248,8 +254,18 @@ impl AgentRuntime {
     /// The runtime of `parts`, answering its tools' `sessions` calls through
     /// `sessions` (built by `assemble.rs`, which ties the two together).
     pub(crate) fn from_parts(parts: RuntimeParts, sessions: Arc<dyn SessionsAccess>) -> AgentRuntime {
-        let RuntimeParts { snapshot, env, plugins, providers, secrets, limits, durability, announcer, messaging } =
-            parts;
+        let RuntimeParts {
+            snapshot,
+            env,
+            plugins,
+            providers,
+            secrets,
+            limits,
+            durability,
+            announcer,
+            messaging,
+            database,
+        } = parts;
         AgentRuntime {
             env,
             snapshot,
@@ -258,6 +274,7 @@ impl AgentRuntime {
             secrets,
             stores: Mutex::default(),
             durability,
+            database,
             queues: SessionQueues::new(),
             limits,
             background: Mutex::default(),
@@ -352,7 +369,8 @@ impl AgentRuntime {
     }
 
     /// The session store of an agent (`session.store` with `{agentId}`, else
-    /// `<stateDir>/agents/<id>/sessions`), opened once.
+    /// `<stateDir>/agents/<id>/sessions`; the agent's rows in the shared
+    /// database when there is one), opened once.
     pub fn store(&self, agent_id: &str) -> Result<Arc<dyn SessionStore>, StoreError> {
         self.store_in(&self.config(), agent_id)
     }
@@ -360,12 +378,19 @@ impl AgentRuntime {
     /// [`store`](Self::store) as `cfg` places it.
     fn store_in(&self, cfg: &Config, agent_id: &str) -> Result<Arc<dyn SessionStore>, StoreError> {
         let dir = store_dir(cfg, &self.env, agent_id);
+        let name = match &self.database {
+            Some(_) => format!("agent:{}", chela_core::ids::normalize_agent_id(Some(agent_id))),
+            None => dir.display().to_string(),
+        };
         let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = stores.get(&dir) {
+        if let Some(s) = stores.get(&name) {
             return Ok(s.clone());
         }
-        let s = Arc::new(FileStore::open_with(&dir, self.durability)?);
-        stores.insert(dir, s.clone());
+        let s: Arc<dyn SessionStore> = match &self.database {
+            Some(db) => Arc::new(crate::store::PgStore::new(db.clone(), &name)),
+            None => Arc::new(FileStore::open_with(&dir, self.durability)?),
+        };
+        stores.insert(name, s.clone());
         Ok(s)
     }
 
@@ -490,7 +515,7 @@ impl AgentRuntime {
                 // The store refused a write (a full disk): the turn runs again
                 // once it can be stored, holding the session's place, so its
                 // later messages keep their order. Closing: the caller keeps it.
-                Err(RunError::Store(e @ StoreError::Io { .. })) if !*closing.borrow() => {
+                Err(RunError::Store(e)) if e.passes() && !*closing.borrow() => {
                     let wait = STORE_FIRST_RETRY.saturating_mul(1u32 << attempt.min(16)).min(STORE_LONGEST_RETRY);
                     tracing::warn!(agent = %agent_id, session = %key, error = %e, ?wait, "the turn cannot be stored; running it again");
                     attempt += 1;

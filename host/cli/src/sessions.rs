@@ -148,7 +148,8 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                 let announcer: Arc<chela_agent::runtime::Announcer> = Arc::new(move |a: chela_agent::Announcement| {
                     sink.lock().unwrap_or_else(|p| p.into_inner()).push(a.text)
                 });
-                let services = chela_gateway::RuntimeServices { announcer: Some(announcer), messaging: None };
+                let database = chela_gateway::open_database(&snap.config, &ctx.env).await?;
+                let services = chela_gateway::RuntimeServices { announcer: Some(announcer), messaging: None, database };
                 let runtime = chela_gateway::agent_runtime(cell, ctx.env.clone(), plugins, providers, vars, services);
                 let turn = runtime
                     .run(

@@ -30,4 +30,5 @@ pub mod schedule;
 pub mod send_policy;
 pub mod session_key;
 pub mod snapshot;
+pub mod storage;
 pub mod thinking;

@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chela_agent::store::StoreError;
 use chela_agent::{DeliveryContext, Inbound, Origin, RunError, SessionEntry};
 use chela_core::access::{
     dm_access, group_access, group_history_limit, history_visible, is_mentioned, mention_patterns, with_group_history,
@@ -432,7 +431,8 @@ impl Gateway {
             Err(RunError::Aborted(why)) => {
                 return self.drop_event(&ch, &account, &format!("queue: turn aborted ({why})"))
             }
-            Err(e @ RunError::Store(StoreError::Io { .. })) => {
+            Err(RunError::Store(e)) if e.passes() => {
+                let e = RunError::Store(e);
                 tracing::error!(channel = %ch, account, error = %e, "the turn cannot be stored; it will run again");
                 self.metrics.inc("chela_errors_total", &[("stage", "store")]);
                 return Outcome::Deferred(e.to_string());

@@ -103,6 +103,26 @@ pub enum GatewayError {
     Token(#[from] token::TokenError),
     #[error(transparent)]
     Journal(#[from] chela_journal::JournalError),
+    /// The storage the config or environment names is wrong or unreachable.
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+/// The shared database core's `storage` selects, connected and migrated;
+/// `None`: sessions in the embedded files.
+pub async fn open_database(
+    cfg: &Config,
+    env: &Environment,
+) -> Result<Option<Arc<chela_database::Database>>, GatewayError> {
+    use chela_core::storage::{storage, Storage};
+    let Storage::Postgres { url, set_by } = storage(cfg, env).map_err(GatewayError::Storage)? else { return Ok(None) };
+    let shown = chela_core::storage::redacted(&url);
+    let db = tokio::task::spawn_blocking(move || chela_database::Database::connect(&url))
+        .await
+        .map_err(|e| GatewayError::Storage(e.to_string()))?
+        .map_err(|e| GatewayError::Storage(format!("{e} (set by {set_by})")))?;
+    tracing::info!(database = %shown, set_by, "sessions are kept in the shared database");
+    Ok(Some(db))
 }
 
 /// Counts work in flight so shutdown can wait for it.
@@ -211,6 +231,8 @@ pub struct RuntimeServices {
     pub announcer: Option<Arc<chela_agent::runtime::Announcer>>,
     /// What the `message` tool sends through.
     pub messaging: Option<Arc<dyn chela_plugin::capability::messaging::MessagingAccess>>,
+    /// The shared database sessions live in (`open_database`).
+    pub database: Option<Arc<chela_database::Database>>,
 }
 
 /// The agent runtime of a host, assembled the one way the gateway and
@@ -231,6 +253,7 @@ pub fn agent_runtime(
     let mut parts = RuntimeParts::new(snapshot, env, plugins, providers, secrets);
     parts.announcer = services.announcer;
     parts.messaging = services.messaging;
+    parts.database = services.database;
     AgentRuntime::new(parts)
 }
 
@@ -287,6 +310,7 @@ impl Gateway {
             Some(t) => t.clone(),
             None => token::load_or_create(&env.state_dir())?,
         };
+        let database = open_database(&config, &env).await?;
         let (journal, recovered) = chela_journal::Journal::open(&env.state_dir().join("journal"), options.durability)?;
         for skipped in &recovered.skipped {
             tracing::warn!(line = skipped.line, why = %skipped.why, journal = %journal.path().display(), "journal line skipped");
@@ -312,7 +336,7 @@ impl Gateway {
                 }
             });
             let services =
-                RuntimeServices { announcer: Some(announcer), messaging: Some(messenger::messenger(me_too)) };
+                RuntimeServices { announcer: Some(announcer), messaging: Some(messenger::messenger(me_too)), database };
             let runtime = agent_runtime(cell.clone(), env.clone(), plugins.clone(), providers, vars.clone(), services);
             Gateway {
                 snapshot: cell,

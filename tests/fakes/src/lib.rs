@@ -11,6 +11,7 @@ pub mod anthropic;
 pub mod discord;
 pub mod openai;
 pub mod platforms;
+pub mod postgres;
 pub mod slack;
 pub mod telegram;
 pub mod whatsapp;

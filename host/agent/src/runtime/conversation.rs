@@ -58,6 +58,15 @@ impl TurnStore {
         out
     }
 
+    /// The session's turn held against other replicas (nothing on the embedded store).
+    pub(super) async fn hold(&self, key: &str) -> Result<crate::store::TurnHold, StoreError> {
+        let started = std::time::Instant::now();
+        let held = self.store.hold_turn(key).await;
+        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.waited_ns.fetch_add(ns, std::sync::atomic::Ordering::Relaxed);
+        held
+    }
+
     pub(super) fn waited(&self) -> std::time::Duration {
         std::time::Duration::from_nanos(self.waited_ns.load(std::sync::atomic::Ordering::Relaxed))
     }

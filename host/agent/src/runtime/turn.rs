@@ -63,6 +63,8 @@ impl AgentRuntime {
     ) -> Result<TurnOutcome, RunError> {
         let store = TurnStore::new(self.store_in(cfg, agent_id)?);
         let key = inbound.target.key.as_str();
+        // Replicas on one database: this session's turn runs here alone.
+        let _held = store.hold(key).await?;
         let (text, explicit_reset) = strip_reset_trigger(cfg, &inbound.text);
         // The reply's channel, else the one the caller says it speaks for (`x-openclaw-message-channel`).
         let channel = inbound.delivery.as_ref().map(|d| d.channel.as_str()).or(inbound.origin.provider.as_deref());

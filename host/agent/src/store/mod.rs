@@ -1,6 +1,6 @@
 //! Sessions: the index (`sessions.json`: session key → [`SessionEntry`]) and
-//! the transcripts, behind [`SessionStore`] so a shared backend (PostgreSQL,
-//! design §11) can replace the embedded [`file::FileStore`].
+//! the transcripts, behind [`SessionStore`]: the embedded [`file::FileStore`]
+//! (the default) or the shared [`postgres::PgStore`] replicas use.
 //!
 //! Must not: know where a store lives (the runtime asks core's paths) or decide when a session
 //! resets.
@@ -8,14 +8,18 @@
 mod cache;
 pub mod file;
 mod index;
+pub mod postgres;
 pub mod transcript;
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use file::{Durability, FileStore};
+pub use postgres::PgStore;
 pub use transcript::{Content, History, Message, Transcript, Usage};
 
 /// One `sessions.json` entry. Fields chela does not use are kept as they
@@ -243,7 +247,37 @@ pub enum StoreError {
     /// The blocking task a store call ran on was cancelled (the runtime is shutting down).
     #[error("a session store call did not complete: {0}")]
     Interrupted(String),
+    /// The shared database refused or could not be reached; `transient`:
+    /// the server is away or slow, not the request at fault.
+    #[error("session store: {message}")]
+    Database { transient: bool, message: String },
 }
+
+impl StoreError {
+    /// A write that may succeed later (a full disk, a database away): the
+    /// turn is run again, holding the session's place, instead of failing.
+    pub fn passes(&self) -> bool {
+        matches!(self, StoreError::Io { .. } | StoreError::Database { transient: true, .. })
+    }
+}
+
+/// A session's turn held against other processes sharing the store; the
+/// hold ends when this is dropped.
+#[derive(Default)]
+pub struct TurnHold(Option<Box<dyn Send + Sync>>);
+
+impl TurnHold {
+    pub fn new(held: impl Send + Sync + 'static) -> TurnHold {
+        TurnHold(Some(Box::new(held)))
+    }
+
+    /// Whether anything is held (a shared store), for logs and tests.
+    pub fn is_shared(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+pub type HoldFuture = Pin<Box<dyn Future<Output = Result<TurnHold, StoreError>> + Send>>;
 
 /// A session store. Methods are synchronous and may wait for a disk sync; the
 /// run loop calls them on the blocking pool, never on an async worker.
@@ -261,4 +295,10 @@ pub trait SessionStore: Send + Sync {
     fn append(&self, entry: &SessionEntry, cwd: &str, lines: &[Value]) -> Result<(), StoreError>;
     /// Reads the entry's transcript (a torn last line is skipped, with a warning).
     fn transcript(&self, entry: &SessionEntry) -> Result<Transcript, StoreError>;
+    /// Holds `key`'s turns against every other process on this store until
+    /// the hold is dropped, waiting while another holds them. A store one
+    /// process owns (the embedded files, under the journal's lock) holds nothing.
+    fn hold_turn(&self, _key: &str) -> HoldFuture {
+        Box::pin(async { Ok(TurnHold::default()) })
+    }
 }

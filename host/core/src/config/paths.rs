@@ -24,6 +24,8 @@ pub struct Environment {
     pub profile: Option<String>,
     /// `CHELA_WORKSPACE_DIR`: the default agent's default workspace.
     pub workspace_dir: Option<String>,
+    /// `CHELA_DATABASE_URL`: sessions in PostgreSQL (wins over `storage.url`).
+    pub database_url: Option<String>,
 }
 
 impl Environment {
@@ -36,6 +38,7 @@ impl Environment {
             config_path: non_empty("CHELA_CONFIG_PATH"),
             profile: non_empty("CHELA_PROFILE"),
             workspace_dir: non_empty("CHELA_WORKSPACE_DIR"),
+            database_url: non_empty("CHELA_DATABASE_URL"),
         }
     }
 

@@ -55,6 +55,9 @@ pub struct Config {
     pub commands: Option<CommandsConfig>,
     #[serde(default, deserialize_with = "lenient")]
     pub cron: Option<CronConfig>,
+    /// `storage` (chela's own): where sessions live (`crate::storage`).
+    #[serde(default, deserialize_with = "lenient")]
+    pub storage: Option<StorageConfig>,
     // OpenClaw sections chela reads in part (or, `meta` and `wizard`, keeps as written).
     #[serde(default)]
     pub meta: Option<Json>,
@@ -257,6 +260,14 @@ pub struct ActiveHoursConfig {
 }
 
 /// `cron`: the scheduler (OpenClaw's automations). `jobs` is chela's: jobs
+/// `storage`: chela's own section (OpenClaw has one process and no such key).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `postgres://…`: sessions in that database, shared by replicas.
+    pub url: Option<String>,
+}
+
 /// declared in config, beside those `chela cron add` stores in the state dir.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -103,6 +103,7 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
     check.block_streaming();
     check.cron_jobs();
     check.control_ui();
+    check.storage_url();
     check.weakened_isolation();
     check.ignored_settings();
     check.out.into_iter().map(|d| loaded.attach_file(d)).collect()
@@ -508,6 +509,14 @@ impl Checker<'_> {
         }
     }
 
+    /// `storage.url` must be a PostgreSQL URL (the environment's is checked at start).
+    fn storage_url(&mut self) {
+        if let Some(Err(why)) = self.cfg.storage.as_ref().and_then(|s| s.url.as_deref()).map(crate::storage::check_url)
+        {
+            self.err("storage.url".into(), why);
+        }
+    }
+
     /// Settings that weaken isolation are loud.
     fn weakened_isolation(&mut self) {
         let unconfined = |exec: Option<&serde_json::Value>| {
@@ -573,6 +582,16 @@ mod tests {
         assert_eq!(d[0].path, "bindings[0].agentId");
         assert_eq!((d[0].line, d[0].column), (2, 14));
         assert_eq!(d[0].help.as_deref(), Some("did you mean `work`?"));
+    }
+
+    #[test]
+    fn a_storage_url_that_is_not_postgres_is_an_error_at_its_line_without_its_password() {
+        let d = problems("{\n storage: {url: 'mysql://u:hunter2@db/chela'}}");
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert!(d[0].is_error());
+        assert_eq!((d[0].path.as_str(), d[0].line), ("storage.url", 2));
+        assert!(d[0].message.contains("not a PostgreSQL URL") && !d[0].message.contains("hunter2"), "{}", d[0].message);
+        assert!(problems("{storage: {url: 'postgres://chela@db/chela'}}").is_empty());
     }
 
     #[test]

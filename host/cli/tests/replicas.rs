@@ -1,0 +1,105 @@
+//! Several `chela gateway` processes on one real PostgreSQL server
+//! (`storage`: `CHELA_DATABASE_URL`): they start together on an empty
+//! database and migrate it once; one chat's messages, sent to different
+//! replicas, are answered from one history; turns of one session never run
+//! on two replicas at once.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use chela_fakes::postgres::Cluster;
+use serde_json::{json, Value};
+use support::Gateway;
+
+mod support;
+
+const REPLICAS: usize = 3;
+const TOKEN: &str = "inbox-secret";
+
+fn config() -> String {
+    r#"{ channels: { webhook: { dmPolicy: "open", allowFrom: ["*"],
+                                accounts: { inbox: { webhookToken: "inbox-secret" } } } } }"#
+        .to_string()
+}
+
+async fn replica(root: &Path, url: &str) -> Gateway {
+    let mut command = support::chela(root, &root.join("chela.json5"));
+    command.env("CHELA_DATABASE_URL", url);
+    Gateway::start_as(root, &config(), &["channel_webhook_js"], command).await
+}
+
+/// Says `text` as `user` to `gw`'s webhook account; the message id is `id`.
+async fn say(gw: &Gateway, user: &str, id: &str, text: &str) {
+    let body = json!({"id": id, "chat": {"type": "direct", "id": user}, "from": {"id": user}, "text": text});
+    let headers = [("authorization", "Bearer inbox-secret"), ("content-type", "application/json")];
+    let answer = gw.post("/channels/webhook/inbox/messages", &headers, body.to_string().as_bytes()).await;
+    assert_eq!(answer.status, 202, "{}", answer.body);
+}
+
+/// The reply `gw` sent to message `id`, once there is one.
+async fn reply_to(gw: &Gateway, id: &str) -> String {
+    let auth = format!("Bearer {TOKEN}");
+    let deadline = std::time::Instant::now() + support::WAIT;
+    loop {
+        let answer = gw.get("/channels/webhook/inbox/outbox?after=0", &[("authorization", &auth)]).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let v: Value = serde_json::from_str(&answer.body).expect("outbox JSON");
+        let found = v["messages"].as_array().into_iter().flatten().find(|m| m["replyTo"] == id);
+        if let Some(m) = found {
+            return m["text"].as_str().unwrap_or_default().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no reply to {id} from {}", gw.addr);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The offline model's count of the user messages it saw, from its reply.
+fn message_number(reply: &str) -> usize {
+    let after = reply.split("(message ").nth(1).unwrap_or_else(|| panic!("no message number in {reply:?}"));
+    after.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{reply:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_share_one_history_per_chat_and_run_a_session_on_one_replica_at_a_time() {
+    let db = Cluster::start();
+    let url = db.url();
+    let dirs: Vec<tempfile::TempDir> = (0..REPLICAS).map(|_| tempfile::tempdir().unwrap()).collect();
+    // All three start at once on the empty database.
+    let (a, b, c) =
+        tokio::join!(replica(dirs[0].path(), &url), replica(dirs[1].path(), &url), replica(dirs[2].path(), &url));
+    let replicas = [a, b, c];
+    assert_eq!(db.psql("select version, name from chela_schema_migrations order by version"), "1|sessions");
+
+    // One chat, each message to the next replica, each answered before the
+    // next: every reply counts the messages all replicas took before it.
+    for i in 0..6 {
+        let gw = &replicas[i % REPLICAS];
+        let id = format!("seq-{i}");
+        say(gw, "alice", &id, &format!("hello {i}")).await;
+        let reply = reply_to(gw, &id).await;
+        assert_eq!(message_number(&reply), i + 1, "replica {} answered from another history: {reply}", i % REPLICAS);
+    }
+
+    // Six at once, two to each replica: turns of the session queue up across
+    // replicas, so no two see the same history (each number comes once).
+    let ids: Vec<String> = (0..6).map(|i| format!("burst-{i}")).collect();
+    let sends = ids.iter().enumerate().map(|(i, id)| say(&replicas[i % REPLICAS], "alice", id, "at once"));
+    futures_util::future::join_all(sends).await;
+    let mut numbers = BTreeSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        let reply = reply_to(&replicas[i % REPLICAS], id).await;
+        assert!(numbers.insert(message_number(&reply)), "two turns saw the same history: {reply}");
+    }
+    assert_eq!(numbers, (7..=12).collect::<BTreeSet<_>>());
+
+    // And the rows say the same: one session, twelve user messages.
+    let sessions = db.psql("select count(*) from chela_sessions");
+    assert_eq!(sessions, "1");
+    let users = db.psql("select count(*) from chela_transcript_lines where line::json->'message'->>'role' = 'user'");
+    assert_eq!(users, "12");
+    // A chat's files stay empty: nothing went to a replica's own state dir.
+    for d in &dirs {
+        assert!(!d.path().join("state/agents/main/sessions/sessions.json").exists());
+    }
+}

@@ -24,9 +24,14 @@ fn config() -> String {
 }
 
 async fn replica(root: &Path, url: &str) -> Gateway {
+    on_database(root, url, &config(), "channel_webhook_js").await
+}
+
+/// `chela gateway` with `config` and one adapter, its sessions in the database at `url`.
+async fn on_database(root: &Path, url: &str, config: &str, adapter: &str) -> Gateway {
     let mut command = support::chela(root, &root.join("chela.json5"));
     command.env("CHELA_DATABASE_URL", url);
-    Gateway::start_as(root, &config(), &["channel_webhook_js"], command).await
+    Gateway::start_as(root, config, &[adapter], command).await
 }
 
 /// Says `text` as `user` to `gw`'s webhook account; the message id is `id`.
@@ -69,7 +74,21 @@ async fn replicas_share_one_history_per_chat_and_run_a_session_on_one_replica_at
     let (a, b, c) =
         tokio::join!(replica(dirs[0].path(), &url), replica(dirs[1].path(), &url), replica(dirs[2].path(), &url));
     let replicas = [a, b, c];
-    assert_eq!(db.psql("select version, name from chela_schema_migrations order by version"), "1|sessions");
+    assert_eq!(db.psql("select version, name from chela_schema_migrations order by version"), "1|sessions\n2|leases");
+    // One replica runs the cron scheduler, never two.
+    let deadline = std::time::Instant::now() + support::WAIT;
+    loop {
+        let mut holding = 0;
+        for gw in &replicas {
+            holding += usize::from(leases_of(gw).await.iter().any(|l| l == "scheduler"));
+        }
+        assert!(holding <= 1, "{holding} replicas run the scheduler");
+        if holding == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no replica runs the scheduler");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // One chat, each message to the next replica, each answered before the
     // next: every reply counts the messages all replicas took before it.
@@ -102,4 +121,73 @@ async fn replicas_share_one_history_per_chat_and_run_a_session_on_one_replica_at
     for d in &dirs {
         assert!(!d.path().join("state/agents/main/sessions/sessions.json").exists());
     }
+}
+
+const BOT: &str = "777:LEASE-bot";
+
+/// The leases `gw` says it holds (`/readyz` on loopback has the details).
+async fn leases_of(gw: &Gateway) -> Vec<String> {
+    let answer = gw.get("/readyz", &[]).await;
+    let v: Value = serde_json::from_str(&answer.body).unwrap_or_default();
+    v["replica"]["leases"].as_array().into_iter().flatten().filter_map(|l| l.as_str().map(str::to_string)).collect()
+}
+
+const POLL_LEASE: &str = "poll:telegram/default";
+
+/// Two replicas on one Telegram bot (long polling): only the lease's owner
+/// polls, so the platform never sees two pollers (no 409); killed with
+/// `kill -9`, its lease runs out and the other replica polls within 10 s,
+/// answering what was written meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_replica_polls_a_bot_and_another_takes_over_within_ten_seconds_of_a_kill() {
+    let db = Cluster::start();
+    let telegram = chela_fakes::telegram::TelegramFake::start().await;
+    telegram.add_bot(BOT, 777, "lease_bot");
+    let config = format!(
+        r#"{{ channels: {{ telegram: {{ dmPolicy: "open", allowFrom: ["*"],
+               accounts: {{ default: {{ botToken: "{BOT}", apiRoot: "{}" }} }} }} }} }}"#,
+        telegram.api_root()
+    );
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let url = db.url();
+    let (a, b) = tokio::join!(
+        on_database(dirs[0].path(), &url, &config, "channel_telegram"),
+        on_database(dirs[1].path(), &url, &config, "channel_telegram")
+    );
+    let mut replicas = vec![a, b];
+    // One of them takes the lease; the other waits.
+    let deadline = std::time::Instant::now() + support::WAIT;
+    let owner = loop {
+        let held = [leases_of(&replicas[0]).await, leases_of(&replicas[1]).await];
+        let owners: Vec<usize> = (0..2).filter(|i| held[*i].iter().any(|l| l == POLL_LEASE)).collect();
+        assert!(owners.len() <= 1, "both replicas hold the poller's lease");
+        if let [one] = owners[..] {
+            break one;
+        }
+        assert!(std::time::Instant::now() < deadline, "no replica took the poller's lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    telegram.user_message(BOT, None, (91, "Ann"), "first", json!({}));
+    let sent = telegram.wait_sent(BOT, 1, support::WAIT).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    // A few more polls by the owner: still no second poller.
+    let polls = telegram.polls(BOT);
+    support::eventually("more polls", || telegram.polls(BOT) >= polls + 2).await;
+    assert_eq!(telegram.conflicts(BOT), 0, "two replicas polled the bot at once");
+
+    // kill -9 the owner; the survivor polls and answers within 10 s.
+    let mut dead = replicas.remove(owner);
+    dead.child.start_kill().unwrap();
+    dead.child.wait().await.unwrap();
+    let killed = std::time::Instant::now();
+    telegram.user_message(BOT, None, (91, "Ann"), "second", json!({}));
+    let sent = telegram.wait_sent(BOT, 2, Duration::from_secs(20)).await;
+    assert_eq!(sent.len(), 2, "the survivor did not take the poller over: {sent:?}");
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(10), "the survivor answered {took:?} after the kill");
+    assert!(leases_of(&replicas[0]).await.iter().any(|l| l == POLL_LEASE));
+    // Its answer comes from the same history (the shared database).
+    let text = sent[1]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("(message 2 of this conversation)"), "{text}");
+    assert_eq!(telegram.conflicts(BOT), 0);
 }

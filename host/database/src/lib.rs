@@ -8,6 +8,8 @@
 //! - `migrations`: the schema, versioned, applied at connect under a
 //!   transaction-scoped advisory lock, so replicas starting together apply
 //!   each version once.
+//! - `leases`: one owner at a time for a singleton connection, by a row
+//!   with an expiry the owner renews.
 //! - `turn_lock`: a session's turn, held against every other replica by a
 //!   session-level advisory lock that dies with its connection (a replica
 //!   killed mid-turn frees its sessions).
@@ -15,6 +17,7 @@
 //! Must not: know what the rows mean (the stores that use it do), or show a
 //! URL's password (errors carry core's `storage::redacted` form).
 
+mod leases;
 mod migrations;
 mod turn_lock;
 
@@ -23,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use deadpool_postgres::Object as Client;
+pub use leases::LeaseRecord;
 pub use tokio_postgres::{Error as PgError, Row};
 pub use turn_lock::TurnLock;
 

@@ -12,10 +12,11 @@ use super::{classify, Client, DbError};
 const MIGRATION_LOCK: i64 = 0x6368_656c_615f_6d67; // "chela_mg"
 
 /// (version, name, SQL), in order.
-const STEPS: &[(i32, &str, &str)] = &[(
-    1,
-    "sessions",
-    "create table chela_sessions (
+const STEPS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "sessions",
+        "create table chela_sessions (
          store text not null,
          key text not null,
          entry text not null,
@@ -30,7 +31,17 @@ const STEPS: &[(i32, &str, &str)] = &[(
          line text not null,
          primary key (store, session_id, seq)
      );",
-)];
+    ),
+    (
+        2,
+        "leases",
+        "create table chela_leases (
+             name text primary key,
+             owner text not null,
+             expires_at timestamptz not null
+         );",
+    ),
+];
 
 pub(crate) async fn apply(client: &mut Client, url: &str) -> Result<(), DbError> {
     let err = |e| classify(url, e);

@@ -40,8 +40,13 @@ pub(crate) fn readyz(gw: &Gateway, detailed: bool) -> Reply {
         .map(|a| format!("{}/{}", a.channel, a.account))
         .collect();
     let body = if detailed {
-        serde_json::json!({"ready": ready, "channelsMissing": missing, "pluginsNotReady": failed,
-                           "accountsDegraded": degraded, "accounts": accounts})
+        let mut body = serde_json::json!({"ready": ready, "channelsMissing": missing, "pluginsNotReady": failed,
+                           "accountsDegraded": degraded, "accounts": accounts});
+        // Replicas: which singleton connections this one owns.
+        if let Some(k) = &gw.leases {
+            body["replica"] = serde_json::json!({"owner": k.owner(), "leases": k.held()});
+        }
+        body
     } else {
         serde_json::json!({"ready": ready, "channelsMissing": missing, "pluginsNotReady": failed,
                            "accountsDegraded": degraded.len()})

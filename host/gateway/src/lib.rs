@@ -23,6 +23,7 @@ mod health;
 mod inbound;
 mod intake;
 mod journal_codec;
+mod leases;
 mod live;
 mod media_in;
 mod media_out;
@@ -191,6 +192,9 @@ pub struct Gateway {
     reply_order: reply_order::ReplyOrder,
     /// Each served account's liveness (`supervisor.rs`).
     supervision: supervisor::Supervision,
+    /// On a shared database: the singleton connections (and the cron
+    /// scheduler) this replica owns (`leases.rs`); `None`: it owns all.
+    leases: Option<Arc<leases::LeaseKeeper>>,
     /// What the journal held at start, resumed once the gateway serves.
     recovered: std::sync::Mutex<Option<chela_journal::Recovered>>,
     /// When this gateway was built (`uptimeSeconds` in the health snapshot).
@@ -311,6 +315,7 @@ impl Gateway {
             None => token::load_or_create(&env.state_dir())?,
         };
         let database = open_database(&config, &env).await?;
+        let lease_keeper = database.clone().map(leases::LeaseKeeper::new);
         let (journal, recovered) = chela_journal::Journal::open(&env.state_dir().join("journal"), options.durability)?;
         for skipped in &recovered.skipped {
             tracing::warn!(line = skipped.line, why = %skipped.why, journal = %journal.path().display(), "journal line skipped");
@@ -357,6 +362,7 @@ impl Gateway {
                 chats: chat_queue::ChatQueues::default(),
                 reply_order: reply_order::ReplyOrder::default(),
                 supervision: supervisor::Supervision::default(),
+                leases: lease_keeper,
                 recovered: std::sync::Mutex::new(Some(recovered)),
                 started: std::time::Instant::now(),
                 group_history: group_history::GroupHistory::default(),
@@ -632,11 +638,16 @@ impl Gateway {
             self.resume(recovered);
         }
         let scheduler = tokio::spawn(cron::Scheduler::run_loop(Arc::downgrade(self)));
+        let mut background = vec![watcher, scheduler];
+        if let Some(keeper) = &self.leases {
+            tracing::info!(owner = keeper.owner(), "polling and socket accounts and the scheduler run under leases");
+            background.push(tokio::spawn(keeper.clone().run(stop.subscribe())));
+        }
         if let Some(why) = chela_core::heartbeat::plans(&self.config()).warning {
             tracing::warn!("{why}");
         }
         tracing::info!(%local, "gateway listening");
-        Ok(Running { addr: local, gateway: self.clone(), stop, server, background: vec![watcher, scheduler] })
+        Ok(Running { addr: local, gateway: self.clone(), stop, server, background })
     }
 
     pub fn plugin_dirs_hint(&self) -> PathBuf {

@@ -30,6 +30,9 @@ use crate::Gateway;
 const IDLE_PAUSE: Duration = Duration::from_millis(200);
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const LONGEST_RETRY: Duration = Duration::from_secs(30);
+/// How long a replica without an account's lease waits before it looks at
+/// the account's conditions (stop, reconfigured) again.
+const LEASE_WAIT: Duration = Duration::from_secs(1);
 
 /// How an account is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -213,6 +216,9 @@ impl Supervision {
 pub(crate) async fn poll_loop(gw: Weak<Gateway>, channel: Arc<ChannelRuntime>, account: String) {
     let generation = channel.generation(&account);
     let ch = channel.channel_id().to_string();
+    // Replicas on one database: only the lease's owner polls (`leases.rs`).
+    let mut lease =
+        gw.upgrade().and_then(|g| g.leases.as_ref().map(|k| k.want(&crate::leases::poll_lease(&ch, &account))));
     loop {
         let Some(g) = gw.upgrade() else { return };
         if g.stopping.load(Ordering::SeqCst)
@@ -221,7 +227,29 @@ pub(crate) async fn poll_loop(gw: Weak<Gateway>, channel: Arc<ChannelRuntime>, a
         {
             return; // shutting down; adapter replaced or removed; account reconfigured or removed
         }
-        match channel.poll(&account).await {
+        let holds = lease.as_mut().map(|held| *held.borrow_and_update());
+        let polled = match lease.as_mut() {
+            None => Some(channel.poll(&account).await),
+            Some(held) if holds == Some(false) => {
+                // Another replica polls this account; check again when the
+                // lease changes hands (or in a while, for the conditions above).
+                drop(g);
+                let _ = tokio::time::timeout(LEASE_WAIT, held.changed()).await;
+                continue;
+            }
+            // A poll in flight when the lease goes is cut off: its instance
+            // (and the platform connection it holds) is dropped, and what it
+            // had read but not acknowledged is read again by the new owner.
+            Some(held) => tokio::select! {
+                polled = channel.poll(&account) => Some(polled),
+                _ = held.wait_for(|h| !*h) => None,
+            },
+        };
+        let Some(polled) = polled else {
+            tracing::info!(channel = %ch, account, "lease lost: this replica stopped polling the account");
+            continue;
+        };
+        match polled {
             Ok(events) if events.is_empty() => {
                 g.supervision.contact(&ch, &account, 0);
                 drop(g);

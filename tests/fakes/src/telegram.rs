@@ -58,6 +58,8 @@ struct Bot {
     /// Bumped by each `getUpdates`: a request whose number is no longer the
     /// latest was terminated by a newer one (409), as Telegram does.
     poll_generation: u64,
+    /// `getUpdates` requests ended by a newer one (409: two pollers of one bot).
+    conflicts: usize,
     sent: Vec<Value>,
     faults: VecDeque<Fault>,
     offsets: Vec<i64>,
@@ -186,6 +188,7 @@ impl TelegramFake {
                 updates: VecDeque::new(),
                 webhook: None,
                 poll_generation: 0,
+                conflicts: 0,
                 sent: Vec::new(),
                 faults: VecDeque::new(),
                 offsets: Vec::new(),
@@ -414,6 +417,11 @@ impl TelegramFake {
     /// How many `getUpdates` calls the bot received (answered or not).
     pub fn polls(&self, token: &str) -> usize {
         lock(&self.state).bots.get(token).map_or(0, |b| b.offsets.len())
+    }
+
+    /// How many `getUpdates` requests of the bot a newer one terminated (409).
+    pub fn conflicts(&self, token: &str) -> usize {
+        lock(&self.state).bots.get(token).map_or(0, |b| b.conflicts)
     }
 
     pub fn fail_next_send(&self, token: &str, fault: Fault) {
@@ -652,8 +660,11 @@ async fn get_updates(state: Arc<Mutex<State>>, changed: Arc<Notify>, token: &str
     let result = loop {
         let notified = changed.notified();
         let batch: Vec<Value> = {
-            let st = lock(&state);
+            let mut st = lock(&state);
             if st.bots[token].poll_generation != generation {
+                if let Some(b) = st.bots.get_mut(token) {
+                    b.conflicts += 1;
+                }
                 return error(
                     409,
                     "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",

@@ -100,12 +100,15 @@ impl Scheduler {
     /// The scheduler loop, until the gateway is gone or stopping.
     pub(crate) async fn run_loop(gw: Weak<Gateway>) {
         let mut first = true;
+        let lease = gw.upgrade().and_then(|g| g.leases.as_ref().map(|k| k.want(crate::leases::SCHEDULER)));
         loop {
             let Some(g) = gw.upgrade() else { return };
             if g.stopping.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
-            if super::enabled(&g.config(), &*g.vars) {
+            // Replicas on one database: the lease's owner runs the schedule.
+            let owns = lease.as_ref().is_none_or(|held| *held.borrow());
+            if owns && super::enabled(&g.config(), &*g.vars) {
                 // File reads and writes under a lock the CLI may hold: off the async workers.
                 let (sched, cfg) = (g.clone(), g.config());
                 let claimed = tokio::task::spawn_blocking(move || sched.scheduler.claim_due(&cfg, first)).await;

@@ -10,6 +10,11 @@
 //! entries the transcript gained. With compaction the turn cost stays flat;
 //! without it every turn re-reads and re-sends the whole history.
 //!
+//! A third table runs the first one's turns with sessions in PostgreSQL (a
+//! throwaway local server), through one, two and three runtimes that share
+//! it with their own connections, as replicas do: the shared store's
+//! overhead per turn, and the database transactions a turn costs.
+//!
 //! Run: `cargo bench -p chela-agent --bench turns` (`-- --quick`: a smoke run).
 //! A bench binary rather than criterion: the figures are a distribution over
 //! many concurrent turns (throughput, p50, p99), not one repeated call.
@@ -93,7 +98,24 @@ impl Context {
     }
 }
 
+/// Where the measured runtimes keep their sessions.
+#[derive(Clone)]
+enum Backend {
+    Files(Durability),
+    /// One PostgreSQL server shared by `replicas` runtimes, each with its own
+    /// connections (as replica processes would be); a session's messages
+    /// go to the runtimes in turn.
+    Postgres {
+        url: String,
+        replicas: usize,
+    },
+}
+
 async fn measure(sessions: usize, per_session: usize, durability: Durability, context: Context) -> Figures {
+    measure_on(sessions, per_session, Backend::Files(durability), context).await
+}
+
+async fn measure_on(sessions: usize, per_session: usize, backend: Backend, context: Context) -> Figures {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
     std::fs::create_dir_all(root.join("ws")).expect("workspace");
@@ -119,17 +141,37 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability, co
     let engine = Arc::new(PluginEngine::new(Limits::default()).expect("engine"));
     let plugins = Arc::new(Plugins::new(engine, vec![root.join("no-plugins")], None));
     let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
-    let mut parts = RuntimeParts::new(cell.clone(), env, plugins, Providers::builtin(), secrets);
-    parts.durability = durability;
-    let runtime = AgentRuntime::new(parts);
+    let runtimes: Vec<Arc<AgentRuntime>> = match &backend {
+        Backend::Files(durability) => {
+            let mut parts = RuntimeParts::new(cell.clone(), env, plugins, Providers::builtin(), secrets);
+            parts.durability = *durability;
+            vec![AgentRuntime::new(parts)]
+        }
+        Backend::Postgres { url, replicas } => (0..*replicas)
+            .map(|_| {
+                let mut parts = RuntimeParts::new(
+                    cell.clone(),
+                    env.clone(),
+                    plugins.clone(),
+                    Providers::builtin(),
+                    secrets.clone(),
+                );
+                let url = url.clone();
+                let db = std::thread::spawn(move || chela_database::Database::connect(&url)).join();
+                parts.database = Some(db.expect("connect thread").expect("database"));
+                AgentRuntime::new(parts)
+            })
+            .collect(),
+    };
 
     let started = Instant::now();
     let mut lanes = tokio::task::JoinSet::new();
     for s in 0..sessions {
-        let (runtime, snap) = (runtime.clone(), cell.load());
+        let (runtimes, snap) = (runtimes.clone(), cell.load());
         lanes.spawn(async move {
             let mut latencies = Vec::with_capacity(per_session);
             for m in 0..per_session {
+                let runtime = &runtimes[(s + m) % runtimes.len()];
                 let t = Instant::now();
                 let input = RouteInput {
                     channel: "telegram".into(),
@@ -186,7 +228,10 @@ async fn measure(sessions: usize, per_session: usize, durability: Durability, co
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    let compactions = if context == Context::Default { 0 } else { count_compactions(root) };
+    let compactions = match (&backend, context) {
+        (Backend::Files(_), Context::Compacted | Context::Uncompacted) => count_compactions(root),
+        _ => 0,
+    };
     Figures { messages: sessions * per_session, elapsed, latencies, early_late, at_history, compactions }
 }
 
@@ -228,6 +273,11 @@ fn main() {
         }
     }
 
+    // The same turns with sessions in PostgreSQL (a local server: the
+    // figures are the store's overhead, not scaling), one to three
+    // runtimes sharing it, against the embedded files (fsync) above.
+    postgres_rows(&rt, quick);
+
     // One long session (5,000 turns: 10,000 messages in the transcript) in a
     // 16,000-token window, with compaction and without (the peer), store
     // writes OS-buffered so the fsyncs do not hide the CPU per turn.
@@ -256,5 +306,43 @@ fn main() {
             f.compactions,
             ms(f.percentile(0.99)),
         );
+    }
+}
+
+/// Transactions the server committed so far on the `chela` database
+/// (autocommit statements count one each).
+fn transactions(db: &chela_fakes::postgres::Cluster) -> u64 {
+    // Statistics reach the view within a second of a backend going idle.
+    std::thread::sleep(Duration::from_millis(1500));
+    let n = db.psql("select xact_commit + xact_rollback from pg_stat_database where datname = 'chela'");
+    n.parse().unwrap_or(0)
+}
+
+fn postgres_rows(rt: &tokio::runtime::Runtime, quick: bool) {
+    let db = chela_fakes::postgres::Cluster::start();
+    println!();
+    println!("| sessions | store | messages | messages/s | p50 | p99 | database transactions per turn |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: |");
+    for replicas in [1usize, 2, 3] {
+        for sessions in [1usize, 100] {
+            let per_session = match (quick, sessions) {
+                (true, 1) => 20,
+                (true, _) => 2,
+                (false, 1) => 1000,
+                (false, _) => 20,
+            };
+            let before = transactions(&db);
+            let backend = Backend::Postgres { url: db.url(), replicas };
+            let f = rt.block_on(measure_on(sessions, per_session, backend, Context::Default));
+            let per_turn = transactions(&db).saturating_sub(before) as f64 / f.messages as f64;
+            println!(
+                "| {sessions} | PostgreSQL, {replicas} runtime{} | {} | {:.0} | {} | {} | {per_turn:.1} |",
+                if replicas == 1 { "" } else { "s" },
+                f.messages,
+                f.messages as f64 / f.elapsed.as_secs_f64(),
+                ms(f.percentile(0.50)),
+                ms(f.percentile(0.99)),
+            );
+        }
     }
 }

@@ -191,3 +191,46 @@ async fn one_replica_polls_a_bot_and_another_takes_over_within_ten_seconds_of_a_
     assert!(text.contains("(message 2 of this conversation)"), "{text}");
     assert_eq!(telegram.conflicts(BOT), 0);
 }
+
+/// What `/readyz` says of the database (`replica.database`).
+async fn database_state(gw: &Gateway) -> String {
+    let v: Value = serde_json::from_str(&gw.get("/readyz", &[]).await.body).unwrap_or_default();
+    v["replica"]["database"].as_str().unwrap_or_default().to_string()
+}
+
+/// PostgreSQL stopped under a running gateway: `/readyz` says the database
+/// is unreachable, a message accepted meanwhile waits instead of failing,
+/// and once the server is back it is answered, once, from the stored history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_restart_loses_no_accepted_message() {
+    let mut db = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = replica(dir.path(), &db.url()).await;
+    say(&gw, "bob", "before", "one").await;
+    assert_eq!(message_number(&reply_to(&gw, "before").await), 1);
+
+    db.stop();
+    say(&gw, "bob", "during", "two").await;
+    let deadline = std::time::Instant::now() + support::WAIT;
+    while database_state(&gw).await == "ok" {
+        assert!(std::time::Instant::now() < deadline, "/readyz never said the database is away");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    db.resume();
+    assert_eq!(message_number(&reply_to(&gw, "during").await), 2);
+    say(&gw, "bob", "after", "three").await;
+    assert_eq!(message_number(&reply_to(&gw, "after").await), 3);
+    let deadline = std::time::Instant::now() + support::WAIT;
+    while database_state(&gw).await != "ok" {
+        assert!(std::time::Instant::now() < deadline, "/readyz still says the database is away");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Each answered once: three replies in the outbox, three turns stored.
+    let auth = format!("Bearer {TOKEN}");
+    let outbox: Value =
+        serde_json::from_str(&gw.get("/channels/webhook/inbox/outbox?after=0", &[("authorization", &auth)]).await.body)
+            .unwrap();
+    assert_eq!(outbox["messages"].as_array().map(Vec::len), Some(3), "{outbox}");
+    let users = db.psql("select count(*) from chela_transcript_lines where line::json->'message'->>'role' = 'user'");
+    assert_eq!(users, "3");
+}

@@ -44,7 +44,8 @@ pub(crate) fn readyz(gw: &Gateway, detailed: bool) -> Reply {
                            "accountsDegraded": degraded, "accounts": accounts});
         // Replicas: which singleton connections this one owns.
         if let Some(k) = &gw.leases {
-            body["replica"] = serde_json::json!({"owner": k.owner(), "leases": k.held()});
+            let database = k.database_error().unwrap_or_else(|| "ok".into());
+            body["replica"] = serde_json::json!({"owner": k.owner(), "leases": k.held(), "database": database});
         }
         body
     } else {

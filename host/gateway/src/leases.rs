@@ -32,6 +32,8 @@ pub(crate) struct LeaseKeeper {
     wanted: Mutex<BTreeMap<String, watch::Sender<bool>>>,
     /// Wakes the keeper early (a new lease wanted).
     nudge: tokio::sync::Notify,
+    /// Why the last round could not reach the database (`None`: it could).
+    unreachable: Mutex<Option<String>>,
 }
 
 impl LeaseKeeper {
@@ -39,7 +41,13 @@ impl LeaseKeeper {
         let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "chela".into());
         let random = uuid::Uuid::new_v4().simple().to_string();
         let owner = format!("{host}/{}/{}", std::process::id(), &random[..8]);
-        Arc::new(LeaseKeeper { db, owner, wanted: Mutex::default(), nudge: tokio::sync::Notify::new() })
+        Arc::new(LeaseKeeper {
+            db,
+            owner,
+            wanted: Mutex::default(),
+            nudge: tokio::sync::Notify::new(),
+            unreachable: Mutex::default(),
+        })
     }
 
     pub(crate) fn owner(&self) -> &str {
@@ -56,6 +64,11 @@ impl LeaseKeeper {
         let rx = self.wanted().entry(name.to_string()).or_insert_with(|| watch::channel(false).0).subscribe();
         self.nudge.notify_one();
         rx
+    }
+
+    /// Why the database could not be reached on the last round, if it could not.
+    pub(crate) fn database_error(&self) -> Option<String> {
+        self.unreachable.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The leases this replica holds now.
@@ -92,6 +105,7 @@ impl LeaseKeeper {
             }
         }
         let names: Vec<(String, bool)> = self.wanted().iter().map(|(n, tx)| (n.clone(), *tx.borrow())).collect();
+        let mut unreachable = None;
         for (name, was) in names {
             let now = match self.db.take_lease(&name, &self.owner, TTL).await {
                 Ok(held) => held,
@@ -99,6 +113,7 @@ impl LeaseKeeper {
                     if was {
                         tracing::warn!(lease = %name, error = %e, "lease not renewed; its connection stops");
                     }
+                    unreachable = Some(e.to_string());
                     false
                 }
             };
@@ -109,6 +124,7 @@ impl LeaseKeeper {
                 tx.send_replace(now);
             }
         }
+        *self.unreachable.lock().unwrap_or_else(|p| p.into_inner()) = unreachable;
     }
 
     /// Gives back every lease held (a clean stop: the next owner need not wait).

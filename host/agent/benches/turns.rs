@@ -235,6 +235,16 @@ async fn measure_on(sessions: usize, per_session: usize, backend: Backend, conte
     Figures { messages: sessions * per_session, elapsed, latencies, early_late, at_history, compactions }
 }
 
+/// How many turns each session runs in the throughput tables.
+fn turns_per_session(quick: bool, sessions: usize) -> usize {
+    match (quick, sessions) {
+        (true, 1) => 20,
+        (true, _) => 2,
+        (false, 1) => 1000,
+        (false, _) => 20,
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
@@ -248,12 +258,7 @@ fn main() {
     println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: |");
     for durability in [Durability::Fsync, Durability::OsBuffered] {
         for sessions in [1usize, 100] {
-            let per_session = match (quick, sessions) {
-                (true, 1) => 20,
-                (true, _) => 2,
-                (false, 1) => 1000,
-                (false, _) => 20,
-            };
+            let per_session = turns_per_session(quick, sessions);
             let f = rt.block_on(measure(sessions, per_session, durability, Context::Default));
             let growth = match f.early_late {
                 Some((a, b)) => format!("{} → {} ({:.2}×)", ms(a), ms(b), b.as_secs_f64() / a.as_secs_f64()),
@@ -325,12 +330,7 @@ fn postgres_rows(rt: &tokio::runtime::Runtime, quick: bool) {
     println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: |");
     for replicas in [1usize, 2, 3] {
         for sessions in [1usize, 100] {
-            let per_session = match (quick, sessions) {
-                (true, 1) => 20,
-                (true, _) => 2,
-                (false, 1) => 1000,
-                (false, _) => 20,
-            };
+            let per_session = turns_per_session(quick, sessions);
             let before = transactions(&db);
             let backend = Backend::Postgres { url: db.url(), replicas };
             let f = rt.block_on(measure_on(sessions, per_session, backend, Context::Default));

@@ -207,6 +207,18 @@ impl SessionEntry {
         put("queueDrop", own.drop.map(|d| Value::from(d.as_str())));
     }
 
+    /// A new session for the same key (a reset): a new id and start, no
+    /// transcript file named, the token counts cleared; the rest stays.
+    pub fn restart(&mut self, now_ms: i64) {
+        self.session_id = uuid::Uuid::new_v4().to_string();
+        self.session_file = None;
+        self.session_started_at = Some(now_ms);
+        self.updated_at = now_ms;
+        self.input_tokens = None;
+        self.output_tokens = None;
+        self.total_tokens = None;
+    }
+
     pub fn new(now_ms: i64) -> SessionEntry {
         SessionEntry {
             session_id: uuid::Uuid::new_v4().to_string(),

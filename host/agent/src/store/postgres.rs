@@ -155,15 +155,7 @@ impl SessionStore for PgStore {
             self.cache().pop(&old.session_id);
         }
         let now = clock::now_ms();
-        self.upsert(key, &mut |e| {
-            e.session_id = uuid::Uuid::new_v4().to_string();
-            e.session_file = None;
-            e.session_started_at = Some(now);
-            e.updated_at = now;
-            e.input_tokens = None;
-            e.output_tokens = None;
-            e.total_tokens = None;
-        })
+        self.upsert(key, &mut |e| e.restart(now))
     }
 
     fn append(&self, entry: &SessionEntry, cwd: &str, lines: &[Value]) -> Result<(), StoreError> {

@@ -377,19 +377,12 @@ impl AgentRuntime {
 
     /// [`store`](Self::store) as `cfg` places it.
     fn store_in(&self, cfg: &Config, agent_id: &str) -> Result<Arc<dyn SessionStore>, StoreError> {
-        let dir = store_dir(cfg, &self.env, agent_id);
-        let name = match &self.database {
-            Some(_) => format!("agent:{}", chela_core::ids::normalize_agent_id(Some(agent_id))),
-            None => dir.display().to_string(),
-        };
+        let name = store_name(cfg, &self.env, agent_id, self.database.is_some());
         let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = stores.get(&name) {
             return Ok(s.clone());
         }
-        let s: Arc<dyn SessionStore> = match &self.database {
-            Some(db) => Arc::new(crate::store::PgStore::new(db.clone(), &name)),
-            None => Arc::new(FileStore::open_with(&dir, self.durability)?),
-        };
+        let s = open_store(cfg, &self.env, agent_id, self.database.as_ref(), self.durability)?;
         stores.insert(name, s.clone());
         Ok(s)
     }
@@ -674,4 +667,29 @@ fn sender_may_elevate(cfg: &Config, agent_id: &str, inbound: &Inbound) -> bool {
 /// Where an agent's sessions live (core `agent_store_dir`).
 pub fn store_dir(cfg: &Config, env: &Environment, agent_id: &str) -> PathBuf {
     chela_core::config::paths::agent_store_dir(cfg, env, agent_id)
+}
+
+/// Which store holds `agent_id`'s sessions: its rows in the shared database
+/// (`agent:<id>`) when there is one, else its store dir.
+fn store_name(cfg: &Config, env: &Environment, agent_id: &str, shared: bool) -> String {
+    match shared {
+        true => format!("agent:{}", chela_core::ids::normalize_agent_id(Some(agent_id))),
+        false => store_dir(cfg, env, agent_id).display().to_string(),
+    }
+}
+
+/// Opens `agent_id`'s session store: its rows in `database`, else the
+/// embedded files in its store dir. The one rule for the runtime and the CLI.
+pub fn open_store(
+    cfg: &Config,
+    env: &Environment,
+    agent_id: &str,
+    database: Option<&Arc<chela_database::Database>>,
+    durability: Durability,
+) -> Result<Arc<dyn SessionStore>, StoreError> {
+    let name = store_name(cfg, env, agent_id, database.is_some());
+    Ok(match database {
+        Some(db) => Arc::new(crate::store::PgStore::new(db.clone(), &name)),
+        None => Arc::new(FileStore::open_with(&store_dir(cfg, env, agent_id), durability)?),
+    })
 }

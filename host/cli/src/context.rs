@@ -95,3 +95,9 @@ impl Context {
 }
 
 pub use chela_core::config::validate::new_errors;
+
+/// The shared database the config or environment names (core's `storage`),
+/// connected; `None`: sessions in the embedded files.
+pub fn database(cfg: &Config, env: &Environment) -> Result<Option<Arc<chela_database::Database>>> {
+    Ok(chela_gateway::connect_database(cfg, env)?)
+}

@@ -9,8 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
-use chela_agent::store::SessionStore;
-use chela_agent::{FileStore, Inbound, Origin, Providers};
+use chela_agent::{Inbound, Origin, Providers};
 use chela_core::ids::normalize_agent_id;
 use chela_core::roster::Roster;
 use chela_core::routing::SessionTarget;
@@ -196,9 +195,11 @@ pub fn run(ctx: &Context, cmd: SessionsCommand) -> Result<ExitCode> {
     let loaded = ctx.load()?;
     let cfg = loaded.config;
     let roster = Roster::from_config(&cfg);
-    let store = |agent: &str| -> Result<FileStore> {
-        let dir = chela_agent::runtime::store_dir(&cfg, &ctx.env, agent);
-        FileStore::open(&dir).with_context(|| format!("sessions of agent `{agent}`"))
+    let database = crate::context::database(&cfg, &ctx.env)?;
+    let store = |agent: &str| {
+        let durability = chela_agent::store::Durability::default();
+        chela_agent::runtime::open_store(&cfg, &ctx.env, agent, database.as_ref(), durability)
+            .with_context(|| format!("sessions of agent `{agent}`"))
     };
     match cmd {
         SessionsCommand::List { agent, all_agents, active, json } => {

@@ -12,8 +12,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use chela_agent::store::SessionStore;
-use chela_agent::FileStore;
 use chela_core::config::{load_str, Config};
 use chela_core::roster::Roster;
 use serde_json::{json, Value};
@@ -238,9 +236,13 @@ fn config_accounts(cfg: &Config, only: Option<&str>) -> Vec<Value> {
 
 /// Agents and their session stores, read from the files.
 fn local_agents(ctx: &Context, cfg: &Config) -> Value {
+    let database = crate::context::database(cfg, &ctx.env).map_err(|e| format!("{e:#}"));
     let rows = chela_gateway::agent_summaries(cfg, &Roster::from_config(cfg), |id| {
-        let dir = chela_agent::runtime::store_dir(cfg, &ctx.env, id);
-        FileStore::open(&dir).map_err(|e| e.to_string()).and_then(|s| s.list().map_err(|e| e.to_string()))
+        let database = database.as_ref().map_err(Clone::clone)?;
+        let durability = chela_agent::store::Durability::default();
+        chela_agent::runtime::open_store(cfg, &ctx.env, id, database.as_ref(), durability)
+            .map_err(|e| e.to_string())
+            .and_then(|s| s.list().map_err(|e| e.to_string()))
     });
     Value::Array(rows)
 }

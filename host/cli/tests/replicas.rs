@@ -233,4 +233,18 @@ async fn a_database_restart_loses_no_accepted_message() {
     assert_eq!(outbox["messages"].as_array().map(Vec::len), Some(3), "{outbox}");
     let users = db.psql("select count(*) from chela_transcript_lines where line::json->'message'->>'role' = 'user'");
     assert_eq!(users, "3");
+    // The CLI without a gateway reads the same database (none of it is in the files).
+    let out = support::chela(dir.path(), &dir.path().join("chela.json5"))
+        .args(["sessions", "list", "--json"])
+        .env("CHELA_DATABASE_URL", db.url())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let keys: Vec<&str> =
+        listed["sessions"].as_array().into_iter().flatten().filter_map(|r| r["key"].as_str()).collect();
+    assert_eq!(keys.len(), 1, "{listed}");
+    let count = format!("select count(*) from chela_sessions where key = '{}'", keys[0]);
+    assert_eq!(db.psql(&count), "1");
 }

@@ -110,20 +110,29 @@ pub enum GatewayError {
 }
 
 /// The shared database core's `storage` selects, connected and migrated;
-/// `None`: sessions in the embedded files.
-pub async fn open_database(
+/// `None`: sessions in the embedded files. Blocking (the gateway calls it
+/// through [`open_database`]; the CLI's offline commands directly).
+pub fn connect_database(
     cfg: &Config,
     env: &Environment,
 ) -> Result<Option<Arc<chela_database::Database>>, GatewayError> {
     use chela_core::storage::{storage, Storage};
     let Storage::Postgres { url, set_by } = storage(cfg, env).map_err(GatewayError::Storage)? else { return Ok(None) };
-    let shown = chela_core::storage::redacted(&url);
-    let db = tokio::task::spawn_blocking(move || chela_database::Database::connect(&url))
+    let db =
+        chela_database::Database::connect(&url).map_err(|e| GatewayError::Storage(format!("{e} (set by {set_by})")))?;
+    tracing::info!(database = %db.shown_url(), set_by, "sessions are kept in the shared database");
+    Ok(Some(db))
+}
+
+/// [`connect_database`] off the async workers.
+pub async fn open_database(
+    cfg: &Config,
+    env: &Environment,
+) -> Result<Option<Arc<chela_database::Database>>, GatewayError> {
+    let (cfg, env) = (cfg.clone(), env.clone());
+    tokio::task::spawn_blocking(move || connect_database(&cfg, &env))
         .await
         .map_err(|e| GatewayError::Storage(e.to_string()))?
-        .map_err(|e| GatewayError::Storage(format!("{e} (set by {set_by})")))?;
-    tracing::info!(database = %shown, set_by, "sessions are kept in the shared database");
-    Ok(Some(db))
 }
 
 /// Counts work in flight so shutdown can wait for it.

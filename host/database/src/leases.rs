@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::{classify, Database, DbError};
+use super::{Database, DbError};
 
 /// One lease as the database has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +27,7 @@ impl Database {
     /// Takes or renews `name` for `owner` for `ttl`; `true` when `owner`
     /// holds it now.
     pub async fn take_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, DbError> {
-        let (name, owner, url) = (name.to_string(), owner.to_string(), self.shown.clone());
+        let (name, owner) = (name.to_string(), owner.to_string());
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         self.run(move |c| async move {
             let row = c
@@ -39,8 +39,7 @@ impl Database {
                      returning owner",
                     &[&name, &owner, &ttl_ms],
                 )
-                .await
-                .map_err(|e| classify(&url, e))?;
+                .await?;
             Ok(row.is_some())
         })
         .await
@@ -49,11 +48,9 @@ impl Database {
     /// Gives `name` up if `owner` holds it (a clean stop: the next replica
     /// need not wait for the TTL).
     pub async fn release_lease(&self, name: &str, owner: &str) -> Result<(), DbError> {
-        let (name, owner, url) = (name.to_string(), owner.to_string(), self.shown.clone());
+        let (name, owner) = (name.to_string(), owner.to_string());
         self.run(move |c| async move {
-            c.execute("delete from chela_leases where name = $1 and owner = $2", &[&name, &owner])
-                .await
-                .map_err(|e| classify(&url, e))?;
+            c.execute("delete from chela_leases where name = $1 and owner = $2", &[&name, &owner]).await?;
             Ok(())
         })
         .await
@@ -61,7 +58,6 @@ impl Database {
 
     /// Every lease and its owner.
     pub async fn leases(&self) -> Result<Vec<LeaseRecord>, DbError> {
-        let url = self.shown.clone();
         self.run(move |c| async move {
             let rows = c
                 .query(
@@ -70,8 +66,7 @@ impl Database {
                      from chela_leases order by name",
                     &[],
                 )
-                .await
-                .map_err(|e| classify(&url, e))?;
+                .await?;
             Ok(rows
                 .into_iter()
                 .map(|r| LeaseRecord { name: r.get(0), owner: r.get(1), expires_in_ms: r.get(2) })

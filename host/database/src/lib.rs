@@ -106,7 +106,10 @@ impl Database {
             shown,
         };
         let url = db.shown.clone();
-        db.blocking(move |mut c| async move { migrations::apply(&mut c, &url).await })?;
+        let newer = db.blocking(move |mut c| async move { migrations::apply(&mut c, &url).await })?;
+        if let Some((found, known)) = newer {
+            return Err(DbError::NewerSchema { url: db.shown.clone(), found, known });
+        }
         Ok(Arc::new(db))
     }
 
@@ -116,12 +119,13 @@ impl Database {
     }
 
     /// Runs `work` with a pooled connection and waits for it on this thread
+    /// (its driver errors come back as [`DbError`]s naming this database)
     /// (for synchronous callers: the blocking pool, start-up).
     pub fn blocking<T, F, Fut>(&self, work: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(Client) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, DbError>> + Send + 'static,
+        Fut: Future<Output = Result<T, PgError>> + Send + 'static,
     {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let call = self.call(work);
@@ -136,7 +140,7 @@ impl Database {
     where
         T: Send + 'static,
         F: FnOnce(Client) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, DbError>> + Send + 'static,
+        Fut: Future<Output = Result<T, PgError>> + Send + 'static,
     {
         let call = self.call(work);
         self.handle.spawn(call).await.map_err(|_| DbError::Stopped)?
@@ -146,7 +150,7 @@ impl Database {
     where
         T: Send + 'static,
         F: FnOnce(Client) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, DbError>> + Send + 'static,
+        Fut: Future<Output = Result<T, PgError>> + Send + 'static,
     {
         let pool = self.pool.clone();
         let url = self.shown.clone();
@@ -154,7 +158,7 @@ impl Database {
             let work = async {
                 let client =
                     pool.get().await.map_err(|e| DbError::Unavailable { url: url.clone(), message: e.to_string() })?;
-                work(client).await
+                work(client).await.map_err(|e| classify(&url, e))
             };
             tokio::time::timeout(CALL_TIMEOUT, work).await.map_err(|_| DbError::Timeout { url: url.clone() })?
         }
@@ -167,12 +171,6 @@ impl Database {
         let id = turn_lock::lock_id(store, key);
         let handle = self.handle.clone();
         self.handle.spawn(async move { locks.acquire(id, handle).await }).await.map_err(|_| DbError::Stopped)?
-    }
-
-    /// The error of a failed query on this database: transient when the
-    /// connection is the problem, else a query error.
-    pub fn error(url: &str, e: tokio_postgres::Error) -> DbError {
-        classify(url, e)
     }
 }
 

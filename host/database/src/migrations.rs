@@ -6,7 +6,7 @@
 //!
 //! Must not: change a step once released (add a new one).
 
-use super::{classify, Client, DbError};
+use super::{Client, PgError};
 
 /// The migration lock's id (any fixed number no turn lock hashes to in practice).
 const MIGRATION_LOCK: i64 = 0x6368_656c_615f_6d67; // "chela_mg"
@@ -43,10 +43,11 @@ const STEPS: &[(i32, &str, &str)] = &[
     ),
 ];
 
-pub(crate) async fn apply(client: &mut Client, url: &str) -> Result<(), DbError> {
-    let err = |e| classify(url, e);
-    let tx = client.transaction().await.map_err(err)?;
-    tx.execute("select pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(err)?;
+/// Applies the steps the database lacks; `Some((found, known))`: the
+/// database is at a version this chela does not know, and nothing was done.
+pub(crate) async fn apply(client: &mut Client, url: &str) -> Result<Option<(i32, i32)>, PgError> {
+    let tx = client.transaction().await?;
+    tx.execute("select pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
     tx.batch_execute(
         "create table if not exists chela_schema_migrations (
              version integer primary key,
@@ -54,20 +55,17 @@ pub(crate) async fn apply(client: &mut Client, url: &str) -> Result<(), DbError>
              applied_at timestamptz not null default now()
          )",
     )
-    .await
-    .map_err(err)?;
-    let found: i32 =
-        tx.query_one("select coalesce(max(version), 0) from chela_schema_migrations", &[]).await.map_err(err)?.get(0);
+    .await?;
+    let found: i32 = tx.query_one("select coalesce(max(version), 0) from chela_schema_migrations", &[]).await?.get(0);
     let known = STEPS.last().map_or(0, |s| s.0);
     if found > known {
-        return Err(DbError::NewerSchema { url: url.to_string(), found, known });
+        return Ok(Some((found, known)));
     }
     for (version, name, sql) in STEPS.iter().filter(|s| s.0 > found) {
-        tx.batch_execute(sql).await.map_err(err)?;
-        tx.execute("insert into chela_schema_migrations (version, name) values ($1, $2)", &[version, name])
-            .await
-            .map_err(err)?;
+        tx.batch_execute(sql).await?;
+        tx.execute("insert into chela_schema_migrations (version, name) values ($1, $2)", &[version, name]).await?;
         tracing::info!(database = %url, version, name, "applied migration");
     }
-    tx.commit().await.map_err(err)
+    tx.commit().await?;
+    Ok(None)
 }

@@ -19,7 +19,7 @@
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
-use chela_database::{Database, DbError, PgError};
+use chela_database::{Database, DbError};
 use lru::LruCache;
 use serde_json::Value;
 
@@ -61,30 +61,23 @@ impl PgStore {
     }
 }
 
-fn q(url: &str) -> impl Fn(PgError) -> DbError + '_ {
-    move |e| Database::error(url, e)
-}
-
 impl SessionStore for PgStore {
     fn get(&self, key: &str) -> Result<Option<SessionEntry>, StoreError> {
-        let (store, k, url) = (self.store.clone(), key.to_string(), self.db.shown_url().to_string());
+        let (store, k) = (self.store.clone(), key.to_string());
         let raw = self.db.blocking(move |c| async move {
-            let row = c
-                .query_opt("select entry from chela_sessions where store = $1 and key = $2", &[&store, &k])
-                .await
-                .map_err(q(&url))?;
+            let row =
+                c.query_opt("select entry from chela_sessions where store = $1 and key = $2", &[&store, &k]).await?;
             Ok(row.map(|r| r.get::<_, String>(0)))
         })?;
         raw.map(|raw| self.parse(key, &raw)).transpose()
     }
 
     fn list(&self) -> Result<Vec<(String, SessionEntry)>, StoreError> {
-        let (store, url) = (self.store.clone(), self.db.shown_url().to_string());
+        let store = self.store.clone();
         let rows = self.db.blocking(move |c| async move {
             let rows = c
                 .query("select key, entry from chela_sessions where store = $1 order by updated_at desc", &[&store])
-                .await
-                .map_err(q(&url))?;
+                .await?;
             Ok(rows.into_iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect::<Vec<_>>())
         })?;
         Ok(rows
@@ -101,12 +94,11 @@ impl SessionStore for PgStore {
 
     fn upsert(&self, key: &str, edit: &mut dyn FnMut(&mut SessionEntry)) -> Result<SessionEntry, StoreError> {
         loop {
-            let (store, k, url) = (self.store.clone(), key.to_string(), self.db.shown_url().to_string());
+            let (store, k) = (self.store.clone(), key.to_string());
             let found = self.db.blocking(move |c| async move {
                 let row = c
                     .query_opt("select entry, version from chela_sessions where store = $1 and key = $2", &[&store, &k])
-                    .await
-                    .map_err(q(&url))?;
+                    .await?;
                 Ok(row.map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))))
             })?;
             let (mut entry, version) = match found {
@@ -119,26 +111,25 @@ impl SessionStore for PgStore {
                 key: key.to_string(),
                 message: e.to_string(),
             })?;
-            let (store, k, url, at) =
-                (self.store.clone(), key.to_string(), self.db.shown_url().to_string(), entry.updated_at);
+            let (store, k, at) = (self.store.clone(), key.to_string(), entry.updated_at);
             let stored = self.db.blocking(move |c| async move {
                 let n = match version {
-                    Some(v) => c
-                        .execute(
+                    Some(v) => {
+                        c.execute(
                             "update chela_sessions set entry = $3, updated_at = $4, version = version + 1
                              where store = $1 and key = $2 and version = $5",
                             &[&store, &k, &raw, &at, &v],
                         )
-                        .await
-                        .map_err(q(&url))?,
-                    None => c
-                        .execute(
+                        .await?
+                    }
+                    None => {
+                        c.execute(
                             "insert into chela_sessions (store, key, entry, updated_at) values ($1, $2, $3, $4)
                              on conflict do nothing",
                             &[&store, &k, &raw, &at],
                         )
-                        .await
-                        .map_err(q(&url))?,
+                        .await?
+                    }
                 };
                 Ok(n == 1)
             })?;
@@ -159,28 +150,26 @@ impl SessionStore for PgStore {
     }
 
     fn append(&self, entry: &SessionEntry, cwd: &str, lines: &[Value]) -> Result<(), StoreError> {
-        let (store, id, url) = (self.store.clone(), entry.session_id.clone(), self.db.shown_url().to_string());
+        let (store, id) = (self.store.clone(), entry.session_id.clone());
         let header = super::transcript::header(&entry.session_id, cwd, &clock::iso_now()).to_string();
         let lines: Vec<String> = lines.iter().map(Value::to_string).collect();
         self.db.blocking(move |mut c| async move {
-            let err = q(&url);
-            let tx = c.transaction().await.map_err(&err)?;
+            let tx = c.transaction().await?;
             let started = tx
                 .query_opt(
                     "select 1 from chela_transcript_lines where store = $1 and session_id = $2 limit 1",
                     &[&store, &id],
                 )
-                .await
-                .map_err(&err)?
+                .await?
                 .is_some();
             let insert = "insert into chela_transcript_lines (store, session_id, line) values ($1, $2, $3)";
             if !started {
-                tx.execute(insert, &[&store, &id, &header]).await.map_err(&err)?;
+                tx.execute(insert, &[&store, &id, &header]).await?;
             }
             for line in &lines {
-                tx.execute(insert, &[&store, &id, line]).await.map_err(&err)?;
+                tx.execute(insert, &[&store, &id, line]).await?;
             }
-            tx.commit().await.map_err(&err)
+            tx.commit().await
         })?;
         Ok(())
     }
@@ -188,7 +177,7 @@ impl SessionStore for PgStore {
     fn transcript(&self, entry: &SessionEntry) -> Result<Transcript, StoreError> {
         let id = entry.session_id.clone();
         let (mut seen, mut transcript) = self.cache().get(&id).cloned().unwrap_or((0, Transcript::default()));
-        let (store, sid, url) = (self.store.clone(), id.clone(), self.db.shown_url().to_string());
+        let (store, sid) = (self.store.clone(), id.clone());
         let rows = self.db.blocking(move |c| async move {
             let rows = c
                 .query(
@@ -196,8 +185,7 @@ impl SessionStore for PgStore {
                      where store = $1 and session_id = $2 and seq > $3 order by seq",
                     &[&store, &sid, &seen],
                 )
-                .await
-                .map_err(q(&url))?;
+                .await?;
             Ok(rows.into_iter().map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1))).collect::<Vec<_>>())
         })?;
         for (seq, raw) in rows {

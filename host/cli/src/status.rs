@@ -9,11 +9,13 @@
 //! adapters (`doctor`, `--probe`).
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 use chela_core::config::{load_str, Config};
 use chela_core::roster::Roster;
+use chela_database::Database;
 use serde_json::{json, Value};
 
 use crate::context::Context;
@@ -129,11 +131,13 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<ExitCode> {
                           "version": s["version"], "uptimeSeconds": s["uptimeSeconds"]}),
         None => json!({"url": format!("http://{addr}"), "reachable": false}),
     };
+    // On a shared database: every replica and what it owns, whichever gateway answered.
+    let database = crate::context::database(&cfg, &ctx.env).map_err(|e| format!("{e:#}"));
     let (agents, channels, source) = match &snapshot {
         Some(s) => (s["agents"].clone(), s["channels"].clone(), "gateway"),
-        None => (local_agents(ctx, &cfg), Value::Array(config_accounts(&cfg, None)), "config"),
+        None => (local_agents(ctx, &cfg, &database), Value::Array(config_accounts(&cfg, None)), "config"),
     };
-    let report = json!({
+    let mut report = json!({
         "config": config,
         "stateDir": ctx.env.state_dir(),
         "gateway": gateway,
@@ -142,6 +146,17 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<ExitCode> {
         "agents": agents,
         "channels": channels,
     });
+    match &database {
+        Ok(Some(db)) => {
+            report["database"] = json!({"url": db.shown_url()});
+            match db.leases() {
+                Ok(leases) => report["replicas"] = replicas(&leases),
+                Err(e) => report["database"]["error"] = json!(e.to_string()),
+            }
+        }
+        Ok(None) => {}
+        Err(e) => report["database"] = json!({"error": e}),
+    }
     if args.json {
         print_json(&report);
         return Ok(ExitCode::SUCCESS);
@@ -170,7 +185,43 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<ExitCode> {
     }
     print_agents(&report["agents"]);
     print_channels(&report["channels"]);
+    print_replicas(&report);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The replicas the leases show: each one's owner, whether its replica
+/// lease is alive, and the other leases it holds (pollers, the scheduler).
+fn replicas(leases: &[chela_database::LeaseRecord]) -> Value {
+    let rows = leases.iter().filter_map(|l| {
+        let owner = chela_database::replica_of(&l.name)?;
+        let holds: Vec<&str> = leases
+            .iter()
+            .filter(|o| o.owner == owner && o.expires_in_ms > 0 && chela_database::replica_of(&o.name).is_none())
+            .map(|o| o.name.as_str())
+            .collect();
+        Some(json!({"owner": owner, "alive": l.expires_in_ms > 0, "leases": holds}))
+    });
+    Value::Array(rows.collect())
+}
+
+fn print_replicas(report: &Value) {
+    let Some(db) = report.get("database") else { return };
+    if let Some(e) = db["error"].as_str() {
+        println!("database:  {e}");
+        return;
+    }
+    let all = report["replicas"].as_array().cloned().unwrap_or_default();
+    let alive: Vec<&Value> = all.iter().filter(|r| r["alive"] == true).collect();
+    println!("database:  {} · {} replica(s) alive", db["url"].as_str().unwrap_or("?"), alive.len());
+    for r in &all {
+        let leases: Vec<&str> = r["leases"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        println!(
+            "  {:<32} {:<6} {}",
+            r["owner"].as_str().unwrap_or("?"),
+            if r["alive"] == true { "alive" } else { "gone" },
+            if leases.is_empty() { "-".to_string() } else { leases.join(", ") }
+        );
+    }
 }
 
 /// `chela channels status [--channel C] [--probe]`.
@@ -234,9 +285,8 @@ fn config_accounts(cfg: &Config, only: Option<&str>) -> Vec<Value> {
     out
 }
 
-/// Agents and their session stores, read from the files.
-fn local_agents(ctx: &Context, cfg: &Config) -> Value {
-    let database = crate::context::database(cfg, &ctx.env).map_err(|e| format!("{e:#}"));
+/// Agents and their session stores, read from the store the runtime opens.
+fn local_agents(ctx: &Context, cfg: &Config, database: &Result<Option<Arc<Database>>, String>) -> Value {
     let rows = chela_gateway::agent_summaries(cfg, &Roster::from_config(cfg), |id| {
         let database = database.as_ref().map_err(Clone::clone)?;
         let durability = chela_agent::store::Durability::default();

@@ -2,7 +2,10 @@
 //! (`storage`: `CHELA_DATABASE_URL`): they start together on an empty
 //! database and migrate it once; one chat's messages, sent to different
 //! replicas, are answered from one history; turns of one session never run
-//! on two replicas at once.
+//! on two replicas at once; the journal is shared: a replica killed in the
+//! middle of a turn has its message answered once by another, a delivery
+//! retried to another replica is a duplicate there, and while the database
+//! is away webhooks are refused (503) rather than acknowledged unstored.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -36,10 +39,34 @@ async fn on_database(root: &Path, url: &str, config: &str, adapter: &str) -> Gat
 
 /// Says `text` as `user` to `gw`'s webhook account; the message id is `id`.
 async fn say(gw: &Gateway, user: &str, id: &str, text: &str) {
+    let answer = post(gw, user, id, text).await;
+    assert_eq!(answer.status, 202, "{}", answer.body);
+}
+
+/// The webhook delivery of [`say`], whatever the gateway answers.
+async fn post(gw: &Gateway, user: &str, id: &str, text: &str) -> chela_fakes::wire::Answer {
     let body = json!({"id": id, "chat": {"type": "direct", "id": user}, "from": {"id": user}, "text": text});
     let headers = [("authorization", "Bearer inbox-secret"), ("content-type", "application/json")];
-    let answer = gw.post("/channels/webhook/inbox/messages", &headers, body.to_string().as_bytes()).await;
-    assert_eq!(answer.status, 202, "{}", answer.body);
+    gw.post("/channels/webhook/inbox/messages", &headers, body.to_string().as_bytes()).await
+}
+
+/// How many replies `gw` sent to message `id` so far.
+async fn replies_to(gw: &Gateway, id: &str) -> usize {
+    let auth = format!("Bearer {TOKEN}");
+    let answer = gw.get("/channels/webhook/inbox/outbox?after=0", &[("authorization", &auth)]).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let v: Value = serde_json::from_str(&answer.body).expect("outbox JSON");
+    v["messages"].as_array().into_iter().flatten().filter(|m| m["replyTo"] == id).count()
+}
+
+/// A counter of `gw`'s `/metrics`: the series of `name` whose labels include `label`.
+async fn metric(gw: &Gateway, name: &str, label: &str) -> f64 {
+    let m = gw.get("/metrics", &[]).await;
+    m.body
+        .lines()
+        .find(|l| l.starts_with(name) && l.contains(label) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// The reply `gw` sent to message `id`, once there is one.
@@ -74,7 +101,10 @@ async fn replicas_share_one_history_per_chat_and_run_a_session_on_one_replica_at
     let (a, b, c) =
         tokio::join!(replica(dirs[0].path(), &url), replica(dirs[1].path(), &url), replica(dirs[2].path(), &url));
     let replicas = [a, b, c];
-    assert_eq!(db.psql("select version, name from chela_schema_migrations order by version"), "1|sessions\n2|leases");
+    assert_eq!(
+        db.psql("select version, name from chela_schema_migrations order by version"),
+        "1|sessions\n2|leases\n3|journal"
+    );
     // One replica runs the cron scheduler, never two.
     let deadline = std::time::Instant::now() + support::WAIT;
     loop {
@@ -88,6 +118,24 @@ async fn replicas_share_one_history_per_chat_and_run_a_session_on_one_replica_at
         }
         assert!(std::time::Instant::now() < deadline, "no replica runs the scheduler");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // `chela status` lists the replicas from the database: three alive, one running the scheduler.
+    let out = support::chela(dirs[0].path(), &dirs[0].path().join("chela.json5"))
+        .args(["status", "--json"])
+        .env("CHELA_DATABASE_URL", &url)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let listed = status["replicas"].as_array().cloned().unwrap_or_default();
+    assert_eq!(listed.iter().filter(|r| r["alive"] == true).count(), REPLICAS, "{status:#}");
+    let schedulers = listed.iter().filter(|r| r["leases"].as_array().is_some_and(|l| l.contains(&json!("scheduler"))));
+    assert_eq!(schedulers.count(), 1, "{status:#}");
+    for gw in &replicas {
+        let v: Value = serde_json::from_str(&gw.get("/readyz", &[]).await.body).unwrap();
+        assert!(listed.iter().any(|r| r["owner"] == v["replica"]["owner"]), "{} not listed: {status:#}", v["replica"]);
     }
 
     // One chat, each message to the next replica, each answered before the
@@ -210,13 +258,27 @@ async fn a_database_restart_loses_no_accepted_message() {
     assert_eq!(message_number(&reply_to(&gw, "before").await), 1);
 
     db.stop();
-    say(&gw, "bob", "during", "two").await;
+    // Nothing can be stored: the webhook is refused so the platform retries,
+    // never acknowledged and lost.
+    let refused = post(&gw, "bob", "during", "two").await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
     let deadline = std::time::Instant::now() + support::WAIT;
     while database_state(&gw).await == "ok" {
         assert!(std::time::Instant::now() < deadline, "/readyz never said the database is away");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     db.resume();
+    // The platform's retry, once the database is back: accepted and answered.
+    let deadline = std::time::Instant::now() + support::WAIT;
+    loop {
+        let retried = post(&gw, "bob", "during", "two").await;
+        if retried.status == 202 {
+            break;
+        }
+        assert_eq!(retried.status, 503, "{}", retried.body);
+        assert!(std::time::Instant::now() < deadline, "the retry was never accepted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(message_number(&reply_to(&gw, "during").await), 2);
     say(&gw, "bob", "after", "three").await;
     assert_eq!(message_number(&reply_to(&gw, "after").await), 3);
@@ -247,4 +309,99 @@ async fn a_database_restart_loses_no_accepted_message() {
     assert_eq!(keys.len(), 1, "{listed}");
     let count = format!("select count(*) from chela_sessions where key = '{}'", keys[0]);
     assert_eq!(db.psql(&count), "1");
+}
+
+/// `kill -9` of a replica in the middle of a turn (its model call held):
+/// once its replica lease runs out another replica claims the message from
+/// the shared journal, runs the turn (continuing the stored one, not
+/// repeating it) and answers it, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_killed_mid_turn_has_its_message_answered_once_by_another() {
+    use chela_fakes::openai::{OpenAiFake, Scripted};
+    let db = Cluster::start();
+    let url = db.url();
+    let openai = OpenAiFake::start("sk-fake-openai").await;
+    let config = format!(
+        r#"{{ models: {{ providers: {{ openai: {{ baseUrl: "{}" }} }} }},
+             agents: {{ defaults: {{ model: "openai/gpt-test" }} }},
+             channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"],
+                                      accounts: {{ inbox: {{ webhookToken: "{TOKEN}" }} }} }} }} }}"#,
+        openai.base_url()
+    );
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, b) = tokio::join!(
+        on_database(dirs[0].path(), &url, &config, "channel_webhook_js"),
+        on_database(dirs[1].path(), &url, &config, "channel_webhook_js")
+    );
+    openai.hold();
+    say(&a, "carol", "mid-1", "the long question").await;
+    let deadline = std::time::Instant::now() + support::WAIT;
+    while openai.requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the turn never reached the model");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut a = a;
+    a.child.start_kill().unwrap();
+    a.child.wait().await.unwrap();
+    openai.script([Scripted::Text("the long answer".into())]);
+    openai.release();
+
+    // The survivor answers it (its replica lease is 6 s; it claims every 2 s).
+    let killed = std::time::Instant::now();
+    let deadline = killed + Duration::from_secs(30);
+    while replies_to(&b, "mid-1").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "no replica took the message over");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = killed.elapsed();
+    eprintln!("taken over and answered {took:?} after the kill");
+    assert!(took < Duration::from_secs(15), "taken over {took:?} after the kill");
+    assert_eq!(metric(&b, "chela_takeovers_total", "").await, 1.0);
+    // Answered once, from one stored turn: the message reached the model once more, not twice over.
+    let auth = format!("Bearer {TOKEN}");
+    let outbox: Value =
+        serde_json::from_str(&b.get("/channels/webhook/inbox/outbox?after=0", &[("authorization", &auth)]).await.body)
+            .unwrap();
+    let replies: Vec<&Value> =
+        outbox["messages"].as_array().into_iter().flatten().filter(|m| m["replyTo"] == "mid-1").collect();
+    assert_eq!(replies.len(), 1, "{outbox}");
+    assert_eq!(replies[0]["text"], "the long answer");
+    let asked = openai.requests();
+    let last = asked.last().expect("the model was asked again");
+    let users = last.1["messages"].as_array().unwrap().iter().filter(|m| m["role"] == "user").count();
+    assert_eq!(users, 1, "the message reached the model once: {}", last.1);
+    let stored = db.psql("select count(*) from chela_transcript_lines where line::json->'message'->>'role' = 'user'");
+    assert_eq!(stored, "1");
+    // The journal agrees: one event, finished, now the survivor's; one reply, sent.
+    assert_eq!(db.psql("select count(*), bool_and(finished_at is not null) from chela_inbound"), "1|t");
+    assert_eq!(db.psql("select count(*), min(outcome) from chela_outbox"), "1|sent");
+    let owner = db.psql("select owner from chela_inbound");
+    let v: Value = serde_json::from_str(&b.get("/readyz", &[]).await.body).unwrap();
+    assert_eq!(v["replica"]["owner"].as_str(), Some(owner.as_str()));
+}
+
+/// A platform that retries a webhook delivery to another replica (behind a
+/// load balancer, after a timeout): the shared journal knows its message
+/// id, so the second replica acknowledges it as a duplicate and only the
+/// first answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delivery_retried_to_another_replica_is_answered_once() {
+    let db = Cluster::start();
+    let url = db.url();
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, b) = tokio::join!(replica(dirs[0].path(), &url), replica(dirs[1].path(), &url));
+    say(&a, "dave", "retried-1", "only once please").await;
+    say(&b, "dave", "retried-1", "only once please").await;
+    assert_eq!(
+        metric(&b, "chela_messages_dropped_total", r#"reason="duplicate""#).await,
+        1.0,
+        "the second replica did not see the first's message id"
+    );
+    assert_eq!(message_number(&reply_to(&a, "retried-1").await), 1);
+    // The next message (to the second replica) finds one turn before it.
+    say(&b, "dave", "next-1", "and this").await;
+    assert_eq!(message_number(&reply_to(&b, "next-1").await), 2);
+    assert_eq!(replies_to(&b, "retried-1").await, 0);
+    assert_eq!(replies_to(&a, "retried-1").await, 1);
+    assert_eq!(db.psql("select count(*) from chela_inbound where dedupe like '%retried-1'"), "1");
 }

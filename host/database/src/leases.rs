@@ -56,22 +56,20 @@ impl Database {
         .await
     }
 
-    /// Every lease and its owner.
-    pub async fn leases(&self) -> Result<Vec<LeaseRecord>, DbError> {
-        self.run(move |c| async move {
-            let rows = c
-                .query(
-                    "select name, owner,
-                            (extract(epoch from (expires_at - now())) * 1000)::bigint
-                     from chela_leases order by name",
-                    &[],
-                )
-                .await?;
-            Ok(rows
-                .into_iter()
-                .map(|r| LeaseRecord { name: r.get(0), owner: r.get(1), expires_in_ms: r.get(2) })
-                .collect())
-        })
-        .await
+    /// Every lease and its owner, waited for on this thread (the CLI).
+    pub fn leases(&self) -> Result<Vec<LeaseRecord>, DbError> {
+        self.blocking(list)
     }
+}
+
+async fn list(c: super::Client) -> Result<Vec<LeaseRecord>, super::PgError> {
+    let rows = c
+        .query(
+            "select name, owner,
+                    (extract(epoch from (expires_at - now())) * 1000)::bigint
+             from chela_leases order by name",
+            &[],
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| LeaseRecord { name: r.get(0), owner: r.get(1), expires_in_ms: r.get(2) }).collect())
 }

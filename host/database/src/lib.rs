@@ -10,6 +10,9 @@
 //!   each version once.
 //! - `leases`: one owner at a time for a singleton connection, by a row
 //!   with an expiry the owner renews.
+//! - `journal`: accepted inbound events and the outbox of replies, shared:
+//!   deduped across replicas, each owned by the replica that accepted it
+//!   until a replica whose owner is gone claims it.
 //! - `turn_lock`: a session's turn, held against every other replica by a
 //!   session-level advisory lock that dies with its connection (a replica
 //!   killed mid-turn frees its sessions).
@@ -17,6 +20,7 @@
 //! Must not: know what the rows mean (the stores that use it do), or show a
 //! URL's password (errors carry core's `storage::redacted` form).
 
+mod journal;
 mod leases;
 mod migrations;
 mod turn_lock;
@@ -26,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use deadpool_postgres::Object as Client;
+pub use journal::{replica_lease, replica_of, Claimed, Depth, RETAIN};
 pub use leases::LeaseRecord;
 pub use tokio_postgres::{Error as PgError, Row};
 pub use turn_lock::TurnLock;

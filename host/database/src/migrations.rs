@@ -41,6 +41,36 @@ const STEPS: &[(i32, &str, &str)] = &[
              expires_at timestamptz not null
          );",
     ),
+    (
+        3,
+        "journal",
+        "create table chela_inbound (
+             seq bigserial primary key,
+             dedupe text unique,
+             chat text not null,
+             event text not null,
+             owner text not null,
+             accepted_at timestamptz not null default now(),
+             answered_by text[] not null default '{}',
+             finished_at timestamptz,
+             how text
+         );
+         create index chela_inbound_open on chela_inbound (seq) where finished_at is null;
+         create index chela_inbound_finished on chela_inbound (finished_at);
+         create table chela_outbox (
+             id bigserial primary key,
+             seq bigint not null,
+             agent text not null,
+             chat text not null,
+             message text not null,
+             owner text not null,
+             created_at timestamptz not null default now(),
+             done_at timestamptz,
+             outcome text
+         );
+         create index chela_outbox_open on chela_outbox (id) where done_at is null;
+         create index chela_outbox_done on chela_outbox (done_at);",
+    ),
 ];
 
 /// Applies the steps the database lacks; `Some((found, known))`: the

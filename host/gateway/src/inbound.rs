@@ -21,6 +21,7 @@ use chela_plugin::channel::{ChannelRuntime, Delivery, InboundEvent, OutboundMess
 
 use crate::backoff::backoff;
 use crate::delivery::{deliver, peer_kind};
+use crate::journal::JournalFailure;
 use crate::journal_codec::{chat_key, dedupe_key, incoming, reply_json};
 use crate::live::{Direction, LiveEvent};
 use crate::pairing::Pairing;
@@ -509,6 +510,11 @@ impl Gateway {
                 };
                 match written {
                     Ok(id) => Some(id),
+                    // Another replica took the message over while this one was
+                    // cut off from the database: the answer is its to give.
+                    Err(e @ JournalFailure::TakenOver { .. }) => {
+                        return self.drop_event(&ch, &account, &e.to_string());
+                    }
                     // Sent anyway: an answer now beats none; only a restart could repeat it.
                     Err(e) => {
                         tracing::warn!(seq, error = %e, "reply not journaled; sending it anyway");
@@ -724,6 +730,8 @@ impl Gateway {
             "queue"
         } else if reason.starts_with("send policy") {
             "send_policy"
+        } else if reason.contains("taken over") {
+            "taken_over"
         } else if reason.contains("mention") {
             "no_mention"
         } else if reason.contains("group") {

@@ -10,10 +10,11 @@
 
 use std::sync::Arc;
 
-use chela_journal::{JournalError, Recovered};
+use chela_journal::Recovered;
 use chela_plugin::channel::{ChannelRuntime, InboundEvent};
 
 use crate::inbound::Ticket;
+use crate::journal::JournalFailure;
 use crate::journal_codec::{chat_key, event_of, incoming, reply_of};
 use crate::Gateway;
 
@@ -25,7 +26,7 @@ impl Gateway {
         self: &Arc<Self>,
         channel: &Arc<ChannelRuntime>,
         events: Vec<InboundEvent>,
-    ) -> Result<(), JournalError> {
+    ) -> Result<(), JournalFailure> {
         if events.is_empty() {
             return Ok(());
         }

@@ -10,6 +10,11 @@
 //! A clean stop gives its leases back. Without a database there is no
 //! keeper: the one process owns everything.
 //!
+//! The keeper also holds this replica's own lease (`replica:<owner>`) for
+//! as long as it runs: it says the replica is alive, so the events it
+//! accepted into the shared journal stay its own (`takeover.rs` claims a
+//! gone replica's).
+//!
 //! Must not: poll or connect (the supervisor does, while its lease says so).
 
 use std::collections::BTreeMap;
@@ -34,6 +39,8 @@ pub(crate) struct LeaseKeeper {
     nudge: tokio::sync::Notify,
     /// Why the last round could not reach the database (`None`: it could).
     unreachable: Mutex<Option<String>>,
+    /// Whether this replica's own lease is held (wanted for its whole life).
+    alive: watch::Receiver<bool>,
 }
 
 impl LeaseKeeper {
@@ -41,13 +48,27 @@ impl LeaseKeeper {
         let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "chela".into());
         let random = uuid::Uuid::new_v4().simple().to_string();
         let owner = format!("{host}/{}/{}", std::process::id(), &random[..8]);
+        let (alive_tx, alive) = watch::channel(false);
+        let wanted = BTreeMap::from([(chela_database::replica_lease(&owner), alive_tx)]);
         Arc::new(LeaseKeeper {
             db,
             owner,
-            wanted: Mutex::default(),
+            wanted: Mutex::new(wanted),
             nudge: tokio::sync::Notify::new(),
             unreachable: Mutex::default(),
+            alive,
         })
+    }
+
+    /// Takes this replica's lease (and anything wanted already) once, before it serves.
+    pub(crate) async fn begin(&self) {
+        self.round().await;
+    }
+
+    /// Whether this replica's own lease is held now: while it is not, what it
+    /// accepted may be claimed by another replica.
+    pub(crate) fn alive(&self) -> bool {
+        *self.alive.borrow()
     }
 
     pub(crate) fn owner(&self) -> &str {

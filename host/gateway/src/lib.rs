@@ -22,6 +22,7 @@ mod guard;
 mod health;
 mod inbound;
 mod intake;
+mod journal;
 mod journal_codec;
 mod leases;
 mod live;
@@ -37,6 +38,7 @@ mod reply;
 mod reply_order;
 mod server;
 pub mod supervisor;
+mod takeover;
 pub mod token;
 pub use health::agent_summaries;
 mod tool_summaries;
@@ -104,6 +106,7 @@ pub enum GatewayError {
     Token(#[from] token::TokenError),
     #[error(transparent)]
     Journal(#[from] chela_journal::JournalError),
+
     /// The storage the config or environment names is wrong or unreachable.
     #[error("storage: {0}")]
     Storage(String),
@@ -193,8 +196,9 @@ pub struct Gateway {
     auth_failures: guard::Lockout,
     /// Webhook requests the adapter refused as unauthenticated.
     webhook_failures: guard::Lockout,
-    /// Accepted events and journaled replies (`<stateDir>/journal`).
-    journal: chela_journal::Journal,
+    /// Accepted events and journaled replies (`<stateDir>/journal`, or the
+    /// shared database's journal on replicas).
+    journal: journal::Journal,
     /// One queue per chat: its messages run in order.
     chats: chat_queue::ChatQueues,
     /// Each chat's replies in the order its messages were admitted.
@@ -277,6 +281,9 @@ pub struct Running {
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// The lease keeper, stopped last: this replica keeps its leases (and
+    /// so what it accepted) until its turns in flight are done.
+    keeper: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Running {
@@ -302,6 +309,10 @@ impl Running {
         for t in self.background {
             t.abort();
         }
+        if let Some((stop, keeper)) = self.keeper {
+            let _ = stop.send(true);
+            let _ = keeper.await;
+        }
         drained
     }
 }
@@ -325,10 +336,23 @@ impl Gateway {
         };
         let database = open_database(&config, &env).await?;
         let lease_keeper = database.clone().map(leases::LeaseKeeper::new);
-        let (journal, recovered) = chela_journal::Journal::open(&env.state_dir().join("journal"), options.durability)?;
-        for skipped in &recovered.skipped {
-            tracing::warn!(line = skipped.line, why = %skipped.why, journal = %journal.path().display(), "journal line skipped");
-        }
+        // On a shared database the replicas' journal is there, and what a
+        // gone replica left is claimed once this one serves (`takeover.rs`);
+        // it holds its replica lease before it accepts anything.
+        let (journal, recovered) = match (&database, &lease_keeper) {
+            (Some(db), Some(keeper)) => {
+                keeper.begin().await;
+                (journal::Journal::shared(db.clone(), keeper.owner()), chela_journal::Recovered::default())
+            }
+            _ => {
+                let (files, recovered) =
+                    chela_journal::Journal::open(&env.state_dir().join("journal"), options.durability)?;
+                for skipped in &recovered.skipped {
+                    tracing::warn!(line = skipped.line, why = %skipped.why, journal = %files.path().display(), "journal line skipped");
+                }
+                (journal::Journal::Files(files), recovered)
+            }
+        };
         // Channel adapters first: the gateway serves once they run. The
         // tools compile behind it (the scan spawned below), and a turn waits
         // for them (`Plugins::settled`).
@@ -648,15 +672,20 @@ impl Gateway {
         }
         let scheduler = tokio::spawn(cron::Scheduler::run_loop(Arc::downgrade(self)));
         let mut background = vec![watcher, scheduler];
-        if let Some(keeper) = &self.leases {
-            tracing::info!(owner = keeper.owner(), "polling and socket accounts and the scheduler run under leases");
-            background.push(tokio::spawn(keeper.clone().run(stop.subscribe())));
+        let mut keeper = None;
+        if let Some(k) = &self.leases {
+            tracing::info!(owner = k.owner(), "polling and socket accounts and the scheduler run under leases");
+            let (stop_keeper, stopped) = watch::channel(false);
+            keeper = Some((stop_keeper, tokio::spawn(k.clone().run(stopped))));
+        }
+        if self.journal.as_shared().is_some() {
+            background.push(tokio::spawn(takeover::run(Arc::downgrade(self), stop.subscribe())));
         }
         if let Some(why) = chela_core::heartbeat::plans(&self.config()).warning {
             tracing::warn!("{why}");
         }
         tracing::info!(%local, "gateway listening");
-        Ok(Running { addr: local, gateway: self.clone(), stop, server, background })
+        Ok(Running { addr: local, gateway: self.clone(), stop, server, background, keeper })
     }
 
     pub fn plugin_dirs_hint(&self) -> PathBuf {

@@ -25,7 +25,7 @@ type GaugeValue = GaugeMetric<f64, AtomicU64>;
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Every counter: its name (as counted, with `_total`) and help.
-const COUNTERS: [(&str, &str); 10] = [
+const COUNTERS: [(&str, &str); 11] = [
     ("chela_messages_in_total", "Inbound messages run through the pipeline, by channel, account and agent."),
     ("chela_messages_out_total", "Replies delivered through channel adapters."),
     ("chela_routes_total", "Routing outcomes by the tier that matched."),
@@ -33,6 +33,7 @@ const COUNTERS: [(&str, &str); 10] = [
     ("chela_errors_total", "Failures by stage."),
     ("chela_tool_calls_total", "Tool calls made by agents, by result."),
     ("chela_replies_failed_total", "Replies that failed for good (recorded dead in the journal)."),
+    ("chela_takeovers_total", "Unfinished messages and undelivered replies taken over from replicas that were gone."),
     ("chela_cron_runs_total", "Scheduled runs (cron jobs and heartbeats) by job and status (ok, error, skipped)."),
     (
         "chela_webhook_auth_lockouts_total",
@@ -87,9 +88,14 @@ fn labels(l: &[(&'static str, &str)]) -> Labels {
 impl Metrics {
     /// Counts one event of the counter `name` (declared in `COUNTERS`).
     pub fn inc(&self, name: &'static str, l: &[(&'static str, &str)]) {
+        self.add(name, l, 1);
+    }
+
+    /// Counts `n` events of the counter `name` (declared in `COUNTERS`).
+    pub fn add(&self, name: &'static str, l: &[(&'static str, &str)], n: u64) {
         match self.counters.get(name) {
             Some(f) => {
-                f.get_or_create(&labels(l)).inc();
+                f.get_or_create(&labels(l)).inc_by(n);
             }
             None => tracing::error!(metric = name, "counter not declared; not counted"),
         }

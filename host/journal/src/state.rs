@@ -28,6 +28,14 @@ pub struct Unfinished {
     dedupe: String,
 }
 
+impl Unfinished {
+    /// An unfinished event as another store holds it (the shared database's
+    /// journal): its dedupe id stays there, so none is kept here.
+    pub fn resumed(seq: u64, chat: String, event: Value, answered_by: Vec<String>) -> Unfinished {
+        Unfinished { seq, chat, event, answered_by, dedupe: String::new() }
+    }
+}
+
 /// A reply in the outbox, not delivered yet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Undelivered {

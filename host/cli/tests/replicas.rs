@@ -103,7 +103,7 @@ async fn replicas_share_one_history_per_chat_and_run_a_session_on_one_replica_at
     let replicas = [a, b, c];
     assert_eq!(
         db.psql("select version, name from chela_schema_migrations order by version"),
-        "1|sessions\n2|leases\n3|journal"
+        "1|sessions\n2|leases\n3|journal\n4|settings"
     );
     // One replica runs the cron scheduler, never two.
     let deadline = std::time::Instant::now() + support::WAIT;
@@ -118,6 +118,21 @@ async fn replicas_share_one_history_per_chat_and_run_a_session_on_one_replica_at
         }
         assert!(std::time::Instant::now() < deadline, "no replica runs the scheduler");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // One generated control token for all (no token configured): each
+    // replica's token file holds the one in the database, and it opens every replica.
+    let tokens: BTreeSet<String> =
+        dirs.iter().map(|d| std::fs::read_to_string(d.path().join("state/gateway.token")).unwrap()).collect();
+    assert_eq!(tokens.len(), 1, "replicas generated different tokens");
+    let token = tokens.into_iter().next().unwrap_or_default();
+    assert_eq!(db.psql("select value from chela_settings where name = 'gateway.token'"), token);
+    for gw in &replicas {
+        let bearer = format!("Bearer {token}");
+        let health = gw.get("/api/v1/health", &[("authorization", &bearer)]).await;
+        assert_eq!(health.status, 200, "{}", health.body);
+        let wrong = gw.get("/api/v1/health", &[("authorization", "Bearer not-the-token")]).await;
+        assert_eq!(wrong.status, 401, "{}", wrong.body);
     }
 
     // `chela status` lists the replicas from the database: three alive, one running the scheduler.

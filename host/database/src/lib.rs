@@ -13,6 +13,7 @@
 //! - `journal`: accepted inbound events and the outbox of replies, shared:
 //!   deduped across replicas, each owned by the replica that accepted it
 //!   until a replica whose owner is gone claims it.
+//! - `settings`: values set once for every replica (the generated token).
 //! - `turn_lock`: a session's turn, held against every other replica by a
 //!   session-level advisory lock that dies with its connection (a replica
 //!   killed mid-turn frees its sessions).
@@ -23,6 +24,7 @@
 mod journal;
 mod leases;
 mod migrations;
+mod settings;
 mod turn_lock;
 
 use std::future::Future;

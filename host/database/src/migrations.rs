@@ -71,6 +71,14 @@ const STEPS: &[(i32, &str, &str)] = &[
          create index chela_outbox_open on chela_outbox (id) where done_at is null;
          create index chela_outbox_done on chela_outbox (done_at);",
     ),
+    (
+        4,
+        "settings",
+        "create table chela_settings (
+             name text primary key,
+             value text not null
+         );",
+    ),
 ];
 
 /// Applies the steps the database lacks; `Some((found, known))`: the

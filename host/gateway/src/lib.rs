@@ -330,11 +330,13 @@ impl Gateway {
         if !options.addr.ip().is_loopback() && options.auth_token.is_none() {
             return Err(GatewayError::NoAuthOffLoopback(options.addr));
         }
-        let token = match &options.auth_token {
-            Some(t) => t.clone(),
-            None => token::load_or_create(&env.state_dir())?,
-        };
         let database = open_database(&config, &env).await?;
+        // Replicas share one generated token (the database keeps it).
+        let token = match (&options.auth_token, &database) {
+            (Some(t), _) => t.clone(),
+            (None, Some(db)) => token::shared(db, &env.state_dir()).await?,
+            (None, None) => token::load_or_create(&env.state_dir())?,
+        };
         let lease_keeper = database.clone().map(leases::LeaseKeeper::new);
         // On a shared database the replicas' journal is there, and what a
         // gone replica left is claimed once this one serves (`takeover.rs`);

@@ -5,7 +5,9 @@
 //! `CHELA_GATEWAY_TOKEN`, else OpenClaw's `OPENCLAW_GATEWAY_TOKEN`) when the
 //! operator chose one; otherwise generated on the gateway's first start into
 //! `<stateDir>/gateway.token` (mode 0600, 256 random bits), where the CLI on
-//! the same machine reads it. So there is always a token, and the owner
+//! the same machine reads it. Replicas on a shared database share one: the
+//! first to start puts it in the database, every replica writes it to its
+//! own token file. So there is always a token, and the owner
 //! needs no setup. This module must not decide *who* may call (that is
 //! `guard.rs`); it only says what the token is.
 //!
@@ -60,11 +62,22 @@ fn read_generated(state_dir: &Path) -> Option<String> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot create the gateway token {path}: {error}")]
-pub struct TokenError {
-    pub path: PathBuf,
-    #[source]
-    pub error: std::io::Error,
+pub enum TokenError {
+    #[error("cannot create the gateway token {path}: {error}")]
+    File {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error("cannot share the gateway token through the database: {0}")]
+    Database(#[from] chela_database::DbError),
+}
+
+/// 256 random bits, in hex.
+fn fresh() -> Result<String, std::io::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The generated token, created on first use (never overwritten).
@@ -73,11 +86,40 @@ pub fn load_or_create(state_dir: &Path) -> Result<String, TokenError> {
         return Ok(t);
     }
     let path = token_path(state_dir);
-    let err = |error| TokenError { path: path.clone(), error };
+    let err = |error| TokenError::File { path: path.clone(), error };
     std::fs::create_dir_all(state_dir).map_err(err)?;
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| err(std::io::Error::other(e.to_string())))?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = fresh().map_err(err)?;
+    write_new(state_dir, &token)
+}
+
+/// The replicas' generated token: the one in the database, or this
+/// replica's own (its file's, else a fresh one) when it is the first. It is
+/// written to this replica's token file for the CLI beside it.
+pub async fn shared(db: &chela_database::Database, state_dir: &Path) -> Result<String, TokenError> {
+    let path = token_path(state_dir);
+    let err = |error| TokenError::File { path: path.clone(), error };
+    let mine = match read_generated(state_dir) {
+        Some(t) => t,
+        None => fresh().map_err(err)?,
+    };
+    let token = db.setting_or_insert(TOKEN_SETTING, &mine).await?;
+    if read_generated(state_dir).as_deref() != Some(token.as_str()) {
+        std::fs::create_dir_all(state_dir).map_err(err)?;
+        let _ = std::fs::remove_file(&path);
+        write_new(state_dir, &token)?;
+    }
+    Ok(token)
+}
+
+/// The database setting the shared generated token is kept under.
+const TOKEN_SETTING: &str = "gateway.token";
+
+/// Writes `token` to a token file that does not exist yet (0600); if
+/// another process created it first, theirs.
+fn write_new(state_dir: &Path, token: &str) -> Result<String, TokenError> {
+    let path = token_path(state_dir);
+    let err = |error| TokenError::File { path: path.clone(), error };
+    let token = token.to_string();
     let mut open = std::fs::OpenOptions::new();
     open.write(true).create_new(true);
     #[cfg(unix)]

@@ -24,8 +24,8 @@ fn the_container_config_is_valid_and_each_agent_has_its_own_volume() {
     let env = chela_core::config::paths::Environment::default();
     let problems = chela_core::config::validate::validate(&loaded, &env);
     assert!(problems.is_empty(), "{problems:?}");
-    let deployment = read("deploy/kubernetes/deployment.yaml");
-    let pvcs = read("deploy/kubernetes/pvc.yaml");
+    let deployment = read("deploy/kubernetes/base/deployment.yaml");
+    let pvcs = read("deploy/kubernetes/base/pvc.yaml");
     let roster = chela_core::roster::Roster::from_config(&loaded.config);
     let ids = roster.ids();
     assert_eq!(ids.len(), 3, "{ids:?}");

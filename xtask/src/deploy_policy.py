@@ -1,32 +1,37 @@
 """What `cargo xtask validate-deploy` checks of deploy/kubernetes beyond the
 API schemas (kubernetes-validate does those): the rules a user relies on
-without reading the manifests.
+without reading the manifests, for each variant as `kubectl apply -k`
+applies it (the kustomization rendered).
 
-1. `kubectl apply -k` never overwrites a real Secret: no object the
+1. `kubectl apply -k` never overwrites a real Secret: no object a
    kustomization applies is a Secret (the credentials are created once by
-   the user; `secret.example.yaml` is a template, applied only by hand).
+   the user; the `secret.example.yaml` files are templates, applied only by hand).
 2. Every object and pod template carries the recommended
    `app.kubernetes.io/*` labels.
 3. Every pod template meets the Pod Security Standards "restricted" profile
    (https://kubernetes.io/docs/concepts/security/pod-security-standards/),
    and the namespace enforces that profile.
 4. The ConfigMap's config is deploy/chela.json5 to the byte.
+5. A gateway Deployment of more than one replica updates by RollingUpdate
+   and has a PodDisruptionBudget over its pods; one of one replica updates
+   by Recreate (two gateways on one state dir would answer twice).
 
-Run from the repository root with the manifests' file names as arguments;
-exits non-zero naming the file, object and field of every violation.
+Run from the repository root: `deploy_policy.py --applied RENDERED.yaml...
+--template EXAMPLE.yaml...`; exits non-zero naming the file, object and
+field of every violation.
 """
 
 import sys
 
 import yaml
 
-DIR = "deploy/kubernetes"
 LABELS = {
-    "app.kubernetes.io/name": "chela",
-    "app.kubernetes.io/instance": "chela",
     "app.kubernetes.io/part-of": "chela",
     "app.kubernetes.io/managed-by": "kustomize",
 }
+# The application each component is (its `app.kubernetes.io/name`) and its instance.
+APPS = {"database": ("postgresql", "chela-postgres")}
+GATEWAY_APP = ("chela", "chela")
 # Volume types the restricted profile allows.
 VOLUME_TYPES = {
     "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
@@ -42,17 +47,19 @@ def problem(where, message):
 
 
 def documents(name):
-    with open(f"{DIR}/{name}") as f:
+    with open(name) as f:
         return [d for d in yaml.safe_load_all(f) if d]
 
 
 def where(name, obj):
-    return f"{DIR}/{name}: {obj.get('kind')} {obj.get('metadata', {}).get('name')}"
+    return f"{name}: {obj.get('kind')} {obj.get('metadata', {}).get('name')}"
 
 
 def check_labels(name, obj, metadata, path):
     labels = metadata.get("labels") or {}
-    for key, value in LABELS.items():
+    app, instance = APPS.get(labels.get("app.kubernetes.io/component"), GATEWAY_APP)
+    expected = dict(LABELS, **{"app.kubernetes.io/name": app, "app.kubernetes.io/instance": instance})
+    for key, value in expected.items():
         if key == "app.kubernetes.io/managed-by" and name.endswith(".example.yaml"):
             continue  # applied by hand, not by kustomize
         if labels.get(key) != value:
@@ -101,17 +108,40 @@ def check_restricted(name, obj):
                 problem(at, f"spec.template.spec.{field}[{c['name']}].ports: hostPort must not be set")
 
 
-def main(names):
-    with open(f"{DIR}/kustomization.yaml") as f:
-        applied = yaml.safe_load(f).get("resources") or []
-    for name in names:
-        if name not in applied and not name.endswith(".example.yaml"):
-            problem(f"{DIR}/kustomization.yaml", f"resources does not list {name}")
-    for name in applied:
-        if name not in names:
-            problem(f"{DIR}/kustomization.yaml", f"resources lists {name}, which is not validated")
-    for name in names:
-        for obj in documents(name):
+def check_updates(name, objects):
+    pdbs = [o for o in objects if o.get("kind") == "PodDisruptionBudget"]
+    for obj in objects:
+        if obj.get("kind") != "Deployment":
+            continue
+        at = where(name, obj)
+        replicas = obj["spec"].get("replicas", 1)
+        strategy = (obj["spec"].get("strategy") or {}).get("type", "RollingUpdate")
+        pod_labels = obj["spec"]["template"]["metadata"].get("labels") or {}
+        if replicas > 1:
+            if strategy != "RollingUpdate":
+                problem(at, f"spec.strategy.type must be RollingUpdate with {replicas} replicas (is {strategy!r})")
+            covering = [p for p in pdbs
+                        if (p["spec"].get("selector") or {}).get("matchLabels", {}).items() <= pod_labels.items()]
+            if not covering:
+                problem(at, f"{replicas} replicas and no PodDisruptionBudget selects its pods")
+        elif strategy != "Recreate":
+            problem(at, "one replica must update by Recreate (two gateways on one state dir would answer twice)")
+
+
+def main(args):
+    applied, templates, mode = [], [], None
+    for a in args:
+        if a in ("--applied", "--template"):
+            mode = a
+        elif mode == "--applied":
+            applied.append(a)
+        elif mode == "--template":
+            templates.append(a)
+        else:
+            sys.exit(f"usage: deploy_policy.py --applied FILE... --template FILE... (got {a!r})")
+    for name in applied + templates:
+        objects = documents(name)
+        for obj in objects:
             check_labels(name, obj, obj.get("metadata", {}), "metadata")
             kind = obj.get("kind")
             if kind == "Secret" and name in applied:
@@ -127,6 +157,10 @@ def main(names):
             if kind == "ConfigMap" and obj["metadata"]["name"] == "chela-config":
                 if obj["data"]["chela.json5"] != open("deploy/chela.json5").read():
                     problem(where(name, obj), "data.chela.json5 differs from deploy/chela.json5")
+        if name in applied:
+            check_updates(name, objects)
+            if not any(o.get("kind") == "Deployment" for o in objects):
+                problem(name, "renders no Deployment")
     if problems:
         sys.exit("\n".join(problems))
 

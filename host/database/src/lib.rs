@@ -13,6 +13,7 @@
 //! - `journal`: accepted inbound events and the outbox of replies, shared:
 //!   deduped across replicas, each owned by the replica that accepted it
 //!   until a replica whose owner is gone claims it.
+//! - `tls`: TLS as the URL's libpq `sslmode` and `sslrootcert` say (rustls).
 //! - `settings`: values set once for every replica (the generated token).
 //! - `turn_lock`: a session's turn, held against every other replica by a
 //!   session-level advisory lock that dies with its connection (a replica
@@ -25,6 +26,7 @@ mod journal;
 mod leases;
 mod migrations;
 mod settings;
+mod tls;
 mod turn_lock;
 
 use std::future::Future;
@@ -83,9 +85,8 @@ impl Database {
     /// Blocking: call it at start-up, off an async worker.
     pub fn connect(url: &str) -> Result<Arc<Database>, DbError> {
         let shown = chela_core::storage::redacted(url);
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| DbError::Query { url: shown.clone(), message: e.to_string() })?;
+        let tls::Connection { config, tls } =
+            tls::connection(url).map_err(|message| DbError::Query { url: shown.clone(), message })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("chela-db")
@@ -94,7 +95,7 @@ impl Database {
             .map_err(|e| DbError::Unavailable { url: shown.clone(), message: e.to_string() })?;
         let manager = deadpool_postgres::Manager::from_config(
             config.clone(),
-            tokio_postgres::NoTls,
+            tls.clone(),
             deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Fast },
         );
         let pool = deadpool_postgres::Pool::builder(manager)
@@ -106,7 +107,7 @@ impl Database {
             .map_err(|e| DbError::Unavailable { url: shown.clone(), message: e.to_string() })?;
         let handle = runtime.handle().clone();
         let db = Database {
-            locks: Arc::new(turn_lock::Locks::new(config, shown.clone())),
+            locks: Arc::new(turn_lock::Locks::new(config, tls, shown.clone())),
             runtime: Some(runtime),
             handle,
             pool,
@@ -163,8 +164,10 @@ impl Database {
         let url = self.shown.clone();
         async move {
             let work = async {
-                let client =
-                    pool.get().await.map_err(|e| DbError::Unavailable { url: url.clone(), message: e.to_string() })?;
+                let client = pool
+                    .get()
+                    .await
+                    .map_err(|e| DbError::Unavailable { url: url.clone(), message: with_causes(&e) })?;
                 work(client).await.map_err(|e| classify(&url, e))
             };
             tokio::time::timeout(CALL_TIMEOUT, work).await.map_err(|_| DbError::Timeout { url: url.clone() })?
@@ -181,10 +184,24 @@ impl Database {
     }
 }
 
+/// An error with the causes under it (a failed TLS handshake says why).
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.contains(&next) {
+            text = format!("{text}: {next}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
 fn classify(url: &str, e: tokio_postgres::Error) -> DbError {
     let message = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
+        None => with_causes(&e),
     };
     // Class 08 (connection), 57P (operator intervention: shutdown, restart),
     // 53 (insufficient resources) pass; a closed connection has no code.

@@ -37,6 +37,7 @@ struct Conn {
 
 pub(crate) struct Locks {
     config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     url: String,
     conn: tokio::sync::Mutex<Option<Conn>>,
     generations: std::sync::atomic::AtomicU64,
@@ -52,9 +53,14 @@ pub struct TurnLock {
 }
 
 impl Locks {
-    pub(crate) fn new(config: tokio_postgres::Config, url: String) -> Locks {
+    pub(crate) fn new(
+        config: tokio_postgres::Config,
+        tls: tokio_postgres_rustls::MakeRustlsConnect,
+        url: String,
+    ) -> Locks {
         Locks {
             config,
+            tls,
             url,
             conn: tokio::sync::Mutex::new(None),
             generations: std::sync::atomic::AtomicU64::new(0),
@@ -90,9 +96,9 @@ impl Locks {
             }
             let (client, connection) = self
                 .config
-                .connect(tokio_postgres::NoTls)
+                .connect(self.tls.clone())
                 .await
-                .map_err(|e| DbError::Unavailable { url: self.url.clone(), message: e.to_string() })?;
+                .map_err(|e| DbError::Unavailable { url: self.url.clone(), message: crate::with_causes(&e) })?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::warn!(error = %e, "the turn-lock connection ended");

@@ -16,6 +16,8 @@ pub struct Cluster {
     pub port: u16,
     running: bool,
     as_user: Option<String>,
+    /// TLS only (`start_tls`): the server's certificate and key.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// The directory holding `initdb`, `pg_ctl` and `psql`: `PG_BIN`, Debian's
@@ -59,7 +61,7 @@ impl Cluster {
             assert!(ok, "cannot give {} to the `{user}` user", dir.path().display());
         }
         let bin = bin_dir();
-        let mut cluster = Cluster { dir, bin, port: 0, running: false, as_user };
+        let mut cluster = Cluster { dir, bin, port: 0, running: false, as_user, tls: None };
         let data = cluster.data_dir();
         let out = cluster
             .command("initdb")
@@ -72,6 +74,89 @@ impl Cluster {
         cluster.resume();
         cluster.psql("create database chela");
         cluster
+    }
+
+    /// A new cluster that accepts only TLS connections (`hostnossl … reject`),
+    /// with a certificate for `localhost` (not for `127.0.0.1`) issued by
+    /// its own CA, [`ca_file`](Self::ca_file). Certificates by `openssl`
+    /// (installed with PostgreSQL).
+    pub fn start_tls() -> Cluster {
+        let mut cluster = Cluster::start();
+        cluster.stop();
+        let dir = cluster.dir.path().to_path_buf();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(&dir).output().expect("openssl runs");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=chela test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("writes");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.crt",
+            "-extfile",
+            "server.ext",
+        ]);
+        let hba = cluster.data_dir().join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        std::fs::write(&hba, format!("hostnossl all all all reject\n{rules}")).expect("writes pg_hba.conf");
+        if let Some(user) = &cluster.as_user {
+            let ok = Command::new("chown").args(["-R", user]).arg(&dir).status().is_ok_and(|s| s.success());
+            assert!(ok, "cannot give {} to the `{user}` user", dir.display());
+        }
+        let _ = Command::new("chmod").arg("600").arg(dir.join("server.key")).status();
+        cluster.tls = Some((dir.join("server.crt"), dir.join("server.key")));
+        cluster.resume();
+        cluster
+    }
+
+    /// The CA that issued a [`start_tls`](Self::start_tls) server's certificate (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -98,11 +183,14 @@ impl Cluster {
     /// Starts the server (again, after [`stop`](Self::stop)) on the same
     /// port and data, and returns once it accepts connections.
     pub fn resume(&mut self) {
-        let options = format!(
+        let mut options = format!(
             "-h 127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
+        if let Some((cert, key)) = &self.tls {
+            options += &format!(" -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}", cert.display(), key.display());
+        }
         let out = self
             .command("pg_ctl")
             .args(["start", "-w", "-t", "60", "-D"])

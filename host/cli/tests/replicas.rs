@@ -420,3 +420,188 @@ async fn a_delivery_retried_to_another_replica_is_answered_once() {
     assert_eq!(replies_to(&a, "retried-1").await, 1);
     assert_eq!(db.psql("select count(*) from chela_inbound where dedupe like '%retried-1'"), "1");
 }
+
+/// `kill -9` of the poll owner while users keep writing: the survivor takes
+/// the poller over, Telegram re-sends what the dead owner had not
+/// confirmed (the shared journal drops what it had accepted), the dead
+/// owner's accepted but unanswered messages are claimed, and every message
+/// is stored once and answered. Telegram has no idempotency key for
+/// `sendMessage`, so a reply in flight at the kill (sent, not yet marked)
+/// may go twice: at most one per chat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_poll_owner_killed_under_load_loses_and_repeats_nothing() {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    const SENDERS: i64 = 3;
+    let db = Cluster::start();
+    let telegram = Arc::new(chela_fakes::telegram::TelegramFake::start().await);
+    telegram.add_bot(BOT, 777, "lease_bot");
+    let config = format!(
+        r#"{{ session: {{ dmScope: "per-channel-peer" }},
+             channels: {{ telegram: {{ dmPolicy: "open", allowFrom: ["*"],
+               accounts: {{ default: {{ botToken: "{BOT}", apiRoot: "{}" }} }} }} }} }}"#,
+        telegram.api_root()
+    );
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let url = db.url();
+    let (a, b) = tokio::join!(
+        on_database(dirs[0].path(), &url, &config, "channel_telegram"),
+        on_database(dirs[1].path(), &url, &config, "channel_telegram")
+    );
+    let mut replicas = vec![a, b];
+    let deadline = std::time::Instant::now() + support::WAIT;
+    let owner = loop {
+        let held = [leases_of(&replicas[0]).await, leases_of(&replicas[1]).await];
+        if let Some(i) = (0..2).find(|i| held[*i].iter().any(|l| l == POLL_LEASE)) {
+            break i;
+        }
+        assert!(std::time::Instant::now() < deadline, "no replica took the poller's lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Users write without waiting for answers, so the kill finds messages
+    // at every stage: not polled, accepted and queued, in a turn, in delivery.
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(Mutex::new(BTreeMap::<i64, String>::new()));
+    let mut users = Vec::new();
+    for u in 0..SENDERS {
+        let (telegram, written, stop) = (telegram.clone(), written.clone(), stop.clone());
+        users.push(tokio::spawn(async move {
+            for i in 0..15 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let text = format!("load {u}-{i}");
+                let m = telegram.user_message(BOT, None, (5000 + u, "user"), &text, json!({}));
+                let id = m["message"]["message_id"].as_i64().expect("a message id");
+                written.lock().unwrap().insert(id, text);
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+        }));
+    }
+    support::eventually("some answers before the kill", || telegram.sent(BOT).len() >= 8).await;
+    let mut dead = replicas.remove(owner);
+    dead.child.start_kill().unwrap();
+    dead.child.wait().await.unwrap();
+    let killed = std::time::Instant::now();
+    for u in users {
+        u.await.unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    let written = written.lock().unwrap().clone();
+
+    // Every message answered (by one replica or the other), within the takeover.
+    let answers = |sent: &[Value]| {
+        let mut n = BTreeMap::<i64, usize>::new();
+        for s in sent {
+            if let Some(id) = s["reply_parameters"]["message_id"].as_i64() {
+                *n.entry(id).or_default() += 1;
+            }
+        }
+        n
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let per_message = loop {
+        let n = answers(&telegram.sent(BOT));
+        if written.keys().all(|id| n.contains_key(id)) {
+            break n;
+        }
+        let missing: Vec<&String> = written.iter().filter(|(id, _)| !n.contains_key(id)).map(|(_, t)| t).collect();
+        assert!(std::time::Instant::now() < deadline, "never answered after the kill: {missing:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("{} messages, all answered {:?} after the kill", written.len(), killed.elapsed());
+    let twice: Vec<&String> = written.iter().filter(|(id, _)| per_message.get(id) > Some(&1)).map(|(_, t)| t).collect();
+    assert!(twice.len() <= SENDERS as usize, "more duplicates than chats with a reply in flight: {twice:?}");
+    assert_eq!(telegram.conflicts(BOT), 0, "two replicas polled the bot at once");
+    // Stored once each: one user line per message written, in one shared database.
+    let stored = db.psql("select count(*) from chela_transcript_lines where line::json->'message'->>'role' = 'user'");
+    assert_eq!(stored, written.len().to_string(), "a message stored twice or not at all");
+    assert_eq!(db.psql("select count(*) from chela_inbound"), written.len().to_string(), "accepted once each");
+}
+
+/// PostgreSQL stopped and started again while users write to two replicas:
+/// meanwhile the webhooks answer 503 (nothing acknowledged that could not
+/// be stored), the platform's retries are accepted once it is back, and
+/// every message acknowledged before, during the retries or after is
+/// answered exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_restart_under_load_refuses_then_answers_everything_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    const SENDERS: usize = 3;
+    const EACH: usize = 10;
+    let mut db = Cluster::start();
+    let url = db.url();
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, b) = tokio::join!(replica(dirs[0].path(), &url), replica(dirs[1].path(), &url));
+    let replicas = Arc::new([a, b]);
+    let refused = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let mut users = Vec::new();
+    for u in 0..SENDERS {
+        let (replicas, refused, accepted) = (replicas.clone(), refused.clone(), accepted.clone());
+        users.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                // A platform delivers until it is acknowledged, to either replica.
+                let id = format!("load-{u}-{i}");
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                let mut attempt = 0;
+                loop {
+                    let answer = post(&replicas[(u + i + attempt) % 2], &format!("user{u}"), &id, "hello").await;
+                    if answer.status == 202 {
+                        break;
+                    }
+                    assert_eq!(answer.status, 503, "{}", answer.body);
+                    assert!(answer.body.contains("retry"), "{}", answer.body);
+                    refused.fetch_add(1, Ordering::SeqCst);
+                    assert!(std::time::Instant::now() < deadline, "{id} never accepted");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                accepted.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        }));
+    }
+    support::eventually("a third of the messages accepted", || accepted.load(Ordering::SeqCst) >= SENDERS * EACH / 3)
+        .await;
+    db.stop();
+    support::eventually("a delivery refused while the database is away", || refused.load(Ordering::SeqCst) > 0).await;
+    db.resume();
+    for u in users {
+        u.await.unwrap();
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), SENDERS * EACH);
+    // Each answered once, by whichever replica holds it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for u in 0..SENDERS {
+        for i in 0..EACH {
+            let id = format!("load-{u}-{i}");
+            loop {
+                let n = replies_to(&replicas[0], &id).await + replies_to(&replicas[1], &id).await;
+                if n == 1 {
+                    break;
+                }
+                assert_eq!(n, 0, "{id} answered {n} times");
+                assert!(std::time::Instant::now() < deadline, "{id} never answered");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    // Once more over both outboxes, now that every one has its answer.
+    let mut total = 0;
+    for gw in replicas.iter() {
+        let auth = format!("Bearer {TOKEN}");
+        let outbox: Value = serde_json::from_str(
+            &gw.get("/channels/webhook/inbox/outbox?after=0", &[("authorization", &auth)]).await.body,
+        )
+        .unwrap();
+        total += outbox["messages"].as_array().map_or(0, Vec::len);
+    }
+    assert_eq!(total, SENDERS * EACH, "replies in all: one per message");
+    let users = db.psql("select count(*) from chela_transcript_lines where line::json->'message'->>'role' = 'user'");
+    assert_eq!(users, (SENDERS * EACH).to_string(), "each message stored once");
+    assert_eq!(db.psql("select count(*) from chela_inbound"), (SENDERS * EACH).to_string());
+    eprintln!("{} deliveries refused while the database was away", refused.load(Ordering::SeqCst));
+}

@@ -9,7 +9,8 @@
 //! - A replica is alive while its replica lease (`replica:<owner>`, renewed
 //!   by its lease keeper) is. [`claim`](Database::journal_claim) moves the
 //!   unfinished events and undelivered replies of owners whose lease ran
-//!   out to the caller, each row to one claimer (`for update skip locked`).
+//!   out ([`CLAIM_GRACE`] ago) to the caller, each row to one claimer
+//!   (`for update skip locked`).
 //! - Finished events and sent replies are kept for [`RETAIN`] (their ids
 //!   dedupe a platform's late retries), then pruned.
 //!
@@ -38,6 +39,9 @@ pub fn replica_of(lease: &str) -> Option<&str> {
 }
 
 const REPLICA_LEASE: &str = "replica:";
+
+/// How long after its replica lease ran out a replica's rows may be claimed.
+pub const CLAIM_GRACE: Duration = Duration::from_secs(3);
 
 /// How long a lease that ran out stays listed (a killed replica's, for `chela status`).
 const STALE_LEASE: Duration = Duration::from_secs(3600);
@@ -172,11 +176,15 @@ impl Database {
     /// left unfinished and undelivered. Each row goes to one claimer.
     pub async fn journal_claim(&self, owner: &str) -> Result<Claimed, DbError> {
         let owner = owner.to_string();
+        let grace = i64::try_from(CLAIM_GRACE.as_millis()).unwrap_or(i64::MAX);
         self.run(move |mut c| async move {
             let tx = c.transaction().await?;
-            // `t`: the journal row (the lease table has an `owner` too).
+            // `t`: the journal row (the lease table has an `owner` too). An
+            // owner is gone once its lease ran out `CLAIM_GRACE` ago: replicas
+            // back from a database outage renew before they are taken for dead.
             let gone = "t.owner <> $1 and not exists (select 1 from chela_leases l
-                          where l.name = $2 || t.owner and l.expires_at > now())";
+                          where l.name = $2 || t.owner
+                            and l.expires_at > now() - $3::bigint * interval '1 millisecond')";
             let events = tx
                 .query(
                     &format!(
@@ -185,7 +193,7 @@ impl Database {
                          update chela_inbound i set owner = $1 from gone where i.seq = gone.seq
                          returning i.seq, i.chat, i.event, i.answered_by"
                     ),
-                    &[&owner, &REPLICA_LEASE],
+                    &[&owner, &REPLICA_LEASE, &grace],
                 )
                 .await?;
             let replies = tx
@@ -196,7 +204,7 @@ impl Database {
                          update chela_outbox o set owner = $1 from gone where o.id = gone.id
                          returning o.id, o.seq, o.agent, o.chat, o.message"
                     ),
-                    &[&owner, &REPLICA_LEASE],
+                    &[&owner, &REPLICA_LEASE, &grace],
                 )
                 .await?;
             let mut claimed = Claimed::default();

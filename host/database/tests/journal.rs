@@ -82,4 +82,12 @@ async fn accepted_events_dedupe_across_replicas_and_move_only_when_their_owner_i
     assert_eq!(b.journal_prune(Duration::from_secs(3600)).await.unwrap(), 0);
     assert_eq!(b.journal_prune(Duration::ZERO).await.unwrap(), 4, "two events and two replies finished");
     assert_eq!(b.journal_depth().await.unwrap(), Depth { unfinished: 2, undelivered: 0 });
+
+    // A lease that ran out a moment ago is in its grace (a replica back from
+    // a database outage renews before it is taken for dead): nothing moves.
+    assert!(a.take_lease(&replica_lease("c"), "c", Duration::from_millis(1)).await.unwrap());
+    let c = a.journal_accept("c", vec![incoming("m9")]).await.unwrap();
+    assert!(c[0].is_some());
+    let early = b.journal_claim("b").await.unwrap();
+    assert!(early.unfinished.is_empty(), "claimed within the grace: {early:?}");
 }

@@ -9,6 +9,7 @@
 //! do), or take over another replica's events (`takeover.rs` does).
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chela_database::{Database, DbError, Depth};
 use chela_journal::{Incoming, JournalError};
@@ -80,7 +81,14 @@ impl Journal {
     pub(crate) async fn finish(&self, seq: u64, how: &str) -> Result<(), JournalFailure> {
         match self {
             Journal::Files(j) => Ok(j.finish(seq, how).await?),
-            Journal::Shared(s) => Ok(s.db.journal_finish(&s.owner, seq, how).await?),
+            Journal::Shared(s) => {
+                let (owner, how) = (s.owner.clone(), how.to_string());
+                s.until_recorded(format!("message {seq} finished"), move |db| {
+                    let (owner, how) = (owner.clone(), how.clone());
+                    async move { db.journal_finish(&owner, seq, &how).await }
+                })
+                .await
+            }
         }
     }
 
@@ -88,7 +96,12 @@ impl Journal {
     pub(crate) async fn delivered(&self, id: u64) -> Result<(), JournalFailure> {
         match self {
             Journal::Files(j) => Ok(j.delivered(id).await?),
-            Journal::Shared(s) => Ok(s.db.journal_delivered(id, None).await?),
+            Journal::Shared(s) => {
+                s.until_recorded(format!("reply {id} delivered"), move |db| async move {
+                    db.journal_delivered(id, None).await
+                })
+                .await
+            }
         }
     }
 
@@ -96,7 +109,14 @@ impl Journal {
     pub(crate) async fn undeliverable(&self, id: u64, why: &str) -> Result<(), JournalFailure> {
         match self {
             Journal::Files(j) => Ok(j.undeliverable(id, why).await?),
-            Journal::Shared(s) => Ok(s.db.journal_delivered(id, Some(why)).await?),
+            Journal::Shared(s) => {
+                let why = why.to_string();
+                s.until_recorded(format!("reply {id} dead"), move |db| {
+                    let why = why.clone();
+                    async move { db.journal_delivered(id, Some(&why)).await }
+                })
+                .await
+            }
         }
     }
 
@@ -130,7 +150,48 @@ impl Journal {
     }
 }
 
+/// How long a mark the database could not take is retried in the background.
+const MARK_RETRY_FOR: Duration = Duration::from_secs(600);
+
 impl Shared {
+    /// Records a mark (finished, delivered, dead). One the database cannot
+    /// take now is retried in the background until it can: left unrecorded
+    /// it would make whoever claims this replica's rows later send or run
+    /// again what is done.
+    async fn until_recorded<F, Fut>(&self, what: String, mark: F) -> Result<(), JournalFailure>
+    where
+        F: Fn(Arc<Database>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), DbError>> + Send + 'static,
+    {
+        let first = match mark(self.db.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() => e,
+            Err(e) => return Err(e.into()),
+        };
+        tracing::warn!(mark = %what, error = %first, "the database cannot record this now; retrying in the background");
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + MARK_RETRY_FOR;
+            let mut attempt = 0;
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(crate::backoff::backoff(
+                    Duration::from_millis(500),
+                    attempt,
+                    Duration::from_secs(10),
+                ))
+                .await;
+                attempt += 1;
+                match mark(db.clone()).await {
+                    Ok(()) => return tracing::info!(mark = %what, attempt, "recorded after all"),
+                    Err(e) if e.is_transient() => continue,
+                    Err(e) => return tracing::warn!(mark = %what, error = %e, "not recorded"),
+                }
+            }
+            tracing::error!(mark = %what, "not recorded in {MARK_RETRY_FOR:?}; a replica that claims it later may repeat it");
+        });
+        Ok(())
+    }
+
     async fn reply(
         &self,
         seq: u64,

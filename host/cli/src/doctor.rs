@@ -2,25 +2,31 @@
 //! OpenClaw's `openclaw doctor` — the config, the state dir and credential
 //! file permissions, the control token, every plugin, each channel
 //! account's credentials (as its adapter judges them; with `--probe`, as its
-//! platform does), exec confinement, agent workspaces and session stores —
+//! platform does), exec confinement, agent workspaces and session stores,
+//! the shared database when storage names one (reachable, schema, TLS
+//! verified, replicas) —
 //! each a finding `ok`, `warn` or `error`. `--fix` repairs what is safe to repair: permissions, and the seed
 //! article's legacy config forms (`agents.list[].agentId` → `id`, flat
 //! `agents.bindings` → top-level `bindings`), rewritten in place with comments
 //! kept. A config fix is written only when the fixed file loads and routes as
 //! the legacy form meant; otherwise nothing is written and the finding says why.
 //!
-//! Must not: start the gateway, reach the network without `--probe`, or change what routing
+//! Must not: start the gateway, reach the network without `--probe` (the
+//! install's own database aside), or change what routing
 //! decides (core's roster and bindings are compared before a config fix lands).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Result;
 use chela_core::config::edit::{append_to_array, remove_member, rename_member};
 use chela_core::config::paths::{agent_dir, agent_store_dir, agent_workspace};
 use chela_core::config::{load_str, Config, Diagnostic, Loaded};
 use chela_core::roster::Roster;
+use chela_core::storage::{redacted, storage, verifies_server, Storage};
+use chela_database::Database;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 
@@ -72,7 +78,8 @@ pub fn run(ctx: &Context, fix: bool, probe: bool, json: bool) -> Result<ExitCode
         plugins(ctx, cfg, &mut report)?;
         channels(ctx, cfg, probe, &mut report)?;
         confinement(&mut report);
-        agents(ctx, cfg, &mut report);
+        let db = database(ctx, cfg, &mut report);
+        agents(ctx, cfg, db.as_ref(), &mut report);
     }
     let errors = report.findings.iter().filter(|f| f.level == Level::Error).count();
     let warnings = report.findings.iter().filter(|f| f.level == Level::Warn).count();
@@ -360,8 +367,49 @@ fn confinement(report: &mut Report) {
     }
 }
 
-/// Each agent's workspace is a writable directory and its session store reads.
-fn agents(ctx: &Context, cfg: &Config, report: &mut Report) {
+/// The shared database, when storage names one: reachable, at this
+/// chela's schema, its connections verified, and the replicas it knows.
+fn database(ctx: &Context, cfg: &Config, report: &mut Report) -> Option<Arc<Database>> {
+    let Ok(Storage::Postgres { url, set_by }) = storage(cfg, &ctx.env) else { return None };
+    let shown = redacted(&url);
+    if !verifies_server(&url) {
+        report.add_fix(
+            "database",
+            Level::Warn,
+            format!("connections to {shown} do not check the server's certificate: anyone on the path can pose as the database"),
+            "add sslmode=verify-full (and sslrootcert=<your provider's CA file>) to the URL".into(),
+        );
+    }
+    let db = match crate::context::database(cfg, &ctx.env) {
+        Ok(Some(db)) => db,
+        Ok(None) => return None,
+        Err(e) => {
+            report.add("database", Level::Error, format!("{e:#}"));
+            return None;
+        }
+    };
+    match db.schema_version() {
+        Ok((found, known)) => report.add(
+            "database",
+            Level::Ok,
+            format!("{shown} (set by {set_by}) answers, schema version {found} of {known}"),
+        ),
+        Err(e) => report.add("database", Level::Error, e.to_string()),
+    }
+    match db.leases() {
+        Ok(leases) => {
+            let alive =
+                leases.iter().filter(|l| chela_database::replica_of(&l.name).is_some() && l.expires_in_ms > 0).count();
+            report.add("database", Level::Ok, format!("{alive} replica(s) alive"));
+        }
+        Err(e) => report.add("database", Level::Error, e.to_string()),
+    }
+    Some(db)
+}
+
+/// Each agent's workspace is a writable directory and its session store
+/// reads (the files, or the shared database's rows).
+fn agents(ctx: &Context, cfg: &Config, db: Option<&Arc<Database>>, report: &mut Report) {
     let roster = Roster::from_config(cfg);
     for id in roster.ids() {
         let ws = agent_workspace(cfg, &roster, &id, &ctx.env);
@@ -374,6 +422,16 @@ fn agents(ctx: &Context, cfg: &Config, report: &mut Report) {
                 Ok(()) => report.add("workspace", Level::Ok, format!("{id}: {} is writable", ws.display())),
                 Err(e) => report.add("workspace", Level::Error, format!("{id}: {} is not writable: {e}", ws.display())),
             },
+        }
+        if let Some(db) = db {
+            let durability = chela_agent::store::Durability::default();
+            match chela_agent::runtime::open_store(cfg, &ctx.env, &id, Some(db), durability).and_then(|s| s.list()) {
+                Ok(rows) => {
+                    report.add("sessions", Level::Ok, format!("{id}: {} session(s) in the database", rows.len()))
+                }
+                Err(e) => report.add("sessions", Level::Error, format!("{id}: cannot read its sessions: {e}")),
+            }
+            continue;
         }
         let index = agent_store_dir(cfg, &ctx.env, &id).join("sessions.json");
         match std::fs::read(&index) {

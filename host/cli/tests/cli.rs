@@ -489,6 +489,26 @@ fn openclaw_settings_chela_ignores_load_with_warnings_and_fail_strict() {
     assert!(text(&out).contains("did you mean `humanDelay`?"), "{}", text(&out));
 }
 
+/// `doctor` on a shared database it cannot reach: an error naming the URL
+/// (password masked), and a warning with its fix that the URL would not
+/// check the server's certificate.
+#[test]
+fn doctor_names_an_unreachable_database_and_an_unverified_connection() {
+    let s = Sandbox::new();
+    let cfg = s.write("chela.json5", r#"{ storage: { url: "postgres://chela:hunter2@db.invalid:5432/chela" } }"#);
+    let out = s.chela(&cfg, &["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!text(&out).contains("hunter2"), "the password shown: {}", text(&out));
+    let report = json(&out);
+    let database: Vec<&serde_json::Value> =
+        report["findings"].as_array().unwrap().iter().filter(|f| f["check"] == "database").collect();
+    let error = database.iter().find(|f| f["level"] == "error").expect("an error finding");
+    assert!(error["message"].as_str().unwrap().contains("postgres://chela:***@db.invalid:5432/chela"), "{report}");
+    let warn = database.iter().find(|f| f["level"] == "warn").expect("a warning");
+    assert!(warn["message"].as_str().unwrap().contains("do not check the server's certificate"), "{report}");
+    assert!(warn["fix"].as_str().unwrap().contains("sslmode=verify-full"), "{report}");
+}
+
 /// The seed article's config: `doctor` reports its legacy forms and writes
 /// nothing; `doctor --fix` rewrites them in place with the comments kept,
 /// and the result validates and routes every seed binding as it meant.

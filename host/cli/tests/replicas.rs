@@ -153,6 +153,25 @@ async fn replicas_share_one_history_per_chat_and_run_a_session_on_one_replica_at
         assert!(listed.iter().any(|r| r["owner"] == v["replica"]["owner"]), "{} not listed: {status:#}", v["replica"]);
     }
 
+    // `chela doctor` checks the database: reachable, migrated, the replicas alive.
+    let out = support::chela(dirs[0].path(), &dirs[0].path().join("chela.json5"))
+        .args(["doctor", "--json"])
+        .env("CHELA_DATABASE_URL", &url)
+        .output()
+        .await
+        .unwrap();
+    let doctor: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let said: Vec<String> = doctor["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["check"] == "database" || f["check"] == "sessions")
+        .map(|f| format!("{} {}", f["level"].as_str().unwrap_or("?"), f["message"].as_str().unwrap_or("")))
+        .collect();
+    assert!(said.iter().any(|m| m.starts_with("ok") && m.contains("schema version 4 of 4")), "{said:?}");
+    assert!(said.iter().any(|m| m == &format!("ok {REPLICAS} replica(s) alive")), "{said:?}");
+    assert!(said.iter().any(|m| m.contains("main: 0 session(s) in the database")), "{said:?}");
+
     // One chat, each message to the next replica, each answered before the
     // next: every reply counts the messages all replicas took before it.
     for i in 0..6 {

@@ -53,6 +53,30 @@ pub fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether connections to `url` check the server's certificate
+/// (`sslmode=verify-ca|verify-full`, or `require` with an `sslrootcert`),
+/// or need not: a loopback host or a Unix socket. `false`: anyone on the
+/// path can pose as the database (libpq's default, `prefer`).
+pub fn verifies_server(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (authority, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, q),
+        None => (rest, ""),
+    };
+    let param = |name: &str| query.split('&').find_map(|p| p.strip_prefix(name)?.strip_prefix('='));
+    let host = authority.split('/').next().unwrap_or_default().rsplit('@').next().unwrap_or_default();
+    let host = param("host").unwrap_or(host);
+    let host_name = host.rsplit_once(':').map_or(host, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+    let local = host_name.starts_with('/')
+        || host_name.starts_with("%2F")
+        || matches!(host_name, "localhost" | "127.0.0.1" | "::1");
+    match param("sslmode") {
+        Some("verify-ca" | "verify-full") => true,
+        Some("require") => param("sslrootcert").is_some() || local,
+        _ => local,
+    }
+}
+
 /// libpq's `sslmode` values.
 const SSL_MODES: [&str; 6] = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
 
@@ -108,6 +132,16 @@ mod tests {
         assert!(check_url("postgres://db/chela?sslmode=verify-full&sslrootcert=/etc/ca.pem").is_ok());
         let bad = check_url("postgres://u:hunter2@db/chela?sslmode=verify").unwrap_err();
         assert!(bad.contains("sslmode=verify in") && bad.contains("verify-full") && !bad.contains("hunter2"), "{bad}");
+    }
+
+    #[test]
+    fn only_checked_or_local_connections_count_as_verified() {
+        assert!(verifies_server("postgres://db.example/chela?sslmode=verify-full"));
+        assert!(verifies_server("postgres://db.example/chela?sslmode=require&sslrootcert=/ca.pem"));
+        assert!(verifies_server("postgres://chela@127.0.0.1:5432/chela"));
+        assert!(verifies_server("postgres:///chela?host=/run/postgresql"));
+        assert!(!verifies_server("postgres://chela:pw@db.example:5432/chela"));
+        assert!(!verifies_server("postgres://db.example/chela?sslmode=require"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! Must not: change a step once released (add a new one).
 
-use super::{Client, PgError};
+use super::{Client, Database, DbError, PgError};
 
 /// The migration lock's id (any fixed number no turn lock hashes to in practice).
 const MIGRATION_LOCK: i64 = 0x6368_656c_615f_6d67; // "chela_mg"
@@ -106,4 +106,16 @@ pub(crate) async fn apply(client: &mut Client, url: &str) -> Result<Option<(i32,
     }
     tx.commit().await?;
     Ok(None)
+}
+
+impl Database {
+    /// The schema version the database is at, and the newest this chela knows
+    /// (waited for on this thread: `chela doctor`).
+    pub fn schema_version(&self) -> Result<(i32, i32), DbError> {
+        let known = STEPS.last().map_or(0, |s| s.0);
+        let found = self.blocking(|c| async move {
+            Ok(c.query_one("select coalesce(max(version), 0) from chela_schema_migrations", &[]).await?.get(0))
+        })?;
+        Ok((found, known))
+    }
 }

@@ -10,7 +10,9 @@
 //! same loopback HTTP path: the ratio is how close the gateway gets to this
 //! machine's HTTP limit. Then `completions.rs`: the same agent turn through
 //! chela's and OpenClaw 2026.9.6's `/v1/chat/completions` against one fake
-//! model server, with CPU per turn for each.
+//! model server, with CPU per turn for each. Between them `replicas.rs`:
+//! the loop through 1–3 replicas on PostgreSQL behind a round-robin
+//! forwarder, beside the embedded gateway behind the same forwarder.
 //!
 //! Run: `cargo bench -p chela --bench gateway` (`-- --quick`: a smoke run
 //! without OpenClaw; `-- --no-openclaw`: skip installing and running it;
@@ -31,6 +33,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
 mod completions;
+mod replicas;
 
 /// The business number all load goes to (account `biz`, bound to `work`).
 const BIZ: &str = platforms::WHATSAPP_NUMBERS[0].1;
@@ -339,7 +342,8 @@ async fn main() {
     println!("| idle RSS, 3 agents + 4 channels connected | {idle_rss:.1} MiB |");
     println!("| RSS after the load (peak) | {rss_after:.1} MiB ({peak:.1} MiB) |");
     echo_server.abort();
-    stop(gw).await;
+    // Then the same loop through replicas on PostgreSQL (this gateway first, as their peer).
+    replicas::compare(&p, &waiting, root, gw, run).await;
     completions::compare(quick, with_openclaw).await;
 }
 

@@ -216,6 +216,30 @@ async fn leases_of(gw: &Gateway) -> Vec<String> {
 
 const POLL_LEASE: &str = "poll:telegram/default";
 
+/// Two Telegram replicas with `config` on `db`, once one of them (the
+/// returned index, never both) holds the poller's lease.
+async fn two_on_one_bot(db: &Cluster, config: &str) -> (Vec<tempfile::TempDir>, Vec<Gateway>, usize) {
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let url = db.url();
+    let (a, b) = tokio::join!(
+        on_database(dirs[0].path(), &url, config, "channel_telegram"),
+        on_database(dirs[1].path(), &url, config, "channel_telegram")
+    );
+    let replicas = vec![a, b];
+    // One of them takes the lease; the other waits.
+    let deadline = std::time::Instant::now() + support::WAIT;
+    loop {
+        let held = [leases_of(&replicas[0]).await, leases_of(&replicas[1]).await];
+        let owners: Vec<usize> = (0..2).filter(|i| held[*i].iter().any(|l| l == POLL_LEASE)).collect();
+        assert!(owners.len() <= 1, "both replicas hold the poller's lease");
+        if let [one] = owners[..] {
+            return (dirs, replicas, one);
+        }
+        assert!(std::time::Instant::now() < deadline, "no replica took the poller's lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Two replicas on one Telegram bot (long polling): only the lease's owner
 /// polls, so the platform never sees two pollers (no 409); killed with
 /// `kill -9`, its lease runs out and the other replica polls within 10 s,
@@ -230,25 +254,7 @@ async fn one_replica_polls_a_bot_and_another_takes_over_within_ten_seconds_of_a_
                accounts: {{ default: {{ botToken: "{BOT}", apiRoot: "{}" }} }} }} }} }}"#,
         telegram.api_root()
     );
-    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let url = db.url();
-    let (a, b) = tokio::join!(
-        on_database(dirs[0].path(), &url, &config, "channel_telegram"),
-        on_database(dirs[1].path(), &url, &config, "channel_telegram")
-    );
-    let mut replicas = vec![a, b];
-    // One of them takes the lease; the other waits.
-    let deadline = std::time::Instant::now() + support::WAIT;
-    let owner = loop {
-        let held = [leases_of(&replicas[0]).await, leases_of(&replicas[1]).await];
-        let owners: Vec<usize> = (0..2).filter(|i| held[*i].iter().any(|l| l == POLL_LEASE)).collect();
-        assert!(owners.len() <= 1, "both replicas hold the poller's lease");
-        if let [one] = owners[..] {
-            break one;
-        }
-        assert!(std::time::Instant::now() < deadline, "no replica took the poller's lease");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (_dirs, mut replicas, owner) = two_on_one_bot(&db, &config).await;
     telegram.user_message(BOT, None, (91, "Ann"), "first", json!({}));
     let sent = telegram.wait_sent(BOT, 1, support::WAIT).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
@@ -462,22 +468,7 @@ async fn the_poll_owner_killed_under_load_loses_and_repeats_nothing() {
                accounts: {{ default: {{ botToken: "{BOT}", apiRoot: "{}" }} }} }} }} }}"#,
         telegram.api_root()
     );
-    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let url = db.url();
-    let (a, b) = tokio::join!(
-        on_database(dirs[0].path(), &url, &config, "channel_telegram"),
-        on_database(dirs[1].path(), &url, &config, "channel_telegram")
-    );
-    let mut replicas = vec![a, b];
-    let deadline = std::time::Instant::now() + support::WAIT;
-    let owner = loop {
-        let held = [leases_of(&replicas[0]).await, leases_of(&replicas[1]).await];
-        if let Some(i) = (0..2).find(|i| held[*i].iter().any(|l| l == POLL_LEASE)) {
-            break i;
-        }
-        assert!(std::time::Instant::now() < deadline, "no replica took the poller's lease");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (_dirs, mut replicas, owner) = two_on_one_bot(&db, &config).await;
     // Users write without waiting for answers, so the kill finds messages
     // at every stage: not polled, accepted and queued, in a turn, in delivery.
     let stop = Arc::new(AtomicBool::new(false));

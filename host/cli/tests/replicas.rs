@@ -37,6 +37,19 @@ async fn on_database(root: &Path, url: &str, config: &str, adapter: &str) -> Gat
     Gateway::start_as(root, config, &[adapter], command).await
 }
 
+/// `chela ARGS` without a gateway, on the database at `url`: its JSON output
+/// (`must_succeed`: asserting a zero exit; `doctor` exits 1 on any finding).
+async fn cli_on_database(root: &Path, url: &str, args: &[&str], must_succeed: bool) -> Value {
+    let out = support::chela(root, &root.join("chela.json5"))
+        .args(args)
+        .env("CHELA_DATABASE_URL", url)
+        .output()
+        .await
+        .unwrap();
+    assert!(!must_succeed || out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e})"))
+}
+
 /// Says `text` as `user` to `gw`'s webhook account; the message id is `id`.
 async fn say(gw: &Gateway, user: &str, id: &str, text: &str) {
     let answer = post(gw, user, id, text).await;
@@ -136,14 +149,7 @@ async fn replicas_share_one_history_per_chat_and_run_a_session_on_one_replica_at
     }
 
     // `chela status` lists the replicas from the database: three alive, one running the scheduler.
-    let out = support::chela(dirs[0].path(), &dirs[0].path().join("chela.json5"))
-        .args(["status", "--json"])
-        .env("CHELA_DATABASE_URL", &url)
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let status: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let status = cli_on_database(dirs[0].path(), &url, &["status", "--json"], true).await;
     let listed = status["replicas"].as_array().cloned().unwrap_or_default();
     assert_eq!(listed.iter().filter(|r| r["alive"] == true).count(), REPLICAS, "{status:#}");
     let schedulers = listed.iter().filter(|r| r["leases"].as_array().is_some_and(|l| l.contains(&json!("scheduler"))));
@@ -154,13 +160,7 @@ async fn replicas_share_one_history_per_chat_and_run_a_session_on_one_replica_at
     }
 
     // `chela doctor` checks the database: reachable, migrated, the replicas alive.
-    let out = support::chela(dirs[0].path(), &dirs[0].path().join("chela.json5"))
-        .args(["doctor", "--json"])
-        .env("CHELA_DATABASE_URL", &url)
-        .output()
-        .await
-        .unwrap();
-    let doctor: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let doctor = cli_on_database(dirs[0].path(), &url, &["doctor", "--json"], false).await;
     let said: Vec<String> = doctor["findings"]
         .as_array()
         .into_iter()
@@ -336,14 +336,7 @@ async fn a_database_restart_loses_no_accepted_message() {
     let users = db.psql("select count(*) from chela_transcript_lines where line::json->'message'->>'role' = 'user'");
     assert_eq!(users, "3");
     // The CLI without a gateway reads the same database (none of it is in the files).
-    let out = support::chela(dir.path(), &dir.path().join("chela.json5"))
-        .args(["sessions", "list", "--json"])
-        .env("CHELA_DATABASE_URL", db.url())
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let listed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let listed = cli_on_database(dir.path(), &db.url(), &["sessions", "list", "--json"], true).await;
     let keys: Vec<&str> =
         listed["sessions"].as_array().into_iter().flatten().filter_map(|r| r["key"].as_str()).collect();
     assert_eq!(keys.len(), 1, "{listed}");

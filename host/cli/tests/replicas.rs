@@ -243,6 +243,7 @@ async fn two_on_one_bot(db: &Cluster, config: &str) -> (Vec<tempfile::TempDir>, 
 /// Two replicas on one Telegram bot (long polling): only the lease's owner
 /// polls, so the platform never sees two pollers (no 409); killed with
 /// `kill -9`, its lease runs out and the other replica polls within 10 s,
+/// from the offset the first one stored (channel kv is in the database),
 /// answering what was written meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_replica_polls_a_bot_and_another_takes_over_within_ten_seconds_of_a_kill() {
@@ -268,13 +269,18 @@ async fn one_replica_polls_a_bot_and_another_takes_over_within_ten_seconds_of_a_
     dead.child.start_kill().unwrap();
     dead.child.wait().await.unwrap();
     let killed = std::time::Instant::now();
+    let before = telegram.poll_offsets(BOT);
     telegram.user_message(BOT, None, (91, "Ann"), "second", json!({}));
     let sent = telegram.wait_sent(BOT, 2, Duration::from_secs(20)).await;
     assert_eq!(sent.len(), 2, "the survivor did not take the poller over: {sent:?}");
     let took = killed.elapsed();
     assert!(took < Duration::from_secs(10), "the survivor answered {took:?} after the kill");
     assert!(leases_of(&replicas[0]).await.iter().any(|l| l == POLL_LEASE));
-    // Its answer comes from the same history (the shared database).
+    // It went on from the first owner's offset, not from 0 (its own state dir has none).
+    let reached = before.iter().copied().max().unwrap_or(0);
+    let resumed = telegram.poll_offsets(BOT).get(before.len()).copied();
+    assert!(reached > 0, "the first owner never confirmed an update: {before:?}");
+    assert!(resumed >= Some(reached), "the survivor polled from {resumed:?}, the first owner had reached {reached}");
     let text = sent[1]["text"].as_str().unwrap_or_default();
     assert!(text.contains("(message 2 of this conversation)"), "{text}");
     assert_eq!(telegram.conflicts(BOT), 0);

@@ -14,6 +14,8 @@
 //!   deduped across replicas, each owned by the replica that accepted it
 //!   until a replica whose owner is gone claims it.
 //! - `tls`: TLS as the URL's libpq `sslmode` and `sslrootcert` say (rustls).
+//! - `kv`: plugins' key-value state (channel offsets, gateway sessions),
+//!   the same on every replica.
 //! - `settings`: values set once for every replica (the generated token).
 //! - `turn_lock`: a session's turn, held against every other replica by a
 //!   session-level advisory lock that dies with its connection (a replica
@@ -23,6 +25,7 @@
 //! URL's password (errors carry core's `storage::redacted` form).
 
 mod journal;
+mod kv;
 mod leases;
 mod migrations;
 mod settings;
@@ -35,6 +38,7 @@ use std::time::Duration;
 
 pub use deadpool_postgres::Object as Client;
 pub use journal::{replica_lease, replica_of, Claimed, Depth, RETAIN};
+pub use kv::KvWrite;
 pub use leases::LeaseRecord;
 pub use tokio_postgres::{Error as PgError, Row};
 pub use turn_lock::TurnLock;

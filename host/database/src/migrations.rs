@@ -79,6 +79,16 @@ const STEPS: &[(i32, &str, &str)] = &[
              value text not null
          );",
     ),
+    (
+        5,
+        "kv",
+        "create table chela_kv (
+             scope text not null,
+             key text not null,
+             value bytea not null,
+             primary key (scope, key)
+         );",
+    ),
 ];
 
 /// Applies the steps the database lacks; `Some((found, known))`: the

@@ -255,7 +255,8 @@ pub struct RuntimeServices {
 /// The agent runtime of a host, assembled the one way the gateway and
 /// `chela send` both use: the shared snapshot, the plugins, the providers,
 /// tool secrets read from the snapshot in force (`plugins.entries.<id>.secrets`,
-/// `${VAR}` from `vars`), and the channels' services.
+/// `${VAR}` from `vars`), and the channels' services. On a shared database
+/// the plugins' kv state is kept there too (the same for every replica).
 pub fn agent_runtime(
     snapshot: Arc<SnapshotCell>,
     env: Environment,
@@ -270,6 +271,9 @@ pub fn agent_runtime(
     let mut parts = RuntimeParts::new(snapshot, env, plugins, providers, secrets);
     parts.announcer = services.announcer;
     parts.messaging = services.messaging;
+    if let Some(db) = &services.database {
+        parts.plugins.keep_kv(chela_plugin::capability::kv::KvHome::Shared(db.clone()));
+    }
     parts.database = services.database;
     AgentRuntime::new(parts)
 }

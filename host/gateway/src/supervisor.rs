@@ -275,7 +275,11 @@ pub(crate) async fn poll_loop(gw: Weak<Gateway>, channel: Arc<ChannelRuntime>, a
                 let failures = g.supervision.failed(&ch, &account, &e);
                 if matches!(&e, ChannelError::Call(c) if c.spoils_instance()) {
                     // The call's instance is already gone: the next poll starts a fresh one.
-                    g.supervision.restarted(&ch, &account, "the poll did not return in time or trapped");
+                    g.supervision.restarted(
+                        &ch,
+                        &account,
+                        "the poll did not return in time, trapped, or lost a host service",
+                    );
                 }
                 drop(g);
                 tokio::time::sleep(backoff(FIRST_RETRY, failures - 1, LONGEST_RETRY)).await;

@@ -13,7 +13,12 @@
 wasmtime::component::bindgen!({
     world: "chela:plugin/tool-plugin-all@0.2.0",
     path: "../../wit",
-    imports: { default: async },
+    // A kv read the shared database cannot answer traps (`kv.rs`).
+    imports: {
+        "chela:plugin/kv@0.1.0.get": async | trappable,
+        "chela:plugin/kv@0.1.0.list-keys": async | trappable,
+        default: async,
+    },
     exports: { default: async },
     with: { "chela:plugin/websocket.connection": crate::capability::websocket::connection::WsConnection },
 });

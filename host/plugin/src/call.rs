@@ -11,6 +11,7 @@ use wasmtime::Store;
 
 use crate::bindings::plugin::types::{InvokeContext, ToolError, ToolInfo};
 use crate::bindings::ToolPluginAllPre;
+use crate::capability::kv::KvScope;
 use crate::capability::secrets::SecretStore;
 use crate::capability::{Capability, GrantSet, HostServices};
 use crate::engine::PluginEngine;
@@ -54,6 +55,8 @@ pub(crate) struct CallScope<'a> {
     pub agent_id: &'a str,
     pub grants: &'a GrantSet,
     pub secrets: Arc<SecretStore>,
+    /// The agent's kv scope of this plugin, when `Kv` is granted.
+    pub kv: Option<KvScope>,
     /// What the `sessions` and `messaging` capabilities answer from.
     pub services: HostServices,
     /// This plugin's memory cap, when the config sets one below the engine's.
@@ -107,6 +110,7 @@ async fn run<T>(
     let mut state =
         PluginState::new(plugin_id, scope.agent_id, grants, scope.secrets, limits.memory_bytes).map_err(setup)?;
     let session_key = session_key.unwrap_or_default();
+    state.kv.scope = scope.kv.filter(|_| grants.holds(Capability::Kv));
     if grants.holds(Capability::Sessions) {
         state.sessions.access = scope.services.sessions;
     }

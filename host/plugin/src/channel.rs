@@ -25,7 +25,7 @@ use chela_core::config::schema::Config;
 use chela_core::config::EnvVars;
 use wasmtime::Store;
 
-use crate::capability::kv::KvScope;
+use crate::capability::kv::KvHome;
 use crate::capability::secrets::SecretStore;
 use crate::capability::{Capability, GrantSet};
 use crate::engine::PluginEngine;
@@ -150,6 +150,8 @@ pub struct ChannelRuntime {
     pre: Pre,
     version: ContractVersion,
     grants: GrantSet,
+    /// Where the accounts' kv state is kept (the plugins' [`KvHome`]).
+    kv_home: KvHome,
     accounts: std::sync::RwLock<Accounts>,
     lanes: Lanes,
     /// The instance's memory cap (`plugins.entries.<id>.maxMemoryMb`, at most the engine's).
@@ -222,6 +224,7 @@ impl ChannelRuntime {
             pre,
             version,
             grants: GrantSet { capabilities: shape, ..GrantSet::minimal() },
+            kv_home: plugins.kv_home(),
             accounts: std::sync::RwLock::default(),
             lanes: Lanes::new(entry.instances_per_account().unwrap_or_else(default_instances)),
             memory_bytes: entry.memory_bytes().map_or(engine_memory, |m| m.min(engine_memory)),
@@ -724,7 +727,7 @@ impl ChannelRuntime {
     ) -> Result<T, CallError> {
         let Live { store, bindings, probe, settings } = live;
         match account {
-            Some(a) => store.data_mut().enter_scope(Some(KvScope::open(&a.kv_dir)), a.secrets.clone()),
+            Some(a) => store.data_mut().enter_scope(Some(self.kv_home.open(&a.kv)), a.secrets.clone()),
             None => store.data_mut().enter_scope(None, Arc::new(SecretStore::default())),
         }
         let mut limits = *self.engine.limits();

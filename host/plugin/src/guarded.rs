@@ -1,7 +1,8 @@
 //! One guarded call into a plugin instance, tool or channel adapter alike:
 //! the deadline (epoch ticks end a running guest; an outer timeout ends one
 //! parked in a host call), the memory cap (`StoreLimits`), what went wrong
-//! (timeout, timeout while waiting on the host, out of memory, trap), and
+//! (timeout, timeout while waiting on the host, out of memory, trap, a host
+//! service that failed under it), and
 //! the plugin's [`Health`]: its own faults disable it after too many in a
 //! row, for a cool-down that doubles.
 //!
@@ -33,6 +34,10 @@ pub enum CallError {
     Trap { plugin: String, message: String },
     #[error("cannot start plugin `{plugin}`: {message}")]
     Setup { plugin: String, message: String },
+    /// A host service the guest needed failed under it (the shared database
+    /// away): the call was ended, through no fault of the plugin.
+    #[error("plugin `{plugin}`: the host could not serve its call: {message}")]
+    HostUnavailable { plugin: String, message: String },
 }
 
 impl CallError {
@@ -44,7 +49,7 @@ impl CallError {
 
     /// The instance may be in any state after it: start a fresh one.
     pub fn spoils_instance(&self) -> bool {
-        self.is_plugin_fault() || matches!(self, CallError::WaitTimeout { .. })
+        self.is_plugin_fault() || matches!(self, CallError::WaitTimeout { .. } | CallError::HostUnavailable { .. })
     }
 }
 
@@ -184,7 +189,10 @@ pub(crate) async fn guarded<T>(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
             let text = format!("{e:#}");
-            Err(if text.contains(DEADLINE) {
+            let host_failure = store.data_mut().kv.failed.take();
+            Err(if let Some(message) = host_failure {
+                CallError::HostUnavailable { plugin: plugin(), message }
+            } else if text.contains(DEADLINE) {
                 CallError::Timeout { plugin: plugin(), limit: limits.call_timeout }
             } else if store.data().limits.refused {
                 CallError::OutOfMemory { plugin: plugin(), limit: store.data().limits.limit }

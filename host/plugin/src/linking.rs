@@ -21,6 +21,7 @@ use chela_core::roster::Roster;
 
 use crate::bindings::ToolPluginAllPre;
 use crate::call::{self, CallOutcome, ToolResult};
+use crate::capability::kv::KvPlace;
 use crate::capability::process::ProcessGrant;
 use crate::capability::secrets::SecretStore;
 use crate::capability::{Capability, GrantSet, HostServices, WorkspaceAccess};
@@ -211,8 +212,10 @@ impl Plugins {
             let mut grants = base.clone();
             // The operator's allowHosts is the grant; the hosts a tool declares are only a request.
             grants.http_hosts = entry.allow_hosts.clone().unwrap_or_default();
-            grants.kv_dir =
-                Some(env.state_dir().join("plugins").join("kv").join(&p.id).join(format!("agent-{agent_id}")));
+            grants.kv = Some(KvPlace {
+                dir: env.state_dir().join("plugins").join("kv").join(&p.id).join(format!("agent-{agent_id}")),
+                scope: format!("{}/agent-{agent_id}", p.id),
+            });
             // Link only what this plugin imports: the linker never holds more than it needs.
             grants.capabilities.retain(|c| *c == Capability::Log || p.manifest.needs.contains(c));
             match self.pre_for(&p, &grants.link_shape()) {
@@ -252,6 +255,7 @@ impl LinkedTool {
             agent_id: &self.agent_id,
             grants: &self.grants,
             secrets: self.secrets.clone(),
+            kv: self.grants.kv.as_ref().map(|place| plugins.kv_home().open(place)),
             services: self.services.clone(),
             memory_bytes: self.memory_bytes,
         };

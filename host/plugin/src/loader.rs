@@ -15,6 +15,7 @@ use wasmtime::component::Component;
 use crate::bindings::plugin::types::{InvokeContext, ToolInfo};
 use crate::bindings::ToolPluginAllPre;
 use crate::cache::{digest, CacheOutcome, CompileCache};
+use crate::capability::kv::KvHome;
 use crate::capability::{Capability, GrantSet};
 use crate::engine::PluginEngine;
 use crate::guarded::Health;
@@ -125,6 +126,8 @@ pub struct Plugins {
     settled: tokio::sync::watch::Sender<bool>,
     /// Scans run one at a time (a file is never compiled twice at once).
     scanning: tokio::sync::Mutex<()>,
+    /// Where plugins' kv state is kept (the state dir unless [`Plugins::keep_kv`] says otherwise).
+    kv_home: RwLock<KvHome>,
 }
 
 /// Compiles at once: one per core (Cranelift uses one thread per component).
@@ -150,7 +153,19 @@ impl Plugins {
             pre: Mutex::default(),
             settled: tokio::sync::watch::Sender::new(true),
             scanning: tokio::sync::Mutex::new(()),
+            kv_home: RwLock::default(),
         }
+    }
+
+    /// Keeps plugins' kv state in `home` from now on (the gateway, once it
+    /// knows its storage: the replicas' database).
+    pub fn keep_kv(&self, home: KvHome) {
+        *self.kv_home.write().unwrap_or_else(|p| p.into_inner()) = home;
+    }
+
+    /// Where plugins' kv state is kept.
+    pub fn kv_home(&self) -> KvHome {
+        self.kv_home.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn engine(&self) -> &Arc<PluginEngine> {
@@ -399,6 +414,7 @@ impl Plugins {
             agent_id: "-",
             grants: &grants,
             secrets,
+            kv: None,
             services: crate::capability::HostServices::default(),
             memory_bytes: None,
         };

@@ -75,7 +75,7 @@ impl PluginState {
             },
             limits: MemoryCap { limit: memory_bytes, refused: false, size: 0 },
             log: LogState::new(plugin.clone(), agent.clone()),
-            kv: KvState::granted(grants),
+            kv: KvState::default(),
             secrets: SecretsState { store: secrets, proved: Vec::new() },
             sessions: SessionsState {
                 plugin: plugin.to_string(),

@@ -723,3 +723,57 @@ async fn a_channel_call_cut_off_midway_does_not_break_the_next_one() {
     let next = ch.handle_webhook("bot", request).await;
     assert!(next.is_ok(), "the lane answers with a fresh instance: {:?}", next.err());
 }
+
+/// On replicas an account's kv is in the shared database: the Telegram
+/// adapter's offset is stored there (so a replica that takes the poller
+/// over goes on from it). While the database is away a poll that cannot
+/// read its offset fails as the host's failure, never as "no offset" (which
+/// would start over from 0), and is not held against the plugin: however
+/// many such polls fail, it stays enabled, and polls again once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_whose_shared_kv_is_away_fails_as_the_hosts_and_the_plugin_stays_enabled() {
+    use chela_plugin::capability::kv::KvHome;
+    use chela_plugin::channel::{ChannelError, ChannelRuntime};
+    use chela_plugin::PluginStatus;
+    const BOT: &str = "5:KV-bot";
+    let mut db = chela_fakes::postgres::Cluster::start();
+    let url = db.url();
+    let database = tokio::task::spawn_blocking(move || chela_database::Database::connect(&url).unwrap()).await.unwrap();
+    let telegram = chela_fakes::telegram::TelegramFake::start().await;
+    telegram.add_bot(BOT, 5, "kv_bot");
+    // Calls outlast the adapter's 1 s long poll; faults disable it after 3 in a row.
+    let limits = Limits { call_timeout: Duration::from_secs(10), memory_bytes: 128 << 20, ..quick() };
+    let w = World::new(&["channel_telegram"], limits).await;
+    w.plugins.keep_kv(KvHome::Shared(database));
+    let cfg = w.config(&format!(
+        "{{channels: {{telegram: {{accounts: {{bot: {{botToken: '{BOT}', apiRoot: '{}'}}}}}}}}}}",
+        telegram.api_root()
+    ));
+    let vars = |_: &str| None;
+    let plugin = w.plugins.get("channel_telegram").unwrap();
+    let ch = ChannelRuntime::start(&w.plugins, plugin, &cfg, &w.env, &vars).await.expect("starts");
+    telegram.user_message(BOT, None, (7, "Ann"), "hello", serde_json::json!({}));
+    let mut events = Vec::new();
+    while events.is_empty() {
+        events = ch.poll("bot").await.expect("polls");
+    }
+    // The next poll confirms the batch: the offset is in the database, not the state dir.
+    ch.poll("bot").await.expect("polls");
+    let offset = telegram.poll_offsets(BOT).last().copied().unwrap_or(0);
+    assert!(offset > 0, "{:?}", telegram.poll_offsets(BOT));
+    let stored = db.psql("select convert_from(value, 'UTF8') from chela_kv where scope = 'channel_telegram/account-bot' and key = 'offset'");
+    assert_eq!(stored, offset.to_string());
+    assert!(!w.path("state/plugins/kv").exists(), "kv state written to the state dir");
+
+    db.stop();
+    for _ in 0..=limits.max_consecutive_failures {
+        let e = ch.poll("bot").await.expect_err("the offset cannot be read");
+        assert!(matches!(&e, ChannelError::Call(CallError::HostUnavailable { .. })), "{e}");
+        assert!(e.to_string().contains("key-value state cannot be read"), "{e}");
+    }
+    assert_eq!(ch.plugin.health.status(), PluginStatus::Ready, "the database's outage held against the plugin");
+    let polls = telegram.polls(BOT);
+    db.resume();
+    ch.poll("bot").await.expect("polls again once the database is back");
+    assert_eq!(telegram.poll_offsets(BOT)[polls..].first(), Some(&offset), "went on from the stored offset");
+}

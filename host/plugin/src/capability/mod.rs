@@ -14,6 +14,7 @@
 pub mod egress;
 pub mod http;
 pub mod kv;
+mod kv_files;
 mod kv_log;
 pub mod log;
 pub mod messaging;
@@ -106,8 +107,8 @@ pub struct GrantSet {
     /// Hosts granted from a first-party channel's own defaults: public DNS
     /// names only (see `egress.rs`).
     pub public_hosts: Vec<String>,
-    /// Where this scope's key-value state is persisted.
-    pub kv_dir: Option<PathBuf>,
+    /// Where this scope's key-value state is kept.
+    pub kv: Option<kv::KvPlace>,
     /// How commands run, when `Process` is granted.
     pub process: Option<process::ProcessGrant>,
     /// Which `sessions` functions may be called, when `Sessions` is granted.
@@ -122,7 +123,7 @@ impl GrantSet {
             workspace: None,
             http_hosts: Vec::new(),
             public_hosts: Vec::new(),
-            kv_dir: None,
+            kv: None,
             process: None,
             sessions: SessionRights::default(),
         }

@@ -7,7 +7,6 @@
 //! read the process environment itself (the caller passes the lookup).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chela_core::config::paths::{expand_tilde, Environment};
@@ -17,6 +16,7 @@ use chela_core::config::EnvVars;
 use serde_json::Value;
 
 use super::ChannelInfo;
+use crate::capability::kv::KvPlace;
 use crate::capability::secrets::SecretStore;
 
 /// One configured account of a channel, as the adapter is given it.
@@ -28,7 +28,8 @@ pub struct AccountSetup {
     pub settings: Value,
     /// The secrets taken out of the settings, by setting name.
     pub secrets: Arc<SecretStore>,
-    pub kv_dir: PathBuf,
+    /// Where the account's kv state is kept.
+    pub kv: KvPlace,
     /// The account's config as written (settings, credential references,
     /// `authDir`): when it changes, the account is configured anew.
     pub fingerprint: String,
@@ -84,17 +85,19 @@ pub fn account_setups(
             });
             // The account's durable state (offsets, sessions, dedupe sets): its
             // `authDir` when set (relative to the state dir), else under the state dir.
-            let kv_dir = match auth_dir.as_deref().filter(|d| !d.trim().is_empty()) {
+            // On a shared database it is the scope `<plugin>/account-<id>` there.
+            let dir = match auth_dir.as_deref().filter(|d| !d.trim().is_empty()) {
                 Some(dir) => env.state_dir().join(expand_tilde(dir, &env.home)).join(plugin_id),
                 None => {
                     env.state_dir().join("plugins").join("kv").join(plugin_id).join(format!("account-{account_id}"))
                 }
             };
+            let kv = KvPlace { dir, scope: format!("{plugin_id}/account-{account_id}") };
             AccountSetup {
                 account_id,
                 settings: Value::Object(settings),
                 secrets: SecretStore::from_pairs(secrets),
-                kv_dir,
+                kv,
                 fingerprint,
             }
         })
@@ -139,6 +142,7 @@ fn configured_hosts(accounts: &[AccountSetup]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn accounts_merge_settings_take_out_secrets_and_keep_state_in_auth_dir() {
@@ -159,8 +163,9 @@ mod tests {
         assert_eq!(a.secrets.value("botToken"), Some("xoxb-from-env"));
         assert_eq!(a.secrets.value("appToken"), Some("xapp-a"));
         assert_eq!(b.secrets.value("botToken"), Some("xoxb-b"), "the account's own value wins");
-        assert_eq!(a.kv_dir, PathBuf::from("/var/chela/plugins/kv/channel_slack/account-a"));
-        assert_eq!(b.kv_dir, PathBuf::from("/home/u/slack-b/channel_slack"));
+        assert_eq!(a.kv.dir, PathBuf::from("/var/chela/plugins/kv/channel_slack/account-a"));
+        assert_eq!(b.kv.dir, PathBuf::from("/home/u/slack-b/channel_slack"));
+        assert_eq!((a.kv.scope.as_str(), b.kv.scope.as_str()), ("channel_slack/account-a", "channel_slack/account-b"));
         assert_eq!(configured_hosts(&accounts), ["127.0.0.1:9"]);
     }
 }

@@ -1,5 +1,6 @@
 //! `chela pairing list CH` / `chela pairing approve CH CODE`: the DM pairing
-//! requests of a channel, on the files a running gateway reads per message.
+//! requests of a channel, where a running gateway reads them per message
+//! (the state dir's files, or the replicas' database when storage names one).
 //!
 //! Must not: keep its own pairing format (it uses the gateway's pairing module).
 
@@ -29,7 +30,9 @@ pub enum PairingCommand {
 }
 
 pub fn run(ctx: &Context, cmd: PairingCommand) -> Result<ExitCode> {
-    let pairing = Pairing::new(&ctx.env.state_dir());
+    let cfg = ctx.load()?.config;
+    let database = crate::context::database(&cfg, &ctx.env)?;
+    let pairing = Pairing::at(&ctx.env.state_dir(), database.as_ref());
     match cmd {
         PairingCommand::List { channel, json } => {
             let pending = pairing.pending(&channel)?;

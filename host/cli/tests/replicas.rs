@@ -116,7 +116,7 @@ async fn replicas_share_one_history_per_chat_and_run_a_session_on_one_replica_at
     let replicas = [a, b, c];
     assert_eq!(
         db.psql("select version, name from chela_schema_migrations order by version"),
-        "1|sessions\n2|leases\n3|journal\n4|settings"
+        "1|sessions\n2|leases\n3|journal\n4|settings\n5|kv\n6|documents"
     );
     // One replica runs the cron scheduler, never two.
     let deadline = std::time::Instant::now() + support::WAIT;
@@ -168,7 +168,7 @@ async fn replicas_share_one_history_per_chat_and_run_a_session_on_one_replica_at
         .filter(|f| f["check"] == "database" || f["check"] == "sessions")
         .map(|f| format!("{} {}", f["level"].as_str().unwrap_or("?"), f["message"].as_str().unwrap_or("")))
         .collect();
-    assert!(said.iter().any(|m| m.starts_with("ok") && m.contains("schema version 4 of 4")), "{said:?}");
+    assert!(said.iter().any(|m| m.starts_with("ok") && m.contains("schema version 6 of 6")), "{said:?}");
     assert!(said.iter().any(|m| m == &format!("ok {REPLICAS} replica(s) alive")), "{said:?}");
     assert!(said.iter().any(|m| m.contains("main: 0 session(s) in the database")), "{said:?}");
 
@@ -440,8 +440,9 @@ async fn a_delivery_retried_to_another_replica_is_answered_once() {
     // The next message (to the second replica) finds one turn before it.
     say(&b, "dave", "next-1", "and this").await;
     assert_eq!(message_number(&reply_to(&b, "next-1").await), 2);
-    assert_eq!(replies_to(&b, "retried-1").await, 0);
+    // One reply, in the account's one outbox (plugin kv is in the database): either replica shows it.
     assert_eq!(replies_to(&a, "retried-1").await, 1);
+    assert_eq!(replies_to(&b, "retried-1").await, 1);
     assert_eq!(db.psql("select count(*) from chela_inbound where dedupe like '%retried-1'"), "1");
 }
 
@@ -582,13 +583,14 @@ async fn a_database_restart_under_load_refuses_then_answers_everything_once() {
         u.await.unwrap();
     }
     assert_eq!(accepted.load(Ordering::SeqCst), SENDERS * EACH);
-    // Each answered once, by whichever replica holds it.
+    // Each answered once, by whichever replica holds it, into the account's
+    // one outbox (plugin kv is in the database: either replica shows it).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     for u in 0..SENDERS {
         for i in 0..EACH {
             let id = format!("load-{u}-{i}");
             loop {
-                let n = replies_to(&replicas[0], &id).await + replies_to(&replicas[1], &id).await;
+                let n = replies_to(&replicas[0], &id).await;
                 if n == 1 {
                     break;
                 }
@@ -598,19 +600,68 @@ async fn a_database_restart_under_load_refuses_then_answers_everything_once() {
             }
         }
     }
-    // Once more over both outboxes, now that every one has its answer.
-    let mut total = 0;
+    // Once more, from each replica, now that every one has its answer.
     for gw in replicas.iter() {
         let auth = format!("Bearer {TOKEN}");
         let outbox: Value = serde_json::from_str(
             &gw.get("/channels/webhook/inbox/outbox?after=0", &[("authorization", &auth)]).await.body,
         )
         .unwrap();
-        total += outbox["messages"].as_array().map_or(0, Vec::len);
+        let total = outbox["messages"].as_array().map_or(0, Vec::len);
+        assert_eq!(total, SENDERS * EACH, "replies in all, seen from {}: one per message", gw.addr);
     }
-    assert_eq!(total, SENDERS * EACH, "replies in all: one per message");
     let users = db.psql("select count(*) from chela_transcript_lines where line::json->'message'->>'role' = 'user'");
     assert_eq!(users, (SENDERS * EACH).to_string(), "each message stored once");
     assert_eq!(db.psql("select count(*) from chela_inbound"), (SENDERS * EACH).to_string());
     eprintln!("{} deliveries refused while the database was away", refused.load(Ordering::SeqCst));
+}
+
+/// DM pairing on replicas: a stranger's request made on one replica is
+/// listed and approved by `chela pairing` on the database (from a machine
+/// with neither replica's state dir), and the approved sender is then
+/// answered by the other replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pairing_request_made_on_one_replica_is_approved_once_for_all() {
+    let db = Cluster::start();
+    let url = db.url();
+    let config = r#"{ channels: { webhook: { dmPolicy: "pairing",
+                        accounts: { inbox: { webhookToken: "inbox-secret" } } } } }"#;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, b) = tokio::join!(
+        on_database(dirs[0].path(), &url, config, "channel_webhook_js"),
+        on_database(dirs[1].path(), &url, config, "channel_webhook_js")
+    );
+    let cli = dirs[2].path();
+    std::fs::write(cli.join("chela.json5"), config).unwrap();
+    say(&a, "stranger", "p1", "hello").await;
+    let deadline = std::time::Instant::now() + support::WAIT;
+    let code = loop {
+        let listed = cli_on_database(cli, &url, &["pairing", "list", "webhook", "--json"], true).await;
+        if let Some(code) = listed["requests"][0]["code"].as_str() {
+            assert_eq!(listed["requests"][0]["id"], "stranger", "{listed}");
+            break code.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "the request made on one replica is not in the database");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The code went out through the account's outbox (plugin kv: the same on both replicas).
+    let auth = format!("Bearer {TOKEN}");
+    let outbox = b.get("/channels/webhook/inbox/outbox?after=0", &[("authorization", &auth)]).await;
+    assert!(outbox.body.contains(&code), "the code was not sent: {}", outbox.body);
+    let approved = cli_on_database(cli, &url, &["pairing", "approve", "webhook", &code, "--json"], true).await;
+    assert_eq!(approved["approved"]["id"], "stranger", "{approved}");
+    // The other replica answers the approved sender.
+    say(&b, "stranger", "p2", "hi again").await;
+    let reply = reply_to(&b, "p2").await;
+    assert!(reply.contains("(message 1 of this conversation)"), "{reply}");
+    // And a second approval of the same code finds nothing pending.
+    let again = support::chela(cli, &cli.join("chela.json5"))
+        .args(["pairing", "approve", "webhook", &code])
+        .env("CHELA_DATABASE_URL", &url)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && stderr.contains("no pending pairing request"), "{stderr}");
+    drop((a, b));
 }

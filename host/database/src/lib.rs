@@ -16,6 +16,8 @@
 //! - `tls`: TLS as the URL's libpq `sslmode` and `sslrootcert` say (rustls).
 //! - `kv`: plugins' key-value state (channel offsets, gateway sessions),
 //!   the same on every replica.
+//! - `documents`: small documents replicas edit together, each edit under
+//!   its row's lock (pairing requests and approved senders).
 //! - `settings`: values set once for every replica (the generated token).
 //! - `turn_lock`: a session's turn, held against every other replica by a
 //!   session-level advisory lock that dies with its connection (a replica
@@ -24,6 +26,7 @@
 //! Must not: know what the rows mean (the stores that use it do), or show a
 //! URL's password (errors carry core's `storage::redacted` form).
 
+mod documents;
 mod journal;
 mod kv;
 mod leases;

@@ -89,6 +89,15 @@ const STEPS: &[(i32, &str, &str)] = &[
              primary key (scope, key)
          );",
     ),
+    (
+        6,
+        "documents",
+        "create table chela_documents (
+             name text primary key,
+             body text not null,
+             updated_at timestamptz not null default now()
+         );",
+    ),
 ];
 
 /// Applies the steps the database lacks; `Some((found, known))`: the

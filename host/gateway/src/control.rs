@@ -89,7 +89,7 @@ pub(crate) async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, peer: Socke
             json(StatusCode::OK, &serde_json::json!({ "minutes": gw.live.traffic(chela_agent::clock::now_ms(), 30) }))
         }
         (Method::GET, "/api/v1/events") => events(&gw, query(&req, "agentId"), query(&req, "channel")),
-        (Method::GET, "/api/v1/pairing") => pairing_list(&gw),
+        (Method::GET, "/api/v1/pairing") => pairing_list(&gw).await,
         (Method::POST, "/api/v1/pairing/approve") => pairing_decide(gw, req, true).await,
         (Method::POST, "/api/v1/pairing/deny") => pairing_decide(gw, req, false).await,
         (Method::GET, "/api/v1/cron") => cron_list(&gw),
@@ -317,20 +317,26 @@ fn events(gw: &Arc<Gateway>, agent: Option<String>, channel: Option<String>) -> 
 }
 
 /// `GET /api/v1/pairing`: pending pairing requests of every configured channel.
-fn pairing_list(gw: &Gateway) -> Reply {
-    let pairing = crate::pairing::Pairing::new(&gw.env.state_dir());
-    let mut out = Vec::new();
-    for channel in gw.config().channels.iter().flat_map(|c| c.keys().cloned().collect::<Vec<_>>()) {
-        match pairing.pending(&channel) {
-            Ok(list) => out.extend(list.into_iter().map(|r| {
-                let mut row = serde_json::json!(r);
-                row["channel"] = serde_json::json!(channel);
-                row
-            })),
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-        }
+async fn pairing_list(gw: &Gateway) -> Reply {
+    let channels: Vec<String> =
+        gw.config().channels.iter().flat_map(|c| c.keys().cloned().collect::<Vec<_>>()).collect();
+    let listed = gw
+        .on_pairing(move |pairing| {
+            let mut out = Vec::new();
+            for channel in channels {
+                out.extend(pairing.pending(&channel)?.into_iter().map(|r| {
+                    let mut row = serde_json::json!(r);
+                    row["channel"] = serde_json::json!(channel);
+                    row
+                }));
+            }
+            Ok(out)
+        })
+        .await;
+    match listed {
+        Ok(out) => json(StatusCode::OK, &serde_json::json!({ "pending": out })),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
-    json(StatusCode::OK, &serde_json::json!({ "pending": out }))
 }
 
 #[derive(serde::Deserialize)]
@@ -350,24 +356,19 @@ async fn pairing_decide(gw: Arc<Gateway>, req: Request<Incoming>, approve: bool)
     if !gw.config().channels.as_ref().is_some_and(|c| c.contains_key(&body.channel)) {
         return error(StatusCode::NOT_FOUND, &format!("no channel `{}` in the config", body.channel));
     }
-    let pairing = crate::pairing::Pairing::new(&gw.env.state_dir());
     let (channel, code) = (body.channel.clone(), body.code.clone());
-    let decided = tokio::task::spawn_blocking(move || {
-        if approve {
-            pairing.approve(&channel, &code)
-        } else {
-            pairing.deny(&channel, &code)
-        }
-    })
-    .await;
+    let decided = gw
+        .on_pairing(
+            move |pairing| if approve { pairing.approve(&channel, &code) } else { pairing.deny(&channel, &code) },
+        )
+        .await;
     match decided {
-        Ok(Ok(r)) => {
+        Ok(r) => {
             tracing::info!(channel = %body.channel, sender = %r.id, approve, "pairing request decided through the control API");
             let key = if approve { "approved" } else { "denied" };
             json(StatusCode::OK, &serde_json::json!({ key: r, "channel": body.channel }))
         }
-        Ok(Err(e @ crate::pairing::PairingError::UnknownCode { .. })) => error(StatusCode::NOT_FOUND, &e.to_string()),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e @ crate::pairing::PairingError::UnknownCode { .. }) => error(StatusCode::NOT_FOUND, &e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

@@ -24,7 +24,6 @@ use crate::delivery::{deliver, peer_kind};
 use crate::journal::JournalFailure;
 use crate::journal_codec::{chat_key, dedupe_key, incoming, reply_json};
 use crate::live::{Direction, LiveEvent};
-use crate::pairing::Pairing;
 use crate::reply_order::Turnstile;
 use crate::Gateway;
 use crate::{blocks, media_in, media_out, presence, preview, tool_summaries};
@@ -190,10 +189,19 @@ impl Gateway {
         }
         // DM access runs before routing: unknown senders never reach an agent.
         if ev.peer.kind == PeerKind::Direct {
-            let pairing = Pairing::new(&self.env.state_dir());
-            match dm_access(cfg, &ch, &account, &ev.sender_id, &pairing.approved(&ch, &account)) {
+            let (c, a) = (ch.clone(), account.clone());
+            let approved = match self.on_pairing(move |p| p.approved(&c, &a)).await {
+                Ok(approved) => approved,
+                // Not a stranger for want of a list: the event stays in the journal and runs again.
+                Err(e) if e.passes() => return self.defer(&ch, &account, "access", e.to_string()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable approved-senders list; treating it as empty");
+                    Vec::new()
+                }
+            };
+            match dm_access(cfg, &ch, &account, &ev.sender_id, &approved) {
                 DmVerdict::Allow => {}
-                DmVerdict::Pairing => return self.offer_pairing(&pairing, &channel, &ev).await,
+                DmVerdict::Pairing => return self.offer_pairing(&channel, &ev).await,
                 DmVerdict::Deny(why) => return self.drop_event(&ch, &account, &why),
             }
         }
@@ -690,9 +698,10 @@ impl Gateway {
 
     /// An unknown sender under `dmPolicy: "pairing"`: a new request gets a
     /// code in reply (once); the message itself is not routed.
-    async fn offer_pairing(&self, pairing: &Pairing, channel: &ChannelRuntime, ev: &InboundEvent) -> Outcome {
+    async fn offer_pairing(&self, channel: &ChannelRuntime, ev: &InboundEvent) -> Outcome {
         let (ch, account) = (ev.channel.as_str(), ev.account_id.as_str());
-        match pairing.request(ch, account, &ev.sender_id, ev.sender_name.as_deref()) {
+        let (c, a, sender, name) = (ch.to_string(), account.to_string(), ev.sender_id.clone(), ev.sender_name.clone());
+        match self.on_pairing(move |p| p.request(&c, &a, &sender, name.as_deref())).await {
             Ok(Some(code)) => {
                 let text = format!(
                     "I don't know you yet. Your pairing code is {code}.\nAsk the owner of this bot to run: chela pairing approve {ch} {code}"
@@ -769,6 +778,14 @@ impl Gateway {
         tracing::warn!(channel, account, stage, error = %message, "inbound message failed");
         self.metrics.inc("chela_errors_total", &[("stage", stage)]);
         Outcome::Failed(message)
+    }
+
+    /// An event that cannot be decided now (a store it needs is away): it
+    /// stays unfinished in the journal and is run again.
+    fn defer(&self, channel: &str, account: &str, stage: &'static str, message: String) -> Outcome {
+        tracing::warn!(channel, account, stage, error = %message, "inbound message deferred");
+        self.metrics.inc("chela_errors_total", &[("stage", stage)]);
+        Outcome::Deferred(message)
     }
 }
 

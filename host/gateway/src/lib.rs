@@ -218,6 +218,8 @@ pub struct Gateway {
     bot_loops: std::sync::Mutex<(std::time::Instant, chela_core::bot_loop::BotLoopLedger)>,
     /// Cron jobs and heartbeats (`cron/`).
     scheduler: cron::Scheduler,
+    /// The replicas' database (`None`: the embedded files).
+    database: Option<Arc<chela_database::Database>>,
     /// What happens to messages, for the control page's Live page (`live.rs`).
     live: live::Live,
     /// The watched config file's last check (`GET /api/v1/config`).
@@ -379,8 +381,11 @@ impl Gateway {
                     });
                 }
             });
-            let services =
-                RuntimeServices { announcer: Some(announcer), messaging: Some(messenger::messenger(me_too)), database };
+            let services = RuntimeServices {
+                announcer: Some(announcer),
+                messaging: Some(messenger::messenger(me_too)),
+                database: database.clone(),
+            };
             let runtime = agent_runtime(cell.clone(), env.clone(), plugins.clone(), providers, vars.clone(), services);
             Gateway {
                 snapshot: cell,
@@ -407,6 +412,7 @@ impl Gateway {
                 group_history: group_history::GroupHistory::default(),
                 bot_loops: std::sync::Mutex::new((std::time::Instant::now(), Default::default())),
                 scheduler: cron::Scheduler::new(cron::CronStore::new(&state_dir)),
+                database,
                 live: live::Live::default(),
                 config_report: std::sync::Mutex::default(),
                 config_path: std::sync::Mutex::default(),
@@ -435,6 +441,21 @@ impl Gateway {
     /// The config of the snapshot in force.
     pub fn config(&self) -> Arc<Config> {
         self.snapshot.load().config.clone()
+    }
+
+    /// Runs `work` on the pairing store (the replicas' database, or the
+    /// state dir's files) off the async workers: a database round trip or
+    /// a file's fsync never holds one up.
+    pub(crate) async fn on_pairing<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&pairing::Pairing) -> Result<R, pairing::PairingError> + Send + 'static,
+    ) -> Result<R, pairing::PairingError> {
+        let store = pairing::Pairing::at(&self.env.state_dir(), self.database.as_ref());
+        match tokio::task::spawn_blocking(move || work(&store)).await {
+            Ok(out) => out,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(pairing::PairingError::Stopped(e.to_string())),
+        }
     }
 
     /// The token control-plane requests must present.

@@ -4,12 +4,18 @@
 //! OpenClaw's layout under `<stateDir>/credentials/`:
 //! `<channel>-pairing.json` (pending requests) and
 //! `<channel>-allowFrom.json` / `<channel>-<account>-allowFrom.json`
-//! (approved senders of the default / another account). The gateway reads
+//! (approved senders of the default / another account); on replicas the
+//! same documents, under the same names, in the shared database
+//! (`chela_documents`), each edit under its row's lock, so replicas and the
+//! CLI never lose each other's requests or approvals. The gateway reads
 //! them on every such message, so an approval applies at once.
 //!
 //! Must not: decide DM policy (core's `access` does) or write a file in place.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chela_database::Database;
 
 use serde::{Deserialize, Serialize};
 
@@ -65,13 +71,26 @@ fn one() -> u32 {
 pub enum PairingError {
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
+    /// The shared database refused or could not be reached, or holds a
+    /// document that is not what this chela writes.
+    #[error("pairing document `{name}` in the database: {message}")]
+    Database { name: String, message: String, transient: bool },
+    #[error("the pairing store call did not complete: {0}")]
+    Stopped(String),
     #[error("no pending pairing request with code `{code}` on {channel} (codes expire after an hour; `chela pairing list {channel}`)")]
     UnknownCode { channel: String, code: String },
 }
 
-/// The pairing store of one state dir.
+/// Where the pairing documents are.
+enum Place {
+    /// `<stateDir>/credentials/`.
+    Files(PathBuf),
+    Shared(Arc<Database>),
+}
+
+/// The pairing store of one state dir, or of the replicas' database.
 pub struct Pairing {
-    dir: PathBuf,
+    place: Place,
 }
 
 fn now_ms() -> i64 {
@@ -85,50 +104,131 @@ fn new_code() -> String {
     (0..CODE_LEN).map(|i| ALPHABET[((bits >> (i * 5)) & 31) as usize] as char).collect()
 }
 
+fn pending_name(channel: &str) -> String {
+    format!("{channel}-pairing.json")
+}
+
+fn allow_name(channel: &str, account: &str) -> String {
+    if account == "default" {
+        format!("{channel}-allowFrom.json")
+    } else {
+        format!("{channel}-{account}-allowFrom.json")
+    }
+}
+
+impl PairingError {
+    /// A failure that may pass (the database away), as opposed to a
+    /// document that is wrong.
+    pub fn passes(&self) -> bool {
+        matches!(self, PairingError::Database { transient: true, .. } | PairingError::Stopped(_))
+    }
+}
+
+/// A change to one document: whether it changed (so is written) and its answer.
+type Edited<R> = Result<(bool, R), PairingError>;
+
 impl Pairing {
+    /// The files of `state_dir`.
     pub fn new(state_dir: &Path) -> Pairing {
-        Pairing { dir: state_dir.join("credentials") }
+        Pairing { place: Place::Files(state_dir.join("credentials")) }
     }
 
-    fn pending_path(&self, channel: &str) -> PathBuf {
-        self.dir.join(format!("{channel}-pairing.json"))
-    }
-
-    fn allow_path(&self, channel: &str, account: &str) -> PathBuf {
-        if account == "default" {
-            self.dir.join(format!("{channel}-allowFrom.json"))
-        } else {
-            self.dir.join(format!("{channel}-{account}-allowFrom.json"))
+    /// The replicas' database when there is one, else the files of `state_dir`.
+    pub fn at(state_dir: &Path, database: Option<&Arc<Database>>) -> Pairing {
+        match database {
+            Some(db) => Pairing { place: Place::Shared(db.clone()) },
+            None => Pairing::new(state_dir),
         }
     }
 
-    fn read<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> Result<T, PairingError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| PairingError::File { path: path.to_path_buf(), message: e.to_string() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
-            Err(e) => Err(PairingError::File { path: path.to_path_buf(), message: e.to_string() }),
+    fn load<T: for<'de> Deserialize<'de> + Default>(&self, name: &str) -> Result<T, PairingError> {
+        match &self.place {
+            Place::Files(dir) => {
+                let path = dir.join(name);
+                let err = |message: String| PairingError::File { path: path.clone(), message };
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => serde_json::from_str(&text).map_err(|e| err(e.to_string())),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+                    Err(e) => Err(err(e.to_string())),
+                }
+            }
+            Place::Shared(db) => {
+                let err =
+                    |message: String, transient| PairingError::Database { name: name.to_string(), message, transient };
+                match db.document(name).map_err(|e| err(e.to_string(), e.is_transient()))? {
+                    Some(text) => serde_json::from_str(&text).map_err(|e| err(e.to_string(), false)),
+                    None => Ok(T::default()),
+                }
+            }
         }
     }
 
-    fn write<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), PairingError> {
-        let err = |e: String| PairingError::File { path: path.to_path_buf(), message: e };
-        let body = serde_json::to_vec_pretty(value).map_err(|e| err(e.to_string()))?;
-        chela_durable::replace(path, &body, chela_durable::Durability::Fsync).map_err(|e| err(e.to_string()))
+    /// Reads document `name`, lets `edit` change it, and writes it back when
+    /// it says it changed: one edit at a time (a process lock for the files,
+    /// the row's lock in the database). An error from `edit` writes nothing.
+    fn edit<T, R>(&self, name: &str, edit: impl FnOnce(&mut T) -> Edited<R> + Send + 'static) -> Result<R, PairingError>
+    where
+        T: for<'de> Deserialize<'de> + Serialize + Default,
+        R: Send + 'static,
+    {
+        match &self.place {
+            Place::Files(dir) => {
+                let _one_writer = one_writer();
+                let mut doc: T = self.load(name)?;
+                let (changed, answer) = edit(&mut doc)?;
+                if changed {
+                    let path = dir.join(name);
+                    let err = |e: String| PairingError::File { path: path.clone(), message: e };
+                    let body = serde_json::to_vec_pretty(&doc).map_err(|e| err(e.to_string()))?;
+                    chela_durable::replace(&path, &body, chela_durable::Durability::Fsync)
+                        .map_err(|e| err(e.to_string()))?;
+                }
+                Ok(answer)
+            }
+            Place::Shared(db) => {
+                let doc_name = name.to_string();
+                let err = move |message: String, transient| PairingError::Database {
+                    name: doc_name.clone(),
+                    message,
+                    transient,
+                };
+                let inner = {
+                    let err = err.clone();
+                    move |message: String| err(message, false)
+                };
+                let edited = db.edit_document(name, move |body| {
+                    let parsed = match body {
+                        Some(text) => serde_json::from_str(&text).map_err(|e| inner(e.to_string())),
+                        None => Ok(T::default()),
+                    };
+                    let outcome = parsed.and_then(|mut doc: T| {
+                        let (changed, answer) = edit(&mut doc)?;
+                        let body = match changed {
+                            true => Some(serde_json::to_string_pretty(&doc).map_err(|e| inner(e.to_string()))?),
+                            false => None,
+                        };
+                        Ok((body, answer))
+                    });
+                    match outcome {
+                        Ok((body, answer)) => (body, Ok(answer)),
+                        Err(e) => (None, Err(e)),
+                    }
+                });
+                edited.map_err(|e| err(e.to_string(), e.is_transient()))?
+            }
+        }
     }
 
-    /// Senders approved for this account.
-    pub fn approved(&self, channel: &str, account: &str) -> Vec<String> {
-        Self::read::<AllowFile>(&self.allow_path(channel, account)).map(|f| f.allow_from).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "unreadable approved-senders file; treating as empty");
-            Vec::new()
-        })
+    /// Senders approved for this account. A document that cannot be read
+    /// is an error (an approved sender must not be taken for a stranger).
+    pub fn approved(&self, channel: &str, account: &str) -> Result<Vec<String>, PairingError> {
+        Ok(self.load::<AllowFile>(&allow_name(channel, account))?.allow_from)
     }
 
     /// Pending requests of a channel (expired ones dropped).
     pub fn pending(&self, channel: &str) -> Result<Vec<PairingRequest>, PairingError> {
         let now = now_ms();
-        let f: PendingFile = Self::read(&self.pending_path(channel))?;
+        let f: PendingFile = self.load(&pending_name(channel))?;
         Ok(f.requests.into_iter().filter(|r| now - r.created_at < EXPIRY_MS).collect())
     }
 
@@ -142,88 +242,85 @@ impl Pairing {
         sender: &str,
         name: Option<&str>,
     ) -> Result<Option<String>, PairingError> {
-        let _one_writer = one_writer();
-        let now = now_ms();
-        let mut pending = self.pending(channel)?;
-        if let Some(r) = pending.iter_mut().find(|r| r.id == sender && r.account_id == account) {
-            r.last_seen_at = now;
-            self.write(&self.pending_path(channel), &PendingFile { version: 1, requests: pending })?;
-            return Ok(None);
-        }
-        if pending.len() >= MAX_PENDING {
-            return Ok(None);
-        }
-        let code = loop {
-            let c = new_code();
-            if !pending.iter().any(|r| r.code == c) {
-                break c;
+        let (account, sender, name) = (account.to_string(), sender.to_string(), name.map(str::to_string));
+        self.edit(&pending_name(channel), move |f: &mut PendingFile| {
+            let now = now_ms();
+            f.version = 1;
+            f.requests.retain(|r| now - r.created_at < EXPIRY_MS);
+            if let Some(r) = f.requests.iter_mut().find(|r| r.id == sender && r.account_id == account) {
+                r.last_seen_at = now;
+                return Ok((true, None));
             }
-        };
-        pending.push(PairingRequest {
-            id: sender.to_string(),
-            code: code.clone(),
-            account_id: account.to_string(),
-            created_at: now,
-            last_seen_at: now,
-            name: name.map(str::to_string),
-        });
-        self.write(&self.pending_path(channel), &PendingFile { version: 1, requests: pending })?;
-        Ok(Some(code))
+            if f.requests.len() >= MAX_PENDING {
+                return Ok((false, None));
+            }
+            let code = loop {
+                let c = new_code();
+                if !f.requests.iter().any(|r| r.code == c) {
+                    break c;
+                }
+            };
+            f.requests.push(PairingRequest {
+                id: sender,
+                code: code.clone(),
+                account_id: account,
+                created_at: now,
+                last_seen_at: now,
+                name,
+            });
+            Ok((true, Some(code)))
+        })
     }
 
-    /// Approves a pending code: the sender joins the account's approved list.
+    /// Approves a pending code: the sender joins the account's approved list,
+    /// then the request is removed (a crash between leaves a request for a
+    /// sender who is already approved, which expires).
     pub fn approve(&self, channel: &str, code: &str) -> Result<PairingRequest, PairingError> {
-        let _one_writer = one_writer();
-        let (req, rest) = self.take(channel, code)?;
-        self.allow_locked(channel, &req.account_id, std::slice::from_ref(&req.id))?;
-        self.write(&self.pending_path(channel), &PendingFile { version: 1, requests: rest })?;
-        Ok(req)
-    }
-
-    /// The pending request with `code` (any case), and the others.
-    fn take(&self, channel: &str, code: &str) -> Result<(PairingRequest, Vec<PairingRequest>), PairingError> {
         let code = code.trim().to_ascii_uppercase();
-        let mut pending = self.pending(channel)?;
-        let pos = pending
-            .iter()
-            .position(|r| r.code == code)
+        let req = self
+            .pending(channel)?
+            .into_iter()
+            .find(|r| r.code == code)
             .ok_or_else(|| PairingError::UnknownCode { channel: channel.to_string(), code: code.clone() })?;
-        let req = pending.remove(pos);
-        Ok((req, pending))
+        self.allow(channel, &req.account_id, std::slice::from_ref(&req.id))?;
+        self.edit(&pending_name(channel), move |f: &mut PendingFile| {
+            let before = f.requests.len();
+            f.requests.retain(|r| r.code != code);
+            Ok((f.requests.len() != before, ()))
+        })?;
+        Ok(req)
     }
 
     /// Refuses a pending code: the request is forgotten (the sender may ask
     /// again, and gets a new code).
     pub fn deny(&self, channel: &str, code: &str) -> Result<PairingRequest, PairingError> {
-        let _one_writer = one_writer();
-        let (req, rest) = self.take(channel, code)?;
-        self.write(&self.pending_path(channel), &PendingFile { version: 1, requests: rest })?;
-        Ok(req)
+        let (channel, code) = (channel.to_string(), code.trim().to_ascii_uppercase());
+        self.edit(&pending_name(&channel.clone()), move |f: &mut PendingFile| {
+            let now = now_ms();
+            let pos = f
+                .requests
+                .iter()
+                .position(|r| r.code == code && now - r.created_at < EXPIRY_MS)
+                .ok_or(PairingError::UnknownCode { channel, code })?;
+            Ok((true, f.requests.remove(pos)))
+        })
     }
 
     /// Adds senders to an account's approved list (those not on it yet, in
     /// order); returns how many were added.
     pub fn allow(&self, channel: &str, account: &str, senders: &[String]) -> Result<usize, PairingError> {
-        let _one_writer = one_writer();
-        self.allow_locked(channel, account, senders)
-    }
-
-    /// [`Pairing::allow`], for a caller that holds [`WRITE`].
-    fn allow_locked(&self, channel: &str, account: &str, senders: &[String]) -> Result<usize, PairingError> {
-        let path = self.allow_path(channel, account);
-        let mut allow: AllowFile = Self::read(&path)?;
-        let before = allow.allow_from.len();
-        for s in senders {
-            if !allow.allow_from.contains(s) {
-                allow.allow_from.push(s.clone());
+        let senders = senders.to_vec();
+        self.edit(&allow_name(channel, account), move |allow: &mut AllowFile| {
+            let before = allow.allow_from.len();
+            for s in senders {
+                if !allow.allow_from.contains(&s) {
+                    allow.allow_from.push(s);
+                }
             }
-        }
-        let added = allow.allow_from.len() - before;
-        if added > 0 {
+            let added = allow.allow_from.len() - before;
             allow.version = 1;
-            self.write(&path, &allow)?;
-        }
-        Ok(added)
+            Ok((added > 0, added))
+        })
     }
 }
 
@@ -245,8 +342,8 @@ mod tests {
         assert!(matches!(p.approve("telegram", "ZZZZZZZZ"), Err(PairingError::UnknownCode { .. })));
         let req = p.approve("telegram", &code.to_lowercase()).unwrap();
         assert_eq!(req.id, "111");
-        assert_eq!(p.approved("telegram", "default"), ["111"]);
-        assert!(p.approved("telegram", "bot2").is_empty());
+        assert_eq!(p.approved("telegram", "default").unwrap(), ["111"]);
+        assert!(p.approved("telegram", "bot2").unwrap().is_empty());
         assert!(dir.path().join("credentials/telegram-allowFrom.json").exists());
         assert_eq!(p.pending("telegram").unwrap().len(), 2);
     }

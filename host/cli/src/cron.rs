@@ -1,6 +1,7 @@
 //! `chela cron list|add|rm|runs|run` (OpenClaw's `openclaw cron`): the jobs of the
-//! config (`cron.jobs`), those stored in the state dir, and the heartbeat
-//! monitors, on the files the gateway's scheduler reads every tick. `run`
+//! config (`cron.jobs`), those stored by `add`, and the heartbeat monitors,
+//! where the gateway's scheduler reads them every tick (the state dir's
+//! files, or the replicas' database when storage names one). `run`
 //! asks the running gateway to run a job now.
 //!
 //! Must not: keep its own job format or checks (core's `cron_job` and the
@@ -10,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use chela_agent::clock::now_ms;
+use chela_core::config::Config;
 use chela_core::cron_job::{valid_id, Delivery, JobSpec, Payload};
 use chela_core::schedule::{parse_duration_ms, parse_instant, ScheduleSpec, Unit};
 use chela_gateway::cron::{scheduler, CronStore};
@@ -124,22 +126,24 @@ pub struct AddArgs {
 }
 
 pub fn run(ctx: &Context, cmd: CronCommand) -> Result<ExitCode> {
-    let store = CronStore::new(&ctx.env.state_dir());
+    let cfg = ctx.load()?.config;
+    // Where the gateway keeps it: the state dir, or the replicas' database.
+    let database = crate::context::database(&cfg, &ctx.env)?;
+    let store = CronStore::at(&ctx.env.state_dir(), database.as_ref());
     match cmd {
-        CronCommand::List { json } => list(ctx, &store, json),
-        CronCommand::Add(args) => add(ctx, &store, *args),
-        CronCommand::Rm { id, json } => remove(ctx, &store, &id, json),
-        CronCommand::Run { id, json } => run_now(ctx, &id, json),
+        CronCommand::List { json } => list(&cfg, &store, json),
+        CronCommand::Add(args) => add(&cfg, &store, *args),
+        CronCommand::Rm { id, json } => remove(&cfg, &store, &id, json),
+        CronCommand::Run { id, json } => run_now(ctx, &cfg, &id, json),
         CronCommand::Enable { id, json } => enable(&store, &id, json),
         CronCommand::Runs { id, limit, json } => runs(&store, &id, limit, json),
     }
 }
 
-fn list(ctx: &Context, store: &CronStore, json: bool) -> Result<ExitCode> {
-    let cfg = ctx.load()?.config;
-    let jobs = scheduler::listing(store, &cfg)?;
+fn list(cfg: &Config, store: &CronStore, json: bool) -> Result<ExitCode> {
+    let jobs = scheduler::listing(store, cfg)?;
     if json {
-        print_json(&serde_json::json!({ "jobs": chela_gateway::cron::listing_json(&cfg, &jobs) }));
+        print_json(&serde_json::json!({ "jobs": chela_gateway::cron::listing_json(cfg, &jobs) }));
         return Ok(ExitCode::SUCCESS);
     }
     if jobs.is_empty() {
@@ -148,7 +152,7 @@ fn list(ctx: &Context, store: &CronStore, json: bool) -> Result<ExitCode> {
     }
     println!("{:<22} {:<10} {:<26} {:<12} {:<26} LAST", "ID", "AGENT", "SCHEDULE", "SESSION", "NEXT RUN");
     for (job, st) in &jobs {
-        let agent = job.agent(&cfg).unwrap_or_else(|| "?".into());
+        let agent = job.agent(cfg).unwrap_or_else(|| "?".into());
         let next = match (job.enabled(), st.next_run_at_ms) {
             (false, _) => "disabled".to_string(),
             (_, _) if st.done => "done".to_string(),
@@ -205,8 +209,7 @@ fn schedule(args: &AddArgs) -> Result<ScheduleSpec> {
     bail!("a job needs a schedule: --at, --every or --cron")
 }
 
-fn add(ctx: &Context, store: &CronStore, args: AddArgs) -> Result<ExitCode> {
-    let cfg = ctx.load()?.config;
+fn add(cfg: &Config, store: &CronStore, args: AddArgs) -> Result<ExitCode> {
     let payload = match (&args.message, &args.system_event) {
         (Some(m), None) => Payload::AgentTurn {
             message: m.clone(),
@@ -246,14 +249,14 @@ fn add(ctx: &Context, store: &CronStore, args: AddArgs) -> Result<ExitCode> {
         wake_mode: args.wake.clone(),
         failure_alert: args.no_failure_alert.then_some(chela_core::failure_alert::JobFailureAlert::Switch(false)),
     };
-    let problems = spec.problems(&cfg, now_ms());
+    let problems = spec.problems(cfg, now_ms());
     if !problems.is_empty() {
         for p in &problems {
             eprintln!("error: {}: {}", p.field, p.message);
         }
         bail!("the job was not added ({} problem{})", problems.len(), if problems.len() == 1 { "" } else { "s" });
     }
-    let taken = chela_gateway::cron::catalogue(&cfg, &[]);
+    let taken = chela_gateway::cron::catalogue(cfg, &[]);
     let added = store.add(spec.clone(), |stored| {
         if let Some(j) = taken.iter().find(|j| j.id == id) {
             return Err(format!("a job `{id}` exists already ({})", source_text(&j.source)));
@@ -269,7 +272,7 @@ fn add(ctx: &Context, store: &CronStore, args: AddArgs) -> Result<ExitCode> {
     if args.json {
         print_json(&serde_json::json!({ "added": spec }));
     } else {
-        let agent = spec.agent(&cfg).unwrap_or_default();
+        let agent = spec.agent(cfg).unwrap_or_default();
         println!("added cron job {id} for agent {agent}; the gateway picks it up within a second");
     }
     Ok(ExitCode::SUCCESS)
@@ -283,9 +286,8 @@ fn source_text(source: &chela_gateway::cron::Source) -> String {
     }
 }
 
-fn remove(ctx: &Context, store: &CronStore, id: &str, json: bool) -> Result<ExitCode> {
-    let cfg = ctx.load()?.config;
-    if let Some(j) = chela_gateway::cron::catalogue(&cfg, &[]).into_iter().find(|j| j.id == id) {
+fn remove(cfg: &Config, store: &CronStore, id: &str, json: bool) -> Result<ExitCode> {
+    if let Some(j) = chela_gateway::cron::catalogue(cfg, &[]).into_iter().find(|j| j.id == id) {
         bail!("cron job `{id}` is {}; change it there", source_text(&j.source));
     }
     if !store.remove(id)? {
@@ -324,11 +326,9 @@ fn runs(store: &CronStore, id: &str, limit: usize, json: bool) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_now(ctx: &Context, id: &str, json: bool) -> Result<ExitCode> {
-    let cfg = ctx.load()?.config;
+fn run_now(ctx: &Context, cfg: &Config, id: &str, json: bool) -> Result<ExitCode> {
     let body = serde_json::json!({ "id": id });
-    let Some(report) = crate::client::control(ctx, &cfg, reqwest::Method::POST, "/api/v1/cron/run", Some(&body))?
-    else {
+    let Some(report) = crate::client::control(ctx, cfg, reqwest::Method::POST, "/api/v1/cron/run", Some(&body))? else {
         bail!("no gateway is running for this config: `chela cron run` runs the job in the gateway (start it with `chela gateway`)");
     };
     if json {

@@ -665,3 +665,81 @@ async fn a_pairing_request_made_on_one_replica_is_approved_once_for_all() {
     assert!(!again.status.success() && stderr.contains("no pending pairing request"), "{stderr}");
     drop((a, b));
 }
+
+/// The scheduler's state as the replicas' database has it (`cron/state.json`).
+fn shared_cron_state(db: &Cluster) -> Value {
+    serde_json::from_str(&db.psql("select body from chela_documents where name = 'cron/state.json'"))
+        .unwrap_or(Value::Null)
+}
+
+/// The scheduler runs on the replica holding its lease and keeps its state
+/// in the database: `kill -9` that replica in the middle of a one-shot job,
+/// and the replica that takes the scheduler over finds the claim, records
+/// the run as interrupted and never runs it again, keeps every next-run
+/// time the first one wrote, and goes on with the schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_scheduler_taken_over_after_a_kill_runs_no_job_twice() {
+    use chela_fakes::openai::OpenAiFake;
+    let db = Cluster::start();
+    let url = db.url();
+    let fake = OpenAiFake::start("sk-fake-openai").await;
+    fake.hold();
+    let config = format!(
+        r#"{{ models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{ list: [ {{ id: "main", default: true, model: "openai/gpt-test" }}, {{ id: "clock" }} ] }},
+      cron: {{ jobs: [
+        {{ id: "once", schedule: {{ kind: "at", at: "2020-01-01T00:00:00Z" }},
+           payload: {{ kind: "agentTurn", message: "the one-shot job" }} }},
+        {{ id: "hourly", schedule: {{ kind: "every", every: "1h" }}, payload: {{ kind: "agentTurn", message: "hourly" }} }},
+        {{ id: "tick", agentId: "clock", schedule: {{ kind: "every", everyMs: 1000 }},
+           payload: {{ kind: "systemEvent", text: "tick" }} }} ] }} }}"#,
+        openai = fake.base_url()
+    );
+    let asked = |what: &str| fake.requests().iter().filter(|(_, body)| body.to_string().contains(what)).count();
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, b) = tokio::join!(
+        on_database(dirs[0].path(), &url, &config, "channel_webhook_js"),
+        on_database(dirs[1].path(), &url, &config, "channel_webhook_js")
+    );
+    let mut replicas = vec![a, b];
+    support::eventually("the one-shot job is in its model call", || asked("the one-shot job") == 1).await;
+    let mut owner = None;
+    for (i, gw) in replicas.iter().enumerate() {
+        if leases_of(gw).await.iter().any(|l| l == "scheduler") {
+            owner = Some(i);
+        }
+    }
+    let owner = owner.expect("a replica holds the scheduler's lease");
+    let before = shared_cron_state(&db);
+    assert!(before["jobs"]["once"]["running"].is_object(), "claimed in the database before it ran: {before:#}");
+    let hourly_next = before["jobs"]["hourly"]["nextRunAtMs"].as_i64().expect("hourly has its next run");
+    let ticks_before = before["jobs"]["tick"]["runs"].as_u64().unwrap_or(0);
+    let mut dead = replicas.remove(owner);
+    dead.child.start_kill().unwrap();
+    dead.child.wait().await.unwrap();
+    fake.release();
+
+    // The survivor takes the lease over and goes on from the shared state.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let s = shared_cron_state(&db);
+        if s["jobs"]["once"]["lastStatus"] == "interrupted"
+            && s["jobs"]["tick"]["runs"].as_u64() >= Some(ticks_before + 3)
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the survivor did not take the scheduler over: {s:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(leases_of(&replicas[0]).await.iter().any(|l| l == "scheduler"));
+    let after = shared_cron_state(&db);
+    assert_eq!(asked("the one-shot job"), 1, "run a second time by the replica that took over");
+    assert!(after["jobs"]["once"]["done"] == true && after["jobs"]["once"]["runs"] == 0, "{after:#}");
+    assert_eq!(after["jobs"]["hourly"]["nextRunAtMs"].as_i64(), Some(hourly_next), "the takeover kept the next run");
+    assert!(!dirs[1 - owner].path().join("state/cron/state.json").exists(), "scheduler state in a state dir");
+    // `chela cron runs` on the database, from neither replica's state dir, shows the cut-off run.
+    let cli = tempfile::tempdir().unwrap();
+    std::fs::write(cli.path().join("chela.json5"), &config).unwrap();
+    let once = cli_on_database(cli.path(), &url, &["cron", "runs", "once", "--json"], true).await;
+    assert_eq!(once["runs"][0]["status"], "interrupted", "{once:#}");
+}

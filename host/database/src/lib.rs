@@ -16,8 +16,8 @@
 //! - `tls`: TLS as the URL's libpq `sslmode` and `sslrootcert` say (rustls).
 //! - `kv`: plugins' key-value state (channel offsets, gateway sessions),
 //!   the same on every replica.
-//! - `documents`: small documents replicas edit together, each edit under
-//!   its row's lock (pairing requests and approved senders).
+//! - `documents`: small documents replicas edit together, each edit one
+//!   transaction under a lock the caller names (pairing, the scheduler).
 //! - `settings`: values set once for every replica (the generated token).
 //! - `turn_lock`: a session's turn, held against every other replica by a
 //!   session-level advisory lock that dies with its connection (a replica

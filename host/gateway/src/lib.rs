@@ -411,7 +411,7 @@ impl Gateway {
                 started: std::time::Instant::now(),
                 group_history: group_history::GroupHistory::default(),
                 bot_loops: std::sync::Mutex::new((std::time::Instant::now(), Default::default())),
-                scheduler: cron::Scheduler::new(cron::CronStore::new(&state_dir)),
+                scheduler: cron::Scheduler::new(cron::CronStore::at(&state_dir, database.as_ref())),
                 database,
                 live: live::Live::default(),
                 config_report: std::sync::Mutex::default(),

@@ -6,7 +6,7 @@
 //! `<channel>-allowFrom.json` / `<channel>-<account>-allowFrom.json`
 //! (approved senders of the default / another account); on replicas the
 //! same documents, under the same names, in the shared database
-//! (`chela_documents`), each edit under its row's lock, so replicas and the
+//! (`chela_documents`), each edit under its document's lock, so replicas and the
 //! CLI never lose each other's requests or approvals. The gateway reads
 //! them on every such message, so an approval applies at once.
 //!
@@ -165,11 +165,10 @@ impl Pairing {
 
     /// Reads document `name`, lets `edit` change it, and writes it back when
     /// it says it changed: one edit at a time (a process lock for the files,
-    /// the row's lock in the database). An error from `edit` writes nothing.
-    fn edit<T, R>(&self, name: &str, edit: impl FnOnce(&mut T) -> Edited<R> + Send + 'static) -> Result<R, PairingError>
+    /// the document's lock in the database). An error from `edit` writes nothing.
+    fn edit<T, R>(&self, name: &str, edit: impl FnOnce(&mut T) -> Edited<R>) -> Result<R, PairingError>
     where
         T: for<'de> Deserialize<'de> + Serialize + Default,
-        R: Send + 'static,
     {
         match &self.place {
             Place::Files(dir) => {

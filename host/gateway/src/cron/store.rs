@@ -1,8 +1,13 @@
 //! The scheduler's files under `<stateDir>/cron/`: `jobs.json` (the jobs
 //! `chela cron add` made) and `state.json` (every job's next run, last run
-//! and the claim of a run in progress). Each change is a read-modify-write
-//! under an exclusive lock on `cron/lock`, so the gateway and the CLI never
-//! lose each other's writes, and each file is replaced atomically.
+//! and the claim of a run in progress), `events.json`, `runs/<id>.json`.
+//! Each change is a read-modify-write under an exclusive lock on
+//! `cron/lock`, so the gateway and the CLI never lose each other's writes,
+//! and each file is replaced atomically. On replicas the same documents
+//! are in the shared database (`chela_documents`, `cron/<file>`), each
+//! change one transaction under one advisory lock for the store: the
+//! replica that takes the scheduler over finds the claims and next-run
+//! times the last one wrote.
 //!
 //! A run is *claimed* — its claim and the job's next run time written and
 //! synced — before it starts. A gateway killed mid-run finds the claim on
@@ -13,6 +18,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chela_database::Database;
 
 use chela_core::cron_job::JobSpec;
 use serde::{Deserialize, Serialize};
@@ -157,25 +165,99 @@ pub enum CronStoreError {
     },
     #[error(transparent)]
     Replace(#[from] chela_durable::ReplaceError),
+    #[error("the scheduler's `{name}` in the database: not a document chela can read ({source}); fix or remove it")]
+    CorruptDocument {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the scheduler's state in the database: {0}")]
+    Database(#[from] chela_database::DbError),
 }
 
-/// The scheduler's files in a state dir.
-#[derive(Debug, Clone)]
+/// Where the scheduler's documents are.
+#[derive(Clone)]
+enum Place {
+    /// `<stateDir>/cron/`, under the `cron/lock` file lock.
+    Files(chela_durable::Durability),
+    /// The replicas' database (`chela_documents`, names `cron/<file>`),
+    /// under one advisory lock for the whole store.
+    Shared(Arc<Database>),
+}
+
+/// The scheduler's files in a state dir, or its documents in the replicas' database.
+#[derive(Clone)]
 pub struct CronStore {
     dir: PathBuf,
-    durability: chela_durable::Durability,
+    place: Place,
 }
 
 /// The held lock; the files are read and written while it lives.
 struct Locked(#[allow(dead_code)] std::fs::File);
 
+/// The documents one change reads and writes (`jobs.json`, `state.json`,
+/// `events.json`, `runs/<id>.json`), as read under the store's lock.
+struct Docs {
+    names: Vec<String>,
+    bodies: Vec<Option<String>>,
+    /// Where a body came from, for errors ("<dir>/state.json" or "cron/state.json").
+    shown: Vec<String>,
+    shared: bool,
+}
+
+impl Docs {
+    fn index(&self, name: &str) -> usize {
+        self.names.iter().position(|n| n == name).unwrap_or_else(|| unreachable!("`{name}` not asked for"))
+    }
+
+    fn get<T: for<'de> Deserialize<'de> + Default>(&self, name: &str) -> Result<T, CronStoreError> {
+        let i = self.index(name);
+        match self.bodies[i].as_deref() {
+            None => Ok(T::default()),
+            Some(body) if body.bytes().all(|b| b.is_ascii_whitespace()) => Ok(T::default()),
+            Some(body) => serde_json::from_str(body).map_err(|source| match self.shared {
+                true => CronStoreError::CorruptDocument { name: self.shown[i].clone(), source },
+                false => CronStoreError::Corrupt { path: PathBuf::from(&self.shown[i]), source },
+            }),
+        }
+    }
+
+    fn put<T: Serialize>(&mut self, name: &str, value: &T) {
+        let i = self.index(name);
+        let mut body = serde_json::to_string_pretty(value).unwrap_or_default();
+        body.push('\n');
+        self.bodies[i] = Some(body);
+    }
+
+    fn delete(&mut self, name: &str) {
+        let i = self.index(name);
+        self.bodies[i] = None;
+    }
+}
+
 impl CronStore {
     pub fn new(state_dir: &Path) -> CronStore {
-        CronStore { dir: state_dir.join("cron"), durability: chela_durable::Durability::Fsync }
+        CronStore { dir: state_dir.join("cron"), place: Place::Files(chela_durable::Durability::Fsync) }
+    }
+
+    /// The replicas' database when there is one, else the files of `state_dir`.
+    pub fn at(state_dir: &Path, database: Option<&Arc<Database>>) -> CronStore {
+        match database {
+            Some(db) => CronStore { dir: state_dir.join("cron"), place: Place::Shared(db.clone()) },
+            None => CronStore::new(state_dir),
+        }
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Where the store is, as a person would look for it.
+    pub fn shown(&self) -> String {
+        match &self.place {
+            Place::Files(_) => self.dir.display().to_string(),
+            Place::Shared(db) => format!("{} (chela_documents cron/…)", db.shown_url()),
+        }
     }
 
     fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> CronStoreError + '_ {
@@ -192,27 +274,59 @@ impl CronStore {
         Ok(Locked(file))
     }
 
-    fn read<T: for<'de> Deserialize<'de> + Default>(&self, name: &str) -> Result<T, CronStoreError> {
-        let path = self.dir.join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(T::default()),
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| CronStoreError::Corrupt { path, source }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
-            Err(e) => Err(self.io(&path)(e)),
+    /// Reads the documents `names` under the store's lock, lets `edit`
+    /// change them, and writes back what it changed (nothing on an error):
+    /// the one way every operation below reads and writes.
+    fn change<R>(
+        &self,
+        names: &[&str],
+        edit: impl FnOnce(&mut Docs) -> Result<R, CronStoreError>,
+    ) -> Result<R, CronStoreError> {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        match &self.place {
+            Place::Files(durability) => {
+                let _lock = self.lock()?;
+                let mut bodies = Vec::new();
+                for name in &names {
+                    let path = self.dir.join(name);
+                    bodies.push(match std::fs::read_to_string(&path) {
+                        Ok(text) => Some(text),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                        Err(e) => return Err(self.io(&path)(e)),
+                    });
+                }
+                let shown = names.iter().map(|n| self.dir.join(n).display().to_string()).collect();
+                let mut docs = Docs { names, bodies: bodies.clone(), shown, shared: false };
+                let answer = edit(&mut docs)?;
+                for ((name, old), new) in docs.names.iter().zip(&bodies).zip(&docs.bodies) {
+                    let path = self.dir.join(name);
+                    match new {
+                        _ if new == old => {}
+                        Some(body) => chela_durable::replace(&path, body.as_bytes(), *durability)?,
+                        None => match std::fs::remove_file(&path) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(self.io(&path)(e)),
+                        },
+                    }
+                }
+                Ok(answer)
+            }
+            Place::Shared(db) => {
+                let keys: Vec<String> = names.iter().map(|n| format!("cron/{n}")).collect();
+                db.edit_documents("cron", keys.clone(), |bodies| {
+                    let mut docs = Docs { names, bodies: bodies.to_vec(), shown: keys, shared: true };
+                    let answer = edit(&mut docs)?;
+                    bodies.clone_from_slice(&docs.bodies);
+                    Ok(answer)
+                })?
+            }
         }
-    }
-
-    fn write<T: Serialize>(&self, name: &str, value: &T) -> Result<(), CronStoreError> {
-        let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
-        bytes.push(b'\n');
-        chela_durable::replace(&self.dir.join(name), &bytes, self.durability)?;
-        Ok(())
     }
 
     /// The stored jobs, in the order they were added.
     pub fn jobs(&self) -> Result<Vec<StoredJob>, CronStoreError> {
-        let _lock = self.lock()?;
-        Ok(self.read::<JobsFile>("jobs.json")?.jobs)
+        self.change(&["jobs.json"], |d| Ok(d.get::<JobsFile>("jobs.json")?.jobs))
     }
 
     /// Adds a job (its id already checked unique by the caller, under
@@ -222,43 +336,40 @@ impl CronStore {
         job: StoredJob,
         unique: impl FnOnce(&[StoredJob]) -> Result<(), String>,
     ) -> Result<Result<(), String>, CronStoreError> {
-        let _lock = self.lock()?;
-        let mut file: JobsFile = self.read("jobs.json")?;
-        if let Err(why) = unique(&file.jobs) {
-            return Ok(Err(why));
-        }
-        file.jobs.push(job);
-        self.write("jobs.json", &file)?;
-        Ok(Ok(()))
+        self.change(&["jobs.json"], move |d| {
+            let mut file: JobsFile = d.get("jobs.json")?;
+            if let Err(why) = unique(&file.jobs) {
+                return Ok(Err(why));
+            }
+            file.jobs.push(job);
+            d.put("jobs.json", &file);
+            Ok(Ok(()))
+        })
     }
 
     /// Removes a stored job and its state; whether it was there.
     pub fn remove(&self, id: &str) -> Result<bool, CronStoreError> {
-        let _lock = self.lock()?;
-        let mut file: JobsFile = self.read("jobs.json")?;
-        let before = file.jobs.len();
-        file.jobs.retain(|j| j.id.as_deref() != Some(id));
-        let removed = file.jobs.len() != before;
-        if removed {
-            self.write("jobs.json", &file)?;
-            let mut state: StateFile = self.read("state.json")?;
-            if state.jobs.remove(id).is_some() {
-                self.write("state.json", &state)?;
+        let (id, runs) = (id.to_string(), Self::runs_file(id));
+        self.change(&["jobs.json", "state.json", &runs.clone()], move |d| {
+            let mut file: JobsFile = d.get("jobs.json")?;
+            let before = file.jobs.len();
+            file.jobs.retain(|j| j.id.as_deref() != Some(id.as_str()));
+            let removed = file.jobs.len() != before;
+            if removed {
+                d.put("jobs.json", &file);
+                let mut state: StateFile = d.get("state.json")?;
+                if state.jobs.remove(&id).is_some() {
+                    d.put("state.json", &state);
+                }
+                d.delete(&runs);
             }
-            let runs = self.dir.join(Self::runs_file(id));
-            match std::fs::remove_file(&runs) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(self.io(&runs)(e)),
-            }
-        }
-        Ok(removed)
+            Ok(removed)
+        })
     }
 
     /// Every job's state.
     pub fn states(&self) -> Result<BTreeMap<String, JobState>, CronStoreError> {
-        let _lock = self.lock()?;
-        Ok(self.read::<StateFile>("state.json")?.jobs)
+        self.change(&["state.json"], |d| Ok(d.get::<StateFile>("state.json")?.jobs))
     }
 
     /// Changes the states under the lock and writes them (synced) when `change` says so.
@@ -266,13 +377,14 @@ impl CronStore {
         &self,
         change: impl FnOnce(&mut BTreeMap<String, JobState>) -> (bool, R),
     ) -> Result<R, CronStoreError> {
-        let _lock = self.lock()?;
-        let mut state: StateFile = self.read("state.json")?;
-        let (changed, out) = change(&mut state.jobs);
-        if changed {
-            self.write("state.json", &state)?;
-        }
-        Ok(out)
+        self.change(&["state.json"], move |d| {
+            let mut state: StateFile = d.get("state.json")?;
+            let (changed, out) = change(&mut state.jobs);
+            if changed {
+                d.put("state.json", &state);
+            }
+            Ok(out)
+        })
     }
 
     fn runs_file(job_id: &str) -> String {
@@ -282,66 +394,78 @@ impl CronStore {
 
     /// Adds a run to the job's history (`runs/<id>.json`, the newest [`RUNS_KEPT`]).
     pub fn record_run(&self, job_id: &str, run: RunRecord) -> Result<(), CronStoreError> {
-        let _lock = self.lock()?;
         let name = Self::runs_file(job_id);
-        let mut runs: Vec<RunRecord> = self.read(&name)?;
-        runs.push(run);
-        let over = runs.len().saturating_sub(RUNS_KEPT);
-        runs.drain(..over);
-        self.write(&name, &runs)
+        self.change(&[&name.clone()], move |d| {
+            let mut runs: Vec<RunRecord> = d.get(&name)?;
+            runs.push(run);
+            let over = runs.len().saturating_sub(RUNS_KEPT);
+            runs.drain(..over);
+            d.put(&name, &runs);
+            Ok(())
+        })
     }
 
     /// The job's runs, oldest first.
     pub fn runs(&self, job_id: &str) -> Result<Vec<RunRecord>, CronStoreError> {
-        let _lock = self.lock()?;
-        self.read(&Self::runs_file(job_id))
+        let name = Self::runs_file(job_id);
+        self.change(&[&name.clone()], move |d| d.get(&name))
     }
 
     /// Queues a system event for `agent`'s next heartbeat (`events.json`).
     pub fn push_event(&self, agent: &str, event: PendingEvent) -> Result<(), CronStoreError> {
-        let _lock = self.lock()?;
-        let mut file: EventsFile = self.read("events.json")?;
-        let queue = file.agents.entry(agent.to_string()).or_default();
-        queue.push(event);
-        let over = queue.len().saturating_sub(MAX_PENDING_EVENTS);
-        queue.drain(..over);
-        self.write("events.json", &file)
+        let agent = agent.to_string();
+        self.change(&["events.json"], move |d| {
+            let mut file: EventsFile = d.get("events.json")?;
+            let queue = file.agents.entry(agent).or_default();
+            queue.push(event);
+            let over = queue.len().saturating_sub(MAX_PENDING_EVENTS);
+            queue.drain(..over);
+            d.put("events.json", &file);
+            Ok(())
+        })
     }
 
     /// Whether events wait for `agent`'s heartbeat.
     pub fn has_events(&self, agent: &str) -> Result<bool, CronStoreError> {
-        let _lock = self.lock()?;
-        let file: EventsFile = self.read("events.json")?;
-        Ok(file.agents.get(agent).is_some_and(|q| !q.is_empty()))
+        let agent = agent.to_string();
+        self.change(&["events.json"], move |d| {
+            let file: EventsFile = d.get("events.json")?;
+            Ok(file.agents.get(&agent).is_some_and(|q| !q.is_empty()))
+        })
     }
 
     /// Takes (and removes) the events waiting for `agent`'s heartbeat.
     pub fn take_events(&self, agent: &str) -> Result<Vec<PendingEvent>, CronStoreError> {
-        let _lock = self.lock()?;
-        let mut file: EventsFile = self.read("events.json")?;
-        let taken = file.agents.remove(agent).unwrap_or_default();
-        if !taken.is_empty() {
-            self.write("events.json", &file)?;
-        }
-        Ok(taken)
+        let agent = agent.to_string();
+        self.change(&["events.json"], move |d| {
+            let mut file: EventsFile = d.get("events.json")?;
+            let taken = file.agents.remove(&agent).unwrap_or_default();
+            if !taken.is_empty() {
+                d.put("events.json", &file);
+            }
+            Ok(taken)
+        })
     }
 
     /// Removes a stored job once its one-shot ran (its state stays, marked done).
     pub fn retire(&self, id: &str) -> Result<(), CronStoreError> {
-        let _lock = self.lock()?;
-        let mut file: JobsFile = self.read("jobs.json")?;
-        let before = file.jobs.len();
-        file.jobs.retain(|j| j.id.as_deref() != Some(id));
-        if file.jobs.len() != before {
-            self.write("jobs.json", &file)?;
-        }
-        Ok(())
+        let id = id.to_string();
+        self.change(&["jobs.json"], move |d| {
+            let mut file: JobsFile = d.get("jobs.json")?;
+            let before = file.jobs.len();
+            file.jobs.retain(|j| j.id.as_deref() != Some(id.as_str()));
+            if file.jobs.len() != before {
+                d.put("jobs.json", &file);
+            }
+            Ok(())
+        })
     }
 
     /// Turns a job the scheduler turned off back on, its failure streaks and
     /// incident cleared (`chela cron enable`); `false` when it was not off.
     pub fn enable(&self, id: &str) -> Result<bool, CronStoreError> {
-        self.update_states(|states| match states.get_mut(id) {
+        let id = id.to_string();
+        self.update_states(move |states| match states.get_mut(&id) {
             Some(st) if st.auto_disabled.is_some() => {
                 st.auto_disabled = None;
                 st.consecutive_errors = 0;

@@ -743,3 +743,50 @@ async fn the_scheduler_taken_over_after_a_kill_runs_no_job_twice() {
     let once = cli_on_database(cli.path(), &url, &["cron", "runs", "once", "--json"], true).await;
     assert_eq!(once["runs"][0]["status"], "interrupted", "{once:#}");
 }
+
+/// Two replicas on one Discord bot: one holds the Gateway connection; when
+/// it is killed, the other takes the connection over and RESUMEs the
+/// session the first stored (plugin kv is in the database), so a message
+/// written while no replica was connected is replayed and answered, and
+/// the bot never identifies a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_discord_connection_taken_over_resumes_the_stored_session() {
+    const TOKEN_D: &str = "MTEx.lease-bot-token";
+    let db = Cluster::start();
+    let url = db.url();
+    let discord = chela_fakes::discord::DiscordFake::start().await;
+    discord.set_heartbeat_interval(400);
+    discord.add_bot(TOKEN_D, "1000000000000000077", "lease", true);
+    let config = format!(
+        r#"{{ channels: {{ discord: {{ dmPolicy: "open", allowFrom: ["*"], apiBase: "{}",
+               accounts: {{ default: {{ token: "{TOKEN_D}" }} }} }} }} }}"#,
+        discord.api_base()
+    );
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, b) = tokio::join!(
+        on_database(dirs[0].path(), &url, &config, "channel_discord"),
+        on_database(dirs[1].path(), &url, &config, "channel_discord")
+    );
+    let mut replicas = vec![a, b];
+    assert!(discord.wait_connected(TOKEN_D, support::WAIT).await, "a replica connected");
+    discord.user_message(TOKEN_D, None, ("1100000000000000005", "Ada"), "first", &[], false);
+    assert_eq!(discord.wait_sent(TOKEN_D, 1, support::WAIT).await.len(), 1);
+    assert_eq!(discord.counts(TOKEN_D).0, 1, "identified once");
+    let lease = "poll:discord/default";
+    let mut owner = None;
+    for (i, gw) in replicas.iter().enumerate() {
+        if leases_of(gw).await.iter().any(|l| l == lease) {
+            owner = Some(i);
+        }
+    }
+    let mut dead = replicas.remove(owner.expect("a replica holds the connection's lease"));
+    dead.child.start_kill().unwrap();
+    dead.child.wait().await.unwrap();
+    // Written while nobody is connected: the resumed session replays it.
+    discord.user_message(TOKEN_D, None, ("1100000000000000005", "Ada"), "while nobody listened", &[], false);
+    let sent = discord.wait_sent(TOKEN_D, 2, Duration::from_secs(30)).await;
+    assert_eq!(sent.len(), 2, "the message written meanwhile was not answered: {sent:?}");
+    let (identifies, resumes, _) = discord.counts(TOKEN_D);
+    assert_eq!((identifies, resumes.min(1)), (1, 1), "the new owner resumed instead of identifying again");
+    assert!(leases_of(&replicas[0]).await.iter().any(|l| l == lease));
+}

@@ -127,7 +127,8 @@ async fn cron_job(gw: &Arc<Gateway>, id: &str, spec: &JobSpec) -> Outcome {
                 text: text.clone(),
                 at_ms: chela_agent::clock::now_ms(),
             };
-            return match gw.scheduler.store().push_event(&agent, event) {
+            let to = agent.clone();
+            return match gw.scheduler.store().off_thread(move |s| s.push_event(&to, event)).await {
                 Ok(()) => Outcome {
                     status: Status::Ok,
                     reason: Some("queued for the next heartbeat".into()),
@@ -189,7 +190,8 @@ async fn heartbeat_run(gw: &Arc<Gateway>, plan: &HeartbeatPlan, forced: bool) ->
     }
     // An empty checklist with no event waiting: nothing to look at, no model call.
     let scratch = read_scratch(cfg, gw, agent);
-    let waiting = gw.scheduler.store().has_events(agent).unwrap_or(true);
+    let of = agent.to_string();
+    let waiting = gw.scheduler.store().off_thread(move |s| s.has_events(&of)).await.unwrap_or(true);
     if scratch.as_deref().is_some_and(heartbeat::scratch_is_empty) && !waiting {
         return ended(Status::Skipped, "empty-heartbeat-file");
     }
@@ -265,7 +267,8 @@ async fn heartbeat_run(gw: &Arc<Gateway>, plan: &HeartbeatPlan, forced: bool) ->
         None => None,
     };
     // System events queued for this heartbeat (`wakeMode: "next-heartbeat"`), taken now: at most once.
-    let events = match gw.scheduler.store().take_events(agent) {
+    let of = agent.to_string();
+    let events = match gw.scheduler.store().off_thread(move |s| s.take_events(&of)).await {
         Ok(e) => e,
         Err(e) => return ended(Status::Error, format!("cannot read the queued system events: {e}")),
     };

@@ -389,7 +389,7 @@ impl Scheduler {
             return Err(RunNowError::Disabled);
         }
         let sched = &gw.scheduler;
-        let job = catalogue(&cfg, &sched.store.jobs()?)
+        let job = catalogue(&cfg, &sched.store.off_thread(|s| s.jobs()).await?)
             .into_iter()
             .find(|j| j.id == id)
             .ok_or_else(|| RunNowError::Unknown(id.to_string()))?;
@@ -398,14 +398,20 @@ impl Scheduler {
         }
         let now = now_ms();
         let claim = Claim { run_id: run_id(), occurrence_ms: now, started_at_ms: now, forced: true };
-        let claimed = sched.store.update_states(|states| {
-            let st = states.entry(job.id.clone()).or_insert_with(|| JobState { anchor_ms: now, ..JobState::default() });
-            if st.running.is_some() {
-                return (false, false);
-            }
-            st.running = Some(claim.clone());
-            (true, true)
-        });
+        let (id, held) = (job.id.clone(), claim.clone());
+        let claimed = sched
+            .store
+            .off_thread(move |s| {
+                s.update_states(|states| {
+                    let st = states.entry(id).or_insert_with(|| JobState { anchor_ms: now, ..JobState::default() });
+                    if st.running.is_some() {
+                        return (false, false);
+                    }
+                    st.running = Some(held);
+                    (true, true)
+                })
+            })
+            .await;
         match claimed {
             Ok(true) => Ok(Scheduler::execute(gw.clone(), job, claim).await),
             Ok(false) => {

@@ -252,6 +252,20 @@ impl CronStore {
         &self.dir
     }
 
+    /// Runs `work` on this store off the async workers (a file's fsync, a
+    /// database round trip), for callers on one.
+    pub async fn off_thread<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&CronStore) -> Result<R, CronStoreError> + Send + 'static,
+    ) -> Result<R, CronStoreError> {
+        let store = self.clone();
+        match tokio::task::spawn_blocking(move || work(&store)).await {
+            Ok(out) => out,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(CronStoreError::Io { path: self.dir.clone(), source: std::io::Error::other(e.to_string()) }),
+        }
+    }
+
     /// Where the store is, as a person would look for it.
     pub fn shown(&self) -> String {
         match &self.place {

@@ -17,7 +17,9 @@
 //!   (and in a webhook alert's structured body).
 //! - Whatever the policy, a recurring job that fails [`AUTO_DISABLE_AFTER`]
 //!   (10) times in a row is turned off, and its agent's chat is told how to
-//!   turn it back on (OpenClaw's safety backstop).
+//!   turn it back on (OpenClaw's safety backstop). So is a job whose
+//!   schedule cannot be computed [`SCHEDULE_ERRORS_DISABLE_AFTER`] (3) times
+//!   in a row (it does not compile, or a recurring one has no next time).
 //!
 //! Must not: send, persist or schedule anything (the gateway's scheduler
 //! keeps the incident in the job's state and delivers the notice).
@@ -34,6 +36,9 @@ pub const DEFAULT_COOLDOWN_MS: u64 = 3_600_000;
 /// OpenClaw's safety backstop: a recurring job that fails this many times
 /// in a row is turned off until someone enables it again.
 pub const AUTO_DISABLE_AFTER: u32 = 10;
+/// The same backstop for schedules: this many failed computations of a
+/// job's next run in a row turn it off (`schedule-errors`).
+pub const SCHEDULE_ERRORS_DISABLE_AFTER: u32 = 3;
 
 /// Where an alert goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +148,18 @@ pub enum Notice {
         cause: &'static str,
         failures: u32,
     },
+    /// The job was turned off because its schedule could not be computed
+    /// ([`SCHEDULE_ERRORS_DISABLE_AFTER`] times in a row); `cause` is the
+    /// schedule's own fault (a config problem, never a provider's error).
+    ScheduleErrors {
+        cause: String,
+        errors: u32,
+    },
+}
+
+/// Whether `errors` failed schedule computations in a row turn a job off now.
+pub fn schedule_errors_disable(errors: u32) -> bool {
+    errors >= SCHEDULE_ERRORS_DISABLE_AFTER
 }
 
 /// Whether a recurring job with `streak` consecutive failures is turned off now.
@@ -218,6 +235,9 @@ pub fn text(notice: &Notice, id: &str, name: &str, run_at: &str) -> String {
         }
         Notice::AutoDisabled { cause, failures } => format!(
             "⛔ Scheduled job “{name}” was turned off after {failures} failures in a row: {cause}.\nFix the cause, then turn it back on: `chela cron enable {id}`"
+        ),
+        Notice::ScheduleErrors { cause, errors } => format!(
+            "⛔ Scheduled job “{name}” was turned off: its next run could not be computed {errors} times in a row ({cause}).\nFix its schedule, then turn it back on: `chela cron enable {id}`"
         ),
     }
 }
@@ -339,6 +359,10 @@ mod tests {
         assert!(!auto_disables(false, 50), "a one-shot runs once anyway");
         let t = text(&Notice::AutoDisabled { cause: "the run timed out", failures: 10 }, "j", "Nightly", "x");
         assert!(t.contains("turned off after 10 failures") && t.contains("chela cron enable j"), "{t}");
+        let cause = "the cron expression `0 0 30 2 *` never matches".to_string();
+        let t = text(&Notice::ScheduleErrors { cause, errors: 3 }, "j", "Nightly", "x");
+        assert!(t.contains("could not be computed 3 times") && t.contains("never matches") && t.contains("enable j"));
+        assert!(!schedule_errors_disable(2) && schedule_errors_disable(3));
         assert_eq!(
             safety_destination(&job(QUIET)),
             Destination::Chat { channel: None, to: None, account_id: None },

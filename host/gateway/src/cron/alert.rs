@@ -39,7 +39,7 @@ pub(super) async fn send(gw: &Arc<Gateway>, job: &Job, destination: &Destination
     let kind = match notice {
         Notice::Alert { .. } => "failure alert",
         Notice::Recovered { .. } => "recovery notice",
-        Notice::AutoDisabled { .. } => "turn-off notice",
+        Notice::AutoDisabled { .. } | Notice::ScheduleErrors { .. } => "turn-off notice",
     };
     let sent = match destination {
         Destination::Webhook(url) => {
@@ -47,6 +47,7 @@ pub(super) async fn send(gw: &Arc<Gateway>, job: &Job, destination: &Destination
                 Notice::Alert { failures, .. } => ("failureAlert", failures),
                 Notice::Recovered { failures } => ("recovered", failures),
                 Notice::AutoDisabled { failures, .. } => ("autoDisabled", failures),
+                Notice::ScheduleErrors { errors, .. } => ("autoDisabled", errors),
             };
             let payload = json!({
                 "jobId": job.id,

@@ -31,6 +31,43 @@ use super::store::{AutoDisabled, Claim, CronStore, CronStoreError, JobState, Run
 use super::{catalogue, Job, JobKind, Source};
 use crate::Gateway;
 
+/// What one tick of the scheduler found: the runs it claimed, and the jobs
+/// it turned off because their schedule cannot be computed.
+pub(crate) struct Claimed {
+    due: Vec<(Job, Claim)>,
+    turned_off: Vec<(Job, failure_alert::Notice)>,
+}
+
+/// Counts a failed computation of `job`'s next run (recorded as its last
+/// status; the count stops at the backstop's); at that count a job the
+/// scheduler may turn off is turned off, and the notice to send returned.
+/// `changed`: whether the state changed (and must be written).
+fn schedule_error(
+    job: &Job,
+    st: &mut JobState,
+    why: String,
+    now: i64,
+    changed: &mut bool,
+) -> Option<failure_alert::Notice> {
+    if st.last_reason.as_deref() != Some(why.as_str()) || st.last_status.as_deref() != Some("error") {
+        st.last_status = Some("error".into());
+        st.last_reason = Some(why.clone());
+        *changed = true;
+    }
+    if failure_alert::schedule_errors_disable(st.schedule_errors) {
+        return None;
+    }
+    st.schedule_errors += 1;
+    *changed = true;
+    let spec = matches!(job.kind, JobKind::Spec(_));
+    if !spec || st.auto_disabled.is_some() || !failure_alert::schedule_errors_disable(st.schedule_errors) {
+        return None;
+    }
+    st.auto_disabled = Some(AutoDisabled { reason: "schedule-errors".into(), at_ms: now });
+    tracing::warn!(job = %job.id, errors = st.schedule_errors, "cron: job turned off: its schedule cannot be computed");
+    Some(failure_alert::Notice::ScheduleErrors { cause: why, errors: st.schedule_errors })
+}
+
 /// Why a run found claimed at start is not run again.
 const INTERRUPTED: &str = "the gateway stopped during this run; it is not run again";
 
@@ -119,11 +156,15 @@ impl Scheduler {
                     })
                 });
                 match claimed {
-                    Ok(due) => {
+                    Ok(Claimed { due, turned_off }) => {
                         first = false;
                         for (job, claim) in due {
                             let gw = g.clone();
                             tokio::spawn(async move { Scheduler::execute(gw, job, claim).await });
+                        }
+                        for (job, notice) in turned_off {
+                            let gw = g.clone();
+                            tokio::spawn(async move { Scheduler::tell_turned_off(&gw, &job, &notice).await });
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "scheduler: cannot read or write its state; retrying"),
@@ -135,14 +176,15 @@ impl Scheduler {
     }
 
     /// Brings every job's state up to date and claims the due jobs (synced before returning).
-    fn claim_due(&self, cfg: &Config, first: bool) -> Result<Vec<(Job, Claim)>, CronStoreError> {
+    fn claim_due(&self, cfg: &Config, first: bool) -> Result<Claimed, CronStoreError> {
         let jobs = catalogue(cfg, &self.store.jobs()?);
         let now = now_ms();
         let skip_missed = cfg.cron.as_ref().and_then(|c| c.skip_missed_jobs) == Some(true);
         let busy = self.running().clone();
-        let (due, cut_off) = self.store.update_states(|states| {
+        let (due, cut_off, turned_off) = self.store.update_states(|states| {
             let mut changed = false;
             let mut due = Vec::new();
+            let mut turned_off = Vec::new();
             let mut cut_off: Vec<(String, Claim)> = Vec::new();
             let known: HashSet<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
             let before = states.len();
@@ -179,10 +221,8 @@ impl Scheduler {
                         let why = format!("schedule.{}: {e}", e.field);
                         if st.last_reason.as_deref() != Some(why.as_str()) {
                             tracing::error!(job = %job.id, error = %why, "cron: the job's schedule does not compile");
-                            st.last_status = Some("error".into());
-                            st.last_reason = Some(why);
-                            changed = true;
                         }
+                        turned_off.extend(schedule_error(job, st, why, now, &mut changed).map(|n| (job.clone(), n)));
                         continue;
                     }
                 };
@@ -192,6 +232,19 @@ impl Scheduler {
                         Schedule::At(at) => Some(at),
                         _ => schedule.next_after(now),
                     };
+                    changed = true;
+                    if st.next_run_at_ms.is_none() && !schedule.is_one_shot() {
+                        let why = "the schedule has no next run time (a cron expression that never matches)";
+                        if st.last_reason.as_deref() != Some(why) {
+                            tracing::error!(job = %job.id, error = why, "cron: the job's next run cannot be computed");
+                        }
+                        let notice = schedule_error(job, st, why.to_string(), now, &mut changed);
+                        turned_off.extend(notice.map(|n| (job.clone(), n)));
+                        continue;
+                    }
+                }
+                if st.schedule_errors > 0 {
+                    st.schedule_errors = 0;
                     changed = true;
                 }
                 if first && skip_missed && !schedule.is_one_shot() && st.next_run_at_ms.is_some_and(|n| n < now) {
@@ -210,7 +263,7 @@ impl Scheduler {
                 changed = true;
                 due.push((job.clone(), claim));
             }
-            (changed, (due, cut_off))
+            (changed, (due, cut_off, turned_off))
         })?;
         for (id, claim) in cut_off {
             let run = RunRecord {
@@ -229,7 +282,18 @@ impl Scheduler {
         for (job, _) in &due {
             running.insert(job.id.clone());
         }
-        Ok(due)
+        Ok(Claimed { due, turned_off })
+    }
+
+    /// Tells a job's chat (or its alert webhook) that the scheduler turned it off.
+    async fn tell_turned_off(gw: &Arc<Gateway>, job: &Job, notice: &failure_alert::Notice) {
+        let JobKind::Spec(spec) = &job.kind else { return };
+        let destination = match failure_alert::policy(&gw.snapshot().config, spec) {
+            Some(p) => p.destination,
+            None => failure_alert::safety_destination(spec),
+        };
+        let run = super::alert::Run { id: "-", error: None, session_key: None, started_at_ms: now_ms() };
+        super::alert::send(gw, job, &destination, notice, &run).await;
     }
 
     /// Runs a claimed job and records how it ended.

@@ -64,14 +64,17 @@ pub struct JobState {
     pub runs: u64,
     #[serde(default)]
     pub consecutive_errors: u32,
+    /// Failed computations of the next run in a row (`schedule-errors`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub schedule_errors: u32,
     /// Skipped runs in a row (failure alerts under `includeSkipped`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub consecutive_skips: u32,
     /// The failure an alert went out for, until a success closes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<chela_core::failure_alert::Incident>,
-    /// Turned off by the scheduler after too many failures in a row
-    /// (`chela cron enable` turns it back on).
+    /// Turned off by the scheduler after too many failures (or schedule
+    /// errors) in a row (`chela cron enable` turns it back on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_disabled: Option<AutoDisabled>,
     /// A one-shot that ran: it does not run again.
@@ -83,7 +86,7 @@ pub struct JobState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AutoDisabled {
-    /// `consecutive-failures` (OpenClaw's reason).
+    /// `consecutive-failures` or `schedule-errors` (OpenClaw's reasons).
     pub reason: String,
     pub at_ms: i64,
 }
@@ -484,6 +487,7 @@ impl CronStore {
                 st.auto_disabled = None;
                 st.consecutive_errors = 0;
                 st.consecutive_skips = 0;
+                st.schedule_errors = 0;
                 st.incident = None;
                 (true, true)
             }
@@ -553,6 +557,24 @@ mod tests {
         assert_eq!(runs.len(), RUNS_KEPT);
         assert_eq!(runs[0].run_id, "r5", "the oldest gave way");
         assert!(store.runs("other").unwrap().is_empty());
+    }
+
+    #[test]
+    fn enabling_clears_the_reason_and_every_streak() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CronStore::new(dir.path());
+        store
+            .update_states(|s| {
+                let st = s.entry("a".into()).or_default();
+                st.auto_disabled = Some(AutoDisabled { reason: "schedule-errors".into(), at_ms: 1 });
+                (st.schedule_errors, st.consecutive_errors) = (3, 10);
+                (true, ())
+            })
+            .unwrap();
+        assert!(store.enable("a").unwrap());
+        let st = &store.states().unwrap()["a"];
+        assert_eq!((st.auto_disabled.is_none(), st.schedule_errors, st.consecutive_errors), (true, 0, 0));
+        assert!(!store.enable("a").unwrap(), "not off any more");
     }
 
     #[test]

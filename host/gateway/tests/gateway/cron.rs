@@ -529,3 +529,49 @@ async fn a_job_failing_ten_times_in_a_row_is_turned_off_until_enabled() {
     let sent = announced_to(&base, "alice").await;
     assert!(sent[1].contains("back on track"), "{sent:#?}");
 }
+
+/// OpenClaw's backstop for schedules: a job whose next run cannot be
+/// computed (here a cron expression for 30 February, which never comes) is
+/// turned off after 3 failed computations in a row, `schedule-errors`, and
+/// its chat is told once how to turn it back on; no model is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_schedule_never_comes_is_turned_off_after_three_schedule_errors() {
+    let fake = OpenAiFake::start("sk-test").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", model: "openai/gpt-test" }} ] }},
+      cron: {{ jobs: [ {{ id: "leap", name: "Leap report", schedule: {{ kind: "cron", expr: "0 0 30 2 *", tz: "UTC" }},
+          sessionTarget: "isolated", payload: {{ kind: "agentTurn", message: "report" }},
+          delivery: {{ mode: "announce", channel: "webhook", to: "alice", accountId: "inbox" }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        openai = fake.base_url(),
+        root = root.display()
+    );
+    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
+    let base = format!("http://{}", running.addr);
+    let sent = first_announcements(&base, "alice").await;
+    assert_eq!(sent.len(), 1, "one turn-off notice: {sent:#?}");
+    assert!(
+        sent[0]
+            .starts_with("⛔ Scheduled job “Leap report” was turned off: its next run could not be computed 3 times"),
+        "{}",
+        sent[0]
+    );
+    assert!(sent[0].contains("never matches") && sent[0].contains("chela cron enable leap"), "{}", sent[0]);
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("state/cron/state.json")).unwrap()).unwrap();
+    let leap = &state["jobs"]["leap"];
+    assert_eq!(leap["autoDisabled"]["reason"], "schedule-errors", "{state:#}");
+    assert_eq!((leap["scheduleErrors"].as_u64(), leap["lastStatus"].as_str()), (Some(3), Some("error")), "{state:#}");
+    let store = chela_gateway::cron::CronStore::new(&root.join("state"));
+    let cfg = running.gateway.config();
+    let listed =
+        || chela_gateway::cron::listing_json(&cfg, &chela_gateway::cron::scheduler::listing(&store, &cfg).unwrap());
+    assert_eq!(listed()[0]["enabled"], false, "listed as off: {:#}", listed());
+    assert!(fake.requests().is_empty(), "a job that never comes asked the model");
+    assert!(store.enable("leap").unwrap(), "`chela cron enable` turns it back on");
+}

@@ -98,6 +98,20 @@ pub struct Delivery {
     /// (a job's own `failureAlert` still applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_effort: Option<bool>,
+    /// An announcing job's finished run POSTed to a webhook as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_destination: Option<CompletionDestination>,
+}
+
+/// `delivery.completionDestination` (OpenClaw's): `{ mode: "webhook", to }`,
+/// the finished event POSTed beside the announcement.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletionDestination {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
 }
 
 /// Why `to` is not a URL a webhook may be posted to (http or https, a
@@ -169,6 +183,14 @@ impl JobSpec {
             Some(_) => false,
             None => self.delivery.as_ref().is_some_and(|d| d.channel.is_some() || d.to.is_some()),
         }
+    }
+
+    /// The URL an announcing job also POSTs its finished run to
+    /// (`delivery.completionDestination`, mode `webhook`).
+    pub fn completion_webhook_url(&self) -> Option<&str> {
+        let d = self.delivery.as_ref().filter(|d| matches!(d.mode.as_deref(), None | Some("announce")))?;
+        let c = d.completion_destination.as_ref().filter(|c| c.mode.as_deref() == Some("webhook"))?;
+        c.to.as_deref().map(str::trim).filter(|t| !t.is_empty())
     }
 
     /// The URL a `delivery.mode: "webhook"` job POSTs its finished run to.
@@ -300,6 +322,25 @@ impl JobSpec {
                     format!("`{m}` is not a delivery mode: `announce`, `webhook` or `none`"),
                 )),
             }
+            if let Some(c) = &d.completion_destination {
+                match c.mode.as_deref() {
+                    Some("webhook") => {}
+                    Some(m) => out.push(problem(
+                        "delivery.completionDestination.mode",
+                        format!("`{m}` is not a completion destination: `webhook`"),
+                    )),
+                    None => out.push(problem("delivery.completionDestination.mode", "set `mode: \"webhook\"`")),
+                }
+                if let Some(why) = webhook_url_problem(c.to.as_deref()) {
+                    out.push(problem("delivery.completionDestination.to", why));
+                }
+                if !matches!(d.mode.as_deref(), None | Some("announce")) {
+                    out.push(problem(
+                        "delivery.completionDestination",
+                        "a completion webhook goes beside an announcement: it needs `delivery.mode: \"announce\"`",
+                    ));
+                }
+            }
             if self.announces() && matches!(&self.payload, Payload::AgentTurn { .. }) {
                 let to = d.to.as_deref().is_some_and(|t| !t.trim().is_empty());
                 let channel = d.channel.as_deref().is_some_and(|t| !t.trim().is_empty());
@@ -385,6 +426,35 @@ mod tests {
         assert_eq!(p[0].field, "delivery.accountId");
         assert!(p[0].message.contains("speaks for `work`, not `home`"), "{}", p[0].message);
         assert!(!j("work", "default").problems(&c, 0).is_empty(), "the default account answers `home`");
+    }
+
+    #[test]
+    fn a_completion_webhook_goes_only_beside_an_announcement() {
+        let c = cfg("{}");
+        let with = |delivery: &str| {
+            job(&format!(
+                r#"{{ "schedule": {{ "kind": "every", "everyMs": 60000 }},
+                "payload": {{ "kind": "agentTurn", "message": "hi" }}, "delivery": {delivery} }}"#
+            ))
+        };
+        let fine = with(
+            r#"{ "mode": "announce", "channel": "telegram", "to": "42",
+                 "completionDestination": { "mode": "webhook", "to": "https://hooks.example.com/done" } }"#,
+        );
+        assert!(fine.problems(&c, 0).is_empty(), "{:?}", fine.problems(&c, 0));
+        assert_eq!(fine.completion_webhook_url(), Some("https://hooks.example.com/done"));
+        let fields = |j: &JobSpec| j.problems(&c, 0).into_iter().map(|p| p.field).collect::<Vec<_>>();
+        let on_webhook = with(
+            r#"{ "mode": "webhook", "to": "https://a.example.com/",
+                 "completionDestination": { "mode": "webhook", "to": "https://b.example.com/" } }"#,
+        );
+        assert_eq!(fields(&on_webhook), ["delivery.completionDestination"]);
+        assert_eq!(on_webhook.completion_webhook_url(), None);
+        let bad = with(
+            r#"{ "mode": "announce", "channel": "telegram", "to": "42",
+                 "completionDestination": { "mode": "email", "to": "ftp://x" } }"#,
+        );
+        assert_eq!(fields(&bad), ["delivery.completionDestination.mode", "delivery.completionDestination.to"]);
     }
 
     #[test]

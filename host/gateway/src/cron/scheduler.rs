@@ -307,6 +307,11 @@ impl Scheduler {
         } {
             outcome = super::webhook::deliver(&gw, &job, url, &claim, outcome).await;
         }
+        if let JobKind::Spec(spec) = &job.kind {
+            if let Some(url) = spec.completion_webhook_url() {
+                super::webhook::complete(&gw, &job, url, &claim, &outcome).await;
+            }
+        }
         let report = RunReport {
             job_id: job.id.clone(),
             run_id: claim.run_id.clone(),

@@ -1,5 +1,7 @@
 //! Webhook delivery (`delivery.mode: "webhook"`): a finished run POSTed as
-//! OpenClaw's `finished` event to the job's `delivery.to`.
+//! OpenClaw's `finished` event to the job's `delivery.to`; and an
+//! announcing job's `delivery.completionDestination`, the same event POSTed
+//! beside its announcement.
 //!
 //! The receiver is reached the way OpenClaw's strict SSRF guard allows: a
 //! host must resolve to public addresses only (checked where the
@@ -33,16 +35,37 @@ use crate::Gateway;
 /// OpenClaw's `CRON_WEBHOOK_TIMEOUT_MS`.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What a run has to report: its reply, unless empty or silent.
+fn summary_of(out: &Outcome) -> Option<String> {
+    out.reply
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty() && !chela_core::heartbeat::is_silent(r))
+        .map(str::to_string)
+}
+
+/// `delivery.completionDestination`: the finished run of an announcing job
+/// POSTed to `url` as well, when it has something to report or failed. The
+/// run's outcome is its announcement's, whatever this POST does (OpenClaw
+/// sends it detached): a failure is logged.
+pub(super) async fn complete(gw: &Arc<Gateway>, job: &Job, url: &str, claim: &Claim, out: &Outcome) {
+    let cfg = gw.snapshot().config.clone();
+    let summary = summary_of(out);
+    if out.status != Status::Error && summary.is_none() {
+        return;
+    }
+    let payload = finished_event(&cfg, job, claim, out, summary);
+    match post(gw, &cfg, url, &payload).await {
+        Ok(()) => tracing::info!(job = %job.id, url = %redacted(url), "cron completion webhook delivered"),
+        Err(why) => tracing::warn!(job = %job.id, %why, "cron completion webhook not delivered"),
+    }
+}
+
 /// Posts the finished run of `job` to `url` and records on the outcome
 /// whether it was delivered.
 pub(super) async fn deliver(gw: &Arc<Gateway>, job: &Job, url: &str, claim: &Claim, mut out: Outcome) -> Outcome {
     let cfg = gw.snapshot().config.clone();
-    let summary = out
-        .reply
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty() && !chela_core::heartbeat::is_silent(r))
-        .map(str::to_string);
+    let summary = summary_of(&out);
     if out.status != Status::Error && summary.is_none() {
         out.reason = Some("webhook not posted: nothing to report (deliverySuppressionReason: empty)".into());
         return out;

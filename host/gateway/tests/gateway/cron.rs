@@ -575,3 +575,43 @@ async fn a_job_whose_schedule_never_comes_is_turned_off_after_three_schedule_err
     assert!(fake.requests().is_empty(), "a job that never comes asked the model");
     assert!(store.enable("leap").unwrap(), "`chela cron enable` turns it back on");
 }
+
+/// `delivery.completionDestination`: an announcing job's finished run is
+/// announced in its chat and POSTed, as OpenClaw's `finished` event with
+/// `cron.webhookToken`, to the completion webhook as well (under the same
+/// SSRF policy: the receiver is reached because `allowedHostnames` names it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcing_job_also_posts_its_finished_run_to_its_completion_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("ws")).unwrap();
+    let (addr, got, _receiver) = webhook_receiver().await;
+    let config = format!(
+        r#"{{
+      agents: {{ list: [ {{ id: "main", default: true, workspace: "{root}/ws" }} ] }},
+      cron: {{
+        webhookToken: "hook-secret",
+        webhookSsrfPolicy: {{ allowedHostnames: ["localhost"] }},
+        jobs: [ {{ id: "digest", schedule: {{ kind: "at", at: "2020-01-01T00:00:00Z" }},
+             payload: {{ kind: "agentTurn", message: "the morning digest" }},
+             delivery: {{ mode: "announce", channel: "webhook", to: "alice", accountId: "inbox",
+                          completionDestination: {{ mode: "webhook", to: "http://localhost:{port}/hooks/done" }} }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        root = root.display(),
+        port = addr.port()
+    );
+    let running = common::serve(root, &config, &["channel_webhook_js"]).await;
+    let base = format!("http://{}", running.addr);
+    let announced = first_announcements(&base, "alice").await;
+    assert!(announced[0].contains("the morning digest"), "{announced:?}");
+    until("the completion webhook got the finished run", || !chela_fakes::wire::lock(&got).is_empty()).await;
+    let got = chela_fakes::wire::lock(&got).clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (path, auth, event) = &got[0];
+    assert_eq!((path.as_str(), auth.as_deref()), ("/hooks/done", Some("Bearer hook-secret")));
+    assert_eq!((event["action"].as_str(), event["jobId"].as_str()), (Some("finished"), Some("digest")), "{event:#}");
+    assert_eq!(event["status"], "ok", "{event:#}");
+    assert!(event["summary"].as_str().is_some_and(|s| s.contains("the morning digest")), "{event:#}");
+    until("the run recorded as ok", || runs(&running, "digest", "ok") == 1).await;
+}

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod clock;
 pub mod compaction;
 pub mod freshness;
+pub mod loops;
 pub mod model;
 pub mod persona;
 pub mod queue;

@@ -201,6 +201,9 @@ pub struct RuntimeParts {
     /// The shared database sessions live in (core's `storage`); `None`: the
     /// embedded files.
     pub database: Option<Arc<chela_database::Database>>,
+    /// Where `/loop` stores its jobs (the gateway's scheduler; `None`:
+    /// `/loop` needs a running gateway).
+    pub loops: Option<Arc<dyn crate::loops::ConversationLoops>>,
 }
 
 impl RuntimeParts {
@@ -223,6 +226,7 @@ impl RuntimeParts {
             announcer: None,
             messaging: None,
             database: None,
+            loops: None,
         }
     }
 }
@@ -246,6 +250,7 @@ pub struct AgentRuntime {
     /// What `sessions_*` tools of this runtime's turns see (answered from its stores).
     sessions: Arc<dyn SessionsAccess>,
     messaging: Option<Arc<dyn MessagingAccess>>,
+    pub(crate) loops: Option<Arc<dyn crate::loops::ConversationLoops>>,
     /// Set by [`AgentRuntime::close`]: turns the store refuses stop waiting for it.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -265,6 +270,7 @@ impl AgentRuntime {
             announcer,
             messaging,
             database,
+            loops,
         } = parts;
         AgentRuntime {
             env,
@@ -281,6 +287,7 @@ impl AgentRuntime {
             announcer,
             sessions,
             messaging,
+            loops,
             closing: tokio::sync::watch::channel(false).0,
         }
     }

@@ -249,25 +249,11 @@ fn add(cfg: &Config, store: &CronStore, args: AddArgs) -> Result<ExitCode> {
         wake_mode: args.wake.clone(),
         failure_alert: args.no_failure_alert.then_some(chela_core::failure_alert::JobFailureAlert::Switch(false)),
     };
-    let problems = spec.problems(cfg, now_ms());
-    if !problems.is_empty() {
-        for p in &problems {
-            eprintln!("error: {}: {}", p.field, p.message);
+    if let Err(why) = chela_gateway::cron::add_stored(cfg, store, spec.clone())? {
+        for line in why.lines() {
+            eprintln!("error: {line}");
         }
-        bail!("the job was not added ({} problem{})", problems.len(), if problems.len() == 1 { "" } else { "s" });
-    }
-    let taken = chela_gateway::cron::catalogue(cfg, &[]);
-    let added = store.add(spec.clone(), |stored| {
-        if let Some(j) = taken.iter().find(|j| j.id == id) {
-            return Err(format!("a job `{id}` exists already ({})", source_text(&j.source)));
-        }
-        if stored.iter().any(|j| j.id.as_deref() == Some(id.as_str())) {
-            return Err(format!("a job `{id}` exists already (stored; `chela cron rm {id}` first)"));
-        }
-        Ok(())
-    })?;
-    if let Err(why) = added {
-        bail!("{why}");
+        bail!("the job was not added");
     }
     if args.json {
         print_json(&serde_json::json!({ "added": spec }));
@@ -278,17 +264,9 @@ fn add(cfg: &Config, store: &CronStore, args: AddArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn source_text(source: &chela_gateway::cron::Source) -> String {
-    match source {
-        chela_gateway::cron::Source::Config(i) => format!("declared in config at `cron.jobs[{i}]`"),
-        chela_gateway::cron::Source::Stored => "stored".into(),
-        chela_gateway::cron::Source::Heartbeat => "a heartbeat, from `agents.*.heartbeat`".into(),
-    }
-}
-
 fn remove(cfg: &Config, store: &CronStore, id: &str, json: bool) -> Result<ExitCode> {
     if let Some(j) = chela_gateway::cron::catalogue(cfg, &[]).into_iter().find(|j| j.id == id) {
-        bail!("cron job `{id}` is {}; change it there", source_text(&j.source));
+        bail!("cron job `{id}` is {}; change it there", j.source.describe());
     }
     if !store.remove(id)? {
         bail!("no stored cron job `{id}` (see `chela cron list`)");

@@ -148,7 +148,12 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                     sink.lock().unwrap_or_else(|p| p.into_inner()).push(a.text)
                 });
                 let database = chela_gateway::open_database(&snap.config, &ctx.env).await?;
-                let services = chela_gateway::RuntimeServices { announcer: Some(announcer), messaging: None, database };
+                let services = chela_gateway::RuntimeServices {
+                    announcer: Some(announcer),
+                    messaging: None,
+                    database,
+                    loops: None,
+                };
                 let runtime = chela_gateway::agent_runtime(cell, ctx.env.clone(), plugins, providers, vars, services);
                 let turn = runtime
                     .run(

@@ -65,6 +65,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         true,
     ),
     spec("exec", &[], "/exec", "where this agent's commands run", true),
+    spec(
+        "loop",
+        &[],
+        "/loop [interval] <prompt> | status | stop [name]",
+        "repeat a prompt in this chat (owners only)",
+        true,
+    ),
 ];
 
 /// A message that is a command.

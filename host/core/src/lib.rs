@@ -13,6 +13,7 @@ pub mod bot_loop;
 pub mod commands;
 pub mod compaction;
 pub mod config;
+pub mod conversation_loop;
 pub mod cron_job;
 pub mod failure_alert;
 pub mod heartbeat;

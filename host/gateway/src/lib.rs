@@ -252,6 +252,8 @@ pub struct RuntimeServices {
     pub messaging: Option<Arc<dyn chela_plugin::capability::messaging::MessagingAccess>>,
     /// The shared database sessions live in (`open_database`).
     pub database: Option<Arc<chela_database::Database>>,
+    /// Where `/loop` keeps its jobs (the gateway's scheduler).
+    pub loops: Option<Arc<dyn chela_agent::loops::ConversationLoops>>,
 }
 
 /// The agent runtime of a host, assembled the one way the gateway and
@@ -277,6 +279,7 @@ pub fn agent_runtime(
         parts.plugins.keep_kv(chela_plugin::capability::kv::KvHome::Shared(db.clone()));
     }
     parts.database = services.database;
+    parts.loops = services.loops;
     AgentRuntime::new(parts)
 }
 
@@ -373,6 +376,7 @@ impl Gateway {
         let gw = Arc::new_cyclic(|me: &std::sync::Weak<Gateway>| {
             // Announcements and the `message` tool's sends go through the channels of this gateway.
             let me_too = me.clone();
+            let for_loops = me.clone();
             let me = me.clone();
             let announcer: Arc<chela_agent::runtime::Announcer> = Arc::new(move |a| {
                 if let Some(gw) = me.upgrade() {
@@ -385,6 +389,7 @@ impl Gateway {
                 announcer: Some(announcer),
                 messaging: Some(messenger::messenger(me_too)),
                 database: database.clone(),
+                loops: Some(cron::loops::loops(for_loops)),
             };
             let runtime = agent_runtime(cell.clone(), env.clone(), plugins.clone(), providers, vars.clone(), services);
             Gateway {

@@ -58,7 +58,17 @@ impl AgentRuntime {
         }
         let takes_args = matches!(
             cmd.spec.name,
-            "new" | "reset" | "model" | "compact" | "queue" | "send" | "think" | "verbose" | "elevated" | "exec"
+            "new"
+                | "reset"
+                | "model"
+                | "compact"
+                | "queue"
+                | "send"
+                | "think"
+                | "verbose"
+                | "elevated"
+                | "exec"
+                | "loop"
         );
         if !takes_args && !cmd.args.is_empty() {
             return Ok(Handled::Reply(format!("Usage: {}", cmd.spec.usage)));
@@ -135,6 +145,10 @@ impl AgentRuntime {
             "verbose" => self.verbose_command(cfg, agent_id, &key, &cmd.args).await?,
             "elevated" => self.elevated_command(cfg, agent_id, inbound, &key, &cmd.args).await?,
             "exec" => exec_summary(cfg, agent_id, inbound, &cmd.args),
+            "loop" if !is_owner(cfg, channel, inbound.sender_id.as_deref()) => {
+                "/loop is for owners only: commands.ownerAllowFrom does not list you.".to_string()
+            }
+            "loop" => self.loop_command(agent_id, &key, inbound.delivery.as_ref(), &cmd.args).await,
             "stop" => match self.queues.stop(&key) {
                 (false, 0) => "Nothing to stop: no answer is being written here.".to_string(),
                 (running, waiting) => {
@@ -424,5 +438,80 @@ pub(super) fn outcome(agent_id: &str, inbound: &Inbound, reply: String) -> TurnO
         output_tokens: 0,
         model_seconds: 0.0,
         store_seconds: 0.0,
+    }
+}
+
+impl AgentRuntime {
+    /// `/loop [interval] <prompt>`: a recurring turn of this agent in this
+    /// conversation, stored in the gateway's scheduler (core's
+    /// `conversation_loop` says what the job is); `/loop status` and
+    /// `/loop stop [name]` see and remove only this conversation's loops.
+    async fn loop_command(
+        &self,
+        agent_id: &str,
+        key: &str,
+        chat: Option<&crate::store::DeliveryContext>,
+        args: &str,
+    ) -> String {
+        use chela_core::conversation_loop::{self as cl, LoopCommand};
+        let command = match cl::parse(args) {
+            Ok(LoopCommand::Help) => return cl::USAGE.to_string(),
+            Ok(c) => c,
+            Err(reply) => return reply,
+        };
+        let Some(loops) = self.loops.clone() else {
+            return "/loop needs a running gateway (its scheduler keeps the loop).".to_string();
+        };
+        let (agent, key) = (agent_id.to_string(), key.to_string());
+        let chat = chat.map(|d| cl::LoopChat {
+            channel: d.channel.clone(),
+            to: d.to.clone(),
+            account_id: d.account_id.clone(),
+            thread_id: d.thread_id.clone(),
+        });
+        let done = tokio::task::spawn_blocking(move || match command {
+            LoopCommand::Help => Ok::<String, String>(cl::USAGE.to_string()),
+            LoopCommand::Status => {
+                let listed = loops.list(&key)?;
+                if listed.is_empty() {
+                    return Ok("No loops in this chat. /loop <interval> <prompt> starts one.".to_string());
+                }
+                let lines: Vec<String> = listed
+                    .iter()
+                    .map(|l| {
+                        let every = l.every_ms.map(chela_core::schedule::format_duration).unwrap_or_default();
+                        let state = if l.enabled { "on" } else { "off" };
+                        let next = l.next_run_at_ms.map(chela_core::schedule::format_instant).unwrap_or("—".into());
+                        let last = l.last_status.as_deref().unwrap_or("not run yet");
+                        format!("{} — every {every}, {state}, next {next}, last {last}", l.name)
+                    })
+                    .collect();
+                Ok(lines.join("\n"))
+            }
+            LoopCommand::Stop(wanted) => {
+                let stopped = loops.stop(&key, wanted.as_deref())?;
+                Ok(match (stopped.is_empty(), wanted) {
+                    (true, Some(w)) => format!("No loop of this chat matches “{w}”; /loop status lists them."),
+                    (true, None) => "No loops in this chat to stop.".to_string(),
+                    (false, _) => format!("Stopped: {}", stopped.join(", ")),
+                })
+            }
+            LoopCommand::Start { every_ms, prompt, default_cadence } => {
+                let now = clock::now_ms();
+                let id = format!("loop-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+                let job = cl::job(&id, &agent, &key, every_ms, &prompt, now, chat);
+                let name = job.name.clone().unwrap_or_default();
+                loops.start(job)?;
+                let every = chela_core::schedule::format_duration(every_ms);
+                let paced = if default_cadence { " (self-pacing is not built in chela: a fixed cadence)" } else { "" };
+                Ok(format!("🔁 Loop started: {name} — every {every}{paced}. /loop stop ends it."))
+            }
+        })
+        .await;
+        match done {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(why)) => format!("The loop could not be changed: {why}"),
+            Err(e) => format!("The loop could not be changed: {e}"),
+        }
     }
 }

@@ -13,6 +13,7 @@
 //! agent but the job's own.
 
 mod alert;
+pub(crate) mod loops;
 mod run;
 pub mod scheduler;
 pub mod store;
@@ -43,6 +44,17 @@ pub enum Source {
     Stored,
     /// `agents.*.heartbeat`.
     Heartbeat,
+}
+
+impl Source {
+    /// Where the job is declared, as a person would look for it.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Config(i) => format!("declared in config at `cron.jobs[{i}]`"),
+            Source::Stored => "stored".into(),
+            Source::Heartbeat => "a heartbeat, from `agents.*.heartbeat`".into(),
+        }
+    }
 }
 
 /// A job the scheduler knows.
@@ -134,6 +146,28 @@ pub fn catalogue(cfg: &Config, stored: &[JobSpec]) -> Vec<Job> {
         out.push(Job { id: heartbeat_id(&plan.agent_id), kind: JobKind::Heartbeat(plan), source: Source::Heartbeat });
     }
     out
+}
+
+/// Why `spec` cannot be stored: its problems (core's checks, one per
+/// line, field first) or an id another job has; `Ok(Ok(()))`: stored. What
+/// `chela cron add` and `/loop` both store through.
+pub fn add_stored(cfg: &Config, store: &CronStore, spec: JobSpec) -> Result<Result<(), String>, CronStoreError> {
+    let problems = spec.problems(cfg, chela_agent::clock::now_ms());
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
+        return Ok(Err(lines.join("\n")));
+    }
+    let id = spec.id.clone().unwrap_or_default();
+    let taken = catalogue(cfg, &[]);
+    store.add(spec, |stored| {
+        if let Some(j) = taken.iter().find(|j| j.id == id) {
+            return Err(format!("a job `{id}` exists already ({})", j.source.describe()));
+        }
+        if stored.iter().any(|j| j.id.as_deref() == Some(id.as_str())) {
+            return Err(format!("a job `{id}` exists already (stored; `chela cron rm {id}` first)"));
+        }
+        Ok(())
+    })
 }
 
 /// Whether the scheduler runs at all (`cron.enabled`, `CHELA_SKIP_CRON` / `OPENCLAW_SKIP_CRON`).

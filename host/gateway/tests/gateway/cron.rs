@@ -615,3 +615,63 @@ async fn an_announcing_job_also_posts_its_finished_run_to_its_completion_webhook
     assert!(event["summary"].as_str().is_some_and(|s| s.contains("the morning digest")), "{event:#}");
     until("the run recorded as ok", || runs(&running, "digest", "ok") == 1).await;
 }
+
+/// `/loop` (OpenClaw's, owner-only): `/loop 5m <prompt>` stores a recurring
+/// agent turn bound to this conversation (`sessionTarget: "current"`, named
+/// `loop[<tag>] <prompt>`); its run answers in this chat; `/loop status`
+/// lists it and `/loop stop` removes it. A sender who is not an owner is
+/// refused, and an interval under 30 s gets the usage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_starts_lists_runs_and_stops_a_loop_in_their_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+      commands: {{ ownerAllowFrom: ["webhook:alice"] }},
+      agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws" }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        root = root.display()
+    );
+    let running = common::serve(root, &config, &["channel_webhook_js"]).await;
+    let base = format!("http://{}", running.addr);
+    let store = chela_gateway::cron::CronStore::new(&root.join("state"));
+    let mut n = 0;
+    let refused = common::say(&base, &mut n, "bob", "/loop 5m check the build").await;
+    assert_eq!(refused, "/loop is for owners only: commands.ownerAllowFrom does not list you.");
+    let short = common::say(&base, &mut n, "alice", "/loop 10s check the build").await;
+    assert!(short.starts_with("Usage: /loop") && short.contains("Minimum interval 30s"), "{short}");
+    assert!(store.jobs().unwrap().is_empty(), "neither stored a job");
+
+    let started = common::say(&base, &mut n, "alice", "/loop 5m check the build").await;
+    assert!(
+        started.starts_with("🔁 Loop started: loop[") && started.contains("check the build — every 5m"),
+        "{started}"
+    );
+    let jobs = store.jobs().unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job = &jobs[0];
+    assert_eq!((job.agent_id.as_deref(), job.session_target.as_deref()), (Some("work"), Some("current")));
+    let key = job.session_key.clone().expect("bound to the conversation");
+    assert!(key.starts_with("agent:work:"), "{key}");
+    let name = job.name.clone().unwrap();
+    assert!(name.starts_with(&chela_core::conversation_loop::name_prefix(&key)), "{name}");
+
+    // A run answers in alice's chat, from the loop's prompt.
+    let report = force_run(&running, job.id.as_deref().unwrap()).await;
+    assert_eq!(
+        (report["status"].as_str(), report["sessionKey"].as_str()),
+        (Some("ok"), Some(key.as_str())),
+        "{report:#}"
+    );
+    let said = first_announcements(&base, "alice").await;
+    assert!(said.iter().any(|t| t.contains("[loop check the build] check the build")), "{said:#?}");
+
+    let status = common::say(&base, &mut n, "alice", "/loop status").await;
+    assert!(status.contains(&name) && status.contains("every 5m") && status.contains("last ok"), "{status}");
+    let stopped = common::say(&base, &mut n, "alice", "/loop stop build").await;
+    assert_eq!(stopped, format!("Stopped: {name}"));
+    assert!(store.jobs().unwrap().is_empty(), "removed");
+    let none = common::say(&base, &mut n, "alice", "/loop status").await;
+    assert!(none.starts_with("No loops in this chat"), "{none}");
+}

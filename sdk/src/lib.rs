@@ -19,7 +19,8 @@
 //! capabilities).
 
 /// Generated bindings for the `tool-plugin-all` world (`wit/`, 0.2.0:
-/// 0.1.0's capabilities and tool contract plus `messaging`); a component
+/// 0.1.0's capabilities and tool contract plus `messaging` and
+/// `automations`); a component
 /// built with them imports only the interfaces its code calls, so a tool
 /// that sends no messages still loads on a 0.1.0 host.
 pub mod bindings {
@@ -34,8 +35,8 @@ pub mod bindings {
     /// The 0.1.0 interfaces without the version in the path (wit-bindgen
     /// adds it because `wit/` holds two versions of `chela:plugin`).
     pub use chela::plugin0_1_0 as plugin;
-    /// `messaging` (0.2.0).
-    pub use chela::plugin0_2_0::messaging;
+    /// `messaging` and `automations` (0.2.0).
+    pub use chela::plugin0_2_0::{automations, messaging};
 }
 
 pub use serde_json;
@@ -82,6 +83,12 @@ pub mod sessions {
 /// accounts that speak for the calling agent and files from its workspace.
 pub mod messaging {
     pub use crate::bindings::messaging::{send, Outbound, Sent};
+}
+
+/// The calling agent's own scheduled jobs (the `automations` tool): the
+/// host lists, stores and removes only that agent's jobs.
+pub mod automations {
+    pub use crate::bindings::automations::{add_job, list_jobs, remove_job};
 }
 
 /// Outbound HTTP through `wasi:http` (the host allows only granted hosts).

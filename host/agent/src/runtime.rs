@@ -204,6 +204,9 @@ pub struct RuntimeParts {
     /// Where `/loop` stores its jobs (the gateway's scheduler; `None`:
     /// `/loop` needs a running gateway).
     pub loops: Option<Arc<dyn crate::loops::ConversationLoops>>,
+    /// What the `automations` tool manages jobs through (the gateway's
+    /// scheduler; `None`: its calls fail as unavailable).
+    pub automations: Option<Arc<dyn chela_plugin::capability::automations::AutomationsAccess>>,
 }
 
 impl RuntimeParts {
@@ -227,6 +230,7 @@ impl RuntimeParts {
             messaging: None,
             database: None,
             loops: None,
+            automations: None,
         }
     }
 }
@@ -251,6 +255,7 @@ pub struct AgentRuntime {
     sessions: Arc<dyn SessionsAccess>,
     messaging: Option<Arc<dyn MessagingAccess>>,
     pub(crate) loops: Option<Arc<dyn crate::loops::ConversationLoops>>,
+    automations: Option<Arc<dyn chela_plugin::capability::automations::AutomationsAccess>>,
     /// Set by [`AgentRuntime::close`]: turns the store refuses stop waiting for it.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -271,6 +276,7 @@ impl AgentRuntime {
             messaging,
             database,
             loops,
+            automations,
         } = parts;
         AgentRuntime {
             env,
@@ -288,13 +294,18 @@ impl AgentRuntime {
             sessions,
             messaging,
             loops,
+            automations,
             closing: tokio::sync::watch::channel(false).0,
         }
     }
 
     /// The host services its turns' tools are linked with.
     pub(crate) fn services(&self) -> HostServices {
-        HostServices { sessions: Some(self.sessions.clone()), messaging: self.messaging.clone() }
+        HostServices {
+            sessions: Some(self.sessions.clone()),
+            messaging: self.messaging.clone(),
+            automations: self.automations.clone(),
+        }
     }
 
     pub(crate) fn announce(&self, a: Announcement) {

@@ -153,6 +153,7 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                     messaging: None,
                     database,
                     loops: None,
+                    automations: None,
                 };
                 let runtime = chela_gateway::agent_runtime(cell, ctx.env.clone(), plugins, providers, vars, services);
                 let turn = runtime

@@ -254,6 +254,8 @@ pub struct RuntimeServices {
     pub database: Option<Arc<chela_database::Database>>,
     /// Where `/loop` keeps its jobs (the gateway's scheduler).
     pub loops: Option<Arc<dyn chela_agent::loops::ConversationLoops>>,
+    /// What the `automations` tool manages its agent's jobs through.
+    pub automations: Option<Arc<dyn chela_plugin::capability::automations::AutomationsAccess>>,
 }
 
 /// The agent runtime of a host, assembled the one way the gateway and
@@ -280,6 +282,7 @@ pub fn agent_runtime(
     }
     parts.database = services.database;
     parts.loops = services.loops;
+    parts.automations = services.automations;
     AgentRuntime::new(parts)
 }
 
@@ -377,6 +380,7 @@ impl Gateway {
             // Announcements and the `message` tool's sends go through the channels of this gateway.
             let me_too = me.clone();
             let for_loops = me.clone();
+            let for_automations = me.clone();
             let me = me.clone();
             let announcer: Arc<chela_agent::runtime::Announcer> = Arc::new(move |a| {
                 if let Some(gw) = me.upgrade() {
@@ -390,6 +394,7 @@ impl Gateway {
                 messaging: Some(messenger::messenger(me_too)),
                 database: database.clone(),
                 loops: Some(cron::loops::loops(for_loops)),
+                automations: Some(cron::automations::automations(for_automations)),
             };
             let runtime = agent_runtime(cell.clone(), env.clone(), plugins.clone(), providers, vars.clone(), services);
             Gateway {

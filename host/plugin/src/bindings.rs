@@ -26,8 +26,8 @@ wasmtime::component::bindgen!({
 /// The 0.1.0 interfaces under a name without the version (bindgen adds it
 /// because `wit/` holds two versions of `chela:plugin`).
 pub use chela::plugin0_1_0 as plugin;
-/// `messaging`, the one 0.2.0 interface a tool may import.
-pub use chela::plugin0_2_0::messaging;
+/// `messaging` and `automations`, the 0.2.0 interfaces a tool may import.
+pub use chela::plugin0_2_0::{automations, messaging};
 
 /// The channel world (0.2.0), sharing the capability interfaces (and their
 /// host implementations) with the tool world.

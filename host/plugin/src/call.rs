@@ -117,6 +117,10 @@ async fn run<T>(
     if grants.holds(Capability::Messaging) {
         state.messaging.access = scope.services.messaging;
     }
+    if grants.holds(Capability::Automations) {
+        state.automations.access = scope.services.automations;
+    }
+    state.automations.session_key = session_key.clone();
     state.messaging.session_key = session_key.clone();
     state.sessions.session_key = session_key;
     let start = Instant::now();

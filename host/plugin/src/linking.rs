@@ -103,6 +103,9 @@ pub fn agent_grants(cfg: &Config, env: &Environment, policy: &EffectiveTools, ki
     if r.messaging {
         grants = grants.with(Capability::Messaging);
     }
+    if r.automations {
+        grants = grants.with(Capability::Automations);
+    }
     let roster = Roster::from_config(cfg);
     let workspace = agent_workspace(cfg, &roster, &policy.agent_id, env);
     if r.workspace != WorkspaceAccess::None {

@@ -14,6 +14,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::capability::automations::AutomationsState;
 use crate::capability::http::Egress;
 use crate::capability::kv::{KvScope, KvState};
 use crate::capability::log::LogState;
@@ -23,7 +24,7 @@ use crate::capability::secrets::{SecretStore, SecretsState};
 use crate::capability::sessions::SessionsState;
 use crate::capability::websocket::WsView;
 use crate::capability::{
-    http, kv, log, messaging, process, secrets, sessions, websocket, workspace, Capability, GrantSet,
+    automations, http, kv, log, messaging, process, secrets, sessions, websocket, workspace, Capability, GrantSet,
 };
 
 pub struct PluginState {
@@ -37,6 +38,7 @@ pub struct PluginState {
     pub(crate) secrets: SecretsState,
     pub(crate) sessions: SessionsState,
     pub(crate) messaging: MessagingState,
+    pub(crate) automations: AutomationsState,
     pub(crate) process: ProcessState,
     /// WebSocket connections this instance holds.
     ws_open: usize,
@@ -84,6 +86,7 @@ impl PluginState {
                 ..SessionsState::default()
             },
             messaging: MessagingState { agent: agent.to_string(), ..MessagingState::default() },
+            automations: AutomationsState { agent: agent.to_string(), ..AutomationsState::default() },
             process: ProcessState {
                 grant: grants.process.clone().filter(|_| grants.holds(Capability::Process)),
                 plugin: plugin.to_string(),
@@ -150,6 +153,7 @@ pub fn linker_for(engine: &wasmtime::Engine, shape: &BTreeSet<Capability>) -> wa
             Capability::Http => http::add_to_linker(&mut linker)?,
             Capability::Sessions => sessions::add_to_linker(&mut linker, |s| &mut s.sessions)?,
             Capability::Messaging => messaging::add_to_linker(&mut linker, |s| &mut s.messaging)?,
+            Capability::Automations => automations::add_to_linker(&mut linker, |s| &mut s.automations)?,
             Capability::Websocket => websocket::add_to_linker(&mut linker, PluginState::ws)?,
             Capability::Process => process::add_to_linker(&mut linker, PluginState::process)?,
         }

@@ -15,7 +15,7 @@ pub const CORE_TOOLS: &[&str] = &[
     "browser",
     "canvas",
     "nodes",
-    "cron",
+    "automations",
     "message",
     "gateway",
     "agents_list",
@@ -41,16 +41,18 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ("group:memory", &["memory_search", "memory_get"]),
     ("group:web", &["web_search", "web_fetch"]),
     ("group:ui", &["browser", "canvas"]),
-    ("group:automation", &["cron", "gateway"]),
+    ("group:automation", &["automations", "gateway"]),
     ("group:messaging", &["message"]),
     ("group:nodes", &["nodes"]),
 ];
 
-/// Lowercased, trimmed, with aliases resolved (`bash` → `exec`).
+/// Lowercased, trimmed, with aliases resolved (`bash` → `exec`; `cron` →
+/// `automations`, OpenClaw's permanent alias of the scheduler tool).
 pub fn normalize_tool_name(name: &str) -> String {
     let n = crate::ids::js_trim(name).to_lowercase();
     match n.as_str() {
         "bash" => "exec".into(),
+        "cron" => "automations".into(),
         "apply-patch" => "apply_patch".into(),
         _ => n,
     }
@@ -148,7 +150,7 @@ pub const SANDBOX_DEFAULT_ALLOW: &[&str] = &[
 ];
 
 /// Denied in sandboxed sessions by default (plus every channel's own tool).
-pub const SANDBOX_DEFAULT_DENY: &[&str] = &["browser", "canvas", "nodes", "cron", "gateway"];
+pub const SANDBOX_DEFAULT_DENY: &[&str] = &["browser", "canvas", "nodes", "automations", "gateway"];
 
 /// Channel ids whose tools a sandbox denies by default.
 pub const CHANNEL_TOOLS: &[&str] = &["telegram", "slack", "discord", "whatsapp", "whatsapp_login", "signal", "matrix"];
@@ -163,7 +165,7 @@ pub const SUBAGENT_DEFAULT_DENY: &[&str] = &[
     "agents_list",
     "whatsapp_login",
     "session_status",
-    "cron",
+    "automations",
     "memory_search",
     "memory_get",
 ];

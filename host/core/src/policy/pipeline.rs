@@ -421,6 +421,8 @@ pub struct Reach {
     pub sessions: SessionRights,
     /// The `message` tool: sending through the accounts that speak for the agent.
     pub messaging: bool,
+    /// The `automations` tool: the agent's own scheduled jobs.
+    pub automations: bool,
     /// Commands must run in the sandbox (reference §11).
     pub sandboxed: bool,
     /// The sandbox may use the network (`sandbox.docker.network` other than `none`).
@@ -488,6 +490,7 @@ pub fn reach(cfg: &Config, tools: &EffectiveTools, kind: &SessionKind) -> Reach 
         processes: tools.allows("exec"),
         sessions: SessionRights::of(tools),
         messaging: tools.allows("message"),
+        automations: tools.allows("automations"),
         sandboxed,
         network,
     }
@@ -688,6 +691,7 @@ mod tests {
                 processes: true,
                 sessions: SessionRights::all(),
                 messaging: true,
+                automations: true,
                 sandboxed: false,
                 network: false
             }

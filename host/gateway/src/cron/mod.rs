@@ -13,6 +13,7 @@
 //! agent but the job's own.
 
 mod alert;
+pub(crate) mod automations;
 pub(crate) mod loops;
 mod run;
 pub mod scheduler;

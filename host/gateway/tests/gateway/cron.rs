@@ -675,3 +675,90 @@ async fn an_owner_starts_lists_runs_and_stops_a_loop_in_their_chat() {
     let none = common::say(&base, &mut n, "alice", "/loop status").await;
     assert!(none.starts_with("No loops in this chat"), "{none}");
 }
+
+/// The last tool result the model was given in request `i`.
+fn last_tool_result(fake: &OpenAiFake, i: usize) -> String {
+    let body = &fake.requests()[i].1;
+    let tool = body["messages"].as_array().unwrap().iter().rev().find(|m| m["role"] == "tool").cloned();
+    tool.map(|m| m["content"].to_string()).unwrap_or_default()
+}
+
+/// The `automations` tool (OpenClaw's scheduler tool, alias `cron`), for the
+/// calling agent only: `work` adds a job in its conversation (bound to it:
+/// `current`), which the scheduler stores as `work`'s; `home` lists nothing
+/// of it, cannot remove it (`removed: false`, the job stays) and cannot add
+/// a job as `work`; an agent whose policy denies `cron` is not offered the tool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_automations_tool_manages_only_the_calling_agents_jobs() {
+    let fake = OpenAiFake::start("sk-test").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{ list: [
+        {{ id: "work", default: true, workspace: "{root}/ws-work", model: "openai/gpt-test" }},
+        {{ id: "home", workspace: "{root}/ws-home", model: "openai/gpt-test" }},
+        {{ id: "quiet", workspace: "{root}/ws-quiet", model: "openai/gpt-test", tools: {{ deny: ["cron"] }} }} ] }},
+      bindings: [
+        {{ agentId: "home", match: {{ channel: "webhook", accountId: "inbox", peer: {{ kind: "direct", id: "bob" }} }} }},
+        {{ agentId: "quiet", match: {{ channel: "webhook", accountId: "inbox", peer: {{ kind: "direct", id: "carol" }} }} }} ],
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        openai = fake.base_url(),
+        root = root.display()
+    );
+    let running =
+        common::serve_with_vars(root, &config, &["channel_webhook_js", "tool_automations"], common::openai_test_key())
+            .await;
+    let base = format!("http://{}", running.addr);
+    let store = chela_gateway::cron::CronStore::new(&root.join("state"));
+    let mut n = 0;
+    let job = serde_json::json!({ "name": "standup", "schedule": { "kind": "every", "everyMs": 3_600_000 },
+        "sessionTarget": "current", "payload": { "kind": "agentTurn", "message": "standup reminder" } });
+    fake.script([
+        Scripted::ToolCall {
+            name: "automations".into(),
+            arguments: serde_json::json!({ "action": "add", "job": job }),
+        },
+        Scripted::Text("Added.".into()),
+    ]);
+    assert_eq!(common::say(&base, &mut n, "alice", "remind me hourly").await, "Added.");
+    assert!(last_tool_result(&fake, 1).contains("jobId"), "{}", last_tool_result(&fake, 1));
+    let jobs = store.jobs().unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let id = jobs[0].id.clone().unwrap();
+    assert_eq!(jobs[0].agent_id.as_deref(), Some("work"));
+    assert!(jobs[0].session_key.as_deref().is_some_and(|k| k.starts_with("agent:work:")), "{:?}", jobs[0]);
+
+    // `home` sees none of it, cannot remove it, cannot add as `work`.
+    fake.script([
+        Scripted::ToolCall { name: "automations".into(), arguments: serde_json::json!({ "action": "list" }) },
+        Scripted::ToolCall { name: "automations".into(), arguments: serde_json::json!({ "action": "remove", "jobId": id }) },
+        Scripted::ToolCall {
+            name: "automations".into(),
+            arguments: serde_json::json!({ "action": "add", "job": { "agentId": "work", "schedule": { "kind": "every", "everyMs": 60_000 },
+                "payload": { "kind": "agentTurn", "message": "as work" } } }),
+        },
+        Scripted::Text("Done.".into()),
+    ]);
+    assert_eq!(common::say(&base, &mut n, "bob", "tidy up work's jobs").await, "Done.");
+    let (list, remove, add) = (last_tool_result(&fake, 3), last_tool_result(&fake, 4), last_tool_result(&fake, 5));
+    assert!(list.contains(r#"\"jobs\":[]"#), "home listed: {list}");
+    assert!(remove.contains(r#"\"removed\":false"#), "{remove}");
+    assert!(add.contains("runs as the agent that adds it"), "{add}");
+    assert_eq!(store.jobs().unwrap().len(), 1, "work's job is still there, nothing added");
+
+    // An agent whose policy denies `cron` (the alias) is not offered the tool.
+    fake.script([Scripted::Text("No tools.".into())]);
+    assert_eq!(common::say(&base, &mut n, "carol", "hi").await, "No tools.");
+    let offered: Vec<String> = fake.requests()[6].1["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+        .collect();
+    assert!(!offered.contains(&"automations".to_string()), "{offered:?}");
+    let work_tools = fake.requests()[0].1["tools"].to_string();
+    assert!(work_tools.contains("\"automations\""), "work was offered it: {work_tools}");
+}

@@ -11,6 +11,7 @@
 //!
 //! Must not: know the store's data type (`PluginState`) or one another's state.
 
+pub mod automations;
 pub mod egress;
 pub mod http;
 pub mod kv;
@@ -43,6 +44,7 @@ pub enum Capability {
     Sessions,
     Websocket,
     Messaging,
+    Automations,
 }
 
 impl Capability {
@@ -56,6 +58,7 @@ impl Capability {
             Capability::Sessions => "sessions",
             Capability::Websocket => "websocket",
             Capability::Messaging => "messaging",
+            Capability::Automations => "automations",
         }
     }
 
@@ -71,6 +74,7 @@ impl Capability {
             "chela:plugin/sessions" => Capability::Sessions,
             "chela:plugin/websocket" => Capability::Websocket,
             "chela:plugin/messaging" => Capability::Messaging,
+            "chela:plugin/automations" => Capability::Automations,
             // Type-only interfaces: nothing to link.
             "chela:plugin/types" | "chela:plugin/channel-types" => return Ok(None),
             b if b.starts_with("wasi:http/") => Capability::Http,
@@ -94,6 +98,7 @@ impl Capability {
 pub struct HostServices {
     pub sessions: Option<Arc<dyn sessions::SessionsAccess>>,
     pub messaging: Option<Arc<dyn messaging::MessagingAccess>>,
+    pub automations: Option<Arc<dyn automations::AutomationsAccess>>,
 }
 
 /// What one agent's plugin instances may use.

@@ -79,7 +79,7 @@ fn bench_cold_start(c: &mut Criterion) {
 fn bench_kv_set(c: &mut Criterion) {
     use chela_plugin::capability::kv::FileKv;
     let dir = tempfile::tempdir().unwrap();
-    let kv = FileKv::open(dir.path());
+    let kv = FileKv::open(dir.path(), chela_plugin::capability::kv::MAX_KEYS);
     let value = vec![b'x'; 200];
     for i in 0..256 {
         kv.set(format!("outbox/{i}"), value.clone()).unwrap();

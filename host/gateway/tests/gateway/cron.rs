@@ -415,10 +415,10 @@ async fn force_run(running: &chela_gateway::Running, id: &str) -> Value {
     serde_json::from_str(&a.body).unwrap()
 }
 
-/// A gateway whose agent `work` (model: the OpenAI fake) has the job
-/// `nightly` ("Nightly digest", every 6 h, isolated) announcing to alice on
-/// the webhook channel; `extra` adds job keys.
-async fn nightly_job(extra: &str) -> (OpenAiFake, tempfile::TempDir, chela_gateway::Running) {
+/// A gateway whose agent `work` (model: the OpenAI fake) has the cron jobs
+/// `jobs` (JSON5, the items of `cron.jobs`), on the webhook channel
+/// (account `inbox`).
+async fn work_with_jobs(jobs: &str) -> (OpenAiFake, tempfile::TempDir, chela_gateway::Running) {
     let fake = OpenAiFake::start("sk-test").await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -426,9 +426,7 @@ async fn nightly_job(extra: &str) -> (OpenAiFake, tempfile::TempDir, chela_gatew
         r#"{{
       models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
       agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", model: "openai/gpt-test" }} ] }},
-      cron: {{ jobs: [ {{ id: "nightly", name: "Nightly digest", schedule: {{ kind: "every", every: "6h" }},
-          sessionTarget: "isolated", payload: {{ kind: "agentTurn", message: "digest" }}, {extra}
-          delivery: {{ mode: "announce", channel: "webhook", to: "alice", accountId: "inbox" }} }} ] }},
+      cron: {{ jobs: [ {jobs} ] }},
       channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
     }}"#,
         openai = fake.base_url(),
@@ -436,6 +434,17 @@ async fn nightly_job(extra: &str) -> (OpenAiFake, tempfile::TempDir, chela_gatew
     );
     let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
     (fake, dir, running)
+}
+
+/// [`work_with_jobs`] with the job `nightly` ("Nightly digest", every 6 h,
+/// isolated) announcing to alice; `extra` adds job keys.
+async fn nightly_job(extra: &str) -> (OpenAiFake, tempfile::TempDir, chela_gateway::Running) {
+    work_with_jobs(&format!(
+        r#"{{ id: "nightly", name: "Nightly digest", schedule: {{ kind: "every", every: "6h" }},
+          sessionTarget: "isolated", payload: {{ kind: "agentTurn", message: "digest" }}, {extra}
+          delivery: {{ mode: "announce", channel: "webhook", to: "alice", accountId: "inbox" }} }}"#
+    ))
+    .await
 }
 
 /// A job that announces is covered by failure alerts by default (OpenClaw's
@@ -536,22 +545,13 @@ async fn a_job_failing_ten_times_in_a_row_is_turned_off_until_enabled() {
 /// its chat is told once how to turn it back on; no model is asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_schedule_never_comes_is_turned_off_after_three_schedule_errors() {
-    let fake = OpenAiFake::start("sk-test").await;
-    let dir = tempfile::tempdir().unwrap();
+    let (fake, dir, running) = work_with_jobs(
+        r#"{ id: "leap", name: "Leap report", schedule: { kind: "cron", expr: "0 0 30 2 *", tz: "UTC" },
+          sessionTarget: "isolated", payload: { kind: "agentTurn", message: "report" },
+          delivery: { mode: "announce", channel: "webhook", to: "alice", accountId: "inbox" } }"#,
+    )
+    .await;
     let root = dir.path();
-    let config = format!(
-        r#"{{
-      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
-      agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", model: "openai/gpt-test" }} ] }},
-      cron: {{ jobs: [ {{ id: "leap", name: "Leap report", schedule: {{ kind: "cron", expr: "0 0 30 2 *", tz: "UTC" }},
-          sessionTarget: "isolated", payload: {{ kind: "agentTurn", message: "report" }},
-          delivery: {{ mode: "announce", channel: "webhook", to: "alice", accountId: "inbox" }} }} ] }},
-      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
-    }}"#,
-        openai = fake.base_url(),
-        root = root.display()
-    );
-    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
     let base = format!("http://{}", running.addr);
     let sent = first_announcements(&base, "alice").await;
     assert_eq!(sent.len(), 1, "one turn-off notice: {sent:#?}");

@@ -41,7 +41,7 @@ pub enum KvHome {
 impl KvHome {
     pub fn open(&self, place: &KvPlace) -> KvScope {
         match self {
-            KvHome::Files => KvScope::Files(FileKv::open(&place.dir)),
+            KvHome::Files => KvScope::Files(FileKv::open(&place.dir, MAX_KEYS)),
             KvHome::Shared(db) => KvScope::Shared { db: db.clone(), scope: place.scope.clone() },
         }
     }

@@ -1,7 +1,8 @@
 //! A kv scope in the state dir (`kv_log.rs` keeps its files): loaded once
 //! per process and shared by every instance of the scope, each change
-//! synced before it is acknowledged; the key count is checked here, under
-//! the scope's lock, so racing writers cannot pass it.
+//! synced before it is acknowledged; the key count (the limit `kv.rs`
+//! opens it with) is checked here, under the scope's lock, so racing
+//! writers cannot pass it.
 //!
 //! Must not: check key or value sizes (`kv.rs` does, for every backend), or
 //! be called on an async worker for a write (it blocks on fsync).
@@ -10,13 +11,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::kv::MAX_KEYS;
 use super::kv_log::Stored;
 
 /// One scope's state, loaded once per process.
 #[derive(Debug, Clone)]
 pub struct FileKv {
     data: Arc<Mutex<Stored>>,
+    /// The most keys the scope may hold (a new key past it is refused).
+    max_keys: usize,
 }
 
 fn registry() -> &'static Mutex<HashMap<PathBuf, Arc<Mutex<Stored>>>> {
@@ -25,11 +27,11 @@ fn registry() -> &'static Mutex<HashMap<PathBuf, Arc<Mutex<Stored>>>> {
 }
 
 impl FileKv {
-    /// Opens the scope stored in `dir` (`kv.json` and `kv.log`).
-    pub fn open(dir: &Path) -> FileKv {
+    /// Opens the scope stored in `dir` (`kv.json` and `kv.log`), holding at most `max_keys` keys.
+    pub fn open(dir: &Path, max_keys: usize) -> FileKv {
         let mut open = registry().lock().unwrap_or_else(|p| p.into_inner());
         let data = open.entry(dir.to_path_buf()).or_insert_with(|| Arc::new(Mutex::new(Stored::open(dir)))).clone();
-        FileKv { data }
+        FileKv { data, max_keys }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Stored> {
@@ -57,8 +59,8 @@ impl FileKv {
         if condition.is_some_and(|expected| stored.map.get(&key) != expected.as_ref()) {
             return Ok(false);
         }
-        if !stored.map.contains_key(&key) && stored.map.len() >= MAX_KEYS {
-            return Err(format!("this scope already holds {MAX_KEYS} keys"));
+        if !stored.map.contains_key(&key) && stored.map.len() >= self.max_keys {
+            return Err(format!("this scope already holds {} keys", self.max_keys));
         }
         let previous = stored.map.insert(key.clone(), value.clone());
         if let Err(e) = stored.record(&key, Some(&value)) {
@@ -95,10 +97,10 @@ mod tests {
     #[test]
     fn persists_across_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let a = FileKv::open(dir.path());
+        let a = FileKv::open(dir.path(), 1024);
         a.set("offset".into(), b"42".to_vec()).unwrap();
         // A second handle to the same scope shares state.
-        assert_eq!(FileKv::open(dir.path()).get("offset").as_deref(), Some(&b"42"[..]));
+        assert_eq!(FileKv::open(dir.path(), 1024).get("offset").as_deref(), Some(&b"42"[..]));
         // A fresh process would read the files.
         assert_eq!(Stored::open(dir.path()).map.get("offset").map(Vec::as_slice), Some(&b"42"[..]));
         a.delete("offset").unwrap();
@@ -109,7 +111,7 @@ mod tests {
     #[test]
     fn compare_and_swap_stores_only_over_what_was_expected_and_racers_each_win_once() {
         let dir = tempfile::tempdir().unwrap();
-        let a = FileKv::open(dir.path());
+        let a = FileKv::open(dir.path(), 1024);
         assert!(a.compare_and_swap("seq".into(), None, b"1".to_vec()).unwrap(), "absent, as expected");
         assert!(!a.compare_and_swap("seq".into(), None, b"9".to_vec()).unwrap(), "present now");
         assert!(!a.compare_and_swap("seq".into(), Some(b"0".to_vec()), b"9".to_vec()).unwrap());
@@ -119,7 +121,7 @@ mod tests {
         std::thread::scope(|t| {
             for _ in 0..8 {
                 t.spawn(|| {
-                    let kv = FileKv::open(dir.path());
+                    let kv = FileKv::open(dir.path(), 1024);
                     let mut mine = 0;
                     while mine < 5 {
                         let seen = kv.get("seq");

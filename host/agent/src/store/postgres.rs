@@ -11,7 +11,10 @@
 //! lines only.
 //!
 //! Speed: a transcript read fetches only the lines past the ones this
-//! replica already holds (bounded LRU), whoever appended them.
+//! replica already holds (bounded LRU), whoever appended them; an entry
+//! edit starts from the version this replica last read or wrote (bounded
+//! LRU) and goes to the database once, reading the entry again only when
+//! another replica changed it meanwhile (its compare-and-swap missed).
 //!
 //! Must not: decide when a session resets, or keep anything the database
 //! does not (the cache only mirrors rows).
@@ -28,12 +31,17 @@ use crate::clock;
 
 /// Transcripts kept in memory at most (each mirrors its rows).
 const CACHED_TRANSCRIPTS: usize = 1024;
+/// Entries (with their row version) kept as the base of the next edit.
+const CACHED_ENTRIES: usize = 4096;
 
 pub struct PgStore {
     db: Arc<Database>,
     /// Whose sessions these are: the agent id.
     store: String,
     transcripts: Mutex<LruCache<String, (i64, Transcript)>>,
+    /// The last entry and version this replica read or wrote, by key: only
+    /// ever the base of a compare-and-swap, never an answer to a read.
+    entries: Mutex<LruCache<String, (i64, SessionEntry)>>,
 }
 
 impl From<DbError> for StoreError {
@@ -44,8 +52,13 @@ impl From<DbError> for StoreError {
 
 impl PgStore {
     pub fn new(db: Arc<Database>, store: &str) -> PgStore {
-        let cap = NonZeroUsize::new(CACHED_TRANSCRIPTS).unwrap_or(NonZeroUsize::MIN);
-        PgStore { db, store: store.to_string(), transcripts: Mutex::new(LruCache::new(cap)) }
+        let cap = |n: usize| NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
+        PgStore {
+            db,
+            store: store.to_string(),
+            transcripts: Mutex::new(LruCache::new(cap(CACHED_TRANSCRIPTS))),
+            entries: Mutex::new(LruCache::new(cap(CACHED_ENTRIES))),
+        }
     }
 
     fn parse(&self, key: &str, raw: &str) -> Result<SessionEntry, StoreError> {
@@ -59,17 +72,33 @@ impl PgStore {
     fn cache(&self) -> std::sync::MutexGuard<'_, LruCache<String, (i64, Transcript)>> {
         self.transcripts.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, LruCache<String, (i64, SessionEntry)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The entry of `key` and its row version, from the database.
+    fn read(&self, key: &str) -> Result<Option<(SessionEntry, i64)>, StoreError> {
+        let (store, k) = (self.store.clone(), key.to_string());
+        let found = self.db.blocking(move |c| async move {
+            let row = c
+                .query_opt("select entry, version from chela_sessions where store = $1 and key = $2", &[&store, &k])
+                .await?;
+            Ok(row.map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))))
+        })?;
+        let Some((raw, version)) = found else {
+            self.known().pop(key);
+            return Ok(None);
+        };
+        let entry = self.parse(key, &raw)?;
+        self.known().put(key.to_string(), (version, entry.clone()));
+        Ok(Some((entry, version)))
+    }
 }
 
 impl SessionStore for PgStore {
     fn get(&self, key: &str) -> Result<Option<SessionEntry>, StoreError> {
-        let (store, k) = (self.store.clone(), key.to_string());
-        let raw = self.db.blocking(move |c| async move {
-            let row =
-                c.query_opt("select entry from chela_sessions where store = $1 and key = $2", &[&store, &k]).await?;
-            Ok(row.map(|r| r.get::<_, String>(0)))
-        })?;
-        raw.map(|raw| self.parse(key, &raw)).transpose()
+        Ok(self.read(key)?.map(|(entry, _)| entry))
     }
 
     fn list(&self) -> Result<Vec<(String, SessionEntry)>, StoreError> {
@@ -93,16 +122,15 @@ impl SessionStore for PgStore {
     }
 
     fn upsert(&self, key: &str, edit: &mut dyn FnMut(&mut SessionEntry)) -> Result<SessionEntry, StoreError> {
+        // First from the version this replica knows; after a miss, from the database's.
+        let mut base = self.known().get(key).cloned().map(|(v, e)| (e, v));
         loop {
-            let (store, k) = (self.store.clone(), key.to_string());
-            let found = self.db.blocking(move |c| async move {
-                let row = c
-                    .query_opt("select entry, version from chela_sessions where store = $1 and key = $2", &[&store, &k])
-                    .await?;
-                Ok(row.map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))))
-            })?;
+            let found = match base.take() {
+                Some(known) => Some(known),
+                None => self.read(key)?,
+            };
             let (mut entry, version) = match found {
-                Some((raw, v)) => (self.parse(key, &raw)?, Some(v)),
+                Some((e, v)) => (e, Some(v)),
                 None => (SessionEntry::new(clock::now_ms()), None),
             };
             edit(&mut entry);
@@ -135,8 +163,10 @@ impl SessionStore for PgStore {
             })?;
             // Another replica changed the entry meanwhile: edit its version.
             if stored {
+                self.known().put(key.to_string(), (version.map_or(1, |v| v + 1), entry.clone()));
                 return Ok(entry);
             }
+            self.known().pop(key);
         }
     }
 

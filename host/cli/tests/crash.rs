@@ -395,18 +395,7 @@ async fn kill_9_mid_job_never_runs_it_twice_and_keeps_next_run_times() {
     let root = dir.path();
     // A port of its own in the config: `chela cron run` finds the gateway there.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = format!(
-        r#"{{ gateway: {{ port: {port} }},
-      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
-      agents: {{ list: [ {{ id: "main", default: true, model: "openai/gpt-test" }}, {{ id: "clock" }} ] }},
-      cron: {{ jobs: [
-        {{ id: "once", schedule: {{ kind: "at", at: "2020-01-01T00:00:00Z" }},
-           payload: {{ kind: "agentTurn", message: "the one-shot job" }} }},
-        {{ id: "hourly", schedule: {{ kind: "every", every: "1h" }}, payload: {{ kind: "agentTurn", message: "hourly" }} }},
-        {{ id: "tick", agentId: "clock", schedule: {{ kind: "every", everyMs: 1000 }},
-           payload: {{ kind: "systemEvent", text: "tick" }} }} ] }} }}"#,
-        openai = fake.base_url()
-    );
+    let config = format!("{{ gateway: {{ port: {port} }}, {} }}", support::three_jobs(&fake.base_url()));
     let asked = |what: &str| fake.requests().iter().filter(|(_, body)| body.to_string().contains(what)).count();
     std::fs::write(root.join("chela.json5"), &config).unwrap();
     let gw = Gateway::start_as_installed(root).await;

@@ -684,17 +684,7 @@ async fn the_scheduler_taken_over_after_a_kill_runs_no_job_twice() {
     let url = db.url();
     let fake = OpenAiFake::start("sk-fake-openai").await;
     fake.hold();
-    let config = format!(
-        r#"{{ models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
-      agents: {{ list: [ {{ id: "main", default: true, model: "openai/gpt-test" }}, {{ id: "clock" }} ] }},
-      cron: {{ jobs: [
-        {{ id: "once", schedule: {{ kind: "at", at: "2020-01-01T00:00:00Z" }},
-           payload: {{ kind: "agentTurn", message: "the one-shot job" }} }},
-        {{ id: "hourly", schedule: {{ kind: "every", every: "1h" }}, payload: {{ kind: "agentTurn", message: "hourly" }} }},
-        {{ id: "tick", agentId: "clock", schedule: {{ kind: "every", everyMs: 1000 }},
-           payload: {{ kind: "systemEvent", text: "tick" }} }} ] }} }}"#,
-        openai = fake.base_url()
-    );
+    let config = format!("{{ {} }}", support::three_jobs(&fake.base_url()));
     let asked = |what: &str| fake.requests().iter().filter(|(_, body)| body.to_string().contains(what)).count();
     let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let (a, b) = tokio::join!(

@@ -371,6 +371,21 @@ impl JobSpec {
         out
     }
 
+    /// Makes this a job `agent` adds for itself (its `automations` tool):
+    /// it runs as `agent`, and naming another agent is refused; a `current`
+    /// job without a `sessionKey` is bound to `session_key`, the calling
+    /// conversation. The rest is checked by [`JobSpec::problems`].
+    pub fn bind_to_caller(&mut self, agent: &str, session_key: &str) -> Result<(), JobProblem> {
+        if let Some(other) = self.agent_id.as_deref().map(|a| normalize_agent_id(Some(a))).filter(|a| a != agent) {
+            return Err(problem("agentId", format!("a job runs as the agent that adds it (`{agent}`), not `{other}`")));
+        }
+        self.agent_id = Some(agent.to_string());
+        if self.session_target.as_deref() == Some("current") && self.session_key.is_none() {
+            self.session_key = Some(session_key.to_string());
+        }
+        Ok(())
+    }
+
     /// The agent's id as stored on the job (canonical), for listings.
     pub fn agent_label(&self) -> String {
         self.agent_id.as_deref().map(|a| normalize_agent_id(Some(a))).unwrap_or_else(|| "(default)".into())
@@ -428,15 +443,33 @@ mod tests {
         assert!(!j("work", "default").problems(&c, 0).is_empty(), "the default account answers `home`");
     }
 
+    /// An agent turn every minute with `delivery` (JSON).
+    fn delivering(delivery: &str) -> JobSpec {
+        job(&format!(
+            r#"{{ "schedule": {{ "kind": "every", "everyMs": 60000 }},
+            "payload": {{ "kind": "agentTurn", "message": "hi" }}, "delivery": {delivery} }}"#
+        ))
+    }
+
+    #[test]
+    fn a_job_an_agent_adds_runs_as_that_agent_in_the_calling_conversation() {
+        let mut j = job(r#"{ "schedule": { "kind": "every", "everyMs": 60000 }, "sessionTarget": "current",
+            "payload": { "kind": "agentTurn", "message": "hi" } }"#);
+        j.bind_to_caller("work", "agent:work:main").unwrap();
+        assert_eq!((j.agent_id.as_deref(), j.session_key.as_deref()), (Some("work"), Some("agent:work:main")));
+        let mut other = JobSpec { agent_id: Some("Home".into()), ..j.clone() };
+        let refused = other.bind_to_caller("work", "agent:work:main").unwrap_err();
+        assert_eq!(refused.field, "agentId");
+        assert!(refused.message.contains("not `home`"), "{}", refused.message);
+        let mut isolated = JobSpec { session_target: Some("isolated".into()), session_key: None, ..j };
+        isolated.bind_to_caller("work", "agent:work:main").unwrap();
+        assert_eq!(isolated.session_key, None, "only a `current` job is bound to the caller's conversation");
+    }
+
     #[test]
     fn a_completion_webhook_goes_only_beside_an_announcement() {
         let c = cfg("{}");
-        let with = |delivery: &str| {
-            job(&format!(
-                r#"{{ "schedule": {{ "kind": "every", "everyMs": 60000 }},
-                "payload": {{ "kind": "agentTurn", "message": "hi" }}, "delivery": {delivery} }}"#
-            ))
-        };
+        let with = delivering;
         let fine = with(
             r#"{ "mode": "announce", "channel": "telegram", "to": "42",
                  "completionDestination": { "mode": "webhook", "to": "https://hooks.example.com/done" } }"#,
@@ -475,12 +508,7 @@ mod tests {
     #[test]
     fn a_webhook_job_names_an_http_url_and_nothing_of_a_chat() {
         let c = cfg("{}");
-        let j = |delivery: &str| {
-            job(&format!(
-                r#"{{ "schedule": {{ "kind": "every", "everyMs": 60000 }},
-                "payload": {{ "kind": "agentTurn", "message": "hi" }}, "delivery": {delivery} }}"#
-            ))
-        };
+        let j = delivering;
         let fine = j(r#"{ "mode": "webhook", "to": "https://hooks.example.com/cron?x=1" }"#);
         assert!(fine.problems(&c, 0).is_empty(), "{:?}", fine.problems(&c, 0));
         assert_eq!(fine.webhook_url(), Some("https://hooks.example.com/cron?x=1"));

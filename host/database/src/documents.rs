@@ -81,21 +81,4 @@ impl Database {
         done_rx.recv().map_err(|_| DbError::Stopped)??;
         Ok(edited)
     }
-
-    /// Edits the one document `name` under its own lock: `edit` gets its
-    /// body and returns the new one (`None`: leave it) and its answer.
-    pub fn edit_document<R>(
-        &self,
-        name: &str,
-        edit: impl FnOnce(Option<String>) -> (Option<String>, R),
-    ) -> Result<R, DbError> {
-        let edited = self.edit_documents(name, vec![name.to_string()], move |bodies| {
-            let (new, answer) = edit(bodies[0].clone());
-            if new.is_some() {
-                bodies[0] = new;
-            }
-            Ok::<R, std::convert::Infallible>(answer)
-        })?;
-        Ok(edited.unwrap_or_else(|never| match never {}))
-    }
 }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use chela_database::Database;
 use chela_fakes::postgres::Cluster;
 
+const DOC: &str = "telegram-allowFrom.json";
+
 fn connect(db: &Cluster) -> Arc<Database> {
     Database::connect(&db.url()).expect("connects")
 }
@@ -23,12 +25,14 @@ fn concurrent_edits_from_two_replicas_lose_nothing() {
             t.spawn(move || {
                 for i in 0..10 {
                     replica
-                        .edit_document("telegram-allowFrom.json", move |body| {
+                        .edit_documents(DOC, vec![DOC.to_string()], |bodies| {
                             let mut list: Vec<String> =
-                                body.map(|b| serde_json::from_str(&b).unwrap()).unwrap_or_default();
+                                bodies[0].as_deref().map(|b| serde_json::from_str(b).unwrap()).unwrap_or_default();
                             list.push(format!("{w}-{i}"));
-                            (Some(serde_json::to_string(&list).unwrap()), ())
+                            bodies[0] = Some(serde_json::to_string(&list).unwrap());
+                            Ok::<(), String>(())
                         })
+                        .unwrap()
                         .unwrap();
                 }
             });
@@ -38,7 +42,8 @@ fn concurrent_edits_from_two_replicas_lose_nothing() {
     assert_eq!(list.len(), 40, "an edit was lost: {list:?}");
     // An edit that leaves the document alone answers and writes nothing.
     let before = db.psql("select updated_at from chela_documents where name = 'telegram-allowFrom.json'");
-    let seen = a.edit_document("telegram-allowFrom.json", |body| (None, body.map(|b| b.len()))).unwrap();
-    assert!(seen.is_some_and(|n| n > 0));
+    let seen =
+        a.edit_documents(DOC, vec![DOC.to_string()], |bodies| Ok::<_, String>(bodies[0].as_ref().map(String::len)));
+    assert!(seen.unwrap().unwrap().is_some_and(|n| n > 0));
     assert_eq!(db.psql("select updated_at from chela_documents where name = 'telegram-allowFrom.json'"), before);
 }

@@ -185,33 +185,20 @@ impl Pairing {
                 Ok(answer)
             }
             Place::Shared(db) => {
-                let doc_name = name.to_string();
-                let err = move |message: String, transient| PairingError::Database {
-                    name: doc_name.clone(),
-                    message,
-                    transient,
-                };
-                let inner = {
-                    let err = err.clone();
-                    move |message: String| err(message, false)
-                };
-                let edited = db.edit_document(name, move |body| {
-                    let parsed = match body {
-                        Some(text) => serde_json::from_str(&text).map_err(|e| inner(e.to_string())),
-                        None => Ok(T::default()),
+                let err =
+                    |message: String, transient| PairingError::Database { name: name.to_string(), message, transient };
+                let malformed = |e: serde_json::Error| err(e.to_string(), false);
+                // Under the document's own lock; an error from `edit` writes nothing.
+                let edited = db.edit_documents(name, vec![name.to_string()], |bodies| {
+                    let mut doc: T = match bodies[0].as_deref() {
+                        Some(text) => serde_json::from_str(text).map_err(malformed)?,
+                        None => T::default(),
                     };
-                    let outcome = parsed.and_then(|mut doc: T| {
-                        let (changed, answer) = edit(&mut doc)?;
-                        let body = match changed {
-                            true => Some(serde_json::to_string_pretty(&doc).map_err(|e| inner(e.to_string()))?),
-                            false => None,
-                        };
-                        Ok((body, answer))
-                    });
-                    match outcome {
-                        Ok((body, answer)) => (body, Ok(answer)),
-                        Err(e) => (None, Err(e)),
+                    let (changed, answer) = edit(&mut doc)?;
+                    if changed {
+                        bodies[0] = Some(serde_json::to_string_pretty(&doc).map_err(malformed)?);
                     }
+                    Ok(answer)
                 });
                 edited.map_err(|e| err(e.to_string(), e.is_transient()))?
             }

@@ -194,6 +194,23 @@ impl Gateway {
     }
 }
 
+/// The config keys (JSON5, without braces) of a scheduler with three jobs,
+/// agent `main` on the OpenAI fake at `openai`: `once` (a one-shot already
+/// due, asking "the one-shot job"), `hourly` (every hour), and `tick`
+/// (agent `clock`'s system event every second).
+pub fn three_jobs(openai: &str) -> String {
+    format!(
+        r#"models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{ list: [ {{ id: "main", default: true, model: "openai/gpt-test" }}, {{ id: "clock" }} ] }},
+      cron: {{ jobs: [
+        {{ id: "once", schedule: {{ kind: "at", at: "2020-01-01T00:00:00Z" }},
+           payload: {{ kind: "agentTurn", message: "the one-shot job" }} }},
+        {{ id: "hourly", schedule: {{ kind: "every", every: "1h" }}, payload: {{ kind: "agentTurn", message: "hourly" }} }},
+        {{ id: "tick", agentId: "clock", schedule: {{ kind: "every", everyMs: 1000 }},
+           payload: {{ kind: "systemEvent", text: "tick" }} }} ] }}"#
+    )
+}
+
 pub fn chela(root: &Path, config: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_chela"));
     c.arg("--config").arg(config).env("CHELA_STATE_DIR", root.join("state")).env("HOME", root);

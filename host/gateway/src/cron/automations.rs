@@ -11,7 +11,6 @@
 use std::sync::{Arc, Weak};
 
 use chela_core::cron_job::JobSpec;
-use chela_core::ids::normalize_agent_id;
 use chela_plugin::capability::automations::{AutomationsAccess, BoxFuture, Caller};
 
 use super::{add_stored, listing_json, scheduler, CronStore, Source};
@@ -34,11 +33,7 @@ impl Automations {
     ) -> Result<R, String> {
         let gw = self.gw.upgrade().ok_or("the gateway is stopping")?;
         let cfg = gw.config();
-        let store = gw.scheduler.store().clone();
-        match tokio::task::spawn_blocking(move || work(&cfg, &store)).await {
-            Ok(out) => out,
-            Err(e) => Err(format!("the scheduler call did not complete: {e}")),
-        }
+        gw.scheduler.store().off_thread(move |store| Ok(work(&cfg, store))).await.map_err(|e| e.to_string())?
     }
 }
 
@@ -57,19 +52,8 @@ impl AutomationsAccess for Automations {
         let caller = caller.clone();
         Box::pin(self.on_store(move |cfg, store| {
             let mut spec: JobSpec = serde_json::from_str(&job).map_err(|e| format!("not a job: {e}"))?;
-            match spec.agent_id.as_deref().map(|a| normalize_agent_id(Some(a))) {
-                Some(other) if other != caller.agent_id => {
-                    return Err(format!(
-                        "agentId: a job runs as the agent that adds it (`{}`), not `{other}`",
-                        caller.agent_id
-                    ))
-                }
-                _ => spec.agent_id = Some(caller.agent_id.clone()),
-            }
-            // A `current` job is this conversation's unless it names one.
-            if spec.session_target.as_deref() == Some("current") && spec.session_key.is_none() {
-                spec.session_key = Some(caller.session_key.clone());
-            }
+            spec.bind_to_caller(&caller.agent_id, &caller.session_key)
+                .map_err(|p| format!("{}: {}", p.field, p.message))?;
             let id =
                 spec.id.clone().unwrap_or_else(|| format!("job-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
             spec.id = Some(id.clone());

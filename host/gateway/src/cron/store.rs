@@ -269,14 +269,6 @@ impl CronStore {
         }
     }
 
-    /// Where the store is, as a person would look for it.
-    pub fn shown(&self) -> String {
-        match &self.place {
-            Place::Files(_) => self.dir.display().to_string(),
-            Place::Shared(db) => format!("{} (chela_documents cron/…)", db.shown_url()),
-        }
-    }
-
     fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> CronStoreError + '_ {
         let path = path.to_path_buf();
         move |source| CronStoreError::Io { path: path.clone(), source }

@@ -88,7 +88,9 @@ pub mod messaging {
 /// The calling agent's own scheduled jobs (the `automations` tool): the
 /// host lists, stores and removes only that agent's jobs.
 pub mod automations {
-    pub use crate::bindings::automations::{add_job, list_jobs, remove_job};
+    pub use crate::bindings::automations::{
+        add_job, get_job, job_runs, list_jobs, next_check, remove_job, run_job, status, update_job, wake,
+    };
 }
 
 /// Outbound HTTP through `wasi:http` (the host allows only granted hosts).

@@ -13,6 +13,8 @@ use chela_core::cron_job::JobSpec;
 pub struct LoopListing {
     pub name: String,
     pub every_ms: Option<u64>,
+    /// Its pacing bounds (`min`, `max`), when it paces itself.
+    pub pacing: Option<(Option<String>, Option<String>)>,
     pub enabled: bool,
     pub next_run_at_ms: Option<i64>,
     pub last_status: Option<String>,

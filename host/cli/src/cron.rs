@@ -115,6 +115,13 @@ pub struct AddArgs {
     /// Keep a one-shot job after it ran.
     #[arg(long)]
     keep_after_run: bool,
+    /// Dynamic cadence: the shortest delay the job's own run may ask for
+    /// with the `automations` tool's `next_check` (`15m`).
+    #[arg(long, value_name = "DURATION")]
+    pacing_min: Option<String>,
+    /// Dynamic cadence: the longest delay a `next_check` may ask for (`4h`).
+    #[arg(long, value_name = "DURATION")]
+    pacing_max: Option<String>,
     /// Store it disabled.
     #[arg(long)]
     disabled: bool,
@@ -248,6 +255,8 @@ fn add(cfg: &Config, store: &CronStore, args: AddArgs) -> Result<ExitCode> {
         timeout_seconds: None,
         wake_mode: args.wake.clone(),
         failure_alert: args.no_failure_alert.then_some(chela_core::failure_alert::JobFailureAlert::Switch(false)),
+        pacing: (args.pacing_min.is_some() || args.pacing_max.is_some())
+            .then(|| chela_core::pacing::Pacing { min: args.pacing_min.clone(), max: args.pacing_max.clone() }),
     };
     if let Err(why) = chela_gateway::cron::add_stored(cfg, store, spec.clone())? {
         for line in why.lines() {

@@ -1178,6 +1178,9 @@ fn cron_add_list_and_rm_keep_jobs_with_their_agent() {
     assert!(err.contains("sessionKey") && err.contains("belongs to agent `home`"), "{err}");
     let bad = s.chela(&cfg, &["cron", "add", "--cron", "61 * * * *", "--message", "x"]);
     assert!(!bad.status.success() && text(&bad).contains("schedule.expr"), "{}", text(&bad));
+    let unpaced =
+        s.chela(&cfg, &["cron", "add", "--every", "1h", "--pacing-min", "2h", "--pacing-max", "1h", "--message", "x"]);
+    assert!(!unpaced.status.success() && text(&unpaced).contains("pacing.min"), "{}", text(&unpaced));
     let taken = s.chela(&cfg, &["cron", "add", "--id", "nightly", "--every", "1h", "--message", "x"]);
     assert!(text(&taken).contains("declared in config at `cron.jobs[0]`"), "{}", text(&taken));
 

@@ -7,9 +7,11 @@
 //! SHA-256 of the session key (OpenClaw's), so a conversation only ever
 //! sees and stops its own loops.
 //!
-//! Without an interval OpenClaw self-paces the loop (the agent picks each
-//! next check between 1 minute and 1 hour); chela runs it at the default
-//! 15-minute cadence instead, and the reply says so.
+//! Without an interval the loop self-paces, as OpenClaw's: it starts at
+//! the 15-minute cadence with `pacing: { min: "1m", max: "1h" }`, and its
+//! message asks the agent to call the `automations` tool's `next_check`
+//! before replying, checking more often while the task is active and
+//! backing off toward an hour while it is quiet (`crate::pacing`).
 //!
 //! Must not: store or run a job (the gateway's scheduler does), or decide
 //! who may ask (`/loop` is owner-only: `access::is_owner`).
@@ -17,6 +19,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::cron_job::{Delivery, JobSpec, Payload};
+use crate::pacing::Pacing;
 use crate::schedule::{parse_duration_ms, ScheduleSpec, Unit};
 
 /// OpenClaw's shortest loop interval.
@@ -40,8 +43,8 @@ pub enum LoopCommand {
     Start {
         every_ms: u64,
         prompt: String,
-        /// No interval was given (OpenClaw would self-pace it).
-        default_cadence: bool,
+        /// No interval was given: the loop paces itself (`next_check`).
+        self_paced: bool,
     },
 }
 
@@ -63,10 +66,8 @@ pub fn parse(args: &str) -> Result<LoopCommand, String> {
     match parse_duration_ms(first, Unit::Millis) {
         Ok(every_ms) if every_ms < MIN_INTERVAL_MS => Err(format!("{USAGE} Minimum interval 30s.")),
         Ok(_) if rest.is_empty() => Err(USAGE.to_string()),
-        Ok(every_ms) => Ok(LoopCommand::Start { every_ms, prompt: rest.to_string(), default_cadence: false }),
-        Err(_) => {
-            Ok(LoopCommand::Start { every_ms: DEFAULT_INTERVAL_MS, prompt: spec.to_string(), default_cadence: true })
-        }
+        Ok(every_ms) => Ok(LoopCommand::Start { every_ms, prompt: rest.to_string(), self_paced: false }),
+        Err(_) => Ok(LoopCommand::Start { every_ms: DEFAULT_INTERVAL_MS, prompt: spec.to_string(), self_paced: true }),
     }
 }
 
@@ -83,6 +84,14 @@ pub fn name(session_key: &str, prompt: &str) -> String {
     format!("{} {}", name_prefix(session_key), short.trim_end())
 }
 
+/// Whose loop it is and where it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopAt {
+    pub agent: String,
+    pub now_ms: i64,
+    pub chat: Option<LoopChat>,
+}
+
 /// The chat a loop answers in: where `/loop` was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoopChat {
@@ -92,25 +101,29 @@ pub struct LoopChat {
     pub thread_id: Option<String>,
 }
 
-/// The job a loop is: `agent`'s turn every `every_ms` in `session_key`,
-/// with OpenClaw's loop message, announced in `chat` (the conversation's
-/// own chat, so a session that has only seen commands still has a route);
-/// `id` is the store's id for it.
-pub fn job(
-    id: &str,
-    agent: &str,
-    session_key: &str,
-    every_ms: u64,
-    prompt: &str,
-    now_ms: i64,
-    chat: Option<LoopChat>,
-) -> JobSpec {
+/// A self-paced loop's bounds (OpenClaw's).
+pub const SELF_PACED_MIN: &str = "1m";
+pub const SELF_PACED_MAX: &str = "1h";
+
+/// The job a loop is: `agent`'s turn every `every_ms` in `session_key`
+/// (`self_paced`: paced by the agent between 1 minute and 1 hour from
+/// there), with OpenClaw's loop message, announced in `chat` (the
+/// conversation's own chat, so a session that has only seen commands still
+/// has a route); `id` is the store's id for it.
+pub fn job(id: &str, session_key: &str, every_ms: u64, prompt: &str, self_paced: bool, at: LoopAt) -> JobSpec {
+    let LoopAt { agent, now_ms, chat } = at;
     let short: String = prompt.trim().chars().take(NAME_MAX_CHARS).collect();
-    let message = format!(
+    let mut message = format!(
         "[loop {}] {}\nDo the task and reply concisely. If nothing changed since the last run, reply briefly.",
         short.trim_end(),
         prompt.trim()
     );
+    if self_paced {
+        message.push_str(
+            "\nBefore replying, ALWAYS call the automations tool action:\"next_check\" with in:\"<duration>\" — \
+             pick the next check interval from how active the task is; back off toward 1h when quiet.",
+        );
+    }
     JobSpec {
         id: Some(id.to_string()),
         name: Some(name(session_key, prompt)),
@@ -132,6 +145,7 @@ pub fn job(
         timeout_seconds: None,
         wake_mode: None,
         failure_alert: None,
+        pacing: self_paced.then(|| Pacing { min: Some(SELF_PACED_MIN.into()), max: Some(SELF_PACED_MAX.into()) }),
     }
 }
 
@@ -154,14 +168,14 @@ mod tests {
         assert_eq!(parse("stop deploy"), Ok(LoopCommand::Stop(Some("deploy".into()))));
         assert_eq!(
             parse("5m check deploy status"),
-            Ok(LoopCommand::Start { every_ms: 300_000, prompt: "check deploy status".into(), default_cadence: false })
+            Ok(LoopCommand::Start { every_ms: 300_000, prompt: "check deploy status".into(), self_paced: false })
         );
         assert_eq!(
             parse("watch for new issues"),
             Ok(LoopCommand::Start {
                 every_ms: DEFAULT_INTERVAL_MS,
                 prompt: "watch for new issues".into(),
-                default_cadence: true
+                self_paced: true
             })
         );
         assert!(parse("10s too often").unwrap_err().contains("Minimum interval 30s"));
@@ -177,7 +191,15 @@ mod tests {
         assert_ne!(prefix, name_prefix("agent:main:telegram:direct:43"));
         let chat =
             LoopChat { channel: "telegram".into(), to: "42".into(), account_id: "default".into(), thread_id: None };
-        let j = job("loop-1", "main", key, 300_000, "check deploy status", 7, Some(chat));
+        let at = LoopAt { agent: "main".into(), now_ms: 7, chat: Some(chat) };
+        let j = job("loop-1", key, 300_000, "check deploy status", false, at.clone());
+        assert_eq!(j.pacing, None, "an interval is a fixed cadence");
+        let paced = job("loop-2", key, DEFAULT_INTERVAL_MS, "watch issues", true, at);
+        let bounds = paced.pacing.as_ref().unwrap().bounds().unwrap();
+        assert_eq!((bounds.min_ms, bounds.max_ms), (60_000, Some(3_600_000)));
+        let Payload::AgentTurn { message, .. } = &paced.payload else { panic!("an agent turn") };
+        assert!(message.contains(r#"action:"next_check""#), "{message}");
+        assert!(paced.problems(&crate::config::load_str("{}", None).unwrap().config, 7).is_empty());
         let d = j.delivery.clone().unwrap();
         assert_eq!(
             (d.mode.as_deref(), d.channel.as_deref(), d.to.as_deref()),

@@ -58,6 +58,10 @@ pub struct JobSpec {
     /// (`crate::failure_alert`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_alert: Option<crate::config::schema::JobFailureAlert>,
+    /// Dynamic cadence: the job's own run may propose its next run
+    /// (`next_check`), held to these bounds (`crate::pacing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<crate::pacing::Pacing>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -282,6 +286,17 @@ impl JobSpec {
                 Err(p) => out.push(p),
             }
         }
+        if let Some(pacing) = &self.pacing {
+            if matches!(self.schedule, ScheduleSpec::At { .. }) {
+                out.push(problem("pacing", "pacing is for recurring jobs; a one-shot (`at`) runs once"));
+            }
+            if let Err(problems) = pacing.bounds() {
+                for (field, message) in problems {
+                    let field = if field.is_empty() { "pacing".to_string() } else { format!("pacing.{field}") };
+                    out.push(problem(field, message));
+                }
+            }
+        }
         if let Some(crate::config::schema::JobFailureAlert::Policy(p)) = &self.failure_alert {
             out.extend(p.problems("failureAlert").into_iter().map(|(f, m)| problem(f, m)));
         }
@@ -386,6 +401,33 @@ impl JobSpec {
         Ok(())
     }
 
+    /// This job changed by `patch`, a JSON merge patch (RFC 7396, as
+    /// OpenClaw's `cron.update` reads one: supplied fields change, `null`
+    /// clears, the rest stays), except that a `schedule` replaces the
+    /// schedule, and a `payload` of another `kind` the payload (their
+    /// fields belong to their kind). The id cannot change; the result is
+    /// checked by the caller ([`JobSpec::bind_to_caller`], [`JobSpec::problems`]).
+    pub fn patched(&self, patch: &serde_json::Value) -> Result<JobSpec, JobProblem> {
+        if !patch.is_object() {
+            return Err(problem("job", "an update is an object of the fields to change"));
+        }
+        if let Some(id) = patch.get("id").filter(|v| v.as_str() != self.id.as_deref()) {
+            return Err(problem("id", format!("a job's id cannot change (asked for {id})")));
+        }
+        let mut doc = serde_json::to_value(self).map_err(|e| problem("job", e.to_string()))?;
+        let replaces = |field: &str| match (patch.get(field), doc.get(field)) {
+            (Some(new), _) if field == "schedule" => new.is_object(),
+            (Some(new), Some(old)) => new.get("kind").is_some_and(|k| Some(k) != old.get("kind")),
+            _ => false,
+        };
+        let replaced: Vec<&str> = ["schedule", "payload"].into_iter().filter(|f| replaces(f)).collect();
+        for field in replaced {
+            doc[field] = serde_json::Value::Null;
+        }
+        json_patch::merge(&mut doc, patch);
+        serde_json::from_value(doc).map_err(|e| problem("job", format!("the updated job is not a job: {e}")))
+    }
+
     /// The agent's id as stored on the job (canonical), for listings.
     pub fn agent_label(&self) -> String {
         self.agent_id.as_deref().map(|a| normalize_agent_id(Some(a))).unwrap_or_else(|| "(default)".into())
@@ -464,6 +506,45 @@ mod tests {
         let mut isolated = JobSpec { session_target: Some("isolated".into()), session_key: None, ..j };
         isolated.bind_to_caller("work", "agent:work:main").unwrap();
         assert_eq!(isolated.session_key, None, "only a `current` job is bound to the caller's conversation");
+    }
+
+    #[test]
+    fn an_update_changes_what_it_names_and_clears_what_it_nulls() {
+        let j = job(r#"{ "id": "standup", "name": "Standup", "schedule": { "kind": "every", "everyMs": 60000 },
+            "timeoutSeconds": 30, "payload": { "kind": "agentTurn", "message": "hi", "model": "openai/a" } }"#);
+        let patch = serde_json::json!({ "name": "Daily", "timeoutSeconds": null,
+            "payload": { "message": "hello" }, "pacing": { "max": "1h" } });
+        let p = j.patched(&patch).unwrap();
+        assert_eq!((p.name.as_deref(), p.timeout_seconds), (Some("Daily"), None));
+        assert_eq!(
+            p.payload,
+            Payload::AgentTurn { message: "hello".into(), model: Some("openai/a".into()), light_context: None },
+            "the payload's other fields stay"
+        );
+        assert_eq!(p.schedule, j.schedule);
+        assert_eq!(p.pacing.and_then(|p| p.max).as_deref(), Some("1h"));
+        assert_eq!(j.patched(&serde_json::json!({ "id": "other" })).unwrap_err().field, "id");
+        let bad = j.patched(&serde_json::json!({ "payload": { "kind": "poem" } })).unwrap_err();
+        assert!(bad.message.contains("not a job"), "{}", bad.message);
+        let cron = j.patched(&serde_json::json!({ "schedule": { "kind": "cron", "expr": "0 9 * * *" } })).unwrap();
+        assert_eq!(cron.schedule, ScheduleSpec::Cron { expr: "0 9 * * *".into(), tz: None }, "replaced, not merged");
+        let event = j.patched(&serde_json::json!({ "payload": { "kind": "systemEvent", "text": "tick" } })).unwrap();
+        assert_eq!(event.payload, Payload::SystemEvent { text: "tick".into() });
+        let typo = j.patched(&serde_json::json!({ "nmae": "x" })).unwrap_err();
+        assert!(typo.message.contains("nmae"), "{}", typo.message);
+    }
+
+    #[test]
+    fn pacing_is_checked_and_only_for_recurring_jobs() {
+        let c = cfg("{}");
+        let fields = |text: &str| job(text).problems(&c, 0).into_iter().map(|p| p.field).collect::<Vec<_>>();
+        let every =
+            r#""schedule": { "kind": "every", "everyMs": 60000 }, "payload": { "kind": "agentTurn", "message": "hi" }"#;
+        assert!(fields(&format!(r#"{{ {every}, "pacing": {{ "min": "1m", "max": "1h" }} }}"#)).is_empty());
+        assert_eq!(fields(&format!(r#"{{ {every}, "pacing": {{}} }}"#)), ["pacing"]);
+        assert_eq!(fields(&format!(r#"{{ {every}, "pacing": {{ "min": "2h", "max": "1h" }} }}"#)), ["pacing.min"]);
+        let at = r#""schedule": { "kind": "at", "at": "2030-01-01T00:00:00Z" }, "payload": { "kind": "agentTurn", "message": "hi" }"#;
+        assert_eq!(fields(&format!(r#"{{ {at}, "pacing": {{ "max": "1h" }} }}"#)), ["pacing"]);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod heartbeat;
 pub mod identity;
 pub mod ids;
 pub mod media;
+pub mod pacing;
 pub mod policy;
 pub mod presence;
 pub mod preview;

@@ -479,7 +479,16 @@ impl AgentRuntime {
                 let lines: Vec<String> = listed
                     .iter()
                     .map(|l| {
-                        let every = l.every_ms.map(chela_core::schedule::format_duration).unwrap_or_default();
+                        let format_duration = chela_core::schedule::format_duration;
+                        let every = l.every_ms.map(format_duration).unwrap_or_default();
+                        let every = match &l.pacing {
+                            Some((min, max)) => format!(
+                                "{every}, self-paced between {} and {}",
+                                min.clone().unwrap_or_else(|| format_duration(chela_core::pacing::FLOOR_MS)),
+                                max.clone().unwrap_or_else(|| format_duration(chela_core::pacing::CEILING_MS))
+                            ),
+                            None => every,
+                        };
                         let state = if l.enabled { "on" } else { "off" };
                         let next = l.next_run_at_ms.map(chela_core::schedule::format_instant).unwrap_or("—".into());
                         let last = l.last_status.as_deref().unwrap_or("not run yet");
@@ -496,15 +505,18 @@ impl AgentRuntime {
                     (false, _) => format!("Stopped: {}", stopped.join(", ")),
                 })
             }
-            LoopCommand::Start { every_ms, prompt, default_cadence } => {
-                let now = clock::now_ms();
+            LoopCommand::Start { every_ms, prompt, self_paced } => {
                 let id = format!("loop-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-                let job = cl::job(&id, &agent, &key, every_ms, &prompt, now, chat);
+                let at = cl::LoopAt { agent, now_ms: clock::now_ms(), chat };
+                let job = cl::job(&id, &key, every_ms, &prompt, self_paced, at);
                 let name = job.name.clone().unwrap_or_default();
                 loops.start(job)?;
-                let every = chela_core::schedule::format_duration(every_ms);
-                let paced = if default_cadence { " (self-pacing is not built in chela: a fixed cadence)" } else { "" };
-                Ok(format!("🔁 Loop started: {name} — every {every}{paced}. /loop stop ends it."))
+                let cadence = if self_paced {
+                    format!("self-paced between {} and {}", cl::SELF_PACED_MIN, cl::SELF_PACED_MAX)
+                } else {
+                    format!("every {}", chela_core::schedule::format_duration(every_ms))
+                };
+                Ok(format!("🔁 Loop started: {name} — {cadence}. /loop stop ends it."))
             }
         })
         .await;

@@ -50,6 +50,10 @@ impl ConversationLoops for Loops {
                     ScheduleSpec::Every { every_ms, .. } => every_ms,
                     _ => None,
                 },
+                pacing: match &job.kind {
+                    super::JobKind::Spec(spec) => spec.pacing.clone().map(|p| (p.min, p.max)),
+                    super::JobKind::Heartbeat(_) => None,
+                },
                 enabled: job.enabled() && st.auto_disabled.is_none(),
                 next_run_at_ms: st.next_run_at_ms,
                 last_status: st.last_status,

@@ -24,6 +24,7 @@ use chela_core::ids::ChatType;
 use chela_core::routing::SessionTarget;
 use chela_core::session_key::{derive_chat_type_from_key, SessionKey};
 
+use super::scheduler::RunInSession;
 use super::store::Claim;
 use super::{Job, JobKind};
 use crate::Gateway;
@@ -66,7 +67,7 @@ type Route = Option<(DeliveryContext, ChatType)>;
 
 pub async fn run(gw: &Arc<Gateway>, job: &Job, claim: &Claim) -> Outcome {
     match &job.kind {
-        JobKind::Spec(spec) => cron_job(gw, &job.id, spec).await,
+        JobKind::Spec(spec) => cron_job(gw, &job.id, spec, claim).await,
         JobKind::Heartbeat(plan) => heartbeat_run(gw, plan, claim.forced).await,
     }
 }
@@ -92,7 +93,7 @@ fn explicit_route(d: &chela_core::cron_job::Delivery) -> Route {
     Some((ctx, ChatType::Direct))
 }
 
-async fn cron_job(gw: &Arc<Gateway>, id: &str, spec: &JobSpec) -> Outcome {
+async fn cron_job(gw: &Arc<Gateway>, id: &str, spec: &JobSpec, claim: &Claim) -> Outcome {
     let snap = gw.snapshot();
     let cfg = &snap.config;
     let agent = match spec.agent(cfg) {
@@ -111,6 +112,18 @@ async fn cron_job(gw: &Arc<Gateway>, id: &str, spec: &JobSpec) -> Outcome {
             (SessionTarget::of_key(cfg, key.clone(), chat), false)
         }
     };
+    // The turn's session runs this job until the scheduler's `execute` ends it:
+    // the `automations` tool narrows to the job there, and paces it.
+    gw.scheduler.enter_session(
+        target.key.as_str(),
+        RunInSession {
+            job_id: id.to_string(),
+            run_id: claim.run_id.clone(),
+            pacing: spec.pacing.as_ref().and_then(|p| p.bounds().ok()),
+            forced: claim.forced,
+            proposal_ms: None,
+        },
+    );
     let route: Route = match spec.delivery.as_ref() {
         Some(d) if matches!(d.mode.as_deref(), Some("none" | "webhook")) => None,
         Some(d) if spec.announces() => explicit_route(d).or_else(|| last_route(gw, &target)),

@@ -18,13 +18,14 @@
 //! Must not: run a turn itself (`run.rs` does, as the job's agent) or decide
 //! what a schedule means (core's `schedule`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use chela_agent::clock::now_ms;
 use chela_core::config::schema::Config;
 use chela_core::failure_alert::{self, RunEnd};
+use chela_core::pacing::Bounds;
 use chela_core::schedule::Schedule;
 
 use super::store::{AutoDisabled, Claim, CronStore, CronStoreError, JobState, RunRecord};
@@ -109,16 +110,66 @@ pub enum RunNowError {
     Store(#[from] CronStoreError),
 }
 
+/// A job's run in progress here, by the session its turn runs in: what the
+/// `automations` tool narrows to inside that turn, and where a paced job's
+/// `next_check` proposal waits for the run's end.
+#[derive(Debug, Clone)]
+pub(crate) struct RunInSession {
+    pub job_id: String,
+    pub run_id: String,
+    /// The job's pacing bounds (`None`: not paced, `next_check` is refused).
+    pub pacing: Option<Bounds>,
+    /// A forced run: its proposal is not used (it keeps the pending slot).
+    pub forced: bool,
+    /// The delay the run proposed (clamped), applied when it ends well.
+    pub proposal_ms: Option<u64>,
+}
+
 /// The scheduler's own state in this process.
 pub struct Scheduler {
     store: CronStore,
     /// Jobs with a run in progress here.
     running: Mutex<HashSet<String>>,
+    /// Runs in progress here, by the session key of their turn.
+    in_session: Mutex<HashMap<String, RunInSession>>,
 }
 
 impl Scheduler {
     pub fn new(store: CronStore) -> Scheduler {
-        Scheduler { store, running: Mutex::default() }
+        Scheduler { store, running: Mutex::default(), in_session: Mutex::default() }
+    }
+
+    fn in_session(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunInSession>> {
+        self.in_session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks `session_key` as running `run` (until [`Scheduler::leave_session`]).
+    pub(crate) fn enter_session(&self, session_key: &str, run: RunInSession) {
+        self.in_session().insert(session_key.to_string(), run);
+    }
+
+    /// The job run whose turn is in `session_key`, if one is.
+    pub(crate) fn run_in_session(&self, session_key: &str) -> Option<RunInSession> {
+        self.in_session().get(session_key).cloned()
+    }
+
+    /// Records a paced run's proposal (already clamped); `false` when no
+    /// run is in `session_key` any more.
+    pub(crate) fn propose(&self, session_key: &str, delay_ms: u64) -> bool {
+        match self.in_session().get_mut(session_key) {
+            Some(run) => {
+                run.proposal_ms = Some(delay_ms);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends `run_id`'s stay in its session; its proposal, if it made one.
+    fn leave_session(&self, run_id: &str) -> Option<u64> {
+        let mut map = self.in_session();
+        let key = map.iter().find(|(_, r)| r.run_id == run_id).map(|(k, _)| k.clone())?;
+        map.remove(&key).and_then(|r| if r.forced { None } else { r.proposal_ms })
     }
 
     pub fn store(&self) -> &CronStore {
@@ -301,6 +352,7 @@ impl Scheduler {
         let _turn = gw.inflight.enter();
         let started = std::time::Instant::now();
         let mut outcome = super::run::run(&gw, &job, &claim).await;
+        let proposal_ms = gw.scheduler.leave_session(&claim.run_id);
         if let Some(url) = match &job.kind {
             JobKind::Spec(spec) => spec.webhook_url(),
             JobKind::Heartbeat(_) => None,
@@ -333,7 +385,8 @@ impl Scheduler {
             JobKind::Heartbeat(_) => None,
         };
         let (g, j, c, r, p) = (gw.clone(), job.clone(), claim.clone(), report.clone(), policy.clone());
-        let notice = match tokio::task::spawn_blocking(move || g.scheduler.finish(&j, &c, &r, p.as_ref())).await {
+        let finish = move || g.scheduler.finish(&j, &c, &r, p.as_ref(), proposal_ms);
+        let notice = match tokio::task::spawn_blocking(finish).await {
             Ok(Ok(notice)) => notice,
             Ok(Err(e)) => {
                 tracing::error!(job = %job.id, error = %e, "cron: cannot record how a run ended");
@@ -371,6 +424,7 @@ impl Scheduler {
         claim: &Claim,
         report: &RunReport,
         policy: Option<&failure_alert::AlertPolicy>,
+        proposal_ms: Option<u64>,
     ) -> Result<Option<failure_alert::Notice>, CronStoreError> {
         let one_shot = matches!(job.schedule(), chela_core::schedule::ScheduleSpec::At { .. });
         let now = now_ms();
@@ -393,6 +447,10 @@ impl Scheduler {
             } else if report.status == "ok" {
                 // A skipped run leaves the error streak (and its back-off) alone.
                 st.consecutive_errors = 0;
+                // A paced run's proposal (clamped already), measured from its end.
+                if let Some(delay) = proposal_ms.filter(|_| !one_shot) {
+                    st.next_run_at_ms = Some(now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX)));
+                }
             }
             st.consecutive_skips = if report.status == "skipped" { st.consecutive_skips.saturating_add(1) } else { 0 };
             if one_shot && !claim.forced {
@@ -453,6 +511,24 @@ impl Scheduler {
     /// `chela cron run <id>`: runs a job now, out of schedule (its next run
     /// stays), and waits for it.
     pub(crate) async fn run_now(gw: &Arc<Gateway>, id: &str) -> Result<RunReport, RunNowError> {
+        let (job, claim) = Scheduler::claim_now(gw, id).await?;
+        Ok(Scheduler::execute(gw.clone(), job, claim).await)
+    }
+
+    /// Starts `job` now, out of schedule, without waiting for it (the
+    /// `automations` tool's `run`: the turn asking may hold the session the
+    /// job runs in); the run's id.
+    pub(crate) async fn start_now(gw: &Arc<Gateway>, id: &str) -> Result<String, RunNowError> {
+        let (job, claim) = Scheduler::claim_now(gw, id).await?;
+        let run_id = claim.run_id.clone();
+        let gw = gw.clone();
+        tokio::spawn(async move { Scheduler::execute(gw, job, claim).await });
+        Ok(run_id)
+    }
+
+    /// Claims a forced run of job `id` (written before it starts, as a
+    /// scheduled claim is).
+    async fn claim_now(gw: &Arc<Gateway>, id: &str) -> Result<(Job, Claim), RunNowError> {
         let cfg = gw.config();
         if !super::enabled(&cfg, &*gw.vars) {
             return Err(RunNowError::Disabled);
@@ -482,7 +558,7 @@ impl Scheduler {
             })
             .await;
         match claimed {
-            Ok(true) => Ok(Scheduler::execute(gw.clone(), job, claim).await),
+            Ok(true) => Ok((job, claim)),
             Ok(false) => {
                 sched.running().remove(&job.id);
                 Err(RunNowError::Busy(job.id))

@@ -356,6 +356,22 @@ impl CronStore {
         })
     }
 
+    /// Replaces the stored job `id` by `job` (the same id), in place;
+    /// whether it was there. Its state stays: a changed schedule starts its
+    /// next-run times over when the scheduler next looks.
+    pub fn replace(&self, id: &str, job: StoredJob) -> Result<bool, CronStoreError> {
+        let id = id.to_string();
+        self.change(&["jobs.json"], move |d| {
+            let mut file: JobsFile = d.get("jobs.json")?;
+            let Some(slot) = file.jobs.iter_mut().find(|j| j.id.as_deref() == Some(id.as_str())) else {
+                return Ok(false);
+            };
+            *slot = job;
+            d.put("jobs.json", &file);
+            Ok(true)
+        })
+    }
+
     /// Removes a stored job and its state; whether it was there.
     pub fn remove(&self, id: &str) -> Result<bool, CronStoreError> {
         let (id, runs) = (id.to_string(), Self::runs_file(id));

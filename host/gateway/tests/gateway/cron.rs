@@ -674,6 +674,17 @@ async fn an_owner_starts_lists_runs_and_stops_a_loop_in_their_chat() {
     assert!(store.jobs().unwrap().is_empty(), "removed");
     let none = common::say(&base, &mut n, "alice", "/loop status").await;
     assert!(none.starts_with("No loops in this chat"), "{none}");
+
+    // Without an interval the loop paces itself between 1m and 1h (`next_check`).
+    let paced = common::say(&base, &mut n, "alice", "/loop watch for new issues").await;
+    assert!(paced.contains("watch for new issues — self-paced between 1m and 1h"), "{paced}");
+    let job = store.jobs().unwrap().remove(0);
+    let pacing = job.pacing.clone().expect("paced");
+    assert_eq!((pacing.min.as_deref(), pacing.max.as_deref()), (Some("1m"), Some("1h")));
+    let chela_core::cron_job::Payload::AgentTurn { message, .. } = &job.payload else { panic!("an agent turn") };
+    assert!(message.contains(r#"action:"next_check""#), "{message}");
+    let status = common::say(&base, &mut n, "alice", "/loop status").await;
+    assert!(status.contains("every 15m, self-paced between 1m and 1h"), "{status}");
 }
 
 /// The last tool result the model was given in request `i`.
@@ -683,13 +694,11 @@ fn last_tool_result(fake: &OpenAiFake, i: usize) -> String {
     tool.map(|m| m["content"].to_string()).unwrap_or_default()
 }
 
-/// The `automations` tool (OpenClaw's scheduler tool, alias `cron`), for the
-/// calling agent only: `work` adds a job in its conversation (bound to it:
-/// `current`), which the scheduler stores as `work`'s; `home` lists nothing
-/// of it, cannot remove it (`removed: false`, the job stays) and cannot add
-/// a job as `work`; an agent whose policy denies `cron` is not offered the tool.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_automations_tool_manages_only_the_calling_agents_jobs() {
+/// A gateway with the `automations` tool for its agents `work` (the
+/// default: alice), `home` (bob) and `quiet` (carol, denying `cron`), all
+/// on the OpenAI fake, on the webhook channel (account `inbox`); `jobs`:
+/// the items of `cron.jobs` (JSON5).
+async fn automations_gateway(jobs: &str) -> (OpenAiFake, tempfile::TempDir, chela_gateway::Running) {
     let fake = OpenAiFake::start("sk-test").await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -703,6 +712,7 @@ async fn the_automations_tool_manages_only_the_calling_agents_jobs() {
       bindings: [
         {{ agentId: "home", match: {{ channel: "webhook", accountId: "inbox", peer: {{ kind: "direct", id: "bob" }} }} }},
         {{ agentId: "quiet", match: {{ channel: "webhook", accountId: "inbox", peer: {{ kind: "direct", id: "carol" }} }} }} ],
+      cron: {{ jobs: [ {jobs} ] }},
       channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
     }}"#,
         openai = fake.base_url(),
@@ -711,6 +721,18 @@ async fn the_automations_tool_manages_only_the_calling_agents_jobs() {
     let running =
         common::serve_with_vars(root, &config, &["channel_webhook_js", "tool_automations"], common::openai_test_key())
             .await;
+    (fake, dir, running)
+}
+
+/// The `automations` tool (OpenClaw's scheduler tool, alias `cron`), for the
+/// calling agent only: `work` adds a job in its conversation (bound to it:
+/// `current`), which the scheduler stores as `work`'s; `home` lists nothing
+/// of it, cannot remove it (`removed: false`, the job stays) and cannot add
+/// a job as `work`; an agent whose policy denies `cron` is not offered the tool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_automations_tool_manages_only_the_calling_agents_jobs() {
+    let (fake, dir, running) = automations_gateway("").await;
+    let root = dir.path();
     let base = format!("http://{}", running.addr);
     let store = chela_gateway::cron::CronStore::new(&root.join("state"));
     let mut n = 0;
@@ -761,4 +783,134 @@ async fn the_automations_tool_manages_only_the_calling_agents_jobs() {
     assert!(!offered.contains(&"automations".to_string()), "{offered:?}");
     let work_tools = fake.requests()[0].1["tools"].to_string();
     assert!(work_tools.contains("\"automations\""), "work was offered it: {work_tools}");
+}
+
+/// A call of the `automations` tool with `args`.
+fn automations_call(args: Value) -> Scripted {
+    Scripted::ToolCall { name: "automations".into(), arguments: args }
+}
+
+/// The rest of OpenClaw's tool actions, outside a run: `get` shows the
+/// whole job, `update` patches only what it names (and is checked as a new
+/// job is), `status` counts the agent's jobs, `run` with `runMode: "force"`
+/// starts it without waiting and `runs` shows how it ended; `next_check`
+/// outside a run is refused. Another agent can get, update or run none of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_automations_tool_gets_updates_runs_and_lists_runs_of_its_own_jobs() {
+    let (fake, dir, running) = automations_gateway("").await;
+    let base = format!("http://{}", running.addr);
+    let store = chela_gateway::cron::CronStore::new(&dir.path().join("state"));
+    let mut n = 0;
+    let job = serde_json::json!({ "id": "standup", "name": "standup", "schedule": { "kind": "every", "everyMs": 3_600_000 },
+        "sessionTarget": "isolated", "payload": { "kind": "agentTurn", "message": "standup reminder" },
+        "delivery": { "mode": "none" } });
+    fake.script([
+        automations_call(serde_json::json!({ "action": "add", "job": job })),
+        automations_call(serde_json::json!({ "action": "get", "jobId": "standup" })),
+        automations_call(serde_json::json!({ "action": "update", "jobId": "standup",
+            "job": { "name": "Daily standup", "payload": { "message": "the daily standup" }, "pacing": { "max": "2h" } } })),
+        automations_call(serde_json::json!({ "action": "update", "jobId": "standup",
+            "job": { "schedule": { "kind": "cron", "expr": "99 * * * *" } } })),
+        automations_call(serde_json::json!({ "action": "next_check", "in": "5m" })),
+        automations_call(serde_json::json!({ "action": "status" })),
+        Scripted::Text("Done.".into()),
+    ]);
+    assert_eq!(common::say(&base, &mut n, "alice", "set up and tune my standup").await, "Done.");
+    let got = last_tool_result(&fake, 2);
+    assert!(got.contains(r#"\"message\":\"standup reminder\""#) && got.contains(r#"\"nextRunAtMs\""#), "get: {got}");
+    let updated = last_tool_result(&fake, 3);
+    assert!(updated.contains(r#"\"name\":\"Daily standup\""#), "update: {updated}");
+    let refused = last_tool_result(&fake, 4);
+    assert!(refused.contains("schedule.expr"), "a bad patch is refused at its field: {refused}");
+    let outside = last_tool_result(&fake, 5);
+    assert!(outside.contains("this turn is not a scheduled run"), "{outside}");
+    let status = last_tool_result(&fake, 6);
+    // Its job and its heartbeat (`work` is the default agent: the ambient heartbeat's owner).
+    assert!(status.contains(r#"\"jobs\":2"#) && status.contains(r#"\"enabled\":true"#), "status: {status}");
+    let stored = store.jobs().unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].name.as_deref(), Some("Daily standup"));
+    assert_eq!(
+        stored[0].payload,
+        chela_core::cron_job::Payload::AgentTurn {
+            message: "the daily standup".into(),
+            model: None,
+            light_context: None
+        }
+    );
+    assert_eq!(stored[0].pacing.as_ref().and_then(|p| p.max.as_deref()), Some("2h"));
+    assert_eq!(stored[0].agent_id.as_deref(), Some("work"), "still work's");
+
+    // `home` can get, update and run none of it.
+    let before = fake.requests().len();
+    fake.script([
+        automations_call(serde_json::json!({ "action": "get", "jobId": "standup" })),
+        automations_call(serde_json::json!({ "action": "update", "jobId": "standup", "job": { "name": "mine now" } })),
+        automations_call(serde_json::json!({ "action": "run", "jobId": "standup", "runMode": "force" })),
+        Scripted::Text("No luck.".into()),
+    ]);
+    assert_eq!(common::say(&base, &mut n, "bob", "take over work's standup").await, "No luck.");
+    for i in 1..=3 {
+        let r = last_tool_result(&fake, before + i);
+        assert!(r.contains("no job `standup`"), "home's call {i}: {r}");
+    }
+    assert_eq!(store.jobs().unwrap()[0].name.as_deref(), Some("Daily standup"), "unchanged");
+    assert_eq!(runs(&running, "standup", "ok"), 0, "not run");
+
+    // `run` force starts it without waiting; `runs` then shows it.
+    fake.script([
+        automations_call(serde_json::json!({ "action": "run", "jobId": "standup", "runMode": "force" })),
+        Scripted::Text("Started.".into()),
+        Scripted::Text("Started.".into()),
+    ]);
+    assert_eq!(common::say(&base, &mut n, "alice", "run my standup now").await, "Started.");
+    until("the forced run recorded as ok", || runs(&running, "standup", "ok") == 1).await;
+    let before = fake.requests().len();
+    fake.script([
+        automations_call(serde_json::json!({ "action": "runs", "jobId": "standup" })),
+        Scripted::Text("Listed.".into()),
+    ]);
+    assert_eq!(common::say(&base, &mut n, "alice", "how did it go").await, "Listed.");
+    let history = last_tool_result(&fake, before + 1);
+    assert!(history.contains(r#"\"status\":\"ok\""#) && history.contains(r#"\"forced\":true"#), "runs: {history}");
+}
+
+/// Pacing (OpenClaw's dynamic cadence): inside its own scheduled run a
+/// paced job's `next_check in: "5m"` is held to its `pacing.min` of 10
+/// minutes and replaces its next run (every second otherwise), measured
+/// from the run's end. Inside the run the tool narrows to the job: `list`
+/// shows only it, and `add` is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_jobs_own_run_sets_its_next_check_within_its_bounds() {
+    let (fake, dir, running) = automations_gateway(
+        r#"{ id: "watch", schedule: { kind: "every", everyMs: 1000 }, pacing: { min: "10m", max: "2h" },
+             sessionTarget: "isolated", payload: { kind: "agentTurn", message: "watch the deploy" },
+             delivery: { mode: "none" } },
+           { id: "digest", schedule: { kind: "every", every: "24h" }, sessionTarget: "isolated",
+             payload: { kind: "agentTurn", message: "digest" }, delivery: { mode: "none" } }"#,
+    )
+    .await;
+    fake.script([
+        automations_call(serde_json::json!({ "action": "next_check", "in": "5m" })),
+        automations_call(serde_json::json!({ "action": "list" })),
+        automations_call(
+            serde_json::json!({ "action": "add", "job": { "schedule": { "kind": "every", "everyMs": 60_000 },
+            "payload": { "kind": "agentTurn", "message": "more work" } } }),
+        ),
+        Scripted::Text("NO_REPLY".into()),
+    ]);
+    until("the paced run recorded as ok", || runs(&running, "watch", "ok") == 1).await;
+    let proposed = last_tool_result(&fake, 1);
+    assert!(proposed.contains(r#"\"nextCheckInMs\":600000"#), "clamped to pacing.min: {proposed}");
+    let listed = last_tool_result(&fake, 2);
+    assert!(listed.contains(r#"\"id\":\"watch\""#) && !listed.contains("digest"), "only itself: {listed}");
+    let add = last_tool_result(&fake, 3);
+    assert!(add.contains("this turn is the scheduled job `watch`"), "{add}");
+    let store = chela_gateway::cron::CronStore::new(&dir.path().join("state"));
+    assert!(store.jobs().unwrap().is_empty(), "the run added nothing");
+    let st = store.states().unwrap()["watch"].clone();
+    let now = chela_agent::clock::now_ms();
+    let next = st.next_run_at_ms.expect("a next run");
+    assert!(next >= now + 590_000 && next <= now + 600_000, "next run {} ms from now", next - now);
+    assert_eq!(fake.requests().len(), 4, "one run, four model calls");
 }

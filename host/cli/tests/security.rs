@@ -575,3 +575,62 @@ async fn a_token_written_as_a_variable_reference_is_never_the_literal_text() {
     let real = raw(&gw, "GET", "/api/v1/agents", &[("authorization", "Bearer the-real-token")], "").await;
     assert_eq!(real.status, 200, "{}", real.body);
 }
+
+/// OpenClaw's exec approval policy holds on the host (sandbox off):
+/// `tools.exec.mode: "deny"` runs nothing; `security: "allowlist"` runs
+/// only `safeBins` filters (stdin only); `ask: "always"` needs an approval
+/// chela cannot prompt for, so it is refused (OpenClaw's `askFallback:
+/// deny`). Each refusal says why, and the refused command left nothing
+/// behind; an agent without these settings runs commands as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_approval_settings_refuse_host_commands_they_do_not_allow() {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let root = dir.path();
+    let r = root.display();
+    let text = format!(
+        r#"{{ agents: {{ list: [
+            {{ id: "open", default: true, workspace: "{r}/ws-open" }},
+            {{ id: "strict", workspace: "{r}/ws-strict", tools: {{ exec: {{ mode: "deny" }} }} }},
+            {{ id: "filters", workspace: "{r}/ws-filters", tools: {{ exec: {{ security: "allowlist", safeBins: ["wc"] }} }} }},
+            {{ id: "asker", workspace: "{r}/ws-asker", tools: {{ exec: {{ security: "full", ask: "always" }} }} }} ] }} }}"#
+    );
+    let gw = Gateway::start_with(root, &text, &["tool_exec"]).await;
+    let exec = |agent: &'static str, command: &'static str| {
+        let ask = format!("/tool exec {}", serde_json::json!({ "command": command }));
+        let mut c = chela(root, &gw.config);
+        c.args(["send", "--agent", agent, &ask]);
+        async move {
+            let out = c.output().await.unwrap();
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        }
+    };
+    let said = exec("strict", "touch planted").await;
+    assert!(said.contains("off for this agent (agents.list[1].tools.exec.mode: deny)"), "{said}");
+    assert!(!root.join("ws-strict/planted").exists(), "mode deny ran it");
+
+    let counted = exec("filters", "wc -c").await;
+    assert!(counted.contains("\"exitCode\":0"), "a safe bin runs: {counted}");
+    let said = exec("filters", "touch planted").await;
+    assert!(
+        said.contains("only allowlisted commands run") && said.contains("`touch` is not in tools.exec.safeBins"),
+        "{said}"
+    );
+    let said = exec("filters", "wc -c planted; touch planted").await;
+    assert!(said.contains("only allowlisted commands run"), "{said}");
+    assert!(!root.join("ws-filters/planted").exists(), "the allowlist ran a command outside it");
+
+    let said = exec("asker", "touch planted").await;
+    assert!(said.contains("needs approval: every command needs approval") && said.contains("askFallback"), "{said}");
+    assert!(!root.join("ws-asker/planted").exists(), "ask always ran it without an approval");
+
+    // `/exec` shows the policy in force and where it comes from.
+    let out = chela(root, &gw.config).args(["send", "--agent", "filters", "/exec"]).output().await.unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        shown.contains("security allowlist, ask off (agents.list[2].tools.exec.security: allowlist); safe bins: wc"),
+        "{shown}"
+    );
+
+    let made = exec("open", "touch made && echo done").await;
+    assert!(made.contains("done") && root.join("ws-open/made").exists(), "the default runs commands: {made}");
+}

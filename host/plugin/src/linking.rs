@@ -16,7 +16,9 @@ use std::sync::Arc;
 use chela_core::config::paths::{agent_workspace, Environment};
 use chela_core::config::plugin_entry::PluginEntry;
 use chela_core::config::schema::Config;
-use chela_core::policy::{effective_tools, exec_confinement, reach, EffectiveTools, SessionKind, ToolCatalog};
+use chela_core::policy::{
+    effective_tools, exec_confinement, host_exec_policy, reach, EffectiveTools, SessionKind, ToolCatalog,
+};
 use chela_core::roster::Roster;
 
 use crate::bindings::ToolPluginAllPre;
@@ -131,6 +133,7 @@ pub fn agent_grants(cfg: &Config, env: &Environment, policy: &EffectiveTools, ki
             network: r.network,
             elevated: false,
             confinement: exec_confinement(cfg, env, &policy.agent_id, Some(&config_path)),
+            policy: host_exec_policy(cfg, &policy.agent_id),
         });
     }
     grants

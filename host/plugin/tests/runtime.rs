@@ -621,6 +621,7 @@ async fn landlock_confines_host_commands_where_namespaces_are_missing() {
             hidden_files: vec![],
             env: vec![],
         },
+        policy: chela_core::policy::HostExecPolicy::default(),
     };
     let script = format!(
         "cat {o}/MEMORY.md {s}/gateway.token 2>&1; ls {o} 2>&1; cat {b}; echo mine > mine.txt && cat mine.txt; \

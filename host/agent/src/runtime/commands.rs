@@ -407,7 +407,11 @@ fn exec_summary(cfg: &Config, agent_id: &str, inbound: &Inbound, args: &str) -> 
         }
         (false, true) => "on the gateway host, unconfined (tools.exec.host: unconfined)",
     };
-    format!("Exec: this session's commands run {place}. /elevated says whether yours may leave the sandbox.")
+    let policy = chela_core::policy::host_exec_policy(cfg, agent_id).describe();
+    format!(
+        "Exec: this session's commands run {place}. Host commands: {policy}; chela has no approval prompts, so a \
+         command that needs one is refused. /elevated says whether yours may leave the sandbox."
+    )
 }
 
 /// Changes the session's index entry (a command's own fields), off the async workers.

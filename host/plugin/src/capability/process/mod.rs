@@ -35,7 +35,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use chela_core::policy::ExecConfinement;
+use chela_core::policy::{judge, ExecConfinement, HostExecPolicy, Verdict, HOST_PATH};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command as Child;
 use wasmtime::component::Linker;
@@ -70,6 +70,9 @@ pub struct ProcessGrant {
     pub elevated: bool,
     /// What host commands must not see, their environment, and the opt-out.
     pub confinement: ExecConfinement,
+    /// Which commands may run on the host at all (`tools.exec.mode` /
+    /// `security` / `ask` / `safeBins`): judged before a host command starts.
+    pub policy: HostExecPolicy,
 }
 
 /// Where bubblewrap is, if installed.
@@ -112,7 +115,7 @@ fn bwrap_base(c: &mut Child) {
 }
 
 fn environment(c: &mut Child, grant: &ProcessGrant, home: &Path) {
-    c.args(["--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"]);
+    c.arg("--setenv").arg("PATH").arg(HOST_PATH.join(":"));
     c.arg("--setenv").arg("HOME").arg(home);
     c.args(["--setenv", "LANG", "C.UTF-8"]);
     for (k, v) in &grant.confinement.env {
@@ -226,10 +229,15 @@ fn confined_on_host(bwrap: &Path, grant: &ProcessGrant, rel_cwd: &Path, cmd: &Co
 }
 
 /// OpenClaw's exact behaviour (`tools.exec.host: "unconfined"`): no namespaces.
+/// The gateway's `PATH`, which unconfined commands get (else the host default).
+fn host_path() -> String {
+    std::env::var("PATH").unwrap_or_else(|_| HOST_PATH.join(":"))
+}
+
 fn unconfined(grant: &ProcessGrant, rel_cwd: &Path, cmd: &Command) -> Child {
     let mut c = Child::new(&cmd.program);
     c.args(&cmd.args).current_dir(grant.root.join(rel_cwd)).env_clear();
-    c.env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
+    c.env("PATH", host_path());
     c.env("HOME", &grant.root).env("LANG", "C.UTF-8");
     c.envs(grant.confinement.env.iter().map(|(k, v)| (k, v)));
     c
@@ -347,6 +355,17 @@ async fn run_as(grant: &ProcessGrant, cmd: Command, confiner: HostConfiner) -> R
                 .into());
         }
         tracing::warn!(program = %cmd.program, "elevated: running on the host, outside the sandbox");
+    }
+    if on_host {
+        let mut policy = grant.policy.clone();
+        if grant.confinement.unconfined {
+            // It runs with the gateway's own `PATH`: a safe bin must be first there.
+            policy.path = std::env::split_paths(&host_path()).collect();
+        }
+        if let Verdict::Refuse(why) = judge(&policy, &cmd.program, &cmd.args) {
+            tracing::warn!(program = %cmd.program, reason = %why, "exec: refused by the host exec policy");
+            return Err(format!("{why}; the command was not run"));
+        }
     }
     // Kept open until the child has started: the seccomp pipe, the Landlock ruleset.
     let mut keep: Option<OwnedFd> = None;

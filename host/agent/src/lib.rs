@@ -9,6 +9,7 @@
 //! does).
 
 pub mod agent_to_agent;
+pub mod approvals;
 mod assemble;
 pub mod auth;
 pub mod clock;

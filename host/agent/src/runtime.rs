@@ -207,6 +207,11 @@ pub struct RuntimeParts {
     /// What the `automations` tool manages jobs through (the gateway's
     /// scheduler; `None`: its calls fail as unavailable).
     pub automations: Option<Arc<dyn chela_plugin::capability::automations::AutomationsAccess>>,
+    /// Where host commands that need an approval are asked for, and where
+    /// `/approve` settles them (the gateway; `None`: such commands are
+    /// refused, and `/approve` needs a gateway).
+    pub exec_approvals: Option<Arc<dyn chela_plugin::capability::process::ExecApprovals>>,
+    pub approvals: Option<Arc<dyn crate::approvals::ApprovalDecisions>>,
 }
 
 impl RuntimeParts {
@@ -231,6 +236,8 @@ impl RuntimeParts {
             database: None,
             loops: None,
             automations: None,
+            exec_approvals: None,
+            approvals: None,
         }
     }
 }
@@ -256,6 +263,8 @@ pub struct AgentRuntime {
     messaging: Option<Arc<dyn MessagingAccess>>,
     pub(crate) loops: Option<Arc<dyn crate::loops::ConversationLoops>>,
     automations: Option<Arc<dyn chela_plugin::capability::automations::AutomationsAccess>>,
+    exec_approvals: Option<Arc<dyn chela_plugin::capability::process::ExecApprovals>>,
+    pub(crate) approvals: Option<Arc<dyn crate::approvals::ApprovalDecisions>>,
     /// Set by [`AgentRuntime::close`]: turns the store refuses stop waiting for it.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -277,6 +286,8 @@ impl AgentRuntime {
             database,
             loops,
             automations,
+            exec_approvals,
+            approvals,
         } = parts;
         AgentRuntime {
             env,
@@ -295,6 +306,8 @@ impl AgentRuntime {
             messaging,
             loops,
             automations,
+            exec_approvals,
+            approvals,
             closing: tokio::sync::watch::channel(false).0,
         }
     }
@@ -305,6 +318,7 @@ impl AgentRuntime {
             sessions: Some(self.sessions.clone()),
             messaging: self.messaging.clone(),
             automations: self.automations.clone(),
+            exec_approvals: self.exec_approvals.clone(),
         }
     }
 

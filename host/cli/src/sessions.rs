@@ -154,6 +154,8 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                     database,
                     loops: None,
                     automations: None,
+                    exec_approvals: None,
+                    approvals: None,
                 };
                 let runtime = chela_gateway::agent_runtime(cell, ctx.env.clone(), plugins, providers, vars, services);
                 let turn = runtime

@@ -66,6 +66,13 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
     spec("exec", &[], "/exec", "where this agent's commands run", true),
     spec(
+        "approve",
+        &[],
+        "/approve <id> allow-once|allow-always|deny",
+        "answer a command's approval prompt (owners only)",
+        true,
+    ),
+    spec(
         "loop",
         &[],
         "/loop [interval] <prompt> | status | stop [name]",

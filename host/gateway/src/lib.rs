@@ -17,6 +17,7 @@ mod control;
 pub mod control_ui;
 pub mod cron;
 mod delivery;
+mod exec_approvals;
 mod group_history;
 mod guard;
 mod health;
@@ -256,6 +257,10 @@ pub struct RuntimeServices {
     pub loops: Option<Arc<dyn chela_agent::loops::ConversationLoops>>,
     /// What the `automations` tool manages its agent's jobs through.
     pub automations: Option<Arc<dyn chela_plugin::capability::automations::AutomationsAccess>>,
+    /// Where host commands that need an approval are asked for.
+    pub exec_approvals: Option<Arc<dyn chela_plugin::capability::process::ExecApprovals>>,
+    /// Where `/approve` settles them.
+    pub approvals: Option<Arc<dyn chela_agent::approvals::ApprovalDecisions>>,
 }
 
 /// The agent runtime of a host, assembled the one way the gateway and
@@ -283,6 +288,8 @@ pub fn agent_runtime(
     parts.database = services.database;
     parts.loops = services.loops;
     parts.automations = services.automations;
+    parts.exec_approvals = services.exec_approvals;
+    parts.approvals = services.approvals;
     AgentRuntime::new(parts)
 }
 
@@ -381,6 +388,7 @@ impl Gateway {
             let me_too = me.clone();
             let for_loops = me.clone();
             let for_automations = me.clone();
+            let approvals = exec_approvals::approvals(me.clone());
             let me = me.clone();
             let announcer: Arc<chela_agent::runtime::Announcer> = Arc::new(move |a| {
                 if let Some(gw) = me.upgrade() {
@@ -395,6 +403,8 @@ impl Gateway {
                 database: database.clone(),
                 loops: Some(cron::loops::loops(for_loops)),
                 automations: Some(cron::automations::automations(for_automations)),
+                exec_approvals: Some(approvals.clone()),
+                approvals: Some(approvals),
             };
             let runtime = agent_runtime(cell.clone(), env.clone(), plugins.clone(), providers, vars.clone(), services);
             Gateway {

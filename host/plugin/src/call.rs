@@ -120,6 +120,10 @@ async fn run<T>(
     if grants.holds(Capability::Automations) {
         state.automations.access = scope.services.automations;
     }
+    if grants.holds(Capability::Process) {
+        state.process.approvals = scope.services.exec_approvals;
+    }
+    state.process.session_key = session_key.clone();
     state.automations.session_key = session_key.clone();
     state.messaging.session_key = session_key.clone();
     state.sessions.session_key = session_key;

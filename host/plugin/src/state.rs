@@ -91,6 +91,8 @@ impl PluginState {
                 grant: grants.process.clone().filter(|_| grants.holds(Capability::Process)),
                 plugin: plugin.to_string(),
                 agent: agent.to_string(),
+                session_key: String::new(),
+                approvals: None,
             },
             ws_open: 0,
             deadline: None,

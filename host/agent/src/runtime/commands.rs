@@ -69,6 +69,7 @@ impl AgentRuntime {
                 | "elevated"
                 | "exec"
                 | "loop"
+                | "approve"
         );
         if !takes_args && !cmd.args.is_empty() {
             return Ok(Handled::Reply(format!("Usage: {}", cmd.spec.usage)));
@@ -149,6 +150,10 @@ impl AgentRuntime {
                 "/loop is for owners only: commands.ownerAllowFrom does not list you.".to_string()
             }
             "loop" => self.loop_command(agent_id, &key, inbound.delivery.as_ref(), &cmd.args).await,
+            "approve" if !is_owner(cfg, channel, inbound.sender_id.as_deref()) => {
+                "/approve is for owners only: commands.ownerAllowFrom does not list you.".to_string()
+            }
+            "approve" => self.approve_command(channel, inbound, &cmd.args).await,
             "stop" => match self.queues.stop(&key) {
                 (false, 0) => "Nothing to stop: no answer is being written here.".to_string(),
                 (running, waiting) => {
@@ -409,8 +414,9 @@ fn exec_summary(cfg: &Config, agent_id: &str, inbound: &Inbound, args: &str) -> 
     };
     let policy = chela_core::policy::host_exec_policy(cfg, agent_id).describe();
     format!(
-        "Exec: this session's commands run {place}. Host commands: {policy}; chela has no approval prompts, so a \
-         command that needs one is refused. /elevated says whether yours may leave the sandbox."
+        "Exec: this session's commands run {place}. Host commands: {policy}; one that needs an approval is asked \
+         for in this chat (/approve <id> allow-once|allow-always|deny, owners only). /elevated says whether yours \
+         may leave the sandbox."
     )
 }
 
@@ -449,6 +455,26 @@ impl AgentRuntime {
     /// `/loop [interval] <prompt>`: a recurring turn of this agent in this
     /// conversation, stored in the gateway's scheduler (core's
     /// `conversation_loop` says what the job is); `/loop status` and
+    /// `/approve <id> <decision>`: settles a command's approval prompt (the
+    /// sender is an owner, checked before).
+    async fn approve_command(&self, channel: &str, inbound: &Inbound, args: &str) -> String {
+        const USAGE: &str = "Usage: /approve <id> allow-once|allow-always|deny";
+        let mut words = args.split_whitespace();
+        let (Some(id), Some(decision), None) = (words.next(), words.next(), words.next()) else {
+            return USAGE.to_string();
+        };
+        let Some(decision) = chela_core::policy::Decision::parse(decision) else { return USAGE.to_string() };
+        let Some(approvals) = self.approvals.clone() else {
+            return "/approve needs a running gateway (it holds the commands waiting for approval).".to_string();
+        };
+        let approver =
+            crate::approvals::Approver { channel: channel.to_string(), sender_id: inbound.sender_id.clone() };
+        match approvals.decide(&approver, id, decision).await {
+            Ok(reply) => reply,
+            Err(why) => why,
+        }
+    }
+
     /// `/loop stop [name]` see and remove only this conversation's loops.
     async fn loop_command(
         &self,

@@ -16,11 +16,13 @@
 //! cannot be read that way is a miss. Interpreters and `jq` are never safe
 //! bins (OpenClaw refuses them too).
 //!
-//! chela has no approval prompts: a command that needs one (`ask: always`,
-//! or a miss under `on-miss`) is settled by OpenClaw's `askFallback`
-//! default, `deny`, and refused with the reason. The policy only governs
-//! host execution (sandbox off, or elevated); sandboxed commands are the
-//! sandbox's.
+//! A command that needs an approval (`ask: always`, or a miss under
+//! `on-miss`) is [`Verdict::Ask`]: where the host can ask (the gateway
+//! posts an approval prompt in the session's chat, answered with
+//! `/approve <id> allow-once|allow-always|deny` by an owner) it waits for
+//! that; where it cannot, OpenClaw's `askFallback` default, `deny`, refuses
+//! it ([`Verdict::fallback`]). The policy only governs host execution
+//! (sandbox off, or elevated); sandboxed commands are the sandbox's.
 //!
 //! Must not: run anything or touch the file system beyond checking where a
 //! program is (`Path::is_file`).
@@ -77,6 +79,42 @@ const NEVER_SAFE: [&str; 16] = [
 pub enum Verdict {
     Run,
     Refuse(String),
+    /// It runs only once approved; why it needs an approval.
+    Ask(String),
+}
+
+impl Verdict {
+    /// The verdict where no one can be asked: OpenClaw's `askFallback: deny`.
+    pub fn fallback(self) -> Verdict {
+        match self {
+            Verdict::Ask(why) => Verdict::Refuse(format!(
+                "{why}; no approval prompt can reach anyone here, so it is refused (OpenClaw's askFallback: deny)"
+            )),
+            v => v,
+        }
+    }
+}
+
+/// An answer to an approval prompt (`/approve <id> <decision>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Run this command once.
+    AllowOnce,
+    /// Run it, and run the same command line without asking from now on.
+    AllowAlways,
+    Deny,
+}
+
+impl Decision {
+    /// OpenClaw's decision words (`allow-once`, `allow-always`, `deny`) and their short forms.
+    pub fn parse(raw: &str) -> Option<Decision> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "allow-once" | "once" | "allow" | "yes" => Some(Decision::AllowOnce),
+            "allow-always" | "always" => Some(Decision::AllowAlways),
+            "deny" | "no" | "reject" => Some(Decision::Deny),
+            _ => None,
+        }
+    }
 }
 
 fn setting<'a>(exec: Option<&'a serde_json::Value>, key: &str) -> Option<&'a str> {
@@ -236,10 +274,7 @@ fn judge_with(policy: &HostExecPolicy, program: &str, args: &[String], exists: &
         _ => None,
     };
     if let Some(why) = needs_approval {
-        return Verdict::Refuse(format!(
-            "this command needs approval: {why} ({source}); chela has no approval prompts, so it is refused \
-             (OpenClaw's askFallback: deny)"
-        ));
+        return Verdict::Ask(format!("this command needs approval: {why} ({source})"));
     }
     match (policy.security, matched) {
         (Security::Allowlist, Err(why)) => {
@@ -288,7 +323,7 @@ mod tests {
 
     fn verdict(p: &HostExecPolicy, text: &str) -> Verdict {
         let (program, args) = sh(text);
-        judge_with(p, &program, &args, &installed)
+        judge_with(p, &program, &args, &installed).fallback()
     }
 
     #[test]
@@ -335,6 +370,12 @@ mod tests {
         assert!(why.contains("needs approval") && why.contains("askFallback"), "{why}");
         let always = policy(r#"{ tools: { exec: { security: "full", ask: "always" } } }"#, "main");
         assert!(matches!(verdict(&always, "wc -l"), Verdict::Refuse(_)));
+        let (program, args) = sh("wc -l");
+        let Verdict::Ask(why) = judge_with(&always, &program, &args, &installed) else { panic!("asks") };
+        assert!(why.contains("every command needs approval"), "{why}");
+        assert_eq!(Decision::parse("Allow-Once"), Some(Decision::AllowOnce));
+        assert_eq!(Decision::parse("always"), Some(Decision::AllowAlways));
+        assert_eq!((Decision::parse("deny"), Decision::parse("maybe")), (Some(Decision::Deny), None));
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod alert;
 pub(crate) mod automations;
 pub(crate) mod loops;
 mod run;
+pub(crate) use run::{last_route, turn_and_deliver};
 pub mod scheduler;
 pub mod store;
 mod webhook;

@@ -50,7 +50,7 @@ impl Status {
 }
 
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub status: Status,
     pub reason: Option<String>,
     pub reply: Option<String>,
@@ -63,7 +63,7 @@ fn ended(status: Status, reason: impl Into<String>) -> Outcome {
 }
 
 /// Where a reply goes: a chat, and what kind of chat it is.
-type Route = Option<(DeliveryContext, ChatType)>;
+pub(crate) type Route = Option<(DeliveryContext, ChatType)>;
 
 pub async fn run(gw: &Arc<Gateway>, job: &Job, claim: &Claim) -> Outcome {
     match &job.kind {
@@ -73,7 +73,7 @@ pub async fn run(gw: &Arc<Gateway>, job: &Job, claim: &Claim) -> Outcome {
 }
 
 /// The session's last route (where its replies went), if any.
-pub(super) fn last_route(gw: &Gateway, target: &SessionTarget) -> Route {
+pub(crate) fn last_route(gw: &Gateway, target: &SessionTarget) -> Route {
     let store = gw.runtime.store(&target.agent_id).ok()?;
     let entry = store.get(target.key.as_str()).ok().flatten()?;
     let d = entry.delivery_context?;
@@ -334,7 +334,7 @@ fn heartbeat_context(scratch: Option<&str>, events: &[super::store::PendingEvent
     out
 }
 
-async fn turn_and_deliver(
+pub(crate) async fn turn_and_deliver(
     gw: &Arc<Gateway>,
     snap: &chela_core::snapshot::Snapshot,
     inbound: Inbound,

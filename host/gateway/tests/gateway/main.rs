@@ -10,6 +10,7 @@ mod credentials;
 mod cron;
 mod discord;
 mod e2e;
+mod exec_approvals;
 mod group_history;
 mod openai_params;
 mod queue;

@@ -99,6 +99,8 @@ pub struct HostServices {
     pub sessions: Option<Arc<dyn sessions::SessionsAccess>>,
     pub messaging: Option<Arc<dyn messaging::MessagingAccess>>,
     pub automations: Option<Arc<dyn automations::AutomationsAccess>>,
+    /// Where host commands that need an approval are asked for.
+    pub exec_approvals: Option<Arc<dyn process::ExecApprovals>>,
 }
 
 /// What one agent's plugin instances may use.

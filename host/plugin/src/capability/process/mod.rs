@@ -33,6 +33,7 @@ mod seccomp;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chela_core::policy::{judge, ExecConfinement, HostExecPolicy, Verdict, HOST_PATH};
@@ -41,7 +42,10 @@ use tokio::process::Command as Child;
 use wasmtime::component::Linker;
 
 use crate::bindings::plugin::process;
+
+mod approval;
 pub use crate::bindings::plugin::process::{Command, Output};
+pub use approval::{run_approved, Asked, ExecApprovals, PendingExec};
 
 /// Bytes kept of stdout and of stderr each.
 pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
@@ -310,7 +314,28 @@ async fn read_capped(mut r: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
 
 /// Runs `cmd` as `grant` allows.
 pub async fn run(grant: &ProcessGrant, cmd: Command) -> Result<Output, String> {
-    run_as(grant, cmd, HostConfiner::Best).await
+    match judged(grant, &cmd).fallback() {
+        Verdict::Refuse(why) => Err(format!("{why}; the command was not run")),
+        _ => run_as(grant, cmd, HostConfiner::Best).await,
+    }
+}
+
+/// What the host exec policy says of `cmd` under `grant` (`Run` for a
+/// sandboxed command: the policy governs the host only).
+fn judged(grant: &ProcessGrant, cmd: &Command) -> Verdict {
+    if grant.sandboxed && !cmd.elevated {
+        return Verdict::Run;
+    }
+    let mut policy = grant.policy.clone();
+    if grant.confinement.unconfined {
+        // It runs with the gateway's own `PATH`: a safe bin must be first there.
+        policy.path = std::env::split_paths(&host_path()).collect();
+    }
+    let verdict = judge(&policy, &cmd.program, &cmd.args);
+    if !matches!(verdict, Verdict::Run) {
+        tracing::warn!(program = %cmd.program, verdict = ?verdict, "exec: the host exec policy does not let it run as is");
+    }
+    verdict
 }
 
 /// Runs a host command under Landlock even where bubblewrap works (what a
@@ -341,6 +366,8 @@ fn landlocked(grant: &ProcessGrant, rel: &Path, cmd: &Command) -> Result<(Child,
     Ok((child, fd))
 }
 
+/// Runs `cmd` confined as `grant` says (the host exec policy applied
+/// before, by the caller, or settled by an approval).
 async fn run_as(grant: &ProcessGrant, cmd: Command, confiner: HostConfiner) -> Result<Output, String> {
     if cmd.program.is_empty() {
         return Err("program is empty".into());
@@ -355,17 +382,6 @@ async fn run_as(grant: &ProcessGrant, cmd: Command, confiner: HostConfiner) -> R
                 .into());
         }
         tracing::warn!(program = %cmd.program, "elevated: running on the host, outside the sandbox");
-    }
-    if on_host {
-        let mut policy = grant.policy.clone();
-        if grant.confinement.unconfined {
-            // It runs with the gateway's own `PATH`: a safe bin must be first there.
-            policy.path = std::env::split_paths(&host_path()).collect();
-        }
-        if let Verdict::Refuse(why) = judge(&policy, &cmd.program, &cmd.args) {
-            tracing::warn!(program = %cmd.program, reason = %why, "exec: refused by the host exec policy");
-            return Err(format!("{why}; the command was not run"));
-        }
     }
     // Kept open until the child has started: the seccomp pipe, the Landlock ruleset.
     let mut keep: Option<OwnedFd> = None;
@@ -452,6 +468,10 @@ pub struct ProcessState {
     pub(crate) grant: Option<ProcessGrant>,
     pub(crate) plugin: String,
     pub(crate) agent: String,
+    /// The session the call serves (an approval prompt goes to its chat).
+    pub(crate) session_key: String,
+    /// Where a command that needs an approval is asked for (none: refused).
+    pub(crate) approvals: Option<Arc<dyn ExecApprovals>>,
 }
 
 /// What a `process` call sees: the instance's [`ProcessState`] and the
@@ -481,7 +501,34 @@ impl process::Host for ProcessView<'_> {
             cmd.timeout_ms = cmd.timeout_ms.min(left_ms);
         }
         tracing::info!(plugin = %self.state.plugin, agent = %self.state.agent, program = %cmd.program, sandboxed = grant.sandboxed, "exec");
-        run(&grant, cmd).await
+        let why = match judged(&grant, &cmd) {
+            Verdict::Run => return run_as(&grant, cmd, HostConfiner::Best).await,
+            Verdict::Refuse(why) => return Err(format!("{why}; the command was not run")),
+            Verdict::Ask(why) => why,
+        };
+        let (Some(approvals), false) = (self.state.approvals.clone(), self.state.session_key.is_empty()) else {
+            return run(&grant, cmd).await;
+        };
+        let pending = PendingExec {
+            agent: self.state.agent.clone(),
+            session_key: self.state.session_key.clone(),
+            plugin: self.state.plugin.clone(),
+            reason: why.clone(),
+            command: cmd.clone(),
+            grant: grant.clone(),
+        };
+        match approvals.request(pending).await {
+            Ok(Asked::Approved) => run_as(&grant, cmd, HostConfiner::Best).await,
+            Ok(Asked::Pending(id)) => Err(format!(
+                "{why}. An approval prompt went to this chat as `{id}` (/approve {id} allow-once|allow-always|deny); \
+                 the command runs once it is approved and its result comes to this session. Do not run it again \
+                 meanwhile."
+            )),
+            Err(e) => Err(format!(
+                "{why}; it could not be asked for ({e}), so it is refused (OpenClaw's askFallback: deny); the command \
+                 was not run"
+            )),
+        }
     }
 }
 

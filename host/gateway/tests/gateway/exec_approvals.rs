@@ -1,0 +1,145 @@
+//! Exec approval prompts (OpenClaw's exec approvals in chat), black-box
+//! through the gateway, the webhook channel and the OpenAI fake: a host
+//! command under `tools.exec.ask: "always"` does not run when the model
+//! asks for it; a prompt with its id goes to the chat; a non-owner's
+//! `/approve` is refused; an owner's `allow-once` runs it once and hands
+//! its output back to the session; `deny` drops it.
+
+use std::time::{Duration, Instant};
+
+use chela_fakes::openai::{OpenAiFake, Scripted};
+use serde_json::Value;
+
+use crate::common;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Messages to `chat` that answer no message (announcements, prompts).
+async fn announced_to(base: &str, chat: &str) -> Vec<String> {
+    let (_, b) = common::inbox_call(base, "GET", "/channels/webhook/inbox/outbox?after=0", &Value::Null).await;
+    let messages = b["messages"].as_array().cloned().unwrap_or_default();
+    messages
+        .iter()
+        .filter(|m| m["chat"]["id"] == chat && m["replyTo"].is_null())
+        .filter_map(|m| m["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The id of the newest approval prompt sent to `chat`, once there is one past `seen`.
+async fn prompt_id(base: &str, chat: &str, seen: usize) -> String {
+    let mut found = None;
+    until("an approval prompt", async || {
+        let prompts: Vec<String> =
+            announced_to(base, chat).await.into_iter().filter(|t| t.starts_with("🔐 Approval needed")).collect();
+        found = prompts.get(seen).cloned();
+        found.is_some()
+    })
+    .await;
+    let prompt = found.unwrap_or_default();
+    let id = prompt.split("/approve ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_default();
+    assert!(!id.is_empty(), "{prompt}");
+    id.to_string()
+}
+
+/// Whether the model was sent `text` in some request.
+fn model_saw(fake: &OpenAiFake, text: &str) -> bool {
+    fake.requests().iter().any(|(_, body)| body["messages"].to_string().contains(text))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_needs_approval_runs_once_an_owner_approves_it() {
+    let fake = OpenAiFake::start("sk-test").await;
+    // Not under /tmp: host commands get a private /tmp.
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+      commands: {{ ownerAllowFrom: ["webhook:alice"] }},
+      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", model: "openai/gpt-test",
+                           tools: {{ exec: {{ ask: "always" }} }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        openai = fake.base_url(),
+        root = root.display()
+    );
+    let running =
+        common::serve_with_vars(root, &config, &["channel_webhook_js", "tool_exec"], common::openai_test_key()).await;
+    let base = format!("http://{}", running.addr);
+    let mut n = 0;
+    let exec = |command: &str| Scripted::ToolCall {
+        name: "exec".into(),
+        arguments: serde_json::json!({ "command": command }),
+    };
+    fake.script([
+        exec("touch approved.txt && echo made-it"),
+        Scripted::Text("I asked for approval.".into()),
+        Scripted::Text("It ran.".into()),
+    ]);
+    assert_eq!(common::say(&base, &mut n, "alice", "make the file").await, "I asked for approval.");
+    assert!(model_saw(&fake, "An approval prompt went to this chat as"), "the model was told it waits");
+    assert!(!root.join("ws/approved.txt").exists(), "it ran before any approval");
+    let id = prompt_id(&base, "alice", 0).await;
+    let prompt = announced_to(&base, "alice").await.into_iter().find(|t| t.contains(&id)).unwrap_or_default();
+    assert!(prompt.contains("touch approved.txt && echo made-it") && prompt.contains("agent `work`"), "{prompt}");
+
+    let refused = common::say(&base, &mut n, "bob", &format!("/approve {id} allow-once")).await;
+    assert_eq!(refused, "/approve is for owners only: commands.ownerAllowFrom does not list you.");
+    let usage = common::say(&base, &mut n, "alice", &format!("/approve {id} perhaps")).await;
+    assert_eq!(usage, "Usage: /approve <id> allow-once|allow-always|deny");
+    let approved = common::say(&base, &mut n, "alice", &format!("/approve {id} allow-once")).await;
+    assert_eq!(approved, "Approved once: running `touch approved.txt && echo made-it` now.");
+    until("the approved command ran", async || root.join("ws/approved.txt").exists()).await;
+    until("the session was given its output", async || {
+        model_saw(&fake, "webhook:alice approved the command") && model_saw(&fake, "made-it")
+    })
+    .await;
+    until("the agent's answer to it reached the chat", async || {
+        announced_to(&base, "alice").await.iter().any(|t| t == "It ran.")
+    })
+    .await;
+    let again = common::say(&base, &mut n, "alice", &format!("/approve {id} allow-once")).await;
+    assert!(again.starts_with(&format!("No command waits for approval `{id}`")), "once only: {again}");
+
+    // Denied: it does not run, and the session is told.
+    fake.script([
+        exec("touch denied.txt"),
+        Scripted::Text("Asked again.".into()),
+        Scripted::Text("Understood.".into()),
+    ]);
+    assert_eq!(common::say(&base, &mut n, "alice", "make another").await, "Asked again.");
+    let id = prompt_id(&base, "alice", 1).await;
+    let denied = common::say(&base, &mut n, "alice", &format!("/approve {id} deny")).await;
+    assert_eq!(denied, "Denied: `touch denied.txt` will not run.");
+    until("the session was told of the denial", async || {
+        model_saw(&fake, "webhook:alice denied the command `touch denied.txt`")
+    })
+    .await;
+    assert!(!root.join("ws/denied.txt").exists(), "a denied command ran");
+
+    // `allow-always`: kept for this agent; the same command line then runs without a prompt.
+    fake.script([exec("echo always-ok"), Scripted::Text("Asked.".into()), Scripted::Text("Noted.".into())]);
+    assert_eq!(common::say(&base, &mut n, "alice", "say always-ok").await, "Asked.");
+    let id = prompt_id(&base, "alice", 2).await;
+    let kept = common::say(&base, &mut n, "alice", &format!("/approve {id} allow-always")).await;
+    assert!(kept.starts_with("Approved for good: running `echo always-ok` now"), "{kept}");
+    until("it ran", async || model_saw(&fake, "approved the command `echo always-ok`")).await;
+    let file = root.join("state/exec-approvals.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    fake.script([exec("echo always-ok"), Scripted::Text("Done.".into())]);
+    let before = fake.requests().len();
+    assert_eq!(common::say(&base, &mut n, "alice", "once more").await, "Done.");
+    let result = fake.requests()[before + 1].1["messages"].to_string();
+    assert!(result.contains(r#"always-ok\\n"#), "ran at once: {result}");
+    let prompts = announced_to(&base, "alice").await.into_iter().filter(|t| t.starts_with("🔐")).count();
+    assert_eq!(prompts, 3, "no prompt for a command approved for good");
+}

@@ -23,7 +23,8 @@ use chela_core::schedule::{parse_duration_ms, Unit};
 use chela_plugin::capability::automations::{AutomationsAccess, BoxFuture, Caller};
 use serde_json::{json, Value};
 
-use super::scheduler::{RunInSession, RunNowError, Scheduler};
+use super::in_session::RunInSession;
+use super::scheduler::{RunNowError, Scheduler};
 use super::store::PendingEvent;
 use super::{add_stored, heartbeat_id, listing_json, scheduler, CronStore, Job, JobKind, JobState, Source};
 use crate::Gateway;
@@ -102,7 +103,7 @@ impl Automations {
         Asker {
             agent: caller.agent_id.clone(),
             session_key: caller.session_key.clone(),
-            run: gw.scheduler.run_in_session(&caller.session_key),
+            run: gw.scheduler.in_session.get(&caller.session_key),
         }
     }
 
@@ -252,7 +253,8 @@ impl AutomationsAccess for Automations {
             let gw = self.gateway()?;
             let run = gw
                 .scheduler
-                .run_in_session(&caller.session_key)
+                .in_session
+                .get(&caller.session_key)
                 .ok_or("next_check paces a job from inside its own run, and this turn is not a scheduled run")?;
             let bounds = run.pacing.ok_or_else(|| {
                 format!(
@@ -261,7 +263,7 @@ impl AutomationsAccess for Automations {
                 )
             })?;
             let delay = bounds.clamp(delay_ms);
-            if !gw.scheduler.propose(&caller.session_key, delay) {
+            if !gw.scheduler.in_session.propose(&caller.session_key, delay) {
                 return Err(format!("job `{}`'s run has ended", run.job_id));
             }
             tracing::info!(job = %run.job_id, run = %run.run_id, delay_ms = delay, "automations tool: next check proposed");

@@ -14,6 +14,7 @@
 
 mod alert;
 pub(crate) mod automations;
+mod in_session;
 pub(crate) mod loops;
 mod run;
 pub(crate) use run::{last_route, turn_and_deliver};

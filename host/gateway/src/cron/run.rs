@@ -24,7 +24,7 @@ use chela_core::ids::ChatType;
 use chela_core::routing::SessionTarget;
 use chela_core::session_key::{derive_chat_type_from_key, SessionKey};
 
-use super::scheduler::RunInSession;
+use super::in_session::RunInSession;
 use super::store::Claim;
 use super::{Job, JobKind};
 use crate::Gateway;
@@ -114,7 +114,7 @@ async fn cron_job(gw: &Arc<Gateway>, id: &str, spec: &JobSpec, claim: &Claim) ->
     };
     // The turn's session runs this job until the scheduler's `execute` ends it:
     // the `automations` tool narrows to the job there, and paces it.
-    gw.scheduler.enter_session(
+    gw.scheduler.in_session.enter(
         target.key.as_str(),
         RunInSession {
             job_id: id.to_string(),

@@ -18,16 +18,16 @@
 //! Must not: run a turn itself (`run.rs` does, as the job's agent) or decide
 //! what a schedule means (core's `schedule`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use chela_agent::clock::now_ms;
 use chela_core::config::schema::Config;
 use chela_core::failure_alert::{self, RunEnd};
-use chela_core::pacing::Bounds;
 use chela_core::schedule::Schedule;
 
+use super::in_session::RunsInSession;
 use super::store::{AutoDisabled, Claim, CronStore, CronStoreError, JobState, RunRecord};
 use super::{catalogue, Job, JobKind, Source};
 use crate::Gateway;
@@ -110,66 +110,18 @@ pub enum RunNowError {
     Store(#[from] CronStoreError),
 }
 
-/// A job's run in progress here, by the session its turn runs in: what the
-/// `automations` tool narrows to inside that turn, and where a paced job's
-/// `next_check` proposal waits for the run's end.
-#[derive(Debug, Clone)]
-pub(crate) struct RunInSession {
-    pub job_id: String,
-    pub run_id: String,
-    /// The job's pacing bounds (`None`: not paced, `next_check` is refused).
-    pub pacing: Option<Bounds>,
-    /// A forced run: its proposal is not used (it keeps the pending slot).
-    pub forced: bool,
-    /// The delay the run proposed (clamped), applied when it ends well.
-    pub proposal_ms: Option<u64>,
-}
-
 /// The scheduler's own state in this process.
 pub struct Scheduler {
     store: CronStore,
     /// Jobs with a run in progress here.
     running: Mutex<HashSet<String>>,
     /// Runs in progress here, by the session key of their turn.
-    in_session: Mutex<HashMap<String, RunInSession>>,
+    pub(crate) in_session: RunsInSession,
 }
 
 impl Scheduler {
     pub fn new(store: CronStore) -> Scheduler {
-        Scheduler { store, running: Mutex::default(), in_session: Mutex::default() }
-    }
-
-    fn in_session(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunInSession>> {
-        self.in_session.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Marks `session_key` as running `run` (until [`Scheduler::leave_session`]).
-    pub(crate) fn enter_session(&self, session_key: &str, run: RunInSession) {
-        self.in_session().insert(session_key.to_string(), run);
-    }
-
-    /// The job run whose turn is in `session_key`, if one is.
-    pub(crate) fn run_in_session(&self, session_key: &str) -> Option<RunInSession> {
-        self.in_session().get(session_key).cloned()
-    }
-
-    /// Records a paced run's proposal (already clamped); `false` when no
-    /// run is in `session_key` any more.
-    pub(crate) fn propose(&self, session_key: &str, delay_ms: u64) -> bool {
-        match self.in_session().get_mut(session_key) {
-            Some(run) => {
-                run.proposal_ms = Some(delay_ms);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Ends `run_id`'s stay in its session; its proposal, if it made one.
-    fn leave_session(&self, run_id: &str) -> Option<u64> {
-        let mut map = self.in_session();
-        let key = map.iter().find(|(_, r)| r.run_id == run_id).map(|(k, _)| k.clone())?;
-        map.remove(&key).and_then(|r| if r.forced { None } else { r.proposal_ms })
+        Scheduler { store, running: Mutex::default(), in_session: RunsInSession::default() }
     }
 
     pub fn store(&self) -> &CronStore {
@@ -352,7 +304,7 @@ impl Scheduler {
         let _turn = gw.inflight.enter();
         let started = std::time::Instant::now();
         let mut outcome = super::run::run(&gw, &job, &claim).await;
-        let proposal_ms = gw.scheduler.leave_session(&claim.run_id);
+        let proposal_ms = gw.scheduler.in_session.leave(&claim.run_id);
         if let Some(url) = match &job.kind {
             JobKind::Spec(spec) => spec.webhook_url(),
             JobKind::Heartbeat(_) => None,

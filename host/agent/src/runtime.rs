@@ -473,8 +473,12 @@ impl AgentRuntime {
             return Err(RunError::UnknownAgent(inbound.target.agent_id));
         }
         let key = inbound.target.key.as_str().to_string();
-        // A command is answered at once, beside a turn that may be running.
-        if let Some(cmd) = chela_core::commands::parse(&inbound.text) {
+        // A command is answered at once, beside a turn that may be running;
+        // text the host itself wrote (another agent, a job) is never one.
+        let command = chela_core::access::may_command(inbound.origin.provider.as_deref())
+            .then(|| chela_core::commands::parse(&inbound.text))
+            .flatten();
+        if let Some(cmd) = command {
             match self.command(cfg, &agent_id, &inbound, &cmd).await? {
                 commands::Handled::Reply(reply) => {
                     admit();

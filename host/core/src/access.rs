@@ -143,6 +143,20 @@ pub enum CommandVerdict {
     Deny(String),
 }
 
+/// Where the host itself wrote a message: another agent (`sessions_send`),
+/// a sub-agent's result, a scheduled job or heartbeat, an exec approval's
+/// result. Such text is never a command, whatever it starts with: it has
+/// no sender, and a command without one would pass as the operator's
+/// (an agent could otherwise `/approve` its own command through a job or
+/// another session).
+pub const HOST_ORIGINS: [&str; 5] = ["agent", "subagent", "cron", "heartbeat", "exec-approval"];
+
+/// Whether a message from `provider` (its origin) may be a command: people
+/// on channels and the operator's own surfaces, not the host's own writing.
+pub fn may_command(provider: Option<&str>) -> bool {
+    provider.is_none_or(|p| !HOST_ORIGINS.contains(&p))
+}
+
 /// Chat command authorization (OpenClaw's `commands.allowFrom`): when set,
 /// it is the only source: the channel's own list, else its `"*"` entry; a
 /// sender on neither may not run commands. When not set, whoever the
@@ -239,6 +253,16 @@ pub fn is_mentioned(patterns: &[String], text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_people_and_the_operator_send_commands() {
+        for person in [Some("telegram"), Some("webhook"), Some("api"), Some("cli"), None] {
+            assert!(super::may_command(person), "{person:?}");
+        }
+        for host in super::HOST_ORIGINS {
+            assert!(!super::may_command(Some(host)), "{host}");
+        }
+    }
 
     #[test]
     fn group_history_limit_resolves_account_channel_global_then_50() {

@@ -9,7 +9,8 @@
 //! the session is told. `allow-always` also keeps the exact command line
 //! for that agent in `<stateDir>/exec-approvals.json`: it runs without
 //! asking from then on (a `mode: deny` policy still refuses it — the
-//! approval settles only what would ask).
+//! approval settles only what would ask, and the policy in force when the
+//! answer comes is applied again).
 //!
 //! A prompt nobody answers expires after [`PENDING_TTL`]; at most
 //! [`MAX_PENDING`] wait at once (the oldest gives way).
@@ -283,6 +284,15 @@ impl ApprovalDecisions for Approvals {
                 let gw2 = gw.clone();
                 tokio::spawn(async move { Approvals::tell_session(&gw2, &pending, text).await });
                 return Ok(format!("Denied: `{command}` will not run."));
+            }
+            // The policy in force now still holds: a command the config turned off meanwhile does not run.
+            let policy = chela_core::policy::host_exec_policy(&gw.config(), &pending.agent);
+            let verdict = chela_core::policy::judge(&policy, &pending.command.program, &pending.command.args);
+            if let chela_core::policy::Verdict::Refuse(why) = verdict {
+                let text = format!("System: the command `{command}` was approved, but it is refused now: {why}.");
+                let gw2 = gw.clone();
+                tokio::spawn(async move { Approvals::tell_session(&gw2, &pending, text).await });
+                return Ok(format!("Not run: {why}."));
             }
             if decision == Decision::AllowAlways {
                 let (path, agent, text, who) =

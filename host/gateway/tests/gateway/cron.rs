@@ -914,3 +914,49 @@ async fn a_paced_jobs_own_run_sets_its_next_check_within_its_bounds() {
     assert!(next >= now + 590_000 && next <= now + 600_000, "next run {} ms from now", next - now);
     assert_eq!(fake.requests().len(), 4, "one run, four model calls");
 }
+
+/// `automations` `wake` (OpenClaw's): the text is queued for the calling
+/// agent's next heartbeat, which hands it to the model; an agent that runs
+/// no heartbeat is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wake_hands_its_text_to_the_agents_next_heartbeat() {
+    let fake = OpenAiFake::start("sk-test").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+      commands: {{ ownerAllowFrom: ["webhook:alice"] }},
+      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{ list: [
+        {{ id: "work", default: true, workspace: "{root}/ws-work", model: "openai/gpt-test", heartbeat: {{ every: "1h" }} }},
+        {{ id: "home", workspace: "{root}/ws-home", model: "openai/gpt-test" }} ] }},
+      bindings: [ {{ agentId: "home", match: {{ channel: "webhook", accountId: "inbox", peer: {{ kind: "direct", id: "bob" }} }} }} ],
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        openai = fake.base_url(),
+        root = root.display()
+    );
+    let running =
+        common::serve_with_vars(root, &config, &["channel_webhook_js", "tool_automations"], common::openai_test_key())
+            .await;
+    let base = format!("http://{}", running.addr);
+    let mut n = 0;
+    fake.script([
+        automations_call(serde_json::json!({ "action": "wake", "text": "the deploy finished" })),
+        Scripted::Text("Queued.".into()),
+    ]);
+    assert_eq!(common::say(&base, &mut n, "alice", "remember the deploy").await, "Queued.");
+    assert!(last_tool_result(&fake, 1).contains(r#"\"ok\":true"#), "{}", last_tool_result(&fake, 1));
+    fake.script([Scripted::Text("Deploy noted.".into())]);
+    let report = force_run(&running, "heartbeat-work").await;
+    assert_eq!(report["status"], "ok", "{report:#}");
+    let (_, system) = request_texts(&fake, 2);
+    assert!(system.contains("the deploy finished"), "the heartbeat was given the event: {system}");
+
+    fake.script([
+        automations_call(serde_json::json!({ "action": "wake", "text": "hello" })),
+        Scripted::Text("No.".into()),
+    ]);
+    assert_eq!(common::say(&base, &mut n, "bob", "wake up").await, "No.");
+    assert!(last_tool_result(&fake, 4).contains("runs no heartbeat"), "{}", last_tool_result(&fake, 4));
+}

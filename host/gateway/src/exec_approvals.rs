@@ -36,6 +36,9 @@ use crate::Gateway;
 
 /// How long a prompt waits for an answer.
 pub const PENDING_TTL: Duration = Duration::from_secs(30 * 60);
+/// How long a request waits for its prompt's delivery before answering
+/// (the rest of a slow delivery goes on in the background).
+const PROMPT_WAIT: Duration = Duration::from_secs(3);
 /// The most commands waiting at once.
 pub const MAX_PENDING: usize = 64;
 /// The most of a command's output handed back to the session.
@@ -249,7 +252,18 @@ impl ExecApprovals for Approvals {
                 chat_type: chat,
                 text: prompt,
             };
-            if !gw.deliver_announcement(announcement).await {
+            // Delivery may retry on a slow platform, and the asking plugin call has a deadline:
+            // wait a little for it, and let a slow one finish in the background.
+            let gw2 = gw.clone();
+            let (approval, agent) = (id.clone(), pending.agent.clone());
+            let delivering = tokio::spawn(async move {
+                let delivered = gw2.deliver_announcement(announcement).await;
+                if !delivered {
+                    tracing::error!(%approval, %agent, "exec: the approval prompt could not be delivered; it expires unanswered");
+                }
+                delivered
+            });
+            if let Ok(Ok(false)) = tokio::time::timeout(PROMPT_WAIT, delivering).await {
                 self.waiting().remove(&id);
                 return Err("the approval prompt could not be delivered to this chat".into());
             }

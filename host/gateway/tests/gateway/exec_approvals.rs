@@ -54,10 +54,12 @@ fn model_saw(fake: &OpenAiFake, text: &str) -> bool {
     fake.requests().iter().any(|(_, body)| body["messages"].to_string().contains(text))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_command_that_needs_approval_runs_once_an_owner_approves_it() {
+/// A gateway whose agent `work` (model: the OpenAI fake) asks before every
+/// host command (`tools.exec.ask: "always"`), alice its owner, on the
+/// webhook channel, with `plugins`; its root is not under /tmp (host
+/// commands get a private /tmp).
+async fn asking_gateway(plugins: &[&str]) -> (OpenAiFake, tempfile::TempDir, chela_gateway::Running) {
     let fake = OpenAiFake::start("sk-test").await;
-    // Not under /tmp: host commands get a private /tmp.
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let root = dir.path();
     let config = format!(
@@ -71,8 +73,14 @@ async fn a_command_that_needs_approval_runs_once_an_owner_approves_it() {
         openai = fake.base_url(),
         root = root.display()
     );
-    let running =
-        common::serve_with_vars(root, &config, &["channel_webhook_js", "tool_exec"], common::openai_test_key()).await;
+    let running = common::serve_with_vars(root, &config, plugins, common::openai_test_key()).await;
+    (fake, dir, running)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_needs_approval_runs_once_an_owner_approves_it() {
+    let (fake, dir, running) = asking_gateway(&["channel_webhook_js", "tool_exec"]).await;
+    let root = dir.path();
     let base = format!("http://{}", running.addr);
     let mut n = 0;
     let exec = |command: &str| Scripted::ToolCall {
@@ -151,22 +159,8 @@ async fn a_command_that_needs_approval_runs_once_an_owner_approves_it() {
 /// operator's: an agent could approve its own command.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_cannot_approve_its_own_command_through_a_job() {
-    let fake = OpenAiFake::start("sk-test").await;
-    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let (fake, dir, running) = asking_gateway(&["channel_webhook_js", "tool_exec", "tool_automations"]).await;
     let root = dir.path();
-    let config = format!(
-        r#"{{
-      commands: {{ ownerAllowFrom: ["webhook:alice"] }},
-      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
-      agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", model: "openai/gpt-test",
-                           tools: {{ exec: {{ ask: "always" }} }} }} ] }},
-      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
-    }}"#,
-        openai = fake.base_url(),
-        root = root.display()
-    );
-    let plugins = ["channel_webhook_js", "tool_exec", "tool_automations"];
-    let running = common::serve_with_vars(root, &config, &plugins, common::openai_test_key()).await;
     let base = format!("http://{}", running.addr);
     let mut n = 0;
     fake.script([

@@ -73,18 +73,38 @@ fn typos_stay_errors_with_a_suggestion_from_either_schema() {
 
 #[test]
 fn wrong_types_are_errors_even_under_keys_chela_ignores() {
-    let text = "{ agents: { defaults: {\n  contextPruning: \"now and then\",\n} } }";
+    let text = "{ agents: { defaults: {\n  contextLimits: \"now and then\",\n} } }";
     let e = errors(text, "types.json5");
     assert_eq!(e.len(), 1, "{e:?}");
-    assert_eq!((e[0].path.as_str(), e[0].line), ("agents.defaults.contextPruning", 2), "{e:?}");
+    assert_eq!((e[0].path.as_str(), e[0].line), ("agents.defaults.contextLimits", 2), "{e:?}");
     assert!(e[0].message.contains("OpenClaw"), "{e:?}");
     // Deeper: the wrong value is named at its own place.
-    let text = "{ agents: { defaults: { contextPruning: {\n  ttl: 30,\n} } } }";
+    let text = "{ agents: { defaults: { contextLimits: {\n  memoryGetMaxChars: \"lots\",\n} } } }";
     let e = errors(text, "deep.json5");
     assert_eq!(e.len(), 1, "{e:?}");
-    assert_eq!((e[0].path.as_str(), e[0].line), ("agents.defaults.contextPruning.ttl", 2), "{e:?}");
+    assert_eq!((e[0].path.as_str(), e[0].line), ("agents.defaults.contextLimits.memoryGetMaxChars", 2), "{e:?}");
     // In a section chela keeps as opaque JSON.
     let e = errors(r#"{ models: { providers: "ollama" } }"#, "opaque.json5");
     assert_eq!(e.len(), 1, "{e:?}");
     assert_eq!(e[0].path, "models.providers", "{e:?}");
+}
+
+#[test]
+fn context_pruning_settings_are_read_and_checked() {
+    // The documented example is read, not ignored.
+    let text = r#"{ agents: { defaults: { contextPruning: { mode: "cache-ttl", ttl: "1h",
+        tools: { allow: [], deny: [] }, hardClear: { enabled: true, placeholder: "[Old tool result content cleared]" } } } } }"#;
+    let loaded = load_str(text, Some("pruning.json5")).expect("loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // A mode chela does not know is an error at its line; a ttl OpenClaw
+    // could not read either is a warning (both fall back to 5m).
+    let text = "{ agents: { defaults: { contextPruning: {\n  mode: \"sometimes\",\n  ttl: \"soon\",\n} } } }";
+    let loaded = load_str(text, Some("bad.json5")).expect("loads: the checks are semantic");
+    let found = chela_core::config::validate::validate(&loaded, &chela_core::config::paths::Environment::default());
+    let at = |sev: bool| -> Vec<(&str, u32)> {
+        found.iter().filter(|d| d.is_error() == sev).map(|d| (d.path.as_str(), d.line)).collect()
+    };
+    assert_eq!(at(true), [("agents.defaults.contextPruning.mode", 2)], "{found:?}");
+    assert_eq!(at(false), [("agents.defaults.contextPruning.ttl", 3)], "{found:?}");
+    assert!(found.iter().any(|d| d.message.contains("the default 5m is used")), "{found:?}");
 }

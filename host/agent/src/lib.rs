@@ -18,6 +18,7 @@ pub mod freshness;
 pub mod loops;
 pub mod model;
 pub mod persona;
+pub mod pruning;
 pub mod queue;
 pub mod runtime;
 pub mod sessions_access;

@@ -33,6 +33,7 @@ mod admission;
 mod commands;
 mod compact;
 mod conversation;
+mod prune;
 mod turn;
 
 use crate::model::{split_model, ModelReply, ModelRequest, ProviderError, Providers, TextSink};

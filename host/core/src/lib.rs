@@ -24,6 +24,7 @@ pub mod pacing;
 pub mod policy;
 pub mod presence;
 pub mod preview;
+pub mod pruning;
 pub mod queue_mode;
 pub mod reply_prefix;
 pub mod roster;

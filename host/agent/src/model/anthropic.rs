@@ -207,6 +207,22 @@ impl Fold {
     }
 }
 
+/// The beta that server-side clearing of old tool results needs.
+pub const CONTEXT_MANAGEMENT_BETA: &str = "context-management-2025-06-27";
+
+/// Anthropic's `context_management` for session pruning on the direct API:
+/// one `clear_tool_uses_20250919` edit, tool inputs kept.
+fn context_management(c: &crate::model::ToolClearing) -> Value {
+    json!({"edits": [{
+        "type": "clear_tool_uses_20250919",
+        "trigger": {"type": "input_tokens", "value": c.trigger_tokens},
+        "keep": {"type": "tool_uses", "value": c.keep_tool_uses},
+        "clear_at_least": {"type": "input_tokens", "value": c.clear_at_least_tokens},
+        "exclude_tools": c.exclude_tools,
+        "clear_tool_inputs": false,
+    }]})
+}
+
 /// Extended thinking for a level: a token budget (`max_tokens` raised above
 /// it, sampling left to the API, which requires its defaults with thinking),
 /// or the adaptive mode; `off` and no level send nothing.
@@ -267,12 +283,18 @@ impl Anthropic {
             body["stop_sequences"] = json!(sampling.stop);
         }
         thinking_fields(&mut body, req.thinking);
+        if let Some(c) = &req.tool_clearing {
+            body["context_management"] = context_management(c);
+        }
         let mut http = self
             .client
             .post(format!("{}/v1/messages", self.base_url))
             .header("content-type", "application/json")
-            .header("anthropic-version", API_VERSION)
-            .body(body.to_string());
+            .header("anthropic-version", API_VERSION);
+        if req.tool_clearing.is_some() {
+            http = http.header("anthropic-beta", CONTEXT_MANAGEMENT_BETA);
+        }
+        let mut http = http.body(body.to_string());
         // API keys (`sk-ant-api…`) go in x-api-key; OAuth/setup tokens as a bearer.
         http = if cred.secret.starts_with("sk-ant-oat")
             || !cred.secret.starts_with("sk-ant-") && cred.source.contains("oauth")
@@ -327,6 +349,23 @@ impl Provider for Anthropic {
 mod tests {
     use super::*;
     use chela_core::thinking::ThinkLevel;
+
+    #[test]
+    fn server_side_clearing_is_one_edit_that_keeps_tool_inputs() {
+        let c = crate::model::ToolClearing {
+            trigger_tokens: 60_000,
+            keep_tool_uses: 3,
+            clear_at_least_tokens: 12_500,
+            exclude_tools: vec!["memory_get".into()],
+        };
+        assert_eq!(
+            context_management(&c),
+            json!({"edits": [{"type": "clear_tool_uses_20250919",
+                "trigger": {"type": "input_tokens", "value": 60_000}, "keep": {"type": "tool_uses", "value": 3},
+                "clear_at_least": {"type": "input_tokens", "value": 12_500},
+                "exclude_tools": ["memory_get"], "clear_tool_inputs": false}]})
+        );
+    }
 
     #[test]
     fn thinking_blocks_are_kept_signed_and_sent_back() {
@@ -384,6 +423,7 @@ mod tests {
             agent_dir: Default::default(),
             on_text: None,
             thinking: Some(ThinkLevel::High),
+            tool_clearing: None,
         };
         let sent = messages(&req);
         let blocks = sent[1]["content"].as_array().unwrap();

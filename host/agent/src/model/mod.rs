@@ -75,6 +75,23 @@ pub struct ModelRequest {
     /// The thinking level to ask for (`/think`, `thinkingDefault`); `None`:
     /// the provider's default, nothing sent.
     pub thinking: Option<chela_core::thinking::ThinkLevel>,
+    /// Old tool results the provider is asked to clear on its side
+    /// (Anthropic's context editing); `None`: nothing asked.
+    pub tool_clearing: Option<ToolClearing>,
+}
+
+/// Server-side clearing of old tool results (Anthropic's
+/// `clear_tool_uses_20250919` edit), as session pruning derives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolClearing {
+    /// Clear once the input holds this many tokens…
+    pub trigger_tokens: u64,
+    /// …keeping this many of the latest tool uses…
+    pub keep_tool_uses: u64,
+    /// …and only when at least this many tokens go.
+    pub clear_at_least_tokens: u64,
+    /// Tools whose results are never cleared.
+    pub exclude_tools: Vec<String>,
 }
 
 /// Why the run loop asks the model.

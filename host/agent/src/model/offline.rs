@@ -323,6 +323,7 @@ mod tests {
             agent_dir: dir.to_path_buf(),
             on_text: None,
             thinking: None,
+            tool_clearing: None,
         }
     }
 

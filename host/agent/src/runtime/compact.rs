@@ -1,6 +1,6 @@
 //! Compaction as a step of the run loop (OpenClaw's `docs/concepts/compaction.md`):
 //! before each model call the request is kept within the session's budget —
-//! the silent memory flush once the context nears it (a detached turn that
+//! old tool results sent as session pruning projects them (`prune.rs`), the silent memory flush once the context nears it (a detached turn that
 //! may write `memory/`, never entering the transcript), then old tool
 //! results trimmed if that is enough, then a summary by the agent's model
 //! (or `compaction.model`) of everything before the kept tail, appended as a
@@ -38,6 +38,10 @@ const WRITING_TOOLS: &[&str] = &["write", "edit", "apply_patch"];
 /// The compaction settings of one turn, resolved once.
 pub(super) struct Housekeeping {
     pub(super) plan: CompactionPlan,
+    /// Session pruning for the turn's model (`None`: no new pruning).
+    pub(super) pruning: Option<chela_core::pruning::Pruning>,
+    /// The model whose prompt cache pruning's TTL is about (the turn's first).
+    pub(super) model: String,
     /// Who writes summaries: `compaction.model` (exact), else the turn's models.
     summary_models: Result<Vec<String>, String>,
     /// Who runs the memory flush: `memoryFlush.model` (exact), else the turn's models.
@@ -66,7 +70,9 @@ type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 impl AgentRuntime {
     /// The compaction settings for a turn on `models` (the first one's window).
     pub(super) fn housekeeping(&self, cfg: &Config, agent_id: &str, models: &[String]) -> Housekeeping {
-        let plan = plan(cfg, models.first().map_or("", String::as_str));
+        let model = models.first().cloned().unwrap_or_default();
+        let plan = plan(cfg, &model);
+        let pruning = chela_core::pruning::plan(cfg, &model);
         let exact = |configured: Option<&String>, what: &str| match configured {
             None => Ok(models.to_vec()),
             Some(m) => self
@@ -77,7 +83,7 @@ impl AgentRuntime {
         let summary_models = exact(plan.model.as_ref(), "agents.defaults.compaction.model");
         let flush_models =
             exact(plan.flush.as_ref().and_then(|f| f.model.as_ref()), "agents.defaults.compaction.memoryFlush.model");
-        Housekeeping { plan, summary_models, flush_models }
+        Housekeeping { plan, pruning, model, summary_models, flush_models }
     }
 
     /// The messages the next model call is sent, kept within the budget, and
@@ -92,7 +98,7 @@ impl AgentRuntime {
         turn_start: bool,
     ) -> (History, Option<String>) {
         let plan = &hk.plan;
-        let messages = conversation.view.messages.clone();
+        let messages = conversation.projected(hk.pruning.as_ref(), &hk.model, clock::now_ms());
         if !plan.enabled {
             return (messages, None);
         }
@@ -237,6 +243,7 @@ impl AgentRuntime {
             agent_dir: ask.agent_dir.clone(),
             on_text: None,
             thinking: None,
+            tool_clearing: None,
         };
         let (_, answer) = self.complete(ask.agent_id, &models, request).await.map_err(|e| e.to_string())?;
         let summary: String = answer

@@ -85,6 +85,8 @@ pub(super) struct Conversation {
     detached: bool,
     /// The compaction count at which the memory flush last ran (one flush per cycle).
     pub(super) flushed_at_compaction: Option<u64>,
+    /// Session pruning's projections and cache clock (`prune.rs`).
+    pub(super) pruning: super::prune::PruneState,
 }
 
 fn new_entry_id() -> String {
@@ -100,7 +102,21 @@ impl Conversation {
         view: Transcript,
     ) -> Conversation {
         let flushed_at_compaction = entry.memory_flush_compaction_count;
-        Conversation { store, key: Arc::from(key), entry, cwd, view, detached: false, flushed_at_compaction }
+        Conversation {
+            store,
+            key: Arc::from(key),
+            entry,
+            cwd,
+            view,
+            detached: false,
+            flushed_at_compaction,
+            pruning: Default::default(),
+        }
+    }
+
+    /// The session's key.
+    pub(super) fn key(&self) -> &str {
+        &self.key
     }
 
     pub(super) async fn push(&mut self, m: Message) -> Result<(), StoreError> {
@@ -142,6 +158,7 @@ impl Conversation {
             view: self.view.clone(),
             detached: true,
             flushed_at_compaction: self.flushed_at_compaction,
+            pruning: self.pruning.clone(),
         }
     }
 

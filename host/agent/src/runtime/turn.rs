@@ -140,6 +140,7 @@ impl AgentRuntime {
             thinking: chela_core::thinking::resolve(cfg, agent_id, entry.thinking_level().as_deref()).map(|(l, _)| l),
             permit: Some(permit),
         };
+        let compactions_before = conversation.view.compactions;
         let exchange = match resumed(&mut conversation, inbound.message_ref.as_deref()).await? {
             Resumed::Answered(exchange) => exchange,
             Resumed::Continue => self.rounds(&ask, &tools, &specs, &mut conversation, Some(&housekeeping)).await?,
@@ -151,6 +152,13 @@ impl AgentRuntime {
                 self.rounds(&ask, &tools, &specs, &mut conversation, Some(&housekeeping)).await?
             }
         };
+        // Session pruning's marker, as OpenClaw writes one after a turn that
+        // did not compact (its boundary is being rewritten then).
+        if housekeeping.pruning.is_some() && conversation.view.compactions == compactions_before {
+            if let Err(e) = conversation.mark_cache(&exchange.model).await {
+                tracing::warn!(session = key, error = %e, "could not record the prompt cache's touch");
+            }
+        }
         let usage = (key.to_string(), exchange.input_tokens, exchange.output_tokens);
         let done = store.call(move |s| record_usage(s, &usage.0, usage.1, usage.2)).await?;
         let mut exchange = exchange;
@@ -266,8 +274,12 @@ impl AgentRuntime {
                     agent_dir: ask.agent_dir.clone(),
                     on_text: ask.on_text.clone(),
                     thinking: ask.thinking,
+                    tool_clearing: housekeeping.and_then(|hk| {
+                        super::prune::server_clearing(hk.pruning.as_ref(), specs, &conversation.view.messages)
+                    }),
                 };
                 let asked = std::time::Instant::now();
+                let asked_ms = clock::now_ms();
                 let answered = match ask.permit {
                     Some(p) => tokio::select! {
                         a = self.complete(ask.agent_id, ask.models, request) => a,
@@ -277,7 +289,12 @@ impl AgentRuntime {
                 };
                 exchange.model_time += asked.elapsed();
                 match (answered, housekeeping) {
-                    (Ok(a), _) => break a,
+                    (Ok(a), hk) => {
+                        if hk.is_some() {
+                            conversation.cache_touched(asked_ms);
+                        }
+                        break a;
+                    }
                     (Err(RunError::Model { agent, tried }), Some(hk))
                         if !recovered && tried.iter().any(|t| is_context_overflow(t)) =>
                     {

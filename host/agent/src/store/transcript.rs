@@ -203,6 +203,89 @@ pub fn compaction_entry(
     })
 }
 
+/// The `customType` of OpenClaw's session-pruning marker: when a model's
+/// prompt cache was last touched, and which old tool results the model is
+/// sent pruned (`docs/concepts/session-pruning.md`).
+pub const CACHE_TTL_TYPE: &str = "openclaw.cache-ttl";
+
+/// How one old tool result is sent, by its projection key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrunedMark {
+    /// Cut to its first and last characters (re-derived from the result).
+    Soft,
+    /// Replaced by this text.
+    Hard(String),
+}
+
+/// What the pruning markers of a transcript say.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CacheTtl {
+    /// The last touch per `(provider, model)`, epoch ms.
+    pub touched: Vec<(String, String, i64)>,
+    /// The projections of the last marker that lists them.
+    pub pruned: Option<Vec<(String, PrunedMark)>>,
+}
+
+impl CacheTtl {
+    /// When `provider/model`'s cache was last touched.
+    pub fn touched(&self, provider: &str, model: &str) -> Option<i64> {
+        self.touched.iter().find(|(p, m, _)| p == provider && m == model).map(|(_, _, t)| *t)
+    }
+
+    fn read(&mut self, data: &Value) {
+        let text = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        if let Some(ts) = data.get("timestamp").and_then(Value::as_i64) {
+            let (provider, model) = (text("provider"), text("modelId"));
+            self.touched.retain(|(p, m, _)| *p != provider || *m != model);
+            self.touched.push((provider, model, ts));
+        }
+        let Some(list) = data.get("prunedToolResults").and_then(Value::as_array) else { return };
+        let marks = list
+            .iter()
+            .filter_map(|e| {
+                let key = e.get("key")?.as_str()?.to_string();
+                match e.get("mode")?.as_str()? {
+                    "soft" => Some((key, PrunedMark::Soft)),
+                    "hard" => Some((key, PrunedMark::Hard(e.get("placeholder")?.as_str()?.to_string()))),
+                    _ => None,
+                }
+            })
+            .collect();
+        self.pruned = Some(marks);
+    }
+}
+
+/// A pruning marker line (`{"type":"custom","customType":"openclaw.cache-ttl",…}`):
+/// `provider/model`'s cache touched at `touched_ms`, and, when they changed,
+/// the projections now in force.
+pub fn cache_ttl_entry(
+    id: &str,
+    parent_id: Option<&str>,
+    timestamp: &str,
+    touched: (&str, &str, i64),
+    pruned: Option<&[(String, PrunedMark)]>,
+) -> Value {
+    let (provider, model, ms) = touched;
+    let mut data = serde_json::json!({"timestamp": ms, "provider": provider, "modelId": model});
+    if let Some(marks) = pruned {
+        data["prunedToolResults"] = marks
+            .iter()
+            .map(|(key, mark)| match mark {
+                PrunedMark::Soft => serde_json::json!({"key": key, "mode": "soft"}),
+                PrunedMark::Hard(p) => serde_json::json!({"key": key, "mode": "hard", "placeholder": p}),
+            })
+            .collect();
+    }
+    serde_json::json!({
+        "type": "custom",
+        "customType": CACHE_TTL_TYPE,
+        "id": id,
+        "parentId": parent_id,
+        "timestamp": timestamp,
+        "data": data,
+    })
+}
+
 /// What a transcript file holds, as read back.
 #[derive(Debug, Default, Clone)]
 pub struct Transcript {
@@ -222,6 +305,8 @@ pub struct Transcript {
     pub inbound_refs: Vec<Option<Arc<str>>>,
     /// Lines that could not be read (a torn last line after a crash), by 1-based number.
     pub skipped: Vec<usize>,
+    /// Session pruning's markers.
+    pub cache_ttl: CacheTtl,
 }
 
 impl Transcript {
@@ -249,6 +334,12 @@ impl Transcript {
         }
         if kind == Some("compaction") {
             return self.compact(line);
+        }
+        if kind == Some("custom") && line.get("customType").and_then(Value::as_str) == Some(CACHE_TTL_TYPE) {
+            if let Some(data) = line.get("data") {
+                self.cache_ttl.read(data);
+            }
+            return true;
         }
         if kind != Some("message") {
             return true;
@@ -359,6 +450,28 @@ mod tests {
         assert_eq!(t.messages[0].images().count(), 0, "an image without its MIME type is kept, not sent");
         assert_eq!(t.last_id.as_deref(), Some("a2"));
         assert_eq!(t.skipped, vec![4]);
+    }
+
+    #[test]
+    fn pruning_markers_give_the_last_touch_per_model_and_the_last_projections() {
+        let mut t = Transcript::default();
+        let marks =
+            vec![("tool:c1:5".to_string(), PrunedMark::Soft), ("tool:c2:6".into(), PrunedMark::Hard("[x]".into()))];
+        let first = cache_ttl_entry("p1", None, "t", ("openai", "gpt", 100), Some(&marks));
+        assert_eq!(first["customType"], CACHE_TTL_TYPE);
+        assert_eq!(
+            first["data"]["prunedToolResults"][1],
+            serde_json::json!({"key": "tool:c2:6", "mode": "hard", "placeholder": "[x]"})
+        );
+        assert!(t.push_line(&first));
+        // A later touch without projections keeps the listed ones; another model's touch is its own.
+        assert!(t.push_line(&cache_ttl_entry("p2", Some("p1"), "t", ("openai", "gpt", 200), None)));
+        assert!(t.push_line(&cache_ttl_entry("p3", Some("p2"), "t", ("anthropic", "claude", 300), None)));
+        assert_eq!(t.cache_ttl.touched("openai", "gpt"), Some(200));
+        assert_eq!(t.cache_ttl.touched("anthropic", "claude"), Some(300));
+        assert_eq!(t.cache_ttl.touched("openai", "other"), None);
+        assert_eq!(t.cache_ttl.pruned.as_deref(), Some(marks.as_slice()));
+        assert_eq!((t.messages.len(), t.last_id.as_deref()), (0, Some("p3")), "markers are not messages");
     }
 
     #[test]

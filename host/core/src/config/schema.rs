@@ -158,6 +158,7 @@ pub struct AgentDefaults {
     pub subagents: Option<Json>,
     pub models: Option<Json>,
     pub compaction: Option<CompactionConfig>,
+    pub context_pruning: Option<ContextPruningConfig>,
     pub heartbeat: Option<HeartbeatConfig>,
     /// The zone `activeHours` is read in when it names none (`"user"`).
     pub user_timezone: Option<String>,
@@ -434,6 +435,34 @@ pub struct CompactionConfig {
     pub notify_user: Option<bool>,
     pub max_active_transcript_bytes: Option<ByteSize>,
     pub memory_flush: Option<MemoryFlushConfig>,
+}
+
+/// `agents.defaults.contextPruning` (OpenClaw's session pruning).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContextPruningConfig {
+    /// `off` (default) or `cache-ttl`.
+    pub mode: Option<String>,
+    /// A duration; bare numbers are minutes (default 5m).
+    pub ttl: Option<String>,
+    pub tools: Option<ContextPruningTools>,
+    pub hard_clear: Option<HardClearConfig>,
+}
+
+/// `contextPruning.tools`: whose results may be pruned.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextPruningTools {
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+}
+
+/// `contextPruning.hardClear`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HardClearConfig {
+    pub enabled: Option<bool>,
+    pub placeholder: Option<String>,
 }
 
 /// `agents.defaults.compaction.memoryFlush`.

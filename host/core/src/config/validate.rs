@@ -97,6 +97,7 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
     }
     check.broadcast_agents();
     check.heartbeats();
+    check.context_pruning();
     check.thinking_levels();
     check.ack_scope();
     check.streaming_modes();
@@ -418,6 +419,25 @@ impl Checker<'_> {
             self.err(
                 "messages.ackReactionScope".into(),
                 format!("`{s}` is not an ack reaction scope (one of {})", crate::presence::AckScope::NAMES),
+            );
+        }
+    }
+
+    /// `agents.defaults.contextPruning`: a mode chela knows; a `ttl` that
+    /// does not parse is a warning (OpenClaw falls back to 5m without one).
+    fn context_pruning(&mut self) {
+        let defaults = self.cfg.agents.as_ref().and_then(|a| a.defaults.as_ref());
+        let Some(p) = defaults.and_then(|d| d.context_pruning.clone()) else { return };
+        if let Some(mode) = p.mode.as_deref().filter(|m| *m != "off" && *m != "cache-ttl") {
+            self.err(
+                "agents.defaults.contextPruning.mode".into(),
+                format!("`{mode}` is not a pruning mode: `off` or `cache-ttl`"),
+            );
+        }
+        if let Err(e) = crate::pruning::ttl_ms(&p) {
+            self.warn(
+                "agents.defaults.contextPruning.ttl".into(),
+                format!("{e}; the default 5m is used, as OpenClaw does"),
             );
         }
     }

@@ -69,7 +69,9 @@ impl ToolMatcher {
         self.deny.iter().any(|p| p.matches(name))
     }
 
-    fn allow_list_allows(&self, name: &str) -> bool {
+    /// Whether the allowlist names `name` (an empty one names everything),
+    /// without the rule that `apply_patch` rides on `exec`.
+    pub fn allow_list_matches(&self, name: &str) -> bool {
         self.allow.is_empty() || self.allow.iter().any(|p| p.matches(name))
     }
 
@@ -77,7 +79,7 @@ impl ToolMatcher {
         if self.denies(name) {
             return false;
         }
-        self.allow_list_allows(name) || (name == "apply_patch" && self.allow_list_allows("exec"))
+        self.allow_list_matches(name) || (name == "apply_patch" && self.allow_list_matches("exec"))
     }
 
     /// True when the allowlist names no built-in tool at all (only plugin or

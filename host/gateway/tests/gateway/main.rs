@@ -13,6 +13,7 @@ mod e2e;
 mod exec_approvals;
 mod group_history;
 mod openai_params;
+mod pruning;
 mod queue;
 mod reload;
 mod send_policy;

@@ -201,6 +201,7 @@ async fn measure_on(sessions: usize, per_session: usize, backend: Backend, conte
                             media: Vec::new(),
                             delivery: None,
                             live_tool_summaries: false,
+                            exec_tightening: Default::default(),
                         },
                     )
                     .await

@@ -127,5 +127,6 @@ fn inbound(
         media: Vec::new(),
         delivery: None,
         live_tool_summaries: false,
+        exec_tightening: Default::default(),
     }
 }

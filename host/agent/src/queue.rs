@@ -37,10 +37,19 @@ pub struct Arrival {
     pub chat: String,
     /// The platform message it is (a steered message is stored with it).
     pub message_ref: Option<String>,
-    /// Its sender may hold elevated tools (`tools.elevated`): a message is
-    /// steered into a turn, or collected into a batch, only with the same
-    /// tool rights — it never borrows another sender's.
+    /// The tool rights its turn is linked with: a message is steered into
+    /// a turn, or collected into a batch, only with the same ones.
+    pub rights: ToolRights,
+}
+
+/// The message-dependent part of a turn's tool linking: whether its sender
+/// may hold elevated tools (`tools.elevated`) and the stricter exec rules it
+/// asked for itself (`/exec security=… ask=…`). A message never borrows
+/// another sender's rights, nor escapes or imposes another message's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ToolRights {
     pub elevated: bool,
+    pub exec: chela_core::policy::Tightening,
 }
 
 /// Why a message got no turn of its own.
@@ -141,8 +150,8 @@ struct Batch {
 }
 
 struct Running {
-    /// The tool rights the turn was linked with (see [`Arrival::elevated`]).
-    elevated: bool,
+    /// The tool rights the turn was linked with (see [`Arrival::rights`]).
+    rights: ToolRights,
     steering: Arc<Steering>,
     abort: watch::Sender<Option<&'static str>>,
     /// The batch this turn is still gathering (during its debounce).
@@ -153,7 +162,7 @@ struct Waiter {
     tx: oneshot::Sender<Admit>,
     summary: String,
     chat: String,
-    elevated: bool,
+    rights: ToolRights,
     batch: Option<Arc<Mutex<Batch>>>,
 }
 
@@ -225,16 +234,16 @@ impl SessionQueues {
         let lane = lanes.entry(key.to_string()).or_default();
         lane.last_arrival = Some(Instant::now());
         let Some(running) = &lane.running else {
-            return Ok(Entered::Now(permit_for(&self.lanes, key, lane, None, false, arrival.elevated)));
+            return Ok(Entered::Now(permit_for(&self.lanes, key, lane, None, false, arrival.rights)));
         };
         if settings.mode == QueueMode::Collect {
             let same_chat = |chat: &str| chat == arrival.chat;
             let open = match lane.waiting.iter().rev().find(|w| same_chat(&w.chat)) {
-                Some(w) => w.batch.clone().filter(|_| w.elevated == arrival.elevated),
+                Some(w) => w.batch.clone().filter(|_| w.rights == arrival.rights),
                 None => running
                     .batch
                     .as_ref()
-                    .filter(|(c, _)| same_chat(c) && running.elevated == arrival.elevated)
+                    .filter(|(c, _)| same_chat(c) && running.rights == arrival.rights)
                     .map(|(_, b)| b.clone()),
             };
             if let Some(batch) = open {
@@ -267,14 +276,14 @@ impl SessionQueues {
                 let _ = oldest.tx.send(Admit::Absorbed(Absorbed::DroppedByCap { summarized }, stored));
             }
         }
-        let steering = lane.running.as_ref().filter(|r| r.elevated == arrival.elevated).map(|r| r.steering.clone());
+        let steering = lane.running.as_ref().filter(|r| r.rights == arrival.rights).map(|r| r.steering.clone());
         let (tx, rx) = oneshot::channel();
         let batch = (settings.mode == QueueMode::Collect).then(|| {
             let first = Collected { sender: arrival.sender.clone(), text: arrival.text.clone() };
             Arc::new(Mutex::new(Batch { closed: false, items: vec![first], stored: Vec::new() }))
         });
         let summary = summary_line(&arrival.text);
-        lane.waiting.push_back(Waiter { tx, summary, chat: arrival.chat.clone(), elevated: arrival.elevated, batch });
+        lane.waiting.push_back(Waiter { tx, summary, chat: arrival.chat.clone(), rights: arrival.rights, batch });
         if settings.mode == QueueMode::Steer {
             if let Some(taken) = steering.and_then(|s| s.offer(arrival)) {
                 return Ok(Entered::Offered { taken, place: rx });
@@ -326,12 +335,12 @@ fn permit_for(
     lane: &mut Lane,
     gathering: Option<(String, Arc<Mutex<Batch>>)>,
     queued: bool,
-    elevated: bool,
+    rights: ToolRights,
 ) -> TurnPermit {
     let steering = Arc::new(Steering::default());
     let (abort_tx, abort) = watch::channel(None);
     let batch = gathering.as_ref().map(|(_, b)| b.clone());
-    lane.running = Some(Running { elevated, steering: steering.clone(), abort: abort_tx, batch: gathering });
+    lane.running = Some(Running { rights, steering: steering.clone(), abort: abort_tx, batch: gathering });
     TurnPermit {
         key: key.to_string(),
         lanes: lanes.clone(),
@@ -424,7 +433,7 @@ impl Drop for TurnPermit {
         // Hand the turn to the first waiter still waiting.
         while let Some(next) = lane.waiting.pop_front() {
             let gathering = next.batch.clone().map(|b| (next.chat.clone(), b));
-            let permit = permit_for(&self.lanes, &self.key, lane, gathering, true, next.elevated);
+            let permit = permit_for(&self.lanes, &self.key, lane, gathering, true, next.rights);
             match next.tx.send(Admit::Turn(permit)) {
                 Ok(()) => return,
                 Err(unused) => {
@@ -450,7 +459,7 @@ mod tests {
     }
 
     fn arrival(text: &str) -> Arrival {
-        Arrival { text: text.into(), sender: None, chat: "c".into(), message_ref: None, elevated: false }
+        Arrival { text: text.into(), sender: None, chat: "c".into(), message_ref: None, rights: ToolRights::default() }
     }
 
     async fn turn(e: Entered) -> Option<TurnPermit> {
@@ -531,8 +540,13 @@ mod tests {
         took.into_iter().for_each(Taken::stored);
         assert!(taken.await.is_ok(), "its sender learns it was taken once stored");
         // A sender with other tool rights is never steered in: it waits its own turn.
-        let elevated = Arrival { elevated: true, ..arrival("with more rights") };
+        let elevated =
+            Arrival { rights: ToolRights { elevated: true, ..ToolRights::default() }, ..arrival("with more rights") };
         assert!(matches!(q.enter("k", &s, &elevated).unwrap(), Entered::Wait(_)));
+        // Nor a message with its own exec rules (`/exec security=deny <task>`).
+        let strict = chela_core::policy::Tightening { security: Some(chela_core::policy::Security::Deny), ask: None };
+        let ruled = Arrival { rights: ToolRights { exec: strict, ..ToolRights::default() }, ..arrival("no exec here") };
+        assert!(matches!(q.enter("k", &s, &ruled).unwrap(), Entered::Wait(_)));
         let Entered::Offered { taken, place } = q.enter("k", &s, &arrival("late")).unwrap() else { panic!() };
         drop(running);
         assert!(taken.await.is_err(), "the turn ended without it");
@@ -580,7 +594,7 @@ mod tests {
         let Entered::Collected(b_stored) = q.enter("k", &s, &arrival("b")).unwrap() else { panic!("b is collected") };
         let other = Arrival { chat: "elsewhere".into(), ..arrival("c") };
         assert!(matches!(q.enter("k", &s, &other).unwrap(), Entered::Wait(_)), "another chat is not collected");
-        let elevated = Arrival { elevated: true, ..arrival("d") };
+        let elevated = Arrival { rights: ToolRights { elevated: true, ..ToolRights::default() }, ..arrival("d") };
         assert!(matches!(q.enter("k", &s, &elevated).unwrap(), Entered::Wait(_)), "nor other tool rights");
         drop(running);
         let leader = turn(leader).await.unwrap();

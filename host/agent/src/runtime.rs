@@ -96,6 +96,9 @@ pub struct Inbound {
     /// call finishes (`TextEvent::ToolSummary`, to a chat), so the reply
     /// does not list them again; otherwise they follow the reply.
     pub live_tool_summaries: bool,
+    /// The message's own `/exec security=… ask=…`: stricter host exec
+    /// rules for its turn alone.
+    pub exec_tightening: chela_core::policy::Tightening,
 }
 
 /// How a scheduled turn opens its session and prompt.
@@ -479,6 +482,7 @@ impl AgentRuntime {
         let command = chela_core::access::may_command(inbound.origin.provider.as_deref())
             .then(|| chela_core::commands::parse(&inbound.text))
             .flatten();
+        let mut inbound = inbound;
         if let Some(cmd) = command {
             match self.command(cfg, &agent_id, &inbound, &cmd).await? {
                 commands::Handled::Reply(reply) => {
@@ -505,6 +509,10 @@ impl AgentRuntime {
                     return Ok(commands::outcome(&agent_id, &inbound, reply));
                 }
                 commands::Handled::Turn => {}
+                commands::Handled::TurnWith { text, exec } => {
+                    inbound.text = text;
+                    inbound.exec_tightening = exec;
+                }
             }
         }
         let mut settings = self.queue_settings(cfg, &inbound, &agent_id);
@@ -528,7 +536,6 @@ impl AgentRuntime {
             }
         };
         let (collected, overflow) = permit.settle(settings.debounce).await;
-        let mut inbound = inbound;
         if let Some(items) = collected {
             inbound.text = chela_core::queue_mode::collect_prompt(&items);
         }

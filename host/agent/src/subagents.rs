@@ -86,6 +86,7 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                     media: Vec::new(),
                     delivery: None,
                     live_tool_summaries: false,
+                    exec_tightening: Default::default(),
                 },
             )
             .await;
@@ -127,6 +128,7 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                     media: Vec::new(),
                     delivery: None,
                     live_tool_summaries: false,
+                    exec_tightening: Default::default(),
                 },
             )
             .await;

@@ -63,6 +63,7 @@ async fn one_turn(provider: &str, base: &str, model: &str) -> chela_agent::TurnO
         media: Vec::new(),
         delivery: None,
         live_tool_summaries: false,
+        exec_tightening: Default::default(),
     };
     rt.run(&rt.snapshot(), inbound).await.expect("the turn finishes")
 }

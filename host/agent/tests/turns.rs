@@ -107,6 +107,7 @@ fn inbound(rt: &AgentRuntime, agent: &str, peer: &str, text: &str) -> Inbound {
         media: Vec::new(),
         delivery: None,
         live_tool_summaries: false,
+        exec_tightening: Default::default(),
     }
 }
 

@@ -174,6 +174,7 @@ pub fn send(ctx: &Context, args: &SendArgs) -> Result<ExitCode> {
                             media: Vec::new(),
                             delivery: None,
                             live_tool_summaries: false,
+                            exec_tightening: Default::default(),
                         },
                     )
                     .await?;

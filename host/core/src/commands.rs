@@ -64,7 +64,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         "whether your commands may run outside the sandbox",
         true,
     ),
-    spec("exec", &[], "/exec", "where this agent's commands run", true),
+    spec(
+        "exec",
+        &[],
+        "/exec [security=deny|allowlist|full] [ask=off|on-miss|always] [task]",
+        "where this agent's commands run; a task with stricter exec rules for it alone",
+        true,
+    ),
     spec(
         "approve",
         &[],
@@ -102,9 +108,66 @@ pub fn parse(text: &str) -> Option<Parsed> {
     Some(Parsed { spec: *spec, args: args.trim().to_string() })
 }
 
+/// `/exec`'s options as OpenClaw writes them (`host=… security=… ask=…
+/// node=…`), then the task they come with.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExecDirective {
+    /// `security=`/`ask=`: for the task's turn only, and only stricter.
+    pub tightening: crate::policy::Tightening,
+    /// `host=`/`node=` options asked for, as written.
+    pub placement: Vec<String>,
+    /// What follows the options (the message the model gets).
+    pub task: String,
+}
+
+/// `/exec`'s arguments: leading `key=value` options, then the task; a
+/// `security` or `ask` value OpenClaw does not know is an error naming it.
+pub fn exec_directive(args: &str) -> Result<ExecDirective, String> {
+    use crate::policy::{Ask, Security};
+    let mut out = ExecDirective::default();
+    let mut rest = args.trim_start();
+    while !rest.is_empty() {
+        let (token, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let Some((key, value)) = token.split_once('=') else { break };
+        match key.to_ascii_lowercase().as_str() {
+            "security" => {
+                let level = Security::parse(&value.to_ascii_lowercase())
+                    .ok_or_else(|| format!("`security={value}` is not a security level: deny, allowlist or full."))?;
+                out.tightening.security = Some(level);
+            }
+            "ask" => {
+                let level = Ask::parse(&value.to_ascii_lowercase())
+                    .ok_or_else(|| format!("`ask={value}` is not an ask mode: off, on-miss or always."))?;
+                out.tightening.ask = Some(level);
+            }
+            "host" | "node" => out.placement.push(token.to_string()),
+            _ => break,
+        }
+        rest = after.trim_start();
+    }
+    out.task = rest.to_string();
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_options_come_before_the_task() {
+        use crate::policy::{Ask, Security};
+        let d = exec_directive("security=allowlist ask=always inspect the  build output").unwrap();
+        assert_eq!((d.tightening.security, d.tightening.ask), (Some(Security::Allowlist), Some(Ask::Always)));
+        assert_eq!(d.task, "inspect the  build output", "the task as written");
+        let d = exec_directive("host=node node=worker-1").unwrap();
+        assert_eq!((d.placement, d.task.as_str()), (vec!["host=node".to_string(), "node=worker-1".into()], ""));
+        assert_eq!(exec_directive("list a=b files").unwrap().task, "list a=b files", "options lead");
+        assert_eq!(
+            exec_directive("ask=sometimes run it"),
+            Err("`ask=sometimes` is not an ask mode: off, on-miss or always.".into())
+        );
+        assert!(exec_directive("").unwrap().tightening.is_empty());
+    }
 
     #[test]
     fn known_names_and_aliases_are_commands_and_others_are_text() {

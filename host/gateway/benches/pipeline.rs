@@ -81,6 +81,7 @@ fn bench(c: &mut Criterion) {
             media: Vec::new(),
             delivery: None,
             live_tool_summaries: false,
+            exec_tightening: Default::default(),
         }
     };
     let mut g = c.benchmark_group("pipeline");

@@ -210,6 +210,7 @@ async fn send(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         media: Vec::new(),
         delivery: None,
         live_tool_summaries: false,
+        exec_tightening: Default::default(),
     };
     let _turn = gw.inflight.enter();
     match gw.runtime.run(&snap, inbound).await {

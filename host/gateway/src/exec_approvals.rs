@@ -183,6 +183,7 @@ impl Approvals {
             scheduled: Some(Scheduled { fresh_session: false, light_context: false }),
             media: Vec::new(),
             live_tool_summaries: false,
+            exec_tightening: Default::default(),
         };
         let outcome = crate::cron::turn_and_deliver(gw, &snap, inbound, Some((delivery, chat)), None, None).await;
         tracing::info!(session = %pending.session_key, status = outcome.status.as_str(), delivered = outcome.delivered, "exec approval: the session was told");

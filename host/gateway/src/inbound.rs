@@ -415,6 +415,7 @@ impl Gateway {
             }),
             // Held back with the reply where `sendPolicy` holds it back.
             live_tool_summaries: may_deliver,
+            exec_tightening: Default::default(),
         };
         let started = std::time::Instant::now();
         let turn = self.runtime.run_admitted(snap, inbound, Some(on_text), stage.admitted).await;

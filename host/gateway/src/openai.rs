@@ -332,6 +332,7 @@ async fn completions(gw: Arc<Gateway>, req: Request<Incoming>) -> Reply {
         scheduled: None,
         media: Vec::new(),
         live_tool_summaries: false,
+        exec_tightening: Default::default(),
     };
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     // The response names the model as asked (OpenAI echoes it), or the agent's target.

@@ -83,6 +83,8 @@ pub struct LinkRequest<'a> {
     pub kind: SessionKind,
     pub parent: Option<(&'a str, SessionKind)>,
     pub elevated: bool,
+    /// The message's own stricter host exec rules (`/exec security=… ask=…`).
+    pub exec: chela_core::policy::Tightening,
     /// What the `sessions` (the agent runtime's stores) and `messaging`
     /// (the gateway's channels) capabilities of these tools answer from.
     pub services: HostServices,
@@ -90,7 +92,14 @@ pub struct LinkRequest<'a> {
 
 impl<'a> LinkRequest<'a> {
     pub fn new(agent_id: &'a str, kind: SessionKind) -> LinkRequest<'a> {
-        LinkRequest { agent_id, kind, parent: None, elevated: false, services: HostServices::default() }
+        LinkRequest {
+            agent_id,
+            kind,
+            parent: None,
+            elevated: false,
+            exec: Default::default(),
+            services: HostServices::default(),
+        }
     }
 }
 
@@ -175,6 +184,13 @@ impl Plugins {
         let mut base = agent_grants(cfg, env, &policy, kind);
         if let Some(p) = base.process.as_mut() {
             p.elevated = request.elevated;
+            p.policy = std::mem::take(&mut p.policy).tightened(&request.exec);
+        }
+        if request.exec.security == Some(chela_core::policy::Security::Deny) {
+            // `/exec security=deny`: no command runs in this turn, in the
+            // sandbox or out: the capability is not linked at all.
+            base.capabilities.remove(&Capability::Process);
+            base.process = None;
         }
         let mut tools: Vec<LinkedTool> = Vec::new();
         let mut unavailable = Vec::new();

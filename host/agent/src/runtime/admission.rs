@@ -92,8 +92,11 @@ pub(super) fn arrival(cfg: &Config, agent_id: &str, inbound: &Inbound) -> Arriva
         sender: inbound.origin.label.clone().or_else(|| inbound.sender_id.clone()),
         chat,
         message_ref: inbound.message_ref.clone(),
-        // The one sender-dependent part of linking (`turn.rs`'s `link_tools`).
-        elevated: sender_may_elevate(cfg, agent_id, inbound),
+        // The message-dependent part of linking (`turn.rs`'s `link_tools`).
+        rights: crate::queue::ToolRights {
+            elevated: sender_may_elevate(cfg, agent_id, inbound),
+            exec: inbound.exec_tightening,
+        },
     }
 }
 

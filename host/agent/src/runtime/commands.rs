@@ -25,6 +25,9 @@ pub(super) enum Handled {
     Turn,
     /// `/compact [focus]`: run in the session's turn order.
     Compact(String),
+    /// `/exec security=… ask=… <task>`: the task runs as this message, its
+    /// turn under the stricter exec rules.
+    TurnWith { text: String, exec: chela_core::policy::Tightening },
 }
 
 fn age(ms: i64) -> String {
@@ -145,7 +148,7 @@ impl AgentRuntime {
             "think" => self.think_command(cfg, agent_id, &key, &cmd.args).await?,
             "verbose" => self.verbose_command(cfg, agent_id, &key, &cmd.args).await?,
             "elevated" => self.elevated_command(cfg, agent_id, inbound, &key, &cmd.args).await?,
-            "exec" => exec_summary(cfg, agent_id, inbound, &cmd.args),
+            "exec" => return Ok(exec_command(cfg, agent_id, inbound, &cmd.args, cmd.spec.usage)),
             "loop" if !is_owner(cfg, channel, inbound.sender_id.as_deref()) => {
                 "/loop is for owners only: commands.ownerAllowFrom does not list you.".to_string()
             }
@@ -400,10 +403,35 @@ impl AgentRuntime {
 
 /// `/exec`: where this agent's commands run (chela changes it only in
 /// config: a chat cannot move commands out of their confinement).
-fn exec_summary(cfg: &Config, agent_id: &str, inbound: &Inbound, args: &str) -> String {
-    if !args.is_empty() {
-        return "chela does not change where commands run from a chat: set tools.exec.host and sandbox.mode in the config. /exec shows the settings.".into();
+/// `/exec`: the settings alone; `security=… ask=…` with a task runs the
+/// task's turn under those stricter rules (OpenClaw's turn-scoped
+/// overrides: never looser than the config, never kept for later messages).
+fn exec_command(cfg: &Config, agent_id: &str, inbound: &Inbound, args: &str, usage: &str) -> Handled {
+    let d = match chela_core::commands::exec_directive(args) {
+        Ok(d) => d,
+        Err(why) => return Handled::Reply(format!("{why} Usage: {usage}")),
+    };
+    if !d.placement.is_empty() {
+        return Handled::Reply(format!(
+            "chela does not change where commands run from a chat ({}): set tools.exec.host and sandbox.mode in the \
+             config. /exec shows the settings.",
+            d.placement.join(" ")
+        ));
     }
+    match (d.tightening.is_empty(), d.task.is_empty()) {
+        (true, true) => Handled::Reply(exec_summary(cfg, agent_id, inbound)),
+        (true, false) => Handled::Reply(format!("Usage: {usage}")),
+        (false, true) => Handled::Reply(format!(
+            "/exec {} applies only to the message it comes with: send it with the task (/exec {} <task>). \
+             Nothing ran, and later messages are unchanged.",
+            d.tightening.describe(),
+            d.tightening.describe()
+        )),
+        (false, false) => Handled::TurnWith { text: d.task, exec: d.tightening },
+    }
+}
+
+fn exec_summary(cfg: &Config, agent_id: &str, inbound: &Inbound) -> String {
     let sandboxed = chela_core::policy::is_sandboxed(cfg, agent_id, &inbound.target.kind);
     let place = match (sandboxed, chela_core::policy::exec_unconfined(cfg, agent_id)) {
         (true, _) => "in the sandbox (bubblewrap; sandbox.mode)",

@@ -183,6 +183,7 @@ impl AgentRuntime {
             // The sender's right, as the session's `/elevated` level leaves it.
             elevated: sender_may_elevate(cfg, agent_id, inbound)
                 && chela_core::policy::elevated_level(cfg, agent_id, entry.elevated_level().as_deref()) != "off",
+            exec: inbound.exec_tightening,
             services: self.services(),
         };
         let secrets = self.secrets.clone();

@@ -284,19 +284,84 @@ fn judge_with(policy: &HostExecPolicy, program: &str, args: &[String], exists: &
     }
 }
 
-impl HostExecPolicy {
-    /// One line for `/exec` and `chela doctor`.
+/// A message's own `/exec security=… ask=…`: it can only tighten the
+/// policy in force, and only for the turn it comes with (OpenClaw's
+/// turn-scoped exec overrides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tightening {
+    pub security: Option<Security>,
+    pub ask: Option<Ask>,
+}
+
+impl Tightening {
+    pub fn is_empty(&self) -> bool {
+        self.security.is_none() && self.ask.is_none()
+    }
+
+    /// `security=… ask=…` as written.
     pub fn describe(&self) -> String {
-        let security = match self.security {
+        let mut parts = Vec::new();
+        if let Some(s) = self.security {
+            parts.push(format!("security={}", s.as_str()));
+        }
+        if let Some(a) = self.ask {
+            parts.push(format!("ask={}", a.as_str()));
+        }
+        parts.join(" ")
+    }
+}
+
+impl Security {
+    /// Its config value (`deny`, `allowlist`, `full`).
+    pub fn as_str(self) -> &'static str {
+        match self {
             Security::Deny => "deny",
             Security::Allowlist => "allowlist",
             Security::Full => "full",
-        };
-        let ask = match self.ask {
+        }
+    }
+
+    /// A config value as a level.
+    pub fn parse(raw: &str) -> Option<Security> {
+        security_of(raw)
+    }
+}
+
+impl Ask {
+    /// Its config value (`off`, `on-miss`, `always`).
+    pub fn as_str(self) -> &'static str {
+        match self {
             Ask::Off => "off",
             Ask::OnMiss => "on-miss",
             Ask::Always => "always",
-        };
+        }
+    }
+
+    /// A config value as a level.
+    pub fn parse(raw: &str) -> Option<Ask> {
+        ask_of(raw)
+    }
+}
+
+impl HostExecPolicy {
+    /// The policy with a message's `/exec` applied: the stricter security,
+    /// the more asking `ask`; never looser than it was.
+    pub fn tightened(mut self, t: &Tightening) -> HostExecPolicy {
+        if t.is_empty() {
+            return self;
+        }
+        let before = (self.security, self.ask);
+        self.security = t.security.map_or(self.security, |s| self.security.min(s));
+        self.ask = t.ask.map_or(self.ask, |a| self.ask.max(a));
+        if (self.security, self.ask) != before {
+            self.source = format!("{}; /exec {} for this message", self.source, t.describe());
+        }
+        self
+    }
+
+    /// One line for `/exec` and `chela doctor`.
+    pub fn describe(&self) -> String {
+        let (security, ask) = (self.security.as_str(), self.ask.as_str());
         let bins = if self.safe_bins.is_empty() { "none".to_string() } else { self.safe_bins.join(", ") };
         format!("security {security}, ask {ask} ({}); safe bins: {bins}", self.source)
     }
@@ -305,6 +370,19 @@ impl HostExecPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_can_only_tighten_the_policy() {
+        let full = HostExecPolicy { source: "defaults".into(), ..HostExecPolicy::default() };
+        let t = Tightening { security: Some(Security::Allowlist), ask: Some(Ask::Always) };
+        let p = full.clone().tightened(&t);
+        assert_eq!((p.security, p.ask), (Security::Allowlist, Ask::Always));
+        assert_eq!(p.source, "defaults; /exec security=allowlist ask=always for this message");
+        let strict = HostExecPolicy { security: Security::Deny, ask: Ask::OnMiss, ..full.clone() };
+        let loosen = Tightening { security: Some(Security::Full), ask: Some(Ask::Off) };
+        assert_eq!(strict.clone().tightened(&loosen), strict, "never looser than the config");
+        assert_eq!(full.clone().tightened(&Tightening::default()), full);
+    }
 
     fn policy(text: &str, agent: &str) -> HostExecPolicy {
         host_exec_policy(&crate::config::load_str(text, None).expect("config loads").config, agent)

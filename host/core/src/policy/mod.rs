@@ -14,7 +14,9 @@ pub(crate) mod pipeline;
 
 pub use catalog::{normalize_tool_name, profile_allow, ToolCatalog, CORE_TOOLS, GROUPS};
 pub use exec::{exec_confinement, exec_unconfined, ExecConfinement, UNCONFINED};
-pub use exec_approval::{host_exec_policy, judge, Ask, Decision, HostExecPolicy, Security, Verdict, HOST_PATH};
+pub use exec_approval::{
+    host_exec_policy, judge, Ask, Decision, HostExecPolicy, Security, Tightening, Verdict, HOST_PATH,
+};
 pub use matcher::ToolMatcher;
 pub use pipeline::{
     agent_to_agent_allowed, classify_session, effective_tools, elevated_active, elevated_allowed, elevated_level,

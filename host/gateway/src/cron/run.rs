@@ -185,6 +185,7 @@ async fn cron_job(gw: &Arc<Gateway>, id: &str, spec: &JobSpec, claim: &Claim) ->
         scheduled: Some(Scheduled { fresh_session: fresh, light_context: light }),
         media: Vec::new(),
         live_tool_summaries: false,
+        exec_tightening: Default::default(),
     };
     let timeout = spec.timeout_seconds.map(Duration::from_secs);
     turn_and_deliver(gw, &snap, inbound, route, timeout, None).await
@@ -302,6 +303,7 @@ async fn heartbeat_run(gw: &Arc<Gateway>, plan: &HeartbeatPlan, forced: bool) ->
         scheduled: Some(Scheduled { fresh_session: fresh, light_context: plan.light_context }),
         media: Vec::new(),
         live_tool_summaries: false,
+        exec_tightening: Default::default(),
     };
     turn_and_deliver(gw, &snap, inbound, route, Some(Duration::from_millis(plan.timeout_ms)), Some(visibility)).await
 }

@@ -3,7 +3,8 @@
 //! command under `tools.exec.ask: "always"` does not run when the model
 //! asks for it; a prompt with its id goes to the chat; a non-owner's
 //! `/approve` is refused; an owner's `allow-once` runs it once and hands
-//! its output back to the session; `deny` drops it.
+//! its output back to the session; `deny` drops it. A message's own
+//! `/exec security=… ask=…` tightens the rules for its turn alone.
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,11 @@ fn model_saw(fake: &OpenAiFake, text: &str) -> bool {
 /// webhook channel, with `plugins`; its root is not under /tmp (host
 /// commands get a private /tmp).
 async fn asking_gateway(plugins: &[&str]) -> (OpenAiFake, tempfile::TempDir, chela_gateway::Running) {
+    exec_gateway(r#"{ ask: "always" }"#, plugins).await
+}
+
+/// [`asking_gateway`] with the agent's `tools.exec` settings given.
+async fn exec_gateway(exec: &str, plugins: &[&str]) -> (OpenAiFake, tempfile::TempDir, chela_gateway::Running) {
     let fake = OpenAiFake::start("sk-test").await;
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let root = dir.path();
@@ -67,7 +73,7 @@ async fn asking_gateway(plugins: &[&str]) -> (OpenAiFake, tempfile::TempDir, che
       commands: {{ ownerAllowFrom: ["webhook:alice"] }},
       models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
       agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", model: "openai/gpt-test",
-                           tools: {{ exec: {{ ask: "always" }} }} }} ] }},
+                           tools: {{ exec: {exec} }} }} ] }},
       channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
     }}"#,
         openai = fake.base_url(),
@@ -150,6 +156,13 @@ async fn a_command_that_needs_approval_runs_once_an_owner_approves_it() {
     assert!(result.contains(r#"always-ok\\n"#), "ran at once: {result}");
     let prompts = announced_to(&base, "alice").await.into_iter().filter(|t| t.starts_with("🔐")).count();
     assert_eq!(prompts, 3, "no prompt for a command approved for good");
+
+    // A message cannot loosen the config: `/exec ask=off security=full` still asks.
+    fake.script([exec("touch loose.txt"), Scripted::Text("Asked once more.".into())]);
+    let loose = common::say(&base, &mut n, "alice", "/exec ask=off security=full make it quietly").await;
+    assert_eq!(loose, "Asked once more.");
+    prompt_id(&base, "alice", 3).await;
+    assert!(!root.join("ws/loose.txt").exists(), "a message loosened the config");
 }
 
 /// Text the host itself delivers into a session is never a command: a job
@@ -192,4 +205,65 @@ async fn an_agent_cannot_approve_its_own_command_through_a_job() {
     assert!(!root.join("ws/sneaky.txt").exists(), "the job approved the command");
     let approved = common::say(&base, &mut n, "alice", &sneak).await;
     assert_eq!(approved, "Approved once: running `touch sneaky.txt` now.", "still waiting for an owner");
+}
+
+/// The tools the last request offered the model.
+fn offered_tools(fake: &OpenAiFake) -> Vec<String> {
+    let requests = fake.requests();
+    let tools = requests.last().map(|(_, b)| b["tools"].clone()).unwrap_or(Value::Null);
+    tools.as_array().into_iter().flatten().filter_map(|t| t["function"]["name"].as_str().map(str::to_string)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_messages_own_exec_rules_apply_to_its_turn_alone() {
+    // No approvals configured: host commands run as the model asks.
+    let (fake, dir, running) = exec_gateway("{}", &["channel_webhook_js", "tool_exec"]).await;
+    let root = dir.path();
+    let base = format!("http://{}", running.addr);
+    let mut n = 0;
+    let exec = |command: &str| Scripted::ToolCall {
+        name: "exec".into(),
+        arguments: serde_json::json!({ "command": command }),
+    };
+    let alone = common::say(&base, &mut n, "alice", "/exec security=deny").await;
+    assert_eq!(
+        alone,
+        "/exec security=deny applies only to the message it comes with: send it with the task (/exec security=deny \
+         <task>). Nothing ran, and later messages are unchanged."
+    );
+    let bad = common::say(&base, &mut n, "alice", "/exec ask=sometimes list the files").await;
+    assert!(bad.starts_with("`ask=sometimes` is not an ask mode: off, on-miss or always. Usage: /exec"), "{bad}");
+    let placed = common::say(&base, &mut n, "alice", "/exec host=gateway").await;
+    assert!(placed.starts_with("chela does not change where commands run from a chat (host=gateway)"), "{placed}");
+    assert!(fake.requests().is_empty(), "none of these reached the model");
+
+    // `ask=always` with a task: its command waits for an approval…
+    fake.script([exec("touch asked.txt"), Scripted::Text("I asked.".into())]);
+    assert_eq!(common::say(&base, &mut n, "alice", "/exec ask=always make the file").await, "I asked.");
+    let id = prompt_id(&base, "alice", 0).await;
+    assert!(!id.is_empty() && !root.join("ws/asked.txt").exists(), "it ran without the approval asked for");
+    let user_texts: Vec<String> = fake
+        .requests()
+        .iter()
+        .flat_map(|(_, b)| b["messages"].as_array().cloned().unwrap_or_default())
+        .filter(|m| m["role"] == "user")
+        .filter_map(|m| m["content"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        !user_texts.is_empty() && user_texts.iter().all(|t| t == "make the file"),
+        "the task alone: {user_texts:?}"
+    );
+    assert!(model_saw(&fake, "/exec ask=always for this message"), "and is told why it waits");
+    // …and the next message is under the config's rules again.
+    fake.script([exec("touch free.txt"), Scripted::Text("Done.".into())]);
+    assert_eq!(common::say(&base, &mut n, "alice", "make another").await, "Done.");
+    assert!(root.join("ws/free.txt").exists(), "the rules of one message stayed for the next");
+    assert!(offered_tools(&fake).contains(&"exec".to_string()));
+
+    // `security=deny`: the turn has no exec tool at all, in the sandbox or out.
+    fake.script([exec("touch never.txt"), Scripted::Text("Could not.".into())]);
+    assert_eq!(common::say(&base, &mut n, "alice", "/exec security=deny make a third").await, "Could not.");
+    assert!(!offered_tools(&fake).contains(&"exec".to_string()), "{:?}", offered_tools(&fake));
+    assert!(!root.join("ws/never.txt").exists(), "a denied command ran");
+    assert!(running.shutdown().await);
 }

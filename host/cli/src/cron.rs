@@ -91,6 +91,25 @@ pub struct AddArgs {
     /// A system event with this text (into the main session).
     #[arg(long)]
     system_event: Option<String>,
+    /// A command instead of a model turn: this shell line (`sh -lc`), run
+    /// confined in the agent's workspace; its output is the result.
+    #[arg(long, conflicts_with_all = ["message", "system_event", "command_argv"])]
+    command: Option<String>,
+    /// A command as exact argv, a JSON array (`'["node","report.mjs"]'`).
+    #[arg(long, conflicts_with_all = ["message", "system_event"])]
+    command_argv: Option<String>,
+    /// The command's directory, relative to the agent's workspace.
+    #[arg(long)]
+    command_cwd: Option<String>,
+    /// `KEY=VALUE` for the command's environment (repeatable).
+    #[arg(long)]
+    command_env: Vec<String>,
+    /// Written to the command's stdin.
+    #[arg(long)]
+    command_input: Option<String>,
+    /// The command's longest run, in seconds (default 600).
+    #[arg(long)]
+    timeout_seconds: Option<u64>,
     /// The job's model (`provider/model`, must be allowed for the agent).
     #[arg(long)]
     model: Option<String>,
@@ -216,15 +235,47 @@ fn schedule(args: &AddArgs) -> Result<ScheduleSpec> {
     bail!("a job needs a schedule: --at, --every or --cron")
 }
 
+/// `--command <shell>` as `["sh", "-lc", <shell>]`, or `--command-argv` as given.
+fn command_argv(args: &AddArgs) -> Result<Option<Vec<String>>> {
+    if let Some(line) = &args.command {
+        return Ok(Some(vec!["sh".into(), "-lc".into(), line.clone()]));
+    }
+    let Some(raw) = &args.command_argv else { return Ok(None) };
+    let argv: Vec<String> = serde_json::from_str(raw)
+        .map_err(|e| anyhow::anyhow!("--command-argv `{raw}`: a JSON array of strings ({e})"))?;
+    Ok(Some(argv))
+}
+
 fn add(cfg: &Config, store: &CronStore, args: AddArgs) -> Result<ExitCode> {
-    let payload = match (&args.message, &args.system_event) {
-        (Some(m), None) => Payload::AgentTurn {
+    let payload = match (&args.message, &args.system_event, command_argv(&args)?) {
+        (Some(m), None, None) => Payload::AgentTurn {
             message: m.clone(),
             model: args.model.clone(),
             light_context: args.light_context.then_some(true),
         },
-        (None, Some(t)) => Payload::SystemEvent { text: t.clone() },
-        _ => bail!("a job runs --message (an agent turn) or --system-event (into the main session)"),
+        (None, Some(t), None) => Payload::SystemEvent { text: t.clone() },
+        (None, None, Some(argv)) => {
+            let mut env = std::collections::BTreeMap::new();
+            for pair in &args.command_env {
+                let Some((k, v)) = pair.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
+                    bail!("--command-env `{pair}`: write KEY=VALUE");
+                };
+                env.insert(k.trim().to_string(), v.to_string());
+            }
+            Payload::Command {
+                argv,
+                cwd: args.command_cwd.clone(),
+                env,
+                input: args.command_input.clone(),
+                timeout_seconds: args.timeout_seconds,
+                no_output_timeout_seconds: None,
+                output_max_bytes: None,
+            }
+        }
+        _ => bail!(
+            "a job runs --message (an agent turn), --system-event (into the main session) or --command / \
+             --command-argv (a command, no model)"
+        ),
     };
     let id = match &args.id {
         Some(id) if !valid_id(id) => bail!("--id `{id}`: letters, digits, `-` and `_` only (at most 64)"),

@@ -78,7 +78,40 @@ pub enum Payload {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         light_context: Option<bool>,
     },
+    /// An operator's command run by the scheduler, no model turn (OpenClaw's
+    /// command payload): written in the config or by `chela cron add`,
+    /// never by an agent; run confined as its agent's host commands are.
+    #[serde(rename_all = "camelCase")]
+    Command {
+        /// The program and its arguments (`["sh", "-lc", "<shell>"]` for a shell line).
+        argv: Vec<String>,
+        /// Where it runs, relative to the agent's workspace (default: the workspace).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cwd: Option<String>,
+        /// Environment beside the confined default (`PATH`, `HOME`, `LANG`, `tools.exec.env`).
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        env: std::collections::BTreeMap<String, String>,
+        /// Written to its stdin.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input: Option<String>,
+        /// Its longest run (default [`COMMAND_TIMEOUT_SECONDS`], at most [`COMMAND_MAX_TIMEOUT_SECONDS`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_seconds: Option<u64>,
+        /// OpenClaw's silence limit; chela refuses it (see [`JobSpec::problems`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        no_output_timeout_seconds: Option<u64>,
+        /// The most of its output delivered (default and cap [`COMMAND_OUTPUT_MAX_BYTES`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output_max_bytes: Option<u64>,
+    },
 }
+
+/// A command payload's longest run when it sets none (OpenClaw's 10 minutes).
+pub const COMMAND_TIMEOUT_SECONDS: u64 = 600;
+/// The longest a command payload may ask for.
+pub const COMMAND_MAX_TIMEOUT_SECONDS: u64 = 3_600;
+/// The most output of a command payload that is read and delivered.
+pub const COMMAND_OUTPUT_MAX_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -179,6 +212,13 @@ impl JobSpec {
         self.enabled != Some(false)
     }
 
+    /// Whether only the operator may write, change, run or remove it (a
+    /// command payload: an agent must never get a command of its own run
+    /// outside its tool policy).
+    pub fn operator_only(&self) -> bool {
+        matches!(self.payload, Payload::Command { .. })
+    }
+
     /// Whether its output is announced to a chat (`delivery.mode: announce`,
     /// the default for an agent turn that names a chat).
     pub fn announces(&self) -> bool {
@@ -209,7 +249,7 @@ impl JobSpec {
     pub fn session_target_name(&self) -> &str {
         let default = match self.payload {
             Payload::SystemEvent { .. } => "main",
-            Payload::AgentTurn { .. } => "isolated",
+            Payload::AgentTurn { .. } | Payload::Command { .. } => "isolated",
         };
         self.session_target.as_deref().map(str::trim).unwrap_or(default)
     }
@@ -273,6 +313,46 @@ impl JobSpec {
             }
             Payload::AgentTurn { message, .. } if message.trim().is_empty() => {
                 out.push(problem("payload.message", "an agent turn needs its message"))
+            }
+            Payload::Command { argv, cwd, timeout_seconds, no_output_timeout_seconds, output_max_bytes, .. } => {
+                if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                    out.push(problem("payload.argv", "a command needs its program: `argv: [\"program\", \"arg\", …]`"));
+                }
+                if let Some(c) = cwd.as_deref().filter(|c| c.starts_with('/') || c.split('/').any(|p| p == "..")) {
+                    out.push(problem(
+                        "payload.cwd",
+                        format!("`{c}`: a command runs inside its agent's workspace; give a path relative to it"),
+                    ));
+                }
+                if timeout_seconds.is_some_and(|t| t == 0 || t > COMMAND_MAX_TIMEOUT_SECONDS) {
+                    out.push(problem(
+                        "payload.timeoutSeconds",
+                        format!(
+                            "between 1 and {COMMAND_MAX_TIMEOUT_SECONDS} seconds (default {COMMAND_TIMEOUT_SECONDS})"
+                        ),
+                    ));
+                }
+                if no_output_timeout_seconds.is_some() {
+                    out.push(problem(
+                        "payload.noOutputTimeoutSeconds",
+                        "chela does not stop a command for silence; use `timeoutSeconds`",
+                    ));
+                }
+                if output_max_bytes.is_some_and(|b| b == 0 || b > COMMAND_OUTPUT_MAX_BYTES) {
+                    out.push(problem(
+                        "payload.outputMaxBytes",
+                        format!("between 1 and {COMMAND_OUTPUT_MAX_BYTES} bytes"),
+                    ));
+                }
+                if !matches!(self.session_target_name(), "isolated") {
+                    out.push(problem(
+                        "sessionTarget",
+                        "a command runs outside any conversation: leave `sessionTarget` unset (`isolated`)",
+                    ));
+                }
+                if self.pacing.is_some() {
+                    out.push(problem("pacing", "a command cannot propose its next run; pacing is for agent turns"));
+                }
             }
             _ => {}
         }
@@ -444,6 +524,35 @@ mod tests {
 
     fn job(text: &str) -> JobSpec {
         serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_command_payload_is_checked_and_only_the_operators() {
+        let c = cfg(r#"{ agents: { list: [{ id: "work", default: true }] } }"#);
+        let ok = job(r#"{"schedule": {"kind": "every", "everyMs": 60000}, "payload": {"kind": "command",
+                "argv": ["sh", "-lc", "scripts/check.sh"], "cwd": "scripts", "env": {"A": "1"}, "timeoutSeconds": 30}}"#);
+        assert!(ok.problems(&c, 0).is_empty(), "{:?}", ok.problems(&c, 0));
+        assert!(ok.operator_only() && ok.session_target_name() == "isolated");
+        let bad = job(
+            r#"{"schedule": {"kind": "every", "everyMs": 60000}, "sessionTarget": "main", "payload": {"kind": "command",
+                "argv": [], "cwd": "../other", "timeoutSeconds": 0, "noOutputTimeoutSeconds": 5, "outputMaxBytes": 0}}"#,
+        );
+        let fields: Vec<String> = bad.problems(&c, 0).into_iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "payload.argv",
+                "payload.cwd",
+                "payload.timeoutSeconds",
+                "payload.noOutputTimeoutSeconds",
+                "payload.outputMaxBytes",
+                "sessionTarget"
+            ]
+        );
+        let turn = job(
+            r#"{"schedule": {"kind": "every", "everyMs": 60000}, "payload": {"kind": "agentTurn", "message": "m"}}"#,
+        );
+        assert!(!turn.operator_only());
     }
 
     #[test]

@@ -22,7 +22,7 @@ const INSTEAD: &[(&str, &str)] = &[
     ("channels.*.typing", "typing follows the agent's `typingMode`"),
     ("channels.*.blockStreaming", "block replies are switched per channel or account with `streaming.block.enabled` (and merged per `streaming.block.coalesce`)"),
     ("env.shellEnv", "chela does not read the login shell; put variables in the state dir's `.env` or `env.vars`"),
-    ("cron.triggers", "chela has no condition triggers, stream sources or script payloads: jobs run on `at`, `every` or `cron` schedules"),
+    ("cron.triggers", "chela has no condition triggers, stream sources or script payloads: jobs run on `at`, `every` or `cron` schedules (command payloads included)"),
     ("cron.webhookSsrfPolicy.allowRfc2544BenchmarkRange", "198.18.0.0/15 stays refused; name the receiver in `allowedHostnames`"),
     ("cron.webhookSsrfPolicy.allowIpv6UniqueLocalRange", "fc00::/7 stays refused; name the receiver in `allowedHostnames`"),
     ("cron.webhook", "OpenClaw retired this fallback URL: set a job's `delivery: {mode: \"webhook\", to}`"),

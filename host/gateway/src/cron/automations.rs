@@ -119,6 +119,10 @@ impl Automations {
     }
 }
 
+/// Why the tool leaves command jobs alone (OpenClaw's operator-admin surface).
+const OPERATOR_ONLY: &str = "a command payload is the operator's (cron.jobs in the config, or `chela cron add \
+--command`): an agent cannot add, change, run or remove one";
+
 impl AutomationsAccess for Automations {
     fn list<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(self.on_store(caller, |cfg, store, asker| Ok(tool_rows(cfg, &seen(cfg, store, asker)?).to_string())))
@@ -128,6 +132,9 @@ impl AutomationsAccess for Automations {
         Box::pin(self.on_store(caller, move |cfg, store, asker| {
             asker.outside_a_run("add")?;
             let mut spec: JobSpec = serde_json::from_str(&job).map_err(|e| format!("not a job: {e}"))?;
+            if spec.operator_only() {
+                return Err(OPERATOR_ONLY.into());
+            }
             spec.bind_to_caller(&asker.agent, &asker.session_key).map_err(|p| format!("{}: {}", p.field, p.message))?;
             let id =
                 spec.id.clone().unwrap_or_else(|| format!("job-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
@@ -142,8 +149,11 @@ impl AutomationsAccess for Automations {
         Box::pin(self.on_store(caller, move |cfg, store, asker| {
             let jobs = super::catalogue(cfg, &store.jobs().map_err(|e| e.to_string())?);
             // Only a stored job this asker sees: another agent's is as good as absent.
-            if !jobs.iter().any(|j| j.id == id && j.source == Source::Stored && asker.sees(cfg, j)) {
+            let Some(job) = jobs.iter().find(|j| j.id == id && j.source == Source::Stored && asker.sees(cfg, j)) else {
                 return Ok(false);
+            };
+            if matches!(&job.kind, JobKind::Spec(spec) if spec.operator_only()) {
+                return Err(OPERATOR_ONLY.into());
             }
             store.remove(&id).map_err(|e| e.to_string())
         }))
@@ -166,7 +176,17 @@ impl AutomationsAccess for Automations {
             let Some(found) = jobs.iter().find(|(j, _)| j.id == id) else { return Ok(None) };
             let mut row = tool_rows(cfg, std::slice::from_ref(found))[0].clone();
             let definition = match &found.0.kind {
-                JobKind::Spec(spec) => serde_json::to_value(spec).unwrap_or(Value::Null),
+                JobKind::Spec(spec) => {
+                    let mut v = serde_json::to_value(spec).unwrap_or(Value::Null);
+                    // The operator's command may carry credentials: the agent sees that there are some.
+                    if let Some(env) = v["payload"]["env"].as_object_mut() {
+                        env.values_mut().for_each(|x| *x = json!("(hidden)"));
+                    }
+                    if v["payload"].get("input").is_some() {
+                        v["payload"]["input"] = json!("(hidden)");
+                    }
+                    v
+                }
                 JobKind::Heartbeat(plan) => json!({ "heartbeat": plan.agent_id, "everyMs": plan.every_ms }),
             };
             row["job"] = definition;
@@ -188,6 +208,9 @@ impl AutomationsAccess for Automations {
                 return Err(format!("job `{id}` is not a stored job"));
             };
             let mut spec = current.patched(&patch).map_err(|p| format!("{}: {}", p.field, p.message))?;
+            if current.operator_only() || spec.operator_only() {
+                return Err(OPERATOR_ONLY.into());
+            }
             spec.bind_to_caller(&asker.agent, &asker.session_key).map_err(|p| format!("{}: {}", p.field, p.message))?;
             let problems = spec.problems(cfg, now_ms());
             if !problems.is_empty() {
@@ -216,6 +239,9 @@ impl AutomationsAccess for Automations {
                     let jobs = seen(cfg, store, asker)?;
                     let (job, st) =
                         jobs.into_iter().find(|(j, _)| j.id == wanted).ok_or(format!("no job `{wanted}`"))?;
+                    if matches!(&job.kind, JobKind::Spec(spec) if spec.operator_only()) {
+                        return Err(OPERATOR_ONLY.to_string());
+                    }
                     Ok((job.enabled() && st.auto_disabled.is_none(), st.next_run_at_ms))
                 })
                 .await?;

@@ -112,6 +112,11 @@ async fn cron_job(gw: &Arc<Gateway>, id: &str, spec: &JobSpec, claim: &Claim) ->
             (SessionTarget::of_key(cfg, key.clone(), chat), false)
         }
     };
+    if spec.operator_only() {
+        // A command: no turn, no session of its own beyond its run's key.
+        let route = spec.delivery.as_ref().filter(|_| spec.announces()).and_then(explicit_route);
+        return command_job(gw, &snap, id, spec, &agent, route).await;
+    }
     // The turn's session runs this job until the scheduler's `execute` ends it:
     // the `automations` tool narrows to the job there, and paces it.
     gw.scheduler.in_session.enter(
@@ -160,6 +165,7 @@ async fn cron_job(gw: &Arc<Gateway>, id: &str, spec: &JobSpec, claim: &Claim) ->
         Payload::AgentTurn { message, light_context, model } => {
             (message.clone(), light_context.unwrap_or(false), model.clone())
         }
+        Payload::Command { .. } => return ended(Status::Error, "a command payload has no turn"),
     };
     let model_override = match model {
         Some(raw) => match gw.runtime.check_model_override(cfg, &agent, &raw) {
@@ -389,6 +395,20 @@ pub(crate) async fn turn_and_deliver(
         }
         (Some(text), _) => text,
     };
+    deliver(gw, snap, key, route, text, is_heartbeat, out).await
+}
+
+/// `text` announced along `route` for the run `out` records (the session
+/// `key` is the run's), through the agent's own accounts only.
+async fn deliver(
+    gw: &Arc<Gateway>,
+    snap: &chela_core::snapshot::Snapshot,
+    key: SessionKey,
+    route: Route,
+    text: String,
+    is_heartbeat: bool,
+    mut out: Outcome,
+) -> Outcome {
     let Some((delivery, chat_type)) = route else {
         out.reason = Some("no-delivery".into());
         return out;
@@ -404,6 +424,101 @@ pub(crate) async fn turn_and_deliver(
         out.reason = Some("not delivered (see the log)".into());
     }
     out
+}
+
+/// A command payload's run (OpenClaw's command jobs): the operator's argv,
+/// confined as the job's agent's host commands are (its workspace, the
+/// gateway's state and other agents' files hidden, `tools.exec.host:
+/// "unconfined"` the opt-out), no model turn. Exit 0 is `ok`; its output
+/// (stdout, else stderr, else both labelled) is announced unless it is
+/// `NO_REPLY`.
+async fn command_job(
+    gw: &Arc<Gateway>,
+    snap: &chela_core::snapshot::Snapshot,
+    id: &str,
+    spec: &JobSpec,
+    agent: &str,
+    route: Route,
+) -> Outcome {
+    use chela_core::cron_job::{COMMAND_MAX_TIMEOUT_SECONDS, COMMAND_OUTPUT_MAX_BYTES, COMMAND_TIMEOUT_SECONDS};
+    use chela_plugin::capability::process::{run_scheduled, Command, ProcessGrant};
+    let Payload::Command { argv, cwd, env, input, timeout_seconds, output_max_bytes, .. } = &spec.payload else {
+        return ended(Status::Error, "not a command payload");
+    };
+    let Some((program, args)) = argv.split_first() else {
+        return ended(Status::Error, "payload.argv: a command needs its program");
+    };
+    let cfg = &snap.config;
+    let roster = chela_core::roster::Roster::from_config(cfg);
+    let workspace = chela_core::config::paths::agent_workspace(cfg, &roster, agent, &gw.env);
+    let config_path = gw.env.config_path(|p| p.exists());
+    let mut confinement = chela_core::policy::exec_confinement(cfg, &gw.env, agent, Some(&config_path));
+    confinement.env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let grant = ProcessGrant {
+        root: workspace,
+        writable: true,
+        sandboxed: false,
+        network: true,
+        elevated: false,
+        confinement,
+        policy: chela_core::policy::HostExecPolicy::default(),
+    };
+    let seconds = timeout_seconds.unwrap_or(COMMAND_TIMEOUT_SECONDS).clamp(1, COMMAND_MAX_TIMEOUT_SECONDS);
+    let cmd = Command {
+        program: program.clone(),
+        args: args.to_vec(),
+        cwd: cwd.clone(),
+        stdin: input.as_ref().map(|i| i.as_bytes().to_vec()),
+        timeout_ms: u32::try_from(seconds * 1000).unwrap_or(u32::MAX),
+        elevated: false,
+    };
+    let key = SessionKey::cron(agent, id);
+    tracing::info!(job = id, agent, program = %program, "cron: running the job's command");
+    let output = match run_scheduled(&grant, cmd, Duration::from_secs(seconds)).await {
+        Ok(o) => o,
+        Err(why) => {
+            return Outcome {
+                session_key: Some(key.to_string()),
+                ..ended(Status::Error, format!("the command did not start: {why}"))
+            }
+        }
+    };
+    let (status, reason) = match (output.timed_out, output.exit_code) {
+        (true, _) => (Status::Error, Some(format!("command timed out after {seconds}s"))),
+        (false, Some(0)) => (Status::Ok, None),
+        (false, Some(code)) => (Status::Error, Some(format!("command exited with code {code}"))),
+        (false, None) => (Status::Error, Some("command stopped by a signal".to_string())),
+    };
+    let max = output_max_bytes.unwrap_or(COMMAND_OUTPUT_MAX_BYTES).min(COMMAND_OUTPUT_MAX_BYTES) as usize;
+    let text = command_text(&output.stdout, &output.stderr, max);
+    let out =
+        Outcome { status, reason, reply: Some(text.clone()), delivered: false, session_key: Some(key.to_string()) };
+    if status != Status::Ok || text.is_empty() || heartbeat::is_silent(&text) {
+        let reason = out.reason.clone().or_else(|| Some("silent".into()));
+        return Outcome { reason, ..out };
+    }
+    deliver(gw, snap, key, route, text, false, out).await
+}
+
+/// What a command said, as OpenClaw delivers it: stdout, else stderr, else
+/// both labelled; cut to `max` bytes (at a character boundary).
+fn command_text(stdout: &[u8], stderr: &[u8], max: usize) -> String {
+    let (out, err) = (String::from_utf8_lossy(stdout), String::from_utf8_lossy(stderr));
+    let (out, err) = (out.trim(), err.trim());
+    let text = match (out.is_empty(), err.is_empty()) {
+        (false, true) => out.to_string(),
+        (true, false) => err.to_string(),
+        (false, false) => format!("stdout:\n{out}\nstderr:\n{err}"),
+        (true, true) => String::new(),
+    };
+    if text.len() <= max {
+        return text;
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}\n[truncated]", &text[..cut])
 }
 
 /// Why `agent` may not speak through the account of `delivery` (another

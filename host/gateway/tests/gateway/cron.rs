@@ -960,3 +960,80 @@ async fn wake_hands_its_text_to_the_agents_next_heartbeat() {
     assert_eq!(common::say(&base, &mut n, "bob", "wake up").await, "No.");
     assert!(last_tool_result(&fake, 4).contains("runs no heartbeat"), "{}", last_tool_result(&fake, 4));
 }
+
+/// Command payloads (OpenClaw's command jobs), the operator's: a job in
+/// `cron.jobs` runs its argv with no model turn, confined as its agent's
+/// host commands are (in its workspace, with the job's `env`, the
+/// gateway's state hidden), and its output is announced; a failing command
+/// is an `error` run naming its exit code. The agent's `automations` tool
+/// can add, change, run or remove no such job (an agent must never get a
+/// command of its own run outside its tool policy), and `get` hides the
+/// job's environment values. The root is under /var/tmp (host commands get
+/// a private /tmp).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_job_runs_confined_as_the_operator_wrote_it_and_no_agent_can_add_one() {
+    let fake = OpenAiFake::start("sk-test").await;
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("state")).unwrap();
+    std::fs::write(root.join("state/secret.txt"), "gateway-secret").unwrap();
+    let probe = format!(
+        "echo queue=$QUEUE_NAME; pwd; cat {}/state/secret.txt 2>/dev/null || echo state-hidden",
+        root.display()
+    );
+    let jobs = format!(
+        r#"{{ id: "probe", schedule: {{ kind: "every", every: "6h" }},
+             payload: {{ kind: "command", argv: ["sh", "-c", {probe:?}], env: {{ QUEUE_NAME: "orders" }} }},
+             delivery: {{ mode: "announce", channel: "webhook", to: "alice", accountId: "inbox" }} }},
+           {{ id: "broken", schedule: {{ kind: "every", every: "6h" }},
+             payload: {{ kind: "command", argv: ["sh", "-c", "echo oops >&2; exit 3"] }}, delivery: {{ mode: "none" }} }}"#
+    );
+    let config = format!(
+        r#"{{
+      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", model: "openai/gpt-test" }} ] }},
+      cron: {{ jobs: [ {jobs} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        openai = fake.base_url(),
+        root = root.display()
+    );
+    let plugins = ["channel_webhook_js", "tool_automations"];
+    let running = common::serve_with_vars(root, &config, &plugins, common::openai_test_key()).await;
+    let base = format!("http://{}", running.addr);
+
+    let report = force_run(&running, "probe").await;
+    assert_eq!(report["status"], "ok", "{report:#}");
+    let said = first_announcements(&base, "alice").await;
+    let ws = root.join("ws").canonicalize().unwrap();
+    let said: Vec<String> = said.iter().map(|t| t.replace("/ws/\n", "/ws\n")).collect();
+    assert_eq!(said, [format!("queue=orders\n{}\nstate-hidden", ws.display())], "{report:#}");
+    assert!(fake.requests().is_empty(), "no model was asked");
+    let report = force_run(&running, "broken").await;
+    assert_eq!(
+        (report["status"].as_str(), report["reason"].as_str()),
+        (Some("error"), Some("command exited with code 3")),
+        "{report:#}"
+    );
+
+    // The agent's tool: no command job of its own, none of the operator's touched.
+    let store = chela_gateway::cron::CronStore::new(&root.join("state"));
+    let command = serde_json::json!({ "schedule": { "kind": "every", "everyMs": 3_600_000 },
+        "payload": { "kind": "command", "argv": ["sh", "-c", "cat /etc/hostname"] } });
+    fake.script([
+        automations_call(serde_json::json!({ "action": "add", "job": command })),
+        automations_call(serde_json::json!({ "action": "run", "jobId": "probe", "runMode": "force" })),
+        automations_call(serde_json::json!({ "action": "get", "jobId": "probe" })),
+        Scripted::Text("Tried.".into()),
+    ]);
+    let mut n = 0;
+    assert_eq!(common::say(&base, &mut n, "alice", "schedule a command").await, "Tried.");
+    let (add, run, get) = (last_tool_result(&fake, 1), last_tool_result(&fake, 2), last_tool_result(&fake, 3));
+    for refused in [&add, &run] {
+        assert!(refused.contains("a command payload is the operator's"), "{refused}");
+    }
+    assert!(store.jobs().unwrap().is_empty(), "nothing was stored");
+    assert!(get.contains("(hidden)") && !get.contains("orders"), "the environment's values stay hidden: {get}");
+    assert_eq!(first_announcements(&base, "alice").await.len(), 1, "the tool ran no command");
+    assert!(running.shutdown().await);
+}

@@ -320,6 +320,14 @@ pub async fn run(grant: &ProcessGrant, cmd: Command) -> Result<Output, String> {
     }
 }
 
+/// Runs an operator's scheduled command (a cron job's command payload) as
+/// `grant` confines its agent's host commands, for up to `max`: not judged
+/// by the agent's exec policy, which governs what the agent's model asks
+/// for, not what the operator wrote.
+pub async fn run_scheduled(grant: &ProcessGrant, cmd: Command, max: Duration) -> Result<Output, String> {
+    run_within(grant, cmd, HostConfiner::Best, max).await
+}
+
 /// What the host exec policy says of `cmd` under `grant` (`Run` for a
 /// sandboxed command: the policy governs the host only).
 fn judged(grant: &ProcessGrant, cmd: &Command) -> Verdict {
@@ -369,6 +377,16 @@ fn landlocked(grant: &ProcessGrant, rel: &Path, cmd: &Command) -> Result<(Child,
 /// Runs `cmd` confined as `grant` says (the host exec policy applied
 /// before, by the caller, or settled by an approval).
 async fn run_as(grant: &ProcessGrant, cmd: Command, confiner: HostConfiner) -> Result<Output, String> {
+    run_within(grant, cmd, confiner, MAX_TIMEOUT).await
+}
+
+/// [`run_as`] with `max` as the longest its timeout may be.
+async fn run_within(
+    grant: &ProcessGrant,
+    cmd: Command,
+    confiner: HostConfiner,
+    max: Duration,
+) -> Result<Output, String> {
     if cmd.program.is_empty() {
         return Err("program is empty".into());
     }
@@ -415,7 +433,7 @@ async fn run_as(grant: &ProcessGrant, cmd: Command, confiner: HostConfiner) -> R
         keep = Some(pipe);
         child
     };
-    let limit = Duration::from_millis(u64::from(cmd.timeout_ms.max(1))).min(MAX_TIMEOUT);
+    let limit = Duration::from_millis(u64::from(cmd.timeout_ms.max(1))).min(max);
     rlimits(&mut child, limit);
     child.process_group(0);
     child.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);

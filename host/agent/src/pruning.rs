@@ -1,5 +1,6 @@
 //! Session pruning on a conversation's messages (OpenClaw's `cache-ttl`
-//! pruning, `docs/concepts/session-pruning.md`): projections of old tool
+//! pruning, `docs/concepts/session-pruning.md`), and the images of older
+//! turns sent as a marker (its legacy image cleanup): projections of old tool
 //! results — soft-trimmed to their head and tail, or hard-cleared to a
 //! placeholder — that, once made, are sent the same on every later request
 //! (so the provider's prompt cache keeps its prefix), and a new round that
@@ -14,8 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chela_core::pruning::{
-    Pruning, HARD_RATIO, IMAGE_CHARS, IMAGE_MARKER, KEEP_LAST_ASSISTANTS, MIN_PRUNABLE_CHARS, SOFT_RATIO,
-    SOFT_TRIM_KEEP_CHARS, SOFT_TRIM_OVER_CHARS,
+    Pruning, HARD_RATIO, IMAGE_CHARS, IMAGE_MARKER, IMAGE_PROCESSED, IMAGE_TURNS_KEPT, KEEP_LAST_ASSISTANTS,
+    MIN_PRUNABLE_CHARS, SOFT_RATIO, SOFT_TRIM_KEEP_CHARS, SOFT_TRIM_OVER_CHARS,
 };
 
 use crate::store::transcript::PrunedMark;
@@ -124,6 +125,53 @@ pub fn replay(messages: &History, marks: &Marks) -> History {
                 None => None,
             };
             projected.map_or_else(|| m.clone(), Arc::new)
+        })
+        .collect()
+}
+
+/// `messages` with the images of turns before the last [`IMAGE_TURNS_KEPT`]
+/// completed ones (and the one in progress) sent as [`IMAGE_PROCESSED`]:
+/// the model saw them when they came. A turn is a user message and what
+/// follows it, so the window moves only when a new user message begins;
+/// the transcript keeps every image.
+pub fn without_old_images(messages: &History) -> History {
+    let users: Vec<usize> = messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| matches!(m.as_ref(), Message::User { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    let Some(keep_from) = users.len().checked_sub(IMAGE_TURNS_KEPT + 1).map(|k| users[k]) else {
+        return messages.clone();
+    };
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let has_image = m.content().iter().any(|c| matches!(c, Content::Image { .. }));
+            if i >= keep_from || !has_image {
+                return m.clone();
+            }
+            let swap = |content: &[Content]| -> Vec<Content> {
+                content
+                    .iter()
+                    .map(|c| match c {
+                        Content::Image { .. } => Content::Text { text: IMAGE_PROCESSED.to_string() },
+                        other => other.clone(),
+                    })
+                    .collect()
+            };
+            Arc::new(match m.as_ref() {
+                Message::User { content, timestamp } => Message::User { content: swap(content), timestamp: *timestamp },
+                Message::ToolResult { tool_call_id, tool_name, content, is_error, timestamp } => Message::ToolResult {
+                    tool_call_id: tool_call_id.clone(),
+                    tool_name: tool_name.clone(),
+                    content: swap(content),
+                    is_error: *is_error,
+                    timestamp: *timestamp,
+                },
+                other => other.clone(),
+            })
         })
         .collect()
 }
@@ -299,6 +347,32 @@ mod tests {
         assert!((total as f64) / 100_000.0 < HARD_RATIO, "{total}");
         let off = plan(r#", hardClear: { enabled: false }"#, 25_000);
         assert!(!round(&m, &mut Marks::new(), &off), "no trim applies and clearing is off");
+    }
+
+    #[test]
+    fn images_of_turns_before_the_last_three_completed_ones_are_sent_as_a_marker() {
+        let photo = || Content::Image { data: "AAAA".into(), mime_type: "image/jpeg".into() };
+        let with_photo = Arc::new(Message::User {
+            content: vec![Content::Text { text: "what is this?".into() }, photo()],
+            timestamp: 1,
+        });
+        let mut m: History = vec![with_photo, answer()];
+        for turn in 2..=4 {
+            m.push(user(&format!("turn {turn}")));
+            m.push(answer());
+            // The photo's turn is among the last three completed: sent again.
+            assert_eq!(without_old_images(&m)[0].images().count(), 1, "turn {turn}");
+        }
+        m.push(user("turn 5"));
+        let sent = without_old_images(&m);
+        assert_eq!(sent[0].images().count(), 0);
+        assert_eq!(
+            sent[0].text(),
+            format!("what is this?\n{IMAGE_PROCESSED}"),
+            "the text stays, the image is a marker"
+        );
+        assert_eq!(m[0].images().count(), 1, "the transcript's message keeps it");
+        assert!(Arc::ptr_eq(&sent[1], &m[1]), "messages without images are shared, not copied");
     }
 
     #[test]

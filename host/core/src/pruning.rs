@@ -38,6 +38,11 @@ pub const CHARS_PER_TOKEN: u64 = 4;
 pub const IMAGE_CHARS: usize = 8_000;
 /// What an image in a soft-trimmed result becomes.
 pub const IMAGE_MARKER: &str = "[image removed during context pruning]";
+/// The most recent completed turns whose images are sent again (OpenClaw's
+/// legacy image cleanup); older ones are sent as [`IMAGE_PROCESSED`].
+pub const IMAGE_TURNS_KEPT: usize = 3;
+/// What an image of an older turn is sent as.
+pub const IMAGE_PROCESSED: &str = "[image data removed - already processed by model]";
 /// The most recent tool uses Anthropic's server-side clearing keeps.
 pub const SERVER_KEEP_TOOL_USES: u64 = 3;
 

@@ -6,7 +6,9 @@
 //! successful request, a new pruning round adds to them. At the end of a
 //! turn on a pruning route, a marker records when the cache was touched and,
 //! when they changed, the projections. On the direct Anthropic API the
-//! request instead asks the server to clear old tool results.
+//! request instead asks the server to clear old tool results. Whatever the
+//! settings, images of turns before the last three completed ones are sent
+//! as a marker.
 //!
 //! Must not: decide thresholds or routes (core's `pruning`), choose which
 //! results go (the `pruning` module), or write anything but the marker.
@@ -18,7 +20,7 @@ use chela_core::pruning::{Pruning, Route, SERVER_KEEP_TOOL_USES};
 use super::conversation::Conversation;
 use crate::clock;
 use crate::model::{ToolClearing, ToolSpec};
-use crate::pruning::{replay, round, Marks};
+use crate::pruning::{replay, round, without_old_images, Marks};
 use crate::store::transcript::cache_ttl_entry;
 use crate::store::{History, Message, StoreError};
 
@@ -54,7 +56,7 @@ impl Conversation {
                 self.pruning.touched_at = Some(now_ms);
             }
         }
-        replay(&self.view.messages, &self.pruning.marks)
+        without_old_images(&replay(&self.view.messages, &self.pruning.marks))
     }
 
     /// A request that started at `at_ms` was answered: the cache is fresh from then.

@@ -288,6 +288,22 @@ async fn files_in_typing_and_ack_reactions() {
         typing.first().map(|t| (t["chat_id"].clone(), t["action"].clone())),
         Some((json!(5001), json!("typing")))
     );
+    // Three more turns send the photo again; from the fourth on, it is a
+    // marker (OpenClaw's cleanup of images the model already saw).
+    for turn in 2..=5 {
+        openai.script([Scripted::Text(format!("answer {turn}"))]);
+        fake.user_message(HELP, None, (5001, "Ada"), &format!("and now {turn}?"), json!({}));
+        let sent = fake.wait_sent(HELP, turn, WAIT).await;
+        assert_eq!(sent.last().map(|s| s["text"].clone()), Some(json!(format!("answer {turn}"))));
+        let asked = openai.requests().last().cloned().expect("asked").1["messages"].to_string();
+        let marker = chela_core::pruning::IMAGE_PROCESSED;
+        if turn < 5 {
+            assert!(asked.contains(&url) && !asked.contains(marker), "turn {turn}: the photo is sent again");
+        } else {
+            assert!(!asked.contains("image_url") && asked.contains(marker), "turn {turn}: {asked}");
+            assert!(asked.contains("what is this?"), "the photo's caption stays");
+        }
+    }
 
     // A voice note and a text document to the offline agent: the voice note
     // transcribed (by the configured model, with the agent's key), the document inline.

@@ -22,6 +22,27 @@ pub const DEFAULT_FLUSH_SOFT_TOKENS: u64 = 4_000;
 /// Operator focus (`/compact <instructions>`) is cut to this many characters.
 pub const MAX_FOCUS_CHARS: usize = 800;
 
+/// The sections a `safeguard` summary must have, in this order (OpenClaw's).
+pub const REQUIRED_SECTIONS: [&str; 5] =
+    ["## Decisions", "## Open TODOs", "## Constraints/Rules", "## Pending user asks", "## Exact identifiers"];
+/// Corrective attempts after a summary fails the audit, unless `qualityGuard.maxRetries` says otherwise…
+pub const DEFAULT_QUALITY_RETRIES: u32 = 1;
+/// …and at most this many.
+pub const MAX_QUALITY_RETRIES: u32 = 3;
+/// The most identifiers a summary is audited for.
+pub const MAX_AUDITED_IDENTIFIERS: usize = 12;
+
+/// `compaction.mode: "safeguard"`: structured summaries and their audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Safeguard {
+    /// Audit each summary (`qualityGuard.enabled`, default on).
+    pub quality_guard: bool,
+    /// Corrective attempts after a failed audit.
+    pub max_retries: u32,
+    /// `identifierPolicy: "strict"` (default): exact identifiers must stay.
+    pub strict_identifiers: bool,
+}
+
 /// What compaction means for one agent's session on one model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactionPlan {
@@ -44,6 +65,8 @@ pub struct CompactionPlan {
     pub max_active_bytes: Option<u64>,
     /// The silent memory-flush turn before compacting, when on.
     pub flush: Option<FlushPlan>,
+    /// `mode: "safeguard"`; `None`: the default mode (free-form summaries, no audit).
+    pub safeguard: Option<Safeguard>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +110,16 @@ pub fn plan(cfg: &Config, model: &str) -> CompactionPlan {
         notify_user: c.notify_user.unwrap_or(false),
         max_active_bytes: c.max_active_transcript_bytes.map(|b| b.0).filter(|b| *b > 0),
         flush,
+        safeguard: (c.mode.as_deref() == Some("safeguard")).then(|| {
+            let guard = c.quality_guard.clone().unwrap_or_default();
+            Safeguard {
+                quality_guard: guard.enabled.unwrap_or(true),
+                max_retries: guard
+                    .max_retries
+                    .map_or(DEFAULT_QUALITY_RETRIES, |n| u32::try_from(n).unwrap_or(u32::MAX).min(MAX_QUALITY_RETRIES)),
+                strict_identifiers: c.identifier_policy.as_deref() != Some("off"),
+            }
+        }),
     }
 }
 
@@ -176,6 +209,22 @@ mod tests {
         assert_eq!(
             (p.model.as_deref(), p.max_active_bytes, p.flush.is_none()),
             (Some("offline/persona"), Some(2 << 20), true)
+        );
+    }
+
+    #[test]
+    fn safeguard_mode_audits_by_default_and_caps_its_retries() {
+        assert_eq!(plan(&Config::default(), "openai/x").safeguard, None, "the default mode, as OpenClaw's runtime");
+        let c = cfg(r#"{ agents: { defaults: { compaction: { mode: "safeguard" } } } }"#);
+        assert_eq!(
+            plan(&c, "openai/x").safeguard,
+            Some(Safeguard { quality_guard: true, max_retries: 1, strict_identifiers: true })
+        );
+        let c = cfg(r#"{ agents: { defaults: { compaction: { mode: "safeguard", identifierPolicy: "off",
+              qualityGuard: { enabled: false, maxRetries: 9 } } } } }"#);
+        assert_eq!(
+            plan(&c, "openai/x").safeguard,
+            Some(Safeguard { quality_guard: false, max_retries: MAX_QUALITY_RETRIES, strict_identifiers: false })
         );
     }
 

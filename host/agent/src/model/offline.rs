@@ -153,6 +153,22 @@ fn summarise(input: &str) -> String {
     out
 }
 
+/// The offline summary in `safeguard` mode's sections: it as the
+/// decisions, the latest request as the pending ask, and every exact
+/// identifier of the input, so it passes the quality audit.
+fn structured(summary: &str, input: &str) -> String {
+    let latest = input.lines().rev().find_map(|l| l.strip_prefix("[User]: "));
+    let ids = crate::compaction::identifiers(input);
+    let list = |items: Vec<String>| if items.is_empty() { "- none".to_string() } else { items.join("\n") };
+    let [decisions, todos, rules, asks, exact] = chela_core::compaction::REQUIRED_SECTIONS;
+    format!(
+        "{decisions}\n{summary}\n{todos}\n- none recorded (offline model)\n{rules}\n- none recorded (offline model)\n\
+         {asks}\n{}\n{exact}\n{}",
+        list(latest.map(|l| format!("- {}", quoted(l))).into_iter().collect()),
+        list(ids.iter().map(|i| format!("- {i}")).collect())
+    )
+}
+
 /// A heartbeat poll (the gateway's `# Heartbeat poll` prompt section): the
 /// first item of the monitor scratch (HEARTBEAT.md) as the alert, or
 /// `NO_REPLY` when there is none — deterministic, and quiet by default.
@@ -180,7 +196,10 @@ impl Offline {
     fn answer(&self, req: &ModelRequest) -> Result<ModelReply, ProviderError> {
         if req.purpose == super::Purpose::Summary {
             let input = req.messages.last().map(|m| m.text()).unwrap_or_default();
-            let summary = summarise(&input);
+            let mut summary = summarise(&input);
+            if req.system.contains("## Exact identifiers") {
+                summary = structured(&summary, &input);
+            }
             let usage = Usage { input: input.len() as u64 / 4, output: summary.len() as u64 / 4, ..Usage::default() };
             return Ok(ModelReply { content: text(summary), usage, stop_reason: "stop".into() });
         }
@@ -325,6 +344,33 @@ mod tests {
             thinking: None,
             tool_clearing: None,
         }
+    }
+
+    #[test]
+    fn a_safeguard_summary_passes_the_quality_audit() {
+        let dir = tempfile::tempdir().unwrap();
+        let history: crate::store::History = vec![
+            std::sync::Arc::new(Message::user("ship release 9c41be07 to https://example.com/releases", 1)),
+            std::sync::Arc::new(Message::user("then archive /var/lib/app/old please", 2)),
+        ];
+        let input = crate::compaction::summary_input(None, &history, None);
+        let mut req = request(dir.path(), vec![Message::user(&input, 3)], &[]);
+        req.purpose = super::super::Purpose::Summary;
+        req.system = crate::compaction::safeguard_system(true);
+        let r = Offline.answer(&req).unwrap();
+        let summary: String = r
+            .content
+            .iter()
+            .filter_map(|c| match c {
+                Content::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        let ids = crate::compaction::identifiers(&input);
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        let latest = crate::compaction::latest_ask(&history);
+        let reasons = crate::compaction::audit(&summary, &ids, latest.as_deref());
+        assert!(reasons.is_empty(), "{reasons:?}\n{summary}");
     }
 
     #[test]

@@ -25,8 +25,8 @@ use super::conversation::{Ask, Conversation, TurnStore};
 use super::{agent_profile, AgentRuntime, Inbound, RunError};
 use crate::clock;
 use crate::compaction::{
-    cut_point, flush_prompt, history_bytes, message_tokens, prune_tool_results, request_tokens, summary_input,
-    FLUSH_SYSTEM, SUMMARY_SYSTEM,
+    audit, cut_point, flush_prompt, history_bytes, identifiers, latest_ask, message_tokens, prune_tool_results,
+    request_tokens, safeguard_system, summary_input, FLUSH_SYSTEM, SUMMARY_SYSTEM,
 };
 use crate::model::{ModelRequest, Purpose, Sampling, ToolSpec};
 use crate::store::transcript::compaction_entry;
@@ -230,35 +230,78 @@ impl AgentRuntime {
         if let Some(sink) = &ask.on_text {
             sink(crate::model::TextEvent::Compacting);
         }
-        let input = summary_input(view.summary.as_deref(), &view.messages[from..cut], focus);
-        let request = ModelRequest {
-            purpose: Purpose::Summary,
-            // Room for the summary within the reserve.
-            sampling: Sampling { max_tokens: Some((hk.plan.reserve * 4 / 5).clamp(256, 8192)), ..Sampling::default() },
-            model: String::new(),
-            system: SUMMARY_SYSTEM.to_string(),
-            messages: vec![Arc::new(Message::user(&input, clock::now_ms()))],
-            tools: Vec::new(),
-            identity: ask.identity.clone(),
-            agent_dir: ask.agent_dir.clone(),
-            on_text: None,
-            thinking: None,
-            tool_clearing: None,
-        };
-        let (_, answer) = self.complete(ask.agent_id, &models, request).await.map_err(|e| e.to_string())?;
-        let summary: String = answer
-            .content
-            .iter()
-            .filter_map(|c| match c {
-                Content::Text { text } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let summary = summary.trim();
-        if summary.is_empty() {
-            return Err("the model returned an empty summary".into());
+        let summarised = &view.messages[from..cut];
+        let mut input = summary_input(view.summary.as_deref(), summarised, focus);
+        // `safeguard` mode: OpenClaw's sections, and with its quality guard an
+        // audit of each summary, asked again up to `maxRetries` times.
+        let guard = hk.plan.safeguard;
+        let system = guard.map_or_else(|| SUMMARY_SYSTEM.to_string(), |g| safeguard_system(g.strict_identifiers));
+        let audited = guard.filter(|g| g.quality_guard);
+        // What the summary must keep literally: the identifiers of what it is given.
+        let ids = audited.filter(|g| g.strict_identifiers).map(|_| identifiers(&input)).unwrap_or_default();
+        let latest = audited.and_then(|_| latest_ask(summarised));
+        let attempts = audited.map_or(1, |g| g.max_retries + 1);
+        let mut summary = String::new();
+        for attempt in 1..=attempts {
+            let request = ModelRequest {
+                purpose: Purpose::Summary,
+                // Room for the summary within the reserve.
+                sampling: Sampling {
+                    max_tokens: Some((hk.plan.reserve * 4 / 5).clamp(256, 8192)),
+                    ..Sampling::default()
+                },
+                model: String::new(),
+                system: system.clone(),
+                messages: vec![Arc::new(Message::user(&input, clock::now_ms()))],
+                tools: Vec::new(),
+                identity: ask.identity.clone(),
+                agent_dir: ask.agent_dir.clone(),
+                on_text: None,
+                thinking: None,
+                tool_clearing: None,
+            };
+            let (_, answer) = self.complete(ask.agent_id, &models, request).await.map_err(|e| e.to_string())?;
+            let text: String = answer
+                .content
+                .iter()
+                .filter_map(|c| match c {
+                    Content::Text { text } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            summary = text.trim().to_string();
+            if summary.is_empty() {
+                return Err("the model returned an empty summary".into());
+            }
+            if audited.is_none() {
+                break;
+            }
+            let reasons = audit(&summary, &ids, latest.as_deref());
+            if reasons.is_empty() {
+                break;
+            }
+            tracing::warn!(
+                session = ask.session_key,
+                attempt,
+                ?reasons,
+                "the compaction summary failed its quality audit"
+            );
+            if attempt == attempts {
+                return Err(format!(
+                    "the summary failed the quality audit ({}) after {attempts} attempt{}",
+                    reasons.join(", "),
+                    if attempts == 1 { "" } else { "s" }
+                ));
+            }
+            input.push_str(&format!(
+                "\n\nYour previous summary failed the quality audit ({}). Write the whole summary again: every \
+                 required section heading on its own line, every exact identifier literally, and the user's latest \
+                 request reflected.",
+                reasons.join(", ")
+            ));
         }
+        let summary = summary.as_str();
         let tokens_before: u64 = view.messages.iter().map(|m| message_tokens(m)).sum();
         let kept: u64 = view.messages[cut..].iter().map(|m| message_tokens(m)).sum();
         let tokens_after = kept + message_tokens(&Message::user(summary, 0));

@@ -429,6 +429,11 @@ pub struct WebhookSsrfPolicy {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompactionConfig {
     pub enabled: Option<bool>,
+    /// `default` or `safeguard` (structured summaries, audited by `qualityGuard`).
+    pub mode: Option<String>,
+    pub quality_guard: Option<QualityGuardConfig>,
+    /// `strict` (default: the summary keeps exact identifiers) or `off`.
+    pub identifier_policy: Option<String>,
     pub keep_recent_tokens: Option<u64>,
     /// `provider/model` or an alias of `agents.defaults.models` for the summary calls.
     pub model: Option<String>,
@@ -463,6 +468,14 @@ pub struct ContextPruningTools {
 pub struct HardClearConfig {
     pub enabled: Option<bool>,
     pub placeholder: Option<String>,
+}
+
+/// `agents.defaults.compaction.qualityGuard`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QualityGuardConfig {
+    pub enabled: Option<bool>,
+    pub max_retries: Option<u64>,
 }
 
 /// `agents.defaults.compaction.memoryFlush`.

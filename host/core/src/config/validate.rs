@@ -98,6 +98,7 @@ pub fn validate(loaded: &Loaded, env: &Environment) -> Vec<Diagnostic> {
     check.broadcast_agents();
     check.heartbeats();
     check.context_pruning();
+    check.compaction();
     check.thinking_levels();
     check.ack_scope();
     check.streaming_modes();
@@ -419,6 +420,24 @@ impl Checker<'_> {
             self.err(
                 "messages.ackReactionScope".into(),
                 format!("`{s}` is not an ack reaction scope (one of {})", crate::presence::AckScope::NAMES),
+            );
+        }
+    }
+
+    /// `agents.defaults.compaction`: a mode and an identifier policy chela knows.
+    fn compaction(&mut self) {
+        let defaults = self.cfg.agents.as_ref().and_then(|a| a.defaults.as_ref());
+        let Some(c) = defaults.and_then(|d| d.compaction.clone()) else { return };
+        if let Some(mode) = c.mode.as_deref().filter(|m| *m != "default" && *m != "safeguard") {
+            self.err(
+                "agents.defaults.compaction.mode".into(),
+                format!("`{mode}` is not a compaction mode: `default` or `safeguard`"),
+            );
+        }
+        if let Some(p) = c.identifier_policy.as_deref().filter(|p| *p != "strict" && *p != "off") {
+            self.err(
+                "agents.defaults.compaction.identifierPolicy".into(),
+                format!("`{p}` is not an identifier policy: `strict` or `off`"),
             );
         }
     }

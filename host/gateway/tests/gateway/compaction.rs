@@ -161,3 +161,63 @@ async fn a_summary_model_that_cannot_answer_leaves_the_conversation_as_it_was() 
     assert_eq!(turn_number(&next), 4, "the whole conversation is still what the model sees: {next}");
     drop(running);
 }
+
+/// `compaction.mode: "safeguard"` (OpenClaw's quality guard): the summary
+/// must have OpenClaw's five sections, keep the exact identifiers it was
+/// given and reflect the latest ask. One that fails is asked for again once
+/// (`qualityGuard.maxRetries` 1) with the reasons; when that fails too, the
+/// compaction stops, nothing is written and the chat is told why. A summary
+/// that passes is stored. The summariser is the OpenAI fake
+/// (`compaction.model`), the agent the offline model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_safeguard_summary_that_fails_its_audit_is_asked_again_then_refused() {
+    use chela_fakes::openai::{OpenAiFake, Scripted};
+    let fake = OpenAiFake::start("sk-test").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{
+        defaults: {{ compaction: {{ mode: "safeguard", keepRecentTokens: 10, model: "openai/gpt-test" }} }},
+        list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        openai = fake.base_url(),
+        root = root.display()
+    );
+    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
+    let base = format!("http://{}", running.addr);
+    let mut n = 0;
+    let _ = say(&base, &mut n, "alice", "deploy build 4f9a2c1d from /srv/app/releases").await;
+    let _ = say(&base, &mut n, "alice", "then tell ops about the payments backlog").await;
+    let _ = say(&base, &mut n, "alice", "and one more thing").await;
+    let before = transcript_lines(root).len();
+
+    let vague = "We talked about deploying.";
+    fake.script([Scripted::Text(vague.into()), Scripted::Text(vague.into())]);
+    let failed = say(&base, &mut n, "alice", "/compact").await;
+    assert!(
+        failed.starts_with("Compaction failed (the summary failed the quality audit (missing_section:## Decisions")
+            && failed.contains("missing_identifiers:4f9a2c1d,/srv/app/releases")
+            && failed.contains("after 2 attempts); the conversation is unchanged."),
+        "{failed}"
+    );
+    let asked: Vec<String> = fake.requests().iter().map(|(_, b)| b["messages"].to_string()).collect();
+    assert_eq!(asked.len(), 2, "one attempt and one retry");
+    assert!(asked[0].contains("## Pending user asks") && asked[0].contains("preserve literal values exactly"));
+    assert!(asked[1].contains("Your previous summary failed the quality audit (missing_section:## Decisions"));
+    let lines = transcript_lines(root);
+    assert_eq!((lines.len(), of_type(&lines, "compaction").len()), (before, 0), "nothing was written");
+
+    let good = "## Decisions\nDeploy build 4f9a2c1d.\n## Open TODOs\nTell ops.\n## Constraints/Rules\nNone.\n\
+                ## Pending user asks\nTell ops about the payments backlog, and one more thing.\n## Exact identifiers\n/srv/app/releases";
+    fake.script([Scripted::Text(good.into())]);
+    let done = say(&base, &mut n, "alice", "/compact").await;
+    assert!(done.starts_with("🧹 Compacted:"), "{done}");
+    let lines = transcript_lines(root);
+    let stored = of_type(&lines, "compaction");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["summary"], good);
+    assert!(running.shutdown().await);
+}

@@ -271,13 +271,9 @@ pub fn trimmed(text: &str) -> Option<String> {
 /// assistant messages trimmed ([`trimmed`]); `None` when none is long enough
 /// to trim. Only what the model is sent: the transcript keeps them whole.
 pub fn prune_tool_results(messages: &History) -> Option<History> {
-    let answers: Vec<usize> = messages
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| matches!(m.as_ref(), Message::Assistant { .. }))
-        .map(|(i, _)| i)
-        .collect();
-    let protected_from = answers.len().checked_sub(UNTRIMMED_ANSWERS).map_or(0, |k| answers[k]);
+    let protected_from =
+        crate::store::transcript::nth_last(messages, UNTRIMMED_ANSWERS, |m| matches!(m, Message::Assistant { .. }))
+            .unwrap_or(0);
     let mut changed = false;
     let out = messages
         .iter()

@@ -19,7 +19,7 @@ use chela_core::pruning::{
     MIN_PRUNABLE_CHARS, SOFT_RATIO, SOFT_TRIM_KEEP_CHARS, SOFT_TRIM_OVER_CHARS,
 };
 
-use crate::store::transcript::PrunedMark;
+use crate::store::transcript::{nth_last, PrunedMark};
 use crate::store::{Content, History, Message};
 
 /// The projections in force for one session, by projection key.
@@ -135,13 +135,7 @@ pub fn replay(messages: &History, marks: &Marks) -> History {
 /// follows it, so the window moves only when a new user message begins;
 /// the transcript keeps every image.
 pub fn without_old_images(messages: &History) -> History {
-    let users: Vec<usize> = messages
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| matches!(m.as_ref(), Message::User { .. }))
-        .map(|(i, _)| i)
-        .collect();
-    let Some(keep_from) = users.len().checked_sub(IMAGE_TURNS_KEPT + 1).map(|k| users[k]) else {
+    let Some(keep_from) = nth_last(messages, IMAGE_TURNS_KEPT + 1, |m| matches!(m, Message::User { .. })) else {
         return messages.clone();
     };
     messages
@@ -184,13 +178,7 @@ pub fn without_old_images(messages: &History) -> History {
 /// assistant messages and what follows them, never before the first user
 /// message. Adds to `marks`; whether it added any.
 pub fn round(messages: &History, marks: &mut Marks, plan: &Pruning) -> bool {
-    let assistants: Vec<usize> = messages
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| matches!(m.as_ref(), Message::Assistant { .. }))
-        .map(|(i, _)| i)
-        .collect();
-    let Some(cutoff) = assistants.len().checked_sub(KEEP_LAST_ASSISTANTS).map(|k| assistants[k]) else {
+    let Some(cutoff) = nth_last(messages, KEEP_LAST_ASSISTANTS, |m| matches!(m, Message::Assistant { .. })) else {
         return false;
     };
     let Some(start) = messages.iter().position(|m| matches!(m.as_ref(), Message::User { .. })) else {

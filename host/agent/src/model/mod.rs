@@ -137,6 +137,21 @@ pub struct ModelReply {
     pub stop_reason: String,
 }
 
+impl ModelReply {
+    /// Its text blocks, one per line (no thinking, no tool calls).
+    pub fn text(&self) -> String {
+        let texts: Vec<&str> = self
+            .content
+            .iter()
+            .filter_map(|c| match c {
+                Content::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        texts.join("\n")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     #[error("model provider `{provider}` is not available: {why}")]

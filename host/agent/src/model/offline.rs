@@ -358,14 +358,7 @@ mod tests {
         req.purpose = super::super::Purpose::Summary;
         req.system = crate::compaction::safeguard_system(true);
         let r = Offline.answer(&req).unwrap();
-        let summary: String = r
-            .content
-            .iter()
-            .filter_map(|c| match c {
-                Content::Text { text } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect();
+        let summary = r.text();
         let ids = crate::compaction::identifiers(&input);
         assert_eq!(ids.len(), 3, "{ids:?}");
         let latest = crate::compaction::latest_ask(&history);

@@ -30,7 +30,7 @@ use crate::compaction::{
 };
 use crate::model::{ModelRequest, Purpose, Sampling, ToolSpec};
 use crate::store::transcript::compaction_entry;
-use crate::store::{Content, History, Message};
+use crate::store::{History, Message};
 
 /// Tools through which the memory flush can write notes; without one it is skipped.
 const WRITING_TOOLS: &[&str] = &["write", "edit", "apply_patch"];
@@ -261,16 +261,7 @@ impl AgentRuntime {
                 tool_clearing: None,
             };
             let (_, answer) = self.complete(ask.agent_id, &models, request).await.map_err(|e| e.to_string())?;
-            let text: String = answer
-                .content
-                .iter()
-                .filter_map(|c| match c {
-                    Content::Text { text } => Some(text.as_str()),
-                    _ => None,
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            summary = text.trim().to_string();
+            summary = answer.text().trim().to_string();
             if summary.is_empty() {
                 return Err("the model returned an empty summary".into());
             }

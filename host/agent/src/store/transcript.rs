@@ -159,6 +159,13 @@ impl Message {
     }
 }
 
+/// The index of the `n`-th last message of `messages` that `is` holds for
+/// (`n` = 1: the last one); `None` when there are fewer.
+pub fn nth_last(messages: &[Arc<Message>], n: usize, is: impl Fn(&Message) -> bool) -> Option<usize> {
+    let found: Vec<usize> = messages.iter().enumerate().filter(|(_, m)| is(m)).map(|(i, _)| i).collect();
+    found.len().checked_sub(n).map(|k| found[k])
+}
+
 /// The header line (`{"type":"session","version":3,…}`).
 pub fn header(session_id: &str, cwd: &str, timestamp: &str) -> Value {
     serde_json::json!({"type": "session", "version": 3, "id": session_id, "timestamp": timestamp, "cwd": cwd})

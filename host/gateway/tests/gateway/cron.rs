@@ -419,8 +419,16 @@ async fn force_run(running: &chela_gateway::Running, id: &str) -> Value {
 /// `jobs` (JSON5, the items of `cron.jobs`), on the webhook channel
 /// (account `inbox`).
 async fn work_with_jobs(jobs: &str) -> (OpenAiFake, tempfile::TempDir, chela_gateway::Running) {
+    jobs_gateway(tempfile::tempdir().unwrap(), jobs, &["channel_webhook_js"]).await
+}
+
+/// [`work_with_jobs`] in `dir`, with `plugins`.
+async fn jobs_gateway(
+    dir: tempfile::TempDir,
+    jobs: &str,
+    plugins: &[&str],
+) -> (OpenAiFake, tempfile::TempDir, chela_gateway::Running) {
     let fake = OpenAiFake::start("sk-test").await;
-    let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let config = format!(
         r#"{{
@@ -432,7 +440,7 @@ async fn work_with_jobs(jobs: &str) -> (OpenAiFake, tempfile::TempDir, chela_gat
         openai = fake.base_url(),
         root = root.display()
     );
-    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
+    let running = common::serve_with_vars(root, &config, plugins, common::openai_test_key()).await;
     (fake, dir, running)
 }
 
@@ -972,9 +980,8 @@ async fn wake_hands_its_text_to_the_agents_next_heartbeat() {
 /// a private /tmp).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_job_runs_confined_as_the_operator_wrote_it_and_no_agent_can_add_one() {
-    let fake = OpenAiFake::start("sk-test").await;
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-    let root = dir.path();
+    let root = dir.path().to_path_buf();
     std::fs::create_dir_all(root.join("state")).unwrap();
     std::fs::write(root.join("state/secret.txt"), "gateway-secret").unwrap();
     let probe = format!(
@@ -988,18 +995,7 @@ async fn a_command_job_runs_confined_as_the_operator_wrote_it_and_no_agent_can_a
            {{ id: "broken", schedule: {{ kind: "every", every: "6h" }},
              payload: {{ kind: "command", argv: ["sh", "-c", "echo oops >&2; exit 3"] }}, delivery: {{ mode: "none" }} }}"#
     );
-    let config = format!(
-        r#"{{
-      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
-      agents: {{ list: [ {{ id: "work", default: true, workspace: "{root}/ws", model: "openai/gpt-test" }} ] }},
-      cron: {{ jobs: [ {jobs} ] }},
-      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
-    }}"#,
-        openai = fake.base_url(),
-        root = root.display()
-    );
-    let plugins = ["channel_webhook_js", "tool_automations"];
-    let running = common::serve_with_vars(root, &config, &plugins, common::openai_test_key()).await;
+    let (fake, _dir, running) = jobs_gateway(dir, &jobs, &["channel_webhook_js", "tool_automations"]).await;
     let base = format!("http://{}", running.addr);
 
     let report = force_run(&running, "probe").await;

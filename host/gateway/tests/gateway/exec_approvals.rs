@@ -89,10 +89,6 @@ async fn a_command_that_needs_approval_runs_once_an_owner_approves_it() {
     let root = dir.path();
     let base = format!("http://{}", running.addr);
     let mut n = 0;
-    let exec = |command: &str| Scripted::ToolCall {
-        name: "exec".into(),
-        arguments: serde_json::json!({ "command": command }),
-    };
     fake.script([
         exec("touch approved.txt && echo made-it"),
         Scripted::Text("I asked for approval.".into()),
@@ -207,6 +203,11 @@ async fn an_agent_cannot_approve_its_own_command_through_a_job() {
     assert_eq!(approved, "Approved once: running `touch sneaky.txt` now.", "still waiting for an owner");
 }
 
+/// The model's call of the `exec` tool with `command`.
+fn exec(command: &str) -> Scripted {
+    Scripted::ToolCall { name: "exec".into(), arguments: serde_json::json!({ "command": command }) }
+}
+
 /// The tools the last request offered the model.
 fn offered_tools(fake: &OpenAiFake) -> Vec<String> {
     let requests = fake.requests();
@@ -221,10 +222,6 @@ async fn a_messages_own_exec_rules_apply_to_its_turn_alone() {
     let root = dir.path();
     let base = format!("http://{}", running.addr);
     let mut n = 0;
-    let exec = |command: &str| Scripted::ToolCall {
-        name: "exec".into(),
-        arguments: serde_json::json!({ "command": command }),
-    };
     let alone = common::say(&base, &mut n, "alice", "/exec security=deny").await;
     assert_eq!(
         alone,

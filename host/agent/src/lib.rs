@@ -24,6 +24,7 @@ pub mod runtime;
 pub mod sessions_access;
 pub mod store;
 pub mod subagents;
+pub mod summary_quality;
 pub mod workspace_read;
 
 pub use model::{Provider, Providers, TextEvent, TextSink};

@@ -25,6 +25,19 @@ use crate::store::{Content, History, Message};
 /// The projections in force for one session, by projection key.
 pub type Marks = BTreeMap<String, PrunedMark>;
 
+/// One session's pruning as a turn goes (kept by its conversation).
+#[derive(Debug, Clone, Default)]
+pub struct PruneState {
+    /// The projections in force.
+    pub marks: Marks,
+    /// The projections the transcript's markers list.
+    pub written: Marks,
+    /// When the model's prompt cache was last touched (a successful request's start).
+    pub touched_at: Option<i64>,
+    /// Read from the transcript's markers yet.
+    pub loaded: bool,
+}
+
 /// A tool result's projection key, as OpenClaw writes it: `tool:<call id>:<timestamp>`.
 pub fn key(m: &Message) -> Option<String> {
     match m {

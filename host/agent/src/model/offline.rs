@@ -158,7 +158,7 @@ fn summarise(input: &str) -> String {
 /// identifier of the input, so it passes the quality audit.
 fn structured(summary: &str, input: &str) -> String {
     let latest = input.lines().rev().find_map(|l| l.strip_prefix("[User]: "));
-    let ids = crate::compaction::identifiers(input);
+    let ids = crate::summary_quality::identifiers(input);
     let list = |items: Vec<String>| if items.is_empty() { "- none".to_string() } else { items.join("\n") };
     let [decisions, todos, rules, asks, exact] = chela_core::compaction::REQUIRED_SECTIONS;
     format!(
@@ -356,13 +356,13 @@ mod tests {
         let input = crate::compaction::summary_input(None, &history, None);
         let mut req = request(dir.path(), vec![Message::user(&input, 3)], &[]);
         req.purpose = super::super::Purpose::Summary;
-        req.system = crate::compaction::safeguard_system(true);
+        req.system = crate::summary_quality::safeguard_system(true);
         let r = Offline.answer(&req).unwrap();
         let summary = r.text();
-        let ids = crate::compaction::identifiers(&input);
+        let ids = crate::summary_quality::identifiers(&input);
         assert_eq!(ids.len(), 3, "{ids:?}");
-        let latest = crate::compaction::latest_ask(&history);
-        let reasons = crate::compaction::audit(&summary, &ids, latest.as_deref());
+        let latest = crate::summary_quality::latest_ask(&history);
+        let reasons = crate::summary_quality::audit(&summary, &ids, latest.as_deref());
         assert!(reasons.is_empty(), "{reasons:?}\n{summary}");
     }
 

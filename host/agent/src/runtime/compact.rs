@@ -25,12 +25,13 @@ use super::conversation::{Ask, Conversation, TurnStore};
 use super::{agent_profile, AgentRuntime, Inbound, RunError};
 use crate::clock;
 use crate::compaction::{
-    audit, cut_point, flush_prompt, history_bytes, identifiers, latest_ask, message_tokens, prune_tool_results,
-    request_tokens, safeguard_system, summary_input, FLUSH_SYSTEM, SUMMARY_SYSTEM,
+    cut_point, flush_prompt, history_bytes, message_tokens, prune_tool_results, request_tokens, summary_input,
+    FLUSH_SYSTEM, SUMMARY_SYSTEM,
 };
 use crate::model::{ModelRequest, Purpose, Sampling, ToolSpec};
 use crate::store::transcript::compaction_entry;
 use crate::store::{History, Message};
+use crate::summary_quality::{audit, identifiers, latest_ask, safeguard_system};
 
 /// Tools through which the memory flush can write notes; without one it is skipped.
 const WRITING_TOOLS: &[&str] = &["write", "edit", "apply_patch"];

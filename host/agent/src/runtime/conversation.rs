@@ -86,7 +86,7 @@ pub(super) struct Conversation {
     /// The compaction count at which the memory flush last ran (one flush per cycle).
     pub(super) flushed_at_compaction: Option<u64>,
     /// Session pruning's projections and cache clock (`prune.rs`).
-    pub(super) pruning: super::prune::PruneState,
+    pub(super) pruning: crate::pruning::PruneState,
 }
 
 fn new_entry_id() -> String {

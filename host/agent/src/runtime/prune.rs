@@ -20,21 +20,9 @@ use chela_core::pruning::{Pruning, Route, SERVER_KEEP_TOOL_USES};
 use super::conversation::Conversation;
 use crate::clock;
 use crate::model::{ToolClearing, ToolSpec};
-use crate::pruning::{replay, round, without_old_images, Marks};
+use crate::pruning::{replay, round, without_old_images, Marks, PruneState};
 use crate::store::transcript::cache_ttl_entry;
 use crate::store::{History, Message, StoreError};
-
-/// One session's pruning as a turn goes.
-#[derive(Debug, Clone, Default)]
-pub(super) struct PruneState {
-    /// The projections in force.
-    marks: Marks,
-    /// The projections the transcript's markers list.
-    written: Marks,
-    /// When the model's prompt cache was last touched (a successful request's start).
-    touched_at: Option<i64>,
-    loaded: bool,
-}
 
 impl Conversation {
     /// The messages the next request is sent: the projections replayed and,

@@ -461,7 +461,7 @@ fn openclaw_settings_chela_ignores_load_with_warnings_and_fail_strict() {
     let s = Sandbox::new();
     let cfg = s.write(
         "openclaw.json",
-        "{ agents: { defaults: { compaction: { mode: 'safeguard' }, verboseDefault: 'on' } }, telemetry: {} }",
+        "{ agents: { defaults: { compaction: { recentTurnsPreserve: 3 }, verboseDefault: 'on' } }, telemetry: {} }",
     );
     let out = s.chela(&cfg, &["config", "validate", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -473,7 +473,11 @@ fn openclaw_settings_chela_ignores_load_with_warnings_and_fail_strict() {
         .filter(|d| d["unimplemented"] == true)
         .map(|d| d["path"].as_str().unwrap())
         .collect();
-    assert_eq!(ignored, ["agents.defaults.compaction.mode", "agents.defaults.verboseDefault", "telemetry"], "{v}");
+    assert_eq!(
+        ignored,
+        ["agents.defaults.compaction.recentTurnsPreserve", "agents.defaults.verboseDefault", "telemetry"],
+        "{v}"
+    );
     let strict = s.chela(&cfg, &["config", "validate", "--strict"]);
     assert_eq!(strict.status.code(), Some(1), "{}", text(&strict));
     assert!(text(&strict).contains("3 error(s)"), "{}", text(&strict));

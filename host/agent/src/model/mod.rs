@@ -140,15 +140,7 @@ pub struct ModelReply {
 impl ModelReply {
     /// Its text blocks, one per line (no thinking, no tool calls).
     pub fn text(&self) -> String {
-        let texts: Vec<&str> = self
-            .content
-            .iter()
-            .filter_map(|c| match c {
-                Content::Text { text } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect();
-        texts.join("\n")
+        crate::store::transcript::text_of(&self.content)
     }
 }
 

@@ -126,15 +126,7 @@ impl Message {
 
     /// The text blocks joined (what a person would read).
     pub fn text(&self) -> String {
-        let parts: Vec<&str> = self
-            .content()
-            .iter()
-            .filter_map(|c| match c {
-                Content::Text { text } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect();
-        parts.join("\n")
+        text_of(self.content())
     }
 
     /// The length of [`text`](Self::text), without building it.
@@ -164,6 +156,18 @@ impl Message {
 pub fn nth_last(messages: &[Arc<Message>], n: usize, is: impl Fn(&Message) -> bool) -> Option<usize> {
     let found: Vec<usize> = messages.iter().enumerate().filter(|(_, m)| is(m)).map(|(i, _)| i).collect();
     found.len().checked_sub(n).map(|k| found[k])
+}
+
+/// The text blocks of `content`, one per line (no thinking, no tool calls, no images).
+pub fn text_of(content: &[Content]) -> String {
+    let parts: Vec<&str> = content
+        .iter()
+        .filter_map(|c| match c {
+            Content::Text { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    parts.join("\n")
 }
 
 /// The header line (`{"type":"session","version":3,…}`).

@@ -3,10 +3,12 @@
 //! `agents.list[].subagents.allowAgents` lets it, of another agent. The
 //! child's tools are its own policy (with the sub-agent stage) intersected
 //! with its parent session's, never more; a sub-agent cannot spawn again.
+//! A turn's own `/exec security=… ask=…` rules hold for the child it spawns
+//! and for the parent's turn that takes the child's result.
 //! When the child is done its result goes to the parent session as a
 //! message, and the parent's answer is announced to the parent's chat.
 //!
-//! Must not: grant a child more than its parent session holds, or let a sub-agent spawn again.
+//! Must not: grant a child more than its parent session or turn holds, or let a sub-agent spawn again.
 
 use std::sync::Arc;
 
@@ -61,7 +63,7 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
         .map_err(|e| e.to_string())?;
     tracing::info!(parent = %parent, child = %child, "sub-agent spawned");
 
-    let (runtime, child_key) = (rt.clone(), child.clone());
+    let (runtime, child_key, caller_exec) = (rt.clone(), child.clone(), caller.exec);
     rt.spawn_background(async move {
         let snap = runtime.snapshot();
         let cfg = &snap.config;
@@ -86,7 +88,8 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                     media: Vec::new(),
                     delivery: None,
                     live_tool_summaries: false,
-                    exec_tightening: Default::default(),
+                    // The spawning turn's own `/exec` rules hold for the task it hands on.
+                    exec_tightening: caller_exec,
                 },
             )
             .await;
@@ -128,7 +131,8 @@ pub(crate) fn spawn(rt: &Arc<AgentRuntime>, caller: &Caller, req: SpawnRequest) 
                     media: Vec::new(),
                     delivery: None,
                     live_tool_summaries: false,
-                    exec_tightening: Default::default(),
+                    // Taking the result continues the task the rules were given for.
+                    exec_tightening: caller_exec,
                 },
             )
             .await;

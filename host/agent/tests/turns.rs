@@ -406,6 +406,42 @@ async fn a_sub_agent_has_no_tool_its_parent_lacks_and_reports_back() {
     );
 }
 
+/// `/exec security=deny <task>` holds for the whole task: a sub-agent the
+/// turn spawns runs without `exec` too, while one spawned from an ordinary
+/// turn of the same session runs its command.
+#[tokio::test]
+async fn a_sub_agent_inherits_its_spawning_turns_exec_rules() {
+    let config = r#"{
+      agents: { list: [
+        { id: "work", default: true, workspace: "$DIR/ws-work", identity: { name: "Atlas" },
+          tools: { allow: ["exec", "sessions_spawn"] } },
+      ] },
+    }"#;
+    let w = World::with_plugins(config, &["tool_exec", "tool_sessions_spawn"]).await;
+    let spawn = |prefix: &str| {
+        let task = r#"/tool exec {\"command\": \"echo child-ran-$((6*7))\"}"#;
+        format!(r#"{prefix}/tool sessions_spawn {{"task": "{task}"}}"#)
+    };
+    let child_of = |reply: &str| -> String {
+        let id = reply.split("agent:work:subagent:").nth(1).expect("child key").split('"').next().unwrap_or_default();
+        format!("agent:work:subagent:{id}")
+    };
+    let store = w.runtime.store("work").unwrap();
+
+    let free = w.say("work", "1", &spawn("")).await;
+    assert!(free.reply.contains(r#""status":"accepted""#), "{}", free.reply);
+    w.runtime.settle().await;
+    let said: Vec<String> = transcript(store.as_ref(), &child_of(&free.reply)).iter().map(Message::text).collect();
+    assert!(said.iter().any(|t| t.contains("child-ran-42")), "an ordinary turn's child runs commands: {said:?}");
+
+    let denied = w.say("work", "1", &spawn("/exec security=deny ")).await;
+    assert!(denied.reply.contains(r#""status":"accepted""#), "{}", denied.reply);
+    w.runtime.settle().await;
+    let said: Vec<String> = transcript(store.as_ref(), &child_of(&denied.reply)).iter().map(Message::text).collect();
+    assert!(!said.iter().any(|t| t.contains("child-ran-42")), "the child ran a command its turn denied: {said:?}");
+    assert!(said.iter().any(|t| t.contains("no tool `exec`")), "{said:?}");
+}
+
 /// `tools.elevated`: a sandboxed session runs commands on the host only for
 /// senders both the global and the agent's `elevated` allow.
 #[tokio::test]

@@ -182,6 +182,7 @@ impl Plugins {
         }
         let agent_id = policy.agent_id.clone();
         let mut base = agent_grants(cfg, env, &policy, kind);
+        base.exec_tightening = request.exec;
         if let Some(p) = base.process.as_mut() {
             p.elevated = request.elevated;
             p.policy = std::mem::take(&mut p.policy).tightened(&request.exec);

@@ -83,6 +83,7 @@ impl PluginState {
                 plugin: plugin.to_string(),
                 agent: agent.to_string(),
                 rights: grants.sessions,
+                exec: grants.exec_tightening,
                 ..SessionsState::default()
             },
             messaging: MessagingState { agent: agent.to_string(), ..MessagingState::default() },

@@ -45,7 +45,7 @@ impl AutomationsState {
         if self.session_key.is_empty() {
             return Err("automations are managed from a session's turn".into());
         }
-        Ok((access, Caller { agent_id: self.agent.clone(), session_key: self.session_key.clone() }))
+        Ok((access, Caller::new(&self.agent, &self.session_key)))
     }
 }
 

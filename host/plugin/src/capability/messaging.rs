@@ -37,7 +37,7 @@ impl messaging::Host for MessagingState {
         if self.session_key.is_empty() {
             return Err("messages are sent from a session's turn".into());
         }
-        let caller = Caller { agent_id: self.agent.clone(), session_key: self.session_key.clone() };
+        let caller = Caller::new(&self.agent, &self.session_key);
         access.send(&caller, message).await
     }
 }

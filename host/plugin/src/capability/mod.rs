@@ -120,6 +120,9 @@ pub struct GrantSet {
     pub process: Option<process::ProcessGrant>,
     /// Which `sessions` functions may be called, when `Sessions` is granted.
     pub sessions: SessionRights,
+    /// The turn's own stricter exec rules (`/exec security=… ask=…`), which
+    /// a sub-agent spawned in the turn inherits.
+    pub exec_tightening: chela_core::policy::Tightening,
 }
 
 impl GrantSet {
@@ -133,6 +136,7 @@ impl GrantSet {
             kv: None,
             process: None,
             sessions: SessionRights::default(),
+            exec_tightening: Default::default(),
         }
     }
 

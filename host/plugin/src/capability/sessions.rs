@@ -22,10 +22,19 @@ use chela_core::policy::SessionRights;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Who is asking: the agent and session the tool call runs for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Caller {
     pub agent_id: String,
     pub session_key: String,
+    /// The calling turn's own stricter exec rules (`/exec`): what it spawns
+    /// runs under them too.
+    pub exec: chela_core::policy::Tightening,
+}
+
+impl Caller {
+    pub fn new(agent_id: &str, session_key: &str) -> Caller {
+        Caller { agent_id: agent_id.into(), session_key: session_key.into(), exec: Default::default() }
+    }
 }
 
 /// What the host answers `sessions` calls with.
@@ -94,6 +103,7 @@ pub struct SessionsState {
     pub(crate) agent: String,
     pub(crate) session_key: String,
     pub(crate) rights: SessionRights,
+    pub(crate) exec: chela_core::policy::Tightening,
     pub(crate) access: Option<std::sync::Arc<dyn SessionsAccess>>,
 }
 
@@ -108,7 +118,7 @@ impl SessionsState {
                 f.tool()
             ));
         }
-        Ok((access, Caller { agent_id: self.agent.clone(), session_key: self.session_key.clone() }))
+        Ok((access, Caller { exec: self.exec, ..Caller::new(&self.agent, &self.session_key) }))
     }
 }
 

@@ -254,7 +254,7 @@ mod tests {
             r#"{{ models: {{ providers: {{ openai: {{ models: [{{ id: "m", name: "m", contextWindow: {window} }}] }} }} }},
                  agents: {{ defaults: {{ contextPruning: {{ mode: "cache-ttl" {extra} }} }} }} }}"#
         );
-        chela_core::pruning::plan(&load_str(&text, None).unwrap().config, "openai/m").unwrap()
+        chela_core::pruning::plan(&load_str(&text, None).unwrap().config, "openai/m", None).unwrap()
     }
     fn user(t: &str) -> Arc<Message> {
         Arc::new(Message::user(t, 0))

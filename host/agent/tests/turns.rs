@@ -120,6 +120,12 @@ async fn provider_runtime(
     vars: Arc<chela_core::config::EnvVars>,
     tools: &[&str],
 ) -> Arc<AgentRuntime> {
+    let providers = Providers::from_config(&load_str(text, None).expect("config loads").config, vars);
+    runtime_with(dir, text, providers, tools).await
+}
+
+/// [`provider_runtime`] with `providers` as given.
+async fn runtime_with(dir: &std::path::Path, text: &str, providers: Providers, tools: &[&str]) -> Arc<AgentRuntime> {
     let pdir = dir.join("plugins");
     std::fs::create_dir_all(&pdir).unwrap();
     for t in tools {
@@ -133,7 +139,6 @@ async fn provider_runtime(
         state_dir: Some(dir.join("state").display().to_string()),
         ..Default::default()
     };
-    let providers = Providers::from_config(&cfg, vars);
     let secrets: Arc<chela_agent::runtime::SecretsFor> = Arc::new(|_: &str| Arc::new(SecretStore::default()));
     AgentRuntime::new(RuntimeParts::new(SnapshotCell::of(cfg), env, plugins, providers, secrets))
 }
@@ -609,6 +614,50 @@ async fn anthropic_provider_streams_tool_use_with_the_agents_own_key() {
     let out = rt.run(&rt.snapshot(), inbound(&rt, "support", "2", "hi")).await.unwrap();
     assert_eq!(out.model, "offline/persona", "no key of its own: falls back, sends nothing");
     assert_eq!(fake.requests().len(), 2);
+}
+
+/// Session pruning on the direct Anthropic API (`contextPruning.mode:
+/// "cache-ttl"`, no `baseUrl`): an agent with an API key asks the server to
+/// clear old tool results (the `clear_tool_uses_20250919` edit with its
+/// beta), an agent with an OAuth/token profile does not (OpenClaw prunes
+/// those requests in the gateway), and the token goes as a bearer.
+#[tokio::test]
+async fn server_side_pruning_is_asked_for_api_keys_only() {
+    use chela_fakes::anthropic::{AnthropicFake, Scripted};
+    for (profile, secret, server_side) in [("api_key", "sk-ant-api-work", true), ("token", "claude-setup-7", false)] {
+        let fake = AnthropicFake::start(secret).await;
+        fake.script([Scripted::Text("Hello.".into())]);
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"{
+          agents: { defaults: { contextPruning: { mode: "cache-ttl" } }, list: [
+            { id: "work", default: true, workspace: "$DIR/ws", agentDir: "$DIR/agent", model: "anthropic/claude-test" } ] },
+        }"#
+        .replace("$DIR", &dir.path().display().to_string());
+        std::fs::create_dir_all(dir.path().join("agent")).unwrap();
+        let field = if profile == "api_key" { "key" } else { "token" };
+        let profiles = serde_json::json!({"version": 1, "profiles": {"anthropic:default":
+            {"type": profile, "provider": "anthropic", field: secret}}});
+        std::fs::write(dir.path().join("agent/auth-profiles.json"), profiles.to_string()).unwrap();
+        // The config names Anthropic's own endpoint; the provider is pointed at the fake.
+        let mut providers = Providers::builtin();
+        providers.insert(Arc::new(chela_agent::model::anthropic::Anthropic::new(&fake.base_url(), no_vars())));
+        let rt = runtime_with(dir.path(), &text, providers, &[]).await;
+        let out = rt.run(&rt.snapshot(), inbound(&rt, "work", "1", "hi")).await.unwrap();
+        assert_eq!(out.reply, "Hello.", "{profile}");
+        let reqs = fake.requests();
+        let req = reqs.last().expect("a request");
+        let edit = &req.body["context_management"]["edits"][0];
+        if server_side {
+            assert_eq!(edit["type"], "clear_tool_uses_20250919", "{}", req.body);
+            assert_eq!(edit["trigger"], serde_json::json!({"type": "input_tokens", "value": 60000}));
+            assert!(req.betas.iter().any(|b| b == "context-management-2025-06-27"), "{:?}", req.betas);
+            assert_eq!(req.api_key.as_deref(), Some(secret));
+        } else {
+            assert!(req.body.get("context_management").is_none(), "a token's request: {}", req.body);
+            assert!(req.betas.is_empty(), "{:?}", req.betas);
+            assert_eq!((req.bearer.as_deref(), req.api_key.as_deref()), (Some(secret), None), "a token is a bearer");
+        }
+    }
 }
 
 /// A turn for a platform message that already finished (a crash hid it

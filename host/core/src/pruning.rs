@@ -12,6 +12,7 @@
 //! (the agent runtime's `pruning` module does), or call a provider.
 
 use crate::compaction::context_window;
+use crate::config::anthropic_defaults::AuthMode;
 use crate::config::schema::{Config, ContextPruningConfig};
 use crate::policy::{normalize_tool_name, ToolCatalog, ToolMatcher};
 use crate::schedule::{parse_duration_ms, Unit};
@@ -98,12 +99,14 @@ pub fn ttl_ms(settings: &ContextPruningConfig) -> Result<u64, String> {
     }
 }
 
-/// Pruning for requests to `model` (`provider/model`) under `cfg`; `None`
-/// when `contextPruning.mode` is not `cache-ttl` or the model's route does
-/// not cache prompts (OpenClaw prunes only where a cache makes it pay:
+/// Pruning for requests to `model` (`provider/model`) under `cfg`, sent
+/// with a credential of kind `auth` (`None`: unknown, as an API key);
+/// `None` when `contextPruning.mode` is not `cache-ttl` or the model's route
+/// does not cache prompts (OpenClaw prunes only where a cache makes it pay:
 /// Anthropic, and OpenAI's own platform or a model marked
-/// `compat.supportsPromptCacheKey`).
-pub fn plan(cfg: &Config, model: &str) -> Option<Pruning> {
+/// `compat.supportsPromptCacheKey`). Only API-key requests to Anthropic's
+/// own endpoint are cleared server-side; OAuth/token ones prune here.
+pub fn plan(cfg: &Config, model: &str, auth: Option<AuthMode>) -> Option<Pruning> {
     let settings = cfg.agent_defaults()?.context_pruning.as_ref()?;
     if settings.mode.as_deref() != Some("cache-ttl") {
         return None;
@@ -111,10 +114,12 @@ pub fn plan(cfg: &Config, model: &str) -> Option<Pruning> {
     let (provider, id) = model.split_once('/')?;
     let window = context_window(cfg, model);
     let route = match provider {
-        "anthropic" if is_direct(cfg, "anthropic", "api.anthropic.com") => Route::AnthropicServer {
-            trigger_tokens: (window * 3 / 10).max(50_000),
-            clear_at_least_tokens: (window / 20).max(12_500),
-        },
+        "anthropic" if is_direct(cfg, "anthropic", "api.anthropic.com") && auth != Some(AuthMode::Token) => {
+            Route::AnthropicServer {
+                trigger_tokens: (window * 3 / 10).max(50_000),
+                clear_at_least_tokens: (window / 20).max(12_500),
+            }
+        }
         "anthropic" | "anthropic-vertex" => Route::Client,
         "openai" if is_direct(cfg, "openai", "api.openai.com") || supports_prompt_cache_key(cfg, provider, id) => {
             Route::Client
@@ -182,18 +187,22 @@ mod tests {
 
     #[test]
     fn off_unless_cache_ttl_on_a_caching_route() {
-        assert!(plan(&Config::default(), "anthropic/claude").is_none(), "off by default");
+        assert!(plan(&Config::default(), "anthropic/claude", None).is_none(), "off by default");
         let on = r#"agents: { defaults: { contextPruning: { mode: "cache-ttl" } } }"#;
         let c = cfg(&format!("{{ {on} }}"));
-        assert!(plan(&c, "openai/gpt-5").is_some(), "OpenAI's own platform");
-        assert!(plan(&c, "offline/persona").is_none(), "no prompt cache: not pruned, as OpenClaw");
-        let p = plan(&c, "anthropic/claude").expect("anthropic");
+        assert!(plan(&c, "openai/gpt-5", None).is_some(), "OpenAI's own platform");
+        assert!(plan(&c, "offline/persona", None).is_none(), "no prompt cache: not pruned, as OpenClaw");
+        let p = plan(&c, "anthropic/claude", None).expect("anthropic");
         assert_eq!(
             p.route,
             Route::AnthropicServer { trigger_tokens: 60_000, clear_at_least_tokens: 12_500 },
             "the direct API clears server-side: max(50000, 30% of 200,000), max(12500, 5%)"
         );
         assert_eq!((p.ttl_ms, p.hard_clear, p.placeholder.as_str()), (DEFAULT_TTL_MS, true, DEFAULT_PLACEHOLDER));
+        let keyed = plan(&c, "anthropic/claude", Some(AuthMode::ApiKey)).map(|p| p.route);
+        assert_eq!(keyed, Some(p.route), "an API key: server-side");
+        let token = plan(&c, "anthropic/claude", Some(AuthMode::Token)).map(|p| p.route);
+        assert_eq!(token, Some(Route::Client), "OAuth/token requests prune in the gateway, as OpenClaw's");
 
         let proxied = cfg(&format!(
             r#"{{ {on}, models: {{ providers: {{
@@ -201,10 +210,14 @@ mod tests {
                  openai: {{ baseUrl: "http://127.0.0.1:8/v1", models: [{{ id: "cached", name: "c", compat: {{ supportsPromptCacheKey: true }} }}] }},
                  local: {{ baseUrl: "http://127.0.0.1:7/v1" }} }} }} }}"#
         ));
-        assert_eq!(plan(&proxied, "anthropic/claude").map(|p| p.route), Some(Route::Client), "a proxy prunes here");
-        assert!(plan(&proxied, "openai/cached").is_some(), "a model that says it caches");
-        assert!(plan(&proxied, "openai/other").is_none(), "an OpenAI-compatible server that does not");
-        assert!(plan(&proxied, "local/model").is_none());
+        assert_eq!(
+            plan(&proxied, "anthropic/claude", None).map(|p| p.route),
+            Some(Route::Client),
+            "a proxy prunes here"
+        );
+        assert!(plan(&proxied, "openai/cached", None).is_some(), "a model that says it caches");
+        assert!(plan(&proxied, "openai/other", None).is_none(), "an OpenAI-compatible server that does not");
+        assert!(plan(&proxied, "local/model", None).is_none());
     }
 
     #[test]
@@ -212,12 +225,13 @@ mod tests {
         let c = cfg(r#"{ agents: { defaults: { contextPruning: { mode: "cache-ttl", ttl: "90",
               tools: { allow: ["Read", "web_*"], deny: ["web_search"] },
               hardClear: { enabled: false, placeholder: "  [gone]  " } } } } }"#);
-        let p = plan(&c, "openai/gpt-5").unwrap();
+        let p = plan(&c, "openai/gpt-5", None).unwrap();
         assert_eq!((p.ttl_ms, p.hard_clear, p.placeholder.as_str()), (90 * 60_000, false, "[gone]"));
         assert!(p.prunable("read") && p.prunable("READ") && p.prunable("web_fetch"));
         assert!(!p.prunable("web_search"), "deny wins");
         assert!(!p.prunable("exec"), "outside the allowlist");
-        let open = plan(&cfg(r#"{ agents: { defaults: { contextPruning: { mode: "cache-ttl" } } } }"#), "openai/x");
+        let open =
+            plan(&cfg(r#"{ agents: { defaults: { contextPruning: { mode: "cache-ttl" } } } }"#), "openai/x", None);
         assert!(open.unwrap().prunable("exec"), "no lists: every tool");
         assert_eq!(url_host("https://user@API.openai.com:443/v1"), Some("API.openai.com"));
     }

@@ -381,7 +381,7 @@ impl Gateway {
         for (path, e) in &report.failed {
             tracing::warn!(path = %path.display(), error = %e, "plugin not loaded");
         }
-        let cell = SnapshotCell::of(config);
+        let cell = SnapshotCell::of(with_provider_defaults(config, &*vars));
         let state_dir = env.state_dir();
         let gw = Arc::new_cyclic(|me: &std::sync::Weak<Gateway>| {
             // Announcements and the `message` tool's sends go through the channels of this gateway.
@@ -501,6 +501,7 @@ impl Gateway {
     /// whose settings changed are started over (added, removed, edited); the
     /// others keep their connections and pollers.
     pub async fn apply_config(self: &Arc<Self>, config: Arc<Config>) {
+        let config = with_provider_defaults(config, &*self.vars);
         let old = self.config();
         let changed = changed_channels(&old, &config);
         // One store: routing, turns and plugin secrets move to the new config together.
@@ -740,7 +741,19 @@ impl Gateway {
     }
 }
 
-/// Loads and validates a config file: the config, or every error found.
+/// `config` with the defaults OpenClaw's bundled Anthropic plugin gives a
+/// config with Anthropic auth, where it leaves them unset (core's
+/// `anthropic_defaults`): what the gateway runs on.
+fn with_provider_defaults(config: Arc<Config>, vars: &EnvVars) -> Arc<Config> {
+    match chela_core::config::anthropic_defaults::applied(&config, vars) {
+        Some((filled, what)) => {
+            tracing::info!(defaults = ?what, "Anthropic auth configured: OpenClaw's Anthropic defaults apply");
+            Arc::new(filled)
+        }
+        None => config,
+    }
+}
+
 /// The config file, then the files it `$include`s (as far as it loads).
 fn config_files(path: &std::path::Path) -> Vec<PathBuf> {
     match chela_core::config::load_file(path) {
@@ -749,6 +762,7 @@ fn config_files(path: &std::path::Path) -> Vec<PathBuf> {
     }
 }
 
+/// Loads and validates a config file: the config, or every error found.
 pub fn load_checked(path: &std::path::Path, env: &Environment) -> Result<Config, Vec<String>> {
     match check_file(path, env) {
         (Some(cfg), _) => Ok(cfg),

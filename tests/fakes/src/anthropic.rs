@@ -4,7 +4,9 @@
 //! Anthropic's event sequence (`message_start`, `content_block_start`,
 //! `content_block_delta` with `text_delta` / `input_json_delta` split across
 //! events, `content_block_stop`, `message_delta` with `stop_reason` and
-//! usage, `message_stop`), and a recorder of requests and their headers.
+//! usage, `message_stop`), `context_management` accepted only with the
+//! `context-management-2025-06-27` beta, and a recorder of requests and
+//! their headers.
 //!
 //! Must not: accept what the real API refuses, or know chela's internals.
 
@@ -27,6 +29,8 @@ pub struct Recorded {
     pub api_key: Option<String>,
     pub bearer: Option<String>,
     pub version: Option<String>,
+    /// The `anthropic-beta` header's features.
+    pub betas: Vec<String>,
     pub body: Value,
 }
 
@@ -99,6 +103,9 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Fu
     let path = req.uri().path().to_string();
     let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
     let (api_key, version) = (header("x-api-key"), header("anthropic-version"));
+    let betas: Vec<String> = header("anthropic-beta")
+        .map(|v| v.split(',').map(|b| b.trim().to_string()).filter(|b| !b.is_empty()).collect())
+        .unwrap_or_default();
     let bearer = header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_string));
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     if path != "/v1/messages" {
@@ -112,6 +119,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Fu
         api_key: api_key.clone(),
         bearer: bearer.clone(),
         version: version.clone(),
+        betas: betas.clone(),
         body: body.clone(),
     });
     if api_key.as_deref() != Some(st.key.as_str()) && bearer.as_deref() != Some(st.key.as_str()) {
@@ -119,6 +127,10 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Fu
     }
     if version.is_none() {
         return api_error(400, "invalid_request_error", "anthropic-version: header is required");
+    }
+    // Context editing is a beta: the field is refused without its header.
+    if body.get("context_management").is_some() && !betas.iter().any(|b| b == "context-management-2025-06-27") {
+        return api_error(400, "invalid_request_error", "context_management: Extra inputs are not permitted");
     }
     if body["max_tokens"].as_u64().is_none() {
         return api_error(400, "invalid_request_error", "max_tokens: Field required");

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chela_core::config::anthropic_defaults::AuthMode;
 use chela_core::config::EnvVars;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -245,12 +246,26 @@ fn thinking_fields(body: &mut Value, level: Option<chela_core::thinking::ThinkLe
     }
 }
 
+/// API keys (`sk-ant-api…`) go in `x-api-key`; OAuth and setup tokens (a
+/// `token` or `oauth` profile, or an `sk-ant-oat…` value wherever it was
+/// written) as a bearer.
+fn auth_mode(cred: &crate::auth::Credential) -> AuthMode {
+    if cred.kind == crate::auth::CredentialKind::Token || cred.secret.starts_with("sk-ant-oat") {
+        AuthMode::Token
+    } else {
+        AuthMode::ApiKey
+    }
+}
+
 impl Anthropic {
-    async fn answer(&self, req: &ModelRequest) -> Result<ModelReply, ProviderError> {
+    fn credential(&self, agent_dir: &std::path::Path) -> Result<Option<crate::auth::Credential>, ProviderError> {
         let now = crate::clock::now_ms();
-        let cred = crate::auth::credential_with(&req.agent_dir, "anthropic", self.configured_key.as_ref(), &*self.env, now)
-            .map_err(|e| self.fail(e.to_string()))?
-            .ok_or_else(|| ProviderError::Unavailable {
+        crate::auth::credential_with(agent_dir, "anthropic", self.configured_key.as_ref(), &*self.env, now)
+            .map_err(|e| self.fail(e.to_string()))
+    }
+
+    async fn answer(&self, req: &ModelRequest) -> Result<ModelReply, ProviderError> {
+        let cred = self.credential(&req.agent_dir)?.ok_or_else(|| ProviderError::Unavailable {
                 provider: "anthropic".into(),
                 why: format!(
                     "agent `{}` has no credential (auth-profiles.json in its agentDir, models.providers.anthropic.apiKey, or $ANTHROPIC_API_KEY)",
@@ -295,13 +310,9 @@ impl Anthropic {
             http = http.header("anthropic-beta", CONTEXT_MANAGEMENT_BETA);
         }
         let mut http = http.body(body.to_string());
-        // API keys (`sk-ant-api…`) go in x-api-key; OAuth/setup tokens as a bearer.
-        http = if cred.secret.starts_with("sk-ant-oat")
-            || !cred.secret.starts_with("sk-ant-") && cred.source.contains("oauth")
-        {
-            http.bearer_auth(&cred.secret)
-        } else {
-            http.header("x-api-key", &cred.secret)
+        http = match auth_mode(&cred) {
+            AuthMode::Token => http.bearer_auth(&cred.secret),
+            AuthMode::ApiKey => http.header("x-api-key", &cred.secret),
         };
         let resp = http.send().await.map_err(|e| self.fail(format!("request failed: {e}")))?;
         let status = resp.status();
@@ -342,6 +353,10 @@ impl Provider for Anthropic {
 
     fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelReply, ProviderError>> {
         Box::pin(self.answer(request))
+    }
+
+    fn auth_mode(&self, agent_dir: &std::path::Path) -> Option<AuthMode> {
+        self.credential(agent_dir).ok().flatten().as_ref().map(auth_mode)
     }
 }
 

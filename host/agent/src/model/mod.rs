@@ -171,6 +171,13 @@ pub struct TranscribeRequest<'a> {
 pub trait Provider: Send + Sync {
     fn id(&self) -> &str;
     fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelReply, ProviderError>>;
+    /// How the agent whose state dir is `agent_dir` would authenticate now,
+    /// where that changes what a request may ask (Anthropic: server-side
+    /// pruning for API keys only); `None` when it does not matter or is unknown.
+    fn auth_mode(&self, agent_dir: &std::path::Path) -> Option<chela_core::config::anthropic_defaults::AuthMode> {
+        let _ = agent_dir;
+        None
+    }
     /// The text of an audio file, where the provider has a transcription API.
     fn transcribe<'a>(&'a self, request: &'a TranscribeRequest<'a>) -> BoxFuture<'a, Result<String, ProviderError>> {
         let _ = request;

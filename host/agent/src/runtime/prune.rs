@@ -122,11 +122,11 @@ mod tests {
             is_error: false,
             timestamp: 1,
         });
-        let plan = chela_core::pruning::plan(&cfg, "anthropic/claude");
+        let plan = chela_core::pruning::plan(&cfg, "anthropic/claude", None);
         let c = server_clearing(plan.as_ref(), &[spec("read"), spec("memory_get")], &[used]).expect("direct API");
         assert_eq!((c.trigger_tokens, c.keep_tool_uses, c.clear_at_least_tokens), (60_000, 3, 12_500));
         assert_eq!(c.exclude_tools, ["memory_get", "memory_search"], "offered and used earlier");
-        let proxied = chela_core::pruning::plan(&cfg, "openai/gpt-5");
+        let proxied = chela_core::pruning::plan(&cfg, "openai/gpt-5", None);
         assert!(server_clearing(proxied.as_ref(), &[spec("read")], &[]).is_none(), "pruned in the gateway");
     }
 }

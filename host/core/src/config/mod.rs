@@ -3,6 +3,7 @@
 //!
 //! Must not: hold rules itself; each concept has its own module below.
 
+pub mod anthropic_defaults;
 pub mod de;
 pub mod diagnostic;
 pub mod edit;

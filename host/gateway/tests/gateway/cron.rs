@@ -1033,3 +1033,39 @@ async fn a_command_job_runs_confined_as_the_operator_wrote_it_and_no_agent_can_a
     assert_eq!(first_announcements(&base, "alice").await.len(), 1, "the tool ran no command");
     assert!(running.shutdown().await);
 }
+
+/// OpenClaw's Anthropic defaults: with Anthropic OAuth/token auth
+/// configured, the heartbeat runs every hour unless `heartbeat.every` says
+/// otherwise (30 minutes with an API key, or without Anthropic); as in
+/// OpenClaw, only a config with `agents.defaults` gets them. Read from the
+/// gateway's own job listing (`GET /api/v1/cron`, what `chela cron list` shows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_token_auth_gives_the_heartbeat_openclaws_hourly_default() {
+    let token = r#"auth: { profiles: { "anthropic:me": { provider: "anthropic", mode: "token" } } },"#;
+    let key_env: std::sync::Arc<chela_core::config::EnvVars> =
+        std::sync::Arc::new(|k: &str| (k == "ANTHROPIC_API_KEY").then(|| "sk-ant-api-1".to_string()));
+    let none: std::sync::Arc<chela_core::config::EnvVars> = std::sync::Arc::new(|_: &str| None);
+    let cases = [
+        (token, "agents: { defaults: {} },", none.clone(), "every 1h"),
+        (token, r#"agents: { defaults: { heartbeat: { every: "2h" } } },"#, none.clone(), "every 2h"),
+        (token, "", none.clone(), "every 30m"),
+        ("", "agents: { defaults: {} },", key_env, "every 30m"),
+        ("", "agents: { defaults: {} },", none, "every 30m"),
+    ];
+    for (auth, agents, vars, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!("{{ {auth} {agents} }}");
+        let running = common::serve_with_vars(dir.path(), &config, &[], vars).await;
+        let url = format!("http://{}/api/v1/cron", running.addr);
+        let auth_header = format!("Bearer {}", running.gateway.control_token());
+        let a = chela_fakes::wire::request("GET", &url, &[("authorization", auth_header.as_str())], b"")
+            .await
+            .expect("the gateway answers");
+        assert_eq!(a.status, 200, "{}", a.body);
+        let listing: Value = serde_json::from_str(&a.body).unwrap();
+        let jobs = listing["jobs"].as_array().cloned().unwrap_or_default();
+        let beat = jobs.iter().find(|j| j["name"] == "Heartbeat (main)").unwrap_or_else(|| panic!("{listing:#}"));
+        assert_eq!(beat["scheduleText"], expected, "{config}");
+        assert!(running.shutdown().await);
+    }
+}

@@ -18,6 +18,7 @@ pub mod freshness;
 pub mod loops;
 pub mod model;
 pub mod persona;
+pub mod preserved_turns;
 pub mod pruning;
 pub mod queue;
 pub mod runtime;

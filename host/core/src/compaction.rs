@@ -29,6 +29,10 @@ pub const REQUIRED_SECTIONS: [&str; 5] =
 pub const DEFAULT_QUALITY_RETRIES: u32 = 1;
 /// …and at most this many.
 pub const MAX_QUALITY_RETRIES: u32 = 3;
+/// `recentTurnsPreserve` when unset…
+pub const DEFAULT_RECENT_TURNS_PRESERVE: usize = 3;
+/// …and at most this many.
+pub const MAX_RECENT_TURNS_PRESERVE: usize = 12;
 /// The most identifiers a summary is audited for.
 pub const MAX_AUDITED_IDENTIFIERS: usize = 12;
 
@@ -41,6 +45,9 @@ pub struct Safeguard {
     pub max_retries: u32,
     /// `identifierPolicy: "strict"` (default): exact identifiers must stay.
     pub strict_identifiers: bool,
+    /// `recentTurnsPreserve`: the last this many user turns of what is
+    /// summarised are stored verbatim after the summary instead.
+    pub recent_turns: usize,
 }
 
 /// What compaction means for one agent's session on one model.
@@ -118,6 +125,9 @@ pub fn plan(cfg: &Config, model: &str) -> CompactionPlan {
                     .max_retries
                     .map_or(DEFAULT_QUALITY_RETRIES, |n| u32::try_from(n).unwrap_or(u32::MAX).min(MAX_QUALITY_RETRIES)),
                 strict_identifiers: c.identifier_policy.as_deref() != Some("off"),
+                recent_turns: c.recent_turns_preserve.map_or(DEFAULT_RECENT_TURNS_PRESERVE, |n| {
+                    usize::try_from(n.max(0)).unwrap_or(usize::MAX).min(MAX_RECENT_TURNS_PRESERVE)
+                }),
             }
         }),
     }
@@ -218,13 +228,18 @@ mod tests {
         let c = cfg(r#"{ agents: { defaults: { compaction: { mode: "safeguard" } } } }"#);
         assert_eq!(
             plan(&c, "openai/x").safeguard,
-            Some(Safeguard { quality_guard: true, max_retries: 1, strict_identifiers: true })
+            Some(Safeguard { quality_guard: true, max_retries: 1, strict_identifiers: true, recent_turns: 3 })
         );
         let c = cfg(r#"{ agents: { defaults: { compaction: { mode: "safeguard", identifierPolicy: "off",
-              qualityGuard: { enabled: false, maxRetries: 9 } } } } }"#);
+              qualityGuard: { enabled: false, maxRetries: 9 }, recentTurnsPreserve: 0 } } } }"#);
         assert_eq!(
             plan(&c, "openai/x").safeguard,
-            Some(Safeguard { quality_guard: false, max_retries: MAX_QUALITY_RETRIES, strict_identifiers: false })
+            Some(Safeguard {
+                quality_guard: false,
+                max_retries: MAX_QUALITY_RETRIES,
+                strict_identifiers: false,
+                recent_turns: 0
+            })
         );
     }
 

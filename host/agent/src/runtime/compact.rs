@@ -29,6 +29,7 @@ use crate::compaction::{
     FLUSH_SYSTEM, SUMMARY_SYSTEM,
 };
 use crate::model::{ModelRequest, Purpose, Sampling, ToolSpec};
+use crate::preserved_turns;
 use crate::store::transcript::compaction_entry;
 use crate::store::{History, Message};
 use crate::summary_quality::{audit, identifiers, latest_ask, safeguard_system};
@@ -236,14 +237,25 @@ impl AgentRuntime {
             sink(crate::model::TextEvent::Compacting);
         }
         let summarised = &view.messages[from..cut];
-        let mut input = summary_input(view.summary.as_deref(), summarised, focus);
-        // `safeguard` mode: OpenClaw's sections, and with its quality guard an
-        // audit of each summary, asked again up to `maxRetries` times.
+        // `safeguard` mode: OpenClaw's sections, the last `recentTurnsPreserve`
+        // turns stored verbatim beside the summary rather than summarised,
+        // and with its quality guard an audit of each summary, asked again up
+        // to `maxRetries` times.
         let guard = hk.plan.safeguard;
+        let mut split = preserved_turns::split(summarised, guard.map_or(0, |g| g.recent_turns));
+        if split.summarised.is_empty() {
+            // All of it is recent: summarised, as there would be nothing else to summarise.
+            split = preserved_turns::split(summarised, 0);
+        }
+        let preserved = preserved_turns::section(&split.preserved);
+        let mut input = summary_input(view.summary.as_deref(), &split.summarised, focus);
         let system = guard.map_or_else(|| SUMMARY_SYSTEM.to_string(), |g| safeguard_system(g.strict_identifiers));
         let audited = guard.filter(|g| g.quality_guard);
-        // What the summary must keep literally: the identifiers of what it is given.
-        let ids = audited.filter(|g| g.strict_identifiers).map(|_| identifiers(&input)).unwrap_or_default();
+        // What the stored summary must keep literally: the identifiers of all it stands for.
+        let ids = audited
+            .filter(|g| g.strict_identifiers)
+            .map(|_| identifiers(&summary_input(view.summary.as_deref(), summarised, focus)))
+            .unwrap_or_default();
         let latest = audited.and_then(|_| latest_ask(summarised));
         let attempts = audited.map_or(1, |g| g.max_retries + 1);
         let mut summary = String::new();
@@ -270,6 +282,7 @@ impl AgentRuntime {
             if summary.is_empty() {
                 return Err("the model returned an empty summary".into());
             }
+            summary.push_str(&preserved);
             if audited.is_none() {
                 break;
             }

@@ -434,6 +434,9 @@ pub struct CompactionConfig {
     pub quality_guard: Option<QualityGuardConfig>,
     /// `strict` (default: the summary keeps exact identifiers) or `off`.
     pub identifier_policy: Option<String>,
+    /// Safeguard mode: the last this many user turns of what is summarised
+    /// are stored verbatim after the summary (0 to 12, default 3).
+    pub recent_turns_preserve: Option<i64>,
     pub keep_recent_tokens: Option<u64>,
     /// `provider/model` or an alias of `agents.defaults.models` for the summary calls.
     pub model: Option<String>,

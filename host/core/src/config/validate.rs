@@ -440,6 +440,13 @@ impl Checker<'_> {
                 format!("`{p}` is not an identifier policy: `strict` or `off`"),
             );
         }
+        let most = crate::compaction::MAX_RECENT_TURNS_PRESERVE;
+        if let Some(n) = c.recent_turns_preserve.filter(|n| !(0..=most as i64).contains(n)) {
+            self.err(
+                "agents.defaults.compaction.recentTurnsPreserve".into(),
+                format!("{n} is out of range: a number of turns from 0 to {most}"),
+            );
+        }
     }
 
     /// `agents.defaults.contextPruning`: a mode chela knows; a `ttl` that

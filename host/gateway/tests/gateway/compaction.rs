@@ -221,3 +221,55 @@ async fn a_safeguard_summary_that_fails_its_audit_is_asked_again_then_refused() 
     assert_eq!(stored[0]["summary"], good);
     assert!(running.shutdown().await);
 }
+
+/// `recentTurnsPreserve` (safeguard mode): the last turn of what `/compact`
+/// summarises is not sent to the summariser but stored verbatim after the
+/// summary, under OpenClaw's `## Recent turns preserved verbatim`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn safeguard_compaction_keeps_the_recent_turns_verbatim_beside_the_summary() {
+    use chela_fakes::openai::{OpenAiFake, Scripted};
+    let fake = OpenAiFake::start("sk-test").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{
+        defaults: {{ compaction: {{ mode: "safeguard", recentTurnsPreserve: 1, keepRecentTokens: 10, model: "openai/gpt-test" }} }},
+        list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        openai = fake.base_url(),
+        root = root.display()
+    );
+    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
+    let base = format!("http://{}", running.addr);
+    let mut n = 0;
+    let _ = say(&base, &mut n, "alice", "deploy build 4f9a2c1d today").await;
+    let _ = say(&base, &mut n, "alice", "then book the harbour ferry for nine").await;
+    let _ = say(&base, &mut n, "alice", "and water the plants").await;
+
+    let summary = "## Decisions\nDeploy build 4f9a2c1d.\n## Open TODOs\nDeploy.\n## Constraints/Rules\nNone.\n\
+                   ## Pending user asks\nDeploy today.\n## Exact identifiers\n4f9a2c1d";
+    fake.script([Scripted::Text(summary.into())]);
+    let done = say(&base, &mut n, "alice", "/compact").await;
+    assert!(done.starts_with("🧹 Compacted:"), "{done}");
+    let asked = fake.requests();
+    assert_eq!(asked.len(), 1, "one summary request");
+    let sent = asked[0].1["messages"].to_string();
+    // The kept tail (`keepRecentTokens: 10`) is the last answer; before it,
+    // the last user turn is preserved and the two before it summarised.
+    assert!(sent.contains("deploy build 4f9a2c1d") && sent.contains("harbour ferry"), "older turns: {sent}");
+    assert!(!sent.contains("water the plants"), "the preserved turn is not sent to the summariser: {sent}");
+
+    let lines = transcript_lines(root);
+    let stored = of_type(&lines, "compaction");
+    assert_eq!(stored.len(), 1);
+    let text = stored[0]["summary"].as_str().unwrap_or_default();
+    let section = text.strip_prefix(summary).unwrap_or_else(|| panic!("the summary first: {text}"));
+    assert!(
+        section == "\n\n## Recent turns preserved verbatim\n- User: and water the plants",
+        "only the last turn, verbatim: {section}"
+    );
+    assert!(running.shutdown().await);
+}

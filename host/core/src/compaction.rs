@@ -29,6 +29,8 @@ pub const REQUIRED_SECTIONS: [&str; 5] =
 pub const DEFAULT_QUALITY_RETRIES: u32 = 1;
 /// …and at most this many.
 pub const MAX_QUALITY_RETRIES: u32 = 3;
+/// `timeoutSeconds` when unset: how long one summary request may take.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 180;
 /// `recentTurnsPreserve` when unset…
 pub const DEFAULT_RECENT_TURNS_PRESERVE: usize = 3;
 /// …and at most this many.
@@ -66,6 +68,9 @@ pub struct CompactionPlan {
     pub keep_recent: u64,
     /// The model that writes summaries, when not the session's own.
     pub model: Option<String>,
+    /// How long one summary request may take before the compaction fails
+    /// (`timeoutSeconds`, default 180).
+    pub timeout_seconds: u64,
     /// Tell the chat when a compaction ran (or failed).
     pub notify_user: bool,
     /// Compact before a turn once the active history holds this many bytes.
@@ -114,6 +119,11 @@ pub fn plan(cfg: &Config, model: &str) -> CompactionPlan {
         reserve,
         keep_recent,
         model: c.model.filter(|m| !m.trim().is_empty()),
+        timeout_seconds: c
+            .timeout_seconds
+            .and_then(|s| u64::try_from(s).ok())
+            .filter(|s| *s > 0)
+            .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
         notify_user: c.notify_user.unwrap_or(false),
         max_active_bytes: c.max_active_transcript_bytes.map(|b| b.0).filter(|b| *b > 0),
         flush,

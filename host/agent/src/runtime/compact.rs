@@ -14,6 +14,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chela_core::compaction::{focus, plan, CompactionPlan};
 use chela_core::config::paths::{agent_dir, agent_workspace};
@@ -277,7 +278,16 @@ impl AgentRuntime {
                 thinking: None,
                 tool_clearing: None,
             };
-            let (_, answer) = self.complete(ask.agent_id, &models, request).await.map_err(|e| e.to_string())?;
+            let limit = hk.plan.timeout_seconds;
+            let asked = tokio::time::timeout(Duration::from_secs(limit), self.complete(ask.agent_id, &models, request));
+            let (_, answer) = asked
+                .await
+                .map_err(|_| {
+                    format!(
+                        "the summary request took longer than compaction.timeoutSeconds ({limit} s) and was stopped"
+                    )
+                })?
+                .map_err(|e| e.to_string())?;
             summary = answer.text().trim().to_string();
             if summary.is_empty() {
                 return Err("the model returned an empty summary".into());

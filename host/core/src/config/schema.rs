@@ -437,6 +437,8 @@ pub struct CompactionConfig {
     /// Safeguard mode: the last this many user turns of what is summarised
     /// are stored verbatim after the summary (0 to 12, default 3).
     pub recent_turns_preserve: Option<i64>,
+    /// The most seconds one summary request may take (default 180).
+    pub timeout_seconds: Option<i64>,
     pub keep_recent_tokens: Option<u64>,
     /// `provider/model` or an alias of `agents.defaults.models` for the summary calls.
     pub model: Option<String>,

@@ -440,6 +440,12 @@ impl Checker<'_> {
                 format!("`{p}` is not an identifier policy: `strict` or `off`"),
             );
         }
+        if let Some(n) = c.timeout_seconds.filter(|n| *n <= 0) {
+            self.err(
+                "agents.defaults.compaction.timeoutSeconds".into(),
+                format!("{n} is not a timeout: a whole number of seconds above 0 (default 180)"),
+            );
+        }
         let most = crate::compaction::MAX_RECENT_TURNS_PRESERVE;
         if let Some(n) = c.recent_turns_preserve.filter(|n| !(0..=most as i64).contains(n)) {
             self.err(

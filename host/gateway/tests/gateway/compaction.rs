@@ -273,3 +273,50 @@ async fn safeguard_compaction_keeps_the_recent_turns_verbatim_beside_the_summary
     );
     assert!(running.shutdown().await);
 }
+
+/// `compaction.timeoutSeconds`: a summariser that does not answer in time
+/// (the OpenAI fake held) fails the compaction, says why, and leaves the
+/// conversation as it was; the next message is answered as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_summary_request_past_its_timeout_fails_the_compaction_and_changes_nothing() {
+    use chela_fakes::openai::{OpenAiFake, Scripted};
+    let fake = OpenAiFake::start("sk-test").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = format!(
+        r#"{{
+      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{
+        defaults: {{ compaction: {{ timeoutSeconds: 1, keepRecentTokens: 10, model: "openai/gpt-test" }} }},
+        list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        openai = fake.base_url(),
+        root = root.display()
+    );
+    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
+    let base = format!("http://{}", running.addr);
+    let mut n = 0;
+    for i in 0..3 {
+        let _ = say(&base, &mut n, "alice", &format!("message {i}")).await;
+    }
+    let before = transcript_lines(root).len();
+    fake.script([Scripted::Text("A summary that comes too late.".into())]);
+    fake.hold();
+    let started = std::time::Instant::now();
+    let failed = say(&base, &mut n, "alice", "/compact").await;
+    let waited = started.elapsed();
+    fake.release();
+    assert_eq!(
+        failed,
+        "Compaction failed (the summary request took longer than compaction.timeoutSeconds (1 s) and was stopped); \
+         the conversation is unchanged."
+    );
+    assert!(waited >= std::time::Duration::from_secs(1), "it waited its timeout: {waited:?}");
+    assert_eq!(fake.requests().len(), 1, "the summary was asked for");
+    let lines = transcript_lines(root);
+    assert_eq!((lines.len(), of_type(&lines, "compaction").len()), (before, 0), "nothing was written");
+    let next = say(&base, &mut n, "alice", "still there?").await;
+    assert_eq!(turn_number(&next), 4, "the whole conversation is still what the model sees: {next}");
+    assert!(running.shutdown().await);
+}

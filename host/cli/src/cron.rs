@@ -110,6 +110,9 @@ pub struct AddArgs {
     /// The command's longest run, in seconds (default 600).
     #[arg(long)]
     timeout_seconds: Option<u64>,
+    /// Stop the command once it has written nothing for this many seconds (0: no limit).
+    #[arg(long)]
+    no_output_timeout_seconds: Option<u64>,
     /// The job's model (`provider/model`, must be allowed for the agent).
     #[arg(long)]
     model: Option<String>,
@@ -247,7 +250,11 @@ fn command_argv(args: &AddArgs) -> Result<Option<Vec<String>>> {
 }
 
 fn add(cfg: &Config, store: &CronStore, args: AddArgs) -> Result<ExitCode> {
-    let payload = match (&args.message, &args.system_event, command_argv(&args)?) {
+    let argv = command_argv(&args)?;
+    if argv.is_none() && args.no_output_timeout_seconds.is_some() {
+        bail!("--no-output-timeout-seconds is for a command job (--command or --command-argv)");
+    }
+    let payload = match (&args.message, &args.system_event, argv) {
         (Some(m), None, None) => Payload::AgentTurn {
             message: m.clone(),
             model: args.model.clone(),
@@ -268,7 +275,7 @@ fn add(cfg: &Config, store: &CronStore, args: AddArgs) -> Result<ExitCode> {
                 env,
                 input: args.command_input.clone(),
                 timeout_seconds: args.timeout_seconds,
-                no_output_timeout_seconds: None,
+                no_output_timeout_seconds: args.no_output_timeout_seconds,
                 output_max_bytes: None,
             }
         }

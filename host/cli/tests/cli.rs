@@ -1188,13 +1188,36 @@ fn cron_add_list_and_rm_keep_jobs_with_their_agent() {
     // A command job: a shell line as OpenClaw stores it; a cwd outside the workspace is refused.
     let probe = s.chela(
         &cfg,
-        &["cron", "add", "--id", "probe", "--every", "1h", "--command", "echo hi", "--command-env", "A=1"],
+        &[
+            "cron",
+            "add",
+            "--id",
+            "probe",
+            "--every",
+            "1h",
+            "--command",
+            "echo hi",
+            "--command-env",
+            "A=1",
+            "--no-output-timeout-seconds",
+            "30",
+        ],
     );
     assert!(probe.status.success(), "{}", text(&probe));
     let stored = std::fs::read_to_string(s.path("state/cron/jobs.json")).unwrap();
     let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
     let payload = stored["jobs"].as_array().unwrap().iter().find(|j| j["id"] == "probe").unwrap()["payload"].clone();
-    assert_eq!(payload, serde_json::json!({"kind": "command", "argv": ["sh", "-lc", "echo hi"], "env": {"A": "1"}}));
+    assert_eq!(
+        payload,
+        serde_json::json!({"kind": "command", "argv": ["sh", "-lc", "echo hi"], "env": {"A": "1"}, "noOutputTimeoutSeconds": 30})
+    );
+    let silent_turn =
+        s.chela(&cfg, &["cron", "add", "--every", "1h", "--message", "x", "--no-output-timeout-seconds", "5"]);
+    assert!(
+        !silent_turn.status.success() && text(&silent_turn).contains("is for a command job"),
+        "{}",
+        text(&silent_turn)
+    );
     assert!(s.chela(&cfg, &["cron", "rm", "probe"]).status.success());
     let outside = s.chela(&cfg, &["cron", "add", "--every", "1h", "--command", "ls", "--command-cwd", "/etc"]);
     assert!(!outside.status.success() && text(&outside).contains("payload.cwd"), "{}", text(&outside));

@@ -97,7 +97,8 @@ pub enum Payload {
         /// Its longest run (default [`COMMAND_TIMEOUT_SECONDS`], at most [`COMMAND_MAX_TIMEOUT_SECONDS`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_seconds: Option<u64>,
-        /// OpenClaw's silence limit; chela refuses it (see [`JobSpec::problems`]).
+        /// Stop the command once it has written nothing for this many
+        /// seconds (OpenClaw's silence limit; 0: none).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         no_output_timeout_seconds: Option<u64>,
         /// The most of its output delivered (default and cap [`COMMAND_OUTPUT_MAX_BYTES`]).
@@ -332,10 +333,10 @@ impl JobSpec {
                         ),
                     ));
                 }
-                if no_output_timeout_seconds.is_some() {
+                if no_output_timeout_seconds.is_some_and(|t| t > COMMAND_MAX_TIMEOUT_SECONDS) {
                     out.push(problem(
                         "payload.noOutputTimeoutSeconds",
-                        "chela does not stop a command for silence; use `timeoutSeconds`",
+                        format!("at most {COMMAND_MAX_TIMEOUT_SECONDS} seconds (0: no silence limit)"),
                     ));
                 }
                 if output_max_bytes.is_some_and(|b| b == 0 || b > COMMAND_OUTPUT_MAX_BYTES) {
@@ -535,7 +536,7 @@ mod tests {
         assert!(ok.operator_only() && ok.session_target_name() == "isolated");
         let bad = job(
             r#"{"schedule": {"kind": "every", "everyMs": 60000}, "sessionTarget": "main", "payload": {"kind": "command",
-                "argv": [], "cwd": "../other", "timeoutSeconds": 0, "noOutputTimeoutSeconds": 5, "outputMaxBytes": 0}}"#,
+                "argv": [], "cwd": "../other", "timeoutSeconds": 0, "noOutputTimeoutSeconds": 5000, "outputMaxBytes": 0}}"#,
         );
         let fields: Vec<String> = bad.problems(&c, 0).into_iter().map(|p| p.field).collect();
         assert_eq!(

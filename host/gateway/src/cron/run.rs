@@ -442,7 +442,10 @@ async fn command_job(
 ) -> Outcome {
     use chela_core::cron_job::{COMMAND_MAX_TIMEOUT_SECONDS, COMMAND_OUTPUT_MAX_BYTES, COMMAND_TIMEOUT_SECONDS};
     use chela_plugin::capability::process::{run_scheduled, Command, ProcessGrant};
-    let Payload::Command { argv, cwd, env, input, timeout_seconds, output_max_bytes, .. } = &spec.payload else {
+    let Payload::Command {
+        argv, cwd, env, input, timeout_seconds, no_output_timeout_seconds, output_max_bytes, ..
+    } = &spec.payload
+    else {
         return ended(Status::Error, "not a command payload");
     };
     let Some((program, args)) = argv.split_first() else {
@@ -474,8 +477,10 @@ async fn command_job(
     };
     let key = SessionKey::cron(agent, id);
     tracing::info!(job = id, agent, program = %program, "cron: running the job's command");
-    let output = match run_scheduled(&grant, cmd, Duration::from_secs(seconds)).await {
-        Ok(o) => o,
+    let silence = no_output_timeout_seconds.filter(|s| *s > 0);
+    let ran = run_scheduled(&grant, cmd, Duration::from_secs(seconds), silence.map(Duration::from_secs)).await;
+    let (output, silent_too_long) = match ran {
+        Ok(r) => (r.output, r.silent_too_long),
         Err(why) => {
             return Outcome {
                 session_key: Some(key.to_string()),
@@ -484,6 +489,13 @@ async fn command_job(
         }
     };
     let (status, reason) = match (output.timed_out, output.exit_code) {
+        (true, _) if silent_too_long => (
+            Status::Error,
+            Some(format!(
+                "command produced no output for noOutputTimeoutSeconds ({}s) and was stopped",
+                silence.unwrap_or_default()
+            )),
+        ),
         (true, _) => (Status::Error, Some(format!("command timed out after {seconds}s"))),
         (false, Some(0)) => (Status::Ok, None),
         (false, Some(code)) => (Status::Error, Some(format!("command exited with code {code}"))),

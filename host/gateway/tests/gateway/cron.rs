@@ -1069,3 +1069,35 @@ async fn anthropic_token_auth_gives_the_heartbeat_openclaws_hourly_default() {
         assert!(running.shutdown().await);
     }
 }
+
+/// `noOutputTimeoutSeconds` of a command job (OpenClaw's silence limit): a
+/// command that goes quiet for longer is stopped and the run is an `error`
+/// saying so, long before its `timeoutSeconds`; one that keeps writing runs
+/// past the same limit to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_job_silent_past_its_limit_is_stopped_and_a_chatty_one_is_not() {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let jobs = r#"{ id: "quiet", schedule: { kind: "every", every: "6h" },
+             payload: { kind: "command", argv: ["sh", "-c", "echo started; sleep 30; echo never"],
+                        timeoutSeconds: 60, noOutputTimeoutSeconds: 1 }, delivery: { mode: "none" } },
+           { id: "chatty", schedule: { kind: "every", every: "6h" },
+             payload: { kind: "command", argv: ["sh", "-c", "for i in 1 2 3 4 5; do echo tick $i; sleep 0.4; done"],
+                        noOutputTimeoutSeconds: 1 }, delivery: { mode: "none" } }"#;
+    let (_fake, _dir, running) = jobs_gateway(dir, jobs, &["channel_webhook_js"]).await;
+
+    let started = Instant::now();
+    let report = force_run(&running, "quiet").await;
+    let took = started.elapsed();
+    assert_eq!(
+        (report["status"].as_str(), report["reason"].as_str()),
+        (Some("error"), Some("command produced no output for noOutputTimeoutSeconds (1s) and was stopped")),
+        "{report:#}"
+    );
+    assert!(took < Duration::from_secs(20), "stopped for its silence, not its 60 s timeout: {took:?}");
+
+    let started = Instant::now();
+    let report = force_run(&running, "chatty").await;
+    assert_eq!(report["status"], "ok", "{report:#}");
+    assert!(started.elapsed() >= Duration::from_millis(1_600), "it ran past the silence limit to its end");
+    assert!(running.shutdown().await);
+}

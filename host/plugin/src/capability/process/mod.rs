@@ -297,7 +297,7 @@ impl Drop for GroupKill {
 }
 
 /// Reads up to the cap, then drains the rest (so the child never blocks on a full pipe).
-async fn read_capped(mut r: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
+async fn read_capped(mut r: impl AsyncRead + Unpin, heard: Arc<Heard>) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
     let mut truncated = false;
@@ -305,6 +305,7 @@ async fn read_capped(mut r: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
         if n == 0 {
             break;
         }
+        heard.now();
         let room = MAX_OUTPUT_BYTES.saturating_sub(out.len());
         out.extend_from_slice(&buf[..n.min(room)]);
         truncated |= n > room;
@@ -320,12 +321,50 @@ pub async fn run(grant: &ProcessGrant, cmd: Command) -> Result<Output, String> {
     }
 }
 
+/// When a command last wrote to stdout or stderr, in milliseconds since it started.
+struct Heard {
+    started: std::time::Instant,
+    at_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Heard {
+    fn new() -> Arc<Heard> {
+        Arc::new(Heard { started: std::time::Instant::now(), at_ms: std::sync::atomic::AtomicU64::new(0) })
+    }
+
+    fn now(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.at_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long the command has been silent.
+    fn silent_for(&self) -> Duration {
+        let at = Duration::from_millis(self.at_ms.load(std::sync::atomic::Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(at)
+    }
+}
+
+/// What a scheduled command did: its output, and whether it was stopped
+/// for writing nothing for its silence limit.
+#[derive(Debug)]
+pub struct Scheduled {
+    pub output: Output,
+    pub silent_too_long: bool,
+}
+
 /// Runs an operator's scheduled command (a cron job's command payload) as
-/// `grant` confines its agent's host commands, for up to `max`: not judged
-/// by the agent's exec policy, which governs what the agent's model asks
-/// for, not what the operator wrote.
-pub async fn run_scheduled(grant: &ProcessGrant, cmd: Command, max: Duration) -> Result<Output, String> {
-    run_within(grant, cmd, HostConfiner::Best, max).await
+/// `grant` confines its agent's host commands, for up to `max`, and stopped
+/// early when it writes nothing for `silence` (OpenClaw's
+/// `noOutputTimeoutSeconds`): not judged by the agent's exec policy, which
+/// governs what the agent's model asks for, not what the operator wrote.
+pub async fn run_scheduled(
+    grant: &ProcessGrant,
+    cmd: Command,
+    max: Duration,
+    silence: Option<Duration>,
+) -> Result<Scheduled, String> {
+    let (output, silent_too_long) = run_within(grant, cmd, HostConfiner::Best, max, silence).await?;
+    Ok(Scheduled { output, silent_too_long })
 }
 
 /// What the host exec policy says of `cmd` under `grant` (`Run` for a
@@ -377,7 +416,7 @@ fn landlocked(grant: &ProcessGrant, rel: &Path, cmd: &Command) -> Result<(Child,
 /// Runs `cmd` confined as `grant` says (the host exec policy applied
 /// before, by the caller, or settled by an approval).
 async fn run_as(grant: &ProcessGrant, cmd: Command, confiner: HostConfiner) -> Result<Output, String> {
-    run_within(grant, cmd, confiner, MAX_TIMEOUT).await
+    run_within(grant, cmd, confiner, MAX_TIMEOUT, None).await.map(|(output, _)| output)
 }
 
 /// [`run_as`] with `max` as the longest its timeout may be.
@@ -386,7 +425,8 @@ async fn run_within(
     cmd: Command,
     confiner: HostConfiner,
     max: Duration,
-) -> Result<Output, String> {
+    silence: Option<Duration>,
+) -> Result<(Output, bool), String> {
     if cmd.program.is_empty() {
         return Err("program is empty".into());
     }
@@ -449,21 +489,47 @@ async fn run_within(
         });
     }
     let (stdout, stderr) = (proc.stdout.take(), proc.stderr.take());
+    let heard = Heard::new();
+    let (h1, h2) = (heard.clone(), heard.clone());
     let out = tokio::spawn(async move {
         match stdout {
-            Some(s) => read_capped(s).await,
+            Some(s) => read_capped(s, h1).await,
             None => (Vec::new(), false),
         }
     });
     let err = tokio::spawn(async move {
         match stderr {
-            Some(s) => read_capped(s).await,
+            Some(s) => read_capped(s, h2).await,
             None => (Vec::new(), false),
         }
     });
-    let (status, timed_out) = match tokio::time::timeout(limit, proc.wait()).await {
+    // The exit, or `None` once it has written nothing for `silence`.
+    let exited = async {
+        let Some(silence) = silence else { return Some(proc.wait().await) };
+        let check = (silence / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                s = proc.wait() => return Some(s),
+                () = tokio::time::sleep(check) => {
+                    if heard.silent_for() >= silence {
+                        return None;
+                    }
+                }
+            }
+        }
+    };
+    let mut silent_too_long = false;
+    let waited = match tokio::time::timeout(limit, exited).await {
+        Ok(None) => {
+            silent_too_long = true;
+            Err(())
+        }
+        Ok(Some(s)) => Ok(s),
+        Err(_) => Err(()),
+    };
+    let (status, timed_out) = match waited {
         Ok(s) => (s.ok(), false),
-        Err(_) => {
+        Err(()) => {
             // The leader is not reaped yet, so its group id is still its own.
             drop(GroupKill(group.0.take()));
             let _ = proc.kill().await;
@@ -476,7 +542,7 @@ async fn run_within(
     let (stdout, t1) = out.await.unwrap_or_default();
     let (stderr, t2) = err.await.unwrap_or_default();
     let exit_code = if timed_out { None } else { status.and_then(|s| s.code()) };
-    Ok(Output { exit_code, stdout, stderr, truncated: t1 || t2, timed_out })
+    Ok((Output { exit_code, stdout, stderr, truncated: t1 || t2, timed_out }, silent_too_long))
 }
 
 /// An instance's right to run commands: the grant (none: not granted), and

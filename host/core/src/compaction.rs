@@ -87,6 +87,10 @@ pub struct FlushPlan {
     pub soft_threshold: u64,
     /// An exact model for the flush turn (no fallbacks), else the session's.
     pub model: Option<String>,
+    /// The flush also runs once the history the model sees (since the last
+    /// compaction, its kept tail included) holds this many bytes
+    /// (`forceFlushTranscriptBytes`).
+    pub force_bytes: Option<u64>,
 }
 
 impl CompactionPlan {
@@ -112,6 +116,7 @@ pub fn plan(cfg: &Config, model: &str) -> CompactionPlan {
     let flush = flush_cfg.enabled.unwrap_or(true).then(|| FlushPlan {
         soft_threshold: flush_cfg.soft_threshold_tokens.unwrap_or(DEFAULT_FLUSH_SOFT_TOKENS),
         model: flush_cfg.model.filter(|m| !m.trim().is_empty()),
+        force_bytes: flush_cfg.force_flush_transcript_bytes.map(|b| b.0).filter(|b| *b > 0),
     });
     CompactionPlan {
         enabled: c.enabled.unwrap_or(true),

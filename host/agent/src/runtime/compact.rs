@@ -110,8 +110,10 @@ impl AgentRuntime {
             return (messages, None);
         }
         let used = request_tokens(&ask.system, specs, &messages);
-        let too_big = turn_start && plan.max_active_bytes.is_some_and(|max| history_bytes(&messages) >= max);
-        let flush_due = plan.flush_at().is_some_and(|at| used >= at) || too_big;
+        let bytes = history_bytes(&messages);
+        let too_big = turn_start && plan.max_active_bytes.is_some_and(|max| bytes >= max);
+        let forced = plan.flush.as_ref().and_then(|f| f.force_bytes).is_some_and(|max| bytes >= max);
+        let flush_due = plan.flush_at().is_some_and(|at| used >= at) || too_big || forced;
         if flush_due && conversation.flushed_at_compaction != Some(conversation.view.compactions) {
             self.memory_flush(ask, tools, specs, conversation, hk).await;
         }

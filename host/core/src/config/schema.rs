@@ -490,6 +490,8 @@ pub struct MemoryFlushConfig {
     pub enabled: Option<bool>,
     pub model: Option<String>,
     pub soft_threshold_tokens: Option<u64>,
+    /// Flush once the history the model sees holds this many bytes, whatever the token estimate.
+    pub force_flush_transcript_bytes: Option<ByteSize>,
 }
 
 /// A byte count as OpenClaw writes one: a number, or a string such as

@@ -320,3 +320,48 @@ async fn a_summary_request_past_its_timeout_fails_the_compaction_and_changes_not
     assert_eq!(turn_number(&next), 4, "the whole conversation is still what the model sees: {next}");
     assert!(running.shutdown().await);
 }
+
+/// `memoryFlush.forceFlushTranscriptBytes`: once the history the model sees
+/// holds that many bytes the memory flush runs, though the context is far
+/// from its budget (the default 200,000-token window) and nothing is compacted;
+/// below it, it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_flush_is_forced_by_transcript_bytes_without_a_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("agent")).unwrap();
+    std::fs::write(
+        root.join("agent/offline-script.json5"),
+        r#"{ rules: [{ when: "Pre-compaction memory flush", tool: "write",
+                       arguments: { path: "memory/flush.md", content: "noted early" } }] }"#,
+    )
+    .unwrap();
+    let config = format!(
+        r#"{{
+      agents: {{
+        defaults: {{ compaction: {{ memoryFlush: {{ forceFlushTranscriptBytes: "1kb" }} }} }},
+        list: [ {{ id: "work", default: true, workspace: "{root}/ws", agentDir: "{root}/agent",
+                  identity: {{ name: "Atlas" }}, tools: {{ allow: ["write"] }} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        root = root.display()
+    );
+    let running = common::serve(root, &config, &["channel_webhook_js", "tool_write"]).await;
+    let base = format!("http://{}", running.addr);
+    let mut n = 0;
+    let flushed = root.join("ws/memory/flush.md");
+    let _ = say(&base, &mut n, "alice", "hello").await;
+    assert!(!flushed.exists(), "a short history is not flushed");
+    let mut turns = 1;
+    while !flushed.exists() {
+        assert!(turns < 12, "no flush after {turns} turns of ~200 bytes");
+        let _ =
+            say(&base, &mut n, "alice", &format!("note {turns}: {}", "pack the tent and the stove. ".repeat(4))).await;
+        turns += 1;
+    }
+    assert!(turns >= 3, "flushed only once the history reached 1 KiB (after {turns} turns)");
+    assert_eq!(std::fs::read_to_string(&flushed).unwrap(), "noted early");
+    let lines = transcript_lines(root);
+    assert!(of_type(&lines, "compaction").is_empty(), "nothing was compacted");
+    assert!(running.shutdown().await);
+}

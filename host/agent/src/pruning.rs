@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chela_core::pruning::{
-    Pruning, HARD_RATIO, IMAGE_CHARS, IMAGE_MARKER, IMAGE_PROCESSED, IMAGE_TURNS_KEPT, KEEP_LAST_ASSISTANTS,
-    MIN_PRUNABLE_CHARS, SOFT_RATIO, SOFT_TRIM_KEEP_CHARS, SOFT_TRIM_OVER_CHARS,
+    without_media_references, Pruning, HARD_RATIO, IMAGE_CHARS, IMAGE_MARKER, IMAGE_PROCESSED, IMAGE_TURNS_KEPT,
+    KEEP_LAST_ASSISTANTS, MIN_PRUNABLE_CHARS, SOFT_RATIO, SOFT_TRIM_KEEP_CHARS, SOFT_TRIM_OVER_CHARS,
 };
 
 use crate::store::transcript::{nth_last, PrunedMark};
@@ -143,7 +143,9 @@ pub fn replay(messages: &History, marks: &Marks) -> History {
 }
 
 /// `messages` with the images of turns before the last [`IMAGE_TURNS_KEPT`]
-/// completed ones (and the one in progress) sent as [`IMAGE_PROCESSED`]:
+/// completed ones (and the one in progress) sent as [`IMAGE_PROCESSED`],
+/// and OpenClaw's textual media references in them (`[media attached: …]`,
+/// `media://inbound/…`) as `MEDIA_REFERENCE_PROCESSED`:
 /// the model saw them when they came. A turn is a user message and what
 /// follows it, so the window moves only when a new user message begins;
 /// the transcript keeps every image.
@@ -155,18 +157,19 @@ pub fn without_old_images(messages: &History) -> History {
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let has_image = m.content().iter().any(|c| matches!(c, Content::Image { .. }));
-            if i >= keep_from || !has_image {
+            if i >= keep_from || matches!(m.as_ref(), Message::Assistant { .. }) {
+                return m.clone();
+            }
+            let seen = |c: &Content| match c {
+                Content::Image { .. } => Some(Content::Text { text: IMAGE_PROCESSED.to_string() }),
+                Content::Text { text } => without_media_references(text).map(|text| Content::Text { text }),
+                _ => None,
+            };
+            if !m.content().iter().any(|c| seen(c).is_some()) {
                 return m.clone();
             }
             let swap = |content: &[Content]| -> Vec<Content> {
-                content
-                    .iter()
-                    .map(|c| match c {
-                        Content::Image { .. } => Content::Text { text: IMAGE_PROCESSED.to_string() },
-                        other => other.clone(),
-                    })
-                    .collect()
+                content.iter().map(|c| seen(c).unwrap_or_else(|| c.clone())).collect()
             };
             Arc::new(match m.as_ref() {
                 Message::User { content, timestamp } => Message::User { content: swap(content), timestamp: *timestamp },
@@ -374,6 +377,22 @@ mod tests {
         );
         assert_eq!(m[0].images().count(), 1, "the transcript's message keeps it");
         assert!(Arc::ptr_eq(&sent[1], &m[1]), "messages without images are shared, not copied");
+    }
+
+    #[test]
+    fn openclaws_media_references_of_older_turns_are_sent_as_a_marker() {
+        let referenced = "[media attached: /home/u/.openclaw/media/inbound/a.jpg] what is this?";
+        let mut m: History = vec![user(referenced), answer()];
+        for turn in 2..=4 {
+            m.push(user(&format!("turn {turn} media://inbound/xyz")));
+            m.push(answer());
+        }
+        m.push(user("turn 5"));
+        let sent = without_old_images(&m);
+        let marker = chela_core::pruning::MEDIA_REFERENCE_PROCESSED;
+        assert_eq!(sent[0].text(), format!("{marker} what is this?"));
+        assert_eq!(sent[2].text(), "turn 2 media://inbound/xyz", "a recent turn keeps its reference");
+        assert_eq!(m[0].text(), referenced, "the transcript's message keeps it");
     }
 
     #[test]

@@ -44,6 +44,34 @@ pub const IMAGE_MARKER: &str = "[image removed during context pruning]";
 pub const IMAGE_TURNS_KEPT: usize = 3;
 /// What an image of an older turn is sent as.
 pub const IMAGE_PROCESSED: &str = "[image data removed - already processed by model]";
+/// What an older turn's textual media reference is sent as.
+pub const MEDIA_REFERENCE_PROCESSED: &str = "[media reference removed - already processed by model]";
+
+/// OpenClaw's textual media references of older turns (`[media attached:
+/// …]`, `[media attached 1/2: …]`, `[Image: source: …]`,
+/// `media://inbound/…`), as its legacy image cleanup matches them.
+static MEDIA_REFERENCES: std::sync::LazyLock<[regex::Regex; 3]> = std::sync::LazyLock::new(|| {
+    let re = |p: &str| regex::RegexBuilder::new(p).case_insensitive(true).build().expect("a valid built-in pattern");
+    [
+        re(r"\[media attached(?:\s+\d+/\d+)?:\s*[^\]]+\]"),
+        re(r"\[Image:\s*source:\s*[^\]]+\]"),
+        regex::Regex::new(r"\bmedia://inbound/[^\]\s/\\]+").expect("a valid built-in pattern"),
+    ]
+});
+
+/// `text` with OpenClaw's textual media references replaced by
+/// [`MEDIA_REFERENCE_PROCESSED`]; `None` when it has none.
+pub fn without_media_references(text: &str) -> Option<String> {
+    if !MEDIA_REFERENCES.iter().any(|re| re.is_match(text)) {
+        return None;
+    }
+    let mut out = text.to_string();
+    for re in MEDIA_REFERENCES.iter() {
+        out = re.replace_all(&out, MEDIA_REFERENCE_PROCESSED).into_owned();
+    }
+    Some(out)
+}
+
 /// The most recent tool uses Anthropic's server-side clearing keeps.
 pub const SERVER_KEEP_TOOL_USES: u64 = 3;
 
@@ -183,6 +211,21 @@ mod tests {
 
     fn cfg(text: &str) -> Config {
         load_str(text, None).expect("config").config
+    }
+
+    #[test]
+    fn openclaws_media_references_are_recognised() {
+        let text =
+            "see [media attached 1/2: /tmp/a.png] and [Image: source: https://x/y.jpg] at media://inbound/abc123 ok";
+        assert_eq!(
+            without_media_references(text).as_deref(),
+            Some(
+                "see [media reference removed - already processed by model] and [media reference removed - already \
+                 processed by model] at [media reference removed - already processed by model] ok"
+            )
+        );
+        assert_eq!(without_media_references("[MEDIA ATTACHED: x]").as_deref(), Some(MEDIA_REFERENCE_PROCESSED));
+        assert_eq!(without_media_references("an [image] of media:// stuff"), None);
     }
 
     #[test]

@@ -68,6 +68,9 @@ impl Compacted {
     }
 }
 
+/// What the chat is told (`notifyUser`) when the memory flush failed and the reply goes on.
+const FLUSH_FAILED_NOTICE: &str = "⚠️ Memory maintenance temporarily failed; continuing your reply.";
+
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl AgentRuntime {
@@ -103,28 +106,34 @@ impl AgentRuntime {
         conversation: &mut Conversation,
         hk: &Housekeeping,
         turn_start: bool,
-    ) -> (History, Option<String>) {
+    ) -> (History, Vec<String>) {
         let plan = &hk.plan;
         let messages = conversation.projected(hk.pruning.as_ref(), &hk.model, clock::now_ms());
         if !plan.enabled {
-            return (messages, None);
+            return (messages, Vec::new());
         }
+        let mut notices = Vec::new();
         let used = request_tokens(&ask.system, specs, &messages);
         let bytes = history_bytes(&messages);
         let too_big = turn_start && plan.max_active_bytes.is_some_and(|max| bytes >= max);
         let forced = plan.flush.as_ref().and_then(|f| f.force_bytes).is_some_and(|max| bytes >= max);
         let flush_due = plan.flush_at().is_some_and(|at| used >= at) || too_big || forced;
-        if flush_due && conversation.flushed_at_compaction != Some(conversation.view.compactions) {
-            self.memory_flush(ask, tools, specs, conversation, hk).await;
+        if flush_due
+            && conversation.flushed_at_compaction != Some(conversation.view.compactions)
+            && !self.memory_flush(ask, tools, specs, conversation, hk).await
+            && plan.notify_user
+        {
+            // OpenClaw's degraded notice: the reply goes on without the flush.
+            notices.push(FLUSH_FAILED_NOTICE.to_string());
         }
         if used <= plan.budget() && !too_big {
-            return (messages, None);
+            return (messages, notices);
         }
         if !too_big {
             if let Some(pruned) = prune_tool_results(&messages) {
                 if request_tokens(&ask.system, specs, &pruned) <= plan.budget() {
                     tracing::debug!(session = ask.session_key, "old tool results trimmed; no compaction needed");
-                    return (pruned, None);
+                    return (pruned, notices);
                 }
             }
         }
@@ -143,12 +152,14 @@ impl AgentRuntime {
                     after = done.tokens_after,
                     "auto-compaction complete"
                 );
-                (conversation.view.messages.clone(), plan.notify_user.then(|| done.notice()))
+                notices.extend(plan.notify_user.then(|| done.notice()));
+                (conversation.view.messages.clone(), notices)
             }
-            Ok(None) => (messages, None),
+            Ok(None) => (messages, notices),
             Err(why) => {
                 tracing::warn!(agent = ask.agent_id, session = ask.session_key, %why, "auto-compaction failed; the conversation is kept as it was");
-                (messages, Some(format!("⚠️ Compaction failed ({why}); the conversation is kept as it was.")))
+                notices.push(format!("⚠️ Compaction failed ({why}); the conversation is kept as it was."));
+                (messages, notices)
             }
         }
     }
@@ -157,7 +168,8 @@ impl AgentRuntime {
     /// notes: on a private copy of the conversation (nothing it says enters
     /// the transcript, nothing reaches the chat), with the agent's own tools;
     /// skipped when none of them can write. Runs once per compaction cycle.
-    /// (Boxed: it runs rounds, which call it.)
+    /// Whether it did not fail (a skipped flush did not). (Boxed: it runs
+    /// rounds, which call it.)
     fn memory_flush<'a>(
         &'a self,
         ask: &'a Ask<'_>,
@@ -165,19 +177,19 @@ impl AgentRuntime {
         specs: &'a [ToolSpec],
         conversation: &'a mut Conversation,
         hk: &'a Housekeeping,
-    ) -> Boxed<'a, ()> {
+    ) -> Boxed<'a, bool> {
         Box::pin(async move {
             let cycle = conversation.view.compactions;
             conversation.flushed_at_compaction = Some(cycle);
             if !specs.iter().any(|s| WRITING_TOOLS.contains(&s.name.as_str())) {
                 tracing::debug!(session = ask.session_key, "memory flush skipped: no tool here can write");
-                return;
+                return true;
             }
             let models = match &hk.flush_models {
                 Ok(m) => m.clone(),
                 Err(why) => {
                     tracing::warn!(session = ask.session_key, %why, "memory flush skipped");
-                    return;
+                    return false;
                 }
             };
             let flush_ask = Ask {
@@ -196,15 +208,19 @@ impl AgentRuntime {
             let mut private = conversation.detached();
             let date = chrono::Local::now().format("%Y-%m-%d").to_string();
             if private.push(Message::user(&flush_prompt(&date), clock::now_ms())).await.is_err() {
-                return;
+                return false;
             }
             // The flush's own rounds do no housekeeping, so this does not recurse further.
-            match self.rounds(&flush_ask, tools, specs, &mut private, None).await {
-                Ok(_) => tracing::info!(agent = ask.agent_id, session = ask.session_key, "memory flush complete"),
-                Err(e) => {
-                    tracing::warn!(agent = ask.agent_id, session = ask.session_key, error = %e, "memory flush failed; compacting anyway")
+            let flushed = match self.rounds(&flush_ask, tools, specs, &mut private, None).await {
+                Ok(_) => {
+                    tracing::info!(agent = ask.agent_id, session = ask.session_key, "memory flush complete");
+                    true
                 }
-            }
+                Err(e) => {
+                    tracing::warn!(agent = ask.agent_id, session = ask.session_key, error = %e, "memory flush failed; compacting anyway");
+                    false
+                }
+            };
             let recorded = conversation
                 .update_entry(move |e| {
                     e.memory_flush_at = Some(clock::now_ms());
@@ -214,6 +230,7 @@ impl AgentRuntime {
             if let Err(e) = recorded {
                 tracing::warn!(session = ask.session_key, error = %e, "could not record the memory flush");
             }
+            flushed
         })
     }
 

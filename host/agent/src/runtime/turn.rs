@@ -254,9 +254,9 @@ impl AgentRuntime {
             let (name, answer) = loop {
                 let messages = match housekeeping {
                     Some(hk) => {
-                        let (messages, notice) =
+                        let (messages, notices) =
                             self.within_budget(ask, tools, specs, conversation, hk, round == 0).await;
-                        exchange.notices.extend(notice);
+                        exchange.notices.extend(notices);
                         messages
                     }
                     None => conversation.view.messages.clone(),

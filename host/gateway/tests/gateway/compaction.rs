@@ -365,3 +365,41 @@ async fn the_memory_flush_is_forced_by_transcript_bytes_without_a_compaction() {
     assert!(of_type(&lines, "compaction").is_empty(), "nothing was compacted");
     assert!(running.shutdown().await);
 }
+
+/// With `notifyUser`, a memory flush that fails (its model answers 500) is
+/// OpenClaw's degraded notice before the reply, which still comes; without
+/// `notifyUser` it stays silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_memory_flush_is_a_notice_and_the_reply_goes_on() {
+    use chela_fakes::openai::{OpenAiFake, Scripted};
+    for notify in [true, false] {
+        let fake = OpenAiFake::start("sk-test").await;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let config = format!(
+            r#"{{
+          models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+          agents: {{
+            defaults: {{ compaction: {{ notifyUser: {notify},
+              memoryFlush: {{ model: "openai/gpt-test", forceFlushTranscriptBytes: 300 }} }} }},
+            list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }},
+                      tools: {{ allow: ["write"] }} }} ] }},
+          channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+        }}"#,
+            openai = fake.base_url(),
+            root = root.display()
+        );
+        let plugins = ["channel_webhook_js", "tool_write"];
+        let running = common::serve_with_vars(root, &config, &plugins, common::openai_test_key()).await;
+        let base = format!("http://{}", running.addr);
+        let mut n = 0;
+        let _ = say(&base, &mut n, "alice", &"a long first message to fill the history. ".repeat(4)).await;
+        fake.script([Scripted::Status(500)]);
+        let reply = say(&base, &mut n, "alice", "and the second").await;
+        assert_eq!(fake.requests().len(), 1, "the flush asked its model once");
+        let notice = "⚠️ Memory maintenance temporarily failed; continuing your reply.\n\n";
+        assert_eq!(reply.starts_with(notice), notify, "{reply}");
+        assert!(reply.contains("Atlas") && reply.contains("and the second"), "the reply still comes: {reply}");
+        assert!(running.shutdown().await);
+    }
+}

@@ -111,7 +111,7 @@ fn context_pruning_settings_are_read_and_checked() {
 
 #[test]
 fn compaction_modes_and_identifier_policies_are_checked() {
-    let text = "{ agents: { defaults: { compaction: {\n  mode: \"thorough\",\n  identifierPolicy: \"loose\",\n  qualityGuard: { enabled: true, maxRetries: 2 },\n  recentTurnsPreserve: 13,\n  timeoutSeconds: 0,\n} } } }";
+    let text = "{ agents: { defaults: { compaction: {\n  mode: \"thorough\",\n  identifierPolicy: \"loose\",\n  qualityGuard: { enabled: true, maxRetries: 2 },\n  recentTurnsPreserve: 13,\n  timeoutSeconds: 0,\n  thinkingLevel: \"deep\",\n} } } }";
     let loaded = load_str(text, Some("compaction.json5")).expect("loads: the checks are semantic");
     assert!(loaded.warnings.is_empty(), "every key is read: {:?}", loaded.warnings);
     let found = chela_core::config::validate::validate(&loaded, &chela_core::config::paths::Environment::default());
@@ -121,6 +121,7 @@ fn compaction_modes_and_identifier_policies_are_checked() {
         [
             ("agents.defaults.compaction.mode", 2),
             ("agents.defaults.compaction.identifierPolicy", 3),
+            ("agents.defaults.compaction.thinkingLevel", 7),
             ("agents.defaults.compaction.timeoutSeconds", 6),
             ("agents.defaults.compaction.recentTurnsPreserve", 5)
         ],

@@ -9,6 +9,7 @@
 //! (the agent runtime's `compaction` module does).
 
 use crate::config::schema::Config;
+use crate::thinking::ThinkLevel;
 
 /// The context window assumed when the config names none for a model
 /// (OpenClaw's `DEFAULT_CONTEXT_TOKENS`).
@@ -71,6 +72,9 @@ pub struct CompactionPlan {
     /// How long one summary request may take before the compaction fails
     /// (`timeoutSeconds`, default 180).
     pub timeout_seconds: u64,
+    /// The thinking summary requests ask for (`thinkingLevel`; `None`: the
+    /// model's own default).
+    pub thinking: Option<SummaryThinking>,
     /// Tell the chat when a compaction ran (or failed).
     pub notify_user: bool,
     /// Compact before a turn once the active history holds this many bytes.
@@ -79,6 +83,22 @@ pub struct CompactionPlan {
     pub flush: Option<FlushPlan>,
     /// `mode: "safeguard"`; `None`: the default mode (free-form summaries, no audit).
     pub safeguard: Option<Safeguard>,
+}
+
+/// `compaction.thinkingLevel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryThinking {
+    Level(ThinkLevel),
+    /// `inherit`: the level the session's own turns use.
+    Inherit,
+}
+
+/// `thinkingLevel` as written; `None` when it is no level.
+pub fn summary_thinking(raw: &str) -> Option<SummaryThinking> {
+    if raw.trim().eq_ignore_ascii_case("inherit") {
+        return Some(SummaryThinking::Inherit);
+    }
+    ThinkLevel::parse(raw).map(SummaryThinking::Level)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +149,7 @@ pub fn plan(cfg: &Config, model: &str) -> CompactionPlan {
             .and_then(|s| u64::try_from(s).ok())
             .filter(|s| *s > 0)
             .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
+        thinking: c.thinking_level.as_deref().and_then(summary_thinking),
         notify_user: c.notify_user.unwrap_or(false),
         max_active_bytes: c.max_active_transcript_bytes.map(|b| b.0).filter(|b| *b > 0),
         flush,

@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chela_core::compaction::{focus, plan, CompactionPlan};
+use chela_core::compaction::{focus, plan, CompactionPlan, SummaryThinking};
 use chela_core::config::paths::{agent_dir, agent_workspace};
 use chela_core::config::schema::Config;
 use chela_core::roster::Roster;
@@ -294,7 +294,11 @@ impl AgentRuntime {
                 identity: ask.identity.clone(),
                 agent_dir: ask.agent_dir.clone(),
                 on_text: None,
-                thinking: None,
+                thinking: match hk.plan.thinking {
+                    Some(SummaryThinking::Level(level)) => Some(level),
+                    Some(SummaryThinking::Inherit) => ask.thinking,
+                    None => None,
+                },
                 tool_clearing: None,
             };
             let limit = hk.plan.timeout_seconds;
@@ -386,6 +390,9 @@ impl AgentRuntime {
         };
         let roster = Roster::from_config(cfg);
         let cwd: Arc<str> = agent_workspace(cfg, &roster, agent_id, &self.env).display().to_string().into();
+        // `thinkingLevel: "inherit"`: the level this session's turns use.
+        let thinking =
+            chela_core::thinking::resolve(cfg, agent_id, entry.thinking_level().as_deref()).map(|(level, _)| level);
         let mut conversation = Conversation::new(store, &key, entry, cwd, transcript);
         let hk = self.housekeeping(cfg, agent_id, &models);
         let ask = Ask {
@@ -398,7 +405,7 @@ impl AgentRuntime {
             on_text: None,
             live_verbose: None,
             sampling: Sampling::default(),
-            thinking: None,
+            thinking,
             permit: None,
         };
         let recent = hk.plan.keep_recent;

@@ -10,7 +10,7 @@
 /// `(generic path prefix, what chela does instead)`; the first match wins.
 const INSTEAD: &[(&str, &str)] = &[
     ("agents.*.typing", "typing shows per `typingMode` (agent, then `agents.defaults`) and repeats every `agents.defaults.typingIntervalSeconds`; a per-agent interval is not read"),
-    ("agents.*.compaction", "chela compacts with the agent's model (or `compaction.model`) in one summary pass; `enabled`, `mode`, `qualityGuard`, `identifierPolicy`, `recentTurnsPreserve`, `timeoutSeconds`, `keepRecentTokens`, `model`, `notifyUser`, `maxActiveTranscriptBytes` and `memoryFlush` (`enabled`, `model`, `softThresholdTokens`, `forceFlushTranscriptBytes`) are what it reads"),
+    ("agents.*.compaction", "chela compacts with the agent's model (or `compaction.model`) in one summary pass; `enabled`, `mode`, `qualityGuard`, `identifierPolicy`, `recentTurnsPreserve`, `timeoutSeconds`, `thinkingLevel`, `keepRecentTokens`, `model`, `notifyUser`, `maxActiveTranscriptBytes` and `memoryFlush` (`enabled`, `model`, `softThresholdTokens`, `forceFlushTranscriptBytes`) are what it reads"),
     ("agents.*.contextLimits", "compaction keeps the context within the model's window (`models.providers.*.models[].contextWindow`)"),
     ("agents.*.sandbox.backend", "exec runs under bubblewrap with Landlock (`sandbox.mode`); there is no other backend"),
     ("agents.*.media", "images go to the agent's own model as image parts, text documents inline, audio transcribed by `tools.media.models`, other files described in the text (`mediaMaxMb` caps them)"),

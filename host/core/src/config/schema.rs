@@ -439,6 +439,9 @@ pub struct CompactionConfig {
     pub recent_turns_preserve: Option<i64>,
     /// The most seconds one summary request may take (default 180).
     pub timeout_seconds: Option<i64>,
+    /// The thinking level of summary requests (`/think`'s levels, or
+    /// `inherit`: the session's).
+    pub thinking_level: Option<String>,
     pub keep_recent_tokens: Option<u64>,
     /// `provider/model` or an alias of `agents.defaults.models` for the summary calls.
     pub model: Option<String>,

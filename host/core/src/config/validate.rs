@@ -440,6 +440,12 @@ impl Checker<'_> {
                 format!("`{p}` is not an identifier policy: `strict` or `off`"),
             );
         }
+        if let Some(t) = c.thinking_level.as_deref().filter(|t| crate::compaction::summary_thinking(t).is_none()) {
+            self.err(
+                "agents.defaults.compaction.thinkingLevel".into(),
+                format!("`{t}` is not a thinking level: {} or `inherit`", crate::thinking::LEVELS.join(", ")),
+            );
+        }
         if let Some(n) = c.timeout_seconds.filter(|n| *n <= 0) {
             self.err(
                 "agents.defaults.compaction.timeoutSeconds".into(),

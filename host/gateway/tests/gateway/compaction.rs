@@ -403,3 +403,47 @@ async fn a_failed_memory_flush_is_a_notice_and_the_reply_goes_on() {
         assert!(running.shutdown().await);
     }
 }
+
+/// `compaction.thinkingLevel`: summary requests ask for that level (OpenAI's
+/// `reasoning_effort`), `inherit` for the session's own (`/think`), and
+/// unset they ask for none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_requests_think_as_compaction_thinking_level_says() {
+    use chela_fakes::openai::{OpenAiFake, Scripted};
+    for (level, think, expected) in
+        [(Some("high"), None, Some("high")), (Some("inherit"), Some("medium"), Some("medium")), (None, None, None)]
+    {
+        let fake = OpenAiFake::start("sk-test").await;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let thinking = level.map(|l| format!("thinkingLevel: \"{l}\",")).unwrap_or_default();
+        let config = format!(
+            r#"{{
+          models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+          agents: {{
+            defaults: {{ compaction: {{ {thinking} keepRecentTokens: 10, model: "openai/gpt-test" }} }},
+            list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }} }} ] }},
+          channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+        }}"#,
+            openai = fake.base_url(),
+            root = root.display()
+        );
+        let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
+        let base = format!("http://{}", running.addr);
+        let mut n = 0;
+        if let Some(t) = think {
+            let set = say(&base, &mut n, "alice", &format!("/think {t}")).await;
+            assert!(set.contains(t), "{set}");
+        }
+        for i in 0..3 {
+            let _ = say(&base, &mut n, "alice", &format!("message {i}")).await;
+        }
+        fake.script([Scripted::Text("The summary.".into())]);
+        let done = say(&base, &mut n, "alice", "/compact").await;
+        assert!(done.starts_with("🧹 Compacted:"), "{done}");
+        let asked = fake.requests();
+        assert_eq!(asked.len(), 1, "{level:?}");
+        assert_eq!(asked[0].1["reasoning_effort"].as_str(), expected, "{level:?}: {}", asked[0].1);
+        assert!(running.shutdown().await);
+    }
+}

@@ -8,6 +8,7 @@
 //! <focus>` summarises on demand; a summary model that cannot answer leaves
 //! the conversation as it was and says so.
 
+use chela_fakes::openai::{OpenAiFake, Scripted};
 use serde_json::Value;
 
 use crate::common;
@@ -27,6 +28,36 @@ fn transcript_lines(root: &std::path::Path) -> Vec<Value> {
 
 fn of_type<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
     lines.iter().filter(|l| l["type"] == kind).collect()
+}
+
+/// A gateway whose agent `work` (the offline model, webhook account
+/// `inbox`, `agent`'s extra fields) compacts with `compaction` (fields of
+/// `agents.defaults.compaction`), summaries written by the OpenAI fake as
+/// `openai/gpt-test` unless `compaction` names another model; `plugins`
+/// beside the webhook channel.
+async fn summarising_gateway(
+    compaction: &str,
+    agent: &str,
+    plugins: &[&str],
+) -> (OpenAiFake, tempfile::TempDir, chela_gateway::Running) {
+    let fake = OpenAiFake::start("sk-test").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let sep = if compaction.is_empty() { "" } else { "," };
+    let config = format!(
+        r#"{{
+      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
+      agents: {{
+        defaults: {{ compaction: {{ keepRecentTokens: 10, model: "openai/gpt-test"{sep} {compaction} }} }},
+        list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }}, {agent} }} ] }},
+      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
+    }}"#,
+        openai = fake.base_url(),
+        root = root.display()
+    );
+    let plugins: Vec<&str> = std::iter::once("channel_webhook_js").chain(plugins.iter().copied()).collect();
+    let running = common::serve_with_vars(root, &config, &plugins, common::openai_test_key()).await;
+    (fake, dir, running)
 }
 
 /// "… (message N of this conversation)." → N.
@@ -171,22 +202,8 @@ async fn a_summary_model_that_cannot_answer_leaves_the_conversation_as_it_was() 
 /// (`compaction.model`), the agent the offline model.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_safeguard_summary_that_fails_its_audit_is_asked_again_then_refused() {
-    use chela_fakes::openai::{OpenAiFake, Scripted};
-    let fake = OpenAiFake::start("sk-test").await;
-    let dir = tempfile::tempdir().unwrap();
+    let (fake, dir, running) = summarising_gateway(r#"mode: "safeguard""#, "", &[]).await;
     let root = dir.path();
-    let config = format!(
-        r#"{{
-      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
-      agents: {{
-        defaults: {{ compaction: {{ mode: "safeguard", keepRecentTokens: 10, model: "openai/gpt-test" }} }},
-        list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }} }} ] }},
-      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
-    }}"#,
-        openai = fake.base_url(),
-        root = root.display()
-    );
-    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
     let base = format!("http://{}", running.addr);
     let mut n = 0;
     let _ = say(&base, &mut n, "alice", "deploy build 4f9a2c1d from /srv/app/releases").await;
@@ -227,22 +244,8 @@ async fn a_safeguard_summary_that_fails_its_audit_is_asked_again_then_refused() 
 /// summary, under OpenClaw's `## Recent turns preserved verbatim`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn safeguard_compaction_keeps_the_recent_turns_verbatim_beside_the_summary() {
-    use chela_fakes::openai::{OpenAiFake, Scripted};
-    let fake = OpenAiFake::start("sk-test").await;
-    let dir = tempfile::tempdir().unwrap();
+    let (fake, dir, running) = summarising_gateway(r#"mode: "safeguard", recentTurnsPreserve: 1"#, "", &[]).await;
     let root = dir.path();
-    let config = format!(
-        r#"{{
-      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
-      agents: {{
-        defaults: {{ compaction: {{ mode: "safeguard", recentTurnsPreserve: 1, keepRecentTokens: 10, model: "openai/gpt-test" }} }},
-        list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }} }} ] }},
-      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
-    }}"#,
-        openai = fake.base_url(),
-        root = root.display()
-    );
-    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
     let base = format!("http://{}", running.addr);
     let mut n = 0;
     let _ = say(&base, &mut n, "alice", "deploy build 4f9a2c1d today").await;
@@ -279,22 +282,8 @@ async fn safeguard_compaction_keeps_the_recent_turns_verbatim_beside_the_summary
 /// conversation as it was; the next message is answered as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_summary_request_past_its_timeout_fails_the_compaction_and_changes_nothing() {
-    use chela_fakes::openai::{OpenAiFake, Scripted};
-    let fake = OpenAiFake::start("sk-test").await;
-    let dir = tempfile::tempdir().unwrap();
+    let (fake, dir, running) = summarising_gateway("timeoutSeconds: 1", "", &[]).await;
     let root = dir.path();
-    let config = format!(
-        r#"{{
-      models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
-      agents: {{
-        defaults: {{ compaction: {{ timeoutSeconds: 1, keepRecentTokens: 10, model: "openai/gpt-test" }} }},
-        list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }} }} ] }},
-      channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
-    }}"#,
-        openai = fake.base_url(),
-        root = root.display()
-    );
-    let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
     let base = format!("http://{}", running.addr);
     let mut n = 0;
     for i in 0..3 {
@@ -371,26 +360,12 @@ async fn the_memory_flush_is_forced_by_transcript_bytes_without_a_compaction() {
 /// `notifyUser` it stays silent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_memory_flush_is_a_notice_and_the_reply_goes_on() {
-    use chela_fakes::openai::{OpenAiFake, Scripted};
     for notify in [true, false] {
-        let fake = OpenAiFake::start("sk-test").await;
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        let config = format!(
-            r#"{{
-          models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
-          agents: {{
-            defaults: {{ compaction: {{ notifyUser: {notify},
-              memoryFlush: {{ model: "openai/gpt-test", forceFlushTranscriptBytes: 300 }} }} }},
-            list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }},
-                      tools: {{ allow: ["write"] }} }} ] }},
-          channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
-        }}"#,
-            openai = fake.base_url(),
-            root = root.display()
+        let compaction = format!(
+            r#"notifyUser: {notify}, memoryFlush: {{ model: "openai/gpt-test", forceFlushTranscriptBytes: 300 }}"#
         );
-        let plugins = ["channel_webhook_js", "tool_write"];
-        let running = common::serve_with_vars(root, &config, &plugins, common::openai_test_key()).await;
+        let (fake, _dir, running) =
+            summarising_gateway(&compaction, r#"tools: { allow: ["write"] }"#, &["tool_write"]).await;
         let base = format!("http://{}", running.addr);
         let mut n = 0;
         let _ = say(&base, &mut n, "alice", &"a long first message to fill the history. ".repeat(4)).await;
@@ -409,26 +384,11 @@ async fn a_failed_memory_flush_is_a_notice_and_the_reply_goes_on() {
 /// unset they ask for none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn summary_requests_think_as_compaction_thinking_level_says() {
-    use chela_fakes::openai::{OpenAiFake, Scripted};
     for (level, think, expected) in
         [(Some("high"), None, Some("high")), (Some("inherit"), Some("medium"), Some("medium")), (None, None, None)]
     {
-        let fake = OpenAiFake::start("sk-test").await;
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        let thinking = level.map(|l| format!("thinkingLevel: \"{l}\",")).unwrap_or_default();
-        let config = format!(
-            r#"{{
-          models: {{ providers: {{ openai: {{ baseUrl: "{openai}" }} }} }},
-          agents: {{
-            defaults: {{ compaction: {{ {thinking} keepRecentTokens: 10, model: "openai/gpt-test" }} }},
-            list: [ {{ id: "work", default: true, workspace: "{root}/ws", identity: {{ name: "Atlas" }} }} ] }},
-          channels: {{ webhook: {{ dmPolicy: "open", allowFrom: ["*"], accounts: {{ inbox: {{ webhookToken: "inbox-secret" }} }} }} }},
-        }}"#,
-            openai = fake.base_url(),
-            root = root.display()
-        );
-        let running = common::serve_with_vars(root, &config, &["channel_webhook_js"], common::openai_test_key()).await;
+        let thinking = level.map(|l| format!("thinkingLevel: \"{l}\"")).unwrap_or_default();
+        let (fake, _dir, running) = summarising_gateway(&thinking, "", &[]).await;
         let base = format!("http://{}", running.addr);
         let mut n = 0;
         if let Some(t) = think {

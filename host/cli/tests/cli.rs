@@ -461,7 +461,7 @@ fn openclaw_settings_chela_ignores_load_with_warnings_and_fail_strict() {
     let s = Sandbox::new();
     let cfg = s.write(
         "openclaw.json",
-        "{ agents: { defaults: { compaction: { recentTurnsPreserve: 3 }, verboseDefault: 'on' } }, telemetry: {} }",
+        "{ agents: { defaults: { compaction: { postIndexSync: 'async' }, verboseDefault: 'on' } }, telemetry: {} }",
     );
     let out = s.chela(&cfg, &["config", "validate", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -475,7 +475,7 @@ fn openclaw_settings_chela_ignores_load_with_warnings_and_fail_strict() {
         .collect();
     assert_eq!(
         ignored,
-        ["agents.defaults.compaction.recentTurnsPreserve", "agents.defaults.verboseDefault", "telemetry"],
+        ["agents.defaults.compaction.postIndexSync", "agents.defaults.verboseDefault", "telemetry"],
         "{v}"
     );
     let strict = s.chela(&cfg, &["config", "validate", "--strict"]);

@@ -49,27 +49,22 @@ pub const MEDIA_REFERENCE_PROCESSED: &str = "[media reference removed - already 
 
 /// OpenClaw's textual media references of older turns (`[media attached:
 /// …]`, `[media attached 1/2: …]`, `[Image: source: …]`,
-/// `media://inbound/…`), as its legacy image cleanup matches them.
-static MEDIA_REFERENCES: std::sync::LazyLock<[regex::Regex; 3]> = std::sync::LazyLock::new(|| {
-    let re = |p: &str| regex::RegexBuilder::new(p).case_insensitive(true).build().expect("a valid built-in pattern");
-    [
-        re(r"\[media attached(?:\s+\d+/\d+)?:\s*[^\]]+\]"),
-        re(r"\[Image:\s*source:\s*[^\]]+\]"),
-        regex::Regex::new(r"\bmedia://inbound/[^\]\s/\\]+").expect("a valid built-in pattern"),
-    ]
+/// `media://inbound/…`), as its legacy image cleanup matches them: one
+/// pattern, so a text without any is scanned once.
+static MEDIA_REFERENCES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i:\[media attached(?:\s+\d+/\d+)?:\s*[^\]]+\]|\[Image:\s*source:\s*[^\]]+\])|\bmedia://inbound/[^\]\s/\\]+",
+    )
+    .expect("a valid built-in pattern")
 });
 
 /// `text` with OpenClaw's textual media references replaced by
 /// [`MEDIA_REFERENCE_PROCESSED`]; `None` when it has none.
 pub fn without_media_references(text: &str) -> Option<String> {
-    if !MEDIA_REFERENCES.iter().any(|re| re.is_match(text)) {
+    if !MEDIA_REFERENCES.is_match(text) {
         return None;
     }
-    let mut out = text.to_string();
-    for re in MEDIA_REFERENCES.iter() {
-        out = re.replace_all(&out, MEDIA_REFERENCE_PROCESSED).into_owned();
-    }
-    Some(out)
+    Some(MEDIA_REFERENCES.replace_all(text, MEDIA_REFERENCE_PROCESSED).into_owned())
 }
 
 /// The most recent tool uses Anthropic's server-side clearing keeps.

@@ -78,11 +78,15 @@ impl AgentRuntime {
     pub(super) fn housekeeping(&self, cfg: &Config, agent_id: &str, models: &[String]) -> Housekeeping {
         let model = models.first().cloned().unwrap_or_default();
         let plan = plan(cfg, &model);
-        let auth = model
-            .split_once('/')
-            .and_then(|(provider, _)| self.providers.get(provider))
-            .and_then(|p| p.auth_mode(&agent_dir(cfg, agent_id, &self.env)));
-        let pruning = chela_core::pruning::plan(cfg, &model, auth);
+        // The credential is read only where it decides the route (server-side clearing).
+        let mut pruning = chela_core::pruning::plan(cfg, &model, None);
+        if pruning.as_ref().is_some_and(|p| matches!(p.route, chela_core::pruning::Route::AnthropicServer { .. })) {
+            let auth = model
+                .split_once('/')
+                .and_then(|(provider, _)| self.providers.get(provider))
+                .and_then(|p| p.auth_mode(&agent_dir(cfg, agent_id, &self.env)));
+            pruning = chela_core::pruning::plan(cfg, &model, auth);
+        }
         let exact = |configured: Option<&String>, what: &str| match configured {
             None => Ok(models.to_vec()),
             Some(m) => self
